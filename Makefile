@@ -1,0 +1,49 @@
+# The two commands a person needs: `make demo` and `make test`.
+# Both install what they need (apt packages, a virtualenv at .venv) and are
+# fast when everything is already there.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+APT_PACKAGES := syncthing ffmpeg
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all test lint demo bench apt clean
+
+all: test
+
+apt:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing apt packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check reconciler providers tests bench
+	$(BIN)/ruff format --check reconciler providers tests bench
+	$(BIN)/mypy
+
+test: apt $(STAMP) lint
+	$(BIN)/pytest
+
+demo: apt $(STAMP)
+	$(BIN)/python -m reconciler.demo
+
+bench: apt $(STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) demo-run .pytest_cache .mypy_cache .ruff_cache
