@@ -1,0 +1,105 @@
+"""The provider protocols: what the core asks of a source or a store.
+
+SDK types (pyicloud, requests, Syncthing JSON) never cross this boundary:
+providers speak only in the values of ``reconciler.model`` and raise only
+``ProviderError`` (or its subclasses).
+
+- A **Source** lists items and can fetch and remove them (the folder source,
+  iCloud). Listing is a generator so a remote source can stream pages.
+- A **Store** holds files addressed by relative path: the backup targets and
+  the local library. It can say whether it is available (marker present),
+  list its files hashed, write a file atomically and verify a copy now.
+- A **Hasher** is handed to listings by the observer; it is backed by the
+  state DB's hash cache, so unchanged files are never re-read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from reconciler.model import FileCopy, MediaFile, SourceItem
+
+
+@attrs.frozen(kw_only=True)
+class ScanEntry:
+    """A file seen by a walk: enough to look it up in the hash cache."""
+
+    path: Path
+    rel: str
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+@attrs.frozen(kw_only=True)
+class Hashed:
+    sha256: str
+    captured_at_ts: float | None = None
+
+
+class Hasher(Protocol):
+    """Hashes files, reusing cached results for unchanged (size, mtime, inode)."""
+
+    def hash_entries(self, entries: Iterable[ScanEntry], *, dates: bool = False) -> list[Hashed]:
+        """Return one result per entry, in order. With ``dates``, also read
+        the capture date (EXIF DateTimeOriginal) where the file has one."""
+        ...
+
+
+@attrs.frozen(kw_only=True)
+class Availability:
+    available: bool
+    reason: str = ""
+
+
+@runtime_checkable
+class Source(Protocol):
+    id: str
+    kind: str
+    #: True when file hashes are only known after a download (iCloud).
+    remote: bool
+
+    def list_items(self, hasher: Hasher) -> Iterator[SourceItem]:
+        """Yield every item; raise ProviderError if the listing fails."""
+        ...
+
+    def fetch(self, item: SourceItem, file: MediaFile, dest: Path) -> None:
+        """Write the file's original bytes to ``dest`` (a temporary path the
+        caller owns), checking the byte count; raise ProviderError on failure."""
+        ...
+
+    def remove(self, item: SourceItem) -> None:
+        """Remove the item from the source (soft delete where the source has one).
+        Only the applier calls this, and only after its own removal gate."""
+        ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    id: str
+    kind: str
+
+    def availability(self) -> Availability: ...
+
+    def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
+        """Yield every file with its SHA-256; raise ProviderError if the walk fails."""
+        ...
+
+    def put(self, src: Path, rel_path: str, sha256: str) -> FileCopy:
+        """Copy ``src`` to ``rel_path`` atomically (temporary name, fsync,
+        rename), read it back and verify its SHA-256. If ``rel_path`` is taken
+        by a different file, a collision-proof name is chosen; the returned
+        copy says where it landed."""
+        ...
+
+    def verify(self, copy: FileCopy) -> bool:
+        """Re-read the copy now: True only if it still hashes to its sha256."""
+        ...
+
+    def read_to(self, copy: FileCopy, dest: Path) -> None:
+        """Write the copy's bytes to ``dest`` (to restore or re-copy from it)."""
+        ...

@@ -1,0 +1,285 @@
+"""Frozen values shared by every layer: what exists (World) and what to do (Plan).
+
+Nothing here does I/O. Providers produce these values; the planner consumes
+a World and produces a Plan; the applier executes Actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import ClassVar
+
+import attrs
+
+ORIGINAL_TIER = "original"
+
+
+@attrs.frozen(kw_only=True)
+class MediaFile:
+    """One file of a source item (a Live Photo has two: the still and its MOV).
+
+    ``sha256`` is the content identity of the original bytes; it is None for a
+    remote source (iCloud) until the file has been downloaded and verified.
+    ``ref`` is the provider's own handle for the file (a relative path, a
+    resource name); ``role`` is ``original`` or ``live_video``.
+    """
+
+    name: str
+    size: int
+    ref: str
+    role: str = "original"
+    sha256: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SourceItem:
+    """A media item in a source: photo, video or Live Photo pair.
+
+    ``key`` is stable inside the source and never a bare filename (iCloud:
+    asset id + master id; folder: the primary file's relative path).
+    ``captured_at`` is None when unknown (never 1970).
+    """
+
+    source_id: str
+    key: str
+    files: tuple[MediaFile, ...]
+    captured_at: datetime | None
+    version: str = ""
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+@attrs.frozen(kw_only=True)
+class FileCopy:
+    """A file held by a store (a backup target or the library), hashed."""
+
+    store_id: str
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+@attrs.frozen(kw_only=True)
+class SourceState:
+    """What one source listed. ``trusted`` is False when the listing failed,
+    came back empty, or shrank sharply: then nothing is removed from it."""
+
+    source_id: str
+    kind: str
+    remote: bool
+    items: tuple[SourceItem, ...]
+    trusted: bool = True
+    problem: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Delivery:
+    """A copy handed to a target that confirms later (the phone via Syncthing)."""
+
+    sha256: str
+    path: str
+    delivered_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class TargetState:
+    """What one backup target holds. An unavailable target (marker missing,
+    listing failed) is neither written to nor read as empty."""
+
+    target_id: str
+    kind: str
+    available: bool
+    copies: tuple[FileCopy, ...] = ()
+    pending: tuple[Delivery, ...] = ()
+    problem: str = ""
+
+    def index(self) -> dict[str, FileCopy]:
+        return {c.sha256: c for c in self.copies}
+
+
+@attrs.frozen(kw_only=True)
+class LibraryFile:
+    """A file in the local library and the original it was made from."""
+
+    path: str
+    sha256: str
+    original_sha256: str
+    tier: str
+    size: int
+
+
+@attrs.frozen(kw_only=True)
+class LibraryState:
+    available: bool
+    files: tuple[LibraryFile, ...] = ()
+    problem: str = ""
+
+    def index(self) -> dict[str, LibraryFile]:
+        return {f.original_sha256: f for f in self.files}
+
+
+@attrs.frozen(kw_only=True)
+class World:
+    """A snapshot of actual state, as observed at ``observed_at``.
+
+    ``known_sha256`` maps (source_id, item key, file ref) to the SHA-256 of a
+    remote file already downloaded and verified. ``settled`` holds
+    (original sha256, tier) pairs where re-encoding was found not worth it.
+    """
+
+    observed_at: datetime
+    sources: tuple[SourceState, ...]
+    targets: tuple[TargetState, ...]
+    library: LibraryState
+    known_sha256: Mapping[tuple[str, str, str], str] = attrs.field(factory=dict)
+    settled: frozenset[tuple[str, str]] = frozenset()
+    tombstones: frozenset[tuple[str, str]] = frozenset()
+
+
+# ---------------------------------------------------------------- actions
+
+
+@attrs.frozen(kw_only=True)
+class FileOrigin:
+    """Where a file came from: lets an action name a file whose hash is not
+    known yet (it is resolved after its download)."""
+
+    source_id: str
+    item_key: str
+    ref: str
+
+
+@attrs.frozen(kw_only=True)
+class Action:
+    """One step of a plan. ``id`` is deterministic, so the same world gives
+    the same ids; ``depends_on`` lists ids that must succeed first."""
+
+    kind: ClassVar[str] = "action"
+    symbol: ClassVar[str] = "~"
+    id: str
+    reason: str
+    depends_on: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class DownloadAsset(Action):
+    """Fetch a remote original into the library, learning its SHA-256."""
+
+    kind: ClassVar[str] = "download"
+    symbol: ClassVar[str] = "+"
+    origin: FileOrigin
+    name: str
+    size: int
+    captured_at: datetime | None
+
+
+@attrs.frozen(kw_only=True)
+class CopyToLibrary(Action):
+    """Place an original whose hash is known into the library."""
+
+    kind: ClassVar[str] = "copy-to-library"
+    symbol: ClassVar[str] = "+"
+    sha256: str
+    name: str
+    size: int
+    captured_at: datetime | None
+
+
+@attrs.frozen(kw_only=True)
+class CopyToTarget(Action):
+    """Write a verified copy of an original onto a backup target."""
+
+    kind: ClassVar[str] = "copy-to-target"
+    symbol: ClassVar[str] = "+"
+    target_id: str
+    sha256: str | None
+    origin: FileOrigin | None
+    name: str
+    size: int
+    captured_at: datetime | None
+
+
+@attrs.frozen(kw_only=True)
+class ConfirmOnDevice(Action):
+    """Ask a confirming target (the phone) whether a delivery has landed."""
+
+    kind: ClassVar[str] = "confirm-on-device"
+    symbol: ClassVar[str] = "?"
+    target_id: str
+    sha256: str
+    path: str
+
+
+@attrs.frozen(kw_only=True)
+class EncodeForTier(Action):
+    """Re-encode the library file of an original for its age tier."""
+
+    kind: ClassVar[str] = "encode"
+    symbol: ClassVar[str] = "~"
+    sha256: str | None
+    origin: FileOrigin | None
+    name: str
+    tier: str
+    quality: int | None
+    crf: int | None
+
+
+@attrs.frozen(kw_only=True)
+class RemoveFromSource(Action):
+    """Off-load an archived item from its source (iCloud: soft delete)."""
+
+    kind: ClassVar[str] = "remove-from-source"
+    symbol: ClassVar[str] = "-"
+    source_id: str
+    item_key: str
+    files: tuple[MediaFile, ...]
+    size: int
+
+
+ACTION_TYPES: tuple[type[Action], ...] = (
+    DownloadAsset,
+    CopyToLibrary,
+    CopyToTarget,
+    ConfirmOnDevice,
+    EncodeForTier,
+    RemoveFromSource,
+)
+
+
+@attrs.frozen(kw_only=True)
+class Note:
+    """Something the plan will not do now, and why: ``waiting`` (a slow
+    confirmation, picked up next run), ``blocked`` (a guard or an unavailable
+    store), or ``error`` (bad input for one item)."""
+
+    status: str
+    subject: str
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
+class Plan:
+    """The ordered actions that make the world match the desired state.
+
+    ``basis`` fingerprints the world and configuration it was computed from.
+    """
+
+    actions: tuple[Action, ...]
+    notes: tuple[Note, ...]
+    created_at: datetime
+    basis: str = ""
+    config_digest: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not self.actions
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for a in self.actions:
+            out[a.kind] = out.get(a.kind, 0) + 1
+        return out
