@@ -1,0 +1,393 @@
+"""desired_state.toml -> DesiredState, with every problem reported at once.
+
+Parsing is tomllib + one cattrs converter that forbids unknown keys; cattrs'
+detailed validation gives each error its key path, and the semantic checks
+that follow (tier order, enough targets for ``copies``…) add theirs. The
+result is one ``ConfigError`` listing every problem, one line each:
+``desired_state.toml: targets.nas.path: required``.
+
+Secrets never live in the file: they come from ICLOUD_USERNAME,
+ICLOUD_PASSWORD and SYNCTHING_API_KEY in the environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError, IterableValidationError
+from cattrs.v import format_exception as default_format_exception
+
+from reconciler.errors import ConfigError
+
+DEFAULT_CONFIG = "desired_state.toml"
+ENV_CONFIG = "RECONCILE_CONFIG"
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_SIZE_UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+class ByteSize(int):
+    """A size in bytes; the TOML may say 20000000000 or "20 GB"."""
+
+
+def _parse_size(value: object, _: type) -> ByteSize:
+    if isinstance(value, bool):
+        raise ValueError('expected a size such as 5000000 or "5 GB"')
+    if isinstance(value, int) and value >= 0:
+        return ByteSize(value)
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
+        if m and m.group(2).lower() in _SIZE_UNITS:
+            return ByteSize(int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]))
+    raise ValueError(f'expected a size such as 5000000 or "5 GB", got {value!r}')
+
+
+# ------------------------------------------------------------------ values
+
+
+@attrs.frozen(kw_only=True)
+class FolderSource:
+    """An import folder (camera card, "incoming" directory)."""
+
+    kind: Literal["folder"]
+    path: str
+    remove_after_archive: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class ICloudSource:
+    """iCloud Photos through pyicloud; credentials from the environment."""
+
+    kind: Literal["icloud"]
+    #: Emulator base URL (tests, the demo); empty means Apple's real service.
+    endpoint: str = ""
+    include_shared: bool = False
+    #: Add an asset to this album before removing it (empty: don't).
+    staging_album: str = ""
+    page_timeout_s: float = 60.0
+
+
+@attrs.frozen(kw_only=True)
+class FilesystemTarget:
+    """A mounted path (NAS, USB disk) carrying a marker file at its root."""
+
+    kind: Literal["filesystem"]
+    path: str
+
+
+@attrs.frozen(kw_only=True)
+class SyncthingTarget:
+    """The phone: a folder Syncthing shares with it; API key from the environment."""
+
+    kind: Literal["syncthing"]
+    path: str
+    folder_id: str
+    device_id: str
+    url: str = "http://127.0.0.1:8384"
+    #: Free this machine's staging copy once confirmed and removed from iCloud.
+    #: Only safe when the phone's folder ignores deletes (README).
+    delete_local_copy: bool = False
+
+
+SourceConfig = FolderSource | ICloudSource
+TargetConfig = FilesystemTarget | SyncthingTarget
+_SOURCE_KINDS: dict[str, type[Any]] = {"folder": FolderSource, "icloud": ICloudSource}
+_TARGET_KINDS: dict[str, type[Any]] = {
+    "filesystem": FilesystemTarget,
+    "syncthing": SyncthingTarget,
+}
+
+
+@attrs.frozen(kw_only=True)
+class Tier:
+    """Compression for items up to ``max_age_days`` old (no bound: any age)."""
+
+    name: str
+    max_age_days: int | None = None
+    jpeg_quality: int = 85
+    heic_quality: int = 85
+    video_crf: int = 26
+    keep: Literal["encode", "original"] = "encode"
+
+
+DEFAULT_TIERS = (
+    Tier(name="recent", max_age_days=365, jpeg_quality=85, heic_quality=85, video_crf=26),
+    Tier(name="older", max_age_days=3 * 365, jpeg_quality=75, heic_quality=75, video_crf=28),
+    Tier(name="archive", max_age_days=None, jpeg_quality=65, heic_quality=65, video_crf=30),
+)
+
+
+@attrs.frozen(kw_only=True)
+class Removal:
+    enabled: bool = False
+    keep_recent_days: int = 30
+    max_items_per_run: int = 500
+    max_bytes_per_run: ByteSize = ByteSize(50 * 10**9)
+    #: Seconds between two removals, to stay under the service's throttling.
+    pace_seconds: float = 0.2
+
+
+@attrs.frozen(kw_only=True)
+class Policy:
+    copies: int = 2
+    tiers: tuple[Tier, ...] = DEFAULT_TIERS
+    removal: Removal = Removal()
+    video_codec: Literal["libx264", "libx265"] = "libx264"
+    heic_preset: str = "fast"
+
+
+@attrs.frozen(kw_only=True)
+class Guards:
+    #: A listing that shrinks by more than this fraction since the last run
+    #: is not trusted (no removals from that source, no writes to that target).
+    max_shrink_fraction: float = 0.5
+
+
+@attrs.frozen(kw_only=True)
+class Library:
+    path: str
+
+
+@attrs.frozen(kw_only=True)
+class State:
+    dir: str
+
+
+@attrs.frozen(kw_only=True)
+class Apply:
+    workers: int = 4
+    retries: int = 4
+    backoff_base_s: float = 0.5
+
+
+@attrs.frozen(kw_only=True)
+class DesiredState:
+    library: Library
+    state: State
+    sources: dict[str, SourceConfig] = attrs.field(factory=dict)
+    targets: dict[str, TargetConfig] = attrs.field(factory=dict)
+    policy: Policy = Policy()
+    guards: Guards = Guards()
+    apply: Apply = Apply()
+    #: SHA-256 of the file, so a saved plan can tell the config moved.
+    digest: str = ""
+
+    @property
+    def library_path(self) -> Path:
+        return Path(self.library.path)
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.state.dir)
+
+
+# --------------------------------------------------------------- converter
+
+
+_TYPE_WORDS = {str: "a string", bool: "true or false", int: "an integer", float: "a number"}
+
+
+def _strict(kind: type, reject: type | None = None) -> Any:
+    def hook(value: Any, _: type) -> Any:
+        if not isinstance(value, kind) or (reject and isinstance(value, reject)):
+            raise ValueError(f"expected {_TYPE_WORDS[kind]}, got {value!r}")
+        return value
+
+    return hook
+
+
+def _strict_float(value: Any, _: type) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _format_exception(exc: BaseException, type_: type | None) -> str:
+    # Our own hooks raise ValueError with a message meant for a person.
+    if isinstance(exc, ValueError) and str(exc).startswith(("expected", "kind:")):
+        return str(exc)
+    if isinstance(exc, KeyError):
+        return "required field missing"
+    return default_format_exception(exc, type_)
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    conv.register_structure_hook(ByteSize, _parse_size)
+    # TOML already has types: take them as they are instead of coercing
+    # (cattrs would turn 3 into "3" and "no" into True).
+    for scalar in (str, bool):
+        conv.register_structure_hook(scalar, _strict(scalar))
+    conv.register_structure_hook(int, _strict(int, reject=bool))
+    conv.register_structure_hook(float, _strict_float)
+
+    def tagged(kinds: dict[str, type[Any]], what: str) -> Any:
+        def hook(value: Any, _: type) -> Any:
+            if not isinstance(value, dict):
+                raise ValueError(f"expected a table for the {what}")
+            kind = value.get("kind")
+            if kind not in kinds:
+                choices = ", ".join(sorted(kinds))
+                raise ValueError(f"kind: expected one of {choices}, got {kind!r}")
+            return conv.structure(value, kinds[kind])
+
+        return hook
+
+    conv.register_structure_hook(SourceConfig, tagged(_SOURCE_KINDS, "source"))
+    conv.register_structure_hook(TargetConfig, tagged(_TARGET_KINDS, "target"))
+    return conv
+
+
+converter = _make_converter()
+
+
+def _dotted(path: str) -> str:
+    path = re.sub(r"\['([^']*)'\]", r".\1", path)
+    path = re.sub(r"\[(\d+)\]", r"[\1]", path)
+    return path.removeprefix("$").removeprefix(".")
+
+
+def _friendly(message: str) -> tuple[str, str]:
+    """Split cattrs' 'msg @ $.path' into (path, our wording)."""
+    msg, _, path = message.rpartition(" @ ")
+    dotted = _dotted(path)
+    if msg == "required field missing":
+        return dotted, "required"
+    m = re.match(r"invalid value for type, expected (\w+)", msg)
+    if m:
+        return dotted, f"expected {m.group(1)}"
+    return dotted, msg
+
+
+def _structure_errors(exc: BaseException) -> list[str]:
+    out: list[str] = []
+    for message in cattrs.transform_error(exc, path="$", format_exception=_format_exception):
+        path, msg = _friendly(message)
+        extra = re.fullmatch(r"extra fields found \((.*)\)", msg)
+        if extra:
+            for key in extra.group(1).split(", "):
+                out.append(f"{path + '.' if path else ''}{key}: unknown key")
+        elif msg.startswith("kind: "):
+            out.append(f"{path}.kind: {msg.removeprefix('kind: ')}")
+        else:
+            out.append(f"{path}: {msg}" if path else msg)
+    return out
+
+
+# ---------------------------------------------------------------- loading
+
+
+def config_path(explicit: str | None) -> Path:
+    return Path(explicit or os.environ.get(ENV_CONFIG) or DEFAULT_CONFIG)
+
+
+def load(path: Path) -> DesiredState:
+    """Read and validate ``path``; raise ConfigError listing every problem."""
+    name = str(path)
+    try:
+        raw_bytes = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([f"{name}: not found (pass -c FILE or set {ENV_CONFIG})"]) from None
+    except OSError as e:
+        raise ConfigError([f"{name}: cannot read: {e.strerror}"]) from e
+    try:
+        raw = tomllib.loads(raw_bytes.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError([f"{name}: not valid TOML: {e}"]) from e
+    return parse(raw, name=name, base=path.resolve().parent, digest=_digest(raw_bytes))
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def parse(raw: dict[str, Any], *, name: str, base: Path, digest: str = "") -> DesiredState:
+    """Structure a TOML document; relative paths are taken from ``base``."""
+    try:
+        desired = converter.structure(raw, DesiredState)
+    except (ClassValidationError, IterableValidationError) as e:
+        raise ConfigError([f"{name}: {line}" for line in _structure_errors(e)]) from e
+    problems = [f"{name}: {p}" for p in _check(desired)]
+    if problems:
+        raise ConfigError(problems)
+    return _resolved(desired, base, digest)
+
+
+def _check(d: DesiredState) -> list[str]:
+    problems: list[str] = []
+    ident = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+    for section, table in (("sources", d.sources), ("targets", d.targets)):
+        for key in table:
+            if not ident.match(key):
+                problems.append(f"{section}.{key}: ids use letters, digits, '-' and '_'")
+    clash = sorted(set(d.sources) & set(d.targets))
+    for key in clash:
+        problems.append(f"targets.{key}: the id is also used by a source")
+    if "library" in d.targets:
+        problems.append("targets.library: 'library' is reserved for the local library")
+    if d.policy.copies < 1:
+        problems.append("policy.copies: must be at least 1")
+    removes = d.policy.removal.enabled
+    if removes and d.policy.copies > len(d.targets):
+        problems.append(
+            f"policy.copies: {d.policy.copies} copies are required before removal "
+            f"but only {len(d.targets)} backup target(s) are configured"
+        )
+    if d.policy.removal.keep_recent_days < 0:
+        problems.append("policy.removal.keep_recent_days: must not be negative")
+    if d.policy.removal.max_items_per_run < 0:
+        problems.append("policy.removal.max_items_per_run: must not be negative")
+    if not 0 < d.guards.max_shrink_fraction <= 1:
+        problems.append("guards.max_shrink_fraction: must be in (0, 1]")
+    if d.apply.workers < 1:
+        problems.append("apply.workers: must be at least 1")
+    problems.extend(_check_tiers(d.policy.tiers))
+    return problems
+
+
+def _check_tiers(tiers: tuple[Tier, ...]) -> list[str]:
+    problems: list[str] = []
+    last: int | None = -1
+    names: set[str] = set()
+    for i, t in enumerate(tiers):
+        where = f"policy.tiers[{i}]"
+        if t.name in names or t.name == "original":
+            problems.append(f"{where}.name: {t.name!r} is used twice or reserved")
+        names.add(t.name)
+        if last is None:
+            problems.append(f"{where}: comes after a tier with no max_age_days (unreachable)")
+        elif t.max_age_days is not None and t.max_age_days <= last:
+            problems.append(f"{where}.max_age_days: tiers must be in increasing age order")
+        last = t.max_age_days
+        for key in ("jpeg_quality", "heic_quality"):
+            if not 1 <= getattr(t, key) <= 100:
+                problems.append(f"{where}.{key}: must be between 1 and 100")
+        if not 0 <= t.video_crf <= 51:
+            problems.append(f"{where}.video_crf: must be between 0 and 51")
+    return problems
+
+
+def _resolved(d: DesiredState, base: Path, digest: str) -> DesiredState:
+    def fix(p: str) -> str:
+        return str((base / Path(p).expanduser()).resolve())
+
+    sources = {
+        k: attrs.evolve(v, path=fix(v.path)) if isinstance(v, FolderSource) else v
+        for k, v in d.sources.items()
+    }
+    targets = {k: attrs.evolve(v, path=fix(v.path)) for k, v in d.targets.items()}
+    return attrs.evolve(
+        d,
+        library=Library(path=fix(d.library.path)),
+        state=State(dir=fix(d.state.dir)),
+        sources=sources,
+        targets=targets,
+        digest=digest,
+    )

@@ -1,0 +1,357 @@
+"""The state database: SQLite through sqlite-utils, in WAL mode.
+
+It remembers what is expensive to learn again (file hashes, which download
+gave which SHA-256, which library file came from which original, which
+deliveries the phone confirmed) and what must never be forgotten while it
+exists (the journal, tombstones of what the tool removed from a source).
+Everything here can be re-derived by observing again: deleting the database
+loses time, not data.
+
+Only the main thread touches the connection; workers hand results back.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+import sqlite_utils
+
+from reconciler.errors import StateError
+
+SCHEMA_VERSION = 1
+_CHUNK = 900  # below SQLite's default limit of host parameters
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _migrate_1(db: sqlite_utils.Database) -> None:
+    db.table("hash_cache").create(
+        {
+            "path": str,
+            "size": int,
+            "mtime_ns": int,
+            "inode": int,
+            "sha256": str,
+            "captured_at": float,
+        },
+        pk="path",
+    )
+    db.table("source_files").create(
+        {"source_id": str, "item_key": str, "ref": str, "sha256": str, "size": int},
+        pk=("source_id", "item_key", "ref"),
+    )
+    db.table("library").create(
+        {
+            "path": str,
+            "original_sha256": str,
+            "sha256": str,
+            "tier": str,
+            "size": int,
+            "mtime_ns": int,
+        },
+        pk="path",
+    )
+    db.table("library").create_index(["original_sha256"])
+    db.table("deliveries").create(
+        {
+            "store_id": str,
+            "path": str,
+            "sha256": str,
+            "delivered_at": str,
+            "confirmed_at": str,
+        },
+        pk=("store_id", "path"),
+    )
+    db.table("settled").create(
+        {"original_sha256": str, "tier": str, "reason": str}, pk=("original_sha256", "tier")
+    )
+    db.table("listing_counts").create({"store_id": str, "count": int, "observed_at": str}, pk="store_id")
+    db.table("runs").create(
+        {
+            "id": int,
+            "command": str,
+            "started_at": str,
+            "finished_at": str,
+            "status": str,
+            "summary": str,
+        },
+        pk="id",
+    )
+    db.table("journal").create(
+        {
+            "id": int,
+            "run_id": int,
+            "action_id": str,
+            "kind": str,
+            "status": str,
+            "detail": str,
+            "at": str,
+        },
+        pk="id",
+    )
+    db.table("journal").create_index(["run_id"])
+    db.table("tombstones").create(
+        {
+            "source_id": str,
+            "item_key": str,
+            "sha256s": str,
+            "size": int,
+            "removed_at": str,
+            "run_id": int,
+        },
+        pk=("source_id", "item_key"),
+    )
+
+
+_MIGRATIONS = {1: _migrate_1}
+
+
+@attrs.frozen(kw_only=True)
+class CachedHash:
+    size: int
+    mtime_ns: int
+    inode: int
+    sha256: str
+    captured_at: float | None
+
+
+@attrs.frozen(kw_only=True)
+class LineageRow:
+    path: str
+    original_sha256: str
+    sha256: str
+    tier: str
+    size: int
+    mtime_ns: int
+
+
+class StateDB:
+    """The tool's memory, one file under the state directory."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            raise StateError(
+                f"state database {path}: {e} (move it aside; the next run rebuilds it)"
+            ) from e
+        except OSError as e:
+            raise StateError(f"state database {path}: {e.strerror}") from e
+        self.path = path
+
+    @classmethod
+    def in_dir(cls, state_dir: Path) -> StateDB:
+        return cls(state_dir / "state.db")
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def _migrate(self) -> None:
+        if "meta" not in self.db.table_names():
+            self.db.table("meta").create({"key": str, "value": str}, pk="key")
+        row = self._meta("schema_version")
+        version = int(row) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StateError(
+                f"state database has schema {version}, newer than this reconcile "
+                f"({SCHEMA_VERSION}); upgrade reconcile"
+            )
+        for v in range(version + 1, SCHEMA_VERSION + 1):
+            with self.db.conn:
+                _MIGRATIONS[v](self.db)
+                self._set_meta("schema_version", str(v))
+
+    def _meta(self, key: str) -> str | None:
+        rows = list(self.db.query("select value from meta where key = ?", [key]))
+        return str(rows[0]["value"]) if rows else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.db.table("meta").upsert({"key": key, "value": value}, pk="key")
+
+    # ------------------------------------------------------------ hash cache
+
+    def cached_hashes(self, paths: Sequence[str]) -> dict[str, CachedHash]:
+        out: dict[str, CachedHash] = {}
+        for chunk in _chunks(paths):
+            marks = ",".join("?" * len(chunk))
+            sql = f"select * from hash_cache where path in ({marks})"
+            for r in self.db.query(sql, list(chunk)):
+                out[r["path"]] = CachedHash(
+                    size=r["size"],
+                    mtime_ns=r["mtime_ns"],
+                    inode=r["inode"],
+                    sha256=r["sha256"],
+                    captured_at=r["captured_at"],
+                )
+        return out
+
+    def store_hashes(self, rows: Iterable[tuple[str, CachedHash]]) -> None:
+        records = [{"path": p, **attrs.asdict(h)} for p, h in rows]
+        if records:
+            with self.db.conn:
+                self.db.table("hash_cache").upsert_all(records, pk="path")
+
+    # -------------------------------------------------------- source files
+
+    def known_sha256(self) -> dict[tuple[str, str, str], str]:
+        rows = self.db.query("select source_id, item_key, ref, sha256 from source_files")
+        return {(r["source_id"], r["item_key"], r["ref"]): r["sha256"] for r in rows}
+
+    def record_source_file(
+        self, source_id: str, item_key: str, ref: str, sha256: str, size: int
+    ) -> None:
+        self.db.table("source_files").upsert(
+            {
+                "source_id": source_id,
+                "item_key": item_key,
+                "ref": ref,
+                "sha256": sha256,
+                "size": size,
+            },
+            pk=("source_id", "item_key", "ref"),
+        )
+
+    # ------------------------------------------------------------- library
+
+    def lineage(self) -> dict[str, LineageRow]:
+        return {r["path"]: LineageRow(**r) for r in self.db.query("select * from library")}
+
+    def record_lineage(self, row: LineageRow) -> None:
+        self.db.table("library").upsert(attrs.asdict(row), pk="path")
+
+    def settled(self) -> frozenset[tuple[str, str]]:
+        rows = self.db.query("select original_sha256, tier from settled")
+        return frozenset((r["original_sha256"], r["tier"]) for r in rows)
+
+    def record_settled(self, original_sha256: str, tier: str, reason: str) -> None:
+        self.db.table("settled").upsert(
+            {"original_sha256": original_sha256, "tier": tier, "reason": reason},
+            pk=("original_sha256", "tier"),
+        )
+
+    # ---------------------------------------------------------- deliveries
+
+    def deliveries(self, store_id: str) -> dict[str, dict[str, Any]]:
+        rows = self.db.query("select * from deliveries where store_id = ?", [store_id])
+        return {r["path"]: dict(r) for r in rows}
+
+    def record_delivery(self, store_id: str, path: str, sha256: str) -> None:
+        existing = self.deliveries_for(store_id, path)
+        if existing and existing["sha256"] == sha256:
+            return
+        self.db.table("deliveries").upsert(
+            {
+                "store_id": store_id,
+                "path": path,
+                "sha256": sha256,
+                "delivered_at": _now(),
+                "confirmed_at": None,
+            },
+            pk=("store_id", "path"),
+        )
+
+    def deliveries_for(self, store_id: str, path: str) -> dict[str, Any] | None:
+        rows = list(
+            self.db.query(
+                "select * from deliveries where store_id = ? and path = ?", [store_id, path]
+            )
+        )
+        return dict(rows[0]) if rows else None
+
+    def record_confirmation(self, store_id: str, path: str, sha256: str) -> None:
+        self.db.table("deliveries").upsert(
+            {"store_id": store_id, "path": path, "sha256": sha256, "confirmed_at": _now()},
+            pk=("store_id", "path"),
+        )
+
+    # --------------------------------------------------------- listing guard
+
+    def listing_count(self, store_id: str) -> int | None:
+        rows = list(
+            self.db.query("select count from listing_counts where store_id = ?", [store_id])
+        )
+        return int(rows[0]["count"]) if rows else None
+
+    def record_listing_count(self, store_id: str, count: int) -> None:
+        self.db.table("listing_counts").upsert(
+            {"store_id": store_id, "count": count, "observed_at": _now()}, pk="store_id"
+        )
+
+    # --------------------------------------------------------- runs, journal
+
+    def start_run(self, command: str) -> int:
+        table = self.db.table("runs")
+        table.insert({"command": command, "started_at": _now(), "status": "running"})
+        assert table.last_pk is not None
+        return int(table.last_pk)
+
+    def finish_run(self, run_id: int, status: str, summary: dict[str, int]) -> None:
+        self.db.table("runs").update(
+            run_id, {"finished_at": _now(), "status": status, "summary": json.dumps(summary)}
+        )
+
+    def journal(
+        self, run_id: int, action_id: str, kind: str, status: str, detail: str = ""
+    ) -> None:
+        self.db.table("journal").insert(
+            {
+                "run_id": run_id,
+                "action_id": action_id,
+                "kind": kind,
+                "status": status,
+                "detail": detail,
+                "at": _now(),
+            }
+        )
+
+    def journal_rows(self, run_id: int | None = None) -> list[dict[str, Any]]:
+        if run_id is None:
+            return [dict(r) for r in self.db.query("select * from journal order by id")]
+        sql = "select * from journal where run_id = ? order by id"
+        return [dict(r) for r in self.db.query(sql, [run_id])]
+
+    def last_runs(self, limit: int = 5) -> list[dict[str, Any]]:
+        sql = "select * from runs order by id desc limit ?"
+        return [dict(r) for r in self.db.query(sql, [limit])]
+
+    # ----------------------------------------------------------- tombstones
+
+    def record_tombstone(
+        self, source_id: str, item_key: str, sha256s: Sequence[str], size: int, run_id: int
+    ) -> None:
+        self.db.table("tombstones").upsert(
+            {
+                "source_id": source_id,
+                "item_key": item_key,
+                "sha256s": json.dumps(list(sha256s)),
+                "size": size,
+                "removed_at": _now(),
+                "run_id": run_id,
+            },
+            pk=("source_id", "item_key"),
+        )
+
+    def tombstones(self) -> frozenset[tuple[str, str]]:
+        rows = self.db.query("select source_id, item_key from tombstones")
+        return frozenset((r["source_id"], r["item_key"]) for r in rows)
+
+    def tombstone_count(self) -> int:
+        return int(self.db.table("tombstones").count)
+
+
+def _chunks(seq: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(seq), _CHUNK):
+        yield seq[i : i + _CHUNK]
