@@ -161,6 +161,8 @@ class Action:
     kind: ClassVar[str] = "action"
     symbol: ClassVar[str] = "~"
     id: str
+    #: What it acts on, for people: "icloud:IMG_0001.HEIC".
+    subject: str
     reason: str
     depends_on: tuple[str, ...] = ()
 

@@ -40,6 +40,7 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
             "mtime_ns": int,
             "inode": int,
             "sha256": str,
+            "dated": int,
             "captured_at": float,
         },
         pk="path",
@@ -73,7 +74,9 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
     db.table("settled").create(
         {"original_sha256": str, "tier": str, "reason": str}, pk=("original_sha256", "tier")
     )
-    db.table("listing_counts").create({"store_id": str, "count": int, "observed_at": str}, pk="store_id")
+    db.table("listing_counts").create(
+        {"store_id": str, "count": int, "observed_at": str}, pk="store_id"
+    )
     db.table("runs").create(
         {
             "id": int,
@@ -120,6 +123,8 @@ class CachedHash:
     mtime_ns: int
     inode: int
     sha256: str
+    #: True once the capture date was looked for (captured_at may still be None).
+    dated: bool
     captured_at: float | None
 
 
@@ -194,6 +199,7 @@ class StateDB:
                     mtime_ns=r["mtime_ns"],
                     inode=r["inode"],
                     sha256=r["sha256"],
+                    dated=bool(r["dated"]),
                     captured_at=r["captured_at"],
                 )
         return out

@@ -1,0 +1,12 @@
+"""Encoders for the library tiers: Pillow (+pillow-heif) for stills, ffmpeg for video.
+
+A pure layer: functions of files, with no configuration, database or output.
+"""
+
+from __future__ import annotations
+
+from reconciler.media.encode import EncodeResult, encode_file
+from reconciler.media.kinds import media_kind
+from reconciler.media.metadata import read_capture_date, read_lineage
+
+__all__ = ["EncodeResult", "encode_file", "media_kind", "read_capture_date", "read_lineage"]

@@ -1,0 +1,271 @@
+"""Filesystem stores: a backup target on a mounted path (NAS, USB disk) and
+the local library.
+
+A store is identified by a marker file at its root (``reconcile init-target``
+writes it). Without the marker, the store is *unavailable*: an unmounted NAS
+looks like an empty folder, and nothing may be written into the bare mount
+point or concluded from its emptiness.
+
+Writes never overwrite: a file goes to a temporary name in the destination
+folder, is fsynced, then linked into place (failing if the name was taken
+meanwhile), read back and verified. A backup target never loses a file to
+this tool; the library's re-encoded files are the one place a file is
+replaced (``replace``), and only by the library's own owner, the applier.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from providers.base import Availability, Hasher, ScanEntry
+from reconciler.errors import ProviderError
+from reconciler.hashing import copy_file_hashing, fsync_dir, sha256_file
+from reconciler.layout import collision_path, is_inside
+from reconciler.model import FileCopy
+
+MARKER = ".reconcile-target.json"
+TMP_PREFIX = ".reconcile-tmp-"
+
+
+def write_marker(root: Path, store_id: str) -> Path:
+    """Mark ``root`` as the store ``store_id`` (``reconcile init-target``)."""
+    root.mkdir(parents=True, exist_ok=True)
+    marker = root / MARKER
+    if marker.exists():
+        existing = read_marker(root)
+        if existing != store_id:
+            raise ProviderError(
+                f"{root} is already marked as {existing!r}; refusing to re-mark it",
+                provider=store_id,
+            )
+        return marker
+    body = {"id": store_id, "created_at": datetime.now(UTC).isoformat(), "tool": "reconcile"}
+    tmp = root / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+    tmp.write_text(json.dumps(body, indent=2) + "\n")
+    os.replace(tmp, marker)
+    fsync_dir(root)
+    return marker
+
+
+def read_marker(root: Path) -> str | None:
+    try:
+        data = json.loads((root / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    value = data.get("id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def scan_tree(root: Path) -> Iterator[ScanEntry]:
+    """One os.scandir pass; skips our marker, temporaries and dot-folders."""
+    stack = [(root, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        with os.scandir(folder) as it:
+            for entry in it:
+                name = entry.name
+                if name.startswith(".") and (
+                    name == MARKER or name.startswith(TMP_PREFIX) or entry.is_dir()
+                ):
+                    continue
+                rel = f"{prefix}{name}"
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((Path(entry.path), rel + "/"))
+                elif entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    yield ScanEntry(
+                        path=Path(entry.path),
+                        rel=rel,
+                        size=st.st_size,
+                        mtime_ns=st.st_mtime_ns,
+                        inode=st.st_ino,
+                    )
+
+
+class FilesystemStore:
+    """A folder tree holding media files, addressed by relative path."""
+
+    kind = "filesystem"
+
+    def __init__(self, store_id: str, root: Path) -> None:
+        self.id = store_id
+        self.root = root
+
+    def __repr__(self) -> str:
+        return f"FilesystemStore({self.id!r}, {str(self.root)!r})"
+
+    def availability(self) -> Availability:
+        if not self.root.is_dir():
+            return Availability(
+                available=False, reason=f"{self.root} does not exist or is not mounted"
+            )
+        marker = read_marker(self.root)
+        if marker is None:
+            return Availability(
+                available=False,
+                reason=(
+                    f"{self.root} has no {MARKER} (not mounted?); if this is the right place, "
+                    f"run: reconcile init-target {self.root} --id {self.id}"
+                ),
+            )
+        if marker != self.id:
+            return Availability(
+                available=False,
+                reason=f"{self.root} is marked as {marker!r}, not {self.id!r} (wrong disk?)",
+            )
+        return Availability(available=True)
+
+    def _path(self, rel: str) -> Path:
+        if not is_inside(rel):
+            raise ProviderError(f"path {rel!r} escapes the store root", provider=self.id)
+        return self.root / rel
+
+    def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
+        try:
+            entries = list(scan_tree(self.root))
+        except OSError as e:
+            raise ProviderError(f"listing {self.root} failed: {e}", provider=self.id) from e
+        for entry, hashed in zip(entries, hasher.hash_entries(entries), strict=True):
+            yield FileCopy(
+                store_id=self.id,
+                path=entry.rel,
+                size=entry.size,
+                mtime_ns=entry.mtime_ns,
+                sha256=hashed.sha256,
+            )
+
+    def put(self, src: Path, rel_path: str, sha256: str) -> FileCopy:
+        rel = rel_path
+        for _ in range(3):
+            dest = self._path(rel)
+            existing = self._existing(dest)
+            if existing == sha256:
+                return self._copy_at(rel, sha256)
+            if existing is None:
+                try:
+                    return self._write_new(src, rel, sha256)
+                except FileExistsError:
+                    continue  # someone took the name meanwhile: look again
+            rel = collision_path(rel_path, sha256)
+        raise ProviderError(f"could not find a free name for {rel_path}", provider=self.id)
+
+    def _existing(self, dest: Path) -> str | None:
+        try:
+            return sha256_file(dest) if dest.exists() else None
+        except OSError as e:
+            raise ProviderError(f"reading {dest} failed: {e}", provider=self.id) from e
+
+    def _copy_at(self, rel: str, sha256: str) -> FileCopy:
+        st = self._path(rel).stat()
+        return FileCopy(
+            store_id=self.id, path=rel, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256
+        )
+
+    def _write_new(self, src: Path, rel: str, sha256: str) -> FileCopy:
+        tmp = self.temp_path(rel)
+        try:
+            got, _ = copy_file_hashing(src, tmp)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise ProviderError(
+                f"writing {rel} failed: {e}", provider=self.id, transient=True
+            ) from e
+        if got != sha256:
+            tmp.unlink(missing_ok=True)
+            raise ProviderError(
+                f"source bytes for {rel} changed while copying (sha256 {got[:12]}, "
+                f"expected {sha256[:12]})",
+                provider=self.id,
+                transient=True,
+            )
+        return self._place(tmp, rel, sha256)
+
+    def adopt(self, tmp: Path, rel_path: str, sha256: str) -> FileCopy:
+        """Move a verified temporary file (from ``temp_path``) into place under
+        ``rel_path`` or a collision-proof name; never overwrites."""
+        rel = rel_path
+        for _ in range(3):
+            existing = self._existing(self._path(rel))
+            if existing == sha256:
+                tmp.unlink(missing_ok=True)
+                return self._copy_at(rel, sha256)
+            if existing is None:
+                try:
+                    return self._place(tmp, rel, sha256)
+                except FileExistsError:
+                    continue
+            rel = collision_path(rel_path, sha256)
+        tmp.unlink(missing_ok=True)
+        raise ProviderError(f"could not find a free name for {rel_path}", provider=self.id)
+
+    def _place(self, tmp: Path, rel: str, sha256: str) -> FileCopy:
+        dest = self._path(rel)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _link_no_clobber(tmp, dest)
+            fsync_dir(dest.parent)
+        except FileExistsError:
+            raise
+        except OSError as e:
+            raise ProviderError(
+                f"writing {rel} failed: {e}", provider=self.id, transient=True
+            ) from e
+        finally:
+            tmp.unlink(missing_ok=True)
+        copy = self._copy_at(rel, sha256)
+        if not self.verify(copy):
+            raise ProviderError(
+                f"read-back of {rel} does not match its sha256", provider=self.id, transient=True
+            )
+        return copy
+
+    def verify(self, copy: FileCopy) -> bool:
+        try:
+            return sha256_file(self._path(copy.path)) == copy.sha256
+        except OSError:
+            return False
+
+    def read_to(self, copy: FileCopy, dest: Path) -> None:
+        try:
+            shutil.copyfile(self._path(copy.path), dest)
+        except OSError as e:
+            raise ProviderError(f"reading {copy.path} failed: {e}", provider=self.id) from e
+
+    def temp_path(self, rel_path: str) -> Path:
+        """A temporary name beside ``rel_path`` (same filesystem, so rename is atomic)."""
+        dest = self._path(rel_path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        return dest.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}{dest.suffix}"
+
+    def replace(self, tmp: Path, rel_path: str) -> FileCopy:
+        """Library only: atomically replace ``rel_path`` with ``tmp`` (an
+        encoded file). Backup targets are never written through this."""
+        dest = self._path(rel_path)
+        try:
+            os.replace(tmp, dest)
+            fsync_dir(dest.parent)
+        except OSError as e:
+            raise ProviderError(f"replacing {rel_path} failed: {e}", provider=self.id) from e
+        return self._copy_at(rel_path, sha256_file(dest))
+
+
+def _link_no_clobber(tmp: Path, dest: Path) -> None:
+    """Move ``tmp`` to ``dest``, failing with FileExistsError if ``dest`` exists."""
+    try:
+        os.link(tmp, dest)
+    except OSError as e:
+        if e.errno == errno.EEXIST:
+            raise FileExistsError(str(dest)) from e
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+            raise
+        # No hard links here (some network filesystems): check, then rename.
+        if dest.exists():
+            raise FileExistsError(str(dest)) from e
+        os.rename(tmp, dest)

@@ -1,0 +1,131 @@
+"""The folder source: an import folder (a camera card, an "incoming" directory).
+
+Each media file is an item, except that a still and a video sharing a stem
+in the same folder (IMG_1.HEIC + IMG_1.MOV) are one Live Photo item. Hashes
+come from the observer's cached hasher, so an unchanged card is not re-read.
+Capture date: EXIF DateTimeOriginal where the file has one, else its mtime.
+
+An item leaves the folder only through ``remove``, which the applier calls
+after its removal gate, and which refuses if a file changed since it was
+archived (a new photo that reused the name must not be deleted).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from providers.base import Hasher, ScanEntry
+from providers.filesystem import scan_tree
+from reconciler.errors import ProviderError
+from reconciler.hashing import sha256_file
+from reconciler.layout import is_inside
+from reconciler.model import MediaFile, SourceItem
+
+STILLS = {".jpg", ".jpeg", ".heic", ".heif", ".png", ".gif", ".tif", ".tiff", ".webp", ".dng"}
+STILLS |= {".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf"}
+VIDEOS = {".mov", ".mp4", ".m4v", ".avi", ".3gp", ".mts"}
+
+
+def is_media(name: str) -> bool:
+    return posixpath.splitext(name)[1].lower() in STILLS | VIDEOS
+
+
+class FolderSource:
+    kind = "folder"
+    remote = False
+
+    def __init__(self, source_id: str, root: Path, *, removable: bool = True) -> None:
+        self.id = source_id
+        self.root = root
+        self.removable = removable
+
+    def list_items(self, hasher: Hasher) -> Iterator[SourceItem]:
+        if not self.root.is_dir():
+            raise ProviderError(f"{self.root} does not exist or is not mounted", provider=self.id)
+        try:
+            entries = sorted(
+                (e for e in scan_tree(self.root) if is_media(e.rel)), key=lambda e: e.rel
+            )
+        except OSError as e:
+            raise ProviderError(f"listing {self.root} failed: {e}", provider=self.id) from e
+        hashed = hasher.hash_entries(entries, dates=True)
+        files = {
+            e.rel: (
+                e,
+                MediaFile(name=posixpath.basename(e.rel), size=e.size, ref=e.rel, sha256=h.sha256),
+                h.captured_at_ts,
+            )
+            for e, h in zip(entries, hashed, strict=True)
+        }
+        yield from _group(self.id, files)
+
+    def _path(self, ref: str) -> Path:
+        if not is_inside(ref):
+            raise ProviderError(f"path {ref!r} escapes {self.root}", provider=self.id)
+        return self.root / ref
+
+    def fetch(self, item: SourceItem, file: MediaFile, dest: Path) -> None:
+        src = self._path(file.ref)
+        try:
+            shutil.copyfile(src, dest)
+        except OSError as e:
+            raise ProviderError(f"reading {file.ref} failed: {e}", provider=self.id) from e
+        if dest.stat().st_size != file.size:
+            raise ProviderError(
+                f"{file.ref} changed size while being read", provider=self.id, transient=True
+            )
+
+    def remove(self, item: SourceItem) -> None:
+        # Re-check every file against what was archived before deleting any.
+        for f in item.files:
+            path = self._path(f.ref)
+            try:
+                current = sha256_file(path) if path.exists() else None
+            except OSError as e:
+                raise ProviderError(f"reading {f.ref} failed: {e}", provider=self.id) from e
+            if current is not None and current != f.sha256:
+                raise ProviderError(
+                    f"{f.ref} changed since it was archived; not removing it", provider=self.id
+                )
+        for f in item.files:
+            try:
+                self._path(f.ref).unlink(missing_ok=True)
+            except OSError as e:
+                raise ProviderError(f"removing {f.ref} failed: {e}", provider=self.id) from e
+
+
+def _group(
+    source_id: str,
+    files: dict[str, tuple[ScanEntry, MediaFile, float | None]],
+) -> Iterator[SourceItem]:
+    """Pair stills with a same-stem video (Live Photos); everything else alone."""
+    by_stem: dict[str, list[str]] = {}
+    for rel in files:
+        by_stem.setdefault(posixpath.splitext(rel)[0].lower(), []).append(rel)
+    for rels in by_stem.values():
+        stills = [r for r in rels if posixpath.splitext(r)[1].lower() in STILLS]
+        videos = [r for r in rels if posixpath.splitext(r)[1].lower() in VIDEOS]
+        if len(stills) == 1 and len(videos) == 1:
+            groups = [[stills[0], videos[0]]]
+        else:
+            groups = [[r] for r in rels]
+        for group in groups:
+            entry, first, ts = files[group[0]]
+            members = [first]
+            if len(group) == 2:
+                members.append(_as_live_video(files[group[1]][1]))
+            when = ts if ts is not None else entry.mtime_ns / 1e9
+            yield SourceItem(
+                source_id=source_id,
+                key=group[0],
+                files=tuple(members),
+                captured_at=datetime.fromtimestamp(when, UTC),
+            )
+
+
+def _as_live_video(f: MediaFile) -> MediaFile:
+    return MediaFile(name=f.name, size=f.size, ref=f.ref, role="live_video", sha256=f.sha256)

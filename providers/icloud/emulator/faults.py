@@ -1,0 +1,106 @@
+"""Fault injection for the emulator: the ways iCloud misbehaves, on demand.
+
+A ``Fault`` matches requests by route (``download``, ``query``, ``modify``,
+``lookup``, ``count``, ``zones``, ``changes``, ``setup``, ``auth``, or the
+groups ``ckdatabase`` and ``any``) and, while it has ``times`` left, replaces
+or alters the answer: an HTTP status with Apple's body and ``Retry-After``, a
+delay, a truncated download body, or a CONFLICT for every record of a modify.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Literal
+
+import attrs
+
+CKDATABASE_ROUTES = frozenset({"query", "lookup", "modify", "count", "zones", "changes"})
+ROUTES = CKDATABASE_ROUTES | {"download", "setup", "auth", "ckdatabase", "any"}
+
+#: Apple's bodies for the statuses tests ask for (what pyicloud and our
+#: classifier look at: the status, ``serverErrorCode`` and ``Retry-After``).
+DEFAULT_BODIES: dict[int, dict[str, Any]] = {
+    401: {"serverErrorCode": "AUTHENTICATION_REQUIRED", "reason": "no auth method found"},
+    403: {"serverErrorCode": "ACCESS_DENIED", "reason": "private db access disabled for this account"},
+    409: {"serverErrorCode": "CONFLICT", "reason": "oplock error"},
+    421: {"serverErrorCode": "AUTHENTICATION_FAILED", "reason": "Misdirected request"},
+    429: {"serverErrorCode": "THROTTLED", "reason": "Rate limit exceeded"},
+    500: {"serverErrorCode": "INTERNAL_ERROR", "reason": "Internal server error"},
+    503: {"serverErrorCode": "TRY_AGAIN_LATER", "reason": "Service unavailable"},
+}
+
+
+@attrs.define(kw_only=True)
+class Fault:
+    """One injected misbehaviour. ``times=None`` lasts until cleared."""
+
+    route: str
+    status: int | None = None
+    body: dict[str, Any] | bytes | None = None
+    retry_after: float | None = None
+    delay: float = 0.0
+    #: Downloads: send only this fraction of the body. ``cut`` announces the
+    #: full Content-Length then drops the connection; ``lie`` announces the
+    #: short length, so only a client that checks the size notices.
+    truncate: float | None = None
+    truncate_mode: Literal["cut", "lie"] = "cut"
+    conflict: bool = False
+    path_contains: str = ""
+    times: int | None = 1
+    hits: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        if self.route not in ROUTES:
+            raise ValueError(f"unknown fault route {self.route!r}; one of {sorted(ROUTES)}")
+
+    def matches(self, route: str, path: str) -> bool:
+        if self.times is not None and self.times <= 0:
+            return False
+        if self.path_contains and self.path_contains not in path:
+            return False
+        if self.route == "any":
+            return True
+        if self.route == "ckdatabase":
+            return route in CKDATABASE_ROUTES
+        return self.route == route
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        return {"Retry-After": f"{self.retry_after:g}"}
+
+    def error_body(self) -> dict[str, Any] | bytes:
+        if self.body is not None:
+            return self.body
+        body = dict(DEFAULT_BODIES.get(self.status or 500, {"reason": "error"}))
+        if self.retry_after is not None:
+            body["retryAfter"] = self.retry_after
+        return body
+
+
+@attrs.define
+class FaultPlan:
+    """The active faults, consumed in order; thread-safe."""
+
+    faults: list[Fault] = attrs.field(factory=list)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    def add(self, fault: Fault) -> Fault:
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self.faults.clear()
+
+    def take(self, route: str, path: str) -> Fault | None:
+        """The first matching fault, with one use consumed."""
+        with self._lock:
+            for fault in self.faults:
+                if fault.matches(route, path):
+                    fault.hits += 1
+                    if fault.times is not None:
+                        fault.times -= 1
+                    return fault
+        return None

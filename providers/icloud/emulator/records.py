@@ -1,0 +1,188 @@
+"""CloudKit record JSON for the emulated store, in the shapes pyicloud validates.
+
+pyicloud parses every record with pydantic (``CKRecord`` and its typed field
+wrappers), so a field with the wrong ``type`` tag fails loudly in the client:
+that keeps the emulator honest. ``filenameEnc`` is ENCRYPTED_BYTES holding
+base64 text, as Apple sends it (pyicloud then decodes it a second time, which
+mangles names that are themselves valid base64, like the real service does).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+from urllib.parse import quote
+
+from providers.icloud.emulator.store import (
+    LIVE_VIDEO_UTI,
+    OWNER_RECORD_NAME,
+    Blob,
+    EmulatedAlbum,
+    EmulatedAsset,
+    EmulatedMaster,
+    Zone,
+)
+
+DOWNLOAD_HOST = "cvws.icloud-content.com"
+JSON = dict[str, Any]
+
+
+def _audit(ms: int) -> JSON:
+    return {"timestamp": ms, "userRecordName": OWNER_RECORD_NAME, "deviceID": "2"}
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def download_url(zone: str, master_id: str, resource: str, generation: int, filename: str) -> str:
+    """A content URL; ``generation`` lets the server expire every URL at once."""
+    token = base64.urlsafe_b64encode(
+        f"{zone}|{master_id}|{resource}|{generation}".encode()
+    ).decode()
+    signature = hashlib.sha256(token.encode()).hexdigest()[:16]
+    return f"https://{DOWNLOAD_HOST}/B/{token}/{quote(filename)}?o={signature}&v=1&x=3"
+
+
+def parse_download_token(token: str) -> tuple[str, str, str, int] | None:
+    try:
+        zone, master_id, resource, generation = (
+            base64.urlsafe_b64decode(token.encode()).decode().split("|")
+        )
+        return zone, master_id, resource, int(generation)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _asset_token(blob: Blob, url: str) -> JSON:
+    # Apple's checksum is opaque (not a plain hash of the bytes); emulate that
+    # by salting it, so no client is tempted to verify content against it.
+    opaque = hashlib.sha1(b"emulated:" + blob.sha256.encode()).digest()
+    return {
+        "type": "ASSETID",
+        "value": {
+            "fileChecksum": base64.b64encode(b"\x01" + opaque).decode(),
+            "size": blob.size,
+            "wrappingKey": base64.b64encode(hashlib.md5(opaque).digest()).decode(),
+            "referenceChecksum": base64.b64encode(b"\x01" + opaque[::-1]).decode(),
+            "downloadURL": url,
+        },
+    }
+
+
+def master_record(zone: Zone, master: EmulatedMaster, generation: int) -> JSON:
+    fields: JSON = {
+        "filenameEnc": {"type": "ENCRYPTED_BYTES", "value": _b64(master.filename)},
+        "itemType": {"type": "STRING", "value": master.uti},
+        "resOriginalFileType": {"type": "STRING", "value": master.uti},
+        "resOriginalWidth": {"type": "INT64", "value": master.width},
+        "resOriginalHeight": {"type": "INT64", "value": master.height},
+        "resOriginalFingerprint": {"type": "STRING", "value": master.original.sha256[:28]},
+        "resOriginalRes": _asset_token(
+            master.original,
+            download_url(zone.name, master.master_id, "original", generation, master.filename),
+        ),
+        "originalOrientation": {"type": "INT64", "value": 1},
+        "dataClassType": {"type": "INT64", "value": 1},
+    }
+    if master.live_video is not None:
+        stem = master.filename.rsplit(".", 1)[0]
+        fields.update(
+            {
+                "resOriginalVidComplFileType": {"type": "STRING", "value": LIVE_VIDEO_UTI},
+                "resOriginalVidComplWidth": {"type": "INT64", "value": 1440},
+                "resOriginalVidComplHeight": {"type": "INT64", "value": 1080},
+                "resOriginalVidComplFingerprint": {
+                    "type": "STRING",
+                    "value": master.live_video.sha256[:28],
+                },
+                "resOriginalVidComplRes": _asset_token(
+                    master.live_video,
+                    download_url(zone.name, master.master_id, "live", generation, f"{stem}.MOV"),
+                ),
+            }
+        )
+    return {
+        "recordName": master.master_id,
+        "recordType": "CPLMaster",
+        "fields": fields,
+        "pluginFields": {},
+        "recordChangeTag": master.change_tag,
+        "created": _audit(1_600_000_000_000),
+        "modified": _audit(1_600_000_000_000),
+        "deleted": False,
+        "zoneID": zone.zone_id,
+    }
+
+
+def asset_record(zone: Zone, asset: EmulatedAsset) -> JSON:
+    fields: JSON = {
+        "masterRef": {
+            "type": "REFERENCE",
+            "value": {
+                "recordName": asset.master_id,
+                "action": "DELETE_SELF",
+                "zoneID": zone.zone_id,
+            },
+        },
+        "assetDate": {"type": "TIMESTAMP", "value": asset.asset_date_ms},
+        "addedDate": {"type": "TIMESTAMP", "value": asset.added_date_ms},
+        "timeZoneOffset": {"type": "INT64", "value": 0},
+        "isDeleted": {"type": "INT64", "value": int(asset.deleted)},
+        "isExpunged": {"type": "INT64", "value": 0},
+        "isHidden": {"type": "INT64", "value": int(asset.hidden)},
+        "isFavorite": {"type": "INT64", "value": int(asset.favorite)},
+        "orientation": {"type": "INT64", "value": 1},
+        "assetSubtypeV2": {"type": "INT64", "value": 2 if asset.is_live else 0},
+    }
+    if asset.deleted:
+        fields["dateExpunged"] = {"type": "TIMESTAMP", "value": asset.deleted_at_ms}
+    return {
+        "recordName": asset.asset_id,
+        "recordType": "CPLAsset",
+        "fields": fields,
+        "pluginFields": {},
+        "recordChangeTag": asset.change_tag,
+        "created": _audit(asset.added_date_ms),
+        "modified": _audit(asset.added_date_ms),
+        "deleted": False,
+        "zoneID": zone.zone_id,
+    }
+
+
+def album_record(zone: Zone, album: EmulatedAlbum, position: int) -> JSON:
+    return {
+        "recordName": album.album_id,
+        "recordType": "CPLAlbum",
+        "fields": {
+            "albumNameEnc": {"type": "ENCRYPTED_BYTES", "value": _b64(album.name)},
+            "albumType": {"type": "INT64", "value": 0},
+            "isDeleted": {"type": "INT64", "value": int(album.deleted)},
+            "isExpunged": {"type": "INT64", "value": 0},
+            "position": {"type": "INT64", "value": position},
+            "sortAscending": {"type": "INT64", "value": 1},
+            "sortType": {"type": "INT64", "value": 0},
+        },
+        "pluginFields": {},
+        "recordChangeTag": album.change_tag,
+        "deleted": False,
+        "zoneID": zone.zone_id,
+    }
+
+
+def pairs(zone: Zone, assets: list[EmulatedAsset], generation: int) -> list[JSON]:
+    """(CPLMaster, CPLAsset) records for a page, each master sent once even
+    when two assets of the page share it (as CloudKit answers)."""
+    out: list[JSON] = []
+    seen: set[str] = set()
+    for asset in assets:
+        if asset.master_id not in seen:
+            seen.add(asset.master_id)
+            out.append(master_record(zone, asset.master, generation))
+        out.append(asset_record(zone, asset))
+    return out
+
+
+def error_item(record_name: str, code: str, reason: str) -> JSON:
+    return {"recordName": record_name, "serverErrorCode": code, "reason": reason}

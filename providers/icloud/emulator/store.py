@@ -1,0 +1,358 @@
+"""The emulated iCloud Photos account: assets, zones, albums, change log.
+
+This is plain in-memory state guarded by one lock; the HTTP layer
+(``server.py``) turns it into CloudKit-shaped JSON. Identity follows Apple's:
+an asset (CPLAsset) points at a master (CPLMaster) holding the original bytes;
+duplicates are two assets sharing one master. Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import attrs
+
+PRIMARY_ZONE_NAME = "PrimarySync"
+OWNER_RECORD_NAME = "_0f3a9c2d6e1b4a5c8d7e9f0a1b2c3d4e"
+
+#: UTI by lower-case file extension; Apple's ``itemType`` / ``resOriginalFileType``.
+UTI_BY_EXTENSION: dict[str, str] = {
+    ".jpg": "public.jpeg",
+    ".jpeg": "public.jpeg",
+    ".heic": "public.heic",
+    ".heif": "public.heif",
+    ".png": "public.png",
+    ".mov": "com.apple.quicktime-movie",
+    ".mp4": "public.mpeg-4",
+    ".m4v": "com.apple.m4v-video",
+    ".dng": "com.adobe.raw-image",
+}
+VIDEO_UTIS = frozenset({"com.apple.quicktime-movie", "public.mpeg-4", "com.apple.m4v-video"})
+LIVE_VIDEO_UTI = "com.apple.quicktime-movie"
+
+
+@attrs.frozen
+class Blob:
+    """Bytes of one resource, held in memory or read from a file on demand
+    (a seeded folder can be large; it is never loaded whole)."""
+
+    size: int
+    sha256: str
+    data: bytes | None = None
+    path: Path | None = None
+
+    @classmethod
+    def of(cls, source: bytes | Path) -> Blob:
+        if isinstance(source, bytes):
+            return cls(size=len(source), sha256=hashlib.sha256(source).hexdigest(), data=source)
+        digest = hashlib.sha256()
+        with source.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        return cls(size=source.stat().st_size, sha256=digest.hexdigest(), path=source)
+
+    def iter_range(self, start: int, end: int, chunk: int = 1 << 16) -> Iterator[bytes]:
+        """Yield bytes ``[start, end)``."""
+        if self.data is not None:
+            for pos in range(start, end, chunk):
+                yield self.data[pos : min(pos + chunk, end)]
+            return
+        assert self.path is not None
+        with self.path.open("rb") as fh:
+            fh.seek(start)
+            left = end - start
+            while left > 0:
+                piece = fh.read(min(chunk, left))
+                if not piece:
+                    return
+                left -= len(piece)
+                yield piece
+
+
+@attrs.define(kw_only=True)
+class EmulatedMaster:
+    """A CPLMaster: the original file (and a Live Photo's video)."""
+
+    master_id: str
+    filename: str
+    uti: str
+    original: Blob
+    live_video: Blob | None = None
+    width: int = 4032
+    height: int = 3024
+    change_tag: str = "1"
+
+
+@attrs.define(kw_only=True)
+class EmulatedAsset:
+    """A CPLAsset: one entry of the library, pointing at a master."""
+
+    asset_id: str
+    master: EmulatedMaster
+    zone: str
+    #: Milliseconds since the epoch; 0 when the capture date is unknown (as
+    #: Apple reports it, and as pyicloud shows it: 1970-01-01).
+    asset_date_ms: int
+    added_date_ms: int
+    deleted: bool = False
+    deleted_at_ms: int = 0
+    hidden: bool = False
+    favorite: bool = False
+    change_tag: str = "1"
+
+    @property
+    def master_id(self) -> str:
+        return self.master.master_id
+
+    @property
+    def is_video(self) -> bool:
+        return self.master.uti in VIDEO_UTIS
+
+    @property
+    def is_live(self) -> bool:
+        return self.master.live_video is not None
+
+
+@attrs.define(kw_only=True)
+class EmulatedAlbum:
+    album_id: str
+    name: str
+    zone: str
+    asset_ids: list[str] = attrs.field(factory=list)
+    deleted: bool = False
+    change_tag: str = "1"
+
+
+@attrs.define
+class Zone:
+    """One CloudKit zone: the primary library or a Shared Library."""
+
+    name: str
+    database: str = "private"
+    assets: dict[str, EmulatedAsset] = attrs.field(factory=dict)
+    masters: dict[str, EmulatedMaster] = attrs.field(factory=dict)
+    albums: dict[str, EmulatedAlbum] = attrs.field(factory=dict)
+    #: (serial, record name) per change, for ``changes/zone``.
+    changes: list[tuple[int, str]] = attrs.field(factory=list)
+    _sorted: list[EmulatedAsset] | None = None
+
+    @property
+    def zone_id(self) -> dict[str, str]:
+        return {
+            "zoneName": self.name,
+            "ownerRecordName": OWNER_RECORD_NAME,
+            "zoneType": "REGULAR_CUSTOM_ZONE",
+        }
+
+    def by_date(self) -> list[EmulatedAsset]:
+        """Every asset ordered by capture date: the rank order of the indexes."""
+        if self._sorted is None:
+            self._sorted = sorted(self.assets.values(), key=lambda a: (a.asset_date_ms, a.asset_id))
+        return self._sorted
+
+    def invalidate(self) -> None:
+        self._sorted = None
+
+
+def _to_ms(when: datetime | None) -> int:
+    if when is None:
+        return 0
+    if when.tzinfo is None:
+        raise ValueError("asset dates must be timezone-aware")
+    return int(when.timestamp() * 1000)
+
+
+@attrs.define
+class Account:
+    """An emulated Apple ID with its iCloud Photos library.
+
+    Build one, add assets (``add_asset``) or seed it from a folder
+    (``Account.from_folder``), then hand it to ``EmulatorServer``.
+    """
+
+    username: str = "user@example.com"
+    password: str = "correct horse battery staple"
+    dsid: str = "8012345678"
+    full_name: str = "Emulated User"
+    #: False emulates Advanced Data Protection with "Access iCloud Data on the
+    #: Web" turned off: every Photos database call answers 403 ACCESS_DENIED.
+    web_access: bool = True
+    zones: dict[str, Zone] = attrs.field(
+        factory=lambda: {PRIMARY_ZONE_NAME: Zone(PRIMARY_ZONE_NAME)}
+    )
+    lock: threading.RLock = attrs.field(factory=threading.RLock, repr=False)
+    _serial: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), repr=False)
+    _ids: Iterator[int] = attrs.field(factory=lambda: itertools.count(1), repr=False)
+    _clock_ms: int = 1_700_000_000_000
+
+    # ------------------------------------------------------------ building
+
+    @classmethod
+    def from_folder(cls, path: Path | str, **kwargs: object) -> Account:
+        """An account whose library holds every media file under ``path``."""
+        from providers.icloud.emulator.seed import add_folder
+
+        account = cls(**kwargs)  # type: ignore[arg-type]
+        add_folder(account, Path(path))
+        return account
+
+    def add_shared_library(
+        self, name: str = "SharedSync-6E1C3B2A-0D4F-4E55-9A1B-2C3D4E5F6A7B"
+    ) -> str:
+        """Add a Shared Library zone (``shared:<name>`` in pyicloud); returns its name."""
+        with self.lock:
+            self.zones.setdefault(name, Zone(name))
+        return name
+
+    def _new_id(self, kind: str) -> str:
+        n = next(self._ids)
+        digest = hashlib.sha256(f"{self.username}:{kind}:{n}".encode()).hexdigest().upper()
+        if kind == "asset":
+            return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+        # Master record names look like base64-ish 28-character strings.
+        return "A" + hashlib.sha256(digest.encode()).hexdigest()[:27]
+
+    def next_change_tag(self) -> str:
+        return _base36(next(self._serial) + 1000)
+
+    def record_change(self, zone: Zone, record_name: str) -> None:
+        zone.changes.append((next(self._serial), record_name))
+
+    def now_ms(self) -> int:
+        # A monotonic fake clock keeps listings deterministic across runs.
+        self._clock_ms += 1000
+        return self._clock_ms
+
+    def add_asset(
+        self,
+        data: bytes | Path,
+        filename: str,
+        *,
+        asset_date: datetime | None,
+        live_video: bytes | Path | None = None,
+        zone: str = PRIMARY_ZONE_NAME,
+        uti: str | None = None,
+    ) -> EmulatedAsset:
+        """Add a photo or video (with its Live Photo video) to a zone.
+
+        ``asset_date`` None means the capture date is unknown: Apple then
+        reports epoch 0.
+        """
+        ext = Path(filename).suffix.lower()
+        kind = uti or UTI_BY_EXTENSION.get(ext, "public.jpeg")
+        with self.lock:
+            target = self.zones[zone]
+            master = EmulatedMaster(
+                master_id=self._new_id("master"),
+                filename=filename,
+                uti=kind,
+                original=Blob.of(data),
+                live_video=Blob.of(live_video) if live_video is not None else None,
+                change_tag=self.next_change_tag(),
+            )
+            return self._add(target, master, _to_ms(asset_date))
+
+    def add_duplicate(self, asset: EmulatedAsset) -> EmulatedAsset:
+        """A second asset sharing ``asset``'s master (a duplicated photo)."""
+        with self.lock:
+            return self._add(self.zones[asset.zone], asset.master, asset.asset_date_ms)
+
+    def _add(self, zone: Zone, master: EmulatedMaster, date_ms: int) -> EmulatedAsset:
+        asset = EmulatedAsset(
+            asset_id=self._new_id("asset"),
+            master=master,
+            zone=zone.name,
+            asset_date_ms=date_ms,
+            added_date_ms=self.now_ms(),
+            change_tag=self.next_change_tag(),
+        )
+        zone.masters[master.master_id] = master
+        zone.assets[asset.asset_id] = asset
+        zone.invalidate()
+        self.record_change(zone, master.master_id)
+        self.record_change(zone, asset.asset_id)
+        return asset
+
+    def add_album(
+        self, name: str, assets: list[EmulatedAsset], zone: str = PRIMARY_ZONE_NAME
+    ) -> EmulatedAlbum:
+        with self.lock:
+            album = EmulatedAlbum(
+                album_id=self._new_id("asset"),
+                name=name,
+                zone=zone,
+                asset_ids=[a.asset_id for a in assets],
+                change_tag=self.next_change_tag(),
+            )
+            self.zones[zone].albums[album.album_id] = album
+            return album
+
+    # ------------------------------------------------------------ reading
+
+    def find_asset(self, asset_id: str) -> EmulatedAsset | None:
+        with self.lock:
+            for zone in self.zones.values():
+                if asset_id in zone.assets:
+                    return zone.assets[asset_id]
+        return None
+
+    def live_assets(self, zone: str = PRIMARY_ZONE_NAME) -> list[EmulatedAsset]:
+        """What the Library shows: not deleted, not hidden, oldest first."""
+        with self.lock:
+            return [a for a in self.zones[zone].by_date() if not a.deleted and not a.hidden]
+
+    def deleted_assets(self, zone: str = PRIMARY_ZONE_NAME) -> list[EmulatedAsset]:
+        """What "Recently Deleted" shows, in deletion order."""
+        with self.lock:
+            found = [a for a in self.zones[zone].assets.values() if a.deleted]
+            return sorted(found, key=lambda a: (a.deleted_at_ms, a.asset_id))
+
+    # ------------------------------------------------------------ writing
+
+    def delete(self, asset: EmulatedAsset) -> None:
+        """Soft delete (what the Photos app does): to Recently Deleted."""
+        with self.lock:
+            self.update_asset(asset, {"isDeleted": 1})
+
+    def update_asset(self, asset: EmulatedAsset, fields: dict[str, object]) -> None:
+        """Apply CPLAsset field updates and bump the change tag."""
+        with self.lock:
+            zone = self.zones[asset.zone]
+            if "isDeleted" in fields:
+                deleted = bool(fields["isDeleted"])
+                if deleted and not asset.deleted:
+                    asset.deleted_at_ms = self.now_ms()
+                asset.deleted = deleted
+            if "isHidden" in fields:
+                asset.hidden = bool(fields["isHidden"])
+            if "isFavorite" in fields:
+                asset.favorite = bool(fields["isFavorite"])
+            asset.change_tag = self.next_change_tag()
+            zone.invalidate()
+            self.record_change(zone, asset.asset_id)
+
+    def touch(self, asset: EmulatedAsset) -> None:
+        """Change the asset's record tag, as an edit on a phone would: a
+        change tag a client holds becomes stale (CONFLICT on modify)."""
+        with self.lock:
+            asset.change_tag = self.next_change_tag()
+            self.record_change(self.zones[asset.zone], asset.asset_id)
+
+    def current_serial(self) -> int:
+        with self.lock:
+            latest = [z.changes[-1][0] for z in self.zones.values() if z.changes]
+            return max(latest, default=0)
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while n:
+        n, rem = divmod(n, 36)
+        out = digits[rem] + out
+    return out or "0"

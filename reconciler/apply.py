@@ -1,0 +1,563 @@
+"""The applier: the only code that changes the world.
+
+It executes a Plan stage by stage (downloads, library, targets, encodes,
+removals), running each stage's independent actions on a bounded pool, and
+journals every action in the state DB before and after. It trusts the plan
+for *what* to do, never for whether it is still *safe*:
+
+- every action checks its postcondition first (already true: ``ok``);
+- an action whose dependencies did not succeed is ``skipped``;
+- **RemoveFromSource passes the removal gate here, at that moment**: each
+  file of the item must have at least ``policy.copies`` copies on available
+  backup targets that re-hash to the original's SHA-256 now (the phone: that
+  Syncthing confirms it holds the file). The library never counts. Within
+  the per-run budget, paced. Otherwise ``refused``, and the item stays.
+
+Transient provider errors are retried with exponential backoff and jitter
+(honouring Retry-After); a source that keeps throttling is left alone for
+the rest of the run, and what is done stays done. Only the main thread
+touches the state DB; workers return effects to it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+
+from providers.base import Source, Store
+from reconciler import media
+from reconciler.config import DesiredState
+from reconciler.connect import Connected
+from reconciler.errors import LoginRequiredError, MediaError, ProviderError
+from reconciler.hashing import sha256_file
+from reconciler.layout import dated_path
+from reconciler.model import (
+    ORIGINAL_TIER,
+    Action,
+    CopyToLibrary,
+    CopyToTarget,
+    DownloadAsset,
+    EncodeForTier,
+    FileCopy,
+    FileOrigin,
+    LibraryFile,
+    MediaFile,
+    Plan,
+    RemoveFromSource,
+    SourceItem,
+    World,
+)
+from reconciler.state import LineageRow, StateDB
+
+T = TypeVar("T")
+
+#: Outcome statuses. ``changed``/``ok`` succeed; the rest do not.
+SUCCESS = frozenset({"changed", "ok"})
+
+
+@attrs.frozen(kw_only=True)
+class Outcome:
+    action_id: str
+    kind: str
+    subject: str
+    status: str  # changed | ok | failed | skipped | refused | waiting
+    detail: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class ApplyResult:
+    outcomes: tuple[Outcome, ...]
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for o in self.outcomes:
+            out[o.status] = out.get(o.status, 0) + 1
+        return out
+
+    @property
+    def failed(self) -> bool:
+        return any(o.status == "failed" for o in self.outcomes)
+
+    @property
+    def refused(self) -> bool:
+        return any(o.status == "refused" for o in self.outcomes)
+
+
+#: on_outcome(outcome, done, total): progress as actions finish.
+Report = Callable[[Outcome, int, int], None]
+
+
+def _silent(outcome: Outcome, done: int, total: int) -> None:
+    pass
+
+
+@attrs.define
+class _Effects:
+    """What a worker learned, for the main thread to record."""
+
+    source_files: list[tuple[FileOrigin, str, int]] = attrs.field(factory=list)
+    lineage: list[LineageRow] = attrs.field(factory=list)
+    target_copies: list[FileCopy] = attrs.field(factory=list)
+    settled: list[tuple[str, str, str]] = attrs.field(factory=list)
+
+
+class _Skip(Exception):
+    """An action that cannot run now (a reason, not a failure of the tool)."""
+
+    def __init__(self, status: str, detail: str) -> None:
+        self.status = status
+        self.detail = detail
+        super().__init__(detail)
+
+
+class Applier:
+    def __init__(
+        self,
+        desired: DesiredState,
+        db: StateDB,
+        conn: Connected,
+        world: World,
+        *,
+        run_id: int,
+        report: Report = _silent,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.desired = desired
+        self.db = db
+        self.conn = conn
+        self.world = world
+        self.run_id = run_id
+        self.report = report
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+        self.known = dict(world.known_sha256)
+        self.library: dict[str, LibraryFile] = world.library.index()
+        self.copies: dict[str, dict[str, FileCopy]] = {
+            t.target_id: t.index() for t in world.targets if t.available
+        }
+        self.items: dict[tuple[str, str], SourceItem] = {
+            (s.source_id, i.key): i for s in world.sources for i in s.items
+        }
+        self.throttled: dict[str, str] = {}
+        self.removed = 0
+        self.removed_bytes = 0
+        self._done = 0
+        self._total = 0
+        self._pool: ProcessPoolExecutor | None = None
+
+    # ------------------------------------------------------------- driver
+
+    def apply(self, plan: Plan) -> ApplyResult:
+        outcomes: dict[str, Outcome] = {}
+        self._total = len(plan.actions)
+        stages: dict[type[Action], list[Action]] = {}
+        for a in plan.actions:
+            stages.setdefault(type(a), []).append(a)
+        for kind in (DownloadAsset, CopyToLibrary, CopyToTarget, EncodeForTier):
+            self._stage(stages.get(kind, []), outcomes, self._worker_count(kind))
+        for a in stages.get(RemoveFromSource, []):
+            assert isinstance(a, RemoveFromSource)
+            self._finish(a, self._guarded(a, outcomes, partial(self._remove, a)), outcomes)
+        self.close()
+        return ApplyResult(outcomes=tuple(outcomes[a.id] for a in plan.actions if a.id in outcomes))
+
+    def _worker_count(self, kind: type[Action]) -> int:
+        if kind is EncodeForTier:
+            return os.cpu_count() or 1  # CPU-bound: one encoder per core
+        return self.desired.apply.workers
+
+    def _encoder(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # forkserver: never fork a process that is running threads.
+            ctx = multiprocessing.get_context("forkserver")
+            self._pool = ProcessPoolExecutor(os.cpu_count() or 1, mp_context=ctx)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def _stage(self, actions: list[Action], outcomes: dict[str, Outcome], workers: int) -> None:
+        if not actions:
+            return
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            futures: dict[Future[tuple[str, str, _Effects]], Action] = {}
+            for a in actions:
+                blocked = self._blocked_by(a, outcomes)
+                if blocked:
+                    self._finish(a, ("skipped", blocked, _Effects()), outcomes)
+                    continue
+                self.db.journal(self.run_id, a.id, a.kind, "started")
+                futures[pool.submit(self._run, a)] = a
+            try:
+                for fut in _as_completed(futures):
+                    self._finish(futures[fut], fut.result(), outcomes, journaled=True)
+            except LoginRequiredError:
+                for f in futures:
+                    f.cancel()
+                raise
+
+    def _blocked_by(self, a: Action, outcomes: dict[str, Outcome]) -> str:
+        for dep in a.depends_on:
+            o = outcomes.get(dep)
+            if o is None or o.status not in SUCCESS:
+                return f"depends on {dep}, which did not succeed"
+        return ""
+
+    def _guarded(
+        self, a: Action, outcomes: dict[str, Outcome], fn: Callable[[], tuple[str, str, _Effects]]
+    ) -> tuple[str, str, _Effects]:
+        blocked = self._blocked_by(a, outcomes)
+        if blocked:
+            return "skipped", blocked, _Effects()
+        self.db.journal(self.run_id, a.id, a.kind, "started")
+        return self._catching(fn)
+
+    def _run(self, a: Action) -> tuple[str, str, _Effects]:
+        handlers: dict[type[Action], Callable[[Any], tuple[str, str, _Effects]]] = {
+            DownloadAsset: self._download,
+            CopyToLibrary: self._copy_to_library,
+            CopyToTarget: self._copy_to_target,
+            EncodeForTier: self._encode,
+        }
+        return self._catching(partial(handlers[type(a)], a))
+
+    def _catching(self, fn: Callable[[], tuple[str, str, _Effects]]) -> tuple[str, str, _Effects]:
+        try:
+            return fn()
+        except _Skip as s:
+            return s.status, s.detail, _Effects()
+        except LoginRequiredError:
+            raise
+        except (ProviderError, MediaError) as e:
+            return "failed", str(e), _Effects()
+        except OSError as e:
+            return "failed", f"{e.filename or ''}: {e.strerror or e}", _Effects()
+
+    def _finish(
+        self,
+        a: Action,
+        result: tuple[str, str, _Effects],
+        outcomes: dict[str, Outcome],
+        *,
+        journaled: bool = False,
+    ) -> None:
+        status, detail, fx = result
+        self._record(fx)
+        outcome = Outcome(
+            action_id=a.id, kind=a.kind, subject=a.subject, status=status, detail=detail
+        )
+        outcomes[a.id] = outcome
+        self.db.journal(self.run_id, a.id, a.kind, status, detail)
+        self._done += 1
+        self.report(outcome, self._done, self._total)
+
+    def _record(self, fx: _Effects) -> None:
+        for origin, sha, size in fx.source_files:
+            self.known[(origin.source_id, origin.item_key, origin.ref)] = sha
+            self.db.record_source_file(origin.source_id, origin.item_key, origin.ref, sha, size)
+        for row in fx.lineage:
+            self.db.record_lineage(row)
+            self.library[row.original_sha256] = LibraryFile(
+                path=row.path,
+                sha256=row.sha256,
+                original_sha256=row.original_sha256,
+                tier=row.tier,
+                size=row.size,
+            )
+        for copy in fx.target_copies:
+            self.copies.setdefault(copy.store_id, {})[copy.sha256] = copy
+            if hasattr(self.conn.targets[copy.store_id], "confirm"):
+                self.db.record_delivery(copy.store_id, copy.path, copy.sha256)
+        for sha, tier, reason in fx.settled:
+            self.db.record_settled(sha, tier, reason)
+
+    # ------------------------------------------------------------ helpers
+
+    def _retry(self, what: str, provider: str, fn: Callable[[], T]) -> T:
+        if provider in self.throttled:
+            raise _Skip("skipped", f"{provider} is throttling this run; next run")
+        attempts = max(1, self.desired.apply.retries)
+        base = self.desired.apply.backoff_base_s
+        for n in range(attempts):
+            try:
+                return fn()
+            except LoginRequiredError:
+                raise
+            except ProviderError as e:
+                if not e.transient:
+                    raise
+                if n == attempts - 1:
+                    if e.retry_after is not None:
+                        self.throttled[provider] = str(e)
+                    raise
+                delay = e.retry_after if e.retry_after is not None else base * 2**n
+                self.sleep(min(delay, 300.0) * self.rng.uniform(1.0, 1.5))
+        raise AssertionError("unreachable")
+
+    def _sha(self, sha: str | None, origin: FileOrigin | None) -> str:
+        if sha:
+            return sha
+        assert origin is not None
+        found = self.known.get((origin.source_id, origin.item_key, origin.ref))
+        if not found:
+            raise _Skip("skipped", "the download did not complete; nothing else happens to it")
+        return found
+
+    def _item_file(self, origin: FileOrigin) -> tuple[Source, SourceItem, MediaFile]:
+        source = self.conn.sources[origin.source_id]
+        item = self.items[(origin.source_id, origin.item_key)]
+        file = next(f for f in item.files if f.ref == origin.ref)
+        return source, item, file
+
+    @contextmanager
+    def _original(self, sha: str) -> Iterator[Path]:
+        """A readable path holding the original bytes of ``sha``: the library's
+        original, a local source file, or a verified copy on a target."""
+        lib = self.library.get(sha)
+        if lib is not None and lib.tier == ORIGINAL_TIER and lib.sha256 == sha:
+            yield self.conn.library.root / lib.path
+            return
+        with tempfile.TemporaryDirectory(dir=self.desired.state_dir, prefix="fetch-") as tmp:
+            dest = Path(tmp) / "original"
+            for fetch in self._fetchers(sha):
+                dest.unlink(missing_ok=True)
+                try:
+                    fetch(dest)
+                except ProviderError:
+                    continue
+                if dest.exists() and sha256_file(dest) == sha:
+                    yield dest
+                    return
+            raise ProviderError(f"no readable original with sha256 {sha[:12]} anywhere")
+
+    def _fetchers(self, sha: str) -> Iterator[Callable[[Path], None]]:
+        for (sid, _), item in self.items.items():
+            for f in item.files:
+                ref_sha = f.sha256 or self.known.get((sid, item.key, f.ref))
+                if ref_sha == sha:
+                    source = self.conn.sources[sid]
+                    yield partial(source.fetch, item, f)
+        for tid, copies in self.copies.items():
+            if sha in copies:
+                store = self.conn.targets[tid]
+                yield partial(store.read_to, copies[sha])
+
+    # ------------------------------------------------------------ actions
+
+    def _download(self, a: DownloadAsset) -> tuple[str, str, _Effects]:
+        key = (a.origin.source_id, a.origin.item_key, a.origin.ref)
+        known = self.known.get(key)
+        if known and known in self.library:
+            return "ok", "already in the library", _Effects()
+        source, item, file = self._item_file(a.origin)
+        rel = dated_path(a.captured_at, a.name)
+        lib = self.conn.library
+        tmp = lib.temp_path(rel)
+
+        def fetch() -> str:
+            tmp.unlink(missing_ok=True)
+            source.fetch(item, file, tmp)
+            got = tmp.stat().st_size
+            if got != file.size:
+                raise ProviderError(
+                    f"{a.subject}: received {got} of {file.size} bytes",
+                    provider=source.id,
+                    transient=True,
+                )
+            return sha256_file(tmp)
+
+        try:
+            sha = self._retry(f"download {a.subject}", source.id, fetch)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        fx = _Effects(source_files=[(a.origin, sha, file.size)])
+        if sha in self.library:
+            tmp.unlink(missing_ok=True)
+            return "changed", f"downloaded; same content as {self.library[sha].path}", fx
+        copy = lib.adopt(tmp, rel, sha)
+        fx.lineage.append(_original_row(copy))
+        return "changed", f"downloaded to {copy.path}", fx
+
+    def _copy_to_library(self, a: CopyToLibrary) -> tuple[str, str, _Effects]:
+        if a.sha256 in self.library:
+            return "ok", "already in the library", _Effects()
+        rel = dated_path(a.captured_at, a.name)
+        with self._original(a.sha256) as src:
+            copy = self._retry(
+                f"copy {a.subject}", "library", lambda: self.conn.library.put(src, rel, a.sha256)
+            )
+        return "changed", f"copied to {copy.path}", _Effects(lineage=[_original_row(copy)])
+
+    def _copy_to_target(self, a: CopyToTarget) -> tuple[str, str, _Effects]:
+        sha = self._sha(a.sha256, a.origin)
+        store = self.conn.targets[a.target_id]
+        existing = self.copies.get(a.target_id, {}).get(sha)
+        if existing is not None:
+            return "ok", f"already on {a.target_id} at {existing.path}", _Effects()
+        avail = store.availability()
+        if not avail.available:
+            raise _Skip("skipped", f"{a.target_id} unavailable: {avail.reason}")
+        rel = dated_path(a.captured_at, a.name)
+        with self._original(sha) as src:
+            copy = self._retry(f"copy {a.subject}", a.target_id, lambda: store.put(src, rel, sha))
+        return "changed", f"copied to {a.target_id}:{copy.path}", _Effects(target_copies=[copy])
+
+    def _encode(self, a: EncodeForTier) -> tuple[str, str, _Effects]:
+        sha = self._sha(a.sha256, a.origin)
+        lib = self.library.get(sha)
+        if lib is None:
+            raise _Skip("skipped", "not in the library")
+        if lib.tier == a.tier:
+            return "ok", f"already at tier {a.tier}", _Effects()
+        if lib.tier == ORIGINAL_TIER and not self._original_elsewhere(sha):
+            raise _Skip(
+                "waiting",
+                "the library holds the only copy of this original; encoded once it is archived",
+            )
+        store = self.conn.library
+        tmp = store.temp_path(lib.path)
+        try:
+            with self._original(sha) as src:
+                if a.tier == ORIGINAL_TIER:
+                    tmp.write_bytes(src.read_bytes())
+                    status, detail, size = "encoded", "original restored", 0
+                else:
+                    res = (
+                        self._encoder()
+                        .submit(
+                            media.encode_file,
+                            src,
+                            tmp,
+                            quality=a.quality,
+                            crf=a.crf,
+                            original_sha256=sha,
+                            tier=a.tier,
+                            replaces_size=lib.size,
+                            video_codec=self.desired.policy.video_codec,
+                            heic_preset=self.desired.policy.heic_preset,
+                        )
+                        .result()
+                    )
+                    status, detail, size = res.status, res.reason, res.size
+            if status != "encoded":
+                tmp.unlink(missing_ok=True)
+                return "ok", detail, _Effects(settled=[(sha, a.tier, detail)])
+            copy = store.replace(tmp, lib.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        row = LineageRow(
+            path=copy.path,
+            original_sha256=sha,
+            sha256=copy.sha256,
+            tier=a.tier,
+            size=copy.size,
+            mtime_ns=copy.mtime_ns,
+        )
+        del size
+        return "changed", detail, _Effects(lineage=[row])
+
+    def _original_elsewhere(self, sha: str) -> bool:
+        """Is the original held somewhere besides the library (a source, a target)?"""
+        if any(sha in copies for copies in self.copies.values()):
+            return True
+        return any(
+            (f.sha256 or self.known.get((sid, item.key, f.ref))) == sha
+            for (sid, _), item in self.items.items()
+            for f in item.files
+        )
+
+    # ------------------------------------------------------------- removal
+
+    def _remove(self, a: RemoveFromSource) -> tuple[str, str, _Effects]:
+        removal = self.desired.policy.removal
+        if a.source_id in self.throttled:
+            raise _Skip("skipped", f"{a.source_id} is throttling this run; next run")
+        if (
+            self.removed + 1 > removal.max_items_per_run
+            or self.removed_bytes + a.size > removal.max_bytes_per_run
+        ):
+            raise _Skip("refused", "deletion budget for this run reached")
+        shas = self._gate(a)
+        source = self.conn.sources[a.source_id]
+        item = self.items[(a.source_id, a.item_key)]
+        if self.removed and removal.pace_seconds:
+            self.sleep(removal.pace_seconds)
+        self._retry(f"remove {a.subject}", a.source_id, lambda: source.remove(item))
+        self.removed += 1
+        self.removed_bytes += a.size
+        self.db.record_tombstone(a.source_id, a.item_key, shas, a.size, self.run_id)
+        count = self.db.listing_count(a.source_id)
+        if count:
+            self.db.record_listing_count(a.source_id, count - 1)
+        return "changed", f"removed from {a.source_id}", _Effects()
+
+    def _gate(self, a: RemoveFromSource) -> list[str]:
+        """The invariant, checked now: enough verified copies of every file."""
+        need = self.desired.policy.copies
+        shas: list[str] = []
+        available: dict[str, bool] = {}
+        for f in a.files:
+            sha = f.sha256 or self.known.get((a.source_id, a.item_key, f.ref))
+            if not sha:
+                raise _Skip("refused", f"{f.name}: never downloaded and verified; kept")
+            good: list[str] = []
+            for tid, store in self.conn.targets.items():
+                copy = self.copies.get(tid, {}).get(sha)
+                if copy is None:
+                    continue
+                if tid not in available:
+                    available[tid] = store.availability().available
+                if available[tid] and _verify(store, copy):
+                    good.append(tid)
+            if len(good) < need:
+                have = ", ".join(good) or "none"
+                raise _Skip(
+                    "refused",
+                    f"{f.name}: {len(good)} of {need} verified copies now ({have}); kept",
+                )
+            shas.append(sha)
+        return shas
+
+
+def _verify(store: Store, copy: FileCopy) -> bool:
+    try:
+        return store.verify(copy)
+    except ProviderError:
+        return False
+
+
+def _original_row(copy: FileCopy) -> LineageRow:
+    return LineageRow(
+        path=copy.path,
+        original_sha256=copy.sha256,
+        sha256=copy.sha256,
+        tier=ORIGINAL_TIER,
+        size=copy.size,
+        mtime_ns=copy.mtime_ns,
+    )
+
+
+def _as_completed(futures: dict[Future[T], Any]) -> Iterator[Future[T]]:
+    from concurrent.futures import as_completed
+
+    yield from as_completed(futures)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

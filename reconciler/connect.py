@@ -1,0 +1,83 @@
+"""Turn the configuration into provider objects (and secrets from the env).
+
+The only module that knows which class serves which ``kind``. Providers are
+built lazily so ``reconcile validate`` and a plan over folders never import
+pyicloud or talk to Syncthing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from providers.base import Source, Store
+from providers.filesystem import FilesystemStore
+from providers.folder import FolderSource
+from reconciler import config
+from reconciler.errors import ConfigError
+
+LIBRARY_ID = "library"
+
+
+@attrs.define
+class Connected:
+    """Providers for one run: sources, backup targets and the library."""
+
+    sources: dict[str, Source]
+    targets: dict[str, Store]
+    library: FilesystemStore
+
+
+def connect(desired: config.DesiredState, env: Mapping[str, str] | None = None) -> Connected:
+    env = os.environ if env is None else env
+    sources = {sid: _source(sid, cfg, desired, env) for sid, cfg in desired.sources.items()}
+    targets = {tid: _target(tid, cfg, env) for tid, cfg in desired.targets.items()}
+    library = FilesystemStore(LIBRARY_ID, desired.library_path)
+    return Connected(sources=sources, targets=targets, library=library)
+
+
+def _source(
+    sid: str, cfg: config.SourceConfig, desired: config.DesiredState, env: Mapping[str, str]
+) -> Source:
+    if isinstance(cfg, config.FolderSource):
+        return FolderSource(sid, Path(cfg.path), removable=cfg.remove_after_archive)
+    from providers.icloud.source import ICloudSource
+
+    username = env.get("ICLOUD_USERNAME", "")
+    if not username:
+        raise ConfigError([f"sources.{sid}: set ICLOUD_USERNAME in the environment"])
+    source: Source = ICloudSource(
+        source_id=sid,
+        username=username,
+        password=env.get("ICLOUD_PASSWORD") or None,
+        session_dir=icloud_session_dir(desired),
+        endpoint=cfg.endpoint or None,
+        include_shared=cfg.include_shared,
+        staging_album=cfg.staging_album or None,
+    )
+    return source
+
+
+def icloud_session_dir(desired: config.DesiredState) -> Path:
+    return desired.state_dir / "icloud-session"
+
+
+def _target(tid: str, cfg: config.TargetConfig, env: Mapping[str, str]) -> Store:
+    if isinstance(cfg, config.FilesystemTarget):
+        return FilesystemStore(tid, Path(cfg.path))
+    from providers.syncthing.target import SyncthingTarget
+
+    api_key = env.get("SYNCTHING_API_KEY", "")
+    if not api_key:
+        raise ConfigError([f"targets.{tid}: set SYNCTHING_API_KEY in the environment"])
+    return SyncthingTarget(
+        id=tid,
+        folder_path=Path(cfg.path),
+        folder_id=cfg.folder_id,
+        device_id=cfg.device_id,
+        url=cfg.url,
+        api_key=api_key,
+    )

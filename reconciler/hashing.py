@@ -1,0 +1,51 @@
+"""SHA-256 of files, and copying while hashing, in bounded memory."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def copy_hashing(src: BinaryIO, dest: Path) -> tuple[str, int]:
+    """Stream ``src`` into a new file ``dest``, fsync it, return (sha256, size)."""
+    h = hashlib.sha256()
+    size = 0
+    with open(dest, "xb") as out:
+        while chunk := src.read(CHUNK):
+            h.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    return h.hexdigest(), size
+
+
+def copy_file_hashing(src: Path, dest: Path) -> tuple[str, int]:
+    with open(src, "rb") as f:
+        return copy_hashing(f, dest)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems (SMB) refuse fsync on directories
+    finally:
+        os.close(fd)

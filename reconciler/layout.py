@@ -1,0 +1,56 @@
+"""Where a file lives in the library and on targets: pure path arithmetic.
+
+Layout is ``YYYY/MM/DD/<name>`` by capture date (``undated/<name>`` when the
+date is unknown). Names from a source are untrusted: they are reduced to one
+safe path component (no separators, no NUL, no ``..``, NFC, at most 200
+bytes), so nothing escapes the root. Two different files that want the same
+name both survive: the second gets ``<stem>~<sha256[:10]><ext>``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import unicodedata
+from datetime import UTC, datetime
+
+MAX_NAME_BYTES = 200
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def safe_name(name: str) -> str:
+    """One path component derived from an untrusted file name."""
+    name = unicodedata.normalize("NFC", name)
+    name = _UNSAFE.sub("_", name).strip().lstrip(".")
+    if not name or name in {".", ".."}:
+        name = "unnamed"
+    stem, ext = posixpath.splitext(name)
+    if len(ext.encode()) > 16:
+        stem, ext = name, ""
+    while len((stem + ext).encode()) > MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return (stem or "unnamed") + ext
+
+
+def dated_path(captured_at: datetime | None, name: str) -> str:
+    """The relative path an item's file should have."""
+    if captured_at is None:
+        return f"undated/{safe_name(name)}"
+    d = captured_at.astimezone(UTC)
+    return f"{d.year:04d}/{d.month:02d}/{d.day:02d}/{safe_name(name)}"
+
+
+def collision_path(rel_path: str, sha256: str) -> str:
+    """The alternative path for a file whose preferred path is taken."""
+    head, name = posixpath.split(rel_path)
+    stem, ext = posixpath.splitext(name)
+    tag = f"~{sha256[:10]}"
+    while len((stem + tag + ext).encode()) > MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return posixpath.join(head, f"{stem}{tag}{ext}")
+
+
+def is_inside(rel_path: str) -> bool:
+    """True when a relative path stays inside its root."""
+    norm = posixpath.normpath(rel_path)
+    return not (norm.startswith("../") or norm == ".." or posixpath.isabs(norm))

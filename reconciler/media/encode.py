@@ -1,0 +1,191 @@
+"""The single entry point for re-encoding one original for a library tier.
+
+``encode_file`` is a plain module-level function of plain arguments so that
+the applier can run it in a ProcessPoolExecutor (encoding is CPU-bound). It
+reads the original, never writes to it, and writes the result to ``dst`` (a
+temporary path the caller owns and renames) only when the result is worth
+keeping: it decodes, has the original's dimensions, and is smaller than the
+file it would replace.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import attrs
+
+from reconciler.errors import MediaError
+from reconciler.media.kinds import HEIC, JPEG, VIDEO, read_kind
+from reconciler.media.lineage import check_lineage
+from reconciler.media.still import StillOutput, check_heic, check_jpeg, encode_heic, encode_jpeg
+from reconciler.media.video import check_video, encode_video
+
+ENCODED = "encoded"
+NOT_WORTH = "not_worth"
+
+# x265's presets, fastest first: what ``heic_preset`` may name.
+HEIC_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+
+
+@attrs.frozen(kw_only=True)
+class EncodeResult:
+    """What ``encode_file`` did: ``encoded`` (dst written, ``size`` bytes) or
+    ``not_worth`` (nothing written, ``size`` 0), with a line for people."""
+
+    status: str
+    size: int
+    reason: str
+
+
+def encode_file(
+    src: Path,
+    dst: Path,
+    *,
+    quality: int | None,
+    crf: int | None,
+    original_sha256: str,
+    tier: str,
+    replaces_size: int,
+    video_codec: str = "libx264",
+    heic_preset: str = "fast",
+) -> EncodeResult:
+    """Re-encode the original ``src`` into ``dst`` for ``tier``.
+
+    Stills use ``quality`` (JPEG stays JPEG, HEIC stays HEIC, by content);
+    videos use ``crf`` with ``video_codec``. Lineage (``original_sha256``,
+    ``tier``) is embedded in the output's metadata. Returns ``not_worth``
+    and leaves no ``dst`` when the result is not smaller than
+    ``replaces_size`` or fails its checks. Raises MediaError for an empty,
+    corrupt, truncated or unsupported original; ValueError for bad arguments.
+    """
+    check_lineage(original_sha256, tier)
+    if Path(os.path.abspath(src)) == Path(os.path.abspath(dst)):
+        raise ValueError(f"dst must differ from src: {src}")
+    kind = read_kind(src)
+    try:
+        if kind in (JPEG, HEIC):
+            if quality is None or not 1 <= quality <= 100:
+                raise ValueError(f"{src}: a still needs quality 1..100, got {quality!r}")
+            return _encode_still(
+                src, dst, kind, quality, heic_preset, original_sha256, tier, replaces_size
+            )
+        if kind == VIDEO:
+            if crf is None or not 0 <= crf <= 51:
+                raise ValueError(f"{src}: a video needs crf 0..51, got {crf!r}")
+            return _encode_video(src, dst, crf, video_codec, original_sha256, tier, replaces_size)
+    except BaseException:
+        # Whatever went wrong (bad input, interrupt), a half-written dst must
+        # not be mistaken for a result by the caller.
+        dst.unlink(missing_ok=True)
+        raise
+    raise MediaError(f"{src}: not a JPEG, HEIC or video file; only those are re-encoded")
+
+
+def _encode_still(
+    src: Path,
+    dst: Path,
+    kind: str,
+    quality: int,
+    preset: str,
+    original_sha256: str,
+    tier: str,
+    replaces_size: int,
+) -> EncodeResult:
+    label = f"q{quality}"
+    out: StillOutput
+    if kind == JPEG:
+        out = encode_jpeg(src, quality=quality, original_sha256=original_sha256, tier=tier)
+    else:
+        if preset not in HEIC_PRESETS:
+            raise ValueError(f"heic_preset must be one of {HEIC_PRESETS}, got {preset!r}")
+        out = encode_heic(
+            src, quality=quality, preset=preset, original_sha256=original_sha256, tier=tier
+        )
+        label = f"q{quality}, {preset}"
+    size = len(out.data)
+    if size >= replaces_size:
+        dst.unlink(missing_ok=True)
+        return _not_worth(size, replaces_size, label)
+    check = check_jpeg if kind == JPEG else check_heic
+    problem = check(out.data, out.expected_size)
+    if problem is not None:
+        dst.unlink(missing_ok=True)
+        return EncodeResult(status=NOT_WORTH, size=0, reason=f"{problem} ({label})")
+    with dst.open("wb") as f:
+        f.write(out.data)
+        f.flush()
+        os.fsync(f.fileno())
+    if not out.lineage_embedded:
+        label += "; XMP full, lineage not embedded"
+    return _encoded(size, replaces_size, label)
+
+
+def _encode_video(
+    src: Path,
+    dst: Path,
+    crf: int,
+    codec: str,
+    original_sha256: str,
+    tier: str,
+    replaces_size: int,
+) -> EncodeResult:
+    label = f"crf {crf}, {codec}"
+    original = encode_video(
+        src, dst, crf=crf, codec=codec, original_sha256=original_sha256, tier=tier
+    )
+    size = dst.stat().st_size
+    if size >= replaces_size:
+        dst.unlink()
+        return _not_worth(size, replaces_size, label)
+    problem = check_video(dst, original, src)
+    if problem is not None:
+        dst.unlink()
+        return EncodeResult(status=NOT_WORTH, size=0, reason=f"{problem} ({label})")
+    fd = os.open(dst, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return _encoded(size, replaces_size, label)
+
+
+def _encoded(size: int, replaces_size: int, label: str) -> EncodeResult:
+    return EncodeResult(
+        status=ENCODED,
+        size=size,
+        reason=f"{human_size(replaces_size)} -> {human_size(size)} ({label})",
+    )
+
+
+def _not_worth(size: int, replaces_size: int, label: str) -> EncodeResult:
+    return EncodeResult(
+        status=NOT_WORTH,
+        size=0,
+        reason=(
+            f"output not smaller than current file "
+            f"({human_size(size)} >= {human_size(replaces_size)}, {label})"
+        ),
+    )
+
+
+def human_size(n: int) -> str:
+    """Bytes for people, in decimal units as file managers show them."""
+    if n >= 1_000_000_000:
+        return f"{n / 1e9:.1f} GB"
+    if n >= 1_000_000:
+        return f"{n / 1e6:.1f} MB"
+    if n >= 1_000:
+        return f"{n / 1e3:.1f} kB"
+    return f"{n} B"

@@ -1,0 +1,76 @@
+"""Which files are JPEG stills, HEIC stills or videos: by name, and by content.
+
+The core decides what to encode from the file name alone (``media_kind``), so
+that listing a library never opens a file. The encoder then looks at the first
+bytes (``sniff_kind``) because names lie: exports from phones and cloud
+services sometimes carry a HEIC under a ``.jpg`` name, and a zero-byte or
+half-downloaded file must be refused before a decoder sees it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reconciler.errors import MediaError
+
+JPEG = "jpeg"
+HEIC = "heic"
+VIDEO = "video"
+OTHER = "other"
+
+_BY_EXTENSION = {
+    ".jpg": JPEG,
+    ".jpeg": JPEG,
+    ".heic": HEIC,
+    ".heif": HEIC,
+    ".mov": VIDEO,
+    ".mp4": VIDEO,
+    ".m4v": VIDEO,
+}
+
+# ISO-BMFF brands of HEVC-coded HEIF images. ``mif1``/``msf1`` are the
+# generic HEIF brands, which AVIF files also carry: those are told apart by
+# an ``avif``/``avis`` brand further down the ftyp box.
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+# Top-level boxes that open old QuickTime files written before ftyp existed.
+_QUICKTIME_BOXES = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
+
+_HEAD_BYTES = 64
+
+
+def media_kind(name: str) -> str:
+    """``jpeg``, ``heic``, ``video`` or ``other``, from the file name's extension."""
+    return _BY_EXTENSION.get(Path(name).suffix.lower(), OTHER)
+
+
+def sniff_kind(head: bytes) -> str:
+    """The kind the first bytes of a file announce, whatever its name says."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    box = head[4:8]
+    if box == b"ftyp":
+        # ftyp: size(4) 'ftyp' major(4) minor_version(4) compatible brands(4 each)
+        size = int.from_bytes(head[0:4], "big")
+        end = min(max(size, 16), len(head))
+        brands = {head[i : i + 4] for i in range(16, end - 3, 4)} | {head[8:12]}
+        if brands & _AVIF_BRANDS:
+            return OTHER
+        if head[8:12] in _HEIF_BRANDS or (brands & _HEIF_BRANDS and head[8:12] != b"qt  "):
+            return HEIC
+        return VIDEO
+    if box in _QUICKTIME_BOXES:
+        return VIDEO
+    return OTHER
+
+
+def read_kind(path: Path) -> str:
+    """Sniff a file's kind, refusing missing and empty files with a MediaError."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(_HEAD_BYTES)
+    except OSError as e:
+        raise MediaError(f"{path}: cannot read: {e.strerror or e}") from e
+    if not head:
+        raise MediaError(f"{path}: empty file")
+    return sniff_kind(head)

@@ -1,0 +1,43 @@
+"""Read back what a media file says about itself: its lineage and its capture date.
+
+Both only parse headers and metadata (no pixel decode), so the observer can
+call them on a whole library. The kind is sniffed from the content, like the
+encoder does, so a HEIC saved under a ``.jpg`` name is still read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from reconciler.media.kinds import HEIC, JPEG, VIDEO, read_kind
+from reconciler.media.still import read_still_capture_date, read_still_lineage
+from reconciler.media.video import read_video_capture_date, read_video_lineage
+
+
+def read_lineage(path: Path) -> tuple[str, str] | None:
+    """(original_sha256, tier) embedded by ``encode_file``, or None when absent.
+
+    Raises MediaError when the file is empty or cannot be parsed at all.
+    """
+    kind = read_kind(path)
+    if kind in (JPEG, HEIC):
+        return read_still_lineage(path, kind)
+    if kind == VIDEO:
+        return read_video_lineage(path)
+    return None
+
+
+def read_capture_date(path: Path) -> datetime | None:
+    """When the photo or clip was taken (tz-aware), or None when it does not say.
+
+    Stills: EXIF DateTimeOriginal with OffsetTimeOriginal, UTC when there is
+    no offset. Videos: Apple's creationdate, else the container creation_time.
+    Raises MediaError when the file is empty or cannot be parsed at all.
+    """
+    kind = read_kind(path)
+    if kind in (JPEG, HEIC):
+        return read_still_capture_date(path, kind)
+    if kind == VIDEO:
+        return read_video_capture_date(path)
+    return None

@@ -1,0 +1,273 @@
+"""Observation: ask every provider for its actual state; return a World.
+
+Hashing goes through the state DB's hash cache, keyed by (path, size,
+mtime_ns, inode): an unchanged file is never re-read, a changed one is
+re-hashed (so a copy altered on disk is noticed on the next run). Misses are
+hashed on a small thread pool (hashlib and file reads release the GIL).
+
+Guards live here too: a source listing that failed, came back empty, or
+shrank sharply since the last run is marked untrusted (the planner then
+removes nothing from it), and a store without its marker is unavailable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import attrs
+
+from providers.base import Hashed, ScanEntry, Source, Store
+from reconciler import media
+from reconciler.config import DesiredState
+from reconciler.connect import Connected
+from reconciler.errors import LoginRequiredError, MediaError, ProviderError
+from reconciler.hashing import sha256_file
+from reconciler.model import (
+    ORIGINAL_TIER,
+    Delivery,
+    FileCopy,
+    LibraryFile,
+    LibraryState,
+    SourceState,
+    TargetState,
+    World,
+)
+from reconciler.state import CachedHash, LineageRow, StateDB
+
+#: progress(label, done, total)
+Progress = Callable[[str, int, int], None]
+
+
+def _quiet(label: str, done: int, total: int) -> None:
+    pass
+
+
+class CachedHasher:
+    """The Hasher handed to providers: SQLite cache first, then a thread pool."""
+
+    def __init__(self, db: StateDB, *, workers: int = 0, progress: Progress = _quiet) -> None:
+        self.db = db
+        self.workers = workers or min(4, (os.cpu_count() or 2))
+        self.progress = progress
+        self.hashed_files = 0  # misses hashed this run, for tests and figures
+
+    def hash_entries(self, entries: Iterable[ScanEntry], *, dates: bool = False) -> list[Hashed]:
+        entries = list(entries)
+        cached = self.db.cached_hashes([str(e.path) for e in entries])
+        results: list[Hashed | None] = [None] * len(entries)
+        misses: list[int] = []
+        for i, e in enumerate(entries):
+            c = cached.get(str(e.path))
+            fresh = c is not None and (c.size, c.mtime_ns, c.inode) == (e.size, e.mtime_ns, e.inode)
+            if c is not None and fresh and (c.dated or not dates):
+                results[i] = Hashed(sha256=c.sha256, captured_at_ts=c.captured_at)
+            else:
+                misses.append(i)
+        if misses:
+            self._hash(entries, misses, results, dates)
+        return [r for r in results if r is not None]
+
+    def _hash(
+        self, entries: list[ScanEntry], misses: list[int], out: list[Hashed | None], dates: bool
+    ) -> None:
+        def work(i: int) -> tuple[int, CachedHash]:
+            e = entries[i]
+            sha = sha256_file(e.path)
+            when = _capture_ts(e.path) if dates else None
+            return i, CachedHash(
+                size=e.size,
+                mtime_ns=e.mtime_ns,
+                inode=e.inode,
+                sha256=sha,
+                dated=dates,
+                captured_at=when,
+            )
+
+        rows: list[tuple[str, CachedHash]] = []
+        with ThreadPoolExecutor(self.workers) as pool:
+            for n, (i, h) in enumerate(pool.map(work, misses), 1):
+                out[i] = Hashed(sha256=h.sha256, captured_at_ts=h.captured_at)
+                rows.append((str(entries[i].path), h))
+                if n % 200 == 0 or n == len(misses):
+                    self.progress("hashing", n, len(misses))
+                if len(rows) >= 5000:
+                    self.db.store_hashes(rows)
+                    rows = []
+        self.db.store_hashes(rows)
+        self.hashed_files += len(misses)
+
+
+def _capture_ts(path: Path) -> float | None:
+    try:
+        when = media.read_capture_date(path)
+    except (MediaError, OSError):
+        return None
+    return when.timestamp() if when else None
+
+
+def observe(
+    desired: DesiredState,
+    db: StateDB,
+    conn: Connected,
+    *,
+    now: datetime | None = None,
+    progress: Progress = _quiet,
+    accept_shrink: bool = False,
+) -> World:
+    hasher = CachedHasher(db, progress=progress)
+    sources = tuple(
+        _source(sid, src, hasher, db, desired.guards.max_shrink_fraction, accept_shrink)
+        for sid, src in conn.sources.items()
+    )
+    targets = tuple(_target(tid, store, hasher, db) for tid, store in conn.targets.items())
+    return World(
+        observed_at=now or datetime.now(UTC),
+        sources=sources,
+        targets=targets,
+        library=_library(conn, hasher, db),
+        known_sha256=db.known_sha256(),
+        settled=db.settled(),
+        tombstones=db.tombstones(),
+    )
+
+
+def _source(
+    sid: str, src: Source, hasher: CachedHasher, db: StateDB, max_shrink: float, accept: bool
+) -> SourceState:
+    base = SourceState(source_id=sid, kind=src.kind, remote=src.remote, items=())
+    try:
+        items = tuple(src.list_items(hasher))
+    except LoginRequiredError:
+        raise
+    except ProviderError as e:
+        return attrs.evolve(base, trusted=False, problem=f"listing failed: {e}")
+    before = db.listing_count(sid)
+    problem = ""
+    if before and not items:
+        problem = f"listing came back empty (last run: {before} items)"
+    elif before and len(items) < before * (1 - max_shrink):
+        problem = (
+            f"listing shrank from {before} to {len(items)} items since the last run "
+            f"(guards.max_shrink_fraction={max_shrink}); if that is right, run once "
+            "with --accept-shrink"
+        )
+    if problem and not accept:
+        return attrs.evolve(base, items=items, trusted=False, problem=problem)
+    db.record_listing_count(sid, len(items))
+    return attrs.evolve(base, items=items)
+
+
+def _target(tid: str, store: Store, hasher: CachedHasher, db: StateDB) -> TargetState:
+    avail = store.availability()
+    if not avail.available:
+        return TargetState(target_id=tid, kind=store.kind, available=False, problem=avail.reason)
+    try:
+        copies = tuple(store.list_copies(hasher))
+    except LoginRequiredError:
+        raise
+    except ProviderError as e:
+        return TargetState(
+            target_id=tid, kind=store.kind, available=False, problem=f"listing failed: {e}"
+        )
+    confirm = getattr(store, "confirm", None)
+    if confirm is None:
+        return TargetState(target_id=tid, kind=store.kind, available=True, copies=copies)
+    return _confirming(tid, store, copies, confirm, db)
+
+
+def _confirming(
+    tid: str,
+    store: Store,
+    copies: tuple[FileCopy, ...],
+    confirm: Callable[[str], object],
+    db: StateDB,
+) -> TargetState:
+    """A target whose copies count only once the device confirms them."""
+    known = db.deliveries(tid)
+    confirmed: list[FileCopy] = []
+    pending: list[Delivery] = []
+    for c in copies:
+        row = known.get(c.path)
+        if row and row["sha256"] == c.sha256 and row["confirmed_at"]:
+            confirmed.append(c)
+            continue
+        held = confirm(c.path)
+        if getattr(held, "held", False):
+            db.record_confirmation(tid, c.path, c.sha256)
+            confirmed.append(c)
+        else:
+            since = row["delivered_at"] if row and row["sha256"] == c.sha256 else None
+            pending.append(
+                Delivery(
+                    sha256=c.sha256,
+                    path=c.path,
+                    delivered_at=datetime.fromisoformat(since) if since else datetime.now(UTC),
+                )
+            )
+    return TargetState(
+        target_id=tid,
+        kind=store.kind,
+        available=True,
+        copies=tuple(confirmed),
+        pending=tuple(pending),
+    )
+
+
+def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> LibraryState:
+    store = conn.library
+    avail = store.availability()
+    if not avail.available:
+        return LibraryState(available=False, problem=avail.reason)
+    try:
+        copies = list(store.list_copies(hasher))
+    except ProviderError as e:
+        return LibraryState(available=False, problem=f"listing failed: {e}")
+    lineage = db.lineage()
+    files: list[LibraryFile] = []
+    for c in copies:
+        row = lineage.get(c.path)
+        if row is None or row.sha256 != c.sha256:
+            row = _embedded_lineage(store.root / c.path, c) or LineageRow(
+                path=c.path,
+                original_sha256=c.sha256,
+                sha256=c.sha256,
+                tier=ORIGINAL_TIER,
+                size=c.size,
+                mtime_ns=c.mtime_ns,
+            )
+            db.record_lineage(row)
+        files.append(
+            LibraryFile(
+                path=c.path,
+                sha256=c.sha256,
+                original_sha256=row.original_sha256,
+                tier=row.tier,
+                size=c.size,
+            )
+        )
+    return LibraryState(available=True, files=tuple(files))
+
+
+def _embedded_lineage(path: Path, c: FileCopy) -> LineageRow | None:
+    """Lineage written into an encoded file survives a lost state DB."""
+    if media.media_kind(c.path) == "other":
+        return None
+    try:
+        found = media.read_lineage(path)
+    except (MediaError, OSError):
+        return None
+    if found is None:
+        return None
+    original, tier = found
+    return LineageRow(
+        path=c.path,
+        original_sha256=original,
+        sha256=c.sha256,
+        tier=tier,
+        size=c.size,
+        mtime_ns=c.mtime_ns,
+    )

@@ -1,0 +1,348 @@
+"""The planner: ``plan(desired, world, now) -> Plan``. Pure: no I/O, no clock,
+no SQLite, so the same inputs always give the same plan.
+
+For every item of every source, in order:
+
+1. its original must be in the library (DownloadAsset for a remote source
+   whose hash is not known yet, else CopyToLibrary),
+2. every available backup target must hold a verified copy (CopyToTarget;
+   a target that confirms later, the phone, is *waiting* until it does),
+3. the library file must be encoded for the item's age tier (EncodeForTier,
+   always from the original),
+4. once enough verified copies exist, and the item is old enough, it leaves
+   its source (RemoveFromSource) — within the per-run deletion budget.
+
+The library copy never counts as a backup. Files are matched everywhere by
+the SHA-256 of the original; the same content seen twice is handled once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+import attrs
+
+from reconciler.config import DesiredState, Tier
+from reconciler.media import media_kind
+from reconciler.model import (
+    ORIGINAL_TIER,
+    Action,
+    CopyToLibrary,
+    CopyToTarget,
+    DownloadAsset,
+    EncodeForTier,
+    FileOrigin,
+    MediaFile,
+    Note,
+    Plan,
+    RemoveFromSource,
+    SourceItem,
+    SourceState,
+    World,
+)
+
+_ORDER = {
+    DownloadAsset: 0,
+    CopyToLibrary: 1,
+    CopyToTarget: 2,
+    EncodeForTier: 3,
+    RemoveFromSource: 4,
+}
+
+
+def tier_for(tiers: Iterable[Tier], captured_at: datetime | None, now: datetime) -> Tier | None:
+    """The tier an item of this capture date belongs to now; None: keep original."""
+    if captured_at is None:
+        return None
+    age_days = (now - captured_at) / timedelta(days=1)
+    for tier in tiers:
+        if tier.max_age_days is None or age_days < tier.max_age_days:
+            return tier
+    return None
+
+
+@attrs.frozen(kw_only=True)
+class Encoding:
+    """What a file should look like in the library: a tier name and a setting."""
+
+    tier: str
+    quality: int | None = None
+    crf: int | None = None
+
+
+def encoding_for(tier: Tier | None, name: str) -> Encoding:
+    kind = media_kind(name)
+    if tier is None or tier.keep == "original" or kind == "other":
+        return Encoding(tier=ORIGINAL_TIER)
+    if kind == "jpeg":
+        return Encoding(tier=tier.name, quality=tier.jpeg_quality)
+    if kind == "heic":
+        return Encoding(tier=tier.name, quality=tier.heic_quality)
+    return Encoding(tier=tier.name, crf=tier.video_crf)
+
+
+def plan(desired: DesiredState, world: World, now: datetime) -> Plan:
+    return _Planner(desired, world, now).run()
+
+
+class _Planner:
+    def __init__(self, desired: DesiredState, world: World, now: datetime) -> None:
+        self.desired = desired
+        self.world = world
+        self.now = now
+        self.library = world.library.index()
+        self.targets = [t for t in world.targets if t.available]
+        self.copies = {t.target_id: t.index() for t in self.targets}
+        self.pending = {t.target_id: {d.sha256 for d in t.pending} for t in self.targets}
+        self.actions: list[Action] = []
+        self.notes: list[Note] = []
+        #: file identity (sha256, or the origin while unknown) -> ids of the
+        #: actions that produce its copies, per target
+        self.copy_actions: dict[str, dict[str, str]] = {}
+        self.handled: set[str] = set()
+        self.removals = 0
+        self.removal_bytes = 0
+
+    def run(self) -> Plan:
+        for t in self.world.targets:
+            if not t.available:
+                self._note(
+                    "blocked", f"target {t.target_id}", f"{t.problem}; nothing is written there"
+                )
+        if not self.world.library.available:
+            self._note("blocked", "library", f"{self.world.library.problem}; nothing is imported")
+        for source in self.world.sources:
+            if not source.trusted:
+                self._note(
+                    "blocked",
+                    f"source {source.source_id}",
+                    f"{source.problem}; nothing is removed from it this run",
+                )
+            for item in source.items:
+                if (source.source_id, item.key) not in self.world.tombstones:
+                    self._item(source, item)
+        actions = sorted(self.actions, key=lambda a: _ORDER[type(a)])
+        return Plan(
+            actions=tuple(actions),
+            notes=tuple(self.notes),
+            created_at=self.now,
+            basis=fingerprint(self.world),
+            config_digest=self.desired.digest,
+        )
+
+    def _note(self, status: str, subject: str, reason: str) -> None:
+        self.notes.append(Note(status=status, subject=subject, reason=reason))
+
+    # ------------------------------------------------------------- per item
+
+    def _item(self, source: SourceState, item: SourceItem) -> None:
+        subject = f"{source.source_id}:{item.files[0].name}" if item.files else item.key
+        shas: list[str | None] = []
+        for f in item.files:
+            shas.append(self._file(source, item, f, subject))
+        self._removal(source, item, shas, subject)
+
+    def _file(
+        self, source: SourceState, item: SourceItem, f: MediaFile, subject: str
+    ) -> str | None:
+        sha = f.sha256 or self.world.known_sha256.get((source.source_id, item.key, f.ref))
+        origin = FileOrigin(source_id=source.source_id, item_key=item.key, ref=f.ref)
+        ident = sha or f"{origin.source_id}:{origin.item_key}:{origin.ref}"
+        if ident in self.handled:
+            return sha  # the same content again (a duplicate): already planned
+        self.handled.add(ident)
+        fsubject = f"{source.source_id}:{f.name}" if len(item.files) > 1 else subject
+        placed: tuple[str, ...] = ()
+        if not self.world.library.available:
+            if sha is None:
+                return None
+        elif sha is None:
+            dl = DownloadAsset(
+                id=f"download:{ident}",
+                subject=fsubject,
+                reason="not downloaded yet",
+                origin=origin,
+                name=f.name,
+                size=f.size,
+                captured_at=item.captured_at,
+            )
+            self.actions.append(dl)
+            placed = (dl.id,)
+        elif sha not in self.library:
+            lib = CopyToLibrary(
+                id=f"library:{sha}",
+                subject=fsubject,
+                reason="not in the library",
+                sha256=sha,
+                name=f.name,
+                size=f.size,
+                captured_at=item.captured_at,
+            )
+            self.actions.append(lib)
+            placed = (lib.id,)
+        self._targets(sha, origin, ident, f, item, fsubject, placed)
+        if self.world.library.available:
+            self._encode(sha, origin, f, item, fsubject, placed)
+        return sha
+
+    def _targets(
+        self,
+        sha: str | None,
+        origin: FileOrigin,
+        ident: str,
+        f: MediaFile,
+        item: SourceItem,
+        subject: str,
+        placed: tuple[str, ...],
+    ) -> None:
+        planned = self.copy_actions.setdefault(ident, {})
+        for t in self.targets:
+            if sha is not None and (
+                sha in self.copies[t.target_id] or sha in self.pending[t.target_id]
+            ):
+                continue
+            if sha is None and not placed:
+                continue  # cannot be fetched this run (library unavailable)
+            action = CopyToTarget(
+                id=f"copy:{t.target_id}:{ident}",
+                subject=subject,
+                reason=f"no verified copy on {t.target_id}",
+                depends_on=placed if sha is None else (),
+                target_id=t.target_id,
+                sha256=sha,
+                origin=None if sha else origin,
+                name=f.name,
+                size=f.size,
+                captured_at=item.captured_at,
+            )
+            self.actions.append(action)
+            planned[t.target_id] = action.id
+
+    def _encode(
+        self,
+        sha: str | None,
+        origin: FileOrigin,
+        f: MediaFile,
+        item: SourceItem,
+        subject: str,
+        placed: tuple[str, ...],
+    ) -> None:
+        tier = tier_for(self.desired.policy.tiers, item.captured_at, self.now)
+        want = encoding_for(tier, f.name)
+        current = self.library[sha].tier if sha in self.library else ORIGINAL_TIER
+        if want.tier == current or (sha is not None and (sha, want.tier) in self.world.settled):
+            return
+        if item.captured_at is not None:
+            years = (self.now - item.captured_at) / timedelta(days=365.25)
+            age = f"captured {item.captured_at:%Y-%m-%d} ({years:.1f} years ago)"
+        else:
+            age = "capture date unknown"
+        setting = (
+            f"quality {want.quality}"
+            if want.quality
+            else f"crf {want.crf}"
+            if want.crf
+            else "original"
+        )
+        self.actions.append(
+            EncodeForTier(
+                id=f"encode:{sha or origin.source_id + ':' + origin.item_key + ':' + origin.ref}",
+                subject=subject,
+                reason=f"{age}: tier {want.tier} ({setting}), library has {current}",
+                depends_on=placed,
+                sha256=sha,
+                origin=None if sha else origin,
+                name=f.name,
+                tier=want.tier,
+                quality=want.quality,
+                crf=want.crf,
+            )
+        )
+
+    # ------------------------------------------------------------- removal
+
+    def _removal(
+        self, source: SourceState, item: SourceItem, shas: list[str | None], subject: str
+    ) -> None:
+        removal = self.desired.policy.removal
+        if not removal.enabled or not self._removable(source) or not source.trusted:
+            return
+        if item.captured_at is None:
+            self._note("waiting", subject, "capture date unknown; kept in the source")
+            return
+        age = self.now - item.captured_at
+        if age <= timedelta(days=removal.keep_recent_days):
+            return
+        need = self.desired.policy.copies
+        deps: list[str] = []
+        for f, sha in zip(item.files, shas, strict=True):
+            ident = sha or f"{source.source_id}:{item.key}:{f.ref}"
+            verified = [
+                t.target_id for t in self.targets if sha and sha in self.copies[t.target_id]
+            ]
+            planned = self.copy_actions.get(ident, {})
+            # A planned copy counts only on a store that verifies at write
+            # time; the phone's copy counts once Syncthing confirms it.
+            coming = [tid for tid, _ in planned.items() if self._confirms_on_write(tid)]
+            if len(verified) + len(coming) < need:
+                waiting = [
+                    t.target_id for t in self.targets if sha and sha in self.pending[t.target_id]
+                ]
+                why = f"{len(verified)} of {need} verified copies"
+                if waiting:
+                    why += f"; waiting for {', '.join(waiting)} to confirm"
+                self._note("waiting", subject, f"{why}; kept in the source")
+                return
+            deps.extend(planned[tid] for tid in coming)
+        size = item.size
+        if (
+            self.removals + 1 > removal.max_items_per_run
+            or self.removal_bytes + size > removal.max_bytes_per_run
+        ):
+            self._note("blocked", subject, "deletion budget for this run reached; next run")
+            return
+        self.removals += 1
+        self.removal_bytes += size
+        days = age / timedelta(days=1)
+        self.actions.append(
+            RemoveFromSource(
+                id=f"remove:{source.source_id}:{item.key}",
+                subject=subject,
+                reason=(
+                    f"archived ({need} verified copies), {days:.0f} days old "
+                    f"(keep_recent_days={removal.keep_recent_days})"
+                ),
+                depends_on=tuple(deps),
+                source_id=source.source_id,
+                item_key=item.key,
+                files=item.files,
+                size=size,
+            )
+        )
+
+    def _removable(self, source: SourceState) -> bool:
+        cfg = self.desired.sources.get(source.source_id)
+        return bool(getattr(cfg, "remove_after_archive", True))
+
+    def _confirms_on_write(self, target_id: str) -> bool:
+        return next(t.kind for t in self.targets if t.target_id == target_id) != "syncthing"
+
+
+def fingerprint(world: World) -> str:
+    """A digest of what the plan was computed from, for saved plans."""
+    h = hashlib.sha256()
+
+    def feed(obj: object) -> None:
+        h.update(json.dumps(obj, sort_keys=True, default=str).encode())
+
+    for s in world.sources:
+        feed([s.source_id, s.trusted])
+        for item in s.items:
+            feed([item.key, item.version, [(f.ref, f.size, f.sha256) for f in item.files]])
+    for t in world.targets:
+        feed([t.target_id, t.available, sorted(c.sha256 for c in t.copies)])
+    feed(sorted((f.original_sha256, f.tier, f.sha256) for f in world.library.files))
+    return h.hexdigest()
