@@ -139,7 +139,10 @@ class _Planner:
     # ------------------------------------------------------------- per item
 
     def _item(self, source: SourceState, item: SourceItem) -> None:
-        subject = f"{source.source_id}:{item.files[0].name}" if item.files else item.key
+        # A folder's relative path tells same-named files apart; a remote
+        # source's key (asset ids) would tell a person nothing.
+        label = item.files[0].name if source.remote or not item.files else item.key
+        subject = f"{source.source_id}:{label}"
         shas: list[str | None] = []
         for f in item.files:
             shas.append(self._file(source, item, f, subject))
@@ -154,7 +157,8 @@ class _Planner:
         if ident in self.handled:
             return sha  # the same content again (a duplicate): already planned
         self.handled.add(ident)
-        fsubject = f"{source.source_id}:{f.name}" if len(item.files) > 1 else subject
+        flabel = f.name if source.remote else f.ref
+        fsubject = f"{source.source_id}:{flabel}" if len(item.files) > 1 else subject
         placed: tuple[str, ...] = ()
         if not self.world.library.available:
             if sha is None:

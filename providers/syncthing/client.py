@@ -130,7 +130,7 @@ def parse_time(text: str) -> datetime | None:
     head, sep, tail = text.partition(".")
     if sep:
         # Python parses at most microseconds: trim the fraction, keep the offset.
-        digits = "".join(c for c in tail if c.isdigit())
+        digits = tail[: len(tail) - len(tail.lstrip("0123456789"))]
         offset = tail[len(digits) :]
         text = f"{head}.{digits[:6]}{offset}"
     try:

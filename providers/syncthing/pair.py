@@ -94,6 +94,9 @@ def write_offline_config(
         _set_child(options, key, value)
     for server in options.findall("globalAnnounceServer"):
         options.remove(server)
+    # With no entry at all Syncthing puts "default" back when it loads the
+    # config; one empty entry names no server and stays as it is.
+    ET.SubElement(options, "globalAnnounceServer").text = ""
     for listen in options.findall("listenAddress"):
         options.remove(listen)
     ET.SubElement(options, "listenAddress").text = f"tcp://127.0.0.1:{listen_port}"
@@ -165,6 +168,21 @@ class SyncthingInstance:
     def pid(self) -> int | None:
         return self._process.pid if self.running and self._process else None
 
+    def pids(self) -> tuple[int, ...]:
+        """The process we started and its children (Syncthing 1.19 runs a
+        small monitor process that starts the real server as its child)."""
+        if not self.running or self._process is None:
+            return ()
+        pid = self._process.pid
+        children: list[int] = []
+        # Linux lists children per thread, and Go forks from any thread.
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                children += (int(c) for c in (task / "children").read_text().split())
+            except OSError:
+                continue
+        return (pid, *sorted(set(children)))
+
     def client(self, *, timeout: float = 10.0) -> SyncthingClient:
         return SyncthingClient(url=self.url, api_key=self.api_key, timeout=timeout)
 
@@ -211,7 +229,11 @@ class SyncthingInstance:
                     time.sleep(0.1)
 
     def stop(self, *, timeout: float = 15.0) -> None:
-        """Shut down cleanly through the API, then by PID if it will not go."""
+        """Shut down cleanly through the API, then by PID if it will not go.
+
+        The monitor process exits when its server child does, and passes a
+        SIGTERM on to it, so waiting on and signalling our own PID suffices.
+        """
         process = self._process
         if process is None:
             return

@@ -30,11 +30,7 @@ from providers.syncthing.client import (
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
     PROVIDER,
-    SyncthingAuthError,
     SyncthingClient,
-    SyncthingUnreachableError,
-    UnknownDeviceError,
-    UnknownFolderError,
 )
 from reconciler.errors import ProviderError
 from reconciler.model import FileCopy
@@ -156,16 +152,17 @@ class SyncthingTarget:
         try:
             folder = self._client.folder(self.folder_id)
             self._client.device(self.device_id)
-        except (
-            SyncthingUnreachableError,
-            SyncthingAuthError,
-            UnknownFolderError,
-            UnknownDeviceError,
-        ) as e:
-            return Availability(available=False, reason=str(e))
+            own_id = self._client.my_id()
         except ProviderError as e:
+            # Down, key rejected, unknown folder or device: each error's
+            # message already says which and what to do.
             return Availability(available=False, reason=str(e))
         where = f"Syncthing folder {self.folder_id!r}"
+        if self.device_id == own_id:
+            return Availability(
+                available=False,
+                reason=f"{self.device_id} is this machine's own device id; use the phone's",
+            )
         if self.device_id not in folder.device_ids:
             return Availability(
                 available=False,

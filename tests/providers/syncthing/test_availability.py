@@ -13,7 +13,7 @@ from providers.syncthing.client import (
     UnknownDeviceError,
     UnknownFolderError,
 )
-from providers.syncthing.pair import SyncthingPair, free_port
+from providers.syncthing.pair import SyncthingInstance, SyncthingPair, free_port
 from providers.syncthing.target import SyncthingTarget
 
 pytestmark = pytest.mark.syncthing
@@ -89,21 +89,33 @@ def test_folder_path_is_not_the_shared_one(syncthing_pair: SyncthingPair, tmp_pa
     )
 
 
-def test_folder_not_shared_with_that_device(syncthing_pair: SyncthingPair) -> None:
-    # The phone knows this machine as a device, but this machine's own id is
-    # not among the devices of this machine's folder.
-    reason = _reason(syncthing_pair, device_id=syncthing_pair.local.device_id)
+def test_device_known_but_folder_not_shared_with_it(
+    syncthing_pair: SyncthingPair, tmp_path: Path
+) -> None:
+    other = SyncthingInstance.generate(tmp_path / "other", name="tablet")
+    with syncthing_pair.local.client() as client:
+        client.add_device(device_id=other.device_id, name="tablet", address=other.address)
+    reason = _reason(syncthing_pair, device_id=other.device_id)
     assert reason == (
         f"Syncthing folder {syncthing_pair.folder_id!r} is not shared with the phone "
-        f"({syncthing_pair.local.device_id}); share it"
+        f"({other.device_id}); share it"
+    )
+
+
+def test_own_device_id_is_not_the_phone(syncthing_pair: SyncthingPair) -> None:
+    own = syncthing_pair.local.device_id
+    assert _reason(syncthing_pair, device_id=own) == (
+        f"{own} is this machine's own device id; use the phone's"
     )
 
 
 def test_client_raises_distinct_errors(syncthing_pair: SyncthingPair) -> None:
     url = syncthing_pair.local.url
-    with SyncthingClient(url=url, api_key="wrong", timeout=5) as bad:
-        with pytest.raises(SyncthingAuthError):
-            bad.my_id()
+    with (
+        SyncthingClient(url=url, api_key="wrong", timeout=5) as bad,
+        pytest.raises(SyncthingAuthError),
+    ):
+        bad.my_id()
     with SyncthingClient(url=url, api_key=syncthing_pair.local.api_key, timeout=5) as good:
         assert good.my_id() == syncthing_pair.local.device_id
         with pytest.raises(UnknownFolderError):
@@ -113,9 +125,11 @@ def test_client_raises_distinct_errors(syncthing_pair: SyncthingPair) -> None:
         with pytest.raises(UnknownDeviceError):
             good.device(STRANGER)
     down = f"http://127.0.0.1:{free_port()}"
-    with SyncthingClient(url=down, api_key="k", timeout=5) as gone:
-        with pytest.raises(SyncthingUnreachableError) as info:
-            gone.ping()
+    with (
+        SyncthingClient(url=down, api_key="k", timeout=5) as gone,
+        pytest.raises(SyncthingUnreachableError) as info,
+    ):
+        gone.ping()
     assert info.value.transient
     assert info.value.provider == "syncthing"
 

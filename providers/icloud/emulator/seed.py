@@ -1,0 +1,204 @@
+"""Seeding the emulator: a generated library, or any folder of media files.
+
+``generate_library`` writes a small but awkward library: JPEGs with EXIF
+DateTimeOriginal spread over several years, HEICs, Live Photo pairs
+(``IMG_n.HEIC`` + ``IMG_n.MOV``), short videos made by ffmpeg, photos that
+share a filename but not their bytes, and one photo without any date.
+``add_folder`` loads a folder into an account, pairing Live Photos by stem.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from PIL import Image
+
+from providers.icloud.emulator.store import Account
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".heic", ".heif", ".png"})
+VIDEO_EXTENSIONS = frozenset({".mov", ".mp4", ".m4v"})
+_EXIF_IFD = 0x8769
+_DATETIME_ORIGINAL = 0x9003
+_DATETIME = 0x0132
+
+
+def _image(rng: random.Random, size: tuple[int, int] = (48, 32)) -> Image.Image:
+    # Random pixels make every file's bytes unique (distinct SHA-256).
+    return Image.frombytes("RGB", size, rng.randbytes(size[0] * size[1] * 3))
+
+
+def _exif(when: datetime | None) -> Image.Exif:
+    exif = Image.Exif()
+    if when is not None:
+        stamp = when.strftime("%Y:%m:%d %H:%M:%S")
+        exif[_DATETIME] = stamp
+        exif.get_ifd(_EXIF_IFD)[_DATETIME_ORIGINAL] = stamp
+    return exif
+
+
+def _write_jpeg(path: Path, rng: random.Random, when: datetime | None) -> None:
+    _image(rng).save(path, "JPEG", quality=80, exif=_exif(when))
+
+
+def _write_heic(path: Path, rng: random.Random, when: datetime | None) -> None:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    _image(rng, (64, 48)).save(path, "HEIF", quality=60, exif=_exif(when).tobytes())
+
+
+def _write_video(path: Path, when: datetime, seconds: float, seed: int) -> None:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise RuntimeError("ffmpeg is needed to generate videos (apt install ffmpeg)")
+    subprocess.run(
+        [
+            ffmpeg,
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc=duration={seconds}:size=64x48:rate=10",
+            "-vf",
+            f"drawbox=x={seed % 48}:y=0:w=8:h=8:color=red:t=fill",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-metadata",
+            f"creation_time={when.strftime('%Y-%m-%dT%H:%M:%S.000000Z')}",
+            str(path),
+        ],
+        check=True,
+    )
+
+
+def generate_library(dest_dir: Path | str, count: int = 50, years: int = 5, seed: int = 0) -> list[Path]:
+    """Write about ``count`` media files under ``dest_dir``; returns them.
+
+    Deterministic for a given ``seed`` (except ffmpeg's container bytes).
+    """
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    start = datetime(datetime.now(UTC).year - years, 1, 1, 9, 0, tzinfo=UTC)
+    span = timedelta(days=365 * years)
+
+    def when() -> datetime:
+        return start + timedelta(seconds=rng.randrange(int(span.total_seconds())))
+
+    written: list[Path] = []
+    n = 0
+
+    def name(ext: str) -> Path:
+        nonlocal n
+        n += 1
+        return dest / f"IMG_{n:04d}{ext}"
+
+    specials = min(10, max(0, count - 1))
+    if specials >= 10:
+        for _ in range(2):
+            path = name(".HEIC")
+            _write_heic(path, rng, when())
+            written.append(path)
+        for _ in range(2):
+            date = when()
+            still = name(".HEIC")
+            _write_heic(still, rng, date)
+            movie = still.with_suffix(".MOV")
+            _write_video(movie, date, 1, rng.randrange(1000))
+            written += [still, movie]
+        for ext in (".MOV", ".MP4"):
+            path = dest / f"VID_{n:04d}{ext}"
+            n += 1
+            _write_video(path, when(), 1, rng.randrange(1000))
+            written.append(path)
+        # Same name and (nearly) same size, different content: two cameras,
+        # or a phone that restarted its counter.
+        for folder in ("dupes-a", "dupes-b"):
+            (dest / folder).mkdir(exist_ok=True)
+            for dup in ("IMG_0001.JPG", "IMG_0002.JPG"):
+                path = dest / folder / dup
+                _write_jpeg(path, rng, when())
+                written.append(path)
+    else:
+        specials = 0
+    undated = name(".JPG")
+    _write_jpeg(undated, rng, None)
+    written.append(undated)
+    for _ in range(max(0, count - specials - 1)):
+        path = name(".JPG")
+        _write_jpeg(path, rng, when())
+        written.append(path)
+    return written
+
+
+def image_date(path: Path) -> datetime | None:
+    """EXIF DateTimeOriginal (naive, taken as UTC), or None."""
+    if path.suffix.lower() in (".heic", ".heif"):
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    try:
+        with Image.open(path) as img:
+            exif = img.getexif()
+            raw = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
+    except OSError:
+        return None
+    if not isinstance(raw, str):
+        return None
+    try:
+        return datetime.strptime(raw.strip(), "%Y:%m:%d %H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def video_date(path: Path) -> datetime | None:
+    """The container's creation_time (ffprobe), or None."""
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is None:
+        return None
+    result = subprocess.run(
+        [ffprobe, "-v", "quiet", "-print_format", "json", "-show_format", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        stamp = json.loads(result.stdout)["format"]["tags"]["creation_time"]
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(UTC)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def add_folder(account: Account, folder: Path) -> int:
+    """Add every media file under ``folder``; Live Photos (an image and a
+    .MOV with the same stem, side by side) become one asset. Returns the
+    number of assets added."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    by_stem = {(p.parent, p.stem.lower(), p.suffix.lower()): p for p in files}
+    paired: set[Path] = set()
+    added = 0
+    for path in files:
+        ext = path.suffix.lower()
+        if ext in IMAGE_EXTENSIONS:
+            movie = by_stem.get((path.parent, path.stem.lower(), ".mov"))
+            if movie is not None:
+                paired.add(movie)
+            account.add_asset(path, path.name, asset_date=image_date(path), live_video=movie)
+            added += 1
+    for path in files:
+        if path.suffix.lower() in VIDEO_EXTENSIONS and path not in paired:
+            account.add_asset(path, path.name, asset_date=video_date(path))
+            added += 1
+    return added

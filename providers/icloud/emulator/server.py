@@ -1,0 +1,819 @@
+"""The emulator's HTTP server: Apple's hosts behind one loopback port.
+
+Requests arrive through ``providers.icloud.transport.EmulatorAdapter``, which
+sends every ``https://<apple host>/…`` request to ``http://127.0.0.1:PORT/…``
+and names the Apple host in ``X-Emulated-Host``; the path and that header pick
+the handler. Requests without the header may use the control endpoint
+``/__emulator__/…`` (faults, expiry) for a driver in another process.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from http.cookies import SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import attrs
+
+from providers.icloud.emulator import records
+from providers.icloud.emulator.auth import AuthState
+from providers.icloud.emulator.faults import Fault, FaultPlan
+from providers.icloud.emulator.store import Account, EmulatedAsset, Zone
+
+HOST_HEADER = "X-Emulated-Host"
+AUTH_HOST = "idmsa.apple.com"
+SETUP_HOST = "setup.icloud.com"
+CKDATABASE_HOST = "p00-ckdatabasews.icloud.com"
+CK_PREFIX = "/database/1/com.apple.photos.cloud/production/"
+JSON = dict[str, Any]
+
+
+@attrs.define
+class Request:
+    method: str
+    host: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+    def cookie(self, name: str) -> str | None:
+        raw = self.headers.get("cookie")
+        if not raw:
+            return None
+        jar: SimpleCookie = SimpleCookie()
+        jar.load(raw)
+        morsel = jar.get(name)
+        return morsel.value if morsel is not None else None
+
+
+@attrs.define
+class Response:
+    status: int
+    headers: dict[str, str] = attrs.field(factory=dict)
+    body: bytes | Iterator[bytes] = b""
+    length: int | None = None
+    #: Close the connection after ``length`` announced bytes were not all sent.
+    cut_after: int | None = None
+
+
+def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    data = json.dumps(payload, separators=(",", ":")).encode()
+    out = {"Content-Type": "application/json;charset=UTF-8"}
+    out.update(headers or {})
+    return Response(status, out, data)
+
+
+def _route(host: str, path: str) -> str:
+    if host == AUTH_HOST:
+        return "auth"
+    if host == SETUP_HOST:
+        return "setup"
+    if host == records.DOWNLOAD_HOST:
+        return "download"
+    if host == CKDATABASE_HOST and path.startswith(CK_PREFIX):
+        rest = path[len(CK_PREFIX) :].split("/", 1)[-1]
+        return {
+            "records/query": "query",
+            "records/lookup": "lookup",
+            "records/modify": "modify",
+            "internal/records/query/batch": "count",
+            "zones/list": "zones",
+            "changes/zone": "changes",
+            "changes/database": "changes",
+        }.get(rest, "ckdatabase")
+    return "unknown"
+
+
+@attrs.define
+class EmulatorServer:
+    """An iCloud emulator bound to 127.0.0.1 (``port=0``: any free port).
+
+    Use as a context manager, or ``start()`` / ``stop()``. Tests drive
+    faults with ``inject(...)``, ``expire_download_urls()``,
+    ``expire_sessions()`` and ``revoke_trust()``; ``last_sms_code`` is the
+    code a person would have received.
+    """
+
+    account: Account
+    port: int = 0
+    host: str = "127.0.0.1"
+    #: What an expired download URL answers: 410 Gone, or 403.
+    expired_url_status: int = 410
+    faults: FaultPlan = attrs.field(factory=FaultPlan)
+    auth: AuthState = attrs.field(init=False)
+    url_generation: int = 0
+    hits: Counter[str] = attrs.field(factory=Counter)
+    range_requests: list[str] = attrs.field(factory=list)
+    _httpd: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    def __attrs_post_init__(self) -> None:
+        self.auth = AuthState(self.account)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> EmulatorServer:
+        httpd = _HTTPServer((self.host, self.port), _Handler)
+        httpd.app = self
+        self._httpd = httpd
+        self.port = httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # ------------------------------------------------------------ test API
+
+    def inject(
+        self,
+        route: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        body: dict[str, Any] | bytes | None = None,
+        delay: float = 0.0,
+        times: int | None = 1,
+        path_contains: str = "",
+    ) -> Fault:
+        """Answer the next ``times`` requests on ``route`` with ``status``
+        (Apple's body for it, and ``Retry-After``), after ``delay`` seconds."""
+        return self.faults.add(
+            Fault(
+                route=route,
+                status=status,
+                retry_after=retry_after,
+                body=body,
+                delay=delay,
+                times=times,
+                path_contains=path_contains,
+            )
+        )
+
+    def inject_truncation(
+        self, *, fraction: float = 0.5, mode: Literal["cut", "lie"] = "cut", times: int | None = 1
+    ) -> Fault:
+        """Send only part of the next ``times`` download bodies."""
+        return self.faults.add(
+            Fault(route="download", truncate=fraction, truncate_mode=mode, times=times)
+        )
+
+    def inject_conflict(self, *, times: int | None = 1) -> Fault:
+        """Answer the next ``times`` modifies with a CONFLICT for every record,
+        as if each record had changed on another device meanwhile."""
+        return self.faults.add(Fault(route="modify", conflict=True, times=times))
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def expire_download_urls(self) -> None:
+        """Every download URL handed out so far stops working; a fresh
+        listing gives new ones."""
+        with self.account.lock:
+            self.url_generation += 1
+
+    def expire_sessions(self) -> None:
+        self.auth.expire_sessions()
+
+    def revoke_trust(self) -> None:
+        self.auth.revoke_trust()
+
+    @property
+    def last_sms_code(self) -> str | None:
+        return self.auth.sms_codes[-1] if self.auth.sms_codes else None
+
+    def trusted_session(self) -> tuple[str, str]:
+        """A trusted session token and trust token, as a completed 2FA login
+        leaves them (for seeding a client's session file)."""
+        return self.auth.new_session(trusted=True), self.auth.new_trust_token()
+
+    # ------------------------------------------------------------ dispatch
+
+    def handle(self, req: Request) -> Response:
+        if not req.host and req.path.startswith("/__emulator__/"):
+            return self._control(req)
+        route = _route(req.host, req.path)
+        self.hits[route] += 1
+        fault = self.faults.take(route, req.path)
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)
+        if fault is not None and fault.status is not None:
+            body = fault.error_body()
+            if isinstance(body, bytes):
+                headers = {"Content-Type": "text/plain", **fault.headers()}
+                return Response(fault.status, headers, body)
+            return json_response(fault.status, body, fault.headers())
+        if route == "auth":
+            return self._auth(req)
+        if route == "setup":
+            return self._setup(req)
+        if route == "download":
+            return self._download(req, fault)
+        if route == "unknown":
+            return json_response(404, {"reason": f"no such endpoint {req.host}{req.path}"})
+        return self._ckdatabase(req, route, fault)
+
+    def _control(self, req: Request) -> Response:
+        action = req.path[len("/__emulator__/") :]
+        if action == "faults" and req.method == "POST":
+            self.faults.add(Fault(**req.json()))
+        elif action == "faults" and req.method == "DELETE":
+            self.clear_faults()
+        elif action == "expire-urls":
+            self.expire_download_urls()
+        elif action == "expire-sessions":
+            self.expire_sessions()
+        elif action == "revoke-trust":
+            self.revoke_trust()
+        elif action != "state":
+            return json_response(404, {"reason": f"unknown control {action}"})
+        return json_response(
+            200,
+            {
+                "assets": len(self.account.live_assets()),
+                "deleted": len(self.account.deleted_assets()),
+                "sms_codes": list(self.auth.sms_codes),
+                "hits": dict(self.hits),
+            },
+        )
+
+    # ------------------------------------------------------------ idmsa
+
+    def _auth(self, req: Request) -> Response:
+        path = req.path.removeprefix("/appleauth/auth")
+        session_id = req.headers.get("x-apple-id-session-id", "")
+        if path == "/authorize/signin":
+            html = b"<html><body>Sign in</body></html>"
+            return Response(200, {"Content-Type": "text/html"}, html)
+        if path == "/signin/init":
+            body = req.json()
+            challenge = self.auth.srp_init(body.get("accountName", ""), body.get("a", ""))
+            if challenge is None:
+                return _bad_credentials()
+            headers = {"scnt": "scnt-emulated", "X-Apple-ID-Session-Id": "sid-" + challenge["c"]}
+            return json_response(200, challenge, headers)
+        if path == "/signin/complete":
+            body = req.json()
+            if not self.auth.srp_complete(body.get("c", ""), body.get("m1", "")):
+                return _bad_credentials()
+            trust_tokens = [t for t in body.get("trustTokens", []) if isinstance(t, str)]
+            if self.auth.has_trust(trust_tokens):
+                headers = {
+                    "X-Apple-Session-Token": self.auth.new_session(trusted=True),
+                    "X-Apple-TwoSV-Trust-Token": trust_tokens[0],
+                }
+                return json_response(200, {"authType": "hsa2"}, headers)
+            token = self.auth.new_session(trusted=False)
+            self.auth.start_2fa(session_id, token)
+            return json_response(409, {"authType": "hsa2"}, {"X-Apple-Session-Token": token})
+        if path in ("", "/") and req.method == "GET":
+            if session_id not in self.auth.pending:
+                return json_response(401, {"reason": "no sign-in in progress"})
+            return json_response(200, _phone_options())
+        if path == "/verify/phone" and req.method == "PUT":
+            if not self.auth.send_code(session_id):
+                return json_response(401, {"reason": "no sign-in in progress"})
+            return json_response(200, {**_phone_options(), "trustedPhoneNumber": _PHONE})
+        if path in ("/verify/phone/securitycode", "/verify/trusteddevice/securitycode"):
+            code = str(req.json().get("securityCode", {}).get("code", ""))
+            if not self.auth.verify_code(session_id, code):
+                return json_response(
+                    400,
+                    {
+                        "service_errors": [
+                            {"code": "-21669", "message": "Incorrect verification code."}
+                        ],
+                        "hasError": True,
+                    },
+                )
+            return json_response(200, {})
+        if path == "/2sv/trust":
+            tokens = self.auth.trust(session_id)
+            if tokens is None:
+                return json_response(401, {"reason": "not verified"})
+            headers = {"X-Apple-Session-Token": tokens[0], "X-Apple-TwoSV-Trust-Token": tokens[1]}
+            return Response(204, headers, b"")
+        return json_response(404, {"reason": f"unknown auth endpoint {path}"})
+
+    # ------------------------------------------------------------ setup
+
+    def _account_data(self, trusted: bool) -> JSON:
+        account = self.account
+        return {
+            "dsInfo": {
+                "dsid": account.dsid,
+                "hsaVersion": 2,
+                "appleId": account.username,
+                "primaryEmail": account.username,
+                "fullName": account.full_name,
+                "languageCode": "en-us",
+                "isWebAccessAllowed": account.web_access,
+            },
+            "hasMinimumDeviceForPhotosWeb": True,
+            "iCDPEnabled": not account.web_access,
+            "webservices": {
+                "ckdatabasews": {
+                    "url": f"https://{CKDATABASE_HOST}:443",
+                    "pcsRequired": True,
+                    "status": "active",
+                },
+            },
+            "pcsEnabled": True,
+            "hsaTrustedBrowser": trusted,
+            "hsaChallengeRequired": False,
+            "appsOrder": ["photos"],
+            "apps": {"photos": {}},
+        }
+
+    def _setup(self, req: Request) -> Response:
+        op = req.path.removeprefix("/setup/ws/1/")
+        if op == "accountLogin":
+            body = req.json() or {}
+            trusted = self.auth.session_trusted(str(body.get("dsWebAuthToken") or ""))
+            if trusted is None:
+                return json_response(421, {"success": False, "reason": "Invalid session token"})
+            cookie = self.auth.new_webauth(trusted=trusted)
+            response = json_response(200, self._account_data(trusted))
+            response.headers["Set-Cookie"] = (
+                f'X-APPLE-WEBAUTH-TOKEN="{cookie}"; Domain=.icloud.com; Path=/; Secure; HttpOnly'
+            )
+            return response
+        if op == "validate":
+            trusted = self.auth.webauth_trusted(req.cookie("X-APPLE-WEBAUTH-TOKEN"))
+            if trusted is None:
+                return json_response(421, {"success": False, "reason": "Missing session"})
+            return json_response(200, self._account_data(trusted))
+        if op == "requestWebAccessState":
+            return json_response(200, {"isICDRSDisabled": False, "isDeviceConsentedForPCS": True})
+        if op == "logout":
+            return json_response(200, {"success": True})
+        return json_response(404, {"reason": f"unknown setup endpoint {op}"})
+
+    # ------------------------------------------------------------ CloudKit
+
+    def _ckdatabase(self, req: Request, route: str, fault: Fault | None) -> Response:
+        if not self.account.web_access:
+            return json_response(403, dict(_ACCESS_DENIED))
+        if self.auth.webauth_trusted(req.cookie("X-APPLE-WEBAUTH-TOKEN")) is None:
+            return json_response(
+                401, {"serverErrorCode": "AUTHENTICATION_REQUIRED", "reason": "no auth"}
+            )
+        database = req.path[len(CK_PREFIX) :].split("/", 1)[0]
+        body = req.json() or {}
+        with self.account.lock:
+            if route == "query":
+                payload = self._query(body)
+            elif route == "lookup":
+                payload = self._lookup(body)
+            elif route == "modify":
+                payload = self._modify(body, conflict=fault is not None and fault.conflict)
+            elif route == "count":
+                payload = self._count(body)
+            elif route == "zones":
+                payload = self._zones(database)
+            elif route == "changes":
+                payload = self._changes(body)
+            else:
+                return json_response(404, {"reason": f"unknown CloudKit endpoint {req.path}"})
+        if payload is None:
+            return json_response(
+                400, {"serverErrorCode": "ZONE_NOT_FOUND", "reason": "Zone does not exist"}
+            )
+        return json_response(200, payload)
+
+    def _zone(self, body: JSON) -> Zone | None:
+        name = (body.get("zoneID") or {}).get("zoneName", "PrimarySync")
+        return self.account.zones.get(name)
+
+    def _sync_token(self) -> str:
+        return f"HwoECJGm{self.account.current_serial():08d}"
+
+    def _query(self, body: JSON) -> JSON | None:
+        zone = self._zone(body)
+        if zone is None:
+            return None
+        query = body.get("query", {})
+        record_type = query.get("recordType", "")
+        filters = {
+            f.get("fieldName"): (f.get("fieldValue") or {}).get("value")
+            for f in query.get("filterBy") or []
+        }
+        limit = int(body.get("resultsLimit") or 200)
+        found: list[JSON]
+        if record_type == "CheckIndexingState":
+            found = [
+                {
+                    "recordName": "_indexing",
+                    "recordType": "CheckIndexingState",
+                    "fields": {
+                        "state": {"type": "STRING", "value": "FINISHED"},
+                        "progress": {"type": "INT64", "value": 100},
+                    },
+                }
+            ]
+        elif record_type == "CPLAlbumByPositionLive":
+            found = []
+            if not filters.get("parentId"):
+                albums = [a for a in zone.albums.values() if not a.deleted]
+                found = [records.album_record(zone, a, i + 1) for i, a in enumerate(albums)]
+        elif record_type.startswith("CPL"):
+            view = self._view(zone, record_type, filters)
+            if "recordName" in filters:
+                view = [a for a in view if a.asset_id == filters["recordName"]]
+            page = _window(view, filters, max(1, limit // 2))
+            found = records.pairs(zone, page, self.url_generation)
+        else:
+            found = []
+        return {"records": found, "syncToken": self._sync_token()}
+
+    def _view(self, zone: Zone, record_type: str, filters: dict[str, Any]) -> list[EmulatedAsset]:
+        everything = zone.by_date()
+        live = [a for a in everything if not a.deleted and not a.hidden]
+        if record_type == "CPLAssetAndMasterDeletedByExpungedDate":
+            return sorted((a for a in everything if a.deleted), key=lambda a: a.deleted_at_ms)
+        if record_type == "CPLAssetAndMasterHiddenByAssetDate":
+            return [a for a in everything if a.hidden and not a.deleted]
+        if record_type == "CPLAssetAndMasterInSmartAlbumByAssetDate":
+            return [a for a in live if _smart(a, str(filters.get("smartAlbum", "")))]
+        if record_type.startswith("CPLContainerRelation"):
+            album = zone.albums.get(str(filters.get("parentId", "")))
+            members = set(album.asset_ids) if album is not None else set()
+            return [a for a in live if a.asset_id in members]
+        if record_type in (
+            "CPLAssetAndMasterByAssetDateWithoutHiddenOrDeleted",
+            "CPLAssetAndMasterByAddedDate",
+        ):
+            return live
+        return []
+
+    def _count(self, body: JSON) -> JSON:
+        out = []
+        for entry in body.get("batch", []):
+            zone = self._zone(entry)
+            ids = ((entry.get("query") or {}).get("filterBy") or {}).get("fieldValue", {})
+            counted = [
+                self._count_one(zone, str(i)) if zone is not None else 0
+                for i in ids.get("value", [])
+            ]
+            out.append({
+                "records": [
+                    {
+                        "recordName": f"HyperionIndexCountLookup-{n}",
+                        "recordType": "HyperionIndexCountLookup",
+                        "fields": {"itemCount": {"type": "INT64", "value": n}},
+                    }
+                    for n in counted
+                ]
+            })
+        return {"batch": out}
+
+    def _count_one(self, zone: Zone, index: str) -> int:
+        everything = zone.by_date()
+        live = [a for a in everything if not a.deleted and not a.hidden]
+        if index == "CPLAssetByAssetDateWithoutHiddenOrDeleted":
+            return len(live)
+        if index == "CPLAssetDeletedByExpungedDate":
+            return sum(a.deleted for a in everything)
+        if index == "CPLAssetHiddenByAssetDate":
+            return sum(a.hidden and not a.deleted for a in everything)
+        if index.startswith("CPLAssetInSmartAlbumByAssetDate:"):
+            kind = index.split(":", 1)[1].upper()
+            return sum(_smart(a, kind) for a in live)
+        if index.startswith("CPLContainerRelationNotDeletedByAssetDate:"):
+            album = zone.albums.get(index.split(":", 1)[1])
+            members = set(album.asset_ids) if album is not None else set()
+            return sum(a.asset_id in members for a in live)
+        return 0
+
+    def _lookup(self, body: JSON) -> JSON | None:
+        zone = self._zone(body)
+        if zone is None:
+            return None
+        found: list[JSON] = []
+        for wanted in body.get("records", []):
+            name = str(wanted.get("recordName", ""))
+            if name in zone.assets:
+                found.append(records.asset_record(zone, zone.assets[name]))
+            elif name in zone.masters:
+                found.append(records.master_record(zone, zone.masters[name], self.url_generation))
+            else:
+                found.append(records.error_item(name, "NOT_FOUND", "Record not found"))
+        return {"records": found, "syncToken": self._sync_token()}
+
+    def _modify(self, body: JSON, *, conflict: bool) -> JSON | None:
+        zone = self._zone(body)
+        if zone is None:
+            return None
+        operations = body.get("operations", [])
+        errors: dict[int, JSON] = {}
+        targets: list[EmulatedAsset | None] = []
+        for i, op in enumerate(operations):
+            record = op.get("record", {})
+            name = str(record.get("recordName", ""))
+            asset = zone.assets.get(name)
+            targets.append(asset)
+            if op.get("operationType") not in ("update", "forceUpdate"):
+                errors[i] = records.error_item(name, "BAD_REQUEST", "operation not supported")
+            elif asset is None:
+                errors[i] = records.error_item(name, "NOT_FOUND", "Record not found")
+            elif conflict or (
+                op.get("operationType") == "update"
+                and record.get("recordChangeTag") != asset.change_tag
+            ):
+                errors[i] = {
+                    **records.error_item(name, "CONFLICT", "oplock error"),
+                    "serverRecord": records.asset_record(zone, asset),
+                }
+        if errors and body.get("atomic"):
+            out = [
+                errors.get(i)
+                or records.error_item(
+                    str(op.get("record", {}).get("recordName", "")),
+                    "ATOMIC_ERROR",
+                    "atomic batch failed",
+                )
+                for i, op in enumerate(operations)
+            ]
+            return {"records": out, "syncToken": self._sync_token()}
+        out = []
+        for i, (op, asset) in enumerate(zip(operations, targets, strict=True)):
+            if i in errors or asset is None:
+                out.append(errors[i])
+                continue
+            fields = {
+                k: (v or {}).get("value") for k, v in op["record"].get("fields", {}).items()
+            }
+            self.account.update_asset(asset, fields)
+            out.append(records.asset_record(zone, asset))
+        return {"records": out, "syncToken": self._sync_token()}
+
+    def _zones(self, database: str) -> JSON:
+        zones = [z for z in self.account.zones.values() if z.database == database]
+        return {
+            "zones": [
+                {"zoneID": z.zone_id, "syncToken": self._sync_token(), "atomic": True}
+                for z in zones
+            ]
+        }
+
+    def _changes(self, body: JSON) -> JSON | None:
+        out = []
+        limit = int(body.get("resultsLimit") or 200)
+        for wanted in body.get("zones", []):
+            zone = self._zone(wanted)
+            if zone is None:
+                return None
+            token = str(wanted.get("syncToken") or "")
+            since = int(token[-8:]) if token[-8:].isdigit() else 0
+            names: list[str] = []
+            last = since
+            for serial, name in zone.changes:
+                if serial <= since:
+                    continue
+                if name not in names:
+                    names.append(name)
+                last = serial
+                if len(names) >= limit:
+                    break
+            more = bool(zone.changes) and last < zone.changes[-1][0]
+            found = []
+            for name in names:
+                if name in zone.assets:
+                    found.append(records.asset_record(zone, zone.assets[name]))
+                elif name in zone.masters:
+                    found.append(
+                        records.master_record(zone, zone.masters[name], self.url_generation)
+                    )
+            out.append({
+                "zoneID": zone.zone_id,
+                "records": found,
+                "moreComing": more,
+                "syncToken": f"HwoECJGm{last:08d}",
+            })
+        return {"zones": out}
+
+    # ------------------------------------------------------------ downloads
+
+    def _download(self, req: Request, fault: Fault | None) -> Response:
+        parts = req.path.split("/")
+        parsed = records.parse_download_token(parts[2]) if len(parts) > 3 else None
+        if parsed is None:
+            return Response(404, {"Content-Type": "text/plain"}, b"not found")
+        zone_name, master_id, resource, generation = parsed
+        if generation != self.url_generation:
+            return Response(self.expired_url_status, {"Content-Type": "text/plain"}, b"expired")
+        with self.account.lock:
+            zone = self.account.zones.get(zone_name)
+            master = zone.masters.get(master_id) if zone is not None else None
+        blob = None
+        if master is not None:
+            blob = master.original if resource == "original" else master.live_video
+        if blob is None:
+            return Response(404, {"Content-Type": "text/plain"}, b"not found")
+        start, end, status = 0, blob.size, 200
+        headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+        wanted = req.headers.get("range")
+        if wanted:
+            self.range_requests.append(wanted)
+            span = _parse_range(wanted, blob.size)
+            if span is None:
+                headers["Content-Range"] = f"bytes */{blob.size}"
+                return Response(416, headers, b"")
+            start, end = span
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{blob.size}"
+        length = end - start
+        if fault is not None and fault.truncate is not None:
+            short = int(length * fault.truncate)
+            if fault.truncate_mode == "lie":
+                return Response(status, headers, blob.iter_range(start, start + short), short)
+            return Response(
+                status, headers, blob.iter_range(start, start + short), length, cut_after=short
+            )
+        return Response(status, headers, blob.iter_range(start, end), length)
+
+
+_ACCESS_DENIED = {
+    "serverErrorCode": "ACCESS_DENIED",
+    "reason": "private db access disabled for this account",
+}
+
+_PHONE = {
+    "id": 1,
+    "numberWithDialCode": "+1 (•••) •••-••42",
+    "obfuscatedNumber": "(•••) •••-••42",
+    "lastTwoDigits": "42",
+    "pushMode": "sms",
+}
+
+
+def _phone_options() -> JSON:
+    return {
+        "trustedPhoneNumbers": [_PHONE],
+        "phoneNumber": _PHONE,
+        "trustedPhoneNumber": _PHONE,
+        "securityCode": {"length": 6, "tooManyCodesSent": False, "tooManyCodesValidated": False},
+        "mode": "sms",
+        "type": "verification",
+        "hsa2Account": True,
+        "restrictedAccount": False,
+    }
+
+
+def _bad_credentials() -> Response:
+    return json_response(
+        401,
+        {
+            "serviceErrors": [
+                {"code": "-20101", "message": "Your Apple ID or password was incorrect."}
+            ]
+        },
+    )
+
+
+def _smart(asset: EmulatedAsset, kind: str) -> bool:
+    if kind == "LIVE":
+        return asset.is_live
+    if kind == "VIDEO":
+        return asset.is_video
+    if kind == "FAVORITE":
+        return asset.favorite
+    return False
+
+
+def _window(view: list[EmulatedAsset], filters: dict[str, Any], count: int) -> list[EmulatedAsset]:
+    """A page of an index from ``startRank``: upward, or downward (newest first)."""
+    if not view:
+        return []
+    rank = int(filters.get("startRank") or 0)
+    if filters.get("direction") == "DESCENDING":
+        rank = min(rank, len(view) - 1)
+        low = max(0, rank - count + 1)
+        return list(reversed(view[low : rank + 1]))
+    return view[rank : rank + count]
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    unit, _, spec = header.partition("=")
+    if unit.strip() != "bytes" or "," in spec:
+        return None
+    first, _, last = spec.strip().partition("-")
+    try:
+        start = int(first)
+        end = int(last) + 1 if last else size
+    except ValueError:
+        return None
+    if start >= size or start < 0 or end <= start:
+        return None
+    return start, min(end, size)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # Keep-alive handler threads block on idle connections; never wait for them.
+    block_on_close = False
+    app: EmulatorServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up (timeouts in tests) is expected, not news.
+        return
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+    timeout = 30
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        return
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        split = urlsplit(self.path)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        host = headers.get(HOST_HEADER.lower(), "").split(":")[0].lower()
+        req = Request(
+            method=self.command,
+            host=host,
+            path=unquote(split.path),
+            query=parse_qs(split.query),
+            headers=headers,
+            body=body,
+        )
+        try:
+            resp = self.server.app.handle(req)
+        except Exception as exc:  # a bug in the emulator: say so in the answer
+            resp = json_response(500, {"reason": f"emulator error: {exc!r}"})
+        self._write(resp)
+
+    def _write(self, resp: Response) -> None:
+        self.send_response(resp.status)
+        body = resp.body
+        length = resp.length if resp.length is not None else len(body)  # type: ignore[arg-type]
+        for key, value in resp.headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        try:
+            if isinstance(body, bytes):
+                self.wfile.write(body)
+            else:
+                for chunk in body:
+                    self.wfile.write(chunk)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+            return
+        if resp.cut_after is not None:
+            # The announced length was not sent: hang up so the client sees a
+            # short read, as on a dropped connection.
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    do_GET = _serve
+    do_POST = _serve
+    do_PUT = _serve
+    do_DELETE = _serve
+    do_HEAD = _serve

@@ -1,0 +1,100 @@
+"""requests transport adapters mounted on pyicloud's session.
+
+``TimeoutAdapter`` gives every request a timeout: pyicloud's sign-in and
+setup calls pass none, and a stalled connection would hang a cron run.
+``EmulatorAdapter`` additionally sends every ``https://<apple host>/…``
+request to the local emulator (``http://127.0.0.1:PORT/…``), naming the Apple
+host in ``X-Emulated-Host``, and puts the original URL back on the response.
+Cookies stay keyed to Apple's host names because requests extracts them
+against the original request. pyicloud itself is not modified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from requests import PreparedRequest, Response
+from requests.adapters import HTTPAdapter
+
+HOST_HEADER = "X-Emulated-Host"
+DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 60.0)
+
+
+class TimeoutAdapter(HTTPAdapter):
+    """An HTTPAdapter that fills in a timeout where the caller gave none."""
+
+    def __init__(self, timeout: tuple[float, float] = DEFAULT_TIMEOUT, **kwargs: Any) -> None:
+        self.default_timeout = timeout
+        super().__init__(**kwargs)
+
+    def send(  # type: ignore[override]
+        self,
+        request: PreparedRequest,
+        stream: bool = False,
+        timeout: None | float | tuple[float, float] | tuple[float, None] = None,
+        verify: bool | str = True,
+        cert: None | bytes | str | tuple[bytes | str, bytes | str] = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> Response:
+        return super().send(
+            request,
+            stream=stream,
+            timeout=self.default_timeout if timeout is None else timeout,
+            verify=verify,
+            cert=cert,
+            proxies=proxies,
+        )
+
+
+class EmulatorAdapter(TimeoutAdapter):
+    """Route HTTPS requests for Apple's hosts to the emulator at ``base_url``."""
+
+    def __init__(
+        self, base_url: str, timeout: tuple[float, float] = DEFAULT_TIMEOUT, **kwargs: Any
+    ) -> None:
+        target = urlsplit(base_url)
+        if target.scheme != "http" or target.hostname not in ("127.0.0.1", "localhost", "::1"):
+            # The emulator is a loopback test double; refuse anything else so a
+            # typo can never send credentials to a real host in the clear.
+            raise ValueError(f"emulator endpoint must be http on loopback, got {base_url!r}")
+        self.base = target
+        super().__init__(timeout, **kwargs)
+
+    def send(  # type: ignore[override]
+        self,
+        request: PreparedRequest,
+        stream: bool = False,
+        timeout: None | float | tuple[float, float] | tuple[float, None] = None,
+        verify: bool | str = True,
+        cert: None | bytes | str | tuple[bytes | str, bytes | str] = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> Response:
+        original_url = request.url or ""
+        parts = urlsplit(original_url)
+        rewritten = request.copy()
+        rewritten.url = urlunsplit((
+            self.base.scheme,
+            self.base.netloc,
+            parts.path or "/",
+            parts.query,
+            "",
+        ))
+        rewritten.headers[HOST_HEADER] = parts.netloc
+        response = super().send(
+            rewritten, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+        )
+        response.url = original_url
+        response.request = request
+        return response
+
+
+def mount(session: Any, *, endpoint: str | None, timeout: tuple[float, float]) -> None:
+    """Mount the right adapter for ``https://`` on a requests session."""
+    adapter: HTTPAdapter
+    if endpoint:
+        adapter = EmulatorAdapter(endpoint, timeout)
+    else:
+        adapter = TimeoutAdapter(timeout)
+    session.mount("https://", adapter)

@@ -1,0 +1,358 @@
+"""The command line: ``main(argv) -> int``.
+
+The only module that prints, prompts or picks exit codes (DESIGN.md):
+0 converged / success; 1 error; 2 changes pending (plan --detailed-exitcode);
+3 a person is needed (login expired, a safety gate refused a removal);
+4 another run holds the lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+import argcomplete
+
+from reconciler import config, planfile, render
+from reconciler.apply import Applier, ApplyResult, Outcome
+from reconciler.config import DesiredState
+from reconciler.connect import connect
+from reconciler.errors import (
+    ConfigError,
+    LockHeldError,
+    LoginRequiredError,
+    ProviderError,
+    ReconcileError,
+    SafetyError,
+    StalePlanError,
+    StateError,
+)
+from reconciler.lock import RunLock
+from reconciler.model import Plan, World
+from reconciler.observe import Progress, observe
+from reconciler.plan import plan as make_plan
+from reconciler.state import StateDB
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PERSON, EXIT_LOCKED = 0, 1, 2, 3, 4
+log = logging.getLogger("reconcile")
+
+
+class _Out:
+    """Where text goes; tests pass their own streams."""
+
+    def __init__(self, out: TextIO, err: TextIO, stdin: TextIO) -> None:
+        self.out, self.err, self.stdin = out, err, stdin
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    def warn(self, text: str) -> None:
+        print(text, file=self.err, flush=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help=f"desired state file (default ./{config.DEFAULT_CONFIG} or ${config.ENV_CONFIG})",
+    )
+    p = argparse.ArgumentParser(
+        prog="reconcile",
+        description="Declarative, idempotent reconciler for a photo and video library.",
+        parents=[common],
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sp = sub.add_parser("plan", parents=[common], help="show what apply would do")
+    sp.add_argument("--out", metavar="FILE", help="save the plan for `apply FILE`")
+    sp.add_argument("--json", action="store_true", help="print the plan as JSON")
+    sp.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 2 when there are changes to make, 0 when converged",
+    )
+    sp.add_argument("--accept-shrink", action="store_true", help=argparse.SUPPRESS)
+
+    sa = sub.add_parser("apply", parents=[common], help="make the world match the desired state")
+    sa.add_argument("planfile", nargs="?", help="a plan saved with `plan --out`")
+    sa.add_argument("--yes", "-y", action="store_true", help="do not ask (cron)")
+    sa.add_argument(
+        "--accept-shrink",
+        action="store_true",
+        help="trust a source listing that shrank sharply since the last run",
+    )
+
+    sub.add_parser("status", parents=[common], help="what the last runs did and what is waiting")
+    sub.add_parser("validate", parents=[common], help="check the desired state file")
+
+    si = sub.add_parser("init-target", parents=[common], help="mark a folder as a store")
+    si.add_argument("path", help="the folder (created if missing)")
+    si.add_argument("--id", required=True, help="the store's id in desired_state.toml")
+    return p
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    stdin: TextIO | None = None,
+    now: datetime | None = None,
+) -> int:
+    parser = build_parser()
+    argcomplete.autocomplete(parser)
+    io = _Out(stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return EXIT_ERROR if e.code else EXIT_OK
+    handlers = {
+        "plan": _plan,
+        "apply": _apply,
+        "status": _status,
+        "validate": _validate,
+        "init-target": _init_target,
+    }
+    try:
+        return handlers[args.command](args, io, now)
+    except ConfigError as e:
+        for line in e.problems:
+            io.warn(f"error: {line}")
+        return EXIT_ERROR
+    except LoginRequiredError as e:
+        io.warn(f"error: {e}")
+        return EXIT_PERSON
+    except SafetyError as e:
+        io.warn(f"error: {e}")
+        return EXIT_PERSON
+    except LockHeldError as e:
+        io.warn(f"error: {e}")
+        return EXIT_LOCKED
+    except (ProviderError, StalePlanError, StateError, ReconcileError) as e:
+        io.warn(f"error: {e}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        io.warn("error: interrupted; what was done is kept, run again to continue")
+        return EXIT_ERROR
+    except Exception as e:
+        where = _log_bug(args)
+        io.warn(
+            f"error: internal error ({type(e).__name__}: {e}); this is a bug. Traceback: {where}"
+        )
+        return EXIT_ERROR
+
+
+def _log_bug(args: argparse.Namespace) -> str:
+    text = traceback.format_exc()
+    try:
+        desired = config.load(config.config_path(args.config))
+        path = desired.state_dir / "reconcile.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (ReconcileError, OSError):
+        path = Path("reconcile-crash.log")
+    with open(path, "a") as f:
+        f.write(f"--- {datetime.now(UTC).isoformat()}\n{text}\n")
+    return str(path)
+
+
+def _load(args: argparse.Namespace) -> DesiredState:
+    return config.load(config.config_path(args.config))
+
+
+def _progress(io: _Out) -> Progress:
+    tty = io.err.isatty()
+
+    def progress(label: str, done: int, total: int) -> None:
+        if tty:
+            end = "\n" if done == total else ""
+            io.err.write(f"\r{label}: {done}/{total}{end}")
+            io.err.flush()
+
+    return progress
+
+
+def _observe(
+    desired: DesiredState, db: StateDB, io: _Out, now: datetime | None, accept_shrink: bool
+) -> tuple[World, Plan]:
+    conn = connect(desired)
+    world = observe(desired, db, conn, now=now, progress=_progress(io), accept_shrink=accept_shrink)
+    return world, make_plan(desired, world, now or world.observed_at)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _validate(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
+    desired = _load(args)
+    io.say(
+        f"{config.config_path(args.config)}: valid ({len(desired.sources)} source(s), "
+        f"{len(desired.targets)} target(s), {desired.policy.copies} copies required)"
+    )
+    return EXIT_OK
+
+
+def _plan(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
+    desired = _load(args)
+    db = StateDB.in_dir(desired.state_dir)
+    try:
+        _, plan = _observe(desired, db, io, now, args.accept_shrink)
+    finally:
+        db.close()
+    if args.out:
+        Path(args.out).write_text(planfile.dumps(plan))
+    if args.json:
+        io.say(planfile.dumps(plan).rstrip("\n"))
+    else:
+        io.say(render.plan_text(plan))
+        if args.out:
+            io.say(f"Saved to {args.out}; run: reconcile apply {args.out}")
+    if args.detailed_exitcode and plan.actions:
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def _apply(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
+    desired = _load(args)
+    saved = planfile.load(Path(args.planfile)) if args.planfile else None
+    if saved is not None and saved.config_digest != desired.digest:
+        raise StalePlanError(
+            f"{args.planfile} was made from a different {config.config_path(args.config)}; "
+            "run reconcile plan --out again"
+        )
+    with RunLock(desired.state_dir):
+        db = StateDB.in_dir(desired.state_dir)
+        try:
+            return _apply_locked(args, io, now, desired, db, saved)
+        finally:
+            db.close()
+
+
+def _apply_locked(
+    args: argparse.Namespace,
+    io: _Out,
+    now: datetime | None,
+    desired: DesiredState,
+    db: StateDB,
+    saved: Plan | None,
+) -> int:
+    conn = connect(desired)
+    world = observe(
+        desired, db, conn, now=now, progress=_progress(io), accept_shrink=args.accept_shrink
+    )
+    fresh = make_plan(desired, world, now or world.observed_at)
+    plan, stale = fresh, list[Outcome]()
+    if saved is not None:
+        plan, stale = _intersect(saved, fresh)
+    io.say(render.plan_text(plan))
+    for o in stale:
+        io.say(render.outcome_line(o))
+    if not plan.actions:
+        return EXIT_OK
+    if not args.yes:
+        if not io.stdin.isatty():
+            io.warn("error: apply needs --yes when there is no terminal to ask (cron: add --yes)")
+            return EXIT_ERROR
+        io.out.write(f"\nApply these {len(plan.actions)} actions? [y/N] ")
+        io.out.flush()
+        if io.stdin.readline().strip().lower() not in {"y", "yes"}:
+            io.say("Nothing done.")
+            return EXIT_OK
+    io.say("")
+    run_id = db.start_run("apply")
+    result = ApplyResult(outcomes=())
+    try:
+        applier = Applier(
+            desired,
+            db,
+            conn,
+            world,
+            run_id=run_id,
+            report=lambda o, done, total: io.say(render.outcome_line(o)),
+        )
+        result = applier.apply(plan)
+    finally:
+        db.finish_run(run_id, "failed" if result.failed else "done", result.counts())
+    io.say("")
+    io.say(render.apply_summary(result, stale))
+    if result.refused:
+        io.warn(
+            "error: a safety gate kept some items in their source (see 'refused' above); "
+            "check the targets, then run apply again"
+        )
+        return EXIT_PERSON
+    if result.failed:
+        io.warn("error: some actions failed (see 'failed' above); run apply again to retry them")
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _intersect(saved: Plan, fresh: Plan) -> tuple[Plan, list[Outcome]]:
+    """Run only what the saved plan promised *and* still holds now."""
+    fresh_ids = {a.id for a in fresh.actions}
+    saved_ids = {a.id for a in saved.actions}
+    keep = tuple(a for a in fresh.actions if a.id in saved_ids)
+    stale = [
+        Outcome(
+            action_id=a.id,
+            kind=a.kind,
+            subject=a.subject,
+            status="stale",
+            detail="no longer needed or its precondition no longer holds; not done",
+        )
+        for a in saved.actions
+        if a.id not in fresh_ids
+    ]
+    kept = {a.id for a in keep}
+    keep = tuple(a for a in keep if all(d in kept or d not in saved_ids for d in a.depends_on))
+    plan = Plan(
+        actions=keep,
+        notes=fresh.notes,
+        created_at=fresh.created_at,
+        basis=fresh.basis,
+        config_digest=fresh.config_digest,
+    )
+    return plan, stale
+
+
+def _status(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
+    desired = _load(args)
+    db = StateDB.in_dir(desired.state_dir)
+    try:
+        io.say(f"state: {db.path}")
+        runs = db.last_runs(5)
+        if not runs:
+            io.say("no runs yet")
+        for r in runs:
+            io.say(
+                f"run {r['id']}: {r['command']} {r['status']} started {r['started_at']} "
+                f"finished {r['finished_at'] or '-'} {r['summary'] or ''}".rstrip()
+            )
+        io.say(f"removed from sources by this tool: {db.tombstone_count()} item(s)")
+        for tid in desired.targets:
+            waiting = [d for d in db.deliveries(tid).values() if not d["confirmed_at"]]
+            if waiting:
+                oldest = min(d["delivered_at"] for d in waiting)
+                io.say(f"{tid}: {len(waiting)} file(s) waiting for confirmation since {oldest}")
+    finally:
+        db.close()
+    return EXIT_OK
+
+
+def _init_target(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
+    from providers.filesystem import write_marker
+
+    marker = write_marker(Path(args.path), args.id)
+    io.say(f"{args.path} is now the store {args.id!r} ({marker.name} written)")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

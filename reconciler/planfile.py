@@ -1,0 +1,71 @@
+"""Plans as JSON: ``plan --json`` and ``plan --out FILE`` (format version 1).
+
+The format is documented in README.md. A saved plan carries the digest of
+the configuration and a fingerprint of the world it was computed from, so
+``apply PLANFILE`` can refuse what no longer holds.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import cattrs
+
+from reconciler.errors import StalePlanError
+from reconciler.model import ACTION_TYPES, Action, Note, Plan
+
+FORMAT_VERSION = 1
+_BY_KIND = {cls.kind: cls for cls in ACTION_TYPES}
+
+_conv = cattrs.Converter()
+_conv.register_unstructure_hook(datetime, lambda d: d.isoformat())
+_conv.register_structure_hook(datetime, lambda v, _: datetime.fromisoformat(v))
+
+
+def to_dict(plan: Plan) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "created_at": plan.created_at.isoformat(),
+        "config_digest": plan.config_digest,
+        "basis": plan.basis,
+        "summary": plan.counts(),
+        "actions": [{"type": a.kind, **_conv.unstructure(a)} for a in plan.actions],
+        "notes": [_conv.unstructure(n) for n in plan.notes],
+    }
+
+
+def dumps(plan: Plan) -> str:
+    return json.dumps(to_dict(plan), indent=2, sort_keys=False) + "\n"
+
+
+def load(path: Path) -> Plan:
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise StalePlanError(f"{path}: not a readable plan file: {e}") from e
+    if not isinstance(raw, dict) or raw.get("format_version") != FORMAT_VERSION:
+        raise StalePlanError(
+            f"{path}: plan format {raw.get('format_version') if isinstance(raw, dict) else '?'} "
+            f"is not {FORMAT_VERSION}; run reconcile plan --out again"
+        )
+    try:
+        actions: list[Action] = []
+        for a in raw["actions"]:
+            a = dict(a)
+            cls = _BY_KIND[a.pop("type")]
+            actions.append(_conv.structure(a, cls))
+        notes = [_conv.structure(n, Note) for n in raw["notes"]]
+        return Plan(
+            actions=tuple(actions),
+            notes=tuple(notes),
+            created_at=datetime.fromisoformat(raw["created_at"]),
+            basis=raw["basis"],
+            config_digest=raw["config_digest"],
+        )
+    except (KeyError, TypeError, ValueError, cattrs.BaseValidationError) as e:
+        raise StalePlanError(
+            f"{path}: damaged plan file ({e}); run reconcile plan --out again"
+        ) from e

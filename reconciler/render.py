@@ -1,0 +1,84 @@
+"""Text for people: plans and apply results, in the Terraform manner.
+
+Pure functions returning strings; cli.py is the only place that prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from reconciler.apply import ApplyResult, Outcome
+from reconciler.model import Action, CopyToTarget, Note, Plan
+
+NO_CHANGES = "No changes. The library matches desired_state.toml."
+
+_PHRASES = {
+    "download": "to download",
+    "copy-to-library": "to copy into the library",
+    "copy-to-target": "to copy to targets",
+    "confirm-on-device": "to confirm",
+    "encode": "to encode",
+    "remove-from-source": "to remove from sources",
+}
+_NOTE_SYMBOL = {"waiting": "…", "blocked": "!", "error": "x"}
+
+
+def action_line(a: Action) -> str:
+    kind = f"{a.kind}[{a.target_id}]" if isinstance(a, CopyToTarget) else a.kind
+    return f"  {a.symbol} {kind} {a.subject}: {a.reason}"
+
+
+def note_line(n: Note) -> str:
+    return f"  {_NOTE_SYMBOL.get(n.status, '?')} {n.status} {n.subject}: {n.reason}"
+
+
+def summary(plan: Plan) -> str:
+    counts = plan.counts()
+    parts = [f"{counts[k]} {_PHRASES[k]}" for k in _PHRASES if counts.get(k)]
+    notes: dict[str, int] = {}
+    for n in plan.notes:
+        notes[n.status] = notes.get(n.status, 0) + 1
+    tail = ", ".join(f"{v} {k}" for k, v in sorted(notes.items()))
+    head = "Plan: " + ", ".join(parts) + "." if parts else NO_CHANGES
+    return f"{head} ({tail})" if tail and parts else head + (f" ({tail})" if tail else "")
+
+
+def plan_text(plan: Plan) -> str:
+    lines: list[str] = []
+    if plan.actions:
+        lines.append("reconcile will perform these actions:")
+        lines.extend(action_line(a) for a in plan.actions)
+    if plan.notes:
+        if lines:
+            lines.append("")
+        lines.append("Not done this run:")
+        lines.extend(note_line(n) for n in plan.notes)
+    if lines:
+        lines.append("")
+    lines.append(summary(plan))
+    return "\n".join(lines)
+
+
+_OUTCOME_SYMBOL = {
+    "changed": "+",
+    "ok": "=",
+    "failed": "x",
+    "skipped": "-",
+    "refused": "!",
+    "waiting": "…",
+    "stale": "-",
+}
+
+
+def outcome_line(o: Outcome) -> str:
+    detail = f": {o.detail}" if o.detail else ""
+    return f"  {_OUTCOME_SYMBOL.get(o.status, '?')} {o.status} {o.kind} {o.subject}{detail}"
+
+
+def apply_summary(result: ApplyResult, extra: Iterable[Outcome] = ()) -> str:
+    counts = result.counts()
+    for o in extra:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    order = ("changed", "ok", "waiting", "skipped", "stale", "refused", "failed")
+    parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
+    return "Apply: " + (", ".join(parts) if parts else "nothing to do") + "."

@@ -1,0 +1,236 @@
+"""JPEG and HEIC re-encodes: tiers, metadata carried, lineage, not-worth, bad input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pillow_heif
+import pytest
+from PIL import ExifTags, Image
+
+from reconciler.errors import MediaError
+from reconciler.media import encode_file, read_capture_date, read_lineage
+
+from .conftest import (
+    GPS_LATITUDE,
+    TAKEN,
+    XMP_MARKER,
+    camera_exif,
+    icc_srgb,
+    make_heic,
+    make_jpeg,
+    sha256_of,
+)
+
+SHA = "ab" * 32
+
+
+def _exif_of(im: Image.Image) -> Image.Exif:
+    return im.getexif()
+
+
+@pytest.mark.parametrize(("tier", "quality"), [("light", 85), ("medium", 75), ("heavy", 65)])
+def test_jpeg_tier_keeps_metadata_and_stored_orientation(
+    jpeg_original: Path, tmp_path: Path, tier: str, quality: int
+) -> None:
+    before = jpeg_original.read_bytes()
+    dst = tmp_path / "out.tmp"
+    result = encode_file(
+        jpeg_original,
+        dst,
+        quality=quality,
+        crf=None,
+        original_sha256=SHA,
+        tier=tier,
+        replaces_size=len(before),
+    )
+    assert result.status == "encoded"
+    assert result.size == dst.stat().st_size < len(before)
+    assert result.reason.endswith(f"(q{quality})")
+    assert jpeg_original.read_bytes() == before
+    with Image.open(jpeg_original) as orig, Image.open(dst) as out:
+        assert out.format == "JPEG"
+        # Same stored size (480x320): pixels were not turned for display.
+        assert out.size == orig.size == (480, 320)
+        out.load()
+        assert out.getpixel((5, 5))[0] > 200  # the red block is still top-left
+        exif = _exif_of(out)
+        assert exif[ExifTags.Base.Orientation] == 6
+        assert exif[ExifTags.Base.Make] == "Apple"
+        assert exif[ExifTags.Base.Model] == "iPhone 12"
+        assert exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] == TAKEN
+        gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+        assert tuple(float(v) for v in gps[ExifTags.GPS.GPSLatitude]) == GPS_LATITUDE
+        assert out.info["icc_profile"] == icc_srgb()
+        assert XMP_MARKER.encode() in out.info["xmp"]
+    assert read_lineage(dst) == (SHA, tier)
+    assert read_capture_date(dst) == read_capture_date(jpeg_original)
+
+
+def test_lower_quality_gives_smaller_jpeg(jpeg_original: Path, tmp_path: Path) -> None:
+    sizes = []
+    for quality in (85, 75, 65):
+        dst = tmp_path / f"q{quality}.tmp"
+        encode_file(
+            jpeg_original,
+            dst,
+            quality=quality,
+            crf=None,
+            original_sha256=SHA,
+            tier="t",
+            replaces_size=10**9,
+        )
+        sizes.append(dst.stat().st_size)
+    assert sizes == sorted(sizes, reverse=True)
+    assert len(set(sizes)) == 3
+
+
+def test_jpeg_without_metadata_gets_a_fresh_xmp_for_lineage(tmp_path: Path) -> None:
+    src = make_jpeg(tmp_path / "plain.jpg", metadata=False)
+    dst = tmp_path / "plain.out"
+    result = encode_file(
+        src, dst, quality=70, crf=None, original_sha256=SHA, tier="t", replaces_size=10**9
+    )
+    assert result.status == "encoded"
+    assert read_lineage(dst) == (SHA, "t")
+    assert read_lineage(src) is None
+    assert read_capture_date(src) is None
+
+
+def test_not_worth_when_output_is_not_smaller(tmp_path: Path) -> None:
+    src = make_jpeg(tmp_path / "tiny.jpg", size=(64, 48), quality=20, metadata=False)
+    before = src.read_bytes()
+    dst = tmp_path / "tiny.out"
+    result = encode_file(
+        src, dst, quality=95, crf=None, original_sha256=SHA, tier="t", replaces_size=len(before)
+    )
+    assert result.status == "not_worth"
+    assert result.size == 0
+    assert result.reason.startswith("output not smaller than current file (")
+    assert not dst.exists()
+    assert src.read_bytes() == before
+
+
+def test_not_worth_removes_a_stale_dst(jpeg_original: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "stale.tmp"
+    dst.write_bytes(b"left over from a crashed run")
+    result = encode_file(
+        jpeg_original, dst, quality=85, crf=None, original_sha256=SHA, tier="t", replaces_size=1
+    )
+    assert result.status == "not_worth"
+    assert not dst.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "damage"),
+    [
+        ("truncated.jpg", lambda b: b[: len(b) // 2]),
+        ("garbage.jpg", lambda b: b"\xff\xd8\xff\xe0" + b"\x00garbage" * 50),
+        ("empty.jpg", lambda b: b""),
+        ("empty.heic", lambda b: b""),
+    ],
+)
+def test_bad_still_raises_media_error_and_leaves_src(
+    jpeg_original: Path, tmp_path: Path, name: str, damage: object
+) -> None:
+    assert callable(damage)
+    src = tmp_path / name
+    src.write_bytes(damage(jpeg_original.read_bytes()))
+    before = src.read_bytes()
+    dst = tmp_path / "out.tmp"
+    with pytest.raises(MediaError, match=name) as caught:
+        encode_file(
+            src, dst, quality=75, crf=None, original_sha256=SHA, tier="t", replaces_size=10**9
+        )
+    assert "\n" not in str(caught.value)
+    assert src.read_bytes() == before
+    assert not dst.exists()
+
+
+def test_corrupt_heic_raises_media_error(heic_original: Path, tmp_path: Path) -> None:
+    data = heic_original.read_bytes()
+    src = tmp_path / "broken.heic"
+    src.write_bytes(data[:200] + b"\x00" * (len(data) - 200))
+    before = src.read_bytes()
+    with pytest.raises(MediaError, match=r"broken\.heic: cannot decode HEIC"):
+        encode_file(
+            src,
+            tmp_path / "o",
+            quality=50,
+            crf=None,
+            original_sha256=SHA,
+            tier="t",
+            replaces_size=10**9,
+        )
+    assert src.read_bytes() == before
+
+
+@pytest.mark.parametrize(("tier", "quality"), [("light", 75), ("heavy", 50)])
+def test_heic_tier_keeps_metadata_and_display_orientation(
+    heic_original: Path, tmp_path: Path, tier: str, quality: int
+) -> None:
+    before = heic_original.read_bytes()
+    dst = tmp_path / "out.tmp"
+    result = encode_file(
+        heic_original,
+        dst,
+        quality=quality,
+        crf=None,
+        original_sha256=SHA,
+        tier=tier,
+        replaces_size=len(before),
+        heic_preset="ultrafast",
+    )
+    assert result.status == "encoded", result.reason
+    assert result.size < len(before)
+    assert heic_original.read_bytes() == before
+    orig = pillow_heif.open_heif(heic_original)[0]
+    out = pillow_heif.open_heif(dst)[0]
+    # Displayed size and corner: the rotation is applied once, as in the original.
+    assert out.size == orig.size == (192, 256)
+    shown = out.to_pillow()
+    assert shown.getpixel((shown.width - 5, 5))[0] > 200
+    exif = Image.Exif()
+    exif.load(out.info["exif"])
+    assert exif[ExifTags.Base.Orientation] == 6
+    assert exif[ExifTags.Base.Model] == "iPhone 12"
+    assert exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] == TAKEN
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    assert tuple(float(v) for v in gps[ExifTags.GPS.GPSLatitude]) == GPS_LATITUDE
+    assert out.info["icc_profile"] == icc_srgb()
+    assert XMP_MARKER.encode() in out.info["xmp"]
+    assert read_lineage(dst) == (SHA, tier)
+    assert read_lineage(heic_original) is None
+
+
+def test_heic_under_a_jpg_name_stays_heic(tmp_path: Path) -> None:
+    src = make_heic(tmp_path / "exported.jpg")
+    dst = tmp_path / "o"
+    result = encode_file(
+        src,
+        dst,
+        quality=40,
+        crf=None,
+        original_sha256=SHA,
+        tier="t",
+        replaces_size=10**9,
+        heic_preset="ultrafast",
+    )
+    assert result.status == "encoded"
+    assert pillow_heif.is_supported(dst)
+    assert read_capture_date(dst) == datetime(2021, 6, 1, 12, 34, 56, tzinfo=UTC)
+
+
+def test_capture_date_of_stills(jpeg_original: Path, heic_original: Path, tmp_path: Path) -> None:
+    paris = timezone(timedelta(hours=2))
+    assert read_capture_date(jpeg_original) == datetime(2021, 6, 1, 14, 34, 56, tzinfo=paris)
+    assert read_capture_date(heic_original) == datetime(2021, 6, 1, 14, 34, 56, tzinfo=paris)
+    no_offset = make_jpeg(tmp_path / "utc.jpg", exif=camera_exif(offset=None))
+    assert read_capture_date(no_offset) == datetime(2021, 6, 1, 14, 34, 56, tzinfo=UTC)
+    zeroed = camera_exif()
+    zeroed.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] = "0000:00:00 00:00:00"
+    assert read_capture_date(make_jpeg(tmp_path / "zero.jpg", exif=zeroed)) is None
+    date = read_capture_date(jpeg_original)
+    assert date is not None
+    assert date.utcoffset() == timedelta(hours=2)

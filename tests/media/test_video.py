@@ -1,0 +1,175 @@
+"""Video re-encodes with the real ffmpeg: tiers, metadata, rotation, lineage, bad input."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+import pytest
+
+from reconciler.errors import MediaError
+from reconciler.media import encode_file, read_capture_date, read_lineage
+
+from .conftest import CREATION_TIME, LOCATION, make_clip
+
+SHA = "cd" * 32
+LOCATION_KEY = "com.apple.quicktime.location.ISO6709"
+
+
+def _probe(path: Path) -> dict[str, Any]:
+    info: dict[str, Any] = ffmpeg.probe(str(path))
+    return info
+
+
+def _stream(info: dict[str, Any], kind: str) -> dict[str, Any]:
+    streams = [s for s in info["streams"] if s["codec_type"] == kind]
+    assert len(streams) == 1
+    stream: dict[str, Any] = streams[0]
+    return stream
+
+
+def _rotation(stream: dict[str, Any]) -> int | None:
+    for side in stream.get("side_data_list", []):
+        if "rotation" in side:
+            return int(side["rotation"])
+    return None
+
+
+def test_ffmpeg_is_installed() -> None:
+    # The suite must fail, not skip, on a machine without ffmpeg.
+    assert shutil.which("ffmpeg"), "ffmpeg not on PATH (make installs it)"
+    assert shutil.which("ffprobe"), "ffprobe not on PATH (make installs it)"
+
+
+@pytest.mark.parametrize(
+    ("original", "crf", "codec", "tier"),
+    [
+        ("mov_original", 26, "libx264", "light"),
+        ("mp4_original", 30, "libx264", "heavy"),
+        ("mp4_original", 30, "libx265", "medium"),
+    ],
+)
+def test_video_tier_keeps_metadata_rotation_and_audio(
+    request: pytest.FixtureRequest, tmp_path: Path, original: str, crf: int, codec: str, tier: str
+) -> None:
+    src: Path = request.getfixturevalue(original)
+    before = src.read_bytes()
+    dst = tmp_path / "out.tmp"
+    result = encode_file(
+        src,
+        dst,
+        quality=None,
+        crf=crf,
+        original_sha256=SHA,
+        tier=tier,
+        replaces_size=len(before),
+        video_codec=codec,
+    )
+    assert result.status == "encoded", result.reason
+    assert result.size == dst.stat().st_size < len(before)
+    assert result.reason.endswith(f"(crf {crf}, {codec})")
+    assert src.read_bytes() == before
+    orig, out = _probe(src), _probe(dst)
+    # Container follows the original's extension, not dst's ".tmp".
+    assert out["format"]["format_name"] == orig["format"]["format_name"]
+    assert out["format"]["tags"]["major_brand"] == orig["format"]["tags"]["major_brand"]
+    video = _stream(out, "video")
+    assert video["codec_name"] == {"libx264": "h264", "libx265": "hevc"}[codec]
+    assert (video["width"], video["height"]) == (320, 240)
+    assert _rotation(video) == _rotation(_stream(orig, "video")) == 90
+    assert _stream(out, "audio")["codec_name"] == "aac"
+    assert float(out["format"]["duration"]) == pytest.approx(1.0, abs=0.1)
+    tags = out["format"]["tags"]
+    assert tags["creation_time"] == CREATION_TIME
+    assert tags[LOCATION_KEY] == LOCATION
+    assert read_lineage(dst) == (SHA, tier)
+    assert read_lineage(src) is None
+    assert read_capture_date(dst) == read_capture_date(src)
+
+
+def test_faststart_moves_the_index_to_the_front(mp4_original: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "out.tmp"
+    encode_file(
+        mp4_original,
+        dst,
+        quality=None,
+        crf=30,
+        original_sha256=SHA,
+        tier="t",
+        replaces_size=10**9,
+    )
+    head = dst.read_bytes()
+    assert 0 <= head.find(b"moov") < head.find(b"mdat")
+
+
+def test_video_not_worth_leaves_no_dst(mov_original: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "out.tmp"
+    result = encode_file(
+        mov_original,
+        dst,
+        quality=None,
+        crf=18,
+        original_sha256=SHA,
+        tier="t",
+        replaces_size=1000,
+    )
+    assert result.status == "not_worth"
+    assert result.size == 0
+    assert "not smaller" in result.reason
+    assert not dst.exists()
+
+
+@pytest.mark.parametrize("faststart", [True, False])
+def test_truncated_video_raises_media_error(
+    tmp_path: Path, mp4_original: Path, faststart: bool
+) -> None:
+    if faststart:
+        # Index in front: ffprobe reads it, the frames run out half way.
+        whole = tmp_path / "whole.mp4"
+        ffmpeg.input(str(mp4_original)).output(
+            str(whole), c="copy", movflags="+faststart", v="error"
+        ).run()
+        data = whole.read_bytes()
+    else:
+        data = mp4_original.read_bytes()  # index at the end: lost with the tail
+    src = tmp_path / "truncated.mp4"
+    src.write_bytes(data[: len(data) // 2])
+    dst = tmp_path / "out.tmp"
+    with pytest.raises(MediaError, match=r"truncated\.mp4: ") as caught:
+        encode_file(
+            src,
+            dst,
+            quality=None,
+            crf=30,
+            original_sha256=SHA,
+            tier="t",
+            replaces_size=10**9,
+        )
+    assert "\n" not in str(caught.value)
+    assert src.read_bytes() == data[: len(data) // 2]
+    assert not dst.exists()
+
+
+def test_capture_date_of_video(mov_original: Path, mp4_original: Path, tmp_path: Path) -> None:
+    # Apple's creationdate keeps the local offset; it wins over creation_time.
+    paris = timezone(timedelta(hours=2))
+    assert read_capture_date(mov_original) == datetime(2021, 6, 1, 14, 34, 56, tzinfo=paris)
+    assert read_capture_date(mp4_original) == datetime(2021, 6, 1, 12, 34, 56, tzinfo=UTC)
+    undated = tmp_path / "undated.mp4"
+    ffmpeg.input(str(mp4_original)).output(
+        str(undated), c="copy", map_metadata=-1, v="error"
+    ).run()
+    assert read_capture_date(undated) is None
+
+
+def test_clip_without_rotation_stays_unrotated(tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "flat.mov", rotate=None)
+    dst = tmp_path / "out.tmp"
+    result = encode_file(
+        src, dst, quality=None, crf=30, original_sha256=SHA, tier="t", replaces_size=10**9
+    )
+    assert result.status == "encoded"
+    assert _rotation(_stream(_probe(dst), "video")) is None
