@@ -59,7 +59,7 @@ from reconciler.model import (
     SourceItem,
     World,
 )
-from reconciler.state import LineageRow, StateDB
+from reconciler.state import CachedHash, LineageRow, StateDB
 
 T = TypeVar("T")
 
@@ -267,6 +267,9 @@ class Applier:
         self.report(outcome, self._done, self._total)
 
     def _record(self, fx: _Effects) -> None:
+        written = [(self.conn.targets[c.store_id], c) for c in fx.target_copies]
+        written += [(self.conn.library, _as_copy(row)) for row in fx.lineage]
+        self.db.store_hashes(filter(None, (_cache_row(store, c) for store, c in written)))
         for origin, sha, size in fx.source_files:
             self.known[(origin.source_id, origin.item_key, origin.ref)] = sha
             self.db.record_source_file(origin.source_id, origin.item_key, origin.ref, sha, size)
@@ -540,6 +543,34 @@ def _verify(store: Store, copy: FileCopy) -> bool:
         return store.verify(copy)
     except ProviderError:
         return False
+
+
+def _as_copy(row: LineageRow) -> FileCopy:
+    return FileCopy(
+        store_id="library", path=row.path, size=row.size, mtime_ns=row.mtime_ns, sha256=row.sha256
+    )
+
+
+def _cache_row(store: Store, copy: FileCopy) -> tuple[str, CachedHash] | None:
+    """What we just wrote and verified need not be read again next run."""
+    root = getattr(store, "root", None) or getattr(store, "folder_path", None)
+    if not isinstance(root, Path):
+        return None
+    path = root / copy.path
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if st.st_size != copy.size or st.st_mtime_ns != copy.mtime_ns:
+        return None
+    return str(path), CachedHash(
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        inode=st.st_ino,
+        sha256=copy.sha256,
+        dated=False,
+        captured_at=None,
+    )
 
 
 def _original_row(copy: FileCopy) -> LineageRow:

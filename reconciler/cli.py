@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 import argcomplete
+import attrs
 
 from reconciler import config, planfile, render
 from reconciler.apply import Applier, ApplyResult, Outcome
@@ -34,7 +35,7 @@ from reconciler.errors import (
     StateError,
 )
 from reconciler.lock import RunLock
-from reconciler.model import Plan, World
+from reconciler.model import Action, Plan, World
 from reconciler.observe import Progress, observe
 from reconciler.plan import plan as make_plan
 from reconciler.state import StateDB
@@ -57,18 +58,18 @@ class _Out:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    config_help = f"desired state file (default ./{config.DEFAULT_CONFIG} or ${config.ENV_CONFIG})"
+    # -c is accepted before or after the command; SUPPRESS keeps the
+    # subcommand's absent -c from overwriting one given before it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "-c",
-        "--config",
-        metavar="FILE",
-        help=f"desired state file (default ./{config.DEFAULT_CONFIG} or ${config.ENV_CONFIG})",
+        "-c", "--config", metavar="FILE", default=argparse.SUPPRESS, help=config_help
     )
     p = argparse.ArgumentParser(
         prog="reconcile",
         description="Declarative, idempotent reconciler for a photo and video library.",
-        parents=[common],
     )
+    p.add_argument("-c", "--config", metavar="FILE", default=None, help=config_help)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sp = sub.add_parser("plan", parents=[common], help="show what apply would do")
@@ -295,30 +296,28 @@ def _apply_locked(
 
 
 def _intersect(saved: Plan, fresh: Plan) -> tuple[Plan, list[Outcome]]:
-    """Run only what the saved plan promised *and* still holds now."""
-    fresh_ids = {a.id for a in fresh.actions}
+    """Run only what the saved plan promised *and* still holds now: an action
+    of the fresh plan runs if the saved plan has it and every action it
+    depends on runs too."""
     saved_ids = {a.id for a in saved.actions}
-    keep = tuple(a for a in fresh.actions if a.id in saved_ids)
+    keep: list[Action] = []
+    kept: set[str] = set()
+    for a in fresh.actions:  # dependencies come first in a plan
+        if a.id in saved_ids and all(d in kept for d in a.depends_on):
+            keep.append(a)
+            kept.add(a.id)
     stale = [
         Outcome(
             action_id=a.id,
             kind=a.kind,
             subject=a.subject,
             status="stale",
-            detail="no longer needed or its precondition no longer holds; not done",
+            detail="the world changed since the plan was saved; not done (plan again)",
         )
         for a in saved.actions
-        if a.id not in fresh_ids
+        if a.id not in kept
     ]
-    kept = {a.id for a in keep}
-    keep = tuple(a for a in keep if all(d in kept or d not in saved_ids for d in a.depends_on))
-    plan = Plan(
-        actions=keep,
-        notes=fresh.notes,
-        created_at=fresh.created_at,
-        basis=fresh.basis,
-        config_digest=fresh.config_digest,
-    )
+    plan = attrs.evolve(fresh, actions=tuple(keep))
     return plan, stale
 
 

@@ -54,3 +54,17 @@ def is_inside(rel_path: str) -> bool:
     """True when a relative path stays inside its root."""
     norm = posixpath.normpath(rel_path)
     return not (norm.startswith("../") or norm == ".." or posixpath.isabs(norm))
+
+
+_DATED = re.compile(r"^(\d{4})/(\d{2})/(\d{2})/")
+
+
+def date_from_path(rel_path: str) -> datetime | None:
+    """The capture date a library path was laid out by (None: undated)."""
+    m = _DATED.match(rel_path)
+    if not m:
+        return None
+    try:
+        return datetime(int(m[1]), int(m[2]), int(m[3]), tzinfo=UTC)
+    except ValueError:
+        return None

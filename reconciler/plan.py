@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import attrs
 
 from reconciler.config import DesiredState, Tier
+from reconciler.layout import date_from_path
 from reconciler.media import media_kind
 from reconciler.model import (
     ORIGINAL_TIER,
@@ -44,6 +46,7 @@ from reconciler.model import (
     World,
 )
 
+LIBRARY = "library"
 _ORDER = {
     DownloadAsset: 0,
     CopyToLibrary: 1,
@@ -124,6 +127,7 @@ class _Planner:
             for item in source.items:
                 if (source.source_id, item.key) not in self.world.tombstones:
                     self._item(source, item)
+        self._library_items()
         actions = sorted(self.actions, key=lambda a: _ORDER[type(a)])
         return Plan(
             actions=tuple(actions),
@@ -265,6 +269,23 @@ class _Planner:
                 crf=want.crf,
             )
         )
+
+    def _library_items(self) -> None:
+        """Items that left their sources live on in the library: their copies
+        are still kept (and repaired) and they still age into heavier tiers."""
+        for lf in self.world.library.files:
+            sha = lf.original_sha256
+            if sha in self.handled:
+                continue
+            self.handled.add(sha)
+            f = MediaFile(name=posixpath.basename(lf.path), size=lf.size, ref=lf.path, sha256=sha)
+            item = SourceItem(
+                source_id=LIBRARY, key=lf.path, files=(f,), captured_at=date_from_path(lf.path)
+            )
+            origin = FileOrigin(source_id=LIBRARY, item_key=lf.path, ref=lf.path)
+            subject = f"{LIBRARY}:{lf.path}"
+            self._targets(sha, origin, sha, f, item, subject, ())
+            self._encode(sha, origin, f, item, subject, ())
 
     # ------------------------------------------------------------- removal
 

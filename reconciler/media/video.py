@@ -16,6 +16,7 @@ always 8-bit 4:2:0, the profile every player decodes).
 
 from __future__ import annotations
 
+import re
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +39,7 @@ _DURATION_SLACK_S = 0.5
 _DURATION_SLACK_RATIO = 0.02
 # Epoch placeholders that cameras with an unset clock write.
 _NO_DATE_YEARS = (1904, 1970)
+_LOG_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
 
 
 def container_for(path: Path) -> str:
@@ -53,7 +55,7 @@ def probe(path: Path) -> dict[str, Any]:
     try:
         info: dict[str, Any] = ffmpeg.probe(str(path), cmd=FFPROBE)
     except ffmpeg.Error as e:
-        raise MediaError(f"{path}: cannot read video: {_last_line(e.stderr)}") from e
+        raise MediaError(f"{path}: cannot read video: {_summary(e.stderr, path)}") from e
     except FileNotFoundError as e:
         raise MediaError(f"{FFPROBE} not found: install ffmpeg to encode videos") from e
     return info
@@ -120,7 +122,7 @@ def encode_video(
     except FileNotFoundError as e:
         raise MediaError(f"{FFMPEG} not found: install ffmpeg to encode videos") from e
     if done.returncode != 0:
-        raise MediaError(f"{src}: cannot encode video: {_last_line(done.stderr)}")
+        raise MediaError(f"{src}: cannot encode video: {_summary(done.stderr, src)}")
     return info
 
 
@@ -152,7 +154,7 @@ def check_video(dst: Path, original: dict[str, Any], src: Path) -> str | None:
     decode = [FFMPEG, "-nostdin", "-v", "error", "-i", str(dst), "-map", "0:v:0", "-f", "null", "-"]
     done = subprocess.run(decode, capture_output=True, check=False)
     if done.returncode != 0 or done.stderr.strip():
-        return f"output does not decode: {_last_line(done.stderr)}"
+        return f"output does not decode: {_summary(done.stderr, dst)}"
     return None
 
 
@@ -202,6 +204,14 @@ def _pix_fmt(codec: str, source: str) -> str:
     return "yuv420p"
 
 
-def _last_line(stderr: bytes | None) -> str:
-    lines = (stderr or b"").decode("utf-8", "replace").strip().splitlines()
-    return lines[-1].strip() if lines else "no detail from ffmpeg"
+def _summary(stderr: bytes | None, path: Path | None = None) -> str:
+    """ffmpeg's last two distinct complaints on one line, without its "[demuxer @ 0x…]"
+    and file-name prefixes (the caller names the file itself)."""
+    seen: list[str] = []
+    for raw in (stderr or b"").decode("utf-8", "replace").splitlines():
+        line = _LOG_PREFIX.sub("", raw.strip())
+        if path is not None:
+            line = line.removeprefix(f"{path}: ")
+        if line and line not in seen:
+            seen.append(line)
+    return "; ".join(seen[-2:]) if seen else "no detail from ffmpeg"

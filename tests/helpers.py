@@ -1,0 +1,104 @@
+"""Shared test helpers: real media files and a real workspace on disk."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from datetime import datetime
+from pathlib import Path
+
+import attrs
+from PIL import Image
+
+from providers.filesystem import write_marker
+from reconciler.cli import main
+
+
+def make_jpeg(path: Path, captured: datetime | None, seed: int = 0, size: int = 64) -> Path:
+    """A real JPEG with EXIF DateTimeOriginal (noisy pixels, so it compresses)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im = Image.effect_noise((size, size), 40 + seed % 50).convert("RGB")
+    im.putpixel((0, 0), (seed % 256, (seed // 256) % 256, 7))
+    exif = Image.Exif()
+    if captured is not None:
+        exif.get_ifd(0x8769)[0x9003] = captured.strftime("%Y:%m:%d %H:%M:%S")
+    im.save(path, quality=95, exif=exif)
+    return path
+
+
+@attrs.define
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@attrs.define
+class Workspace:
+    root: Path
+    config: Path
+
+    @property
+    def incoming(self) -> Path:
+        return self.root / "incoming"
+
+    @property
+    def library(self) -> Path:
+        return self.root / "library"
+
+    def target(self, name: str) -> Path:
+        return self.root / name
+
+    def run(self, *args: str, now: datetime | None = None, stdin: str = "") -> Run:
+        out, err = io.StringIO(), io.StringIO()
+        code = main(
+            ["-c", str(self.config), *args],
+            stdout=out,
+            stderr=err,
+            stdin=io.StringIO(stdin),
+            now=now,
+        )
+        return Run(code=code, out=out.getvalue(), err=err.getvalue())
+
+
+def make_workspace(root: Path, *, removal: bool = True, extra: str = "") -> Workspace:
+    config = root / "desired_state.toml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            [library]
+            path = "library"
+            [state]
+            dir = "state"
+            [sources.incoming]
+            kind = "folder"
+            path = "incoming"
+            [targets.nas]
+            kind = "filesystem"
+            path = "nas"
+            [targets.usb]
+            kind = "filesystem"
+            path = "usb"
+            [policy]
+            copies = 2
+            [policy.removal]
+            enabled = {str(removal).lower()}
+            keep_recent_days = 30
+            pace_seconds = 0
+            """
+        )
+        + extra
+    )
+    (root / "incoming").mkdir(parents=True, exist_ok=True)
+    for store in ("library", "nas", "usb"):
+        write_marker(root / store, store)
+    return Workspace(root=root, config=config)
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    """Every regular file under ``root`` (markers and temporaries excluded)."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith(".reconcile")
+    }

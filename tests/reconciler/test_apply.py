@@ -1,0 +1,195 @@
+"""The applier on real files: idempotence, guards, repair, the removal gate."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from providers.fake import FakeSource
+from reconciler import config
+from reconciler.apply import Applier
+from reconciler.connect import connect
+from reconciler.observe import observe
+from reconciler.plan import plan
+from reconciler.state import StateDB
+from tests.helpers import files_under, make_jpeg, make_workspace
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+OLD = NOW - timedelta(days=800)
+RECENT = NOW - timedelta(days=2)
+
+
+def test_apply_then_plan_is_empty(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    make_jpeg(ws.incoming / "a" / "IMG_0001.JPG", OLD, seed=1)
+    make_jpeg(ws.incoming / "b" / "IMG_0001.JPG", OLD, seed=2)  # same name, other photo
+    make_jpeg(ws.incoming / "IMG_0002.JPG", RECENT, seed=3)
+    originals = files_under(ws.incoming)
+
+    first = ws.run("apply", "--yes", now=NOW)
+    assert first.code == 0, first.err
+
+    again = ws.run("plan", "--detailed-exitcode", now=NOW)
+    assert (again.code, again.out) == (0, "No changes. The library matches desired_state.toml.\n")
+    # Both same-named photos survive on each target, byte for byte.
+    for target in ("nas", "usb"):
+        held = sorted(files_under(ws.target(target)).values())
+        assert held == sorted(originals.values())
+    # Old items left the import folder; the recent one stays.
+    assert list(files_under(ws.incoming)) == ["IMG_0002.JPG"]
+    # The library holds three files, each re-encoded for its tier.
+    assert len(files_under(ws.library)) == 3
+
+
+def test_target_without_its_marker_gets_no_writes(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
+    (ws.target("usb") / ".reconcile-target.json").unlink()
+
+    p = ws.run("plan", now=NOW)
+    assert "! blocked target usb: " in p.out
+    assert "has no .reconcile-target.json (not mounted?)" in p.out
+
+    result = ws.run("apply", "--yes", now=NOW)
+    assert result.code == 0, result.err
+    assert list(ws.target("usb").rglob("*")) == []
+    assert len(files_under(ws.target("nas"))) == 1
+    # One verified copy is not two: the photo stays in the import folder.
+    assert list(files_under(ws.incoming)) == ["IMG_1.JPG"]
+
+
+def test_a_copy_changed_on_disk_is_reverified_and_recopied(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    original = make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1).read_bytes()
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    assert files_under(ws.incoming) == {}  # archived and removed: usb is the other copy
+
+    (nas_copy,) = [p for p in ws.target("nas").rglob("*.JPG")]
+    damaged = bytearray(original)
+    damaged[len(damaged) // 2] ^= 0xFF  # same size, one flipped byte
+    nas_copy.write_bytes(bytes(damaged))
+    os.utime(nas_copy, ns=(1, 1))
+
+    p = ws.run("plan", "--detailed-exitcode", now=NOW)
+    assert p.code == 2
+    assert p.out.splitlines()[1] == (
+        "  + copy-to-target[nas] library:2024/09/16/IMG_1.JPG: no verified copy on nas"
+    )
+
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    held = files_under(ws.target("nas"))
+    assert sorted(held.values()) == sorted([bytes(damaged), original])  # repaired, nothing deleted
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
+
+
+def test_removal_gate_rechecks_copies_at_the_moment_of_removal(tmp_path: Path) -> None:
+    """The plan says 'archived'; a copy goes bad before the removal runs."""
+    ws = make_workspace(tmp_path, removal=False)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+
+    desired = config.load(ws.config)
+    desired = config.parse(
+        {
+            "library": {"path": str(ws.library)},
+            "state": {"dir": str(tmp_path / "state")},
+            "sources": {"incoming": {"kind": "folder", "path": str(ws.incoming)}},
+            "targets": {
+                "nas": {"kind": "filesystem", "path": str(ws.target("nas"))},
+                "usb": {"kind": "filesystem", "path": str(ws.target("usb"))},
+            },
+            "policy": {"removal": {"enabled": True, "pace_seconds": 0}},
+        },
+        name="d",
+        base=tmp_path,
+    )
+    db = StateDB.in_dir(desired.state_dir)
+    conn = connect(desired)
+    world = observe(desired, db, conn, now=NOW)
+    the_plan = plan(desired, world, NOW)
+    assert [a.kind for a in the_plan.actions] == ["remove-from-source"]
+
+    (usb_copy,) = list(ws.target("usb").rglob("*.JPG"))
+    usb_copy.write_bytes(b"not the photo any more")  # after planning, before applying
+
+    result = Applier(desired, db, conn, world, run_id=db.start_run("test")).apply(the_plan)
+    (outcome,) = result.outcomes
+    assert outcome.status == "refused"
+    assert outcome.detail == "IMG_1.JPG: 1 of 2 verified copies now (nas); kept"
+    assert list(files_under(ws.incoming)) == ["IMG_1.JPG"]
+    db.close()
+
+
+def test_a_failed_or_truncated_download_never_leads_to_a_removal(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    desired = config.load(ws.config)
+    db = StateDB.in_dir(desired.state_dir)
+    conn = connect(desired)
+    cloud = FakeSource("incoming")
+    cloud.add("asset-1", {"IMG_1.JPG": b"x" * 1000}, OLD)
+    cloud.add("asset-2", {"IMG_2.JPG": b"y" * 1000}, OLD)
+    cloud.fail_fetch.add("IMG_1.JPG")
+    cloud.truncate_fetch.add("IMG_2.JPG")
+    conn.sources = {"incoming": cloud}
+    desired = config.parse(
+        {
+            "library": {"path": str(ws.library)},
+            "state": {"dir": str(tmp_path / "state")},
+            "targets": {
+                "nas": {"kind": "filesystem", "path": str(ws.target("nas"))},
+                "usb": {"kind": "filesystem", "path": str(ws.target("usb"))},
+            },
+            "apply": {"retries": 2, "backoff_base_s": 0},
+            "policy": {"removal": {"enabled": True, "pace_seconds": 0}},
+        },
+        name="d",
+        base=tmp_path,
+    )
+    world = observe(desired, db, conn, now=NOW)
+    the_plan = plan(desired, world, NOW)
+    result = Applier(desired, db, conn, world, run_id=1, sleep=lambda s: None).apply(the_plan)
+    status = {o.action_id: o.status for o in result.outcomes}
+    assert status["download:incoming:asset-1:IMG_1.JPG"] == "failed"
+    assert status["download:incoming:asset-2:IMG_2.JPG"] == "failed"
+    assert status["remove:incoming:asset-1"] == "skipped"
+    assert status["remove:incoming:asset-2"] == "skipped"
+    assert cloud.removed == []
+    assert files_under(ws.library) == {} and files_under(ws.target("nas")) == {}
+    db.close()
+
+
+def test_hash_cache_means_unchanged_files_are_not_reread(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, removal=False)
+    for i in range(5):
+        make_jpeg(ws.incoming / f"IMG_{i}.JPG", OLD, seed=i)
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    desired = config.load(ws.config)
+    db = StateDB.in_dir(desired.state_dir)
+    from reconciler.observe import CachedHasher
+
+    hasher = CachedHasher(db)
+    conn = connect(desired)
+    list(conn.sources["incoming"].list_items(hasher))
+    list(conn.targets["nas"].list_copies(hasher))
+    assert hasher.hashed_files == 0
+    (ws.incoming / "IMG_0.JPG").write_bytes(b"changed")
+    list(conn.sources["incoming"].list_items(hasher))
+    assert hasher.hashed_files == 1
+    db.close()
+
+
+def test_deleting_the_state_db_loses_nothing_and_converges(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1, size=256)
+    make_jpeg(ws.incoming / "IMG_2.JPG", RECENT, seed=2, size=256)
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    before = {name: files_under(ws.root / name) for name in ("library", "nas", "usb", "incoming")}
+    (tmp_path / "state" / "state.db").unlink()
+    for extra in ("state.db-wal", "state.db-shm"):
+        (tmp_path / "state" / extra).unlink(missing_ok=True)
+
+    p = ws.run("plan", "--detailed-exitcode", now=NOW)
+    assert (p.code, p.out) == (0, "No changes. The library matches desired_state.toml.\n")
+    after = {name: files_under(ws.root / name) for name in before}
+    assert after == before

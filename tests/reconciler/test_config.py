@@ -1,0 +1,99 @@
+"""desired_state.toml parsing: every problem at once, with its key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler import config
+from reconciler.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_example_at_the_repo_root_is_valid() -> None:
+    desired = config.load(REPO / "desired_state.toml")
+    assert desired.policy.copies == 2
+    assert [t.name for t in desired.policy.tiers] == ["recent", "older", "archive"]
+    assert desired.digest
+
+
+def test_every_error_is_listed_with_its_key_path(tmp_path: Path) -> None:
+    path = tmp_path / "desired_state.toml"
+    path.write_text(
+        """
+        [library]
+        [state]
+        dir = "s"
+        [sources.card]
+        kind = "floppy"
+        [targets.nas]
+        kind = "filesystem"
+        path = 3
+        colour = "blue"
+        [policy]
+        copies = "two"
+        [policy.removal]
+        max_bytes_per_run = "lots"
+        [unknown]
+        """
+    )
+    with pytest.raises(ConfigError) as e:
+        config.load(path)
+    name = str(path)
+    assert e.value.problems == (
+        f"{name}: library.path: required",
+        f"{name}: sources.card.kind: expected one of folder, icloud, got 'floppy'",
+        f"{name}: targets.nas.path: expected a string, got 3",
+        f"{name}: targets.nas.colour: unknown key",
+        f"{name}: policy.copies: expected an integer, got 'two'",
+        f"{name}: policy.removal.max_bytes_per_run: expected a size such as 5000000 or "
+        "\"5 GB\", got 'lots'",
+        f"{name}: unknown: unknown key",
+    )
+
+
+def test_semantic_checks_are_collected_too(tmp_path: Path) -> None:
+    raw = {
+        "library": {"path": "l"},
+        "state": {"dir": "s"},
+        "targets": {"nas": {"kind": "filesystem", "path": "n"}},
+        "policy": {
+            "copies": 2,
+            "removal": {"enabled": True},
+            "tiers": [
+                {"name": "a", "max_age_days": 100},
+                {"name": "b", "max_age_days": 50, "jpeg_quality": 120},
+            ],
+        },
+    }
+    with pytest.raises(ConfigError) as e:
+        config.parse(raw, name="d.toml", base=tmp_path)
+    assert e.value.problems == (
+        "d.toml: policy.copies: 2 copies are required before removal but only 1 backup "
+        "target(s) are configured",
+        "d.toml: policy.tiers[1].max_age_days: tiers must be in increasing age order",
+        "d.toml: policy.tiers[1].jpeg_quality: must be between 1 and 100",
+    )
+
+
+def test_sizes_accept_units_and_paths_resolve_against_the_file(tmp_path: Path) -> None:
+    raw = {
+        "library": {"path": "lib"},
+        "state": {"dir": "~/st"},
+        "policy": {"removal": {"max_bytes_per_run": "1.5 GB"}},
+    }
+    desired = config.parse(raw, name="d.toml", base=tmp_path)
+    assert desired.policy.removal.max_bytes_per_run == 1_500_000_000
+    assert desired.library_path == tmp_path / "lib"
+    assert desired.state_dir == Path.home() / "st"
+
+
+def test_not_toml_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "d.toml"
+    path.write_text("[library\n")
+    with pytest.raises(ConfigError) as e:
+        config.load(path)
+    assert len(e.value.problems) == 1
+    assert e.value.problems[0].startswith(f"{path}: not valid TOML:")
