@@ -71,7 +71,9 @@ def encode_file(
     corrupt, truncated or unsupported original; ValueError for bad arguments.
     """
     check_lineage(original_sha256, tier)
-    if Path(os.path.abspath(src)) == Path(os.path.abspath(dst)):
+    if Path(os.path.abspath(src)) == Path(os.path.abspath(dst)) or (
+        dst.exists() and os.path.samefile(src, dst)
+    ):
         raise ValueError(f"dst must differ from src: {src}")
     kind = read_kind(src)
     try:

@@ -36,6 +36,9 @@ from reconciler.media.lineage import parse_xmp_lineage, with_lineage
 # MediaError so one bad photo is reported, not a crash of the run.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, RuntimeError, struct.error)
 
+# One APP1 segment holds 65533 bytes, less the XMP namespace header.
+_MAX_JPEG_XMP = 65533 - len(b"http://ns.adobe.com/xap/1.0/\x00")
+
 # pillow-heif ``info`` keys that describe the primary image and must travel
 # to the new file (colour, chroma, other metadata boxes, thumbnail sizes).
 _HEIC_CARRIED = (
@@ -79,6 +82,10 @@ def encode_jpeg(src: Path, *, quality: int, original_sha256: str, tier: str) -> 
             im.load()
             info = im.info
             xmp = with_lineage(_as_bytes(info.get("xmp")), original_sha256, tier)
+            if xmp is not None and len(xmp) > _MAX_JPEG_XMP:
+                # Lineage would push a near-full XMP segment past 64 KB: keep
+                # the original packet and leave lineage to the state database.
+                xmp = None
             options: dict[str, Any] = {
                 "quality": quality,
                 "exif": info.get("exif", b""),
@@ -89,15 +96,7 @@ def encode_jpeg(src: Path, *, quality: int, original_sha256: str, tier: str) -> 
             if "dpi" in info:
                 options["dpi"] = info["dpi"]
             buf = io.BytesIO()
-            try:
-                im.save(buf, format="JPEG", **options)
-            except ValueError:
-                # Our lineage pushed a near-full XMP segment past 64 KB: keep
-                # the original packet and leave lineage to the state database.
-                options["xmp"] = info.get("xmp")
-                buf = io.BytesIO()
-                im.save(buf, format="JPEG", **options)
-                xmp = None
+            im.save(buf, format="JPEG", **options)
             return StillOutput(
                 data=buf.getvalue(), expected_size=im.size, lineage_embedded=xmp is not None
             )

@@ -1,0 +1,206 @@
+"""The command line: exact output and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tests.helpers import make_jpeg, make_workspace
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+OLD = datetime(2024, 9, 16, 8, 30, tzinfo=UTC)
+
+
+def test_validate_ok_and_bad(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    r = ws.run("validate")
+    assert (r.code, r.out, r.err) == (
+        0,
+        f"{ws.config}: valid (1 source(s), 2 target(s), 2 copies required)\n",
+        "",
+    )
+    ws.config.write_text("[library]\npath = 1\n[state]\n[oops]\n")
+    r = ws.run("validate")
+    assert r.code == 1
+    assert r.out == ""
+    assert r.err == (
+        f"error: {ws.config}: library.path: expected a string, got 1\n"
+        f"error: {ws.config}: state.dir: required\n"
+        f"error: {ws.config}: oops: unknown key\n"
+    )
+
+
+def test_bad_config_touches_nothing(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
+    ws.config.write_text(ws.config.read_text() + "\n[guards]\nmax_shrink_fraction = 7\n")
+    r = ws.run("apply", "--yes", now=NOW)
+    assert (r.code, r.out) == (1, "")
+    assert r.err == f"error: {ws.config}: guards.max_shrink_fraction: must be in (0, 1]\n"
+    assert not (tmp_path / "state").exists()
+    assert [p.name for p in ws.target("nas").iterdir()] == [".reconcile-target.json"]
+
+
+def test_plan_exact_output_and_detailed_exitcode(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, removal=False)
+    ws.config.write_text(
+        ws.config.read_text() + '\n[[policy.tiers]]\nname = "all"\nkeep = "original"\n'
+    )
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
+    r = ws.run("plan", now=NOW)
+    assert (r.code, r.err) == (0, "")
+    sha = json.loads(ws.run("plan", "--json", now=NOW).out)["actions"][0]["sha256"]
+    assert r.out == (
+        "reconcile will perform these actions:\n"
+        "  + copy-to-library incoming:IMG_1.JPG: not in the library\n"
+        "  + copy-to-target[nas] incoming:IMG_1.JPG: no verified copy on nas\n"
+        "  + copy-to-target[usb] incoming:IMG_1.JPG: no verified copy on usb\n"
+        "\n"
+        "Plan: 1 to copy into the library, 2 to copy to targets.\n"
+    )
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 2
+    applied = ws.run("apply", "--yes", now=NOW)
+    assert applied.code == 0
+    lines = applied.out.splitlines()
+    # Copies run in parallel: their lines come in the order they finish.
+    assert (
+        lines[-5]
+        == "  + changed copy-to-library incoming:IMG_1.JPG: copied to 2024/09/16/IMG_1.JPG"
+    )
+    assert sorted(lines[-4:-2]) == [
+        "  + changed copy-to-target incoming:IMG_1.JPG: copied to nas:2024/09/16/IMG_1.JPG",
+        "  + changed copy-to-target incoming:IMG_1.JPG: copied to usb:2024/09/16/IMG_1.JPG",
+    ]
+    assert lines[-2:] == ["", "Apply: 3 changed."]
+    assert len(sha) == 64
+    r = ws.run("plan", "--detailed-exitcode", now=NOW)
+    assert (r.code, r.out) == (0, "No changes. The library matches desired_state.toml.\n")
+
+
+def test_plan_json_is_versioned(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
+    doc = json.loads(ws.run("plan", "--json", now=NOW).out)
+    assert doc["format_version"] == 1
+    assert [a["type"] for a in doc["actions"]] == [
+        "copy-to-library",
+        "copy-to-target",
+        "copy-to-target",
+        "encode",
+        "remove-from-source",
+    ]
+    remove = doc["actions"][-1]
+    assert remove["depends_on"] == [doc["actions"][1]["id"], doc["actions"][2]["id"]]
+    assert doc["summary"] == {
+        "copy-to-library": 1,
+        "copy-to-target": 2,
+        "encode": 1,
+        "remove-from-source": 1,
+    }
+
+
+def test_apply_without_yes_and_without_a_terminal_refuses(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
+    r = ws.run("apply", now=NOW)
+    assert r.code == 1
+    assert r.err == "error: apply needs --yes when there is no terminal to ask (cron: add --yes)\n"
+    assert [p.name for p in ws.target("nas").iterdir()] == [".reconcile-target.json"]
+
+
+def test_saved_plan_applies_and_refuses_what_moved(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, removal=False)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
+    plan_file = tmp_path / "plan.json"
+    assert ws.run("plan", "--out", str(plan_file), now=NOW).code == 0
+    # The world moves: a new photo arrives, the planned one is replaced.
+    make_jpeg(ws.incoming / "IMG_2.JPG", OLD, seed=2)
+    r = ws.run("apply", str(plan_file), "--yes", now=NOW)
+    assert r.code == 0, r.err
+    assert "IMG_2.JPG" not in "".join(line for line in r.out.splitlines() if " changed " in line)
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 2  # IMG_2 still to do
+
+    make_jpeg(ws.incoming / "IMG_3.JPG", OLD, seed=3)
+    assert ws.run("plan", "--out", str(plan_file), now=NOW).code == 0
+    (ws.incoming / "IMG_3.JPG").unlink()
+    r = ws.run("apply", str(plan_file), "--yes", now=NOW)
+    assert r.code == 0
+    assert (
+        "  - stale copy-to-target incoming:IMG_3.JPG: the world changed since the plan was saved"
+        in r.out
+    )
+
+
+def test_saved_plan_from_another_config_is_refused(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    plan_file = tmp_path / "plan.json"
+    assert ws.run("plan", "--out", str(plan_file), now=NOW).code == 0
+    ws.config.write_text(ws.config.read_text().replace("copies = 2", "copies = 1"))
+    r = ws.run("apply", str(plan_file), "--yes", now=NOW)
+    assert r.code == 1
+    assert r.err == (
+        f"error: {plan_file} was made from a different {ws.config}; run reconcile plan --out again\n"
+    )
+
+
+def test_second_concurrent_apply_exits_4_and_a_dead_holder_frees_the_lock(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    (tmp_path / "state").mkdir()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from reconciler.lock import RunLock\n"
+            "RunLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(60)",
+            str(tmp_path / "state"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        started = time.monotonic()
+        r = ws.run("apply", "--yes", now=NOW)
+        assert time.monotonic() - started < 5  # immediately, not after a wait
+        assert r.code == 4
+        assert r.err == (
+            f"error: another reconcile run (pid {holder.pid}) holds {tmp_path / 'state' / 'lock'}; "
+            "wait for it to finish (cron: let runs not overlap)\n"
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout:
+            holder.stdout.close()
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+
+
+def test_status_after_a_run(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    make_jpeg(ws.incoming / "IMG_1.JPG", NOW - timedelta(days=400))
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    r = ws.run("status")
+    assert r.code == 0
+    lines = r.out.splitlines()
+    assert lines[0] == f"state: {tmp_path / 'state' / 'state.db'}"
+    assert lines[1].startswith("run 1: apply done started ")
+    assert lines[2] == "removed from sources by this tool: 1 item(s)"
+
+
+def test_init_target_refuses_to_remark_another_store(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    r = ws.run("init-target", str(ws.target("nas")), "--id", "usb")
+    assert r.code == 1
+    assert (
+        r.err
+        == f"error: usb: {ws.target('nas')} is already marked as 'nas'; refusing to re-mark it\n"
+    )
+
+
+def test_unknown_command_is_a_usage_error(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    assert ws.run("frobnicate").code == 1

@@ -1,0 +1,92 @@
+"""Imports point downward only (DESIGN.md), and the planner stays pure."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Lower numbers are lower layers; a module may import only lower layers,
+# or modules of its own package at the same layer.
+RANKS = {
+    "reconciler.errors": 0,
+    "reconciler.model": 0,
+    "reconciler.layout": 0,
+    "reconciler.hashing": 0,
+    "reconciler.config": 1,
+    "reconciler.state": 1,
+    "reconciler.lock": 1,
+    "reconciler.media": 1,
+    "providers": 2,
+    "reconciler.plan": 3,
+    "reconciler.connect": 3,
+    "reconciler.planfile": 3,
+    "reconciler.observe": 4,
+    "reconciler.apply": 5,
+    "reconciler.render": 6,
+    "reconciler.cli": 7,
+    "reconciler.demo": 8,
+}
+PURE_PLANNER_MAY_IMPORT = {
+    "reconciler.config",
+    "reconciler.errors",
+    "reconciler.layout",
+    "reconciler.media",
+    "reconciler.model",
+}
+
+
+def _layer(module: str) -> str:
+    for name in sorted(RANKS, key=len, reverse=True):
+        if module == name or module.startswith(name + "."):
+            return name
+    raise AssertionError(f"{module} is in no layer: add it to RANKS")
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package in ("reconciler", "providers"):
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(p for p in parts if p != "__init__")
+            if name not in ("reconciler", "providers"):  # the bare packages hold nothing
+                found[name] = path
+    return found
+
+
+def _imports(path: Path) -> set[str]:
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+            out.update(f"{node.module}.{a.name}" for a in node.names)
+    return {m for m in out if m.split(".")[0] in ("reconciler", "providers") and "." in m}
+
+
+def test_imports_point_downward() -> None:
+    modules = _modules()
+    upward = []
+    for name, path in modules.items():
+        mine = _layer(name)
+        for imported in _imports(path):
+            if imported not in modules and imported.rsplit(".", 1)[0] in modules:
+                imported = imported.rsplit(".", 1)[0]  # `from x import name`
+            if imported not in modules:
+                continue
+            theirs = _layer(imported)
+            if theirs == mine:
+                continue
+            if RANKS[theirs] >= RANKS[mine]:
+                upward.append(f"{name} imports {imported}")
+    assert upward == []
+
+
+def test_the_planner_is_pure() -> None:
+    imported = {_layer(m) for m in _imports(ROOT / "reconciler" / "plan.py") if m in _modules()}
+    assert imported <= PURE_PLANNER_MAY_IMPORT
+    source = (ROOT / "reconciler" / "plan.py").read_text()
+    for forbidden in ("open(", "datetime.now", "time.time", "sqlite", "os."):
+        assert forbidden not in source
