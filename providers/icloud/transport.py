@@ -29,13 +29,13 @@ class TimeoutAdapter(HTTPAdapter):
         self.default_timeout = timeout
         super().__init__(**kwargs)
 
-    def send(  # type: ignore[override]
+    def send(
         self,
         request: PreparedRequest,
         stream: bool = False,
-        timeout: None | float | tuple[float, float] | tuple[float, None] = None,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
         verify: bool | str = True,
-        cert: None | bytes | str | tuple[bytes | str, bytes | str] = None,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
         proxies: Mapping[str, str] | None = None,
     ) -> Response:
         return super().send(
@@ -62,25 +62,27 @@ class EmulatorAdapter(TimeoutAdapter):
         self.base = target
         super().__init__(timeout, **kwargs)
 
-    def send(  # type: ignore[override]
+    def send(
         self,
         request: PreparedRequest,
         stream: bool = False,
-        timeout: None | float | tuple[float, float] | tuple[float, None] = None,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
         verify: bool | str = True,
-        cert: None | bytes | str | tuple[bytes | str, bytes | str] = None,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
         proxies: Mapping[str, str] | None = None,
     ) -> Response:
         original_url = request.url or ""
         parts = urlsplit(original_url)
         rewritten = request.copy()
-        rewritten.url = urlunsplit((
-            self.base.scheme,
-            self.base.netloc,
-            parts.path or "/",
-            parts.query,
-            "",
-        ))
+        rewritten.url = urlunsplit(
+            (
+                self.base.scheme,
+                self.base.netloc,
+                parts.path or "/",
+                parts.query,
+                "",
+            )
+        )
         rewritten.headers[HOST_HEADER] = parts.netloc
         response = super().send(
             rewritten, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
@@ -93,8 +95,5 @@ class EmulatorAdapter(TimeoutAdapter):
 def mount(session: Any, *, endpoint: str | None, timeout: tuple[float, float]) -> None:
     """Mount the right adapter for ``https://`` on a requests session."""
     adapter: HTTPAdapter
-    if endpoint:
-        adapter = EmulatorAdapter(endpoint, timeout)
-    else:
-        adapter = TimeoutAdapter(timeout)
+    adapter = EmulatorAdapter(endpoint, timeout) if endpoint else TimeoutAdapter(timeout)
     session.mount("https://", adapter)

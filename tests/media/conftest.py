@@ -7,7 +7,6 @@ so the whole media suite stays fast on two cores.
 from __future__ import annotations
 
 import functools
-import hashlib
 import subprocess
 from pathlib import Path
 
@@ -32,10 +31,6 @@ XMP = (
     "<?xpacket end='w'?>"
 ).encode()
 GPS_LATITUDE = (48.0, 51.0, 29.64)
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @functools.cache
@@ -79,13 +74,16 @@ def make_jpeg(
     quality: int = 95,
     exif: Image.Exif | None = None,
     metadata: bool = True,
+    xmp: bytes = XMP,
 ) -> Path:
     options: dict[str, object] = {"quality": quality}
     if metadata:
         options |= {
             "exif": (exif or camera_exif()).tobytes(),
             "icc_profile": icc_srgb(),
-            "xmp": XMP,
+            "xmp": xmp,
+            "comment": b"shot on a phone",
+            "dpi": (72, 72),
         }
     texture(size).save(path, format="JPEG", **options)
     return path

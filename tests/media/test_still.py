@@ -15,12 +15,12 @@ from reconciler.media import encode_file, read_capture_date, read_lineage
 from .conftest import (
     GPS_LATITUDE,
     TAKEN,
+    XMP,
     XMP_MARKER,
     camera_exif,
     icc_srgb,
     make_heic,
     make_jpeg,
-    sha256_of,
 )
 
 SHA = "ab" * 32
@@ -64,6 +64,8 @@ def test_jpeg_tier_keeps_metadata_and_stored_orientation(
         assert tuple(float(v) for v in gps[ExifTags.GPS.GPSLatitude]) == GPS_LATITUDE
         assert out.info["icc_profile"] == icc_srgb()
         assert XMP_MARKER.encode() in out.info["xmp"]
+        assert out.info["comment"] == orig.info["comment"] == b"shot on a phone"
+        assert out.info["dpi"] == orig.info["dpi"]
     assert read_lineage(dst) == (SHA, tier)
     assert read_capture_date(dst) == read_capture_date(jpeg_original)
 
@@ -96,6 +98,22 @@ def test_jpeg_without_metadata_gets_a_fresh_xmp_for_lineage(tmp_path: Path) -> N
     assert read_lineage(dst) == (SHA, "t")
     assert read_lineage(src) is None
     assert read_capture_date(src) is None
+
+
+def test_full_xmp_segment_is_kept_and_lineage_left_out(tmp_path: Path) -> None:
+    # 65504 bytes is all one JPEG XMP segment holds; leave too little room for lineage.
+    padding = b"x" * (65504 - len(XMP) - 50)
+    full = XMP.replace(XMP_MARKER.encode(), XMP_MARKER.encode() + padding)
+    src = make_jpeg(tmp_path / "full.jpg", xmp=full)
+    dst = tmp_path / "full.out"
+    result = encode_file(
+        src, dst, quality=70, crf=None, original_sha256=SHA, tier="t", replaces_size=10**9
+    )
+    assert result.status == "encoded"
+    assert result.reason.endswith("(q70; XMP full, lineage not embedded)")
+    with Image.open(dst) as out:
+        assert out.info["xmp"] == full
+    assert read_lineage(dst) is None
 
 
 def test_not_worth_when_output_is_not_smaller(tmp_path: Path) -> None:

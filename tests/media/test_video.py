@@ -159,9 +159,7 @@ def test_capture_date_of_video(mov_original: Path, mp4_original: Path, tmp_path:
     assert read_capture_date(mov_original) == datetime(2021, 6, 1, 14, 34, 56, tzinfo=paris)
     assert read_capture_date(mp4_original) == datetime(2021, 6, 1, 12, 34, 56, tzinfo=UTC)
     undated = tmp_path / "undated.mp4"
-    ffmpeg.input(str(mp4_original)).output(
-        str(undated), c="copy", map_metadata=-1, v="error"
-    ).run()
+    ffmpeg.input(str(mp4_original)).output(str(undated), c="copy", map_metadata=-1, v="error").run()
     assert read_capture_date(undated) is None
 
 

@@ -143,7 +143,8 @@ def test_saved_plan_from_another_config_is_refused(tmp_path: Path) -> None:
     r = ws.run("apply", str(plan_file), "--yes", now=NOW)
     assert r.code == 1
     assert r.err == (
-        f"error: {plan_file} was made from a different {ws.config}; run reconcile plan --out again\n"
+        f"error: {plan_file} was made from a different {ws.config}; "
+        "run reconcile plan --out again\n"
     )
 
 

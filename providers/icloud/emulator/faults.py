@@ -21,7 +21,10 @@ ROUTES = CKDATABASE_ROUTES | {"download", "setup", "auth", "ckdatabase", "any"}
 #: classifier look at: the status, ``serverErrorCode`` and ``Retry-After``).
 DEFAULT_BODIES: dict[int, dict[str, Any]] = {
     401: {"serverErrorCode": "AUTHENTICATION_REQUIRED", "reason": "no auth method found"},
-    403: {"serverErrorCode": "ACCESS_DENIED", "reason": "private db access disabled for this account"},
+    403: {
+        "serverErrorCode": "ACCESS_DENIED",
+        "reason": "private db access disabled for this account",
+    },
     409: {"serverErrorCode": "CONFLICT", "reason": "oplock error"},
     421: {"serverErrorCode": "AUTHENTICATION_FAILED", "reason": "Misdirected request"},
     429: {"serverErrorCode": "THROTTLED", "reason": "Rate limit exceeded"},

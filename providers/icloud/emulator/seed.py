@@ -83,7 +83,9 @@ def _write_video(path: Path, when: datetime, seconds: float, seed: int) -> None:
     )
 
 
-def generate_library(dest_dir: Path | str, count: int = 50, years: int = 5, seed: int = 0) -> list[Path]:
+def generate_library(
+    dest_dir: Path | str, count: int = 50, years: int = 5, seed: int = 0
+) -> list[Path]:
     """Write about ``count`` media files under ``dest_dir``; returns them.
 
     Deterministic for a given ``seed`` (except ffmpeg's container bytes).

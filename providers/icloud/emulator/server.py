@@ -9,6 +9,7 @@ the handler. Requests without the header may use the control endpoint
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -491,16 +492,18 @@ class EmulatorServer:
                 self._count_one(zone, str(i)) if zone is not None else 0
                 for i in ids.get("value", [])
             ]
-            out.append({
-                "records": [
-                    {
-                        "recordName": f"HyperionIndexCountLookup-{n}",
-                        "recordType": "HyperionIndexCountLookup",
-                        "fields": {"itemCount": {"type": "INT64", "value": n}},
-                    }
-                    for n in counted
-                ]
-            })
+            out.append(
+                {
+                    "records": [
+                        {
+                            "recordName": f"HyperionIndexCountLookup-{n}",
+                            "recordType": "HyperionIndexCountLookup",
+                            "fields": {"itemCount": {"type": "INT64", "value": n}},
+                        }
+                        for n in counted
+                    ]
+                }
+            )
         return {"batch": out}
 
     def _count_one(self, zone: Zone, index: str) -> int:
@@ -576,9 +579,7 @@ class EmulatorServer:
             if i in errors or asset is None:
                 out.append(errors[i])
                 continue
-            fields = {
-                k: (v or {}).get("value") for k, v in op["record"].get("fields", {}).items()
-            }
+            fields = {k: (v or {}).get("value") for k, v in op["record"].get("fields", {}).items()}
             self.account.update_asset(asset, fields)
             out.append(records.asset_record(zone, asset))
         return {"records": out, "syncToken": self._sync_token()}
@@ -620,12 +621,14 @@ class EmulatorServer:
                     found.append(
                         records.master_record(zone, zone.masters[name], self.url_generation)
                     )
-            out.append({
-                "zoneID": zone.zone_id,
-                "records": found,
-                "moreComing": more,
-                "syncToken": f"HwoECJGm{last:08d}",
-            })
+            out.append(
+                {
+                    "zoneID": zone.zone_id,
+                    "records": found,
+                    "moreComing": more,
+                    "syncToken": f"HwoECJGm{last:08d}",
+                }
+            )
         return {"zones": out}
 
     # ------------------------------------------------------------ downloads
@@ -760,7 +763,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     timeout = 30
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def _serve(self) -> None:
@@ -807,10 +810,8 @@ class _Handler(BaseHTTPRequestHandler):
             # The announced length was not sent: hang up so the client sees a
             # short read, as on a dropped connection.
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
 
     do_GET = _serve
     do_POST = _serve
