@@ -56,7 +56,7 @@ def _source(
         session_dir=icloud_session_dir(desired),
         endpoint=cfg.endpoint or None,
         include_shared=cfg.include_shared,
-        staging_album=cfg.staging_album or None,
+        timeouts=(10.0, cfg.timeout_s),
     )
     return source
 

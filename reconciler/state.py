@@ -189,18 +189,23 @@ class StateDB:
     # ------------------------------------------------------------ hash cache
 
     def cached_hashes(self, paths: Sequence[str]) -> dict[str, CachedHash]:
+        # The hot path of a no-op run: plain sqlite3 rows, no dict per row.
         out: dict[str, CachedHash] = {}
+        conn = self.db.conn
         for chunk in _chunks(paths):
             marks = ",".join("?" * len(chunk))
-            sql = f"select * from hash_cache where path in ({marks})"
-            for r in self.db.query(sql, list(chunk)):
-                out[r["path"]] = CachedHash(
-                    size=r["size"],
-                    mtime_ns=r["mtime_ns"],
-                    inode=r["inode"],
-                    sha256=r["sha256"],
-                    dated=bool(r["dated"]),
-                    captured_at=r["captured_at"],
+            sql = (
+                "select path, size, mtime_ns, inode, sha256, dated, captured_at "
+                f"from hash_cache where path in ({marks})"
+            )
+            for path, size, mtime_ns, inode, sha, dated, captured in conn.execute(sql, chunk):
+                out[path] = CachedHash(
+                    size=size,
+                    mtime_ns=mtime_ns,
+                    inode=inode,
+                    sha256=sha,
+                    dated=bool(dated),
+                    captured_at=captured,
                 )
         return out
 

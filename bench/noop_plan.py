@@ -1,0 +1,125 @@
+"""A converged, no-op `reconcile plan` over N items vs `rsync -a --dry-run`.
+
+Builds an import folder of N small files, a library and two targets that
+already hold them (hard links, so the trees cost no extra disk), runs one
+`reconcile plan` to fill the hash cache, then times:
+
+- `reconcile plan` again (nothing to do: the cost of checking), and
+- `rsync -a --dry-run` from the import folder to each of the three stores,
+
+in the same run, on the same trees. Prints figures; asserts nothing.
+
+    .venv/bin/python bench/noop_plan.py --items 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from providers.filesystem import write_marker
+from reconciler.cli import main
+from reconciler.layout import dated_path
+
+
+def build(root: Path, n: int) -> Path:
+    incoming = root / "incoming"
+    stores = {name: root / name for name in ("library", "nas", "usb")}
+    for name, path in stores.items():
+        write_marker(path, name)
+    rng = os.urandom(1 << 16)
+    for i in range(n):
+        rel = f"d{i // 1000:03d}/IMG_{i:06d}.PNG"
+        src = incoming / rel
+        src.parent.mkdir(parents=True, exist_ok=True)
+        src.write_bytes(rng[i % 4096 : i % 4096 + 512] + i.to_bytes(8, "big"))
+        when = datetime.fromtimestamp(src.stat().st_mtime, UTC)
+        for path in stores.values():
+            dest = path / dated_path(when, f"{i}_{src.name}")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.link(src, dest)
+    config = root / "desired_state.toml"
+    config.write_text(
+        """
+[library]
+path = "library"
+[state]
+dir = "state"
+[sources.incoming]
+kind = "folder"
+path = "incoming"
+[targets.nas]
+kind = "filesystem"
+path = "nas"
+[targets.usb]
+kind = "filesystem"
+path = "usb"
+[[policy.tiers]]
+name = "all"
+keep = "original"
+"""
+    )
+    return config
+
+
+def timed(fn: object) -> float:
+    start = time.perf_counter()
+    fn()  # type: ignore[operator]
+    return time.perf_counter() - start
+
+
+def plan(config: Path) -> int:
+    out = io.StringIO()
+    code = main(["-c", str(config), "plan", "--detailed-exitcode"], stdout=out, stderr=out)
+    if code != 0:
+        raise SystemExit(f"expected a converged plan, got exit {code}:\n{out.getvalue()[-2000:]}")
+    return code
+
+
+def rsync(root: Path) -> None:
+    for store in ("library", "nas", "usb"):
+        subprocess.run(
+            ["rsync", "-a", "--dry-run", f"{root / 'incoming'}/", f"{root / store}/"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+
+def main_bench() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--items", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    if not shutil.which("rsync"):
+        raise SystemExit("rsync is not installed (make apt)")
+    with tempfile.TemporaryDirectory(prefix="reconcile-bench-") as tmp:
+        root = Path(tmp)
+        t = timed(lambda: build(root, args.items))
+        config = root / "desired_state.toml"
+        print(f"built {args.items} items x 4 trees in {t:.1f} s")
+        first = timed(lambda: plan(config))
+        print(f"first plan (hashes every file once): {first:.2f} s")
+        ours = [timed(lambda: plan(config)) for _ in range(args.repeat)]
+        theirs = [timed(lambda: rsync(root)) for _ in range(args.repeat)]
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(
+            f"no-op reconcile plan: best {min(ours):.2f} s  (runs: {', '.join(f'{x:.2f}' for x in ours)})"
+        )
+        print(
+            f"rsync -a --dry-run x3 trees: best {min(theirs):.2f} s  (runs: {', '.join(f'{x:.2f}' for x in theirs)})"
+        )
+        print(
+            f"ratio: {min(ours) / min(theirs):.2f}x rsync; peak RSS of this process {rss:.0f} MiB"
+        )
+
+
+if __name__ == "__main__":
+    main_bench()

@@ -1,0 +1,171 @@
+"""Signing in to iCloud: unattended (never prompts) and interactive (2FA).
+
+pyicloud keeps ``<account>.session`` (tokens) and ``<account>.cookiejar`` in
+the session directory and rewrites them on every request. They are
+credentials: the directory is 0700 and the files 0600, created so before
+pyicloud first writes them (it would create them world-readable). A marker
+written after an interactive login records when the session was trusted, so
+the CLI can warn before the ~30-day trust runs out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pyicloud import PyiCloudService
+from pyicloud.exceptions import PyiCloudException
+from requests import RequestException
+
+from providers.icloud import transport
+from providers.icloud.errors import classify, login_required
+from reconciler.errors import LoginRequiredError, ProviderError
+
+DEFAULT_TIMEOUTS: tuple[float, float] = (10.0, 60.0)
+CODE_ATTEMPTS = 3
+_LWP_HEADER = "#LWP-Cookies-2.0\n"
+
+
+def session_stem(username: str) -> str:
+    """pyicloud's file name stem for an account (its word characters)."""
+    return "".join(c for c in username if re.match(r"\w", c))
+
+
+def _marker(session_dir: Path, username: str) -> Path:
+    return session_dir / f"{session_stem(username)}.reconcile-login.json"
+
+
+def prepare_session_dir(session_dir: Path, username: str) -> None:
+    """Create the directory (0700) and the session files (0600) up front."""
+    session_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(session_dir, 0o700)
+    stem = session_stem(username)
+    for name, empty in ((f"{stem}.session", "{}"), (f"{stem}.cookiejar", _LWP_HEADER)):
+        path = session_dir / name
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(empty)
+        os.chmod(path, 0o600)
+
+
+def open_service(
+    username: str,
+    password: str | None,
+    session_dir: Path,
+    *,
+    endpoint: str | None = None,
+    timeouts: tuple[float, float] = DEFAULT_TIMEOUTS,
+) -> Any:
+    """A PyiCloudService built without network I/O, its transport mounted."""
+    prepare_session_dir(session_dir, username)
+    api = PyiCloudService(username, password, cookie_directory=str(session_dir), authenticate=False)
+    transport.mount(api.session, endpoint=endpoint, timeout=timeouts)
+    return api
+
+
+def connect(
+    provider: str,
+    username: str,
+    password: str | None,
+    session_dir: Path,
+    *,
+    endpoint: str | None = None,
+    timeouts: tuple[float, float] = DEFAULT_TIMEOUTS,
+) -> Any:
+    """Sign in without a person: reuse the trusted session, or raise
+    LoginRequiredError. Never prompts, never waits for a code."""
+    api = open_service(username, password, session_dir, endpoint=endpoint, timeouts=timeouts)
+    try:
+        api.authenticate()
+    except (PyiCloudException, RequestException) as e:
+        api.session.close()
+        raise classify(e, provider=provider, subject="sign-in", username=username) from e
+    if api.requires_2fa or api.requires_2sa or not api.is_trusted_session:
+        api.session.close()
+        raise login_required(
+            provider,
+            username,
+            "the trusted session has expired; two-factor authentication is required",
+        )
+    return api
+
+
+def login_interactive(
+    username: str,
+    password: str | None,
+    session_dir: Path | str,
+    prompt_code: Callable[[str], str],
+    endpoint: str | None = None,
+    *,
+    timeouts: tuple[float, float] = DEFAULT_TIMEOUTS,
+) -> None:
+    """Sign in with the password and, when Apple asks, a 2FA code from
+    ``prompt_code(prompt)``; leaves a trusted session in ``session_dir``."""
+    directory = Path(session_dir)
+    api = open_service(username, password, directory, endpoint=endpoint, timeouts=timeouts)
+    try:
+        try:
+            api.authenticate(force_refresh=True)
+        except (PyiCloudException, RequestException) as e:
+            error = classify(e, provider="icloud", subject="sign-in", username=username)
+            if isinstance(error, LoginRequiredError):
+                error = LoginRequiredError(
+                    f"sign-in for {username} was refused: check the Apple ID and password",
+                    provider="icloud",
+                )
+            raise error from e
+        if api.requires_2fa:
+            for attempt in range(CODE_ATTEMPTS):
+                prompt = "Enter the code sent to your trusted devices: "
+                if attempt:
+                    prompt = "That code was not accepted; try again: "
+                try:
+                    accepted = api.validate_2fa_code(prompt_code(prompt).strip())
+                except (PyiCloudException, RequestException) as e:
+                    raise classify(e, provider="icloud", subject="2FA", username=username) from e
+                if accepted:
+                    break
+            else:
+                raise LoginRequiredError(
+                    f"no valid 2FA code after {CODE_ATTEMPTS} tries", provider="icloud"
+                )
+        elif api.requires_2sa:
+            raise ProviderError(
+                "this Apple ID uses legacy two-step verification, which is not supported; "
+                "upgrade it to two-factor authentication",
+                provider="icloud",
+            )
+        if not api.is_trusted_session:
+            raise LoginRequiredError(
+                "Apple did not trust this session; try again", provider="icloud"
+            )
+    finally:
+        api.session.close()
+    prepare_session_dir(directory, username)
+    marker = _marker(directory, username)
+    fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump({"trusted_at": datetime.now(UTC).isoformat()}, fh)
+
+
+def session_age(
+    session_dir: Path | str, username: str, *, now: datetime | None = None
+) -> timedelta | None:
+    """How long ago the session was trusted by ``login_interactive``; None
+    when there is no trusted session to speak of."""
+    directory = Path(session_dir)
+    try:
+        tokens = json.loads((directory / f"{session_stem(username)}.session").read_text())
+        stamp = json.loads(_marker(directory, username).read_text())["trusted_at"]
+        trusted_at = datetime.fromisoformat(stamp)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(tokens, dict) or not tokens.get("trust_token"):
+        return None
+    return (now or datetime.now(UTC)) - trusted_at

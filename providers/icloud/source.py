@@ -1,0 +1,371 @@
+"""The iCloud Photos source: list, fetch and soft-delete through pyicloud.
+
+Safety-relevant choices:
+
+- Items are keyed ``<asset id>:<master id>``, never by filename.
+- A download is streamed to the caller's file, resumed with ``Range`` after
+  a short read, and only accepted when its byte count equals the resource's
+  size (pyicloud's own ``download()`` returns truncated bodies as success).
+- An expired download URL is refreshed by re-reading the asset record.
+- ``remove`` is Photos' soft delete (to Recently Deleted) with the record's
+  change tag; a CONFLICT re-reads the record and retries once, after checking
+  it is still the same master (the same original bytes that were archived).
+- Unattended runs never prompt: a person being needed is LoginRequiredError.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import attrs
+import requests
+from pyicloud.common.cloudkit import CKRecord, CKZoneIDReq
+from pyicloud.exceptions import PyiCloudAPIResponseException, PyiCloudException
+from pyicloud.services.photos import PRIMARY_ZONE, PhotoAsset
+
+from providers.base import Hasher
+from providers.icloud import session as icloud_session
+from providers.icloud.errors import classify, http_status, release, server_error_codes
+from reconciler.errors import ProviderError, ReconcileError
+from reconciler.model import MediaFile, SourceItem
+
+LOG = logging.getLogger(__name__)
+# Small enough that a dropped connection loses little: urllib3 discards the
+# partial chunk it was reading when the body ends short.
+CHUNK = 1 << 16
+#: Statuses a stale download URL answers with; refreshed once by a re-read.
+EXPIRED_URL_STATUSES = frozenset({403, 410})
+
+
+@attrs.frozen
+class _Located:
+    """An asset as last read, with the library (zone) it lives in."""
+
+    asset: Any
+    zone_id: dict[str, str]
+
+
+class ICloudSource:
+    """``providers.base.Source`` for an iCloud Photos library."""
+
+    kind = "icloud"
+    remote = True
+
+    def __init__(
+        self,
+        source_id: str,
+        *,
+        username: str,
+        password: str | None = None,
+        session_dir: Path | str,
+        endpoint: str | None = None,
+        include_shared: bool = False,
+        timeouts: tuple[float, float] = icloud_session.DEFAULT_TIMEOUTS,
+        max_resumes: int = 3,
+    ) -> None:
+        self.id = source_id
+        self.username = username
+        self._password = password
+        self.session_dir = Path(session_dir)
+        self.endpoint = endpoint
+        self.include_shared = include_shared
+        self.timeouts = timeouts
+        self.max_resumes = max_resumes
+        self._api: Any = None
+        self._photos: Any = None
+        self._seen: dict[str, _Located] = {}
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        with self._lock:
+            if self._api is not None:
+                self._api.session.close()
+            self._api = None
+            self._photos = None
+            self._seen.clear()
+
+    def __enter__(self) -> ICloudSource:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _error(self, exc: BaseException, subject: str) -> ProviderError:
+        return classify(exc, provider=self.id, subject=subject, username=self.username)
+
+    def _service(self) -> Any:
+        """pyicloud's Photos service, signed in; read once per run because
+        ``api.photos`` sends a request on every access."""
+        with self._lock:
+            if self._photos is None:
+                if self._api is None:
+                    self._api = icloud_session.connect(
+                        self.id,
+                        self.username,
+                        self._password,
+                        self.session_dir,
+                        endpoint=self.endpoint,
+                        timeouts=self.timeouts,
+                    )
+                try:
+                    self._photos = self._api.photos
+                except (PyiCloudException, requests.RequestException) as e:
+                    raise self._error(e, "opening the Photos library") from e
+            return self._photos
+
+    def _zones(self) -> list[tuple[Any, dict[str, str]]]:
+        """(album of every asset, zone id) per library to read."""
+        photos = self._service()
+        zones: list[tuple[Any, dict[str, str]]] = [(photos.all, dict(PRIMARY_ZONE))]
+        if self.include_shared:
+            # Reading ``libraries`` discovers zones (two more requests), so
+            # only when Shared Library items are wanted.
+            for key, library in photos.libraries.items():
+                if key.startswith("shared:") and hasattr(library, "zone_id"):
+                    zones.append((library.all, dict(library.zone_id)))
+        return zones
+
+    # ------------------------------------------------------------ listing
+
+    def list_items(self, hasher: Hasher) -> Iterator[SourceItem]:
+        """Every asset of the library (and Shared Library, if asked), newest
+        first. ``hasher`` is unused: remote hashes are known only after a
+        download."""
+        del hasher
+        try:
+            for album, zone_id in self._zones():
+                for asset in album:
+                    item = self._to_item(asset)
+                    if item is None:
+                        continue
+                    self._seen[item.key] = _Located(asset, zone_id)
+                    yield item
+        except (PyiCloudException, requests.RequestException) as e:
+            raise self._error(e, "listing") from e
+
+    def _to_item(self, asset: Any) -> SourceItem | None:
+        resources = asset.resources
+        original = resources.get("original")
+        key = f"{asset.id}:{asset.master_id}"
+        if original is None or original.size is None:
+            LOG.warning("%s: %s has no original resource; skipped", self.id, key)
+            return None
+        files = [MediaFile(name=original.filename, size=int(original.size), ref="original")]
+        video = resources.get("original_video")
+        if asset.is_live_photo and video is not None and video.size is not None:
+            files.append(
+                MediaFile(
+                    name=video.filename,
+                    size=int(video.size),
+                    ref="original_video",
+                    role="live_video",
+                )
+            )
+        return SourceItem(
+            source_id=self.id,
+            key=key,
+            files=tuple(files),
+            captured_at=_captured_at(asset.asset_date),
+            version=asset.asset_record.recordChangeTag or "",
+        )
+
+    # ------------------------------------------------------------ re-reading
+
+    def _reread(self, item: SourceItem) -> _Located | None:
+        """The asset as it is now (None: gone). A deleted asset comes back
+        with ``isDeleted`` set; callers check."""
+        with self._lock:
+            return self._reread_locked(item)
+
+    def _reread_locked(self, item: SourceItem) -> _Located | None:
+        asset_id, master_id = _split_key(item.key)
+        photos = self._service()
+        known = self._seen.get(item.key)
+        zone_ids = [known.zone_id] if known is not None else [z for _, z in self._zones()]
+        for zone_id in zone_ids:
+            try:
+                found = photos.private_client.lookup(
+                    record_names=[asset_id, master_id],
+                    zone_id=CKZoneIDReq(**zone_id),
+                )
+            except (PyiCloudException, requests.RequestException) as e:
+                raise self._error(e, f"re-reading {item.key}") from e
+            by_name = {r.recordName: r for r in found.records if isinstance(r, CKRecord)}
+            asset_record, master_record = by_name.get(asset_id), by_name.get(master_id)
+            if asset_record is None or master_record is None:
+                continue
+            located = _Located(PhotoAsset(photos, master_record, asset_record), zone_id)
+            self._seen[item.key] = located
+            return located
+        return None
+
+    def _current(self, item: SourceItem) -> _Located:
+        located = self._seen.get(item.key) or self._reread(item)
+        if located is None or _is_deleted(located.asset):
+            raise ProviderError(f"{item.key} is no longer in the library", provider=self.id)
+        return located
+
+    # ------------------------------------------------------------ fetch
+
+    def fetch(self, item: SourceItem, file: MediaFile, dest: Path) -> None:
+        """Stream ``file`` of ``item`` into ``dest``; resumes short reads,
+        refreshes an expired URL once, accepts exactly ``file.size`` bytes."""
+        subject = f"fetch {item.key} ({file.name})"
+        url = self._download_url(item, file, fresh=False)
+        refreshed = False
+        written = 0
+        attempts = 0
+        with open(dest, "wb") as out:
+            while True:
+                headers = {"Range": f"bytes={written}-"} if written else {}
+                try:
+                    # pyicloud rewrites its session file after every request:
+                    # start requests one at a time; the bodies stream in parallel.
+                    with self._lock:
+                        response = self._api.session.get(
+                            url, stream=True, timeout=self.timeouts, headers=headers
+                        )
+                except PyiCloudAPIResponseException as e:
+                    if (
+                        http_status(e) in EXPIRED_URL_STATUSES
+                        and not refreshed
+                        and "ACCESS_DENIED" not in server_error_codes(e)
+                    ):
+                        release(e)
+                        refreshed = True
+                        url = self._download_url(item, file, fresh=True)
+                        continue
+                    attempts += 1
+                    error = self._error(e, subject)
+                    if not error.transient or attempts > self.max_resumes or error.retry_after:
+                        raise error from e
+                    continue
+                except (PyiCloudException, requests.RequestException) as e:
+                    raise self._error(e, subject) from e
+                with response:
+                    if written and response.status_code != 206:
+                        # The server ignored Range: start over rather than
+                        # append a second copy of the first bytes.
+                        out.seek(0)
+                        out.truncate()
+                        written = 0
+                    try:
+                        for chunk in response.iter_content(CHUNK):
+                            written += len(chunk)
+                            if written > file.size:
+                                raise ProviderError(
+                                    f"{subject}: more bytes than the {file.size} expected",
+                                    provider=self.id,
+                                )
+                            out.write(chunk)
+                    except requests.RequestException as e:
+                        LOG.info(
+                            "%s: %s: short read at %d bytes (%s)", self.id, subject, written, e
+                        )
+                if written == file.size:
+                    break
+                attempts += 1
+                if attempts > self.max_resumes:
+                    raise ProviderError(
+                        f"{subject}: download stopped at {written} of {file.size} bytes "
+                        f"after {attempts} attempts",
+                        provider=self.id,
+                        transient=True,
+                    )
+            out.flush()
+            os.fsync(out.fileno())
+
+    def _download_url(self, item: SourceItem, file: MediaFile, *, fresh: bool) -> str:
+        located = self._reread(item) if fresh else self._current(item)
+        if located is None or _is_deleted(located.asset):
+            raise ProviderError(f"fetch {item.key}: no longer in the library", provider=self.id)
+        resource = located.asset.resources.get(file.ref)
+        if resource is None or not resource.url:
+            raise ProviderError(
+                f"fetch {item.key}: it has no {file.ref!r} resource", provider=self.id
+            )
+        if resource.size != file.size:
+            raise ProviderError(
+                f"fetch {item.key} ({file.name}): its size changed from {file.size} to "
+                f"{resource.size} since it was listed; plan again",
+                provider=self.id,
+            )
+        return str(resource.url)
+
+    # ------------------------------------------------------------ remove
+
+    def remove(self, item: SourceItem) -> None:
+        """Soft delete: the asset moves to Recently Deleted. Idempotent."""
+        located = self._seen.get(item.key) or self._reread(item)
+        if located is None or _is_deleted(located.asset):
+            return
+        try:
+            self._delete(item, located)
+        except (PyiCloudException, requests.RequestException) as e:
+            codes = server_error_codes(e)
+            if "CONFLICT" not in codes and "NOT_FOUND" not in codes:
+                raise self._error(e, f"remove {item.key}") from e
+            # Changed elsewhere since we read it: re-read, and retry once
+            # with the fresh change tag if it is still there.
+            LOG.info("%s: remove %s: %s; re-reading", self.id, item.key, ", ".join(sorted(codes)))
+            fresh = self._reread(item)
+            if fresh is None or _is_deleted(fresh.asset):
+                return
+            try:
+                self._delete(item, fresh)
+            except (PyiCloudException, requests.RequestException) as e2:
+                raise self._error(e2, f"remove {item.key}") from e2
+        self._seen.pop(item.key, None)
+
+    def _delete(self, item: SourceItem, located: _Located) -> None:
+        asset = located.asset
+        _, master_id = _split_key(item.key)
+        if asset.master_id != master_id:
+            raise ProviderError(
+                f"remove {item.key}: the asset now points at another original; not removed",
+                provider=self.id,
+            )
+        for file in item.files:
+            resource = asset.resources.get(file.ref)
+            if resource is None or resource.size != file.size:
+                raise ProviderError(
+                    f"remove {item.key}: {file.name} changed since it was archived; not removed",
+                    provider=self.id,
+                )
+        asset.delete()
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    asset_id, sep, master_id = key.partition(":")
+    if not sep or not asset_id or not master_id:
+        raise ReconcileError(f"not an iCloud item key: {key!r}")
+    return asset_id, master_id
+
+
+def _is_deleted(asset: Any) -> bool:
+    return bool(asset.asset_record.fields.get_value("isDeleted"))
+
+
+def _captured_at(value: datetime | None) -> datetime | None:
+    """UTC, or None for Apple's "unknown" (epoch 0, shown by pyicloud as 1970)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    if value.timestamp() == 0:
+        return None
+    return value.astimezone(UTC)
