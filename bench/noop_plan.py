@@ -93,6 +93,10 @@ def rsync(root: Path) -> None:
         )
 
 
+def _runs(times: list[float]) -> str:
+    return ", ".join(f"{x:.2f}" for x in times)
+
+
 def main_bench() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--items", type=int, default=100_000)
@@ -110,12 +114,8 @@ def main_bench() -> None:
         ours = [timed(lambda: plan(config)) for _ in range(args.repeat)]
         theirs = [timed(lambda: rsync(root)) for _ in range(args.repeat)]
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(
-            f"no-op reconcile plan: best {min(ours):.2f} s  (runs: {', '.join(f'{x:.2f}' for x in ours)})"
-        )
-        print(
-            f"rsync -a --dry-run x3 trees: best {min(theirs):.2f} s  (runs: {', '.join(f'{x:.2f}' for x in theirs)})"
-        )
+        print(f"no-op reconcile plan: best {min(ours):.2f} s  (runs: {_runs(ours)})")
+        print(f"rsync -a --dry-run x3 trees: best {min(theirs):.2f} s  (runs: {_runs(theirs)})")
         print(
             f"ratio: {min(ours) / min(theirs):.2f}x rsync; peak RSS of this process {rss:.0f} MiB"
         )

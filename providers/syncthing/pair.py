@@ -49,8 +49,6 @@ _OFFLINE_OPTIONS = {
     "autoUpgradeIntervalH": "0",
     # 0 turns STUN off (it is only used for QUIC, which we do not listen on).
     "stunKeepaliveStartS": "0",
-    # The pair is on loopback: reconnect quickly after the phone comes back.
-    "reconnectionIntervalS": "5",
 }
 
 
@@ -81,7 +79,13 @@ def _set_child(parent: ET.Element, tag: str, text: str) -> None:
 
 
 def write_offline_config(
-    config: Path, *, name: str, gui_port: int, listen_port: int, api_key: str
+    config: Path,
+    *,
+    name: str,
+    gui_port: int,
+    listen_port: int,
+    api_key: str,
+    reconnect_s: int = 60,
 ) -> None:
     """Rewrite a freshly generated config.xml for loopback-only operation."""
     tree = ET.parse(config)
@@ -92,6 +96,7 @@ def write_offline_config(
         raise ProviderError(f"{config}: not a Syncthing config (no options/gui)", provider=PROVIDER)
     for key, value in _OFFLINE_OPTIONS.items():
         _set_child(options, key, value)
+    _set_child(options, "reconnectionIntervalS", str(reconnect_s))
     for server in options.findall("globalAnnounceServer"):
         options.remove(server)
     # With no entry at all Syncthing puts "default" back when it loads the
@@ -128,7 +133,9 @@ class SyncthingInstance:
     _process: subprocess.Popen[bytes] | None = attrs.field(default=None, init=False)
 
     @classmethod
-    def generate(cls, home: Path, *, name: str, program: str | None = None) -> SyncthingInstance:
+    def generate(
+        cls, home: Path, *, name: str, program: str | None = None, reconnect_s: int = 60
+    ) -> SyncthingInstance:
         """Generate keys and a loopback-only config in ``home``; start nothing."""
         program = program or find_syncthing()
         home.mkdir(parents=True, exist_ok=True)
@@ -149,6 +156,7 @@ class SyncthingInstance:
             gui_port=instance.gui_port,
             listen_port=instance.listen_port,
             api_key=instance.api_key,
+            reconnect_s=reconnect_s,
         )
         return instance
 
@@ -275,10 +283,18 @@ class SyncthingPair:
     ) -> SyncthingPair:
         """Generate, start, pair and share; returns once both are connected."""
         program = program or find_syncthing()
+        # Both sides dial from their listen port, so if they dial each other
+        # at the same moment TCP's simultaneous open joins the two attempts
+        # into one connection on which both wait for a TLS server: it hangs
+        # for 20 s. So the phone does the dialling (at start, and every 2 s
+        # while apart), as a real phone coming back online would, and this
+        # machine only retries every minute.
         local = SyncthingInstance.generate(
-            base / "local-home", name="this-machine", program=program
+            base / "local-home", name="this-machine", program=program, reconnect_s=60
         )
-        phone = SyncthingInstance.generate(base / "phone-home", name="pixel", program=program)
+        phone = SyncthingInstance.generate(
+            base / "phone-home", name="pixel", program=program, reconnect_s=2
+        )
         pair = cls(
             local=local,
             phone=phone,
@@ -294,8 +310,10 @@ class SyncthingPair:
             local.wait_ready(timeout=timeout)
             phone.wait_ready(timeout=timeout)
             with local.client() as lc, phone.client() as pc:
+                # This machine learns of the phone first: its immediate dial is
+                # refused (the phone does not know it yet) and it then waits a
+                # minute, leaving the phone's dial alone on the wire.
                 lc.add_device(device_id=phone.device_id, name="pixel", address=phone.address)
-                pc.add_device(device_id=local.device_id, name="this-machine", address=local.address)
                 # The long rescan interval and no watcher mean every change is
                 # seen only when someone asks for a scan: deterministic tests.
                 lc.add_folder(
@@ -305,6 +323,7 @@ class SyncthingPair:
                     device_ids=(phone.device_id,),
                     rescan_interval_s=86400,
                 )
+                pc.add_device(device_id=local.device_id, name="this-machine", address=local.address)
                 pc.add_folder(
                     folder_id=folder_id,
                     path=str(pair.phone_folder),
