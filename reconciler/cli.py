@@ -23,7 +23,7 @@ import attrs
 from reconciler import config, planfile, render
 from reconciler.apply import Applier, ApplyResult, Outcome
 from reconciler.config import DesiredState
-from reconciler.connect import connect
+from reconciler.connect import Connected, connect, icloud_session_dir
 from reconciler.errors import (
     ConfigError,
     LockHeldError,
@@ -94,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", parents=[common], help="what the last runs did and what is waiting")
     sub.add_parser("validate", parents=[common], help="check the desired state file")
 
+    sl = sub.add_parser("login", parents=[common], help="log in to a service (interactive)")
+    sl.add_argument("service", choices=["icloud"])
+    sl.add_argument("--source", metavar="ID", help="which icloud source (default: the first)")
+
+    se = sub.add_parser("emulator", parents=[common], help="the iCloud emulator")
+    se.add_argument("action", choices=["serve"])
+    se.add_argument("--port", type=int, default=8765)
+    seed = se.add_mutually_exclusive_group()
+    seed.add_argument("--generate", type=int, default=50, metavar="N", help="generate N items")
+    seed.add_argument("--seed-folder", metavar="DIR", help="serve the media files under DIR")
+
     si = sub.add_parser("init-target", parents=[common], help="mark a folder as a store")
     si.add_argument("path", help="the folder (created if missing)")
     si.add_argument("--id", required=True, help="the store's id in desired_state.toml")
@@ -121,6 +132,8 @@ def main(
         "status": _status,
         "validate": _validate,
         "init-target": _init_target,
+        "login": _login,
+        "emulator": _emulator,
     }
     try:
         return handlers[args.command](args, io, now)
@@ -184,7 +197,12 @@ def _observe(
     desired: DesiredState, db: StateDB, io: _Out, now: datetime | None, accept_shrink: bool
 ) -> tuple[World, Plan]:
     conn = connect(desired)
-    world = observe(desired, db, conn, now=now, progress=_progress(io), accept_shrink=accept_shrink)
+    try:
+        world = observe(
+            desired, db, conn, now=now, progress=_progress(io), accept_shrink=accept_shrink
+        )
+    finally:
+        conn.close()
     return world, make_plan(desired, world, now or world.observed_at)
 
 
@@ -230,9 +248,11 @@ def _apply(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
         )
     with RunLock(desired.state_dir):
         db = StateDB.in_dir(desired.state_dir)
+        conn = connect(desired)
         try:
-            return _apply_locked(args, io, now, desired, db, saved)
+            return _apply_locked(args, io, now, desired, db, conn, saved)
         finally:
+            conn.close()
             db.close()
 
 
@@ -242,9 +262,9 @@ def _apply_locked(
     now: datetime | None,
     desired: DesiredState,
     db: StateDB,
+    conn: Connected,
     saved: Plan | None,
 ) -> int:
-    conn = connect(desired)
     world = observe(
         desired, db, conn, now=now, progress=_progress(io), accept_shrink=args.accept_shrink
     )
@@ -335,6 +355,8 @@ def _status(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
                 f"finished {r['finished_at'] or '-'} {r['summary'] or ''}".rstrip()
             )
         io.say(f"removed from sources by this tool: {db.tombstone_count()} item(s)")
+        for line in _session_lines(desired):
+            io.say(line)
         for tid in desired.targets:
             waiting = [d for d in db.deliveries(tid).values() if not d["confirmed_at"]]
             if waiting:
@@ -343,6 +365,77 @@ def _status(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
     finally:
         db.close()
     return EXIT_OK
+
+
+def _icloud_source(desired: DesiredState, wanted: str | None) -> tuple[str, config.ICloudSource]:
+    found = [
+        (sid, cfg)
+        for sid, cfg in desired.sources.items()
+        if isinstance(cfg, config.ICloudSource) and (wanted is None or sid == wanted)
+    ]
+    if not found:
+        raise ConfigError([f"no icloud source{' ' + wanted if wanted else ''} in the config"])
+    return found[0]
+
+
+def _login(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
+    import getpass
+    import os
+
+    from providers.icloud.session import login_interactive
+
+    desired = _load(args)
+    sid, cfg = _icloud_source(desired, args.source)
+    username = os.environ.get("ICLOUD_USERNAME", "")
+    if not username:
+        raise ConfigError([f"sources.{sid}: set ICLOUD_USERNAME in the environment"])
+    password = os.environ.get("ICLOUD_PASSWORD") or getpass.getpass(
+        f"Apple ID password for {username}: "
+    )
+
+    def prompt_code(prompt: str) -> str:
+        io.out.write(f"{prompt} ")
+        io.out.flush()
+        return io.stdin.readline().strip()
+
+    login_interactive(
+        username, password, icloud_session_dir(desired), prompt_code, cfg.endpoint or None
+    )
+    where = icloud_session_dir(desired)
+    io.say(f"Logged in to iCloud as {username}; the trusted session is in {where}.")
+    return EXIT_OK
+
+
+def _emulator(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
+    from providers.icloud.emulator.__main__ import serve
+
+    serve(
+        port=args.port,
+        generate=None if args.seed_folder else args.generate,
+        seed_folder=Path(args.seed_folder) if args.seed_folder else None,
+    )
+    return EXIT_OK
+
+
+def _session_lines(desired: DesiredState) -> list[str]:
+    import os
+
+    lines = []
+    for sid, cfg in desired.sources.items():
+        if not isinstance(cfg, config.ICloudSource):
+            continue
+        from providers.icloud.session import session_age
+
+        username = os.environ.get("ICLOUD_USERNAME", "")
+        age = session_age(icloud_session_dir(desired), username) if username else None
+        if age is None:
+            lines.append(f"{sid}: no trusted iCloud session; run: reconcile login icloud")
+        else:
+            lines.append(
+                f"{sid}: trusted iCloud session is {age.days} day(s) old "
+                "(Apple asks for 2FA again after about 30 days)"
+            )
+    return lines
 
 
 def _init_target(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:

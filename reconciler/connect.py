@@ -30,6 +30,13 @@ class Connected:
     targets: dict[str, Store]
     library: FilesystemStore
 
+    def close(self) -> None:
+        """Release sessions and connections (pyicloud's, Syncthing's)."""
+        for provider in [*self.sources.values(), *self.targets.values()]:
+            close = getattr(provider, "close", None)
+            if callable(close):
+                close()
+
 
 def connect(desired: config.DesiredState, env: Mapping[str, str] | None = None) -> Connected:
     env = os.environ if env is None else env

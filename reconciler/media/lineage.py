@@ -24,7 +24,8 @@ VIDEO_SHA256_KEY = "org.reconcile.original_sha256"
 VIDEO_TIER_KEY = "org.reconcile.tier"
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_TIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# What a tier may be called: it travels in XMP attributes and QuickTime keys.
+TIER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _RDF_OPEN = re.compile(rb"<(?P<prefix>[A-Za-z_][\w.-]*):RDF\b[^>]*>")
 # Only ever matches the element this module writes, so a re-encode of a file
 # that already has lineage replaces it instead of stacking a second one.
@@ -47,7 +48,7 @@ def check_lineage(original_sha256: str, tier: str) -> None:
         raise ValueError(
             f"original_sha256 must be 64 lowercase hex digits, got {original_sha256!r}"
         )
-    if not _TIER.fullmatch(tier):
+    if not TIER_NAME.fullmatch(tier):
         raise ValueError(f"tier must be a short name of letters, digits, '_.-', got {tier!r}")
 
 
@@ -112,7 +113,7 @@ def parse_xmp_lineage(xmp: bytes | None) -> tuple[str, str] | None:
     for element in root.iter():
         sha = element.get(sha_name) or _child_text(element, sha_name)
         tier = element.get(tier_name) or _child_text(element, tier_name)
-        if sha and tier and _SHA256.fullmatch(sha) and _TIER.fullmatch(tier):
+        if sha and tier and _SHA256.fullmatch(sha) and TIER_NAME.fullmatch(tier):
             return sha, tier
     return None
 
@@ -132,6 +133,6 @@ def parse_video_lineage(tags: dict[str, str]) -> tuple[str, str] | None:
     """(original_sha256, tier) from a video's container tags, or None."""
     sha = tags.get(VIDEO_SHA256_KEY, "")
     tier = tags.get(VIDEO_TIER_KEY, "")
-    if _SHA256.fullmatch(sha) and _TIER.fullmatch(tier):
+    if _SHA256.fullmatch(sha) and TIER_NAME.fullmatch(tier):
         return sha, tier
     return None
