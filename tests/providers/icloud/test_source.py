@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from providers.base import Hashed, ScanEntry, Source
+from providers.base import Hashed, Source
 from providers.icloud.emulator.testing import RunningEmulator, running_emulator
 from providers.icloud.session import login_interactive, session_age
 from providers.icloud.source import ICloudSource
@@ -308,10 +308,3 @@ def test_shared_library_items_are_included_when_asked(tmp_path: Path) -> None:
                     assert family.key == key(shared)
                     source.remove(family)
         assert shared.deleted
-
-
-def test_scan_entry_is_unused() -> None:
-    # The Hasher protocol's entries are for local stores; a remote source
-    # lists without them (this guards the NoHasher double above).
-    with pytest.raises(AssertionError):
-        NoHasher().hash_entries([ScanEntry(path=Path("x"), rel="x", size=1, mtime_ns=1, inode=1)])

@@ -1,0 +1,196 @@
+"""The whole tool against the iCloud emulator, through the real pyicloud.
+
+Each icloudpd failure mode (shared/reference/icloud.md) is shown not to
+happen here, and the removal gate is shown to hold at apply time.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from providers.filesystem import write_marker
+from providers.icloud.emulator import Account
+from providers.icloud.emulator.testing import (
+    RunningEmulator,
+    running_emulator,
+    seed_trusted_session,
+)
+from tests.helpers import Workspace, files_under, make_jpeg
+
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+OLD = datetime(2021, 6, 1, 9, tzinfo=UTC)
+
+
+def jpeg_bytes(tmp: Path, seed: int) -> bytes:
+    return make_jpeg(tmp / f"src{seed}.jpg", OLD, seed=seed).read_bytes()
+
+
+@pytest.fixture
+def account(tmp_path: Path) -> Account:
+    account = Account()
+    src = tmp_path / "src"
+    account.add_asset(jpeg_bytes(src, 1), "IMG_0001.JPG", asset_date=OLD)
+    account.add_asset(
+        jpeg_bytes(src, 2), "IMG_0002.JPG", asset_date=OLD, live_video=b"live-mov" * 999
+    )
+    # Same name, same size, different bytes: two photos, both must survive.
+    account.add_asset(b"A" * 5000, "IMG_1234.PNG", asset_date=OLD)
+    account.add_asset(b"B" * 5000, "IMG_1234.PNG", asset_date=OLD)
+    account.add_asset(jpeg_bytes(src, 3), "RECENT.JPG", asset_date=NOW)
+    return account
+
+
+@pytest.fixture
+def emu(account: Account) -> Iterator[RunningEmulator]:
+    with running_emulator(account) as emu:
+        yield emu
+
+
+@pytest.fixture
+def ws(tmp_path: Path, emu: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    root = tmp_path / "ws"
+    root.mkdir()
+    config = root / "desired_state.toml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            [library]
+            path = "library"
+            [state]
+            dir = "state"
+            [sources.icloud]
+            kind = "icloud"
+            endpoint = "{emu.url}"
+            timeout_s = 5
+            [targets.nas]
+            kind = "filesystem"
+            path = "nas"
+            [targets.usb]
+            kind = "filesystem"
+            path = "usb"
+            [policy.removal]
+            enabled = true
+            pace_seconds = 0
+            [apply]
+            retries = 2
+            backoff_base_s = 0
+            [[policy.tiers]]
+            name = "all"
+            keep = "original"
+            """
+        )
+    )
+    for store in ("library", "nas", "usb"):
+        write_marker(root / store, store)
+    seed_trusted_session(emu, root / "state" / "icloud-session")
+    monkeypatch.setenv("ICLOUD_USERNAME", emu.username)
+    monkeypatch.delenv("ICLOUD_PASSWORD", raising=False)
+    return Workspace(root=root, config=config)
+
+
+def test_icloud_is_archived_then_offloaded_and_a_second_plan_is_empty(
+    ws: Workspace, account: Account, emu: RunningEmulator
+) -> None:
+    originals = sorted(
+        [a.master.original.data or b"" for a in account.live_assets()]
+        + [a.master.live_video.data or b"" for a in account.live_assets() if a.master.live_video]
+    )
+    r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 0, r.out + r.err
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).out == (
+        "No changes. The library matches desired_state.toml.\n"
+    )
+    for target in ("nas", "usb", "library"):
+        assert sorted(files_under(ws.target(target)).values()) == originals
+    # Old items went to Recently Deleted; the recent one stays in iCloud.
+    assert [a.master.filename for a in account.live_assets()] == ["RECENT.JPG"]
+    assert len(account.deleted_assets()) == 4
+    # The Live Photo's two files sit side by side; both IMG_1234.PNG survive.
+    names = sorted(p.name for p in (ws.library / "2021/06/01").iterdir())
+    assert names[:4] == ["IMG_0001.JPG", "IMG_0002.JPG", "IMG_0002.MOV", "IMG_1234.PNG"]
+    assert len(names) == 5 and names[4].startswith("IMG_1234~")
+
+
+def test_failed_downloads_never_lead_to_a_removal(
+    ws: Workspace, account: Account, emu: RunningEmulator
+) -> None:
+    emu.server.inject("download", status=500, times=None)
+    r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 1
+    assert "error: some actions failed" in r.err
+    assert len(account.live_assets()) == 5
+    assert account.deleted_assets() == []
+    assert files_under(ws.target("nas")) == {}
+
+
+def test_a_truncated_body_is_detected_and_retried(
+    ws: Workspace, account: Account, emu: RunningEmulator
+) -> None:
+    emu.server.inject_truncation(fraction=0.5, mode="lie", times=3)
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
+    originals = {a.master.original.data for a in account.deleted_assets()}
+    assert originals <= set(files_under(ws.target("nas")).values())
+
+
+def test_a_503_storm_ends_the_run_cleanly_and_the_next_run_completes(
+    ws: Workspace, account: Account, emu: RunningEmulator
+) -> None:
+    emu.server.inject("download", status=503, retry_after=0, times=None)
+    r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 1
+    assert "throttling this run; next run" in r.out
+    assert account.deleted_assets() == []
+    emu.server.clear_faults()
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
+    assert len(account.deleted_assets()) == 4
+
+
+def test_removal_gate_with_a_copy_corrupt_at_apply_time(
+    ws: Workspace, account: Account, emu: RunningEmulator
+) -> None:
+    ws.config.write_text(ws.config.read_text().replace("enabled = true", "enabled = false"))
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    ws.config.write_text(ws.config.read_text().replace("enabled = false", "enabled = true"))
+    # Between observation and removal, the usb copy of one photo goes bad.
+    victim = next(ws.target("usb").rglob("IMG_0001.JPG"))
+    import reconciler.apply as apply_module
+
+    real_gate = apply_module.Applier._gate
+
+    def corrupting_gate(self: apply_module.Applier, a: object) -> list[str]:
+        if victim.exists():
+            victim.write_bytes(b"bit rot")
+        return real_gate(self, a)  # type: ignore[arg-type]
+
+    apply_module.Applier._gate = corrupting_gate  # type: ignore[method-assign]
+    try:
+        r = ws.run("apply", "--yes", now=NOW)
+    finally:
+        apply_module.Applier._gate = real_gate  # type: ignore[method-assign]
+    assert r.code == 3
+    assert (
+        "  ! refused remove-from-source icloud:IMG_0001.JPG: IMG_0001.JPG: 1 of 2 verified" in r.out
+    )
+    assert "IMG_0001.JPG" in [a.master.filename for a in account.live_assets()]
+    # The next plan says why it is still there, and repairs the copy.
+    p = ws.run("plan", now=NOW)
+    assert "+ copy-to-target[usb] icloud:IMG_0001.JPG: no verified copy on usb" in p.out
+
+
+def test_an_expired_login_stops_before_doing_anything(
+    ws: Workspace, account: Account, emu: RunningEmulator
+) -> None:
+    emu.server.revoke_trust()
+    emu.server.expire_sessions()
+    r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 3
+    assert r.err.count("\n") == 1 and "reconcile login icloud" in r.err
+    assert files_under(ws.target("nas")) == {}
+    assert account.deleted_assets() == []
