@@ -319,6 +319,9 @@ class _Planner:
                 why = f"{len(verified)} of {need} verified copies"
                 if waiting:
                     why += f"; waiting for {', '.join(waiting)} to confirm"
+                delivering = [tid for tid in planned if not self._confirms_on_write(tid)]
+                if delivering:
+                    why += f"; {', '.join(delivering)} must confirm the copy made this run"
                 self._note("waiting", subject, f"{why}; kept in the source")
                 return
             deps.extend(planned[tid] for tid in coming)

@@ -332,7 +332,7 @@ class SyncthingPair:
                     rescan_interval_s=86400,
                     ignore_delete=phone_ignore_delete,
                 )
-            pair.wait_connected(timeout=timeout)
+            pair._connect_phone(timeout=timeout)
         except BaseException:
             pair.close()
             raise
@@ -381,7 +381,27 @@ class SyncthingPair:
         """Bring the phone back and wait until the pair is connected again."""
         self.phone.start()
         self.phone.wait_ready(timeout=timeout)
-        self.wait_connected(timeout=timeout)
+        self._connect_phone(timeout=timeout)
+
+    def _connect_phone(self, *, timeout: float) -> None:
+        """Wait for the connection; if it hangs, restart the phone and wait again.
+
+        On loopback the two usually connect within half a second. A rare
+        simultaneous dial (see ``create``) hangs for 20 s instead; a fresh
+        phone process dials again at once, which is much faster than waiting.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                self.wait_connected(timeout=min(5.0, max(left, 0.1)))
+                return
+            except ProviderError:
+                if time.monotonic() + 5.0 > deadline:
+                    raise
+            self.phone.stop()
+            self.phone.start()
+            self.phone.wait_ready(timeout=max(deadline - time.monotonic(), 0.1))
 
     def scan_phone(self, sub: str | None = None) -> None:
         """Ask the phone's instance to rescan (after changing a file there)."""
