@@ -25,6 +25,8 @@ from cattrs.errors import ClassValidationError, IterableValidationError
 from cattrs.v import format_exception as default_format_exception
 
 from reconciler.errors import ConfigError
+from reconciler.media.encode import HEIC_PRESETS
+from reconciler.media.lineage import TIER_NAME
 
 DEFAULT_CONFIG = "desired_state.toml"
 ENV_CONFIG = "RECONCILE_CONFIG"
@@ -348,6 +350,8 @@ def _check(d: DesiredState) -> list[str]:
     if d.apply.workers < 1:
         problems.append("apply.workers: must be at least 1")
     problems.extend(_check_tiers(d.policy.tiers))
+    if d.policy.heic_preset not in HEIC_PRESETS:
+        problems.append(f"policy.heic_preset: expected one of {', '.join(HEIC_PRESETS)}")
     return problems
 
 
@@ -370,6 +374,11 @@ def _check_tiers(tiers: tuple[Tier, ...]) -> list[str]:
                 problems.append(f"{where}.{key}: must be between 1 and 100")
         if not 0 <= t.video_crf <= 51:
             problems.append(f"{where}.video_crf: must be between 0 and 51")
+        if not TIER_NAME.fullmatch(t.name):
+            problems.append(
+                f"{where}.name: use up to 64 letters, digits, '.', '-' and '_' (it is written "
+                "into encoded files)"
+            )
     return problems
 
 

@@ -239,7 +239,9 @@ class _Planner:
         placed: tuple[str, ...],
     ) -> None:
         tier = tier_for(self.desired.policy.tiers, item.captured_at, self.now)
-        want = encoding_for(tier, f.name)
+        # A Live Photo's video stays as it is: re-encoding drops the timed
+        # metadata track that pairs it with its still.
+        want = encoding_for(None if f.role == "live_video" else tier, f.name)
         current = self.library[sha].tier if sha in self.library else ORIGINAL_TIER
         if want.tier == current or (sha is not None and (sha, want.tier) in self.world.settled):
             return

@@ -14,7 +14,7 @@ RANKS = {
     "reconciler.model": 0,
     "reconciler.layout": 0,
     "reconciler.hashing": 0,
-    "reconciler.config": 1,
+    "reconciler.config": 2,
     "reconciler.state": 1,
     "reconciler.lock": 1,
     "reconciler.media": 1,

@@ -65,7 +65,9 @@ def test_semantic_checks_are_collected_too(tmp_path: Path) -> None:
             "tiers": [
                 {"name": "a", "max_age_days": 100},
                 {"name": "b", "max_age_days": 50, "jpeg_quality": 120},
+                {"name": "c d"},
             ],
+            "heic_preset": "warp",
         },
     }
     with pytest.raises(ConfigError) as e:
@@ -75,6 +77,10 @@ def test_semantic_checks_are_collected_too(tmp_path: Path) -> None:
         "target(s) are configured",
         "d.toml: policy.tiers[1].max_age_days: tiers must be in increasing age order",
         "d.toml: policy.tiers[1].jpeg_quality: must be between 1 and 100",
+        "d.toml: policy.tiers[2].name: use up to 64 letters, digits, '.', '-' and '_' "
+        "(it is written into encoded files)",
+        "d.toml: policy.heic_preset: expected one of ultrafast, superfast, veryfast, faster, "
+        "fast, medium, slow, slower, veryslow, placebo",
     )
 
 
