@@ -59,6 +59,7 @@ from reconciler.model import (
     SourceItem,
     World,
 )
+from reconciler.plan import CANNOT_ENCODE
 from reconciler.state import CachedHash, LineageRow, StateDB
 
 T = TypeVar("T")
@@ -439,7 +440,7 @@ class Applier:
             with self._original(sha) as src:
                 if a.tier == ORIGINAL_TIER:
                     tmp.write_bytes(src.read_bytes())
-                    status, detail, size = "encoded", "original restored", 0
+                    status, detail = "encoded", "original restored"
                 else:
                     res = (
                         self._encoder()
@@ -457,11 +458,15 @@ class Applier:
                         )
                         .result()
                     )
-                    status, detail, size = res.status, res.reason, res.size
+                    status, detail = res.status, res.reason
             if status != "encoded":
-                tmp.unlink(missing_ok=True)
                 return "ok", detail, _Effects(settled=[(sha, a.tier, detail)])
             copy = store.replace(tmp, lib.path)
+        except MediaError as e:
+            # Bad input stays bad: report it once; later plans list it as an
+            # error instead of failing every run. The original is untouched.
+            reason = f"{CANNOT_ENCODE}: {e}"
+            return "failed", reason, _Effects(settled=[(sha, a.tier, reason)])
         finally:
             tmp.unlink(missing_ok=True)
         row = LineageRow(
@@ -472,7 +477,6 @@ class Applier:
             size=copy.size,
             mtime_ns=copy.mtime_ns,
         )
-        del size
         return "changed", detail, _Effects(lineage=[row])
 
     def _original_elsewhere(self, sha: str) -> bool:

@@ -127,8 +127,9 @@ class World:
     """A snapshot of actual state, as observed at ``observed_at``.
 
     ``known_sha256`` maps (source_id, item key, file ref) to the SHA-256 of a
-    remote file already downloaded and verified. ``settled`` holds
-    (original sha256, tier) pairs where re-encoding was found not worth it.
+    remote file already downloaded and verified. ``settled`` maps
+    (original sha256, tier) to why that encoding is not attempted again (not
+    worth it, or the original cannot be decoded).
     """
 
     observed_at: datetime
@@ -136,7 +137,7 @@ class World:
     targets: tuple[TargetState, ...]
     library: LibraryState
     known_sha256: Mapping[tuple[str, str, str], str] = attrs.field(factory=dict)
-    settled: frozenset[tuple[str, str]] = frozenset()
+    settled: Mapping[tuple[str, str], str] = attrs.field(factory=dict)
     tombstones: frozenset[tuple[str, str]] = frozenset()
 
 

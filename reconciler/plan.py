@@ -47,6 +47,8 @@ from reconciler.model import (
 )
 
 LIBRARY = "library"
+#: How a settled encoding that failed on bad input starts its reason.
+CANNOT_ENCODE = "cannot encode"
 _ORDER = {
     DownloadAsset: 0,
     CopyToLibrary: 1,
@@ -243,7 +245,12 @@ class _Planner:
         # metadata track that pairs it with its still.
         want = encoding_for(None if f.role == "live_video" else tier, f.name)
         current = self.library[sha].tier if sha in self.library else ORIGINAL_TIER
-        if want.tier == current or (sha is not None and (sha, want.tier) in self.world.settled):
+        if want.tier == current:
+            return
+        settled = self.world.settled.get((sha, want.tier)) if sha else None
+        if settled is not None:
+            if settled.startswith(CANNOT_ENCODE):
+                self._note("error", subject, f"{settled}; the library keeps the file as it is")
             return
         if item.captured_at is not None:
             years = (self.now - item.captured_at) / timedelta(days=365.25)

@@ -243,9 +243,9 @@ class StateDB:
     def record_lineage(self, row: LineageRow) -> None:
         self.db.table("library").upsert(attrs.asdict(row), pk="path")
 
-    def settled(self) -> frozenset[tuple[str, str]]:
-        rows = self.db.query("select original_sha256, tier from settled")
-        return frozenset((r["original_sha256"], r["tier"]) for r in rows)
+    def settled(self) -> dict[tuple[str, str], str]:
+        rows = self.db.query("select original_sha256, tier, reason from settled")
+        return {(r["original_sha256"], r["tier"]): r["reason"] for r in rows}
 
     def record_settled(self, original_sha256: str, tier: str, reason: str) -> None:
         self.db.table("settled").upsert(
