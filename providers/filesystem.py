@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -63,8 +63,9 @@ def read_marker(root: Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def scan_tree(root: Path) -> Iterator[ScanEntry]:
-    """One os.scandir pass; skips our marker, temporaries and dot-folders."""
+def scan_tree(root: Path, skip: Callable[[str], bool] | None = None) -> Iterator[ScanEntry]:
+    """One os.scandir pass; skips our marker, temporaries, dot-folders, and
+    any file name ``skip`` rejects (another tool's own files)."""
     stack = [(root, "")]
     while stack:
         folder, prefix = stack.pop()
@@ -74,6 +75,8 @@ def scan_tree(root: Path) -> Iterator[ScanEntry]:
                 if name.startswith(".") and (
                     name == MARKER or name.startswith(TMP_PREFIX) or entry.is_dir()
                 ):
+                    continue
+                if skip is not None and skip(name):
                     continue
                 rel = f"{prefix}{name}"
                 if entry.is_dir(follow_symlinks=False):
@@ -209,7 +212,7 @@ class FilesystemStore:
         dest = self._path(rel)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            _link_no_clobber(tmp, dest)
+            link_no_clobber(tmp, dest)
             fsync_dir(dest.parent)
         except FileExistsError:
             raise
@@ -256,7 +259,7 @@ class FilesystemStore:
         return self._copy_at(rel_path, sha256_file(dest))
 
 
-def _link_no_clobber(tmp: Path, dest: Path) -> None:
+def link_no_clobber(tmp: Path, dest: Path) -> None:
     """Move ``tmp`` to ``dest``, failing with FileExistsError if ``dest`` exists."""
     try:
         os.link(tmp, dest)

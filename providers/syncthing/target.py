@@ -13,7 +13,6 @@ file.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import shutil
@@ -25,7 +24,8 @@ from types import TracebackType
 
 import attrs
 
-from providers.base import Availability, Hasher, ScanEntry
+from providers.base import Availability, Hasher
+from providers.filesystem import link_no_clobber, scan_tree
 from providers.syncthing.client import (
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
@@ -33,6 +33,7 @@ from providers.syncthing.client import (
     SyncthingClient,
 )
 from reconciler.errors import ProviderError
+from reconciler.hashing import fsync_dir, sha256_file
 from reconciler.model import FileCopy
 
 TMP_DIR = ".reconcile-tmp"
@@ -67,6 +68,11 @@ def _is_syncthing_temp(name: str) -> bool:
     return name.endswith(".tmp") and name.startswith((".syncthing.", "~syncthing~"))
 
 
+def _is_syncthing_own(name: str) -> bool:
+    """Syncthing's own files in a shared folder (its dot-folders are skipped anyway)."""
+    return name in _ROOT_SPECIALS or _is_syncthing_temp(name)
+
+
 def _check_rel(rel_path: str) -> str:
     """A relative POSIX path inside the folder, never into Syncthing's own files."""
     p = PurePosixPath(rel_path)
@@ -87,22 +93,6 @@ def _collision_names(rel: str, sha256: str) -> Iterator[str]:
     p = PurePosixPath(rel)
     for n in (8, 16, 64):
         yield p.with_name(f"{p.stem}~{sha256[:n]}{p.suffix}").as_posix()
-
-
-def _hash_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _format_time(when: datetime | None) -> str:
@@ -195,9 +185,8 @@ class SyncthingTarget:
 
     def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
         """Every delivered file, hashed. Delivered is not held: see ``confirm``."""
-        entries: list[ScanEntry] = []
         try:
-            self._walk(self.folder_path, "", entries)
+            entries = list(scan_tree(self.folder_path, skip=_is_syncthing_own))
         except OSError as e:
             raise ProviderError(f"listing {self.folder_path} failed: {e}", provider=PROVIDER) from e
         hashed = hasher.hash_entries(entries)
@@ -209,26 +198,6 @@ class SyncthingTarget:
                 mtime_ns=entry.mtime_ns,
                 sha256=h.sha256,
             )
-
-    def _walk(self, directory: Path, prefix: str, out: list[ScanEntry]) -> None:
-        with os.scandir(directory) as it:
-            for d in sorted(it, key=lambda d: d.name):
-                if (not prefix and d.name in _ROOT_SPECIALS) or _is_syncthing_temp(d.name):
-                    continue
-                rel = f"{prefix}{d.name}"
-                if d.is_dir(follow_symlinks=False):
-                    self._walk(Path(d.path), rel + "/", out)
-                elif d.is_file(follow_symlinks=False):
-                    st = d.stat(follow_symlinks=False)
-                    out.append(
-                        ScanEntry(
-                            path=Path(d.path),
-                            rel=rel,
-                            size=st.st_size,
-                            mtime_ns=st.st_mtime_ns,
-                            inode=st.st_ino,
-                        )
-                    )
 
     # ------------------------------------------------------------ write
 
@@ -252,7 +221,7 @@ class SyncthingTarget:
                 try:
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     if self._place(tmp, dest):
-                        _fsync_dir(dest.parent)
+                        fsync_dir(dest.parent)
                         return self._delivered(dest_rel, sha256)
                 finally:
                     tmp.unlink(missing_ok=True)
@@ -272,7 +241,7 @@ class SyncthingTarget:
             path = self.folder_path / name
             if not path.exists() and not path.is_symlink():
                 return name
-            if path.is_file() and not path.is_symlink() and _hash_file(path) == sha256:
+            if path.is_file() and not path.is_symlink() and sha256_file(path) == sha256:
                 return name
         raise ProviderError(
             f"{rel}: every collision-proof name is taken by other content", provider=PROVIDER
@@ -293,7 +262,7 @@ class SyncthingTarget:
             os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
             # Read back what reached the disk (the same inode is linked into
             # place, so this one read covers the final file too).
-            got = _hash_file(tmp)
+            got = sha256_file(tmp)
             if got != sha256:
                 raise ProviderError(
                     f"{src}: copy hashes to {got[:12]}…, expected {sha256[:12]}…; "
@@ -323,22 +292,11 @@ class SyncthingTarget:
 
     @staticmethod
     def _place(tmp: Path, dest: Path) -> bool:
-        """Move ``tmp`` to ``dest`` without ever replacing a file; False if taken.
-
-        ``link`` fails if ``dest`` exists, which ``rename`` would not; where the
-        filesystem has no hard links, check-then-rename is the fallback.
-        """
+        """Move ``tmp`` to ``dest`` without ever replacing a file; False if taken."""
         try:
-            os.link(tmp, dest)
-            return True
+            link_no_clobber(tmp, dest)
         except FileExistsError:
             return False
-        except OSError as e:
-            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
-                raise
-        if dest.exists() or dest.is_symlink():
-            return False
-        os.replace(tmp, dest)
         return True
 
     def _delivered(self, rel: str, sha256: str) -> FileCopy:
@@ -400,7 +358,7 @@ class SyncthingTarget:
     def verify(self, copy: FileCopy) -> bool:
         """The local copy still hashes right AND the phone holds it, now."""
         try:
-            if _hash_file(self.folder_path / _check_rel(copy.path)) != copy.sha256:
+            if sha256_file(self.folder_path / _check_rel(copy.path)) != copy.sha256:
                 return False
         except OSError:
             return False
