@@ -56,6 +56,14 @@ class Availability:
     reason: str = ""
 
 
+@attrs.frozen
+class Confirmation:
+    """Whether a device is proven to hold a file, and why (or why not yet)."""
+
+    held: bool
+    reason: str
+
+
 @runtime_checkable
 class Source(Protocol):
     id: str
@@ -103,3 +111,17 @@ class Store(Protocol):
     def read_to(self, copy: FileCopy, dest: Path) -> None:
         """Write the copy's bytes to ``dest`` (to restore or re-copy from it)."""
         ...
+
+
+@runtime_checkable
+class ConfirmingStore(Store, Protocol):
+    """A store whose copies count only once a device confirms them (the phone).
+
+    ``put`` *delivers*; ``confirm`` says whether the device holds that exact
+    file now. ``free_local`` deletes this machine's staging copy (the device
+    keeps its own; only the applier calls it, and only when configured).
+    """
+
+    def confirm(self, rel_path: str) -> Confirmation: ...
+
+    def free_local(self, rel_path: str) -> None: ...

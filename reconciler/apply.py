@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from providers.base import Source, Store
+from providers.base import ConfirmingStore, Source, Store
 from reconciler import media
 from reconciler.config import DesiredState
 from reconciler.connect import Connected
@@ -52,6 +52,7 @@ from reconciler.model import (
     EncodeForTier,
     FileCopy,
     FileOrigin,
+    FreeStagingCopy,
     LibraryFile,
     MediaFile,
     Plan,
@@ -155,6 +156,7 @@ class Applier:
         self.throttled: dict[str, str] = {}
         self.removed = 0
         self.removed_bytes = 0
+        self.removed_sha256 = set(world.removed_sha256)
         self._done = 0
         self._total = 0
         self._pool: ProcessPoolExecutor | None = None
@@ -172,6 +174,9 @@ class Applier:
         for a in stages.get(RemoveFromSource, []):
             assert isinstance(a, RemoveFromSource)
             self._finish(a, self._guarded(a, outcomes, partial(self._remove, a)), outcomes)
+        for a in stages.get(FreeStagingCopy, []):
+            assert isinstance(a, FreeStagingCopy)
+            self._finish(a, self._guarded(a, outcomes, partial(self._free, a)), outcomes)
         self.close()
         return ApplyResult(outcomes=tuple(outcomes[a.id] for a in plan.actions if a.id in outcomes))
 
@@ -285,8 +290,8 @@ class Applier:
             )
         for copy in fx.target_copies:
             self.copies.setdefault(copy.store_id, {})[copy.sha256] = copy
-            if hasattr(self.conn.targets[copy.store_id], "confirm"):
-                self.db.record_delivery(copy.store_id, copy.path, copy.sha256)
+            if isinstance(self.conn.targets[copy.store_id], ConfirmingStore):
+                self.db.record_delivery(copy.store_id, copy.path, copy.sha256, copy.size)
         for sha, tier, reason in fx.settled:
             self.db.record_settled(sha, tier, reason)
 
@@ -508,11 +513,30 @@ class Applier:
         self._retry(f"remove {a.subject}", a.source_id, lambda: source.remove(item))
         self.removed += 1
         self.removed_bytes += a.size
+        self.removed_sha256.update(shas)
         self.db.record_tombstone(a.source_id, a.item_key, shas, a.size, self.run_id)
         count = self.db.listing_count(a.source_id)
         if count:
             self.db.record_listing_count(a.source_id, count - 1)
         return "changed", f"removed from {a.source_id}", _Effects()
+
+    def _free(self, a: FreeStagingCopy) -> tuple[str, str, _Effects]:
+        """Free a staging copy only while the phone's hold on it is provable,
+        and only once its item is out of the source."""
+        cfg = self.desired.targets.get(a.target_id)
+        if not getattr(cfg, "delete_local_copy", False):
+            raise _Skip("refused", "delete_local_copy is off for this target")
+        if a.sha256 not in self.removed_sha256:
+            raise _Skip("refused", "its item is still in the source; the copy is kept")
+        store = self.conn.targets[a.target_id]
+        if not isinstance(store, ConfirmingStore):
+            raise _Skip("refused", f"{a.target_id} has no staging copies to free")
+        held = store.confirm(a.path)
+        if not held.held:
+            raise _Skip("refused", f"the phone's copy is not confirmed now ({held.reason}); kept")
+        store.free_local(a.path)
+        self.db.record_freed(a.target_id, a.path)
+        return "changed", "freed on this machine; the phone keeps its copy", _Effects()
 
     def _gate(self, a: RemoveFromSource) -> list[str]:
         """The invariant, checked now: enough verified copies of every file."""

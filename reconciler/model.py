@@ -95,6 +95,9 @@ class TargetState:
     available: bool
     copies: tuple[FileCopy, ...] = ()
     pending: tuple[Delivery, ...] = ()
+    #: Paths whose local staging copy was freed: they count by their
+    #: recorded confirmation (the phone keeps them).
+    freed: frozenset[str] = frozenset()
     problem: str = ""
 
     def index(self) -> dict[str, FileCopy]:
@@ -139,6 +142,8 @@ class World:
     known_sha256: Mapping[tuple[str, str, str], str] = attrs.field(factory=dict)
     settled: Mapping[tuple[str, str], str] = attrs.field(factory=dict)
     tombstones: frozenset[tuple[str, str]] = frozenset()
+    #: Originals whose item the tool removed from a source (from tombstones).
+    removed_sha256: frozenset[str] = frozenset()
 
 
 # ---------------------------------------------------------------- actions
@@ -207,17 +212,6 @@ class CopyToTarget(Action):
 
 
 @attrs.frozen(kw_only=True)
-class ConfirmOnDevice(Action):
-    """Ask a confirming target (the phone) whether a delivery has landed."""
-
-    kind: ClassVar[str] = "confirm-on-device"
-    symbol: ClassVar[str] = "?"
-    target_id: str
-    sha256: str
-    path: str
-
-
-@attrs.frozen(kw_only=True)
 class EncodeForTier(Action):
     """Re-encode the library file of an original for its age tier."""
 
@@ -243,13 +237,25 @@ class RemoveFromSource(Action):
     size: int
 
 
+@attrs.frozen(kw_only=True)
+class FreeStagingCopy(Action):
+    """Delete this machine's staging copy of a file the phone holds, once its
+    item left the source (``delete_local_copy``). The phone keeps its copy."""
+
+    kind: ClassVar[str] = "free-staging-copy"
+    symbol: ClassVar[str] = "-"
+    target_id: str
+    sha256: str
+    path: str
+
+
 ACTION_TYPES: tuple[type[Action], ...] = (
     DownloadAsset,
     CopyToLibrary,
     CopyToTarget,
-    ConfirmOnDevice,
     EncodeForTier,
     RemoveFromSource,
+    FreeStagingCopy,
 )
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import attrs
 
-from providers.base import Hashed, ScanEntry, Source, Store
+from providers.base import ConfirmingStore, Hashed, ScanEntry, Source, Store
 from reconciler import media
 from reconciler.config import DesiredState
 from reconciler.connect import Connected
@@ -132,6 +132,7 @@ def observe(
         known_sha256=db.known_sha256(),
         settled=db.settled(),
         tombstones=db.tombstones(),
+        removed_sha256=db.tombstoned_sha256(),
     )
 
 
@@ -173,18 +174,13 @@ def _target(tid: str, store: Store, hasher: CachedHasher, db: StateDB) -> Target
         return TargetState(
             target_id=tid, kind=store.kind, available=False, problem=f"listing failed: {e}"
         )
-    confirm = getattr(store, "confirm", None)
-    if confirm is None:
+    if not isinstance(store, ConfirmingStore):
         return TargetState(target_id=tid, kind=store.kind, available=True, copies=copies)
-    return _confirming(tid, store, copies, confirm, db)
+    return _confirming(tid, store, copies, db)
 
 
 def _confirming(
-    tid: str,
-    store: Store,
-    copies: tuple[FileCopy, ...],
-    confirm: Callable[[str], object],
-    db: StateDB,
+    tid: str, store: ConfirmingStore, copies: tuple[FileCopy, ...], db: StateDB
 ) -> TargetState:
     """A target whose copies count only once the device confirms them."""
     known = db.deliveries(tid)
@@ -195,9 +191,8 @@ def _confirming(
         if row and row["sha256"] == c.sha256 and row["confirmed_at"]:
             confirmed.append(c)
             continue
-        held = confirm(c.path)
-        if getattr(held, "held", False):
-            db.record_confirmation(tid, c.path, c.sha256)
+        if store.confirm(c.path).held:
+            db.record_confirmation(tid, c.path, c.sha256, c.size)
             confirmed.append(c)
         else:
             since = row["delivered_at"] if row and row["sha256"] == c.sha256 else None
@@ -208,12 +203,24 @@ def _confirming(
                     delivered_at=datetime.fromisoformat(since) if since else datetime.now(UTC),
                 )
             )
+    # Freed staging copies are gone from here but held by the phone.
+    seen = {c.path for c in copies}
+    freed = {
+        path: row
+        for path, row in known.items()
+        if row["freed_at"] and row["confirmed_at"] and path not in seen
+    }
+    confirmed.extend(
+        FileCopy(store_id=tid, path=path, size=row["size"] or 0, mtime_ns=0, sha256=row["sha256"])
+        for path, row in freed.items()
+    )
     return TargetState(
         target_id=tid,
         kind=store.kind,
         available=True,
         copies=tuple(confirmed),
         pending=tuple(pending),
+        freed=frozenset(freed),
     )
 
 

@@ -37,6 +37,7 @@ from reconciler.model import (
     DownloadAsset,
     EncodeForTier,
     FileOrigin,
+    FreeStagingCopy,
     MediaFile,
     Note,
     Plan,
@@ -55,6 +56,7 @@ _ORDER = {
     CopyToTarget: 2,
     EncodeForTier: 3,
     RemoveFromSource: 4,
+    FreeStagingCopy: 5,
 }
 
 
@@ -110,6 +112,8 @@ class _Planner:
         self.handled: set[str] = set()
         self.removals = 0
         self.removal_bytes = 0
+        #: original sha256 -> the RemoveFromSource planned for its item
+        self.removing: dict[str, str] = {}
 
     def run(self) -> Plan:
         for t in self.world.targets:
@@ -130,6 +134,7 @@ class _Planner:
                 if (source.source_id, item.key) not in self.world.tombstones:
                     self._item(source, item)
         self._library_items()
+        self._free_staging()
         actions = sorted(self.actions, key=lambda a: _ORDER[type(a)])
         return Plan(
             actions=tuple(actions),
@@ -343,6 +348,9 @@ class _Planner:
             return
         self.removals += 1
         self.removal_bytes += size
+        for sha in shas:
+            if sha:
+                self.removing[sha] = f"remove:{source.source_id}:{item.key}"
         days = age / timedelta(days=1)
         self.actions.append(
             RemoveFromSource(
@@ -359,6 +367,31 @@ class _Planner:
                 size=size,
             )
         )
+
+    def _free_staging(self) -> None:
+        """Free this machine's copy of what the phone holds, once its item has
+        left the source (or leaves it in this plan) — when configured."""
+        for t in self.targets:
+            cfg = self.desired.targets.get(t.target_id)
+            if not getattr(cfg, "delete_local_copy", False):
+                continue
+            for c in t.copies:
+                if c.path in t.freed:
+                    continue
+                removal = self.removing.get(c.sha256)
+                if removal is None and c.sha256 not in self.world.removed_sha256:
+                    continue
+                self.actions.append(
+                    FreeStagingCopy(
+                        id=f"free:{t.target_id}:{c.path}",
+                        subject=f"{t.target_id}:{c.path}",
+                        reason="the phone holds it and its item left the source",
+                        depends_on=(removal,) if removal else (),
+                        target_id=t.target_id,
+                        sha256=c.sha256,
+                        path=c.path,
+                    )
+                )
 
     def _removable(self, source: SourceState) -> bool:
         cfg = self.desired.sources.get(source.source_id)

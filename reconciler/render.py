@@ -16,9 +16,9 @@ _PHRASES = {
     "download": "to download",
     "copy-to-library": "to copy into the library",
     "copy-to-target": "to copy to targets",
-    "confirm-on-device": "to confirm",
     "encode": "to encode",
     "remove-from-source": "to remove from sources",
+    "free-staging-copy": "staging copies to free",
 }
 _NOTE_SYMBOL = {"waiting": "…", "blocked": "!", "error": "x"}
 

@@ -66,8 +66,10 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
             "store_id": str,
             "path": str,
             "sha256": str,
+            "size": int,
             "delivered_at": str,
             "confirmed_at": str,
+            "freed_at": str,
         },
         pk=("store_id", "path"),
     )
@@ -259,7 +261,7 @@ class StateDB:
         rows = self.db.query("select * from deliveries where store_id = ?", [store_id])
         return {r["path"]: dict(r) for r in rows}
 
-    def record_delivery(self, store_id: str, path: str, sha256: str) -> None:
+    def record_delivery(self, store_id: str, path: str, sha256: str, size: int) -> None:
         existing = self.deliveries_for(store_id, path)
         if existing and existing["sha256"] == sha256:
             return
@@ -268,11 +270,18 @@ class StateDB:
                 "store_id": store_id,
                 "path": path,
                 "sha256": sha256,
+                "size": size,
                 "delivered_at": _now(),
                 "confirmed_at": None,
+                "freed_at": None,
             },
             pk=("store_id", "path"),
         )
+
+    def record_freed(self, store_id: str, path: str) -> None:
+        """The local staging copy is gone; the phone's copy counts by its
+        recorded confirmation from now on."""
+        self.db.table("deliveries").update((store_id, path), {"freed_at": _now()})
 
     def deliveries_for(self, store_id: str, path: str) -> dict[str, Any] | None:
         rows = list(
@@ -282,9 +291,15 @@ class StateDB:
         )
         return dict(rows[0]) if rows else None
 
-    def record_confirmation(self, store_id: str, path: str, sha256: str) -> None:
+    def record_confirmation(self, store_id: str, path: str, sha256: str, size: int) -> None:
         self.db.table("deliveries").upsert(
-            {"store_id": store_id, "path": path, "sha256": sha256, "confirmed_at": _now()},
+            {
+                "store_id": store_id,
+                "path": path,
+                "sha256": sha256,
+                "size": size,
+                "confirmed_at": _now(),
+            },
             pk=("store_id", "path"),
         )
 
@@ -358,6 +373,13 @@ class StateDB:
     def tombstones(self) -> frozenset[tuple[str, str]]:
         rows = self.db.query("select source_id, item_key from tombstones")
         return frozenset((r["source_id"], r["item_key"]) for r in rows)
+
+    def tombstoned_sha256(self) -> frozenset[str]:
+        """Every original whose item this tool removed from a source."""
+        out: set[str] = set()
+        for r in self.db.query("select sha256s from tombstones"):
+            out.update(json.loads(r["sha256s"]))
+        return frozenset(out)
 
     def tombstone_count(self) -> int:
         return int(self.db.table("tombstones").count)

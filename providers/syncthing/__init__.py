@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from providers.base import Confirmation
 from providers.syncthing.client import (
     SyncthingAuthError,
     SyncthingClient,
@@ -14,7 +15,7 @@ from providers.syncthing.client import (
     UnknownFolderError,
 )
 from providers.syncthing.pair import SyncthingInstance, SyncthingPair
-from providers.syncthing.target import Confirmation, SyncthingStatus, SyncthingTarget
+from providers.syncthing.target import SyncthingStatus, SyncthingTarget
 
 __all__ = [
     "Confirmation",

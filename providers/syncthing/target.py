@@ -24,7 +24,7 @@ from types import TracebackType
 
 import attrs
 
-from providers.base import Availability, Hasher
+from providers.base import Availability, Confirmation, Hasher
 from providers.filesystem import link_no_clobber, scan_tree
 from providers.syncthing.client import (
     DEFAULT_TIMEOUT,
@@ -41,14 +41,6 @@ STIGNORE_LINE = f"/{TMP_DIR}"
 # Syncthing's own files at the folder root: never ours, never listed.
 _ROOT_SPECIALS = frozenset({".stfolder", ".stignore", ".stversions", TMP_DIR})
 _CHUNK = 1 << 20
-
-
-@attrs.frozen
-class Confirmation:
-    """Whether the phone is proven to hold a file, and why (or why not yet)."""
-
-    held: bool
-    reason: str
 
 
 @attrs.frozen(kw_only=True)

@@ -6,8 +6,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable
 
-from providers.base import Hashed, ScanEntry
-from providers.syncthing.target import Confirmation
+from providers.base import Confirmation, Hashed, ScanEntry
 
 
 class Sha256Hasher:
