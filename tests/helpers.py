@@ -62,6 +62,7 @@ class Workspace:
 
 
 def make_workspace(root: Path, *, removal: bool = True, extra: str = "") -> Workspace:
+    root.mkdir(parents=True, exist_ok=True)
     config = root / "desired_state.toml"
     config.write_text(
         textwrap.dedent(

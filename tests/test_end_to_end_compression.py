@@ -1,0 +1,108 @@
+"""The library compressed by age, through the whole tool, on real files:
+Pillow, pillow-heif and ffmpeg, from the original every time."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reconciler.media import encode_file, read_lineage
+from tests.helpers import files_under, make_workspace
+from tests.media.conftest import make_clip, make_heic
+from tests.media.conftest import make_jpeg as make_camera_jpeg
+
+T1 = datetime(2021, 12, 1, tzinfo=UTC)  # the samples were taken 2021-06-01: tier recent
+T2 = datetime(2023, 1, 1, tzinfo=UTC)  # 1.6 years later: tier older
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_aging_reencodes_from_the_original_never_from_the_compressed_file(
+    tmp_path: Path,
+) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    original = make_camera_jpeg(ws.incoming / "IMG_1.JPG", size=(640, 480)).read_bytes()
+
+    assert ws.run("apply", "--yes", now=T1).code == 0
+    (lib,) = list(ws.library.rglob("IMG_1.JPG"))
+    assert read_lineage(lib) == (sha(original), "recent")
+    recent_bytes = lib.read_bytes()
+    assert len(recent_bytes) < len(original)
+    assert files_under(ws.incoming) == {}  # archived twice, then off-loaded
+    again = ws.run("apply", "--yes", now=T1)
+    assert (again.code, again.out) == (0, "No changes. The library matches desired_state.toml.\n")
+
+    p = ws.run("plan", now=T2)
+    assert p.out.splitlines()[1] == (
+        "  ~ encode library:2021/06/01/IMG_1.JPG: captured 2021-06-01 (1.6 years ago): "
+        "tier older (quality 75), library has recent"
+    )
+    assert ws.run("apply", "--yes", now=T2).code == 0
+    assert read_lineage(lib) == (sha(original), "older")
+    # Byte for byte what encoding the original gives (the original now comes
+    # from a backup target: the import folder no longer has it).
+    src, expected = tmp_path / "original.jpg", tmp_path / "expected.jpg"
+    src.write_bytes(original)
+    encode_file(
+        src,
+        expected,
+        quality=75,
+        crf=None,
+        original_sha256=sha(original),
+        tier="older",
+        replaces_size=len(recent_bytes),
+    )
+    assert lib.read_bytes() == expected.read_bytes()
+    assert ws.run("plan", "--detailed-exitcode", now=T2).code == 0
+
+
+def test_heic_and_video_are_encoded_with_their_metadata(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", removal=False)
+    heic = make_heic(ws.incoming / "IMG_2.HEIC", size=(512, 384)).read_bytes()
+    clip = make_clip(ws.incoming / "MOV_3.MOV").read_bytes()
+
+    r = ws.run("apply", "--yes", now=T1)
+    assert r.code == 0, r.out + r.err
+    (lib_heic,) = list(ws.library.rglob("IMG_2.HEIC"))
+    (lib_clip,) = list(ws.library.rglob("MOV_3.MOV"))
+    assert read_lineage(lib_heic) == (sha(heic), "recent")
+    assert read_lineage(lib_clip) == (sha(clip), "recent")
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format_tags", "-of", "json", str(lib_clip)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    tags = json.loads(probe.stdout)["format"]["tags"]
+    assert tags["creation_time"] == "2021-06-01T12:34:56.000000Z"
+    # The originals on the targets are untouched.
+    assert sorted(files_under(ws.target("nas")).values()) == sorted([heic, clip])
+    assert ws.run("plan", "--detailed-exitcode", now=T1).code == 0
+
+
+def test_a_corrupt_input_is_reported_kept_as_is_and_the_run_continues(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", removal=False)
+    good = make_camera_jpeg(ws.incoming / "GOOD.JPG", size=(640, 480)).read_bytes()
+    broken = good[: len(good) // 3]
+    (ws.incoming / "BROKEN.JPG").write_bytes(broken)
+
+    r = ws.run("apply", "--yes", now=T1)
+    assert r.code == 1
+    failed = [line for line in r.out.splitlines() if " failed " in line]
+    assert len(failed) == 1
+    assert failed[0].startswith("  x failed encode incoming:BROKEN.JPG: cannot encode: ")
+    assert read_lineage(next(ws.library.rglob("GOOD.JPG"))) == (sha(good), "recent")
+    # The original is untouched everywhere, and archived like any other file.
+    assert (ws.incoming / "BROKEN.JPG").read_bytes() == broken
+    assert broken in files_under(ws.target("nas")).values()
+    assert broken in files_under(ws.library).values()
+
+    # Not retried every night: the next plan lists it as an error, nothing to do.
+    p = ws.run("plan", "--detailed-exitcode", now=T1)
+    assert p.code == 0
+    assert "  x error incoming:BROKEN.JPG: cannot encode: " in p.out
