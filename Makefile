@@ -43,7 +43,8 @@ demo: apt $(STAMP)
 	$(BIN)/python -m reconciler.demo
 
 bench: apt $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/noop_plan.py --items 100000
+	$(BIN)/python bench/media.py
 
 clean:
 	rm -rf $(VENV) demo-run .pytest_cache .mypy_cache .ruff_cache
