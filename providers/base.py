@@ -26,9 +26,10 @@ from reconciler.model import FileCopy, MediaFile, SourceItem
 
 @attrs.frozen(kw_only=True)
 class ScanEntry:
-    """A file seen by a walk: enough to look it up in the hash cache."""
+    """A file seen by a walk: enough to look it up in the hash cache.
+    ``path`` is a plain string: a walk makes hundreds of thousands of these."""
 
-    path: Path
+    path: str
     rel: str
     size: int
     mtime_ns: int

@@ -84,7 +84,7 @@ def scan_tree(root: Path, skip: Callable[[str], bool] | None = None) -> Iterator
                 elif entry.is_file(follow_symlinks=False):
                     st = entry.stat(follow_symlinks=False)
                     yield ScanEntry(
-                        path=Path(entry.path),
+                        path=entry.path,
                         rel=rel,
                         size=st.st_size,
                         mtime_ns=st.st_mtime_ns,

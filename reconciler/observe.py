@@ -77,7 +77,7 @@ class CachedHasher:
         def work(i: int) -> tuple[int, CachedHash]:
             e = entries[i]
             sha = sha256_file(e.path)
-            when = _capture_ts(e.path) if dates else None
+            when = _capture_ts(Path(e.path)) if dates else None
             return i, CachedHash(
                 size=e.size,
                 mtime_ns=e.mtime_ns,
