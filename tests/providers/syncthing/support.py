@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from providers.base import Confirmation, Hashed, ScanEntry
 
@@ -19,7 +20,7 @@ class Sha256Hasher:
         out = []
         for e in entries:
             self.seen.append(e.rel)
-            out.append(Hashed(sha256=hashlib.sha256(e.path.read_bytes()).hexdigest()))
+            out.append(Hashed(sha256=hashlib.sha256(Path(e.path).read_bytes()).hexdigest()))
         return out
 
 
