@@ -102,29 +102,37 @@ def _group(
     source_id: str,
     files: dict[str, tuple[ScanEntry, MediaFile, float | None]],
 ) -> Iterator[SourceItem]:
-    """Pair stills with a same-stem video (Live Photos); everything else alone."""
-    by_stem: dict[str, list[str]] = {}
+    """Pair a still with a same-stem video (Live Photos); everything else alone."""
+    by_stem: dict[str, list[tuple[str, str]]] = {}
     for rel in files:
-        by_stem.setdefault(posixpath.splitext(rel)[0].lower(), []).append(rel)
-    for rels in by_stem.values():
-        stills = [r for r in rels if posixpath.splitext(r)[1].lower() in STILLS]
-        videos = [r for r in rels if posixpath.splitext(r)[1].lower() in VIDEOS]
-        if len(stills) == 1 and len(videos) == 1:
-            groups = [[stills[0], videos[0]]]
-        else:
-            groups = [[r] for r in rels]
-        for group in groups:
-            entry, first, ts = files[group[0]]
-            members = [first]
-            if len(group) == 2:
-                members.append(_as_live_video(files[group[1]][1]))
-            when = ts if ts is not None else entry.mtime_ns / 1e9
-            yield SourceItem(
-                source_id=source_id,
-                key=group[0],
-                files=tuple(members),
-                captured_at=datetime.fromtimestamp(when, UTC),
-            )
+        stem, ext = posixpath.splitext(rel)
+        by_stem.setdefault(stem.lower(), []).append((rel, ext.lower()))
+    for members in by_stem.values():
+        if len(members) == 2:
+            (a, a_ext), (b, b_ext) = members
+            if a_ext in VIDEOS and b_ext in STILLS:
+                (a, a_ext), (b, b_ext) = (b, b_ext), (a, a_ext)
+            if a_ext in STILLS and b_ext in VIDEOS:
+                yield _item(source_id, files[a], files[b][1])
+                continue
+        for rel, _ in members:
+            yield _item(source_id, files[rel], None)
+
+
+def _item(
+    source_id: str,
+    first: tuple[ScanEntry, MediaFile, float | None],
+    live_video: MediaFile | None,
+) -> SourceItem:
+    entry, media, ts = first
+    members = (media,) if live_video is None else (media, _as_live_video(live_video))
+    when = ts if ts is not None else entry.mtime_ns / 1e9
+    return SourceItem(
+        source_id=source_id,
+        key=entry.rel,
+        files=members,
+        captured_at=datetime.fromtimestamp(when, UTC),
+    )
 
 
 def _as_live_video(f: MediaFile) -> MediaFile:

@@ -57,14 +57,19 @@ class CachedHasher:
 
     def hash_entries(self, entries: Iterable[ScanEntry], *, dates: bool = False) -> list[Hashed]:
         entries = list(entries)
-        cached = self.db.cached_hashes([str(e.path) for e in entries])
+        cached = self.db.cached_hashes([e.path for e in entries])
         results: list[Hashed | None] = [None] * len(entries)
         misses: list[int] = []
         for i, e in enumerate(entries):
-            c = cached.get(str(e.path))
-            fresh = c is not None and (c.size, c.mtime_ns, c.inode) == (e.size, e.mtime_ns, e.inode)
-            if c is not None and fresh and (c.dated or not dates):
-                results[i] = Hashed(sha256=c.sha256, captured_at_ts=c.captured_at)
+            c = cached.get(e.path)
+            if (
+                c is not None
+                and c.size == e.size
+                and c.mtime_ns == e.mtime_ns
+                and c.inode == e.inode
+                and (c.dated or not dates)
+            ):
+                results[i] = Hashed(c.sha256, c.captured_at)
             else:
                 misses.append(i)
         if misses:
@@ -91,7 +96,7 @@ class CachedHasher:
         with ThreadPoolExecutor(self.workers) as pool:
             for n, (i, h) in enumerate(pool.map(work, misses), 1):
                 out[i] = Hashed(sha256=h.sha256, captured_at_ts=h.captured_at)
-                rows.append((str(entries[i].path), h))
+                rows.append((entries[i].path, h))
                 if n % 200 == 0 or n == len(misses):
                     self.progress("hashing", n, len(misses))
                 if len(rows) >= 5000:

@@ -19,7 +19,6 @@ the SHA-256 of the original; the same content seen twice is handled once.
 from __future__ import annotations
 
 import hashlib
-import json
 import posixpath
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -404,15 +403,14 @@ class _Planner:
 def fingerprint(world: World) -> str:
     """A digest of what the plan was computed from, for saved plans."""
     h = hashlib.sha256()
-
-    def feed(obj: object) -> None:
-        h.update(json.dumps(obj, sort_keys=True, default=str).encode())
-
     for s in world.sources:
-        feed([s.source_id, s.trusted])
+        h.update(f"S{s.source_id}|{s.trusted}\n".encode())
         for item in s.items:
-            feed([item.key, item.version, [(f.ref, f.size, f.sha256) for f in item.files]])
+            files = ";".join(f"{f.ref}:{f.size}:{f.sha256}" for f in item.files)
+            h.update(f"{item.key}|{item.version}|{files}\n".encode())
     for t in world.targets:
-        feed([t.target_id, t.available, sorted(c.sha256 for c in t.copies)])
-    feed(sorted((f.original_sha256, f.tier, f.sha256) for f in world.library.files))
+        held = ",".join(sorted(c.sha256 for c in t.copies))
+        h.update(f"T{t.target_id}|{t.available}|{held}\n".encode())
+    for f in sorted(world.library.files, key=lambda f: f.path):
+        h.update(f"L{f.path}|{f.original_sha256}|{f.tier}|{f.sha256}\n".encode())
     return h.hexdigest()

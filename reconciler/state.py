@@ -17,9 +17,8 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-import attrs
 import sqlite_utils
 
 from reconciler.errors import StateError
@@ -119,8 +118,9 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
 _MIGRATIONS = {1: _migrate_1}
 
 
-@attrs.frozen(kw_only=True)
-class CachedHash:
+class CachedHash(NamedTuple):
+    """A hash cache row (a NamedTuple: a no-op run reads one per file)."""
+
     size: int
     mtime_ns: int
     inode: int
@@ -130,8 +130,9 @@ class CachedHash:
     captured_at: float | None
 
 
-@attrs.frozen(kw_only=True)
-class LineageRow:
+class LineageRow(NamedTuple):
+    """Which original (and tier) a library file was made from."""
+
     path: str
     original_sha256: str
     sha256: str
@@ -200,19 +201,12 @@ class StateDB:
                 "select path, size, mtime_ns, inode, sha256, dated, captured_at "
                 f"from hash_cache where path in ({marks})"
             )
-            for path, size, mtime_ns, inode, sha, dated, captured in conn.execute(sql, chunk):
-                out[path] = CachedHash(
-                    size=size,
-                    mtime_ns=mtime_ns,
-                    inode=inode,
-                    sha256=sha,
-                    dated=bool(dated),
-                    captured_at=captured,
-                )
+            for row in conn.execute(sql, chunk):
+                out[row[0]] = CachedHash._make(row[1:])
         return out
 
     def store_hashes(self, rows: Iterable[tuple[str, CachedHash]]) -> None:
-        records = [{"path": p, **attrs.asdict(h)} for p, h in rows]
+        records = [{"path": p, **h._asdict()} for p, h in rows]
         if records:
             with self.db.conn:
                 self.db.table("hash_cache").upsert_all(records, pk="path")
@@ -240,10 +234,11 @@ class StateDB:
     # ------------------------------------------------------------- library
 
     def lineage(self) -> dict[str, LineageRow]:
-        return {r["path"]: LineageRow(**r) for r in self.db.query("select * from library")}
+        sql = "select path, original_sha256, sha256, tier, size, mtime_ns from library"
+        return {row[0]: LineageRow._make(row) for row in self.db.conn.execute(sql)}
 
     def record_lineage(self, row: LineageRow) -> None:
-        self.db.table("library").upsert(attrs.asdict(row), pk="path")
+        self.db.table("library").upsert(row._asdict(), pk="path")
 
     def settled(self) -> dict[tuple[str, str], str]:
         rows = self.db.query("select original_sha256, tier, reason from settled")
