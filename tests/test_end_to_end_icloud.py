@@ -194,3 +194,36 @@ def test_an_expired_login_stops_before_doing_anything(
     assert r.err.count("\n") == 1 and "reconcile login icloud" in r.err
     assert files_under(ws.target("nas")) == {}
     assert account.deleted_assets() == []
+
+
+def test_hostile_and_odd_filenames_stay_inside_and_never_overwrite(
+    ws: Workspace, account: Account, tmp_path: Path
+) -> None:
+    names = [
+        "../escape.jpg",
+        "../../../../etc/passwd",
+        "/",
+        "a\x00b.jpg",
+        "x" * 300 + ".jpg",
+        "caf\u00e9.jpg",  # NFC
+        "cafe\u0301.jpg",  # NFD: the same name to a person, and after normalising
+        "..",
+        "dir/inner.jpg",
+    ]
+    for n, name in enumerate(names):
+        account.add_asset(f"hostile {n}".encode() * 100, name, asset_date=OLD)
+    r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 0, r.out + r.err
+    expected = {a.master.original.data for a in account.deleted_assets()}
+    assert len(expected) == 4 + len(names)  # all old items off-loaded
+    for store in ("library", "nas", "usb"):
+        root = ws.target(store).resolve()
+        held = files_under(root)
+        # Every original is there once, under its own name: nothing overwritten.
+        assert set(held.values()) >= expected
+        for rel in held:
+            path = (root / rel).resolve()
+            assert path.is_relative_to(root)
+            assert len(path.name.encode()) <= 255
+    assert not (tmp_path / "escape.jpg").exists()
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0

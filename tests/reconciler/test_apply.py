@@ -193,3 +193,48 @@ def test_deleting_the_state_db_loses_nothing_and_converges(tmp_path: Path) -> No
     assert (p.code, p.out) == (0, "No changes. The library matches desired_state.toml.\n")
     after = {name: files_under(ws.root / name) for name in before}
     assert after == before
+
+
+def test_a_listing_that_shrank_sharply_is_not_trusted_for_removal(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    for i in range(10):
+        make_jpeg(ws.incoming / f"IMG_{i}.JPG", RECENT, seed=i)
+    assert ws.run("apply", "--yes", now=NOW).code == 0  # archived, kept: all recent
+    for i in range(2, 10):
+        (ws.incoming / f"IMG_{i}.JPG").unlink()  # the card was wiped elsewhere
+
+    later = NOW + timedelta(days=60)  # now old enough to off-load
+    p = ws.run("plan", now=later)
+    assert p.out.splitlines() == [
+        "Not done this run:",
+        "  ! blocked source incoming: listing shrank from 10 to 2 items since the last run "
+        "(guards.max_shrink_fraction=0.5); if that is right, run once with --accept-shrink; "
+        "nothing is removed from it this run",
+        "",
+        "No changes. The library matches desired_state.toml. (1 blocked)",
+    ]
+    assert ws.run("apply", "--yes", now=later).code == 0
+    assert sorted(files_under(ws.incoming)) == ["IMG_0.JPG", "IMG_1.JPG"]
+
+    accepted = ws.run("apply", "--yes", "--accept-shrink", now=later)
+    assert accepted.code == 0
+    assert files_under(ws.incoming) == {}
+
+
+def test_an_unreadable_or_empty_source_removes_nothing(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    make_jpeg(ws.incoming / "IMG_1.JPG", RECENT, seed=1)
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    card = ws.incoming.rename(tmp_path / "unmounted")
+    p = ws.run("plan", now=NOW)
+    assert "  ! blocked source incoming: listing failed: incoming: " in p.out
+    assert "does not exist or is not mounted; nothing is removed from it this run" in p.out
+    ws.incoming.mkdir()  # mounted, but empty: a bare mount point
+    p = ws.run("plan", now=NOW)
+    assert (
+        "  ! blocked source incoming: listing came back empty (last run: 1 items); "
+        "nothing is removed from it this run"
+    ) in p.out
+    ws.incoming.rmdir()
+    card.rename(ws.incoming)
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
