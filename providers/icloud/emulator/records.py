@@ -42,9 +42,11 @@ def download_url(zone: str, master_id: str, resource: str, generation: int, file
         f"{zone}|{master_id}|{resource}|{generation}".encode()
     ).decode()
     signature = hashlib.sha256(token.encode()).hexdigest()[:16]
-    # A "/" or a ".." in a name must not become a path segment (a client
-    # would normalise it away): escape the slashes and the dots.
-    name = quote(filename, safe="").replace(".", "%2E")
+    # A "/" in a name, or a name of dots only, must not become a path
+    # segment (a client would normalise it away).
+    name = quote(filename, safe="")
+    if set(filename) <= {"."}:
+        name = name.replace(".", "%2E")
     return f"https://{DOWNLOAD_HOST}/B/{token}/{name}?o={signature}&v=1&x=3"
 
 
