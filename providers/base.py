@@ -79,9 +79,11 @@ class Source(Protocol):
         """Yield every item; raise ProviderError if the listing fails."""
         ...
 
-    def fetch(self, item: SourceItem, file: MediaFile, dest: Path) -> None:
-        """Write the file's original bytes to ``dest`` (a temporary path the
-        caller owns), checking the byte count; raise ProviderError on failure."""
+    def fetch(self, item: SourceItem, file: MediaFile, dest: Path) -> str:
+        """Write the file's original bytes to a new file ``dest`` (a temporary
+        path the caller owns), checking the byte count, and return the SHA-256
+        of what was written (hashed while writing: large videos are read
+        once). Raise ProviderError on failure."""
         ...
 
     def remove(self, item: SourceItem) -> None:

@@ -59,7 +59,7 @@ class FakeSource:
         for item, _ in list(self.items.values()):
             yield item
 
-    def fetch(self, item: SourceItem, file: MediaFile, dest: Path) -> None:
+    def fetch(self, item: SourceItem, file: MediaFile, dest: Path) -> str:
         if file.ref in self.fail_fetch:
             raise ProviderError(f"download of {file.ref} failed", provider=self.id, transient=True)
         data = self.items[item.key][1][file.ref]
@@ -72,6 +72,7 @@ class FakeSource:
                 provider=self.id,
                 transient=True,
             )
+        return sha256_bytes(data)
 
     def remove(self, item: SourceItem) -> None:
         if item.key in self.items:

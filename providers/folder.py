@@ -13,7 +13,6 @@ archived (a new photo that reused the name must not be deleted).
 from __future__ import annotations
 
 import posixpath
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 from providers.base import Hasher, ScanEntry
 from providers.filesystem import scan_tree
 from reconciler.errors import ProviderError
-from reconciler.hashing import sha256_file
+from reconciler.hashing import copy_file_hashing, sha256_file
 from reconciler.layout import is_inside
 from reconciler.model import MediaFile, SourceItem
 
@@ -68,16 +67,17 @@ class FolderSource:
             raise ProviderError(f"path {ref!r} escapes {self.root}", provider=self.id)
         return self.root / ref
 
-    def fetch(self, item: SourceItem, file: MediaFile, dest: Path) -> None:
+    def fetch(self, item: SourceItem, file: MediaFile, dest: Path) -> str:
         src = self._path(file.ref)
         try:
-            shutil.copyfile(src, dest)
+            sha, size = copy_file_hashing(src, dest)
         except OSError as e:
             raise ProviderError(f"reading {file.ref} failed: {e}", provider=self.id) from e
-        if dest.stat().st_size != file.size:
+        if size != file.size:
             raise ProviderError(
                 f"{file.ref} changed size while being read", provider=self.id, transient=True
             )
+        return sha
 
     def remove(self, item: SourceItem) -> None:
         # Re-check every file against what was archived before deleting any.

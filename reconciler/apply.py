@@ -354,7 +354,7 @@ class Applier:
                     return
             raise ProviderError(f"no readable original with sha256 {sha[:12]} anywhere")
 
-    def _fetchers(self, sha: str) -> Iterator[Callable[[Path], None]]:
+    def _fetchers(self, sha: str) -> Iterator[Callable[[Path], object]]:
         for (sid, _), item in self.items.items():
             for f in item.files:
                 ref_sha = f.sha256 or self.known.get((sid, item.key, f.ref))
@@ -380,7 +380,7 @@ class Applier:
 
         def fetch() -> str:
             tmp.unlink(missing_ok=True)
-            source.fetch(item, file, tmp)
+            sha = source.fetch(item, file, tmp)
             got = tmp.stat().st_size
             if got != file.size:
                 raise ProviderError(
@@ -388,7 +388,7 @@ class Applier:
                     provider=source.id,
                     transient=True,
                 )
-            return sha256_file(tmp)
+            return sha
 
         try:
             sha = self._retry(f"download {a.subject}", source.id, fetch)

@@ -15,6 +15,7 @@ Safety-relevant choices:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -221,7 +222,7 @@ class ICloudSource:
 
     # ------------------------------------------------------------ fetch
 
-    def fetch(self, item: SourceItem, file: MediaFile, dest: Path) -> None:
+    def fetch(self, item: SourceItem, file: MediaFile, dest: Path) -> str:
         """Stream ``file`` of ``item`` into ``dest``; resumes short reads,
         refreshes an expired URL once, accepts exactly ``file.size`` bytes."""
         subject = f"fetch {item.key} ({file.name})"
@@ -229,6 +230,7 @@ class ICloudSource:
         refreshed = False
         written = 0
         attempts = 0
+        digest = hashlib.sha256()  # hashed while writing: a video is read once
         with open(dest, "wb") as out:
             while True:
                 headers = {"Range": f"bytes={written}-"} if written else {}
@@ -263,6 +265,7 @@ class ICloudSource:
                         out.seek(0)
                         out.truncate()
                         written = 0
+                        digest = hashlib.sha256()
                     try:
                         for chunk in response.iter_content(CHUNK):
                             written += len(chunk)
@@ -272,6 +275,7 @@ class ICloudSource:
                                     provider=self.id,
                                 )
                             out.write(chunk)
+                            digest.update(chunk)
                     except requests.RequestException as e:
                         LOG.info(
                             "%s: %s: short read at %d bytes (%s)", self.id, subject, written, e
@@ -288,6 +292,7 @@ class ICloudSource:
                     )
             out.flush()
             os.fsync(out.fileno())
+        return digest.hexdigest()
 
     def _download_url(self, item: SourceItem, file: MediaFile, *, fresh: bool) -> str:
         located = self._reread(item) if fresh else self._current(item)
