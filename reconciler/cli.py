@@ -23,7 +23,7 @@ import attrs
 from reconciler import config, planfile, render
 from reconciler.apply import Applier, ApplyResult, Outcome
 from reconciler.config import DesiredState
-from reconciler.connect import Connected, connect, icloud_session_dir
+from reconciler.connect import Connected, connect, connect_target, icloud_session_dir
 from reconciler.errors import (
     ConfigError,
     LockHeldError,
@@ -357,7 +357,9 @@ def _status(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
         io.say(f"removed from sources by this tool: {db.tombstone_count()} item(s)")
         for line in _session_lines(desired):
             io.say(line)
-        for tid in desired.targets:
+        for tid, cfg in desired.targets.items():
+            if isinstance(cfg, config.SyncthingTarget):
+                io.say(_phone_line(tid, cfg))
             waiting = [d for d in db.deliveries(tid).values() if not d["confirmed_at"]]
             if waiting:
                 oldest = min(d["delivered_at"] for d in waiting)
@@ -415,6 +417,28 @@ def _emulator(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
         seed_folder=Path(args.seed_folder) if args.seed_folder else None,
     )
     return EXIT_OK
+
+
+def _phone_line(tid: str, cfg: config.SyncthingTarget) -> str:
+    """Connection and progress of the phone, from Syncthing (progress only:
+    copies count by per-file confirmation, never by this percentage)."""
+    import os
+
+    from providers.syncthing.target import SyncthingTarget
+
+    try:
+        target = connect_target(tid, cfg, os.environ)
+    except ConfigError as e:
+        return f"{tid}: {e.problems[0]}"
+    assert isinstance(target, SyncthingTarget)
+    with target:
+        st = target.status_summary()
+    if not st.reachable:
+        return f"{tid}: Syncthing unreachable: {st.problem}"
+    seen = f"last seen {st.last_seen:%Y-%m-%d %H:%M} UTC" if st.last_seen else "never seen"
+    state = "connected" if st.connected else f"offline, {seen}"
+    done = f"{st.completion:.0f}% synced" if st.completion is not None else "progress unknown"
+    return f"{tid}: phone {state}; {done} ({st.need_items or 0} file(s) to go)"
 
 
 def _session_lines(desired: DesiredState) -> list[str]:

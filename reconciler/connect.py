@@ -41,7 +41,7 @@ class Connected:
 def connect(desired: config.DesiredState, env: Mapping[str, str] | None = None) -> Connected:
     env = os.environ if env is None else env
     sources = {sid: _source(sid, cfg, desired, env) for sid, cfg in desired.sources.items()}
-    targets = {tid: _target(tid, cfg, env) for tid, cfg in desired.targets.items()}
+    targets = {tid: connect_target(tid, cfg, env) for tid, cfg in desired.targets.items()}
     library = FilesystemStore(LIBRARY_ID, desired.library_path)
     return Connected(sources=sources, targets=targets, library=library)
 
@@ -72,7 +72,7 @@ def icloud_session_dir(desired: config.DesiredState) -> Path:
     return desired.state_dir / "icloud-session"
 
 
-def _target(tid: str, cfg: config.TargetConfig, env: Mapping[str, str]) -> Store:
+def connect_target(tid: str, cfg: config.TargetConfig, env: Mapping[str, str]) -> Store:
     if isinstance(cfg, config.FilesystemTarget):
         return FilesystemStore(tid, Path(cfg.path))
     from providers.syncthing.target import SyncthingTarget

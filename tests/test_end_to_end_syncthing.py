@@ -122,6 +122,7 @@ def test_phone_offline_is_waiting_not_an_error_and_confirms_after_it_returns(
         "No changes. The library matches desired_state.toml. (1 waiting)\n"
     )
     status = ws.run("status").out
+    assert "phone: phone offline, last seen " in status
     assert "phone: 1 file(s) waiting for confirmation since " in status
 
     pair.start_phone()
