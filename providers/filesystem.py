@@ -92,6 +92,25 @@ def scan_tree(root: Path, skip: Callable[[str], bool] | None = None) -> Iterator
                     )
 
 
+def hashed_tree(
+    store_id: str, root: Path, hasher: Hasher, skip: Callable[[str], bool] | None = None
+) -> Iterator[FileCopy]:
+    """Every file under ``root`` as a FileCopy of ``store_id``: one walk, then
+    one batch through the (cached) hasher."""
+    try:
+        entries = list(scan_tree(root, skip))
+    except OSError as e:
+        raise ProviderError(f"listing {root} failed: {e}", provider=store_id) from e
+    for entry, hashed in zip(entries, hasher.hash_entries(entries), strict=True):
+        yield FileCopy(
+            store_id=store_id,
+            path=entry.rel,
+            size=entry.size,
+            mtime_ns=entry.mtime_ns,
+            sha256=hashed.sha256,
+        )
+
+
 class FilesystemStore:
     """A folder tree holding media files, addressed by relative path."""
 
@@ -131,18 +150,7 @@ class FilesystemStore:
         return self.root / rel
 
     def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
-        try:
-            entries = list(scan_tree(self.root))
-        except OSError as e:
-            raise ProviderError(f"listing {self.root} failed: {e}", provider=self.id) from e
-        for entry, hashed in zip(entries, hasher.hash_entries(entries), strict=True):
-            yield FileCopy(
-                store_id=self.id,
-                path=entry.rel,
-                size=entry.size,
-                mtime_ns=entry.mtime_ns,
-                sha256=hashed.sha256,
-            )
+        return hashed_tree(self.id, self.root, hasher)
 
     def put(self, src: Path, rel_path: str, sha256: str) -> FileCopy:
         rel = rel_path

@@ -61,37 +61,59 @@ class Workspace:
         return Run(code=code, out=out.getvalue(), err=err.getvalue())
 
 
-def make_workspace(root: Path, *, removal: bool = True, extra: str = "") -> Workspace:
+FOLDER_SOURCE = """
+[sources.incoming]
+kind = "folder"
+path = "incoming"
+"""
+
+FILESYSTEM_TARGETS = """
+[targets.nas]
+kind = "filesystem"
+path = "nas"
+[targets.usb]
+kind = "filesystem"
+path = "usb"
+"""
+
+#: Tests that are not about compression keep originals: no encoder runs.
+KEEP_ORIGINALS = """
+[[policy.tiers]]
+name = "all"
+keep = "original"
+"""
+
+
+def make_workspace(
+    root: Path,
+    *,
+    removal: bool = True,
+    extra: str = "",
+    sources: str = FOLDER_SOURCE,
+    targets: str = FILESYSTEM_TARGETS,
+    stores: tuple[str, ...] = ("library", "nas", "usb"),
+) -> Workspace:
+    """A desired_state.toml under ``root`` with its stores marked; the
+    sources and targets are TOML fragments, ``extra`` is appended."""
     root.mkdir(parents=True, exist_ok=True)
     config = root / "desired_state.toml"
-    config.write_text(
-        textwrap.dedent(
-            f"""
-            [library]
-            path = "library"
-            [state]
-            dir = "state"
-            [sources.incoming]
-            kind = "folder"
-            path = "incoming"
-            [targets.nas]
-            kind = "filesystem"
-            path = "nas"
-            [targets.usb]
-            kind = "filesystem"
-            path = "usb"
-            [policy]
-            copies = 2
-            [policy.removal]
-            enabled = {str(removal).lower()}
-            keep_recent_days = 30
-            pace_seconds = 0
-            """
-        )
-        + extra
+    head = textwrap.dedent(
+        f"""
+        [library]
+        path = "library"
+        [state]
+        dir = "state"
+        [policy]
+        copies = 2
+        [policy.removal]
+        enabled = {str(removal).lower()}
+        keep_recent_days = 30
+        pace_seconds = 0
+        """
     )
+    config.write_text(head + sources + targets + extra)
     (root / "incoming").mkdir(parents=True, exist_ok=True)
-    for store in ("library", "nas", "usb"):
+    for store in stores:
         write_marker(root / store, store)
     return Workspace(root=root, config=config)
 

@@ -6,21 +6,19 @@ happen here, and the removal gate is shown to hold at apply time.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from providers.filesystem import write_marker
 from providers.icloud.emulator import Account
 from providers.icloud.emulator.testing import (
     RunningEmulator,
     running_emulator,
     seed_trusted_session,
 )
-from tests.helpers import Workspace, files_under, make_jpeg
+from tests.helpers import KEEP_ORIGINALS, Workspace, files_under, make_jpeg, make_workspace
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 OLD = datetime(2021, 6, 1, 9, tzinfo=UTC)
@@ -54,43 +52,13 @@ def emu(account: Account) -> Iterator[RunningEmulator]:
 @pytest.fixture
 def ws(tmp_path: Path, emu: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     root = tmp_path / "ws"
-    root.mkdir()
-    config = root / "desired_state.toml"
-    config.write_text(
-        textwrap.dedent(
-            f"""
-            [library]
-            path = "library"
-            [state]
-            dir = "state"
-            [sources.icloud]
-            kind = "icloud"
-            endpoint = "{emu.url}"
-            timeout_s = 5
-            [targets.nas]
-            kind = "filesystem"
-            path = "nas"
-            [targets.usb]
-            kind = "filesystem"
-            path = "usb"
-            [policy.removal]
-            enabled = true
-            pace_seconds = 0
-            [apply]
-            retries = 2
-            backoff_base_s = 0
-            [[policy.tiers]]
-            name = "all"
-            keep = "original"
-            """
-        )
-    )
-    for store in ("library", "nas", "usb"):
-        write_marker(root / store, store)
+    icloud = f'[sources.icloud]\nkind = "icloud"\nendpoint = "{emu.url}"\ntimeout_s = 5\n'
+    retries = "[apply]\nretries = 2\nbackoff_base_s = 0\n"
+    ws = make_workspace(root, sources=icloud, extra=retries + KEEP_ORIGINALS)
     seed_trusted_session(emu, root / "state" / "icloud-session")
     monkeypatch.setenv("ICLOUD_USERNAME", emu.username)
     monkeypatch.delenv("ICLOUD_PASSWORD", raising=False)
-    return Workspace(root=root, config=config)
+    return ws
 
 
 def test_icloud_is_archived_then_offloaded_and_a_second_plan_is_empty(

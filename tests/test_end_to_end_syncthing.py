@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from providers.filesystem import write_marker
 from providers.syncthing.pair import SyncthingPair
-from tests.helpers import Run, Workspace, files_under, make_jpeg
+from tests.helpers import KEEP_ORIGINALS, Run, Workspace, files_under, make_jpeg, make_workspace
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 OLD = datetime(2022, 3, 4, 5, 6, tzinfo=UTC)
@@ -26,40 +25,27 @@ def pair(tmp_path: Path) -> Iterator[SyncthingPair]:
 
 
 def workspace(root: Path, pair: SyncthingPair, *, free_local: bool, removal: bool) -> Workspace:
-    (root / "incoming").mkdir(parents=True)
-    config = root / "desired_state.toml"
-    config.write_text(
-        textwrap.dedent(
-            f"""
-            [library]
-            path = "library"
-            [state]
-            dir = "state"
-            [sources.incoming]
-            kind = "folder"
-            path = "incoming"
-            [targets.nas]
-            kind = "filesystem"
-            path = "nas"
-            [targets.phone]
-            kind = "syncthing"
-            path = "{pair.local_folder}"
-            folder_id = "{pair.folder_id}"
-            device_id = "{pair.phone.device_id}"
-            url = "{pair.local.url}"
-            delete_local_copy = {str(free_local).lower()}
-            [policy.removal]
-            enabled = {str(removal).lower()}
-            pace_seconds = 0
-            [[policy.tiers]]
-            name = "all"
-            keep = "original"
-            """
-        )
+    phone = textwrap.dedent(
+        f"""
+        [targets.nas]
+        kind = "filesystem"
+        path = "nas"
+        [targets.phone]
+        kind = "syncthing"
+        path = "{pair.local_folder}"
+        folder_id = "{pair.folder_id}"
+        device_id = "{pair.phone.device_id}"
+        url = "{pair.local.url}"
+        delete_local_copy = {str(free_local).lower()}
+        """
     )
-    for store in ("library", "nas"):
-        write_marker(root / store, store)
-    return Workspace(root=root, config=config)
+    return make_workspace(
+        root,
+        removal=removal,
+        targets=phone,
+        extra=KEEP_ORIGINALS,
+        stores=("library", "nas"),
+    )
 
 
 @pytest.fixture

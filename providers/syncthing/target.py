@@ -25,7 +25,7 @@ from types import TracebackType
 import attrs
 
 from providers.base import Availability, Confirmation, Hasher
-from providers.filesystem import link_no_clobber, scan_tree
+from providers.filesystem import hashed_tree, link_no_clobber
 from providers.syncthing.client import (
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
@@ -177,19 +177,7 @@ class SyncthingTarget:
 
     def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
         """Every delivered file, hashed. Delivered is not held: see ``confirm``."""
-        try:
-            entries = list(scan_tree(self.folder_path, skip=_is_syncthing_own))
-        except OSError as e:
-            raise ProviderError(f"listing {self.folder_path} failed: {e}", provider=PROVIDER) from e
-        hashed = hasher.hash_entries(entries)
-        for entry, h in zip(entries, hashed, strict=True):
-            yield FileCopy(
-                store_id=self.id,
-                path=entry.rel,
-                size=entry.size,
-                mtime_ns=entry.mtime_ns,
-                sha256=h.sha256,
-            )
+        return hashed_tree(self.id, self.folder_path, hasher, skip=_is_syncthing_own)
 
     # ------------------------------------------------------------ write
 

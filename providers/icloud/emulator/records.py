@@ -21,6 +21,7 @@ from providers.icloud.emulator.store import (
     EmulatedAlbum,
     EmulatedAsset,
     EmulatedMaster,
+    EmulatedRelation,
     Zone,
 )
 
@@ -156,21 +157,50 @@ def asset_record(zone: Zone, asset: EmulatedAsset) -> JSON:
     }
 
 
-def album_record(zone: Zone, album: EmulatedAlbum, position: int) -> JSON:
+def album_position(zone: Zone, album: EmulatedAlbum) -> int:
+    """Its own position, or (made on the "phone" without one) its place in the zone."""
+    if album.position is not None:
+        return album.position
+    return list(zone.albums).index(album.album_id) + 1
+
+
+def album_record(zone: Zone, album: EmulatedAlbum) -> JSON:
+    """A CPLAlbum, as ``CPLAlbumByPositionLive`` and modify answer it."""
+    fields: JSON = {
+        "albumNameEnc": {"type": "ENCRYPTED_BYTES", "value": _b64(album.name)},
+        "albumType": {"type": "INT64", "value": album.album_type},
+        "isDeleted": {"type": "INT64", "value": int(album.deleted)},
+        "isExpunged": {"type": "INT64", "value": 0},
+        "position": {"type": "INT64", "value": album_position(zone, album)},
+        "sortAscending": {"type": "INT64", "value": album.sort_ascending},
+        "sortType": {"type": "INT64", "value": album.sort_type},
+    }
+    if album.parent_id is not None:
+        fields["parentId"] = {"type": "STRING", "value": album.parent_id}
     return {
         "recordName": album.album_id,
         "recordType": "CPLAlbum",
-        "fields": {
-            "albumNameEnc": {"type": "ENCRYPTED_BYTES", "value": _b64(album.name)},
-            "albumType": {"type": "INT64", "value": 0},
-            "isDeleted": {"type": "INT64", "value": int(album.deleted)},
-            "isExpunged": {"type": "INT64", "value": 0},
-            "position": {"type": "INT64", "value": position},
-            "sortAscending": {"type": "INT64", "value": 1},
-            "sortType": {"type": "INT64", "value": 0},
-        },
+        "fields": fields,
         "pluginFields": {},
         "recordChangeTag": album.change_tag,
+        "deleted": False,
+        "zoneID": zone.zone_id,
+    }
+
+
+def relation_record(zone: Zone, relation: EmulatedRelation) -> JSON:
+    """A CPLContainerRelation: ``itemId`` (the CPLAsset) in ``containerId``."""
+    return {
+        "recordName": relation.record_name,
+        "recordType": "CPLContainerRelation",
+        "fields": {
+            "itemId": {"type": "STRING", "value": relation.item_id},
+            "containerId": {"type": "STRING", "value": relation.album_id},
+            "position": {"type": "INT64", "value": relation.position},
+            "isKeyAsset": {"type": "INT64", "value": 0},
+        },
+        "pluginFields": {},
+        "recordChangeTag": relation.change_tag,
         "deleted": False,
         "zoneID": zone.zone_id,
     }
@@ -191,3 +221,16 @@ def pairs(zone: Zone, assets: list[EmulatedAsset], generation: int) -> list[JSON
 
 def error_item(record_name: str, code: str, reason: str) -> JSON:
     return {"recordName": record_name, "serverErrorCode": code, "reason": reason}
+
+
+def any_record(zone: Zone, name: str, generation: int) -> JSON | None:
+    """The record of any type named ``name`` in ``zone`` (None: no such record)."""
+    if name in zone.assets:
+        return asset_record(zone, zone.assets[name])
+    if name in zone.masters:
+        return master_record(zone, zone.masters[name], generation)
+    if name in zone.albums:
+        return album_record(zone, zone.albums[name])
+    if name in zone.relations:
+        return relation_record(zone, zone.relations[name])
+    return None

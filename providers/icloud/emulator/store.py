@@ -120,12 +120,39 @@ class EmulatedAsset:
 
 @attrs.define(kw_only=True)
 class EmulatedAlbum:
+    """A CPLAlbum: a user album (or folder) of a zone."""
+
     album_id: str
     name: str
     zone: str
+    #: Members in the order they were added (each backed by a relation).
     asset_ids: list[str] = attrs.field(factory=list)
     deleted: bool = False
     change_tag: str = "1"
+    #: Apple's ``albumType``: 0 album, 3 folder, 6 smart album.
+    album_type: int = 0
+    #: Sort key of ``CPLAlbumByPositionLive``; None: its place in the zone.
+    position: int | None = None
+    #: The folder holding it (``parentId``); None at the top level.
+    parent_id: str | None = None
+    sort_ascending: int = 1
+    sort_type: int = 0
+
+
+@attrs.define(kw_only=True)
+class EmulatedRelation:
+    """A CPLContainerRelation: one asset's membership of one album."""
+
+    record_name: str
+    item_id: str
+    album_id: str
+    position: int
+    change_tag: str = "1"
+
+
+def relation_name(item_id: str, album_id: str) -> str:
+    """The record name Photos (and pyicloud's ``add_photo``) gives a relation."""
+    return f"{item_id}-IN-{album_id}"
 
 
 @attrs.define
@@ -137,6 +164,7 @@ class Zone:
     assets: dict[str, EmulatedAsset] = attrs.field(factory=dict)
     masters: dict[str, EmulatedMaster] = attrs.field(factory=dict)
     albums: dict[str, EmulatedAlbum] = attrs.field(factory=dict)
+    relations: dict[str, EmulatedRelation] = attrs.field(factory=dict)
     #: (serial, record name) per change, for ``changes/zone``.
     changes: list[tuple[int, str]] = attrs.field(factory=list)
     _sorted: list[EmulatedAsset] | None = None
@@ -281,16 +309,72 @@ class Account:
     def add_album(
         self, name: str, assets: list[EmulatedAsset], zone: str = PRIMARY_ZONE_NAME
     ) -> EmulatedAlbum:
+        """A user album holding ``assets`` (as if made on a phone)."""
         with self.lock:
+            album = self.create_album(name, zone=zone)
+            for asset in assets:
+                self.add_to_album(album, asset.asset_id)
+            return album
+
+    def create_album(
+        self,
+        name: str,
+        *,
+        zone: str = PRIMARY_ZONE_NAME,
+        album_id: str | None = None,
+        album_type: int = 0,
+        position: int | None = None,
+        parent_id: str | None = None,
+        sort_ascending: int = 1,
+        sort_type: int = 0,
+    ) -> EmulatedAlbum:
+        """A new, empty album (a CPLAlbum create)."""
+        with self.lock:
+            target = self.zones[zone]
             album = EmulatedAlbum(
-                album_id=self._new_id("asset"),
+                album_id=album_id or self._new_id("asset"),
                 name=name,
                 zone=zone,
-                asset_ids=[a.asset_id for a in assets],
+                album_type=album_type,
+                position=position,
+                parent_id=parent_id,
+                sort_ascending=sort_ascending,
+                sort_type=sort_type,
                 change_tag=self.next_change_tag(),
             )
-            self.zones[zone].albums[album.album_id] = album
+            target.albums[album.album_id] = album
+            self.record_change(target, album.album_id)
             return album
+
+    def add_to_album(
+        self,
+        album: EmulatedAlbum,
+        item_id: str,
+        *,
+        record_name: str | None = None,
+        position: int = 1024,
+    ) -> EmulatedRelation:
+        """Make ``item_id`` a member of ``album`` (a CPLContainerRelation
+        create). A relation that already exists is returned unchanged."""
+        with self.lock:
+            target = self.zones[album.zone]
+            name = record_name or relation_name(item_id, album.album_id)
+            existing = target.relations.get(name)
+            if existing is not None:
+                return existing
+            relation = EmulatedRelation(
+                record_name=name,
+                item_id=item_id,
+                album_id=album.album_id,
+                position=position,
+                change_tag=self.next_change_tag(),
+            )
+            target.relations[name] = relation
+            # A second relation for the same pair adds no second membership.
+            if item_id not in album.asset_ids:
+                album.asset_ids.append(item_id)
+            self.record_change(target, name)
+            return relation
 
     # ------------------------------------------------------------ reading
 
@@ -300,6 +384,11 @@ class Account:
                 if asset_id in zone.assets:
                     return zone.assets[asset_id]
         return None
+
+    def albums_named(self, name: str, zone: str = PRIMARY_ZONE_NAME) -> list[EmulatedAlbum]:
+        """The albums (not deleted) called ``name``, in creation order."""
+        with self.lock:
+            return [a for a in self.zones[zone].albums.values() if a.name == name and not a.deleted]
 
     def live_assets(self, zone: str = PRIMARY_ZONE_NAME) -> list[EmulatedAsset]:
         """What the Library shows: not deleted, not hidden, oldest first."""
