@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, Self, runtime_checkable
 
 import attrs
 
@@ -52,6 +52,19 @@ class Hasher(Protocol):
         """Return one result per entry, in order. With ``dates``, also read
         the capture date (EXIF DateTimeOriginal) where the file has one."""
         ...
+
+
+class Closing:
+    """``with provider:`` for anything holding a session: ``close()`` on exit."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @attrs.frozen(kw_only=True)

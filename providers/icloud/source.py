@@ -22,7 +22,6 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import attrs
@@ -31,7 +30,7 @@ from pyicloud.common.cloudkit import CKRecord, CKZoneIDReq
 from pyicloud.exceptions import PyiCloudAPIResponseException, PyiCloudException
 from pyicloud.services.photos import PRIMARY_ZONE, PhotoAsset
 
-from providers.base import Hasher
+from providers.base import Closing, Hasher
 from providers.icloud import session as icloud_session
 from providers.icloud.errors import classify, http_status, release, server_error_codes
 from reconciler.errors import ProviderError, ReconcileError
@@ -53,7 +52,7 @@ class _Located:
     zone_id: dict[str, str]
 
 
-class ICloudSource:
+class ICloudSource(Closing):
     """``providers.base.Source`` for an iCloud Photos library."""
 
     kind = "icloud"
@@ -93,17 +92,6 @@ class ICloudSource:
             self._api = None
             self._photos = None
             self._seen.clear()
-
-    def __enter__(self) -> ICloudSource:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _error(self, exc: BaseException, subject: str) -> ProviderError:
         return classify(exc, provider=self.id, subject=subject, username=self.username)

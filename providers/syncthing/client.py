@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
 import attrs
 import requests
 
+from providers.base import Closing
 from reconciler.errors import ProviderError
 
 PROVIDER = "syncthing"
@@ -140,7 +140,7 @@ def parse_time(text: str) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-class SyncthingClient:
+class SyncthingClient(Closing):
     """Talks to one Syncthing instance. Holds a ``requests.Session``: close it."""
 
     def __init__(
@@ -153,17 +153,6 @@ class SyncthingClient:
 
     def close(self) -> None:
         self._session.close()
-
-    def __enter__(self) -> SyncthingClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # ------------------------------------------------------------ transport
 

@@ -26,10 +26,10 @@ import subprocess
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from types import TracebackType
 
 import attrs
 
+from providers.base import Closing
 from providers.syncthing.client import PROVIDER, SyncthingClient, SyncthingUnreachableError
 from providers.syncthing.target import SyncthingTarget
 from reconciler.errors import ProviderError
@@ -261,7 +261,7 @@ class SyncthingInstance:
 
 
 @attrs.define(kw_only=True)
-class SyncthingPair:
+class SyncthingPair(Closing):
     """This machine (send-only folder) paired with "the phone" (receive-only,
     ignoring deletes), both on loopback."""
 
@@ -412,17 +412,6 @@ class SyncthingPair:
         """Stop both instances (their homes and folders are left in place)."""
         self.phone.stop()
         self.local.stop()
-
-    def __enter__(self) -> SyncthingPair:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def addresses(self) -> tuple[str, ...]:
         """Every address the pair was configured to listen on (all loopback)."""

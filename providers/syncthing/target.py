@@ -20,11 +20,10 @@ import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from types import TracebackType
 
 import attrs
 
-from providers.base import Availability, Confirmation, Hasher
+from providers.base import Availability, Closing, Confirmation, Hasher
 from providers.filesystem import hashed_tree, link_no_clobber
 from providers.syncthing.client import (
     DEFAULT_TIMEOUT,
@@ -92,7 +91,7 @@ def _format_time(when: datetime | None) -> str:
 
 
 @attrs.define(kw_only=True)
-class SyncthingTarget:
+class SyncthingTarget(Closing):
     """A Store whose copies are confirmed by the phone through Syncthing.
 
     Holds an HTTP session: call ``close()`` (or use it as a context manager).
@@ -114,17 +113,6 @@ class SyncthingTarget:
 
     def close(self) -> None:
         self._client.close()
-
-    def __enter__(self) -> SyncthingTarget:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # ------------------------------------------------------------ observe
 
