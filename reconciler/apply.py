@@ -41,6 +41,7 @@ from reconciler import media
 from reconciler.config import DesiredState
 from reconciler.connect import Connected
 from reconciler.errors import LoginRequiredError, MediaError, ProviderError
+from reconciler.gate import GateRefused, check_removal
 from reconciler.hashing import sha256_file
 from reconciler.layout import dated_path
 from reconciler.model import (
@@ -211,7 +212,7 @@ class Applier:
                 futures[pool.submit(self._run, a)] = a
             try:
                 for fut in _as_completed(futures):
-                    self._finish(futures[fut], fut.result(), outcomes, journaled=True)
+                    self._finish(futures[fut], fut.result(), outcomes)
             except LoginRequiredError:
                 for f in futures:
                     f.cancel()
@@ -259,8 +260,6 @@ class Applier:
         a: Action,
         result: tuple[str, str, _Effects],
         outcomes: dict[str, Outcome],
-        *,
-        journaled: bool = False,
     ) -> None:
         status, detail, fx = result
         self._record(fx)
@@ -539,38 +538,15 @@ class Applier:
         return "changed", "freed on this machine; the phone keeps its copy", _Effects()
 
     def _gate(self, a: RemoveFromSource) -> list[str]:
-        """The invariant, checked now: enough verified copies of every file."""
-        need = self.desired.policy.copies
-        shas: list[str] = []
-        available: dict[str, bool] = {}
-        for f in a.files:
-            sha = f.sha256 or self.known.get((a.source_id, a.item_key, f.ref))
-            if not sha:
-                raise _Skip("refused", f"{f.name}: never downloaded and verified; kept")
-            good: list[str] = []
-            for tid, store in self.conn.targets.items():
-                copy = self.copies.get(tid, {}).get(sha)
-                if copy is None:
-                    continue
-                if tid not in available:
-                    available[tid] = store.availability().available
-                if available[tid] and _verify(store, copy):
-                    good.append(tid)
-            if len(good) < need:
-                have = ", ".join(good) or "none"
-                raise _Skip(
-                    "refused",
-                    f"{f.name}: {len(good)} of {need} verified copies now ({have}); kept",
-                )
-            shas.append(sha)
-        return shas
-
-
-def _verify(store: Store, copy: FileCopy) -> bool:
-    try:
-        return store.verify(copy)
-    except ProviderError:
-        return False
+        files = [
+            (f.name, f.sha256 or self.known.get((a.source_id, a.item_key, f.ref))) for f in a.files
+        ]
+        try:
+            return check_removal(
+                files, need=self.desired.policy.copies, stores=self.conn.targets, copies=self.copies
+            )
+        except GateRefused as e:
+            raise _Skip("refused", str(e)) from e
 
 
 def _as_copy(row: LineageRow) -> FileCopy:

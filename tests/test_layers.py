@@ -23,6 +23,7 @@ RANKS = {
     "reconciler.connect": 3,
     "reconciler.planfile": 3,
     "reconciler.observe": 4,
+    "reconciler.gate": 4,
     "reconciler.apply": 5,
     "reconciler.render": 6,
     "reconciler.cli": 7,

@@ -7,7 +7,7 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from providers.fake import FakeSource, FakeStore, sha256_bytes
@@ -58,6 +58,13 @@ items_strategy = st.lists(
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(  # archived on two targets, both copies rot between plan and apply
+    items=[(0, 100, False)],
+    offline=set(),
+    fail_fetch=set(),
+    preloaded={(0, "t1"), (0, "t2")},
+    corrupt_after_plan={0},
+)
 @given(
     items=items_strategy,
     offline=st.sets(st.sampled_from(["t1", "t2", "t3"]), max_size=2),
