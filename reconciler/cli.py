@@ -233,8 +233,31 @@ def _plan(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
         io.say(render.plan_text(plan))
         if args.out:
             io.say(f"Saved to {args.out}; run: reconcile apply {args.out}")
+    problem = _notes_exit(plan, io)
+    if problem:
+        return problem
     if args.detailed_exitcode and plan.actions:
         return EXIT_CHANGES
+    return EXIT_OK
+
+
+def _notes_exit(plan: Plan, io: _Out) -> int:
+    """Exit code and stderr line for what the plan could not look at:
+    a guard that wants a person (3) before a store or source that could not
+    be read (1). Waiting items and per-item errors are not run failures."""
+    blocked = [n.subject for n in plan.notes if n.status == "blocked"]
+    unavailable = [n.subject for n in plan.notes if n.status == "unavailable"]
+    if blocked:
+        io.warn(
+            f"error: a guard held back {', '.join(blocked)} (see '!' above); "
+            "check it, then run again (with --accept-shrink if the shrink is real)"
+        )
+        return EXIT_PERSON
+    if unavailable:
+        io.warn(
+            f"error: {', '.join(unavailable)} could not be read (see '!' above); the rest was done"
+        )
+        return EXIT_ERROR
     return EXIT_OK
 
 
@@ -276,7 +299,7 @@ def _apply_locked(
     for o in stale:
         io.say(render.outcome_line(o))
     if not plan.actions:
-        return EXIT_OK
+        return _notes_exit(plan, io)
     if not args.yes:
         if not io.stdin.isatty():
             io.warn("error: apply needs --yes when there is no terminal to ask (cron: add --yes)")
@@ -312,7 +335,7 @@ def _apply_locked(
     if result.failed:
         io.warn("error: some actions failed (see 'failed' above); run apply again to retry them")
         return EXIT_ERROR
-    return EXIT_OK
+    return _notes_exit(plan, io)
 
 
 def _intersect(saved: Plan, fresh: Plan) -> tuple[Plan, list[Outcome]]:

@@ -73,6 +73,8 @@ class SourceState:
     remote: bool
     items: tuple[SourceItem, ...]
     trusted: bool = True
+    #: False when the listing itself failed (as opposed to a guard distrusting it).
+    reachable: bool = True
     problem: str = ""
 
 
@@ -261,9 +263,16 @@ ACTION_TYPES: tuple[type[Action], ...] = (
 
 @attrs.frozen(kw_only=True)
 class Note:
-    """Something the plan will not do now, and why: ``waiting`` (a slow
-    confirmation, picked up next run), ``blocked`` (a guard or an unavailable
-    store), or ``error`` (bad input for one item)."""
+    """Something the plan will not do now, and why:
+
+    - ``waiting``: picked up by a later run on its own (the phone has not
+      confirmed yet, the deletion budget is spent, the item is too young);
+    - ``unavailable``: a source or store could not be read (not mounted,
+      Syncthing down, a listing failed): an error, exit 1;
+    - ``blocked``: a guard refuses to act until a person looks (a listing
+      shrank sharply): exit 3;
+    - ``error``: one item's input is bad (cannot be decoded); reported, kept.
+    """
 
     status: str
     subject: str

@@ -150,7 +150,7 @@ def _source(
     except LoginRequiredError:
         raise
     except ProviderError as e:
-        return attrs.evolve(base, trusted=False, problem=f"listing failed: {e}")
+        return attrs.evolve(base, trusted=False, reachable=False, problem=f"listing failed: {e}")
     before = db.listing_count(sid)
     problem = ""
     if before and not items:

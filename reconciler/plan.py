@@ -118,14 +118,16 @@ class _Planner:
         for t in self.world.targets:
             if not t.available:
                 self._note(
-                    "blocked", f"target {t.target_id}", f"{t.problem}; nothing is written there"
+                    "unavailable", f"target {t.target_id}", f"{t.problem}; nothing is written there"
                 )
         if not self.world.library.available:
-            self._note("blocked", "library", f"{self.world.library.problem}; nothing is imported")
+            self._note(
+                "unavailable", "library", f"{self.world.library.problem}; nothing is imported"
+            )
         for source in self.world.sources:
             if not source.trusted:
                 self._note(
-                    "blocked",
+                    "blocked" if source.reachable else "unavailable",
                     f"source {source.source_id}",
                     f"{source.problem}; nothing is removed from it this run",
                 )
@@ -343,7 +345,7 @@ class _Planner:
             self.removals + 1 > removal.max_items_per_run
             or self.removal_bytes + size > removal.max_bytes_per_run
         ):
-            self._note("blocked", subject, "deletion budget for this run reached; next run")
+            self._note("waiting", subject, "deletion budget for this run reached; next run")
             return
         self.removals += 1
         self.removal_bytes += size

@@ -20,7 +20,7 @@ _PHRASES = {
     "remove-from-source": "to remove from sources",
     "free-staging-copy": "staging copies to free",
 }
-_NOTE_SYMBOL = {"waiting": "…", "blocked": "!", "error": "x"}
+_NOTE_SYMBOL = {"waiting": "…", "unavailable": "!", "blocked": "!", "error": "x"}
 
 
 def action_line(a: Action) -> str:
@@ -39,7 +39,13 @@ def summary(plan: Plan) -> str:
     for n in plan.notes:
         notes[n.status] = notes.get(n.status, 0) + 1
     tail = ", ".join(f"{v} {k}" for k, v in sorted(notes.items()))
-    head = "Plan: " + ", ".join(parts) + "." if parts else NO_CHANGES
+    incomplete = notes.get("unavailable") or notes.get("blocked")
+    if parts:
+        head = "Plan: " + ", ".join(parts) + "."
+    elif incomplete:
+        head = "No changes for what could be read; the rest is not known to match."
+    else:
+        head = NO_CHANGES
     return f"{head} ({tail})" if tail and parts else head + (f" ({tail})" if tail else "")
 
 

@@ -10,6 +10,10 @@ Safety-relevant choices:
 - ``remove`` is Photos' soft delete (to Recently Deleted) with the record's
   change tag; a CONFLICT re-reads the record and retries once, after checking
   it is still the same master (the same original bytes that were archived).
+- With a staging album (``staging_album``, e.g. "DeletePending") ``remove``
+  first adds the asset to that album, and deletes nothing it could not add:
+  what the tool removed stays findable by name after it is restored from
+  Recently Deleted.
 - Unattended runs never prompt: a person being needed is LoginRequiredError.
 """
 
@@ -28,12 +32,18 @@ import attrs
 import requests
 from pyicloud.common.cloudkit import CKRecord, CKZoneIDReq
 from pyicloud.exceptions import PyiCloudAPIResponseException, PyiCloudException
-from pyicloud.services.photos import PRIMARY_ZONE, PhotoAsset
+from pyicloud.services.photos import (
+    PRIMARY_ZONE,
+    PhotoAlbum,
+    PhotoAlbumFolder,
+    PhotoAsset,
+    SmartPhotoAlbum,
+)
 
 from providers.base import Closing, Hasher
 from providers.icloud import session as icloud_session
 from providers.icloud.errors import classify, http_status, release, server_error_codes
-from reconciler.errors import ProviderError, ReconcileError
+from reconciler.errors import ConfigError, ProviderError, ReconcileError
 from reconciler.model import MediaFile, SourceItem
 
 LOG = logging.getLogger(__name__)
@@ -42,6 +52,8 @@ LOG = logging.getLogger(__name__)
 CHUNK = 1 << 16
 #: Statuses a stale download URL answers with; refreshed once by a re-read.
 EXPIRED_URL_STATUSES = frozenset({403, 410})
+#: What CloudKit may answer a create of a relation that already exists.
+ALREADY_THERE_CODES = frozenset({"EXISTS", "CONFLICT"})
 
 
 @attrs.frozen
@@ -69,7 +81,10 @@ class ICloudSource(Closing):
         include_shared: bool = False,
         timeouts: tuple[float, float] = icloud_session.DEFAULT_TIMEOUTS,
         max_resumes: int = 3,
+        staging_album: str | None = None,
     ) -> None:
+        if staging_album is not None and not staging_album.strip():
+            raise ConfigError([f"{source_id}: the staging album needs a name"])
         self.id = source_id
         self.username = username
         self._password = password
@@ -78,9 +93,18 @@ class ICloudSource(Closing):
         self.include_shared = include_shared
         self.timeouts = timeouts
         self.max_resumes = max_resumes
+        self.staging_album = staging_album
         self._api: Any = None
         self._photos: Any = None
         self._seen: dict[str, _Located] = {}
+        #: The staging album, once found or created (once per run).
+        self._album: Any = None
+        #: A create of the album failed after it may have reached iCloud: the
+        #: next lookup re-lists albums rather than trust pyicloud's cached list
+        #: (which would miss it, and a second album of that name would follow).
+        self._album_uncertain = False
+        #: Asset ids this run added to the staging album.
+        self._staged: set[str] = set()
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------ lifecycle
@@ -92,6 +116,9 @@ class ICloudSource(Closing):
             self._api = None
             self._photos = None
             self._seen.clear()
+            self._album = None
+            self._album_uncertain = False
+            self._staged.clear()
 
     def _error(self, exc: BaseException, subject: str) -> ProviderError:
         return classify(exc, provider=self.id, subject=subject, username=self.username)
@@ -339,7 +366,108 @@ class ICloudSource(Closing):
                     f"remove {item.key}: {file.name} changed since it was archived; not removed",
                     provider=self.id,
                 )
-        asset.delete()
+        # Staged only once the checks passed: the album lists what was removed.
+        # Its failures are ProviderErrors already, so ``remove`` never takes a
+        # CONFLICT of the album step for one of the delete.
+        self._stage(item, located)
+        with self._lock:
+            asset.delete()
+
+    # ------------------------------------------------------------ staging album
+
+    def _stage(self, item: SourceItem, located: _Located) -> None:
+        """Add the asset to the staging album (if one is configured); raises
+        when it is not there afterwards, so the caller deletes nothing."""
+        name = self.staging_album
+        asset = located.asset
+        if name is None or asset.id in self._staged:
+            return
+        if located.zone_id.get("zoneName") != PRIMARY_ZONE["zoneName"]:
+            # Albums live in the personal library; pyicloud offers none for a
+            # Shared Library zone. Deleting unstaged would break the promise.
+            raise ProviderError(
+                f"remove {item.key}: it is in a Shared Library, which the staging album "
+                f"{name!r} cannot hold; not removed",
+                provider=self.id,
+            )
+        subject = f"remove {item.key}: not removed, adding it to the album {name!r} failed"
+        with self._lock:
+            album = self._staging_album(name, f"remove {item.key}: not removed")
+            try:
+                album.add_photo(asset)
+            except (PyiCloudException, requests.RequestException) as e:
+                # Added before (an earlier run, or a retry whose answer was
+                # lost): CloudKit refuses the create. Accept that only once
+                # the relation is seen to exist.
+                if not server_error_codes(e) & ALREADY_THERE_CODES:
+                    raise self._error(e, subject) from e
+                if not self._in_album(album, asset, subject):
+                    raise self._error(e, subject) from e
+                release(e)
+                LOG.debug("%s: %s was already in the album %r", self.id, item.key, name)
+            self._staged.add(asset.id)
+
+    def _staging_album(self, name: str, why: str) -> Any:
+        """The user album called ``name`` in the personal library, created if
+        there is none; looked up once per run. Callers hold ``self._lock``."""
+        if self._album is not None:
+            return self._album
+        photos = self._service()
+        try:
+            if self._album_uncertain:
+                albums = photos.libraries["root"].refresh_albums()
+            else:
+                albums = photos.albums
+            album = _find_album(albums, name)
+        except (PyiCloudException, requests.RequestException) as e:
+            raise self._error(e, f"{why}, looking for the album {name!r} failed") from e
+        if album is None:
+            LOG.info("%s: creating the album %r for items before removal", self.id, name)
+            self._album_uncertain = True
+            try:
+                album = photos.create_album(name)
+            except (PyiCloudException, requests.RequestException) as e:
+                raise self._error(e, f"{why}, creating the album {name!r} failed") from e
+            if album is None:
+                raise ProviderError(
+                    f"{why}, creating the album {name!r} failed: iCloud answered without it",
+                    provider=self.id,
+                )
+        self._album = album
+        self._album_uncertain = False
+        return album
+
+    def _in_album(self, album: Any, asset: Any, subject: str) -> bool:
+        """Whether the relation pyicloud's ``add_photo`` would have created
+        exists (it names it ``<asset id>-IN-<album id>``)."""
+        relation = f"{asset.id}-IN-{album.id}"
+        try:
+            found = self._service().private_client.lookup(
+                record_names=[relation], zone_id=CKZoneIDReq(**PRIMARY_ZONE)
+            )
+        except (PyiCloudException, requests.RequestException) as e:
+            raise self._error(e, subject) from e
+        return any(
+            isinstance(r, CKRecord)
+            and r.recordName == relation
+            and not r.deleted
+            and not r.fields.get_value("isDeleted")
+            for r in found.records
+        )
+
+
+def _find_album(albums: Any, name: str) -> Any:
+    """The first user album whose full name is ``name``: never a smart album
+    ("Favorites", "Recently Deleted"…), a folder, or an album in a folder
+    that merely shares the last part of the name."""
+    for album in albums:
+        if (
+            isinstance(album, PhotoAlbum)
+            and not isinstance(album, SmartPhotoAlbum | PhotoAlbumFolder)
+            and album.fullname == name
+        ):
+            return album
+    return None
 
 
 def _split_key(key: str) -> tuple[str, str]:

@@ -48,11 +48,15 @@ def test_target_without_its_marker_gets_no_writes(tmp_path: Path) -> None:
     (ws.target("usb") / ".reconcile-target.json").unlink()
 
     p = ws.run("plan", now=NOW)
-    assert "! blocked target usb: " in p.out
+    assert "! unavailable target usb: " in p.out
     assert "has no .reconcile-target.json (not mounted?)" in p.out
+    assert (p.code, p.err) == (
+        1,
+        "error: target usb could not be read (see '!' above); the rest was done\n",
+    )
 
     result = ws.run("apply", "--yes", now=NOW)
-    assert result.code == 0, result.err
+    assert result.code == 1
     assert list(ws.target("usb").rglob("*")) == []
     assert len(files_under(ws.target("nas"))) == 1
     # One verified copy is not two: the photo stays in the import folder.
@@ -211,9 +215,14 @@ def test_a_listing_that_shrank_sharply_is_not_trusted_for_removal(tmp_path: Path
         "(guards.max_shrink_fraction=0.5); if that is right, run once with --accept-shrink; "
         "nothing is removed from it this run",
         "",
-        "No changes. The library matches desired_state.toml. (1 blocked)",
+        "No changes for what could be read; the rest is not known to match. (1 blocked)",
     ]
-    assert ws.run("apply", "--yes", now=later).code == 0
+    assert p.code == 3
+    assert p.err == (
+        "error: a guard held back source incoming (see '!' above); check it, then run again "
+        "(with --accept-shrink if the shrink is real)\n"
+    )
+    assert ws.run("apply", "--yes", now=later).code == 3
     assert sorted(files_under(ws.incoming)) == ["IMG_0.JPG", "IMG_1.JPG"]
 
     accepted = ws.run("apply", "--yes", "--accept-shrink", now=later)
@@ -227,10 +236,12 @@ def test_an_unreadable_or_empty_source_removes_nothing(tmp_path: Path) -> None:
     assert ws.run("apply", "--yes", now=NOW).code == 0
     card = ws.incoming.rename(tmp_path / "unmounted")
     p = ws.run("plan", now=NOW)
-    assert "  ! blocked source incoming: listing failed: incoming: " in p.out
+    assert p.code == 1
+    assert "  ! unavailable source incoming: listing failed: incoming: " in p.out
     assert "does not exist or is not mounted; nothing is removed from it this run" in p.out
     ws.incoming.mkdir()  # mounted, but empty: a bare mount point
     p = ws.run("plan", now=NOW)
+    assert p.code == 3
     assert (
         "  ! blocked source incoming: listing came back empty (last run: 1 items); "
         "nothing is removed from it this run"

@@ -134,7 +134,7 @@ def test_unavailable_target_gets_nothing_and_blocks_removal() -> None:
     p = plan(desired(), world((item("x", A),), nas=(A,), library=(A,), usb_available=False), NOW)
     assert ids(p) == []
     assert [(n.status, n.subject) for n in p.notes] == [
-        ("blocked", "target usb"),
+        ("unavailable", "target usb"),
         ("waiting", "card:x"),
     ]
     assert p.notes[1].reason == "1 of 2 verified copies; kept in the source"

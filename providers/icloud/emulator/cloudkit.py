@@ -3,18 +3,25 @@ modify, zones and zone changes, answered from the account's zones.
 
 Pages follow Photos' indexes: ``startRank`` and ``direction`` select a window
 of assets ordered by capture date, each sent as a (CPLMaster, CPLAsset) pair.
-A modify checks ``recordChangeTag`` (stale: CONFLICT) and, when ``atomic``,
-applies all operations or none.
+A modify updates CPLAsset records (checking ``recordChangeTag``: stale is
+CONFLICT) and creates CPLAlbum and CPLContainerRelation records (an existing
+record name is EXISTS, CloudKit's answer to a create of a record that is
+already there); when ``atomic``, it applies all operations or none.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+from collections.abc import Callable
 from typing import Any
 
 from providers.icloud.emulator import records
-from providers.icloud.emulator.store import Account, EmulatedAsset, Zone
+from providers.icloud.emulator.store import Account, EmulatedAsset, Zone, relation_name
 
 JSON = dict[str, Any]
+#: A validated operation, waiting to be applied; returns the saved record.
+Apply = Callable[[], JSON]
 
 
 class CloudKitDatabase:
@@ -55,10 +62,11 @@ class CloudKitDatabase:
                 }
             ]
         elif record_type == "CPLAlbumByPositionLive":
-            found = []
-            if not filters.get("parentId"):
-                albums = [a for a in zone.albums.values() if not a.deleted]
-                found = [records.album_record(zone, a, i + 1) for i, a in enumerate(albums)]
+            # Top-level albums without ``parentId``, a folder's with it.
+            parent = filters.get("parentId") or None
+            albums = [a for a in zone.albums.values() if not a.deleted and a.parent_id == parent]
+            albums.sort(key=lambda a: records.album_position(zone, a))
+            found = [records.album_record(zone, a) for a in albums]
         elif record_type.startswith("CPL"):
             view = self._view(zone, record_type, filters)
             if "recordName" in filters:
@@ -137,12 +145,8 @@ class CloudKitDatabase:
         found: list[JSON] = []
         for wanted in body.get("records", []):
             name = str(wanted.get("recordName", ""))
-            if name in zone.assets:
-                found.append(records.asset_record(zone, zone.assets[name]))
-            elif name in zone.masters:
-                found.append(records.master_record(zone, zone.masters[name], self.url_generation))
-            else:
-                found.append(records.error_item(name, "NOT_FOUND", "Record not found"))
+            record = records.any_record(zone, name, self.url_generation)
+            found.append(record or records.error_item(name, "NOT_FOUND", "Record not found"))
         return {"records": found, "syncToken": self._sync_token()}
 
     def _modify(self, body: JSON, *, conflict: bool) -> JSON | None:
@@ -151,24 +155,15 @@ class CloudKitDatabase:
             return None
         operations = body.get("operations", [])
         errors: dict[int, JSON] = {}
-        targets: list[EmulatedAsset | None] = []
+        plans: dict[int, Apply] = {}
+        # Names created earlier in this batch: a second create of one is EXISTS.
+        claimed: set[str] = set()
         for i, op in enumerate(operations):
-            record = op.get("record", {})
-            name = str(record.get("recordName", ""))
-            asset = zone.assets.get(name)
-            targets.append(asset)
-            if op.get("operationType") not in ("update", "forceUpdate"):
-                errors[i] = records.error_item(name, "BAD_REQUEST", "operation not supported")
-            elif asset is None:
-                errors[i] = records.error_item(name, "NOT_FOUND", "Record not found")
-            elif conflict or (
-                op.get("operationType") == "update"
-                and record.get("recordChangeTag") != asset.change_tag
-            ):
-                errors[i] = {
-                    **records.error_item(name, "CONFLICT", "oplock error"),
-                    "serverRecord": records.asset_record(zone, asset),
-                }
+            planned = self._plan(zone, op, conflict=conflict, claimed=claimed)
+            if isinstance(planned, dict):
+                errors[i] = planned
+            else:
+                plans[i] = planned
         if errors and body.get("atomic"):
             out = [
                 errors.get(i)
@@ -180,15 +175,122 @@ class CloudKitDatabase:
                 for i, op in enumerate(operations)
             ]
             return {"records": out, "syncToken": self._sync_token()}
-        out = []
-        for i, (op, asset) in enumerate(zip(operations, targets, strict=True)):
-            if i in errors or asset is None:
-                out.append(errors[i])
-                continue
-            fields = {k: (v or {}).get("value") for k, v in op["record"].get("fields", {}).items()}
-            self.account.update_asset(asset, fields)
-            out.append(records.asset_record(zone, asset))
+        out = [errors[i] if i in errors else plans[i]() for i in range(len(operations))]
         return {"records": out, "syncToken": self._sync_token()}
+
+    def _plan(self, zone: Zone, op: JSON, *, conflict: bool, claimed: set[str]) -> JSON | Apply:
+        """An error item for ``op``, or the function that applies it: every
+        operation of a batch is checked before any is applied."""
+        kind = op.get("operationType")
+        record = op.get("record") or {}
+        name = str(record.get("recordName") or "")
+        fields = {k: (v or {}).get("value") for k, v in (record.get("fields") or {}).items()}
+        if kind == "create":
+            return self._plan_create(zone, record, name, fields, conflict=conflict, claimed=claimed)
+        if kind not in ("update", "forceUpdate"):
+            return records.error_item(name, "BAD_REQUEST", "operation not supported")
+        asset = zone.assets.get(name)
+        if asset is None:
+            return records.error_item(name, "NOT_FOUND", "Record not found")
+        if conflict or (kind == "update" and record.get("recordChangeTag") != asset.change_tag):
+            return {
+                **records.error_item(name, "CONFLICT", "oplock error"),
+                "serverRecord": records.asset_record(zone, asset),
+            }
+
+        def update() -> JSON:
+            self.account.update_asset(asset, fields)
+            return records.asset_record(zone, asset)
+
+        return update
+
+    def _plan_create(
+        self,
+        zone: Zone,
+        record: JSON,
+        name: str,
+        fields: dict[str, Any],
+        *,
+        conflict: bool,
+        claimed: set[str],
+    ) -> JSON | Apply:
+        record_type = record.get("recordType")
+        if record_type == "CPLContainerRelation" and not name:
+            name = relation_name(str(fields.get("itemId")), str(fields.get("containerId")))
+        if conflict:
+            return records.error_item(name, "CONFLICT", "oplock error")
+        if name and (
+            name in claimed or records.any_record(zone, name, self.url_generation) is not None
+        ):
+            return records.error_item(name, "EXISTS", "record to insert already exists")
+        if record_type == "CPLAlbum":
+            return self._plan_album(zone, name, fields, claimed)
+        if record_type == "CPLContainerRelation":
+            return self._plan_relation(zone, name, fields, claimed)
+        return records.error_item(name, "BAD_REQUEST", f"cannot create {record_type!r} records")
+
+    def _plan_album(
+        self, zone: Zone, name: str, fields: dict[str, Any], claimed: set[str]
+    ) -> JSON | Apply:
+        encoded = fields.get("albumNameEnc")
+        try:
+            album_name = base64.b64decode(str(encoded), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            album_name = ""
+        if encoded is None or not album_name:
+            return records.error_item(name, "BAD_REQUEST", "albumNameEnc must be base64 text")
+        parent = fields.get("parentId")
+        if parent is not None and str(parent) not in zone.albums:
+            return records.error_item(name, "BAD_REQUEST", "parentId names no album")
+        try:
+            album_type = int(fields.get("albumType") or 0)
+            raw_position = fields.get("position")
+            position = int(raw_position) if raw_position is not None else None
+            sort_ascending = int(fields.get("sortAscending", 1))
+            sort_type = int(fields.get("sortType") or 0)
+        except (TypeError, ValueError):
+            return records.error_item(name, "BAD_REQUEST", "album fields must be integers")
+        # A create without a record name gets one from the server, as in CloudKit.
+        album_id = name or self.account.new_record_name()
+        claimed.add(album_id)
+
+        def create() -> JSON:
+            album = self.account.create_album(
+                album_name,
+                zone=zone.name,
+                album_id=album_id,
+                album_type=album_type,
+                position=position,
+                parent_id=str(parent) if parent is not None else None,
+                sort_ascending=sort_ascending,
+                sort_type=sort_type,
+            )
+            return records.album_record(zone, album)
+
+        return create
+
+    def _plan_relation(
+        self, zone: Zone, name: str, fields: dict[str, Any], claimed: set[str]
+    ) -> JSON | Apply:
+        item_id = str(fields.get("itemId") or "")
+        album = zone.albums.get(str(fields.get("containerId") or ""))
+        if item_id not in zone.assets:
+            return records.error_item(name, "BAD_REQUEST", "itemId names no asset of this zone")
+        if album is None or album.deleted:
+            return records.error_item(name, "BAD_REQUEST", "containerId names no album")
+        try:
+            position = int(fields.get("position") or 0)
+        except (TypeError, ValueError):
+            return records.error_item(name, "BAD_REQUEST", "position must be an integer")
+        claimed.add(name)
+
+        def create() -> JSON:
+            relation = self.account.add_to_album(
+                album, item_id, record_name=name, position=position
+            )
+            return records.relation_record(zone, relation)
+
+        return create
 
     def _zones(self, database: str) -> JSON:
         zones = [z for z in self.account.zones.values() if z.database == database]
@@ -221,12 +323,9 @@ class CloudKitDatabase:
             more = bool(zone.changes) and last < zone.changes[-1][0]
             found = []
             for name in names:
-                if name in zone.assets:
-                    found.append(records.asset_record(zone, zone.assets[name]))
-                elif name in zone.masters:
-                    found.append(
-                        records.master_record(zone, zone.masters[name], self.url_generation)
-                    )
+                record = records.any_record(zone, name, self.url_generation)
+                if record is not None:
+                    found.append(record)
             out.append(
                 {
                     "zoneID": zone.zone_id,

@@ -5,6 +5,8 @@ A ``Fault`` matches requests by route (``download``, ``query``, ``modify``,
 groups ``ckdatabase`` and ``any``) and, while it has ``times`` left, replaces
 or alters the answer: an HTTP status with Apple's body and ``Retry-After``, a
 delay, a truncated download body, or a CONFLICT for every record of a modify.
+With ``applied`` the request takes effect before the error is answered: the
+answer was lost on its way back, so a client cannot know whether it happened.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class Fault:
     truncate: float | None = None
     truncate_mode: Literal["cut", "lie"] = "cut"
     conflict: bool = False
+    #: Handle the request as usual, then answer ``status`` instead.
+    applied: bool = False
     path_contains: str = ""
     times: int | None = 1
     hits: int = 0

@@ -173,9 +173,11 @@ class EmulatorServer(CloudKitDatabase):
         delay: float = 0.0,
         times: int | None = 1,
         path_contains: str = "",
+        applied: bool = False,
     ) -> Fault:
         """Answer the next ``times`` requests on ``route`` with ``status``
-        (Apple's body for it, and ``Retry-After``), after ``delay`` seconds."""
+        (Apple's body for it, and ``Retry-After``), after ``delay`` seconds;
+        ``applied``: only after the request took effect (a lost answer)."""
         return self.faults.add(
             Fault(
                 route=route,
@@ -185,6 +187,7 @@ class EmulatorServer(CloudKitDatabase):
                 delay=delay,
                 times=times,
                 path_contains=path_contains,
+                applied=applied,
             )
         )
 
@@ -235,12 +238,15 @@ class EmulatorServer(CloudKitDatabase):
         fault = self.faults.take(route, req.path)
         if fault is not None and fault.delay:
             time.sleep(fault.delay)
+        if fault is not None and fault.status is not None and not fault.applied:
+            return _fault_response(fault, fault.status)
+        response = self._dispatch(req, route, fault)
         if fault is not None and fault.status is not None:
-            body = fault.error_body()
-            if isinstance(body, bytes):
-                headers = {"Content-Type": "text/plain", **fault.headers()}
-                return Response(fault.status, headers, body)
-            return json_response(fault.status, body, fault.headers())
+            # ``applied``: it happened, but the client hears only the error.
+            return _fault_response(fault, fault.status)
+        return response
+
+    def _dispatch(self, req: Request, route: str, fault: Fault | None) -> Response:
         if route == "auth":
             return self._auth(req)
         if route == "setup":
@@ -472,6 +478,14 @@ _PHONE = {
     "lastTwoDigits": "42",
     "pushMode": "sms",
 }
+
+
+def _fault_response(fault: Fault, status: int) -> Response:
+    body = fault.error_body()
+    if isinstance(body, bytes):
+        headers = {"Content-Type": "text/plain", **fault.headers()}
+        return Response(status, headers, body)
+    return json_response(status, body, fault.headers())
 
 
 def _phone_options() -> JSON:

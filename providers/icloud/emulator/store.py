@@ -245,6 +245,11 @@ class Account:
         # Master record names look like base64-ish 28-character strings.
         return "A" + hashlib.sha256(digest.encode()).hexdigest()[:27]
 
+    def new_record_name(self) -> str:
+        """A fresh record name, as CloudKit gives a create that names none."""
+        with self.lock:
+            return self._new_id("asset")
+
     def next_change_tag(self) -> str:
         return _base36(next(self._serial) + 1000)
 
