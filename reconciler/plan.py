@@ -288,12 +288,25 @@ class _Planner:
     def _library_items(self) -> None:
         """Items that left their sources live on in the library: their copies
         are still kept (and repaired) and they still age into heavier tiers."""
+        stills = {
+            posixpath.splitext(lf.path)[0]
+            for lf in self.world.library.files
+            if media_kind(lf.path) in ("jpeg", "heic")
+        }
         for lf in self.world.library.files:
             sha = lf.original_sha256
             if sha in self.handled:
                 continue
             self.handled.add(sha)
-            f = MediaFile(name=posixpath.basename(lf.path), size=lf.size, ref=lf.path, sha256=sha)
+            # A video beside a still of the same name is a Live Photo's video.
+            live = media_kind(lf.path) == "video" and posixpath.splitext(lf.path)[0] in stills
+            f = MediaFile(
+                name=posixpath.basename(lf.path),
+                size=lf.size,
+                ref=lf.path,
+                role="live_video" if live else "original",
+                sha256=sha,
+            )
             item = SourceItem(
                 source_id=LIBRARY, key=lf.path, files=(f,), captured_at=date_from_path(lf.path)
             )

@@ -240,3 +240,42 @@ def test_encode_for_tier_and_aging_into_a_heavier_tier() -> None:
 def test_same_inputs_same_plan() -> None:
     w = world((item("x", A), item("y", B)))
     assert plan(desired(), w, NOW) == plan(desired(), w, NOW)
+
+
+def test_library_items_keep_their_copies_and_live_videos_stay_original() -> None:
+    d = desired(tiers=[{"name": "all", "video_crf": 30}])
+    files = (
+        LibraryFile(
+            path="2021/01/02/IMG_1.HEIC",
+            sha256="1" * 64,
+            original_sha256="1" * 64,
+            tier="original",
+            size=9,
+        ),
+        LibraryFile(
+            path="2021/01/02/IMG_1.MOV",
+            sha256="2" * 64,
+            original_sha256="2" * 64,
+            tier="original",
+            size=9,
+        ),
+        LibraryFile(
+            path="2021/01/02/VID_2.MOV",
+            sha256="3" * 64,
+            original_sha256="3" * 64,
+            tier="original",
+            size=9,
+        ),
+    )
+    w = world((), nas=("1" * 64, "2" * 64, "3" * 64), usb=("1" * 64, "2" * 64))
+    w = World(
+        observed_at=NOW,
+        sources=w.sources,
+        targets=w.targets,
+        library=LibraryState(available=True, files=files),
+    )
+    p = plan(d, w, NOW)
+    assert ids(p) == [f"copy:usb:{'3' * 64}", f"encode:{'1' * 64}", f"encode:{'3' * 64}"]
+    assert p.actions[1].reason == (
+        "captured 2021-01-02 (5.9 years ago): tier all (quality 85), library has original"
+    )
