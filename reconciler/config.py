@@ -71,6 +71,8 @@ class ICloudSource:
     #: Emulator base URL (tests, the demo); empty means Apple's real service.
     endpoint: str = ""
     include_shared: bool = False
+    #: Add each asset to this album before removing it (empty: don't).
+    staging_album: str = ""
     #: Read timeout of each request to iCloud (the connect timeout is 10 s).
     timeout_s: float = 60.0
 

@@ -64,6 +64,7 @@ def _source(
         endpoint=cfg.endpoint or None,
         include_shared=cfg.include_shared,
         timeouts=(10.0, cfg.timeout_s),
+        staging_album=cfg.staging_album or None,
     )
     return source
 

@@ -195,3 +195,18 @@ def test_hostile_and_odd_filenames_stay_inside_and_never_overwrite(
             assert len(path.name.encode()) <= 255
     assert not (tmp_path / "escape.jpg").exists()
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
+
+
+def test_staging_album_records_what_was_offloaded(
+    ws: Workspace, account: Account, emu: RunningEmulator
+) -> None:
+    ws.config.write_text(
+        ws.config.read_text().replace(
+            'kind = "icloud"\n', 'kind = "icloud"\nstaging_album = "DeletePending"\n'
+        )
+    )
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    (album,) = account.albums_named("DeletePending")
+    removed = {a.asset_id for a in account.deleted_assets()}
+    assert len(removed) == 4
+    assert set(album.asset_ids) == removed
