@@ -6,6 +6,7 @@ happen here, and the removal gate is shown to hold at apply time.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from providers.icloud.emulator.testing import (
     running_emulator,
     seed_trusted_session,
 )
+from reconciler.cli import main
 from tests.helpers import KEEP_ORIGINALS, Workspace, files_under, make_jpeg, make_workspace
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -210,3 +212,52 @@ def test_staging_album_records_what_was_offloaded(
     removed = {a.asset_id for a in account.deleted_assets()}
     assert len(removed) == 4
     assert set(album.asset_ids) == removed
+
+
+class _CodeFromThePhone(io.StringIO):
+    """stdin for `reconcile login icloud`: the person types the code the
+    emulator just sent (known only once the prompt is shown)."""
+
+    def __init__(self, emu: RunningEmulator) -> None:
+        super().__init__()
+        self.emu = emu
+
+    def readline(self, size: int | None = -1) -> str:
+        return f"{self.emu.server.last_sms_code}\n"
+
+
+def test_login_icloud_then_unattended_runs_and_status_shows_the_session_age(
+    tmp_path: Path, emu: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    icloud = f'[sources.icloud]\nkind = "icloud"\nendpoint = "{emu.url}"\n'
+    ws = make_workspace(tmp_path / "fresh", sources=icloud, extra=KEEP_ORIGINALS)
+    monkeypatch.setenv("ICLOUD_USERNAME", emu.username)
+    monkeypatch.delenv("ICLOUD_PASSWORD", raising=False)
+
+    r = ws.run("plan", now=NOW)  # no session yet: a person is needed
+    assert r.code == 3
+    assert r.err.startswith("error: ") and "reconcile login icloud" in r.err
+
+    monkeypatch.setenv("ICLOUD_PASSWORD", emu.password)
+    out, err = io.StringIO(), io.StringIO()
+    code = main(
+        ["-c", str(ws.config), "login", "icloud"],
+        stdout=out,
+        stderr=err,
+        stdin=_CodeFromThePhone(emu),
+    )
+    assert (code, err.getvalue()) == (0, "")
+    session = ws.root / "state" / "icloud-session"
+    assert out.getvalue().endswith(
+        f"Logged in to iCloud as {emu.username}; the trusted session is in {session}.\n"
+    )
+    for f in session.iterdir():
+        assert f.stat().st_mode & 0o077 == 0, f  # secrets: owner only
+
+    monkeypatch.delenv("ICLOUD_PASSWORD")  # cron has no password
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    status = ws.run("status").out
+    assert (
+        "icloud: trusted iCloud session is 0 day(s) old "
+        "(Apple asks for 2FA again after about 30 days)"
+    ) in status

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from reconciler.cli import main
 from tests.helpers import make_jpeg, make_workspace
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -205,3 +207,27 @@ def test_init_target_refuses_to_remark_another_store(tmp_path: Path) -> None:
 def test_unknown_command_is_a_usage_error(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path)
     assert ws.run("frobnicate").code == 1
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_apply_asks_at_a_terminal_and_no_means_nothing_is_done(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
+    for answer, applied in (("n\n", False), ("y\n", True)):
+        out = io.StringIO()
+        code = main(
+            ["-c", str(ws.config), "apply"],
+            stdout=out,
+            stderr=io.StringIO(),
+            stdin=_Terminal(answer),
+            now=NOW,
+        )
+        assert code == 0
+        assert "\nApply these 5 actions? [y/N] " in out.getvalue()
+        assert ("Nothing done." in out.getvalue()) is not applied
+        nas = [p.name for p in ws.target("nas").rglob("*.JPG")]
+        assert nas == (["IMG_1.JPG"] if applied else [])
