@@ -22,15 +22,8 @@ from providers.filesystem import scan_tree
 from reconciler.errors import ProviderError
 from reconciler.hashing import copy_file_hashing, sha256_file
 from reconciler.layout import is_inside
+from reconciler.media.kinds import STILL_EXTENSIONS, VIDEO_EXTENSIONS, is_media
 from reconciler.model import MediaFile, SourceItem
-
-STILLS = {".jpg", ".jpeg", ".heic", ".heif", ".png", ".gif", ".tif", ".tiff", ".webp", ".dng"}
-STILLS |= {".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf"}
-VIDEOS = {".mov", ".mp4", ".m4v", ".avi", ".3gp", ".mts"}
-
-
-def is_media(name: str) -> bool:
-    return posixpath.splitext(name)[1].lower() in STILLS | VIDEOS
 
 
 class FolderSource:
@@ -110,9 +103,9 @@ def _group(
     for members in by_stem.values():
         if len(members) == 2:
             (a, a_ext), (b, b_ext) = members
-            if a_ext in VIDEOS and b_ext in STILLS:
+            if a_ext in VIDEO_EXTENSIONS and b_ext in STILL_EXTENSIONS:
                 (a, a_ext), (b, b_ext) = (b, b_ext), (a, a_ext)
-            if a_ext in STILLS and b_ext in VIDEOS:
+            if a_ext in STILL_EXTENSIONS and b_ext in VIDEO_EXTENSIONS:
                 yield _item(source_id, files[a], files[b][1])
                 continue
         for rel, _ in members:

@@ -27,7 +27,7 @@ import attrs
 
 from reconciler.config import DesiredState, Tier
 from reconciler.layout import date_from_path
-from reconciler.media import media_kind
+from reconciler.media import is_media, media_kind
 from reconciler.model import (
     ORIGINAL_TIER,
     Action,
@@ -295,8 +295,8 @@ class _Planner:
         }
         for lf in self.world.library.files:
             sha = lf.original_sha256
-            if sha in self.handled:
-                continue
+            if sha in self.handled or not is_media(lf.path):
+                continue  # planned with its source item, or not a photo (.DS_Store)
             self.handled.add(sha)
             # A video beside a still of the same name is a Live Photo's video.
             live = media_kind(lf.path) == "video" and posixpath.splitext(lf.path)[0] in stills

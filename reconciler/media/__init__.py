@@ -6,7 +6,14 @@ A pure layer: functions of files, with no configuration, database or output.
 from __future__ import annotations
 
 from reconciler.media.encode import EncodeResult, encode_file
-from reconciler.media.kinds import media_kind
+from reconciler.media.kinds import is_media, media_kind
 from reconciler.media.metadata import read_capture_date, read_lineage
 
-__all__ = ["EncodeResult", "encode_file", "media_kind", "read_capture_date", "read_lineage"]
+__all__ = [
+    "EncodeResult",
+    "encode_file",
+    "is_media",
+    "media_kind",
+    "read_capture_date",
+    "read_lineage",
+]

@@ -40,6 +40,19 @@ _QUICKTIME_BOXES = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pno
 _HEAD_BYTES = 64
 
 
+#: Every photo or video a library holds, by extension (whether or not we encode it).
+STILL_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".heic", ".heif", ".png", ".gif", ".tif", ".tiff", ".webp", ".dng"}
+    | {".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raf"}
+)
+VIDEO_EXTENSIONS = frozenset({".mov", ".mp4", ".m4v", ".avi", ".3gp", ".mts"})
+
+
+def is_media(name: str) -> bool:
+    """A photo or video (so ``.DS_Store`` or a note beside them is not)."""
+    return os.path.splitext(name)[1].lower() in STILL_EXTENSIONS | VIDEO_EXTENSIONS
+
+
 def media_kind(name: str) -> str:
     """``jpeg``, ``heic``, ``video`` or ``other``, from the file name's extension."""
     # os.path, not pathlib: the planner asks this for every file of the library.
