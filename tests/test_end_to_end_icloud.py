@@ -261,3 +261,39 @@ def test_login_icloud_then_unattended_runs_and_status_shows_the_session_age(
         "icloud: trusted iCloud session is 0 day(s) old "
         "(Apple asks for 2FA again after about 30 days)"
     ) in status
+
+
+def test_emulator_serve_prints_where_and_how_to_log_in(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reconciler.cli",
+            "emulator",
+            "serve",
+            "--port",
+            "0",
+            "--generate",
+            "3",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().strip() for _ in range(4)]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout:
+            proc.stdout.close()
+    assert lines[0].startswith("iCloud emulator listening on http://127.0.0.1:")
+    assert lines[1:] == [
+        "username: user@example.com",
+        "password: correct horse battery staple",
+        "assets: 3",
+    ]
