@@ -27,9 +27,8 @@ import random
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -211,7 +210,7 @@ class Applier:
                 self.db.journal(self.run_id, a.id, a.kind, "started")
                 futures[pool.submit(self._run, a)] = a
             try:
-                for fut in _as_completed(futures):
+                for fut in as_completed(futures):
                     self._finish(futures[fut], fut.result(), outcomes)
             except LoginRequiredError:
                 for f in futures:
@@ -586,13 +585,3 @@ def _original_row(copy: FileCopy) -> LineageRow:
         size=copy.size,
         mtime_ns=copy.mtime_ns,
     )
-
-
-def _as_completed(futures: dict[Future[T], Any]) -> Iterator[Future[T]]:
-    from concurrent.futures import as_completed
-
-    yield from as_completed(futures)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -249,3 +249,21 @@ def test_an_unreadable_or_empty_source_removes_nothing(tmp_path: Path) -> None:
     ws.incoming.rmdir()
     card.rename(ws.incoming)
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
+
+
+def test_every_action_is_journaled_before_and_after(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    db = StateDB.in_dir(tmp_path / "state")
+    rows = db.journal_rows()
+    db.close()
+    by_action: dict[str, list[str]] = {}
+    for row in rows:
+        by_action.setdefault(row["action_id"], []).append(row["status"])
+    kinds = sorted({row["kind"] for row in rows})
+    assert kinds == ["copy-to-library", "copy-to-target", "encode", "remove-from-source"]
+    assert len(by_action) == 5
+    for statuses in by_action.values():
+        assert statuses[0] == "started" and statuses[1] in ("changed", "ok")
+        assert len(statuses) == 2
