@@ -9,7 +9,6 @@ The only module that prints, prompts or picks exit codes (DESIGN.md):
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import traceback
 from collections.abc import Sequence
@@ -28,11 +27,9 @@ from reconciler.errors import (
     ConfigError,
     LockHeldError,
     LoginRequiredError,
-    ProviderError,
     ReconcileError,
     SafetyError,
     StalePlanError,
-    StateError,
 )
 from reconciler.lock import RunLock
 from reconciler.model import Action, Plan, World
@@ -41,7 +38,6 @@ from reconciler.plan import plan as make_plan
 from reconciler.state import StateDB
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PERSON, EXIT_LOCKED = 0, 1, 2, 3, 4
-log = logging.getLogger("reconcile")
 
 
 class _Out:
@@ -150,7 +146,7 @@ def main(
     except LockHeldError as e:
         io.warn(f"error: {e}")
         return EXIT_LOCKED
-    except (ProviderError, StalePlanError, StateError, ReconcileError) as e:
+    except ReconcileError as e:  # provider, state, stale plan, media…
         io.warn(f"error: {e}")
         return EXIT_ERROR
     except KeyboardInterrupt:

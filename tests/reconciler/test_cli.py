@@ -10,6 +10,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from reconciler.cli import main
 from tests.helpers import make_jpeg, make_workspace
 
@@ -231,3 +233,22 @@ def test_apply_asks_at_a_terminal_and_no_means_nothing_is_done(tmp_path: Path) -
         assert ("Nothing done." in out.getvalue()) is not applied
         nas = [p.name for p in ws.target("nas").rglob("*.JPG")]
         assert nas == (["IMG_1.JPG"] if applied else [])
+
+
+def test_an_unexpected_exception_is_one_line_and_a_logged_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = make_workspace(tmp_path)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("reconciler.cli.make_plan", broken)
+    r = ws.run("plan", now=NOW)
+    log = tmp_path / "state" / "reconcile.log"
+    assert (r.code, r.out) == (1, "")
+    assert r.err == (
+        f"error: internal error (RuntimeError: boom); this is a bug. Traceback: {log}\n"
+    )
+    assert "Traceback (most recent call last)" in log.read_text()
+    assert "RuntimeError: boom" in log.read_text()
