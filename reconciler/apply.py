@@ -573,6 +573,7 @@ def _cache_row(store: Store, copy: FileCopy) -> tuple[str, CachedHash] | None:
         sha256=copy.sha256,
         dated=False,
         captured_at=None,
+        hashed_at=time.time(),
     )
 
 

@@ -151,6 +151,9 @@ class Guards:
     #: A listing that shrinks by more than this fraction since the last run
     #: is not trusted (no removals from that source, no writes to that target).
     max_shrink_fraction: float = 0.5
+    #: Re-read every file of every store this often (spread over up to twice
+    #: as long), so bit rot that keeps size and mtime is found; 0: never.
+    reverify_after_days: int = 180
 
 
 @attrs.frozen(kw_only=True)
@@ -349,6 +352,8 @@ def _check(d: DesiredState) -> list[str]:
         problems.append("policy.removal.max_items_per_run: must not be negative")
     if not 0 < d.guards.max_shrink_fraction <= 1:
         problems.append("guards.max_shrink_fraction: must be in (0, 1]")
+    if d.guards.reverify_after_days < 0:
+        problems.append("guards.reverify_after_days: must not be negative (0: never)")
     if d.apply.workers < 1:
         problems.append("apply.workers: must be at least 1")
     problems.extend(_check_tiers(d.policy.tiers))

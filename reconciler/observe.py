@@ -13,6 +13,8 @@ removes nothing from it), and a store without its marker is unavailable.
 from __future__ import annotations
 
 import os
+import time
+import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -49,11 +51,30 @@ def _quiet(label: str, done: int, total: int) -> None:
 class CachedHasher:
     """The Hasher handed to providers: SQLite cache first, then a thread pool."""
 
-    def __init__(self, db: StateDB, *, workers: int = 0, progress: Progress = _quiet) -> None:
+    def __init__(
+        self,
+        db: StateDB,
+        *,
+        now: float | None = None,
+        reverify_after_s: float | None = None,
+        workers: int = 0,
+        progress: Progress = _quiet,
+    ) -> None:
         self.db = db
+        self.now = time.time() if now is None else now
+        self.reverify_after_s = reverify_after_s
         self.workers = workers or min(4, (os.cpu_count() or 2))
         self.progress = progress
         self.hashed_files = 0  # misses hashed this run, for tests and figures
+
+    def _due(self, path: str, hashed_at: float) -> bool:
+        """Time to read an unchanged file again (bit rot keeps size and mtime).
+        Each file's turn falls between one and two windows, spread by its path,
+        so a library hashed in one night is not all re-read in one night."""
+        if not self.reverify_after_s:
+            return False
+        spread = 1 + (zlib.crc32(path.encode()) % 1000) / 1000
+        return self.now - hashed_at > self.reverify_after_s * spread
 
     def hash_entries(self, entries: Iterable[ScanEntry], *, dates: bool = False) -> list[Hashed]:
         entries = list(entries)
@@ -68,6 +89,7 @@ class CachedHasher:
                 and c.mtime_ns == e.mtime_ns
                 and c.inode == e.inode
                 and (c.dated or not dates)
+                and not self._due(e.path, c.hashed_at)
             ):
                 results[i] = Hashed(c.sha256, c.captured_at)
             else:
@@ -90,6 +112,7 @@ class CachedHasher:
                 sha256=sha,
                 dated=dates,
                 captured_at=when,
+                hashed_at=self.now,
             )
 
         rows: list[tuple[str, CachedHash]] = []
@@ -123,14 +146,18 @@ def observe(
     progress: Progress = _quiet,
     accept_shrink: bool = False,
 ) -> World:
-    hasher = CachedHasher(db, progress=progress)
+    now = now or datetime.now(UTC)
+    days = desired.guards.reverify_after_days
+    hasher = CachedHasher(
+        db, now=now.timestamp(), reverify_after_s=days * 86400 or None, progress=progress
+    )
     sources = tuple(
         _source(sid, src, hasher, db, desired.guards.max_shrink_fraction, accept_shrink)
         for sid, src in conn.sources.items()
     )
     targets = tuple(_target(tid, store, hasher, db) for tid, store in conn.targets.items())
     return World(
-        observed_at=now or datetime.now(UTC),
+        observed_at=now,
         sources=sources,
         targets=targets,
         library=_library(conn, hasher, db),

@@ -41,6 +41,7 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
             "sha256": str,
             "dated": int,
             "captured_at": float,
+            "hashed_at": float,
         },
         pk="path",
     )
@@ -128,6 +129,8 @@ class CachedHash(NamedTuple):
     #: True once the capture date was looked for (captured_at may still be None).
     dated: bool
     captured_at: float | None
+    #: When the bytes were last read (epoch seconds): old entries are re-read.
+    hashed_at: float
 
 
 class LineageRow(NamedTuple):
@@ -198,7 +201,7 @@ class StateDB:
         for chunk in _chunks(paths):
             marks = ",".join("?" * len(chunk))
             sql = (
-                "select path, size, mtime_ns, inode, sha256, dated, captured_at "
+                "select path, size, mtime_ns, inode, sha256, dated, captured_at, hashed_at "
                 f"from hash_cache where path in ({marks})"
             )
             for row in conn.execute(sql, chunk):

@@ -267,3 +267,24 @@ def test_every_action_is_journaled_before_and_after(tmp_path: Path) -> None:
     for statuses in by_action.values():
         assert statuses[0] == "started" and statuses[1] in ("changed", "ok")
         assert len(statuses) == 2
+
+
+def test_bit_rot_that_keeps_size_and_mtime_is_found_by_reverification(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, removal=False)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    (copy,) = list(ws.target("nas").rglob("*.JPG"))
+    st = copy.stat()
+    with open(copy, "r+b") as f:  # in place: same inode, same size…
+        f.seek(st.st_size // 2)
+        f.write(b"\x00\x01\x02")
+    os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))  # …and the old mtime
+
+    # Within the window the cache is trusted (the removal gate would still re-read).
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
+    later = NOW + timedelta(days=400)  # past reverify_after_days (180, spread to 360)
+    p = ws.run("plan", "--detailed-exitcode", now=later)
+    assert p.code == 2
+    assert "+ copy-to-target[nas] incoming:IMG_1.JPG: no verified copy on nas" in p.out
+    assert ws.run("apply", "--yes", now=later).code == 0
+    assert ws.run("plan", "--detailed-exitcode", now=later).code == 0
