@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -181,7 +182,7 @@ class StateDB:
                 f"({SCHEMA_VERSION}); upgrade reconcile"
             )
         for v in range(version + 1, SCHEMA_VERSION + 1):
-            with self.db.conn:
+            with self.transaction():  # a migration lands whole or not at all
                 _MIGRATIONS[v](self.db)
                 self._set_meta("schema_version", str(v))
 
@@ -209,10 +210,38 @@ class StateDB:
         return out
 
     def store_hashes(self, rows: Iterable[tuple[str, CachedHash]]) -> None:
-        records = [{"path": p, **h._asdict()} for p, h in rows]
+        records = [(p, *h) for p, h in rows]
         if records:
-            with self.db.conn:
-                self.db.table("hash_cache").upsert_all(records, pk="path")
+            with self.transaction():
+                self.db.conn.executemany(
+                    "insert or replace into hash_cache (path, size, mtime_ns, inode, sha256, "
+                    "dated, captured_at, hashed_at) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                    records,
+                )
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One commit for many writes. The connection is in autocommit mode,
+        so without this every row would be a transaction of its own."""
+        if self.db.conn.in_transaction:  # nested: the outer one commits
+            yield
+            return
+        self.db.conn.execute("begin")
+        try:
+            yield
+        except BaseException:
+            self.db.conn.execute("rollback")
+            raise
+        self.db.conn.execute("commit")
+
+    def _put(self, table: str, row: dict[str, Any]) -> None:
+        """Insert or replace one whole row. Plain SQL: the applier writes a few
+        rows per action, and sqlite-utils' insert re-reads the schema each time."""
+        cols = ", ".join(row)
+        marks = ", ".join("?" * len(row))
+        self.db.conn.execute(
+            f"insert or replace into {table} ({cols}) values ({marks})", list(row.values())
+        )
 
     # -------------------------------------------------------- source files
 
@@ -223,7 +252,8 @@ class StateDB:
     def record_source_file(
         self, source_id: str, item_key: str, ref: str, sha256: str, size: int
     ) -> None:
-        self.db.table("source_files").upsert(
+        self._put(
+            "source_files",
             {
                 "source_id": source_id,
                 "item_key": item_key,
@@ -231,7 +261,6 @@ class StateDB:
                 "sha256": sha256,
                 "size": size,
             },
-            pk=("source_id", "item_key", "ref"),
         )
 
     # ------------------------------------------------------------- library
@@ -241,17 +270,14 @@ class StateDB:
         return {row[0]: LineageRow._make(row) for row in self.db.conn.execute(sql)}
 
     def record_lineage(self, row: LineageRow) -> None:
-        self.db.table("library").upsert(row._asdict(), pk="path")
+        self._put("library", row._asdict())
 
     def settled(self) -> dict[tuple[str, str], str]:
         rows = self.db.query("select original_sha256, tier, reason from settled")
         return {(r["original_sha256"], r["tier"]): r["reason"] for r in rows}
 
     def record_settled(self, original_sha256: str, tier: str, reason: str) -> None:
-        self.db.table("settled").upsert(
-            {"original_sha256": original_sha256, "tier": tier, "reason": reason},
-            pk=("original_sha256", "tier"),
-        )
+        self._put("settled", {"original_sha256": original_sha256, "tier": tier, "reason": reason})
 
     # ---------------------------------------------------------- deliveries
 
@@ -263,7 +289,8 @@ class StateDB:
         existing = self.deliveries_for(store_id, path)
         if existing and existing["sha256"] == sha256:
             return
-        self.db.table("deliveries").upsert(
+        self._put(
+            "deliveries",
             {
                 "store_id": store_id,
                 "path": path,
@@ -273,13 +300,15 @@ class StateDB:
                 "confirmed_at": None,
                 "freed_at": None,
             },
-            pk=("store_id", "path"),
         )
 
     def record_freed(self, store_id: str, path: str) -> None:
         """The local staging copy is gone; the phone's copy counts by its
         recorded confirmation from now on."""
-        self.db.table("deliveries").update((store_id, path), {"freed_at": _now()})
+        self.db.conn.execute(
+            "update deliveries set freed_at = ? where store_id = ? and path = ?",
+            (_now(), store_id, path),
+        )
 
     def deliveries_for(self, store_id: str, path: str) -> dict[str, Any] | None:
         rows = list(
@@ -290,15 +319,12 @@ class StateDB:
         return dict(rows[0]) if rows else None
 
     def record_confirmation(self, store_id: str, path: str, sha256: str, size: int) -> None:
-        self.db.table("deliveries").upsert(
-            {
-                "store_id": store_id,
-                "path": path,
-                "sha256": sha256,
-                "size": size,
-                "confirmed_at": _now(),
-            },
-            pk=("store_id", "path"),
+        # Keeps delivered_at when the row exists (a delivery this tool made).
+        self.db.conn.execute(
+            "insert into deliveries (store_id, path, sha256, size, confirmed_at) "
+            "values (?, ?, ?, ?, ?) on conflict (store_id, path) do update set "
+            "sha256 = excluded.sha256, size = excluded.size, confirmed_at = excluded.confirmed_at",
+            (store_id, path, sha256, size, _now()),
         )
 
     # --------------------------------------------------------- listing guard
@@ -310,9 +336,7 @@ class StateDB:
         return int(rows[0]["count"]) if rows else None
 
     def record_listing_count(self, store_id: str, count: int) -> None:
-        self.db.table("listing_counts").upsert(
-            {"store_id": store_id, "count": count, "observed_at": _now()}, pk="store_id"
-        )
+        self._put("listing_counts", {"store_id": store_id, "count": count, "observed_at": _now()})
 
     # --------------------------------------------------------- runs, journal
 
@@ -330,15 +354,10 @@ class StateDB:
     def journal(
         self, run_id: int, action_id: str, kind: str, status: str, detail: str = ""
     ) -> None:
-        self.db.table("journal").insert(
-            {
-                "run_id": run_id,
-                "action_id": action_id,
-                "kind": kind,
-                "status": status,
-                "detail": detail,
-                "at": _now(),
-            }
+        self.db.conn.execute(
+            "insert into journal (run_id, action_id, kind, status, detail, at) "
+            "values (?, ?, ?, ?, ?, ?)",
+            (run_id, action_id, kind, status, detail, _now()),
         )
 
     def journal_rows(self, run_id: int | None = None) -> list[dict[str, Any]]:
@@ -356,7 +375,8 @@ class StateDB:
     def record_tombstone(
         self, source_id: str, item_key: str, sha256s: Sequence[str], size: int, run_id: int
     ) -> None:
-        self.db.table("tombstones").upsert(
+        self._put(
+            "tombstones",
             {
                 "source_id": source_id,
                 "item_key": item_key,
@@ -365,7 +385,6 @@ class StateDB:
                 "removed_at": _now(),
                 "run_id": run_id,
             },
-            pk=("source_id", "item_key"),
         )
 
     def tombstones(self) -> frozenset[tuple[str, str]]:
