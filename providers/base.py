@@ -99,6 +99,11 @@ class Source(Protocol):
         once). Raise ProviderError on failure."""
         ...
 
+    def local_path(self, item: SourceItem, file: MediaFile) -> Path | None:
+        """The file on this machine, when the source keeps it here (a folder);
+        None for a remote source. Callers verify its hash before trusting it."""
+        ...
+
     def remove(self, item: SourceItem) -> None:
         """Remove the item from the source (soft delete where the source has one).
         Only the applier calls this, and only after its own removal gate."""
@@ -125,6 +130,10 @@ class Store(Protocol):
 
     def verify(self, copy: FileCopy) -> bool:
         """Re-read the copy now: True only if it still hashes to its sha256."""
+        ...
+
+    def local_path(self, rel_path: str) -> Path | None:
+        """Where ``rel_path`` lives on this machine (a mounted store), or None."""
         ...
 
     def read_to(self, copy: FileCopy, dest: Path) -> None:

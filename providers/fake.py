@@ -59,6 +59,9 @@ class FakeSource:
         for item, _ in list(self.items.values()):
             yield item
 
+    def local_path(self, item: SourceItem, file: MediaFile) -> Path | None:
+        return None
+
     def fetch(self, item: SourceItem, file: MediaFile, dest: Path) -> str:
         if file.ref in self.fail_fetch:
             raise ProviderError(f"download of {file.ref} failed", provider=self.id, transient=True)
@@ -119,6 +122,9 @@ class FakeStore:
     def verify(self, copy: FileCopy) -> bool:
         data = self.files.get(copy.path)
         return self.available and data is not None and sha256_bytes(data) == copy.sha256
+
+    def local_path(self, rel_path: str) -> Path | None:
+        return None  # in memory
 
     def read_to(self, copy: FileCopy, dest: Path) -> None:
         dest.write_bytes(self.files[copy.path])

@@ -243,6 +243,9 @@ class FilesystemStore:
         except OSError:
             return False
 
+    def local_path(self, rel_path: str) -> Path | None:
+        return self._path(rel_path)
+
     def read_to(self, copy: FileCopy, dest: Path) -> None:
         try:
             shutil.copyfile(self._path(copy.path), dest)

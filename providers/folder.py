@@ -60,6 +60,9 @@ class FolderSource:
             raise ProviderError(f"path {ref!r} escapes {self.root}", provider=self.id)
         return self.root / ref
 
+    def local_path(self, item: SourceItem, file: MediaFile) -> Path | None:
+        return self._path(file.ref)
+
     def fetch(self, item: SourceItem, file: MediaFile, dest: Path) -> str:
         src = self._path(file.ref)
         try:

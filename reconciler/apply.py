@@ -27,7 +27,7 @@ import random
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -153,6 +153,14 @@ class Applier:
         self.items: dict[tuple[str, str], SourceItem] = {
             (s.source_id, i.key): i for s in world.sources for i in s.items
         }
+        #: original sha256 -> the source files holding it (one lookup, not a
+        #: scan of every item, for each copy or encode)
+        self.holders: dict[str, list[tuple[str, SourceItem, MediaFile]]] = {}
+        for (sid, _), item in self.items.items():
+            for f in item.files:
+                sha = f.sha256 or self.known.get((sid, item.key, f.ref))
+                if sha:
+                    self.holders.setdefault(sha, []).append((sid, item, f))
         self.throttled: dict[str, str] = {}
         self.removed = 0
         self.removed_bytes = 0
@@ -201,14 +209,17 @@ class Applier:
         if not actions:
             return
         with ThreadPoolExecutor(max(1, workers)) as pool:
-            futures: dict[Future[tuple[str, str, _Effects]], Action] = {}
+            runnable: list[Action] = []
             for a in actions:
                 blocked = self._blocked_by(a, outcomes)
                 if blocked:
                     self._finish(a, ("skipped", blocked, _Effects()), outcomes)
-                    continue
-                self.db.journal(self.run_id, a.id, a.kind, "started")
-                futures[pool.submit(self._run, a)] = a
+                else:
+                    runnable.append(a)
+            with self.db.transaction():  # journaled before anything runs
+                for a in runnable:
+                    self.db.journal(self.run_id, a.id, a.kind, "started")
+            futures = {pool.submit(self._run, a): a for a in runnable}
             try:
                 for fut in as_completed(futures):
                     self._finish(futures[fut], fut.result(), outcomes)
@@ -261,12 +272,13 @@ class Applier:
         outcomes: dict[str, Outcome],
     ) -> None:
         status, detail, fx = result
-        self._record(fx)
+        with self.db.transaction():  # what it did and its journal row, together
+            self._record(fx)
+            self.db.journal(self.run_id, a.id, a.kind, status, detail)
         outcome = Outcome(
             action_id=a.id, kind=a.kind, subject=a.subject, status=status, detail=detail
         )
         outcomes[a.id] = outcome
-        self.db.journal(self.run_id, a.id, a.kind, status, detail)
         self._done += 1
         self.report(outcome, self._done, self._total)
 
@@ -276,6 +288,8 @@ class Applier:
         self.db.store_hashes(filter(None, (_cache_row(store, c) for store, c in written)))
         for origin, sha, size in fx.source_files:
             self.known[(origin.source_id, origin.item_key, origin.ref)] = sha
+            _, item, file = self._item_file(origin)
+            self.holders.setdefault(sha, []).append((origin.source_id, item, file))
             self.db.record_source_file(origin.source_id, origin.item_key, origin.ref, sha, size)
         for row in fx.lineage:
             self.db.record_lineage(row)
@@ -334,11 +348,19 @@ class Applier:
     @contextmanager
     def _original(self, sha: str) -> Iterator[Path]:
         """A readable path holding the original bytes of ``sha``: the library's
-        original, a local source file, or a verified copy on a target."""
+        original, a source or target file on this machine (read in place), or
+        else one fetched to a temporary file (iCloud, a store elsewhere)."""
         lib = self.library.get(sha)
         if lib is not None and lib.tier == ORIGINAL_TIER and lib.sha256 == sha:
             yield self.conn.library.root / lib.path
             return
+        for path in self._local_originals(sha):
+            try:
+                if sha256_file(path) == sha:
+                    yield path
+                    return
+            except OSError:
+                continue
         with tempfile.TemporaryDirectory(dir=self.desired.state_dir, prefix="fetch-") as tmp:
             dest = Path(tmp) / "original"
             for fetch in self._fetchers(sha):
@@ -352,17 +374,23 @@ class Applier:
                     return
             raise ProviderError(f"no readable original with sha256 {sha[:12]} anywhere")
 
-    def _fetchers(self, sha: str) -> Iterator[Callable[[Path], object]]:
-        for (sid, _), item in self.items.items():
-            for f in item.files:
-                ref_sha = f.sha256 or self.known.get((sid, item.key, f.ref))
-                if ref_sha == sha:
-                    source = self.conn.sources[sid]
-                    yield partial(source.fetch, item, f)
+    def _local_originals(self, sha: str) -> Iterator[Path]:
+        for sid, item, f in self.holders.get(sha, ()):
+            path = self.conn.sources[sid].local_path(item, f)
+            if path is not None:
+                yield path
         for tid, copies in self.copies.items():
             if sha in copies:
-                store = self.conn.targets[tid]
-                yield partial(store.read_to, copies[sha])
+                path = self.conn.targets[tid].local_path(copies[sha].path)
+                if path is not None:
+                    yield path
+
+    def _fetchers(self, sha: str) -> Iterator[Callable[[Path], object]]:
+        for sid, item, f in self.holders.get(sha, ()):
+            yield partial(self.conn.sources[sid].fetch, item, f)
+        for tid, copies in self.copies.items():
+            if sha in copies:
+                yield partial(self.conn.targets[tid].read_to, copies[sha])
 
     # ------------------------------------------------------------ actions
 
@@ -484,13 +512,7 @@ class Applier:
 
     def _original_elsewhere(self, sha: str) -> bool:
         """Is the original held somewhere besides the library (a source, a target)?"""
-        if any(sha in copies for copies in self.copies.values()):
-            return True
-        return any(
-            (f.sha256 or self.known.get((sid, item.key, f.ref))) == sha
-            for (sid, _), item in self.items.items()
-            for f in item.files
-        )
+        return sha in self.holders or any(sha in copies for copies in self.copies.values())
 
     # ------------------------------------------------------------- removal
 
@@ -556,10 +578,9 @@ def _as_copy(row: LineageRow) -> FileCopy:
 
 def _cache_row(store: Store, copy: FileCopy) -> tuple[str, CachedHash] | None:
     """What we just wrote and verified need not be read again next run."""
-    root = getattr(store, "root", None) or getattr(store, "folder_path", None)
-    if not isinstance(root, Path):
+    path = store.local_path(copy.path)
+    if path is None:
         return None
-    path = root / copy.path
     try:
         st = path.stat()
     except OSError:

@@ -237,6 +237,9 @@ class ICloudSource(Closing):
 
     # ------------------------------------------------------------ fetch
 
+    def local_path(self, item: SourceItem, file: MediaFile) -> Path | None:
+        return None  # remote: fetch() downloads it
+
     def fetch(self, item: SourceItem, file: MediaFile, dest: Path) -> str:
         """Stream ``file`` of ``item`` into ``dest``; resumes short reads,
         refreshes an expired URL once, accepts exactly ``file.size`` bytes."""

@@ -332,6 +332,9 @@ class SyncthingTarget(Closing):
             return False
         return self.confirm(copy.path).held
 
+    def local_path(self, rel_path: str) -> Path | None:
+        return self.folder_path / _check_rel(rel_path)
+
     def read_to(self, copy: FileCopy, dest: Path) -> None:
         """Copy the local staging file's bytes to ``dest``, checking its hash."""
         src = self.folder_path / _check_rel(copy.path)
