@@ -267,6 +267,7 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> LibraryState
         return LibraryState(available=False, problem=f"listing failed: {e}")
     lineage = db.lineage()
     files: list[LibraryFile] = []
+    learned: list[LineageRow] = []
     for c in copies:
         row = lineage.get(c.path)
         if row is None or row.sha256 != c.sha256:
@@ -278,7 +279,7 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> LibraryState
                 size=c.size,
                 mtime_ns=c.mtime_ns,
             )
-            db.record_lineage(row)
+            learned.append(row)
         files.append(
             LibraryFile(
                 path=c.path,
@@ -288,6 +289,9 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> LibraryState
                 size=c.size,
             )
         )
+    with db.transaction():  # after a lost state DB, every file's row: one commit
+        for row in learned:
+            db.record_lineage(row)
     return LibraryState(available=True, files=tuple(files))
 
 
