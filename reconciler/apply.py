@@ -524,7 +524,7 @@ class Applier:
             self.removed + 1 > removal.max_items_per_run
             or self.removed_bytes + a.size > removal.max_bytes_per_run
         ):
-            raise _Skip("refused", "deletion budget for this run reached")
+            raise _Skip("waiting", "deletion budget for this run reached; next run")
         shas = self._gate(a)
         source = self.conn.sources[a.source_id]
         item = self.items[(a.source_id, a.item_key)]
