@@ -38,9 +38,10 @@ import attrs
 from providers.base import ConfirmingStore, Source, Store
 from reconciler import media
 from reconciler.config import DesiredState
+from reconciler.config import FolderSource as FolderSourceConfig
 from reconciler.connect import Connected
 from reconciler.errors import LoginRequiredError, MediaError, ProviderError
-from reconciler.gate import GateRefused, check_removal
+from reconciler.gate import GateRefused, SourceSide, check_removal
 from reconciler.hashing import sha256_file
 from reconciler.layout import dated_path
 from reconciler.model import (
@@ -530,7 +531,13 @@ class Applier:
         item = self.items[(a.source_id, a.item_key)]
         if self.removed and removal.pace_seconds:
             self.sleep(removal.pace_seconds)
-        self._retry(f"remove {a.subject}", a.source_id, lambda: source.remove(item))
+        try:
+            self._retry(f"remove {a.subject}", a.source_id, lambda: source.remove(item))
+        finally:
+            # The path is emptied (or held new content the source refused to
+            # remove): whatever is there next is read afresh, never taken
+            # from the cache by its size and mtime.
+            self.db.forget_hashes(str(p) for p in self._source_side(a).files)
         self.removed += 1
         self.removed_bytes += a.size
         self.removed_sha256.update(shas)
@@ -564,10 +571,33 @@ class Applier:
         ]
         try:
             return check_removal(
-                files, need=self.desired.policy.copies, stores=self.conn.targets, copies=self.copies
+                files,
+                need=self.desired.policy.copies,
+                stores=self.conn.targets,
+                copies=self.copies,
+                source=self._source_side(a),
+                on_mismatch=self._forget_copy,
             )
         except GateRefused as e:
             raise _Skip("refused", str(e)) from e
+
+    def _source_side(self, a: RemoveFromSource) -> SourceSide:
+        """The item's own files and folder, which never count as its copies."""
+        source = self.conn.sources[a.source_id]
+        item = self.items[(a.source_id, a.item_key)]
+        paths = [p for f in item.files if (p := source.local_path(item, f)) is not None]
+        cfg = self.desired.sources.get(a.source_id)
+        root = Path(cfg.path) if isinstance(cfg, FolderSourceConfig) else None
+        return SourceSide(files=paths, root=root)
+
+    def _forget_copy(self, store: Store, copy: FileCopy) -> None:
+        """A copy proved wrong is no copy: drop it from this run, and from the
+        hash cache, so the next observation re-reads it and plans a repair
+        instead of trusting a stale (size, mtime) until the next reverify."""
+        self.copies.get(copy.store_id, {}).pop(copy.sha256, None)
+        path = store.local_path(copy.path)
+        if path is not None:
+            self.db.forget_hashes([str(path)])
 
 
 def _as_copy(row: LineageRow) -> FileCopy:

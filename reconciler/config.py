@@ -323,7 +323,11 @@ def parse(raw: dict[str, Any], *, name: str, base: Path, digest: str = "") -> De
     problems = [f"{name}: {p}" for p in _check(desired)]
     if problems:
         raise ConfigError(problems)
-    return _resolved(desired, base, digest)
+    resolved = _resolved(desired, base, digest)
+    problems = [f"{name}: {p}" for p in _check_overlaps(resolved)]
+    if problems:
+        raise ConfigError(problems)
+    return resolved
 
 
 def _check(d: DesiredState) -> list[str]:
@@ -386,6 +390,42 @@ def _check_tiers(tiers: tuple[Tier, ...]) -> list[str]:
                 f"{where}.name: use up to 64 letters, digits, '.', '-' and '_' (it is written "
                 "into encoded files)"
             )
+    return problems
+
+
+def _places(d: DesiredState) -> list[tuple[str, Path]]:
+    """Every folder the tool reads or writes, by its key in the file."""
+    places = [
+        (f"sources.{k}.path", Path(v.path))
+        for k, v in d.sources.items()
+        if isinstance(v, FolderSource)
+    ]
+    places.append(("library.path", d.library_path))
+    places.extend((f"targets.{k}.path", Path(v.path)) for k, v in d.targets.items())
+    places.append(("state.dir", d.state_dir))
+    return places
+
+
+def _check_overlaps(d: DesiredState) -> list[str]:
+    """Sources, library, targets and the state directory never overlap.
+
+    A target inside a source is listed as source items and deleted as such;
+    a library inside a source is re-imported every run. Paths are compared
+    after ``~`` and symlinks are resolved (``_resolved``)."""
+    problems: list[str] = []
+    places = _places(d)
+    for i, (key_a, a) in enumerate(places):
+        for key_b, b in places[i + 1 :]:
+            if a == b:
+                problems.append(f"{key_a} and {key_b} are the same folder ({a}); give each its own")
+            elif a.is_relative_to(b) or b.is_relative_to(a):
+                (inner_key, inner), (outer_key, outer) = (
+                    ((key_a, a), (key_b, b)) if a.is_relative_to(b) else ((key_b, b), (key_a, a))
+                )
+                problems.append(
+                    f"{inner_key} ({inner}) is inside {outer_key} ({outer}); "
+                    "sources, library, targets and state must not contain one another"
+                )
     return problems
 
 

@@ -143,7 +143,8 @@ class World:
     library: LibraryState
     known_sha256: Mapping[tuple[str, str, str], str] = attrs.field(factory=dict)
     settled: Mapping[tuple[str, str], str] = attrs.field(factory=dict)
-    tombstones: frozenset[tuple[str, str]] = frozenset()
+    #: (source_id, item key) -> SHA-256s of the content the tool removed there.
+    tombstones: Mapping[tuple[str, str], frozenset[str]] = attrs.field(factory=dict)
     #: Originals whose item the tool removed from a source (from tombstones).
     removed_sha256: frozenset[str] = frozenset()
 

@@ -132,7 +132,7 @@ class _Planner:
                     f"{source.problem}; nothing is removed from it this run",
                 )
             for item in source.items:
-                if (source.source_id, item.key) not in self.world.tombstones:
+                if not self._removed_before(source, item):
                     self._item(source, item)
         self._library_items()
         self._free_staging()
@@ -147,6 +147,23 @@ class _Planner:
 
     def _note(self, status: str, subject: str, reason: str) -> None:
         self.notes.append(Note(status=status, subject=subject, reason=reason))
+
+    def _removed_before(self, source: SourceState, item: SourceItem) -> bool:
+        """Is this the very item the tool already removed (a listing that lags
+        behind a soft delete)? Only a remote source's key is an identity (the
+        asset's record ids), and only while its known content is what was
+        removed. A folder path is no identity: a new photo at a path the tool
+        emptied (a camera counter reset) is a new item, and the same bytes
+        coming back are planned as already archived."""
+        removed = self.world.tombstones.get((source.source_id, item.key))
+        if removed is None or not source.remote:
+            return False
+        known = self.world.known_sha256
+        return all(
+            (sha := f.sha256 or known.get((source.source_id, item.key, f.ref))) is None
+            or sha in removed
+            for f in item.files
+        )
 
     # ------------------------------------------------------------- per item
 

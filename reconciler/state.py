@@ -387,9 +387,12 @@ class StateDB:
             },
         )
 
-    def tombstones(self) -> frozenset[tuple[str, str]]:
-        rows = self.db.query("select source_id, item_key from tombstones")
-        return frozenset((r["source_id"], r["item_key"]) for r in rows)
+    def tombstones(self) -> dict[tuple[str, str], frozenset[str]]:
+        """(source, item key) -> the SHA-256s of the content removed there.
+        A key alone never says an item is done: a folder path the tool emptied
+        may hold a new photo tomorrow (a camera counter reset)."""
+        rows = self.db.query("select source_id, item_key, sha256s from tombstones")
+        return {(r["source_id"], r["item_key"]): frozenset(json.loads(r["sha256s"])) for r in rows}
 
     def tombstoned_sha256(self) -> frozenset[str]:
         """Every original whose item this tool removed from a source."""
@@ -397,6 +400,14 @@ class StateDB:
         for r in self.db.query("select sha256s from tombstones"):
             out.update(json.loads(r["sha256s"]))
         return frozenset(out)
+
+    def forget_hashes(self, paths: Iterable[str]) -> None:
+        """Drop cache rows whose file is gone or proved wrong: the next
+        observation reads those paths again instead of trusting the cache."""
+        rows = [(p,) for p in paths]
+        if rows:
+            with self.transaction():
+                self.db.conn.executemany("delete from hash_cache where path = ?", rows)
 
     def tombstone_count(self) -> int:
         return int(self.db.table("tombstones").count)
