@@ -1,0 +1,217 @@
+"""Sources, library, targets and the state directory never overlap.
+
+A target inside the source folder is listed as source items (and its copies
+deleted as such); a library inside the source is re-imported and re-encoded
+every run. The configuration refuses every such pair, after ``~`` and
+symlinks are resolved; the removal gate refuses to count such a copy anyway.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from providers.filesystem import FilesystemStore, write_marker
+from reconciler.gate import GateRefused, SourceSide, check_removal
+from reconciler.hashing import sha256_file
+from reconciler.model import FileCopy
+from tests.helpers import files_under, make_jpeg, make_workspace
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+OLD = NOW - timedelta(days=800)
+
+
+def _config(root: Path, *, source: str, library: str, nas: str, usb: str, state: str) -> str:
+    return f"""
+[library]
+path = "{library}"
+[state]
+dir = "{state}"
+[sources.card]
+kind = "folder"
+path = "{source}"
+[targets.nas]
+kind = "filesystem"
+path = "{nas}"
+[targets.usb]
+kind = "filesystem"
+path = "{usb}"
+[policy.removal]
+enabled = true
+"""
+
+
+CASES = {
+    "target inside the source": (
+        dict(source="pics", library="lib", nas="pics/nas", usb="usb", state="st"),
+        ["targets.nas.path ({r}/pics/nas) is inside sources.card.path ({r}/pics)"],
+    ),
+    "library inside the source": (
+        dict(source="pics", library="pics/Library", nas="nas", usb="usb", state="st"),
+        ["library.path ({r}/pics/Library) is inside sources.card.path ({r}/pics)"],
+    ),
+    "source inside a target": (
+        dict(source="nas/in", library="lib", nas="nas", usb="usb", state="st"),
+        ["sources.card.path ({r}/nas/in) is inside targets.nas.path ({r}/nas)"],
+    ),
+    "two targets in one folder": (
+        dict(source="in", library="lib", nas="disk", usb="disk/", state="st"),
+        ["targets.nas.path and targets.usb.path are the same folder ({r}/disk)"],
+    ),
+    "state inside the library": (
+        dict(source="in", library="lib", nas="nas", usb="usb", state="lib/.state"),
+        ["state.dir ({r}/lib/.state) is inside library.path ({r}/lib)"],
+    ),
+    "library is the source": (
+        dict(source="pics", library="./pics", nas="nas", usb="usb", state="st"),
+        ["sources.card.path and library.path are the same folder ({r}/pics)"],
+    ),
+    "one place inside two others": (
+        dict(source="a", library="a/b", nas="a/b/c", usb="usb", state="st"),
+        [
+            "library.path ({r}/a/b) is inside sources.card.path ({r}/a)",
+            "targets.nas.path ({r}/a/b/c) is inside sources.card.path ({r}/a)",
+            "targets.nas.path ({r}/a/b/c) is inside library.path ({r}/a/b)",
+        ],
+    ),
+}
+_TAIL = "; sources, library, targets and state must not contain one another"
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("command", ["validate", "plan", "apply"])
+def test_every_overlap_is_refused_by_each_command(tmp_path: Path, case: str, command: str) -> None:
+    paths, expected = CASES[case]
+    ws = make_workspace(tmp_path)
+    ws.config.write_text(_config(tmp_path, **paths))
+    make_jpeg(tmp_path / paths["source"] / "IMG_1.JPG", OLD)
+    before = files_under(tmp_path)
+    args = ["apply", "--yes"] if command == "apply" else [command]
+    r = ws.run(*args, now=NOW)
+    assert r.code == 1
+    assert r.out == ""
+    lines = []
+    for e in expected:
+        line = f"error: {ws.config}: " + e.format(r=tmp_path)
+        lines.append(line if "same folder" in e else line + _TAIL)
+    if "same folder" in expected[0]:
+        lines = [line + "; give each its own" for line in lines]
+    assert r.err.splitlines() == lines
+    assert files_under(tmp_path) == before  # nothing read into, copied or removed
+
+
+def test_symlinks_and_home_are_resolved_before_comparing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = make_workspace(tmp_path)
+    (tmp_path / "pics").mkdir()
+    os.symlink(tmp_path / "pics", tmp_path / "alias")  # the NAS "elsewhere" is the source
+    monkeypatch.setenv("HOME", str(tmp_path))
+    ws.config.write_text(
+        _config(tmp_path, source="~/pics", library="lib", nas="alias/nas", usb="usb", state="st")
+    )
+    r = ws.run("validate")
+    assert r.code == 1
+    assert r.err == (
+        f"error: {ws.config}: targets.nas.path ({tmp_path}/pics/nas) is inside "
+        f"sources.card.path ({tmp_path}/pics){_TAIL}\n"
+    )
+
+
+def test_neighbours_with_a_common_prefix_do_not_overlap(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    ws.config.write_text(
+        _config(
+            tmp_path, source="photos", library="photos-lib", nas="photos2", usb="usb", state="st"
+        )
+    )
+    for store in ("photos-lib", "photos2", "usb"):
+        write_marker(tmp_path / store, {"photos-lib": "library"}.get(store, store))
+    (tmp_path / "photos").mkdir()
+    assert ws.run("validate").code == 0
+
+
+# ------------------------------------------------------- the gate, in depth
+
+
+def _store_with_copy(
+    root: Path, store_id: str, rel: str, data: bytes
+) -> tuple[FilesystemStore, FileCopy]:
+    write_marker(root, store_id)
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_bytes(data)
+    sha = sha256_file(path)
+    return FilesystemStore(store_id, root), FileCopy(
+        store_id=store_id, path=rel, size=len(data), mtime_ns=0, sha256=sha
+    )
+
+
+def test_the_gate_never_counts_a_copy_under_the_source(tmp_path: Path) -> None:
+    card = tmp_path / "card"
+    photo = make_jpeg(card / "IMG_1.JPG", OLD).read_bytes()
+    sha = sha256_file(card / "IMG_1.JPG")
+    nas, nas_copy = _store_with_copy(card / "nas", "nas", "IMG_1.JPG", photo)
+    usb, usb_copy = _store_with_copy(tmp_path / "usb", "usb", "IMG_1.JPG", photo)
+    stores = {"nas": nas, "usb": usb}
+    copies = {"nas": {sha: nas_copy}, "usb": {sha: usb_copy}}
+    side = SourceSide(files=[card / "IMG_1.JPG"], root=card)
+    with pytest.raises(GateRefused) as e:
+        check_removal([("IMG_1.JPG", sha)], need=2, stores=stores, copies=copies, source=side)
+    assert str(e.value) == (
+        "IMG_1.JPG: 1 of 2 verified copies now (usb); "
+        "not counted: nas (inside the source itself); kept"
+    )
+    # Without the source's side, the same copies would pass: the rule is what refuses.
+    assert check_removal([("IMG_1.JPG", sha)], need=2, stores=stores, copies=copies) == [sha]
+
+
+def test_the_gate_never_counts_the_source_file_itself(tmp_path: Path) -> None:
+    """A hard link (or a bind mount) of the source file is the same file."""
+    card = tmp_path / "card"
+    photo = make_jpeg(card / "IMG_1.JPG", OLD).read_bytes()
+    sha = sha256_file(card / "IMG_1.JPG")
+    (tmp_path / "nas" / "2024").mkdir(parents=True)
+    os.link(card / "IMG_1.JPG", tmp_path / "nas" / "2024" / "IMG_1.JPG")
+    nas, nas_copy = _store_with_copy(tmp_path / "nas", "nas", "2024/IMG_1.JPG", photo)
+    usb, usb_copy = _store_with_copy(tmp_path / "usb", "usb", "IMG_1.JPG", photo)
+    with pytest.raises(GateRefused, match=r"not counted: nas \(inside the source itself\)"):
+        check_removal(
+            [("IMG_1.JPG", sha)],
+            need=2,
+            stores={"nas": nas, "usb": usb},
+            copies={"nas": {sha: nas_copy}, "usb": {sha: usb_copy}},
+            source=SourceSide(files=[card / "IMG_1.JPG"], root=card),
+        )
+
+
+def test_a_corrupt_copy_found_by_the_gate_is_repaired_by_the_next_run(tmp_path: Path) -> None:
+    """Damage that keeps size and mtime fools the hash cache; the gate's own
+    read must not be forgotten: the next run re-reads, re-copies, removes."""
+    ws = make_workspace(tmp_path, removal=False)
+    photo = make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=4).read_bytes()
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    (nas_copy,) = ws.target("nas").rglob("IMG_1.JPG")
+    st = nas_copy.stat()
+    damaged = bytearray(photo)
+    damaged[100] ^= 0xFF
+    nas_copy.write_bytes(bytes(damaged))
+    os.utime(nas_copy, ns=(st.st_atime_ns, st.st_mtime_ns))
+    ws.config.write_text(ws.config.read_text().replace("enabled = false", "enabled = true"))
+
+    first = ws.run("apply", "--yes", now=NOW)
+    assert first.code == 3
+    assert "! refused remove-from-source incoming:IMG_1.JPG: IMG_1.JPG: 1 of 2" in first.out
+    assert files_under(ws.incoming) == {"IMG_1.JPG": photo}
+
+    second = ws.run("apply", "--yes", now=NOW)
+    assert second.code == 0, second.out + second.err
+    assert "+ changed copy-to-target incoming:IMG_1.JPG: copied to nas:" in second.out
+    assert "+ changed remove-from-source incoming:IMG_1.JPG" in second.out
+    assert sorted(files_under(ws.target("nas")).values()) == sorted([bytes(damaged), photo])
+    assert files_under(ws.incoming) == {}
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
