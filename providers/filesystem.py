@@ -11,6 +11,15 @@ folder, is fsynced, then linked into place (failing if the name was taken
 meanwhile), read back and verified. A backup target never loses a file to
 this tool; the library's re-encoded files are the one place a file is
 replaced (``replace``), and only by the library's own owner, the applier.
+
+Writes go only through the directory whose marker was verified: the first
+successful ``availability()`` opens the root once (``O_DIRECTORY``) and every
+write afterwards resolves through that descriptor (``/proc/<pid>/fd/<n>/…``,
+which encoder processes can use too). A NAS unmounted or a folder moved away
+mid-run can therefore never receive a write in the bare mount point; each
+later ``availability()`` re-checks that the configured path still is that
+directory and still carries the marker. New folders are fsynced into their
+parents, so a power loss cannot drop the directory entry of a counted copy.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import errno
 import json
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -56,11 +66,13 @@ def write_marker(root: Path, store_id: str) -> Path:
 
 def read_marker(root: Path) -> str | None:
     try:
-        data = json.loads((root / MARKER).read_text())
-    except (OSError, ValueError):
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
         return None
-    value = data.get("id") if isinstance(data, dict) else None
-    return value if isinstance(value, str) else None
+    try:
+        return _marker_at(fd)
+    finally:
+        os.close(fd)
 
 
 def scan_tree(root: Path, skip: Callable[[str], bool] | None = None) -> Iterator[ScanEntry]:
@@ -119,22 +131,58 @@ class FilesystemStore:
     def __init__(self, store_id: str, root: Path) -> None:
         self.id = store_id
         self.root = root
+        #: The root's directory descriptor, once its marker was verified.
+        self._pin: int | None = None
+        self._pin_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"FilesystemStore({self.id!r}, {str(self.root)!r})"
 
+    def close(self) -> None:
+        with self._pin_lock:
+            if self._pin is not None:
+                os.close(self._pin)
+                self._pin = None
+
     def availability(self) -> Availability:
-        if not self.root.is_dir():
+        with self._pin_lock:
+            if self._pin is not None:
+                return self._check(self._pin, pinned=True)
+            try:
+                fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                return Availability(
+                    available=False, reason=f"{self.root} does not exist or is not mounted"
+                )
+            found = self._check(fd, pinned=False)
+            if found.available:
+                self._pin = fd
+            else:
+                os.close(fd)
+            return found
+
+    def _check(self, fd: int, *, pinned: bool) -> Availability:
+        """The path still names the directory ``fd`` holds, and it carries our marker."""
+        try:
+            now, held = os.stat(self.root), os.fstat(fd)
+            same = (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+        except OSError:
+            same = False
+        if not same:
             return Availability(
-                available=False, reason=f"{self.root} does not exist or is not mounted"
+                available=False,
+                reason=f"{self.root} was moved, replaced or unmounted during this run; "
+                "nothing more is written there",
             )
-        marker = read_marker(self.root)
+        marker = _marker_at(fd)
         if marker is None:
             return Availability(
                 available=False,
                 reason=(
-                    f"{self.root} has no {MARKER} (not mounted?); if this is the right place, "
-                    f"run: reconcile init-target {self.root} --id {self.id}"
+                    f"{self.root} lost its {MARKER} during this run"
+                    if pinned
+                    else f"{self.root} has no {MARKER} (not mounted?); if this is the right "
+                    f"place, run: reconcile init-target {self.root} --id {self.id}"
                 ),
             )
         if marker != self.id:
@@ -145,9 +193,14 @@ class FilesystemStore:
         return Availability(available=True)
 
     def _path(self, rel: str) -> Path:
+        """Where ``rel`` is read and written: through the pinned root."""
         if not is_inside(rel):
             raise ProviderError(f"path {rel!r} escapes the store root", provider=self.id)
-        return self.root / rel
+        if self._pin is None:
+            found = self.availability()
+            if not found.available:
+                raise ProviderError(found.reason, provider=self.id)
+        return Path(f"/proc/{os.getpid()}/fd/{self._pin}") / rel
 
     def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
         return hashed_tree(self.id, self.root, hasher)
@@ -219,7 +272,7 @@ class FilesystemStore:
     def _place(self, tmp: Path, rel: str, sha256: str) -> FileCopy:
         dest = self._path(rel)
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs_durable(dest.parent)
             link_no_clobber(tmp, dest)
             fsync_dir(dest.parent)
         except FileExistsError:
@@ -244,7 +297,10 @@ class FilesystemStore:
             return False
 
     def local_path(self, rel_path: str) -> Path | None:
-        return self._path(rel_path)
+        """The file by its configured path (the hash cache's key), for reading."""
+        if not is_inside(rel_path):
+            raise ProviderError(f"path {rel_path!r} escapes the store root", provider=self.id)
+        return self.root / rel_path
 
     def read_to(self, copy: FileCopy, dest: Path) -> None:
         try:
@@ -255,7 +311,7 @@ class FilesystemStore:
     def temp_path(self, rel_path: str) -> Path:
         """A temporary name beside ``rel_path`` (same filesystem, so rename is atomic)."""
         dest = self._path(rel_path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs_durable(dest.parent)
         return dest.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}{dest.suffix}"
 
     def replace(self, tmp: Path, rel_path: str) -> FileCopy:
@@ -268,6 +324,35 @@ class FilesystemStore:
         except OSError as e:
             raise ProviderError(f"replacing {rel_path} failed: {e}", provider=self.id) from e
         return self._copy_at(rel_path, sha256_file(dest))
+
+
+def _marker_at(fd: int) -> str | None:
+    """The store id in the marker of the directory ``fd``."""
+    try:
+        mfd = os.open(MARKER, os.O_RDONLY, dir_fd=fd)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(mfd, "rb") as f:
+            data = json.loads(f.read(65536))
+    except (OSError, ValueError):
+        return None
+    value = data.get("id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def make_dirs_durable(path: Path) -> None:
+    """``mkdir -p`` whose new entries are fsynced into their parents."""
+    missing: list[Path] = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for new in reversed(missing):
+        try:
+            new.mkdir()
+        except FileExistsError:
+            continue
+        fsync_dir(new.parent)
 
 
 def link_no_clobber(tmp: Path, dest: Path) -> None:

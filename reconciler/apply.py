@@ -448,7 +448,12 @@ class Applier:
             return "ok", f"already on {a.target_id} at {existing.path}", _Effects()
         avail = store.availability()
         if not avail.available:
-            raise _Skip("skipped", f"{a.target_id} unavailable: {avail.reason}")
+            # It was available when observed: it vanished during the run
+            # (unmounted, moved). A failure, not a skip: the run exits 1.
+            raise ProviderError(
+                f"{a.target_id} became unavailable during the run: {avail.reason}",
+                provider=a.target_id,
+            )
         rel = dated_path(a.captured_at, a.name)
         with self._original(sha) as src:
             copy = self._retry(f"copy {a.subject}", a.target_id, lambda: store.put(src, rel, sha))
@@ -579,7 +584,7 @@ class Applier:
                 on_mismatch=self._forget_copy,
             )
         except GateRefused as e:
-            raise _Skip("refused", str(e)) from e
+            raise _Skip("skipped" if e.unavailable else "refused", str(e)) from e
 
     def _source_side(self, a: RemoveFromSource) -> SourceSide:
         """The item's own files and folder, which never count as its copies."""

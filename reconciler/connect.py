@@ -32,7 +32,7 @@ class Connected:
 
     def close(self) -> None:
         """Release sessions and connections (pyicloud's, Syncthing's)."""
-        for provider in [*self.sources.values(), *self.targets.values()]:
+        for provider in [*self.sources.values(), *self.targets.values(), self.library]:
             close = getattr(provider, "close", None)
             if callable(close):
                 close()

@@ -27,7 +27,15 @@ from reconciler.model import FileCopy
 
 
 class GateRefused(SafetyError):
-    """The item stays in its source; the message says why."""
+    """The item stays in its source; the message says why.
+
+    ``unavailable`` is True when the only shortfall is a store that cannot be
+    reached now (unmounted mid-run, the phone offline): a matter for the next
+    run, not a copy found wrong."""
+
+    def __init__(self, message: str, *, unavailable: bool = False) -> None:
+        super().__init__(message)
+        self.unavailable = unavailable
 
 
 @attrs.frozen(kw_only=True)
@@ -63,6 +71,7 @@ def check_removal(
             raise GateRefused(f"{name}: never downloaded and verified; kept")
         good: list[str] = []
         inside: list[str] = []
+        away: list[str] = []
         for store_id, store in stores.items():
             copy = copies.get(store_id, {}).get(sha)
             if copy is None:
@@ -73,6 +82,7 @@ def check_removal(
             if store_id not in available:
                 available[store_id] = store.availability().available
             if not available[store_id]:
+                away.append(store_id)
                 continue
             if _verified(store, copy):
                 good.append(store_id)
@@ -83,7 +93,9 @@ def check_removal(
             why = f"{name}: {len(good)} of {need} verified copies now ({have})"
             if inside:
                 why += f"; not counted: {', '.join(inside)} (inside the source itself)"
-            raise GateRefused(f"{why}; kept")
+            if away:
+                why += f"; unavailable now: {', '.join(away)}"
+            raise GateRefused(f"{why}; kept", unavailable=len(good) + len(away) >= need)
         shas.append(sha)
     return shas
 

