@@ -39,10 +39,15 @@ class ScanEntry(NamedTuple):
 
 
 class Hashed(NamedTuple):
-    """A file's SHA-256 (and capture date, when asked), one per ScanEntry."""
+    """A file's SHA-256 (and capture date, when asked), one per ScanEntry.
 
-    sha256: str
+    ``sha256`` is None when the file could not be read (permissions, an I/O
+    error); ``error`` then says why. One bad file is that file's problem,
+    never the whole listing's."""
+
+    sha256: str | None
     captured_at_ts: float | None = None
+    error: str = ""
 
 
 class Hasher(Protocol):

@@ -114,6 +114,8 @@ def hashed_tree(
     except OSError as e:
         raise ProviderError(f"listing {root} failed: {e}", provider=store_id) from e
     for entry, hashed in zip(entries, hasher.hash_entries(entries), strict=True):
+        if hashed.sha256 is None:
+            continue  # an unreadable file is no copy; the next run reads it again
         yield FileCopy(
             store_id=store_id,
             path=entry.rel,

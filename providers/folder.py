@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import attrs
+
 from providers.base import Hasher, ScanEntry
 from providers.filesystem import scan_tree
 from reconciler.errors import ProviderError
@@ -48,7 +50,13 @@ class FolderSource:
         files = {
             e.rel: (
                 e,
-                MediaFile(name=posixpath.basename(e.rel), size=e.size, ref=e.rel, sha256=h.sha256),
+                MediaFile(
+                    name=posixpath.basename(e.rel),
+                    size=e.size,
+                    ref=e.rel,
+                    sha256=h.sha256,
+                    problem=f"cannot read {self.root / e.rel}: {h.error}" if h.error else "",
+                ),
                 h.captured_at_ts,
             )
             for e, h in zip(entries, hashed, strict=True)
@@ -132,4 +140,4 @@ def _item(
 
 
 def _as_live_video(f: MediaFile) -> MediaFile:
-    return MediaFile(name=f.name, size=f.size, ref=f.ref, role="live_video", sha256=f.sha256)
+    return attrs.evolve(f, role="live_video")

@@ -243,6 +243,7 @@ def _notes_exit(plan: Plan, io: _Out) -> int:
     be read (1). Waiting items and per-item errors are not run failures."""
     blocked = [n.subject for n in plan.notes if n.status == "blocked"]
     unavailable = [n.subject for n in plan.notes if n.status == "unavailable"]
+    unreadable = [n.subject for n in plan.notes if n.status == "unreadable"]
     if blocked:
         io.warn(
             f"error: a guard held back {', '.join(blocked)} (see '!' above); "
@@ -252,6 +253,12 @@ def _notes_exit(plan: Plan, io: _Out) -> int:
     if unavailable:
         io.warn(
             f"error: {', '.join(unavailable)} could not be read (see '!' above); the rest was done"
+        )
+        return EXIT_ERROR
+    if unreadable:
+        io.warn(
+            f"error: {len(unreadable)} source file(s) could not be read (see 'x' above); "
+            "the rest was done; fix them and the next run picks them up"
         )
         return EXIT_ERROR
     return EXIT_OK

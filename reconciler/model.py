@@ -30,6 +30,9 @@ class MediaFile:
     ref: str
     role: str = "original"
     sha256: str | None = None
+    #: Why the file could not be read (a folder source's file with mode 000,
+    #: an I/O error); it is then that item's error, retried next run.
+    problem: str = ""
 
 
 @attrs.frozen(kw_only=True)
@@ -272,7 +275,9 @@ class Note:
       Syncthing down, a listing failed): an error, exit 1;
     - ``blocked``: a guard refuses to act until a person looks (a listing
       shrank sharply): exit 3;
-    - ``error``: one item's input is bad (cannot be decoded); reported, kept.
+    - ``error``: one item's input is bad (cannot be decoded); reported, kept;
+    - ``unreadable``: a source file could not be read: that item waits (exit
+      1 until someone fixes it), the rest of the run goes on.
     """
 
     status: str

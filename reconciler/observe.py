@@ -101,9 +101,12 @@ class CachedHasher:
     def _hash(
         self, entries: list[ScanEntry], misses: list[int], out: list[Hashed | None], dates: bool
     ) -> None:
-        def work(i: int) -> tuple[int, CachedHash]:
+        def work(i: int) -> tuple[int, CachedHash | str]:
             e = entries[i]
-            sha = sha256_file(e.path)
+            try:
+                sha = sha256_file(e.path)
+            except OSError as err:
+                return i, err.strerror or str(err)  # not cached: the next run retries
             when = _capture_ts(Path(e.path)) if dates else None
             return i, CachedHash(
                 size=e.size,
@@ -118,6 +121,9 @@ class CachedHasher:
         rows: list[tuple[str, CachedHash]] = []
         with ThreadPoolExecutor(self.workers) as pool:
             for n, (i, h) in enumerate(pool.map(work, misses), 1):
+                if isinstance(h, str):
+                    out[i] = Hashed(sha256=None, error=h)
+                    continue
                 out[i] = Hashed(sha256=h.sha256, captured_at_ts=h.captured_at)
                 rows.append((entries[i].path, h))
                 if n % 200 == 0 or n == len(misses):

@@ -172,10 +172,14 @@ class _Planner:
         # source's key (asset ids) would tell a person nothing.
         label = item.files[0].name if source.remote or not item.files else item.key
         subject = f"{source.source_id}:{label}"
+        unreadable = [f for f in item.files if f.problem]
+        for f in unreadable:
+            self._note("unreadable", subject, f"{f.problem}; the item stays; the next run retries")
         shas: list[str | None] = []
         for f in item.files:
-            shas.append(self._file(source, item, f, subject))
-        self._removal(source, item, shas, subject)
+            shas.append(None if f.problem else self._file(source, item, f, subject))
+        if not unreadable:
+            self._removal(source, item, shas, subject)
 
     def _file(
         self, source: SourceState, item: SourceItem, f: MediaFile, subject: str

@@ -20,7 +20,13 @@ _PHRASES = {
     "remove-from-source": "to remove from sources",
     "free-staging-copy": "staging copies to free",
 }
-_NOTE_SYMBOL = {"waiting": "…", "unavailable": "!", "blocked": "!", "error": "x"}
+_NOTE_SYMBOL = {
+    "waiting": "…",
+    "unavailable": "!",
+    "blocked": "!",
+    "error": "x",
+    "unreadable": "x",
+}
 
 
 def action_line(a: Action) -> str:
