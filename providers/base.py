@@ -15,6 +15,7 @@ providers speak only in the values of ``reconciler.model`` and raise only
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple, Protocol, Self, runtime_checkable
@@ -158,3 +159,17 @@ class ConfirmingStore(Store, Protocol):
     def confirm(self, rel_path: str) -> Confirmation: ...
 
     def free_local(self, rel_path: str) -> None: ...
+
+
+def disk_of(store: Store) -> int | None:
+    """The filesystem (``st_dev``) a store's copies live on: None for a store
+    whose copies live on another device (the phone) or not on this machine."""
+    if isinstance(store, ConfirmingStore):
+        return None
+    root = store.local_path(".")
+    if root is None:
+        return None
+    try:
+        return os.stat(root).st_dev
+    except OSError:
+        return None

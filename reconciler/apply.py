@@ -29,20 +29,22 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
 
-from providers.base import ConfirmingStore, Source, Store
+from providers.base import ConfirmingStore, Source, Store, disk_of
 from reconciler import media
-from reconciler.config import DesiredState
+from reconciler.config import DesiredState, same_disk_ok
 from reconciler.config import FolderSource as FolderSourceConfig
 from reconciler.connect import Connected
 from reconciler.errors import LoginRequiredError, MediaError, ProviderError
 from reconciler.gate import GateRefused, SourceSide, check_removal
 from reconciler.hashing import sha256_file
+from reconciler.independence import backup_groups
 from reconciler.layout import dated_path
 from reconciler.model import (
     ORIGINAL_TIER,
@@ -300,6 +302,7 @@ class Applier:
                 original_sha256=row.original_sha256,
                 tier=row.tier,
                 size=row.size,
+                captured_at=_from_ts(row.captured_at),
             )
         for copy in fx.target_copies:
             self.copies.setdefault(copy.store_id, {})[copy.sha256] = copy
@@ -427,7 +430,7 @@ class Applier:
             tmp.unlink(missing_ok=True)
             return "changed", f"downloaded; same content as {self.library[sha].path}", fx
         copy = lib.adopt(tmp, rel, sha)
-        fx.lineage.append(_original_row(copy))
+        fx.lineage.append(_original_row(copy, a.captured_at))
         return "changed", f"downloaded to {copy.path}", fx
 
     def _copy_to_library(self, a: CopyToLibrary) -> tuple[str, str, _Effects]:
@@ -438,7 +441,11 @@ class Applier:
             copy = self._retry(
                 f"copy {a.subject}", "library", lambda: self.conn.library.put(src, rel, a.sha256)
             )
-        return "changed", f"copied to {copy.path}", _Effects(lineage=[_original_row(copy)])
+        return (
+            "changed",
+            f"copied to {copy.path}",
+            _Effects(lineage=[_original_row(copy, a.captured_at)]),
+        )
 
     def _copy_to_target(self, a: CopyToTarget) -> tuple[str, str, _Effects]:
         sha = self._sha(a.sha256, a.origin)
@@ -513,6 +520,7 @@ class Applier:
             tier=a.tier,
             size=copy.size,
             mtime_ns=copy.mtime_ns,
+            captured_at=_ts(lib.captured_at),
         )
         return "changed", detail, _Effects(lineage=[row])
 
@@ -582,9 +590,18 @@ class Applier:
                 copies=self.copies,
                 source=self._source_side(a),
                 on_mismatch=self._forget_copy,
+                groups=self._backup_groups(),
             )
         except GateRefused as e:
             raise _Skip("skipped" if e.unavailable else "refused", str(e)) from e
+
+    def _backup_groups(self) -> dict[str, str | None]:
+        """Which targets are independent disks, looked at now, not as observed."""
+        return backup_groups(
+            {tid: disk_of(store) for tid, store in self.conn.targets.items()},
+            library=disk_of(self.conn.library),
+            same_disk_ok=same_disk_ok(self.desired),
+        )
 
     def _source_side(self, a: RemoveFromSource) -> SourceSide:
         """The item's own files and folder, which never count as its copies."""
@@ -633,7 +650,7 @@ def _cache_row(store: Store, copy: FileCopy) -> tuple[str, CachedHash] | None:
     )
 
 
-def _original_row(copy: FileCopy) -> LineageRow:
+def _original_row(copy: FileCopy, captured_at: datetime | None) -> LineageRow:
     return LineageRow(
         path=copy.path,
         original_sha256=copy.sha256,
@@ -641,4 +658,13 @@ def _original_row(copy: FileCopy) -> LineageRow:
         tier=ORIGINAL_TIER,
         size=copy.size,
         mtime_ns=copy.mtime_ns,
+        captured_at=_ts(captured_at),
     )
+
+
+def _ts(when: datetime | None) -> float | None:
+    return None if when is None else when.timestamp()
+
+
+def _from_ts(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)

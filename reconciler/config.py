@@ -83,6 +83,9 @@ class FilesystemTarget:
 
     kind: Literal["filesystem"]
     path: str
+    #: Count its copies as a backup of their own even on a disk shared with
+    #: the library or another target (tests, the demo, special setups).
+    same_disk_ok: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -192,6 +195,15 @@ class DesiredState:
     @property
     def state_dir(self) -> Path:
         return Path(self.state.dir)
+
+
+def same_disk_ok(desired: DesiredState) -> frozenset[str]:
+    """Targets whose copies count as a backup of their own on any disk."""
+    return frozenset(
+        tid
+        for tid, cfg in desired.targets.items()
+        if isinstance(cfg, FilesystemTarget) and cfg.same_disk_ok
+    )
 
 
 # --------------------------------------------------------------- converter

@@ -55,6 +55,8 @@ def _config(root: Path, emulator_url: str, pair: SyncthingPair) -> Path:
             [targets.nas]
             kind = "filesystem"
             path = "nas"
+            # The demo's "NAS" is a folder on this disk: count it anyway.
+            same_disk_ok = true
             [targets.phone]
             kind = "syncthing"
             path = "{pair.local_folder.resolve()}"

@@ -23,6 +23,7 @@ import attrs
 
 from providers.base import Store
 from reconciler.errors import ProviderError, SafetyError
+from reconciler.independence import Groups, count_backups
 from reconciler.model import FileCopy
 
 
@@ -59,9 +60,12 @@ def check_removal(
     copies: Mapping[str, Mapping[str, FileCopy]],
     source: SourceSide = SourceSide(),
     on_mismatch: Mismatch | None = None,
+    groups: Groups | None = None,
 ) -> list[str]:
     """``files`` are (name, sha256 or None if never verified). Return the
-    SHA-256s when every file has ``need`` verified copies; else raise."""
+    SHA-256s when every file has ``need`` verified copies on independent
+    disks (``groups``, from ``reconciler.independence``); else raise."""
+    groups = groups or {}
     available: dict[str, bool] = {}
     own = _identities(source.files)
     root = os.path.realpath(source.root) if source.root is not None else None
@@ -88,14 +92,19 @@ def check_removal(
                 good.append(store_id)
             elif on_mismatch is not None:
                 on_mismatch(store, copy)
-        if len(good) < need:
+        count = count_backups(good, groups)
+        if count < need:
             have = ", ".join(good) or "none"
-            why = f"{name}: {len(good)} of {need} verified copies now ({have})"
+            why = f"{name}: {count} of {need} verified copies now ({have})"
+            if count < len(good):
+                why += "; copies on one disk count once"
             if inside:
                 why += f"; not counted: {', '.join(inside)} (inside the source itself)"
             if away:
                 why += f"; unavailable now: {', '.join(away)}"
-            raise GateRefused(f"{why}; kept", unavailable=len(good) + len(away) >= need)
+            raise GateRefused(
+                f"{why}; kept", unavailable=count_backups(good + away, groups) >= need
+            )
         shas.append(sha)
     return shas
 

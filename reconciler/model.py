@@ -104,6 +104,8 @@ class TargetState:
     #: recorded confirmation (the phone keeps them).
     freed: frozenset[str] = frozenset()
     problem: str = ""
+    #: The filesystem (st_dev) its copies live on; None: on another device.
+    device: int | None = None
 
     def index(self) -> dict[str, FileCopy]:
         return {c.sha256: c for c in self.copies}
@@ -118,6 +120,9 @@ class LibraryFile:
     original_sha256: str
     tier: str
     size: int
+    #: The item's capture time as recorded at import (or read from the
+    #: file's metadata after a lost state DB); None: not known.
+    captured_at: datetime | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -125,6 +130,7 @@ class LibraryState:
     available: bool
     files: tuple[LibraryFile, ...] = ()
     problem: str = ""
+    device: int | None = None
 
     def index(self) -> dict[str, LibraryFile]:
         return {f.original_sha256: f for f in self.files}

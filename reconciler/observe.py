@@ -22,12 +22,13 @@ from pathlib import Path
 
 import attrs
 
-from providers.base import ConfirmingStore, Hashed, ScanEntry, Source, Store
+from providers.base import ConfirmingStore, Hashed, ScanEntry, Source, Store, disk_of
 from reconciler import media
 from reconciler.config import DesiredState
 from reconciler.connect import Connected
 from reconciler.errors import LoginRequiredError, MediaError, ProviderError
 from reconciler.hashing import sha256_file
+from reconciler.layout import date_from_path
 from reconciler.model import (
     ORIGINAL_TIER,
     Delivery,
@@ -213,7 +214,9 @@ def _target(tid: str, store: Store, hasher: CachedHasher, db: StateDB) -> Target
             target_id=tid, kind=store.kind, available=False, problem=f"listing failed: {e}"
         )
     if not isinstance(store, ConfirmingStore):
-        return TargetState(target_id=tid, kind=store.kind, available=True, copies=copies)
+        return TargetState(
+            target_id=tid, kind=store.kind, available=True, copies=copies, device=disk_of(store)
+        )
     return _confirming(tid, store, copies, db)
 
 
@@ -286,6 +289,10 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> LibraryState
                 mtime_ns=c.mtime_ns,
             )
             learned.append(row)
+        if row.captured_at is None:
+            row = row._replace(captured_at=_library_capture_ts(store.root / c.path, c.path))
+            if row.captured_at is not None:
+                learned.append(row)
         files.append(
             LibraryFile(
                 path=c.path,
@@ -293,12 +300,28 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> LibraryState
                 original_sha256=row.original_sha256,
                 tier=row.tier,
                 size=c.size,
+                captured_at=(
+                    None
+                    if row.captured_at is None
+                    else datetime.fromtimestamp(row.captured_at, UTC)
+                ),
             )
         )
     with db.transaction():  # after a lost state DB, every file's row: one commit
         for row in learned:
             db.record_lineage(row)
-    return LibraryState(available=True, files=tuple(files))
+    return LibraryState(available=True, files=tuple(files), device=disk_of(store))
+
+
+def _library_capture_ts(path: Path, rel: str) -> float | None:
+    """A library file's capture time when the state DB does not have it (a
+    lost DB, an older schema): its own metadata, else the day of its folder.
+    Recorded once, so it is looked for once."""
+    ts = _capture_ts(path) if media.is_media(rel) else None
+    if ts is None:
+        day = date_from_path(rel)
+        ts = None if day is None else day.timestamp()
+    return ts
 
 
 def _embedded_lineage(path: Path, c: FileCopy) -> LineageRow | None:

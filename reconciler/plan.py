@@ -25,7 +25,8 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from reconciler.config import DesiredState, Tier
+from reconciler.config import DesiredState, Tier, same_disk_ok
+from reconciler.independence import backup_groups, count_backups, disk_problems
 from reconciler.layout import date_from_path
 from reconciler.media import is_media, media_kind
 from reconciler.model import (
@@ -103,6 +104,11 @@ class _Planner:
         self.targets = [t for t in world.targets if t.available]
         self.copies = {t.target_id: t.index() for t in self.targets}
         self.pending = {t.target_id: {d.sha256 for d in t.pending} for t in self.targets}
+        self.groups = backup_groups(
+            {t.target_id: t.device for t in self.targets},
+            library=world.library.device,
+            same_disk_ok=same_disk_ok(desired),
+        )
         self.actions: list[Action] = []
         self.notes: list[Note] = []
         #: file identity (sha256, or the origin while unknown) -> ids of the
@@ -124,6 +130,8 @@ class _Planner:
             self._note(
                 "unavailable", "library", f"{self.world.library.problem}; nothing is imported"
             )
+        for tid, why in disk_problems(self.groups).items():
+            self._note("shared-disk", f"target {tid}", why)
         for source in self.world.sources:
             if not source.trusted:
                 self._note(
@@ -328,9 +336,10 @@ class _Planner:
                 role="live_video" if live else "original",
                 sha256=sha,
             )
-            item = SourceItem(
-                source_id=LIBRARY, key=lf.path, files=(f,), captured_at=date_from_path(lf.path)
-            )
+            # The recorded capture time, never the folder's midnight: an item a
+            # second from a tier boundary must stay in the tier it was given.
+            when = lf.captured_at or date_from_path(lf.path)
+            item = SourceItem(source_id=LIBRARY, key=lf.path, files=(f,), captured_at=when)
             origin = FileOrigin(source_id=LIBRARY, item_key=lf.path, ref=lf.path)
             subject = f"{LIBRARY}:{lf.path}"
             self._targets(sha, origin, sha, f, item, subject, ())
@@ -361,11 +370,13 @@ class _Planner:
             # A planned copy counts only on a store that verifies at write
             # time; the phone's copy counts once Syncthing confirms it.
             coming = [tid for tid, _ in planned.items() if self._confirms_on_write(tid)]
-            if len(verified) + len(coming) < need:
+            if count_backups(verified + coming, self.groups) < need:
                 waiting = [
                     t.target_id for t in self.targets if sha and sha in self.pending[t.target_id]
                 ]
-                why = f"{len(verified)} of {need} verified copies"
+                why = f"{count_backups(verified, self.groups)} of {need} verified copies"
+                if count_backups(verified, self.groups) < len(verified):
+                    why += " (copies on one disk count once)"
                 if waiting:
                     why += f"; waiting for {', '.join(waiting)} to confirm"
                 delivering = [tid for tid in planned if not self._confirms_on_write(tid)]

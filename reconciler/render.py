@@ -26,6 +26,7 @@ _NOTE_SYMBOL = {
     "blocked": "!",
     "error": "x",
     "unreadable": "x",
+    "shared-disk": "!",
 }
 
 

@@ -24,7 +24,7 @@ import sqlite_utils
 
 from reconciler.errors import StateError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _CHUNK = 900  # below SQLite's default limit of host parameters
 
 
@@ -117,7 +117,14 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
     )
 
 
-_MIGRATIONS = {1: _migrate_1}
+def _migrate_2_capture_time(db: sqlite_utils.Database) -> None:
+    """Each library file remembers its item's capture time (UTC epoch
+    seconds): its tier is decided from that fact, not from its folder name."""
+    if "captured_at" not in db.table("library").columns_dict:
+        db.execute("alter table library add column captured_at real")
+
+
+_MIGRATIONS = {1: _migrate_1, 2: _migrate_2_capture_time}
 
 
 class CachedHash(NamedTuple):
@@ -143,6 +150,8 @@ class LineageRow(NamedTuple):
     tier: str
     size: int
     mtime_ns: int
+    #: The item's capture time (UTC epoch seconds), recorded at import.
+    captured_at: float | None = None
 
 
 class StateDB:
@@ -266,7 +275,7 @@ class StateDB:
     # ------------------------------------------------------------- library
 
     def lineage(self) -> dict[str, LineageRow]:
-        sql = "select path, original_sha256, sha256, tier, size, mtime_ns from library"
+        sql = "select path, original_sha256, sha256, tier, size, mtime_ns, captured_at from library"
         return {row[0]: LineageRow._make(row) for row in self.db.conn.execute(sql)}
 
     def record_lineage(self, row: LineageRow) -> None:

@@ -67,13 +67,18 @@ kind = "folder"
 path = "incoming"
 """
 
+#: Tests keep every store under one tmp_path, on one disk: these targets
+#: count as backups of their own there (tests/reconciler/test_same_disk.py
+#: shows what happens without it).
 FILESYSTEM_TARGETS = """
 [targets.nas]
 kind = "filesystem"
 path = "nas"
+same_disk_ok = true
 [targets.usb]
 kind = "filesystem"
 path = "usb"
+same_disk_ok = true
 """
 
 #: Tests that are not about compression keep originals: no encoder runs.

@@ -30,6 +30,7 @@ def workspace(root: Path, pair: SyncthingPair, *, free_local: bool, removal: boo
         [targets.nas]
         kind = "filesystem"
         path = "nas"
+        same_disk_ok = true
         [targets.phone]
         kind = "syncthing"
         path = "{pair.local_folder}"

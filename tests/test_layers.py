@@ -14,6 +14,7 @@ RANKS = {
     "reconciler.model": 0,
     "reconciler.layout": 0,
     "reconciler.hashing": 0,
+    "reconciler.independence": 0,
     "reconciler.config": 2,
     "reconciler.state": 1,
     "reconciler.lock": 1,
@@ -32,6 +33,7 @@ RANKS = {
 PURE_PLANNER_MAY_IMPORT = {
     "reconciler.config",
     "reconciler.errors",
+    "reconciler.independence",
     "reconciler.layout",
     "reconciler.media",
     "reconciler.model",

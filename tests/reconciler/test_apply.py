@@ -100,8 +100,8 @@ def test_removal_gate_rechecks_copies_at_the_moment_of_removal(tmp_path: Path) -
             "state": {"dir": str(tmp_path / "state")},
             "sources": {"incoming": {"kind": "folder", "path": str(ws.incoming)}},
             "targets": {
-                "nas": {"kind": "filesystem", "path": str(ws.target("nas"))},
-                "usb": {"kind": "filesystem", "path": str(ws.target("usb"))},
+                "nas": {"kind": "filesystem", "path": str(ws.target("nas")), "same_disk_ok": True},
+                "usb": {"kind": "filesystem", "path": str(ws.target("usb")), "same_disk_ok": True},
             },
             "policy": {"removal": {"enabled": True, "pace_seconds": 0}},
         },
@@ -141,8 +141,8 @@ def test_a_failed_or_truncated_download_never_leads_to_a_removal(tmp_path: Path)
             "library": {"path": str(ws.library)},
             "state": {"dir": str(tmp_path / "state")},
             "targets": {
-                "nas": {"kind": "filesystem", "path": str(ws.target("nas"))},
-                "usb": {"kind": "filesystem", "path": str(ws.target("usb"))},
+                "nas": {"kind": "filesystem", "path": str(ws.target("nas")), "same_disk_ok": True},
+                "usb": {"kind": "filesystem", "path": str(ws.target("usb")), "same_disk_ok": True},
             },
             "apply": {"retries": 2, "backoff_base_s": 0},
             "policy": {"removal": {"enabled": True, "pace_seconds": 0}},

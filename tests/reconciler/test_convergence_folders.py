@@ -87,7 +87,9 @@ def test_reused_names_and_nested_paths_never_cost_a_photo(
                 "library": {"path": "library"},
                 "state": {"dir": "state"},
                 "sources": {"card": {"kind": "folder", "path": "card"}},
-                "targets": {k: {"kind": "filesystem", "path": k} for k in ("t1", "t2")},
+                "targets": {
+                    k: {"kind": "filesystem", "path": k, "same_disk_ok": True} for k in ("t1", "t2")
+                },
                 "policy": {
                     "copies": COPIES,
                     "tiers": [{"name": "all", "keep": "original"}],
@@ -103,7 +105,9 @@ def test_reused_names_and_nested_paths_never_cost_a_photo(
             desired,
             library=config.Library(path=str(places["library"])),
             targets={
-                k: config.FilesystemTarget(kind="filesystem", path=str(places[k]))
+                k: config.FilesystemTarget(
+                    kind="filesystem", path=str(places[k]), same_disk_ok=True
+                )
                 for k in ("t1", "t2")
             },
         )
