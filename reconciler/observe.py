@@ -72,8 +72,8 @@ class CachedHasher:
         """Time to read an unchanged file again (bit rot keeps size and mtime).
         Each file's turn falls between one and two windows, spread by its path,
         so a library hashed in one night is not all re-read in one night."""
-        if not self.reverify_after_s:
-            return False
+        if not self.reverify_after_s or self.now - hashed_at <= self.reverify_after_s:
+            return False  # the common case, decided without hashing the path
         spread = 1 + (zlib.crc32(path.encode()) % 1000) / 1000
         return self.now - hashed_at > self.reverify_after_s * spread
 
