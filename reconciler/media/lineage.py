@@ -28,14 +28,17 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 TIER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _RDF_OPEN = re.compile(rb"<(?P<prefix>[A-Za-z_][\w.-]*):RDF\b[^>]*>")
 # Only ever matches the element this module writes, so a re-encode of a file
-# that already has lineage replaces it instead of stacking a second one.
+# that already has lineage replaces it instead of stacking a second one. No
+# leading ``\s*``: tried at every offset of Adobe's kilobytes of padding, it
+# made the search quadratic (the newline we put before it is trimmed by hand).
 _OWN_DESCRIPTION = re.compile(
-    rb"\s*<[\w.-]+:Description\b[^>]*\bxmlns:"
+    rb"<[\w.-]+:Description\b[^>]*\bxmlns:"
     + XMP_PREFIX.encode()
     + rb'="'
     + re.escape(XMP_NAMESPACE.encode())
     + rb'"[^>]*/>'
 )
+_DROPPED = re.compile(rb"\b" + XMP_PREFIX.encode() + rb":dropped=[\"']([^\"'<>]*)[\"']")
 _FALLBACK = re.compile(
     rb"reconcile:original_sha256(?:=[\"']|>)([0-9a-f]{64}).*?reconcile:tier(?:=[\"']|>)([A-Za-z0-9_.-]+)",
     re.DOTALL,
@@ -52,17 +55,20 @@ def check_lineage(original_sha256: str, tier: str) -> None:
         raise ValueError(f"tier must be a short name of letters, digits, '_.-', got {tier!r}")
 
 
-def _description(rdf_prefix: str, original_sha256: str, tier: str) -> bytes:
+def _description(rdf_prefix: str, original_sha256: str, tier: str, dropped: str = "") -> bytes:
+    # ``dropped`` names what of the original the encoder could not carry
+    # (e.g. a JPEG segment), so the file itself says what it lacks.
+    extra = f" {XMP_PREFIX}:dropped={quoteattr(dropped)}" if dropped else ""
     return (
         f"<{rdf_prefix}:Description {rdf_prefix}:about=''"
         f" xmlns:{XMP_PREFIX}={quoteattr(XMP_NAMESPACE)}"
         f" {XMP_PREFIX}:original_sha256={quoteattr(original_sha256)}"
-        f" {XMP_PREFIX}:tier={quoteattr(tier)}/>"
+        f" {XMP_PREFIX}:tier={quoteattr(tier)}{extra}/>"
     ).encode()
 
 
-def _new_packet(original_sha256: str, tier: str) -> bytes:
-    body = _description("rdf", original_sha256, tier).decode()
+def _new_packet(original_sha256: str, tier: str, dropped: str = "") -> bytes:
+    body = _description("rdf", original_sha256, tier, dropped).decode()
     return (
         "<?xpacket begin='\ufeff' id='W5M0MpCehiHzreSzNTczkc9d'?>\n"
         "<x:xmpmeta xmlns:x='adobe:ns:meta/'>\n"
@@ -74,8 +80,13 @@ def _new_packet(original_sha256: str, tier: str) -> bytes:
     ).encode()
 
 
-def with_lineage(xmp: bytes | None, original_sha256: str, tier: str) -> bytes | None:
+def with_lineage(
+    xmp: bytes | None, original_sha256: str, tier: str, dropped: str = ""
+) -> bytes | None:
     """The XMP packet ``xmp`` with lineage added (a new packet when there was none).
+
+    ``dropped``, when given, is recorded beside the lineage: what of the
+    original the encoded file does not carry.
 
     Returns None when the existing packet has no ``rdf:RDF`` element to add
     to: the caller then keeps the packet untouched rather than lose what it
@@ -83,13 +94,32 @@ def with_lineage(xmp: bytes | None, original_sha256: str, tier: str) -> bytes | 
     """
     check_lineage(original_sha256, tier)
     if not xmp or not xmp.strip(b"\x00 \t\r\n"):
-        return _new_packet(original_sha256, tier)
-    cleaned = _OWN_DESCRIPTION.sub(b"", xmp)
+        return _new_packet(original_sha256, tier, dropped)
+    cleaned = _without_own_description(xmp)
     match = _RDF_OPEN.search(cleaned)
     if match is None:
         return None
-    description = _description(match["prefix"].decode(), original_sha256, tier)
+    description = _description(match["prefix"].decode(), original_sha256, tier, dropped)
     return cleaned[: match.end()] + b"\n" + description + cleaned[match.end() :]
+
+
+def _without_own_description(xmp: bytes) -> bytes:
+    parts: list[bytes] = []
+    pos = 0
+    for match in _OWN_DESCRIPTION.finditer(xmp):
+        start = match.start()
+        if start > pos and xmp[start - 1 : start] == b"\n":
+            start -= 1  # the newline with_lineage put before it
+        parts.append(xmp[pos:start])
+        pos = match.end()
+    parts.append(xmp[pos:])
+    return b"".join(parts)
+
+
+def parse_xmp_dropped(xmp: bytes | None) -> str:
+    """What the encoder recorded as not carried (``reconcile:dropped``), or ""."""
+    match = _DROPPED.search(xmp or b"")
+    return match[1].decode("utf-8", "replace") if match else ""
 
 
 def parse_xmp_lineage(xmp: bytes | None) -> tuple[str, str] | None:

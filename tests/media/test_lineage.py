@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from reconciler.media.lineage import (
     parse_video_lineage,
+    parse_xmp_dropped,
     parse_xmp_lineage,
     video_lineage_tags,
     with_lineage,
@@ -83,3 +84,24 @@ def test_bad_lineage_values_are_programming_errors(sha: str, tier: str) -> None:
 def test_round_trip(sha: str, tier: str) -> None:
     assert parse_xmp_lineage(with_lineage(XMP, sha, tier)) == (sha, tier)
     assert parse_video_lineage(video_lineage_tags(sha, tier)) == (sha, tier)
+
+
+def test_a_megabyte_of_padding_is_handled_whole() -> None:
+    # Adobe pads XMP with whitespace so it can be edited in place; a regex
+    # that was quadratic in it took minutes here. Correctness is asserted,
+    # not time: a quadratic version would not finish within the suite.
+    padding = (b" " * 99 + b"\n") * 10_000
+    padded = XMP.replace(b"</x:xmpmeta>", b"</x:xmpmeta>\n" + padding)
+    assert len(padded) > 1_000_000
+    first = with_lineage(padded, SHA, "light", dropped="APP11")
+    assert first is not None
+    assert first.endswith(padding + b"\n<?xpacket end='w'?>")
+    assert parse_xmp_lineage(first) == (SHA, "light")
+    assert parse_xmp_dropped(first) == "APP11"
+    second = with_lineage(first, "f" * 64, "heavy")
+    assert second is not None
+    assert second.count(b"reconcile:original_sha256") == 1
+    # Byte for byte, the packet is the original plus one element.
+    assert re.sub(rb"\n<rdf:Description [^>]*xmlns:reconcile=[^>]*/>", b"", second) == padded
+    assert parse_xmp_lineage(second) == ("f" * 64, "heavy")
+    assert parse_xmp_dropped(second) == ""
