@@ -15,14 +15,23 @@ from pathlib import Path
 
 import attrs
 
-from reconciler.errors import MediaError
-from reconciler.media.kinds import HEIC, JPEG, VIDEO, read_kind
+from reconciler.media.kinds import (
+    HEIC,
+    JPEG,
+    VIDEO,
+    KeepOriginal,
+    content_name,
+    read_head,
+    sniff_kind,
+)
 from reconciler.media.lineage import check_lineage
 from reconciler.media.still import StillOutput, check_heic, check_jpeg, encode_heic, encode_jpeg
 from reconciler.media.video import check_video, encode_video
 
 ENCODED = "encoded"
 NOT_WORTH = "not_worth"
+#: The file cannot be re-encoded whole (several images, a Motion Photo…).
+KEPT = "kept"
 
 # x265's presets, fastest first: what ``heic_preset`` may name.
 HEIC_PRESETS = (
@@ -41,8 +50,10 @@ HEIC_PRESETS = (
 
 @attrs.frozen(kw_only=True)
 class EncodeResult:
-    """What ``encode_file`` did: ``encoded`` (dst written, ``size`` bytes) or
-    ``not_worth`` (nothing written, ``size`` 0), with a line for people."""
+    """What ``encode_file`` did: ``encoded`` (dst written, ``size`` bytes),
+    ``not_worth`` (nothing written, ``size`` 0) or ``kept`` (the original
+    cannot be carried whole by a re-encode; nothing written), with a line for
+    people."""
 
     status: str
     size: int
@@ -60,6 +71,7 @@ def encode_file(
     replaces_size: int,
     video_codec: str = "libx264",
     heic_preset: str = "fast",
+    threads: int = 0,
 ) -> EncodeResult:
     """Re-encode the original ``src`` into ``dst`` for ``tier``.
 
@@ -67,32 +79,50 @@ def encode_file(
     videos use ``crf`` with ``video_codec``. Lineage (``original_sha256``,
     ``tier``) is embedded in the output's metadata. Returns ``not_worth``
     and leaves no ``dst`` when the result is not smaller than
-    ``replaces_size`` or fails its checks. Raises MediaError for an empty,
-    corrupt, truncated or unsupported original; ValueError for bad arguments.
+    ``replaces_size`` or fails its checks, ``kept`` when the content is not
+    one we encode or cannot be carried whole. ``threads`` (0: the encoder's
+    own choice) bounds the threads one encode uses, so that a pool of
+    encoders does not ask for more than the machine's cores. Raises
+    MediaError for an empty, corrupt or truncated original; ValueError for
+    bad arguments.
     """
     check_lineage(original_sha256, tier)
     if Path(os.path.abspath(src)) == Path(os.path.abspath(dst)) or (
         dst.exists() and os.path.samefile(src, dst)
     ):
         raise ValueError(f"dst must differ from src: {src}")
-    kind = read_kind(src)
+    if quality is not None and not 1 <= quality <= 100:
+        raise ValueError(f"{src}: a still needs quality 1..100, got {quality!r}")
+    if crf is not None and not 0 <= crf <= 51:
+        raise ValueError(f"{src}: a video needs crf 0..51, got {crf!r}")
+    if heic_preset not in HEIC_PRESETS:
+        raise ValueError(f"heic_preset must be one of {HEIC_PRESETS}, got {heic_preset!r}")
+    # The content decides, not the name: a PNG or a video under a .jpg name
+    # is kept as it is, and a HEIC under a .jpg name stays HEIC.
+    head = read_head(src)
+    kind = sniff_kind(head)
     try:
         if kind in (JPEG, HEIC):
-            if quality is None or not 1 <= quality <= 100:
-                raise ValueError(f"{src}: a still needs quality 1..100, got {quality!r}")
+            if quality is None:
+                return _kept(f"its content is {kind.upper()}, but it was planned as a video")
             return _encode_still(
-                src, dst, kind, quality, heic_preset, original_sha256, tier, replaces_size
+                src, dst, kind, quality, heic_preset, original_sha256, tier, replaces_size, threads
             )
         if kind == VIDEO:
-            if crf is None or not 0 <= crf <= 51:
-                raise ValueError(f"{src}: a video needs crf 0..51, got {crf!r}")
-            return _encode_video(src, dst, crf, video_codec, original_sha256, tier, replaces_size)
+            if crf is None:
+                return _kept("its content is a video, but it was planned as a still")
+            return _encode_video(
+                src, dst, crf, video_codec, original_sha256, tier, replaces_size, threads
+            )
+    except KeepOriginal as keep:
+        dst.unlink(missing_ok=True)
+        return _kept(keep.reason)
     except BaseException:
         # Whatever went wrong (bad input, interrupt), a half-written dst must
         # not be mistaken for a result by the caller.
         dst.unlink(missing_ok=True)
         raise
-    raise MediaError(f"{src}: not a JPEG, HEIC or video file; only those are re-encoded")
+    return _kept(f"its content is {content_name(head)}; only JPEG, HEIC and video are re-encoded")
 
 
 def _encode_still(
@@ -104,24 +134,28 @@ def _encode_still(
     original_sha256: str,
     tier: str,
     replaces_size: int,
+    threads: int,
 ) -> EncodeResult:
     label = f"q{quality}"
     out: StillOutput
     if kind == JPEG:
         out = encode_jpeg(src, quality=quality, original_sha256=original_sha256, tier=tier)
     else:
-        if preset not in HEIC_PRESETS:
-            raise ValueError(f"heic_preset must be one of {HEIC_PRESETS}, got {preset!r}")
         out = encode_heic(
-            src, quality=quality, preset=preset, original_sha256=original_sha256, tier=tier
+            src,
+            quality=quality,
+            preset=preset,
+            original_sha256=original_sha256,
+            tier=tier,
+            threads=threads,
         )
-        label = f"q{quality}, {preset}"
+        label = f"q{quality}, {preset}" + (f", {out.bit_depth}-bit" if out.bit_depth > 8 else "")
     size = len(out.data)
     if size >= replaces_size:
         dst.unlink(missing_ok=True)
         return _not_worth(size, replaces_size, label)
     check = check_jpeg if kind == JPEG else check_heic
-    problem = check(out.data, out.expected_size)
+    problem = check(out.data, out)
     if problem is not None:
         dst.unlink(missing_ok=True)
         return EncodeResult(status=NOT_WORTH, size=0, reason=f"{problem} ({label})")
@@ -142,11 +176,18 @@ def _encode_video(
     original_sha256: str,
     tier: str,
     replaces_size: int,
+    threads: int,
 ) -> EncodeResult:
-    label = f"crf {crf}, {codec}"
-    original = encode_video(
-        src, dst, crf=crf, codec=codec, original_sha256=original_sha256, tier=tier
+    original, codec = encode_video(
+        src,
+        dst,
+        crf=crf,
+        codec=codec,
+        original_sha256=original_sha256,
+        tier=tier,
+        threads=threads,
     )
+    label = f"crf {crf}, {codec}"
     size = dst.stat().st_size
     if size >= replaces_size:
         dst.unlink()
@@ -161,6 +202,10 @@ def _encode_video(
     finally:
         os.close(fd)
     return _encoded(size, replaces_size, label)
+
+
+def _kept(reason: str) -> EncodeResult:
+    return EncodeResult(status=KEPT, size=0, reason=f"kept as it is: {reason}")
 
 
 def _encoded(size: int, replaces_size: int, label: str) -> EncodeResult:

@@ -79,8 +79,30 @@ def sniff_kind(head: bytes) -> str:
     return OTHER
 
 
-def read_kind(path: Path) -> str:
-    """Sniff a file's kind, refusing missing and empty files with a MediaError."""
+_OTHER_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+)
+
+
+def content_name(head: bytes) -> str:
+    """What a file that is not JPEG, HEIC or video holds, for messages."""
+    for signature, name in _OTHER_SIGNATURES:
+        if head.startswith(signature):
+            return name
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    if head[4:8] == b"ftyp":
+        return f"ISO media ({head[8:12].decode('latin-1').strip()})"
+    return "an unknown format"
+
+
+def read_head(path: Path) -> bytes:
+    """The first bytes of a file; MediaError for a missing or empty one."""
     try:
         with path.open("rb") as f:
             head = f.read(_HEAD_BYTES)
@@ -88,4 +110,21 @@ def read_kind(path: Path) -> str:
         raise MediaError(f"{path}: cannot read: {e.strerror or e}") from e
     if not head:
         raise MediaError(f"{path}: empty file")
-    return sniff_kind(head)
+    return head
+
+
+def read_kind(path: Path) -> str:
+    """Sniff a file's kind, refusing missing and empty files with a MediaError."""
+    return sniff_kind(read_head(path))
+
+
+class KeepOriginal(Exception):
+    """An encoder cannot carry this file whole (several images, a depth map, a
+    Motion Photo's video, Dolby Vision…): the library keeps it as it is.
+
+    Not a MediaError: the file is fine, re-encoding it would lose part of it.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)

@@ -22,6 +22,8 @@ XMP_NAMESPACE = "http://ns.reconcile.invalid/lineage/1.0/"
 XMP_PREFIX = "reconcile"
 VIDEO_SHA256_KEY = "org.reconcile.original_sha256"
 VIDEO_TIER_KEY = "org.reconcile.tier"
+#: What a video re-encode left out (data tracks), when anything.
+VIDEO_DROPPED_KEY = "org.reconcile.dropped"
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # What a tier may be called: it travels in XMP attributes and QuickTime keys.

@@ -3,17 +3,23 @@
 An encode returns the new file's bytes in memory (a 12 MP photo is a few
 MB), so that a result which is not worth keeping is never written to disk.
 
-What is carried: EXIF as the original's bytes (date, GPS, make/model,
-orientation), the ICC profile, the XMP packet (plus our lineage), JFIF
-density and the JPEG comment. Pixels are never rotated for display: a JPEG
-keeps its stored pixels and its orientation tag. A HEIC is decoded by
-libheif with its rotation applied, so the pixels are turned back to their
-stored orientation and the encoder writes the rotation again from the
-orientation tag: the result displays exactly as the original did.
+JPEG: Pillow encodes the pixels only; every APPn and COM segment of the
+original (JFIF, EXIF, ICC, XMP plus our lineage, extended XMP, IPTC/Photoshop
+APP13, Adobe APP14, FlashPix, maker segments, comments) is put back byte for
+byte by ``jpeg.carry_segments``. HEIC: EXIF, XMP, ICC or nclx colour,
+HDR metadata (content light level, mastering display), chroma and other
+metadata boxes travel, and 10/12-bit images stay 10/12-bit.
 
-Not carried: JPEG APP segments Pillow does not model (IPTC, MPF secondary
-images, Google extended XMP and appended motion-photo video), and HEIC
-depth, auxiliary (HDR gain map) and non-primary images.
+Pixels are never rotated for display: a JPEG keeps its stored pixels and its
+orientation tag. A HEIC is decoded by libheif with its rotation applied, so
+the pixels are turned back to their stored orientation and the encoder
+writes the rotation again from the orientation tag: the result displays
+exactly as the original did.
+
+What a re-encode cannot carry whole raises KeepOriginal, and the library
+keeps the file: MPF/MPO secondary images, data after a JPEG's end (a Motion
+Photo's video), CMYK JPEGs, a HEIF with several images, a depth map or
+auxiliary images (an HDR gain map), metadata libheif cannot write back.
 """
 
 from __future__ import annotations
@@ -22,14 +28,14 @@ import io
 import struct
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import attrs
 import pillow_heif
 from PIL import ExifTags, Image
 
 from reconciler.errors import MediaError
-from reconciler.media.kinds import HEIC, JPEG
+from reconciler.media import isobmff, jpeg
+from reconciler.media.kinds import HEIC, JPEG, KeepOriginal
 from reconciler.media.lineage import parse_xmp_lineage, with_lineage
 
 # Everything Pillow and pillow-heif raise for undecodable input; wrapped into
@@ -37,7 +43,7 @@ from reconciler.media.lineage import parse_xmp_lineage, with_lineage
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, RuntimeError, struct.error)
 
 # One APP1 segment holds 65533 bytes, less the XMP namespace header.
-_MAX_JPEG_XMP = 65533 - len(b"http://ns.adobe.com/xap/1.0/\x00")
+_MAX_JPEG_XMP = jpeg.MAX_PAYLOAD - len(jpeg.XMP_HEADER)
 
 # pillow-heif ``info`` keys that describe the primary image and must travel
 # to the new file (colour, chroma, other metadata boxes, thumbnail sizes).
@@ -49,6 +55,11 @@ _HEIC_CARRIED = (
     "metadata",
     "thumbnails",
     "pixel_aspect_ratio",
+    # HDR: without these a PQ or HLG still would be shown with SDR tones.
+    "content_light_level",
+    "mastering_display_colour_volume",
+    "ambient_viewing_environment",
+    "nominal_diffuse_white_luminance",
 )
 
 # The transpose that takes displayed pixels back to stored ones, per EXIF
@@ -66,50 +77,57 @@ _DISPLAY_TO_STORED = {
 
 @attrs.frozen(kw_only=True)
 class StillOutput:
-    """An encoded still, not yet written, and the size it must decode to."""
+    """An encoded still, not yet written, and what it must decode to."""
 
     data: bytes
     expected_size: tuple[int, int]
     lineage_embedded: bool
+    bit_depth: int = 8
 
 
 def encode_jpeg(src: Path, *, quality: int, original_sha256: str, tier: str) -> StillOutput:
-    """Re-encode a JPEG at ``quality``, keeping its metadata and stored orientation."""
+    """Re-encode a JPEG at ``quality``, keeping every metadata segment and the stored
+    orientation. Raises KeepOriginal for what a re-encode cannot carry whole."""
     try:
-        with Image.open(src) as im:
+        data = src.read_bytes()
+    except OSError as e:
+        raise MediaError(f"{src}: cannot read: {e.strerror or e}") from e
+    structure = jpeg.read_structure(data, src)
+    uncarried = structure.uncarried(data)
+    if uncarried is not None:
+        raise KeepOriginal(uncarried)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
             if im.format not in ("JPEG", "MPO"):
                 raise MediaError(f"{src}: not a JPEG (Pillow reads it as {im.format})")
+            if im.mode not in ("L", "RGB"):
+                raise KeepOriginal(
+                    f"its pixels are {im.mode}; only greyscale and colour (YCbCr) JPEGs "
+                    "are re-encoded"
+                )
             im.load()
-            info = im.info
-            xmp = with_lineage(_as_bytes(info.get("xmp")), original_sha256, tier)
-            if xmp is not None and len(xmp) > _MAX_JPEG_XMP:
-                # Lineage would push a near-full XMP segment past 64 KB: keep
-                # the original packet and leave lineage to the state database.
-                xmp = None
-            options: dict[str, Any] = {
-                "quality": quality,
-                "exif": info.get("exif", b""),
-                "icc_profile": info.get("icc_profile"),
-                "xmp": xmp if xmp is not None else info.get("xmp"),
-                "comment": info.get("comment"),
-            }
-            if "dpi" in info:
-                options["dpi"] = info["dpi"]
             buf = io.BytesIO()
-            im.save(buf, format="JPEG", **options)
-            return StillOutput(
-                data=buf.getvalue(), expected_size=im.size, lineage_embedded=xmp is not None
-            )
+            # Pixels only: the segments are carried from the original below.
+            im.save(buf, format="JPEG", quality=quality)
+            size = im.size
+            components = len(im.getbands())
     except _DECODE_ERRORS as e:
         raise MediaError(f"{src}: cannot decode JPEG: {e}") from e
+    xmp = with_lineage(structure.xmp(data), original_sha256, tier)
+    if xmp is not None and len(xmp) > _MAX_JPEG_XMP:
+        # Lineage would push a near-full XMP segment past 64 KB: keep the
+        # original packet and leave lineage to the state database.
+        xmp = None
+    out = jpeg.carry_segments(data, structure, buf.getvalue(), xmp, components=components)
+    return StillOutput(data=out, expected_size=size, lineage_embedded=xmp is not None)
 
 
-def check_jpeg(data: bytes, expected_size: tuple[int, int]) -> str | None:
+def check_jpeg(data: bytes, expected: StillOutput) -> str | None:
     """Why an encoded JPEG must not be kept, or None when it decodes at the right size."""
     try:
         with Image.open(io.BytesIO(data)) as im:
-            if im.size != expected_size:
-                return f"output is {_dims(im.size)}, original is {_dims(expected_size)}"
+            if im.size != expected.expected_size:
+                return f"output is {_dims(im.size)}, original is {_dims(expected.expected_size)}"
             # Decoding at 1/8 scale still entropy-decodes every block (so a
             # damaged stream fails) but skips most of the IDCT work.
             im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
@@ -120,47 +138,137 @@ def check_jpeg(data: bytes, expected_size: tuple[int, int]) -> str | None:
 
 
 def encode_heic(
-    src: Path, *, quality: int, preset: str, original_sha256: str, tier: str
+    src: Path, *, quality: int, preset: str, original_sha256: str, tier: str, threads: int = 0
 ) -> StillOutput:
-    """Re-encode the primary image of a HEIC/HEIF at ``quality`` with the x265 ``preset``."""
+    """Re-encode the primary image of a HEIC/HEIF at ``quality`` with the x265 ``preset``,
+    at the original's bit depth. Raises KeepOriginal when the file holds more than
+    that one image (a burst, a stereo pair, a depth or gain map)."""
     try:
-        heif = pillow_heif.open_heif(src)
+        data = src.read_bytes()
+    except OSError as e:
+        raise MediaError(f"{src}: cannot read: {e.strerror or e}") from e
+    cut = isobmff.truncation(data, src)
+    if cut is not None:
+        raise MediaError(f"{src}: truncated or corrupt HEIF: {cut}")
+    if threads:
+        pillow_heif.options.DECODE_THREADS = threads
+    try:
+        # Native bit depth: 10 and 12-bit images stay 10 and 12-bit.
+        heif = pillow_heif.open_heif(
+            io.BytesIO(data), convert_hdr_to_8bit=False, hdr_to_16bit=False
+        )
+        if len(heif) > 1:
+            raise KeepOriginal(
+                f"it holds {len(heif)} images (a burst, a stereo pair or a sequence); "
+                "a re-encode keeps only one"
+            )
         primary = heif[heif.primary_index]
-        displayed = primary.to_pillow()
-        turn = _DISPLAY_TO_STORED.get(displayed.info.get("original_orientation") or 1)
-        stored = displayed.transpose(turn) if turn is not None else displayed
         info = primary.info
-        xmp = with_lineage(_as_bytes(info.get("xmp")), original_sha256, tier)
-        carried = {key: info[key] for key in _HEIC_CARRIED if info.get(key) is not None}
-        out = pillow_heif.from_bytes(stored.mode, stored.size, stored.tobytes())
+        if info.get("depth_images"):
+            raise KeepOriginal("it holds a depth map; a re-encode would drop it")
+        aux = sorted(str(kind) for kind in (info.get("aux") or {}))
+        if aux:
+            raise KeepOriginal(
+                f"it holds auxiliary images ({', '.join(aux)}); a re-encode would drop them"
+            )
+        primary.load()
+        mode, size, bit_depth = primary.mode, tuple(primary.size), int(info["bit_depth"])
+        pixels = _packed(bytes(primary.data), primary.stride, size, mode)
+    except _DECODE_ERRORS as e:
+        raise MediaError(f"{src}: cannot decode HEIC: {e}") from e
+    # libheif applied the rotation: turn the pixels back to their stored
+    # orientation; the encoder writes the rotation again from the EXIF tag.
+    orientation = pillow_heif.set_orientation(dict(info)) or 1
+    turn = _DISPLAY_TO_STORED.get(orientation)
+    stored_size, stored = size, pixels
+    if turn is not None:
+        stored_size, stored = _transpose(mode, size, pixels, turn)
+    xmp = with_lineage(_as_bytes(info.get("xmp")), original_sha256, tier)
+    carried = {key: info[key] for key in _HEIC_CARRIED if info.get(key) is not None}
+    params = {"preset": preset}
+    if threads:
+        params["x265:pools"] = str(threads)
+    try:
+        out = pillow_heif.from_bytes(mode, stored_size, stored)
         buf = io.BytesIO()
         out.save(
             buf,
             quality=quality,
-            enc_params={"preset": preset},
+            enc_params=params,
             exif=info.get("exif"),
             xmp=xmp if xmp is not None else info.get("xmp"),
             **carried,
         )
-        return StillOutput(
-            data=buf.getvalue(), expected_size=displayed.size, lineage_embedded=xmp is not None
-        )
-    except _DECODE_ERRORS as e:
-        raise MediaError(f"{src}: cannot decode HEIC: {e}") from e
+    except (*_DECODE_ERRORS, TypeError) as e:
+        # The pixels decoded; it is what travels with them that libheif
+        # refused to write back. Not bad input: the file stays as it is.
+        raise KeepOriginal(f"its metadata cannot be written back by libheif ({e})") from e
+    return StillOutput(
+        data=buf.getvalue(),
+        expected_size=size,
+        lineage_embedded=xmp is not None,
+        bit_depth=bit_depth,
+    )
 
 
-def check_heic(data: bytes, expected_size: tuple[int, int]) -> str | None:
-    """Why an encoded HEIC must not be kept, or None when it decodes at the right size."""
+def check_heic(data: bytes, expected: StillOutput) -> str | None:
+    """Why an encoded HEIC must not be kept, or None when it decodes at the right
+    size and bit depth."""
     try:
-        heif = pillow_heif.open_heif(io.BytesIO(data))
+        heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=False)
         primary = heif[heif.primary_index]
         size = tuple(primary.size)
-        if size != expected_size:
-            return f"output is {_dims(size)}, original is {_dims(expected_size)}"
+        if size != expected.expected_size:
+            return f"output is {_dims(size)}, original is {_dims(expected.expected_size)}"
+        depth = int(primary.info["bit_depth"])
+        if depth != expected.bit_depth:
+            return f"output is {depth}-bit, original is {expected.bit_depth}-bit"
         primary.load()
     except _DECODE_ERRORS as e:
         return f"output does not decode: {e}"
     return None
+
+
+def _channels(mode: str) -> int:
+    return {"L": 1, "I": 1, "RGB": 3, "RGBA": 4}.get(mode.split(";")[0], 0)
+
+
+def _sample_bytes(mode: str) -> int:
+    return 1 if ";" not in mode and mode in ("L", "RGB", "RGBA") else 2
+
+
+def _packed(data: bytes, stride: int, size: tuple[int, int], mode: str) -> bytes:
+    """Pixel rows without the decoder's row padding."""
+    row = size[0] * _channels(mode) * _sample_bytes(mode)
+    if not row:
+        raise ValueError(f"unsupported HEIF pixel mode {mode}")
+    if stride == row:
+        return data[: row * size[1]]
+    return b"".join(data[y * stride : y * stride + row] for y in range(size[1]))
+
+
+def _transpose(
+    mode: str, size: tuple[int, int], pixels: bytes, turn: Image.Transpose
+) -> tuple[tuple[int, int], bytes]:
+    """Turn packed pixels of any bit depth. 8-bit modes go through Pillow
+    directly; deeper ones one 16-bit plane at a time, as Pillow has no 16-bit
+    colour mode (the slices run at memory speed)."""
+    if _sample_bytes(mode) == 1:
+        turned = Image.frombytes(mode, size, pixels).transpose(turn)
+        return turned.size, turned.tobytes()
+    channels = _channels(mode)
+    step = 2 * channels
+    out = bytearray(len(pixels))
+    new_size = size
+    for c in range(channels):
+        plane = bytearray(size[0] * size[1] * 2)
+        plane[0::2] = pixels[2 * c :: step]
+        plane[1::2] = pixels[2 * c + 1 :: step]
+        turned = Image.frombytes("I;16", size, bytes(plane)).transpose(turn)
+        new_size, flat = turned.size, turned.tobytes()
+        out[2 * c :: step] = flat[0::2]
+        out[2 * c + 1 :: step] = flat[1::2]
+    return new_size, bytes(out)
 
 
 def read_still_metadata(path: Path, kind: str) -> tuple[bytes | None, bytes | None]:

@@ -9,23 +9,36 @@ muxer write QuickTime keys it has no atom for, ours included.
 ``-noautorotate`` keeps the stored frames and the rotation display matrix,
 so a phone's portrait clip is not turned twice.
 
+Frame timing is kept: ``-fps_mode passthrough`` with the input's time base
+passes every frame with its own timestamp, so a variable-frame-rate clip is
+not padded to a constant rate with duplicated frames. The colour tags
+(primaries, transfer, matrix, range) are copied. A clip deeper than 8 bits
+or in HDR (HLG, PQ) is encoded with x265 at 10 or 12 bits whatever the
+configured codec, with HDR10's mastering display and light levels passed to
+x265; Dolby Vision and clips with more than one video track are kept as
+they are (KeepOriginal), as a re-encode would drop the RPU or the track.
+
 Not carried: data tracks (Apple's timed metadata, timecode) and chapters,
-which the MP4 muxer often refuses; HDR is not tone-mapped (libx264 output is
-always 8-bit 4:2:0, the profile every player decodes).
+which the MP4 muxer often refuses; they are named in the ``dropped``
+lineage tag. ffmpeg gets a bounded number of threads and a timeout scaled
+by the clip's duration and pixel rate.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import ffmpeg
 
 from reconciler.errors import MediaError
-from reconciler.media.lineage import parse_video_lineage, video_lineage_tags
+from reconciler.media.kinds import KeepOriginal
+from reconciler.media.lineage import VIDEO_DROPPED_KEY, parse_video_lineage, video_lineage_tags
 
 FFMPEG = "ffmpeg"
 FFPROBE = "ffprobe"
@@ -40,6 +53,28 @@ _DURATION_SLACK_RATIO = 0.02
 # Epoch placeholders that cameras with an unset clock write.
 _NO_DATE_YEARS = (1904, 1970)
 _LOG_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
+_HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})
+_DOLBY_TAGS = frozenset({"dvh1", "dvhe", "dva1", "dvav"})
+# Pixel formats x265 writes as they are; other deep ones become 4:2:0 10-bit.
+_X265_DEEP = frozenset(
+    f"yuv{chroma}p{depth}le" for chroma in ("420", "422", "444") for depth in (10, 12)
+)
+# ffmpeg's colour options and the ffprobe fields they copy.
+_COLOUR = (
+    ("-color_primaries", "color_primaries"),
+    ("-color_trc", "color_transfer"),
+    ("-colorspace", "color_space"),
+    ("-color_range", "color_range"),
+)
+# Timeout: a fixed allowance plus this much per second of 1080p30 video, so
+# a hung ffmpeg is stopped but a long 4K clip on one slow core is not.
+_TIMEOUT_BASE_S = 120.0
+_TIMEOUT_PER_SECOND = 40.0
+_REFERENCE_PIXEL_RATE = 1920 * 1080 * 30
+
+
+class EncodeTimeout(MediaError):
+    """ffmpeg ran past its time limit: the machine, not the input, may be at fault."""
 
 
 def container_for(path: Path) -> str:
@@ -63,10 +98,7 @@ def probe(path: Path) -> dict[str, Any]:
 
 def video_stream(info: dict[str, Any], path: Path) -> dict[str, Any]:
     for stream in info.get("streams", []):
-        if (
-            stream.get("codec_type") == "video"
-            and stream.get("disposition", {}).get("attached_pic") != 1
-        ):
+        if _is_video(stream):
             return dict(stream)
     raise MediaError(f"{path}: no video stream")
 
@@ -93,37 +125,165 @@ def encode_video(
     codec: str,
     original_sha256: str,
     tier: str,
-) -> dict[str, Any]:
-    """Encode ``src`` into ``dst`` and return the original's probe.
+    threads: int = 0,
+) -> tuple[dict[str, Any], str]:
+    """Encode ``src`` into ``dst``; return the original's probe and the codec used.
 
-    Raises MediaError when the original cannot be read or decoded to its end.
+    Raises MediaError when the original cannot be read or decoded to its end
+    (EncodeTimeout when ffmpeg overran), KeepOriginal when a re-encode could
+    not carry it faithfully.
     """
     if codec not in _CODECS:
         raise ValueError(f"video_codec must be one of {_CODECS}, got {codec!r}")
     container = container_for(src)
     info = probe(src)
     stream = video_stream(info, src)
-    args = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y"]
+    videos = [s for s in info.get("streams", []) if _is_video(s)]
+    if len(videos) > 1:
+        raise KeepOriginal(f"it has {len(videos)} video tracks; a re-encode keeps only one")
+    if _is_dolby_vision(stream):
+        raise KeepOriginal("it is Dolby Vision; a re-encode would drop its dynamic metadata")
+    pix_fmt, deep_args = _depth_and_hdr(src, stream)
+    if deep_args is not None:
+        codec = "libx265"  # x264 here is 8-bit only: HDR and 10-bit go to HEVC
+    dropped = _dropped_streams(info)
+    thread_args = ["-threads", str(threads)] if threads else []
+    args = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y", *thread_args]
     args += ["-noautorotate", "-i", str(src)]
     args += ["-map", "0:v:0", "-map", "0:a?", "-c:a", "copy"]
-    args += ["-c:v", codec, "-crf", str(crf), "-preset", PRESET]
-    args += ["-pix_fmt", _pix_fmt(codec, str(stream.get("pix_fmt", "")))]
+    # Every frame with its own timestamp, in the input's time base: a
+    # variable frame rate stays variable.
+    args += ["-fps_mode", "passthrough", "-enc_time_base", "-1"]
+    args += ["-c:v", codec, "-crf", str(crf), "-preset", PRESET, *thread_args]
+    args += ["-pix_fmt", pix_fmt]
+    for option, field in _COLOUR:
+        value = stream.get(field)
+        if value not in (None, "", "unknown", "reserved") and not (
+            field == "color_space" and value == "gbr"
+        ):
+            args += [option, str(value)]
     if codec == "libx265":
-        # hvc1 is the sample entry Apple players require; x265 is chatty on stderr.
-        args += ["-tag:v", "hvc1", "-x265-params", "log-level=error"]
+        x265 = ["log-level=error", *(deep_args or [])]
+        if threads:
+            x265 += [f"pools={threads}", f"frame-threads={min(threads, 4)}"]
+        # hvc1 is the sample entry Apple players require.
+        args += ["-tag:v", "hvc1", "-x265-params", ":".join(x265)]
     args += ["-map_metadata", "0"]
-    for key, value in video_lineage_tags(original_sha256, tier).items():
+    tags = video_lineage_tags(original_sha256, tier)
+    if dropped:
+        tags[VIDEO_DROPPED_KEY] = dropped
+    for key, value in tags.items():
         args += ["-metadata", f"{key}={value}"]
     args += ["-movflags", "+faststart+use_metadata_tags", "-f", container, str(dst)]
     # Built as an argument list rather than with ffmpeg-python's graph API:
     # repeated -map/-metadata options in a fixed order are what this needs.
+    limit = timeout_for(info, stream)
     try:
-        done = subprocess.run(args, capture_output=True, check=False)
+        done = subprocess.run(args, capture_output=True, check=False, timeout=limit)
     except FileNotFoundError as e:
         raise MediaError(f"{FFMPEG} not found: install ffmpeg to encode videos") from e
+    except subprocess.TimeoutExpired as e:
+        raise EncodeTimeout(
+            f"{src}: ffmpeg did not finish within {limit:.0f} s; it was stopped "
+            "(a busy machine? it is tried again next run)"
+        ) from e
     if done.returncode != 0:
         raise MediaError(f"{src}: cannot encode video: {_summary(done.stderr, src)}")
-    return info
+    if done.stderr.strip():
+        # -v error: anything said is a decode error, even when ffmpeg went on.
+        raise MediaError(f"{src}: decoding reported errors: {_summary(done.stderr, src)}")
+    return info, codec
+
+
+def timeout_for(info: dict[str, Any], stream: dict[str, Any]) -> float:
+    """Seconds ffmpeg may take for this clip: scaled by duration and pixel rate."""
+    seconds = duration(info) or 600.0
+    try:
+        num, _, den = str(stream.get("avg_frame_rate") or "30/1").partition("/")
+        fps = float(num) / float(den or 1)
+    except (ValueError, ZeroDivisionError):
+        fps = 30.0
+    pixels = int(stream.get("width") or 1920) * int(stream.get("height") or 1080)
+    scale = max(1.0, pixels * max(fps, 1.0) / _REFERENCE_PIXEL_RATE)
+    return _TIMEOUT_BASE_S + _TIMEOUT_PER_SECOND * seconds * scale
+
+
+def _is_video(stream: dict[str, Any]) -> bool:
+    return bool(
+        stream.get("codec_type") == "video"
+        and stream.get("disposition", {}).get("attached_pic") != 1
+    )
+
+
+def _is_dolby_vision(stream: dict[str, Any]) -> bool:
+    if str(stream.get("codec_tag_string", "")).lower() in _DOLBY_TAGS:
+        return True
+    return any(
+        "DOVI" in str(side.get("side_data_type", "")) for side in stream.get("side_data_list", [])
+    )
+
+
+def _dropped_streams(info: dict[str, Any]) -> str:
+    """The tracks a re-encode leaves out (data, subtitles, extra streams), for lineage."""
+    names = []
+    for s in info.get("streams", []):
+        kind = s.get("codec_type")
+        if kind in ("video", "audio"):
+            continue
+        tag = s.get("codec_tag_string") or s.get("codec_name") or "?"
+        names.append(f"{kind} track {s.get('index')} ({tag})")
+    return ", ".join(names)
+
+
+def _depth_and_hdr(src: Path, stream: dict[str, Any]) -> tuple[str, list[str] | None]:
+    """The output pixel format, and x265 parameters when the clip is deep or HDR
+    (None: an ordinary 8-bit SDR clip, encoded with the configured codec)."""
+    source = str(stream.get("pix_fmt", ""))
+    deep = int(stream.get("bits_per_raw_sample") or 0) > 8 or "p10" in source or "p12" in source
+    transfer = stream.get("color_transfer")
+    if not deep and transfer not in _HDR_TRANSFERS:
+        return "yuv420p", None
+    pix_fmt = source if source in _X265_DEEP else "yuv420p10le"
+    params: list[str] = []
+    if transfer == "smpte2084":
+        params = ["hdr10=1", *_hdr10_params(src)]
+    return pix_fmt, params
+
+
+def _hdr10_params(src: Path) -> list[str]:
+    """x265's master-display and max-cll from the first frame's side data (this
+    ffmpeg does not pass them to x265 itself)."""
+    args = [FFPROBE, "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1"]
+    args += ["-show_entries", "frame=side_data_list", "-of", "json", str(src)]
+    done = subprocess.run(args, capture_output=True, check=False, timeout=120)
+    try:
+        frames = json.loads(done.stdout or b"{}").get("frames", [])
+    except ValueError:
+        frames = []
+    sides = [side for frame in frames for side in frame.get("side_data_list", [])]
+    params = []
+    for side in sides:
+        kind = side.get("side_data_type", "")
+        try:
+            if kind == "Mastering display metadata":
+
+                def xy(key: str, side: dict[str, Any] = side) -> str:
+                    return str(round(Fraction(side[key]) * 50000))
+
+                lum = (
+                    round(Fraction(side["max_luminance"]) * 10000),
+                    round(Fraction(side["min_luminance"]) * 10000),
+                )
+                params.append(
+                    f"master-display=G({xy('green_x')},{xy('green_y')})"
+                    f"B({xy('blue_x')},{xy('blue_y')})R({xy('red_x')},{xy('red_y')})"
+                    f"WP({xy('white_point_x')},{xy('white_point_y')})L({lum[0]},{lum[1]})"
+                )
+            elif kind == "Content light level metadata":
+                params.append(f"max-cll={int(side['max_content'])},{int(side['max_average'])}")
+        except (KeyError, ValueError, ZeroDivisionError) as e:
+            raise KeepOriginal(f"its HDR10 metadata cannot be read ({kind}: {e})") from e
+    return params
 
 
 def check_video(dst: Path, original: dict[str, Any], src: Path) -> str | None:
@@ -149,6 +309,9 @@ def check_video(dst: Path, original: dict[str, Any], src: Path) -> str | None:
             raise MediaError(
                 f"{src}: truncated or corrupt: decoded {got or 0:.1f} s of {expected:.1f} s"
             )
+    frames = (in_stream.get("nb_frames"), out_stream.get("nb_frames"))
+    if all(str(n).isdigit() for n in frames) and frames[0] != frames[1]:
+        return f"output has {frames[1]} frames, original has {frames[0]}"
     # Decoding the new file end to end is a fraction of the encode's cost and
     # is the only proof that the copy about to replace the library file plays.
     decode = [FFMPEG, "-nostdin", "-v", "error", "-i", str(dst), "-map", "0:v:0", "-f", "null", "-"]
@@ -196,12 +359,6 @@ def _iso_datetime(text: str | None) -> datetime | None:
 def _tags(info: dict[str, Any]) -> dict[str, str]:
     tags = info.get("format", {}).get("tags", {})
     return {str(k): str(v) for k, v in tags.items()}
-
-
-def _pix_fmt(codec: str, source: str) -> str:
-    if codec == "libx265" and "10" in source:
-        return "yuv420p10le"
-    return "yuv420p"
 
 
 def _summary(stderr: bytes | None, path: Path | None = None) -> str:

@@ -7,6 +7,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from reconciler.errors import MediaError
 from reconciler.media import EncodeResult, encode_file, read_lineage
@@ -51,19 +52,35 @@ def test_media_error_crosses_a_process_pool(tmp_path: Path) -> None:
             future.result()
 
 
-def test_other_files_are_refused(tmp_path: Path) -> None:
-    src = tmp_path / "shot.png"
-    src.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
-    with pytest.raises(MediaError, match=r"shot\.png: not a JPEG, HEIC or video file"):
-        encode_file(
-            src,
-            tmp_path / "o",
-            quality=75,
-            crf=None,
-            original_sha256=SHA,
-            tier="t",
-            replaces_size=1,
-        )
+def test_other_content_is_kept_whatever_its_name(tmp_path: Path) -> None:
+    # A valid PNG under a .jpg name (an export) is not an error: it stays as it is.
+    src = tmp_path / "shot.jpg"
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(src, format="PNG")
+    result = encode_file(
+        src, tmp_path / "o", quality=75, crf=None, original_sha256=SHA, tier="t", replaces_size=1
+    )
+    assert result == EncodeResult(
+        status="kept",
+        size=0,
+        reason="kept as it is: its content is PNG; only JPEG, HEIC and video are re-encoded",
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_content_that_does_not_match_the_plan_is_kept(
+    jpeg_original: Path, mp4_original: Path, tmp_path: Path
+) -> None:
+    # The planner picks quality or crf from the name; the content decides.
+    still = _encode(jpeg_original, tmp_path / "o", quality=None)
+    assert (still.status, still.reason) == (
+        "kept",
+        "kept as it is: its content is JPEG, but it was planned as a video",
+    )
+    video = _encode(mp4_original, tmp_path / "o", crf=None)
+    assert (video.status, video.reason) == (
+        "kept",
+        "kept as it is: its content is a video, but it was planned as a still",
+    )
 
 
 def _encode(src: Path, dst: Path, **overrides: object) -> EncodeResult:
@@ -81,11 +98,9 @@ def _encode(src: Path, dst: Path, **overrides: object) -> EncodeResult:
 @pytest.mark.parametrize(
     ("original", "overrides", "message"),
     [
-        ("jpeg_original", {"quality": None}, "a still needs quality 1..100, got None"),
         ("jpeg_original", {"quality": 0}, "a still needs quality 1..100, got 0"),
         ("heic_original", {"quality": 101}, "a still needs quality 1..100, got 101"),
         ("heic_original", {"heic_preset": "turbo"}, "heic_preset must be one of"),
-        ("mp4_original", {"crf": None}, "a video needs crf 0..51, got None"),
         ("mp4_original", {"crf": 52}, "a video needs crf 0..51, got 52"),
         ("mp4_original", {"video_codec": "vp9"}, "video_codec must be one of"),
         ("jpeg_original", {"original_sha256": "nope"}, "original_sha256 must be 64"),

@@ -1,0 +1,159 @@
+"""JPEG structure: the segments around the pixels, read and carried byte for byte.
+
+Pillow re-encodes the pixels but models only a few segments (EXIF, one ICC
+profile, one XMP packet, one comment); IPTC/Photoshop (APP13), Adobe
+(APP14), FlashPix (APP2), extended XMP and maker segments would be lost.
+So the encoder takes only the *pixels* from Pillow and this module puts
+every APPn and COM segment of the original back, in the original's order,
+with only the main XMP packet replaced (to add lineage).
+
+It also tells what a re-encode cannot carry at all: secondary images (MPF,
+as MPO and some phones write them) and data after the end of the image
+(a Google Motion Photo's video, a maker's trailer). Such files stay as they
+are. A stream that ends before its end-of-image marker is truncated.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from reconciler.errors import MediaError
+
+SOI = b"\xff\xd8"
+_SOS = 0xDA
+_EOI = b"\xff\xd9"
+_APP0, _APP1, _APP2, _APP14, _APP15 = 0xE0, 0xE1, 0xE2, 0xEE, 0xEF
+_COM = 0xFE
+# Markers without a length field: TEM and the restart markers.
+_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
+_MPF_HEADER = b"MPF\x00"
+_ADOBE_HEADER = b"Adobe"
+# Offset of the colour transform byte in an Adobe segment's payload:
+# "Adobe" version(2) flags0(2) flags1(2) transform(1).
+_ADOBE_TRANSFORM = 11
+# XMP properties by which Google and Samsung mark a photo with a video inside.
+_MOTION_MARKS = (b"MotionPhoto", b"MicroVideo")
+#: Most bytes one segment holds (its length field counts itself).
+MAX_PAYLOAD = 65533
+
+
+@attrs.frozen(kw_only=True)
+class Structure:
+    """Where things are in a JPEG file: ``segments`` are (marker, start, end) of
+    each marker segment before the first scan, ``end`` is just past EOI."""
+
+    segments: tuple[tuple[int, int, int], ...]
+    scan: int
+    end: int
+
+    def payload(self, data: bytes, segment: tuple[int, int, int]) -> bytes:
+        return data[segment[1] + 4 : segment[2]]
+
+    def xmp(self, data: bytes) -> bytes | None:
+        """The main XMP packet (not Adobe's extended XMP chunks), or None."""
+        for seg in self.segments:
+            if seg[0] == _APP1:
+                body = self.payload(data, seg)
+                if body.startswith(XMP_HEADER):
+                    return body[len(XMP_HEADER) :]
+        return None
+
+    def uncarried(self, data: bytes) -> str | None:
+        """Why a re-encode of this file cannot carry it whole, or None."""
+        for seg in self.segments:
+            if seg[0] == _APP2 and self.payload(data, seg).startswith(_MPF_HEADER):
+                return "it holds several images (MPF/MPO); a re-encode keeps only the first"
+        trailer = data[self.end :]
+        if trailer.strip(b"\x00\xff\r\n\t "):
+            return (
+                f"{len(trailer)} bytes follow the image (a Motion Photo's video or a "
+                "maker's trailer); a re-encode would drop them"
+            )
+        xmp = self.xmp(data) or b""
+        if any(mark in xmp for mark in _MOTION_MARKS) and b'MotionPhoto="0"' not in xmp:
+            return "its XMP marks it a Motion Photo; a re-encode would drop the video"
+        return None
+
+
+def read_structure(data: bytes, name: object) -> Structure:
+    """Segments, first scan and end of a JPEG; MediaError if it is not whole."""
+    if not data.startswith(SOI):
+        raise MediaError(f"{name}: not a JPEG (no start-of-image marker)")
+    segments: list[tuple[int, int, int]] = []
+    pos, size = 2, len(data)
+    while True:
+        while pos < size and data[pos] == 0xFF and pos + 1 < size and data[pos + 1] == 0xFF:
+            pos += 1  # fill bytes before a marker
+        if pos + 4 > size or data[pos] != 0xFF:
+            raise MediaError(f"{name}: truncated or corrupt JPEG (bad marker at byte {pos})")
+        marker = data[pos + 1]
+        if marker in _STANDALONE:
+            pos += 2
+            continue
+        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if end > size:
+            raise MediaError(f"{name}: truncated JPEG (segment at byte {pos} runs past the end)")
+        if marker == _SOS:
+            break
+        segments.append((marker, pos, end))
+        pos = end
+    # In entropy-coded data 0xFF is always followed by 0x00 or a restart
+    # marker, and the markers between progressive scans are not EOI: the
+    # first FFD9 after the first scan is the end of the image.
+    eoi = data.find(_EOI, pos)
+    if eoi < 0:
+        raise MediaError(f"{name}: truncated JPEG (no end-of-image marker)")
+    return Structure(segments=tuple(segments), scan=pos, end=eoi + 2)
+
+
+def carry_segments(
+    original: bytes, structure: Structure, encoded: bytes, xmp: bytes | None, *, components: int
+) -> bytes:
+    """``encoded`` (Pillow's output, pixels only) with every APPn and COM segment
+    of ``original`` in front of its tables, the main XMP packet replaced by ``xmp`` (kept as it is when None).
+
+    An Adobe segment's colour transform is set to YCbCr for a three-component
+    result: copied as "none" (an RGB-coded original) it would make every
+    viewer show the new YCbCr data in wrong colours.
+    """
+    new = read_structure(encoded, "encoded output")
+    out = [SOI]
+    xmp_done = xmp is None
+    for marker, start, end in structure.segments:
+        if not (_APP0 <= marker <= _APP15 or marker == _COM):
+            continue
+        body = original[start + 4 : end]
+        if marker == _APP1 and body.startswith(XMP_HEADER) and xmp is not None:
+            if not xmp_done:
+                out.append(segment(_APP1, XMP_HEADER + xmp))
+                xmp_done = True
+            continue
+        if (
+            marker == _APP14
+            and body.startswith(_ADOBE_HEADER)
+            and components == 3
+            and len(body) > _ADOBE_TRANSFORM
+            and body[_ADOBE_TRANSFORM] != 1
+        ):
+            body = body[:_ADOBE_TRANSFORM] + b"\x01" + body[_ADOBE_TRANSFORM + 1 :]
+            out.append(segment(marker, body))
+            continue
+        out.append(original[start:end])
+    if not xmp_done and xmp is not None:
+        out.append(segment(_APP1, XMP_HEADER + xmp))
+    # Pillow's own tables, frame header and scans; not its APPn/COM segments,
+    # which only repeat (or contradict, for JFIF density) the original's.
+    first_table = next((s for m, s, _ in new.segments if not _is_metadata(m)), new.scan)
+    out.append(encoded[first_table : new.end])
+    return b"".join(out)
+
+
+def segment(marker: int, payload: bytes) -> bytes:
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"JPEG segment payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    return bytes((0xFF, marker)) + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
+def _is_metadata(marker: int) -> bool:
+    return _APP0 <= marker <= _APP15 or marker == _COM
