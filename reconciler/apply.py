@@ -171,6 +171,13 @@ class Applier:
         self._done = 0
         self._total = 0
         self._pool: ProcessPoolExecutor | None = None
+        cores = os.cpu_count() or 1
+        #: encoder processes, and threads each may use (set per run by _worker_count)
+        self._encoders, self._encoder_threads = cores, 1
+        #: originals an earlier run found undecodable (at any tier)
+        self._known_bad = {
+            sha for (sha, _), reason in world.settled.items() if reason.startswith(CANNOT_ENCODE)
+        }
 
     # ------------------------------------------------------------- driver
 
@@ -181,7 +188,8 @@ class Applier:
         for a in plan.actions:
             stages.setdefault(type(a), []).append(a)
         for kind in (DownloadAsset, CopyToLibrary, CopyToTarget, EncodeForTier):
-            self._stage(stages.get(kind, []), outcomes, self._worker_count(kind))
+            actions = stages.get(kind, [])
+            self._stage(actions, outcomes, self._worker_count(kind, len(actions)))
         for a in stages.get(RemoveFromSource, []):
             assert isinstance(a, RemoveFromSource)
             self._finish(a, self._guarded(a, outcomes, partial(self._remove, a)), outcomes)
@@ -191,16 +199,22 @@ class Applier:
         self.close()
         return ApplyResult(outcomes=tuple(outcomes[a.id] for a in plan.actions if a.id in outcomes))
 
-    def _worker_count(self, kind: type[Action]) -> int:
+    def _worker_count(self, kind: type[Action], actions: int = 0) -> int:
         if kind is EncodeForTier:
-            return os.cpu_count() or 1  # CPU-bound: one encoder per core
+            # CPU-bound: pool x threads per encoder = cores. Few encodes get
+            # more threads each (one long video uses the whole machine);
+            # many get one core each, which wastes nothing on sync.
+            cores = os.cpu_count() or 1
+            self._encoders = max(1, min(cores, actions or cores))
+            self._encoder_threads = max(1, cores // self._encoders)
+            return self._encoders
         return self.desired.apply.workers
 
     def _encoder(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # forkserver: never fork a process that is running threads.
             ctx = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(os.cpu_count() or 1, mp_context=ctx)
+            self._pool = ProcessPoolExecutor(self._encoders, mp_context=ctx)
         return self._pool
 
     def close(self) -> None:
@@ -480,6 +494,7 @@ class Applier:
             )
         store = self.conn.library
         tmp = store.temp_path(lib.path)
+        src: Path | None = None
         try:
             with self._original(sha) as src:
                 if a.tier == ORIGINAL_TIER:
@@ -499,18 +514,28 @@ class Applier:
                             replaces_size=lib.size,
                             video_codec=self.desired.policy.video_codec,
                             heic_preset=self.desired.policy.heic_preset,
+                            threads=self._encoder_threads,
                         )
                         .result()
                     )
                     status, detail = res.status, res.reason
             if status != "encoded":
+                # not worth it, or kept whole: said once here, then settled
                 return "ok", detail, _Effects(settled=[(sha, a.tier, detail)])
             copy = store.replace(tmp, lib.path)
+        except media.EncodeTimeout as e:
+            # The machine, not the file, may be at fault: not settled, so
+            # the next run tries again.
+            return "failed", self._name_original(str(e), sha, src), _Effects()
         except MediaError as e:
-            # Bad input stays bad: report it once; later plans list it as an
-            # error instead of failing every run. The original is untouched.
-            reason = f"{CANNOT_ENCODE}: {e}"
-            return "failed", reason, _Effects(settled=[(sha, a.tier, reason)])
+            # Bad input stays bad: tried once per tier, reported as a failure
+            # the first time only; later plans list it as an error note.
+            # The original is untouched.
+            reason = f"{CANNOT_ENCODE}: {self._name_original(str(e), sha, src)}"
+            fx = _Effects(settled=[(sha, a.tier, reason)])
+            if sha in self._known_bad:
+                return "skipped", f"{reason}; known bad input, the library keeps the file", fx
+            return "failed", f"{reason}; not retried, the library keeps the file", fx
         finally:
             tmp.unlink(missing_ok=True)
         row = LineageRow(
@@ -523,6 +548,18 @@ class Applier:
             captured_at=_ts(lib.captured_at),
         )
         return "changed", detail, _Effects(lineage=[row])
+
+    def _name_original(self, message: str, sha: str, path: Path | None) -> str:
+        """``message`` with the path the encoder read replaced by where the
+        original lives (``source:name``, ``target:path``): a person looks
+        for the file there, not in a temporary or library path."""
+        names = [f"{sid}:{f.ref}" for sid, _, f in self.holders.get(sha, ())]
+        names += [f"{tid}:{c[sha].path}" for tid, c in self.copies.items() if sha in c]
+        lib = self.library.get(sha)
+        if lib is not None and lib.tier == ORIGINAL_TIER:
+            names.append(f"library:{lib.path}")
+        label = f"{' = '.join(names[:3]) or 'the original'} (sha256 {sha[:12]})"
+        return message.replace(str(path), label) if path is not None else f"{label}: {message}"
 
     def _original_elsewhere(self, sha: str) -> bool:
         """Is the original held somewhere besides the library (a source, a target)?"""

@@ -34,6 +34,7 @@ from reconciler.errors import (
 from reconciler.lock import RunLock
 from reconciler.model import Action, Plan, World
 from reconciler.observe import Progress, observe
+from reconciler.plan import CANNOT_ENCODE
 from reconciler.plan import plan as make_plan
 from reconciler.state import StateDB
 
@@ -336,7 +337,15 @@ def _apply_locked(
         )
         return EXIT_PERSON
     if result.failed:
-        io.warn("error: some actions failed (see 'failed' above); run apply again to retry them")
+        retried = any(
+            o.status == "failed" and not o.detail.startswith(CANNOT_ENCODE) for o in result.outcomes
+        )
+        io.warn(
+            "error: some actions failed (see 'failed' above); run apply again to retry them"
+            if retried
+            else "error: some originals cannot be decoded (see 'failed' above); the library "
+            "keeps them as they are and they are not retried"
+        )
         return EXIT_ERROR
     return _notes_exit(plan, io)
 

@@ -95,7 +95,16 @@ def test_a_corrupt_input_is_reported_kept_as_is_and_the_run_continues(tmp_path: 
     assert r.code == 1
     failed = [line for line in r.out.splitlines() if " failed " in line]
     assert len(failed) == 1
-    assert failed[0].startswith("  x failed encode incoming:BROKEN.JPG: cannot encode: ")
+    # The message names where the original lives, not a library or temporary path.
+    assert failed[0].startswith(
+        "  x failed encode incoming:BROKEN.JPG: cannot encode: incoming:BROKEN.JPG = "
+    )
+    assert f"(sha256 {sha(broken)[:12]}): truncated JPEG" in failed[0]
+    assert failed[0].endswith("; not retried, the library keeps the file")
+    assert r.err == (
+        "error: some originals cannot be decoded (see 'failed' above); the library keeps "
+        "them as they are and they are not retried\n"
+    )
     assert read_lineage(next(ws.library.rglob("GOOD.JPG"))) == (sha(good), "recent")
     # The original is untouched everywhere, and archived like any other file.
     assert (ws.incoming / "BROKEN.JPG").read_bytes() == broken
@@ -105,4 +114,16 @@ def test_a_corrupt_input_is_reported_kept_as_is_and_the_run_continues(tmp_path: 
     # Not retried every night: the next plan lists it as an error, nothing to do.
     p = ws.run("plan", "--detailed-exitcode", now=T1)
     assert p.code == 0
-    assert "  x error incoming:BROKEN.JPG: cannot encode: " in p.out
+    assert "  x error incoming:BROKEN.JPG: cannot encode: incoming:BROKEN.JPG = " in p.out
+
+    # Aged into the next tier it is tried once more, and no longer fails the run.
+    aged = ws.run("apply", "--yes", now=T2)
+    assert aged.code == 0, aged.out + aged.err
+    assert "  ~ encode incoming:BROKEN.JPG: " in aged.out  # planned: a new tier
+    (line,) = [line for line in aged.out.splitlines() if line.startswith("  - skipped encode")]
+    assert line.startswith("  - skipped encode incoming:BROKEN.JPG: cannot encode: ")
+    assert line.endswith("; known bad input, the library keeps the file")
+    again = ws.run("plan", "--detailed-exitcode", now=T2)
+    assert again.code == 0
+    assert "  x error incoming:BROKEN.JPG: cannot encode: " in again.out
+    assert broken in files_under(ws.library).values()

@@ -6,14 +6,17 @@ A pure layer: functions of files, with no configuration, database or output.
 from __future__ import annotations
 
 from reconciler.media.encode import EncodeResult, encode_file
-from reconciler.media.kinds import is_media, media_kind
+from reconciler.media.kinds import is_media, media_kind, sniff_path
 from reconciler.media.metadata import read_capture_date, read_lineage
+from reconciler.media.video import EncodeTimeout
 
 __all__ = [
     "EncodeResult",
+    "EncodeTimeout",
     "encode_file",
     "is_media",
     "media_kind",
     "read_capture_date",
     "read_lineage",
+    "sniff_path",
 ]

@@ -111,7 +111,8 @@ def carry_segments(
     original: bytes, structure: Structure, encoded: bytes, xmp: bytes | None, *, components: int
 ) -> bytes:
     """``encoded`` (Pillow's output, pixels only) with every APPn and COM segment
-    of ``original`` in front of its tables, the main XMP packet replaced by ``xmp`` (kept as it is when None).
+    of ``original`` in front of its tables, the main XMP packet replaced by
+    ``xmp`` (kept as it is when None).
 
     An Adobe segment's colour transform is set to YCbCr for a three-component
     result: copied as "none" (an RGB-coded original) it would make every

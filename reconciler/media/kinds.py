@@ -113,6 +113,12 @@ def read_head(path: Path) -> bytes:
     return head
 
 
+def sniff_path(path: Path) -> str:
+    """``jpeg``, ``heic``, ``video`` or ``other`` by the file's content, whatever its
+    name says (a PNG named ``.jpg`` is ``other``); MediaError if it cannot be read."""
+    return sniff_kind(read_head(path))
+
+
 def read_kind(path: Path) -> str:
     """Sniff a file's kind, refusing missing and empty files with a MediaError."""
     return sniff_kind(read_head(path))

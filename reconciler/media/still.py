@@ -28,6 +28,7 @@ import io
 import struct
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pillow_heif
@@ -163,7 +164,7 @@ def encode_heic(
                 "a re-encode keeps only one"
             )
         primary = heif[heif.primary_index]
-        info = primary.info
+        info: dict[str, Any] = primary.info
         if info.get("depth_images"):
             raise KeepOriginal("it holds a depth map; a re-encode would drop it")
         aux = sorted(str(kind) for kind in (info.get("aux") or {}))
@@ -172,7 +173,8 @@ def encode_heic(
                 f"it holds auxiliary images ({', '.join(aux)}); a re-encode would drop them"
             )
         primary.load()
-        mode, size, bit_depth = primary.mode, tuple(primary.size), int(info["bit_depth"])
+        mode, bit_depth = primary.mode, int(info["bit_depth"])
+        size = (int(primary.size[0]), int(primary.size[1]))
         pixels = _packed(bytes(primary.data), primary.stride, size, mode)
     except _DECODE_ERRORS as e:
         raise MediaError(f"{src}: cannot decode HEIC: {e}") from e
@@ -218,9 +220,10 @@ def check_heic(data: bytes, expected: StillOutput) -> str | None:
         heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=False)
         primary = heif[heif.primary_index]
         size = tuple(primary.size)
+        info: dict[str, Any] = primary.info
         if size != expected.expected_size:
             return f"output is {_dims(size)}, original is {_dims(expected.expected_size)}"
-        depth = int(primary.info["bit_depth"])
+        depth = int(info["bit_depth"])
         if depth != expected.bit_depth:
             return f"output is {depth}-bit, original is {expected.bit_depth}-bit"
         primary.load()
