@@ -254,7 +254,7 @@ def _hdr10_params(src: Path) -> list[str]:
     """x265's master-display and max-cll from the first frame's side data (this
     ffmpeg does not pass them to x265 itself)."""
     args = [FFPROBE, "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1"]
-    args += ["-show_entries", "frame=side_data_list", "-of", "json", str(src)]
+    args += ["-show_frames", "-of", "json", str(src)]
     done = subprocess.run(args, capture_output=True, check=False, timeout=120)
     try:
         frames = json.loads(done.stdout or b"{}").get("frames", [])
