@@ -87,6 +87,8 @@ def encoding_for(tier: Tier | None, name: str) -> Encoding:
     if kind == "jpeg":
         return Encoding(tier=tier.name, quality=tier.jpeg_quality)
     if kind == "heic":
+        if tier.heic_quality is None:
+            return Encoding(tier=ORIGINAL_TIER)  # HEICs stay as they are in this tier
         return Encoding(tier=tier.name, quality=tier.heic_quality)
     return Encoding(tier=tier.name, crf=tier.video_crf)
 

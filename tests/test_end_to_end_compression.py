@@ -61,8 +61,17 @@ def test_aging_reencodes_from_the_original_never_from_the_compressed_file(
     assert ws.run("plan", "--detailed-exitcode", now=T2).code == 0
 
 
+#: HEICs are re-encoded only where a tier sets heic_quality (by default, the archive).
+HEIC_TIER = """
+[[policy.tiers]]
+name = "recent"
+max_age_days = 365
+heic_quality = 60
+"""
+
+
 def test_heic_and_video_are_encoded_with_their_metadata(tmp_path: Path) -> None:
-    ws = make_workspace(tmp_path / "ws", removal=False)
+    ws = make_workspace(tmp_path / "ws", removal=False, extra=HEIC_TIER)
     heic = make_heic(ws.incoming / "IMG_2.HEIC", size=(512, 384)).read_bytes()
     clip = make_clip(ws.incoming / "MOV_3.MOV").read_bytes()
 

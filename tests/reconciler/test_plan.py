@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from reconciler import config
@@ -243,7 +244,7 @@ def test_same_inputs_same_plan() -> None:
 
 
 def test_library_items_keep_their_copies_and_live_videos_stay_original() -> None:
-    d = desired(tiers=[{"name": "all", "video_crf": 30}])
+    d = desired(tiers=[{"name": "all", "video_crf": 30, "heic_quality": 85}])
     files = (
         LibraryFile(
             path="2021/01/02/IMG_1.HEIC",
@@ -279,3 +280,33 @@ def test_library_items_keep_their_copies_and_live_videos_stay_original() -> None
     assert p.actions[1].reason == (
         "captured 2021-01-02 (5.9 years ago): tier all (quality 85), library has original"
     )
+
+
+def test_heics_stay_as_they_are_in_a_tier_without_heic_quality() -> None:
+    # A phone's HEIC re-encoded at q75 or above comes out larger: by default
+    # only the archive tier (q50) re-encodes HEICs.
+    files = tuple(
+        LibraryFile(
+            path=f"2021/01/02/IMG_{n}.{ext}",
+            sha256=str(n) * 64,
+            original_sha256=str(n) * 64,
+            tier="original",
+            size=9,
+        )
+        for n, ext in ((1, "HEIC"), (2, "JPG"))
+    )
+    w = world((), nas=("1" * 64, "2" * 64), usb=("1" * 64, "2" * 64))
+    w = World(
+        observed_at=NOW,
+        sources=w.sources,
+        targets=w.targets,
+        library=LibraryState(available=True, files=files),
+    )
+    d = desired(tiers=[{"name": "recent", "max_age_days": 3000}, {"name": "old"}])
+    assert ids(plan(d, w, NOW)) == [f"encode:{'2' * 64}"]
+    defaults = attrs.evolve(d, policy=attrs.evolve(d.policy, tiers=config.DEFAULT_TIERS))
+    archive = plan(defaults, w, NOW)
+    assert [a.reason for a in archive.actions] == [
+        "captured 2021-01-02 (5.9 years ago): tier archive (quality 50), library has original",
+        "captured 2021-01-02 (5.9 years ago): tier archive (quality 65), library has original",
+    ]
