@@ -87,7 +87,7 @@ def encode_file(
     bad arguments.
     """
     check_lineage(original_sha256, tier)
-    if Path(os.path.abspath(src)) == Path(os.path.abspath(dst)) or (
+    if os.path.abspath(src) == os.path.abspath(dst) or (
         dst.exists() and os.path.samefile(src, dst)
     ):
         raise ValueError(f"dst must differ from src: {src}")

@@ -24,6 +24,8 @@ _SOS = 0xDA
 _EOI = b"\xff\xd9"
 _APP0, _APP1, _APP2, _APP14, _APP15 = 0xE0, 0xE1, 0xE2, 0xEE, 0xEF
 _COM = 0xFE
+# Frame headers (SOF0-15, less DHT, JPG and DAC, which share the range).
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 # Markers without a length field: TEM and the restart markers.
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
 XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -49,6 +51,15 @@ class Structure:
 
     def payload(self, data: bytes, segment: tuple[int, int, int]) -> bytes:
         return data[segment[1] + 4 : segment[2]]
+
+    def dimensions(self, data: bytes) -> tuple[int, int] | None:
+        """(width, height) from the frame header, or None if there is none."""
+        for marker, start, _ in self.segments:
+            if marker in _SOF:
+                height = int.from_bytes(data[start + 5 : start + 7], "big")
+                width = int.from_bytes(data[start + 7 : start + 9], "big")
+                return width, height
+        return None
 
     def xmp(self, data: bytes) -> bytes | None:
         """The main XMP packet (not Adobe's extended XMP chunks), or None."""
@@ -107,18 +118,48 @@ def read_structure(data: bytes, name: object) -> Structure:
     return Structure(segments=tuple(segments), scan=pos, end=eoi + 2)
 
 
+def pixels_only(data: bytes, structure: Structure) -> bytes:
+    """The image without its metadata: what a decoder needs (tables, frame,
+    scans, and the JFIF and Adobe segments, which say how colour is coded).
+    Decoding this skips Pillow's parse of EXIF, ICC and XMP, which on small
+    photos costs more than the pixels."""
+    out = [SOI]
+    for marker, start, end in structure.segments:
+        body = data[start + 4 : end]
+        if (
+            not _is_metadata(marker)
+            or (marker == _APP0 and body.startswith(b"JFIF\x00"))
+            or (marker == _APP14 and body.startswith(_ADOBE_HEADER))
+        ):
+            out.append(data[start:end])
+    out.append(data[structure.scan : structure.end])
+    return b"".join(out)
+
+
+def coded_image(data: bytes, structure: Structure) -> list[bytes]:
+    """The parts of a JPEG a decoder turns into pixels (tables, frame header,
+    scans), without metadata segments: equal lists mean equal pixels."""
+    tables = [data[s:e] for m, s, e in structure.segments if not _is_metadata(m)]
+    return [*tables, data[structure.scan : structure.end]]
+
+
 def carry_segments(
-    original: bytes, structure: Structure, encoded: bytes, xmp: bytes | None, *, components: int
+    original: bytes,
+    structure: Structure,
+    encoded: bytes,
+    new: Structure,
+    xmp: bytes | None,
+    *,
+    components: int,
 ) -> bytes:
-    """``encoded`` (Pillow's output, pixels only) with every APPn and COM segment
-    of ``original`` in front of its tables, the main XMP packet replaced by
-    ``xmp`` (kept as it is when None).
+    """``encoded`` (Pillow's output, pixels only; ``new`` its structure) with
+    every APPn and COM segment of ``original`` in front of its tables, the
+    main XMP packet replaced by ``xmp`` (kept as it is when None).
 
     An Adobe segment's colour transform is set to YCbCr for a three-component
     result: copied as "none" (an RGB-coded original) it would make every
     viewer show the new YCbCr data in wrong colours.
     """
-    new = read_structure(encoded, "encoded output")
     out = [SOI]
     xmp_done = xmp is None
     for marker, start, end in structure.segments:

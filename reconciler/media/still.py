@@ -84,6 +84,9 @@ class StillOutput:
     expected_size: tuple[int, int]
     lineage_embedded: bool
     bit_depth: int = 8
+    #: JPEG: the coded image (tables, frame, scans) the encoder wrote, before
+    #: the original's segments were carried around it; ``data`` must hold it.
+    coded: tuple[bytes, ...] = ()
 
 
 def encode_jpeg(src: Path, *, quality: int, original_sha256: str, tier: str) -> StillOutput:
@@ -98,8 +101,9 @@ def encode_jpeg(src: Path, *, quality: int, original_sha256: str, tier: str) -> 
     if uncarried is not None:
         raise KeepOriginal(uncarried)
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.format not in ("JPEG", "MPO"):
+        # Pixels only: Pillow need not parse metadata that is carried as bytes.
+        with Image.open(io.BytesIO(jpeg.pixels_only(data, structure))) as im:
+            if im.format != "JPEG":
                 raise MediaError(f"{src}: not a JPEG (Pillow reads it as {im.format})")
             if im.mode not in ("L", "RGB"):
                 raise KeepOriginal(
@@ -119,22 +123,35 @@ def encode_jpeg(src: Path, *, quality: int, original_sha256: str, tier: str) -> 
         # Lineage would push a near-full XMP segment past 64 KB: keep the
         # original packet and leave lineage to the state database.
         xmp = None
-    out = jpeg.carry_segments(data, structure, buf.getvalue(), xmp, components=components)
-    return StillOutput(data=out, expected_size=size, lineage_embedded=xmp is not None)
+    pixels = buf.getvalue()
+    made = jpeg.read_structure(pixels, "encoder output")
+    out = jpeg.carry_segments(data, structure, pixels, made, xmp, components=components)
+    return StillOutput(
+        data=out,
+        expected_size=size,
+        lineage_embedded=xmp is not None,
+        coded=tuple(jpeg.coded_image(pixels, made)),
+    )
 
 
 def check_jpeg(data: bytes, expected: StillOutput) -> str | None:
-    """Why an encoded JPEG must not be kept, or None when it decodes at the right size."""
+    """Why an encoded JPEG must not be kept, or None when it is whole, at the
+    right size, and holds exactly the coded image libjpeg just wrote.
+
+    No second decode: the coded image is libjpeg's own output for pixels
+    that were just decoded, and what this module adds around it (metadata
+    segments) is checked here not to touch a byte of it. A decode of the
+    output cost more than the encode itself on small photos.
+    """
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            if im.size != expected.expected_size:
-                return f"output is {_dims(im.size)}, original is {_dims(expected.expected_size)}"
-            # Decoding at 1/8 scale still entropy-decodes every block (so a
-            # damaged stream fails) but skips most of the IDCT work.
-            im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
-            im.load()
-    except _DECODE_ERRORS as e:
-        return f"output does not decode: {e}"
+        structure = jpeg.read_structure(data, "output")
+        size = structure.dimensions(data)
+        if size != expected.expected_size:
+            return f"output is {_dims(size or (0, 0))}, original is {_dims(expected.expected_size)}"
+        if tuple(jpeg.coded_image(data, structure)) != expected.coded:
+            return "output's coded image differs from what the encoder wrote"
+    except MediaError as e:
+        return f"output is not a whole JPEG: {e}"
     return None
 
 

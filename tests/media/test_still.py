@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import attrs
 import pillow_heif
 import pytest
 from PIL import ExifTags, Image
 
 from reconciler.errors import MediaError
 from reconciler.media import encode_file, read_capture_date, read_lineage
+from reconciler.media.still import check_jpeg, encode_jpeg
 
 from .conftest import (
     GPS_LATITUDE,
@@ -252,3 +254,17 @@ def test_capture_date_of_stills(jpeg_original: Path, heic_original: Path, tmp_pa
     date = read_capture_date(jpeg_original)
     assert date is not None
     assert date.utcoffset() == timedelta(hours=2)
+
+
+def test_jpeg_output_check_refuses_what_is_not_the_encoders_image(
+    jpeg_original: Path,
+) -> None:
+    out = encode_jpeg(jpeg_original, quality=70, original_sha256=SHA, tier="t")
+    assert check_jpeg(out.data, out) is None
+    damaged = out.data[:-600] + bytes(598) + out.data[-2:]
+    assert check_jpeg(damaged, out) == "output's coded image differs from what the encoder wrote"
+    assert check_jpeg(out.data[:-2], out) == (
+        "output is not a whole JPEG: output: truncated JPEG (no end-of-image marker)"
+    )
+    wrong = attrs.evolve(out, expected_size=(10, 10))
+    assert check_jpeg(out.data, wrong) == "output is 480x320, original is 10x10"
