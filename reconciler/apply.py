@@ -558,7 +558,8 @@ class Applier:
         lib = self.library.get(sha)
         if lib is not None and lib.tier == ORIGINAL_TIER:
             names.append(f"library:{lib.path}")
-        label = f"{' = '.join(names[:3]) or 'the original'} (sha256 {sha[:12]})"
+        also = f", also {', '.join(names[1:3])}" if len(names) > 1 else ""
+        label = f"{names[0] if names else 'the original'} (sha256 {sha[:12]}{also})"
         return message.replace(str(path), label) if path is not None else f"{label}: {message}"
 
     def _original_elsewhere(self, sha: str) -> bool:

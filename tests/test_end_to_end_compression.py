@@ -106,9 +106,10 @@ def test_a_corrupt_input_is_reported_kept_as_is_and_the_run_continues(tmp_path: 
     assert len(failed) == 1
     # The message names where the original lives, not a library or temporary path.
     assert failed[0].startswith(
-        "  x failed encode incoming:BROKEN.JPG: cannot encode: incoming:BROKEN.JPG = "
+        "  x failed encode incoming:BROKEN.JPG: cannot encode: incoming:BROKEN.JPG "
+        f"(sha256 {sha(broken)[:12]}, also nas:2021/06/01/BROKEN.JPG, "
+        "usb:2021/06/01/BROKEN.JPG): truncated JPEG"
     )
-    assert f"(sha256 {sha(broken)[:12]}): truncated JPEG" in failed[0]
     assert failed[0].endswith("; not retried, the library keeps the file")
     assert r.err == (
         "error: some originals cannot be decoded (see 'failed' above); the library keeps "
@@ -123,7 +124,7 @@ def test_a_corrupt_input_is_reported_kept_as_is_and_the_run_continues(tmp_path: 
     # Not retried every night: the next plan lists it as an error, nothing to do.
     p = ws.run("plan", "--detailed-exitcode", now=T1)
     assert p.code == 0
-    assert "  x error incoming:BROKEN.JPG: cannot encode: incoming:BROKEN.JPG = " in p.out
+    assert "  x error incoming:BROKEN.JPG: cannot encode: incoming:BROKEN.JPG (sha256 " in p.out
 
     # Aged into the next tier it is tried once more, and no longer fails the run.
     aged = ws.run("apply", "--yes", now=T2)
