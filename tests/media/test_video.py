@@ -12,6 +12,7 @@ import pytest
 
 from reconciler.errors import MediaError
 from reconciler.media import encode_file, read_capture_date, read_lineage
+from reconciler.media.video import timeout_for
 
 from .conftest import CREATION_TIME, LOCATION, make_clip
 
@@ -171,3 +172,50 @@ def test_clip_without_rotation_stays_unrotated(tmp_path: Path) -> None:
     )
     assert result.status == "encoded"
     assert _rotation(_stream(_probe(dst), "video")) is None
+
+
+def test_a_dropped_data_track_is_named_in_the_file(tmp_path: Path) -> None:
+    src = tmp_path / "tc.mov"
+    ffmpeg.input("testsrc2=size=160x120:rate=30", f="lavfi", t=1).output(
+        str(src), vcodec="libx264", preset="ultrafast", timecode="01:00:00:00", v="error"
+    ).run()
+    dst = tmp_path / "out.tmp"
+    result = encode_file(
+        src, dst, quality=None, crf=30, original_sha256=SHA, tier="t", replaces_size=10**9
+    )
+    assert result.status == "encoded"
+    tags = _probe(dst)["format"]["tags"]
+    assert tags["org.reconcile.dropped"] == "data track 1 (tmcd)"
+    assert "org.reconcile.dropped" not in _probe(src)["format"].get("tags", {})
+
+
+def test_decode_errors_mid_stream_are_corrupt_input(mp4_original: Path, tmp_path: Path) -> None:
+    # Whole file, index intact, damaged frames: ffmpeg goes on but says so.
+    data = bytearray(mp4_original.read_bytes())
+    start = data.find(b"mdat") + 3000
+    for k in range(start, start + 4000, 7):
+        data[k] = (data[k] * 31 + 17) % 256
+    src = tmp_path / "damaged.mp4"
+    src.write_bytes(bytes(data))
+    with pytest.raises(MediaError, match=r"damaged\.mp4: decoding reported errors: "):
+        encode_file(
+            src,
+            tmp_path / "o",
+            quality=None,
+            crf=30,
+            original_sha256=SHA,
+            tier="t",
+            replaces_size=10**9,
+        )
+    assert not (tmp_path / "o").exists()
+
+
+def test_ffmpeg_timeout_scales_with_duration_and_pixels() -> None:
+    def info(seconds: float) -> dict[str, Any]:
+        return {"format": {"duration": str(seconds)}}
+
+    hd = {"width": 1920, "height": 1080, "avg_frame_rate": "30/1"}
+    uhd60 = {"width": 3840, "height": 2160, "avg_frame_rate": "60/1"}
+    assert timeout_for(info(10), hd) == 120 + 40 * 10
+    assert timeout_for(info(10), uhd60) == 120 + 40 * 10 * 8
+    assert timeout_for(info(1), {"width": 320, "height": 240}) == 120 + 40
