@@ -192,12 +192,18 @@ def encode_heic(
         primary.load()
         mode, bit_depth = primary.mode, int(info["bit_depth"])
         size = (int(primary.size[0]), int(primary.size[1]))
-        pixels = _packed(bytes(primary.data), primary.stride, size, mode)
+        raw, stride = bytes(primary.data), int(primary.stride)
     except _DECODE_ERRORS as e:
         raise MediaError(f"{src}: cannot decode HEIC: {e}") from e
+    if not _channels(mode):
+        raise KeepOriginal(f"its pixels are {mode}, which this encoder does not handle")
+    pixels = _packed(raw, stride, size, mode)
     # libheif applied the rotation: turn the pixels back to their stored
     # orientation; the encoder writes the rotation again from the EXIF tag.
-    orientation = pillow_heif.set_orientation(dict(info)) or 1
+    try:
+        orientation = pillow_heif.set_orientation(dict(info)) or 1
+    except (*_DECODE_ERRORS, TypeError, KeyError) as e:
+        raise KeepOriginal(f"its orientation cannot be read from its EXIF ({e})") from e
     turn = _DISPLAY_TO_STORED.get(orientation)
     stored_size, stored = size, pixels
     if turn is not None:
@@ -250,11 +256,12 @@ def check_heic(data: bytes, expected: StillOutput) -> str | None:
 
 
 def _channels(mode: str) -> int:
-    return {"L": 1, "I": 1, "RGB": 3, "RGBA": 4}.get(mode.split(";")[0], 0)
+    # "RGBa": premultiplied alpha, four channels all the same.
+    return {"L": 1, "I": 1, "RGB": 3, "RGBA": 4}.get(mode.split(";")[0].upper(), 0)
 
 
 def _sample_bytes(mode: str) -> int:
-    return 1 if ";" not in mode and mode in ("L", "RGB", "RGBA") else 2
+    return 1 if ";" not in mode and mode.upper() in ("L", "RGB", "RGBA") else 2
 
 
 def _packed(data: bytes, stride: int, size: tuple[int, int], mode: str) -> bytes:
