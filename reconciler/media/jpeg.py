@@ -166,10 +166,10 @@ def carry_segments(
         if not (_APP0 <= marker <= _APP15 or marker == _COM):
             continue
         body = original[start + 4 : end]
-        if marker == _APP1 and body.startswith(XMP_HEADER) and xmp is not None:
-            if not xmp_done:
-                out.append(segment(_APP1, XMP_HEADER + xmp))
-                xmp_done = True
+        if marker == _APP1 and body.startswith(XMP_HEADER) and not xmp_done:
+            # The first packet is the one readers use (and ``xmp`` came from).
+            out.append(segment(_APP1, XMP_HEADER + (xmp or b"")))
+            xmp_done = True
             continue
         if (
             marker == _APP14
