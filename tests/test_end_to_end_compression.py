@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+from reconciler import config
+from reconciler.apply import Applier
+from reconciler.connect import connect
 from reconciler.media import encode_file, read_lineage
+from reconciler.model import EncodeForTier
+from reconciler.observe import observe
+from reconciler.state import StateDB
 from tests.helpers import files_under, make_workspace
 from tests.media.conftest import make_clip, make_heic
 from tests.media.conftest import make_jpeg as make_camera_jpeg
@@ -137,3 +144,24 @@ def test_a_corrupt_input_is_reported_kept_as_is_and_the_run_continues(tmp_path: 
     assert again.code == 0
     assert "  x error incoming:BROKEN.JPG: cannot encode: " in again.out
     assert broken in files_under(ws.library).values()
+
+
+def test_encoder_pool_times_threads_never_exceeds_the_cores(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", removal=False)
+    desired = config.load(ws.config)
+    db = StateDB.in_dir(desired.state_dir)
+    conn = connect(desired)
+    try:
+        world = observe(desired, db, conn, now=T1)
+        applier = Applier(desired, db, conn, world, run_id=db.start_run("test"))
+        cores = os.cpu_count() or 1
+        for encodes in (1, 2, 3, 100):
+            processes = applier._worker_count(EncodeForTier, encodes)
+            threads = applier._encoder_threads
+            assert processes == min(cores, encodes)
+            assert processes * threads <= cores
+            # One long video alone gets the whole machine.
+            assert encodes > 1 or threads == cores
+    finally:
+        conn.close()
+        db.close()
