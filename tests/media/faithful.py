@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pillow_heif
-from PIL import Image
+from PIL import Image, ImageChops, ImageStat
 
 
 def ffprobe(path: Path, *args: str) -> dict[str, Any]:
@@ -92,6 +92,18 @@ def assert_heif_faithful(original: Path, encoded: Path) -> None:
     assert _heif_facts(encoded) == _heif_facts(original)
     a, b = pillow_heif.open_heif(original), pillow_heif.open_heif(encoded)
     assert b[b.primary_index].size == a[a.primary_index].size
+    # As displayed (libheif applies the rotation): the same picture.
+    assert_looks_alike(a[a.primary_index].to_pillow(), b[b.primary_index].to_pillow())
+
+
+def assert_looks_alike(a: Image.Image, b: Image.Image) -> None:
+    """The same picture, the same way up: thumbnails differ by little on average
+    (a turned or mirrored picture, or wrong colours, differ by a lot)."""
+    size = (24, 24)
+    ta, tb = a.convert("RGB").resize(size), b.convert("RGB").resize(size)
+    diff = ImageChops.difference(ta, tb).convert("L")
+    mean = ImageStat.Stat(diff).mean[0]
+    assert mean < 5, f"pictures differ: mean difference {mean:.1f} of 255"
 
 
 def jpeg_segments(path: Path) -> list[tuple[str, bytes]]:
@@ -111,6 +123,9 @@ def assert_jpeg_faithful(original: Path, encoded: Path) -> None:
         assert b.info.get("exif") == a.info.get("exif")
         assert b.info.get("comment") == a.info.get("comment")
         assert getattr(b, "n_frames", 1) == getattr(a, "n_frames", 1) == 1
+
+    with Image.open(original) as a, Image.open(encoded) as b:
+        assert_looks_alike(a, b)
 
     def plain(segments: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
         return [(m, p[:11] if p.startswith(b"Adobe") else p) for m, p in segments]
