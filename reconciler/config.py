@@ -120,7 +120,7 @@ class Tier:
     jpeg_quality: int = 85
     #: None (the default): HEICs stay as they are in this tier. A phone's
     #: HEIC is already efficient: re-encoded at q85 or q75 it comes out
-    #: larger, at q65 often too (README, Compression), for ~6 s of CPU each.
+    #: larger, at q65 often too (README, Compression), for seconds of CPU each.
     heic_quality: int | None = None
     video_crf: int = 26
     keep: Literal["encode", "original"] = "encode"
