@@ -22,7 +22,11 @@ class MediaFile:
     ``sha256`` is the content identity of the original bytes; it is None for a
     remote source (iCloud) until the file has been downloaded and verified.
     ``ref`` is the provider's own handle for the file (a relative path, a
-    resource name); ``role`` is ``original`` or ``live_video``.
+    resource name); ``role`` is ``original``, ``alternative`` (the RAW of a
+    RAW+JPEG pair), ``live_video``, ``edited`` (the rendered edit) or
+    ``edit_sidecar`` (the edit's adjustment data). Only ``original`` files
+    are ever re-encoded for a tier. ``fingerprint`` is the source's own
+    opaque checksum (iCloud's), used to notice change, never to verify.
     """
 
     name: str
@@ -33,6 +37,25 @@ class MediaFile:
     #: Why the file could not be read (a folder source's file with mode 000,
     #: an I/O error); it is then that item's error, retried next run.
     problem: str = ""
+    fingerprint: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class ItemMetadata:
+    """What a person set on an item in its source (Photos), kept in its XMP
+    sidecar: it is lost with the item otherwise. ``record_ids`` are the
+    source's own ids, e.g. (("AssetId", …), ("MasterId", …))."""
+
+    title: str | None = None
+    description: str | None = None
+    keywords: tuple[str, ...] = ()
+    albums: tuple[str, ...] = ()
+    favorite: bool = False
+    hidden: bool = False
+    latitude: float | None = None
+    longitude: float | None = None
+    altitude: float | None = None
+    record_ids: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -49,6 +72,8 @@ class SourceItem:
     files: tuple[MediaFile, ...]
     captured_at: datetime | None
     version: str = ""
+    #: None: the source keeps no metadata of its own (a folder); no sidecar.
+    metadata: ItemMetadata | None = None
 
     @property
     def size(self) -> int:
@@ -238,6 +263,22 @@ class EncodeForTier(Action):
 
 
 @attrs.frozen(kw_only=True)
+class WriteSidecar(Action):
+    """Write (or atomically rewrite) an item's XMP sidecar beside its
+    original on one store: the library or a target. ``sha256`` is the
+    wanted content's digest, None while a file's hash is learned this run;
+    the applier renders the content from the item (reconciler.sidecar)."""
+
+    kind: ClassVar[str] = "write-sidecar"
+    symbol: ClassVar[str] = "~"
+    store_id: str
+    source_id: str
+    item_key: str
+    sha256: str | None
+    name: str
+
+
+@attrs.frozen(kw_only=True)
 class RemoveFromSource(Action):
     """Off-load an archived item from its source (iCloud: soft delete)."""
 
@@ -265,6 +306,7 @@ ACTION_TYPES: tuple[type[Action], ...] = (
     DownloadAsset,
     CopyToLibrary,
     CopyToTarget,
+    WriteSidecar,
     EncodeForTier,
     RemoveFromSource,
     FreeStagingCopy,

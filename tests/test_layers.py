@@ -15,6 +15,7 @@ RANKS = {
     "reconciler.layout": 0,
     "reconciler.hashing": 0,
     "reconciler.independence": 0,
+    "reconciler.sidecar": 1,
     "reconciler.config": 2,
     "reconciler.state": 1,
     "reconciler.lock": 1,
@@ -36,6 +37,7 @@ PURE_PLANNER_MAY_IMPORT = {
     "reconciler.independence",
     "reconciler.layout",
     "reconciler.media",
+    "reconciler.sidecar",
     "reconciler.model",
 }
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import posixpath
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,12 +40,15 @@ from pyicloud.services.photos import (
     PhotoAsset,
     SmartPhotoAlbum,
 )
+from pyicloud.services.photos_cloudkit.constants import SmartAlbumEnum
+from pyicloud.services.photos_cloudkit.mappers import record_field_value
+from pyicloud.services.photos_cloudkit.materialize import build_xmp_metadata
 
 from providers.base import Closing, Hasher
 from providers.icloud import session as icloud_session
 from providers.icloud.errors import classify, http_status, release, server_error_codes
 from reconciler.errors import ConfigError, ProviderError, ReconcileError
-from reconciler.model import MediaFile, SourceItem
+from reconciler.model import ItemMetadata, MediaFile, SourceItem
 
 LOG = logging.getLogger(__name__)
 # Small enough that a dropped connection loses little: urllib3 discards the
@@ -147,6 +151,10 @@ class ICloudSource(Closing):
         """(album of every asset, zone id) per library to read."""
         photos = self._service()
         zones: list[tuple[Any, dict[str, str]]] = [(photos.all, dict(PRIMARY_ZONE))]
+        # "All Photos" leaves hidden assets out; they are the person's too.
+        hidden = photos.albums.find(SmartAlbumEnum.HIDDEN.value)
+        if hidden is not None:
+            zones.append((hidden, dict(PRIMARY_ZONE)))
         if self.include_shared:
             # Reading ``libraries`` discovers zones (two more requests), so
             # only when Shared Library items are wanted.
@@ -163,9 +171,10 @@ class ICloudSource(Closing):
         download."""
         del hasher
         try:
+            albums = self._memberships()
             for album, zone_id in self._zones():
                 for asset in album:
-                    item = self._to_item(asset)
+                    item = self._to_item(asset, albums)
                     if item is None:
                         continue
                     self._seen[item.key] = _Located(asset, zone_id)
@@ -173,31 +182,35 @@ class ICloudSource(Closing):
         except (PyiCloudException, requests.RequestException) as e:
             raise self._error(e, "listing") from e
 
-    def _to_item(self, asset: Any) -> SourceItem | None:
-        resources = asset.resources
-        original = resources.get("original")
+    def _to_item(self, asset: Any, albums: Mapping[str, tuple[str, ...]]) -> SourceItem | None:
         key = f"{asset.id}:{asset.master_id}"
-        if original is None or original.size is None:
+        files = _files_of(asset)
+        if not files or files[0].ref != "original":
             LOG.warning("%s: %s has no original resource; skipped", self.id, key)
             return None
-        files = [MediaFile(name=original.filename, size=int(original.size), ref="original")]
-        video = resources.get("original_video")
-        if asset.is_live_photo and video is not None and video.size is not None:
-            files.append(
-                MediaFile(
-                    name=video.filename,
-                    size=int(video.size),
-                    ref="original_video",
-                    role="live_video",
-                )
-            )
         return SourceItem(
             source_id=self.id,
             key=key,
             files=tuple(files),
             captured_at=_captured_at(asset.asset_date),
             version=asset.asset_record.recordChangeTag or "",
+            metadata=_metadata(asset, albums.get(asset.id, ())),
         )
+
+    def _memberships(self) -> dict[str, tuple[str, ...]]:
+        """Asset id -> the user albums holding it (never the staging album:
+        being staged for removal is not something the person chose)."""
+        found: dict[str, list[str]] = {}
+        for album in self._service().albums:
+            if (
+                not isinstance(album, PhotoAlbum)
+                or isinstance(album, SmartPhotoAlbum | PhotoAlbumFolder)
+                or album.fullname == self.staging_album
+            ):
+                continue
+            for asset in album:
+                found.setdefault(asset.id, []).append(album.fullname)
+        return {k: tuple(sorted(v)) for k, v in found.items()}
 
     # ------------------------------------------------------------ re-reading
 
@@ -316,18 +329,18 @@ class ICloudSource(Closing):
         located = self._reread(item) if fresh else self._current(item)
         if located is None or _is_deleted(located.asset):
             raise ProviderError(f"fetch {item.key}: no longer in the library", provider=self.id)
-        resource = located.asset.resources.get(file.ref)
-        if resource is None or not resource.url:
+        url, size = _resource(located.asset, file.ref)
+        if not url:
             raise ProviderError(
                 f"fetch {item.key}: it has no {file.ref!r} resource", provider=self.id
             )
-        if resource.size != file.size:
+        if size != file.size:
             raise ProviderError(
                 f"fetch {item.key} ({file.name}): its size changed from {file.size} to "
-                f"{resource.size} since it was listed; plan again",
+                f"{size} since it was listed; plan again",
                 provider=self.id,
             )
-        return str(resource.url)
+        return url
 
     # ------------------------------------------------------------ remove
 
@@ -362,11 +375,23 @@ class ICloudSource(Closing):
                 f"remove {item.key}: the asset now points at another original; not removed",
                 provider=self.id,
             )
-        for file in item.files:
-            resource = asset.resources.get(file.ref)
-            if resource is None or resource.size != file.size:
+        now = {(f.ref, f.size, f.fingerprint) for f in _files_of(asset)}
+        archived = {(f.ref, f.size, f.fingerprint) for f in item.files}
+        if now != archived:
+            # An edit made (or undone) since the listing: its files are not
+            # all archived. The next run archives them, then removes.
+            changed = sorted(ref for ref, _, _ in now ^ archived)
+            raise ProviderError(
+                f"remove {item.key}: {', '.join(changed)} changed since it was archived; "
+                "not removed",
+                provider=self.id,
+            )
+        if item.metadata is not None:
+            meta = _metadata(asset, item.metadata.albums)
+            if meta != item.metadata:
                 raise ProviderError(
-                    f"remove {item.key}: {file.name} changed since it was archived; not removed",
+                    f"remove {item.key}: its metadata changed since it was listed (the "
+                    "sidecar would miss it); not removed",
                     provider=self.id,
                 )
         # Staged only once the checks passed: the album lists what was removed.
@@ -471,6 +496,103 @@ def _find_album(albums: Any, name: str) -> Any:
         ):
             return album
     return None
+
+
+#: Resources read from the records themselves: rendered edits live on the
+#: asset record, not the master (pyicloud's ``resources``, read from the
+#: master, never lists them), and pyicloud offers no ``sidecar`` for videos.
+_RECORD_FIELDS = {
+    "edited": ("asset", "resJPEGFull"),
+    "edited_video": ("asset", "resVidFull"),
+    "sidecar": ("master", "resSidecar"),
+}
+_EDIT_EXTENSIONS = {"public.jpeg": ".JPG", "public.heic": ".HEIC", "public.png": ".PNG"}
+
+
+def _record_resource(asset: Any, ref: str) -> tuple[str, int | None, str, str]:
+    """(URL, size, UTI, fingerprint) of a resource read from a record."""
+    which, prefix = _RECORD_FIELDS[ref]
+    record = asset.asset_record if which == "asset" else asset.master_record
+    token = record_field_value(record, f"{prefix}Res")
+    if token is None:
+        return "", None, "", ""
+    size = getattr(token, "size", None)
+    return (
+        str(getattr(token, "downloadURL", None) or ""),
+        int(size) if size is not None else None,
+        str(record_field_value(record, f"{prefix}FileType") or ""),
+        str(record_field_value(record, f"{prefix}Fingerprint") or ""),
+    )
+
+
+def _resource(asset: Any, ref: str) -> tuple[str, int | None]:
+    """(download URL, size) of one resource of the asset ("", None: absent)."""
+    if ref in _RECORD_FIELDS:
+        url, size, _, _ = _record_resource(asset, ref)
+        return url, size
+    resource = asset.resources.get(ref)
+    if resource is None:
+        return "", None
+    return str(resource.url or ""), resource.size
+
+
+def _files_of(asset: Any) -> list[MediaFile]:
+    """Every resource of the asset that cannot be re-derived, original first:
+    the original, the RAW of a RAW+JPEG pair, the Live Photo video, the
+    rendered edit(s) and the edit's adjustment data. Names make the pair
+    obvious (``IMG_0001-edited.JPG``) and never repeat the original's."""
+    resources = asset.resources
+    original = resources.get("original")
+    if original is None or original.size is None:
+        return []
+    stem, ext = posixpath.splitext(original.filename)
+    files = [_file(original.filename, original.size, "original", "original", original.checksum)]
+    alt = resources.get("alternative")
+    if alt is not None and alt.size is not None:
+        name = alt.filename
+        if name.lower() == original.filename.lower():
+            name = f"{stem}-alternative{ext}"
+        files.append(_file(name, alt.size, "alternative", "alternative", alt.checksum))
+    video = resources.get("original_video")
+    if asset.is_live_photo and video is not None and video.size is not None:
+        files.append(
+            _file(video.filename, video.size, "original_video", "live_video", video.checksum)
+        )
+    for ref in ("edited", "edited_video"):
+        _, size, uti, fingerprint = _record_resource(asset, ref)
+        if size is not None:
+            edit_ext = ".MOV" if ref == "edited_video" else _EDIT_EXTENSIONS.get(uti, ".JPG")
+            files.append(_file(f"{stem}-edited{edit_ext}", size, ref, "edited", fingerprint))
+    _, size, _, fingerprint = _record_resource(asset, "sidecar")
+    if size is not None:
+        files.append(_file(f"{stem}.AAE", size, "sidecar", "edit_sidecar", fingerprint))
+    return files
+
+
+def _file(name: str, size: int, ref: str, role: str, fingerprint: object) -> MediaFile:
+    return MediaFile(
+        name=name, size=int(size), ref=ref, role=role, fingerprint=str(fingerprint or "")
+    )
+
+
+def _metadata(asset: Any, albums: tuple[str, ...]) -> ItemMetadata:
+    """What the person set in Photos, as pyicloud reads it from the record
+    (``build_xmp_metadata`` decodes captions, keywords and the location),
+    plus what it leaves out: favourite and hidden as flags, albums, ids."""
+    record = asset.asset_record
+    xmp = build_xmp_metadata(record)
+    return ItemMetadata(
+        title=xmp.title if xmp is not None else None,
+        description=xmp.description if xmp is not None else None,
+        keywords=tuple(xmp.keywords or ()) if xmp is not None else (),
+        albums=albums,
+        favorite=record_field_value(record, "isFavorite") == 1,
+        hidden=record_field_value(record, "isHidden") == 1,
+        latitude=xmp.gps_latitude if xmp is not None else None,
+        longitude=xmp.gps_longitude if xmp is not None else None,
+        altitude=xmp.gps_altitude if xmp is not None else None,
+        record_ids=(("AssetId", asset.id), ("MasterId", asset.master_id)),
+    )
 
 
 def _split_key(key: str) -> tuple[str, str]:

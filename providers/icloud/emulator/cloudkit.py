@@ -195,12 +195,12 @@ class CloudKitDatabase:
         if conflict or (kind == "update" and record.get("recordChangeTag") != asset.change_tag):
             return {
                 **records.error_item(name, "CONFLICT", "oplock error"),
-                "serverRecord": records.asset_record(zone, asset),
+                "serverRecord": records.asset_record(zone, asset, self.url_generation),
             }
 
         def update() -> JSON:
             self.account.update_asset(asset, fields)
-            return records.asset_record(zone, asset)
+            return records.asset_record(zone, asset, self.url_generation)
 
         return update
 

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import plistlib
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
 from providers.icloud.emulator.store import (
     LIVE_VIDEO_UTI,
     OWNER_RECORD_NAME,
+    SIDECAR_UTI,
+    UTI_BY_EXTENSION,
+    VIDEO_UTIS,
     Blob,
     EmulatedAlbum,
     EmulatedAsset,
@@ -35,6 +40,31 @@ def _audit(ms: int) -> JSON:
 
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def _plist_field(value: object) -> JSON:
+    """A binary plist as Photos stores keywords and locations: ENCRYPTED_BYTES
+    whose bytes are base64 text (pyicloud decodes that second layer)."""
+    data = base64.b64encode(plistlib.dumps(value, fmt=plistlib.FMT_BINARY))
+    return {"type": "ENCRYPTED_BYTES", "value": base64.b64encode(data).decode("ascii")}
+
+
+def _extension_for(uti: str) -> str:
+    for ext, known in UTI_BY_EXTENSION.items():
+        if known == uti:
+            return ext.upper()
+    return ".DAT"
+
+
+def _resource(prefix: str, uti: str, blob: Blob, url: str) -> JSON:
+    """The fields of one resource (``<prefix>Res``, ``FileType``, ``Fingerprint``…)."""
+    return {
+        f"{prefix}FileType": {"type": "STRING", "value": uti},
+        f"{prefix}Width": {"type": "INT64", "value": 4032},
+        f"{prefix}Height": {"type": "INT64", "value": 3024},
+        f"{prefix}Fingerprint": {"type": "STRING", "value": blob.sha256[:28]},
+        f"{prefix}Res": _asset_token(blob, url),
+    }
 
 
 def download_url(zone: str, master_id: str, resource: str, generation: int, filename: str) -> str:
@@ -109,6 +139,16 @@ def master_record(zone: Zone, master: EmulatedMaster, generation: int) -> JSON:
                 ),
             }
         )
+    stem = PurePosixPath(master.filename).stem
+    if master.alternative is not None:
+        alt_name = f"{stem}{_extension_for(master.alternative_uti)}"
+        url = download_url(zone.name, master.master_id, "alt", generation, alt_name)
+        fields.update(
+            _resource("resOriginalAlt", master.alternative_uti, master.alternative, url)
+        )
+    if master.sidecar is not None:
+        url = download_url(zone.name, master.master_id, "sidecar", generation, f"{stem}.AAE")
+        fields.update(_resource("resSidecar", SIDECAR_UTI, master.sidecar, url))
     return {
         "recordName": master.master_id,
         "recordType": "CPLMaster",
@@ -122,7 +162,25 @@ def master_record(zone: Zone, master: EmulatedMaster, generation: int) -> JSON:
     }
 
 
-def asset_record(zone: Zone, asset: EmulatedAsset) -> JSON:
+def _described(asset: EmulatedAsset) -> JSON:
+    """What a person typed or set in Photos' info pane."""
+    fields: JSON = {}
+    if asset.caption is not None:
+        fields["captionEnc"] = {"type": "ENCRYPTED_BYTES", "value": _b64(_b64(asset.caption))}
+    if asset.description is not None:
+        fields["extendedDescEnc"] = {
+            "type": "ENCRYPTED_BYTES",
+            "value": _b64(_b64(asset.description)),
+        }
+    if asset.keywords:
+        fields["keywordsEnc"] = _plist_field(list(asset.keywords))
+    if asset.location is not None:
+        lat, lon, alt = asset.location
+        fields["locationEnc"] = _plist_field({"lat": lat, "lon": lon, "alt": alt})
+    return fields
+
+
+def asset_record(zone: Zone, asset: EmulatedAsset, generation: int) -> JSON:
     fields: JSON = {
         "masterRef": {
             "type": "REFERENCE",
@@ -144,6 +202,16 @@ def asset_record(zone: Zone, asset: EmulatedAsset) -> JSON:
     }
     if asset.deleted:
         fields["dateExpunged"] = {"type": "TIMESTAMP", "value": asset.deleted_at_ms}
+    fields.update(_described(asset))
+    if asset.edit is not None:
+        # The rendered edit lives on the asset (each duplicate has its own).
+        video = asset.master.uti in VIDEO_UTIS
+        prefix, uti = ("resVidFull", LIVE_VIDEO_UTI) if video else ("resJPEGFull", "public.jpeg")
+        stem = PurePosixPath(asset.master.filename).stem
+        name = f"{stem}{'.MOV' if video else '.JPG'}"
+        url = download_url(zone.name, asset.asset_id, "edit", generation, name)
+        fields.update(_resource(prefix, uti, asset.edit, url))
+        fields["adjustmentType"] = {"type": "STRING", "value": asset.adjustment_type}
     return {
         "recordName": asset.asset_id,
         "recordType": "CPLAsset",
@@ -215,7 +283,7 @@ def pairs(zone: Zone, assets: list[EmulatedAsset], generation: int) -> list[JSON
         if asset.master_id not in seen:
             seen.add(asset.master_id)
             out.append(master_record(zone, asset.master, generation))
-        out.append(asset_record(zone, asset))
+        out.append(asset_record(zone, asset, generation))
     return out
 
 
@@ -226,7 +294,7 @@ def error_item(record_name: str, code: str, reason: str) -> JSON:
 def any_record(zone: Zone, name: str, generation: int) -> JSON | None:
     """The record of any type named ``name`` in ``zone`` (None: no such record)."""
     if name in zone.assets:
-        return asset_record(zone, zone.assets[name])
+        return asset_record(zone, zone.assets[name], generation)
     if name in zone.masters:
         return master_record(zone, zone.masters[name], generation)
     if name in zone.albums:

@@ -28,7 +28,7 @@ from providers.icloud.emulator import records
 from providers.icloud.emulator.auth import AuthState
 from providers.icloud.emulator.cloudkit import CloudKitDatabase
 from providers.icloud.emulator.faults import Fault, FaultPlan
-from providers.icloud.emulator.store import Account
+from providers.icloud.emulator.store import Account, Blob, Zone
 
 HOST_HEADER = "X-Emulated-Host"
 AUTH_HOST = "idmsa.apple.com"
@@ -437,10 +437,7 @@ class EmulatorServer(CloudKitDatabase):
             return Response(self.expired_url_status, {"Content-Type": "text/plain"}, b"expired")
         with self.account.lock:
             zone = self.account.zones.get(zone_name)
-            master = zone.masters.get(master_id) if zone is not None else None
-        blob = None
-        if master is not None:
-            blob = master.original if resource == "original" else master.live_video
+            blob = _blob(zone, master_id, resource) if zone is not None else None
         if blob is None:
             return Response(404, {"Content-Type": "text/plain"}, b"not found")
         start, end, status = 0, blob.size, 200
@@ -464,6 +461,23 @@ class EmulatorServer(CloudKitDatabase):
                 status, headers, blob.iter_range(start, start + short), length, cut_after=short
             )
         return Response(status, headers, blob.iter_range(start, end), length)
+
+
+def _blob(zone: Zone, record_name: str, resource: str) -> Blob | None:
+    """The bytes a download URL names (an edit's URL names its asset)."""
+    if resource == "edit":
+        asset = zone.assets.get(record_name)
+        return asset.edit if asset is not None else None
+    master = zone.masters.get(record_name)
+    if master is None:
+        return None
+    by_resource = {
+        "original": master.original,
+        "live": master.live_video,
+        "alt": master.alternative,
+        "sidecar": master.sidecar,
+    }
+    return by_resource.get(resource)
 
 
 _ACCESS_DENIED = {

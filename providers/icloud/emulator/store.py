@@ -31,9 +31,14 @@ UTI_BY_EXTENSION: dict[str, str] = {
     ".mp4": "public.mpeg-4",
     ".m4v": "com.apple.m4v-video",
     ".dng": "com.adobe.raw-image",
+    ".gif": "com.compuserve.gif",
+    ".mpo": "public.mpo-image",
+    ".aae": "com.apple.photos.apple-adjustment-envelope",
 }
 VIDEO_UTIS = frozenset({"com.apple.quicktime-movie", "public.mpeg-4", "com.apple.m4v-video"})
 LIVE_VIDEO_UTI = "com.apple.quicktime-movie"
+#: The edit's adjustment data (``resSidecar``), as Photos keeps it.
+SIDECAR_UTI = "com.apple.photos.apple-adjustment-envelope"
 
 
 @attrs.frozen
@@ -83,6 +88,11 @@ class EmulatedMaster:
     uti: str
     original: Blob
     live_video: Blob | None = None
+    #: The other half of a RAW+JPEG pair (``resOriginalAlt``) and its UTI.
+    alternative: Blob | None = None
+    alternative_uti: str = "com.adobe.raw-image"
+    #: The edit's adjustment data (``resSidecar``).
+    sidecar: Blob | None = None
     width: int = 4032
     height: int = 3024
     change_tag: str = "1"
@@ -103,6 +113,15 @@ class EmulatedAsset:
     deleted_at_ms: int = 0
     hidden: bool = False
     favorite: bool = False
+    #: The rendered edit (``resJPEGFullRes`` / ``resVidFullRes``) and its
+    #: ``adjustmentType``; None while the asset is unedited.
+    edit: Blob | None = None
+    adjustment_type: str = "com.apple.photo"
+    caption: str | None = None
+    description: str | None = None
+    keywords: tuple[str, ...] = ()
+    #: (latitude, longitude, altitude in metres).
+    location: tuple[float, float, float] | None = None
     change_tag: str = "1"
 
     @property
@@ -178,9 +197,12 @@ class Zone:
         }
 
     def by_date(self) -> list[EmulatedAsset]:
-        """Every asset ordered by capture date: the rank order of the indexes."""
+        """Every asset, newest capture date first: the rank order of the
+        indexes (rank 0 is the most recent photo, as on iCloud)."""
         if self._sorted is None:
-            self._sorted = sorted(self.assets.values(), key=lambda a: (a.asset_date_ms, a.asset_id))
+            self._sorted = sorted(
+                self.assets.values(), key=lambda a: (-a.asset_date_ms, a.asset_id)
+            )
         return self._sorted
 
     def invalidate(self) -> None:
@@ -270,14 +292,23 @@ class Account:
         live_video: bytes | Path | None = None,
         zone: str = PRIMARY_ZONE_NAME,
         uti: str | None = None,
+        alternative: bytes | Path | None = None,
+        alternative_uti: str = "com.adobe.raw-image",
+        favorite: bool = False,
+        hidden: bool = False,
+        caption: str | None = None,
+        description: str | None = None,
+        keywords: tuple[str, ...] = (),
+        location: tuple[float, float, float] | None = None,
     ) -> EmulatedAsset:
-        """Add a photo or video (with its Live Photo video) to a zone.
+        """Add a photo or video (with its Live Photo video, or the RAW of a
+        RAW+JPEG pair) to a zone, with what a person set on it in Photos.
 
         ``asset_date`` None means the capture date is unknown: Apple then
         reports epoch 0.
         """
         ext = Path(filename).suffix.lower()
-        kind = uti or UTI_BY_EXTENSION.get(ext, "public.jpeg")
+        kind = uti or UTI_BY_EXTENSION.get(ext, "public.data")
         with self.lock:
             target = self.zones[zone]
             master = EmulatedMaster(
@@ -286,9 +317,57 @@ class Account:
                 uti=kind,
                 original=Blob.of(data),
                 live_video=Blob.of(live_video) if live_video is not None else None,
+                alternative=Blob.of(alternative) if alternative is not None else None,
+                alternative_uti=alternative_uti,
                 change_tag=self.next_change_tag(),
             )
-            return self._add(target, master, _to_ms(asset_date))
+            asset = self._add(target, master, _to_ms(asset_date))
+            asset.favorite = favorite
+            asset.hidden = hidden
+            asset.caption = caption
+            asset.description = description
+            asset.keywords = tuple(keywords)
+            asset.location = location
+            return asset
+
+    def edit_asset(
+        self,
+        asset: EmulatedAsset,
+        rendered: bytes | Path,
+        *,
+        adjustments: bytes = b"<plist><dict><key>adjustmentFormatVersion</key></dict></plist>",
+        adjustment_type: str = "com.apple.photo",
+    ) -> None:
+        """An edit made in Photos: the rendered result on the asset, the
+        adjustment data (``resSidecar``) on its master, a new change tag."""
+        with self.lock:
+            asset.edit = Blob.of(rendered)
+            asset.adjustment_type = adjustment_type
+            asset.master.sidecar = Blob.of(adjustments)
+            asset.master.change_tag = self.next_change_tag()
+            self.record_change(self.zones[asset.zone], asset.master_id)
+            self.touch(asset)
+
+    def describe(
+        self,
+        asset: EmulatedAsset,
+        *,
+        caption: str | None = None,
+        description: str | None = None,
+        keywords: tuple[str, ...] | None = None,
+        location: tuple[float, float, float] | None = None,
+    ) -> None:
+        """Set a title, description, keywords or location, as in Photos' info pane."""
+        with self.lock:
+            if caption is not None:
+                asset.caption = caption
+            if description is not None:
+                asset.description = description
+            if keywords is not None:
+                asset.keywords = tuple(keywords)
+            if location is not None:
+                asset.location = location
+            self.touch(asset)
 
     def add_duplicate(self, asset: EmulatedAsset) -> EmulatedAsset:
         """A second asset sharing ``asset``'s master (a duplicated photo)."""
@@ -396,7 +475,7 @@ class Account:
             return [a for a in self.zones[zone].albums.values() if a.name == name and not a.deleted]
 
     def live_assets(self, zone: str = PRIMARY_ZONE_NAME) -> list[EmulatedAsset]:
-        """What the Library shows: not deleted, not hidden, oldest first."""
+        """What the Library shows: not deleted, not hidden, newest first."""
         with self.lock:
             return [a for a in self.zones[zone].by_date() if not a.deleted and not a.hidden]
 
