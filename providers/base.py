@@ -127,11 +127,20 @@ class Store(Protocol):
         """Yield every file with its SHA-256; raise ProviderError if the walk fails."""
         ...
 
-    def put(self, src: Path, rel_path: str, sha256: str) -> FileCopy:
+    def put(
+        self, src: Path, rel_path: str, sha256: str, *, mtime_ns: int | None = None
+    ) -> FileCopy:
         """Copy ``src`` to ``rel_path`` atomically (temporary name, fsync,
         rename), read it back and verify its SHA-256. If ``rel_path`` is taken
         by a different file, a collision-proof name is chosen; the returned
-        copy says where it landed."""
+        copy says where it landed. ``mtime_ns``: the new file's mtime (the
+        capture date)."""
+        ...
+
+    def put_sidecar(self, rel_path: str, data: bytes, *, mtime_ns: int | None = None) -> FileCopy:
+        """Write an XMP sidecar (``*.xmp``) at ``rel_path``, atomically
+        replacing an older one: a sidecar is metadata, rewritten when the
+        metadata changes. Media files are never replaced."""
         ...
 
     def verify(self, copy: FileCopy) -> bool:

@@ -105,7 +105,9 @@ class FakeStore:
                 store_id=self.id, path=path, size=len(data), mtime_ns=0, sha256=sha256_bytes(data)
             )
 
-    def put(self, src: Path, rel_path: str, sha256: str) -> FileCopy:
+    def put(
+        self, src: Path, rel_path: str, sha256: str, *, mtime_ns: int | None = None
+    ) -> FileCopy:
         if not self.available:
             raise ProviderError("offline", provider=self.id)
         data = src.read_bytes()
@@ -118,6 +120,15 @@ class FakeStore:
             self.files[rel] = data
             self.writes += 1
         return FileCopy(store_id=self.id, path=rel, size=len(data), mtime_ns=0, sha256=sha256)
+
+    def put_sidecar(self, rel_path: str, data: bytes, *, mtime_ns: int | None = None) -> FileCopy:
+        if not self.available:
+            raise ProviderError("offline", provider=self.id)
+        self.files[rel_path] = data
+        self.writes += 1
+        return FileCopy(
+            store_id=self.id, path=rel_path, size=len(data), mtime_ns=0, sha256=sha256_bytes(data)
+        )
 
     def verify(self, copy: FileCopy) -> bool:
         data = self.files.get(copy.path)

@@ -25,6 +25,7 @@ parents, so a power loss cannot drop the directory entry of a counted copy.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -207,7 +208,9 @@ class FilesystemStore:
     def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
         return hashed_tree(self.id, self.root, hasher)
 
-    def put(self, src: Path, rel_path: str, sha256: str) -> FileCopy:
+    def put(
+        self, src: Path, rel_path: str, sha256: str, *, mtime_ns: int | None = None
+    ) -> FileCopy:
         rel = rel_path
         for _ in range(3):
             dest = self._path(rel)
@@ -216,7 +219,7 @@ class FilesystemStore:
                 return self._copy_at(rel, sha256)
             if existing is None:
                 try:
-                    return self._write_new(src, rel, sha256)
+                    return self._write_new(src, rel, sha256, mtime_ns)
                 except FileExistsError:
                     continue  # someone took the name meanwhile: look again
             rel = collision_path(rel_path, sha256)
@@ -234,10 +237,12 @@ class FilesystemStore:
             store_id=self.id, path=rel, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256
         )
 
-    def _write_new(self, src: Path, rel: str, sha256: str) -> FileCopy:
+    def _write_new(self, src: Path, rel: str, sha256: str, mtime_ns: int | None) -> FileCopy:
         tmp = self.temp_path(rel)
         try:
             got, _ = copy_file_hashing(src, tmp)
+            if mtime_ns is not None:  # the capture date, as photo apps sort by it
+                os.utime(tmp, ns=(mtime_ns, mtime_ns))
         except OSError as e:
             tmp.unlink(missing_ok=True)
             raise ProviderError(
@@ -326,6 +331,44 @@ class FilesystemStore:
         except OSError as e:
             raise ProviderError(f"replacing {rel_path} failed: {e}", provider=self.id) from e
         return self._copy_at(rel_path, sha256_file(dest))
+
+    def put_sidecar(self, rel_path: str, data: bytes, *, mtime_ns: int | None = None) -> FileCopy:
+        """Write an XMP sidecar, replacing an older one atomically: the only
+        file a store ever overwrites (its metadata changed)."""
+        dest = self._path(rel_path)
+        try:
+            sha = replace_sidecar(dest, self.temp_path(rel_path), data, mtime_ns)
+        except OSError as e:
+            raise ProviderError(
+                f"writing {rel_path} failed: {e}", provider=self.id, transient=True
+            ) from e
+        return self._copy_at(rel_path, sha)
+
+
+SIDECAR_SUFFIX = ".xmp"
+
+
+def replace_sidecar(dest: Path, tmp: Path, data: bytes, mtime_ns: int | None) -> str:
+    """Write ``data`` to ``tmp``, fsync, then rename it over ``dest`` (a
+    reader sees the old sidecar or the new one, never half of one). Only
+    sidecars: a media file is never replaced. Returns the SHA-256 read back."""
+    if not dest.name.lower().endswith(SIDECAR_SUFFIX):
+        raise ProviderError(f"{dest}: only {SIDECAR_SUFFIX} sidecars are ever replaced")
+    try:
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        if mtime_ns is not None:
+            os.utime(tmp, ns=(mtime_ns, mtime_ns))
+        got = sha256_file(tmp)
+        if got != hashlib.sha256(data).hexdigest():
+            raise ProviderError(f"{dest}: read-back of the new sidecar does not match")
+        os.replace(tmp, dest)
+        fsync_dir(dest.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return got
 
 
 def _marker_at(fd: int) -> str | None:

@@ -21,6 +21,7 @@ touches the state DB; workers return effects to it.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import random
@@ -37,7 +38,7 @@ from typing import Any, TypeVar
 import attrs
 
 from providers.base import ConfirmingStore, Source, Store, disk_of
-from reconciler import media
+from reconciler import media, sidecar
 from reconciler.config import DesiredState, same_disk_ok
 from reconciler.config import FolderSource as FolderSourceConfig
 from reconciler.connect import Connected
@@ -62,8 +63,9 @@ from reconciler.model import (
     RemoveFromSource,
     SourceItem,
     World,
+    WriteSidecar,
 )
-from reconciler.plan import CANNOT_ENCODE
+from reconciler.plan import CANNOT_ENCODE, LIBRARY
 from reconciler.state import CachedHash, LineageRow, StateDB
 
 T = TypeVar("T")
@@ -168,6 +170,8 @@ class Applier:
         self.removed = 0
         self.removed_bytes = 0
         self.removed_sha256 = set(world.removed_sha256)
+        #: (target, sha256) -> where a copy waiting for confirmation lies
+        self.delivered = {(t.target_id, d.sha256): d.path for t in world.targets for d in t.pending}
         self._done = 0
         self._total = 0
         self._pool: ProcessPoolExecutor | None = None
@@ -187,7 +191,7 @@ class Applier:
         stages: dict[type[Action], list[Action]] = {}
         for a in plan.actions:
             stages.setdefault(type(a), []).append(a)
-        for kind in (DownloadAsset, CopyToLibrary, CopyToTarget, EncodeForTier):
+        for kind in (DownloadAsset, CopyToLibrary, CopyToTarget, WriteSidecar, EncodeForTier):
             actions = stages.get(kind, [])
             self._stage(actions, outcomes, self._worker_count(kind, len(actions)))
         for a in stages.get(RemoveFromSource, []):
@@ -266,6 +270,7 @@ class Applier:
             DownloadAsset: self._download,
             CopyToLibrary: self._copy_to_library,
             CopyToTarget: self._copy_to_target,
+            WriteSidecar: self._write_sidecar,
             EncodeForTier: self._encode,
         }
         return self._catching(partial(handlers[type(a)], a))
@@ -436,6 +441,9 @@ class Applier:
 
         try:
             sha = self._retry(f"download {a.subject}", source.id, fetch)
+            mtime = _mtime_ns(a.captured_at)
+            if mtime is not None:  # photo apps sort by it: the capture date
+                os.utime(tmp, ns=(mtime, mtime))
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -452,8 +460,11 @@ class Applier:
             return "ok", "already in the library", _Effects()
         rel = dated_path(a.captured_at, a.name)
         with self._original(a.sha256) as src:
+            mtime = _mtime_ns(a.captured_at)
             copy = self._retry(
-                f"copy {a.subject}", "library", lambda: self.conn.library.put(src, rel, a.sha256)
+                f"copy {a.subject}",
+                "library",
+                lambda: self.conn.library.put(src, rel, a.sha256, mtime_ns=mtime),
             )
         return (
             "changed",
@@ -476,9 +487,65 @@ class Applier:
                 provider=a.target_id,
             )
         rel = dated_path(a.captured_at, a.name)
+        mtime = _mtime_ns(a.captured_at)
         with self._original(sha) as src:
-            copy = self._retry(f"copy {a.subject}", a.target_id, lambda: store.put(src, rel, sha))
+            copy = self._retry(
+                f"copy {a.subject}", a.target_id, lambda: store.put(src, rel, sha, mtime_ns=mtime)
+            )
         return "changed", f"copied to {a.target_id}:{copy.path}", _Effects(target_copies=[copy])
+
+    def _item_shas(self, source_id: str, item: SourceItem) -> dict[str, str] | None:
+        """Every file's SHA-256 by ref, or None while one is not known."""
+        shas: dict[str, str] = {}
+        for f in item.files:
+            sha = f.sha256 or self.known.get((source_id, item.key, f.ref))
+            if not sha:
+                return None
+            shas[f.ref] = sha
+        return shas
+
+    def _write_sidecar(self, a: WriteSidecar) -> tuple[str, str, _Effects]:
+        item = self.items[(a.source_id, a.item_key)]
+        shas = self._item_shas(a.source_id, item)
+        if shas is None:
+            raise _Skip("skipped", "a file of the item was not downloaded; the sidecar waits")
+        data = sidecar.render(item, shas)
+        digest = hashlib.sha256(data).hexdigest()
+        original = shas[item.files[0].ref]
+        fallback = dated_path(item.captured_at, item.files[0].name)
+        store: Store
+        if a.store_id == LIBRARY:
+            if digest in self.library:
+                return "ok", f"already at {self.library[digest].path}", _Effects()
+            store = self.conn.library
+            lib = self.library.get(original)
+            base = lib.path if lib is not None else fallback
+        else:
+            held = self.copies.get(a.store_id, {})
+            if digest in held:
+                return "ok", f"already on {a.store_id} at {held[digest].path}", _Effects()
+            store = self.conn.targets[a.store_id]
+            avail = store.availability()
+            if not avail.available:
+                raise _Skip("skipped", f"{a.store_id} unavailable: {avail.reason}")
+            copy = held.get(original)
+            base = (
+                copy.path
+                if copy is not None
+                else self.delivered.get((a.store_id, original), fallback)
+            )
+        rel = base + sidecar.SUFFIX
+        mtime = _mtime_ns(item.captured_at)
+        written = self._retry(
+            f"write {a.subject}", a.store_id, lambda: store.put_sidecar(rel, data, mtime_ns=mtime)
+        )
+        if a.store_id == LIBRARY:
+            return (
+                "changed",
+                f"wrote {rel}",
+                _Effects(lineage=[_original_row(written, item.captured_at)]),
+            )
+        return "changed", f"wrote {a.store_id}:{rel}", _Effects(target_copies=[written])
 
     def _encode(self, a: EncodeForTier) -> tuple[str, str, _Effects]:
         sha = self._sha(a.sha256, a.origin)
@@ -620,6 +687,11 @@ class Applier:
         files = [
             (f.name, f.sha256 or self.known.get((a.source_id, a.item_key, f.ref))) for f in a.files
         ]
+        item = self.items[(a.source_id, a.item_key)]
+        shas = self._item_shas(a.source_id, item)
+        if item.metadata is not None and shas is not None:
+            # Its metadata leaves with it: the current sidecar must be archived too.
+            files.append((sidecar.name_for(item), sidecar.digest(item, shas)))
         try:
             return check_removal(
                 files,
@@ -658,6 +730,10 @@ class Applier:
         path = store.local_path(copy.path)
         if path is not None:
             self.db.forget_hashes([str(path)])
+
+
+def _mtime_ns(captured_at: datetime | None) -> int | None:
+    return None if captured_at is None else int(captured_at.timestamp()) * 1_000_000_000
 
 
 def _as_copy(row: LineageRow) -> FileCopy:

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
+from reconciler import sidecar
 from reconciler.config import DesiredState, Tier, same_disk_ok
 from reconciler.independence import backup_groups, count_backups, disk_problems
 from reconciler.layout import date_from_path
@@ -45,6 +46,7 @@ from reconciler.model import (
     SourceItem,
     SourceState,
     World,
+    WriteSidecar,
 )
 
 LIBRARY = "library"
@@ -54,10 +56,21 @@ _ORDER = {
     DownloadAsset: 0,
     CopyToLibrary: 1,
     CopyToTarget: 2,
-    EncodeForTier: 3,
-    RemoveFromSource: 4,
-    FreeStagingCopy: 5,
+    WriteSidecar: 3,
+    EncodeForTier: 4,
+    RemoveFromSource: 5,
+    FreeStagingCopy: 6,
 }
+
+
+@attrs.define
+class _Sidecar:
+    """An item's sidecar as planned: its wanted digest (None until every
+    file's hash is known) and the WriteSidecar action id per store."""
+
+    digest: str | None
+    name: str
+    planned: dict[str, str] = attrs.field(factory=dict)
 
 
 def tier_for(tiers: Iterable[Tier], captured_at: datetime | None, now: datetime) -> Tier | None:
@@ -117,6 +130,8 @@ class _Planner:
         #: actions that produce its copies, per target
         self.copy_actions: dict[str, dict[str, str]] = {}
         self.handled: set[str] = set()
+        #: file identity -> the action that puts it into the library
+        self.placing: dict[str, str] = {}
         self.removals = 0
         self.removal_bytes = 0
         #: original sha256 -> the RemoveFromSource planned for its item
@@ -188,8 +203,9 @@ class _Planner:
         shas: list[str | None] = []
         for f in item.files:
             shas.append(None if f.problem else self._file(source, item, f, subject))
+        sidecar = self._sidecar(source, item, shas, subject)
         if not unreadable:
-            self._removal(source, item, shas, subject)
+            self._removal(source, item, shas, subject, sidecar)
 
     def _file(
         self, source: SourceState, item: SourceItem, f: MediaFile, subject: str
@@ -230,6 +246,8 @@ class _Planner:
             )
             self.actions.append(lib)
             placed = (lib.id,)
+        if placed:
+            self.placing[ident] = placed[0]
         self._targets(sha, origin, ident, f, item, fsubject, placed)
         if self.world.library.available:
             self._encode(sha, origin, f, item, fsubject, placed)
@@ -278,9 +296,11 @@ class _Planner:
         placed: tuple[str, ...],
     ) -> None:
         tier = tier_for(self.desired.policy.tiers, item.captured_at, self.now)
-        # A Live Photo's video stays as it is: re-encoding drops the timed
-        # metadata track that pairs it with its still.
-        want = encoding_for(None if f.role == "live_video" else tier, f.name)
+        # Only originals are encoded. A Live Photo's video stays as it is
+        # (re-encoding drops the timed metadata track that pairs it with its
+        # still); a rendered edit is what the person made, a RAW alternative
+        # and an edit's adjustment data are not pictures to compress.
+        want = encoding_for(tier if f.role == "original" else None, f.name)
         current = self.library[sha].tier if sha in self.library else ORIGINAL_TIER
         if want.tier == current:
             return
@@ -349,8 +369,66 @@ class _Planner:
 
     # ------------------------------------------------------------- removal
 
-    def _removal(
+    def _sidecar(
         self, source: SourceState, item: SourceItem, shas: list[str | None], subject: str
+    ) -> _Sidecar | None:
+        """The item's XMP sidecar, wanted beside its original in the library
+        and on every available target: WriteSidecar where the current one
+        (by digest) is missing. Its content needs every file's hash; while one
+        is learned this run, the writes depend on those downloads."""
+        if item.metadata is None or not self.world.library.available:
+            return None
+        name = sidecar.name_for(item)
+        known = {f.ref: sha for f, sha in zip(item.files, shas, strict=True) if sha}
+        wanted = sidecar.digest(item, known) if len(known) == len(item.files) else None
+        idents = [
+            sha or f"{source.source_id}:{item.key}:{f.ref}"
+            for f, sha in zip(item.files, shas, strict=True)
+        ]
+        # Rendering needs every hash: wait for the downloads that learn them.
+        learning = {
+            self.placing[i]
+            for i, sha in zip(idents, shas, strict=True)
+            if not sha and i in self.placing
+        }
+        out = _Sidecar(digest=wanted, name=name)
+        for store_id in [LIBRARY, *(t.target_id for t in self.targets)]:
+            if wanted is not None and self._holds(store_id, wanted):
+                continue
+            if store_id == LIBRARY:
+                placing = self.placing.get(idents[0])
+            else:
+                placing = self.copy_actions.get(idents[0], {}).get(store_id)
+            deps = tuple(sorted(learning | ({placing} if placing else set())))
+            action = WriteSidecar(
+                id=f"sidecar:{store_id}:{source.source_id}:{item.key}",
+                subject=f"{store_id}:{name}",
+                reason="metadata not written yet"
+                if wanted is None
+                else "sidecar missing or out of date",
+                depends_on=deps,
+                store_id=store_id,
+                source_id=source.source_id,
+                item_key=item.key,
+                sha256=wanted,
+                name=name,
+            )
+            self.actions.append(action)
+            out.planned[store_id] = action.id
+        return out
+
+    def _holds(self, store_id: str, sha: str) -> bool:
+        if store_id == LIBRARY:
+            return sha in self.library
+        return sha in self.copies[store_id] or sha in self.pending[store_id]
+
+    def _removal(
+        self,
+        source: SourceState,
+        item: SourceItem,
+        shas: list[str | None],
+        subject: str,
+        sidecar: _Sidecar | None = None,
     ) -> None:
         removal = self.desired.policy.removal
         if not removal.enabled or not self._removable(source) or not source.trusted:
@@ -387,6 +465,26 @@ class _Planner:
                 self._note("waiting", subject, f"{why}; kept in the source")
                 return
             deps.extend(planned[tid] for tid in coming)
+        if sidecar is not None:
+            # The sidecar is part of the item: its metadata exists nowhere
+            # else once the item has left the source.
+            verified = [
+                t.target_id
+                for t in self.targets
+                if sidecar.digest and sidecar.digest in self.copies[t.target_id]
+            ]
+            coming = [
+                tid for tid in sidecar.planned if tid != LIBRARY and self._confirms_on_write(tid)
+            ]
+            if count_backups(verified + coming, self.groups) < need:
+                self._note(
+                    "waiting",
+                    subject,
+                    f"{sidecar.name}: {count_backups(verified, self.groups)} of {need} "
+                    "verified copies; kept in the source",
+                )
+                return
+            deps.extend(sidecar.planned[tid] for tid in coming)
         size = item.size
         if (
             self.removals + 1 > removal.max_items_per_run

@@ -123,7 +123,8 @@ def render(item: SourceItem, shas: Mapping[str, str]) -> bytes:
     _seq(d, "reconcile", "Files", files)
     ElementTree.indent(root)
     body = ElementTree.tostring(root, encoding="unicode")
-    return f'<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n{body}\n<?xpacket end="w"?>\n'.encode()
+    head = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+    return f'{head}\n{body}\n<?xpacket end="w"?>\n'.encode()
 
 
 def digest(item: SourceItem, shas: Mapping[str, str]) -> str:
@@ -166,7 +167,9 @@ def _text(parent: ElementTree.Element, prefix: str, local: str, value: str) -> N
 
 
 def _alt(parent: ElementTree.Element, prefix: str, local: str, value: str) -> None:
-    alt = ElementTree.SubElement(ElementTree.SubElement(parent, _q(prefix, local)), _q("rdf", "Alt"))
+    alt = ElementTree.SubElement(
+        ElementTree.SubElement(parent, _q(prefix, local)), _q("rdf", "Alt")
+    )
     ElementTree.SubElement(alt, _q("rdf", "li"), {_XML_LANG: "x-default"}).text = value
 
 

@@ -130,3 +130,8 @@ def files_under(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and not p.name.startswith(".reconcile")
     }
+
+
+def media_under(root: Path) -> dict[str, bytes]:
+    """``files_under`` without the XMP sidecars written beside the media."""
+    return {k: v for k, v in files_under(root).items() if not k.endswith(".xmp")}

@@ -20,7 +20,14 @@ from providers.icloud.emulator.testing import (
     seed_trusted_session,
 )
 from reconciler.cli import main
-from tests.helpers import KEEP_ORIGINALS, Workspace, files_under, make_jpeg, make_workspace
+from tests.helpers import (
+    KEEP_ORIGINALS,
+    Workspace,
+    files_under,
+    make_jpeg,
+    make_workspace,
+    media_under,
+)
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 OLD = datetime(2021, 6, 1, 9, tzinfo=UTC)
@@ -76,12 +83,14 @@ def test_icloud_is_archived_then_offloaded_and_a_second_plan_is_empty(
         "No changes. The library matches desired_state.toml.\n"
     )
     for target in ("nas", "usb", "library"):
-        assert sorted(files_under(ws.target(target)).values()) == originals
+        assert sorted(media_under(ws.target(target)).values()) == originals
+        # One sidecar per item beside its original (both IMG_1234.PNG too).
+        assert len(files_under(ws.target(target))) - len(originals) == 5
     # Old items went to Recently Deleted; the recent one stays in iCloud.
     assert [a.master.filename for a in account.live_assets()] == ["RECENT.JPG"]
     assert len(account.deleted_assets()) == 4
     # The Live Photo's two files sit side by side; both IMG_1234.PNG survive.
-    names = sorted(p.name for p in (ws.library / "2021/06/01").iterdir())
+    names = sorted(p.name for p in (ws.library / "2021/06/01").iterdir() if p.suffix != ".xmp")
     assert names[:4] == ["IMG_0001.JPG", "IMG_0002.JPG", "IMG_0002.MOV", "IMG_1234.PNG"]
     assert len(names) == 5 and names[4].startswith("IMG_1234~")
 

@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 import attrs
 
 from providers.base import Availability, Closing, Confirmation, Hasher
-from providers.filesystem import hashed_tree, link_no_clobber
+from providers.filesystem import hashed_tree, link_no_clobber, replace_sidecar
 from providers.syncthing.client import (
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
@@ -169,7 +169,9 @@ class SyncthingTarget(Closing):
 
     # ------------------------------------------------------------ write
 
-    def put(self, src: Path, rel_path: str, sha256: str) -> FileCopy:
+    def put(
+        self, src: Path, rel_path: str, sha256: str, *, mtime_ns: int | None = None
+    ) -> FileCopy:
         """Deliver ``src`` to ``rel_path`` and ask Syncthing to scan it now.
 
         Written under ``.reconcile-tmp/``, fsynced and read back before it is
@@ -186,6 +188,8 @@ class SyncthingTarget(Closing):
                 if dest.is_file():  # the same content is already there
                     return self._delivered(dest_rel, sha256)
                 tmp = self._write_temp(src, sha256)
+                if mtime_ns is not None:  # the capture date: the gallery sorts by it
+                    os.utime(tmp, ns=(mtime_ns, mtime_ns))
                 try:
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     if self._place(tmp, dest):
@@ -202,6 +206,24 @@ class SyncthingTarget(Closing):
             provider=PROVIDER,
             transient=True,
         )
+
+    def put_sidecar(self, rel_path: str, data: bytes, *, mtime_ns: int | None = None) -> FileCopy:
+        """Deliver an XMP sidecar, replacing an older one atomically (the only
+        file ever replaced here: its metadata changed), and scan it."""
+        rel = _check_rel(rel_path)
+        try:
+            tmp_dir = self.folder_path / TMP_DIR
+            self._ensure_ignored()
+            tmp_dir.mkdir(exist_ok=True)
+            dest = self.folder_path / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = tmp_dir / f"sidecar-{os.urandom(8).hex()}.xmp"
+            sha = replace_sidecar(dest, tmp, data, mtime_ns)
+        except OSError as e:
+            raise ProviderError(
+                f"delivering {rel} into {self.folder_path} failed: {e}", provider=PROVIDER
+            ) from e
+        return self._delivered(rel, sha)
 
     def _free_name(self, rel: str, sha256: str) -> str:
         """The first candidate name that is free or already holds this content."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import plistlib
-from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
@@ -42,11 +41,16 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
-def _plist_field(value: object) -> JSON:
+def _plist_field(value: list[Any] | dict[str, Any]) -> JSON:
     """A binary plist as Photos stores keywords and locations: ENCRYPTED_BYTES
     whose bytes are base64 text (pyicloud decodes that second layer)."""
     data = base64.b64encode(plistlib.dumps(value, fmt=plistlib.FMT_BINARY))
     return {"type": "ENCRYPTED_BYTES", "value": base64.b64encode(data).decode("ascii")}
+
+
+def _stem(filename: str) -> str:
+    stem, dot, _ = filename.rpartition(".")
+    return stem if dot and stem else filename
 
 
 def _extension_for(uti: str) -> str:
@@ -139,13 +143,11 @@ def master_record(zone: Zone, master: EmulatedMaster, generation: int) -> JSON:
                 ),
             }
         )
-    stem = PurePosixPath(master.filename).stem
+    stem = _stem(master.filename)
     if master.alternative is not None:
         alt_name = f"{stem}{_extension_for(master.alternative_uti)}"
         url = download_url(zone.name, master.master_id, "alt", generation, alt_name)
-        fields.update(
-            _resource("resOriginalAlt", master.alternative_uti, master.alternative, url)
-        )
+        fields.update(_resource("resOriginalAlt", master.alternative_uti, master.alternative, url))
     if master.sidecar is not None:
         url = download_url(zone.name, master.master_id, "sidecar", generation, f"{stem}.AAE")
         fields.update(_resource("resSidecar", SIDECAR_UTI, master.sidecar, url))
@@ -207,7 +209,7 @@ def asset_record(zone: Zone, asset: EmulatedAsset, generation: int) -> JSON:
         # The rendered edit lives on the asset (each duplicate has its own).
         video = asset.master.uti in VIDEO_UTIS
         prefix, uti = ("resVidFull", LIVE_VIDEO_UTI) if video else ("resJPEGFull", "public.jpeg")
-        stem = PurePosixPath(asset.master.filename).stem
+        stem = _stem(asset.master.filename)
         name = f"{stem}{'.MOV' if video else '.JPG'}"
         url = download_url(zone.name, asset.asset_id, "edit", generation, name)
         fields.update(_resource(prefix, uti, asset.edit, url))

@@ -49,7 +49,10 @@ def account() -> Account:
     )
     account.edit_asset(movie, b"\x00\x00\x00\x18ftypqt-trimmed" * 200, adjustment_type="trim")
     account.add_asset(
-        b"hidden bytes" * 100, "IMG_0004.JPG", asset_date=datetime(2023, 1, 1, tzinfo=UTC), hidden=True
+        b"hidden bytes" * 100,
+        "IMG_0004.JPG",
+        asset_date=datetime(2023, 1, 1, tzinfo=UTC),
+        hidden=True,
     )
     account.add_album("Trip 2023", [photo, raw])
     account.add_album("Best", [photo])
