@@ -23,7 +23,7 @@ from pathlib import Path
 import attrs
 
 from providers.base import ConfirmingStore, Hashed, ScanEntry, Source, Store, disk_of
-from reconciler import media
+from reconciler import media, sidecar
 from reconciler.config import DesiredState
 from reconciler.connect import Connected
 from reconciler.errors import LoginRequiredError, MediaError, ProviderError
@@ -163,12 +163,15 @@ def observe(
         for sid, src in conn.sources.items()
     )
     targets = tuple(_target(tid, store, hasher, db) for tid, store in conn.targets.items())
+    library = _library(conn, hasher, db)
+    known = db.known_sha256()
+    _known_from_sidecars(sources, library, targets, conn, known, db)
     return World(
         observed_at=now,
         sources=sources,
         targets=targets,
-        library=_library(conn, hasher, db),
-        known_sha256=db.known_sha256(),
+        library=library,
+        known_sha256=known,
         settled=db.settled(),
         tombstones=db.tombstones(),
         removed_sha256=db.tombstoned_sha256(),
@@ -322,6 +325,63 @@ def _library_capture_ts(path: Path, rel: str) -> float | None:
         day = date_from_path(rel)
         ts = None if day is None else day.timestamp()
     return ts
+
+
+def _known_from_sidecars(
+    sources: tuple[SourceState, ...],
+    library: LibraryState,
+    targets: tuple[TargetState, ...],
+    conn: Connected,
+    known: dict[tuple[str, str, str], str],
+    db: StateDB,
+) -> None:
+    """Learn the SHA-256 of remote files from the sidecars archived beside
+    them, so a lost state DB (or a fresh machine) downloads nothing the
+    archive already proves: a sidecar names the item (its record ids are
+    in the key), each file's size, the source's fingerprint and its hash.
+    Read only while some remote file's hash is unknown; learned once."""
+    wanted: dict[tuple[str, str, str], tuple[int, str]] = {}
+    for s in sources:
+        if not s.remote:
+            continue
+        for item in s.items:
+            for f in item.files:
+                if not f.sha256 and (s.source_id, item.key, f.ref) not in known:
+                    wanted[(s.source_id, item.key, f.ref)] = (f.size, f.fingerprint)
+    if not wanted:
+        return
+    places: list[tuple[Store, list[str]]] = []
+    if library.available:
+        places.append((conn.library, [f.path for f in library.files]))
+    for t in targets:
+        if t.available:
+            places.append((conn.targets[t.target_id], [c.path for c in t.copies]))
+    learned: list[tuple[tuple[str, str, str], str, int]] = []
+    for store, paths in places:
+        for rel in paths:
+            if not wanted:
+                break
+            if not sidecar.is_sidecar(rel):
+                continue
+            path = store.local_path(rel)
+            try:
+                found = sidecar.parse(path.read_bytes()) if path is not None else None
+            except OSError:
+                continue
+            if found is None:
+                continue
+            for recorded in found.files:
+                key = (found.source_id, found.item_key, recorded.ref)
+                if recorded.fingerprint and wanted.get(key) == (
+                    recorded.size,
+                    recorded.fingerprint,
+                ):
+                    del wanted[key]
+                    known[key] = recorded.sha256
+                    learned.append((key, recorded.sha256, recorded.size))
+    with db.transaction():
+        for (sid, item_key, ref), sha, size in learned:
+            db.record_source_file(sid, item_key, ref, sha, size)
 
 
 def _embedded_lineage(path: Path, c: FileCopy) -> LineageRow | None:
