@@ -1,8 +1,10 @@
 """The folder source: an import folder (a camera card, an "incoming" directory).
 
-Each media file is an item, except that a still and a video sharing a stem
-in the same folder (IMG_1.HEIC + IMG_1.MOV) are one Live Photo item. Hashes
-come from the observer's cached hasher, so an unchanged card is not re-read.
+Each file is an item (whatever its type: MPO, DNG, an unknown extension;
+only junk such as ``.DS_Store`` or ``Thumbs.db`` is left out), except that
+a still and a video sharing a stem in the same folder (IMG_1.HEIC +
+IMG_1.MOV) are one Live Photo item. Hashes come from the observer's cached
+hasher, so an unchanged card is not re-read.
 Capture date: EXIF DateTimeOriginal where the file has one, else its mtime.
 
 An item leaves the folder only through ``remove``, which the applier calls
@@ -24,7 +26,7 @@ from providers.filesystem import scan_tree
 from reconciler.errors import ProviderError
 from reconciler.hashing import copy_file_hashing, sha256_file
 from reconciler.layout import is_inside
-from reconciler.media.kinds import STILL_EXTENSIONS, VIDEO_EXTENSIONS, is_media
+from reconciler.media.kinds import STILL_EXTENSIONS, VIDEO_EXTENSIONS, is_archivable
 from reconciler.model import MediaFile, SourceItem
 
 
@@ -42,7 +44,7 @@ class FolderSource:
             raise ProviderError(f"{self.root} does not exist or is not mounted", provider=self.id)
         try:
             entries = sorted(
-                (e for e in scan_tree(self.root) if is_media(e.rel)), key=lambda e: e.rel
+                (e for e in scan_tree(self.root) if is_archivable(e.rel)), key=lambda e: e.rel
             )
         except OSError as e:
             raise ProviderError(f"listing {self.root} failed: {e}", provider=self.id) from e

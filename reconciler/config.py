@@ -61,6 +61,8 @@ class FolderSource:
     kind: Literal["folder"]
     path: str
     remove_after_archive: bool = True
+    #: Only items captured in the last N days (0: all).
+    max_age_days: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -75,6 +77,8 @@ class ICloudSource:
     staging_album: str = ""
     #: Read timeout of each request to iCloud (the connect timeout is 10 s).
     timeout_s: float = 60.0
+    #: Only items captured in the last N days (0: all), like icloudpd's --recent by date.
+    max_age_days: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -357,6 +361,9 @@ def _check(d: DesiredState) -> list[str]:
         problems.append(f"targets.{key}: the id is also used by a source")
     if "library" in d.targets:
         problems.append("targets.library: 'library' is reserved for the local library")
+    for key, src in d.sources.items():
+        if getattr(src, "max_age_days", 0) < 0:
+            problems.append(f"sources.{key}.max_age_days: must not be negative (0: all)")
     if d.policy.copies < 1:
         problems.append("policy.copies: must be at least 1")
     removes = d.policy.removal.enabled

@@ -1,7 +1,8 @@
 """`make demo`: a real end-to-end reconciliation, on this machine, offline.
 
 It generates a sample library (~50 items over five years: JPEGs with EXIF
-dates, HEICs, Live Photo pairs, videos, same-named different photos), serves
+dates, HEICs, Live Photo pairs, videos, same-named different photos; some
+edited, favourited, hidden, captioned, in albums, a RAW+JPEG pair), serves
 it from the bundled iCloud emulator, starts two real Syncthing instances on
 127.0.0.1 (one plays the Pixel), logs in through pyicloud with the emulated
 2FA code, and then runs the tool exactly as a person or cron would:
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from providers.filesystem import write_marker
 from providers.icloud.emulator import Account
-from providers.icloud.emulator.seed import add_folder, generate_library
+from providers.icloud.emulator.seed import add_folder, add_touches, generate_library
 from providers.icloud.emulator.testing import running_emulator
 from providers.icloud.session import login_interactive
 from providers.syncthing.pair import SyncthingPair
@@ -84,6 +85,8 @@ def run(root: Path = ROOT) -> int:
     account = Account()
     add_folder(account, root / "generated")
     print(f"{len(media)} files, {len(account.live_assets())} iCloud items", flush=True)
+    for what, names in add_touches(account).items():
+        print(f"  {what}: {', '.join(names)}", flush=True)
     for store in ("library", "nas"):
         write_marker(root / store, store)
 
@@ -121,6 +124,10 @@ def run(root: Path = ROOT) -> int:
         final = reconcile([*args, "plan", "--detailed-exitcode"])
         _banner("reconcile status")
         reconcile([*args, "status"])
+        for store, where in (("NAS", root / "nas"), ("phone", pair.phone_folder)):
+            sidecars = len(list(where.rglob("*.xmp")))
+            edits = len(list(where.rglob("*-edited.*")))
+            print(f"{store}: {sidecars} XMP sidecars, {edits} edited renditions", flush=True)
         left = len(account.live_assets())
         print(
             f"\niCloud now holds {left} recent item(s); "

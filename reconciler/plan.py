@@ -29,7 +29,7 @@ from reconciler import sidecar
 from reconciler.config import DesiredState, Tier, same_disk_ok
 from reconciler.independence import backup_groups, count_backups, disk_problems
 from reconciler.layout import date_from_path
-from reconciler.media import is_media, media_kind
+from reconciler.media import is_archivable, media_kind
 from reconciler.model import (
     ORIGINAL_TIER,
     Action,
@@ -156,7 +156,14 @@ class _Planner:
                     f"source {source.source_id}",
                     f"{source.problem}; nothing is removed from it this run",
                 )
+            oldest = self._oldest(source)
             for item in source.items:
+                if (
+                    oldest is not None
+                    and item.captured_at is not None
+                    and item.captured_at < oldest
+                ):
+                    continue  # older than the source's max_age_days: not ours to handle
                 if not self._removed_before(source, item):
                     self._item(source, item)
         self._library_items()
@@ -169,6 +176,11 @@ class _Planner:
             basis=fingerprint(self.world),
             config_digest=self.desired.digest,
         )
+
+    def _oldest(self, source: SourceState) -> datetime | None:
+        """The earliest capture date the source's ``max_age_days`` admits."""
+        days = getattr(self.desired.sources.get(source.source_id), "max_age_days", 0)
+        return self.now - timedelta(days=days) if days else None
 
     def _note(self, status: str, subject: str, reason: str) -> None:
         self.notes.append(Note(status=status, subject=subject, reason=reason))
@@ -346,8 +358,10 @@ class _Planner:
         }
         for lf in self.world.library.files:
             sha = lf.original_sha256
-            if sha in self.handled or not is_media(lf.path):
-                continue  # planned with its source item, or not a photo (.DS_Store)
+            if sha in self.handled or not is_archivable(lf.path):
+                continue  # planned with its source item, or junk (.DS_Store)
+            if sidecar.is_sidecar(lf.path):
+                continue  # written with its item (WriteSidecar), never copied as a file
             self.handled.add(sha)
             # A video beside a still of the same name is a Live Photo's video.
             live = media_kind(lf.path) == "video" and posixpath.splitext(lf.path)[0] in stills
@@ -437,6 +451,14 @@ class _Planner:
             self._note("waiting", subject, "capture date unknown; kept in the source")
             return
         age = self.now - item.captured_at
+        if age < timedelta(0):
+            self._note(
+                "waiting",
+                subject,
+                f"captured in the future ({item.captured_at:%Y-%m-%d}; a wrong camera clock?); "
+                "kept in the source",
+            )
+            return
         if age <= timedelta(days=removal.keep_recent_days):
             return
         need = self.desired.policy.copies

@@ -47,7 +47,9 @@ def account(tmp_path: Path) -> Account:
         location=(48.8584, 2.2945, 35.0),
     )
     account.edit_asset(photo, _jpeg(src, 11), adjustments=b"<plist>crop 4:3</plist>")
-    movie = account.add_asset(b"\x00\x00\x00\x18ftypqt  movie" * 300, "IMG_0002.MOV", asset_date=OLD)
+    movie = account.add_asset(
+        b"\x00\x00\x00\x18ftypqt  movie" * 300, "IMG_0002.MOV", asset_date=OLD
+    )
     account.edit_asset(
         movie,
         b"\x00\x00\x00\x18ftypqt  trimmed" * 200,

@@ -6,7 +6,7 @@ A pure layer: functions of files, with no configuration, database or output.
 from __future__ import annotations
 
 from reconciler.media.encode import EncodeResult, encode_file
-from reconciler.media.kinds import is_media, media_kind, sniff_path
+from reconciler.media.kinds import is_archivable, is_media, media_kind, sniff_path
 from reconciler.media.metadata import read_capture_date, read_lineage
 from reconciler.media.video import EncodeTimeout
 
@@ -14,6 +14,7 @@ __all__ = [
     "EncodeResult",
     "EncodeTimeout",
     "encode_file",
+    "is_archivable",
     "is_media",
     "media_kind",
     "read_capture_date",

@@ -53,6 +53,20 @@ def is_media(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in STILL_EXTENSIONS | VIDEO_EXTENSIONS
 
 
+#: Files operating systems leave beside photos; never a person's.
+_JUNK_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r"})
+
+
+def is_archivable(name: str) -> bool:
+    """Any file a person keeps, whatever its type (MPO, DNG, GIF, an unknown
+    extension): everything but hidden files (``.DS_Store``, ``._*``
+    AppleDouble forks, anything under ``.Trashes/``) and Windows' caches."""
+    parts = name.replace("\\", "/").split("/")
+    if any(p.startswith(".") for p in parts):  # also .Trashes/, .Spotlight-V100/
+        return False
+    return bool(parts[-1]) and parts[-1].lower() not in _JUNK_NAMES
+
+
 def media_kind(name: str) -> str:
     """``jpeg``, ``heic``, ``video`` or ``other``, from the file name's extension."""
     # os.path, not pathlib: the planner asks this for every file of the library.

@@ -13,7 +13,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from providers.icloud.emulator.seed import add_folder, generate_library
+from providers.icloud.emulator.seed import add_folder, add_touches, generate_library
 from providers.icloud.emulator.server import EmulatorServer
 from providers.icloud.emulator.store import Account
 
@@ -36,6 +36,7 @@ def serve(
             target = library_dir or Path(tmp)
             generate_library(target, count=generate)
             add_folder(account, target)
+            add_touches(account)
         if seed_folder is not None:
             add_folder(account, seed_folder)
         with EmulatorServer(account, port=port) as server:

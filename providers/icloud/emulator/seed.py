@@ -4,7 +4,9 @@
 DateTimeOriginal spread over several years, HEICs, Live Photo pairs
 (``IMG_n.HEIC`` + ``IMG_n.MOV``), short videos made by ffmpeg, photos that
 share a filename but not their bytes, and one photo without any date.
-``add_folder`` loads a folder into an account, pairing Live Photos by stem.
+``add_folder`` loads a folder into an account, pairing Live Photos by stem;
+``add_touches`` then does what a person does in Photos (edits, favourites,
+albums, captions, a RAW+JPEG pair, a hidden photo).
 """
 
 from __future__ import annotations
@@ -13,14 +15,18 @@ import json
 import random
 import shutil
 import subprocess
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from PIL import Image
 
-from providers.icloud.emulator.store import Account
+from providers.icloud.emulator.store import Account, Blob, EmulatedAsset
+from reconciler.media.kinds import is_archivable
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".heic", ".heif", ".png"})
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".heic", ".heif", ".png", ".gif", ".mpo", ".dng", ".tif", ".tiff"}
+)
 VIDEO_EXTENSIONS = frozenset({".mov", ".mp4", ".m4v"})
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL = 0x9003
@@ -184,10 +190,15 @@ def video_date(path: Path) -> datetime | None:
 
 
 def add_folder(account: Account, folder: Path) -> int:
-    """Add every media file under ``folder``; Live Photos (an image and a
-    .MOV with the same stem, side by side) become one asset. Returns the
-    number of assets added."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    """Add every file under ``folder`` (junk such as ``.DS_Store`` aside, and
+    whatever its type: an MPO or a file of unknown type is an asset too);
+    Live Photos (an image and a .MOV with the same stem, side by side) become
+    one asset. Returns the number of assets added."""
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and is_archivable(p.relative_to(folder).as_posix())
+    )
     by_stem = {(p.parent, p.stem.lower(), p.suffix.lower()): p for p in files}
     paired: set[Path] = set()
     added = 0
@@ -203,4 +214,63 @@ def add_folder(account: Account, folder: Path) -> int:
         if path.suffix.lower() in VIDEO_EXTENSIONS and path not in paired:
             account.add_asset(path, path.name, asset_date=video_date(path))
             added += 1
+        elif path.suffix.lower() not in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS:
+            account.add_asset(path, path.name, asset_date=image_date(path))
+            added += 1
     return added
+
+
+def add_touches(account: Account, seed: int = 0) -> dict[str, list[str]]:
+    """What a person does in Photos, on a seeded library: edits (a photo and
+    a video), a RAW+JPEG pair, favourites, a hidden photo, two albums,
+    captions, descriptions, keywords and locations. Returns the file names
+    touched, by what was done to them (for the demo's summary)."""
+    rng = random.Random(seed)
+    assets = sorted(account.live_assets(), key=lambda a: a.asset_id)
+    stills = [a for a in assets if a.master.uti == "public.jpeg" and a.asset_date_ms]
+    videos = [a for a in assets if a.is_video and not a.is_live]
+    done: dict[str, list[str]] = {}
+
+    def note(what: str, asset: EmulatedAsset) -> None:
+        done.setdefault(what, []).append(asset.master.filename)
+
+    with tempfile.TemporaryDirectory(prefix="touches-") as tmp:
+        for asset in stills[:2]:
+            edited = Path(tmp) / f"{asset.asset_id}.jpg"
+            _write_jpeg(edited, rng, None)
+            account.edit_asset(asset, edited.read_bytes(), adjustments=rng.randbytes(64))
+            note("edited", asset)
+        for asset in videos[:1]:
+            trimmed = Path(tmp) / f"{asset.asset_id}.mov"
+            when = datetime.fromtimestamp(asset.asset_date_ms / 1000, UTC)
+            _write_video(trimmed, when, 0.5, rng.randrange(1000))
+            account.edit_asset(
+                asset, trimmed.read_bytes(), adjustments=rng.randbytes(64), adjustment_type="trim"
+            )
+            note("edited", asset)
+    for asset in stills[2:3]:
+        # The RAW half of a RAW+JPEG pair: a DNG's bytes are opaque here.
+        asset.master.alternative = Blob.of(b"II*\x00" + rng.randbytes(4096))
+        asset.master.change_tag = account.next_change_tag()
+        note("RAW+JPEG", asset)
+    trip, family = stills[3:6], stills[5:7]
+    for asset in stills[3:5]:
+        account.update_asset(asset, {"isFavorite": 1})
+        note("favourite", asset)
+    for asset in stills[7:8]:
+        account.update_asset(asset, {"isHidden": 1})
+        note("hidden", asset)
+    for asset in trip:
+        account.describe(
+            asset,
+            caption=f"Trip day {trip.index(asset) + 1}",
+            description="Somewhere by the sea",
+            keywords=("trip", "sea"),
+            location=(43.2965, 5.3698, 12.0),
+        )
+        note("captioned", asset)
+    if trip:
+        account.add_album("Trip 2023", trip)
+    if family:
+        account.add_album("Family", family)
+    return done
