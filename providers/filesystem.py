@@ -9,8 +9,10 @@ point or concluded from its emptiness.
 Writes never overwrite: a file goes to a temporary name in the destination
 folder, is fsynced, then linked into place (failing if the name was taken
 meanwhile), read back and verified. A backup target never loses a file to
-this tool; the library's re-encoded files are the one place a file is
-replaced (``replace``), and only by the library's own owner, the applier.
+this tool; the library's re-encoded files are the one place a media file
+is replaced (``replace``), and only by the library's own owner, the applier.
+An XMP sidecar (``*.xmp``, metadata) is rewritten atomically when the
+metadata it records changes (``put_sidecar``); nothing else is ever replaced.
 
 Writes go only through the directory whose marker was verified: the first
 successful ``availability()`` opens the root once (``O_DIRECTORY``) and every
@@ -219,9 +221,15 @@ class FilesystemStore:
                 return self._copy_at(rel, sha256)
             if existing is None:
                 try:
-                    return self._write_new(src, rel, sha256, mtime_ns)
+                    copy = self._write_new(src, rel, sha256)
                 except FileExistsError:
                     continue  # someone took the name meanwhile: look again
+                if mtime_ns is None:
+                    return copy
+                # The capture date, as photo apps sort by it (set once placed:
+                # the write path itself stays as it is).
+                os.utime(self._path(rel), ns=(mtime_ns, mtime_ns))
+                return self._copy_at(rel, sha256)
             rel = collision_path(rel_path, sha256)
         raise ProviderError(f"could not find a free name for {rel_path}", provider=self.id)
 
@@ -237,12 +245,10 @@ class FilesystemStore:
             store_id=self.id, path=rel, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256
         )
 
-    def _write_new(self, src: Path, rel: str, sha256: str, mtime_ns: int | None) -> FileCopy:
+    def _write_new(self, src: Path, rel: str, sha256: str) -> FileCopy:
         tmp = self.temp_path(rel)
         try:
             got, _ = copy_file_hashing(src, tmp)
-            if mtime_ns is not None:  # the capture date, as photo apps sort by it
-                os.utime(tmp, ns=(mtime_ns, mtime_ns))
         except OSError as e:
             tmp.unlink(missing_ok=True)
             raise ProviderError(

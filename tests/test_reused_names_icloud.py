@@ -19,7 +19,7 @@ from providers.icloud.emulator.testing import (
     running_emulator,
     seed_trusted_session,
 )
-from tests.helpers import KEEP_ORIGINALS, Workspace, files_under, make_jpeg, make_workspace
+from tests.helpers import KEEP_ORIGINALS, Workspace, make_jpeg, make_workspace, media_under
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 OLD = datetime(2021, 6, 1, 9, tzinfo=UTC)
@@ -66,6 +66,6 @@ def test_a_new_asset_reusing_an_offloaded_name_is_archived(
     r = ws.run("apply", "--yes", now=NOW)
     assert r.code == 0, r.out + r.err
     for target in ("nas", "usb"):
-        assert sorted(files_under(ws.target(target)).values()) == sorted([first, bytes(second)])
+        assert sorted(media_under(ws.target(target)).values()) == sorted([first, bytes(second)])
     assert account.live_assets() == []  # the second one was archived, then off-loaded too
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
