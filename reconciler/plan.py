@@ -28,7 +28,7 @@ import attrs
 from reconciler import sidecar
 from reconciler.config import DesiredState, Tier, same_disk_ok
 from reconciler.independence import backup_groups, count_backups, disk_problems
-from reconciler.layout import date_from_path
+from reconciler.layout import date_from_path, dated_path
 from reconciler.media import is_archivable, media_kind
 from reconciler.model import (
     ORIGINAL_TIER,
@@ -130,6 +130,8 @@ class _Planner:
         #: actions that produce its copies, per target
         self.copy_actions: dict[str, dict[str, str]] = {}
         self.handled: set[str] = set()
+        #: target -> path -> size, built when a remote file's hash is unknown
+        self.by_path: dict[str, dict[str, int]] | None = None
         #: file identity -> the action that puts it into the library
         self.placing: dict[str, str] = {}
         self.removals = 0
@@ -176,6 +178,12 @@ class _Planner:
             basis=fingerprint(self.world),
             config_digest=self.desired.digest,
         )
+
+    def _named_like(self, target_id: str, item: SourceItem, f: MediaFile) -> bool:
+        if self.by_path is None:
+            self.by_path = {t.target_id: {c.path: c.size for c in t.copies} for t in self.targets}
+        path = dated_path(item.captured_at, f.name)
+        return self.by_path[target_id].get(path) == f.size
 
     def _oldest(self, source: SourceState) -> datetime | None:
         """The earliest capture date the source's ``max_age_days`` admits."""
@@ -280,6 +288,11 @@ class _Planner:
             if sha is not None and (
                 sha in self.copies[t.target_id] or sha in self.pending[t.target_id]
             ):
+                continue
+            if sha is None and self._named_like(t.target_id, item, f):
+                # A file of this name, size and date is there already (an
+                # archive made by another tool): this run's download proves
+                # it by hash, and only a mismatch is copied, next run.
                 continue
             if sha is None and not placed:
                 continue  # cannot be fetched this run (library unavailable)

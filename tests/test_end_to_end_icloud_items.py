@@ -260,3 +260,27 @@ def test_a_lost_state_db_downloads_and_copies_nothing_the_sidecars_prove(
     _removal(ws, on=True)
     assert ws.run("apply", "--yes", now=NOW).code == 0
     assert len(account.deleted_assets()) == 6
+
+
+def test_a_nas_filled_by_another_tool_is_proven_by_hash_and_not_copied_again(
+    ws: Workspace, account: Account
+) -> None:
+    # icloudpd's default layout is ours: YYYY/MM/DD/<name>.
+    for asset in account.live_assets():
+        for name, data in _resources(asset).items():
+            for store in TARGETS:
+                path = ws.target(store) / "2021/06/01" / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+    before = {store: media_under(ws.target(store)) for store in TARGETS}
+    plan = ws.run("plan", now=NOW).out
+    assert "copy-to-target" not in plan, plan
+    assert plan.count("+ download") == 11  # proven once, by hash
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    assert {store: media_under(ws.target(store)) for store in TARGETS} == before
+    # Proven: the next run removes them, still without a copy.
+    plan = ws.run("plan", now=NOW).out
+    assert "copy-to-target" not in plan and "download" not in plan, plan
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    assert len(account.deleted_assets()) == 6
+    assert {store: media_under(ws.target(store)) for store in TARGETS} == before
