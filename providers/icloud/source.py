@@ -3,13 +3,17 @@
 Safety-relevant choices:
 
 - Items are keyed ``<asset id>:<master id>``, never by filename.
+- An item is every file that cannot be re-derived (original, RAW
+  alternative, Live Photo video, rendered edit, adjustment data; see
+  ``assets``) plus its Photos metadata, which goes into its XMP sidecar.
 - A download is streamed to the caller's file, resumed with ``Range`` after
   a short read, and only accepted when its byte count equals the resource's
   size (pyicloud's own ``download()`` returns truncated bodies as success).
 - An expired download URL is refreshed by re-reading the asset record.
 - ``remove`` is Photos' soft delete (to Recently Deleted) with the record's
   change tag; a CONFLICT re-reads the record and retries once, after checking
-  it is still the same master (the same original bytes that were archived).
+  it is still the same master (the same original bytes that were archived),
+  with the same files (no edit made since) and the same metadata.
 - With a staging album (``staging_album``, e.g. "DeletePending") ``remove``
   first adds the asset to that album, and deletes nothing it could not add:
   what the tool removed stays findable by name after it is restored from
@@ -22,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import posixpath
 import threading
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -41,14 +44,13 @@ from pyicloud.services.photos import (
     SmartPhotoAlbum,
 )
 from pyicloud.services.photos_cloudkit.constants import SmartAlbumEnum
-from pyicloud.services.photos_cloudkit.mappers import record_field_value
-from pyicloud.services.photos_cloudkit.materialize import build_xmp_metadata
 
 from providers.base import Closing, Hasher
 from providers.icloud import session as icloud_session
+from providers.icloud.assets import files_of, metadata_of, resource_of
 from providers.icloud.errors import classify, http_status, release, server_error_codes
 from reconciler.errors import ConfigError, ProviderError, ReconcileError
-from reconciler.model import ItemMetadata, MediaFile, SourceItem
+from reconciler.model import MediaFile, SourceItem
 
 LOG = logging.getLogger(__name__)
 # Small enough that a dropped connection loses little: urllib3 discards the
@@ -166,9 +168,10 @@ class ICloudSource(Closing):
     # ------------------------------------------------------------ listing
 
     def list_items(self, hasher: Hasher) -> Iterator[SourceItem]:
-        """Every asset of the library (and Shared Library, if asked), newest
-        first. ``hasher`` is unused: remote hashes are known only after a
-        download."""
+        """Every asset of the library, hidden ones included (and the Shared
+        Library, if asked), each with all its files and its metadata (albums
+        from one pass over the user albums). ``hasher`` is unused: remote
+        hashes are known only after a download."""
         del hasher
         try:
             albums = self._memberships()
@@ -184,7 +187,7 @@ class ICloudSource(Closing):
 
     def _to_item(self, asset: Any, albums: Mapping[str, tuple[str, ...]]) -> SourceItem | None:
         key = f"{asset.id}:{asset.master_id}"
-        files = _files_of(asset)
+        files = files_of(asset)
         if not files or files[0].ref != "original":
             LOG.warning("%s: %s has no original resource; skipped", self.id, key)
             return None
@@ -194,7 +197,7 @@ class ICloudSource(Closing):
             files=tuple(files),
             captured_at=_captured_at(asset.asset_date),
             version=asset.asset_record.recordChangeTag or "",
-            metadata=_metadata(asset, albums.get(asset.id, ())),
+            metadata=metadata_of(asset, albums.get(asset.id, ())),
         )
 
     def _memberships(self) -> dict[str, tuple[str, ...]]:
@@ -329,7 +332,7 @@ class ICloudSource(Closing):
         located = self._reread(item) if fresh else self._current(item)
         if located is None or _is_deleted(located.asset):
             raise ProviderError(f"fetch {item.key}: no longer in the library", provider=self.id)
-        url, size = _resource(located.asset, file.ref)
+        url, size = resource_of(located.asset, file.ref)
         if not url:
             raise ProviderError(
                 f"fetch {item.key}: it has no {file.ref!r} resource", provider=self.id
@@ -375,7 +378,7 @@ class ICloudSource(Closing):
                 f"remove {item.key}: the asset now points at another original; not removed",
                 provider=self.id,
             )
-        now = {(f.ref, f.size, f.fingerprint) for f in _files_of(asset)}
+        now = {(f.ref, f.size, f.fingerprint) for f in files_of(asset)}
         archived = {(f.ref, f.size, f.fingerprint) for f in item.files}
         if now != archived:
             # An edit made (or undone) since the listing: its files are not
@@ -387,7 +390,7 @@ class ICloudSource(Closing):
                 provider=self.id,
             )
         if item.metadata is not None:
-            meta = _metadata(asset, item.metadata.albums)
+            meta = metadata_of(asset, item.metadata.albums)
             if meta != item.metadata:
                 raise ProviderError(
                     f"remove {item.key}: its metadata changed since it was listed (the "
@@ -496,103 +499,6 @@ def _find_album(albums: Any, name: str) -> Any:
         ):
             return album
     return None
-
-
-#: Resources read from the records themselves: rendered edits live on the
-#: asset record, not the master (pyicloud's ``resources``, read from the
-#: master, never lists them), and pyicloud offers no ``sidecar`` for videos.
-_RECORD_FIELDS = {
-    "edited": ("asset", "resJPEGFull"),
-    "edited_video": ("asset", "resVidFull"),
-    "sidecar": ("master", "resSidecar"),
-}
-_EDIT_EXTENSIONS = {"public.jpeg": ".JPG", "public.heic": ".HEIC", "public.png": ".PNG"}
-
-
-def _record_resource(asset: Any, ref: str) -> tuple[str, int | None, str, str]:
-    """(URL, size, UTI, fingerprint) of a resource read from a record."""
-    which, prefix = _RECORD_FIELDS[ref]
-    record = asset.asset_record if which == "asset" else asset.master_record
-    token = record_field_value(record, f"{prefix}Res")
-    if token is None:
-        return "", None, "", ""
-    size = getattr(token, "size", None)
-    return (
-        str(getattr(token, "downloadURL", None) or ""),
-        int(size) if size is not None else None,
-        str(record_field_value(record, f"{prefix}FileType") or ""),
-        str(record_field_value(record, f"{prefix}Fingerprint") or ""),
-    )
-
-
-def _resource(asset: Any, ref: str) -> tuple[str, int | None]:
-    """(download URL, size) of one resource of the asset ("", None: absent)."""
-    if ref in _RECORD_FIELDS:
-        url, size, _, _ = _record_resource(asset, ref)
-        return url, size
-    resource = asset.resources.get(ref)
-    if resource is None:
-        return "", None
-    return str(resource.url or ""), resource.size
-
-
-def _files_of(asset: Any) -> list[MediaFile]:
-    """Every resource of the asset that cannot be re-derived, original first:
-    the original, the RAW of a RAW+JPEG pair, the Live Photo video, the
-    rendered edit(s) and the edit's adjustment data. Names make the pair
-    obvious (``IMG_0001-edited.JPG``) and never repeat the original's."""
-    resources = asset.resources
-    original = resources.get("original")
-    if original is None or original.size is None:
-        return []
-    stem, ext = posixpath.splitext(original.filename)
-    files = [_file(original.filename, original.size, "original", "original", original.checksum)]
-    alt = resources.get("alternative")
-    if alt is not None and alt.size is not None:
-        name = alt.filename
-        if name.lower() == original.filename.lower():
-            name = f"{stem}-alternative{ext}"
-        files.append(_file(name, alt.size, "alternative", "alternative", alt.checksum))
-    video = resources.get("original_video")
-    if asset.is_live_photo and video is not None and video.size is not None:
-        files.append(
-            _file(video.filename, video.size, "original_video", "live_video", video.checksum)
-        )
-    for ref in ("edited", "edited_video"):
-        _, size, uti, fingerprint = _record_resource(asset, ref)
-        if size is not None:
-            edit_ext = ".MOV" if ref == "edited_video" else _EDIT_EXTENSIONS.get(uti, ".JPG")
-            files.append(_file(f"{stem}-edited{edit_ext}", size, ref, "edited", fingerprint))
-    _, size, _, fingerprint = _record_resource(asset, "sidecar")
-    if size is not None:
-        files.append(_file(f"{stem}.AAE", size, "sidecar", "edit_sidecar", fingerprint))
-    return files
-
-
-def _file(name: str, size: int, ref: str, role: str, fingerprint: object) -> MediaFile:
-    return MediaFile(
-        name=name, size=int(size), ref=ref, role=role, fingerprint=str(fingerprint or "")
-    )
-
-
-def _metadata(asset: Any, albums: tuple[str, ...]) -> ItemMetadata:
-    """What the person set in Photos, as pyicloud reads it from the record
-    (``build_xmp_metadata`` decodes captions, keywords and the location),
-    plus what it leaves out: favourite and hidden as flags, albums, ids."""
-    record = asset.asset_record
-    xmp = build_xmp_metadata(record)
-    return ItemMetadata(
-        title=xmp.title if xmp is not None else None,
-        description=xmp.description if xmp is not None else None,
-        keywords=tuple(xmp.keywords or ()) if xmp is not None else (),
-        albums=albums,
-        favorite=record_field_value(record, "isFavorite") == 1,
-        hidden=record_field_value(record, "isHidden") == 1,
-        latitude=xmp.gps_latitude if xmp is not None else None,
-        longitude=xmp.gps_longitude if xmp is not None else None,
-        altitude=xmp.gps_altitude if xmp is not None else None,
-        record_ids=(("AssetId", asset.id), ("MasterId", asset.master_id)),
-    )
 
 
 def _split_key(key: str) -> tuple[str, str]:

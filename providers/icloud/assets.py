@@ -1,0 +1,116 @@
+"""What an iCloud asset holds, read from its CloudKit records: every file
+that cannot be re-derived, and what the person set on it in Photos.
+
+pyicloud's ``resources`` are read from the master record only, so the
+rendered edit (``resJPEGFull`` / ``resVidFull`` on the *asset* record) and,
+for videos, the adjustment data (``resSidecar``) are read here from the
+records themselves. Captions, keywords and the location are decoded by
+pyicloud's own ``build_xmp_metadata``; favourite, hidden, albums and the
+record ids are added to it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from pyicloud.services.photos_cloudkit.mappers import record_field_value
+from pyicloud.services.photos_cloudkit.materialize import build_xmp_metadata
+
+from reconciler.model import ItemMetadata, MediaFile
+
+#: Resources read from the records themselves: rendered edits live on the
+#: asset record, not the master (pyicloud's ``resources``, read from the
+#: master, never lists them), and pyicloud offers no ``sidecar`` for videos.
+_RECORD_FIELDS = {
+    "edited": ("asset", "resJPEGFull"),
+    "edited_video": ("asset", "resVidFull"),
+    "sidecar": ("master", "resSidecar"),
+}
+_EDIT_EXTENSIONS = {"public.jpeg": ".JPG", "public.heic": ".HEIC", "public.png": ".PNG"}
+
+
+def _record_resource(asset: Any, ref: str) -> tuple[str, int | None, str, str]:
+    """(URL, size, UTI, fingerprint) of a resource read from a record."""
+    which, prefix = _RECORD_FIELDS[ref]
+    record = asset.asset_record if which == "asset" else asset.master_record
+    token = record_field_value(record, f"{prefix}Res")
+    if token is None:
+        return "", None, "", ""
+    size = getattr(token, "size", None)
+    return (
+        str(getattr(token, "downloadURL", None) or ""),
+        int(size) if size is not None else None,
+        str(record_field_value(record, f"{prefix}FileType") or ""),
+        str(record_field_value(record, f"{prefix}Fingerprint") or ""),
+    )
+
+
+def resource_of(asset: Any, ref: str) -> tuple[str, int | None]:
+    """(download URL, size) of one resource of the asset ("", None: absent)."""
+    if ref in _RECORD_FIELDS:
+        url, size, _, _ = _record_resource(asset, ref)
+        return url, size
+    resource = asset.resources.get(ref)
+    if resource is None:
+        return "", None
+    return str(resource.url or ""), resource.size
+
+
+def files_of(asset: Any) -> list[MediaFile]:
+    """Every resource of the asset that cannot be re-derived, original first:
+    the original, the RAW of a RAW+JPEG pair, the Live Photo video, the
+    rendered edit(s) and the edit's adjustment data. Names make the pair
+    obvious (``IMG_0001-edited.JPG``) and never repeat the original's."""
+    resources = asset.resources
+    original = resources.get("original")
+    if original is None or original.size is None:
+        return []
+    stem, ext = posixpath.splitext(original.filename)
+    files = [_file(original.filename, original.size, "original", "original", original.checksum)]
+    alt = resources.get("alternative")
+    if alt is not None and alt.size is not None:
+        name = alt.filename
+        if name.lower() == original.filename.lower():
+            name = f"{stem}-alternative{ext}"
+        files.append(_file(name, alt.size, "alternative", "alternative", alt.checksum))
+    video = resources.get("original_video")
+    if asset.is_live_photo and video is not None and video.size is not None:
+        files.append(
+            _file(video.filename, video.size, "original_video", "live_video", video.checksum)
+        )
+    for ref in ("edited", "edited_video"):
+        _, size, uti, fingerprint = _record_resource(asset, ref)
+        if size is not None:
+            edit_ext = ".MOV" if ref == "edited_video" else _EDIT_EXTENSIONS.get(uti, ".JPG")
+            files.append(_file(f"{stem}-edited{edit_ext}", size, ref, "edited", fingerprint))
+    _, size, _, fingerprint = _record_resource(asset, "sidecar")
+    if size is not None:
+        files.append(_file(f"{stem}.AAE", size, "sidecar", "edit_sidecar", fingerprint))
+    return files
+
+
+def _file(name: str, size: int, ref: str, role: str, fingerprint: object) -> MediaFile:
+    return MediaFile(
+        name=name, size=int(size), ref=ref, role=role, fingerprint=str(fingerprint or "")
+    )
+
+
+def metadata_of(asset: Any, albums: tuple[str, ...]) -> ItemMetadata:
+    """What the person set in Photos, as pyicloud reads it from the record
+    (``build_xmp_metadata`` decodes captions, keywords and the location),
+    plus what it leaves out: favourite and hidden as flags, albums, ids."""
+    record = asset.asset_record
+    xmp = build_xmp_metadata(record)
+    return ItemMetadata(
+        title=xmp.title if xmp is not None else None,
+        description=xmp.description if xmp is not None else None,
+        keywords=tuple(xmp.keywords or ()) if xmp is not None else (),
+        albums=albums,
+        favorite=record_field_value(record, "isFavorite") == 1,
+        hidden=record_field_value(record, "isHidden") == 1,
+        latitude=xmp.gps_latitude if xmp is not None else None,
+        longitude=xmp.gps_longitude if xmp is not None else None,
+        altitude=xmp.gps_altitude if xmp is not None else None,
+        record_ids=(("AssetId", asset.id), ("MasterId", asset.master_id)),
+    )
