@@ -17,9 +17,11 @@ the same item always renders to the same bytes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from datetime import UTC
 from xml.etree import ElementTree
+from xml.sax.saxutils import escape
 
 import attrs
 
@@ -41,7 +43,6 @@ _NS = {
     "lr": "http://ns.adobe.com/lightroom/1.0/",
     "reconcile": RECONCILE_NS,
 }
-_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
 
 @attrs.frozen(kw_only=True)
@@ -75,56 +76,61 @@ def is_sidecar(path: str) -> bool:
 
 
 def render(item: SourceItem, shas: Mapping[str, str]) -> bytes:
-    """The sidecar of ``item``; ``shas`` maps each file's ref to its SHA-256."""
+    """The sidecar of ``item``; ``shas`` maps each file's ref to its SHA-256.
+
+    Built as text, not through ElementTree: the planner renders every
+    iCloud item's sidecar on every run to compare digests, and this is
+    several times faster. ``parse`` (and exiftool) read it as XML."""
     meta = item.metadata
     if meta is None:
         raise ValueError(f"{item.source_id}:{item.key} has no metadata to write a sidecar of")
-    for prefix, uri in _NS.items():
-        ElementTree.register_namespace(prefix, uri)
-    root = ElementTree.Element(_q("x", "xmpmeta"), {_q("x", "xmptk"): TOOLKIT})
-    rdf = ElementTree.SubElement(root, _q("rdf", "RDF"))
-    d = ElementTree.SubElement(rdf, _q("rdf", "Description"), {_q("rdf", "about"): ""})
+    out = [_HEAD]
     if item.captured_at is not None:
         stamp = item.captured_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-        _text(d, "xmp", "CreateDate", stamp)
-        _text(d, "photoshop", "DateCreated", stamp)
-        _text(d, "exif", "DateTimeOriginal", stamp)
+        out += [
+            _text("xmp:CreateDate", stamp),
+            _text("photoshop:DateCreated", stamp),
+            _text("exif:DateTimeOriginal", stamp),
+        ]
     if meta.latitude is not None and meta.longitude is not None:
-        _text(d, "exif", "GPSLatitude", _coordinate(meta.latitude, "NS"))
-        _text(d, "exif", "GPSLongitude", _coordinate(meta.longitude, "EW"))
+        out += [
+            _text("exif:GPSLatitude", _coordinate(meta.latitude, "NS")),
+            _text("exif:GPSLongitude", _coordinate(meta.longitude, "EW")),
+        ]
         if meta.altitude is not None:
-            _text(d, "exif", "GPSAltitudeRef", "0" if meta.altitude >= 0 else "1")
-            _text(d, "exif", "GPSAltitude", f"{round(abs(meta.altitude) * 100)}/100")
+            out += [
+                _text("exif:GPSAltitudeRef", "0" if meta.altitude >= 0 else "1"),
+                _text("exif:GPSAltitude", f"{round(abs(meta.altitude) * 100)}/100"),
+            ]
     if meta.title:
-        _alt(d, "dc", "title", meta.title)
+        out.append(_alt("dc:title", meta.title))
     if meta.description:
-        _alt(d, "dc", "description", meta.description)
+        out.append(_alt("dc:description", meta.description))
     if meta.keywords:
-        _bag(d, "dc", "subject", meta.keywords)
+        out.append(_list("dc:subject", "Bag", meta.keywords))
     hierarchy = [f"{ALBUMS_ROOT}|{a.replace('/', '|')}" for a in meta.albums]
     if hierarchy or meta.keywords:
-        _bag(d, "lr", "hierarchicalSubject", [*hierarchy, *meta.keywords])
-    _text(d, "xmp", "Rating", "5" if meta.favorite else "0")
-    _text(d, "reconcile", "Hidden", "True" if meta.hidden else "False")
+        out.append(_list("lr:hierarchicalSubject", "Bag", [*hierarchy, *meta.keywords]))
+    out += [
+        _text("xmp:Rating", "5" if meta.favorite else "0"),
+        _text("reconcile:Hidden", "True" if meta.hidden else "False"),
+    ]
     if meta.albums:
-        _bag(d, "reconcile", "Albums", meta.albums)
-    _text(d, "reconcile", "Source", item.source_id)
-    _text(d, "reconcile", "ItemKey", item.key)
+        out.append(_list("reconcile:Albums", "Bag", meta.albums))
+    out += [_text("reconcile:Source", item.source_id), _text("reconcile:ItemKey", item.key)]
     for name, value in meta.record_ids:
-        _text(d, "reconcile", name, value)
+        if _NAME.match(name):
+            out.append(_text(f"reconcile:{name}", value))
     original = item.files[0]
-    _text(d, "reconcile", "OriginalSHA256", shas[original.ref])
+    out.append(_text("reconcile:OriginalSHA256", shas[original.ref]))
     if original.fingerprint:
-        _text(d, "reconcile", "OriginalFingerprint", original.fingerprint)
+        out.append(_text("reconcile:OriginalFingerprint", original.fingerprint))
     files = [
         "|".join((f.ref, f.role, str(f.size), f.fingerprint, shas[f.ref], f.name))
         for f in item.files
     ]
-    _seq(d, "reconcile", "Files", files)
-    ElementTree.indent(root)
-    body = ElementTree.tostring(root, encoding="unicode")
-    head = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
-    return f'{head}\n{body}\n<?xpacket end="w"?>\n'.encode()
+    out += [_list("reconcile:Files", "Seq", files), _TAIL]
+    return "".join(out).encode()
 
 
 def digest(item: SourceItem, shas: Mapping[str, str]) -> str:
@@ -162,32 +168,41 @@ def _q(prefix: str, local: str) -> str:
     return f"{{{_NS[prefix]}}}{local}"
 
 
-def _text(parent: ElementTree.Element, prefix: str, local: str, value: str) -> None:
-    ElementTree.SubElement(parent, _q(prefix, local)).text = value
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+#: Characters XML 1.0 cannot hold at all (a caption may carry them).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_INDENT = "      "
+_HEAD = (
+    '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n<x:xmpmeta'
+    + "".join(f' xmlns:{p}="{uri}"' for p, uri in _NS.items() if p != "x")
+    + f' xmlns:x="{_NS["x"]}" x:xmptk="{TOOLKIT}">\n'
+    + '  <rdf:RDF>\n    <rdf:Description rdf:about="">\n'
+)
+_TAIL = '    </rdf:Description>\n  </rdf:RDF>\n</x:xmpmeta>\n<?xpacket end="w"?>\n'
 
 
-def _alt(parent: ElementTree.Element, prefix: str, local: str, value: str) -> None:
-    alt = ElementTree.SubElement(
-        ElementTree.SubElement(parent, _q(prefix, local)), _q("rdf", "Alt")
+def _esc(value: str) -> str:
+    return escape(_NOT_XML.sub("", value))
+
+
+def _text(tag: str, value: str) -> str:
+    return f"{_INDENT}<{tag}>{_esc(value)}</{tag}>\n"
+
+
+def _alt(tag: str, value: str) -> str:
+    return (
+        f"{_INDENT}<{tag}>\n{_INDENT}  <rdf:Alt>\n"
+        f'{_INDENT}    <rdf:li xml:lang="x-default">{_esc(value)}</rdf:li>\n'
+        f"{_INDENT}  </rdf:Alt>\n{_INDENT}</{tag}>\n"
     )
-    ElementTree.SubElement(alt, _q("rdf", "li"), {_XML_LANG: "x-default"}).text = value
 
 
-def _bag(parent: ElementTree.Element, prefix: str, local: str, values: object) -> None:
-    _list(parent, prefix, local, "Bag", values)
-
-
-def _seq(parent: ElementTree.Element, prefix: str, local: str, values: object) -> None:
-    _list(parent, prefix, local, "Seq", values)
-
-
-def _list(parent: ElementTree.Element, prefix: str, local: str, kind: str, values: object) -> None:
-    assert isinstance(values, list | tuple)
-    container = ElementTree.SubElement(
-        ElementTree.SubElement(parent, _q(prefix, local)), _q("rdf", kind)
+def _list(tag: str, kind: str, values: Sequence[str]) -> str:
+    items = "".join(f"{_INDENT}    <rdf:li>{_esc(v)}</rdf:li>\n" for v in values)
+    return (
+        f"{_INDENT}<{tag}>\n{_INDENT}  <rdf:{kind}>\n"
+        f"{items}{_INDENT}  </rdf:{kind}>\n{_INDENT}</{tag}>\n"
     )
-    for value in values:
-        ElementTree.SubElement(container, _q("rdf", "li")).text = str(value)
 
 
 def _coordinate(value: float, hemispheres: str) -> str:
