@@ -6,7 +6,8 @@ and exiftool read: capture date, GPS, title, description, keywords,
 favourite (``xmp:Rating`` 5), albums as hierarchical keywords
 (``Albums|Trip 2023``), plus the source's record ids and every file of the
 item with its size, the source's fingerprint and its SHA-256. That last part
-lets a later run match an iCloud asset to its archived files without
+(``ref|role|size|fingerprint|sha256|name``, each field %-quoted) lets a
+later run match an iCloud asset to its archived files without
 downloading them, even after the state DB is lost (``parse``).
 
 Pure: ``render`` is a function of the item and its files' hashes, so the
@@ -20,6 +21,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC
+from urllib.parse import quote, unquote
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
@@ -126,7 +128,9 @@ def render(item: SourceItem, shas: Mapping[str, str]) -> bytes:
     if original.fingerprint:
         out.append(_text("reconcile:OriginalFingerprint", original.fingerprint))
     files = [
-        "|".join((f.ref, f.role, str(f.size), f.fingerprint, shas[f.ref], f.name))
+        "|".join(
+            _field(v) for v in (f.ref, f.role, str(f.size), f.fingerprint, shas[f.ref], f.name)
+        )
         for f in item.files
     ]
     out += [_list("reconcile:Files", "Seq", files), _TAIL]
@@ -152,7 +156,7 @@ def parse(data: bytes) -> SidecarIdentity | None:
         return None
     files: list[SidecarFile] = []
     for li in d.iterfind(f"{_q('reconcile', 'Files')}/{_q('rdf', 'Seq')}/{_q('rdf', 'li')}"):
-        parts = (li.text or "").split("|", 5)
+        parts = [unquote(p) for p in (li.text or "").split("|")]
         if len(parts) != 6 or not parts[2].isdigit():
             return None
         ref, role, size, fingerprint, sha, name = parts
@@ -179,6 +183,11 @@ _HEAD = (
     + '  <rdf:RDF>\n    <rdf:Description rdf:about="">\n'
 )
 _TAIL = '    </rdf:Description>\n  </rdf:RDF>\n</x:xmpmeta>\n<?xpacket end="w"?>\n'
+
+
+def _field(value: str) -> str:
+    """One ``|``-separated field of ``reconcile:Files``, its ``|`` and ``%`` quoted."""
+    return quote(value, safe=" !#$&'()*+,-./:;<=>?@[]^_`{}~")
 
 
 def _esc(value: str) -> str:

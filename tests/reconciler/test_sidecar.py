@@ -1,0 +1,92 @@
+"""XMP sidecars: pure rendering, our own parse, and exiftool as the outside reader."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reconciler import sidecar
+from reconciler.model import ItemMetadata, MediaFile, SourceItem
+
+SHAS = {"original": "a" * 64, "edited": "b" * 64}
+
+
+def _item(**meta: object) -> SourceItem:
+    return SourceItem(
+        source_id="icloud",
+        key="ASSET-1:MASTER-1",
+        files=(
+            MediaFile(name="IMG_0001.JPG", size=10, ref="original", fingerprint="fp|1"),
+            MediaFile(name="IMG|0001-edited.JPG", size=5, ref="edited", role="edited"),
+        ),
+        captured_at=datetime(2021, 6, 1, 9, 30, tzinfo=UTC),
+        metadata=ItemMetadata(
+            record_ids=(("AssetId", "ASSET-1"), ("MasterId", "MASTER-1")),
+            **meta,  # type: ignore[arg-type]
+        ),
+    )
+
+
+def test_the_same_item_renders_the_same_bytes_and_parses_back() -> None:
+    item = _item(title="Dawn", albums=("Trip",))
+    data = sidecar.render(item, SHAS)
+    assert data == sidecar.render(item, SHAS)
+    found = sidecar.parse(data)
+    assert found is not None
+    assert (found.source_id, found.item_key) == ("icloud", "ASSET-1:MASTER-1")
+    assert [(f.ref, f.size, f.sha256, f.name) for f in found.files] == [
+        ("original", 10, "a" * 64, "IMG_0001.JPG"),
+        ("edited", 5, "b" * 64, "IMG|0001-edited.JPG"),
+    ]
+    assert sidecar.parse(b"<not xml") is None
+    assert sidecar.parse(b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>") is None
+
+
+def test_metadata_changes_change_the_digest() -> None:
+    plain = sidecar.digest(_item(), SHAS)
+    assert sidecar.digest(_item(favorite=True), SHAS) != plain
+    assert sidecar.digest(_item(albums=("Trip",)), SHAS) != plain
+    assert sidecar.digest(_item(), {**SHAS, "edited": "c" * 64}) != plain
+
+
+def test_exiftool_reads_every_field(tmp_path: Path) -> None:
+    item = _item(
+        title='Beach & <"dawn">\x01',
+        description="First morning",
+        keywords=("sea", "family"),
+        albums=("Trip 2023", "Best/Of"),
+        favorite=True,
+        hidden=True,
+        latitude=-33.8568,
+        longitude=151.2153,
+        altitude=-4.5,
+    )
+    path = tmp_path / "IMG_0001.JPG.xmp"
+    path.write_bytes(sidecar.render(item, SHAS))
+    exiftool = shutil.which("exiftool")
+    assert exiftool, "exiftool is needed (make apt)"
+    out = subprocess.run(
+        [exiftool, "-j", "-n", "-G1", str(path)], capture_output=True, text=True, check=True
+    )
+    tags = json.loads(out.stdout)[0]
+    assert tags["XMP-dc:Title"] == 'Beach & <"dawn">'
+    assert tags["XMP-dc:Description"] == "First morning"
+    assert tags["XMP-dc:Subject"] == ["sea", "family"]
+    assert tags["XMP-lr:HierarchicalSubject"] == [
+        "Albums|Trip 2023",
+        "Albums|Best|Of",
+        "sea",
+        "family",
+    ]
+    assert tags["XMP-xmp:Rating"] == 5
+    assert tags["XMP-reconcile:Hidden"] is True
+    assert round(tags["XMP-exif:GPSLatitude"], 4) == -33.8568
+    assert round(tags["XMP-exif:GPSLongitude"], 4) == 151.2153
+    assert tags["XMP-exif:GPSAltitude"] == 4.5 and tags["XMP-exif:GPSAltitudeRef"] == 1
+    assert tags["XMP-xmp:CreateDate"] == "2021:06:01 09:30:00+00:00"
+    assert tags["XMP-reconcile:AssetId"] == "ASSET-1"
+    assert tags["XMP-reconcile:MasterId"] == "MASTER-1"
+    assert tags["XMP-reconcile:OriginalSHA256"] == "a" * 64
