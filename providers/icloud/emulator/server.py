@@ -313,13 +313,24 @@ class EmulatorServer(CloudKitDatabase):
         if path in ("", "/") and req.method == "GET":
             if session_id not in self.auth.pending:
                 return json_response(401, {"reason": "no sign-in in progress"})
+            if "json" not in req.headers.get("accept", ""):
+                # The sign-in page (what icloudpd and a browser ask for):
+                # its boot_args carry the trusted phone numbers.
+                return Response(200, {"Content-Type": "text/html"}, _auth_page())
             return json_response(200, _phone_options())
         if path == "/verify/phone" and req.method == "PUT":
             if not self.auth.send_code(session_id):
                 return json_response(401, {"reason": "no sign-in in progress"})
             return json_response(200, {**_phone_options(), "trustedPhoneNumber": _PHONE})
         if path in ("/verify/phone/securitycode", "/verify/trusteddevice/securitycode"):
-            code = str(req.json().get("securityCode", {}).get("code", ""))
+            try:
+                body = req.json()
+            except ValueError:
+                body = None
+            # A PUT with no body (icloudpd asks the device to prompt) is a
+            # wrong code, never a server error.
+            wanted = body.get("securityCode") if isinstance(body, dict) else None
+            code = str(wanted.get("code", "")) if isinstance(wanted, dict) else ""
             if not self.auth.verify_code(session_id, code):
                 return json_response(
                     400,
@@ -352,6 +363,7 @@ class EmulatorServer(CloudKitDatabase):
                 "fullName": account.full_name,
                 "languageCode": "en-us",
                 "isWebAccessAllowed": account.web_access,
+                "hasICloudQualifyingDevice": True,
             },
             "hasMinimumDeviceForPhotosWeb": True,
             "iCDPEnabled": not account.web_access,
@@ -513,6 +525,28 @@ def _phone_options() -> JSON:
         "hsa2Account": True,
         "restrictedAccount": False,
     }
+
+
+def _auth_page() -> bytes:
+    """The HTML sign-in shell, with its ``boot_args`` in both shapes clients
+    read: ``direct.twoSV.phoneNumberVerification`` (icloudpd) and inside
+    ``bridgeInitiateData`` (pyicloud), without offering the device bridge."""
+    options = _phone_options()
+    boot = {
+        "direct": {
+            "twoSV": {
+                "phoneNumberVerification": options,
+                "bridgeInitiateData": {"phoneNumberVerification": options},
+                "authFactors": ["sms"],
+            }
+        }
+    }
+    payload = json.dumps(boot).replace("</", "<\\/")
+    return (
+        "<!DOCTYPE html><html><head><title>Apple ID</title></head><body>"
+        f'<script type="application/json" class="boot_args">{payload}</script>'
+        "</body></html>"
+    ).encode()
 
 
 def _bad_credentials() -> Response:
