@@ -131,7 +131,8 @@ class _Planner:
         self.copy_actions: dict[str, dict[str, str]] = {}
         self.handled: set[str] = set()
         #: target -> path -> size, built when a remote file's hash is unknown
-        self.by_path: dict[str, dict[str, int]] | None = None
+        self.by_path: dict[str, dict[str, tuple[int, str]]] | None = None
+        self.accounted: set[str] = set()
         #: file identity -> the action that puts it into the library
         self.placing: dict[str, str] = {}
         self.removals = 0
@@ -180,10 +181,16 @@ class _Planner:
         )
 
     def _named_like(self, target_id: str, item: SourceItem, f: MediaFile) -> bool:
+        """A file of this name, size and date is on the target, and its
+        content is no other file the tool knows (an archive made by another
+        tool, or by us before the state DB was lost)."""
         if self.by_path is None:
-            self.by_path = {t.target_id: {c.path: c.size for c in t.copies} for t in self.targets}
-        path = dated_path(item.captured_at, f.name)
-        return self.by_path[target_id].get(path) == f.size
+            self.by_path = {
+                t.target_id: {c.path: (c.size, c.sha256) for c in t.copies} for t in self.targets
+            }
+            self.accounted = set(self.world.known_sha256.values()) | self.world.removed_sha256
+        found = self.by_path[target_id].get(dated_path(item.captured_at, f.name))
+        return found is not None and found[0] == f.size and found[1] not in self.accounted
 
     def _oldest(self, source: SourceState) -> datetime | None:
         """The earliest capture date the source's ``max_age_days`` admits."""
