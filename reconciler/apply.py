@@ -534,7 +534,7 @@ class Applier:
                 if copy is not None
                 else self.delivered.get((a.store_id, original), fallback)
             )
-        rel = base + sidecar.SUFFIX
+        rel = base + a.name[len(item.files[0].name) :]  # ".xmp", or ".<item>.xmp"
         mtime = _mtime_ns(item.captured_at)
         written = self._retry(
             f"write {a.subject}", a.store_id, lambda: store.put_sidecar(rel, data, mtime_ns=mtime)

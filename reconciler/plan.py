@@ -133,6 +133,8 @@ class _Planner:
         #: target -> path -> size, built when a remote file's hash is unknown
         self.by_path: dict[str, dict[str, tuple[int, str]]] | None = None
         self.accounted: set[str] = set()
+        #: dated path of an original -> the item whose sidecar takes the plain name
+        self.sidecar_claims: dict[str, str] = {}
         #: file identity -> the action that puts it into the library
         self.placing: dict[str, str] = {}
         self.removals = 0
@@ -413,6 +415,12 @@ class _Planner:
         if item.metadata is None or not self.world.library.available:
             return None
         name = sidecar.name_for(item)
+        # Two items beside one original (duplicates sharing it, or same-named
+        # photos of one day) must not take turns rewriting one sidecar: the
+        # first listed keeps the plain name, the others say whose they are.
+        claim = dated_path(item.captured_at, item.files[0].name)
+        if self.sidecar_claims.setdefault(claim, item.key) != item.key:
+            name = sidecar.name_for(item, unique=True)
         known = {f.ref: sha for f, sha in zip(item.files, shas, strict=True) if sha}
         wanted = sidecar.digest(item, known) if len(known) == len(item.files) else None
         idents = [

@@ -16,6 +16,7 @@ _PHRASES = {
     "download": "to download",
     "copy-to-library": "to copy into the library",
     "copy-to-target": "to copy to targets",
+    "write-sidecar": "sidecars to write",
     "encode": "to encode",
     "remove-from-source": "to remove from sources",
     "free-staging-copy": "staging copies to free",

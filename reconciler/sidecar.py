@@ -68,9 +68,13 @@ class SidecarIdentity:
     files: tuple[SidecarFile, ...]
 
 
-def name_for(item: SourceItem) -> str:
-    """``<original file name>.xmp``."""
-    return item.files[0].name + SUFFIX
+def name_for(item: SourceItem, *, unique: bool = False) -> str:
+    """``<original file name>.xmp``; ``unique``: ``<name>.<item tag>.xmp``, for
+    a second item beside the same original (a duplicate asset)."""
+    if not unique:
+        return item.files[0].name + SUFFIX
+    tag = hashlib.sha256(f"{item.source_id}:{item.key}".encode()).hexdigest()[:8]
+    return f"{item.files[0].name}.{tag}{SUFFIX}"
 
 
 def is_sidecar(path: str) -> bool:

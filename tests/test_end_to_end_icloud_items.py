@@ -284,3 +284,22 @@ def test_a_nas_filled_by_another_tool_is_proven_by_hash_and_not_copied_again(
     assert ws.run("apply", "--yes", now=NOW).code == 0
     assert len(account.deleted_assets()) == 6
     assert {store: media_under(ws.target(store)) for store in TARGETS} == before
+
+
+def test_duplicates_sharing_an_original_keep_a_sidecar_each_and_converge(
+    ws: Workspace, account: Account
+) -> None:
+    photo = next(a for a in account.live_assets() if a.master.filename == "IMG_0001.JPG")
+    twin = account.add_duplicate(photo)
+    account.update_asset(twin, {"isFavorite": 0})
+    _removal(ws, on=False)
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0  # no tug of war
+    for store in (*TARGETS, "library"):
+        xmps = sorted(ws.target(store).rglob("IMG_0001.JPG*.xmp"))
+        assert len(xmps) == 2, xmps
+        ratings = sorted(_exiftool(x)["XMP-xmp:Rating"] for x in xmps)
+        assert ratings == [0, 5]
+    _removal(ws, on=True)
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    assert account.live_assets() == []
