@@ -179,6 +179,8 @@ def _q(prefix: str, local: str) -> str:
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 #: Characters XML 1.0 cannot hold at all (a caption may carry them).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+#: Text that needs no escaping at all (most of it: names, ids, hashes).
+_PLAIN = re.compile(r"[^&<>\x00-\x1f\ufffe\uffff]*")
 _INDENT = "      "
 _HEAD = (
     '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n<x:xmpmeta'
@@ -191,10 +193,14 @@ _TAIL = '    </rdf:Description>\n  </rdf:RDF>\n</x:xmpmeta>\n<?xpacket end="w"?>
 
 def _field(value: str) -> str:
     """One ``|``-separated field of ``reconcile:Files``, its ``|`` and ``%`` quoted."""
+    if "|" not in value and "%" not in value:
+        return value  # the common case, and the planner renders every item
     return quote(value, safe=" !#$&'()*+,-./:;<=>?@[]^_`{}~")
 
 
 def _esc(value: str) -> str:
+    if _PLAIN.fullmatch(value):
+        return value
     return escape(_NOT_XML.sub("", value))
 
 
