@@ -303,3 +303,15 @@ def test_duplicates_sharing_an_original_keep_a_sidecar_each_and_converge(
     _removal(ws, on=True)
     assert ws.run("apply", "--yes", now=NOW).code == 0
     assert account.live_assets() == []
+
+
+def test_a_saved_plan_with_sidecars_applies(
+    ws: Workspace, account: Account, tmp_path: Path
+) -> None:
+    saved = tmp_path / "plan.json"
+    assert ws.run("plan", "--out", str(saved), now=NOW).code == 0
+    assert '"write-sidecar"' in saved.read_text()
+    r = ws.run("apply", str(saved), "--yes", now=NOW)
+    assert r.code == 0, r.out + r.err
+    assert len(account.deleted_assets()) == 6
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
