@@ -81,10 +81,26 @@ class Availability:
 
 @attrs.frozen
 class Confirmation:
-    """Whether a device is proven to hold a file, and why (or why not yet)."""
+    """Whether a device is proven to hold a file, and why (or why not yet).
+
+    ``evidence`` names the exact version the device announced (for Syncthing:
+    the version vector and size), recorded so that a later run can tell the
+    same file from a changed or deleted one.
+    """
 
     held: bool
     reason: str
+    evidence: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Liveness:
+    """Whether a device proved, this run, that it receives files now (a fresh
+    canary reached it), and how long the round trip took."""
+
+    alive: bool
+    reason: str
+    round_trip_s: float | None = None
 
 
 @runtime_checkable
@@ -160,14 +176,25 @@ class Store(Protocol):
 class ConfirmingStore(Store, Protocol):
     """A store whose copies count only once a device confirms them (the phone).
 
-    ``put`` *delivers*; ``confirm`` says whether the device holds that exact
-    file now. ``free_local`` deletes this machine's staging copy (the device
-    keeps its own; only the applier calls it, and only when configured).
+    ``put`` *delivers*; ``prove_alive`` makes the device show, once per run,
+    that it receives files now (no copy counts without it); ``confirm`` says
+    whether the device holds that exact file now; ``confirm_freed`` whether it
+    still announces a file whose local copy was freed, unchanged since
+    ``evidence``. ``free_local`` deletes this machine's staging copy so that
+    the device keeps its own (only the applier calls it, only when configured).
+    ``identity`` names the device and folder that confirmations were made by.
     """
+
+    @property
+    def identity(self) -> str: ...
+
+    def prove_alive(self) -> Liveness: ...
 
     def confirm(self, rel_path: str) -> Confirmation: ...
 
-    def free_local(self, rel_path: str) -> None: ...
+    def confirm_freed(self, rel_path: str, evidence: str) -> Confirmation: ...
+
+    def free_local(self, rel_path: str) -> Confirmation: ...
 
 
 def disk_of(store: Store) -> int | None:

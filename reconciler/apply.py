@@ -676,11 +676,17 @@ class Applier:
         store = self.conn.targets[a.target_id]
         if not isinstance(store, ConfirmingStore):
             raise _Skip("refused", f"{a.target_id} has no staging copies to free")
+        live = store.prove_alive()
+        if not live.alive:
+            raise _Skip("waiting", f"{a.target_id} not proven alive this run: {live.reason}")
         held = store.confirm(a.path)
         if not held.held:
             raise _Skip("refused", f"the phone's copy is not confirmed now ({held.reason}); kept")
-        store.free_local(a.path)
-        self.db.record_freed(a.target_id, a.path)
+        try:
+            proof = store.free_local(a.path)  # ignored here first: the phone keeps its copy
+        except ProviderError as e:
+            raise _Skip("refused", str(e)) from e
+        self.db.record_freed(a.target_id, a.path, proof.evidence)
         return "changed", "freed on this machine; the phone keeps its copy", _Effects()
 
     def _gate(self, a: RemoveFromSource) -> list[str]:

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import argcomplete
 import attrs
@@ -395,6 +395,7 @@ def _status(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
         for tid, cfg in desired.targets.items():
             if isinstance(cfg, config.SyncthingTarget):
                 io.say(_phone_line(tid, cfg))
+                io.say(_canary_line(tid, db.liveness(tid)))
             waiting = [d for d in db.deliveries(tid).values() if not d["confirmed_at"]]
             if waiting:
                 oldest = min(d["delivered_at"] for d in waiting)
@@ -471,9 +472,29 @@ def _phone_line(tid: str, cfg: config.SyncthingTarget) -> str:
     if not st.reachable:
         return f"{tid}: Syncthing unreachable: {st.problem}"
     seen = f"last seen {st.last_seen:%Y-%m-%d %H:%M} UTC" if st.last_seen else "never seen"
-    state = "connected" if st.connected else f"offline, {seen}"
+    folder = f"folder here {st.folder_state}" if st.folder_state else "folder state unknown"
+    if not st.connected:
+        # Completion is this machine's guess of what the phone has: while it
+        # is away the figure says nothing, and "100%" would be a lie.
+        return f"{tid}: phone offline, {seen}; {folder}; its progress is unknown"
     done = f"{st.completion:.0f}% synced" if st.completion is not None else "progress unknown"
-    return f"{tid}: phone {state}; {done} ({st.need_items or 0} file(s) to go)"
+    return (
+        f"{tid}: phone connected; {folder}; {done} by this machine's index "
+        f"({st.need_items or 0} file(s) to go; the phone's own folder state is not visible here)"
+    )
+
+
+def _canary_line(tid: str, row: dict[str, Any] | None) -> str:
+    """The last run's liveness proof: the only sign from here that the phone's
+    folder really receives files."""
+    if row is None:
+        return f"{tid}: no canary sent yet (the next plan or apply sends one)"
+    if row["alive"]:
+        return (
+            f"{tid}: last canary reached the phone at {row['at']} "
+            f"(round trip {row['round_trip_s'] or 0:.2f} s)"
+        )
+    return f"{tid}: last canary FAILED at {row['at']}: {row['reason']}; its copies did not count"
 
 
 def _session_lines(desired: DesiredState) -> list[str]:

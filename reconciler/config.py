@@ -101,9 +101,12 @@ class SyncthingTarget:
     folder_id: str
     device_id: str
     url: str = "http://127.0.0.1:8384"
-    #: Free this machine's staging copy once confirmed and removed from iCloud.
-    #: Only safe when the phone's folder ignores deletes (README).
+    #: Free this machine's staging copy once confirmed and removed from its
+    #: source. The path is made ignored here first, so the phone keeps its copy.
     delete_local_copy: bool = False
+    #: How long each run's canary may take to reach the phone (seconds)
+    #: before the phone counts as not alive for that run.
+    liveness_timeout_s: float = 30.0
 
 
 SourceConfig = FolderSource | ICloudSource

@@ -88,4 +88,5 @@ def connect_target(tid: str, cfg: config.TargetConfig, env: Mapping[str, str]) -
         device_id=cfg.device_id,
         url=cfg.url,
         api_key=api_key,
+        liveness_timeout=cfg.liveness_timeout_s,
     )

@@ -125,12 +125,18 @@ class TargetState:
     available: bool
     copies: tuple[FileCopy, ...] = ()
     pending: tuple[Delivery, ...] = ()
-    #: Paths whose local staging copy was freed: they count by their
-    #: recorded confirmation (the phone keeps them).
+    #: Paths whose local staging copy was freed: they count while the phone
+    #: still announces the version confirmed before freeing.
     freed: frozenset[str] = frozenset()
     problem: str = ""
     #: The filesystem (st_dev) its copies live on; None: on another device.
     device: int | None = None
+    #: False when the device could not prove, this run, that it receives
+    #: files (the phone's canary did not arrive): its copies are still
+    #: known (not sent again) but none of them counts for a removal.
+    alive: bool = True
+    #: Why it is not alive; or, when alive, how the proof went.
+    liveness: str = ""
 
     def index(self) -> dict[str, FileCopy]:
         return {c.sha256: c for c in self.copies}

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -226,38 +227,63 @@ def _target(tid: str, store: Store, hasher: CachedHasher, db: StateDB) -> Target
 def _confirming(
     tid: str, store: ConfirmingStore, copies: tuple[FileCopy, ...], db: StateDB
 ) -> TargetState:
-    """A target whose copies count only once the device confirms them."""
+    """A target whose copies count only once the device confirms them.
+
+    First the device must prove, this run, that it receives files (the
+    phone's canary); without that nothing of it counts, though what it was
+    sent is still known (so it is not sent again). Then every copy is asked
+    about now: a record of an earlier confirmation alone never counts. A
+    freed copy counts while the device still announces the version recorded
+    when it was confirmed, by the same device and folder (``identity``).
+    """
+    live = store.prove_alive()
+    identity = store.identity
     known = db.deliveries(tid)
+    seen = {c.path for c in copies}
     confirmed: list[FileCopy] = []
     pending: list[Delivery] = []
-    for c in copies:
-        row = known.get(c.path)
-        if row and row["sha256"] == c.sha256 and row["confirmed_at"]:
-            confirmed.append(c)
-            continue
-        if store.confirm(c.path).held:
-            db.record_confirmation(tid, c.path, c.sha256, c.size)
-            confirmed.append(c)
-        else:
-            since = row["delivered_at"] if row and row["sha256"] == c.sha256 else None
-            pending.append(
-                Delivery(
-                    sha256=c.sha256,
-                    path=c.path,
-                    delivered_at=datetime.fromisoformat(since) if since else datetime.now(UTC),
-                )
-            )
-    # Freed staging copies are gone from here but held by the phone.
-    seen = {c.path for c in copies}
-    freed = {
-        path: row
-        for path, row in known.items()
-        if row["freed_at"] and row["confirmed_at"] and path not in seen
-    }
+    freed: dict[str, dict[str, Any]] = {}
+    with db.transaction():
+        db.record_liveness(tid, live.alive, live.reason, live.round_trip_s)
+        for c in copies:
+            row = known.get(c.path)
+            ours = row is not None and row["sha256"] == c.sha256
+            recorded = ours and row is not None and bool(row["confirmed_at"])
+            if not live.alive:
+                if recorded and row is not None and row["identity"] == identity:
+                    confirmed.append(c)  # known, not counted: the target is not alive
+                else:
+                    pending.append(_delivery(c, row if ours else None))
+                continue
+            answer = store.confirm(c.path)
+            if answer.held:
+                if not (
+                    recorded
+                    and row is not None
+                    and row["identity"] == identity
+                    and row["evidence"] == answer.evidence
+                ):
+                    db.record_confirmation(
+                        tid, c.path, c.sha256, c.size, identity=identity, evidence=answer.evidence
+                    )
+                confirmed.append(c)
+            else:
+                pending.append(_delivery(c, row if ours else None))
+        # Freed staging copies are gone from here; the device holds them.
+        for path, row in known.items():
+            if path in seen or not (row["freed_at"] and row["confirmed_at"]):
+                continue
+            if row["identity"] != identity:
+                continue  # confirmed by another phone or folder: not a copy here
+            if live.alive and not store.confirm_freed(path, row["evidence"] or "").held:
+                db.forget_delivery(tid, path)  # lost on the phone: sent again
+                continue
+            freed[path] = row
     confirmed.extend(
         FileCopy(store_id=tid, path=path, size=row["size"] or 0, mtime_ns=0, sha256=row["sha256"])
         for path, row in freed.items()
     )
+    how = f"canary round trip {live.round_trip_s or 0:.2f} s" if live.alive else live.reason
     return TargetState(
         target_id=tid,
         kind=store.kind,
@@ -265,6 +291,17 @@ def _confirming(
         copies=tuple(confirmed),
         pending=tuple(pending),
         freed=frozenset(freed),
+        alive=live.alive,
+        liveness=how,
+    )
+
+
+def _delivery(c: FileCopy, row: dict[str, Any] | None) -> Delivery:
+    since = row["delivered_at"] if row else None
+    return Delivery(
+        sha256=c.sha256,
+        path=c.path,
+        delivered_at=datetime.fromisoformat(since) if since else datetime.now(UTC),
     )
 
 

@@ -124,6 +124,9 @@ class _Planner:
             library=world.library.device,
             same_disk_ok=same_disk_ok(desired),
         )
+        #: Targets whose copies count for a removal: a phone counts only
+        #: after proving this run that it receives files.
+        self.counting = {t.target_id for t in self.targets if t.alive}
         self.actions: list[Action] = []
         self.notes: list[Note] = []
         #: file identity (sha256, or the origin while unknown) -> ids of the
@@ -147,6 +150,13 @@ class _Planner:
             if not t.available:
                 self._note(
                     "unavailable", f"target {t.target_id}", f"{t.problem}; nothing is written there"
+                )
+            elif not t.alive:
+                self._note(
+                    "waiting",
+                    f"target {t.target_id}",
+                    f"not proven alive this run: {t.liveness}; none of its copies counts "
+                    "for a removal",
                 )
         if not self.world.library.available:
             self._note(
@@ -494,7 +504,9 @@ class _Planner:
         for f, sha in zip(item.files, shas, strict=True):
             ident = sha or f"{source.source_id}:{item.key}:{f.ref}"
             verified = [
-                t.target_id for t in self.targets if sha and sha in self.copies[t.target_id]
+                t.target_id
+                for t in self.targets
+                if sha and sha in self.copies[t.target_id] and t.target_id in self.counting
             ]
             planned = self.copy_actions.get(ident, {})
             # A planned copy counts only on a store that verifies at write
@@ -512,6 +524,13 @@ class _Planner:
                 delivering = [tid for tid in planned if not self._confirms_on_write(tid)]
                 if delivering:
                     why += f"; {', '.join(delivering)} must confirm the copy made this run"
+                dead = [
+                    t.target_id
+                    for t in self.targets
+                    if sha and sha in self.copies[t.target_id] and t.target_id not in self.counting
+                ]
+                if dead:
+                    why += f"; {', '.join(dead)} not proven alive this run"
                 self._note("waiting", subject, f"{why}; kept in the source")
                 return
             deps.extend(planned[tid] for tid in coming)
@@ -569,8 +588,8 @@ class _Planner:
         left the source (or leaves it in this plan) — when configured."""
         for t in self.targets:
             cfg = self.desired.targets.get(t.target_id)
-            if not getattr(cfg, "delete_local_copy", False):
-                continue
+            if not getattr(cfg, "delete_local_copy", False) or not t.alive:
+                continue  # not configured, or the phone's hold cannot be proven now
             for c in t.copies:
                 if c.path in t.freed:
                     continue

@@ -24,7 +24,7 @@ import sqlite_utils
 
 from reconciler.errors import StateError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _CHUNK = 900  # below SQLite's default limit of host parameters
 
 
@@ -124,7 +124,20 @@ def _migrate_2_capture_time(db: sqlite_utils.Database) -> None:
         db.execute("alter table library add column captured_at real")
 
 
-_MIGRATIONS = {1: _migrate_1, 2: _migrate_2_capture_time}
+def _migrate_phone_proof(db: sqlite_utils.Database) -> None:
+    """Confirmations name the phone and folder that made them, and the exact
+    version announced; each run's liveness proof is kept for ``status``."""
+    have = {c.name for c in db.table("deliveries").columns}
+    for column in ("identity", "evidence"):
+        if column not in have:
+            db.execute(f"alter table deliveries add column {column} text")
+    db.execute(
+        "create table if not exists liveness (store_id text primary key, at text, "
+        "alive integer, reason text, round_trip_s real)"
+    )
+
+
+_MIGRATIONS = {1: _migrate_1, 2: _migrate_2_capture_time, 3: _migrate_phone_proof}
 
 
 class CachedHash(NamedTuple):
@@ -323,12 +336,13 @@ class StateDB:
             },
         )
 
-    def record_freed(self, store_id: str, path: str) -> None:
-        """The local staging copy is gone; the phone's copy counts by its
-        recorded confirmation from now on."""
+    def record_freed(self, store_id: str, path: str, evidence: str = "") -> None:
+        """The local staging copy is gone; the phone's copy counts while the
+        phone still announces the version recorded here (``evidence``)."""
         self.db.conn.execute(
-            "update deliveries set freed_at = ? where store_id = ? and path = ?",
-            (_now(), store_id, path),
+            "update deliveries set freed_at = ?, evidence = coalesce(nullif(?, ''), evidence) "
+            "where store_id = ? and path = ?",
+            (_now(), evidence, store_id, path),
         )
 
     def deliveries_for(self, store_id: str, path: str) -> dict[str, Any] | None:
@@ -339,14 +353,48 @@ class StateDB:
         )
         return dict(rows[0]) if rows else None
 
-    def record_confirmation(self, store_id: str, path: str, sha256: str, size: int) -> None:
+    def record_confirmation(
+        self,
+        store_id: str,
+        path: str,
+        sha256: str,
+        size: int,
+        *,
+        identity: str = "",
+        evidence: str = "",
+    ) -> None:
         # Keeps delivered_at when the row exists (a delivery this tool made).
         self.db.conn.execute(
-            "insert into deliveries (store_id, path, sha256, size, confirmed_at) "
-            "values (?, ?, ?, ?, ?) on conflict (store_id, path) do update set "
-            "sha256 = excluded.sha256, size = excluded.size, confirmed_at = excluded.confirmed_at",
-            (store_id, path, sha256, size, _now()),
+            "insert into deliveries (store_id, path, sha256, size, confirmed_at, identity, "
+            "evidence) values (?, ?, ?, ?, ?, ?, ?) on conflict (store_id, path) do update set "
+            "sha256 = excluded.sha256, size = excluded.size, confirmed_at = "
+            "excluded.confirmed_at, identity = excluded.identity, evidence = excluded.evidence",
+            (store_id, path, sha256, size, _now(), identity, evidence),
         )
+
+    def forget_delivery(self, store_id: str, path: str) -> None:
+        """A freed copy the phone no longer holds: nothing of it is left to count."""
+        self.db.conn.execute(
+            "delete from deliveries where store_id = ? and path = ?", (store_id, path)
+        )
+
+    def record_liveness(
+        self, store_id: str, alive: bool, reason: str, round_trip_s: float | None
+    ) -> None:
+        self._put(
+            "liveness",
+            {
+                "store_id": store_id,
+                "at": _now(),
+                "alive": int(alive),
+                "reason": reason,
+                "round_trip_s": round_trip_s,
+            },
+        )
+
+    def liveness(self, store_id: str) -> dict[str, Any] | None:
+        rows = list(self.db.query("select * from liveness where store_id = ?", [store_id]))
+        return dict(rows[0]) if rows else None
 
     # --------------------------------------------------------- listing guard
 

@@ -345,7 +345,6 @@ class SyncthingClient(Closing):
 
     def file(self, folder: str, name: str) -> DbFile | None:
         """The index's record of one file; None when Syncthing has not indexed it."""
-        self.folder(folder)  # the endpoint answers 404 for both; tell them apart
         try:
             resp = self._request(
                 "GET",
@@ -354,6 +353,9 @@ class SyncthingClient(Closing):
                 on_missing=lambda _text: _NotIndexed(""),
             )
         except _NotIndexed:
+            # The endpoint answers 404 for an unknown folder too: tell them
+            # apart (asked only then, so a run's thousands of calls stay one each).
+            self.folder(folder)
             return None
         raw = self._json(resp)
         return DbFile(
@@ -364,6 +366,21 @@ class SyncthingClient(Closing):
                 for a in raw.get("availability") or ()
             ),
         )
+
+    def folder_state(self, folder: str) -> str:
+        """This machine's state of the folder (idle, scanning, syncing, error…),
+        with its error when there is one. The phone's state is not visible here."""
+        raw = self._json(
+            self._request(
+                "GET",
+                "/rest/db/status",
+                params={"folder": folder},
+                on_missing=self._unknown_folder(folder),
+            )
+        )
+        state = str(raw.get("state", ""))
+        error = str(raw.get("error", "") or "")
+        return f"{state}: {error}" if error else state
 
     def completion(self, folder: str, device: str) -> Completion:
         raw = self._json(

@@ -338,7 +338,9 @@ class SyncthingPair(Closing):
             raise
         return pair
 
-    def target(self, *, id: str = "pixel", timeout: float = 10.0) -> SyncthingTarget:
+    def target(
+        self, *, id: str = "pixel", timeout: float = 10.0, liveness_timeout: float = 10.0
+    ) -> SyncthingTarget:
         """A SyncthingTarget on this machine's side of the pair."""
         return SyncthingTarget(
             id=id,
@@ -348,6 +350,7 @@ class SyncthingPair(Closing):
             url=self.local.url,
             api_key=self.local.api_key,
             timeout=timeout,
+            liveness_timeout=liveness_timeout,
         )
 
     def wait_connected(self, *, timeout: float = 30.0) -> None:

@@ -5,6 +5,13 @@ once Syncthing on this machine says so, file by file (``confirm``). Until
 then the copy is waiting, not failed: the phone may simply be offline, and
 the next run asks again.
 
+No copy counts before the phone proved, this run, that it receives files
+(``prove_alive``: a canary round trip, see ``liveness``). A delivery never
+lands on a path Syncthing knows from before (the phone may hold other content
+there); freeing a staging copy first makes its path ignored here, so the
+phone keeps its copy whatever its folder settings (see ``ignores``), and a
+freed copy counts only while the phone still announces the same version.
+
 Temporary files are written under ``.reconcile-tmp/`` inside the shared
 folder (same filesystem, so the final rename is atomic) and that directory is
 listed in the folder's ``.stignore`` so Syncthing never sends a half-written
@@ -13,6 +20,7 @@ file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -23,22 +31,32 @@ from pathlib import Path, PurePosixPath
 
 import attrs
 
-from providers.base import Availability, Closing, Confirmation, Hasher
+from providers.base import Availability, Closing, Confirmation, Hasher, Liveness
 from providers.filesystem import hashed_tree, link_no_clobber, replace_sidecar
+from providers.syncthing import ignores
 from providers.syncthing.client import (
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
     PROVIDER,
+    FileVersion,
+    Holder,
     SyncthingClient,
+)
+from providers.syncthing.ignores import TMP_DIR
+from providers.syncthing.liveness import (
+    CANARY,
+    DEFAULT_LIVENESS_TIMEOUT,
+    format_time,
+    prove_alive,
 )
 from reconciler.errors import ProviderError
 from reconciler.hashing import fsync_dir, sha256_file
+from reconciler.layout import collision_path
 from reconciler.model import FileCopy
 
-TMP_DIR = ".reconcile-tmp"
-STIGNORE_LINE = f"/{TMP_DIR}"
-# Syncthing's own files at the folder root: never ours, never listed.
-_ROOT_SPECIALS = frozenset({".stfolder", ".stignore", ".stversions", TMP_DIR})
+STIGNORE_LINE = ignores.TMP_LINE
+# Syncthing's own files at the folder root (and our canary): never listed.
+_ROOT_SPECIALS = frozenset({".stfolder", ".stignore", ".stversions", TMP_DIR, CANARY})
 _CHUNK = 1 << 20
 
 
@@ -53,6 +71,9 @@ class SyncthingStatus:
     need_items: int | None
     need_bytes: int | None
     problem: str = ""
+    #: Syncthing's folder state on this machine (idle, scanning, error…):
+    #: the phone's own folder state is not visible from here.
+    folder_state: str = ""
 
 
 def _is_syncthing_temp(name: str) -> bool:
@@ -79,15 +100,17 @@ def _check_rel(rel_path: str) -> str:
 
 
 def _collision_names(rel: str, sha256: str) -> Iterator[str]:
-    """``rel`` itself, then names carrying more and more of the content hash."""
+    """``rel`` itself, then the library's and the NAS's collision-proof name,
+    then one carrying the whole hash."""
     yield rel
+    yield collision_path(rel, sha256)
     p = PurePosixPath(rel)
-    for n in (8, 16, 64):
-        yield p.with_name(f"{p.stem}~{sha256[:n]}{p.suffix}").as_posix()
+    yield p.with_name(f"{p.stem}~{sha256}{p.suffix}").as_posix()
 
 
-def _format_time(when: datetime | None) -> str:
-    return "never seen" if when is None else when.strftime("%Y-%m-%d %H:%M:%S UTC")
+def evidence_of(version: FileVersion) -> str:
+    """What a confirmation records: the version vector and size the phone announced."""
+    return f"{','.join(sorted(version.version))}/{version.size}"
 
 
 @attrs.define(kw_only=True)
@@ -95,6 +118,7 @@ class SyncthingTarget(Closing):
     """A Store whose copies are confirmed by the phone through Syncthing.
 
     Holds an HTTP session: call ``close()`` (or use it as a context manager).
+    One instance serves one run: the liveness proof it makes is this run's.
     """
 
     id: str
@@ -104,7 +128,13 @@ class SyncthingTarget(Closing):
     url: str = DEFAULT_URL
     api_key: str = attrs.field(repr=False)
     timeout: float = DEFAULT_TIMEOUT
+    #: How long the canary may take to reach the phone before it counts as
+    #: not alive this run.
+    liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT
     _client: SyncthingClient = attrs.field(init=False, repr=False)
+    _liveness: Liveness | None = attrs.field(init=False, default=None, repr=False)
+    #: path -> evidence of freed copies confirmed this run (for ``verify``).
+    _freed: dict[str, str] = attrs.field(init=False, factory=dict, repr=False)
 
     kind = "syncthing"
 
@@ -113,6 +143,11 @@ class SyncthingTarget(Closing):
 
     def close(self) -> None:
         self._client.close()
+
+    @property
+    def identity(self) -> str:
+        """Which phone and folder a recorded confirmation was made by."""
+        return f"{self.device_id}/{self.folder_id}"
 
     # ------------------------------------------------------------ observe
 
@@ -163,6 +198,19 @@ class SyncthingTarget(Closing):
             )
         return Availability(available=True)
 
+    def prove_alive(self) -> Liveness:
+        """This run's canary round trip (made once; later calls return it)."""
+        if self._liveness is None:
+            self._liveness = prove_alive(
+                self._client,
+                folder_path=self.folder_path,
+                folder_id=self.folder_id,
+                device_id=self.device_id,
+                timeout=self.liveness_timeout,
+                ensure_tmp=self._ensure_ignored,
+            )
+        return self._liveness
+
     def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
         """Every delivered file, hashed. Delivered is not held: see ``confirm``."""
         return hashed_tree(self.id, self.folder_path, hasher, skip=_is_syncthing_own)
@@ -176,9 +224,11 @@ class SyncthingTarget(Closing):
 
         Written under ``.reconcile-tmp/``, fsynced and read back before it is
         linked into place, so the folder never shows a partial or wrong file.
-        A different file at ``rel_path`` is never replaced: the copy lands at
-        ``stem~<sha[:8]>.ext`` instead. The same content already there is
-        reused without writing. Retrying is safe.
+        A path that is taken here, ignored here, or that Syncthing's index
+        knows at all (the phone may hold, or have held, other content there,
+        e.g. a freed copy) is never written: the copy lands at the library's
+        collision-proof name instead. The same content already here is reused
+        without writing. Retrying is safe.
         """
         rel = _check_rel(rel_path)
         try:
@@ -226,15 +276,23 @@ class SyncthingTarget(Closing):
         return self._delivered(rel, sha)
 
     def _free_name(self, rel: str, sha256: str) -> str:
-        """The first candidate name that is free or already holds this content."""
+        """The first candidate name that is unknown everywhere, or already
+        holds this content here."""
+        ignored = ignores.ignored_paths(self.folder_path)
         for name in _collision_names(rel, sha256):
             path = self.folder_path / name
-            if not path.exists() and not path.is_symlink():
-                return name
-            if path.is_file() and not path.is_symlink() and sha256_file(path) == sha256:
+            if path.is_file() and not path.is_symlink():
+                if name not in ignored and sha256_file(path) == sha256:
+                    return name
+                continue
+            if path.exists() or path.is_symlink() or name in ignored:
+                continue
+            if self._client.file(self.folder_id, name) is None:
                 return name
         raise ProviderError(
-            f"{rel}: every collision-proof name is taken by other content", provider=PROVIDER
+            f"{rel}: every collision-proof name is taken here or known to Syncthing "
+            "(the phone may hold other content there)",
+            provider=PROVIDER,
         )
 
     def _write_temp(self, src: Path, sha256: str) -> Path:
@@ -266,19 +324,8 @@ class SyncthingTarget(Closing):
 
     def _ensure_ignored(self) -> None:
         """Keep ``/.reconcile-tmp`` in .stignore (other lines are the user's)."""
-        stignore = self.folder_path / ".stignore"
-        try:
-            lines = stignore.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            lines = []
-        if STIGNORE_LINE in (line.strip() for line in lines):
-            return
-        with open(stignore, "a", encoding="utf-8") as f:
-            if lines and stignore.read_bytes()[-1:] != b"\n":
-                f.write("\n")
-            f.write(f"// reconcile writes temporary files here; never sync them\n{STIGNORE_LINE}\n")
-            f.flush()
-            os.fsync(f.fileno())
+        ignores.ensure(self.folder_path, STIGNORE_LINE, ignores.TMP_COMMENT)
+        (self.folder_path / TMP_DIR).mkdir(exist_ok=True)
 
     @staticmethod
     def _place(tmp: Path, dest: Path) -> bool:
@@ -307,7 +354,8 @@ class SyncthingTarget(Closing):
         temporary), the global version is not a deletion, and it is the
         version and size this machine has. Anything short of that is
         *waiting* (held False, with the reason), not an error. Syncthing
-        itself unreachable raises ProviderError.
+        itself unreachable raises ProviderError. (Whether the phone's folder
+        works at all is ``prove_alive``'s question, not this one's.)
         """
         rel = _check_rel(rel_path)
         record = self._client.file(self.folder_id, rel)
@@ -323,21 +371,23 @@ class SyncthingTarget(Closing):
         if glob.deleted:
             return Confirmation(
                 False,
-                "its latest version in Syncthing is a deletion (the local copy was freed); "
+                "its latest version in Syncthing is a deletion; "
                 "the phone can no longer be proven to hold it",
             )
+        if local.invalid:
+            return Confirmation(False, f"{rel} is ignored here (freed); see confirm_freed")
         if local.deleted or local.version != glob.version or local.size != glob.size:
             return Confirmation(
                 False, "another device has a different version of this file; ours is not held"
             )
         holder = next((h for h in record.availability if h.device_id == self.device_id), None)
         if holder is not None and not holder.from_temporary:
-            return Confirmation(True, "the phone holds this version")
+            return Confirmation(True, "the phone holds this version", evidence_of(glob))
         if holder is not None:
             return Confirmation(False, "the phone is still receiving it")
         conn = self._client.connections().get(self.device_id)
         if conn is None or not conn.connected:
-            since = _format_time(self._client.last_seen(self.device_id))
+            since = format_time(self._client.last_seen(self.device_id))
             return Confirmation(False, f"phone offline since {since}; waiting")
         # Not received yet, or the phone's copy was changed there (a receive-only
         # folder then holds a "locally changed" version): either way, not ours.
@@ -345,14 +395,45 @@ class SyncthingTarget(Closing):
             False, "phone has not received this version yet (or changed its copy); waiting"
         )
 
+    def confirm_freed(self, rel_path: str, evidence: str) -> Confirmation:
+        """Does the phone still announce the freed file, unchanged since it was
+        confirmed (``evidence``: the version vector and size it had then)?
+
+        A deletion or a change made on the phone shows here once the phone
+        has rescanned: the global record then stops being that valid version
+        held by the phone.
+        """
+        rel = _check_rel(rel_path)
+        record = self._client.file(self.folder_id, rel)
+        if record is None:
+            return Confirmation(False, f"Syncthing no longer knows {rel}")
+        glob = record.global_
+        if glob.deleted or glob.invalid:
+            return Confirmation(False, "the phone deleted or changed its copy")
+        if not evidence or evidence_of(glob) != evidence:
+            return Confirmation(False, "the phone announces another version than the one confirmed")
+        if not self._phone_holds(record.availability):
+            return Confirmation(False, "the phone no longer announces this version")
+        self._freed[rel] = evidence
+        return Confirmation(True, "the phone still holds the freed copy", evidence)
+
     def verify(self, copy: FileCopy) -> bool:
-        """The local copy still hashes right AND the phone holds it, now."""
-        try:
-            if sha256_file(self.folder_path / _check_rel(copy.path)) != copy.sha256:
-                return False
-        except OSError:
+        """Counts now: the phone proved alive this run, AND either the local
+        copy still hashes right and the phone holds it, or (a freed copy
+        confirmed this run) the phone still announces the same version."""
+        if not self.prove_alive().alive:
             return False
-        return self.confirm(copy.path).held
+        rel = _check_rel(copy.path)
+        path = self.folder_path / rel
+        if path.is_file():
+            try:
+                if sha256_file(path) != copy.sha256:
+                    return False
+            except OSError:
+                return False
+            return self.confirm(rel).held
+        evidence = self._freed.get(rel)
+        return evidence is not None and self.confirm_freed(rel, evidence).held
 
     def local_path(self, rel_path: str) -> Path | None:
         return self.folder_path / _check_rel(rel_path)
@@ -373,25 +454,83 @@ class SyncthingTarget(Closing):
                 f"{copy.path} no longer hashes to {copy.sha256[:12]}…", provider=PROVIDER
             )
 
-    def free_local(self, rel_path: str) -> None:
-        """Delete the local staging copy, keeping the phone's.
+    def free_local(self, rel_path: str) -> Confirmation:
+        """Delete the local staging copy so that the phone keeps its own,
+        whatever the phone's folder settings; return the proof it still does.
 
-        Safe ONLY when the phone's folder ignores deletes (``ignoreDelete`` on,
-        or a receive-only folder whose local deletions are not reverted):
-        otherwise Syncthing propagates this deletion and the phone deletes its
-        copy too. This machine cannot read the phone's folder settings, so the
-        caller must gate it on the user's ``delete_local_pixel`` setting, and
-        call it only after the item's iCloud removal, while the proof was
-        still visible: afterwards the global version is a deletion and
-        ``confirm`` can no longer prove the phone holds the file.
-        Missing already is fine.
+        The path is first made ignored here (``.stignore``) and rescanned:
+        Syncthing then records this machine's copy as invalid, and removing
+        the file announces no deletion (a phone folder that does not ignore
+        deletes keeps its copy: seen against the real pair). Only when the
+        index shows that (this machine's record invalid, the phone holding
+        the same valid version) is the file removed; otherwise the ignore line
+        is taken back and ProviderError says why. A path that no plain
+        ``.stignore`` line can name exactly is never freed.
         """
         rel = _check_rel(rel_path)
+        if not self.prove_alive().alive:
+            raise ProviderError(
+                f"not freed: the phone did not prove alive this run ({self._reason()})",
+                provider=PROVIDER,
+            )
+        line = ignores.exact_line(rel)
+        if line is None:
+            raise ProviderError(
+                f"not freed: {rel} holds characters Syncthing's ignore patterns give a "
+                "meaning to; its staging copy is kept",
+                provider=PROVIDER,
+            )
+        path = self.folder_path / rel
+        if not path.is_file():
+            if rel not in ignores.ignored_paths(self.folder_path):
+                raise ProviderError(f"not freed: {rel} is not here", provider=PROVIDER)
+            return self._still_held(rel, "")  # freed before: check the phone's hold
+        before = self.confirm(rel)
+        if not before.held:
+            raise ProviderError(f"not freed: {before.reason}", provider=PROVIDER)
+        ignores.ensure(self.folder_path, line, ignores.FREED_COMMENT)
         try:
-            (self.folder_path / rel).unlink(missing_ok=True)
+            self._client.scan(self.folder_id, rel)
+            self._still_held(rel, before.evidence, local_invalid=True)
+        except ProviderError:
+            ignores.remove(self.folder_path, line)
+            with contextlib.suppress(ProviderError):
+                self._client.scan(self.folder_id, rel)
+            raise
+        try:
+            path.unlink()
         except OSError as e:
             raise ProviderError(f"freeing {rel} failed: {e}", provider=PROVIDER) from e
         self._client.scan(self.folder_id, rel)
+        return self._still_held(rel, before.evidence, local_invalid=True)
+
+    def _still_held(self, rel: str, evidence: str, *, local_invalid: bool = False) -> Confirmation:
+        record = self._client.file(self.folder_id, rel)
+        glob = record.global_ if record else None
+        ok = (
+            record is not None
+            and glob is not None
+            and not glob.deleted
+            and not glob.invalid
+            and (not evidence or evidence_of(glob) == evidence)
+            and (record.local.invalid or not local_invalid)
+            and self._phone_holds(record.availability)
+        )
+        if not ok or glob is None:
+            raise ProviderError(
+                f"not freed: Syncthing does not show {rel} ignored here and held unchanged "
+                "by the phone; the staging copy is kept",
+                provider=PROVIDER,
+            )
+        evidence = evidence_of(glob)
+        self._freed[rel] = evidence
+        return Confirmation(True, "freed here; the phone holds its copy", evidence)
+
+    def _phone_holds(self, availability: tuple[Holder, ...]) -> bool:
+        return any(h.device_id == self.device_id and not h.from_temporary for h in availability)
+
+    def _reason(self) -> str:
+        return self._liveness.reason if self._liveness else "not checked"
 
     # ------------------------------------------------------------ status
 
@@ -402,6 +541,7 @@ class SyncthingTarget(Closing):
             conn = self._client.connections().get(self.device_id)
             last_seen = self._client.last_seen(self.device_id)
             completion = self._client.completion(self.folder_id, self.device_id)
+            state = self._client.folder_state(self.folder_id)
         except ProviderError as e:
             return SyncthingStatus(
                 reachable=False,
@@ -419,4 +559,5 @@ class SyncthingTarget(Closing):
             completion=completion.completion,
             need_items=completion.need_items,
             need_bytes=completion.need_bytes,
+            folder_state=state,
         )

@@ -1,0 +1,113 @@
+"""The per-run proof that the phone receives files *now*: a canary round trip.
+
+Syncthing on this machine keeps announcing that the phone holds a file long
+after the phone lost it: with the phone's folder missing (SD card unmounted,
+folder deleted there) its Syncthing shows ``folder path missing``, but here
+the connection is up, completion reads 100 and ``/rest/db/file`` still lists
+the phone for every file (seen against the real pair; this machine's API
+never shows the remote folder's error). So no per-file answer counts until
+the phone has shown, this run, that its folder works: a small file with fresh
+content is written at ``/.reconcile-canary``, scanned, and must appear with
+the phone in its availability within a bounded time. The canary is deleted
+afterwards (the deletion reaches the phone unless its folder ignores deletes;
+then one small file stays there and is overwritten by the next run's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from providers.base import Liveness
+from providers.syncthing.client import SyncthingClient
+from providers.syncthing.ignores import TMP_DIR
+from reconciler.errors import ProviderError
+
+CANARY = ".reconcile-canary"
+DEFAULT_LIVENESS_TIMEOUT = 30.0
+
+
+def format_time(when: datetime | None) -> str:
+    return "never seen" if when is None else when.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def prove_alive(
+    client: SyncthingClient,
+    *,
+    folder_path: Path,
+    folder_id: str,
+    device_id: str,
+    timeout: float,
+    ensure_tmp: Callable[[], None],
+) -> Liveness:
+    """Deliver a fresh canary and wait (at most ``timeout`` s) for the phone
+    to announce it. Never raises: a failure is a reason."""
+    try:
+        folder = client.folder(folder_id)
+        if folder.paused:
+            return Liveness(alive=False, reason=f"Syncthing folder {folder_id!r} is paused here")
+        conn = client.connections().get(device_id)
+        if conn is None or not conn.connected:
+            since = format_time(client.last_seen(device_id))
+            return Liveness(alive=False, reason=f"phone offline since {since}")
+        if conn.paused:
+            return Liveness(alive=False, reason="the phone is paused in Syncthing here")
+        ensure_tmp()
+        return _round_trip(client, folder_path, folder_id, device_id, timeout)
+    except ProviderError as e:
+        return Liveness(alive=False, reason=str(e))
+
+
+def _round_trip(
+    client: SyncthingClient, folder_path: Path, folder_id: str, device_id: str, timeout: float
+) -> Liveness:
+    canary = folder_path / CANARY
+    body = f"reconcile canary {secrets.token_hex(16)} {datetime.now(UTC).isoformat()}\n"
+    try:
+        fd, name = tempfile.mkstemp(dir=folder_path / TMP_DIR, prefix="canary-")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(name, canary)  # our own file: replacing it is fine
+    except OSError as e:
+        return Liveness(alive=False, reason=f"cannot write the canary {canary}: {e}")
+    start = time.monotonic()
+    try:
+        client.scan(folder_id, CANARY)
+        delay = 0.02
+        while True:
+            record = client.file(folder_id, CANARY)
+            if (
+                record is not None
+                and not record.global_.deleted
+                and record.local.version == record.global_.version
+                and record.local.size == len(body.encode())
+                and any(
+                    h.device_id == device_id and not h.from_temporary for h in record.availability
+                )
+            ):
+                return Liveness(alive=True, reason="", round_trip_s=time.monotonic() - start)
+            if time.monotonic() - start > timeout:
+                return Liveness(
+                    alive=False,
+                    reason=(
+                        f"the phone is connected but did not receive a fresh test file within "
+                        f"{timeout:g} s: its folder may be missing or in error there (storage "
+                        "unmounted, folder deleted, .stfolder gone), or paused; see Syncthing "
+                        "on the phone"
+                    ),
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+    finally:
+        with contextlib.suppress(OSError):
+            canary.unlink()
+        with contextlib.suppress(ProviderError):
+            client.scan(folder_id, CANARY)
