@@ -3,7 +3,8 @@
 Nothing leaves a source unless every file of the item has at least
 ``copies`` copies on available backup targets that hold its original bytes
 *now*: each copy is re-read and re-hashed here (the phone: Syncthing's
-per-file proof, through the store's ``verify``). The plan's word, the
+per-file proof, through the store's ``verify``, and only once the phone
+proved alive this run; a phone that did not is unavailable now). The plan's word, the
 observation's hashes and the library never count. The applier calls this
 right before each removal and nowhere else decides.
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import attrs
 
-from providers.base import Store
+from providers.base import ConfirmingStore, Store
 from reconciler.errors import ProviderError, SafetyError
 from reconciler.independence import Groups, count_backups
 from reconciler.model import FileCopy
@@ -84,7 +85,7 @@ def check_removal(
                 inside.append(store_id)
                 continue
             if store_id not in available:
-                available[store_id] = store.availability().available
+                available[store_id] = _usable(store)
             if not available[store_id]:
                 away.append(store_id)
                 continue
@@ -135,6 +136,14 @@ def _is_source_side(path: Path | None, own: set[tuple[int, int]], root: str | No
             return False
         return (st.st_dev, st.st_ino) in own
     return False
+
+
+def _usable(store: Store) -> bool:
+    """Available now; a phone also proved alive this run (its canary arrived):
+    without that, its per-file answers prove nothing."""
+    if not store.availability().available:
+        return False
+    return not isinstance(store, ConfirmingStore) or store.prove_alive().alive
 
 
 def _verified(store: Store, copy: FileCopy) -> bool:

@@ -16,6 +16,7 @@ import pytest
 from providers.syncthing.pair import SyncthingPair
 from providers.syncthing.target import SyncthingTarget
 from reconciler.errors import ProviderError
+from reconciler.gate import GateRefused, check_removal
 from reconciler.model import FileCopy
 from tests.providers.syncthing.support import wait_for
 
@@ -193,6 +194,14 @@ def test_a_missing_phone_folder_is_not_alive(tmp_path: Path, make_file: MakeFile
             assert not live.alive
             assert "did not receive a fresh test file within 2 s" in live.reason
             assert not run.verify(copy)
+            with pytest.raises(GateRefused, match=r"0 of 1 verified copies now \(none\)") as e:
+                check_removal(
+                    [("card.jpg", sha)],
+                    need=1,
+                    stores={"pixel": run},
+                    copies={"pixel": {sha: copy}},
+                )
+            assert e.value.unavailable  # the next run's question, not a wrong copy
             status = run.status_summary()
         assert status.connected  # the connection is up all the same
         assert hashlib.sha256(b"on an SD card that goes away").hexdigest() == sha
