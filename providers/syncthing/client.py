@@ -150,6 +150,7 @@ class SyncthingClient(Closing):
         self.timeout = timeout
         self._session = requests.Session()
         self._session.headers["X-API-Key"] = api_key
+        self._folders_seen: set[str] = set()
 
     def close(self) -> None:
         self._session.close()
@@ -263,6 +264,7 @@ class SyncthingClient(Closing):
                 "GET", f"/rest/config/folders/{folder}", on_missing=self._unknown_folder(folder)
             )
         )
+        self._folders_seen.add(folder)
         return FolderConfig(
             id=str(raw["id"]),
             label=str(raw.get("label", "")),
@@ -354,8 +356,9 @@ class SyncthingClient(Closing):
             )
         except _NotIndexed:
             # The endpoint answers 404 for an unknown folder too: tell them
-            # apart (asked only then, so a run's thousands of calls stay one each).
-            self.folder(folder)
+            # apart (once per session, so a run's thousands of calls stay one each).
+            if folder not in self._folders_seen:
+                self.folder(folder)
             return None
         raw = self._json(resp)
         return DbFile(

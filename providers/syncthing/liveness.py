@@ -105,7 +105,7 @@ def _round_trip(
                     ),
                 )
             time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+            delay = min(delay * 1.5, 0.25)
     finally:
         with contextlib.suppress(OSError):
             canary.unlink()

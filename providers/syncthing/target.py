@@ -135,6 +135,8 @@ class SyncthingTarget(Closing):
     _liveness: Liveness | None = attrs.field(init=False, default=None, repr=False)
     #: path -> evidence of freed copies confirmed this run (for ``verify``).
     _freed: dict[str, str] = attrs.field(init=False, factory=dict, repr=False)
+    #: Paths ignored here, read once per run (see ``_keep_ignored``).
+    _ignored: set[str] | None = attrs.field(init=False, default=None, repr=False)
 
     kind = "syncthing"
 
@@ -404,6 +406,7 @@ class SyncthingTarget(Closing):
         held by the phone.
         """
         rel = _check_rel(rel_path)
+        self._keep_ignored(rel)
         record = self._client.file(self.folder_id, rel)
         if record is None:
             return Confirmation(False, f"Syncthing no longer knows {rel}")
@@ -525,6 +528,16 @@ class SyncthingTarget(Closing):
         evidence = evidence_of(glob)
         self._freed[rel] = evidence
         return Confirmation(True, "freed here; the phone holds its copy", evidence)
+
+    def _keep_ignored(self, rel: str) -> None:
+        """Put a freed path's ignore line back if it went (.stignore edited or
+        lost): un-ignored, its absence here would be announced as a deletion."""
+        if self._ignored is None:
+            self._ignored = set(ignores.ignored_paths(self.folder_path))
+        line = ignores.exact_line(rel)
+        if rel not in self._ignored and line is not None:
+            ignores.ensure(self.folder_path, line, ignores.FREED_COMMENT)
+            self._ignored.add(rel)
 
     def _phone_holds(self, availability: tuple[Holder, ...]) -> bool:
         return any(h.device_id == self.device_id and not h.from_temporary for h in availability)

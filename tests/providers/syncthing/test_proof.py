@@ -86,6 +86,25 @@ def test_freeing_never_deletes_on_a_phone_that_applies_deletes(
         assert next_run.verify(copy)
 
 
+def test_a_lost_ignore_line_is_put_back_before_the_phone_hears_of_it(
+    strict: SyncthingTarget, strict_pair: SyncthingPair, make_file: MakeFile
+) -> None:
+    src, sha = make_file("line.jpg", b"its .stignore line goes missing")
+    copy = _held(strict, src, "line/line.jpg", sha)
+    proof = strict.free_local(copy.path)
+    stignore = strict.folder_path / ".stignore"
+    stignore.write_text(stignore.read_text().replace("/line/line.jpg\n", ""))
+
+    with strict_pair.target(timeout=5.0) as next_run:
+        assert next_run.confirm_freed(copy.path, proof.evidence).held
+
+    assert "/line/line.jpg" in stignore.read_text().splitlines()
+    with strict_pair.local.client() as client:
+        client.scan(strict_pair.folder_id, copy.path)  # no deletion is announced
+    time.sleep(0.5)
+    assert (strict_pair.phone_folder / copy.path).read_bytes() == b"its .stignore line goes missing"
+
+
 def test_a_freed_copy_the_phone_deleted_stops_counting(
     strict: SyncthingTarget, strict_pair: SyncthingPair, make_file: MakeFile
 ) -> None:
