@@ -196,6 +196,11 @@ class ConfirmingStore(Store, Protocol):
 
     def free_local(self, rel_path: str) -> Confirmation: ...
 
+    def release(self, rel_path: str) -> None:
+        """Delete the local copy so that the deletion reaches the device too
+        (a conduit's settled file). Only the applier calls it."""
+        ...
+
 
 def disk_of(store: Store) -> int | None:
     """The filesystem (``st_dev``) a store's copies live on: None for a store

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +41,7 @@ from providers.base import ConfirmingStore, Source, Store, disk_of
 from reconciler import media, sidecar
 from reconciler.config import DesiredState, same_disk_ok
 from reconciler.config import FolderSource as FolderSourceConfig
+from reconciler.config import SyncthingTarget as SyncthingTargetConfig
 from reconciler.connect import Connected
 from reconciler.errors import LoginRequiredError, MediaError, ProviderError
 from reconciler.gate import GateRefused, SourceSide, check_removal
@@ -60,6 +61,7 @@ from reconciler.model import (
     LibraryFile,
     MediaFile,
     Plan,
+    ReleaseFromPhone,
     RemoveFromSource,
     SourceItem,
     World,
@@ -200,6 +202,9 @@ class Applier:
         for a in stages.get(FreeStagingCopy, []):
             assert isinstance(a, FreeStagingCopy)
             self._finish(a, self._guarded(a, outcomes, partial(self._free, a)), outcomes)
+        for a in stages.get(ReleaseFromPhone, []):
+            assert isinstance(a, ReleaseFromPhone)
+            self._finish(a, self._guarded(a, outcomes, partial(self._release, a)), outcomes)
         self.close()
         return ApplyResult(outcomes=tuple(outcomes[a.id] for a in plan.actions if a.id in outcomes))
 
@@ -689,6 +694,24 @@ class Applier:
         self.db.record_freed(a.target_id, a.path, proof.evidence)
         return "changed", "freed on this machine; the phone keeps its copy", _Effects()
 
+    def _release(self, a: ReleaseFromPhone) -> tuple[str, str, _Effects]:
+        """A conduit's settled file leaves the shared folder, and so the phone."""
+        cfg = self.desired.targets.get(a.target_id)
+        if not isinstance(cfg, SyncthingTargetConfig) or cfg.role != "conduit":
+            raise _Skip("refused", f"{a.target_id} is not a conduit; nothing is released")
+        store = self.conn.targets[a.target_id]
+        row = self.db.deliveries_for(a.target_id, a.path)
+        if not isinstance(store, ConfirmingStore) or not row or row["sha256"] != a.sha256:
+            raise _Skip("refused", "no confirmed delivery of this file is recorded; kept")
+        if row["freed_at"]:
+            return "ok", "already released", _Effects()
+        since = datetime.fromisoformat(row["confirmed_at"]) if row["confirmed_at"] else None
+        if since is None or self.world.observed_at - since < timedelta(days=cfg.settle_days):
+            raise _Skip("waiting", "not settled yet")
+        store.release(a.path)
+        self.db.record_freed(a.target_id, a.path)
+        return "changed", "released: Syncthing removes it from the phone", _Effects()
+
     def _gate(self, a: RemoveFromSource) -> list[str]:
         files = [
             (f.name, f.sha256 or self.known.get((a.source_id, a.item_key, f.ref))) for f in a.files
@@ -698,18 +721,41 @@ class Applier:
         if item.metadata is not None and shas is not None:
             # Its metadata leaves with it: the current sidecar must be archived too.
             files.append((sidecar.name_for(item), sidecar.digest(item, shas)))
+        # A conduit's copy is never verified by bytes; where the person trusts
+        # Google Photos (count_as_copy), its recorded delivery counts instead.
+        conduits = {
+            tid: cfg.count_as_copy
+            for tid, cfg in self.desired.targets.items()
+            if isinstance(cfg, SyncthingTargetConfig) and cfg.role == "conduit"
+        }
+        stores = {tid: s for tid, s in self.conn.targets.items() if tid not in conduits}
+        need = self.desired.policy.copies
         try:
-            return check_removal(
-                files,
-                need=self.desired.policy.copies,
-                stores=self.conn.targets,
-                copies=self.copies,
-                source=self._source_side(a),
-                on_mismatch=self._forget_copy,
-                groups=self._backup_groups(),
-            )
+            proven: list[str] = []
+            for name, sha in files:
+                trusted = sum(1 for tid, ok in conduits.items() if ok and self._delivered(tid, sha))
+                proven += check_removal(
+                    [(name, sha)],
+                    need=max(need - trusted, 0),
+                    stores=stores,
+                    copies=self.copies,
+                    source=self._source_side(a),
+                    on_mismatch=self._forget_copy,
+                    groups=self._backup_groups(),
+                )
+            return proven
         except GateRefused as e:
             raise _Skip("skipped" if e.unavailable else "refused", str(e)) from e
+
+    def _delivered(self, target_id: str, sha: str | None) -> bool:
+        """The conduit confirmed this original, by its present device and folder."""
+        store = self.conn.targets[target_id]
+        if not sha or not isinstance(store, ConfirmingStore):
+            return False
+        return any(
+            row["sha256"] == sha and row["confirmed_at"] and row["identity"] == store.identity
+            for row in self.db.deliveries(target_id).values()
+        )
 
     def _backup_groups(self) -> dict[str, str | None]:
         """Which targets are independent disks, looked at now, not as observed."""

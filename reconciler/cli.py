@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -212,6 +212,12 @@ def _validate(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
         f"{config.config_path(args.config)}: valid ({len(desired.sources)} source(s), "
         f"{len(desired.targets)} target(s), {desired.policy.copies} copies required)"
     )
+    for tid, cfg in desired.targets.items():
+        if isinstance(cfg, config.SyncthingTarget) and cfg.count_as_copy:
+            io.say(
+                f"note: targets.{tid}.count_as_copy: trusting Google Photos without "
+                "verification (a conduit's delivery counts as a copy; it cannot be read back)"
+            )
     return EXIT_OK
 
 
@@ -396,6 +402,8 @@ def _status(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
             if isinstance(cfg, config.SyncthingTarget):
                 io.say(_phone_line(tid, cfg))
                 io.say(_canary_line(tid, db.liveness(tid)))
+                if cfg.role == "conduit":
+                    io.say(_conduit_line(tid, cfg, db.deliveries(tid).values()))
             waiting = [d for d in db.deliveries(tid).values() if not d["confirmed_at"]]
             if waiting:
                 oldest = min(d["delivered_at"] for d in waiting)
@@ -482,6 +490,26 @@ def _phone_line(tid: str, cfg: config.SyncthingTarget) -> str:
         f"{tid}: phone connected; {folder}; {done} by this machine's index "
         f"({st.need_items or 0} file(s) to go; the phone's own folder state is not visible here)"
     )
+
+
+def _conduit_line(tid: str, cfg: config.SyncthingTarget, rows: Iterable[dict[str, Any]]) -> str:
+    """What a conduit delivered, what settles (until when), what it released."""
+    confirmed = [r for r in rows if r["confirmed_at"]]
+    released = [r for r in confirmed if r["freed_at"]]
+    settling = [r for r in confirmed if not r["freed_at"]]
+    on_phone = sum(r["size"] or 0 for r in settling)
+    line = (
+        f"{tid} (conduit): {len(confirmed)} delivered, {len(settling)} settling "
+        f"({on_phone} bytes on the phone"
+    )
+    if cfg.max_bytes_on_phone is not None:
+        line += f" of max {int(cfg.max_bytes_on_phone)}; delivery holds back beyond it"
+    line += f"), {len(released)} released from the phone"
+    if settling:
+        first = min(datetime.fromisoformat(r["confirmed_at"]) for r in settling)
+        due = first + timedelta(days=cfg.settle_days)
+        line += f"; next release due {due:%Y-%m-%d %H:%M} UTC"
+    return line
 
 
 def _canary_line(tid: str, row: dict[str, Any] | None) -> str:

@@ -107,6 +107,16 @@ class SyncthingTarget:
     #: How long each run's canary may take to reach the phone (seconds)
     #: before the phone counts as not alive for that run.
     liveness_timeout_s: float = 30.0
+    #: ``archive``: the phone keeps every file (a backup). ``conduit``: the
+    #: phone only passes files on to Google Photos; each leaves the phone
+    #: ``settle_days`` after it arrived, and is never delivered again.
+    role: Literal["archive", "conduit"] = "archive"
+    settle_days: float = 7.0
+    #: conduit: deliver no more while the phone holds this much unsettled data.
+    max_bytes_on_phone: ByteSize | None = None
+    #: conduit: count a confirmed delivery as a copy, trusting Google Photos
+    #: without verification (it cannot be read back).
+    count_as_copy: bool = False
 
 
 SourceConfig = FolderSource | ICloudSource
@@ -369,6 +379,20 @@ def _check(d: DesiredState) -> list[str]:
             problems.append(f"sources.{key}.max_age_days: must not be negative (0: all)")
     if d.policy.copies < 1:
         problems.append("policy.copies: must be at least 1")
+    for key, t in d.targets.items():
+        if not isinstance(t, SyncthingTarget):
+            continue
+        if t.role == "conduit" and t.delete_local_copy:
+            problems.append(
+                f'targets.{key}.delete_local_copy: not with role = "conduit" '
+                "(a conduit's files leave the phone on their own after settle_days)"
+            )
+        if t.role == "archive":
+            for name in ("count_as_copy", "max_bytes_on_phone"):
+                if getattr(t, name) not in (False, None):
+                    problems.append(f'targets.{key}.{name}: only with role = "conduit"')
+        if t.settle_days < 0:
+            problems.append(f"targets.{key}.settle_days: must not be negative")
     removes = d.policy.removal.enabled
     if removes and d.policy.copies > len(d.targets):
         problems.append(

@@ -137,6 +137,14 @@ class TargetState:
     alive: bool = True
     #: Why it is not alive; or, when alive, how the proof went.
     liveness: str = ""
+    #: ``conduit`` (a phone that only passes files on to Google Photos) or
+    #: ``archive``. For a conduit: every original it ever confirmed, with when
+    #: (never delivered again, whether still there or not); the bytes it holds
+    #: now; and remarks (subject, reason) for the plan.
+    role: str = "archive"
+    delivered: Mapping[str, datetime] = attrs.field(factory=dict)
+    on_phone_bytes: int = 0
+    remarks: tuple[tuple[str, str], ...] = ()
 
     def index(self) -> dict[str, FileCopy]:
         return {c.sha256: c for c in self.copies}
@@ -308,6 +316,19 @@ class FreeStagingCopy(Action):
     path: str
 
 
+@attrs.frozen(kw_only=True)
+class ReleaseFromPhone(Action):
+    """A conduit's file has settled (Google Photos had ``settle_days`` to back
+    it up): delete it from the shared folder, so Syncthing removes it from
+    the phone. It is never delivered again."""
+
+    kind: ClassVar[str] = "release-from-phone"
+    symbol: ClassVar[str] = "-"
+    target_id: str
+    sha256: str
+    path: str
+
+
 ACTION_TYPES: tuple[type[Action], ...] = (
     DownloadAsset,
     CopyToLibrary,
@@ -316,6 +337,7 @@ ACTION_TYPES: tuple[type[Action], ...] = (
     EncodeForTier,
     RemoveFromSource,
     FreeStagingCopy,
+    ReleaseFromPhone,
 )
 
 

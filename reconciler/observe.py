@@ -25,7 +25,7 @@ import attrs
 
 from providers.base import ConfirmingStore, Hashed, ScanEntry, Source, Store, disk_of
 from reconciler import media, sidecar
-from reconciler.config import DesiredState
+from reconciler.config import DesiredState, SyncthingTarget, TargetConfig
 from reconciler.connect import Connected
 from reconciler.errors import LoginRequiredError, MediaError, ProviderError
 from reconciler.hashing import sha256_file
@@ -163,7 +163,10 @@ def observe(
         _source(sid, src, hasher, db, desired.guards.max_shrink_fraction, accept_shrink)
         for sid, src in conn.sources.items()
     )
-    targets = tuple(_target(tid, store, hasher, db) for tid, store in conn.targets.items())
+    targets = tuple(
+        _target(tid, store, hasher, db, desired.targets.get(tid), now)
+        for tid, store in conn.targets.items()
+    )
     library = _library(conn, hasher, db)
     known = db.known_sha256()
     _known_from_sidecars(sources, library, targets, conn, known, db)
@@ -205,7 +208,14 @@ def _source(
     return attrs.evolve(base, items=items)
 
 
-def _target(tid: str, store: Store, hasher: CachedHasher, db: StateDB) -> TargetState:
+def _target(
+    tid: str,
+    store: Store,
+    hasher: CachedHasher,
+    db: StateDB,
+    cfg: TargetConfig | None,
+    now: datetime,
+) -> TargetState:
     avail = store.availability()
     if not avail.available:
         return TargetState(target_id=tid, kind=store.kind, available=False, problem=avail.reason)
@@ -221,6 +231,8 @@ def _target(tid: str, store: Store, hasher: CachedHasher, db: StateDB) -> Target
         return TargetState(
             target_id=tid, kind=store.kind, available=True, copies=copies, device=disk_of(store)
         )
+    if isinstance(cfg, SyncthingTarget) and cfg.role == "conduit":
+        return _conduit(tid, store, copies, db, now)
     return _confirming(tid, store, copies, db)
 
 
@@ -293,6 +305,70 @@ def _confirming(
         freed=frozenset(freed),
         alive=live.alive,
         liveness=how,
+    )
+
+
+def _conduit(
+    tid: str, store: ConfirmingStore, copies: tuple[FileCopy, ...], db: StateDB, now: datetime
+) -> TargetState:
+    """A phone that passes files on to Google Photos and lets them go.
+
+    Every original it ever confirmed (by this device and folder) is
+    *delivered*, with the time of that confirmation, and is never sent again,
+    whether the tool released it or the phone removed it. Files still here
+    are settling; one the phone no longer holds is remarked on, not resent.
+    """
+    live = store.prove_alive()
+    identity = store.identity
+    known = db.deliveries(tid)
+    delivered: dict[str, datetime] = {}
+    for rec in known.values():
+        if rec["confirmed_at"] and rec["identity"] == identity:
+            when = datetime.fromisoformat(rec["confirmed_at"])
+            delivered[rec["sha256"]] = min(when, delivered.get(rec["sha256"], when))
+    held: list[FileCopy] = []
+    pending: list[Delivery] = []
+    remarks: list[tuple[str, str]] = []
+    with db.transaction():
+        db.record_liveness(tid, live.alive, live.reason, live.round_trip_s)
+        for c in copies:
+            row = known.get(c.path)
+            ours = row is not None and row["sha256"] == c.sha256
+            if c.sha256 in delivered:
+                held.append(c)
+                if live.alive and not store.confirm(c.path).held:
+                    remarks.append(
+                        (f"{tid}:{c.path}", "the phone removed it before it settled; not resent")
+                    )
+                continue
+            answer = store.confirm(c.path) if live.alive else None
+            if answer is not None and answer.held:
+                db.record_confirmation(
+                    tid,
+                    c.path,
+                    c.sha256,
+                    c.size,
+                    identity=identity,
+                    evidence=answer.evidence,
+                    at=now,
+                )
+                delivered[c.sha256] = now
+                held.append(c)
+            else:
+                pending.append(_delivery(c, row if ours else None))
+    how = f"canary round trip {live.round_trip_s or 0:.2f} s" if live.alive else live.reason
+    return TargetState(
+        target_id=tid,
+        kind=store.kind,
+        available=True,
+        copies=tuple(held),
+        pending=tuple(pending),
+        alive=live.alive,
+        liveness=how,
+        role="conduit",
+        delivered=delivered,
+        on_phone_bytes=sum(c.size for c in copies),
+        remarks=tuple(remarks),
     )
 
 

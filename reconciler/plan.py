@@ -42,9 +42,11 @@ from reconciler.model import (
     MediaFile,
     Note,
     Plan,
+    ReleaseFromPhone,
     RemoveFromSource,
     SourceItem,
     SourceState,
+    TargetState,
     World,
     WriteSidecar,
 )
@@ -60,6 +62,7 @@ _ORDER = {
     EncodeForTier: 4,
     RemoveFromSource: 5,
     FreeStagingCopy: 6,
+    ReleaseFromPhone: 7,
 }
 
 
@@ -126,7 +129,11 @@ class _Planner:
         )
         #: Targets whose copies count for a removal: a phone counts only
         #: after proving this run that it receives files.
-        self.counting = {t.target_id for t in self.targets if t.alive}
+        self.counting = {t.target_id for t in self.targets if t.alive and t.role != "conduit"}
+        #: conduit target id -> bytes planned for it this run, and what the
+        #: byte budget held back (files, bytes)
+        self.conduit_bytes: dict[str, int] = {}
+        self.held_back: dict[str, tuple[int, int]] = {}
         self.actions: list[Action] = []
         self.notes: list[Note] = []
         #: file identity (sha256, or the origin while unknown) -> ids of the
@@ -183,6 +190,7 @@ class _Planner:
                     self._item(source, item)
         self._library_items()
         self._free_staging()
+        self._release_settled()
         actions = sorted(self.actions, key=lambda a: _ORDER[type(a)])
         return Plan(
             actions=tuple(actions),
@@ -315,6 +323,8 @@ class _Planner:
                 continue
             if sha is None and not placed:
                 continue  # cannot be fetched this run (library unavailable)
+            if t.role == "conduit" and not self._conduit_takes(t, sha, f.size):
+                continue
             action = CopyToTarget(
                 id=f"copy:{t.target_id}:{ident}",
                 subject=subject,
@@ -506,7 +516,11 @@ class _Planner:
             verified = [
                 t.target_id
                 for t in self.targets
-                if sha and sha in self.copies[t.target_id] and t.target_id in self.counting
+                if sha
+                and (
+                    (sha in self.copies[t.target_id] and t.target_id in self.counting)
+                    or (self._trusted(t.target_id) and sha in t.delivered)
+                )
             ]
             planned = self.copy_actions.get(ident, {})
             # A planned copy counts only on a store that verifies at write
@@ -527,7 +541,10 @@ class _Planner:
                 dead = [
                     t.target_id
                     for t in self.targets
-                    if sha and sha in self.copies[t.target_id] and t.target_id not in self.counting
+                    if sha
+                    and sha in self.copies[t.target_id]
+                    and not t.alive
+                    and t.role != "conduit"
                 ]
                 if dead:
                     why += f"; {', '.join(dead)} not proven alive this run"
@@ -602,6 +619,66 @@ class _Planner:
                         subject=f"{t.target_id}:{c.path}",
                         reason="the phone holds it and its item left the source",
                         depends_on=(removal,) if removal else (),
+                        target_id=t.target_id,
+                        sha256=c.sha256,
+                        path=c.path,
+                    )
+                )
+
+    # ------------------------------------------------------------- conduit
+
+    def _trusted(self, target_id: str) -> bool:
+        """A conduit whose deliveries count as copies (Google Photos, trusted
+        without verification, by the person's explicit choice)."""
+        cfg = self.desired.targets.get(target_id)
+        return bool(getattr(cfg, "role", "") == "conduit" and getattr(cfg, "count_as_copy", False))
+
+    def _conduit_takes(self, t: TargetState, sha: str | None, size: int) -> bool:
+        """Deliver to a conduit? Never twice; and within its byte budget."""
+        if sha is not None and sha in t.delivered:
+            return False  # released, or removed by the phone: never sent again
+        budget = getattr(self.desired.targets.get(t.target_id), "max_bytes_on_phone", None)
+        used = t.on_phone_bytes + self.conduit_bytes.get(t.target_id, 0)
+        # One file always goes when the phone holds nothing: no deadlock on a
+        # file larger than the budget.
+        if budget is not None and used and used + size > budget:
+            files, nbytes = self.held_back.get(t.target_id, (0, 0))
+            self.held_back[t.target_id] = (files + 1, nbytes + size)
+            return False
+        self.conduit_bytes[t.target_id] = self.conduit_bytes.get(t.target_id, 0) + size
+        return True
+
+    def _release_settled(self) -> None:
+        """A conduit's files leave the phone once settled, and what it remarked
+        on (or held back) is said."""
+        for t in self.targets:
+            if t.role != "conduit":
+                continue
+            for subject, reason in t.remarks:
+                self._note("waiting", subject, reason)
+            if t.target_id in self.held_back:
+                files, nbytes = self.held_back[t.target_id]
+                budget = getattr(self.desired.targets.get(t.target_id), "max_bytes_on_phone", 0)
+                self._note(
+                    "waiting",
+                    f"target {t.target_id}",
+                    f"{files} file(s) ({nbytes} bytes) held back: the phone holds "
+                    f"{t.on_phone_bytes} of max_bytes_on_phone {budget} bytes; they follow as "
+                    "earlier files settle",
+                )
+            days = float(getattr(self.desired.targets.get(t.target_id), "settle_days", 7.0))
+            for c in t.copies:
+                since = t.delivered.get(c.sha256)
+                if since is None or self.now - since < timedelta(days=days):
+                    continue
+                self.actions.append(
+                    ReleaseFromPhone(
+                        id=f"release:{t.target_id}:{c.path}",
+                        subject=f"{t.target_id}:{c.path}",
+                        reason=(
+                            f"delivered {since:%Y-%m-%d}, settled for {days:g} days "
+                            "(Google Photos had time to back it up)"
+                        ),
                         target_id=t.target_id,
                         sha256=c.sha256,
                         path=c.path,

@@ -20,6 +20,7 @@ _PHRASES = {
     "encode": "to encode",
     "remove-from-source": "to remove from sources",
     "free-staging-copy": "staging copies to free",
+    "release-from-phone": "settled files to release from the phone",
 }
 _NOTE_SYMBOL = {
     "waiting": "…",

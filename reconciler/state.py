@@ -362,14 +362,16 @@ class StateDB:
         *,
         identity: str = "",
         evidence: str = "",
+        at: datetime | None = None,
     ) -> None:
         # Keeps delivered_at when the row exists (a delivery this tool made).
+        when = at.isoformat() if at is not None else _now()
         self.db.conn.execute(
             "insert into deliveries (store_id, path, sha256, size, confirmed_at, identity, "
             "evidence) values (?, ?, ?, ?, ?, ?, ?) on conflict (store_id, path) do update set "
             "sha256 = excluded.sha256, size = excluded.size, confirmed_at = "
             "excluded.confirmed_at, identity = excluded.identity, evidence = excluded.evidence",
-            (store_id, path, sha256, size, _now(), identity, evidence),
+            (store_id, path, sha256, size, when, identity, evidence),
         )
 
     def forget_delivery(self, store_id: str, path: str) -> None:

@@ -507,6 +507,22 @@ class SyncthingTarget(Closing):
         self._client.scan(self.folder_id, rel)
         return self._still_held(rel, before.evidence, local_invalid=True)
 
+    def release(self, rel_path: str) -> None:
+        """Delete a conduit's settled file here; Syncthing announces the
+        deletion and the phone (whose folder must not ignore deletes)
+        removes its copy too. Missing already is fine."""
+        rel = _check_rel(rel_path)
+        if rel in ignores.ignored_paths(self.folder_path):
+            raise ProviderError(
+                f"{rel} is ignored here; releasing it would not reach the phone",
+                provider=PROVIDER,
+            )
+        try:
+            (self.folder_path / rel).unlink(missing_ok=True)
+        except OSError as e:
+            raise ProviderError(f"releasing {rel} failed: {e}", provider=PROVIDER) from e
+        self._client.scan(self.folder_id, rel)
+
     def _still_held(self, rel: str, evidence: str, *, local_invalid: bool = False) -> Confirmation:
         record = self._client.file(self.folder_id, rel)
         glob = record.global_ if record else None
