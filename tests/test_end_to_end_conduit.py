@@ -37,6 +37,7 @@ def conduit(
         [targets.nas]
         kind = "filesystem"
         path = "nas"
+        same_disk_ok = true
         [targets.phone]
         kind = "syncthing"
         path = "{pair.local_folder}"
