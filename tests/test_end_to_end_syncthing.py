@@ -209,7 +209,7 @@ def test_a_missing_phone_folder_removes_nothing_until_it_is_back(
 
 
 def test_freeing_keeps_the_phone_copy_and_a_lost_or_colliding_one_is_handled(
-    tmp_path: Path, env: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A phone folder that applies deletes; the phone later deletes a freed
     file; a same-name same-day photo arrives; a freed photo is imported again."""
