@@ -51,6 +51,7 @@ demo: apt $(STAMP)
 bench: apt $(STAMP)
 	$(BIN)/python bench/noop_plan.py --items 100000
 	$(BIN)/python bench/media.py
+	$(BIN)/python bench/phone_proof.py
 
 clean:
 	rm -rf $(VENV) demo-run .pytest_cache .mypy_cache .ruff_cache
