@@ -486,9 +486,11 @@ def _phone_line(tid: str, cfg: config.SyncthingTarget) -> str:
         # is away the figure says nothing, and "100%" would be a lie.
         return f"{tid}: phone offline, {seen}; {folder}; its progress is unknown"
     done = f"{st.completion:.0f}% synced" if st.completion is not None else "progress unknown"
+    deletes = f", {st.need_deletes} deletion(s) not applied there" if st.need_deletes else ""
     return (
         f"{tid}: phone connected; {folder}; {done} by this machine's index "
-        f"({st.need_items or 0} file(s) to go; the phone's own folder state is not visible here)"
+        f"({st.need_items or 0} file(s) to go{deletes}; the phone's own folder state is not "
+        "visible here)"
     )
 
 

@@ -71,6 +71,9 @@ class SyncthingStatus:
     need_items: int | None
     need_bytes: int | None
     problem: str = ""
+    #: Deletions the phone has not applied (a folder that ignores deletes
+    #: never will: e.g. the last canary).
+    need_deletes: int = 0
     #: Syncthing's folder state on this machine (idle, scanning, error…):
     #: the phone's own folder state is not visible from here.
     folder_state: str = ""
@@ -589,4 +592,5 @@ class SyncthingTarget(Closing):
             need_items=completion.need_items,
             need_bytes=completion.need_bytes,
             folder_state=state,
+            need_deletes=completion.need_deletes,
         )
