@@ -218,23 +218,47 @@ class SyncthingInstance:
                 stderr=err,
             )
 
-    def wait_ready(self, *, timeout: float = 30.0) -> None:
-        """Wait until the REST API answers; ProviderError if it never does."""
+    def wait_ready(self, *, timeout: float = 30.0, rebinds: int = 2) -> None:
+        """Wait until the REST API answers; ProviderError if it never does.
+
+        A port found free can be taken before Syncthing binds it (another
+        program, another test run): if it exits at start, it is given new
+        ports and started again, ``rebinds`` times at most."""
         deadline = time.monotonic() + timeout
-        with self.client(timeout=2.0) as client:
-            while True:
-                if self._process is None or self._process.poll() is not None:
-                    raise ProviderError(
-                        f"{self.name}: syncthing exited at start; see {self.home}/syncthing.log",
-                        provider=PROVIDER,
-                    )
-                try:
-                    client.ping()
-                    return
-                except SyncthingUnreachableError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
+        while True:
+            with self.client(timeout=2.0) as client:
+                while self.running:
+                    try:
+                        client.ping()
+                        return
+                    except SyncthingUnreachableError:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.1)
+            if rebinds <= 0:
+                raise ProviderError(
+                    f"{self.name}: syncthing exited at start; see {self.home}/syncthing.log",
+                    provider=PROVIDER,
+                )
+            rebinds -= 1
+            self._rebind()
+            self.start()
+
+    def _rebind(self) -> None:
+        """Move the GUI and listen addresses to ports free now."""
+        self.gui_port, self.listen_port = free_port(), free_port()
+        config = self.home / "config.xml"
+        tree = ET.parse(config)
+        root = tree.getroot()
+        for listen in root.iter("listenAddress"):
+            listen.text = self.address
+        for gui in root.iter("gui"):
+            _set_child(gui, "address", f"127.0.0.1:{self.gui_port}")
+        for device in root.findall("device"):
+            if device.get("id") == self.device_id:
+                for a in device.findall("address"):
+                    a.text = self.address
+        tree.write(config, encoding="unicode")
 
     def stop(self, *, timeout: float = 15.0) -> None:
         """Shut down cleanly through the API, then by PID if it will not go.

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from providers.syncthing.client import parse_time
-from providers.syncthing.pair import SyncthingPair
+from providers.syncthing.pair import SyncthingInstance, SyncthingPair
 
 pytestmark = pytest.mark.syncthing
 
@@ -83,3 +85,24 @@ def test_parse_time() -> None:
     assert parse_time("0001-01-01T00:00:00Z") is None
     assert parse_time("") is None
     assert parse_time("garbage") is None
+
+
+def test_a_port_taken_before_the_start_is_moved_away_from(tmp_path: Path) -> None:
+    """Between finding a port free and Syncthing binding it, someone else may
+    take it (another test run): the instance moves to free ports and starts."""
+    inst = SyncthingInstance.generate(tmp_path / "home", name="busy")
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        squatter.bind(("127.0.0.1", inst.gui_port))
+        squatter.listen()
+        taken = inst.gui_port
+        inst.start()
+        inst.wait_ready(timeout=30)
+        assert inst.gui_port != taken
+        with inst.client() as c:
+            c.ping()
+        listen = ET.parse(tmp_path / "home" / "config.xml").getroot().find("options/listenAddress")
+        assert listen is not None and listen.text == f"tcp://127.0.0.1:{inst.listen_port}"
+    finally:
+        squatter.close()
+        inst.stop()
