@@ -306,3 +306,30 @@ def test_emulator_serve_prints_where_and_how_to_log_in(tmp_path: Path) -> None:
         "password: correct horse battery staple",
         "assets: 3",
     ]
+
+
+@pytest.mark.parametrize(
+    ("fault", "why"),
+    [
+        ({"status": 503}, "iCloud is busy or throttling (HTTP 503)"),
+        ({"status": 429, "retry_after": 0}, "iCloud is busy or throttling (HTTP 429); retry after 0s"),
+        ({"delay": 2.0}, "iCloud could not be reached (timeout or connection error)"),
+    ],
+)
+def test_a_transient_answer_at_sign_in_is_exit_1_not_a_login_request(
+    ws: Workspace, account: Account, emu: RunningEmulator, fault: dict[str, float], why: str
+) -> None:
+    ws.config.write_text(ws.config.read_text().replace("timeout_s = 5", "timeout_s = 1"))
+    emu.server.inject("setup", times=None, **fault)  # type: ignore[arg-type]
+    r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 1
+    assert r.err == "error: source icloud could not be read (see '!' above); the rest was done\n"
+    assert (
+        "  ! unavailable source icloud: listing failed: icloud: iCloud is unavailable, the next "
+        f"run retries (sign-in: {why}); nothing is removed from it this run\n"
+    ) in r.out
+    assert "login" not in r.out + r.err
+    assert account.deleted_assets() == []
+    emu.server.clear_faults()
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
