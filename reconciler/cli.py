@@ -9,10 +9,16 @@ The only module that prints, prompts or picks exit codes (DESIGN.md):
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import os
+import sqlite3
 import sys
+import tempfile
 import traceback
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from io import UnsupportedOperation
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,7 +28,13 @@ import attrs
 from reconciler import config, planfile, render
 from reconciler.apply import Applier, ApplyResult, Outcome
 from reconciler.config import DesiredState
-from reconciler.connect import Connected, connect, connect_target, icloud_session_dir
+from reconciler.connect import (
+    Connected,
+    UnavailableStore,
+    connect,
+    connect_target,
+    icloud_session_dir,
+)
 from reconciler.errors import (
     ConfigError,
     LockHeldError,
@@ -48,10 +60,30 @@ class _Out:
         self.out, self.err, self.stdin = out, err, stdin
 
     def say(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
+        self.out = _print(text, self.out)
 
     def warn(self, text: str) -> None:
-        print(text, file=self.err, flush=True)
+        self.err = _print(text, self.err)
+
+
+def _print(text: str, stream: TextIO) -> TextIO:
+    """Print to ``stream``; once its reader has gone (``reconcile plan |
+    head -1``) the rest of the output is dropped and the command ends as it
+    would have, quietly: a closed pipe is not an error, and an apply under
+    way is not abandoned because nobody reads its report."""
+    try:
+        print(text, file=stream, flush=True)
+    except BrokenPipeError:
+        try:
+            # The interpreter flushes sys.stdout once more at exit; point the
+            # descriptor at /dev/null so that last flush cannot complain.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, UnsupportedOperation):
+            pass
+        return open(os.devnull, "w")  # lives as long as the command
+    return stream
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,25 +185,78 @@ def main(
     except KeyboardInterrupt:
         io.warn("error: interrupted; what was done is kept, run again to continue")
         return EXIT_ERROR
-    except Exception as e:
-        where = _log_bug(args)
-        io.warn(
-            f"error: internal error ({type(e).__name__}: {e}); this is a bug. Traceback: {where}"
-        )
+    except sqlite3.DatabaseError as e:
+        # Raised mid-query by a damaged file (truncated, disk error): the
+        # state database is named with what to do; nothing is lost by moving it.
+        _log_bug(args)
+        io.warn(f"error: {_damaged_state(args, e)}")
         return EXIT_ERROR
+    except OSError as e:
+        if e.errno not in _ENVIRONMENT_ERRNOS:
+            return _bug(args, io, e)
+        # A full disk, a read-only mount, a missing folder or a permission
+        # on a path the person chose: theirs to fix, not a bug.
+        _log_bug(args)
+        where = f"{e.filename}: " if e.filename else ""
+        io.warn(f"error: {where}{e.strerror or e}; fix that, then run again")
+        return EXIT_ERROR
+    except Exception as e:
+        return _bug(args, io, e)
+
+
+_ENVIRONMENT_ERRNOS = frozenset(
+    {
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EEXIST,
+        errno.EIO,
+        errno.ENAMETOOLONG,
+    }
+)
+
+
+def _bug(args: argparse.Namespace, io: _Out, e: BaseException) -> int:
+    where = _log_bug(args)
+    io.warn(f"error: internal error ({type(e).__name__}: {e}); this is a bug. Traceback: {where}")
+    return EXIT_ERROR
+
+
+def _damaged_state(args: argparse.Namespace, e: sqlite3.DatabaseError) -> str:
+    try:
+        db = str(config.load(config.config_path(args.config)).state_dir / "state.db")
+    except ReconcileError:
+        db = "the state database"
+    return (
+        f"state database {db} is damaged ({e}); move it aside (mv {db} {db}.damaged) and "
+        "run again: the next run rebuilds it by reading the sources and targets"
+    )
 
 
 def _log_bug(args: argparse.Namespace) -> str:
+    """Append the traceback to the log in the state directory (never the
+    current folder: cron's is often /, or the person's home)."""
     text = traceback.format_exc()
-    try:
-        desired = config.load(config.config_path(args.config))
-        path = desired.state_dir / "reconcile.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except (ReconcileError, OSError):
-        path = Path("reconcile-crash.log")
-    with open(path, "a") as f:
-        f.write(f"--- {datetime.now(UTC).isoformat()}\n{text}\n")
-    return str(path)
+    candidates: list[Path] = []
+    with contextlib.suppress(ReconcileError):
+        candidates.append(config.load(config.config_path(args.config)).state_dir)
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    candidates += [Path(xdg) / "reconcile", Path(tempfile.gettempdir())]
+    for folder in candidates:
+        path = folder / "reconcile.log"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(path, "a") as f:
+                f.write(f"--- {datetime.now(UTC).isoformat()}\n{text}\n")
+        except OSError:
+            continue
+        return str(path)
+    return "(no writable place for the log)"
 
 
 def _load(args: argparse.Namespace) -> DesiredState:
@@ -435,6 +520,12 @@ def _login(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
     username = os.environ.get("ICLOUD_USERNAME", "")
     if not username:
         raise ConfigError([f"sources.{sid}: set ICLOUD_USERNAME in the environment"])
+    if not io.stdin.isatty():
+        io.warn(
+            "error: login asks for the password and a two-factor code: run it in a terminal "
+            "(cron and pipes cannot answer)"
+        )
+        return EXIT_ERROR
     password = os.environ.get("ICLOUD_PASSWORD") or getpass.getpass(
         f"Apple ID password for {username}: "
     )
@@ -455,11 +546,26 @@ def _login(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
 def _emulator(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
     from providers.icloud.emulator.__main__ import serve
 
-    serve(
-        port=args.port,
-        generate=None if args.seed_folder else args.generate,
-        seed_folder=Path(args.seed_folder) if args.seed_folder else None,
-    )
+    if not 0 <= args.port <= 65535:
+        io.warn(f"error: --port {args.port}: a port is 0 to 65535 (0: any free port)")
+        return EXIT_ERROR
+    if args.seed_folder and not Path(args.seed_folder).is_dir():
+        io.warn(f"error: --seed-folder {args.seed_folder}: no such folder")
+        return EXIT_ERROR
+    try:
+        serve(
+            port=args.port,
+            generate=None if args.seed_folder else args.generate,
+            seed_folder=Path(args.seed_folder) if args.seed_folder else None,
+        )
+    except OSError as e:
+        if e.errno not in (errno.EADDRINUSE, errno.EACCES):
+            raise
+        io.warn(
+            f"error: cannot listen on 127.0.0.1:{args.port}: {e.strerror} (another emulator?); "
+            "pick another --port, or --port 0 for any free one"
+        )
+        return EXIT_ERROR
     return EXIT_OK
 
 
@@ -470,10 +576,9 @@ def _phone_line(tid: str, cfg: config.SyncthingTarget) -> str:
 
     from providers.syncthing.target import SyncthingTarget
 
-    try:
-        target = connect_target(tid, cfg, os.environ)
-    except ConfigError as e:
-        return f"{tid}: {e.problems[0]}"
+    target = connect_target(tid, cfg, os.environ)
+    if isinstance(target, UnavailableStore):
+        return f"{tid}: {target.reason}"
     assert isinstance(target, SyncthingTarget)
     with target:
         st = target.status_summary()

@@ -234,6 +234,9 @@ class _CodeFromThePhone(io.StringIO):
     def readline(self, size: int | None = -1) -> str:
         return f"{self.emu.server.last_sms_code}\n"
 
+    def isatty(self) -> bool:
+        return True
+
 
 def test_login_icloud_then_unattended_runs_and_status_shows_the_session_age(
     tmp_path: Path, emu: RunningEmulator, monkeypatch: pytest.MonkeyPatch
@@ -312,7 +315,10 @@ def test_emulator_serve_prints_where_and_how_to_log_in(tmp_path: Path) -> None:
     ("fault", "why"),
     [
         ({"status": 503}, "iCloud is busy or throttling (HTTP 503)"),
-        ({"status": 429, "retry_after": 0}, "iCloud is busy or throttling (HTTP 429); retry after 0s"),
+        (
+            {"status": 429, "retry_after": 0},
+            "iCloud is busy or throttling (HTTP 429); retry after 0s",
+        ),
         ({"delay": 2.0}, "iCloud could not be reached (timeout or connection error)"),
     ],
 )

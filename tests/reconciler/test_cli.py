@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -252,3 +253,128 @@ def test_an_unexpected_exception_is_one_line_and_a_logged_traceback(
     )
     assert "Traceback (most recent call last)" in log.read_text()
     assert "RuntimeError: boom" in log.read_text()
+
+
+# ------------------------------------------------- a person's mistakes, one line each
+
+ICLOUD_AT = '[sources.icloud]\nkind = "icloud"\nendpoint = "{url}"\n'
+
+
+def test_login_without_a_terminal_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = make_workspace(tmp_path, sources=ICLOUD_AT.format(url="http://127.0.0.1:9"))
+    monkeypatch.setenv("ICLOUD_USERNAME", "user@example.com")
+    monkeypatch.delenv("ICLOUD_PASSWORD", raising=False)
+    r = ws.run("login", "icloud")
+    assert (r.code, r.out) == (1, "")
+    assert r.err == (
+        "error: login asks for the password and a two-factor code: run it in a terminal "
+        "(cron and pipes cannot answer)\n"
+    )
+
+
+def test_an_emulator_endpoint_off_this_machine_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = make_workspace(tmp_path, sources=ICLOUD_AT.format(url="http://192.0.2.1:8765"))
+    monkeypatch.setenv("ICLOUD_USERNAME", "user@example.com")
+    r = ws.run("plan", now=NOW)
+    assert (r.code, r.out) == (1, "")
+    assert r.err == (
+        "error: sources.icloud.endpoint: 'http://192.0.2.1:8765' is not an emulator on this "
+        "machine; use http://127.0.0.1:PORT (the emulator listens on loopback only), or leave "
+        "it empty for Apple\n"
+    )
+
+
+def test_emulator_serve_on_a_busy_port_says_so(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out, err = io.StringIO(), io.StringIO()
+        code = main(
+            ["emulator", "serve", "--port", str(port), "--generate", "0"], stdout=out, stderr=err
+        )
+    assert (code, out.getvalue()) == (1, "")
+    assert err.getvalue() == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use (another emulator?); "
+        "pick another --port, or --port 0 for any free one\n"
+    )
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`reconcile plan | head -1`: the reader is gone before the plan is printed."""
+    ws = make_workspace(tmp_path)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone: every write is EPIPE
+    proc = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", "-c", str(ws.config), "plan"],
+        stdout=write,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
+    os.close(write)
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+
+def test_a_path_the_person_chose_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    out = tmp_path / "no-such-folder" / "plan.json"
+    r = ws.run("plan", "--out", str(out), now=NOW)
+    assert r.code == 1
+    assert r.err == f"error: {out}: No such file or directory; fix that, then run again\n"
+
+
+def test_the_crash_log_never_lands_in_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> int:
+        raise RuntimeError("boom")
+
+    cwd, xdg = tmp_path / "cwd", tmp_path / "xdg"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("XDG_STATE_HOME", str(xdg))
+    monkeypatch.setattr("reconciler.cli._status", broken)
+    err = io.StringIO()
+    code = main(["-c", str(tmp_path / "missing.toml"), "status"], stdout=io.StringIO(), stderr=err)
+    log = xdg / "reconcile" / "reconcile.log"
+    assert code == 1
+    assert err.getvalue() == (
+        f"error: internal error (RuntimeError: boom); this is a bug. Traceback: {log}\n"
+    )
+    assert "RuntimeError: boom" in log.read_text()
+    assert list(cwd.iterdir()) == []
+
+
+PHONE_WITHOUT_KEY = """
+[targets.phone]
+kind = "syncthing"
+path = "phone"
+folder_id = "pixel-photos"
+device_id = "MFZWI3D-BONSGYC-YLTMRWG-C43ENR5-QXGZDMM-FZWI3DP-BONSGYY-LTMRWAD"
+"""
+
+
+def test_a_phone_without_its_api_key_is_unavailable_and_the_rest_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SYNCTHING_API_KEY", raising=False)
+    ws = make_workspace(tmp_path, removal=False, extra=PHONE_WITHOUT_KEY + _KEEP)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
+    r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 1
+    assert (
+        "  ! unavailable target phone: SYNCTHING_API_KEY is not set in the environment; export "
+        "it (Syncthing: Settings > General > API Key); nothing is written there\n"
+    ) in r.out
+    assert r.err == "error: target phone could not be read (see '!' above); the rest was done\n"
+    assert [p.name for p in ws.target("nas").rglob("*.JPG")] == ["IMG_1.JPG"]
+    assert "phone: SYNCTHING_API_KEY is not set" in ws.run("status").out
+
+
+_KEEP = '\n[[policy.tiers]]\nname = "all"\nkeep = "original"\n'
