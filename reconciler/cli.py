@@ -25,7 +25,7 @@ from typing import Any, TextIO
 import argcomplete
 import attrs
 
-from reconciler import config, planfile, render
+from reconciler import config, planfile, preflight, render
 from reconciler.apply import Applier, ApplyResult, Outcome
 from reconciler.config import DesiredState
 from reconciler.connect import (
@@ -121,7 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("status", parents=[common], help="what the last runs did and what is waiting")
-    sub.add_parser("validate", parents=[common], help="check the desired state file")
+    sv = sub.add_parser(
+        "validate", parents=[common], help="check the desired state file and this machine"
+    )
+    sv.add_argument(
+        "--online",
+        action="store_true",
+        help="also reach iCloud and Syncthing (session, key, folder, phone)",
+    )
 
     sl = sub.add_parser("login", parents=[common], help="log in to a service (interactive)")
     sl.add_argument("service", choices=["icloud"])
@@ -294,7 +301,7 @@ def _observe(
 def _validate(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
     desired = _load(args)
     io.say(
-        f"{config.config_path(args.config)}: valid ({len(desired.sources)} source(s), "
+        f"ok    {config.config_path(args.config)}: valid ({len(desired.sources)} source(s), "
         f"{len(desired.targets)} target(s), {desired.policy.copies} copies required)"
     )
     for tid, cfg in desired.targets.items():
@@ -303,7 +310,22 @@ def _validate(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
                 f"note: targets.{tid}.count_as_copy: trusting Google Photos without "
                 "verification (a conduit's delivery counts as a copy; it cannot be read back)"
             )
+    checks = preflight.offline(desired, os.environ)
+    if args.online:
+        checks += preflight.online(desired, os.environ, now or datetime.now(UTC))
+    for c in checks:
+        io.say(f"{_CHECK_WORD[c.status]:<5} {c.subject}: {c.message}")
+    failed = sum(c.status == "fail" for c in checks)
+    if failed:
+        io.warn(
+            f"error: {failed} of {len(checks) + 1} checks failed (FAIL above); fix them, "
+            "then run reconcile validate again"
+        )
+        return EXIT_ERROR
     return EXIT_OK
+
+
+_CHECK_WORD = {"ok": "ok", "warn": "warn", "fail": "FAIL"}
 
 
 def _plan(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:

@@ -26,6 +26,7 @@ RANKS = {
     "reconciler.planfile": 3,
     "reconciler.observe": 4,
     "reconciler.gate": 4,
+    "reconciler.preflight": 4,
     "reconciler.apply": 5,
     "reconciler.render": 6,
     "reconciler.cli": 7,
