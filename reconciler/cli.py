@@ -142,8 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed-folder", metavar="DIR", help="serve the media files under DIR")
 
     si = sub.add_parser("init-target", parents=[common], help="mark a folder as a store")
-    si.add_argument("path", help="the folder (created if missing)")
+    si.add_argument("path", help="the folder (it must exist; see --create)")
     si.add_argument("--id", required=True, help="the store's id in desired_state.toml")
+    si.add_argument("--create", action="store_true", help="make the folder if it does not exist")
     return p
 
 
@@ -678,7 +679,20 @@ def _session_lines(desired: DesiredState) -> list[str]:
 def _init_target(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
     from providers.filesystem import write_marker
 
-    marker = write_marker(Path(args.path), args.id)
+    path = Path(args.path)
+    if path.exists() and not path.is_dir():
+        io.warn(f"error: {path} is not a folder")
+        return EXIT_ERROR
+    if not path.exists() and not args.create:
+        io.warn(
+            f"error: {path} does not exist; is the disk mounted? "
+            "To make a new folder there, add --create"
+        )
+        return EXIT_ERROR
+    hazard = preflight.mount_hazard(path)
+    if hazard:
+        io.warn(f"warning: {hazard}")
+    marker = write_marker(path, args.id)
     io.say(f"{args.path} is now the store {args.id!r} ({marker.name} written)")
     return EXIT_OK
 

@@ -38,6 +38,8 @@ PLACEHOLDERS = frozenset({"PHONE-DEVICE-ID"})
 #: phone left off for a holiday is normal; one never seen is not.
 PHONE_SEEN_WITHIN = timedelta(days=7)
 _DEVICE_ID = re.compile(r"[A-Z2-7]{56}")
+#: Folders whose sub-folders are, by convention, where disks get mounted.
+MOUNT_BASES: tuple[str, ...] = ("/mnt", "/media", "/run/media", "/Volumes")
 
 
 @attrs.frozen
@@ -55,6 +57,45 @@ def _ok(subject: str, message: str) -> Check:
 
 def _fail(subject: str, message: str) -> Check:
     return Check("fail", subject, message)
+
+
+# ------------------------------------------------------------------ mounts
+
+
+def mount_hazard(path: Path, bases: tuple[str, ...] | None = None) -> str | None:
+    """Why ``path`` looks like a folder on an unmounted mount point, or None.
+
+    Under a conventional mount folder (``/mnt/nas/photos``), something should
+    be mounted between that folder and the path. If the path (or, while it
+    does not exist, its nearest existing parent) is on the same filesystem
+    as the mount folder itself, nothing is: the disk is not mounted, and a
+    store made there would fill the system disk and vanish under the mount.
+    """
+    target = Path(os.path.realpath(path))
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    for base_text in MOUNT_BASES if bases is None else bases:
+        base = Path(os.path.realpath(base_text))
+        if target == base or not target.is_relative_to(base):
+            continue
+        top = _mount_point(existing)
+        if base.is_relative_to(top):
+            return (
+                f"{path} is on the same filesystem as {top} (nothing is mounted under "
+                f"{base_text} there): is the disk mounted? If not, the folder is on the "
+                "system disk and hidden once the disk is mounted"
+            )
+    return None
+
+
+def _mount_point(path: Path) -> Path:
+    """The mount point of the filesystem holding ``path`` (the highest
+    ancestor on the same device)."""
+    dev = path.stat().st_dev
+    while path != path.parent and path.parent.stat().st_dev == dev:
+        path = path.parent
+    return path
 
 
 # ------------------------------------------------------------------ offline

@@ -377,3 +377,56 @@ def test_a_phone_without_its_api_key_is_unavailable_and_the_rest_runs(
 
 
 _KEEP = '\n[[policy.tiers]]\nname = "all"\nkeep = "original"\n'
+
+
+def test_init_target_refuses_a_missing_path_unless_told_to_create_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the NAS unmounted, /mnt/nas/photos does not exist: making it would
+    put a "backup" on the system disk. Here tmp_path/mnt plays /mnt."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    monkeypatch.setattr("reconciler.preflight.MOUNT_BASES", (str(mnt),))
+    ws = make_workspace(tmp_path / "ws")
+    photos = mnt / "nas" / "photos"
+    r = ws.run("init-target", str(photos), "--id", "nas")
+    assert (r.code, r.out) == (1, "")
+    assert r.err == (
+        f"error: {photos} does not exist; is the disk mounted? "
+        "To make a new folder there, add --create\n"
+    )
+    assert not (mnt / "nas").exists()
+
+    r = ws.run("init-target", str(photos), "--id", "nas", "--create")
+    assert r.code == 0
+    assert r.err == (
+        f"warning: {photos} is on the same filesystem as {_mount_point(mnt)} (nothing is mounted "
+        f"under {mnt} there): is the disk mounted? If not, the folder is on the system disk "
+        "and hidden once the disk is mounted\n"
+    )
+    assert r.out == f"{photos} is now the store 'nas' (.reconcile-target.json written)\n"
+
+
+def test_init_target_on_a_mounted_disk_says_nothing_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real filesystem mounted under the mount folder (tests run as root)."""
+    mnt = tmp_path / "mnt"
+    disk = mnt / "nas"
+    disk.mkdir(parents=True)
+    monkeypatch.setattr("reconciler.preflight.MOUNT_BASES", (str(mnt),))
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], check=True)
+    try:
+        ws = make_workspace(tmp_path / "ws")
+        r = ws.run("init-target", str(disk / "photos"), "--id", "nas", "--create")
+        assert (r.code, r.err) == (0, "")
+        assert (disk / "photos" / ".reconcile-target.json").is_file()
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def _mount_point(path: Path) -> Path:
+    dev = path.stat().st_dev
+    while path != path.parent and path.parent.stat().st_dev == dev:
+        path = path.parent
+    return path
