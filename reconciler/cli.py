@@ -48,7 +48,7 @@ from reconciler.model import Action, Plan, World
 from reconciler.observe import Progress, observe
 from reconciler.plan import CANNOT_ENCODE
 from reconciler.plan import plan as make_plan
-from reconciler.state import StateDB
+from reconciler.state import StateDB, damaged
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PERSON, EXIT_LOCKED = 0, 1, 2, 3, 4
 
@@ -237,13 +237,9 @@ def _bug(args: argparse.Namespace, io: _Out, e: BaseException) -> int:
 
 def _damaged_state(args: argparse.Namespace, e: sqlite3.DatabaseError) -> str:
     try:
-        db = str(config.load(config.config_path(args.config)).state_dir / "state.db")
+        return damaged(config.load(config.config_path(args.config)).state_dir / "state.db", e)
     except ReconcileError:
-        db = "the state database"
-    return (
-        f"state database {db} is damaged ({e}); move it aside (mv {db} {db}.damaged) and "
-        "run again: the next run rebuilds it by reading the sources and targets"
-    )
+        return f"the state database is damaged ({e}); move it aside and run again"
 
 
 def _log_bug(args: argparse.Namespace) -> str:

@@ -167,6 +167,17 @@ class LineageRow(NamedTuple):
     captured_at: float | None = None
 
 
+def damaged(path: Path, e: sqlite3.DatabaseError) -> str:
+    """What to tell a person whose state database SQLite cannot read. Its
+    -wal and -shm files go with it: SQLite would replay a stale WAL into the
+    new database made under the same name."""
+    return (
+        f"state database {path} is damaged ({e}); move it aside with its -wal and -shm "
+        f"files (cd {path.parent} && mkdir -p damaged-state && mv {path.name}* damaged-state/) "
+        "and run again: the next run rebuilds it from the sources and targets"
+    )
+
+
 class StateDB:
     """The tool's memory, one file under the state directory."""
 
@@ -179,9 +190,7 @@ class StateDB:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
         except sqlite3.DatabaseError as e:
-            raise StateError(
-                f"state database {path}: {e} (move it aside; the next run rebuilds it)"
-            ) from e
+            raise StateError(damaged(path, e)) from e
         except OSError as e:
             raise StateError(f"state database {path}: {e.strerror}") from e
         self.path = path
