@@ -121,8 +121,8 @@ def test_a_target_folder_that_cannot_be_written(tmp_path: Path) -> None:
     r = run_as_a_person(ws, "apply", "--yes")
     assert r.code == 1
     assert (
-        f"  x failed copy-to-target incoming:IMG_0.JPG: {ws.target('nas')}/2022: "
-        "Permission denied\n"
+        f"  x failed copy-to-target incoming:IMG_0.JPG: nas: creating {ws.target('nas')}/"
+        "2022/01/01 failed: Permission denied\n"
     ) in r.out
     assert r.err == (
         "error: some actions failed (see 'failed' above); run apply again to retry them\n"
