@@ -16,6 +16,7 @@ import sqlite3
 import sys
 import tempfile
 import traceback
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from io import UnsupportedOperation
@@ -58,11 +59,18 @@ class _Out:
 
     def __init__(self, out: TextIO, err: TextIO, stdin: TextIO) -> None:
         self.out, self.err, self.stdin = out, err, stdin
+        #: For the run's record: its own row (an apply that acted), the last
+        #: "error:" line said, and what the plan held.
+        self.run_id: int | None = None
+        self.reason = ""
+        self.summary: dict[str, int] = {}
 
     def say(self, text: str = "") -> None:
         self.out = _print(text, self.out)
 
     def warn(self, text: str) -> None:
+        if text.startswith("error: "):
+            self.reason = text.removeprefix("error: ")
         self.err = _print(text, self.err)
 
 
@@ -163,6 +171,14 @@ def main(
         args = parser.parse_args(argv)
     except SystemExit as e:
         return EXIT_ERROR if e.code else EXIT_OK
+    started = datetime.now(UTC).isoformat()
+    code = _dispatch(args, io, now)
+    if args.command in ("plan", "apply"):
+        _record_run(args, io, started, code)
+    return code
+
+
+def _dispatch(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
     handlers = {
         "plan": _plan,
         "apply": _apply,
@@ -227,6 +243,40 @@ _ENVIRONMENT_ERRNOS = frozenset(
         errno.ENAMETOOLONG,
     }
 )
+
+
+_RUN_STATUS = {
+    EXIT_OK: "ok",
+    EXIT_ERROR: "error",
+    EXIT_CHANGES: "changes",
+    EXIT_PERSON: "person-needed",
+    EXIT_LOCKED: "locked",
+}
+
+
+def _record_run(args: argparse.Namespace, io: _Out, started: str, code: int) -> None:
+    """Every plan and apply goes into the history with its exit code and
+    why, whatever happened; a run that cannot be recorded (no valid config,
+    a damaged database) is not made worse by trying."""
+    try:
+        desired = _load(args)
+        db = StateDB.in_dir(desired.state_dir)
+    except ReconcileError:
+        return
+    try:
+        db.record_exit(
+            io.run_id,
+            command=args.command,
+            started_at=started,
+            status=_RUN_STATUS.get(code, "interrupted" if code >= 128 else "error"),
+            exit_code=code,
+            reason=io.reason,
+            summary=io.summary,
+        )
+    except (sqlite3.Error, OSError):
+        pass
+    finally:
+        db.close()
 
 
 def _bug(args: argparse.Namespace, io: _Out, e: BaseException) -> int:
@@ -332,6 +382,7 @@ def _plan(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
         _, plan = _observe(desired, db, io, now, args.accept_shrink)
     finally:
         db.close()
+    io.summary = dict(Counter(a.kind for a in plan.actions))
     if args.out:
         Path(args.out).write_text(planfile.dumps(plan))
     if args.json:
@@ -424,7 +475,7 @@ def _apply_locked(
             io.say("Nothing done.")
             return EXIT_OK
     io.say("")
-    run_id = db.start_run("apply")
+    run_id = io.run_id = db.start_run("apply")
     result = ApplyResult(outcomes=())
     try:
         applier = Applier(
@@ -495,10 +546,13 @@ def _status(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
         if not runs:
             io.say("no runs yet")
         for r in runs:
+            exit_code = "-" if r.get("exit_code") is None else r["exit_code"]
             io.say(
                 f"run {r['id']}: {r['command']} {r['status']} started {r['started_at']} "
-                f"finished {r['finished_at'] or '-'} {r['summary'] or ''}".rstrip()
+                f"finished {r['finished_at'] or '-'} exit {exit_code} {r['summary'] or ''}".rstrip()
             )
+            if r.get("reason"):
+                io.say(f"  {r['reason']}")
         io.say(f"removed from sources by this tool: {db.tombstone_count()} item(s)")
         for line in _session_lines(desired):
             io.say(line)

@@ -24,7 +24,7 @@ import sqlite_utils
 
 from reconciler.errors import StateError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _CHUNK = 900  # below SQLite's default limit of host parameters
 
 
@@ -137,7 +137,21 @@ def _migrate_phone_proof(db: sqlite_utils.Database) -> None:
     )
 
 
-_MIGRATIONS = {1: _migrate_1, 2: _migrate_2_capture_time, 3: _migrate_phone_proof}
+def _migrate_run_outcomes(db: sqlite_utils.Database) -> None:
+    """Every plan and apply is a run, whatever its exit: its exit code and
+    the one line that said why (columns added only if missing)."""
+    columns = {c.name for c in db.table("runs").columns}
+    for name in ("exit_code", "reason"):
+        if name not in columns:
+            db.table("runs").add_column(name, int if name == "exit_code" else str)
+
+
+_MIGRATIONS = {
+    1: _migrate_1,
+    2: _migrate_2_capture_time,
+    3: _migrate_phone_proof,
+    4: _migrate_run_outcomes,
+}
 
 
 class CachedHash(NamedTuple):
@@ -445,6 +459,38 @@ class StateDB:
             return [dict(r) for r in self.db.query("select * from journal order by id")]
         sql = "select * from journal where run_id = ? order by id"
         return [dict(r) for r in self.db.query(sql, [run_id])]
+
+    def record_exit(
+        self,
+        run_id: int | None,
+        *,
+        command: str,
+        started_at: str,
+        status: str,
+        exit_code: int,
+        reason: str,
+        summary: dict[str, int] | None = None,
+    ) -> int:
+        """Give run ``run_id`` (the apply's own row) its exit code and reason,
+        or record a run that made no row of its own (a plan, an apply that
+        stopped before acting): every run is in the history."""
+        if run_id is not None:
+            self.db.table("runs").update(run_id, {"exit_code": exit_code, "reason": reason})
+            return run_id
+        table = self.db.table("runs")
+        table.insert(
+            {
+                "command": command,
+                "started_at": started_at,
+                "finished_at": _now(),
+                "status": status,
+                "summary": json.dumps(summary or {}),
+                "exit_code": exit_code,
+                "reason": reason,
+            }
+        )
+        assert table.last_pk is not None
+        return int(table.last_pk)
 
     def last_runs(self, limit: int = 5) -> list[dict[str, Any]]:
         sql = "select * from runs order by id desc limit ?"

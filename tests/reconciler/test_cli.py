@@ -430,3 +430,47 @@ def _mount_point(path: Path) -> Path:
     while path != path.parent and path.parent.stat().st_dev == dev:
         path = path.parent
     return path
+
+
+def test_every_plan_and_apply_is_recorded_with_its_exit_code_and_why(tmp_path: Path) -> None:
+    import sqlite3
+
+    from reconciler.lock import RunLock
+
+    ws = make_workspace(tmp_path, extra=_KEEP)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
+    assert ws.run("plan", now=NOW).code == 0
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 2
+    held = RunLock(tmp_path / "state")
+    held.acquire()
+    try:
+        locked = ws.run("apply", "--yes", now=NOW)
+    finally:
+        held.release()
+    assert locked.code == 4
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    (ws.target("usb") / ".reconcile-target.json").unlink()  # the usb disk is gone
+    assert ws.run("apply", "--yes", now=NOW).code == 1
+    assert ws.run("validate").code == 1  # not a run: nothing recorded
+
+    db = sqlite3.connect(tmp_path / "state" / "state.db")
+    rows = db.execute("select command, status, exit_code, reason, summary from runs").fetchall()
+    db.close()
+    planned = '{"copy-to-library": 1, "copy-to-target": 2, "remove-from-source": 1}'
+    assert rows == [
+        ("plan", "ok", 0, "", planned),
+        ("plan", "changes", 2, "", planned),
+        ("apply", "locked", 4, locked.err.removeprefix("error: ").rstrip("\n"), "{}"),
+        ("apply", "done", 0, "", '{"changed": 4}'),
+        (
+            "apply",
+            "error",
+            1,
+            "target usb could not be read (see '!' above); the rest was done",
+            "{}",
+        ),
+    ]
+    status = ws.run("status").out.splitlines()
+    assert status[1].startswith("run 5: apply error started ")
+    assert status[1].endswith(" exit 1 {}")
+    assert status[2] == "  target usb could not be read (see '!' above); the rest was done"
