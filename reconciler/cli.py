@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import logging
 import os
 import sqlite3
 import sys
@@ -26,7 +27,7 @@ from typing import Any, TextIO
 import argcomplete
 import attrs
 
-from reconciler import config, planfile, preflight, render
+from reconciler import config, logfile, planfile, preflight, render
 from reconciler.apply import Applier, ApplyResult, Outcome
 from reconciler.config import DesiredState
 from reconciler.connect import (
@@ -64,13 +65,21 @@ class _Out:
         self.run_id: int | None = None
         self.reason = ""
         self.summary: dict[str, int] = {}
+        #: The state directory's log (plan, apply); -q keeps stdout quiet.
+        self.log: logging.Logger | None = None
+        self.quiet = False
 
     def say(self, text: str = "") -> None:
-        self.out = _print(text, self.out)
+        if self.log is not None and text:
+            self.log.info(text)
+        if not self.quiet:
+            self.out = _print(text, self.out)
 
     def warn(self, text: str) -> None:
         if text.startswith("error: "):
             self.reason = text.removeprefix("error: ")
+        if self.log is not None:
+            self.log.warning(text)
         self.err = _print(text, self.err)
 
 
@@ -107,6 +116,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Declarative, idempotent reconciler for a photo and video library.",
     )
     p.add_argument("-c", "--config", metavar="FILE", default=None, help=config_help)
+    for parser, default in ((p, False), (common, argparse.SUPPRESS)):
+        parser.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=default,
+            help="also write the libraries' debug records to the log file",
+        )
+        parser.add_argument(
+            "-q",
+            "--quiet",
+            action="store_true",
+            default=default,
+            help="print only errors (the log file still gets everything)",
+        )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sp = sub.add_parser("plan", parents=[common], help="show what apply would do")
@@ -172,10 +196,34 @@ def main(
     except SystemExit as e:
         return EXIT_ERROR if e.code else EXIT_OK
     started = datetime.now(UTC).isoformat()
-    code = _dispatch(args, io, now)
+    io.quiet = args.quiet
     if args.command in ("plan", "apply"):
-        _record_run(args, io, started, code)
+        _open_log(args, io)
+    try:
+        code = _dispatch(args, io, now)
+        if args.command in ("plan", "apply"):
+            _record_run(args, io, started, code)
+            if io.log is not None:
+                io.log.info(f"{args.command} exited {code}")
+    finally:
+        logfile.close_log()
     return code
+
+
+def _open_log(args: argparse.Namespace, io: _Out) -> None:
+    """The run's log file; a config that does not load is reported by the
+    command itself (and then there is no state directory to log into)."""
+    try:
+        desired = _load(args)
+        io.log = logfile.open_log(
+            desired.state_dir,
+            max_bytes=max(1, int(desired.log.max_file_size_mb * 1_000_000)),
+            backups=desired.log.backup_count,
+            verbose=args.verbose,
+        )
+    except (ReconcileError, OSError):
+        return
+    io.log.info(f"reconcile {args.command} (config {config.config_path(args.config)})")
 
 
 def _dispatch(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:

@@ -19,6 +19,7 @@ RANKS = {
     "reconciler.config": 2,
     "reconciler.state": 1,
     "reconciler.lock": 1,
+    "reconciler.logfile": 1,
     "reconciler.media": 1,
     "providers": 2,
     "reconciler.plan": 3,

@@ -474,3 +474,30 @@ def test_every_plan_and_apply_is_recorded_with_its_exit_code_and_why(tmp_path: P
     assert status[1].startswith("run 5: apply error started ")
     assert status[1].endswith(" exit 1 {}")
     assert status[2] == "  target usb could not be read (see '!' above); the rest was done"
+
+
+def test_runs_are_logged_in_the_state_dir_rotated_and_without_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rotation = "\n[log]\nmax_file_size_mb = 0.002\nbackup_count = 2\n"
+    ws = make_workspace(tmp_path, extra=_KEEP + rotation)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
+    # A secret that happens to equal a word of the output must still not be written.
+    monkeypatch.setenv("SYNCTHING_API_KEY", "IMG_1.JPG")
+    monkeypatch.setenv("ICLOUD_PASSWORD", "copy-to-library")
+    r = ws.run("-q", "apply", "--yes", now=NOW)
+    assert (r.code, r.out, r.err) == (0, "", "")  # -q: nothing on the terminal
+    log = tmp_path / "state" / "reconcile.log"
+    text = log.read_text()
+    lines = text.splitlines()
+    assert lines[0].endswith(f"INFO reconcile: reconcile apply (config {ws.config})")
+    assert lines[0][:24].endswith("Z") and lines[0][10] == "T"  # a UTC timestamp
+    assert "  + *** incoming:***: not in the library" in text
+    assert "IMG_1.JPG" not in text and "copy-to-library" not in text
+    assert lines[-1].endswith("INFO reconcile: apply exited 0")
+    for _ in range(15):
+        assert ws.run("-v", "plan", now=NOW).code == 0
+    logs = sorted(p.name for p in log.parent.glob("reconcile.log*"))
+    assert logs == ["reconcile.log", "reconcile.log.1", "reconcile.log.2"]
+    assert all(p.stat().st_size < 4000 for p in log.parent.glob("reconcile.log*"))
+    assert not any("IMG_1.JPG" in p.read_text() for p in log.parent.glob("reconcile.log*"))
