@@ -103,6 +103,15 @@ def _print(text: str, stream: TextIO) -> TextIO:
     return stream
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("reconcile")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     config_help = f"desired state file (default ./{config.DEFAULT_CONFIG} or ${config.ENV_CONFIG})"
     # -c is accepted before or after the command; SUPPRESS keeps the
@@ -116,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Declarative, idempotent reconciler for a photo and video library.",
     )
     p.add_argument("-c", "--config", metavar="FILE", default=None, help=config_help)
+    p.add_argument("--version", action="version", version=f"reconcile {_version()}")
     for parser, default in ((p, False), (common, argparse.SUPPRESS)):
         parser.add_argument(
             "-v",

@@ -501,3 +501,10 @@ def test_runs_are_logged_in_the_state_dir_rotated_and_without_secrets(
     assert logs == ["reconcile.log", "reconcile.log.1", "reconcile.log.2"]
     assert all(p.stat().st_size < 4000 for p in log.parent.glob("reconcile.log*"))
     assert not any("IMG_1.JPG" in p.read_text() for p in log.parent.glob("reconcile.log*"))
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"reconcile {version('reconcile')}\n"
