@@ -27,7 +27,7 @@ from typing import Any, TextIO
 import argcomplete
 import attrs
 
-from reconciler import config, logfile, planfile, preflight, render
+from reconciler import config, logfile, metrics, planfile, preflight, render
 from reconciler.apply import Applier, ApplyResult, Outcome
 from reconciler.config import DesiredState
 from reconciler.connect import (
@@ -331,10 +331,16 @@ def _record_run(args: argparse.Namespace, io: _Out, started: str, code: int) -> 
             reason=io.reason,
             summary=io.summary,
         )
+        metrics.write_textfile(_metrics_path(desired), metrics.render(db))
     except (sqlite3.Error, OSError):
         pass
     finally:
         db.close()
+
+
+def _metrics_path(desired: DesiredState) -> Path:
+    configured = desired.log.metrics_file
+    return Path(configured) if configured else desired.state_dir / metrics.PROM_NAME
 
 
 def _bug(args: argparse.Namespace, io: _Out, e: BaseException) -> int:

@@ -202,6 +202,8 @@ class Log:
 
     max_file_size_mb: float = 10.0
     backup_count: int = 5
+    #: Prometheus textfile rewritten after every run (empty: state.dir/reconcile.prom).
+    metrics_file: str = ""
 
 
 @attrs.frozen(kw_only=True)
@@ -507,5 +509,6 @@ def _resolved(d: DesiredState, base: Path, digest: str) -> DesiredState:
         state=State(dir=fix(d.state.dir)),
         sources=sources,
         targets=targets,
+        log=attrs.evolve(d.log, metrics_file=fix(d.log.metrics_file) if d.log.metrics_file else ""),
         digest=digest,
     )

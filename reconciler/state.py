@@ -492,6 +492,19 @@ class StateDB:
         assert table.last_pk is not None
         return int(table.last_pk)
 
+    def last_run_of(self, command: str) -> dict[str, Any] | None:
+        sql = "select * from runs where command = ? order by id desc limit 1"
+        rows = [dict(r) for r in self.db.query(sql, [command])]
+        return rows[0] if rows else None
+
+    def unconfirmed_counts(self) -> dict[str, int]:
+        """Per store, deliveries the device has not confirmed yet."""
+        sql = (
+            "select store_id, count(*) as n from deliveries "
+            "where confirmed_at is null group by store_id"
+        )
+        return {r["store_id"]: int(r["n"]) for r in self.db.query(sql)}
+
     def last_runs(self, limit: int = 5) -> list[dict[str, Any]]:
         sql = "select * from runs order by id desc limit ?"
         return [dict(r) for r in self.db.query(sql, [limit])]

@@ -17,6 +17,7 @@ RANKS = {
     "reconciler.independence": 0,
     "reconciler.sidecar": 1,
     "reconciler.config": 2,
+    "reconciler.metrics": 2,
     "reconciler.state": 1,
     "reconciler.lock": 1,
     "reconciler.logfile": 1,

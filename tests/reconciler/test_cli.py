@@ -508,3 +508,25 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == f"reconcile {version('reconcile')}\n"
+
+
+def test_a_prometheus_textfile_is_rewritten_after_every_run(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    ws = make_workspace(tmp_path, extra=_KEEP + '\n[log]\nmetrics_file = "metrics/r.prom"\n')
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
+    prom = tmp_path / "metrics" / "r.prom"
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(prom.read_text())
+        for s in family.samples
+    }
+    assert samples[("reconcile_last_exit_code", (("command", "apply"),))] == 0
+    assert samples[("reconcile_last_exit_code", (("command", "plan"),))] == 0
+    assert samples[("reconcile_last_run_actions", (("command", "apply"), ("what", "changed")))] == 4
+    assert samples[("reconcile_removed_items", ())] == 1
+    ended = samples[("reconcile_last_run_timestamp_seconds", (("command", "apply"),))]
+    assert abs(ended - time.time()) < 60
+    assert [p.name for p in prom.parent.iterdir()] == ["r.prom"]  # no temporary left
