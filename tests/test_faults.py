@@ -141,11 +141,15 @@ def test_a_source_file_that_cannot_be_read(tmp_path: Path) -> None:
     r = run_as_a_person(ws, "apply", "--yes")
     assert r.code == 1
     assert (
-        f"  ! unavailable source incoming: listing failed: cannot read {locked}: Permission "
-        "denied; nothing is removed from it this run\n"
+        f"  x unreadable incoming:IMG_1.JPG: cannot read {locked}: Permission denied; the item "
+        "stays; the next run retries\n"
     ) in r.out
-    assert r.err == "error: source incoming could not be read (see '!' above); the rest was done\n"
-    assert files_under(ws.incoming) == originals
+    assert r.err == (
+        "error: 1 source file(s) could not be read (see 'x' above); the rest was done; fix them "
+        "and the next run picks them up\n"
+    )
+    assert files_under(ws.incoming) == {"IMG_1.JPG": originals["IMG_1.JPG"]}  # the rest went on
+    kept(ws, originals)
     os.chmod(locked, 0o644)
     assert run_as_a_person(ws, "apply", "--yes").code == 0
     converged(ws, originals)
