@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import json
 import logging
 import os
 import sqlite3
@@ -77,7 +78,7 @@ class _Out:
 
     def warn(self, text: str) -> None:
         if text.startswith("error: "):
-            self.reason = text.removeprefix("error: ")
+            self.reason = text.removeprefix("error: ").splitlines()[0].strip()
         if self.log is not None:
             self.log.warning(text)
         self.err = _print(text, self.err)
@@ -162,7 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="trust a source listing that shrank sharply since the last run",
     )
 
-    sub.add_parser("status", parents=[common], help="what the last runs did and what is waiting")
+    ss = sub.add_parser(
+        "status", parents=[common], help="did the last run work, and what is waiting"
+    )
+    ss.add_argument("--json", action="store_true", help="the same, as JSON for scripts")
     sv = sub.add_parser(
         "validate", parents=[common], help="check the desired state file and this machine"
     )
@@ -602,37 +606,94 @@ def _intersect(saved: Plan, fresh: Plan) -> tuple[Plan, list[Outcome]]:
 
 
 def _status(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
+    """Did it work? The last run and why, what the tool has done overall, and
+    what waits; the run history last. Only the database, the session files
+    and (for the phone) Syncthing are read: no source is listed."""
     desired = _load(args)
     db = StateDB.in_dir(desired.state_dir)
     try:
-        io.say(f"state: {db.path}")
         runs = db.last_runs(5)
-        if not runs:
-            io.say("no runs yet")
-        for r in runs:
-            exit_code = "-" if r.get("exit_code") is None else r["exit_code"]
-            io.say(
-                f"run {r['id']}: {r['command']} {r['status']} started {r['started_at']} "
-                f"finished {r['finished_at'] or '-'} exit {exit_code} {r['summary'] or ''}".rstrip()
-            )
-            if r.get("reason"):
-                io.say(f"  {r['reason']}")
-        io.say(f"removed from sources by this tool: {db.tombstone_count()} item(s)")
-        for line in _session_lines(desired):
-            io.say(line)
+        figures = db.figures()
+        waiting = {}
+        for tid in desired.targets:
+            pending = [d for d in db.deliveries(tid).values() if not d["confirmed_at"]]
+            if pending:
+                since = min(d["delivered_at"] for d in pending)
+                waiting[tid] = {"files": len(pending), "since": since}
+        state_path = str(db.path)
+        phones: list[str] = []
         for tid, cfg in desired.targets.items():
             if isinstance(cfg, config.SyncthingTarget):
-                io.say(_phone_line(tid, cfg))
-                io.say(_canary_line(tid, db.liveness(tid)))
+                phones.append(_phone_line(tid, cfg))
+                phones.append(_canary_line(tid, db.liveness(tid)))
                 if cfg.role == "conduit":
-                    io.say(_conduit_line(tid, cfg, db.deliveries(tid).values()))
-            waiting = [d for d in db.deliveries(tid).values() if not d["confirmed_at"]]
-            if waiting:
-                oldest = min(d["delivered_at"] for d in waiting)
-                io.say(f"{tid}: {len(waiting)} file(s) waiting for confirmation since {oldest}")
+                    phones.append(_conduit_line(tid, cfg, db.deliveries(tid).values()))
     finally:
         db.close()
+    sessions = _session_lines(desired)
+    if args.json:
+        doc = {
+            "state": state_path,
+            "runs": [dict(r, summary=json.loads(r["summary"] or "{}")) for r in runs],
+            **figures,
+            "waiting": waiting,
+            "sessions": sessions,
+            "phones": phones,
+        }
+        io.say(json.dumps(doc, indent=2, default=str))
+        return EXIT_OK
+    io.say(f"state: {state_path}")
+    if not runs:
+        io.say("no runs yet")
+    else:
+        io.say(_headline(runs[0], figures["last_good_apply"]))
+    tiers = ", ".join(f"{t} {n}" for t, n in figures["library_tiers"].items()) or "none yet"
+    io.say(
+        f"library files by tier: {tiers}; compression saved "
+        f"{_size(figures['bytes_saved_by_compression'])}"
+    )
+    removed = figures["removed"]
+    total = sum(r["items"] for r in removed.values())
+    per = "".join(f"; {sid}: {r['items']} ({_size(r['bytes'])})" for sid, r in removed.items())
+    io.say(f"removed from sources by this tool: {total} item(s){per}")
+    for line in sessions + phones:
+        io.say(line)
+    for tid, w in waiting.items():
+        io.say(f"{tid}: {w['files']} file(s) waiting for confirmation since {w['since']}")
+    for r in runs:
+        exit_code = "-" if r.get("exit_code") is None else r["exit_code"]
+        io.say(
+            f"run {r['id']}: {r['command']} {r['status']} started {r['started_at']} "
+            f"finished {r['finished_at'] or '-'} exit {exit_code} {r['summary'] or ''}".rstrip()
+        )
+        if r.get("reason"):
+            io.say(f"  {r['reason']}")
     return EXIT_OK
+
+
+def _headline(run: dict[str, object], last_good: str | None) -> str:
+    """One line: did the last run work, and if not, why and since when."""
+    code = run.get("exit_code")
+    verdict = {
+        0: "worked",
+        2: "worked (changes pending)",
+        3: "needs a person",
+        4: "did not run (another run held the lock)",
+    }.get(code if isinstance(code, int) else -1, "failed" if code is not None else "unknown")
+    line = f"last run: {run['command']} {verdict}, finished {run['finished_at'] or '-'}"
+    line += f" (exit {code})" if code is not None else ""
+    if run.get("reason"):
+        line += f": {run['reason']}"
+    if code not in (0, 2):
+        line += f"; last apply that worked: {last_good or 'never'}"
+    return line
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
 
 
 def _icloud_source(desired: DesiredState, wanted: str | None) -> tuple[str, config.ICloudSource]:

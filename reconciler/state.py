@@ -492,6 +492,42 @@ class StateDB:
         assert table.last_pk is not None
         return int(table.last_pk)
 
+    def figures(self) -> dict[str, Any]:
+        """What ``status`` and the metrics tell beyond the runs, from this
+        database alone (no provider is asked): the library by tier, bytes
+        compression saved (each encoded file against its original's size),
+        and what the tool off-loaded, per source."""
+        tiers = {
+            str(r["tier"]): int(r["n"])
+            for r in self.db.query("select tier, count(*) as n from library group by tier")
+        }
+        saved_sql = (
+            "select coalesce(sum(o.size - l.size), 0) from library l join "
+            "(select sha256, max(size) as size from hash_cache group by sha256) o "
+            "on o.sha256 = l.original_sha256 "
+            "where l.sha256 != l.original_sha256 and o.size > l.size"
+        )
+        saved = int(self.db.conn.execute(saved_sql).fetchone()[0])
+        removed = {
+            str(r["source_id"]): {"items": int(r["n"]), "bytes": int(r["b"] or 0)}
+            for r in self.db.query(
+                "select source_id, count(*) as n, sum(size) as b from tombstones "
+                "group by source_id order by source_id"
+            )
+        }
+        good = list(
+            self.db.query(
+                "select finished_at from runs where command = 'apply' and exit_code = 0 "
+                "order by id desc limit 1"
+            )
+        )
+        return {
+            "library_tiers": dict(sorted(tiers.items())),
+            "bytes_saved_by_compression": saved,
+            "removed": removed,
+            "last_good_apply": good[0]["finished_at"] if good else None,
+        }
+
     def last_run_of(self, command: str) -> dict[str, Any] | None:
         sql = "select * from runs where command = ? order by id desc limit 1"
         rows = [dict(r) for r in self.db.query(sql, [command])]

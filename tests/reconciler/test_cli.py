@@ -192,8 +192,20 @@ def test_status_after_a_run(tmp_path: Path) -> None:
     assert r.code == 0
     lines = r.out.splitlines()
     assert lines[0] == f"state: {tmp_path / 'state' / 'state.db'}"
-    assert lines[1].startswith("run 1: apply done started ")
-    assert lines[2] == "removed from sources by this tool: 1 item(s)"
+    assert lines[1].startswith("last run: apply worked, finished 20")
+    assert lines[1].endswith(" (exit 0)")
+    assert lines[2].startswith("library files by tier: older 1; compression saved ")
+    size = next(ws.target("nas").rglob("IMG_1.JPG")).stat().st_size
+    assert lines[3] == (
+        f"removed from sources by this tool: 1 item(s); incoming: 1 ({size / 1000:.1f} kB)"
+    )
+    assert lines[4].startswith("run 1: apply done started ")
+    doc = json.loads(ws.run("status", "--json").out)
+    assert doc["runs"][0]["summary"] == {"changed": 5}
+    assert doc["removed"] == {"incoming": {"items": 1, "bytes": size}}
+    assert doc["library_tiers"] == {"older": 1}
+    assert doc["bytes_saved_by_compression"] > 0
+    assert doc["last_good_apply"] == doc["runs"][0]["finished_at"]
 
 
 def test_init_target_refuses_to_remark_another_store(tmp_path: Path) -> None:
@@ -471,9 +483,16 @@ def test_every_plan_and_apply_is_recorded_with_its_exit_code_and_why(tmp_path: P
         ),
     ]
     status = ws.run("status").out.splitlines()
-    assert status[1].startswith("run 5: apply error started ")
-    assert status[1].endswith(" exit 1 {}")
-    assert status[2] == "  target usb could not be read (see '!' above); the rest was done"
+    last_good = status[1].rsplit("; last apply that worked: ", 1)[1]
+    assert status[1] == (
+        f"last run: apply failed, finished {status[1].split('finished ')[1].split(' ')[0]} "
+        "(exit 1): target usb could not be read (see '!' above); the rest was done; "
+        f"last apply that worked: {last_good}"
+    )
+    assert last_good.startswith("20")
+    assert status[4].startswith("run 5: apply error started ")
+    assert status[4].endswith(" exit 1 {}")
+    assert status[5] == "  target usb could not be read (see '!' above); the rest was done"
 
 
 def test_runs_are_logged_in_the_state_dir_rotated_and_without_secrets(
