@@ -559,6 +559,7 @@ def _apply_locked(
         db.finish_run(run_id, "failed" if result.failed else "done", result.counts())
     io.say("")
     io.say(render.apply_summary(result, stale))
+    io.summary = _bytes_moved(plan, result)
     if result.refused:
         io.warn(
             "error: a safety gate kept some items in their source (see 'refused' above); "
@@ -577,6 +578,26 @@ def _apply_locked(
         )
         return EXIT_ERROR
     return _notes_exit(plan, io)
+
+
+_BYTES_BY_KIND = {
+    "download": "bytes_downloaded",
+    "copy-to-library": "bytes_imported",
+    "copy-to-target": "bytes_copied",
+    "remove-from-source": "bytes_offloaded",
+}
+
+
+def _bytes_moved(plan: Plan, result: ApplyResult) -> dict[str, int]:
+    """Bytes this run downloaded, imported, copied and off-loaded: the sizes
+    of the actions that changed something (for the run's record)."""
+    actions = {a.id: a for a in plan.actions}
+    moved: dict[str, int] = {}
+    for o in result.outcomes:
+        key, action = _BYTES_BY_KIND.get(o.kind), actions.get(o.action_id)
+        if key and action is not None and o.status == "changed":
+            moved[key] = moved.get(key, 0) + int(getattr(action, "size", 0) or 0)
+    return moved
 
 
 def _intersect(saved: Plan, fresh: Plan) -> tuple[Plan, list[Outcome]]:

@@ -50,6 +50,9 @@ def render(db: StateDB) -> str:
     counts = _Family(
         "reconcile_last_run_actions", "Actions of that run by outcome (apply) or kind (plan)."
     )
+    moved = _Family(
+        "reconcile_last_run_bytes", "Bytes that run downloaded, imported, copied, off-loaded."
+    )
     for command in ("plan", "apply"):
         row = db.last_run_of(command)
         if row is None or not row["finished_at"]:
@@ -61,7 +64,10 @@ def render(db: StateDB) -> str:
         if row.get("exit_code") is not None:
             code.add(int(row["exit_code"]), command=command)
         for key, n in sorted(json.loads(row["summary"] or "{}").items()):
-            counts.add(int(n), command=command, what=key)
+            if key.startswith("bytes_"):
+                moved.add(int(n), command=command, what=key.removeprefix("bytes_"))
+            else:
+                counts.add(int(n), command=command, what=key)
     removed = _Family(
         "reconcile_removed_items", "Items this tool removed from their sources, ever."
     )
@@ -71,7 +77,7 @@ def render(db: StateDB) -> str:
     )
     for store_id, n in sorted(db.unconfirmed_counts().items()):
         waiting.add(n, target=store_id)
-    families = (stamp, duration, code, counts, removed, waiting)
+    families = (stamp, duration, code, counts, moved, removed, waiting)
     return "\n".join(line for f in families for line in f.lines) + "\n"
 
 

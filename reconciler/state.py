@@ -475,7 +475,11 @@ class StateDB:
         or record a run that made no row of its own (a plan, an apply that
         stopped before acting): every run is in the history."""
         if run_id is not None:
-            self.db.table("runs").update(run_id, {"exit_code": exit_code, "reason": reason})
+            row = self.db.table("runs").get(run_id)
+            merged = json.loads(row["summary"] or "{}") | (summary or {})
+            self.db.table("runs").update(
+                run_id, {"exit_code": exit_code, "reason": reason, "summary": json.dumps(merged)}
+            )
             return run_id
         table = self.db.table("runs")
         table.insert(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli import main
-from tests.helpers import make_jpeg, make_workspace
+from tests.helpers import files_under, make_jpeg, make_workspace
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 OLD = datetime(2024, 9, 16, 8, 30, tzinfo=UTC)
@@ -201,7 +201,12 @@ def test_status_after_a_run(tmp_path: Path) -> None:
     )
     assert lines[4].startswith("run 1: apply done started ")
     doc = json.loads(ws.run("status", "--json").out)
-    assert doc["runs"][0]["summary"] == {"changed": 5}
+    assert doc["runs"][0]["summary"] == {
+        "changed": 5,
+        "bytes_imported": size,
+        "bytes_copied": 2 * size,
+        "bytes_offloaded": size,
+    }
     assert doc["removed"] == {"incoming": {"items": 1, "bytes": size}}
     assert doc["library_tiers"] == {"older": 1}
     assert doc["bytes_saved_by_compression"] > 0
@@ -450,7 +455,7 @@ def test_every_plan_and_apply_is_recorded_with_its_exit_code_and_why(tmp_path: P
     from reconciler.lock import RunLock
 
     ws = make_workspace(tmp_path, extra=_KEEP)
-    make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
+    size = make_jpeg(ws.incoming / "IMG_1.JPG", OLD).stat().st_size
     assert ws.run("plan", now=NOW).code == 0
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 2
     held = RunLock(tmp_path / "state")
@@ -473,7 +478,20 @@ def test_every_plan_and_apply_is_recorded_with_its_exit_code_and_why(tmp_path: P
         ("plan", "ok", 0, "", planned),
         ("plan", "changes", 2, "", planned),
         ("apply", "locked", 4, locked.err.removeprefix("error: ").rstrip("\n"), "{}"),
-        ("apply", "done", 0, "", '{"changed": 4}'),
+        (
+            "apply",
+            "done",
+            0,
+            "",
+            json.dumps(
+                {
+                    "changed": 4,
+                    "bytes_imported": size,
+                    "bytes_copied": 2 * size,
+                    "bytes_offloaded": size,
+                }
+            ),
+        ),
         (
             "apply",
             "error",
@@ -546,6 +564,10 @@ def test_a_prometheus_textfile_is_rewritten_after_every_run(tmp_path: Path) -> N
     assert samples[("reconcile_last_exit_code", (("command", "plan"),))] == 0
     assert samples[("reconcile_last_run_actions", (("command", "apply"), ("what", "changed")))] == 4
     assert samples[("reconcile_removed_items", ())] == 1
+    copied = samples[("reconcile_last_run_bytes", (("command", "apply"), ("what", "copied")))]
+    assert (
+        copied == 2 * (ws.target("nas") / next(iter(files_under(ws.target("nas"))))).stat().st_size
+    )
     ended = samples[("reconcile_last_run_timestamp_seconds", (("command", "apply"),))]
     assert abs(ended - time.time()) < 60
     assert [p.name for p in prom.parent.iterdir()] == ["r.prom"]  # no temporary left
