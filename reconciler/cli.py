@@ -888,7 +888,11 @@ def _init_target(args: argparse.Namespace, io: _Out, now: datetime | None) -> in
     hazard = preflight.mount_hazard(path)
     if hazard:
         io.warn(f"warning: {hazard}")
-    marker = write_marker(path, args.id)
+    try:
+        marker = write_marker(path, args.id)
+    except OSError as e:
+        io.warn(f"error: cannot mark {path} as the store {args.id!r}: {e.strerror or e}")
+        return EXIT_ERROR
     io.say(f"{args.path} is now the store {args.id!r} ({marker.name} written)")
     return EXIT_OK
 

@@ -571,3 +571,19 @@ def test_a_prometheus_textfile_is_rewritten_after_every_run(tmp_path: Path) -> N
     ended = samples[("reconcile_last_run_timestamp_seconds", (("command", "apply"),))]
     assert abs(ended - time.time()) < 60
     assert [p.name for p in prom.parent.iterdir()] == ["r.prom"]  # no temporary left
+
+
+def test_init_target_on_a_folder_that_cannot_be_written(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    no_dac = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+    cli = [sys.executable, "-m", "reconciler.cli", "-c", str(ws.config)]
+    p = subprocess.run(
+        [*no_dac, *cli, "init-target", str(locked), "--id", "nas"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (p.returncode, p.stdout) == (1, "")
+    assert p.stderr == f"error: cannot mark {locked} as the store 'nas': Permission denied\n"
