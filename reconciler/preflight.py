@@ -170,7 +170,11 @@ def _env(where: str, env: Mapping[str, str], name: str, what: str) -> Check:
 def _target(tid: str, tgt: config.TargetConfig, env: Mapping[str, str]) -> list[Check]:
     where = f"targets.{tid}"
     if isinstance(tgt, config.FilesystemTarget):
-        return [_marked(f"{where}.path", Path(tgt.path), tid)]
+        marked = _marked(f"{where}.path", Path(tgt.path), tid)
+        hazard = mount_hazard(Path(tgt.path)) if marked.status == "ok" else None
+        # A marker on the bare mount point (an old init-target while the disk
+        # was away) makes the system disk pass for the NAS: say so.
+        return [Check("warn", marked.subject, f"marked, but {hazard}") if hazard else marked]
     checks = []
     path = Path(tgt.path)
     if not path.is_dir():

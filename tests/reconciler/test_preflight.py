@@ -100,6 +100,19 @@ def test_what_fails_at_once_is_caught_offline(tmp_path: Path, no_secrets: None) 
     )
 
 
+def test_a_marked_target_on_an_unmounted_mount_point_is_a_warning(
+    tmp_path: Path, no_secrets: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tmp_path plays /mnt: nas is a plain folder of the same filesystem."""
+    monkeypatch.setattr("reconciler.preflight.MOUNT_BASES", (str(tmp_path),))
+    ws = make_workspace(tmp_path)
+    r = ws.run("validate")
+    assert r.code == 0  # a warning, not a failure: special setups exist
+    nas = tmp_path / "nas"
+    assert f"warn  targets.nas.path: marked, but {nas} is on the same filesystem as " in r.out
+    assert "is the disk mounted?" in r.out
+
+
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[SyncthingPair]:
     with SyncthingPair.create(tmp_path / "syncthing") as pair:
