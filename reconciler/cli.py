@@ -651,7 +651,7 @@ def _status(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
                     phones.append(_conduit_line(tid, cfg, db.deliveries(tid).values()))
     finally:
         db.close()
-    sessions = _session_lines(desired)
+    sessions = _session_lines(desired, runs)
     if args.json:
         doc = {
             "state": state_path,
@@ -851,9 +851,21 @@ def _canary_line(tid: str, row: dict[str, Any] | None) -> str:
     return f"{tid}: last canary FAILED at {row['at']}: {row['reason']}; its copies did not count"
 
 
-def _session_lines(desired: DesiredState) -> list[str]:
+def _session_lines(desired: DesiredState, runs: Sequence[dict[str, object]] = ()) -> list[str]:
+    """Each iCloud source's session as the runs found it: a session file of
+    any age means nothing once Apple refused it (the newest run that either
+    worked or was refused a login decides)."""
     import os
 
+    from providers.icloud.errors import LOGIN_HINT
+
+    refused = None
+    for r in runs:  # newest first
+        if r.get("exit_code") in (EXIT_OK, EXIT_CHANGES):
+            break
+        if r.get("exit_code") == EXIT_PERSON and LOGIN_HINT in str(r.get("reason") or ""):
+            refused = r
+            break
     lines = []
     for sid, cfg in desired.sources.items():
         if not isinstance(cfg, config.ICloudSource):
@@ -862,7 +874,12 @@ def _session_lines(desired: DesiredState) -> list[str]:
 
         username = os.environ.get("ICLOUD_USERNAME", "")
         age = session_age(icloud_session_dir(desired), username) if username else None
-        if age is None:
+        if refused is not None:
+            lines.append(
+                f"{sid}: Apple refused the session in run {refused['id']} "
+                f"({refused['finished_at']}); run: reconcile login icloud"
+            )
+        elif age is None:
             lines.append(f"{sid}: no trusted iCloud session; run: reconcile login icloud")
         else:
             lines.append(

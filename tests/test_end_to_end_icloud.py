@@ -339,3 +339,17 @@ def test_a_transient_answer_at_sign_in_is_exit_1_not_a_login_request(
     emu.server.clear_faults()
     assert ws.run("apply", "--yes", now=NOW).code == 0
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
+
+
+def test_status_says_when_apple_refused_the_session(
+    ws: Workspace, account: Account, emu: RunningEmulator
+) -> None:
+    emu.server.revoke_trust()
+    emu.server.expire_sessions()
+    assert ws.run("apply", "--yes", now=NOW).code == 3
+    lines = ws.run("status").out.splitlines()
+    refused = [line for line in lines if line.startswith("icloud: ")]
+    assert len(refused) == 1
+    assert refused[0].startswith("icloud: Apple refused the session in run 1 (20")
+    assert refused[0].endswith("); run: reconcile login icloud")
+    assert lines[1].startswith("last run: apply needs a person, finished ")
