@@ -28,7 +28,7 @@ from typing import Any, TextIO
 import argcomplete
 import attrs
 
-from reconciler import config, logfile, metrics, planfile, preflight, render
+from reconciler import config, history, logfile, planfile, preflight, render
 from reconciler.apply import Applier, ApplyResult, Outcome
 from reconciler.config import DesiredState
 from reconciler.connect import (
@@ -209,7 +209,7 @@ def main(
         args = parser.parse_args(argv)
     except SystemExit as e:
         return EXIT_ERROR if e.code else EXIT_OK
-    started = datetime.now(UTC).isoformat()
+    started = datetime.now(UTC)
     io.quiet = args.quiet
     if args.command in ("plan", "apply"):
         _open_log(args, io)
@@ -307,44 +307,21 @@ _ENVIRONMENT_ERRNOS = frozenset(
 )
 
 
-_RUN_STATUS = {
-    EXIT_OK: "ok",
-    EXIT_ERROR: "error",
-    EXIT_CHANGES: "changes",
-    EXIT_PERSON: "person-needed",
-    EXIT_LOCKED: "locked",
-}
-
-
-def _record_run(args: argparse.Namespace, io: _Out, started: str, code: int) -> None:
-    """Every plan and apply goes into the history with its exit code and
-    why, whatever happened; a run that cannot be recorded (no valid config,
-    a damaged database) is not made worse by trying."""
+def _record_run(args: argparse.Namespace, io: _Out, started: datetime, code: int) -> None:
+    """Every plan and apply goes into the history, whatever its exit."""
     try:
         desired = _load(args)
-        db = StateDB.in_dir(desired.state_dir)
     except ReconcileError:
-        return
-    try:
-        db.record_exit(
-            io.run_id,
-            command=args.command,
-            started_at=started,
-            status=_RUN_STATUS.get(code, "interrupted" if code >= 128 else "error"),
-            exit_code=code,
-            reason=io.reason,
-            summary=io.summary,
-        )
-        metrics.write_textfile(_metrics_path(desired), metrics.render(db))
-    except (sqlite3.Error, OSError):
-        pass
-    finally:
-        db.close()
-
-
-def _metrics_path(desired: DesiredState) -> Path:
-    configured = desired.log.metrics_file
-    return Path(configured) if configured else desired.state_dir / metrics.PROM_NAME
+        return  # no valid config: no state directory to record in
+    history.record(
+        desired,
+        run_id=io.run_id,
+        command=args.command,
+        started_at=started,
+        exit_code=code,
+        reason=io.reason,
+        summary=io.summary,
+    )
 
 
 def _bug(args: argparse.Namespace, io: _Out, e: BaseException) -> int:
@@ -667,15 +644,17 @@ def _status(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
     if not runs:
         io.say("no runs yet")
     else:
-        io.say(_headline(runs[0], figures["last_good_apply"]))
+        io.say(render.status_headline(runs[0], figures["last_good_apply"]))
     tiers = ", ".join(f"{t} {n}" for t, n in figures["library_tiers"].items()) or "none yet"
     io.say(
         f"library files by tier: {tiers}; compression saved "
-        f"{_size(figures['bytes_saved_by_compression'])}"
+        f"{render.size_text(figures['bytes_saved_by_compression'])}"
     )
     removed = figures["removed"]
     total = sum(r["items"] for r in removed.values())
-    per = "".join(f"; {sid}: {r['items']} ({_size(r['bytes'])})" for sid, r in removed.items())
+    per = "".join(
+        f"; {sid}: {r['items']} ({render.size_text(r['bytes'])})" for sid, r in removed.items()
+    )
     io.say(f"removed from sources by this tool: {total} item(s){per}")
     for line in sessions + phones:
         io.say(line)
@@ -690,31 +669,6 @@ def _status(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
         if r.get("reason"):
             io.say(f"  {r['reason']}")
     return EXIT_OK
-
-
-def _headline(run: dict[str, object], last_good: str | None) -> str:
-    """One line: did the last run work, and if not, why and since when."""
-    code = run.get("exit_code")
-    verdict = {
-        0: "worked",
-        2: "worked (changes pending)",
-        3: "needs a person",
-        4: "did not run (another run held the lock)",
-    }.get(code if isinstance(code, int) else -1, "failed" if code is not None else "unknown")
-    line = f"last run: {run['command']} {verdict}, finished {run['finished_at'] or '-'}"
-    line += f" (exit {code})" if code is not None else ""
-    if run.get("reason"):
-        line += f": {run['reason']}"
-    if code not in (0, 2):
-        line += f"; last apply that worked: {last_good or 'never'}"
-    return line
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
 
 
 def _icloud_source(desired: DesiredState, wanted: str | None) -> tuple[str, config.ICloudSource]:

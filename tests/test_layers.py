@@ -25,6 +25,7 @@ RANKS = {
     "providers": 2,
     "reconciler.plan": 3,
     "reconciler.connect": 3,
+    "reconciler.history": 3,
     "reconciler.planfile": 3,
     "reconciler.observe": 4,
     "reconciler.gate": 4,
