@@ -67,6 +67,8 @@ def open_log(
     # -v: the libraries' records too (pyicloud, urllib3), through the same filter.
     owner = logging.getLogger() if verbose else logger
     owner.addHandler(handler)
+    if verbose:
+        _saved_root_level[:] = [logging.getLogger().level]
     owner.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.propagate = verbose
@@ -75,9 +77,15 @@ def open_log(
 
 
 def close_log() -> None:
-    """Detach and close the log handlers this module added."""
+    """Detach and close the log handlers this module added (and give the
+    root logger back its level: main() may run again in the same process)."""
     for owner in (logging.getLogger(LOGGER), logging.getLogger()):
         for handler in list(owner.handlers):
             if handler.get_name() == LOG_NAME:
                 owner.removeHandler(handler)
                 handler.close()
+    if _saved_root_level:
+        logging.getLogger().setLevel(_saved_root_level.pop())
+
+
+_saved_root_level: list[int] = []
