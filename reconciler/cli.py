@@ -611,6 +611,8 @@ def _status(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
     db = StateDB.in_dir(desired.state_dir)
     try:
         runs = db.last_runs(5)
+        # The headline is about the work: the last apply (cron's), else the last run.
+        headline = db.last_run_of("apply") or (runs[0] if runs else None)
         figures = db.figures()
         waiting = {}
         for tid in desired.targets:
@@ -644,7 +646,7 @@ def _status(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
     if not runs:
         io.say("no runs yet")
     else:
-        io.say(render.status_headline(runs[0], figures["last_good_apply"]))
+        io.say(render.status_headline(headline or runs[0], figures["last_good_apply"]))
     tiers = ", ".join(f"{t} {n}" for t, n in figures["library_tiers"].items()) or "none yet"
     io.say(
         f"library files by tier: {tiers}; compression saved "

@@ -100,7 +100,7 @@ def apply_summary(result: ApplyResult, extra: Iterable[Outcome] = ()) -> str:
 
 
 def status_headline(run: dict[str, object], last_good: str | None) -> str:
-    """One line: did the last run work, and if not, why and since when."""
+    """One line: did the last apply (else run) work, and if not, why and since when."""
     code = run.get("exit_code")
     verdict = {  # by exit code (DESIGN.md)
         0: "worked",
