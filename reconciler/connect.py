@@ -60,7 +60,12 @@ class UnavailableStore:
     def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
         raise self._refuse()
 
-    def put(self, src: Path, rel_path: str, sha256: str) -> FileCopy:
+    def put(
+        self, src: Path, rel_path: str, sha256: str, *, mtime_ns: int | None = None
+    ) -> FileCopy:
+        raise self._refuse()
+
+    def put_sidecar(self, rel_path: str, data: bytes, *, mtime_ns: int | None = None) -> FileCopy:
         raise self._refuse()
 
     def verify(self, copy: FileCopy) -> bool:
