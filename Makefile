@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 # command:Debian package — the command each test or the demo runs, and the
 # package that brings it (exiftool is the outside reader of our XMP sidecars).
 APT_NEEDS := syncthing:syncthing ffmpeg:ffmpeg ffprobe:ffmpeg rsync:rsync \
-	exiftool:libimage-exiftool-perl setpriv:util-linux
+	exiftool:libimage-exiftool-perl setpriv:util-linux systemd-analyze:systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all test lint demo bench apt clean

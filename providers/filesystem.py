@@ -324,7 +324,15 @@ class FilesystemStore:
     def temp_path(self, rel_path: str) -> Path:
         """A temporary name beside ``rel_path`` (same filesystem, so rename is atomic)."""
         dest = self._path(rel_path)
-        make_dirs_durable(dest.parent)
+        try:
+            make_dirs_durable(dest.parent)
+        except OSError as e:
+            # Named by the configured root: the pinned /proc/<pid>/fd/<n> path
+            # means nothing to the person who must fix the permission.
+            where = self.root / os.path.dirname(rel_path)
+            raise ProviderError(
+                f"creating {where} failed: {e.strerror or e}", provider=self.id
+            ) from e
         return dest.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}{dest.suffix}"
 
     def replace(self, tmp: Path, rel_path: str) -> FileCopy:

@@ -9,20 +9,35 @@ The only module that prints, prompts or picks exit codes (DESIGN.md):
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import json
+import logging
+import os
+import sqlite3
 import sys
+import tempfile
 import traceback
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from io import UnsupportedOperation
 from pathlib import Path
 from typing import Any, TextIO
 
 import argcomplete
 import attrs
 
-from reconciler import config, planfile, render
+from reconciler import config, history, logfile, planfile, preflight, render
 from reconciler.apply import Applier, ApplyResult, Outcome
 from reconciler.config import DesiredState
-from reconciler.connect import Connected, connect, connect_target, icloud_session_dir
+from reconciler.connect import (
+    Connected,
+    UnavailableStore,
+    connect,
+    connect_target,
+    icloud_session_dir,
+)
 from reconciler.errors import (
     ConfigError,
     LockHeldError,
@@ -36,7 +51,7 @@ from reconciler.model import Action, Plan, World
 from reconciler.observe import Progress, observe
 from reconciler.plan import CANNOT_ENCODE
 from reconciler.plan import plan as make_plan
-from reconciler.state import StateDB
+from reconciler.state import StateDB, damaged
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PERSON, EXIT_LOCKED = 0, 1, 2, 3, 4
 
@@ -46,12 +61,56 @@ class _Out:
 
     def __init__(self, out: TextIO, err: TextIO, stdin: TextIO) -> None:
         self.out, self.err, self.stdin = out, err, stdin
+        #: For the run's record: its own row (an apply that acted), the last
+        #: "error:" line said, and what the plan held.
+        self.run_id: int | None = None
+        self.reason = ""
+        self.summary: dict[str, int] = {}
+        #: The state directory's log (plan, apply); -q keeps stdout quiet.
+        self.log: logging.Logger | None = None
+        self.quiet = False
 
     def say(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
+        if self.log is not None and text:
+            self.log.info(text)
+        if not self.quiet:
+            self.out = _print(text, self.out)
 
     def warn(self, text: str) -> None:
-        print(text, file=self.err, flush=True)
+        if text.startswith("error: "):
+            self.reason = text.removeprefix("error: ").splitlines()[0].strip()
+        if self.log is not None:
+            self.log.warning(text)
+        self.err = _print(text, self.err)
+
+
+def _print(text: str, stream: TextIO) -> TextIO:
+    """Print to ``stream``; once its reader has gone (``reconcile plan |
+    head -1``) the rest of the output is dropped and the command ends as it
+    would have, quietly: a closed pipe is not an error, and an apply under
+    way is not abandoned because nobody reads its report."""
+    try:
+        print(text, file=stream, flush=True)
+    except BrokenPipeError:
+        try:
+            # The interpreter flushes sys.stdout once more at exit; point the
+            # descriptor at /dev/null so that last flush cannot complain.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, UnsupportedOperation):
+            pass
+        return open(os.devnull, "w")  # lives as long as the command
+    return stream
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("reconcile")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +126,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Declarative, idempotent reconciler for a photo and video library.",
     )
     p.add_argument("-c", "--config", metavar="FILE", default=None, help=config_help)
+    p.add_argument("--version", action="version", version=f"reconcile {_version()}")
+    for parser, default in ((p, False), (common, argparse.SUPPRESS)):
+        parser.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=default,
+            help="also write the libraries' debug records to the log file",
+        )
+        parser.add_argument(
+            "-q",
+            "--quiet",
+            action="store_true",
+            default=default,
+            help="print only errors (the log file still gets everything)",
+        )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sp = sub.add_parser("plan", parents=[common], help="show what apply would do")
@@ -88,8 +163,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="trust a source listing that shrank sharply since the last run",
     )
 
-    sub.add_parser("status", parents=[common], help="what the last runs did and what is waiting")
-    sub.add_parser("validate", parents=[common], help="check the desired state file")
+    ss = sub.add_parser(
+        "status", parents=[common], help="did the last run work, and what is waiting"
+    )
+    ss.add_argument("--json", action="store_true", help="the same, as JSON for scripts")
+    sv = sub.add_parser(
+        "validate", parents=[common], help="check the desired state file and this machine"
+    )
+    sv.add_argument(
+        "--online",
+        action="store_true",
+        help="also reach iCloud and Syncthing (session, key, folder, phone)",
+    )
 
     sl = sub.add_parser("login", parents=[common], help="log in to a service (interactive)")
     sl.add_argument("service", choices=["icloud"])
@@ -103,8 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed-folder", metavar="DIR", help="serve the media files under DIR")
 
     si = sub.add_parser("init-target", parents=[common], help="mark a folder as a store")
-    si.add_argument("path", help="the folder (created if missing)")
+    si.add_argument("path", help="the folder (it must exist; see --create)")
     si.add_argument("--id", required=True, help="the store's id in desired_state.toml")
+    si.add_argument("--create", action="store_true", help="make the folder if it does not exist")
     return p
 
 
@@ -123,6 +209,38 @@ def main(
         args = parser.parse_args(argv)
     except SystemExit as e:
         return EXIT_ERROR if e.code else EXIT_OK
+    started = datetime.now(UTC)
+    io.quiet = args.quiet
+    if args.command in ("plan", "apply"):
+        _open_log(args, io)
+    try:
+        code = _dispatch(args, io, now)
+        if args.command in ("plan", "apply"):
+            _record_run(args, io, started, code)
+            if io.log is not None:
+                io.log.info(f"{args.command} exited {code}")
+    finally:
+        logfile.close_log()
+    return code
+
+
+def _open_log(args: argparse.Namespace, io: _Out) -> None:
+    """The run's log file; a config that does not load is reported by the
+    command itself (and then there is no state directory to log into)."""
+    try:
+        desired = _load(args)
+        io.log = logfile.open_log(
+            desired.state_dir,
+            max_bytes=max(1, int(desired.log.max_file_size_mb * 1_000_000)),
+            backups=desired.log.backup_count,
+            verbose=args.verbose,
+        )
+    except (ReconcileError, OSError):
+        return
+    io.log.info(f"reconcile {args.command} (config {config.config_path(args.config)})")
+
+
+def _dispatch(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
     handlers = {
         "plan": _plan,
         "apply": _apply,
@@ -153,25 +271,91 @@ def main(
     except KeyboardInterrupt:
         io.warn("error: interrupted; what was done is kept, run again to continue")
         return EXIT_ERROR
-    except Exception as e:
-        where = _log_bug(args)
-        io.warn(
-            f"error: internal error ({type(e).__name__}: {e}); this is a bug. Traceback: {where}"
-        )
+    except sqlite3.DatabaseError as e:
+        # Raised mid-query by a damaged file (truncated, disk error): the
+        # state database is named with what to do; nothing is lost by moving it.
+        _log_bug(args)
+        io.warn(f"error: {_damaged_state(args, e)}")
         return EXIT_ERROR
+    except OSError as e:
+        if e.errno not in _ENVIRONMENT_ERRNOS:
+            return _bug(args, io, e)
+        # A full disk, a read-only mount, a missing folder or a permission
+        # on a path the person chose: theirs to fix, not a bug.
+        _log_bug(args)
+        where = f"{e.filename}: " if e.filename else ""
+        io.warn(f"error: {where}{e.strerror or e}; fix that, then run again")
+        return EXIT_ERROR
+    except Exception as e:
+        return _bug(args, io, e)
+
+
+_ENVIRONMENT_ERRNOS = frozenset(
+    {
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EEXIST,
+        errno.EIO,
+        errno.ENAMETOOLONG,
+    }
+)
+
+
+def _record_run(args: argparse.Namespace, io: _Out, started: datetime, code: int) -> None:
+    """Every plan and apply goes into the history, whatever its exit."""
+    try:
+        desired = _load(args)
+    except ReconcileError:
+        return  # no valid config: no state directory to record in
+    history.record(
+        desired,
+        run_id=io.run_id,
+        command=args.command,
+        started_at=started,
+        exit_code=code,
+        reason=io.reason,
+        summary=io.summary,
+    )
+
+
+def _bug(args: argparse.Namespace, io: _Out, e: BaseException) -> int:
+    where = _log_bug(args)
+    io.warn(f"error: internal error ({type(e).__name__}: {e}); this is a bug. Traceback: {where}")
+    return EXIT_ERROR
+
+
+def _damaged_state(args: argparse.Namespace, e: sqlite3.DatabaseError) -> str:
+    try:
+        return damaged(config.load(config.config_path(args.config)).state_dir / "state.db", e)
+    except ReconcileError:
+        return f"the state database is damaged ({e}); move it aside and run again"
 
 
 def _log_bug(args: argparse.Namespace) -> str:
+    """Append the traceback to the log in the state directory (never the
+    current folder: cron's is often /, or the person's home)."""
     text = traceback.format_exc()
-    try:
-        desired = config.load(config.config_path(args.config))
-        path = desired.state_dir / "reconcile.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except (ReconcileError, OSError):
-        path = Path("reconcile-crash.log")
-    with open(path, "a") as f:
-        f.write(f"--- {datetime.now(UTC).isoformat()}\n{text}\n")
-    return str(path)
+    candidates: list[Path] = []
+    with contextlib.suppress(ReconcileError):
+        candidates.append(config.load(config.config_path(args.config)).state_dir)
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    candidates += [Path(xdg) / "reconcile", Path(tempfile.gettempdir())]
+    for folder in candidates:
+        path = folder / "reconcile.log"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(path, "a") as f:
+                f.write(f"--- {datetime.now(UTC).isoformat()}\n{text}\n")
+        except OSError:
+            continue
+        return str(path)
+    return "(no writable place for the log)"
 
 
 def _load(args: argparse.Namespace) -> DesiredState:
@@ -209,7 +393,7 @@ def _observe(
 def _validate(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
     desired = _load(args)
     io.say(
-        f"{config.config_path(args.config)}: valid ({len(desired.sources)} source(s), "
+        f"ok    {config.config_path(args.config)}: valid ({len(desired.sources)} source(s), "
         f"{len(desired.targets)} target(s), {desired.policy.copies} copies required)"
     )
     for tid, cfg in desired.targets.items():
@@ -218,7 +402,22 @@ def _validate(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
                 f"note: targets.{tid}.count_as_copy: trusting Google Photos without "
                 "verification (a conduit's delivery counts as a copy; it cannot be read back)"
             )
+    checks = preflight.offline(desired, os.environ)
+    if args.online:
+        checks += preflight.online(desired, os.environ, now or datetime.now(UTC))
+    for c in checks:
+        io.say(f"{_CHECK_WORD[c.status]:<5} {c.subject}: {c.message}")
+    failed = sum(c.status == "fail" for c in checks)
+    if failed:
+        io.warn(
+            f"error: {failed} of {len(checks) + 1} checks failed (FAIL above); fix them, "
+            "then run reconcile validate again"
+        )
+        return EXIT_ERROR
     return EXIT_OK
+
+
+_CHECK_WORD = {"ok": "ok", "warn": "warn", "fail": "FAIL"}
 
 
 def _plan(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
@@ -228,6 +427,7 @@ def _plan(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
         _, plan = _observe(desired, db, io, now, args.accept_shrink)
     finally:
         db.close()
+    io.summary = dict(Counter(a.kind for a in plan.actions))
     if args.out:
         Path(args.out).write_text(planfile.dumps(plan))
     if args.json:
@@ -320,7 +520,7 @@ def _apply_locked(
             io.say("Nothing done.")
             return EXIT_OK
     io.say("")
-    run_id = db.start_run("apply")
+    run_id = io.run_id = db.start_run("apply")
     result = ApplyResult(outcomes=())
     try:
         applier = Applier(
@@ -336,6 +536,7 @@ def _apply_locked(
         db.finish_run(run_id, "failed" if result.failed else "done", result.counts())
     io.say("")
     io.say(render.apply_summary(result, stale))
+    io.summary = _bytes_moved(plan, result)
     if result.refused:
         io.warn(
             "error: a safety gate kept some items in their source (see 'refused' above); "
@@ -354,6 +555,26 @@ def _apply_locked(
         )
         return EXIT_ERROR
     return _notes_exit(plan, io)
+
+
+_BYTES_BY_KIND = {
+    "download": "bytes_downloaded",
+    "copy-to-library": "bytes_imported",
+    "copy-to-target": "bytes_copied",
+    "remove-from-source": "bytes_offloaded",
+}
+
+
+def _bytes_moved(plan: Plan, result: ApplyResult) -> dict[str, int]:
+    """Bytes this run downloaded, imported, copied and off-loaded: the sizes
+    of the actions that changed something (for the run's record)."""
+    actions = {a.id: a for a in plan.actions}
+    moved: dict[str, int] = {}
+    for o in result.outcomes:
+        key, action = _BYTES_BY_KIND.get(o.kind), actions.get(o.action_id)
+        if key and action is not None and o.status == "changed":
+            moved[key] = moved.get(key, 0) + int(getattr(action, "size", 0) or 0)
+    return moved
 
 
 def _intersect(saved: Plan, fresh: Plan) -> tuple[Plan, list[Outcome]]:
@@ -383,33 +604,72 @@ def _intersect(saved: Plan, fresh: Plan) -> tuple[Plan, list[Outcome]]:
 
 
 def _status(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
+    """Did it work? The last run and why, what the tool has done overall, and
+    what waits; the run history last. Only the database, the session files
+    and (for the phone) Syncthing are read: no source is listed."""
     desired = _load(args)
     db = StateDB.in_dir(desired.state_dir)
     try:
-        io.say(f"state: {db.path}")
         runs = db.last_runs(5)
-        if not runs:
-            io.say("no runs yet")
-        for r in runs:
-            io.say(
-                f"run {r['id']}: {r['command']} {r['status']} started {r['started_at']} "
-                f"finished {r['finished_at'] or '-'} {r['summary'] or ''}".rstrip()
-            )
-        io.say(f"removed from sources by this tool: {db.tombstone_count()} item(s)")
-        for line in _session_lines(desired):
-            io.say(line)
+        # The headline is about the work: the last apply (cron's), else the last run.
+        headline = db.last_run_of("apply") or (runs[0] if runs else None)
+        figures = db.figures()
+        waiting = {}
+        for tid in desired.targets:
+            pending = [d for d in db.deliveries(tid).values() if not d["confirmed_at"]]
+            if pending:
+                since = min(d["delivered_at"] for d in pending)
+                waiting[tid] = {"files": len(pending), "since": since}
+        state_path = str(db.path)
+        phones: list[str] = []
         for tid, cfg in desired.targets.items():
             if isinstance(cfg, config.SyncthingTarget):
-                io.say(_phone_line(tid, cfg))
-                io.say(_canary_line(tid, db.liveness(tid)))
+                phones.append(_phone_line(tid, cfg))
+                phones.append(_canary_line(tid, db.liveness(tid)))
                 if cfg.role == "conduit":
-                    io.say(_conduit_line(tid, cfg, db.deliveries(tid).values()))
-            waiting = [d for d in db.deliveries(tid).values() if not d["confirmed_at"]]
-            if waiting:
-                oldest = min(d["delivered_at"] for d in waiting)
-                io.say(f"{tid}: {len(waiting)} file(s) waiting for confirmation since {oldest}")
+                    phones.append(_conduit_line(tid, cfg, db.deliveries(tid).values()))
     finally:
         db.close()
+    sessions = _session_lines(desired, runs)
+    if args.json:
+        doc = {
+            "state": state_path,
+            "runs": [dict(r, summary=json.loads(r["summary"] or "{}")) for r in runs],
+            **figures,
+            "waiting": waiting,
+            "sessions": sessions,
+            "phones": phones,
+        }
+        io.say(json.dumps(doc, indent=2, default=str))
+        return EXIT_OK
+    io.say(f"state: {state_path}")
+    if not runs:
+        io.say("no runs yet")
+    else:
+        io.say(render.status_headline(headline or runs[0], figures["last_good_apply"]))
+    tiers = ", ".join(f"{t} {n}" for t, n in figures["library_tiers"].items()) or "none yet"
+    io.say(
+        f"library files by tier: {tiers}; compression saved "
+        f"{render.size_text(figures['bytes_saved_by_compression'])}"
+    )
+    removed = figures["removed"]
+    total = sum(r["items"] for r in removed.values())
+    per = "".join(
+        f"; {sid}: {r['items']} ({render.size_text(r['bytes'])})" for sid, r in removed.items()
+    )
+    io.say(f"removed from sources by this tool: {total} item(s){per}")
+    for line in sessions + phones:
+        io.say(line)
+    for tid, w in waiting.items():
+        io.say(f"{tid}: {w['files']} file(s) waiting for confirmation since {w['since']}")
+    for r in runs:
+        exit_code = "-" if r.get("exit_code") is None else r["exit_code"]
+        io.say(
+            f"run {r['id']}: {r['command']} {r['status']} started {r['started_at']} "
+            f"finished {r['finished_at'] or '-'} exit {exit_code} {r['summary'] or ''}".rstrip()
+        )
+        if r.get("reason"):
+            io.say(f"  {r['reason']}")
     return EXIT_OK
 
 
@@ -435,6 +695,12 @@ def _login(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
     username = os.environ.get("ICLOUD_USERNAME", "")
     if not username:
         raise ConfigError([f"sources.{sid}: set ICLOUD_USERNAME in the environment"])
+    if not io.stdin.isatty():
+        io.warn(
+            "error: login asks for the password and a two-factor code: run it in a terminal "
+            "(cron and pipes cannot answer)"
+        )
+        return EXIT_ERROR
     password = os.environ.get("ICLOUD_PASSWORD") or getpass.getpass(
         f"Apple ID password for {username}: "
     )
@@ -455,11 +721,26 @@ def _login(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
 def _emulator(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
     from providers.icloud.emulator.__main__ import serve
 
-    serve(
-        port=args.port,
-        generate=None if args.seed_folder else args.generate,
-        seed_folder=Path(args.seed_folder) if args.seed_folder else None,
-    )
+    if not 0 <= args.port <= 65535:
+        io.warn(f"error: --port {args.port}: a port is 0 to 65535 (0: any free port)")
+        return EXIT_ERROR
+    if args.seed_folder and not Path(args.seed_folder).is_dir():
+        io.warn(f"error: --seed-folder {args.seed_folder}: no such folder")
+        return EXIT_ERROR
+    try:
+        serve(
+            port=args.port,
+            generate=None if args.seed_folder else args.generate,
+            seed_folder=Path(args.seed_folder) if args.seed_folder else None,
+        )
+    except OSError as e:
+        if e.errno not in (errno.EADDRINUSE, errno.EACCES):
+            raise
+        io.warn(
+            f"error: cannot listen on 127.0.0.1:{args.port}: {e.strerror} (another emulator?); "
+            "pick another --port, or --port 0 for any free one"
+        )
+        return EXIT_ERROR
     return EXIT_OK
 
 
@@ -470,10 +751,9 @@ def _phone_line(tid: str, cfg: config.SyncthingTarget) -> str:
 
     from providers.syncthing.target import SyncthingTarget
 
-    try:
-        target = connect_target(tid, cfg, os.environ)
-    except ConfigError as e:
-        return f"{tid}: {e.problems[0]}"
+    target = connect_target(tid, cfg, os.environ)
+    if isinstance(target, UnavailableStore):
+        return f"{tid}: {target.reason}"
     assert isinstance(target, SyncthingTarget)
     with target:
         st = target.status_summary()
@@ -527,9 +807,21 @@ def _canary_line(tid: str, row: dict[str, Any] | None) -> str:
     return f"{tid}: last canary FAILED at {row['at']}: {row['reason']}; its copies did not count"
 
 
-def _session_lines(desired: DesiredState) -> list[str]:
+def _session_lines(desired: DesiredState, runs: Sequence[dict[str, object]] = ()) -> list[str]:
+    """Each iCloud source's session as the runs found it: a session file of
+    any age means nothing once Apple refused it (the newest run that either
+    worked or was refused a login decides)."""
     import os
 
+    from providers.icloud.errors import LOGIN_HINT
+
+    refused = None
+    for r in runs:  # newest first
+        if r.get("exit_code") in (EXIT_OK, EXIT_CHANGES):
+            break
+        if r.get("exit_code") == EXIT_PERSON and LOGIN_HINT in str(r.get("reason") or ""):
+            refused = r
+            break
     lines = []
     for sid, cfg in desired.sources.items():
         if not isinstance(cfg, config.ICloudSource):
@@ -538,7 +830,12 @@ def _session_lines(desired: DesiredState) -> list[str]:
 
         username = os.environ.get("ICLOUD_USERNAME", "")
         age = session_age(icloud_session_dir(desired), username) if username else None
-        if age is None:
+        if refused is not None:
+            lines.append(
+                f"{sid}: Apple refused the session in run {refused['id']} "
+                f"({refused['finished_at']}); run: reconcile login icloud"
+            )
+        elif age is None:
             lines.append(f"{sid}: no trusted iCloud session; run: reconcile login icloud")
         else:
             lines.append(
@@ -551,7 +848,24 @@ def _session_lines(desired: DesiredState) -> list[str]:
 def _init_target(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
     from providers.filesystem import write_marker
 
-    marker = write_marker(Path(args.path), args.id)
+    path = Path(args.path)
+    if path.exists() and not path.is_dir():
+        io.warn(f"error: {path} is not a folder")
+        return EXIT_ERROR
+    if not path.exists() and not args.create:
+        io.warn(
+            f"error: {path} does not exist; is the disk mounted? "
+            "To make a new folder there, add --create"
+        )
+        return EXIT_ERROR
+    hazard = preflight.mount_hazard(path)
+    if hazard:
+        io.warn(f"warning: {hazard}")
+    try:
+        marker = write_marker(path, args.id)
+    except OSError as e:
+        io.warn(f"error: cannot mark {path} as the store {args.id!r}: {e.strerror or e}")
+        return EXIT_ERROR
     io.say(f"{args.path} is now the store {args.id!r} ({marker.name} written)")
     return EXIT_OK
 

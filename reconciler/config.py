@@ -197,6 +197,16 @@ class Apply:
 
 
 @attrs.frozen(kw_only=True)
+class Log:
+    """The log file in the state directory, rotated by size."""
+
+    max_file_size_mb: float = 10.0
+    backup_count: int = 5
+    #: Prometheus textfile rewritten after every run (empty: state.dir/reconcile.prom).
+    metrics_file: str = ""
+
+
+@attrs.frozen(kw_only=True)
 class DesiredState:
     library: Library
     state: State
@@ -205,6 +215,7 @@ class DesiredState:
     policy: Policy = Policy()
     guards: Guards = Guards()
     apply: Apply = Apply()
+    log: Log = Log()
     #: SHA-256 of the file, so a saved plan can tell the config moved.
     digest: str = ""
 
@@ -409,6 +420,10 @@ def _check(d: DesiredState) -> list[str]:
         problems.append("guards.reverify_after_days: must not be negative (0: never)")
     if d.apply.workers < 1:
         problems.append("apply.workers: must be at least 1")
+    if d.log.max_file_size_mb <= 0:
+        problems.append("log.max_file_size_mb: must be more than 0")
+    if d.log.backup_count < 0:
+        problems.append("log.backup_count: must not be negative")
     problems.extend(_check_tiers(d.policy.tiers))
     if d.policy.heic_preset not in HEIC_PRESETS:
         problems.append(f"policy.heic_preset: expected one of {', '.join(HEIC_PRESETS)}")
@@ -494,5 +509,6 @@ def _resolved(d: DesiredState, base: Path, digest: str) -> DesiredState:
         state=State(dir=fix(d.state.dir)),
         sources=sources,
         targets=targets,
+        log=attrs.evolve(d.log, metrics_file=fix(d.log.metrics_file) if d.log.metrics_file else ""),
         digest=digest,
     )

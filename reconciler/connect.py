@@ -8,16 +8,17 @@ pyicloud or talk to Syncthing.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import attrs
 
-from providers.base import Source, Store
+from providers.base import Availability, Hasher, Source, Store
 from providers.filesystem import FilesystemStore
 from providers.folder import FolderSource
 from reconciler import config
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, ProviderError
+from reconciler.model import FileCopy
 
 LIBRARY_ID = "library"
 
@@ -38,6 +39,45 @@ class Connected:
                 close()
 
 
+MISSING_API_KEY = "SYNCTHING_API_KEY is not set in the environment; export it"
+
+
+@attrs.define(kw_only=True)
+class UnavailableStore:
+    """A target that cannot be used this run (its credentials are missing):
+    observed as unavailable with the reason; nothing is read or written."""
+
+    id: str
+    kind: str
+    reason: str
+
+    def availability(self) -> Availability:
+        return Availability(available=False, reason=self.reason)
+
+    def _refuse(self) -> ProviderError:
+        return ProviderError(self.reason, provider=self.id)
+
+    def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
+        raise self._refuse()
+
+    def put(
+        self, src: Path, rel_path: str, sha256: str, *, mtime_ns: int | None = None
+    ) -> FileCopy:
+        raise self._refuse()
+
+    def put_sidecar(self, rel_path: str, data: bytes, *, mtime_ns: int | None = None) -> FileCopy:
+        raise self._refuse()
+
+    def verify(self, copy: FileCopy) -> bool:
+        return False
+
+    def local_path(self, rel_path: str) -> Path | None:
+        return None
+
+    def read_to(self, copy: FileCopy, dest: Path) -> None:
+        raise self._refuse()
+
+
 def connect(desired: config.DesiredState, env: Mapping[str, str] | None = None) -> Connected:
     env = os.environ if env is None else env
     sources = {sid: _source(sid, cfg, desired, env) for sid, cfg in desired.sources.items()}
@@ -52,7 +92,11 @@ def _source(
     if isinstance(cfg, config.FolderSource):
         return FolderSource(sid, Path(cfg.path), removable=cfg.remove_after_archive)
     from providers.icloud.source import ICloudSource
+    from providers.icloud.transport import endpoint_problem
 
+    problem = endpoint_problem(cfg.endpoint) if cfg.endpoint else None
+    if problem is not None:
+        raise ConfigError([f"sources.{sid}.endpoint: {problem}"])
     username = env.get("ICLOUD_USERNAME", "")
     if not username:
         raise ConfigError([f"sources.{sid}: set ICLOUD_USERNAME in the environment"])
@@ -80,7 +124,12 @@ def connect_target(tid: str, cfg: config.TargetConfig, env: Mapping[str, str]) -
 
     api_key = env.get("SYNCTHING_API_KEY", "")
     if not api_key:
-        raise ConfigError([f"targets.{tid}: set SYNCTHING_API_KEY in the environment"])
+        # Like Syncthing being down: this target is unavailable, the rest runs.
+        return UnavailableStore(
+            id=tid,
+            kind="syncthing",
+            reason=f"{MISSING_API_KEY} (Syncthing: Settings > General > API Key)",
+        )
     return SyncthingTarget(
         id=tid,
         folder_path=Path(cfg.path),

@@ -97,3 +97,28 @@ def apply_summary(result: ApplyResult, extra: Iterable[Outcome] = ()) -> str:
     order = ("changed", "ok", "waiting", "skipped", "stale", "refused", "failed")
     parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
     return "Apply: " + (", ".join(parts) if parts else "nothing to do") + "."
+
+
+def status_headline(run: dict[str, object], last_good: str | None) -> str:
+    """One line: did the last apply (else run) work, and if not, why and since when."""
+    code = run.get("exit_code")
+    verdict = {  # by exit code (DESIGN.md)
+        0: "worked",
+        2: "worked (changes pending)",
+        3: "needs a person",
+        4: "did not run (another run held the lock)",
+    }.get(code if isinstance(code, int) else -1, "failed" if code is not None else "unknown")
+    line = f"last run: {run['command']} {verdict}, finished {run['finished_at'] or '-'}"
+    line += f" (exit {code})" if code is not None else ""
+    if run.get("reason"):
+        line += f": {run['reason']}"
+    if code not in (0, 2):
+        line += f"; last apply that worked: {last_good or 'never'}"
+    return line
+
+
+def size_text(n: int) -> str:
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"

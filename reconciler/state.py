@@ -24,7 +24,7 @@ import sqlite_utils
 
 from reconciler.errors import StateError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _CHUNK = 900  # below SQLite's default limit of host parameters
 
 
@@ -137,7 +137,21 @@ def _migrate_phone_proof(db: sqlite_utils.Database) -> None:
     )
 
 
-_MIGRATIONS = {1: _migrate_1, 2: _migrate_2_capture_time, 3: _migrate_phone_proof}
+def _migrate_run_outcomes(db: sqlite_utils.Database) -> None:
+    """Every plan and apply is a run, whatever its exit: its exit code and
+    the one line that said why (columns added only if missing)."""
+    columns = {c.name for c in db.table("runs").columns}
+    for name in ("exit_code", "reason"):
+        if name not in columns:
+            db.table("runs").add_column(name, int if name == "exit_code" else str)
+
+
+_MIGRATIONS = {
+    1: _migrate_1,
+    2: _migrate_2_capture_time,
+    3: _migrate_phone_proof,
+    4: _migrate_run_outcomes,
+}
 
 
 class CachedHash(NamedTuple):
@@ -167,6 +181,17 @@ class LineageRow(NamedTuple):
     captured_at: float | None = None
 
 
+def damaged(path: Path, e: sqlite3.DatabaseError) -> str:
+    """What to tell a person whose state database SQLite cannot read. Its
+    -wal and -shm files go with it: SQLite would replay a stale WAL into the
+    new database made under the same name."""
+    return (
+        f"state database {path} is damaged ({e}); move it aside with its -wal and -shm "
+        f"files (cd {path.parent} && mkdir -p damaged-state && mv {path.name}* damaged-state/) "
+        "and run again: the next run rebuilds it from the sources and targets"
+    )
+
+
 class StateDB:
     """The tool's memory, one file under the state directory."""
 
@@ -179,9 +204,7 @@ class StateDB:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
         except sqlite3.DatabaseError as e:
-            raise StateError(
-                f"state database {path}: {e} (move it aside; the next run rebuilds it)"
-            ) from e
+            raise StateError(damaged(path, e)) from e
         except OSError as e:
             raise StateError(f"state database {path}: {e.strerror}") from e
         self.path = path
@@ -436,6 +459,91 @@ class StateDB:
             return [dict(r) for r in self.db.query("select * from journal order by id")]
         sql = "select * from journal where run_id = ? order by id"
         return [dict(r) for r in self.db.query(sql, [run_id])]
+
+    def record_exit(
+        self,
+        run_id: int | None,
+        *,
+        command: str,
+        started_at: str,
+        status: str,
+        exit_code: int,
+        reason: str,
+        summary: dict[str, int] | None = None,
+    ) -> int:
+        """Give run ``run_id`` (the apply's own row) its exit code and reason,
+        or record a run that made no row of its own (a plan, an apply that
+        stopped before acting): every run is in the history."""
+        if run_id is not None:
+            row = self.db.table("runs").get(run_id)
+            merged = json.loads(row["summary"] or "{}") | (summary or {})
+            self.db.table("runs").update(
+                run_id, {"exit_code": exit_code, "reason": reason, "summary": json.dumps(merged)}
+            )
+            return run_id
+        table = self.db.table("runs")
+        table.insert(
+            {
+                "command": command,
+                "started_at": started_at,
+                "finished_at": _now(),
+                "status": status,
+                "summary": json.dumps(summary or {}),
+                "exit_code": exit_code,
+                "reason": reason,
+            }
+        )
+        assert table.last_pk is not None
+        return int(table.last_pk)
+
+    def figures(self) -> dict[str, Any]:
+        """What ``status`` and the metrics tell beyond the runs, from this
+        database alone (no provider is asked): the library by tier, bytes
+        compression saved (each encoded file against its original's size),
+        and what the tool off-loaded, per source."""
+        tiers = {
+            str(r["tier"]): int(r["n"])
+            for r in self.db.query("select tier, count(*) as n from library group by tier")
+        }
+        saved_sql = (
+            "select coalesce(sum(o.size - l.size), 0) from library l join "
+            "(select sha256, max(size) as size from hash_cache group by sha256) o "
+            "on o.sha256 = l.original_sha256 "
+            "where l.sha256 != l.original_sha256 and o.size > l.size"
+        )
+        saved = int(self.db.conn.execute(saved_sql).fetchone()[0])
+        removed = {
+            str(r["source_id"]): {"items": int(r["n"]), "bytes": int(r["b"] or 0)}
+            for r in self.db.query(
+                "select source_id, count(*) as n, sum(size) as b from tombstones "
+                "group by source_id order by source_id"
+            )
+        }
+        good = list(
+            self.db.query(
+                "select finished_at from runs where command = 'apply' and exit_code = 0 "
+                "order by id desc limit 1"
+            )
+        )
+        return {
+            "library_tiers": dict(sorted(tiers.items())),
+            "bytes_saved_by_compression": saved,
+            "removed": removed,
+            "last_good_apply": good[0]["finished_at"] if good else None,
+        }
+
+    def last_run_of(self, command: str) -> dict[str, Any] | None:
+        sql = "select * from runs where command = ? order by id desc limit 1"
+        rows = [dict(r) for r in self.db.query(sql, [command])]
+        return rows[0] if rows else None
+
+    def unconfirmed_counts(self) -> dict[str, int]:
+        """Per store, deliveries the device has not confirmed yet."""
+        sql = (
+            "select store_id, count(*) as n from deliveries "
+            "where confirmed_at is null group by store_id"
+        )
+        return {r["store_id"]: int(r["n"]) for r in self.db.query(sql)}
 
     def last_runs(self, limit: int = 5) -> list[dict[str, Any]]:
         sql = "select * from runs order by id desc limit ?"

@@ -234,6 +234,9 @@ class _CodeFromThePhone(io.StringIO):
     def readline(self, size: int | None = -1) -> str:
         return f"{self.emu.server.last_sms_code}\n"
 
+    def isatty(self) -> bool:
+        return True
+
 
 def test_login_icloud_then_unattended_runs_and_status_shows_the_session_age(
     tmp_path: Path, emu: RunningEmulator, monkeypatch: pytest.MonkeyPatch
@@ -306,3 +309,47 @@ def test_emulator_serve_prints_where_and_how_to_log_in(tmp_path: Path) -> None:
         "password: correct horse battery staple",
         "assets: 3",
     ]
+
+
+@pytest.mark.parametrize(
+    ("fault", "why"),
+    [
+        ({"status": 503}, "iCloud is busy or throttling (HTTP 503)"),
+        (
+            {"status": 429, "retry_after": 0},
+            "iCloud is busy or throttling (HTTP 429); retry after 0s",
+        ),
+        ({"delay": 2.0}, "iCloud could not be reached (timeout or connection error)"),
+    ],
+)
+def test_a_transient_answer_at_sign_in_is_exit_1_not_a_login_request(
+    ws: Workspace, account: Account, emu: RunningEmulator, fault: dict[str, float], why: str
+) -> None:
+    ws.config.write_text(ws.config.read_text().replace("timeout_s = 5", "timeout_s = 1"))
+    emu.server.inject("setup", times=None, **fault)  # type: ignore[arg-type]
+    r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 1
+    assert r.err == "error: source icloud could not be read (see '!' above); the rest was done\n"
+    assert (
+        "  ! unavailable source icloud: listing failed: icloud: iCloud is unavailable, the next "
+        f"run retries (sign-in: {why}); nothing is removed from it this run\n"
+    ) in r.out
+    assert "login" not in r.out + r.err
+    assert account.deleted_assets() == []
+    emu.server.clear_faults()
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
+
+
+def test_status_says_when_apple_refused_the_session(
+    ws: Workspace, account: Account, emu: RunningEmulator
+) -> None:
+    emu.server.revoke_trust()
+    emu.server.expire_sessions()
+    assert ws.run("apply", "--yes", now=NOW).code == 3
+    lines = ws.run("status").out.splitlines()
+    refused = [line for line in lines if line.startswith("icloud: ")]
+    assert len(refused) == 1
+    assert refused[0].startswith("icloud: Apple refused the session in run 1 (20")
+    assert refused[0].endswith("); run: reconcile login icloud")
+    assert lines[1].startswith("last run: apply needs a person, finished ")

@@ -162,6 +162,12 @@ def classify(
         isinstance(e, PyiCloud2FARequiredException | PyiCloud2SARequiredException) for e in links
     ):
         return login_required(provider, account, f"{subject}: session expired, HTTP {status}")
+    # pyicloud reports a 503 or a timeout at sign-in as a failed login (and
+    # then tries the password): the transient cause found along the chain
+    # wins, or cron would ask a person to log in during an Apple outage.
+    transient = _transient(exc, provider=provider, subject=subject)
+    if transient is not None:
+        return transient
     if any(
         isinstance(
             e, PyiCloudAuthRequiredException | CloudKitAuthError | PyiCloudFailedLoginException
@@ -169,6 +175,17 @@ def classify(
         for e in links
     ):
         return login_required(provider, account, f"{subject}: session not accepted")
+    detail = f"HTTP {status}" if status is not None else type(exc).__name__
+    if codes:
+        detail += f" ({', '.join(sorted(codes))})"
+    return ProviderError(f"{subject}: iCloud request failed: {detail}", provider=provider)
+
+
+def _transient(exc: BaseException, *, provider: str, subject: str) -> ProviderError | None:
+    """The transient error (busy, throttled, unreachable) ``exc`` stands for, if any."""
+    links = list(chain(exc))
+    status = _transient_status(exc)
+    codes = server_error_codes(exc)
     if status in TRANSIENT_STATUSES or codes & {"THROTTLED", "TRY_AGAIN_LATER", "ZONE_BUSY"}:
         wait = retry_after(exc)
         hint = f"; retry after {wait:g}s" if wait is not None else ""
@@ -195,7 +212,17 @@ def classify(
             provider=provider,
             transient=True,
         )
-    detail = f"HTTP {status}" if status is not None else type(exc).__name__
-    if codes:
-        detail += f" ({', '.join(sorted(codes))})"
-    return ProviderError(f"{subject}: iCloud request failed: {detail}", provider=provider)
+    return None
+
+
+def _transient_status(exc: BaseException) -> int | None:
+    """The first status along the chain, or a transient one further down
+    (pyicloud's "no password set" wraps the 503 that caused the retry)."""
+    first = http_status(exc)
+    if first in TRANSIENT_STATUSES:
+        return first
+    for link in chain(exc):
+        status = http_status(link) if link is not exc else None
+        if status in TRANSIENT_STATUSES:
+            return status
+    return first

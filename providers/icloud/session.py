@@ -85,7 +85,17 @@ def connect(
         api.authenticate()
     except (PyiCloudException, RequestException) as e:
         api.session.close()
-        raise classify(e, provider=provider, subject="sign-in", username=username) from e
+        error = classify(e, provider=provider, subject="sign-in", username=username)
+        if error.transient:
+            # Apple is down or throttling: nothing a person can do; cron's next run retries.
+            detail = str(error).removeprefix(f"{provider}: ")
+            error = ProviderError(
+                f"iCloud is unavailable, the next run retries ({detail})",
+                provider=provider,
+                transient=True,
+                retry_after=error.retry_after,
+            )
+        raise error from e
     if api.requires_2fa or api.requires_2sa or not api.is_trusted_session:
         api.session.close()
         raise login_required(

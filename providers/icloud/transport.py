@@ -48,18 +48,38 @@ class TimeoutAdapter(HTTPAdapter):
         )
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def endpoint_problem(base_url: str) -> str | None:
+    """Why ``base_url`` cannot be an emulator endpoint (None: it can).
+
+    The emulator is a loopback test double; anything else is refused so a
+    typo can never send credentials to a real host in the clear.
+    """
+    try:
+        target = urlsplit(base_url)
+        target.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        target = None
+    if target is None or target.scheme != "http" or target.hostname not in LOOPBACK_HOSTS:
+        return (
+            f"{base_url!r} is not an emulator on this machine; use http://127.0.0.1:PORT "
+            "(the emulator listens on loopback only), or leave it empty for Apple"
+        )
+    return None
+
+
 class EmulatorAdapter(TimeoutAdapter):
     """Route HTTPS requests for Apple's hosts to the emulator at ``base_url``."""
 
     def __init__(
         self, base_url: str, timeout: tuple[float, float] = DEFAULT_TIMEOUT, **kwargs: Any
     ) -> None:
-        target = urlsplit(base_url)
-        if target.scheme != "http" or target.hostname not in ("127.0.0.1", "localhost", "::1"):
-            # The emulator is a loopback test double; refuse anything else so a
-            # typo can never send credentials to a real host in the clear.
-            raise ValueError(f"emulator endpoint must be http on loopback, got {base_url!r}")
-        self.base = target
+        problem = endpoint_problem(base_url)
+        if problem is not None:
+            raise ValueError(problem)
+        self.base = urlsplit(base_url)
         super().__init__(timeout, **kwargs)
 
     def send(

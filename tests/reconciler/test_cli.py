@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli import main
-from tests.helpers import make_jpeg, make_workspace
+from tests.helpers import files_under, make_jpeg, make_workspace
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 OLD = datetime(2024, 9, 16, 8, 30, tzinfo=UTC)
@@ -22,10 +23,9 @@ OLD = datetime(2024, 9, 16, 8, 30, tzinfo=UTC)
 def test_validate_ok_and_bad(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path)
     r = ws.run("validate")
-    assert (r.code, r.out, r.err) == (
-        0,
-        f"{ws.config}: valid (1 source(s), 2 target(s), 2 copies required)\n",
-        "",
+    assert (r.code, r.err) == (0, "")
+    assert r.out.startswith(
+        f"ok    {ws.config}: valid (1 source(s), 2 target(s), 2 copies required)\n"
     )
     ws.config.write_text("[library]\npath = 1\n[state]\n[oops]\n")
     r = ws.run("validate")
@@ -192,8 +192,27 @@ def test_status_after_a_run(tmp_path: Path) -> None:
     assert r.code == 0
     lines = r.out.splitlines()
     assert lines[0] == f"state: {tmp_path / 'state' / 'state.db'}"
-    assert lines[1].startswith("run 1: apply done started ")
-    assert lines[2] == "removed from sources by this tool: 1 item(s)"
+    assert lines[1].startswith("last run: apply worked, finished 20")
+    assert lines[1].endswith(" (exit 0)")
+    assert lines[2].startswith("library files by tier: older 1; compression saved ")
+    size = next(ws.target("nas").rglob("IMG_1.JPG")).stat().st_size
+    assert lines[3] == (
+        f"removed from sources by this tool: 1 item(s); incoming: 1 ({size / 1000:.1f} kB)"
+    )
+    assert lines[4].startswith("run 1: apply done started ")
+    doc = json.loads(ws.run("status", "--json").out)
+    assert doc["runs"][0]["summary"] == {
+        "changed": 5,
+        "bytes_imported": size,
+        "bytes_copied": 2 * size,
+        "bytes_offloaded": size,
+    }
+    assert doc["removed"] == {"incoming": {"items": 1, "bytes": size}}
+    assert doc["library_tiers"] == {"older": 1}
+    assert doc["bytes_saved_by_compression"] > 0
+    assert doc["last_good_apply"] == doc["runs"][0]["finished_at"]
+    assert ws.run("plan", now=NOW).code == 0  # a later plan does not hide the apply
+    assert ws.run("status").out.splitlines()[1] == lines[1]
 
 
 def test_init_target_refuses_to_remark_another_store(tmp_path: Path) -> None:
@@ -252,3 +271,321 @@ def test_an_unexpected_exception_is_one_line_and_a_logged_traceback(
     )
     assert "Traceback (most recent call last)" in log.read_text()
     assert "RuntimeError: boom" in log.read_text()
+
+
+# ------------------------------------------------- a person's mistakes, one line each
+
+ICLOUD_AT = '[sources.icloud]\nkind = "icloud"\nendpoint = "{url}"\n'
+
+
+def test_login_without_a_terminal_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = make_workspace(tmp_path, sources=ICLOUD_AT.format(url="http://127.0.0.1:9"))
+    monkeypatch.setenv("ICLOUD_USERNAME", "user@example.com")
+    monkeypatch.delenv("ICLOUD_PASSWORD", raising=False)
+    r = ws.run("login", "icloud")
+    assert (r.code, r.out) == (1, "")
+    assert r.err == (
+        "error: login asks for the password and a two-factor code: run it in a terminal "
+        "(cron and pipes cannot answer)\n"
+    )
+
+
+def test_an_emulator_endpoint_off_this_machine_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = make_workspace(tmp_path, sources=ICLOUD_AT.format(url="http://192.0.2.1:8765"))
+    monkeypatch.setenv("ICLOUD_USERNAME", "user@example.com")
+    r = ws.run("plan", now=NOW)
+    assert (r.code, r.out) == (1, "")
+    assert r.err == (
+        "error: sources.icloud.endpoint: 'http://192.0.2.1:8765' is not an emulator on this "
+        "machine; use http://127.0.0.1:PORT (the emulator listens on loopback only), or leave "
+        "it empty for Apple\n"
+    )
+
+
+def test_emulator_serve_on_a_busy_port_says_so(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out, err = io.StringIO(), io.StringIO()
+        code = main(
+            ["emulator", "serve", "--port", str(port), "--generate", "0"], stdout=out, stderr=err
+        )
+    assert (code, out.getvalue()) == (1, "")
+    assert err.getvalue() == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use (another emulator?); "
+        "pick another --port, or --port 0 for any free one\n"
+    )
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`reconcile plan | head -1`: the reader is gone before the plan is printed."""
+    ws = make_workspace(tmp_path)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone: every write is EPIPE
+    proc = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", "-c", str(ws.config), "plan"],
+        stdout=write,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
+    os.close(write)
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+
+def test_a_path_the_person_chose_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    out = tmp_path / "no-such-folder" / "plan.json"
+    r = ws.run("plan", "--out", str(out), now=NOW)
+    assert r.code == 1
+    assert r.err == f"error: {out}: No such file or directory; fix that, then run again\n"
+
+
+def test_the_crash_log_never_lands_in_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> int:
+        raise RuntimeError("boom")
+
+    cwd, xdg = tmp_path / "cwd", tmp_path / "xdg"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("XDG_STATE_HOME", str(xdg))
+    monkeypatch.setattr("reconciler.cli._status", broken)
+    err = io.StringIO()
+    code = main(["-c", str(tmp_path / "missing.toml"), "status"], stdout=io.StringIO(), stderr=err)
+    log = xdg / "reconcile" / "reconcile.log"
+    assert code == 1
+    assert err.getvalue() == (
+        f"error: internal error (RuntimeError: boom); this is a bug. Traceback: {log}\n"
+    )
+    assert "RuntimeError: boom" in log.read_text()
+    assert list(cwd.iterdir()) == []
+
+
+PHONE_WITHOUT_KEY = """
+[targets.phone]
+kind = "syncthing"
+path = "phone"
+folder_id = "pixel-photos"
+device_id = "MFZWI3D-BONSGYC-YLTMRWG-C43ENR5-QXGZDMM-FZWI3DP-BONSGYY-LTMRWAD"
+"""
+
+
+def test_a_phone_without_its_api_key_is_unavailable_and_the_rest_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SYNCTHING_API_KEY", raising=False)
+    ws = make_workspace(tmp_path, removal=False, extra=PHONE_WITHOUT_KEY + _KEEP)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
+    r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 1
+    assert (
+        "  ! unavailable target phone: SYNCTHING_API_KEY is not set in the environment; export "
+        "it (Syncthing: Settings > General > API Key); nothing is written there\n"
+    ) in r.out
+    assert r.err == "error: target phone could not be read (see '!' above); the rest was done\n"
+    assert [p.name for p in ws.target("nas").rglob("*.JPG")] == ["IMG_1.JPG"]
+    assert "phone: SYNCTHING_API_KEY is not set" in ws.run("status").out
+
+
+_KEEP = '\n[[policy.tiers]]\nname = "all"\nkeep = "original"\n'
+
+
+def test_init_target_refuses_a_missing_path_unless_told_to_create_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the NAS unmounted, /mnt/nas/photos does not exist: making it would
+    put a "backup" on the system disk. Here tmp_path/mnt plays /mnt."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    monkeypatch.setattr("reconciler.preflight.MOUNT_BASES", (str(mnt),))
+    ws = make_workspace(tmp_path / "ws")
+    photos = mnt / "nas" / "photos"
+    r = ws.run("init-target", str(photos), "--id", "nas")
+    assert (r.code, r.out) == (1, "")
+    assert r.err == (
+        f"error: {photos} does not exist; is the disk mounted? "
+        "To make a new folder there, add --create\n"
+    )
+    assert not (mnt / "nas").exists()
+
+    r = ws.run("init-target", str(photos), "--id", "nas", "--create")
+    assert r.code == 0
+    assert r.err == (
+        f"warning: {photos} is on the same filesystem as {_mount_point(mnt)} (nothing is mounted "
+        f"under {mnt} there): is the disk mounted? If not, the folder is on the system disk "
+        "and hidden once the disk is mounted\n"
+    )
+    assert r.out == f"{photos} is now the store 'nas' (.reconcile-target.json written)\n"
+
+
+def test_init_target_on_a_mounted_disk_says_nothing_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real filesystem mounted under the mount folder (tests run as root)."""
+    mnt = tmp_path / "mnt"
+    disk = mnt / "nas"
+    disk.mkdir(parents=True)
+    monkeypatch.setattr("reconciler.preflight.MOUNT_BASES", (str(mnt),))
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], check=True)
+    try:
+        ws = make_workspace(tmp_path / "ws")
+        r = ws.run("init-target", str(disk / "photos"), "--id", "nas", "--create")
+        assert (r.code, r.err) == (0, "")
+        assert (disk / "photos" / ".reconcile-target.json").is_file()
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def _mount_point(path: Path) -> Path:
+    dev = path.stat().st_dev
+    while path != path.parent and path.parent.stat().st_dev == dev:
+        path = path.parent
+    return path
+
+
+def test_every_plan_and_apply_is_recorded_with_its_exit_code_and_why(tmp_path: Path) -> None:
+    import sqlite3
+
+    from reconciler.lock import RunLock
+
+    ws = make_workspace(tmp_path, extra=_KEEP)
+    size = make_jpeg(ws.incoming / "IMG_1.JPG", OLD).stat().st_size
+    assert ws.run("plan", now=NOW).code == 0
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 2
+    held = RunLock(tmp_path / "state")
+    held.acquire()
+    try:
+        locked = ws.run("apply", "--yes", now=NOW)
+    finally:
+        held.release()
+    assert locked.code == 4
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    (ws.target("usb") / ".reconcile-target.json").unlink()  # the usb disk is gone
+    assert ws.run("apply", "--yes", now=NOW).code == 1
+    assert ws.run("validate").code == 1  # not a run: nothing recorded
+
+    db = sqlite3.connect(tmp_path / "state" / "state.db")
+    rows = db.execute("select command, status, exit_code, reason, summary from runs").fetchall()
+    db.close()
+    planned = '{"copy-to-library": 1, "copy-to-target": 2, "remove-from-source": 1}'
+    assert rows == [
+        ("plan", "ok", 0, "", planned),
+        ("plan", "changes", 2, "", planned),
+        ("apply", "locked", 4, locked.err.removeprefix("error: ").rstrip("\n"), "{}"),
+        (
+            "apply",
+            "done",
+            0,
+            "",
+            json.dumps(
+                {
+                    "changed": 4,
+                    "bytes_imported": size,
+                    "bytes_copied": 2 * size,
+                    "bytes_offloaded": size,
+                }
+            ),
+        ),
+        (
+            "apply",
+            "error",
+            1,
+            "target usb could not be read (see '!' above); the rest was done",
+            "{}",
+        ),
+    ]
+    status = ws.run("status").out.splitlines()
+    last_good = status[1].rsplit("; last apply that worked: ", 1)[1]
+    assert status[1] == (
+        f"last run: apply failed, finished {status[1].split('finished ')[1].split(' ')[0]} "
+        "(exit 1): target usb could not be read (see '!' above); the rest was done; "
+        f"last apply that worked: {last_good}"
+    )
+    assert last_good.startswith("20")
+    assert status[4].startswith("run 5: apply error started ")
+    assert status[4].endswith(" exit 1 {}")
+    assert status[5] == "  target usb could not be read (see '!' above); the rest was done"
+
+
+def test_runs_are_logged_in_the_state_dir_rotated_and_without_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rotation = "\n[log]\nmax_file_size_mb = 0.002\nbackup_count = 2\n"
+    ws = make_workspace(tmp_path, extra=_KEEP + rotation)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
+    # A secret that happens to equal a word of the output must still not be written.
+    monkeypatch.setenv("SYNCTHING_API_KEY", "IMG_1.JPG")
+    monkeypatch.setenv("ICLOUD_PASSWORD", "copy-to-library")
+    r = ws.run("-q", "apply", "--yes", now=NOW)
+    assert (r.code, r.out, r.err) == (0, "", "")  # -q: nothing on the terminal
+    log = tmp_path / "state" / "reconcile.log"
+    text = log.read_text()
+    lines = text.splitlines()
+    assert lines[0].endswith(f"INFO reconcile: reconcile apply (config {ws.config})")
+    assert lines[0][:24].endswith("Z") and lines[0][10] == "T"  # a UTC timestamp
+    assert "  + *** incoming:***: not in the library" in text
+    assert "IMG_1.JPG" not in text and "copy-to-library" not in text
+    assert lines[-1].endswith("INFO reconcile: apply exited 0")
+    for _ in range(15):
+        assert ws.run("-v", "plan", now=NOW).code == 0
+    logs = sorted(p.name for p in log.parent.glob("reconcile.log*"))
+    assert logs == ["reconcile.log", "reconcile.log.1", "reconcile.log.2"]
+    assert all(p.stat().st_size < 4000 for p in log.parent.glob("reconcile.log*"))
+    assert not any("IMG_1.JPG" in p.read_text() for p in log.parent.glob("reconcile.log*"))
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"reconcile {version('reconcile')}\n"
+
+
+def test_a_prometheus_textfile_is_rewritten_after_every_run(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    ws = make_workspace(tmp_path, extra=_KEEP + '\n[log]\nmetrics_file = "metrics/r.prom"\n')
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
+    prom = tmp_path / "metrics" / "r.prom"
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(prom.read_text())
+        for s in family.samples
+    }
+    assert samples[("reconcile_last_exit_code", (("command", "apply"),))] == 0
+    assert samples[("reconcile_last_exit_code", (("command", "plan"),))] == 0
+    assert samples[("reconcile_last_run_actions", (("command", "apply"), ("what", "changed")))] == 4
+    assert samples[("reconcile_removed_items", ())] == 1
+    copied = samples[("reconcile_last_run_bytes", (("command", "apply"), ("what", "copied")))]
+    assert (
+        copied == 2 * (ws.target("nas") / next(iter(files_under(ws.target("nas"))))).stat().st_size
+    )
+    ended = samples[("reconcile_last_run_timestamp_seconds", (("command", "apply"),))]
+    assert abs(ended - time.time()) < 60
+    assert [p.name for p in prom.parent.iterdir()] == ["r.prom"]  # no temporary left
+
+
+def test_init_target_on_a_folder_that_cannot_be_written(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    no_dac = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+    cli = [sys.executable, "-m", "reconciler.cli", "-c", str(ws.config)]
+    p = subprocess.run(
+        [*no_dac, *cli, "init-target", str(locked), "--id", "nas"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (p.returncode, p.stdout) == (1, "")
+    assert p.stderr == f"error: cannot mark {locked} as the store 'nas': Permission denied\n"

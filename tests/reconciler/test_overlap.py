@@ -129,7 +129,9 @@ def test_neighbours_with_a_common_prefix_do_not_overlap(tmp_path: Path) -> None:
         )
     )
     for store in ("photos-lib", "photos2", "usb"):
-        write_marker(tmp_path / store, {"photos-lib": "library"}.get(store, store))
+        write_marker(
+            tmp_path / store, {"photos-lib": "library", "photos2": "nas"}.get(store, store)
+        )
     (tmp_path / "photos").mkdir()
     assert ws.run("validate").code == 0
 

@@ -1,0 +1,57 @@
+"""The run history: every plan and apply recorded with its exit, then the
+metrics textfile rewritten from it.
+
+Called by the CLI once a command's exit code is known, whatever it is. A run
+that cannot be recorded (a damaged database, a full disk) is not made worse
+by trying: recording never raises.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+from reconciler import metrics
+from reconciler.config import DesiredState
+from reconciler.errors import ReconcileError
+from reconciler.state import StateDB
+
+#: The status word of a run that made no row of its own, by exit code (DESIGN.md).
+RUN_STATUS = {0: "ok", 1: "error", 2: "changes", 3: "person-needed", 4: "locked"}
+
+
+def record(
+    desired: DesiredState,
+    *,
+    run_id: int | None,
+    command: str,
+    started_at: datetime,
+    exit_code: int,
+    reason: str,
+    summary: dict[str, int],
+) -> None:
+    try:
+        db = StateDB.in_dir(desired.state_dir)
+    except ReconcileError:
+        return
+    try:
+        db.record_exit(
+            run_id,
+            command=command,
+            started_at=started_at.isoformat(),
+            status=RUN_STATUS.get(exit_code, "interrupted" if exit_code >= 128 else "error"),
+            exit_code=exit_code,
+            reason=reason,
+            summary=summary,
+        )
+        metrics.write_textfile(metrics_path(desired), metrics.render(db))
+    except (sqlite3.Error, OSError):
+        pass
+    finally:
+        db.close()
+
+
+def metrics_path(desired: DesiredState) -> Path:
+    configured = desired.log.metrics_file
+    return Path(configured) if configured else desired.state_dir / metrics.PROM_NAME

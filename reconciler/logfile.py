@@ -1,0 +1,91 @@
+"""The log file: ``reconcile.log`` in the state directory, rotated by size.
+
+Every line the CLI shows (and, with ``-v``, the libraries' debug records)
+goes here with a UTC timestamp, so a cron run can be read the next morning
+even when cron's mail went nowhere. Secrets from the environment are
+replaced by ``***`` before anything is written, whoever logged them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+
+LOG_NAME = "reconcile.log"
+LOGGER = "reconcile"
+#: Environment variables whose values never reach the log.
+SECRET_VARIABLES = ("ICLOUD_PASSWORD", "SYNCTHING_API_KEY")
+
+
+class _Redact(logging.Filter):
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if any(s in text for s in self.secrets):
+            for secret in self.secrets:
+                text = text.replace(secret, "***")
+            record.msg, record.args = text, None
+        return True
+
+
+class _UTC(logging.Formatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        return f"{stamp}.{int(record.msecs):03d}Z"
+
+
+def open_log(
+    state_dir: Path,
+    *,
+    max_bytes: int,
+    backups: int,
+    verbose: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> logging.Logger:
+    """Start writing to the state directory's log (again: idempotent)."""
+    env = os.environ if env is None else env
+    logger = logging.getLogger(LOGGER)
+    close_log()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    handler = RotatingFileHandler(
+        state_dir / LOG_NAME, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+    )
+    handler.setFormatter(_UTC("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    redact = _Redact([v for k in SECRET_VARIABLES if (v := env.get(k, ""))])
+    handler.addFilter(redact)  # the libraries' records (-v)
+    for old in list(logger.filters):
+        logger.removeFilter(old)
+    logger.addFilter(redact)  # ours, before any handler sees them
+    handler.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # -v: the libraries' records too (pyicloud, urllib3), through the same filter.
+    owner = logging.getLogger() if verbose else logger
+    owner.addHandler(handler)
+    if verbose:
+        _saved_root_level[:] = [logging.getLogger().level]
+    owner.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = verbose
+    handler.set_name(LOG_NAME)
+    return logger
+
+
+def close_log() -> None:
+    """Detach and close the log handlers this module added (and give the
+    root logger back its level: main() may run again in the same process)."""
+    for owner in (logging.getLogger(LOGGER), logging.getLogger()):
+        for handler in list(owner.handlers):
+            if handler.get_name() == LOG_NAME:
+                owner.removeHandler(handler)
+                handler.close()
+    if _saved_root_level:
+        logging.getLogger().setLevel(_saved_root_level.pop())
+
+
+_saved_root_level: list[int] = []

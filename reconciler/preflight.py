@@ -1,0 +1,354 @@
+"""Preflight: what ``reconcile validate`` checks beyond the file's syntax.
+
+``config.load`` says whether desired_state.toml is well formed; this module
+says whether the machine matches it. ``offline`` needs nothing but the disk
+and the environment: placeholders left from the example, paths that exist
+and carry their markers, the environment variables a provider needs, the
+shape of URLs. ``online`` (``validate --online``) also reaches every
+provider: iCloud signs in with the saved session, Syncthing answers with the
+key and knows the folder and the phone, and the phone was seen lately.
+
+Each check is one ``Check`` (one line of output); nothing here prints,
+prompts or writes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
+
+import attrs
+
+from providers.filesystem import read_marker
+from reconciler import config
+from reconciler.connect import MISSING_API_KEY, icloud_session_dir
+from reconciler.errors import LoginRequiredError, ProviderError
+
+if TYPE_CHECKING:  # imported when used: an offline validate never loads requests
+    from providers.syncthing.client import SyncthingClient
+
+#: Values the shipped desired_state.toml carries for a person to replace.
+PLACEHOLDERS = frozenset({"PHONE-DEVICE-ID"})
+#: A phone not seen by Syncthing for longer is reported (not failed): a
+#: phone left off for a holiday is normal; one never seen is not.
+PHONE_SEEN_WITHIN = timedelta(days=7)
+_DEVICE_ID = re.compile(r"[A-Z2-7]{56}")
+#: Folders whose sub-folders are, by convention, where disks get mounted.
+MOUNT_BASES: tuple[str, ...] = ("/mnt", "/media", "/run/media", "/Volumes")
+
+
+@attrs.frozen
+class Check:
+    """One line of ``reconcile validate``: ``subject`` is a config key path."""
+
+    status: Literal["ok", "warn", "fail"]
+    subject: str
+    message: str
+
+
+def _ok(subject: str, message: str) -> Check:
+    return Check("ok", subject, message)
+
+
+def _fail(subject: str, message: str) -> Check:
+    return Check("fail", subject, message)
+
+
+# ------------------------------------------------------------------ mounts
+
+
+def mount_hazard(path: Path, bases: tuple[str, ...] | None = None) -> str | None:
+    """Why ``path`` looks like a folder on an unmounted mount point, or None.
+
+    Under a conventional mount folder (``/mnt/nas/photos``), something should
+    be mounted between that folder and the path. If the path (or, while it
+    does not exist, its nearest existing parent) is on the same filesystem
+    as the mount folder itself, nothing is: the disk is not mounted, and a
+    store made there would fill the system disk and vanish under the mount.
+    """
+    target = Path(os.path.realpath(path))
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    for base_text in MOUNT_BASES if bases is None else bases:
+        base = Path(os.path.realpath(base_text))
+        if target == base or not target.is_relative_to(base):
+            continue
+        top = _mount_point(existing)
+        if base.is_relative_to(top):
+            return (
+                f"{path} is on the same filesystem as {top} (nothing is mounted under "
+                f"{base_text} there): is the disk mounted? If not, the folder is on the "
+                "system disk and hidden once the disk is mounted"
+            )
+    return None
+
+
+def _mount_point(path: Path) -> Path:
+    """The mount point of the filesystem holding ``path`` (the highest
+    ancestor on the same device)."""
+    dev = path.stat().st_dev
+    while path != path.parent and path.parent.stat().st_dev == dev:
+        path = path.parent
+    return path
+
+
+# ------------------------------------------------------------------ offline
+
+
+def offline(desired: config.DesiredState, env: Mapping[str, str]) -> list[Check]:
+    checks = [_marked("library.path", desired.library_path, "library")]
+    checks.append(_state_dir(desired.state_dir))
+    for sid, src in desired.sources.items():
+        checks.extend(_source(sid, src, env))
+    for tid, tgt in desired.targets.items():
+        checks.extend(_target(tid, tgt, env))
+    return checks
+
+
+def _marked(subject: str, path: Path, store_id: str) -> Check:
+    init = f"reconcile init-target {path} --id {store_id}"
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "does not exist"
+        return _fail(
+            subject, f"{path} {what}; mount the disk, or fix the path, or run: {init} --create"
+        )
+    marked = read_marker(path)
+    if marked is None:
+        return _fail(
+            subject, f"{path} has no marker (not mounted?); if it is the right folder, run: {init}"
+        )
+    if marked != store_id:
+        return _fail(subject, f"{path} is marked as {marked!r}, not {store_id!r}; fix the path")
+    return _ok(subject, f"{path} is marked as {store_id!r}")
+
+
+def _state_dir(path: Path) -> Check:
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return _fail("state.dir", f"{existing} is not a folder; fix the path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return _fail("state.dir", f"{existing} is not writable by this user; fix the permissions")
+    if existing == path:
+        return _ok("state.dir", f"{path} is writable")
+    return _ok("state.dir", f"{path} will be created")
+
+
+def _source(sid: str, src: config.SourceConfig, env: Mapping[str, str]) -> list[Check]:
+    where = f"sources.{sid}"
+    if isinstance(src, config.FolderSource):
+        path = Path(src.path)
+        if not path.is_dir():
+            return [_fail(f"{where}.path", f"{path} does not exist (card not inserted?)")]
+        return [_ok(f"{where}.path", f"{path} exists")]
+    checks = [_env(where, env, "ICLOUD_USERNAME", "your Apple ID")]
+    if src.endpoint:
+        from providers.icloud.transport import endpoint_problem
+
+        problem = endpoint_problem(src.endpoint)
+        checks.append(
+            _fail(f"{where}.endpoint", problem)
+            if problem
+            else _ok(f"{where}.endpoint", f"the iCloud emulator at {src.endpoint} (not Apple)")
+        )
+    return checks
+
+
+def _env(where: str, env: Mapping[str, str], name: str, what: str) -> Check:
+    if not env.get(name):
+        return _fail(where, f"{name} is not set in the environment; export it ({what})")
+    return _ok(where, f"{name} is set")
+
+
+def _target(tid: str, tgt: config.TargetConfig, env: Mapping[str, str]) -> list[Check]:
+    where = f"targets.{tid}"
+    if isinstance(tgt, config.FilesystemTarget):
+        marked = _marked(f"{where}.path", Path(tgt.path), tid)
+        hazard = mount_hazard(Path(tgt.path)) if marked.status == "ok" else None
+        # A marker on the bare mount point (an old init-target while the disk
+        # was away) makes the system disk pass for the NAS: say so.
+        return [Check("warn", marked.subject, f"marked, but {hazard}") if hazard else marked]
+    checks = []
+    path = Path(tgt.path)
+    if not path.is_dir():
+        checks.append(_fail(f"{where}.path", f"{path} does not exist; create the folder"))
+    elif not (path / ".stfolder").exists():
+        checks.append(
+            _fail(
+                f"{where}.path",
+                f"{path} has no .stfolder: it is not a Syncthing folder yet (add it in Syncthing)",
+            )
+        )
+    else:
+        checks.append(_ok(f"{where}.path", f"{path} is a Syncthing folder"))
+    checks.append(_device_id(f"{where}.device_id", tgt.device_id))
+    if tgt.folder_id in PLACEHOLDERS or not tgt.folder_id.strip():
+        checks.append(_fail(f"{where}.folder_id", "put the Syncthing folder id here"))
+    checks.append(_syncthing_url(f"{where}.url", tgt.url))
+    key = env.get("SYNCTHING_API_KEY")
+    checks.append(
+        _fail(where, MISSING_API_KEY) if not key else _ok(where, "SYNCTHING_API_KEY is set")
+    )
+    return checks
+
+
+def _device_id(subject: str, device_id: str) -> Check:
+    how = "on the phone: Syncthing > Settings > Show device ID"
+    if device_id in PLACEHOLDERS:
+        return _fail(
+            subject, f"{device_id!r} is the example's placeholder; put the phone's id ({how})"
+        )
+    if not _DEVICE_ID.fullmatch(device_id.replace("-", "").upper()):
+        return _fail(
+            subject,
+            f"{device_id!r} is not a Syncthing device id (eight groups of seven letters and "
+            f"digits, ABCDEFG-HIJKLMN-…); copy it ({how})",
+        )
+    return _ok(subject, "a well-formed Syncthing device id")
+
+
+def _syncthing_url(subject: str, url: str) -> Check:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        return _fail(subject, f"{url!r} is not a URL; use http://HOST:PORT (e.g. {_URL})")
+    if parts.path.rstrip("/").endswith("/rest") or parts.path.startswith("/rest"):
+        base = f"{parts.scheme}://{parts.netloc}"
+        return _fail(subject, f"{url!r} ends in /rest; use {base} (reconcile adds /rest/...)")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return _fail(subject, f"{url!r} has a path; use {parts.scheme}://{parts.netloc}")
+    if port is None:
+        return _fail(subject, f"{url!r} has no port; Syncthing's GUI port is usually 8384")
+    return _ok(subject, f"{url} is shaped like Syncthing's API address")
+
+
+_URL = "http://127.0.0.1:8384"
+
+
+# ------------------------------------------------------------------ online
+
+
+def online(desired: config.DesiredState, env: Mapping[str, str], now: datetime) -> list[Check]:
+    checks: list[Check] = []
+    for sid, src in desired.sources.items():
+        if isinstance(src, config.ICloudSource):
+            checks.append(_icloud(sid, src, desired, env, now))
+    for tid, tgt in desired.targets.items():
+        if isinstance(tgt, config.SyncthingTarget):
+            checks.extend(_phone(tid, tgt, env, now))
+    return checks
+
+
+def _icloud(
+    sid: str,
+    src: config.ICloudSource,
+    desired: config.DesiredState,
+    env: Mapping[str, str],
+    now: datetime,
+) -> Check:
+    from providers.icloud import session
+    from providers.icloud.transport import endpoint_problem
+
+    where = f"sources.{sid}"
+    username = env.get("ICLOUD_USERNAME", "")
+    if not username or (src.endpoint and endpoint_problem(src.endpoint)):
+        return _fail(where, "not reached: fix the problems above first")
+    directory = icloud_session_dir(desired)
+    if not (directory / f"{session.session_stem(username)}.session").is_file():
+        # Without a saved session a sign-in would need the password and a
+        # code: say so without asking Apple anything.
+        return _fail(where, f"no saved iCloud session for {username}; run: reconcile login icloud")
+    try:
+        api = session.connect(
+            sid,
+            username,
+            env.get("ICLOUD_PASSWORD") or None,
+            directory,
+            endpoint=src.endpoint or None,
+            timeouts=(10.0, src.timeout_s),
+        )
+    except (LoginRequiredError, ProviderError) as e:
+        return _fail(where, _plain(e))
+    api.session.close()
+    age = session.session_age(directory, username, now=now)
+    if age is None:
+        return _ok(where, f"signed in as {username} (session age unknown)")
+    text = f"signed in as {username}; the trusted session is {age.days} day(s) old"
+    if age.days >= 25:
+        return Check(
+            "warn",
+            where,
+            f"{text}: Apple asks for 2FA again after about 30 days; "
+            "run reconcile login icloud soon",
+        )
+    return _ok(where, f"{text} (Apple asks for 2FA again after about 30 days)")
+
+
+def _phone(
+    tid: str, tgt: config.SyncthingTarget, env: Mapping[str, str], now: datetime
+) -> list[Check]:
+    from providers.syncthing.client import SyncthingClient
+
+    where = f"targets.{tid}"
+    key = env.get("SYNCTHING_API_KEY", "")
+    if not key or _syncthing_url(f"{where}.url", tgt.url).status == "fail":
+        return [_fail(where, "not reached: fix the problems above first")]
+    checks: list[Check] = []
+    with SyncthingClient(url=tgt.url, api_key=key) as client:
+        try:
+            own = client.my_id()
+        except ProviderError as e:
+            return [_fail(f"{where}.url", _plain(e))]
+        checks.append(_ok(f"{where}.url", f"Syncthing answers at {tgt.url} with this key"))
+        try:
+            folder = client.folder(tgt.folder_id)
+            checks.append(_ok(f"{where}.folder_id", f"Syncthing has the folder {tgt.folder_id!r}"))
+        except ProviderError as e:
+            folder = None
+            checks.append(_fail(f"{where}.folder_id", _plain(e)))
+        try:
+            client.device(tgt.device_id)
+        except ProviderError as e:
+            checks.append(_fail(f"{where}.device_id", _plain(e)))
+            return checks
+        if tgt.device_id == own:
+            checks.append(_fail(f"{where}.device_id", "this machine's own id; use the phone's"))
+            return checks
+        checks.append(_ok(f"{where}.device_id", "Syncthing knows the phone"))
+        if folder is not None and tgt.device_id not in folder.device_ids:
+            checks.append(
+                _fail(where, f"the folder {tgt.folder_id!r} is not shared with the phone; share it")
+            )
+        checks.append(_seen(where, client, tgt.device_id, now))
+    return checks
+
+
+def _seen(where: str, client: SyncthingClient, device_id: str, now: datetime) -> Check:
+    try:
+        connection = client.connections().get(device_id)
+        last = client.last_seen(device_id)
+    except ProviderError as e:
+        return _fail(where, _plain(e))
+    if connection is not None and connection.connected:
+        return _ok(where, "the phone is connected now")
+    if last is None:
+        return _fail(where, "the phone was never seen; open Syncthing on the phone and pair it")
+    when = f"{last:%Y-%m-%d %H:%M} UTC"
+    if now - last > PHONE_SEEN_WITHIN:
+        days = (now - last).days
+        return Check("warn", where, f"the phone was last seen {when} ({days} days ago)")
+    return _ok(where, f"the phone was last seen {when}")
+
+
+def _plain(e: ProviderError) -> str:
+    return str(e).removeprefix(f"{e.provider}: ") if e.provider else str(e)
