@@ -17,6 +17,12 @@ Transient provider errors are retried with exponential backoff and jitter
 (honouring Retry-After); a source that keeps throttling is left alone for
 the rest of the run, and what is done stays done. Only the main thread
 touches the state DB; workers return effects to it.
+
+Signals (``reconciler.interrupt``): after the first, no action starts (each
+is journaled ``interrupted``) and those in flight finish; after a second,
+in-flight work is abandoned (encoder processes killed, copies stopped at
+their next chunk) and reported ``interrupted`` too. Either way ``apply``
+returns only once every worker thread and encoder process is gone.
 """
 
 from __future__ import annotations
@@ -25,10 +31,12 @@ import hashlib
 import multiprocessing
 import os
 import random
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -38,7 +46,7 @@ from typing import Any, TypeVar
 import attrs
 
 from providers.base import ConfirmingStore, Source, Store, disk_of
-from reconciler import media, sidecar
+from reconciler import crashpoint, lifeline, media, sidecar
 from reconciler.config import DesiredState, same_disk_ok
 from reconciler.config import FolderSource as FolderSourceConfig
 from reconciler.config import SyncthingTarget as SyncthingTargetConfig
@@ -47,6 +55,7 @@ from reconciler.errors import LoginRequiredError, MediaError, ProviderError
 from reconciler.gate import GateRefused, SourceSide, check_removal
 from reconciler.hashing import sha256_file
 from reconciler.independence import backup_groups
+from reconciler.interrupt import Abandoned, Interrupts
 from reconciler.layout import dated_path
 from reconciler.model import (
     ORIGINAL_TIER,
@@ -143,6 +152,8 @@ class Applier:
         report: Report = _silent,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        interrupts: Interrupts | None = None,
+        lock_fd: int | None = None,
     ) -> None:
         self.desired = desired
         self.db = db
@@ -184,6 +195,12 @@ class Applier:
         self._known_bad = {
             sha for (sha, _), reason in world.settled.items() if reason.startswith(CANNOT_ENCODE)
         }
+        #: Flags set by signals (a fresh Interrupts, never entered, never sets them).
+        self.interrupts = interrupts or Interrupts()
+        self.interrupts.on_abandon(self._kill_encoders)
+        #: The run lock's descriptor: encoder workers hold a duplicate, so
+        #: the lock outlives a killed run until its last worker is gone.
+        self.lock_fd = lock_fd
 
     # ------------------------------------------------------------- driver
 
@@ -193,19 +210,26 @@ class Applier:
         stages: dict[type[Action], list[Action]] = {}
         for a in plan.actions:
             stages.setdefault(type(a), []).append(a)
-        for kind in (DownloadAsset, CopyToLibrary, CopyToTarget, WriteSidecar, EncodeForTier):
-            actions = stages.get(kind, [])
-            self._stage(actions, outcomes, self._worker_count(kind, len(actions)))
-        for a in stages.get(RemoveFromSource, []):
-            assert isinstance(a, RemoveFromSource)
-            self._finish(a, self._guarded(a, outcomes, partial(self._remove, a)), outcomes)
-        for a in stages.get(FreeStagingCopy, []):
-            assert isinstance(a, FreeStagingCopy)
-            self._finish(a, self._guarded(a, outcomes, partial(self._free, a)), outcomes)
-        for a in stages.get(ReleaseFromPhone, []):
-            assert isinstance(a, ReleaseFromPhone)
-            self._finish(a, self._guarded(a, outcomes, partial(self._release, a)), outcomes)
-        self.close()
+        try:
+            for kind in (DownloadAsset, CopyToLibrary, CopyToTarget, WriteSidecar, EncodeForTier):
+                actions = stages.get(kind, [])
+                workers = self._worker_count(kind, len(actions))
+                if kind is EncodeForTier and actions and not self._stopping():
+                    # Started here, in the main thread: the forkserver's
+                    # parent-death signal follows the thread that started it.
+                    self._encoder()
+                self._stage(actions, outcomes, workers)
+            for a in stages.get(RemoveFromSource, []):
+                assert isinstance(a, RemoveFromSource)
+                self._finish(a, self._guarded(a, outcomes, partial(self._remove, a)), outcomes)
+            for a in stages.get(FreeStagingCopy, []):
+                assert isinstance(a, FreeStagingCopy)
+                self._finish(a, self._guarded(a, outcomes, partial(self._free, a)), outcomes)
+            for a in stages.get(ReleaseFromPhone, []):
+                assert isinstance(a, ReleaseFromPhone)
+                self._finish(a, self._guarded(a, outcomes, partial(self._release, a)), outcomes)
+        finally:
+            self.close()  # no encoder outlives apply, whatever ended it
         return ApplyResult(outcomes=tuple(outcomes[a.id] for a in plan.actions if a.id in outcomes))
 
     def _worker_count(self, kind: type[Action], actions: int = 0) -> int:
@@ -223,13 +247,43 @@ class Applier:
         if self._pool is None:
             # forkserver: never fork a process that is running threads.
             ctx = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(self._encoders, mp_context=ctx)
+            ctx.set_forkserver_preload(["reconciler.forkserver_lifeline"])
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
+            lock = None if self.lock_fd is None else lifeline.InheritedFd(self.lock_fd)
+            self._pool = ProcessPoolExecutor(
+                self._encoders,
+                mp_context=ctx,
+                initializer=lifeline.encoder_init,
+                initargs=(os.getpid(), lock),
+            )
         return self._pool
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown()
+            self._pool.shutdown()  # waits for every encoder process to exit
             self._pool = None
+
+    def _stopping(self) -> bool:
+        return self.interrupts.stopping.is_set()
+
+    def _not_started(self) -> tuple[str, str, _Effects]:
+        why = f"not started: the run was stopped by {self.interrupts.name}; the next run does it"
+        return "interrupted", why, _Effects()
+
+    def _kill_encoders(self) -> None:
+        """Second signal: encoders (and their ffmpeg) die now; their temporary
+        outputs are removed by the workers' cleanup or the closing sweep."""
+        pool = self._pool
+        processes = getattr(pool, "_processes", None) or {}  # no public API in 3.11
+        for proc in list(processes.values()):
+            for kill in (os.killpg, os.kill):  # its group (with ffmpeg), else itself
+                try:
+                    kill(proc.pid, signal.SIGKILL)
+                    break
+                except (ProcessLookupError, PermissionError):
+                    continue
 
     def _stage(self, actions: list[Action], outcomes: dict[str, Outcome], workers: int) -> None:
         if not actions:
@@ -238,13 +292,16 @@ class Applier:
             runnable: list[Action] = []
             for a in actions:
                 blocked = self._blocked_by(a, outcomes)
-                if blocked:
+                if self._stopping():
+                    self._finish(a, self._not_started(), outcomes)
+                elif blocked:
                     self._finish(a, ("skipped", blocked, _Effects()), outcomes)
                 else:
                     runnable.append(a)
             with self.db.transaction():  # journaled before anything runs
                 for a in runnable:
                     self.db.journal(self.run_id, a.id, a.kind, "started")
+            crashpoint.reached("started")
             futures = {pool.submit(self._run, a): a for a in runnable}
             try:
                 for fut in as_completed(futures):
@@ -265,9 +322,12 @@ class Applier:
         self, a: Action, outcomes: dict[str, Outcome], fn: Callable[[], tuple[str, str, _Effects]]
     ) -> tuple[str, str, _Effects]:
         blocked = self._blocked_by(a, outcomes)
+        if self._stopping():
+            return self._not_started()
         if blocked:
             return "skipped", blocked, _Effects()
         self.db.journal(self.run_id, a.id, a.kind, "started")
+        crashpoint.reached("started", a.kind)
         return self._catching(fn)
 
     def _run(self, a: Action) -> tuple[str, str, _Effects]:
@@ -278,6 +338,8 @@ class Applier:
             WriteSidecar: self._write_sidecar,
             EncodeForTier: self._encode,
         }
+        if self._stopping():  # queued when the signal came: never starts
+            return self._not_started()
         return self._catching(partial(handlers[type(a)], a))
 
     def _catching(self, fn: Callable[[], tuple[str, str, _Effects]]) -> tuple[str, str, _Effects]:
@@ -285,6 +347,9 @@ class Applier:
             return fn()
         except _Skip as s:
             return s.status, s.detail, _Effects()
+        except Abandoned:
+            why = f"abandoned in flight after a second {self.interrupts.name}; the next run does it"
+            return "interrupted", why, _Effects()
         except LoginRequiredError:
             raise
         except (ProviderError, MediaError) as e:
@@ -299,9 +364,11 @@ class Applier:
         outcomes: dict[str, Outcome],
     ) -> None:
         status, detail, fx = result
+        crashpoint.reached("finish-before", a.kind)
         with self.db.transaction():  # what it did and its journal row, together
             self._record(fx)
             self.db.journal(self.run_id, a.id, a.kind, status, detail)
+        crashpoint.reached("finish-after", a.kind)
         outcome = Outcome(
             action_id=a.id, kind=a.kind, subject=a.subject, status=status, detail=detail
         )
@@ -343,6 +410,8 @@ class Applier:
         attempts = max(1, self.desired.apply.retries)
         base = self.desired.apply.backoff_base_s
         for n in range(attempts):
+            if n and self._stopping():
+                raise _Skip("interrupted", f"not retried: stopped by {self.interrupts.name}")
             try:
                 return fn()
             except LoginRequiredError:
@@ -573,9 +642,8 @@ class Applier:
                     tmp.write_bytes(src.read_bytes())
                     status, detail = "encoded", "original restored"
                 else:
-                    res = (
-                        self._encoder()
-                        .submit(
+                    res = self._encoded(
+                        self._encoder().submit(
                             media.encode_file,
                             src,
                             tmp,
@@ -588,7 +656,6 @@ class Applier:
                             heic_preset=self.desired.policy.heic_preset,
                             threads=self._encoder_threads,
                         )
-                        .result()
                     )
                     status, detail = res.status, res.reason
             if status != "encoded":
@@ -633,6 +700,14 @@ class Applier:
         also = f", also {', '.join(names[1:3])}" if len(names) > 1 else ""
         label = f"{names[0] if names else 'the original'} (sha256 {sha[:12]}{also})"
         return message.replace(str(path), label) if path is not None else f"{label}: {message}"
+
+    def _encoded(self, fut: Future[media.EncodeResult]) -> media.EncodeResult:
+        try:
+            return fut.result()
+        except BrokenProcessPool:
+            if self.interrupts.abandoning.is_set():  # we killed it
+                raise Abandoned("encoder killed after a second signal") from None
+            raise
 
     def _original_elsewhere(self, sha: str) -> bool:
         """Is the original held somewhere besides the library (a source, a target)?"""

@@ -3,7 +3,8 @@
 The only module that prints, prompts or picks exit codes (DESIGN.md):
 0 converged / success; 1 error; 2 changes pending (plan --detailed-exitcode);
 3 a person is needed (login expired, a safety gate refused a removal);
-4 another run holds the lock.
+4 another run holds the lock; 128 + N stopped by signal N (130 SIGINT,
+143 SIGTERM: ``apply`` stops cleanly, see reconciler/interrupt.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import sqlite3
 import sys
 import tempfile
+import time
 import traceback
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -46,12 +48,14 @@ from reconciler.errors import (
     SafetyError,
     StalePlanError,
 )
+from reconciler.interrupt import Interrupted, Interrupts
 from reconciler.lock import RunLock
 from reconciler.model import Action, Plan, World
 from reconciler.observe import Progress, observe
 from reconciler.plan import CANNOT_ENCODE
 from reconciler.plan import plan as make_plan
 from reconciler.state import StateDB, damaged
+from reconciler.sweep import sweep_debris
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PERSON, EXIT_LOCKED = 0, 1, 2, 3, 4
 
@@ -268,6 +272,9 @@ def _dispatch(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
     except ReconcileError as e:  # provider, state, stale plan, media…
         io.warn(f"error: {e}")
         return EXIT_ERROR
+    except Interrupted as e:
+        io.warn(f"error: {e} before anything was changed; run again to continue")
+        return 128 + e.signum
     except KeyboardInterrupt:
         io.warn("error: interrupted; what was done is kept, run again to continue")
         return EXIT_ERROR
@@ -479,14 +486,35 @@ def _apply(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
             f"{args.planfile} was made from a different {config.config_path(args.config)}; "
             "run reconcile plan --out again"
         )
-    with RunLock(desired.state_dir):
+    # Signals are handled before the lock is taken, so none can leave it
+    # released while a worker of this run is still alive.
+    with Interrupts() as stop, RunLock(desired.state_dir) as lock:
+        locked_at = time.time()
         db = StateDB.in_dir(desired.state_dir)
-        conn = connect(desired)
         try:
-            return _apply_locked(args, io, now, desired, db, conn, saved)
+            conn = connect(desired)
+            try:
+                _sweep_crashed(io, desired, db, conn, locked_at)
+                return _apply_locked(args, io, now, desired, db, conn, saved, stop, lock.fileno())
+            finally:
+                conn.close()
         finally:
-            conn.close()
             db.close()
+
+
+def _sweep_crashed(
+    io: _Out, desired: DesiredState, db: StateDB, conn: Connected, locked_at: float
+) -> None:
+    """A run that never finished was killed: mark it, remove its temporaries."""
+    crashed = db.mark_crashed()
+    if not crashed:
+        return
+    removed = sweep_debris(desired, conn, before=locked_at)
+    runs = ", ".join(str(r) for r in crashed)
+    io.say(
+        f"Run {runs} never finished (killed?): marked crashed; "
+        f"removed {len(removed)} temporary file(s) it left."
+    )
 
 
 def _apply_locked(
@@ -497,6 +525,8 @@ def _apply_locked(
     db: StateDB,
     conn: Connected,
     saved: Plan | None,
+    stop: Interrupts,
+    lock_fd: int | None,
 ) -> int:
     world = observe(
         desired, db, conn, now=now, progress=_progress(io), accept_shrink=args.accept_shrink
@@ -520,23 +550,38 @@ def _apply_locked(
             io.say("Nothing done.")
             return EXIT_OK
     io.say("")
-    run_id = io.run_id = db.start_run("apply")
-    result = ApplyResult(outcomes=())
-    try:
-        applier = Applier(
-            desired,
-            db,
-            conn,
-            world,
-            run_id=run_id,
-            report=lambda o, done, total: io.say(render.outcome_line(o)),
-        )
-        result = applier.apply(plan)
-    finally:
-        db.finish_run(run_id, "failed" if result.failed else "done", result.counts())
+    with stop.applying():  # from here on a signal stops the run, never unwinds it
+        run_id = io.run_id = db.start_run("apply")
+        result = ApplyResult(outcomes=())
+        status = "failed"
+        try:
+            applier = Applier(
+                desired,
+                db,
+                conn,
+                world,
+                run_id=run_id,
+                report=lambda o, done, total: io.say(render.outcome_line(o)),
+                interrupts=stop,
+                lock_fd=lock_fd,
+            )
+            result = applier.apply(plan)
+            status = "failed" if result.failed else "done"
+        finally:
+            if stop.signum is not None:
+                status = "interrupted"
+            if stop.abandoning.is_set():  # every worker is gone: what is left is debris
+                sweep_debris(desired, conn, before=time.time())
+            db.finish_run(run_id, status, result.counts())
     io.say("")
     io.say(render.apply_summary(result, stale))
     io.summary = _bytes_moved(plan, result)
+    if stop.signum is not None:
+        io.warn(
+            f"error: stopped by {stop.name}; what was done is kept and journaled, "
+            "run apply again to continue"
+        )
+        return stop.exit_code
     if result.refused:
         io.warn(
             "error: a safety gate kept some items in their source (see 'refused' above); "

@@ -7,6 +7,9 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
+from reconciler import crashpoint
+from reconciler.interrupt import check_abandoned
+
 CHUNK = 1 << 20
 
 
@@ -14,19 +17,25 @@ def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
+            check_abandoned()  # a long read gives way to a second signal
             h.update(chunk)
     return h.hexdigest()
 
 
 def copy_hashing(src: BinaryIO, dest: Path) -> tuple[str, int]:
-    """Stream ``src`` into a new file ``dest``, fsync it, return (sha256, size)."""
+    """Stream ``src`` into a new file ``dest``, fsync it, return (sha256, size).
+
+    Raises ``Abandoned`` between chunks once a run abandons in-flight work;
+    the caller's temporary ``dest`` is then left for the run's closing sweep."""
     h = hashlib.sha256()
     size = 0
     with open(dest, "xb") as out:
         while chunk := src.read(CHUNK):
+            check_abandoned()
             h.update(chunk)
             out.write(chunk)
             size += len(chunk)
+            crashpoint.reached("write")
         out.flush()
         os.fsync(out.fileno())
     return h.hexdigest(), size

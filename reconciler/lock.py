@@ -36,6 +36,10 @@ class RunLock:
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
 
+    def fileno(self) -> int | None:
+        """The locked descriptor, for helpers that must hold the lock too."""
+        return self._fd
+
     def release(self) -> None:
         if self._fd is not None:
             os.ftruncate(self._fd, 0)

@@ -122,17 +122,22 @@ class CachedHasher:
 
         rows: list[tuple[str, CachedHash]] = []
         with ThreadPoolExecutor(self.workers) as pool:
-            for n, (i, h) in enumerate(pool.map(work, misses), 1):
-                if isinstance(h, str):
-                    out[i] = Hashed(sha256=None, error=h)
-                    continue
-                out[i] = Hashed(sha256=h.sha256, captured_at_ts=h.captured_at)
-                rows.append((entries[i].path, h))
-                if n % 200 == 0 or n == len(misses):
-                    self.progress("hashing", n, len(misses))
-                if len(rows) >= 5000:
-                    self.db.store_hashes(rows)
-                    rows = []
+            try:
+                for n, (i, h) in enumerate(pool.map(work, misses), 1):
+                    if isinstance(h, str):
+                        out[i] = Hashed(sha256=None, error=h)
+                        continue
+                    out[i] = Hashed(sha256=h.sha256, captured_at_ts=h.captured_at)
+                    rows.append((entries[i].path, h))
+                    if n % 200 == 0 or n == len(misses):
+                        self.progress("hashing", n, len(misses))
+                    if len(rows) >= 5000:
+                        self.db.store_hashes(rows)
+                        rows = []
+            except BaseException:
+                # Interrupted (a signal): finish only the files being read now.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
         self.db.store_hashes(rows)
         self.hashed_files += len(misses)
 

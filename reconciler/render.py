@@ -82,6 +82,7 @@ _OUTCOME_SYMBOL = {
     "refused": "!",
     "waiting": "…",
     "stale": "-",
+    "interrupted": "-",
 }
 
 
@@ -94,7 +95,7 @@ def apply_summary(result: ApplyResult, extra: Iterable[Outcome] = ()) -> str:
     counts = result.counts()
     for o in extra:
         counts[o.status] = counts.get(o.status, 0) + 1
-    order = ("changed", "ok", "waiting", "skipped", "stale", "refused", "failed")
+    order = ("changed", "ok", "waiting", "skipped", "interrupted", "stale", "refused", "failed")
     parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
     return "Apply: " + (", ".join(parts) if parts else "nothing to do") + "."
 

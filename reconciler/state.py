@@ -445,6 +445,24 @@ class StateDB:
             run_id, {"finished_at": _now(), "status": status, "summary": json.dumps(summary)}
         )
 
+    def mark_crashed(self) -> list[int]:
+        """Call under the run lock: a run still ``running`` then is not alive
+        (it would hold the lock), so it was killed; say so, once."""
+        ids = [
+            int(r[0])
+            for r in self.db.conn.execute("select id from runs where status = ?", ["running"])
+        ]
+        if ids:
+            self.db.conn.execute(
+                "update runs set status = 'crashed', finished_at = ? where status = 'running'",
+                [_now()],
+            )
+        return ids
+
+    def last_run_status(self) -> str | None:
+        rows = list(self.db.conn.execute("select status from runs order by id desc limit 1"))
+        return str(rows[0][0]) if rows else None
+
     def journal(
         self, run_id: int, action_id: str, kind: str, status: str, detail: str = ""
     ) -> None:

@@ -1,0 +1,126 @@
+"""SIGINT and SIGTERM during a run: stop cleanly, never half-way.
+
+``Interrupts`` installs handlers for the length of a command (main thread
+only, restored afterwards). Before the applier starts, nothing has changed
+the world yet, so the first signal raises ``Interrupted`` at once (observe
+and plan only read). Once ``applying()`` is entered the handlers never
+raise: a raise would unwind the main thread past worker threads that are
+still writing, and past the lock that keeps the next run out. Instead:
+
+- the first signal sets ``stopping``: no action starts any more, actions in
+  flight finish and are journaled, and the run ends ``interrupted``;
+- a second signal sets ``abandoning``: in-flight work is abandoned at its
+  next safe point (a chunk of a copy, an encoder process killed), its
+  temporaries are removed, and the run ends as soon as every worker is gone.
+
+The exit code is 128 + the signal number (130 for SIGINT, 143 for SIGTERM),
+as shells report a process a signal stopped.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType, TracebackType
+from typing import Any
+
+#: The signals a run stops on: Ctrl-C, and what cron, systemd and kill send.
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(BaseException):
+    """A signal stopped the command before it changed anything.
+
+    A BaseException, like KeyboardInterrupt: no ``except Exception`` on the
+    way up may swallow it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+
+
+#: Set while a run is abandoning its in-flight work (a second signal): long
+#: copies check it between chunks. Process-wide because a signal is.
+ABANDON = threading.Event()
+
+
+class Abandoned(BaseException):
+    """Raised inside in-flight work once the run is abandoning it."""
+
+
+def check_abandoned() -> None:
+    """A safe point in long work: give up here if the run is abandoning."""
+    if ABANDON.is_set():
+        raise Abandoned("abandoned after a second signal")
+
+
+class Interrupts:
+    """Signal state for one command; a context manager that owns the handlers."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.stopping = threading.Event()
+        self.abandoning = threading.Event()
+        self._applying = False
+        self._on_abandon: list[Callable[[], None]] = []
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.signum or signal.SIGINT)
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum or signal.SIGINT).name
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for sig in SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+        ABANDON.clear()
+
+    @contextmanager
+    def applying(self) -> Iterator[None]:
+        """While the world is being changed, signals only set flags."""
+        self._applying = True
+        try:
+            if self.signum is not None:  # arrived just before: stop at once
+                self.stopping.set()
+            yield
+        finally:
+            self._applying = False
+
+    def on_abandon(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` (from the signal handler) when a second signal arrives."""
+        self._on_abandon.append(fn)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        first = self.signum is None
+        if first:
+            self.signum = signum
+        if not self._applying:
+            if first:
+                raise Interrupted(signum)
+            return  # already unwinding: let it finish, never raise twice
+        if not self.stopping.is_set():
+            self.stopping.set()
+            return
+        if not self.abandoning.is_set():
+            self.abandoning.set()
+            ABANDON.set()
+            for fn in self._on_abandon:
+                fn()

@@ -1,0 +1,80 @@
+"""Helper processes die with the run that started them.
+
+The applier encodes in a forkserver ProcessPoolExecutor, and encoders start
+ffmpeg. If the run is killed (SIGKILL from cron's timeout, the OOM killer),
+nothing may keep running and writing into the library afterwards:
+
+- the forkserver asks the kernel for SIGKILL when its parent, the run,
+  dies (``PR_SET_PDEATHSIG``, set by importing ``reconciler.forkserver_lifeline``
+  as a forkserver preload module);
+- each encoder worker asks for SIGTERM when the forkserver dies, and its
+  SIGTERM handler kills its own process group: itself and its ffmpeg;
+- each worker also holds a duplicate of the run's lock file descriptor, so
+  the kernel keeps the run lock (``flock``) taken until the last worker is
+  gone, even when the main process died first;
+- workers ignore SIGINT and lead their own process group, so a Ctrl-C on
+  the terminal reaches only the main process, which decides what stops.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+from multiprocessing import reduction
+from types import FrameType
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+_libc: Any = None
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> bool:
+    """Ask the kernel to send ``sig`` to this process when its parent dies.
+
+    Linux only; returns False where it is not available (the worker then
+    still dies when its pipes close, later)."""
+    global _libc
+    if not sys.platform.startswith("linux"):
+        return False
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return bool(_libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0)
+
+
+def _kill_own_group(signum: int, frame: FrameType | None) -> None:
+    os.killpg(0, signal.SIGKILL)
+
+
+class InheritedFd:
+    """A file descriptor handed to a forkserver worker as an initializer
+    argument: pickled while the worker is being started, the descriptor
+    itself travels with it (``reduction.DupFd``), and the worker receives
+    its own duplicate as a plain int."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return _detach, (reduction.DupFd(self.fd),)
+
+
+def _detach(dup: Any) -> int:
+    return int(dup.detach())
+
+
+def encoder_init(run_pid: int, lock_fd: InheritedFd | int | None = None) -> None:
+    """ProcessPoolExecutor initializer for encoder workers (see the module doc).
+
+    ``lock_fd``, passed as an ``InheritedFd``, arrives here as this worker's
+    own duplicate of the run lock (an int); it stays open for the worker's
+    whole life on purpose."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.setpgrp()
+    signal.signal(signal.SIGTERM, _kill_own_group)
+    die_with_parent(signal.SIGTERM)
+    try:  # the run may have died before the line above took effect
+        os.kill(run_pid, 0)
+    except ProcessLookupError:
+        _kill_own_group(signal.SIGTERM, None)

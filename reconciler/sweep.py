@@ -1,0 +1,97 @@
+"""Debris of a killed run: the temporary files it left behind.
+
+Every write goes to a temporary name first and is renamed into place only
+once complete and fsynced: ``.reconcile-tmp-*`` beside its destination in a
+filesystem store (library, NAS), ``.reconcile-tmp/`` inside a Syncthing
+folder, ``fetch-*`` folders in the state directory. A run killed in between
+(SIGKILL from cron's timeout, the OOM killer, a power cut) leaves them
+there. They are never counted as copies (observe skips them), but they
+fill disks and confuse people, so the next run removes them.
+
+Only under the run lock, and only files older than that lock: no other run
+of this state directory is alive then, and the kernel keeps the lock taken
+until every encoder of a killed run is gone (``reconciler.lifeline``). A
+target without its marker is not touched: it may be a bare mount point.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from providers.filesystem import TMP_PREFIX, FilesystemStore
+from reconciler import config
+from reconciler.connect import Connected
+
+FETCH_PREFIX = "fetch-"
+
+
+def sweep_debris(desired: config.DesiredState, conn: Connected, *, before: float) -> list[Path]:
+    """Remove temporaries last modified before ``before`` (epoch seconds);
+    return what was removed. Errors are skipped: debris is never worth
+    failing a run for."""
+    removed: list[Path] = []
+    stores = [conn.library, *conn.targets.values()]
+    for store in stores:
+        if isinstance(store, FilesystemStore) and store.availability().available:
+            removed += _remove(_temporaries(store.root), before)
+    for tid, cfg in desired.targets.items():
+        if isinstance(cfg, config.SyncthingTarget):
+            from providers.syncthing.target import TMP_DIR
+
+            staging = Path(cfg.path) / TMP_DIR
+            if staging.is_dir() and tid in conn.targets:
+                removed += _remove(_files_in(staging), before)
+    removed += _remove(_fetch_dirs(desired.state_dir), before)
+    return removed
+
+
+def _temporaries(root: Path) -> Iterator[os.DirEntry[str]]:
+    """Every ``.reconcile-tmp-*`` file under ``root``; symlinks not followed."""
+    stack = [root]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(Path(entry.path))
+                    elif entry.name.startswith(TMP_PREFIX) and entry.is_file(follow_symlinks=False):
+                        yield entry
+        except OSError:
+            continue
+
+
+def _files_in(folder: Path) -> Iterator[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as it:
+            yield from (e for e in it if e.is_file(follow_symlinks=False))
+    except OSError:
+        return
+
+
+def _fetch_dirs(state_dir: Path) -> Iterator[os.DirEntry[str]]:
+    try:
+        with os.scandir(state_dir) as it:
+            yield from (
+                e for e in it if e.name.startswith(FETCH_PREFIX) and e.is_dir(follow_symlinks=False)
+            )
+    except OSError:
+        return
+
+
+def _remove(entries: Iterator[os.DirEntry[str]], before: float) -> list[Path]:
+    removed = []
+    for entry in entries:
+        try:
+            if entry.stat(follow_symlinks=False).st_mtime >= before:
+                continue  # written after the lock was taken: this run's own
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
