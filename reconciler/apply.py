@@ -301,7 +301,7 @@ class Applier:
             with self.db.transaction():  # journaled before anything runs
                 for a in runnable:
                     self.db.journal(self.run_id, a.id, a.kind, "started")
-            crashpoint.reached("started")
+            crashpoint.reached("started", actions[0].kind)
             futures = {pool.submit(self._run, a): a for a in runnable}
             try:
                 for fut in as_completed(futures):

@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 from multiprocessing import reduction
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -74,7 +75,23 @@ def encoder_init(run_pid: int, lock_fd: InheritedFd | int | None = None) -> None
     os.setpgrp()
     signal.signal(signal.SIGTERM, _kill_own_group)
     die_with_parent(signal.SIGTERM)
-    try:  # the run may have died before the line above took effect
-        os.kill(run_pid, 0)
-    except ProcessLookupError:
+    # The forkserver may have died before the line above took effect (it
+    # only dies after the run did): then nobody would ever signal us.
+    if not alive(run_pid):
         _kill_own_group(signal.SIGTERM, None)
+
+
+def alive(pid: int) -> bool:
+    """Is ``pid`` running? A killed process nobody has reaped yet (a zombie)
+    answers ``kill(pid, 0)`` but is dead."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
