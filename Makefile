@@ -42,8 +42,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check reconciler providers tests bench
 	$(BIN)/mypy
 
+# HYPOTHESIS_PROFILE=ci: the safety property over 2,000 worlds (tests/conftest.py).
 test: apt $(STAMP) lint
-	$(BIN)/pytest
+	HYPOTHESIS_PROFILE=ci $(BIN)/pytest
 
 demo: apt $(STAMP)
 	$(BIN)/python -m reconciler.demo

@@ -7,6 +7,7 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,9 @@ from reconciler.model import SourceItem
 from reconciler.observe import observe
 from reconciler.plan import plan
 from reconciler.state import StateDB
+
+#: Thousands of worlds under make test: their temporary files live in RAM.
+pytestmark = pytest.mark.usefixtures("ram_tempdir")
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 COPIES = 2
@@ -57,7 +61,8 @@ items_strategy = st.lists(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# max_examples comes from the profile (tests/conftest.py): 2,000 under make test.
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @example(  # archived on two targets, both copies rot between plan and apply
     items=[(0, 100, False)],
     offline=set(),
