@@ -275,9 +275,12 @@ class Applier:
     def _kill_encoders(self) -> None:
         """Second signal: encoders (and their ffmpeg) die now; their temporary
         outputs are removed by the workers' cleanup or the closing sweep."""
-        pool = self._pool
-        processes = getattr(pool, "_processes", None) or {}  # no public API in 3.11
-        for proc in list(processes.values()):
+        processes = getattr(self._pool, "_processes", None) or {}  # no public API in 3.11
+        try:
+            procs = list(processes.values())
+        except RuntimeError:  # the pool's manager thread changed it meanwhile
+            procs = list(processes.values())
+        for proc in procs:
             for kill in (os.killpg, os.kill):  # its group (with ffmpeg), else itself
                 try:
                     kill(proc.pid, signal.SIGKILL)

@@ -65,6 +65,7 @@ class Interrupts:
         self.stopping = threading.Event()
         self.abandoning = threading.Event()
         self._applying = False
+        self._applied = False
         self._on_abandon: list[Callable[[], None]] = []
         self._previous: dict[int, Any] = {}
 
@@ -96,7 +97,7 @@ class Interrupts:
     @contextmanager
     def applying(self) -> Iterator[None]:
         """While the world is being changed, signals only set flags."""
-        self._applying = True
+        self._applying = self._applied = True
         try:
             if self.signum is not None:  # arrived just before: stop at once
                 self.stopping.set()
@@ -113,9 +114,9 @@ class Interrupts:
         if first:
             self.signum = signum
         if not self._applying:
-            if first:
+            if first and not self._applied:
                 raise Interrupted(signum)
-            return  # already unwinding: let it finish, never raise twice
+            return  # unwinding, or reporting what was done: let it finish
         if not self.stopping.is_set():
             self.stopping.set()
             return
