@@ -50,6 +50,7 @@ from providers.icloud import session as icloud_session
 from providers.icloud.assets import files_of, metadata_of, resource_of
 from providers.icloud.errors import classify, http_status, release, server_error_codes
 from reconciler.errors import ConfigError, ProviderError, ReconcileError
+from reconciler.interrupt import check_abandoned
 from reconciler.model import MediaFile, SourceItem
 
 LOG = logging.getLogger(__name__)
@@ -302,6 +303,7 @@ class ICloudSource(Closing):
                         digest = hashlib.sha256()
                     try:
                         for chunk in response.iter_content(CHUNK):
+                            check_abandoned()  # a second signal: stop mid-download
                             written += len(chunk)
                             if written > file.size:
                                 raise ProviderError(
