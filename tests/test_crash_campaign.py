@@ -330,3 +330,52 @@ def test_a_second_signal_abandons_in_flight_copies_safely(tmp_path: Path) -> Non
     assert code == 0, (out, err)
     world.check()
     assert files_under(ws.incoming) == {}
+
+
+def _make_clip(path: Path, seconds: int) -> Path:
+    """A real H.264 clip, big enough that re-encoding it takes a few seconds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            *("ffmpeg", "-nostdin", "-v", "error", "-y"),
+            *("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"),
+            *("-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-crf", "4"),
+            *("-metadata", "creation_time=2023-01-02T03:04:05Z", str(path)),
+        ],
+        check=True,
+    )
+    return path
+
+
+def _encoding(tag: str) -> bool:
+    """Is an ffmpeg of this run re-encoding right now?"""
+    for pid in _tagged_processes(tag):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if Path(argv[0].decode()).name == "ffmpeg" and b"-crf" in argv:
+            return True
+    return False
+
+
+def test_sigkill_during_a_video_encode_leaves_nothing_running(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "w")
+    _make_clip(ws.incoming / "MOV_1.MOV", seconds=6)
+    world = World(ws=ws, originals=files_under(ws.incoming))
+    run = world.start("apply", "--yes")
+    deadline = time.monotonic() + 60
+    while not _encoding(world.tag):
+        assert run.popen.poll() is None and time.monotonic() < deadline, run.wait()
+        time.sleep(0.02)
+    run.popen.kill()  # the main process only, as cron's timeout or the OOM killer would
+    assert run.wait()[0] == -signal.SIGKILL
+    world.wait_until_alone()  # forkserver, encoder and its ffmpeg died with it
+    world.check()
+
+    code, out, err = world.run("apply", "--yes")
+    assert code == 0, (out, err)
+    assert "never finished (killed?): marked crashed" in out
+    assert world.debris() == set()
+    code, out, _ = world.run("plan", "--detailed-exitcode")
+    assert code == 0, out
