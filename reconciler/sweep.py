@@ -39,7 +39,7 @@ def sweep_debris(desired: config.DesiredState, conn: Connected, *, before: float
             removed += _remove(_temporaries(store.root), before)
     for tid, cfg in desired.targets.items():
         if isinstance(cfg, config.SyncthingTarget):
-            from providers.syncthing.target import TMP_DIR
+            from providers.syncthing.ignores import TMP_DIR
 
             staging = Path(cfg.path) / TMP_DIR
             if staging.is_dir() and tid in conn.targets:
