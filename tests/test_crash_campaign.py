@@ -143,6 +143,10 @@ class World:
         with sqlite3.connect(self.ws.root / "state" / "state.db") as db:
             return [(int(i), str(s)) for i, s in db.execute("select id, status from runs")]
 
+    def last_apply(self) -> tuple[int, str]:
+        """The last run that acted (a locked-out apply is in the history too)."""
+        return [r for r in self.runs() if r[1] != "locked"][-1]
+
     def journal(self, run_id: int) -> list[tuple[str, str, str, str]]:
         with sqlite3.connect(self.ws.root / "state" / "state.db") as db:
             sql = "select action_id, kind, status, detail from journal where run_id = ? order by id"
@@ -257,7 +261,7 @@ def _interrupt(world: World, sig: int, pause_at: str, tmp: Path) -> tuple[int, s
 
 
 def _assert_interrupted_cleanly(world: World) -> None:
-    run_id, status = world.runs()[-1]
+    run_id, status = world.last_apply()
     assert status == "interrupted"
     rows = world.journal(run_id)
     started = {r[0] for r in rows if r[2] == "started"}
@@ -288,7 +292,7 @@ def test_a_signal_stops_apply_cleanly_and_keeps_the_lock(tmp_path: Path) -> None
         assert "  - interrupted " in out
         _assert_interrupted_cleanly(world)
         kind = pause_at.split(":")[-2] if pause_at.count(":") == 2 else "copy-to-target"
-        rows = world.journal(world.runs()[-1][0])
+        rows = world.journal(world.last_apply()[0])
         assert any(r[1] == kind and r[2] == "changed" for r in rows), pause_at
 
     code, out, err = world.run("apply", "--yes")  # the next run finishes the job
