@@ -1,5 +1,7 @@
-"""Hypothesis profiles, chosen by ``HYPOTHESIS_PROFILE``, and a RAM-backed
-temporary directory for tests that make thousands of small worlds.
+"""Hypothesis profiles, chosen by ``HYPOTHESIS_PROFILE``, a RAM-backed
+temporary directory for tests that make thousands of small worlds, and the
+iCloud workspace the end-to-end tests share (``emu`` serves the module's own
+``account`` fixture; ``ws`` is a workspace whose source is that emulator).
 
 ``dev`` (the default): quick, for running tests while working. ``ci``: what
 ``make test`` selects, the safety and convergence property at depth (at
@@ -15,6 +17,14 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
+from providers.icloud.emulator import Account
+from providers.icloud.emulator.testing import (
+    RunningEmulator,
+    running_emulator,
+    seed_trusted_session,
+)
+from tests.helpers import KEEP_ORIGINALS, Workspace, make_workspace
 
 settings.register_profile("dev", max_examples=40)
 settings.register_profile("ci", max_examples=2000)
@@ -37,3 +47,21 @@ def ram_tempdir() -> Iterator[None]:
             yield
         finally:
             tempfile.tempdir = saved
+
+
+@pytest.fixture
+def emu(account: Account) -> Iterator[RunningEmulator]:
+    with running_emulator(account) as emu:
+        yield emu
+
+
+@pytest.fixture
+def ws(tmp_path: Path, emu: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    root = tmp_path / "ws"
+    icloud = f'[sources.icloud]\nkind = "icloud"\nendpoint = "{emu.url}"\ntimeout_s = 5\n'
+    retries = "[apply]\nretries = 2\nbackoff_base_s = 0\n"
+    ws = make_workspace(root, sources=icloud, extra=retries + KEEP_ORIGINALS)
+    seed_trusted_session(emu, root / "state" / "icloud-session")
+    monkeypatch.setenv("ICLOUD_USERNAME", emu.username)
+    monkeypatch.delenv("ICLOUD_PASSWORD", raising=False)
+    return ws

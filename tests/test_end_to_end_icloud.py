@@ -7,7 +7,6 @@ happen here, and the removal gate is shown to hold at apply time.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,8 +15,6 @@ import pytest
 from providers.icloud.emulator import Account
 from providers.icloud.emulator.testing import (
     RunningEmulator,
-    running_emulator,
-    seed_trusted_session,
 )
 from reconciler.cli import main
 from tests.helpers import (
@@ -50,24 +47,6 @@ def account(tmp_path: Path) -> Account:
     account.add_asset(b"B" * 5000, "IMG_1234.PNG", asset_date=OLD)
     account.add_asset(jpeg_bytes(src, 3), "RECENT.JPG", asset_date=NOW)
     return account
-
-
-@pytest.fixture
-def emu(account: Account) -> Iterator[RunningEmulator]:
-    with running_emulator(account) as emu:
-        yield emu
-
-
-@pytest.fixture
-def ws(tmp_path: Path, emu: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    root = tmp_path / "ws"
-    icloud = f'[sources.icloud]\nkind = "icloud"\nendpoint = "{emu.url}"\ntimeout_s = 5\n'
-    retries = "[apply]\nretries = 2\nbackoff_base_s = 0\n"
-    ws = make_workspace(root, sources=icloud, extra=retries + KEEP_ORIGINALS)
-    seed_trusted_session(emu, root / "state" / "icloud-session")
-    monkeypatch.setenv("ICLOUD_USERNAME", emu.username)
-    monkeypatch.delenv("ICLOUD_PASSWORD", raising=False)
-    return ws
 
 
 def test_icloud_is_archived_then_offloaded_and_a_second_plan_is_empty(

@@ -8,7 +8,6 @@ import hashlib
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,8 @@ import pytest
 from providers.icloud.emulator import Account, EmulatedAsset
 from providers.icloud.emulator.testing import (
     RunningEmulator,
-    running_emulator,
-    seed_trusted_session,
 )
-from tests.helpers import KEEP_ORIGINALS, Workspace, make_jpeg, make_workspace, media_under
+from tests.helpers import Workspace, make_jpeg, media_under
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 OLD = datetime(2021, 6, 1, 9, 30, tzinfo=UTC)
@@ -65,24 +62,6 @@ def account(tmp_path: Path) -> Account:
     account.add_album("Trip 2023", [photo])
     account.add_album("Best of", [photo])
     return account
-
-
-@pytest.fixture
-def emu(account: Account) -> Iterator[RunningEmulator]:
-    with running_emulator(account) as emu:
-        yield emu
-
-
-@pytest.fixture
-def ws(tmp_path: Path, emu: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    root = tmp_path / "ws"
-    icloud = f'[sources.icloud]\nkind = "icloud"\nendpoint = "{emu.url}"\ntimeout_s = 5\n'
-    retries = "[apply]\nretries = 2\nbackoff_base_s = 0\n"
-    ws = make_workspace(root, sources=icloud, extra=retries + KEEP_ORIGINALS)
-    seed_trusted_session(emu, root / "state" / "icloud-session")
-    monkeypatch.setenv("ICLOUD_USERNAME", emu.username)
-    monkeypatch.delenv("ICLOUD_PASSWORD", raising=False)
-    return ws
 
 
 def _removal(ws: Workspace, on: bool) -> None:

@@ -7,19 +7,13 @@ off-loaded in its turn, like any other.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from providers.icloud.emulator import Account
-from providers.icloud.emulator.testing import (
-    RunningEmulator,
-    running_emulator,
-    seed_trusted_session,
-)
-from tests.helpers import KEEP_ORIGINALS, Workspace, make_jpeg, make_workspace, media_under
+from tests.helpers import Workspace, make_jpeg, media_under
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 OLD = datetime(2021, 6, 1, 9, tzinfo=UTC)
@@ -28,23 +22,6 @@ OLD = datetime(2021, 6, 1, 9, tzinfo=UTC)
 @pytest.fixture
 def account() -> Account:
     return Account()
-
-
-@pytest.fixture
-def emu(account: Account) -> Iterator[RunningEmulator]:
-    with running_emulator(account) as emu:
-        yield emu
-
-
-@pytest.fixture
-def ws(tmp_path: Path, emu: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    root = tmp_path / "ws"
-    icloud = f'[sources.icloud]\nkind = "icloud"\nendpoint = "{emu.url}"\ntimeout_s = 5\n'
-    ws = make_workspace(root, sources=icloud, extra=KEEP_ORIGINALS)
-    seed_trusted_session(emu, root / "state" / "icloud-session")
-    monkeypatch.setenv("ICLOUD_USERNAME", emu.username)
-    monkeypatch.delenv("ICLOUD_PASSWORD", raising=False)
-    return ws
 
 
 def test_a_new_asset_reusing_an_offloaded_name_is_archived(
