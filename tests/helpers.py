@@ -11,6 +11,7 @@ import attrs
 from PIL import Image
 
 from providers.filesystem import write_marker
+from providers.syncthing.pair import SyncthingPair
 from reconciler.cli import main
 
 
@@ -121,6 +122,34 @@ def make_workspace(
     for store in stores:
         write_marker(root / store, store)
     return Workspace(root=root, config=config)
+
+
+def phone_workspace(
+    root: Path, pair: SyncthingPair, *, removal: bool, phone_options: str = ""
+) -> Workspace:
+    """A workspace archiving a folder to a NAS folder and the pair's phone;
+    ``phone_options`` are more lines of the phone's target table."""
+    targets = textwrap.dedent(
+        f"""
+        [targets.nas]
+        kind = "filesystem"
+        path = "nas"
+        same_disk_ok = true
+        [targets.phone]
+        kind = "syncthing"
+        path = "{pair.local_folder}"
+        folder_id = "{pair.folder_id}"
+        device_id = "{pair.phone.device_id}"
+        url = "{pair.local.url}"
+        """
+    )
+    return make_workspace(
+        root,
+        removal=removal,
+        targets=targets + phone_options,
+        extra=KEEP_ORIGINALS,
+        stores=("library", "nas"),
+    )
 
 
 def files_under(root: Path) -> dict[str, bytes]:

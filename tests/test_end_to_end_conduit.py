@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from providers.syncthing.pair import SyncthingPair
-from tests.helpers import KEEP_ORIGINALS, Run, Workspace, files_under, make_jpeg, make_workspace
+from tests.helpers import Run, Workspace, files_under, make_jpeg, make_workspace, phone_workspace
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 LATER = NOW + timedelta(days=8)
@@ -32,30 +32,8 @@ def pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SyncthingP
 def conduit(
     root: Path, pair: SyncthingPair, *, removal: bool = False, extra: str = ""
 ) -> Workspace:
-    targets = textwrap.dedent(
-        f"""
-        [targets.nas]
-        kind = "filesystem"
-        path = "nas"
-        same_disk_ok = true
-        [targets.phone]
-        kind = "syncthing"
-        path = "{pair.local_folder}"
-        folder_id = "{pair.folder_id}"
-        device_id = "{pair.phone.device_id}"
-        url = "{pair.local.url}"
-        liveness_timeout_s = 10
-        role = "conduit"
-        settle_days = 7
-        """
-    )
-    return make_workspace(
-        root,
-        removal=removal,
-        targets=targets + extra,
-        extra=KEEP_ORIGINALS,
-        stores=("library", "nas"),
-    )
+    options = 'liveness_timeout_s = 10\nrole = "conduit"\nsettle_days = 7\n'
+    return phone_workspace(root, pair, removal=removal, phone_options=options + extra)
 
 
 def until(ws: Workspace, text: str, now: datetime = NOW, timeout: float = 20.0) -> Run:

@@ -3,7 +3,6 @@ instances on 127.0.0.1 (one plays the Pixel)."""
 
 from __future__ import annotations
 
-import textwrap
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from providers.syncthing.pair import SyncthingInstance, SyncthingPair
-from tests.helpers import KEEP_ORIGINALS, Run, Workspace, files_under, make_jpeg, make_workspace
+from tests.helpers import Run, Workspace, files_under, make_jpeg, phone_workspace
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 OLD = datetime(2022, 3, 4, 5, 6, tzinfo=UTC)
@@ -27,29 +26,8 @@ def pair(tmp_path: Path) -> Iterator[SyncthingPair]:
 def workspace(
     root: Path, pair: SyncthingPair, *, free_local: bool, removal: bool, liveness_s: float = 10
 ) -> Workspace:
-    phone = textwrap.dedent(
-        f"""
-        [targets.nas]
-        kind = "filesystem"
-        path = "nas"
-        same_disk_ok = true
-        [targets.phone]
-        kind = "syncthing"
-        path = "{pair.local_folder}"
-        folder_id = "{pair.folder_id}"
-        device_id = "{pair.phone.device_id}"
-        url = "{pair.local.url}"
-        delete_local_copy = {str(free_local).lower()}
-        liveness_timeout_s = {liveness_s}
-        """
-    )
-    return make_workspace(
-        root,
-        removal=removal,
-        targets=phone,
-        extra=KEEP_ORIGINALS,
-        stores=("library", "nas"),
-    )
+    options = f"delete_local_copy = {str(free_local).lower()}\nliveness_timeout_s = {liveness_s}\n"
+    return phone_workspace(root, pair, removal=removal, phone_options=options)
 
 
 @pytest.fixture
