@@ -191,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--generate", type=int, default=50, metavar="N", help="generate N items")
     seed.add_argument("--seed-folder", metavar="DIR", help="serve the media files under DIR")
 
+    sm = sub.add_parser(
+        "import-legacy",
+        parents=[common],
+        help="adopt the seed pipeline's history (its media.db) without downloading again",
+    )
+    sm.add_argument("media_db", metavar="MEDIA_DB", help="the seed pipeline's media.db")
+
     si = sub.add_parser("init-target", parents=[common], help="mark a folder as a store")
     si.add_argument("path", help="the folder (it must exist; see --create)")
     si.add_argument("--id", required=True, help="the store's id in desired_state.toml")
@@ -251,6 +258,7 @@ def _dispatch(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
         "status": _status,
         "validate": _validate,
         "init-target": _init_target,
+        "import-legacy": _import_legacy,
         "login": _login,
         "emulator": _emulator,
     }
@@ -888,6 +896,29 @@ def _session_lines(desired: DesiredState, runs: Sequence[dict[str, object]] = ()
                 "(Apple asks for 2FA again after about 30 days)"
             )
     return lines
+
+
+def _import_legacy(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
+    from reconciler.legacy import import_legacy
+
+    desired = _load(args)
+    with RunLock(desired.state_dir):
+        db = StateDB.in_dir(desired.state_dir)
+        try:
+            report = import_legacy(desired, db, Path(args.media_db))
+        finally:
+            db.close()
+    io.say(
+        f"imported {report.rows} row(s) from {args.media_db}: {report.adopted} file(s) adopted "
+        f"(hashed where they are, {report.originals} of them unmodified iCloud originals), "
+        f"{report.deleted_from_icloud} recorded as deleted from iCloud by the seed pipeline"
+    )
+    for name in report.missing[:10]:
+        io.say(f"  not on any store: {name}")
+    if len(report.missing) > 10:
+        io.say(f"  … and {len(report.missing) - 10} more not on any store")
+    io.say("Nothing imported counts as a copy until reconcile reads it; run: reconcile plan")
+    return EXIT_OK
 
 
 def _init_target(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:

@@ -175,6 +175,7 @@ def observe(
     library = _library(conn, hasher, db)
     known = db.known_sha256()
     _known_from_sidecars(sources, library, targets, conn, known, db)
+    _known_from_legacy(sources, known, db)
     return World(
         observed_at=now,
         sources=sources,
@@ -500,6 +501,35 @@ def _known_from_sidecars(
     with db.transaction():
         for (sid, item_key, ref), sha, size in learned:
             db.record_source_file(sid, item_key, ref, sha, size)
+
+
+def _known_from_legacy(
+    sources: tuple[SourceState, ...], known: dict[tuple[str, str, str], str], db: StateDB
+) -> None:
+    """The SHA-256 of an iCloud original the seed pipeline downloaded
+    (``import-legacy``), taken only when iCloud lists that very asset (by
+    record name) with the file name and size the unmodified download has;
+    copies of it still count only where observation reads them."""
+    legacy = db.legacy_originals()
+    if not legacy:
+        return
+    for s in sources:
+        if not s.remote:
+            continue
+        for item in s.items:
+            f = item.files[0] if item.files else None
+            if f is None or f.ref != "original" or f.sha256:
+                continue
+            key = (s.source_id, item.key, f.ref)
+            if key in known:
+                continue
+            for record_name in item.key.split(":"):
+                seed = legacy.get(record_name)
+                if seed is not None and seed[0] == f.name and seed[2] == f.size:
+                    # Not written to source_files: that table holds what
+                    # this tool downloaded; the seed's word is re-read each run.
+                    known[key] = seed[1]
+                    break
 
 
 def _embedded_lineage(path: Path, c: FileCopy) -> LineageRow | None:

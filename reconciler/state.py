@@ -24,7 +24,7 @@ import sqlite_utils
 
 from reconciler.errors import StateError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _CHUNK = 900  # below SQLite's default limit of host parameters
 
 
@@ -146,11 +146,28 @@ def _migrate_run_outcomes(db: sqlite_utils.Database) -> None:
             db.table("runs").add_column(name, int if name == "exit_code" else str)
 
 
+def _migrate_legacy_import(db: sqlite_utils.Database) -> None:
+    """What ``import-legacy`` learned from the seed pipeline's media.db: its
+    rows as it kept them, and the file this tool hashed for each (a record of
+    the past, never a verified copy)."""
+    db.execute(
+        "create table if not exists legacy_media (legacy_key text primary key, "
+        "filename text, icloud_id text, created_date text, local_path text, status text, "
+        "synced_google integer, synced_nas integer, album_moved integer, "
+        "deleted_icloud integer, initial_size integer, current_size integer, "
+        "last_compressed text, error_count integer, last_error text, last_updated text, "
+        "created_at text, adopted_path text, sha256 text, size integer, "
+        "unmodified integer, imported_at text)"
+    )
+    db.execute("create index if not exists legacy_media_icloud on legacy_media (icloud_id)")
+
+
 _MIGRATIONS = {
     1: _migrate_1,
     2: _migrate_2_capture_time,
     3: _migrate_phone_proof,
     4: _migrate_run_outcomes,
+    5: _migrate_legacy_import,
 }
 
 
@@ -605,6 +622,31 @@ class StateDB:
         if rows:
             with self.transaction():
                 self.db.conn.executemany("delete from hash_cache where path = ?", rows)
+
+    # -------------------------------------------------- seed pipeline import
+
+    def record_legacy(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Store imported seed rows (a re-import replaces them, whole)."""
+        with self.transaction():
+            for row in rows:
+                self._put("legacy_media", row | {"imported_at": _now()})
+
+    def legacy_originals(self) -> dict[str, tuple[str, str, int]]:
+        """iCloud id -> (file name, SHA-256, size) of the seed's downloads this
+        tool hashed and found unmodified (same size as the seed downloaded)."""
+        sql = (
+            "select icloud_id, filename, sha256, size from legacy_media where "
+            "unmodified = 1 and sha256 is not null and coalesce(icloud_id, '') != ''"
+        )
+        return {str(r[0]): (str(r[1]), str(r[2]), int(r[3])) for r in self.db.conn.execute(sql)}
+
+    def legacy_counts(self) -> dict[str, int]:
+        """How many seed rows were imported, adopted, and deleted from iCloud by it."""
+        sql = (
+            "select count(*), count(sha256), coalesce(sum(deleted_icloud = 1), 0) from legacy_media"
+        )
+        rows, adopted, deleted = self.db.conn.execute(sql).fetchone()
+        return {"rows": int(rows), "adopted": int(adopted), "deleted_from_icloud": int(deleted)}
 
     def tombstone_count(self) -> int:
         return int(self.db.table("tombstones").count)

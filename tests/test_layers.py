@@ -33,6 +33,7 @@ RANKS = {
     "reconciler.history": 3,
     "reconciler.sweep": 4,
     "reconciler.planfile": 3,
+    "reconciler.legacy": 3,
     "reconciler.observe": 4,
     "reconciler.gate": 4,
     "reconciler.preflight": 4,

@@ -1,0 +1,225 @@
+"""Migration from the seed pipeline: ``reconcile import-legacy media.db``.
+
+The seed kept one row per iCloud photo in a SQLite ``media`` table: where it
+downloaded the file (``local_path``), whether it copied it to the NAS, whether
+it deleted it from iCloud, and how it compressed it. A person who ran it keeps
+that history here:
+
+* each file it names that is still on a store this tool observes (the
+  library, a filesystem target, a folder source) is hashed now, into the hash
+  cache, so the next observation matches it by content instead of reading
+  every file again, and nothing is downloaded or copied a second time;
+* an unmodified download (its bytes as many as the seed downloaded) tells the
+  SHA-256 of its iCloud original: observation uses that only when iCloud's own
+  listing shows the same asset with the same file name and size;
+* every row is kept in ``legacy_media`` as the seed recorded it, with the
+  file this tool hashed, so items the seed deleted from iCloud stay known.
+
+Nothing imported is a verified copy: a copy counts when observation finds the
+bytes on a target, and the removal gate reads them again before any removal.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from providers.filesystem import scan_tree
+from reconciler import media
+from reconciler.config import DesiredState, FilesystemTarget, FolderSource
+from reconciler.errors import MediaError, ReconcileError
+from reconciler.hashing import sha256_file
+from reconciler.state import CachedHash, StateDB
+
+#: The seed's ``media`` columns, as it created them.
+COLUMNS = (
+    "filename",
+    "icloud_id",
+    "created_date",
+    "local_path",
+    "status",
+    "synced_google",
+    "synced_nas",
+    "album_moved",
+    "deleted_icloud",
+    "initial_size",
+    "current_size",
+    "last_compressed",
+    "error_count",
+    "last_error",
+    "last_updated",
+    "created_at",
+)
+
+
+class LegacyError(ReconcileError):
+    """The seed's database cannot be read as the seed wrote it."""
+
+
+@attrs.frozen(kw_only=True)
+class ImportReport:
+    rows: int
+    #: Rows whose file was found on a store and hashed (adopted).
+    adopted: int
+    #: Adopted files whose bytes are the iCloud original (not compressed since).
+    originals: int
+    deleted_from_icloud: int
+    #: Rows whose file is on no store this tool observes.
+    missing: tuple[str, ...]
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The seed's rows, read-only (its database is never written)."""
+    if not path.is_file():
+        raise LegacyError(f"{path}: no such file; give the seed pipeline's media.db")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            conn.row_factory = sqlite3.Row
+            have = {r[1] for r in conn.execute("pragma table_info(media)")}
+            if not have:
+                raise LegacyError(
+                    f"{path}: no table 'media'; is this the seed pipeline's media.db?"
+                )
+            lacking = [c for c in ("filename", "local_path") if c not in have]
+            if lacking:
+                raise LegacyError(f"{path}: table media lacks {', '.join(lacking)}")
+            cols = ", ".join(c for c in COLUMNS if c in have)
+            return [dict(r) for r in conn.execute(f"select {cols} from media")]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        raise LegacyError(f"{path}: cannot read it as SQLite ({e})") from e
+
+
+def import_legacy(desired: DesiredState, db: StateDB, path: Path) -> ImportReport:
+    rows = read_rows(path)
+    roots = _roots(desired)
+    by_name = _by_name(roots)
+    cache: list[tuple[str, CachedHash]] = []
+    records: list[dict[str, Any]] = []
+    missing: list[str] = []
+    originals = 0
+    now = time.time()
+    for row in rows:
+        found = _locate(row, roots, by_name)
+        record = {c: row.get(c) for c in COLUMNS} | {
+            "legacy_key": _key(row),
+            "adopted_path": None,
+            "sha256": None,
+            "size": None,
+            "unmodified": 0,
+        }
+        if found is None:
+            if not _truthy(row.get("deleted_icloud")) or row.get("local_path"):
+                missing.append(str(row.get("local_path") or row.get("filename")))
+        else:
+            st = os.stat(found)
+            sha = sha256_file(found)
+            cache.append((found, _cached(found, st, sha, now)))
+            unmodified = _int(row.get("initial_size")) == st.st_size
+            originals += unmodified
+            record |= {
+                "adopted_path": found,
+                "sha256": sha,
+                "size": st.st_size,
+                "unmodified": int(unmodified),
+            }
+        records.append(record)
+    db.store_hashes(cache)
+    db.record_legacy(records)
+    return ImportReport(
+        rows=len(rows),
+        adopted=len(cache),
+        originals=originals,
+        deleted_from_icloud=sum(_truthy(r.get("deleted_icloud")) for r in rows),
+        missing=tuple(missing),
+    )
+
+
+def _roots(desired: DesiredState) -> list[Path]:
+    """The folders observation walks: a file elsewhere would be hashed for nothing."""
+    roots = [desired.library_path]
+    roots += [Path(t.path) for t in desired.targets.values() if isinstance(t, FilesystemTarget)]
+    roots += [Path(s.path) for s in desired.sources.values() if isinstance(s, FolderSource)]
+    return [r for r in roots if r.is_dir()]
+
+
+def _by_name(roots: Iterable[Path]) -> dict[str, list[tuple[str, int]]]:
+    """File name -> (path as observation names it, size), on every store:
+    the seed's NAS copies are found by name, wherever it put them."""
+    out: dict[str, list[tuple[str, int]]] = {}
+    for root in roots:
+        for e in scan_tree(root):
+            out.setdefault(os.path.basename(e.rel), []).append((e.path, e.size))
+    return out
+
+
+def _locate(
+    row: dict[str, Any], roots: list[Path], by_name: dict[str, list[tuple[str, int]]]
+) -> str | None:
+    """The row's file on a store: its own local_path when that lies under a
+    store, else a file of its name and of a size the seed recorded for it."""
+    local = str(row.get("local_path") or "")
+    if local and os.path.isfile(local):
+        named = _under(Path(local), roots)
+        if named is not None:
+            return named
+    sizes = {_int(row.get("current_size")), _int(row.get("initial_size"))} - {None}
+    for path, size in by_name.get(str(row.get("filename") or ""), []):
+        if size in sizes:
+            return path
+    return None
+
+
+def _under(path: Path, roots: list[Path]) -> str | None:
+    """The path as a walk of its store spells it (the hash cache's key)."""
+    real = path.resolve()
+    for root in roots:
+        try:
+            rel = real.relative_to(root.resolve())
+        except ValueError:
+            continue
+        return os.path.join(str(root), *rel.parts)
+    return None
+
+
+def _cached(path: str, st: os.stat_result, sha: str, now: float) -> CachedHash:
+    when = None
+    if media.is_media(path):
+        try:
+            found = media.read_capture_date(Path(path))
+        except (MediaError, OSError):
+            found = None
+        when = found.timestamp() if found else None
+    return CachedHash(
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        inode=st.st_ino,
+        sha256=sha,
+        dated=True,
+        captured_at=when,
+        hashed_at=now,
+    )
+
+
+def _key(row: dict[str, Any]) -> str:
+    icloud = str(row.get("icloud_id") or "")
+    return f"icloud:{icloud}" if icloud else f"file:{row.get('local_path') or row.get('filename')}"
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload, no-any-return]
+    except (TypeError, ValueError):
+        return None
+
+
+def _truthy(value: object) -> bool:
+    return str(value).strip().lower() in {"1", "true", "yes"}

@@ -1,0 +1,221 @@
+"""``reconcile import-legacy``: a person who ran the seed pipeline keeps its
+history: what it downloaded and copied to the NAS is adopted where it lies
+(never downloaded or copied again), what it deleted from iCloud is recorded,
+and nothing imported counts as a copy until reconcile reads it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from providers.icloud.emulator import Account
+from providers.icloud.emulator.testing import (
+    RunningEmulator,
+    running_emulator,
+    seed_trusted_session,
+)
+from reconciler.state import StateDB
+from tests.helpers import KEEP_ORIGINALS, Workspace, make_jpeg, make_workspace
+
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+OLD = datetime(2021, 6, 1, 9, tzinfo=UTC)
+
+#: The seed pipeline's table, as it created it.
+SEED_SCHEMA = """
+create table media (
+    id integer primary key autoincrement,
+    filename text not null,
+    icloud_id text unique,
+    created_date timestamp,
+    local_path text,
+    status text default 'pending',
+    synced_google boolean default 0,
+    synced_nas boolean default 0,
+    album_moved boolean default 0,
+    deleted_icloud boolean default 0,
+    initial_size integer,
+    current_size integer,
+    last_compressed timestamp,
+    error_count integer default 0,
+    last_error text,
+    last_updated timestamp default current_timestamp,
+    created_at timestamp default current_timestamp
+)
+"""
+
+
+@pytest.fixture
+def account(tmp_path: Path) -> Account:
+    account = Account()
+    for n in (1, 2):
+        photo = make_jpeg(tmp_path / "src" / f"IMG_000{n}.JPG", OLD, seed=n)
+        account.add_asset(photo.read_bytes(), photo.name, asset_date=OLD)
+    return account
+
+
+@pytest.fixture
+def emu(account: Account) -> Iterator[RunningEmulator]:
+    with running_emulator(account) as emu:
+        yield emu
+
+
+@pytest.fixture
+def ws(tmp_path: Path, emu: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    root = tmp_path / "ws"
+    icloud = f'[sources.icloud]\nkind = "icloud"\nendpoint = "{emu.url}"\ntimeout_s = 5\n'
+    ws = make_workspace(root, sources=icloud, extra=KEEP_ORIGINALS)
+    seed_trusted_session(emu, root / "state" / "icloud-session")
+    monkeypatch.setenv("ICLOUD_USERNAME", emu.username)
+    monkeypatch.delenv("ICLOUD_PASSWORD", raising=False)
+    return ws
+
+
+def seed_media_db(path: Path, rows: list[dict[str, object]]) -> Path:
+    conn = sqlite3.connect(path)
+    conn.execute(SEED_SCHEMA)
+    for row in rows:
+        cols = ", ".join(row)
+        conn.execute(
+            f"insert into media ({cols}) values ({', '.join('?' * len(row))})", [*row.values()]
+        )
+    conn.commit()
+    conn.close()
+    return path
+
+
+def planned(ws: Workspace) -> list[tuple[str, str, str]]:
+    """(type, target, subject) of every planned action but sidecar writes."""
+    r = ws.run("plan", "--json", now=NOW)
+    assert r.code == 0, r.err
+    return sorted(
+        (a["type"], a.get("target_id", ""), a["subject"])
+        for a in json.loads(r.out)["actions"]
+        if a["type"] != "write-sidecar"
+    )
+
+
+def test_the_seeds_downloads_and_nas_copies_are_adopted_not_fetched_again(
+    ws: Workspace, account: Account, tmp_path: Path
+) -> None:
+    first, second = account.live_assets()
+    data = first.master.original.data or b""
+    # The seed downloaded IMG_0001 into what is now the library and copied it
+    # to the NAS; it compressed nothing. IMG_0002 it never got to. An older
+    # photo it deleted from iCloud is on the NAS only.
+    local = ws.library / "Photos" / "IMG_0001.JPG"
+    local.parent.mkdir(parents=True)
+    local.write_bytes(data)
+    (ws.target("nas") / "backup").mkdir()
+    shutil.copy(local, ws.target("nas") / "backup" / "IMG_0001.JPG")
+    gone = make_jpeg(ws.target("nas") / "backup" / "IMG_0000.JPG", OLD, seed=9)
+    assert ("download", "", "icloud:IMG_0001.JPG") in planned(ws)  # before: fetched again
+    media_db = seed_media_db(
+        tmp_path / "media.db",
+        [
+            {
+                "filename": "IMG_0001.JPG",
+                "icloud_id": first.asset_id,
+                "created_date": OLD.isoformat(),
+                "local_path": str(local),
+                "status": "synced",
+                "synced_nas": 1,
+                "initial_size": len(data),
+                "current_size": len(data),
+            },
+            {"filename": "IMG_0002.JPG", "icloud_id": second.asset_id, "status": "pending"},
+            {
+                "filename": "IMG_0000.JPG",
+                "icloud_id": "GONE-FROM-ICLOUD",
+                "local_path": "/old/photos/IMG_0000.JPG",
+                "status": "deleted",
+                "synced_nas": 1,
+                "deleted_icloud": 1,
+                "initial_size": gone.stat().st_size,
+                "current_size": gone.stat().st_size,
+            },
+        ],
+    )
+
+    r = ws.run("import-legacy", str(media_db))
+
+    assert r.code == 0, r.err
+    assert r.out.splitlines()[0] == (
+        f"imported 3 row(s) from {media_db}: 2 file(s) adopted (hashed where they are, "
+        "2 of them unmodified iCloud originals), 1 recorded as deleted from iCloud by the "
+        "seed pipeline"
+    )
+    actions = planned(ws)
+    # IMG_0001 is neither downloaded nor copied to the NAS again; only the
+    # second backup (usb) is new. IMG_0002 the seed never had: downloaded.
+    assert [a for a in actions if a[2] == "icloud:IMG_0001.JPG"] == [
+        ("copy-to-target", "usb", "icloud:IMG_0001.JPG"),
+        ("remove-from-source", "", "icloud:IMG_0001.JPG"),
+    ]
+    assert ("download", "", "icloud:IMG_0002.JPG") in actions
+    db = StateDB.in_dir(ws.root / "state")
+    try:
+        cached = db.cached_hashes([str(local), str(ws.target("nas") / "backup" / "IMG_0001.JPG")])
+        assert len(cached) == 2
+        assert db.legacy_counts() == {"rows": 3, "adopted": 2, "deleted_from_icloud": 1}
+        # The seed's word is no copy of this tool's: nothing became a
+        # download record or a tombstone.
+        assert db.known_sha256() == {}
+        assert db.tombstone_count() == 0
+    finally:
+        db.close()
+    # Applied: the adopted files stay where the seed put them, no second
+    # copy of them appears, and the removal gate still reads both copies.
+    r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 0, r.out + r.err
+    photos = sorted(
+        str(p.relative_to(ws.root)) for p in ws.root.rglob("IMG_0001.JPG") if "state" not in p.parts
+    )
+    assert photos == [
+        "library/Photos/IMG_0001.JPG",
+        "nas/backup/IMG_0001.JPG",
+        "usb/2021/06/01/IMG_0001.JPG",
+    ]
+    assert account.live_assets() == []
+
+
+def test_a_file_the_seed_compressed_is_adopted_but_never_taken_for_the_original(
+    ws: Workspace, account: Account, tmp_path: Path
+) -> None:
+    first, _ = account.live_assets()
+    data = first.master.original.data or b""
+    local = ws.library / "IMG_0001.JPG"
+    make_jpeg(local, OLD, seed=7, size=32)  # the seed's smaller re-encode
+    media_db = seed_media_db(
+        tmp_path / "media.db",
+        [
+            {
+                "filename": "IMG_0001.JPG",
+                "icloud_id": first.asset_id,
+                "local_path": str(local),
+                "initial_size": len(data),
+                "current_size": local.stat().st_size,
+                "last_compressed": "2024-01-01T00:00:00",
+            }
+        ],
+    )
+    r = ws.run("import-legacy", str(media_db))
+    assert r.code == 0, r.err
+    assert "1 file(s) adopted (hashed where they are, 0 of them unmodified" in r.out
+    assert ("download", "", "icloud:IMG_0001.JPG") in planned(ws)
+
+
+def test_a_file_that_is_not_the_seeds_database_is_refused(ws: Workspace, tmp_path: Path) -> None:
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("create table t (x)").connection.close()
+    r = ws.run("import-legacy", str(other))
+    assert r.code == 1
+    assert r.err == (f"error: {other}: no table 'media'; is this the seed pipeline's media.db?\n")
+    r = ws.run("import-legacy", str(tmp_path / "missing.db"))
+    assert r.code == 1
+    assert "no such file; give the seed pipeline's media.db" in r.err
