@@ -187,6 +187,10 @@ class Library:
 @attrs.frozen(kw_only=True)
 class State:
     dir: str
+    #: Copies of the state database kept in state.dir/backups (0: none).
+    backup_count: int = 7
+    #: At most one copy per this many hours (0: after every apply).
+    backup_interval_hours: float = 24.0
 
 
 @attrs.frozen(kw_only=True)
@@ -424,6 +428,10 @@ def _check(d: DesiredState) -> list[str]:
         problems.append("log.max_file_size_mb: must be more than 0")
     if d.log.backup_count < 0:
         problems.append("log.backup_count: must not be negative")
+    if d.state.backup_count < 0:
+        problems.append("state.backup_count: must not be negative (0: no backups)")
+    if d.state.backup_interval_hours < 0:
+        problems.append("state.backup_interval_hours: must not be negative")
     problems.extend(_check_tiers(d.policy.tiers))
     if d.policy.heic_preset not in HEIC_PRESETS:
         problems.append(f"policy.heic_preset: expected one of {', '.join(HEIC_PRESETS)}")
@@ -506,7 +514,7 @@ def _resolved(d: DesiredState, base: Path, digest: str) -> DesiredState:
     return attrs.evolve(
         d,
         library=Library(path=fix(d.library.path)),
-        state=State(dir=fix(d.state.dir)),
+        state=attrs.evolve(d.state, dir=fix(d.state.dir)),
         sources=sources,
         targets=targets,
         log=attrs.evolve(d.log, metrics_file=fix(d.log.metrics_file) if d.log.metrics_file else ""),

@@ -1,5 +1,6 @@
 """The run history: every plan and apply recorded with its exit, then the
-metrics textfile rewritten from it.
+metrics textfile rewritten from it, and after an apply a copy of the state
+database when one is due (reconciler.backup).
 
 Called by the CLI once a command's exit code is known, whatever it is. A run
 that cannot be recorded (a damaged database, a full disk) is not made worse
@@ -9,10 +10,10 @@ by trying: recording never raises.
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler import metrics
+from reconciler import backup, metrics
 from reconciler.config import DesiredState
 from reconciler.errors import ReconcileError
 from reconciler.state import StateDB
@@ -46,6 +47,14 @@ def record(
             summary=summary,
         )
         metrics.write_textfile(metrics_path(desired), metrics.render(db))
+        if command == "apply":
+            backup.back_up(
+                db.db.conn,
+                desired.state_dir / backup.FOLDER,
+                keep=desired.state.backup_count,
+                interval_hours=desired.state.backup_interval_hours,
+                now=datetime.now(UTC),
+            )
     except (sqlite3.Error, OSError):
         pass
     finally:

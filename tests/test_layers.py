@@ -25,6 +25,7 @@ RANKS = {
     "reconciler.metrics": 2,
     "reconciler.state": 1,
     "reconciler.lock": 1,
+    "reconciler.backup": 1,
     "reconciler.logfile": 1,
     "reconciler.media": 1,
     "providers": 2,
