@@ -30,7 +30,7 @@ from typing import Any, TextIO
 import argcomplete
 import attrs
 
-from reconciler import config, history, logfile, planfile, preflight, render
+from reconciler import config, history, logfile, planfile, preflight, render, selection
 from reconciler.apply import Applier, ApplyResult, Outcome
 from reconciler.config import DesiredState
 from reconciler.connect import (
@@ -117,6 +117,13 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def _stages(text: str) -> frozenset[str]:
+    try:
+        return selection.parse_stages(text)
+    except selection.UnknownStage as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
 def build_parser() -> argparse.ArgumentParser:
     config_help = f"desired state file (default ./{config.DEFAULT_CONFIG} or ${config.ENV_CONFIG})"
     # -c is accepted before or after the command; SUPPRESS keeps the
@@ -165,6 +172,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--accept-shrink",
         action="store_true",
         help="trust a source listing that shrank sharply since the last run",
+    )
+    sa.add_argument(
+        "--only",
+        metavar="STAGES",
+        type=_stages,
+        default=frozenset(),
+        help=f"run only these stages, comma-separated: {', '.join(selection.STAGES)} "
+        "(an action whose dependency is not selected waits for a later run)",
+    )
+    sa.add_argument(
+        "--target",
+        metavar="ID",
+        action="append",
+        default=[],
+        help="act only on this source, target or 'library', with what that needs "
+        "(repeatable); removals still need their verified copies",
     )
 
     ss = sub.add_parser(
@@ -543,6 +566,10 @@ def _apply_locked(
     plan, stale = fresh, list[Outcome]()
     if saved is not None:
         plan, stale = _intersect(saved, fresh)
+    if args.only or args.target:
+        plan, held = _selected(args, desired, plan)
+        if held:
+            io.say(f"{len(held)} action(s) not selected by --only/--target; the next run does them")
     io.say(render.plan_text(plan))
     for o in stale:
         io.say(render.outcome_line(o))
@@ -608,6 +635,21 @@ def _apply_locked(
         )
         return EXIT_ERROR
     return _notes_exit(plan, io)
+
+
+def _selected(
+    args: argparse.Namespace, desired: DesiredState, plan: Plan
+) -> tuple[Plan, tuple[Action, ...]]:
+    known = [*desired.sources, *desired.targets]
+    unknown = selection.unknown_stores(args.target, known)
+    if unknown:
+        raise ConfigError(
+            [
+                f"--target {t}: no such source or target (known: library, {', '.join(known)})"
+                for t in unknown
+            ]
+        )
+    return selection.select(plan, args.only, args.target)
 
 
 _BYTES_BY_KIND = {

@@ -35,6 +35,7 @@ RANKS = {
     "reconciler.sweep": 4,
     "reconciler.planfile": 3,
     "reconciler.legacy": 3,
+    "reconciler.selection": 3,
     "reconciler.observe": 4,
     "reconciler.gate": 4,
     "reconciler.preflight": 4,
