@@ -951,8 +951,9 @@ def _import_legacy(args: argparse.Namespace, io: _Out, now: datetime | None) -> 
         finally:
             db.close()
     io.say(
-        f"imported {report.rows} row(s) from {args.media_db}: {report.adopted} file(s) adopted "
-        f"(hashed where they are, {report.originals} of them unmodified iCloud originals), "
+        f"imported {report.rows} row(s) from {args.media_db}: {report.adopted} item(s) adopted "
+        f"({report.files} file(s) hashed where they are; {report.originals} item(s) with an "
+        "unmodified iCloud original), "
         f"{report.deleted_from_icloud} recorded as deleted from iCloud by the seed pipeline"
     )
     for name in report.missing[:10]:

@@ -67,10 +67,13 @@ class ImportReport:
     rows: int
     #: Rows whose file was found on a store and hashed (adopted).
     adopted: int
+    #: Files hashed for them (the seed's download and its NAS copies).
+    files: int
     #: Adopted files whose bytes are the iCloud original (not compressed since).
     originals: int
     deleted_from_icloud: int
-    #: Rows whose file is on no store this tool observes.
+    #: Rows the seed downloaded or off-loaded whose file is on no store
+    #: this tool observes.
     missing: tuple[str, ...]
 
 
@@ -105,38 +108,43 @@ def import_legacy(desired: DesiredState, db: StateDB, path: Path) -> ImportRepor
     cache: list[tuple[str, CachedHash]] = []
     records: list[dict[str, Any]] = []
     missing: list[str] = []
-    originals = 0
+    originals = adopted = 0
     now = time.time()
     for row in rows:
         found = _locate(row, roots, by_name)
-        record = {c: row.get(c) for c in COLUMNS} | {
+        record: dict[str, Any] = {c: row.get(c) for c in COLUMNS} | {
             "legacy_key": _key(row),
             "adopted_path": None,
             "sha256": None,
             "size": None,
             "unmodified": 0,
         }
-        if found is None:
-            if not _truthy(row.get("deleted_icloud")) or row.get("local_path"):
+        if not found:
+            if row.get("local_path") or _truthy(row.get("deleted_icloud")):
                 missing.append(str(row.get("local_path") or row.get("filename")))
-        else:
-            st = os.stat(found)
-            sha = sha256_file(found)
-            cache.append((found, _cached(found, st, sha, now)))
+            records.append(record)
+            continue
+        for file in found:  # the seed's download first, then its copies
+            st = os.stat(file)
+            sha = sha256_file(file)
+            cache.append((file, _cached(file, st, sha, now)))
             unmodified = _int(row.get("initial_size")) == st.st_size
-            originals += unmodified
-            record |= {
-                "adopted_path": found,
-                "sha256": sha,
-                "size": st.st_size,
-                "unmodified": int(unmodified),
-            }
+            if record["sha256"] is None or (unmodified and not record["unmodified"]):
+                record |= {
+                    "adopted_path": file,
+                    "sha256": sha,
+                    "size": st.st_size,
+                    "unmodified": int(unmodified),
+                }
+        originals += int(record["unmodified"])
+        adopted += 1
         records.append(record)
     db.store_hashes(cache)
     db.record_legacy(records)
     return ImportReport(
         rows=len(rows),
-        adopted=len(cache),
+        adopted=adopted,
+        files=len(cache),
         originals=originals,
         deleted_from_icloud=sum(_truthy(r.get("deleted_icloud")) for r in rows),
         missing=tuple(missing),
@@ -163,19 +171,20 @@ def _by_name(roots: Iterable[Path]) -> dict[str, list[tuple[str, int]]]:
 
 def _locate(
     row: dict[str, Any], roots: list[Path], by_name: dict[str, list[tuple[str, int]]]
-) -> str | None:
-    """The row's file on a store: its own local_path when that lies under a
-    store, else a file of its name and of a size the seed recorded for it."""
+) -> list[str]:
+    """The row's files on the stores: its own local_path when that lies under
+    a store, and every file of its name and of a size the seed recorded."""
+    found: list[str] = []
     local = str(row.get("local_path") or "")
     if local and os.path.isfile(local):
         named = _under(Path(local), roots)
         if named is not None:
-            return named
+            found.append(named)
     sizes = {_int(row.get("current_size")), _int(row.get("initial_size"))} - {None}
     for path, size in by_name.get(str(row.get("filename") or ""), []):
-        if size in sizes:
-            return path
-    return None
+        if size in sizes and path not in found:
+            found.append(path)
+    return found
 
 
 def _under(path: Path, roots: list[Path]) -> str | None:
