@@ -53,6 +53,7 @@ bench: apt $(STAMP)
 	$(BIN)/python bench/noop_plan.py --items 100000
 	$(BIN)/python bench/media.py
 	$(BIN)/python bench/phone_proof.py
+	$(BIN)/python bench/import_legacy.py --rows 1000
 
 clean:
 	rm -rf $(VENV) demo-run .pytest_cache .mypy_cache .ruff_cache
