@@ -8,20 +8,14 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from providers.icloud.emulator import Account
-from providers.icloud.emulator.testing import (
-    RunningEmulator,
-    running_emulator,
-    seed_trusted_session,
-)
 from reconciler.state import StateDB
-from tests.helpers import KEEP_ORIGINALS, Workspace, make_jpeg, make_workspace
+from tests.helpers import Workspace, make_jpeg
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 OLD = datetime(2021, 6, 1, 9, tzinfo=UTC)
@@ -57,23 +51,6 @@ def account(tmp_path: Path) -> Account:
         photo = make_jpeg(tmp_path / "src" / f"IMG_000{n}.JPG", OLD, seed=n)
         account.add_asset(photo.read_bytes(), photo.name, asset_date=OLD)
     return account
-
-
-@pytest.fixture
-def emu(account: Account) -> Iterator[RunningEmulator]:
-    with running_emulator(account) as emu:
-        yield emu
-
-
-@pytest.fixture
-def ws(tmp_path: Path, emu: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    root = tmp_path / "ws"
-    icloud = f'[sources.icloud]\nkind = "icloud"\nendpoint = "{emu.url}"\ntimeout_s = 5\n'
-    ws = make_workspace(root, sources=icloud, extra=KEEP_ORIGINALS)
-    seed_trusted_session(emu, root / "state" / "icloud-session")
-    monkeypatch.setenv("ICLOUD_USERNAME", emu.username)
-    monkeypatch.delenv("ICLOUD_PASSWORD", raising=False)
-    return ws
 
 
 def seed_media_db(path: Path, rows: list[dict[str, object]]) -> Path:
