@@ -124,6 +124,12 @@ def _stages(text: str) -> frozenset[str]:
         raise argparse.ArgumentTypeError(str(e)) from e
 
 
+_DETAIL_HELP = (
+    "one line per action, item and outcome (default: grouped by kind and reason, "
+    f"the first {render.GROUP_LINES} of each)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     config_help = f"desired state file (default ./{config.DEFAULT_CONFIG} or ${config.ENV_CONFIG})"
     # -c is accepted before or after the command; SUPPRESS keeps the
@@ -164,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 2 when there are changes to make, 0 when converged",
     )
     sp.add_argument("--accept-shrink", action="store_true", help=argparse.SUPPRESS)
+    sp.add_argument("--detail", action="store_true", help=_DETAIL_HELP)
 
     sa = sub.add_parser("apply", parents=[common], help="make the world match the desired state")
     sa.add_argument("planfile", nargs="?", help="a plan saved with `plan --out`")
@@ -189,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="act only on this source, target or 'library', with what that needs "
         "(repeatable); removals still need their verified copies",
     )
+    sa.add_argument("--detail", action="store_true", help=_DETAIL_HELP)
 
     ss = sub.add_parser(
         "status", parents=[common], help="did the last run work, and what is waiting"
@@ -471,7 +479,7 @@ def _plan(args: argparse.Namespace, io: _Out, now: datetime | None) -> int:
     if args.json:
         io.say(planfile.dumps(plan).rstrip("\n"))
     else:
-        io.say(render.plan_text(plan))
+        io.say(render.plan_text(plan, detail=args.detail))
         if args.out:
             io.say(f"Saved to {args.out}; run: reconcile apply {args.out}")
     problem = _notes_exit(plan, io)
@@ -570,9 +578,9 @@ def _apply_locked(
         plan, held = _selected(args, desired, plan)
         if held:
             io.say(f"{len(held)} action(s) not selected by --only/--target; the next run does them")
-    io.say(render.plan_text(plan))
-    for o in stale:
-        io.say(render.outcome_line(o))
+    io.say(render.plan_text(plan, detail=args.detail))
+    if stale:
+        io.say(_outcomes_text(stale, {}, args.detail))
     if not plan.actions:
         return _notes_exit(plan, io)
     if not args.yes:
@@ -596,7 +604,7 @@ def _apply_locked(
                 conn,
                 world,
                 run_id=run_id,
-                report=lambda o, done, total: io.say(render.outcome_line(o)),
+                report=lambda o, done, total: _report(io, o, args.detail),
                 interrupts=stop,
                 lock_fd=lock_fd,
             )
@@ -608,6 +616,8 @@ def _apply_locked(
             if stop.abandoning.is_set():  # every worker is gone: what is left is debris
                 sweep_debris(desired, conn, before=time.time())
             db.finish_run(run_id, status, result.counts())
+    if not args.detail and result.outcomes:
+        io.say(_outcomes_text(result.outcomes, {a.id: render.size_of(a) for a in plan.actions}))
     io.say("")
     io.say(render.apply_summary(result, stale))
     io.summary = _bytes_moved(plan, result)
@@ -650,6 +660,23 @@ def _selected(
             ]
         )
     return selection.select(plan, args.only, args.target)
+
+
+def _report(io: _Out, o: Outcome, detail: bool) -> None:
+    """An action finished: with --detail its line now; else only into the
+    log (which keeps every line), the screen gets the grouped summary."""
+    if detail:
+        io.say(render.outcome_line(o))
+    elif io.log is not None:
+        io.log.info(render.outcome_line(o))
+
+
+def _outcomes_text(
+    outcomes: Sequence[Outcome], sizes: dict[str, int | None], detail: bool = False
+) -> str:
+    if detail:
+        return "\n".join(render.outcome_line(o) for o in outcomes)
+    return render.outcomes_text(outcomes, sizes)
 
 
 _BYTES_BY_KIND = {

@@ -5,7 +5,8 @@ Pure functions returning strings; cli.py is the only place that prints.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TypeVar
 
 from reconciler.apply import ApplyResult, Outcome
 from reconciler.model import Action, CopyToTarget, Note, Plan
@@ -58,16 +59,84 @@ def summary(plan: Plan) -> str:
     return f"{head} ({tail})" if tail and parts else head + (f" ({tail})" if tail else "")
 
 
-def plan_text(plan: Plan) -> str:
+#: Lines shown of each group without --detail: enough to see what kind of
+#: thing it is, few enough that 100k items still read as a page.
+GROUP_LINES = 5
+T = TypeVar("T")
+
+
+def _groups(things: Iterable[T], key: Callable[[T], tuple[str, ...]]) -> list[list[T]]:
+    """Group by ``key``, groups in order of their first member (a plan's
+    order: dependencies first), members in their own order."""
+    out: dict[tuple[str, ...], list[T]] = {}
+    for t in things:
+        out.setdefault(key(t), []).append(t)
+    return list(out.values())
+
+
+def size_of(a: Action) -> int | None:
+    size = getattr(a, "size", None)
+    return size if isinstance(size, int) else None
+
+
+def _count(n: int, sizes: Sequence[int | None]) -> str:
+    """ "12" or "12, 34.5 MB" when every member's size is known."""
+    if sizes and all(s is not None for s in sizes):
+        return f"{n}, {size_text(sum(s or 0 for s in sizes))}"
+    return str(n)
+
+
+def _members(names: Sequence[str], limit: int) -> list[str]:
+    lines = [f"      {name}" for name in names[:limit]]
+    if len(names) > limit:
+        lines.append(f"      … and {len(names) - limit} more (--detail lists every one)")
+    return lines
+
+
+def _kind(a: Action) -> str:
+    return f"{a.kind}[{a.target_id}]" if isinstance(a, CopyToTarget) else a.kind
+
+
+def _action_group(group: Sequence[Action], limit: int) -> list[str]:
+    if len(group) == 1:
+        return [action_line(group[0])]
+    a = group[0]
+    head = (
+        f"  {a.symbol} {_kind(a)} ({_count(len(group), [size_of(x) for x in group])}): {a.reason}"
+    )
+    return [head, *_members([x.subject for x in group], limit)]
+
+
+def _note_group(group: Sequence[Note], limit: int) -> list[str]:
+    if len(group) == 1:
+        return [note_line(group[0])]
+    n = group[0]
+    head = f"  {_NOTE_SYMBOL.get(n.status, '?')} {n.status} ({len(group)}): {n.reason}"
+    return [head, *_members([x.subject for x in group], limit)]
+
+
+def plan_text(plan: Plan, *, detail: bool = False, limit: int = GROUP_LINES) -> str:
+    """The plan for people. By default actions are grouped by kind and
+    reason (notes by status and reason): one line per group with its count
+    and bytes, then the first ``limit`` subjects; a group of one is its own
+    line. ``detail``: every action and note on its own line."""
     lines: list[str] = []
     if plan.actions:
         lines.append("reconcile will perform these actions:")
-        lines.extend(action_line(a) for a in plan.actions)
+        if detail:
+            lines.extend(action_line(a) for a in plan.actions)
+        else:
+            for group in _groups(plan.actions, lambda a: (a.symbol, _kind(a), a.reason)):
+                lines.extend(_action_group(group, limit))
     if plan.notes:
         if lines:
             lines.append("")
         lines.append("Not done this run:")
-        lines.extend(note_line(n) for n in plan.notes)
+        if detail:
+            lines.extend(note_line(n) for n in plan.notes)
+        else:
+            for notes in _groups(plan.notes, lambda n: (n.status, n.reason)):
+                lines.extend(_note_group(notes, limit))
     if lines:
         lines.append("")
     lines.append(summary(plan))
@@ -89,6 +158,30 @@ _OUTCOME_SYMBOL = {
 def outcome_line(o: Outcome) -> str:
     detail = f": {o.detail}" if o.detail else ""
     return f"  {_OUTCOME_SYMBOL.get(o.status, '?')} {o.status} {o.kind} {o.subject}{detail}"
+
+
+def outcomes_text(
+    outcomes: Iterable[Outcome],
+    sizes: Mapping[str, int | None] | None = None,
+    *,
+    limit: int = GROUP_LINES,
+) -> str:
+    """What apply did, grouped by status and kind (one line per group with
+    its count and, where known, bytes; then its first ``limit`` items with
+    their detail). ``sizes``: action id -> bytes. A group of one is its own
+    line, as with --detail."""
+    lines: list[str] = []
+    for group in _groups(outcomes, lambda o: (o.status, o.kind)):
+        if len(group) == 1:
+            lines.append(outcome_line(group[0]))
+            continue
+        o = group[0]
+        count = _count(len(group), [(sizes or {}).get(x.action_id) for x in group])
+        lines.append(f"  {_OUTCOME_SYMBOL.get(o.status, '?')} {o.status} {o.kind} ({count})")
+        lines.extend(
+            _members([f"{x.subject}: {x.detail}" if x.detail else x.subject for x in group], limit)
+        )
+    return "\n".join(lines)
 
 
 def apply_summary(result: ApplyResult, extra: Iterable[Outcome] = ()) -> str:

@@ -60,7 +60,7 @@ def test_deliver_settle_release_and_never_again(tmp_path: Path, pair: SyncthingP
     assert "phone (conduit): 2 delivered, 2 settling (" in status
     assert "next release due 2026-12-02 12:00 UTC" in status
 
-    r = ws.run("plan", now=LATER)
+    r = ws.run("plan", "--detail", now=LATER)
     assert "- release-from-phone phone:2022/03/04/IMG_0.JPG: delivered 2026-11-25, settled" in r.out
     assert ws.run("apply", "--yes", now=LATER).code == 0
     deadline = time.monotonic() + 10

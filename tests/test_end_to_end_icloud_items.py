@@ -215,7 +215,7 @@ def test_a_favourite_added_after_archiving_rewrites_only_the_sidecars(
     before = media_stats()
     movie = next(a for a in account.live_assets() if a.master.filename == "IMG_0002.MOV")
     account.update_asset(movie, {"isFavorite": 1})
-    plan = ws.run("plan", now=NOW).out
+    plan = ws.run("plan", "--detail", now=NOW).out
     assert plan.count("write-sidecar") == 3, plan
     assert "copy-to-target" not in plan and "download" not in plan
     assert ws.run("apply", "--yes", now=NOW).code == 0
@@ -252,7 +252,7 @@ def test_a_nas_filled_by_another_tool_is_proven_by_hash_and_not_copied_again(
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
     before = {store: media_under(ws.target(store)) for store in TARGETS}
-    plan = ws.run("plan", now=NOW).out
+    plan = ws.run("plan", "--detail", now=NOW).out
     assert "copy-to-target" not in plan, plan
     assert plan.count("+ download") == 11  # proven once, by hash
     assert ws.run("apply", "--yes", now=NOW).code == 0

@@ -118,7 +118,7 @@ def test_a_target_folder_that_cannot_be_written(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path, extra=KEEP_ORIGINALS)
     originals = photos(ws, 2)
     ws.target("nas").chmod(0o555)
-    r = run_as_a_person(ws, "apply", "--yes")
+    r = run_as_a_person(ws, "apply", "--yes", "--detail")
     assert r.code == 1
     assert (
         f"  x failed copy-to-target incoming:IMG_0.JPG: nas: creating {ws.target('nas')}/"

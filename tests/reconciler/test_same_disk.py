@@ -53,10 +53,10 @@ def test_targets_on_the_library_disk_are_no_backup(tmp_path: Path) -> None:
     p = ws.run("plan", "--detailed-exitcode", now=NOW)
     assert p.out == (
         "Not done this run:\n"
-        "  ! shared-disk target nas: on the library's own disk: its copies are written but "
+        "  ! shared-disk (2): on the library's own disk: its copies are written but "
         "are not a backup (put it on another disk, or set same_disk_ok = true)\n"
-        "  ! shared-disk target usb: on the library's own disk: its copies are written but "
-        "are not a backup (put it on another disk, or set same_disk_ok = true)\n"
+        "      target nas\n"
+        "      target usb\n"
         "  … waiting incoming:IMG_1.JPG: 0 of 2 verified copies (copies on one disk count "
         "once); kept in the source\n"
         "\n"
