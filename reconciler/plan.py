@@ -148,6 +148,8 @@ class _Planner:
         #: file identity -> the action that puts it into the library
         self.placing: dict[str, str] = {}
         self.removals = 0
+        #: source id -> file names that more than one of its items carries
+        self.shared_names: dict[str, set[str]] = {}
         self.removal_bytes = 0
         #: original sha256 -> the RemoveFromSource planned for its item
         self.removing: dict[str, str] = {}
@@ -243,6 +245,8 @@ class _Planner:
         # A folder's relative path tells same-named files apart; a remote
         # source's key (asset ids) would tell a person nothing.
         label = item.files[0].name if source.remote or not item.files else item.key
+        if source.remote and item.files:
+            label = self._named(source, item, label)
         subject = f"{source.source_id}:{label}"
         unreadable = [f for f in item.files if f.problem]
         for f in unreadable:
@@ -254,6 +258,23 @@ class _Planner:
         if not unreadable:
             self._removal(source, item, shas, subject, sidecar)
 
+    def _named(self, source: SourceState, item: SourceItem, name: str) -> str:
+        """A remote item's file name, made unmistakable where another item of
+        the source has a file of that name (two IMG_0002.JPG): its capture
+        date and a short id of its key."""
+        shared = self.shared_names.get(source.source_id)
+        if shared is None:
+            seen: dict[str, str] = {}
+            shared = self.shared_names[source.source_id] = set()
+            for other in source.items:
+                for f in other.files:
+                    if seen.setdefault(f.name, other.key) != other.key:
+                        shared.add(f.name)
+        if name not in shared:
+            return name
+        day = f"{item.captured_at:%Y-%m-%d}" if item.captured_at else "date unknown"
+        return f"{name} ({day}, #{hashlib.sha256(item.key.encode()).hexdigest()[:8]})"
+
     def _file(
         self, source: SourceState, item: SourceItem, f: MediaFile, subject: str
     ) -> str | None:
@@ -263,7 +284,7 @@ class _Planner:
         if ident in self.handled:
             return sha  # the same content again (a duplicate): already planned
         self.handled.add(ident)
-        flabel = f.name if source.remote else f.ref
+        flabel = self._named(source, item, f.name) if source.remote else f.ref
         fsubject = f"{source.source_id}:{flabel}" if len(item.files) > 1 else subject
         placed: tuple[str, ...] = ()
         if not self.world.library.available:

@@ -197,3 +197,39 @@ def test_cli_plan_and_apply_summary_and_detail(tmp_path: Path) -> None:
     # The log in the state directory keeps every outcome line.
     log = (tmp_path / "state" / "reconcile.log").read_text()
     assert log.count(" + changed copy-to-target incoming:IMG_6.JPG: copied to ") == 2
+
+
+def test_same_named_remote_items_are_told_apart_by_date_and_short_id() -> None:
+    from hashlib import sha256
+
+    from reconciler.plan import plan
+    from tests.reconciler.test_plan import desired, item, world
+
+    later = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
+    items = (
+        item("a1:m1", None, OLD, name="IMG_0002.JPG"),
+        item("a2:m2", None, later, name="IMG_0002.JPG"),
+        item("a3:m3", None, None, name="IMG_0002.JPG"),
+        item("a4:m4", None, OLD, name="IMG_0003.JPG"),
+    )
+    p = plan(desired(), world(items, remote=True), NOW)
+
+    def short(key: str) -> str:
+        return sha256(key.encode()).hexdigest()[:8]
+
+    downloads = [a.subject for a in p.actions if a.kind == "download"]
+    assert downloads == [
+        f"card:IMG_0002.JPG (2024-09-16, #{short('a1:m1')})",
+        f"card:IMG_0002.JPG (2025-03-04, #{short('a2:m2')})",
+        f"card:IMG_0002.JPG (date unknown, #{short('a3:m3')})",
+        "card:IMG_0003.JPG",  # a name no other item has stays as it is
+    ]
+    # Every action and note of one item names it the same way.
+    assert {a.subject for a in p.actions} == set(downloads)
+    assert f"card:IMG_0002.JPG (date unknown, #{short('a3:m3')})" in {n.subject for n in p.notes}
+    # download, two copies, removal: each line names the item unmistakably
+    assert (
+        render.plan_text(p, detail=True).count(f"IMG_0002.JPG (2024-09-16, #{short('a1:m1')})") == 4
+    )
+    members = render.plan_text(p).splitlines()[2:6]  # the download group
+    assert len(set(members)) == 4
