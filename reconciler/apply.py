@@ -34,7 +34,7 @@ import random
 import signal
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -121,6 +121,15 @@ def _silent(outcome: Outcome, done: int, total: int) -> None:
     pass
 
 
+#: on_stage(event, kind, actions): event is "start" or "end"; a stage is
+#: the plan's actions of one kind, run before the next kind starts.
+StageHook = Callable[[str, str, Sequence[Action]], None]
+
+
+def _no_stage(event: str, kind: str, actions: Sequence[Action]) -> None:
+    pass
+
+
 @attrs.define
 class _Effects:
     """What a worker learned, for the main thread to record."""
@@ -150,6 +159,7 @@ class Applier:
         *,
         run_id: int,
         report: Report = _silent,
+        stage: StageHook = _no_stage,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         interrupts: Interrupts | None = None,
@@ -161,6 +171,7 @@ class Applier:
         self.world = world
         self.run_id = run_id
         self.report = report
+        self.stage = stage
         self.sleep = sleep
         self.rng = rng or random.Random()
         self.known = dict(world.known_sha256)
@@ -218,19 +229,34 @@ class Applier:
                     # Started here, in the main thread: the forkserver's
                     # parent-death signal follows the thread that started it.
                     self._encoder()
-                self._stage(actions, outcomes, workers)
-            for a in stages.get(RemoveFromSource, []):
-                assert isinstance(a, RemoveFromSource)
-                self._finish(a, self._guarded(a, outcomes, partial(self._remove, a)), outcomes)
-            for a in stages.get(FreeStagingCopy, []):
-                assert isinstance(a, FreeStagingCopy)
-                self._finish(a, self._guarded(a, outcomes, partial(self._free, a)), outcomes)
-            for a in stages.get(ReleaseFromPhone, []):
-                assert isinstance(a, ReleaseFromPhone)
-                self._finish(a, self._guarded(a, outcomes, partial(self._release, a)), outcomes)
+                with self._staged(kind, actions):
+                    self._stage(actions, outcomes, workers)
+            with self._staged(RemoveFromSource, stages.get(RemoveFromSource, [])):
+                for a in stages.get(RemoveFromSource, []):
+                    assert isinstance(a, RemoveFromSource)
+                    self._finish(a, self._guarded(a, outcomes, partial(self._remove, a)), outcomes)
+            with self._staged(FreeStagingCopy, stages.get(FreeStagingCopy, [])):
+                for a in stages.get(FreeStagingCopy, []):
+                    assert isinstance(a, FreeStagingCopy)
+                    self._finish(a, self._guarded(a, outcomes, partial(self._free, a)), outcomes)
+            with self._staged(ReleaseFromPhone, stages.get(ReleaseFromPhone, [])):
+                for a in stages.get(ReleaseFromPhone, []):
+                    assert isinstance(a, ReleaseFromPhone)
+                    self._finish(a, self._guarded(a, outcomes, partial(self._release, a)), outcomes)
         finally:
             self.close()  # no encoder outlives apply, whatever ended it
         return ApplyResult(outcomes=tuple(outcomes[a.id] for a in plan.actions if a.id in outcomes))
+
+    @contextmanager
+    def _staged(self, kind: type[Action], actions: Sequence[Action]) -> Iterator[None]:
+        """Tell the stage hook a stage starts and ends (only stages with work;
+        an interrupted stage has no end)."""
+        if not actions:
+            yield
+            return
+        self.stage("start", kind.kind, actions)
+        yield
+        self.stage("end", kind.kind, actions)
 
     def _worker_count(self, kind: type[Action], actions: int = 0) -> int:
         if kind is EncodeForTier:

@@ -54,6 +54,7 @@ from reconciler.model import Action, Plan, World
 from reconciler.observe import Progress, observe
 from reconciler.plan import CANNOT_ENCODE
 from reconciler.plan import plan as make_plan
+from reconciler.progress import StageProgress
 from reconciler.state import StateDB, damaged
 from reconciler.sweep import sweep_debris
 
@@ -597,6 +598,7 @@ def _apply_locked(
         run_id = io.run_id = db.start_run("apply")
         result = ApplyResult(outcomes=())
         status = "failed"
+        stages = _stage_progress(io)
         try:
             applier = Applier(
                 desired,
@@ -604,7 +606,8 @@ def _apply_locked(
                 conn,
                 world,
                 run_id=run_id,
-                report=lambda o, done, total: _report(io, o, args.detail),
+                report=lambda o, done, total: _report(io, o, args.detail, stages),
+                stage=stages.stage,
                 interrupts=stop,
                 lock_fd=lock_fd,
             )
@@ -662,13 +665,30 @@ def _selected(
     return selection.select(plan, args.only, args.target)
 
 
-def _report(io: _Out, o: Outcome, detail: bool) -> None:
+def _stage_progress(io: _Out) -> StageProgress:
+    """On a terminal a live line per stage (stderr), its start and end lines
+    only in the log; off one (cron) the start and end lines are output."""
+    if _is_tty(io.err) and not io.quiet:
+        return StageProgress(lambda text: io.log.info(text) if io.log else None, io.err)
+    return StageProgress(io.say)
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (ValueError, OSError):  # closed
+        return False
+
+
+def _report(io: _Out, o: Outcome, detail: bool, stages: StageProgress) -> None:
     """An action finished: with --detail its line now; else only into the
     log (which keeps every line), the screen gets the grouped summary."""
     if detail:
+        stages.clear()
         io.say(render.outcome_line(o))
     elif io.log is not None:
         io.log.info(render.outcome_line(o))
+    stages.outcome(o)
 
 
 def _outcomes_text(

@@ -41,8 +41,9 @@ RANKS = {
     "reconciler.preflight": 4,
     "reconciler.apply": 5,
     "reconciler.render": 6,
-    "reconciler.cli": 7,
-    "reconciler.demo": 8,
+    "reconciler.progress": 7,
+    "reconciler.cli": 8,
+    "reconciler.demo": 9,
 }
 PURE_PLANNER_MAY_IMPORT = {
     "reconciler.config",
