@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler import render
 from reconciler.cli import main
 from tests.helpers import files_under, make_jpeg, make_workspace
 
@@ -67,12 +68,13 @@ def test_plan_exact_output_and_detailed_exitcode(tmp_path: Path) -> None:
         "Plan: 1 to copy into the library, 2 to copy to targets.\n"
     )
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 2
+    size = (ws.incoming / "IMG_1.JPG").stat().st_size
     applied = ws.run("apply", "--yes", now=NOW)
     assert applied.code == 0
     # Outcomes are grouped in the plan's order, whatever order they finished in.
     assert applied.out.endswith(
         "  + changed copy-to-library incoming:IMG_1.JPG: copied to 2024/09/16/IMG_1.JPG\n"
-        "  + changed copy-to-target (2, 8.1 kB)\n"
+        f"  + changed copy-to-target (2, {render.size_text(2 * size)})\n"
         "      incoming:IMG_1.JPG: copied to nas:2024/09/16/IMG_1.JPG\n"
         "      incoming:IMG_1.JPG: copied to usb:2024/09/16/IMG_1.JPG\n"
         "\n"
