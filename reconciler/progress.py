@@ -48,6 +48,7 @@ class StageProgress:
         self.done_bytes = 0
         self.statuses: dict[str, int] = {}
         self.started = 0.0
+        self.drawn_at = 0.0
 
     def stage(self, event: str, kind: str, actions: Sequence[Action]) -> None:
         if event == "start":
@@ -86,7 +87,10 @@ class StageProgress:
         self.done += 1
         self.done_bytes += self.sizes.get(o.action_id) or 0
         self.statuses[o.status] = self.statuses.get(o.status, 0) + 1
-        if self.live is not None:
+        # 100k small files must not mean 100k terminal writes: ten a second.
+        if self.live is not None and (
+            self.done == self.total or self.clock() - self.drawn_at >= 0.1
+        ):
             self._draw()
 
     def clear(self) -> None:
@@ -116,3 +120,4 @@ class StageProgress:
             text += f" ETA {_duration(elapsed / share - elapsed)}"
         self.live.write(text)
         self.live.flush()
+        self.drawn_at = self.clock()

@@ -131,3 +131,14 @@ def test_cron_apply_prints_stage_lines_and_no_progress_bar(tmp_path: Path) -> No
     assert len(stages) == len(pattern), stages
     for line, expected in zip(stages, pattern, strict=True):
         assert re.fullmatch(expected, line), (line, expected)
+
+
+def test_the_live_line_is_redrawn_at_most_ten_times_a_second() -> None:
+    tty = _Terminal()
+    p = StageProgress(lambda _: None, tty, clock=_Clock())  # time stands still
+    copies = _copies(50)
+    p.stage("start", "copy-to-target", copies)
+    for a in copies:
+        p.outcome(_done(a))
+    draws = tty.getvalue().split("\r\x1b[K")[1:]
+    assert [d.split("] ")[1].split(" ")[0] for d in draws] == ["0/50", "50/50"]
