@@ -191,6 +191,8 @@ class Applier:
                 if sha:
                     self.holders.setdefault(sha, []).append((sid, item, f))
         self.throttled: dict[str, str] = {}
+        #: conduit id -> originals it confirmed (count_as_copy), read on first use
+        self._conduit_confirmed: dict[str, frozenset[str]] = {}
         self.removed = 0
         self.removed_bytes = 0
         self.removed_sha256 = set(world.removed_sha256)
@@ -834,6 +836,8 @@ class Applier:
         }
         stores = {tid: s for tid, s in self.conn.targets.items() if tid not in conduits}
         need = self.desired.policy.copies
+        # Looked at once per removal, now: the item's own files and the disks.
+        side, groups = self._source_side(a), self._backup_groups()
         try:
             proven: list[str] = []
             for name, sha in files:
@@ -843,23 +847,27 @@ class Applier:
                     need=max(need - trusted, 0),
                     stores=stores,
                     copies=self.copies,
-                    source=self._source_side(a),
+                    source=side,
                     on_mismatch=self._forget_copy,
-                    groups=self._backup_groups(),
+                    groups=groups,
                 )
             return proven
         except GateRefused as e:
             raise _Skip("skipped" if e.unavailable else "refused", str(e)) from e
 
     def _delivered(self, target_id: str, sha: str | None) -> bool:
-        """The conduit confirmed this original, by its present device and folder."""
+        """The conduit confirmed this original, by its present device and folder.
+        Its confirmed originals are read once per run, not once per file."""
         store = self.conn.targets[target_id]
         if not sha or not isinstance(store, ConfirmingStore):
             return False
-        return any(
-            row["sha256"] == sha and row["confirmed_at"] and row["identity"] == store.identity
-            for row in self.db.deliveries(target_id).values()
-        )
+        if target_id not in self._conduit_confirmed:
+            self._conduit_confirmed[target_id] = frozenset(
+                row["sha256"]
+                for row in self.db.deliveries(target_id).values()
+                if row["confirmed_at"] and row["identity"] == store.identity
+            )
+        return sha in self._conduit_confirmed[target_id]
 
     def _backup_groups(self) -> dict[str, str | None]:
         """Which targets are independent disks, looked at now, not as observed."""

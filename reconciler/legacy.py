@@ -33,7 +33,7 @@ import attrs
 from providers.filesystem import scan_tree
 from reconciler import media
 from reconciler.config import DesiredState, FilesystemTarget, FolderSource
-from reconciler.errors import MediaError, ReconcileError
+from reconciler.errors import ReconcileError
 from reconciler.hashing import sha256_file
 from reconciler.state import CachedHash, StateDB
 
@@ -200,13 +200,7 @@ def _under(path: Path, roots: list[Path]) -> str | None:
 
 
 def _cached(path: str, st: os.stat_result, sha: str, now: float) -> CachedHash:
-    when = None
-    if media.is_media(path):
-        try:
-            found = media.read_capture_date(Path(path))
-        except (MediaError, OSError):
-            found = None
-        when = found.timestamp() if found else None
+    when = media.capture_timestamp(Path(path)) if media.is_media(path) else None
     return CachedHash(
         size=st.st_size,
         mtime_ns=st.st_mtime_ns,

@@ -109,7 +109,7 @@ class CachedHasher:
                 sha = sha256_file(e.path)
             except OSError as err:
                 return i, err.strerror or str(err)  # not cached: the next run retries
-            when = _capture_ts(Path(e.path)) if dates else None
+            when = media.capture_timestamp(Path(e.path)) if dates else None
             return i, CachedHash(
                 size=e.size,
                 mtime_ns=e.mtime_ns,
@@ -140,14 +140,6 @@ class CachedHasher:
                 raise
         self.db.store_hashes(rows)
         self.hashed_files += len(misses)
-
-
-def _capture_ts(path: Path) -> float | None:
-    try:
-        when = media.read_capture_date(path)
-    except (MediaError, OSError):
-        return None
-    return when.timestamp() if when else None
 
 
 def observe(
@@ -439,7 +431,7 @@ def _library_capture_ts(path: Path, rel: str) -> float | None:
     """A library file's capture time when the state DB does not have it (a
     lost DB, an older schema): its own metadata, else the day of its folder.
     Recorded once, so it is looked for once."""
-    ts = _capture_ts(path) if media.is_media(rel) else None
+    ts = media.capture_timestamp(path) if media.is_media(rel) else None
     if ts is None:
         day = date_from_path(rel)
         ts = None if day is None else day.timestamp()

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from reconciler.media.encode import EncodeResult, encode_file
 from reconciler.media.kinds import is_archivable, is_media, media_kind, sniff_path
-from reconciler.media.metadata import read_capture_date, read_lineage
+from reconciler.media.metadata import capture_timestamp, read_capture_date, read_lineage
 from reconciler.media.video import EncodeTimeout
 
 __all__ = [
     "EncodeResult",
     "EncodeTimeout",
+    "capture_timestamp",
     "encode_file",
     "is_archivable",
     "is_media",

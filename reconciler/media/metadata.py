@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from reconciler.errors import MediaError
 from reconciler.media.kinds import HEIC, JPEG, VIDEO, read_kind
 from reconciler.media.still import read_still_capture_date, read_still_lineage
 from reconciler.media.video import read_video_capture_date, read_video_lineage
@@ -41,3 +42,13 @@ def read_capture_date(path: Path) -> datetime | None:
     if kind == VIDEO:
         return read_video_capture_date(path)
     return None
+
+
+def capture_timestamp(path: Path) -> float | None:
+    """``read_capture_date`` as UTC epoch seconds; None when the file does
+    not say or cannot be read (what a hash cache row records)."""
+    try:
+        when = read_capture_date(path)
+    except (MediaError, OSError):
+        return None
+    return when.timestamp() if when else None
