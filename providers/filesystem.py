@@ -42,6 +42,7 @@ from reconciler.errors import ProviderError
 from reconciler.hashing import copy_file_hashing, fsync_dir, sha256_file
 from reconciler.layout import collision_path, is_inside
 from reconciler.model import FileCopy
+from reconciler.sidecar import RECONCILE_NS
 
 MARKER = ".reconcile-target.json"
 TMP_PREFIX = ".reconcile-tmp-"
@@ -368,6 +369,13 @@ def replace_sidecar(dest: Path, tmp: Path, data: bytes, mtime_ns: int | None) ->
     sidecars: a media file is never replaced. Returns the SHA-256 read back."""
     if not dest.name.lower().endswith(SIDECAR_SUFFIX):
         raise ProviderError(f"{dest}: only {SIDECAR_SUFFIX} sidecars are ever replaced")
+    if os.path.lexists(dest) and not _written_by_us(dest):
+        # Another program's sidecar (darktable and Lightroom write exactly
+        # IMG_0001.JPG.xmp), archived from a source: a backup, never replaced.
+        raise ProviderError(
+            f"{dest}: holds an .xmp this tool did not write (an archived file); "
+            "it is kept, so this item's sidecar cannot go there"
+        )
     try:
         with open(tmp, "wb") as out:
             out.write(data)
@@ -383,6 +391,16 @@ def replace_sidecar(dest: Path, tmp: Path, data: bytes, mtime_ns: int | None) ->
     finally:
         tmp.unlink(missing_ok=True)
     return got
+
+
+def _written_by_us(path: Path) -> bool:
+    """Is the file at ``path`` a sidecar this tool wrote (its XMP namespace)?"""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return False
+    return RECONCILE_NS.encode() in head
 
 
 def _marker_at(fd: int) -> str | None:

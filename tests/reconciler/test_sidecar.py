@@ -8,7 +8,12 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from providers.filesystem import FilesystemStore, write_marker
 from reconciler import sidecar
+from reconciler.errors import ProviderError
+from reconciler.hashing import sha256_file
 from reconciler.model import ItemMetadata, MediaFile, SourceItem
 
 SHAS = {"original": "a" * 64, "edited": "b" * 64}
@@ -90,3 +95,27 @@ def test_exiftool_reads_every_field(tmp_path: Path) -> None:
     assert tags["XMP-reconcile:AssetId"] == "ASSET-1"
     assert tags["XMP-reconcile:MasterId"] == "MASTER-1"
     assert tags["XMP-reconcile:OriginalSHA256"] == "a" * 64
+
+
+def test_an_xmp_this_tool_did_not_write_is_never_replaced(tmp_path: Path) -> None:
+    """darktable and Lightroom name their sidecars IMG_0001.JPG.xmp too: one
+    archived from a folder source is a backup, and ours must not overwrite it."""
+    store_root = tmp_path / "nas"
+    write_marker(store_root, "nas")
+    store = FilesystemStore("nas", store_root)
+    rel = "2021/06/01/IMG_0001.JPG.xmp"
+    theirs = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><darktable:history/></x:xmpmeta>'
+    (store_root / rel).parent.mkdir(parents=True)
+    (store_root / rel).write_bytes(theirs)
+    ours = sidecar.render(_item(title="Dawn"), SHAS)
+    with pytest.raises(ProviderError, match=r"holds an \.xmp this tool did not write"):
+        store.put_sidecar(rel, ours)
+    assert (store_root / rel).read_bytes() == theirs  # kept, byte for byte
+    assert [p.name for p in (store_root / rel).parent.iterdir()] == ["IMG_0001.JPG.xmp"]
+
+    # Our own sidecar, once there, is rewritten when the metadata changes.
+    mine = "2021/06/01/IMG_0002.JPG.xmp"
+    store.put_sidecar(mine, ours)
+    newer = sidecar.render(_item(title="Dusk"), SHAS)
+    assert store.put_sidecar(mine, newer).sha256 == sha256_file(store_root / mine)
+    assert (store_root / mine).read_bytes() == newer
