@@ -42,8 +42,9 @@ RANKS = {
     "reconciler.apply": 5,
     "reconciler.render": 6,
     "reconciler.progress": 7,
-    "reconciler.cli": 8,
-    "reconciler.demo": 9,
+    "reconciler.commands": 8,
+    "reconciler.cli": 9,
+    "reconciler.demo": 10,
 }
 PURE_PLANNER_MAY_IMPORT = {
     "reconciler.config",

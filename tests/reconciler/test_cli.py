@@ -265,7 +265,7 @@ def test_an_unexpected_exception_is_one_line_and_a_logged_traceback(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("reconciler.cli.make_plan", broken)
+    monkeypatch.setattr("reconciler.commands.common.make_plan", broken)
     r = ws.run("plan", now=NOW)
     log = tmp_path / "state" / "reconcile.log"
     assert (r.code, r.out) == (1, "")

@@ -75,3 +75,23 @@ def test_unknown_stages_and_stores_are_refused_and_stages_are_listed(
         "error: --target tape: no such source or target (known: library, incoming, nas, usb)\n"
     )
     assert len(media_under(ws.incoming)) == 2
+
+
+def test_plan_only_shows_and_saves_the_selection_and_apply_of_it_runs_only_that(
+    tmp_path: Path,
+) -> None:
+    ws = workspace(tmp_path)
+    saved = tmp_path / "copy.plan"
+    r = ws.run("plan", "--only", "copy", "--target", "nas", "--out", str(saved), now=NOW)
+    assert r.code == 0, r.out + r.err
+    assert "action(s) not selected by --only/--target" in r.out
+    full = ws.run("plan", "--json", now=NOW).out
+    narrow = ws.run("plan", "--json", "--only", "copy", "--target", "nas", now=NOW).out
+    assert narrow.count('"type": "copy-to-target"') == 2 < full.count('"type": "copy-to-target"')
+    assert '"type": "remove-from-source"' in full
+    assert '"type": "remove-from-source"' not in narrow
+    r = ws.run("apply", "--yes", str(saved), now=NOW)
+    assert r.code == 0, r.out + r.err
+    assert len(media_under(ws.target("nas"))) == 2
+    assert media_under(ws.target("usb")) == {}
+    assert len(media_under(ws.incoming)) == 2

@@ -1,0 +1,243 @@
+"""``reconcile apply``: under the run lock and signal handling, observe and
+plan afresh (a saved plan only narrows what runs), ask, apply, report."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import attrs
+
+from reconciler import config, planfile, render
+from reconciler.apply import Applier, ApplyResult, Outcome
+from reconciler.commands.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_PERSON,
+    Out,
+    is_tty,
+    load,
+    notes_exit,
+    observe_progress,
+    selected,
+)
+from reconciler.config import DesiredState
+from reconciler.connect import Connected, connect
+from reconciler.errors import StalePlanError
+from reconciler.interrupt import Interrupts
+from reconciler.lock import RunLock
+from reconciler.model import Action, Plan
+from reconciler.observe import observe
+from reconciler.plan import CANNOT_ENCODE
+from reconciler.plan import plan as make_plan
+from reconciler.progress import StageProgress
+from reconciler.state import StateDB
+from reconciler.sweep import sweep_debris
+
+
+def apply_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
+    desired = load(args)
+    saved = planfile.load(Path(args.planfile)) if args.planfile else None
+    if saved is not None and saved.config_digest != desired.digest:
+        raise StalePlanError(
+            f"{args.planfile} was made from a different {config.config_path(args.config)}; "
+            "run reconcile plan --out again"
+        )
+    # Signals are handled before the lock is taken, so none can leave it
+    # released while a worker of this run is still alive.
+    with Interrupts() as stop, RunLock(desired.state_dir) as lock:
+        locked_at = time.time()
+        db = StateDB.in_dir(desired.state_dir)
+        try:
+            conn = connect(desired)
+            try:
+                _sweep_crashed(io, desired, db, conn, locked_at)
+                return _apply_locked(args, io, now, desired, db, conn, saved, stop, lock.fileno())
+            finally:
+                conn.close()
+        finally:
+            db.close()
+
+
+def _sweep_crashed(
+    io: Out, desired: DesiredState, db: StateDB, conn: Connected, locked_at: float
+) -> None:
+    """A run that never finished was killed: mark it, remove its temporaries."""
+    crashed = db.mark_crashed()
+    if not crashed:
+        return
+    removed = sweep_debris(desired, conn, before=locked_at)
+    runs = ", ".join(str(r) for r in crashed)
+    io.say(
+        f"Run {runs} never finished (killed?): marked crashed; "
+        f"removed {len(removed)} temporary file(s) it left."
+    )
+
+
+def _apply_locked(
+    args: argparse.Namespace,
+    io: Out,
+    now: datetime | None,
+    desired: DesiredState,
+    db: StateDB,
+    conn: Connected,
+    saved: Plan | None,
+    stop: Interrupts,
+    lock_fd: int | None,
+) -> int:
+    world = observe(
+        desired, db, conn, now=now, progress=observe_progress(io), accept_shrink=args.accept_shrink
+    )
+    fresh = make_plan(desired, world, now or world.observed_at)
+    plan, stale = fresh, list[Outcome]()
+    if saved is not None:
+        plan, stale = _intersect(saved, fresh)
+    if args.only or args.target:
+        plan, held = selected(args, desired, plan)
+        if held:
+            io.say(f"{len(held)} action(s) not selected by --only/--target; the next run does them")
+    io.say(render.plan_text(plan, detail=args.detail))
+    if stale:
+        io.say(_outcomes_text(stale, {}, args.detail))
+    if not plan.actions:
+        return notes_exit(plan, io)
+    if not args.yes:
+        if not io.stdin.isatty():
+            io.warn("error: apply needs --yes when there is no terminal to ask (cron: add --yes)")
+            return EXIT_ERROR
+        io.out.write(f"\nApply these {len(plan.actions)} actions? [y/N] ")
+        io.out.flush()
+        if io.stdin.readline().strip().lower() not in {"y", "yes"}:
+            io.say("Nothing done.")
+            return EXIT_OK
+    io.say("")
+    with stop.applying():  # from here on a signal stops the run, never unwinds it
+        run_id = io.run_id = db.start_run("apply")
+        result = ApplyResult(outcomes=())
+        status = "failed"
+        stages = _stage_progress(io)
+        try:
+            applier = Applier(
+                desired,
+                db,
+                conn,
+                world,
+                run_id=run_id,
+                report=lambda o, done, total: _report(io, o, args.detail, stages),
+                stage=stages.stage,
+                interrupts=stop,
+                lock_fd=lock_fd,
+            )
+            result = applier.apply(plan)
+            status = "failed" if result.failed else "done"
+        finally:
+            if stop.signum is not None:
+                status = "interrupted"
+            if stop.abandoning.is_set():  # every worker is gone: what is left is debris
+                sweep_debris(desired, conn, before=time.time())
+            db.finish_run(run_id, status, result.counts())
+    if not args.detail and result.outcomes:
+        io.say(_outcomes_text(result.outcomes, {a.id: render.size_of(a) for a in plan.actions}))
+    io.say("")
+    io.say(render.apply_summary(result, stale))
+    io.summary = _bytes_moved(plan, result)
+    if stop.signum is not None:
+        io.warn(
+            f"error: stopped by {stop.name}; what was done is kept and journaled, "
+            "run apply again to continue"
+        )
+        return stop.exit_code
+    if result.refused:
+        io.warn(
+            "error: a safety gate kept some items in their source (see 'refused' above); "
+            "check the targets, then run apply again"
+        )
+        return EXIT_PERSON
+    if result.failed:
+        retried = any(
+            o.status == "failed" and not o.detail.startswith(CANNOT_ENCODE) for o in result.outcomes
+        )
+        io.warn(
+            "error: some actions failed (see 'failed' above); run apply again to retry them"
+            if retried
+            else "error: some originals cannot be decoded (see 'failed' above); the library "
+            "keeps them as they are and they are not retried"
+        )
+        return EXIT_ERROR
+    return notes_exit(plan, io)
+
+
+def _stage_progress(io: Out) -> StageProgress:
+    """On a terminal a live line per stage (stderr), its start and end lines
+    only in the log; off one (cron) the start and end lines are output."""
+    if is_tty(io.err) and not io.quiet:
+        return StageProgress(lambda text: io.log.info(text) if io.log else None, io.err)
+    return StageProgress(io.say)
+
+
+def _report(io: Out, o: Outcome, detail: bool, stages: StageProgress) -> None:
+    """An action finished: with --detail its line now; else only into the
+    log (which keeps every line), the screen gets the grouped summary."""
+    if detail:
+        stages.clear()
+        io.say(render.outcome_line(o))
+    elif io.log is not None:
+        io.log.info(render.outcome_line(o))
+    stages.outcome(o)
+
+
+def _outcomes_text(
+    outcomes: Sequence[Outcome], sizes: dict[str, int | None], detail: bool = False
+) -> str:
+    if detail:
+        return "\n".join(render.outcome_line(o) for o in outcomes)
+    return render.outcomes_text(outcomes, sizes)
+
+
+_BYTES_BY_KIND = {
+    "download": "bytes_downloaded",
+    "copy-to-library": "bytes_imported",
+    "copy-to-target": "bytes_copied",
+    "remove-from-source": "bytes_offloaded",
+}
+
+
+def _bytes_moved(plan: Plan, result: ApplyResult) -> dict[str, int]:
+    """Bytes this run downloaded, imported, copied and off-loaded: the sizes
+    of the actions that changed something (for the run's record)."""
+    actions = {a.id: a for a in plan.actions}
+    moved: dict[str, int] = {}
+    for o in result.outcomes:
+        key, action = _BYTES_BY_KIND.get(o.kind), actions.get(o.action_id)
+        if key and action is not None and o.status == "changed":
+            moved[key] = moved.get(key, 0) + int(getattr(action, "size", 0) or 0)
+    return moved
+
+
+def _intersect(saved: Plan, fresh: Plan) -> tuple[Plan, list[Outcome]]:
+    """Run only what the saved plan promised *and* still holds now: an action
+    of the fresh plan runs if the saved plan has it and every action it
+    depends on runs too."""
+    saved_ids = {a.id for a in saved.actions}
+    keep: list[Action] = []
+    kept: set[str] = set()
+    for a in fresh.actions:  # dependencies come first in a plan
+        if a.id in saved_ids and all(d in kept for d in a.depends_on):
+            keep.append(a)
+            kept.add(a.id)
+    stale = [
+        Outcome(
+            action_id=a.id,
+            kind=a.kind,
+            subject=a.subject,
+            status="stale",
+            detail="the world changed since the plan was saved; not done (plan again)",
+        )
+        for a in saved.actions
+        if a.id not in kept
+    ]
+    plan = attrs.evolve(fresh, actions=tuple(keep))
+    return plan, stale

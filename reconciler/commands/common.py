@@ -1,0 +1,148 @@
+"""What every command shares: where text goes, the desired state, observing
+and planning, and the exit code for what a plan could not look at."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from datetime import datetime
+from io import UnsupportedOperation
+from typing import TextIO
+
+from reconciler import config, selection
+from reconciler.config import DesiredState
+from reconciler.connect import connect
+from reconciler.errors import ConfigError
+from reconciler.model import Action, Plan, World
+from reconciler.observe import Progress, observe
+from reconciler.plan import plan as make_plan
+from reconciler.state import StateDB
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PERSON, EXIT_LOCKED = 0, 1, 2, 3, 4
+
+
+class Out:
+    """Where text goes; tests pass their own streams."""
+
+    def __init__(self, out: TextIO, err: TextIO, stdin: TextIO) -> None:
+        self.out, self.err, self.stdin = out, err, stdin
+        #: For the run's record: its own row (an apply that acted), the last
+        #: "error:" line said, and what the plan held.
+        self.run_id: int | None = None
+        self.reason = ""
+        self.summary: dict[str, int] = {}
+        #: The state directory's log (plan, apply); -q keeps stdout quiet.
+        self.log: logging.Logger | None = None
+        self.quiet = False
+
+    def say(self, text: str = "") -> None:
+        if self.log is not None and text:
+            self.log.info(text)
+        if not self.quiet:
+            self.out = print_to(text, self.out)
+
+    def warn(self, text: str) -> None:
+        if text.startswith("error: "):
+            self.reason = text.removeprefix("error: ").splitlines()[0].strip()
+        if self.log is not None:
+            self.log.warning(text)
+        self.err = print_to(text, self.err)
+
+
+def print_to(text: str, stream: TextIO) -> TextIO:
+    """Print to ``stream``; once its reader has gone (``reconcile plan |
+    head -1``) the rest of the output is dropped and the command ends as it
+    would have, quietly: a closed pipe is not an error, and an apply under
+    way is not abandoned because nobody reads its report."""
+    try:
+        print(text, file=stream, flush=True)
+    except BrokenPipeError:
+        try:
+            # The interpreter flushes sys.stdout once more at exit; point the
+            # descriptor at /dev/null so that last flush cannot complain.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, UnsupportedOperation):
+            pass
+        return open(os.devnull, "w")  # lives as long as the command
+    return stream
+
+
+def load(args: argparse.Namespace) -> DesiredState:
+    return config.load(config.config_path(args.config))
+
+
+def observe_progress(io: Out) -> Progress:
+    tty = io.err.isatty()
+
+    def progress(label: str, done: int, total: int) -> None:
+        if tty:
+            end = "\n" if done == total else ""
+            io.err.write(f"\r{label}: {done}/{total}{end}")
+            io.err.flush()
+
+    return progress
+
+
+def observe_and_plan(
+    desired: DesiredState, db: StateDB, io: Out, now: datetime | None, accept_shrink: bool
+) -> tuple[World, Plan]:
+    conn = connect(desired)
+    try:
+        world = observe(
+            desired, db, conn, now=now, progress=observe_progress(io), accept_shrink=accept_shrink
+        )
+    finally:
+        conn.close()
+    return world, make_plan(desired, world, now or world.observed_at)
+
+
+def notes_exit(plan: Plan, io: Out) -> int:
+    """Exit code and stderr line for what the plan could not look at:
+    a guard that wants a person (3) before a store or source that could not
+    be read (1). Waiting items and per-item errors are not run failures."""
+    blocked = [n.subject for n in plan.notes if n.status == "blocked"]
+    unavailable = [n.subject for n in plan.notes if n.status == "unavailable"]
+    unreadable = [n.subject for n in plan.notes if n.status == "unreadable"]
+    if blocked:
+        io.warn(
+            f"error: a guard held back {', '.join(blocked)} (see '!' above); "
+            "check it, then run again (with --accept-shrink if the shrink is real)"
+        )
+        return EXIT_PERSON
+    if unavailable:
+        io.warn(
+            f"error: {', '.join(unavailable)} could not be read (see '!' above); the rest was done"
+        )
+        return EXIT_ERROR
+    if unreadable:
+        io.warn(
+            f"error: {len(unreadable)} source file(s) could not be read (see 'x' above); "
+            "the rest was done; fix them and the next run picks them up"
+        )
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def selected(
+    args: argparse.Namespace, desired: DesiredState, plan: Plan
+) -> tuple[Plan, tuple[Action, ...]]:
+    known = [*desired.sources, *desired.targets]
+    unknown = selection.unknown_stores(args.target, known)
+    if unknown:
+        raise ConfigError(
+            [
+                f"--target {t}: no such source or target (known: library, {', '.join(known)})"
+                for t in unknown
+            ]
+        )
+    return selection.select(plan, args.only, args.target)
+
+
+def is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (ValueError, OSError):  # closed
+        return False

@@ -1,0 +1,50 @@
+"""``reconcile plan``: observe, plan, print (text, ``--json``, ``--out``)."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+from reconciler import planfile, render
+from reconciler.commands.common import (
+    EXIT_CHANGES,
+    EXIT_OK,
+    Out,
+    load,
+    notes_exit,
+    observe_and_plan,
+    selected,
+)
+from reconciler.model import Action
+from reconciler.state import StateDB
+
+
+def plan_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
+    desired = load(args)
+    db = StateDB.in_dir(desired.state_dir)
+    try:
+        _, plan = observe_and_plan(desired, db, io, now, args.accept_shrink)
+    finally:
+        db.close()
+    held: tuple[Action, ...] = ()
+    if args.only or args.target:
+        plan, held = selected(args, desired, plan)
+    io.summary = dict(Counter(a.kind for a in plan.actions))
+    if args.out:
+        Path(args.out).write_text(planfile.dumps(plan))
+    if args.json:
+        io.say(planfile.dumps(plan).rstrip("\n"))
+    else:
+        io.say(render.plan_text(plan, detail=args.detail))
+        if held:
+            io.say(f"{len(held)} action(s) not selected by --only/--target")
+        if args.out:
+            io.say(f"Saved to {args.out}; run: reconcile apply {args.out}")
+    problem = notes_exit(plan, io)
+    if problem:
+        return problem
+    if args.detailed_exitcode and plan.actions:
+        return EXIT_CHANGES
+    return EXIT_OK

@@ -1,0 +1,168 @@
+"""The commands that set things up rather than reconcile: ``validate``,
+``login``, ``emulator serve``, ``import-legacy`` and ``init-target``."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reconciler import config, preflight
+from reconciler.commands.common import EXIT_ERROR, EXIT_OK, Out, load
+from reconciler.config import DesiredState
+from reconciler.connect import icloud_session_dir
+from reconciler.errors import ConfigError
+from reconciler.lock import RunLock
+from reconciler.state import StateDB
+
+
+def validate_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
+    desired = load(args)
+    io.say(
+        f"ok    {config.config_path(args.config)}: valid ({len(desired.sources)} source(s), "
+        f"{len(desired.targets)} target(s), {desired.policy.copies} copies required)"
+    )
+    for tid, cfg in desired.targets.items():
+        if isinstance(cfg, config.SyncthingTarget) and cfg.count_as_copy:
+            io.say(
+                f"note: targets.{tid}.count_as_copy: trusting Google Photos without "
+                "verification (a conduit's delivery counts as a copy; it cannot be read back)"
+            )
+    checks = preflight.offline(desired, os.environ)
+    if args.online:
+        checks += preflight.online(desired, os.environ, now or datetime.now(UTC))
+    for c in checks:
+        io.say(f"{_CHECK_WORD[c.status]:<5} {c.subject}: {c.message}")
+    failed = sum(c.status == "fail" for c in checks)
+    if failed:
+        io.warn(
+            f"error: {failed} of {len(checks) + 1} checks failed (FAIL above); fix them, "
+            "then run reconcile validate again"
+        )
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+_CHECK_WORD = {"ok": "ok", "warn": "warn", "fail": "FAIL"}
+
+
+def _icloud_source(desired: DesiredState, wanted: str | None) -> tuple[str, config.ICloudSource]:
+    found = [
+        (sid, cfg)
+        for sid, cfg in desired.sources.items()
+        if isinstance(cfg, config.ICloudSource) and (wanted is None or sid == wanted)
+    ]
+    if not found:
+        raise ConfigError([f"no icloud source{' ' + wanted if wanted else ''} in the config"])
+    return found[0]
+
+
+def login_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
+    import getpass
+    import os
+
+    from providers.icloud.session import login_interactive
+
+    desired = load(args)
+    sid, cfg = _icloud_source(desired, args.source)
+    username = os.environ.get("ICLOUD_USERNAME", "")
+    if not username:
+        raise ConfigError([f"sources.{sid}: set ICLOUD_USERNAME in the environment"])
+    if not io.stdin.isatty():
+        io.warn(
+            "error: login asks for the password and a two-factor code: run it in a terminal "
+            "(cron and pipes cannot answer)"
+        )
+        return EXIT_ERROR
+    password = os.environ.get("ICLOUD_PASSWORD") or getpass.getpass(
+        f"Apple ID password for {username}: "
+    )
+
+    def prompt_code(prompt: str) -> str:
+        io.out.write(f"{prompt} ")
+        io.out.flush()
+        return io.stdin.readline().strip()
+
+    login_interactive(
+        username, password, icloud_session_dir(desired), prompt_code, cfg.endpoint or None
+    )
+    where = icloud_session_dir(desired)
+    io.say(f"Logged in to iCloud as {username}; the trusted session is in {where}.")
+    return EXIT_OK
+
+
+def emulator_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
+    from providers.icloud.emulator.__main__ import serve
+
+    if not 0 <= args.port <= 65535:
+        io.warn(f"error: --port {args.port}: a port is 0 to 65535 (0: any free port)")
+        return EXIT_ERROR
+    if args.seed_folder and not Path(args.seed_folder).is_dir():
+        io.warn(f"error: --seed-folder {args.seed_folder}: no such folder")
+        return EXIT_ERROR
+    try:
+        serve(
+            port=args.port,
+            generate=None if args.seed_folder else args.generate,
+            seed_folder=Path(args.seed_folder) if args.seed_folder else None,
+        )
+    except OSError as e:
+        if e.errno not in (errno.EADDRINUSE, errno.EACCES):
+            raise
+        io.warn(
+            f"error: cannot listen on 127.0.0.1:{args.port}: {e.strerror} (another emulator?); "
+            "pick another --port, or --port 0 for any free one"
+        )
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def import_legacy_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
+    from reconciler.legacy import import_legacy
+
+    desired = load(args)
+    with RunLock(desired.state_dir):
+        db = StateDB.in_dir(desired.state_dir)
+        try:
+            report = import_legacy(desired, db, Path(args.media_db))
+        finally:
+            db.close()
+    io.say(
+        f"imported {report.rows} row(s) from {args.media_db}: {report.adopted} item(s) adopted "
+        f"({report.files} file(s) hashed where they are; {report.originals} item(s) with an "
+        "unmodified iCloud original), "
+        f"{report.deleted_from_icloud} recorded as deleted from iCloud by the seed pipeline"
+    )
+    for name in report.missing[:10]:
+        io.say(f"  not on any store: {name}")
+    if len(report.missing) > 10:
+        io.say(f"  … and {len(report.missing) - 10} more not on any store")
+    io.say("Nothing imported counts as a copy until reconcile reads it; run: reconcile plan")
+    return EXIT_OK
+
+
+def init_target_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
+    from providers.filesystem import write_marker
+
+    path = Path(args.path)
+    if path.exists() and not path.is_dir():
+        io.warn(f"error: {path} is not a folder")
+        return EXIT_ERROR
+    if not path.exists() and not args.create:
+        io.warn(
+            f"error: {path} does not exist; is the disk mounted? "
+            "To make a new folder there, add --create"
+        )
+        return EXIT_ERROR
+    hazard = preflight.mount_hazard(path)
+    if hazard:
+        io.warn(f"warning: {hazard}")
+    try:
+        marker = write_marker(path, args.id)
+    except OSError as e:
+        io.warn(f"error: cannot mark {path} as the store {args.id!r}: {e.strerror or e}")
+        return EXIT_ERROR
+    io.say(f"{args.path} is now the store {args.id!r} ({marker.name} written)")
+    return EXIT_OK
