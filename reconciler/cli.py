@@ -1,6 +1,6 @@
 """The command line: ``main(argv) -> int``.
 
-The only module that prints, prompts or picks exit codes (DESIGN.md):
+With reconciler/commands/, the only code that prints, prompts or picks exit codes (DESIGN.md):
 0 converged / success; 1 error; 2 changes pending (plan --detailed-exitcode);
 3 a person is needed (login expired, a safety gate refused a removal);
 4 another run holds the lock; 128 + N stopped by signal N (130 SIGINT,

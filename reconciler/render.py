@@ -1,6 +1,6 @@
 """Text for people: plans and apply results, in the Terraform manner.
 
-Pure functions returning strings; cli.py is the only place that prints.
+Pure functions returning strings; cli.py and reconciler/commands/ are the only code that prints.
 """
 
 from __future__ import annotations
