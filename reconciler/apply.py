@@ -398,7 +398,7 @@ class Applier:
         crashpoint.reached("finish-before", a.kind)
         with self.db.transaction():  # what it did and its journal row, together
             self._record(fx)
-            self.db.journal(self.run_id, a.id, a.kind, status, detail)
+            self.db.journal(self.run_id, a.id, a.kind, status, detail, subject=a.subject)
         crashpoint.reached("finish-after", a.kind)
         outcome = Outcome(
             action_id=a.id, kind=a.kind, subject=a.subject, status=status, detail=detail

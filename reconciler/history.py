@@ -1,5 +1,6 @@
-"""The run history: every plan and apply recorded with its exit, then the
-metrics textfile rewritten from it, and after an apply a copy of the state
+"""The run history: every plan and apply recorded with its exit and the
+census taken at its end (reconciler.census, for the report's plots), then
+the metrics textfile rewritten from them, and after an apply a copy of the state
 database when one is due (reconciler.backup).
 
 Called by the CLI once a command's exit code is known, whatever it is. A run
@@ -12,8 +13,10 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from reconciler import backup, metrics
+from reconciler.census import census
 from reconciler.config import DesiredState
 from reconciler.errors import ReconcileError
 from reconciler.state import StateDB
@@ -37,7 +40,7 @@ def record(
     except ReconcileError:
         return
     try:
-        db.record_exit(
+        run_id = db.record_exit(
             run_id,
             command=command,
             started_at=started_at.isoformat(),
@@ -46,7 +49,8 @@ def record(
             reason=reason,
             summary=summary,
         )
-        metrics.write_textfile(metrics_path(desired), metrics.render(db))
+        counted = _census(db, desired, run_id)
+        metrics.write_textfile(metrics_path(desired), metrics.render(db, counted))
         if command == "apply":
             backup.back_up(
                 db.db.conn,
@@ -59,6 +63,18 @@ def record(
         pass
     finally:
         db.close()
+
+
+def _census(db: StateDB, desired: DesiredState, run_id: int) -> dict[str, Any] | None:
+    """The census of the state this run left, stored with the run. A census
+    that cannot be taken (a bug in counting, a damaged row) must not turn a
+    run that finished into a crash: the run keeps its exit, without one."""
+    try:
+        counted = census(db, desired).to_json()
+        db.record_census(run_id, counted)
+    except Exception:  # recording never raises (module docstring)
+        return None
+    return counted
 
 
 def metrics_path(desired: DesiredState) -> Path:

@@ -4,7 +4,9 @@ Rewritten atomically (temporary name, then rename in the same folder) at the
 end of every plan and apply, from the state database alone, so a plan never
 hides the last apply's figures: node_exporter's textfile collector reads
 whatever whole file is there. Alert on ``reconcile_last_exit_code != 0`` or
-on ``time() - reconcile_last_run_timestamp_seconds`` growing.
+on ``time() - reconcile_last_run_timestamp_seconds`` growing, on
+``reconcile_items{state="failed"} > 0``, or on
+``reconcile_items{state="source_only"}`` staying above zero for days.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from reconciler.state import StateDB
 
@@ -39,9 +43,10 @@ class _Family:
         self.lines.append(f"{self.name}{_labels(**labels)} {text}")
 
 
-def render(db: StateDB) -> str:
+def render(db: StateDB, census: Mapping[str, Any] | None = None) -> str:
     """The textfile's text: the last run of each command, what the tool has
-    removed, and what waits on a confirming store."""
+    removed, what waits on a confirming store, and the census
+    (``reconciler.census``'s JSON: items by state, per-target files and bytes)."""
     stamp = _Family(
         "reconcile_last_run_timestamp_seconds", "When the last run of each command ended."
     )
@@ -77,8 +82,34 @@ def render(db: StateDB) -> str:
     )
     for store_id, n in sorted(db.unconfirmed_counts().items()):
         waiting.add(n, target=store_id)
-    families = (stamp, duration, code, counts, moved, removed, waiting)
+    families = [stamp, duration, code, counts, moved, removed, waiting]
+    if census is not None:
+        families += _census_families(census)
     return "\n".join(line for f in families for line in f.lines) + "\n"
+
+
+def _census_families(census: Mapping[str, Any]) -> list[_Family]:
+    items = _Family(
+        "reconcile_items",
+        "Items by state (each once, by its best state; failed: in the last apply, besides).",
+    )
+    for state, n in census["items"].items():
+        items.add(int(n), state=state)
+    files = _Family("reconcile_target_files", "Files on each target, as the tool recorded them.")
+    size = _Family("reconcile_target_bytes", "Bytes on each target, as the tool recorded them.")
+    for target, figures in sorted(census["targets"].items()):
+        files.add(int(figures["files"]), target=target)
+        size.add(int(figures["bytes"]), target=target)
+    total = _Family(
+        "reconcile_bytes",
+        "Library size, bytes saved by compression and by off-loading, bytes left in iCloud.",
+    )
+    for what, n in census["bytes"].items():
+        total.add(int(n), what=what)
+    tiers = _Family("reconcile_library_files", "Library files by tier.")
+    for tier, n in sorted(census["tiers"].items()):
+        tiers.add(int(n), tier=tier)
+    return [items, files, size, total, tiers]
 
 
 def write_textfile(path: Path, text: str) -> None:

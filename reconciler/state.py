@@ -24,7 +24,7 @@ import sqlite_utils
 
 from reconciler.errors import StateError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 _CHUNK = 900  # below SQLite's default limit of host parameters
 
 
@@ -162,12 +162,23 @@ def _migrate_legacy_import(db: sqlite_utils.Database) -> None:
     db.execute("create index if not exists legacy_media_icloud on legacy_media (icloud_id)")
 
 
+def _migrate_run_census(db: sqlite_utils.Database) -> None:
+    """Each run keeps the census taken at its end (reconciler.census), for
+    the history's plots; each journal row names the file its action was about,
+    so ``status`` can say which source file failed."""
+    if "census" not in {c.name for c in db.table("runs").columns}:
+        db.execute("alter table runs add column census text")
+    if "subject" not in {c.name for c in db.table("journal").columns}:
+        db.execute("alter table journal add column subject text")
+
+
 _MIGRATIONS = {
     1: _migrate_1,
     2: _migrate_2_capture_time,
     3: _migrate_phone_proof,
     4: _migrate_run_outcomes,
     5: _migrate_legacy_import,
+    6: _migrate_run_census,
 }
 
 
@@ -481,12 +492,19 @@ class StateDB:
         return str(rows[0][0]) if rows else None
 
     def journal(
-        self, run_id: int, action_id: str, kind: str, status: str, detail: str = ""
+        self,
+        run_id: int,
+        action_id: str,
+        kind: str,
+        status: str,
+        detail: str = "",
+        *,
+        subject: str = "",
     ) -> None:
         self.db.conn.execute(
-            "insert into journal (run_id, action_id, kind, status, detail, at) "
-            "values (?, ?, ?, ?, ?, ?)",
-            (run_id, action_id, kind, status, detail, _now()),
+            "insert into journal (run_id, action_id, kind, status, detail, at, subject) "
+            "values (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, action_id, kind, status, detail, _now(), subject or None),
         )
 
     def journal_rows(self, run_id: int | None = None) -> list[dict[str, Any]]:
@@ -579,6 +597,20 @@ class StateDB:
             "where confirmed_at is null group by store_id"
         )
         return {r["store_id"]: int(r["n"]) for r in self.db.query(sql)}
+
+    def record_census(self, run_id: int, census: dict[str, Any]) -> None:
+        """Keep the census taken at the end of run ``run_id`` (runs.census)."""
+        self.db.conn.execute(
+            "update runs set census = ? where id = ?", (json.dumps(census), run_id)
+        )
+
+    def census_history(self, limit: int = 1000) -> list[tuple[str, dict[str, Any]]]:
+        """(finished_at, census) of the last ``limit`` runs that have one, oldest first."""
+        sql = (
+            "select finished_at, census from runs where census is not null order by id desc limit ?"
+        )
+        rows = self.db.conn.execute(sql, (limit,)).fetchall()
+        return [(str(at), json.loads(text)) for at, text in reversed(rows)]
 
     def last_runs(self, limit: int = 5) -> list[dict[str, Any]]:
         sql = "select * from runs order by id desc limit ?"

@@ -570,6 +570,19 @@ def test_a_prometheus_textfile_is_rewritten_after_every_run(tmp_path: Path) -> N
     assert samples[("reconcile_last_exit_code", (("command", "plan"),))] == 0
     assert samples[("reconcile_last_run_actions", (("command", "apply"), ("what", "changed")))] == 4
     assert samples[("reconcile_removed_items", ())] == 1
+    states = {k[1][0][1]: v for k, v in samples.items() if k[0] == "reconcile_items"}
+    assert states == {
+        "source_only": 0,
+        "library_only": 0,
+        "archived_1": 0,
+        "archived_2plus": 0,
+        "waiting_phone": 0,
+        "removed": 1,
+        "failed": 0,
+    }
+    nas_bytes = samples[("reconcile_target_bytes", (("target", "nas"),))]
+    assert samples[("reconcile_target_files", (("target", "nas"),))] == 1
+    assert samples[("reconcile_bytes", (("what", "offloaded"),))] == nas_bytes
     copied = samples[("reconcile_last_run_bytes", (("command", "apply"), ("what", "copied")))]
     assert (
         copied == 2 * (ws.target("nas") / next(iter(files_under(ws.target("nas"))))).stat().st_size

@@ -1,0 +1,304 @@
+"""The census: how many items are in each state, from the state database alone.
+
+``reconcile status``, the metrics textfile and the run history (one census
+per run, for the report's plots) all count the same way, here. No provider
+is asked: only SQLite and a stat of each store's root (which disk it is on,
+so two targets on one disk count once, as the removal gate counts them).
+
+An *item* is what the planner treats as one: library files sharing a stem
+(a Live Photo's still and video), a folder source's files sharing a stem, an
+iCloud asset. Each is counted once, by its best state:
+
+    removed > archived_2plus > archived_1 > waiting_phone > library_only > source_only
+
+``failed`` is counted besides: items with an action that failed in the last
+apply that acted (they are also counted in their state).
+
+A copy counts here as the tool records it (a hash read from a target, a
+confirmation the phone gave); the gate still re-checks every copy at the
+moment of a removal, so this is a picture, never a proof.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from reconciler import sidecar
+from reconciler.config import (
+    DesiredState,
+    FilesystemTarget,
+    FolderSource,
+    ICloudSource,
+    SyncthingTarget,
+    same_disk_ok,
+)
+from reconciler.independence import backup_groups, count_backups
+from reconciler.media.kinds import is_archivable
+from reconciler.state import StateDB
+
+#: The states, in the order people read them (and the JSON keeps).
+STATES = (
+    "source_only",
+    "library_only",
+    "archived_1",
+    "archived_2plus",
+    "waiting_phone",
+    "removed",
+    "failed",
+)
+_SHA = re.compile(r"[0-9a-f]{64}")
+
+
+@attrs.frozen(kw_only=True)
+class Failure:
+    """An action that failed in the last apply that acted, named by its file."""
+
+    subject: str
+    kind: str
+    error: str
+    at: str
+
+
+@attrs.frozen(kw_only=True)
+class Oldest:
+    name: str
+    captured_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class Census:
+    items: Mapping[str, int]
+    tiers: Mapping[str, int]
+    #: target id -> (files, bytes) as the tool knows them.
+    targets: Mapping[str, tuple[int, int]]
+    library_bytes: int
+    saved_by_compression: int
+    offloaded: int
+    icloud_bytes: int
+    oldest_unarchived: Oldest | None
+    #: target id -> when its oldest unconfirmed delivery was made (ISO text).
+    waiting_since: Mapping[str, str]
+    #: Not in to_json (the contract's shape); status shows and prints them.
+    failures: tuple[Failure, ...] = ()
+    failed_run: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        oldest = self.oldest_unarchived
+        return {
+            "items": {s: int(self.items.get(s, 0)) for s in STATES},
+            "tiers": dict(self.tiers),
+            "targets": {t: {"files": f, "bytes": b} for t, (f, b) in self.targets.items()},
+            "bytes": {
+                "library": self.library_bytes,
+                "saved_by_compression": self.saved_by_compression,
+                "offloaded": self.offloaded,
+                "icloud": self.icloud_bytes,
+            },
+            "oldest_unarchived": (
+                None
+                if oldest is None
+                else {"name": oldest.name, "captured_at": oldest.captured_at.isoformat()}
+            ),
+            "waiting_since": dict(self.waiting_since),
+        }
+
+
+@attrs.define
+class _Item:
+    name: str
+    in_library: bool
+    shas: set[str] = attrs.field(factory=set)
+    captured_at: float | None = None
+
+    def add(self, sha: str, captured_at: float | None) -> None:
+        self.shas.add(sha)
+        if captured_at is not None:
+            self.captured_at = min(captured_at, self.captured_at or captured_at)
+
+
+def census(db: StateDB, desired: DesiredState) -> Census:
+    """Count every item the database knows by its best state (module docstring)."""
+    conn = db.db.conn
+    items: dict[str, _Item] = {}
+    by_sha: dict[str, str] = {}  # original SHA-256 -> item key
+
+    def add(key: str, name: str, sha: str, captured_at: float | None, library: bool) -> None:
+        item = items.get(key)
+        if item is None:
+            item = items[key] = _Item(name=name, in_library=library)
+        item.add(sha, captured_at)
+        by_sha.setdefault(sha, key)
+
+    tiers: dict[str, int] = {}
+    library_bytes = 0
+    sql = "select path, original_sha256, tier, size, captured_at from library order by path"
+    for path, original, tier, size, captured in conn.execute(sql):
+        library_bytes += size or 0
+        if sidecar.is_sidecar(path) or not is_archivable(path):
+            continue
+        tiers[tier] = tiers.get(tier, 0) + 1
+        add(f"library:{posixpath.splitext(path)[0]}", path, original, captured, True)
+
+    icloud_bytes = 0
+    removed_keys = set(db.tombstones())
+    for sid, src in desired.sources.items():
+        if isinstance(src, FolderSource):
+            root = src.path.rstrip("/") + "/"
+            for path, sha, captured in _under(db, root, "path, sha256, captured_at"):
+                rel = path[len(root) :]
+                if sha in by_sha or sidecar.is_sidecar(rel) or not is_archivable(rel):
+                    continue
+                add(f"{sid}:{posixpath.splitext(rel)[0]}", f"{sid}:{rel}", sha, captured, False)
+        elif isinstance(src, ICloudSource):
+            sql = "select item_key, ref, sha256, size from source_files where source_id = ?"
+            for key, _ref, sha, size in conn.execute(sql, (sid,)):
+                if (sid, key) in removed_keys:
+                    continue
+                icloud_bytes += size or 0
+                if sha not in by_sha:
+                    add(f"{sid}:{key}", f"{sid}:{key}", sha, None, False)
+
+    holdings, targets, waiting, waiting_since, devices = _targets(db, desired)
+    library_dev = _device(desired.library.path)
+    groups = backup_groups(devices, library=library_dev, same_disk_ok=same_disk_ok(desired))
+    removed_shas = db.tombstoned_sha256()
+    counts = dict.fromkeys(STATES, 0)
+    oldest: tuple[float, str] | None = None
+    for item in items.values():
+        on = [tid for tid, held in holdings.items() if item.shas <= held]
+        n = count_backups(on, groups) if on else 0
+        if item.shas <= removed_shas:
+            counts["removed"] += 1
+            continue
+        if n >= 2:
+            counts["archived_2plus"] += 1
+        elif n == 1:
+            counts["archived_1"] += 1
+        elif item.shas & waiting:
+            counts["waiting_phone"] += 1
+        elif item.in_library:
+            counts["library_only"] += 1
+        else:
+            counts["source_only"] += 1
+        when = (item.captured_at, item.name) if item.captured_at is not None else None
+        if n < desired.policy.copies and when and (oldest is None or when < oldest):
+            oldest = when
+
+    failures, run_id = _failures(db)
+    failed = {_failed_item(f, by_sha) for f in failures}
+    counts["failed"] = len(failed)
+    figures = db.figures()
+    offloaded = sum(int(r["bytes"]) for r in figures["removed"].values())
+    return Census(
+        items=counts,
+        tiers=dict(sorted(tiers.items())),
+        targets=targets,
+        library_bytes=library_bytes,
+        saved_by_compression=int(figures["bytes_saved_by_compression"]),
+        offloaded=offloaded,
+        icloud_bytes=icloud_bytes,
+        oldest_unarchived=(
+            None
+            if oldest is None
+            else Oldest(name=oldest[1], captured_at=datetime.fromtimestamp(oldest[0], UTC))
+        ),
+        waiting_since=waiting_since,
+        failures=tuple(f for f, _ in failures),
+        failed_run=run_id,
+    )
+
+
+def _targets(
+    db: StateDB, desired: DesiredState
+) -> tuple[
+    dict[str, set[str]],
+    dict[str, tuple[int, int]],
+    set[str],
+    dict[str, str],
+    dict[str, int | None],
+]:
+    """Per target: the originals it holds (only targets whose copies count),
+    its files and bytes, and what waits on a confirming device since when."""
+    holdings: dict[str, set[str]] = {}
+    figures: dict[str, tuple[int, int]] = {}
+    waiting: set[str] = set()
+    since: dict[str, str] = {}
+    devices: dict[str, int | None] = {}
+    for tid, cfg in desired.targets.items():
+        if isinstance(cfg, FilesystemTarget):
+            held, files, size = set(), 0, 0
+            for sha, n in _under(db, cfg.path.rstrip("/") + "/", "sha256, size"):
+                held.add(sha)
+                files, size = files + 1, size + (n or 0)
+            holdings[tid], figures[tid] = held, (files, size)
+            devices[tid] = _device(cfg.path)
+            continue
+        assert isinstance(cfg, SyncthingTarget)
+        conduit = cfg.role == "conduit"
+        held, files, size = set(), 0, 0
+        sql = (
+            "select sha256, size, delivered_at, confirmed_at, freed_at from deliveries "
+            "where store_id = ?"
+        )
+        for sha, n, delivered, confirmed, freed in db.db.conn.execute(sql, (tid,)):
+            if not confirmed:
+                waiting.add(sha)
+                if delivered and (tid not in since or delivered < since[tid]):
+                    since[tid] = delivered
+            elif not (conduit and freed):  # a conduit's released file left the phone
+                held.add(sha)
+                files, size = files + 1, size + (n or 0)
+        figures[tid] = (files, size)
+        if not conduit or cfg.count_as_copy:
+            holdings[tid] = held
+            devices[tid] = None  # a phone is always a disk of its own
+    return holdings, figures, waiting, since, devices
+
+
+def _under(db: StateDB, root: str, columns: str) -> Iterator[tuple[Any, ...]]:
+    """Hash cache rows of the files under ``root`` (ending in "/"): a range of
+    its primary key, since "0" is the character after "/"."""
+    sql = f"select {columns} from hash_cache where path >= ? and path < ? order by path"
+    yield from db.db.conn.execute(sql, (root, root[:-1] + "0"))
+
+
+def _device(path: str) -> int | None:
+    try:
+        return os.stat(path).st_dev
+    except OSError:
+        return None  # not mounted now: its recorded copies are still its own
+
+
+def _failures(db: StateDB) -> tuple[list[tuple[Failure, str]], int | None]:
+    """The failed actions of the last apply that acted (the journal's newest
+    run), each with its action id, oldest first."""
+    row = db.db.conn.execute("select max(run_id) from journal").fetchone()
+    if row is None or row[0] is None:
+        return [], None
+    run_id = int(row[0])
+    sql = (
+        "select action_id, kind, detail, at, subject from journal "
+        "where run_id = ? and status = 'failed' order by id"
+    )
+    out = [
+        (Failure(subject=subject or action_id, kind=kind, error=detail or "", at=at), action_id)
+        for action_id, kind, detail, at, subject in db.db.conn.execute(sql, (run_id,))
+    ]
+    return out, run_id
+
+
+def _failed_item(failure: tuple[Failure, str], by_sha: Mapping[str, str]) -> str:
+    """The item a failed action was about: by the SHA-256 in its id where the
+    item is known, else by the file it named."""
+    f, action_id = failure
+    for sha in _SHA.findall(action_id):
+        if sha in by_sha:
+            return by_sha[sha]
+    return f.subject
