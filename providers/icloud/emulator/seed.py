@@ -3,7 +3,8 @@
 ``generate_library`` writes a small but awkward library: JPEGs with EXIF
 DateTimeOriginal spread over several years, HEICs, Live Photo pairs
 (``IMG_n.HEIC`` + ``IMG_n.MOV``), short videos made by ffmpeg, photos that
-share a filename but not their bytes, and one photo without any date.
+share a filename but not their bytes, and one photo without any date; tiny
+and flat for tests, or camera-like (``camera``) for the demo.
 ``add_folder`` loads a folder into an account, pairing Live Photos by stem;
 ``add_touches`` then does what a person does in Photos (edits, favourites,
 albums, captions, a RAW+JPEG pair, a hidden photo).
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from providers.icloud.emulator import camera
 from providers.icloud.emulator.store import Account, Blob, EmulatedAsset
 from reconciler.media.kinds import is_archivable
 
@@ -47,63 +49,79 @@ def _exif(when: datetime | None) -> Image.Exif:
     return exif
 
 
-def _write_jpeg(path: Path, rng: random.Random, when: datetime | None) -> None:
-    _image(rng).save(path, "JPEG", quality=80, exif=_exif(when))
+def _write_jpeg(
+    path: Path, rng: random.Random, when: datetime | None, photo_size: tuple[int, int] | None
+) -> None:
+    if photo_size is None:
+        _image(rng).save(path, "JPEG", quality=80, exif=_exif(when))
+        return
+    quality = rng.choice(camera.JPEG_QUALITIES)
+    camera.photo(rng, photo_size).save(path, "JPEG", quality=quality, exif=_exif(when))
 
 
-def _write_heic(path: Path, rng: random.Random, when: datetime | None) -> None:
+def _write_heic(
+    path: Path, rng: random.Random, when: datetime | None, photo_size: tuple[int, int] | None
+) -> None:
     import pillow_heif
 
     pillow_heif.register_heif_opener()
-    _image(rng, (64, 48)).save(path, "HEIF", quality=60, exif=_exif(when).tobytes())
-
-
-def _write_video(path: Path, when: datetime, seconds: float, seed: int) -> None:
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise RuntimeError("ffmpeg is needed to generate videos (apt install ffmpeg)")
-    subprocess.run(
-        [
-            ffmpeg,
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc=duration={seconds}:size=64x48:rate=10",
-            "-vf",
-            f"drawbox=x={seed % 48}:y=0:w=8:h=8:color=red:t=fill",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-metadata",
-            f"creation_time={when.strftime('%Y-%m-%dT%H:%M:%S.000000Z')}",
-            str(path),
-        ],
-        check=True,
+    exif = _exif(when).tobytes()
+    if photo_size is None:
+        _image(rng, (64, 48)).save(path, "HEIF", quality=60, exif=exif)
+        return
+    # A HEIC costs seconds to re-encode where a JPEG costs milliseconds
+    # (shared/reference/media.md): the demo's are smaller, to stay quick.
+    size = (photo_size[0] * 3 // 5, photo_size[1] * 3 // 5)
+    camera.photo(rng, size).save(
+        path,
+        "HEIF",
+        quality=camera.HEIC_QUALITY,
+        exif=exif,
+        enc_params={"preset": camera.HEIC_PRESET},
     )
 
 
+def _write_video(
+    path: Path, when: datetime, seconds: float, seed: int, photo_size: tuple[int, int] | None
+) -> None:
+    if photo_size is None:
+        camera.write_video(path, when, seconds, seed, size=(64, 48), rate=10)
+    else:
+        camera.write_video(path, when, seconds, seed)
+
+
 def generate_library(
-    dest_dir: Path | str, count: int = 50, years: int = 5, seed: int = 0
+    dest_dir: Path | str,
+    count: int = 50,
+    years: int = 5,
+    seed: int = 0,
+    *,
+    photo_size: tuple[int, int] | None = None,
 ) -> list[Path]:
     """Write about ``count`` media files under ``dest_dir``; returns them.
 
+    Capture dates go round the ``years`` up to now, so every age tier has
+    items. ``photo_size`` (e.g. ``(1600, 1200)``) makes the media camera-like
+    (``camera``: JPEGs at quality 92-95 with detail at every scale, HEICs
+    at 3/5 of that size, phone-like clips) so that re-encoding saves bytes;
+    None writes tiny flat ones, quick for tests that only need files.
     Deterministic for a given ``seed`` (except ffmpeg's container bytes).
     """
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    start = datetime(datetime.now(UTC).year - years, 1, 1, 9, 0, tzinfo=UTC)
-    span = timedelta(days=365 * years)
+    year = timedelta(days=365)
+    start = datetime.now(UTC).replace(microsecond=0) - year * max(1, years)
+    clip = 2.0 if photo_size else 1.0
+    dated = 0
 
     def when() -> datetime:
-        return start + timedelta(seconds=rng.randrange(int(span.total_seconds())))
+        # Round the years in turn, a random moment in each: every year, and
+        # so every age tier, gets its share, whatever the seed.
+        nonlocal dated
+        dated += 1
+        offset = rng.randrange(int(year.total_seconds()))
+        return start + year * (dated % max(1, years)) + timedelta(seconds=offset)
 
     written: list[Path] = []
     n = 0
@@ -117,19 +135,19 @@ def generate_library(
     if specials >= 10:
         for _ in range(2):
             path = name(".HEIC")
-            _write_heic(path, rng, when())
+            _write_heic(path, rng, when(), photo_size)
             written.append(path)
         for _ in range(2):
             date = when()
             still = name(".HEIC")
-            _write_heic(still, rng, date)
+            _write_heic(still, rng, date, photo_size)
             movie = still.with_suffix(".MOV")
-            _write_video(movie, date, 1, rng.randrange(1000))
+            _write_video(movie, date, clip / 2, rng.randrange(1000), photo_size)
             written += [still, movie]
         for ext in (".MOV", ".MP4"):
             path = dest / f"VID_{n:04d}{ext}"
             n += 1
-            _write_video(path, when(), 1, rng.randrange(1000))
+            _write_video(path, when(), clip, rng.randrange(1000), photo_size)
             written.append(path)
         # Same name and (nearly) same size, different content: two cameras,
         # or a phone that restarted its counter.
@@ -137,16 +155,16 @@ def generate_library(
             (dest / folder).mkdir(exist_ok=True)
             for dup in ("IMG_0001.JPG", "IMG_0002.JPG"):
                 path = dest / folder / dup
-                _write_jpeg(path, rng, when())
+                _write_jpeg(path, rng, when(), photo_size)
                 written.append(path)
     else:
         specials = 0
     undated = name(".JPG")
-    _write_jpeg(undated, rng, None)
+    _write_jpeg(undated, rng, None, photo_size)
     written.append(undated)
     for _ in range(max(0, count - specials - 1)):
         path = name(".JPG")
-        _write_jpeg(path, rng, when())
+        _write_jpeg(path, rng, when(), photo_size)
         written.append(path)
     return written
 
@@ -220,11 +238,14 @@ def add_folder(account: Account, folder: Path) -> int:
     return added
 
 
-def add_touches(account: Account, seed: int = 0) -> dict[str, list[str]]:
+def add_touches(
+    account: Account, seed: int = 0, *, photo_size: tuple[int, int] | None = None
+) -> dict[str, list[str]]:
     """What a person does in Photos, on a seeded library: edits (a photo and
     a video), a RAW+JPEG pair, favourites, a hidden photo, two albums,
     captions, descriptions, keywords and locations. Returns the file names
-    touched, by what was done to them (for the demo's summary)."""
+    touched, by what was done to them (for the demo's summary).
+    ``photo_size``: as for ``generate_library`` (the edited renditions)."""
     rng = random.Random(seed)
     assets = sorted(account.live_assets(), key=lambda a: a.asset_id)
     stills = [a for a in assets if a.master.uti == "public.jpeg" and a.asset_date_ms]
@@ -237,13 +258,14 @@ def add_touches(account: Account, seed: int = 0) -> dict[str, list[str]]:
     with tempfile.TemporaryDirectory(prefix="touches-") as tmp:
         for asset in stills[:2]:
             edited = Path(tmp) / f"{asset.asset_id}.jpg"
-            _write_jpeg(edited, rng, None)
+            _write_jpeg(edited, rng, None, photo_size)
             account.edit_asset(asset, edited.read_bytes(), adjustments=rng.randbytes(64))
             note("edited", asset)
         for asset in videos[:1]:
             trimmed = Path(tmp) / f"{asset.asset_id}.mov"
             when = datetime.fromtimestamp(asset.asset_date_ms / 1000, UTC)
-            _write_video(trimmed, when, 0.5, rng.randrange(1000))
+            clip = 1.0 if photo_size else 0.5
+            _write_video(trimmed, when, clip, rng.randrange(1000), photo_size)
             account.edit_asset(
                 asset, trimmed.read_bytes(), adjustments=rng.randbytes(64), adjustment_type="trim"
             )
