@@ -107,6 +107,7 @@ def emulator_command(args: argparse.Namespace, io: Out, now: datetime | None) ->
             port=args.port,
             generate=None if args.seed_folder else args.generate,
             seed_folder=Path(args.seed_folder) if args.seed_folder else None,
+            say=io.say,
         )
     except OSError as e:
         if e.errno not in (errno.EADDRINUSE, errno.EACCES):

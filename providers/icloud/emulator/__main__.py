@@ -2,6 +2,9 @@
 
 python -m providers.icloud.emulator --port 8765 --generate 50
 python -m providers.icloud.emulator --seed-folder ~/Pictures/sample
+
+(``reconcile emulator serve`` is the same.) It prints its URL, the account's
+username and password, and each two-factor code as it is "sent".
 """
 
 from __future__ import annotations
@@ -11,11 +14,17 @@ import contextlib
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
+from providers.icloud.emulator import camera
 from providers.icloud.emulator.seed import add_folder, add_touches, generate_library
 from providers.icloud.emulator.server import EmulatorServer
 from providers.icloud.emulator.store import Account
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def serve(
@@ -27,25 +36,53 @@ def serve(
     username: str = "user@example.com",
     password: str = "correct horse battery staple",
     stop: threading.Event | None = None,
+    say: Callable[[str], None] = _say,
+    poll_s: float = 0.2,
 ) -> None:
-    """Run an emulator until ``stop`` is set (or Ctrl-C), printing its URL
-    and credentials first."""
+    """Run an emulator until ``stop`` is set (or Ctrl-C), saying its URL,
+    credentials and how to log in first, then every two-factor code it
+    "sends": Apple texts the code to a phone, and this phone is the
+    terminal, so a person can answer ``reconcile login icloud``.
+
+    ``--generate`` makes camera-like media (``camera.PHOTO_SIZE``), so that
+    reconciling against it shows what compression saves.
+    """
     account = Account(username=username, password=password)
     with tempfile.TemporaryDirectory(prefix="icloud-emulator-") as tmp:
         if generate:
             target = library_dir or Path(tmp)
-            generate_library(target, count=generate)
+            generate_library(target, count=generate, photo_size=camera.PHOTO_SIZE)
             add_folder(account, target)
-            add_touches(account)
+            add_touches(account, photo_size=camera.PHOTO_SIZE)
         if seed_folder is not None:
             add_folder(account, seed_folder)
         with EmulatorServer(account, port=port) as server:
-            print(f"iCloud emulator listening on {server.url}", flush=True)
-            print(f"username: {account.username}", flush=True)
-            print(f"password: {account.password}", flush=True)
-            print(f"assets: {len(account.live_assets())}", flush=True)
+            say(f"iCloud emulator listening on {server.url}")
+            say(f"username: {account.username}")
+            say(f"password: {account.password}")
+            say(f"assets: {len(account.live_assets())}")
+            say(
+                f'To log in, set endpoint = "{server.url}" on an icloud source in '
+                f"desired_state.toml and run: ICLOUD_USERNAME={account.username} "
+                "reconcile login icloud"
+            )
+            say("The two-factor codes it sends appear below. Ctrl-C stops it.")
             with contextlib.suppress(KeyboardInterrupt):
-                (stop or threading.Event()).wait()
+                _tell_codes(server, stop or threading.Event(), say, poll_s)
+
+
+def _tell_codes(
+    server: EmulatorServer, stop: threading.Event, say: Callable[[str], None], poll_s: float
+) -> None:
+    # Polled rather than hooked into the sign-in handler: the server stays
+    # as it is for tests, and a code is read within poll_s of being sent,
+    # long before a person has typed it.
+    told = 0
+    while not stop.wait(poll_s):
+        codes = list(server.auth.sms_codes)
+        for code in codes[told:]:
+            say(f"2FA code sent to the trusted phone: {code}")
+        told = len(codes)
 
 
 def main(argv: list[str] | None = None) -> int:
