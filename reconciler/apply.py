@@ -269,6 +269,8 @@ class Applier:
             self._encoders = max(1, min(cores, actions or cores))
             self._encoder_threads = max(1, cores // self._encoders)
             return self._encoders
+        if kind is DownloadAsset:
+            return self.desired.apply.download_streams
         return self.desired.apply.workers
 
     def _encoder(self) -> ProcessPoolExecutor:

@@ -196,6 +196,9 @@ class State:
 @attrs.frozen(kw_only=True)
 class Apply:
     workers: int = 4
+    #: Parallel iCloud downloads: each waits mostly on Apple's round trip,
+    #: not on this machine, so many more than ``workers``.
+    download_streams: int = 16
     retries: int = 4
     backoff_base_s: float = 0.5
 
@@ -424,6 +427,8 @@ def _check(d: DesiredState) -> list[str]:
         problems.append("guards.reverify_after_days: must not be negative (0: never)")
     if d.apply.workers < 1:
         problems.append("apply.workers: must be at least 1")
+    if not 1 <= d.apply.download_streams <= 64:
+        problems.append("apply.download_streams: must be from 1 to 64")
     if d.log.max_file_size_mb <= 0:
         problems.append("log.max_file_size_mb: must be more than 0")
     if d.log.backup_count < 0:

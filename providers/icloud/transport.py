@@ -20,6 +20,9 @@ from requests.adapters import HTTPAdapter
 
 HOST_HEADER = "X-Emulated-Host"
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 60.0)
+#: Connections kept per host: at least as many as parallel downloads, or
+#: every stream past requests' default of 10 opens a new connection per file.
+POOL_SIZE = 64
 
 
 class TimeoutAdapter(HTTPAdapter):
@@ -27,6 +30,7 @@ class TimeoutAdapter(HTTPAdapter):
 
     def __init__(self, timeout: tuple[float, float] = DEFAULT_TIMEOUT, **kwargs: Any) -> None:
         self.default_timeout = timeout
+        kwargs.setdefault("pool_maxsize", POOL_SIZE)
         super().__init__(**kwargs)
 
     def send(

@@ -38,6 +38,7 @@ def serve(
     stop: threading.Event | None = None,
     say: Callable[[str], None] = _say,
     poll_s: float = 0.2,
+    latency: float = 0.0,
 ) -> None:
     """Run an emulator until ``stop`` is set (or Ctrl-C), saying its URL,
     credentials and how to log in first, then every two-factor code it
@@ -56,7 +57,7 @@ def serve(
             add_touches(account, photo_size=camera.PHOTO_SIZE)
         if seed_folder is not None:
             add_folder(account, seed_folder)
-        with EmulatorServer(account, port=port) as server:
+        with EmulatorServer(account, port=port, latency=latency) as server:
             say(f"iCloud emulator listening on {server.url}")
             say(f"username: {account.username}")
             say(f"password: {account.password}")
@@ -94,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--library-dir", type=Path, help="where --generate writes (default: temp)")
     parser.add_argument("--username", default="user@example.com")
     parser.add_argument("--password", default="correct horse battery staple")
+    parser.add_argument(
+        "--latency", type=float, default=0.0, metavar="S", help="add S seconds to every answer"
+    )
     args = parser.parse_args(argv)
     serve(
         port=args.port,
@@ -102,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         library_dir=args.library_dir,
         username=args.username,
         password=args.password,
+        latency=args.latency,
     )
     return 0
 

@@ -4,7 +4,9 @@ Requests arrive through ``providers.icloud.transport.EmulatorAdapter``, which
 sends every ``https://<apple host>/…`` request to ``http://127.0.0.1:PORT/…``
 and names the Apple host in ``X-Emulated-Host``; the path and that header pick
 the handler. Requests without the header may use the control endpoint
-``/__emulator__/…`` (faults, expiry) for a driver in another process.
+``/__emulator__/…`` (faults, expiry) for a driver in another process. A
+client that cannot be pointed anywhere (icloudpd) reaches it through a TLS
+proxy (``bench/download.py``): its requests name the Apple host in ``Host``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from providers.icloud.emulator.faults import Fault, FaultPlan
 from providers.icloud.emulator.store import Account, Blob, Zone
 
 HOST_HEADER = "X-Emulated-Host"
+LOOPBACK_NAMES = frozenset({"", "127.0.0.1", "localhost", "::1"})
 AUTH_HOST = "idmsa.apple.com"
 SETUP_HOST = "setup.icloud.com"
 CKDATABASE_HOST = "p00-ckdatabasews.icloud.com"
@@ -113,6 +116,9 @@ class EmulatorServer(CloudKitDatabase):
     host: str = "127.0.0.1"
     #: What an expired download URL answers: 410 Gone, or 403.
     expired_url_status: int = 410
+    #: Seconds added to every answer (not the control endpoint): the round
+    #: trip to Apple, so that benchmarks see what parallel requests buy.
+    latency: float = 0.0
     faults: FaultPlan = attrs.field(factory=FaultPlan)
     auth: AuthState = attrs.field(init=False)
     url_generation: int = 0
@@ -235,6 +241,8 @@ class EmulatorServer(CloudKitDatabase):
             return self._control(req)
         route = _route(req.host, req.path)
         self.hits[route] += 1
+        if self.latency:
+            time.sleep(self.latency)
         fault = self.faults.take(route, req.path)
         if fault is not None and fault.delay:
             time.sleep(fault.delay)
@@ -604,6 +612,10 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         headers = {k.lower(): v for k, v in self.headers.items()}
         host = headers.get(HOST_HEADER.lower(), "").split(":")[0].lower()
+        if not host:
+            # Through a proxy the request names Apple's host itself.
+            named = headers.get("host", "").rsplit(":", 1)[0].strip("[]").lower()
+            host = "" if named in LOOPBACK_NAMES else named
         req = Request(
             method=self.command,
             host=host,

@@ -31,12 +31,18 @@ class RunningEmulator:
 
 @contextmanager
 def running_emulator(
-    account: Account | None = None, *, port: int = 0, expired_url_status: int = 410
+    account: Account | None = None,
+    *,
+    port: int = 0,
+    expired_url_status: int = 410,
+    latency: float = 0.0,
 ) -> Iterator[RunningEmulator]:
     """Serve ``account`` (an empty one by default) on 127.0.0.1 until the
-    block ends."""
+    block ends, adding ``latency`` seconds to every answer."""
     account = account if account is not None else Account()
-    with EmulatorServer(account, port=port, expired_url_status=expired_url_status) as server:
+    with EmulatorServer(
+        account, port=port, expired_url_status=expired_url_status, latency=latency
+    ) as server:
         yield RunningEmulator(
             url=server.url,
             username=account.username,
