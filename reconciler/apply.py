@@ -445,6 +445,9 @@ class Applier:
         for n in range(attempts):
             if n and self._stopping():
                 raise _Skip("interrupted", f"not retried: stopped by {self.interrupts.name}")
+            if n and provider in self.throttled:
+                # A parallel stream spent its retries on the same throttling.
+                raise _Skip("skipped", f"{provider} is throttling this run; next run")
             try:
                 return fn()
             except LoginRequiredError:

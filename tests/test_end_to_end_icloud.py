@@ -84,6 +84,9 @@ def test_failed_downloads_never_lead_to_a_removal(
     assert len(account.live_assets()) == 5
     assert account.deleted_assets() == []
     assert files_under(ws.target("nas")) == {}
+    # Nothing half-written is left behind by the failed streams.
+    leftovers = [p for p in ws.library.rglob("*") if p.is_file()]
+    assert [p.name for p in leftovers] == [".reconcile-target.json"]
 
 
 def test_a_truncated_body_is_detected_and_retried(
@@ -99,6 +102,11 @@ def test_a_truncated_body_is_detected_and_retried(
 def test_a_503_storm_ends_the_run_cleanly_and_the_next_run_completes(
     ws: Workspace, account: Account, emu: RunningEmulator
 ) -> None:
+    # One stream: the first download spends its retries, and the others,
+    # which would all be running at once, are not started against the storm.
+    ws.config.write_text(
+        ws.config.read_text().replace("retries = 2\n", "retries = 2\ndownload_streams = 1\n")
+    )
     emu.server.inject("download", status=503, retry_after=0, times=None)
     r = ws.run("apply", "--yes", now=NOW)
     assert r.code == 1

@@ -54,10 +54,9 @@ from reconciler.interrupt import check_abandoned
 from reconciler.model import MediaFile, SourceItem
 
 LOG = logging.getLogger(__name__)
-# A dropped connection loses at most one chunk (urllib3 discards the partial
-# chunk it was reading), and a resume asks for the rest by Range; fewer,
-# larger reads cost less Python per byte.
-CHUNK = 1 << 20
+# Small enough that a dropped connection loses little: urllib3 discards the
+# partial chunk it was reading when the body ends short.
+CHUNK = 1 << 16
 #: Statuses a stale download URL answers with; refreshed once by a re-read.
 EXPIRED_URL_STATUSES = frozenset({403, 410})
 #: What CloudKit may answer a create of a relation that already exists.

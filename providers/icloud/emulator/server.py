@@ -124,6 +124,10 @@ class EmulatorServer(CloudKitDatabase):
     url_generation: int = 0
     hits: Counter[str] = attrs.field(factory=Counter)
     range_requests: list[str] = attrs.field(factory=list)
+    #: The most download requests seen being answered at once.
+    peak_downloads: int = 0
+    _downloads: int = 0
+    _downloads_lock: threading.Lock = attrs.field(factory=threading.Lock)
     _httpd: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
@@ -241,6 +245,18 @@ class EmulatorServer(CloudKitDatabase):
             return self._control(req)
         route = _route(req.host, req.path)
         self.hits[route] += 1
+        if route != "download":
+            return self._handle(req, route)
+        with self._downloads_lock:
+            self._downloads += 1
+            self.peak_downloads = max(self.peak_downloads, self._downloads)
+        try:
+            return self._handle(req, route)
+        finally:
+            with self._downloads_lock:
+                self._downloads -= 1
+
+    def _handle(self, req: Request, route: str) -> Response:
         if self.latency:
             time.sleep(self.latency)
         fault = self.faults.take(route, req.path)
