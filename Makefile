@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 # command:Debian package — the command each test or the demo runs, and the
 # package that brings it (exiftool is the outside reader of our XMP sidecars).
 APT_NEEDS := syncthing:syncthing ffmpeg:ffmpeg ffprobe:ffmpeg rsync:rsync \
-	exiftool:libimage-exiftool-perl setpriv:util-linux systemd-analyze:systemd
+	exiftool:libimage-exiftool-perl setpriv:util-linux systemd-analyze:systemd \
+	unshare:util-linux ip:iproute2 openssl:openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all test lint demo bench apt clean
@@ -52,6 +53,7 @@ demo: apt $(STAMP)
 bench: apt $(STAMP)
 	$(BIN)/python bench/noop_plan.py --items 100000
 	$(BIN)/python bench/media.py
+	$(BIN)/python bench/download.py
 	$(BIN)/python bench/phone_proof.py
 	$(BIN)/python bench/import_legacy.py --rows 1000
 

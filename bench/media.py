@@ -17,6 +17,9 @@ Usage: ``.venv/bin/python bench/media.py [--quick]``
 from __future__ import annotations
 
 import argparse
+import io
+import itertools
+import multiprocessing
 import os
 import re
 import resource
@@ -24,7 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -34,8 +39,9 @@ from PIL import ExifTags, Image, ImageChops
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from reconciler.media import encode_file
+from reconciler.media import encode_file, jpeg, still
 from reconciler.media.encode import human_size
+from reconciler.media.lineage import with_lineage
 
 SHA = "0" * 64
 T = TypeVar("T")
@@ -132,38 +138,8 @@ def bench_jpeg(work: Path, count: int, size: tuple[int, int] = (4032, 3024)) -> 
     total = sum(p.stat().st_size for p in originals)
     print(f"originals: {human_size(total)} total, {human_size(total // count)} each")
 
-    def raw(quality: int) -> None:
-        for p in originals:
-            with Image.open(p) as im:
-                im.save(work / "raw.jpg", format="JPEG", quality=quality)
-
-    def ours(quality: int) -> None:
-        for p in originals:
-            encode_file(
-                p,
-                work / "ours.tmp",
-                quality=quality,
-                crf=None,
-                original_sha256=SHA,
-                tier="t",
-                replaces_size=p.stat().st_size,
-            )
-
-    raw(75)  # warm the page cache and Pillow's imports before timing
-    ours(75)
-    t_raw, t_ours, _ = race(5, lambda: raw(75), lambda: ours(75))
-    print(
-        f"raw Pillow open+save q75:  {count / t_raw.wall:7.2f} images/s wall, "
-        f"{t_raw.cpu / count * 1000:7.2f} CPU-ms each"
-    )
-    print(
-        f"encode_file q75:           {count / t_ours.wall:7.2f} images/s wall, "
-        f"{t_ours.cpu / count * 1000:7.2f} CPU-ms each"
-    )
-    print(
-        f"ratio ours/raw:            {t_ours.cpu / t_raw.cpu:.2f}x CPU, "
-        f"{t_ours.wall / t_raw.wall:.2f}x wall (ours adds: segment carry, output check, fsync)"
-    )
+    race_pipeline(work, originals)
+    breakdown(work, originals)
     if size[0] * size[1] < 4_000_000:
         return
     print("tier    quality  output total   saved    SSIM (first image)")
@@ -188,6 +164,170 @@ def bench_jpeg(work: Path, count: int, size: tuple[int, int] = (4032, 3024)) -> 
         print(
             f"{tier:7} q{quality:<7} {human_size(out_total):>12}  {saved:6.1%}   {first_ssim:.4f}"
         )
+
+
+def _fresh(work: Path, stem: str) -> Iterator[Path]:
+    """New output names, as the applier writes each encode to its own
+    temporary file: overwriting one name would time a truncate too."""
+    for n in itertools.count():
+        path = work / f"{stem}-{n}.jpg"
+        yield path
+        path.unlink(missing_ok=True)
+
+
+def race_pipeline(work: Path, originals: list[Path], quality: int = 75) -> None:
+    """encode_file vs plain Pillow open+save, and vs Pillow plus the fsync
+    that encode_file owes the library (DESIGN: written, fsynced, renamed)."""
+    count = len(originals)
+    raw_out, synced_out, ours_out = (_fresh(work, s) for s in ("raw", "synced", "ours"))
+
+    def raw(sync: bool = False) -> None:
+        for p in originals:
+            dst = next(synced_out if sync else raw_out)
+            with Image.open(p) as im:
+                im.save(dst, format="JPEG", quality=quality)
+            if sync:
+                fd = os.open(dst, os.O_RDONLY)
+                os.fsync(fd)
+                os.close(fd)
+
+    def ours() -> None:
+        for p in originals:
+            encode_file(
+                p,
+                next(ours_out),
+                quality=quality,
+                crf=None,
+                original_sha256=SHA,
+                tier="t",
+                replaces_size=p.stat().st_size,
+            )
+
+    raw()  # warm the page cache and Pillow's imports before timing
+    ours()
+    t_raw, t_ours, _ = race(5, raw, ours)
+    t_sync, _, _ = race(3, lambda: raw(True), lambda: None)
+    for label, t in (
+        ("raw Pillow open+save", t_raw),
+        ("raw + fsync", t_sync),
+        ("encode_file", t_ours),
+    ):
+        print(
+            f"{label + f' q{quality}:':26} {count / t.wall:7.2f} images/s wall, "
+            f"{t.wall / count * 1000:7.2f} ms, {t.cpu / count * 1000:7.2f} CPU-ms each"
+        )
+    print(
+        f"ratio ours/raw:            {t_ours.cpu / t_raw.cpu:.2f}x CPU, "
+        f"{t_ours.wall / t_raw.wall:.2f}x wall; ours/(raw + fsync): "
+        f"{t_ours.cpu / t_sync.cpu:.2f}x CPU, {t_ours.wall / t_sync.wall:.2f}x wall"
+    )
+
+
+def breakdown(work: Path, originals: list[Path], quality: int = 75) -> None:
+    """What each step of encode_file costs per image (best of 5, CPU-ms; fsync
+    in wall ms, as it waits on the disk): the candidates for its overhead."""
+    datas = [p.read_bytes() for p in originals]
+    structures = [jpeg.read_structure(d, "bench") for d in datas]
+    decoded: list[Image.Image] = []
+    encoded: list[bytes] = []
+    outputs: list[still.StillOutput] = []
+
+    def parse() -> None:
+        for p in originals:
+            data = p.read_bytes()
+            jpeg.read_structure(data, p).uncarried(data)
+
+    def decode() -> None:
+        decoded.clear()
+        for d, st in zip(datas, structures, strict=True):
+            with Image.open(io.BytesIO(jpeg.pixels_only(d, st))) as im:
+                im.load()
+                decoded.append(im.copy())
+
+    def encode() -> None:
+        encoded.clear()
+        for im in decoded:
+            buf = io.BytesIO()
+            im.save(buf, format="JPEG", quality=quality)
+            encoded.append(buf.getvalue())
+
+    def metadata() -> None:
+        for d, st, px in zip(datas, structures, encoded, strict=True):
+            xmp = with_lineage(st.xmp(d), SHA, "t")
+            made = jpeg.read_structure(px, "out")
+            jpeg.carry_segments(d, st, px, made, xmp, components=3)
+            jpeg.coded_image(px, made)
+
+    def check() -> None:
+        for out in outputs:
+            still.check_jpeg(out.data, out)
+
+    outputs.extend(
+        still.encode_jpeg(p, quality=quality, original_sha256=SHA, tier="t") for p in originals
+    )
+    names = _fresh(work, "write")
+
+    def write(sync: bool) -> None:
+        for out in outputs:
+            with next(names).open("wb") as f:
+                f.write(out.data)
+                f.flush()
+                if sync:
+                    os.fsync(f.fileno())
+
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("read + find segments", parse),
+        ("decode (pixels only)", decode),
+        ("encode (Pillow)", encode),
+        ("lineage + carry segments", metadata),
+        ("output check (no decode)", check),
+        ("write", lambda: write(False)),
+        ("write + fsync", lambda: write(True)),
+    ]
+    count = len(originals)
+    cells = []
+    for label, fn in steps:
+        t, _ = best_of(5 if "fsync" not in label else 3, fn)
+        cells.append(f"{label} {t.cpu / count * 1000:.2f} CPU-ms ({t.wall / count * 1000:.2f} ms)")
+    print("per image: " + "; ".join(cells))
+
+
+def pool_start() -> None:
+    """Starting the applier's encoder pool (forkserver, one process per
+    core) and its first task: paid once per run that encodes."""
+    ctx = multiprocessing.get_context("forkserver")
+    t = time.perf_counter()
+    with ProcessPoolExecutor(os.cpu_count() or 1, mp_context=ctx) as pool:
+        list(pool.map(abs, range(os.cpu_count() or 1)))
+        started = time.perf_counter() - t
+    print(
+        f"\n== Encoder pool start (forkserver, {os.cpu_count()} processes): "
+        f"{started * 1000:.0f} ms, once per run that encodes"
+    )
+
+
+def bench_real(work: Path, folder: Path) -> None:
+    """The pipeline race on real-world JPEGs (those encode_file re-encodes:
+    colour or greyscale, no MPF, nothing after the image)."""
+    found = []
+    warnings.simplefilter("ignore")  # Pillow's own test images include odd ones on purpose
+    for p in sorted(folder.rglob("*")):
+        if p.suffix.lower() not in (".jpg", ".jpeg") or not p.is_file():
+            continue
+        try:
+            data = p.read_bytes()
+            st = jpeg.read_structure(data, p)
+            with Image.open(io.BytesIO(data)) as im:
+                usable = im.mode in ("L", "RGB") and st.uncarried(data) is None
+            if usable:
+                still.encode_jpeg(p, quality=75, original_sha256=SHA, tier="t")
+                found.append(p)
+        except Exception:  # a test image meant to be broken is not raced
+            continue
+    total = sum(p.stat().st_size for p in found)
+    print(f"\n== JPEG: {len(found)} real-world images under {folder} ({human_size(total)})")
+    race_pipeline(work, found)
+    breakdown(work, found)
 
 
 def bench_heic_tiers(work: Path, size: tuple[int, int], count: int) -> None:
@@ -325,11 +465,22 @@ def bench_video(work: Path, seconds: int, size: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer images, a shorter clip")
+    parser.add_argument("--jpeg-only", action="store_true", help="only the JPEG pipeline rows")
+    parser.add_argument(
+        "--images", type=Path, help="also race on the JPEGs under DIR (e.g. Pillow's Tests/images)"
+    )
     args = parser.parse_args(argv)
     load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
     print(f"cores: {os.cpu_count()}; load average before: {load}; quick: {args.quick}")
     with tempfile.TemporaryDirectory(prefix="bench-media-") as tmp:
         work = Path(tmp)
+        if args.images is not None:
+            bench_real(work, args.images)
+        if args.jpeg_only:
+            bench_jpeg(work, 60, (128, 128))
+            bench_jpeg(work, 6)
+            pool_start()
+            return 0
         if args.quick:
             bench_jpeg(work, 30, (128, 128))
             bench_jpeg(work, 2)
