@@ -103,3 +103,17 @@ def test_not_toml_is_one_clear_error(tmp_path: Path) -> None:
         config.load(path)
     assert len(e.value.problems) == 1
     assert e.value.problems[0].startswith(f"{path}: not valid TOML:")
+
+
+@pytest.mark.parametrize("streams", [0, 65])
+def test_download_streams_are_bounded(tmp_path: Path, streams: int) -> None:
+    raw = {
+        "library": {"path": "l"},
+        "state": {"dir": "s"},
+        "apply": {"download_streams": streams},
+    }
+    with pytest.raises(ConfigError) as e:
+        config.parse(raw, name="d.toml", base=tmp_path)
+    assert e.value.problems == ("d.toml: apply.download_streams: must be from 1 to 64",)
+    raw["apply"] = {"download_streams": 64}
+    assert config.parse(raw, name="d.toml", base=tmp_path).apply.download_streams == 64
