@@ -2,6 +2,7 @@
 
 python -m providers.icloud.emulator --port 8765 --generate 50
 python -m providers.icloud.emulator --seed-folder ~/Pictures/sample
+python -m providers.icloud.emulator --generate 50 --latency 0.05   # Apple's round trip
 
 (``reconcile emulator serve`` is the same.) It prints its URL, the account's
 username and password, and each two-factor code as it is "sent".
