@@ -7,8 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 # command:Debian package — the command each test or the demo runs, and the
-# package that brings it (exiftool is the outside reader of our XMP sidecars).
-APT_NEEDS := syncthing:syncthing ffmpeg:ffmpeg ffprobe:ffmpeg rsync:rsync \
+# package that brings it (exiftool is the outside reader of our XMP sidecars,
+# chromium renders the HTML report headless).
+APT_NEEDS := syncthing:syncthing ffmpeg:ffmpeg ffprobe:ffmpeg rsync:rsync chromium:chromium \
 	exiftool:libimage-exiftool-perl setpriv:util-linux systemd-analyze:systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
