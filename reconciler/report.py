@@ -4,8 +4,9 @@
 ``Census.to_json()``, as ``StateDB.census_history`` returns them) and the
 last runs into one HTML document that needs nothing else: the plots are
 made by matplotlib's Agg renderer and inlined as base64 PNG, the style is
-inline, there is no script. A person opens it from a mail, a share or a
-USB stick, offline, years later; nothing on it may reach the network.
+inline, there is no script, and the page's own Content-Security-Policy
+forbids any other load. A person opens it from a mail, a share or a USB
+stick, offline, years later; nothing on it may reach the network.
 
 Kept apart from the commands so the page is a function of its inputs
 (history, runs, the moment it was made): tests feed it real runs' figures.
@@ -30,7 +31,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from reconciler.render import size_text
 
-#: A census as ``Census.to_json()`` gives it (census_contract.md).
+#: A census as ``Census.to_json()`` gives it (reconciler/census.py).
 CensusDoc = Mapping[str, Any]
 #: One point of the history: when the run finished, and its census.
 Point = tuple[str | datetime, CensusDoc]
@@ -369,6 +370,8 @@ def _exit_class(code: object) -> str:
 _HEAD = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy"
+      content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
 <title>reconcile report</title>
 <style>
 body { font-family: "DejaVu Sans", system-ui, sans-serif; margin: 24px auto; max-width: 1100px;
