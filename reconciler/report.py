@@ -71,9 +71,11 @@ def page(
     runs: Sequence[Mapping[str, Any]],
     generated_at: datetime,
     state_path: str,
+    saved_by_tier: Mapping[str, int] | None = None,
 ) -> str:
     """The whole HTML document. ``history`` is oldest first; ``runs`` newest
-    first (as ``StateDB.last_runs`` gives them)."""
+    first (as ``StateDB.last_runs`` gives them); ``saved_by_tier`` breaks the
+    bytes compression saved down by tier, now (``StateDB.saved_by_tier``)."""
     points = [(_when(at), doc) for at, doc in history]
     parts = [
         _HEAD,
@@ -100,7 +102,7 @@ def page(
     if points:
         at, doc = points[-1]
         parts.append(f'<p class="meta">as the last run left it ({_esc(_utc(at))})</p>')
-        parts.append(_census_tables(doc))
+        parts.append(_census_tables(doc, saved_by_tier or {}))
     else:
         parts.append('<p class="empty">No figures yet: run <code>reconcile apply</code>.</p>')
     parts.append("<h2>Last runs</h2>")
@@ -254,7 +256,7 @@ def _headline(runs: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def _census_tables(doc: CensusDoc) -> str:
+def _census_tables(doc: CensusDoc, saved_by_tier: Mapping[str, int]) -> str:
     items = doc.get("items", {})
     rows = [(_LABELS[key], str(_int(doc, "items", key))) for key in _PIPELINE]
     rows.append(("total", str(sum(int(n) for n in items.values()))))
@@ -268,6 +270,7 @@ def _census_tables(doc: CensusDoc) -> str:
                 ("library", size_text(int(money.get("library", 0)))),
                 ("iCloud usage", size_text(int(money.get("icloud", 0)))),
                 ("saved by compression", size_text(int(money.get("saved_by_compression", 0)))),
+                *[(f"… in tier {t}", size_text(n)) for t, n in saved_by_tier.items()],
                 ("off-loaded from sources", size_text(int(money.get("offloaded", 0)))),
             ],
         )

@@ -124,6 +124,8 @@ def test_the_report_of_real_runs_plots_them_and_lists_the_runs(report: Path) -> 
     assert "off-loaded from its source 7" in text
     assert "archived on 2+ targets 0" in text
     assert "older 7" in text
+    saved = re.search(r"saved by compression (\d+\.\d kB) … in tier older (\d+\.\d kB)", text)
+    assert saved and saved[1] == saved[2]  # every file is in tier older now
     assert "Every item the tool knows is archived." in text
 
 
