@@ -152,8 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     ss = sub.add_parser(
         "status", parents=[common], help="did the last run work, and what is waiting"
     )
-    ss.add_argument("--json", action="store_true", help="the same, as JSON for scripts")
-    ss.add_argument(
+    form = ss.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="the same, as JSON for scripts")
+    form.add_argument(
         "--html", metavar="FILE", help="write the HTML report with plots to FILE (as `report`)"
     )
     sr = sub.add_parser(
