@@ -55,6 +55,7 @@ bench: apt $(STAMP)
 	$(BIN)/python bench/media.py
 	$(BIN)/python bench/phone_proof.py
 	$(BIN)/python bench/import_legacy.py --rows 1000
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) demo-run .pytest_cache .mypy_cache .ruff_cache

@@ -137,6 +137,17 @@ def test_status_html_writes_the_same_page(history: Workspace, report: Path) -> N
     assert out.read_bytes() == report.read_bytes()
 
 
+def test_status_takes_json_or_html_not_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    r = ws.run("status", "--json", "--html", str(tmp_path / "r.html"))
+    assert r.code == 1
+    usage = capsys.readouterr().err  # argparse's own message
+    assert usage.splitlines()[-1].endswith("argument --html: not allowed with argument --json")
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_with_no_run_or_one_the_page_says_so_instead_of_plotting(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path / "ws")
     out = tmp_path / "report.html"
