@@ -7,8 +7,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 # command:Debian package — the command each test or the demo runs, and the
-# package that brings it (exiftool is the outside reader of our XMP sidecars).
-APT_NEEDS := syncthing:syncthing ffmpeg:ffmpeg ffprobe:ffmpeg rsync:rsync \
+# package that brings it (exiftool is the outside reader of our XMP sidecars,
+# chromium renders the HTML report headless; unshare, ip and openssl fence
+# the download bench off the network).
+APT_NEEDS := syncthing:syncthing ffmpeg:ffmpeg ffprobe:ffmpeg rsync:rsync chromium:chromium \
 	exiftool:libimage-exiftool-perl setpriv:util-linux systemd-analyze:systemd \
 	unshare:util-linux ip:iproute2 openssl:openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -56,6 +58,7 @@ bench: apt $(STAMP)
 	$(BIN)/python bench/download.py
 	$(BIN)/python bench/phone_proof.py
 	$(BIN)/python bench/import_legacy.py --rows 1000
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) demo-run .pytest_cache .mypy_cache .ruff_cache

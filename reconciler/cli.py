@@ -35,6 +35,7 @@ from reconciler.commands.common import (
     load,
 )
 from reconciler.commands.plan import plan_command as _plan
+from reconciler.commands.report import report_command as _report
 from reconciler.commands.setup import emulator_command as _emulator
 from reconciler.commands.setup import import_legacy_command as _import_legacy
 from reconciler.commands.setup import init_target_command as _init_target
@@ -151,7 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
     ss = sub.add_parser(
         "status", parents=[common], help="did the last run work, and what is waiting"
     )
-    ss.add_argument("--json", action="store_true", help="the same, as JSON for scripts")
+    form = ss.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="the same, as JSON for scripts")
+    form.add_argument(
+        "--html", metavar="FILE", help="write the HTML report with plots to FILE (as `report`)"
+    )
+    sr = sub.add_parser(
+        "report", parents=[common], help="write the run history as an HTML page with plots"
+    )
+    sr.add_argument("html", metavar="FILE", help="the page to write (replaced whole)")
     sv = sub.add_parser(
         "validate", parents=[common], help="check the desired state file and this machine"
     )
@@ -237,14 +246,18 @@ def _dispatch(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
         "plan": _plan,
         "apply": _apply,
         "status": _status,
+        "report": _report,
         "validate": _validate,
         "init-target": _init_target,
         "import-legacy": _import_legacy,
         "login": _login,
         "emulator": _emulator,
     }
+    command = args.command
+    if command == "status" and args.html:
+        command = "report"  # `status --html FILE`, the name for it
     try:
-        return handlers[args.command](args, io, now)
+        return handlers[command](args, io, now)
     except ConfigError as e:
         for line in e.problems:
             io.warn(f"error: {line}")

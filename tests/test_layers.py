@@ -43,6 +43,7 @@ RANKS = {
     "reconciler.apply": 5,
     "reconciler.render": 6,
     "reconciler.progress": 7,
+    "reconciler.report": 7,
     "reconciler.commands": 8,
     "reconciler.cli": 9,
     "reconciler.demo": 10,

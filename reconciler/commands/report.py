@@ -1,0 +1,48 @@
+"""``reconcile report FILE`` (also ``status --html FILE``): the run history
+as one self-contained HTML page with plots (reconciler/report.py).
+
+Read from the state database alone, like ``status`` without its phone and
+session lines: no source, target or service is asked, so the report can be
+made while a run holds the lock, and from a copy of the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reconciler.commands.common import EXIT_OK, Out, load
+from reconciler.state import StateDB
+
+#: Runs plotted: years of nightly plan and apply, few enough to draw in a second.
+RUNS_PLOTTED = 2000
+#: Runs listed in the table, newest first.
+RUNS_LISTED = 15
+
+
+def report_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
+    # Here, not at the top: matplotlib takes most of a second to import, and
+    # every other command (a cron apply, a shell completion) would pay it.
+    from reconciler import report
+
+    desired = load(args)
+    db = StateDB.in_dir(desired.state_dir)
+    try:
+        history = db.census_history(RUNS_PLOTTED)
+        runs = db.last_runs(RUNS_LISTED)
+        saved_by_tier = db.saved_by_tier()
+        state_path = str(db.path)
+    finally:
+        db.close()
+    text = report.page(
+        history=history,
+        runs=runs,
+        generated_at=now or datetime.now(UTC),
+        state_path=state_path,
+        saved_by_tier=saved_by_tier,
+    )
+    path = Path(args.html)
+    report.write(path, text)
+    io.say(f"report written to {path} ({len(history)} run(s) with figures, {len(runs)} listed)")
+    return EXIT_OK

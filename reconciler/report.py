@@ -1,0 +1,401 @@
+"""The HTML report: one self-contained page with plots of the run history.
+
+``page()`` turns the census of each run (reconciler/census.py's
+``Census.to_json()``, as ``StateDB.census_history`` returns them) and the
+last runs into one HTML document that needs nothing else: the plots are
+made by matplotlib's Agg renderer and inlined as base64 PNG, the style is
+inline, there is no script, and the page's own Content-Security-Policy
+forbids any other load. A person opens it from a mail, a share or a USB
+stick, offline, years later; nothing on it may reach the network.
+
+Kept apart from the commands so the page is a function of its inputs
+(history, runs, the moment it was made): tests feed it real runs' figures.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from reconciler.render import size_text
+
+#: A census as ``Census.to_json()`` gives it (reconciler/census.py).
+CensusDoc = Mapping[str, Any]
+#: One point of the history: when the run finished, and its census.
+Point = tuple[str | datetime, CensusDoc]
+
+#: Plots over time need two runs with figures: one point draws no line.
+MIN_POINTS = 2
+
+#: Item states from the bottom of the stack up, with their label and colour:
+#: the good states at the bottom, what needs a person on top, where it shows.
+ITEM_STATES: tuple[tuple[str, str, str], ...] = (
+    ("removed", "off-loaded from its source", "#3f51b5"),
+    ("archived_2plus", "archived on 2+ targets", "#2e7d32"),
+    ("archived_1", "archived on 1 target", "#9ccc65"),
+    ("waiting_phone", "waiting for a phone to confirm", "#4fc3f7"),
+    ("library_only", "in the library, on no target", "#ffb300"),
+    ("source_only", "in a source only", "#9e9e9e"),
+    ("failed", "failed", "#d32f2f"),
+)
+#: The states in the order an item goes through them, for the table.
+_PIPELINE = (
+    "source_only",
+    "library_only",
+    "waiting_phone",
+    "archived_1",
+    "archived_2plus",
+    "removed",
+    "failed",
+)
+_LABELS = {key: label for key, label, _ in ITEM_STATES}
+_TIER_COLOURS = ("#00838f", "#6a1b9a", "#ef6c00", "#558b2f", "#ad1457", "#4e342e")
+_LIBRARY, _ICLOUD, _SAVED, _OFFLOADED = "#1565c0", "#8e24aa", "#00897b", "#3f51b5"
+
+
+def page(
+    *,
+    history: Sequence[Point],
+    runs: Sequence[Mapping[str, Any]],
+    generated_at: datetime,
+    state_path: str,
+    saved_by_tier: Mapping[str, int] | None = None,
+) -> str:
+    """The whole HTML document. ``history`` is oldest first; ``runs`` newest
+    first (as ``StateDB.last_runs`` gives them); ``saved_by_tier`` breaks the
+    bytes compression saved down by tier, now (``StateDB.saved_by_tier``)."""
+    points = [(_when(at), doc) for at, doc in history]
+    parts = [
+        _HEAD,
+        "<h1>reconcile report</h1>",
+        f'<p class="meta">made {_esc(_utc(generated_at))} from {_esc(state_path)}</p>',
+        _headline(runs),
+    ]
+    parts.append("<h2>Over time</h2>")
+    if len(points) < MIN_POINTS:
+        parts.append(
+            f'<p class="empty">Not enough runs yet to plot: the plots need at least '
+            f"{MIN_POINTS} runs with figures, there {_were(len(points))}. Each plan and "
+            "apply adds one; come back after the next.</p>"
+        )
+    else:
+        for title, plot in (
+            ("Items by state", _plot_items),
+            ("Bytes saved by compression and by off-loading", _plot_saved),
+            ("Library size and iCloud usage", _plot_sizes),
+            ("Library files by tier", _plot_tiers),
+        ):
+            parts.append(_figure(title, plot, points))
+    parts.append("<h2>Now</h2>")
+    if points:
+        at, doc = points[-1]
+        parts.append(f'<p class="meta">as the last run left it ({_esc(_utc(at))})</p>')
+        parts.append(_census_tables(doc, saved_by_tier or {}))
+    else:
+        parts.append('<p class="empty">No figures yet: run <code>reconcile apply</code>.</p>')
+    parts.append("<h2>Last runs</h2>")
+    parts.append(_runs_table(runs))
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def write(path: Path, text: str) -> None:
+    """Replace ``path`` whole (temporary name in its folder, fsync, rename): a
+    browser or a sync client never picks up half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------ plots
+
+#: Draws one figure's axes; says whether they are stacked (legend order).
+Plot = Callable[[Figure, Sequence[tuple[datetime, CensusDoc]]], bool]
+
+
+def _figure(title: str, plot: Plot, points: Sequence[tuple[datetime, CensusDoc]]) -> str:
+    fig = Figure(figsize=(10.5, 3.2), dpi=100)
+    FigureCanvasAgg(fig)  # the Agg renderer: no display, no GUI toolkit
+    # Fixed margins, not a layout engine: every plot's axes then line up
+    # under each other, whatever the width of its legend.
+    fig.subplots_adjust(left=0.08, right=0.72, top=0.95, bottom=0.17)
+    stacked = plot(fig, points)
+    for ax in fig.axes:
+        ax.xaxis_date(UTC)
+        locator = AutoDateLocator(tz=UTC)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=UTC))
+        ax.set_xlabel("run finished (UTC)", fontsize=9, color="#555555")
+        ax.grid(True, color="#e6e6e6", linewidth=0.8)
+        ax.set_axisbelow(True)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        handles, labels = ax.get_legend_handles_labels()
+        if stacked:  # list the layers top first, as they are drawn
+            handles, labels = handles[::-1], labels[::-1]
+        ax.legend(
+            handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9, frameon=False
+        )
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return (
+        f"<figure><figcaption>{_esc(title)}</figcaption>"
+        f'<img alt="{_esc(title)}" src="data:image/png;base64,{data}"></figure>'
+    )
+
+
+def _plot_items(fig: Figure, points: Sequence[tuple[datetime, CensusDoc]]) -> bool:
+    ax = fig.add_subplot()
+    xs = _xs(points)
+    shown = [s for s in ITEM_STATES if any(_int(d, "items", s[0]) for _, d in points)]
+    if not shown:  # every count zero: an empty library still gets its axis
+        shown = [ITEM_STATES[1]]
+    ax.stackplot(
+        xs,
+        *[[_int(d, "items", key) for _, d in points] for key, _, _ in shown],
+        labels=[label for _, label, _ in shown],
+        colors=[colour for _, _, colour in shown],
+        alpha=0.9,
+    )
+    ax.set_ylabel("items")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    return True
+
+
+def _plot_saved(fig: Figure, points: Sequence[tuple[datetime, CensusDoc]]) -> bool:
+    ax = fig.add_subplot()
+    xs = _xs(points)
+    for key, label, colour in (
+        ("saved_by_compression", "saved by compression (library)", _SAVED),
+        ("offloaded", "off-loaded from sources", _OFFLOADED),
+    ):
+        ys = [_int(d, "bytes", key) for _, d in points]
+        ax.plot(xs, ys, marker="o", markersize=3, linewidth=2, label=label, color=colour)
+    _bytes_axis(ax)
+    return False
+
+
+def _plot_sizes(fig: Figure, points: Sequence[tuple[datetime, CensusDoc]]) -> bool:
+    ax = fig.add_subplot()
+    xs = _xs(points)
+    library = [_int(d, "bytes", "library") for _, d in points]
+    icloud = [_int(d, "bytes", "icloud") for _, d in points]
+    ax.plot(xs, library, marker="o", markersize=3, linewidth=2, label="library", color=_LIBRARY)
+    icloud_label = "iCloud" if any(icloud) else "iCloud (nothing there)"
+    ax.plot(xs, icloud, marker="o", markersize=3, linewidth=2, label=icloud_label, color=_ICLOUD)
+    targets = sorted({t for _, d in points for t in d.get("targets", {})})
+    for i, tid in enumerate(targets):
+        ys = [_int(d.get("targets", {}), tid, "bytes") for _, d in points]
+        colour = _TIER_COLOURS[i % len(_TIER_COLOURS)]
+        ax.plot(xs, ys, linestyle="--", linewidth=1.2, label=f"target {tid}", color=colour)
+    _bytes_axis(ax)
+    return False
+
+
+def _plot_tiers(fig: Figure, points: Sequence[tuple[datetime, CensusDoc]]) -> bool:
+    ax = fig.add_subplot()
+    xs = _xs(points)
+    # In the order the census gives them (the configured order), newest first.
+    tiers = list(dict.fromkeys(t for _, d in reversed(points) for t in d.get("tiers", {})))
+    tiers = tiers or ["(no files yet)"]
+    ax.stackplot(
+        xs,
+        *[[int(d.get("tiers", {}).get(t, 0)) for _, d in points] for t in tiers],
+        labels=tiers,
+        colors=[_TIER_COLOURS[i % len(_TIER_COLOURS)] for i in range(len(tiers))],
+        alpha=0.85,
+    )
+    ax.set_ylabel("library files")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    return True
+
+
+def _xs(points: Sequence[tuple[datetime, CensusDoc]]) -> Any:
+    """The runs' times as matplotlib's date numbers (days, UTC)."""
+    return date2num([at for at, _ in points])
+
+
+def _bytes_axis(ax: Any) -> None:
+    ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: size_text(max(0, int(v)))))
+
+
+# ----------------------------------------------------------------- tables
+
+
+def _headline(runs: Sequence[Mapping[str, Any]]) -> str:
+    if not runs:
+        return '<p class="headline">No runs yet: nothing has been recorded here.</p>'
+    r = runs[0]
+    code = r.get("exit_code")
+    why = f": {_esc(r['reason'])}" if r.get("reason") else ""
+    return (
+        f'<p class="headline {_exit_class(code)}">Last run: {_esc(r["command"])} '
+        f"#{r['id']}, finished {_esc(_utc(r.get('finished_at')))}, "
+        f"exit {'-' if code is None else code} ({_esc(r.get('status') or '?')}){why}</p>"
+    )
+
+
+def _census_tables(doc: CensusDoc, saved_by_tier: Mapping[str, int]) -> str:
+    items = doc.get("items", {})
+    rows = [(_LABELS[key], str(_int(doc, "items", key))) for key in _PIPELINE]
+    rows.append(("total", str(sum(int(n) for n in items.values()))))
+    out = ['<div class="cols">', _table("Items by state", ("state", "items"), rows)]
+    money = doc.get("bytes", {})
+    out.append(
+        _table(
+            "Bytes",
+            ("what", "size"),
+            [
+                ("library", size_text(int(money.get("library", 0)))),
+                ("iCloud usage", size_text(int(money.get("icloud", 0)))),
+                ("saved by compression", size_text(int(money.get("saved_by_compression", 0)))),
+                *[(f"… in tier {t}", size_text(n)) for t, n in saved_by_tier.items()],
+                ("off-loaded from sources", size_text(int(money.get("offloaded", 0)))),
+            ],
+        )
+    )
+    out.append(
+        _table(
+            "Library files by tier",
+            ("tier", "files"),
+            [(t, str(n)) for t, n in doc.get("tiers", {}).items()] or [("none", "0")],
+        )
+    )
+    waiting = doc.get("waiting_since", {})
+    out.append(
+        _table(
+            "Targets",
+            ("target", "files", "size", "waiting since"),
+            [
+                (
+                    tid,
+                    str(t.get("files", 0)),
+                    size_text(int(t.get("bytes", 0))),
+                    _utc(waiting.get(tid)) if waiting.get(tid) else None,
+                )
+                for tid, t in sorted(doc.get("targets", {}).items())
+            ]
+            or [("none", "0", "0 B", None)],
+        )
+    )
+    out.append("</div>")
+    oldest = doc.get("oldest_unarchived")
+    if oldest:
+        out.append(
+            f"<p>Oldest item not yet archived: <b>{_esc(oldest.get('name'))}</b>, "
+            f"captured {_esc(_utc(oldest.get('captured_at')))}</p>"
+        )
+    else:
+        out.append("<p>Every item the tool knows is archived.</p>")
+    return "\n".join(out)
+
+
+def _runs_table(runs: Sequence[Mapping[str, Any]]) -> str:
+    if not runs:
+        return '<p class="empty">No runs yet.</p>'
+    head = "".join(
+        f"<th>{h}</th>" for h in ("run", "command", "started", "finished", "exit", "why")
+    )
+    body = []
+    for r in runs:
+        code = r.get("exit_code")
+        why = r.get("reason") or ("" if code in (0, 2) else r.get("status") or "")
+        body.append(
+            f'<tr class="{_exit_class(code)}"><td>{r["id"]}</td><td>{_esc(r["command"])}</td>'
+            f"<td>{_esc(_utc(r.get('started_at')))}</td>"
+            f"<td>{_esc(_utc(r.get('finished_at')))}</td>"
+            f"<td>{'-' if code is None else code} {_esc(r.get('status') or '')}</td>"
+            f"<td>{_esc(why)}</td></tr>"
+        )
+    return f'<table class="runs"><tr>{head}</tr>{"".join(body)}</table>'
+
+
+def _table(title: str, head: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    header = "".join(f"<th>{_esc(h)}</th>" for h in head)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_esc('-' if c is None else c)}</td>" for c in row) + "</tr>"
+        for row in rows
+    )
+    return f"<table><caption>{_esc(title)}</caption><tr>{header}</tr>{body}</table>"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _when(at: str | datetime) -> datetime:
+    when = at if isinstance(at, datetime) else datetime.fromisoformat(at)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _utc(at: object) -> str:
+    if not at:
+        return "-"
+    return f"{_when(at if isinstance(at, datetime) else str(at)).astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+
+
+def _int(doc: Mapping[str, Any], section: str, key: str) -> int:
+    return int(doc.get(section, {}).get(key, 0) or 0)
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _were(n: int) -> str:
+    return "is 1" if n == 1 else f"are {n}"
+
+
+def _exit_class(code: object) -> str:
+    return "ok" if code == 0 else "changes" if code == 2 else "bad"
+
+
+_HEAD = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy"
+      content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<title>reconcile report</title>
+<style>
+body { font-family: "DejaVu Sans", system-ui, sans-serif; margin: 24px auto; max-width: 1100px;
+       color: #222; background: #fff; padding: 0 16px; }
+h1 { margin-bottom: 0; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 32px; }
+.meta { color: #666; font-size: 0.9em; margin-top: 4px; }
+.headline { padding: 10px 14px; border-radius: 6px; border-left: 6px solid; }
+.headline.ok { background: #e8f5e9; border-color: #2e7d32; }
+.headline.changes { background: #fff8e1; border-color: #ffb300; }
+.headline.bad { background: #ffebee; border-color: #d32f2f; }
+.empty { background: #f5f5f5; padding: 16px; border-radius: 6px; color: #444; }
+figure { margin: 0 0 18px 0; }
+figcaption { font-weight: bold; margin-bottom: 4px; }
+figure img { width: 100%; height: auto; display: block; }
+.cols { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
+table { border-collapse: collapse; font-size: 0.9em; }
+caption { text-align: left; font-weight: bold; padding-bottom: 4px; white-space: nowrap; }
+th, td { border-bottom: 1px solid #e0e0e0; padding: 4px 10px; text-align: left; }
+th { background: #f5f5f5; }
+table.runs { width: 100%; }
+tr.ok td:nth-child(5) { color: #2e7d32; } tr.changes td:nth-child(5) { color: #b26a00; }
+tr.bad td:nth-child(5) { color: #c62828; font-weight: bold; }
+</style></head><body>"""
