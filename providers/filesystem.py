@@ -290,13 +290,16 @@ class FilesystemStore:
             link_no_clobber(tmp, dest)
             fsync_dir(dest.parent)
         except FileExistsError:
+            # Another writer of this run (parallel downloads of two photos
+            # with one name) took the name first: the caller tries the next
+            # name with the same temporary file, so it must still exist.
             raise
         except OSError as e:
+            tmp.unlink(missing_ok=True)
             raise ProviderError(
                 f"writing {rel} failed: {e}", provider=self.id, transient=True
             ) from e
-        finally:
-            tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         copy = self._copy_at(rel, sha256)
         if not self.verify(copy):
             raise ProviderError(
@@ -432,6 +435,11 @@ def make_dirs_durable(path: Path) -> None:
         fsync_dir(new.parent)
 
 
+#: Serialises the check-then-rename fallback of ``link_no_clobber`` among this
+#: run's threads (other runs are kept out by the run lock).
+_RENAME_LOCK = threading.Lock()
+
+
 def link_no_clobber(tmp: Path, dest: Path) -> None:
     """Move ``tmp`` to ``dest``, failing with FileExistsError if ``dest`` exists."""
     try:
@@ -441,7 +449,10 @@ def link_no_clobber(tmp: Path, dest: Path) -> None:
             raise FileExistsError(str(dest)) from e
         if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
             raise
-        # No hard links here (some network filesystems): check, then rename.
-        if dest.exists():
-            raise FileExistsError(str(dest)) from e
-        os.rename(tmp, dest)
+        # No hard links here (some network filesystems): check, then rename,
+        # one writer at a time, or two parallel writers of one name would
+        # both see it free and the second rename would replace the first.
+        with _RENAME_LOCK:
+            if dest.exists():
+                raise FileExistsError(str(dest)) from e
+            os.rename(tmp, dest)

@@ -1,0 +1,79 @@
+"""Two writers of one name in one run (parallel downloads of two photos the
+camera named alike): neither loses its file, neither replaces the other's,
+on a filesystem with hard links and on one without (some NAS mounts)."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from providers import filesystem
+from providers.filesystem import FilesystemStore, write_marker
+
+
+def _store(tmp_path: Path) -> FilesystemStore:
+    root = tmp_path / "library"
+    write_marker(root, "library")
+    store = FilesystemStore("library", root)
+    assert store.availability().available
+    return store
+
+
+def _temp(store: FilesystemStore, rel: str, data: bytes) -> tuple[Path, str]:
+    tmp = store.temp_path(rel)
+    tmp.write_bytes(data)
+    return tmp, hashlib.sha256(data).hexdigest()
+
+
+def test_adopt_keeps_its_temporary_file_when_another_writer_takes_the_name_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store(tmp_path)
+    rel = "2024/05/01/IMG_1234.PNG"
+    mine, my_sha = _temp(store, rel, b"mine" * 1000)
+    theirs = b"theirs" * 1000
+    looked = store._existing
+
+    def race(dest: Path) -> str | None:
+        # The other stream places its photo between our look and our link.
+        found = looked(dest)
+        if dest.name == "IMG_1234.PNG" and not dest.exists():
+            dest.write_bytes(theirs)
+        return found
+
+    monkeypatch.setattr(store, "_existing", race)
+    copy = store.adopt(mine, rel, my_sha)
+    assert copy.path != rel
+    assert (store.root / copy.path).read_bytes() == b"mine" * 1000
+    assert (store.root / rel).read_bytes() == theirs
+    assert not mine.exists()
+
+
+@pytest.mark.parametrize("hard_links", [True, False], ids=["links", "no-links"])
+def test_parallel_adopts_of_one_name_keep_every_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hard_links: bool
+) -> None:
+    store = _store(tmp_path)
+    if not hard_links:
+
+        def no_link(src: object, dst: object) -> None:
+            raise OSError(errno.EPERM, "no hard links on this filesystem")
+
+        monkeypatch.setattr(filesystem.os, "link", no_link)
+    rel = "2024/05/01/IMG_1234.PNG"
+    bodies = [bytes([n]) * (5000 + n) for n in range(16)]
+    temps = [_temp(store, rel, b) for b in bodies]
+    with ThreadPoolExecutor(16) as pool:
+        copies = list(pool.map(lambda t: store.adopt(t[0], rel, t[1]), temps))
+    placed = {(store.root / c.path).read_bytes() for c in copies}
+    assert placed == set(bodies)
+    on_disk = {p.read_bytes() for p in (store.root / "2024/05/01").iterdir()}
+    assert on_disk == set(bodies)
+    assert not any(
+        n.startswith(filesystem.TMP_PREFIX) for n in os.listdir(store.root / "2024/05/01")
+    )
