@@ -7,7 +7,7 @@ happen here, and the removal gate is shown to hold at apply time.
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -256,10 +256,13 @@ def test_login_icloud_then_unattended_runs_and_status_shows_the_session_age(
     monkeypatch.delenv("ICLOUD_PASSWORD")  # cron has no password
     assert ws.run("apply", "--yes", now=NOW).code == 0
     status = ws.run("status").out
-    assert (
-        "icloud: trusted iCloud session is 0 day(s) old "
-        "(Apple asks for 2FA again after about 30 days)"
-    ) in status
+    [session_line] = [line for line in status.splitlines() if line.startswith("icloud: ")]
+    due = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d")
+    assert session_line.startswith("icloud: trusted iCloud session is 0 day(s) old, last used ")
+    assert session_line.endswith(
+        f" UTC (run 2); 2FA is due again about {due} (in 29 day(s): Apple asks after about "
+        "30 days, estimated from the login's date)"
+    )
 
 
 def test_emulator_serve_prints_where_and_how_to_log_in(tmp_path: Path) -> None:

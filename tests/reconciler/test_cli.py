@@ -197,12 +197,19 @@ def test_status_after_a_run(tmp_path: Path) -> None:
     assert lines[0] == f"state: {tmp_path / 'state' / 'state.db'}"
     assert lines[1].startswith("last run: apply worked, finished 20")
     assert lines[1].endswith(" (exit 0)")
-    assert lines[2].startswith("library files by tier: older 1; compression saved ")
-    size = next(ws.target("nas").rglob("IMG_1.JPG")).stat().st_size
-    assert lines[3] == (
-        f"removed from sources by this tool: 1 item(s); incoming: 1 ({size / 1000:.1f} kB)"
+    assert lines[2] == (
+        "items: 0 in a source only, 0 in the library only, 0 archived on 1 target, "
+        "0 on 2+ targets, 0 waiting on the phone, 1 removed from their source, 0 failed"
     )
-    assert lines[4].startswith("run 1: apply done started ")
+    assert lines[3].startswith("library: ")
+    assert "files by tier: older 1; compression saved " in lines[3]
+    size = next(ws.target("nas").rglob("IMG_1.JPG")).stat().st_size
+    kb = f"{size / 1000:.1f} kB"
+    assert lines[4] == f"off-loaded from sources by this tool: 1 item(s), {kb}; incoming: 1 ({kb})"
+    assert lines[5] == f"targets: nas 1 file(s), {kb}; usb 1 file(s), {kb}"
+    assert lines[6] == "every item is archived (2 copies required) or off-loaded"
+    assert lines[7] == "last runs:"
+    assert lines[8].startswith("  run 1: apply done, exit 0, 20")
     doc = json.loads(ws.run("status", "--json").out)
     assert doc["runs"][0]["summary"] == {
         "changed": 5,
@@ -513,9 +520,10 @@ def test_every_plan_and_apply_is_recorded_with_its_exit_code_and_why(tmp_path: P
         f"last apply that worked: {last_good}"
     )
     assert last_good.startswith("20")
-    assert status[4].startswith("run 5: apply error started ")
-    assert status[4].endswith(" exit 1 {}")
-    assert status[5] == "  target usb could not be read (see '!' above); the rest was done"
+    runs = status[status.index("last runs:") + 1 :]
+    assert runs[0].startswith("  run 5: apply error, exit 1, 20")
+    assert runs[0].endswith(" s")  # it did nothing: no figures
+    assert runs[1] == "    target usb could not be read (see '!' above); the rest was done"
 
 
 def test_runs_are_logged_in_the_state_dir_rotated_and_without_secrets(
