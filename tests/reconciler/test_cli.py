@@ -220,6 +220,8 @@ def test_status_after_a_run(tmp_path: Path) -> None:
     assert doc["removed"] == {"incoming": {"items": 1, "bytes": size}}
     assert doc["library_tiers"] == {"older": 1}
     assert doc["bytes_saved_by_compression"] > 0
+    assert doc["census"]["bytes"]["saved_by_compression"] == doc["bytes_saved_by_compression"]
+    assert doc["census"]["bytes"]["offloaded"] == size
     assert doc["last_good_apply"] == doc["runs"][0]["finished_at"]
     assert ws.run("plan", now=NOW).code == 0  # a later plan does not hide the apply
     assert ws.run("status").out.splitlines()[1] == lines[1]
