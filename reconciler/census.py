@@ -9,9 +9,11 @@ An *item* is what the planner treats as one: library files sharing a stem
 (a Live Photo's still and video), a folder source's files sharing a stem, an
 iCloud asset. Each is counted once, by its best state:
 
-    removed > archived_2plus > archived_1 > waiting_phone > library_only > source_only
+    removed > archived_2plus > waiting_phone > archived_1 > library_only > source_only
 
-``failed`` is counted besides: items with an action that failed in the last
+(an item on the NAS whose second copy the phone has not confirmed yet is
+waiting on the phone: that is what a person with a NAS and a phone wants to
+see moving). ``failed`` is counted besides: items with an action that failed in the last
 apply that acted (they are also counted in their state).
 
 A copy counts here as the tool records it (a hash read from a target, a
@@ -204,10 +206,10 @@ def census(db: StateDB, desired: DesiredState) -> Census:
         n = len(on) if separate else count_backups(on, groups)
         if n >= 2:
             counts["archived_2plus"] += 1
+        elif waiting and any(s in waiting for s in shas):
+            counts["waiting_phone"] += 1
         elif n == 1:
             counts["archived_1"] += 1
-        elif any(s in waiting for s in shas):
-            counts["waiting_phone"] += 1
         elif item.in_library:
             counts["library_only"] += 1
         else:
