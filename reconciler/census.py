@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -54,6 +55,7 @@ STATES = (
     "failed",
 )
 _SHA = re.compile(r"[0-9a-f]{64}")
+_JUNK_ENDINGS = frozenset("bBiI\r")
 
 
 @attrs.frozen(kw_only=True)
@@ -134,13 +136,14 @@ def _stem(path: str) -> str:
 
 def _counted(rel: str) -> bool:
     """A file of an item: not a sidecar (written with its item), not junk."""
-    if rel[-4:].lower() == ".xmp":
+    name = rel[rel.rfind("/") + 1 :]
+    if name[-4:].lower() == ".xmp":
         return False
-    # is_archivable on the name alone unless a folder is hidden: the same
-    # answer, far cheaper for 100k paths.
-    return is_archivable(
-        rel if rel[:1] == "." or "/." in rel or "\\" in rel else rel.rpartition("/")[2]
-    )
+    # is_archivable refuses hidden files and a few junk names (Thumbs.db,
+    # desktop.ini, Icon\r): asked only for those, 100k photos cost nothing.
+    if rel[:1] == "." or "/." in rel or "\\" in rel or name[-1:] in _JUNK_ENDINGS:
+        return is_archivable(rel)
+    return bool(name)
 
 
 def census(db: StateDB, desired: DesiredState) -> Census:
@@ -164,9 +167,15 @@ def census(db: StateDB, desired: DesiredState) -> Census:
         library_bytes += size or 0
         if sha != original:
             encoded.append((original, size or 0))
-        if _counted(path):
-            tiers[tier] = tiers.get(tier, 0) + 1
-            add("library:" + _stem(path), path, original, captured, True)
+        if not _counted(path):
+            continue
+        tiers[tier] = tiers.get(tier, 0) + 1
+        key = "library:" + _stem(path)
+        item = items.get(key)
+        if item is None:  # add(), inlined: this loop runs once per library file
+            item = items[key] = _Item(path, True)
+        item.add(original, captured)
+        by_sha.setdefault(original, key)
 
     icloud_bytes = 0
     removed_keys = set(db.tombstones())
@@ -190,8 +199,13 @@ def census(db: StateDB, desired: DesiredState) -> Census:
     holdings, targets, waiting, waiting_since, devices, sizes = _targets(db, desired, wanted)
     library_dev = _device(desired.library.path)
     groups = backup_groups(devices, library=library_dev, same_disk_ok=same_disk_ok(desired))
-    # Every target its own backup (the common case): the count is how many hold it.
+    # Every target its own backup (the common case): a file's count is how
+    # many targets hold it, counted for all files at once.
     separate = None not in groups.values() and len(set(groups.values())) == len(groups)
+    per_sha: Counter[str] = Counter()
+    if separate:
+        for held in holdings.values():
+            per_sha.update(held)
     held_by = list(holdings.items())
     removed_shas = db.tombstoned_sha256()
     counts = dict.fromkeys(STATES, 0)
@@ -199,14 +213,23 @@ def census(db: StateDB, desired: DesiredState) -> Census:
     need = desired.policy.copies
     for item in items.values():
         shas = item.shas
-        if all(s in removed_shas for s in shas):
-            counts["removed"] += 1
-            continue
-        on = [tid for tid, held in held_by if all(s in held for s in shas)]
-        n = len(on) if separate else count_backups(on, groups)
+        if len(shas) == 1 and separate:  # most items: one file
+            sha = shas[0]
+            if sha in removed_shas:
+                counts["removed"] += 1
+                continue
+            n = per_sha[sha]
+            pending = sha in waiting
+        else:
+            if all(s in removed_shas for s in shas):
+                counts["removed"] += 1
+                continue
+            on = [tid for tid, held in held_by if all(s in held for s in shas)]
+            n = count_backups(on, groups)
+            pending = any(s in waiting for s in shas)
         if n >= 2:
             counts["archived_2plus"] += 1
-        elif waiting and any(s in waiting for s in shas):
+        elif pending:
             counts["waiting_phone"] += 1
         elif n == 1:
             counts["archived_1"] += 1
