@@ -52,8 +52,9 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
         runs = db.last_runs(5)
         # The headline is about the work: the last apply (cron's), else the last run.
         headline = db.last_run_of("apply") or (runs[0] if runs else None)
-        figures = db.figures()
         counted = census(db, desired)
+        figures = db.figures(compression=False)
+        figures["bytes_saved_by_compression"] = counted.saved_by_compression
         waiting = _waiting(db, desired)
         worked = _last_success(db)
         refused = _last_refusal(db)

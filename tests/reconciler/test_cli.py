@@ -15,6 +15,7 @@ import pytest
 
 from reconciler import render
 from reconciler.cli import main
+from reconciler.state import StateDB
 from tests.helpers import files_under, make_jpeg, make_workspace
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -220,6 +221,11 @@ def test_status_after_a_run(tmp_path: Path) -> None:
     assert doc["removed"] == {"incoming": {"items": 1, "bytes": size}}
     assert doc["library_tiers"] == {"older": 1}
     assert doc["bytes_saved_by_compression"] > 0
+    db = StateDB.in_dir(tmp_path / "state")
+    try:  # the census's cheaper figure is the state database's own
+        assert doc["bytes_saved_by_compression"] == db.figures()["bytes_saved_by_compression"]
+    finally:
+        db.close()
     assert doc["census"]["bytes"]["saved_by_compression"] == doc["bytes_saved_by_compression"]
     assert doc["census"]["bytes"]["offloaded"] == size
     assert doc["last_good_apply"] == doc["runs"][0]["finished_at"]
