@@ -5,16 +5,18 @@ per run, for the report's plots) all count the same way, here. No provider
 is asked: only SQLite and a stat of each store's root (which disk it is on,
 so two targets on one disk count once, as the removal gate counts them).
 
-An *item* is what the planner treats as one: library files sharing a stem
-(a Live Photo's still and video), a folder source's files sharing a stem, an
-iCloud asset. Each is counted once, by its best state:
+An *item* is what the planner treats as one: an iCloud asset (every file
+of it: the still, its Live Photo video, the edit, the RAW), a folder
+source's files sharing a stem (a Live Photo pair), and what a tombstone
+names as removed together; a library file no source speaks for is grouped
+with those sharing its stem. Each is counted once, by its best state:
 
     removed > archived_2plus > waiting_phone > archived_1 > library_only > source_only
 
 (an item on the NAS whose second copy the phone has not confirmed yet is
 waiting on the phone: that is what a person with a NAS and a phone wants to
-see moving). ``failed`` is counted besides: items with an action that failed in the last
-apply that acted (they are also counted in their state).
+see moving). ``failed`` is counted besides: items with an action that
+failed in the last apply that acted (they are also counted in their state).
 
 A copy counts here as the tool records it (a hash read from a target, a
 confirmation the phone gave); the gate still re-checks every copy at the
@@ -159,6 +161,18 @@ def census(db: StateDB, desired: DesiredState) -> Census:
         item.add(sha, captured_at)
         by_sha.setdefault(sha, key)
 
+    # Which item each original belongs to, where a source said so: items
+    # removed (their tombstones) and iCloud assets (an edit, a RAW or a
+    # Live Photo's video is named unlike its still); the rest by stem.
+    tombstones = db.tombstones()
+    item_of: dict[str, str] = {}
+    for (sid, key), content in tombstones.items():
+        for sha in content:
+            item_of.setdefault(sha, f"{sid}:{key}")
+    for sid, key, sha in conn.execute("select source_id, item_key, sha256 from source_files"):
+        item_of.setdefault(sha, f"{sid}:{key}")
+    removed_shas: frozenset[str] = frozenset().union(*tombstones.values())
+
     tiers: dict[str, int] = {}
     library_bytes = 0
     encoded: list[tuple[str, int]] = []  # (original, size) of each re-encoded file
@@ -170,7 +184,7 @@ def census(db: StateDB, desired: DesiredState) -> Census:
         if not _counted(path):
             continue
         tiers[tier] = tiers.get(tier, 0) + 1
-        key = "library:" + _stem(path)
+        key = item_of.get(original) or "library:" + _stem(path)
         item = items.get(key)
         if item is None:  # add(), inlined: this loop runs once per library file
             item = items[key] = _Item(path, True)
@@ -178,7 +192,7 @@ def census(db: StateDB, desired: DesiredState) -> Census:
         by_sha.setdefault(original, key)
 
     icloud_bytes = 0
-    removed_keys = set(db.tombstones())
+    removed_keys = set(tombstones)
     for sid, src in desired.sources.items():
         if isinstance(src, FolderSource):
             root = src.path.rstrip("/") + "/"
@@ -207,7 +221,6 @@ def census(db: StateDB, desired: DesiredState) -> Census:
         for held in holdings.values():
             per_sha.update(held)
     held_by = list(holdings.items())
-    removed_shas = db.tombstoned_sha256()
     counts = dict.fromkeys(STATES, 0)
     oldest: tuple[float, str] | None = None
     need = desired.policy.copies
