@@ -331,7 +331,10 @@ def _canary_line(tid: str, row: dict[str, Any] | None) -> str:
         return f"{tid}: no canary sent yet (the next plan or apply sends one)"
     if row["alive"]:
         return (
-            f"{tid}: last canary reached the phone at {row['at']} "
+            f"{tid}: last canary reached the phone at {_when(row['at'])} "
             f"(round trip {row['round_trip_s'] or 0:.2f} s)"
         )
-    return f"{tid}: last canary FAILED at {row['at']}: {row['reason']}; its copies did not count"
+    return (
+        f"{tid}: last canary FAILED at {_when(row['at'])}: {row['reason']}; "
+        "its copies did not count"
+    )
