@@ -5,14 +5,18 @@ per run, for the report's plots) all count the same way, here. No provider
 is asked: only SQLite and a stat of each store's root (which disk it is on,
 so two targets on one disk count once, as the removal gate counts them).
 
-An *item* is what the planner treats as one: library files sharing a stem
-(a Live Photo's still and video), a folder source's files sharing a stem, an
-iCloud asset. Each is counted once, by its best state:
+An *item* is what the planner treats as one: an iCloud asset (every file
+of it: the still, its Live Photo video, the edit, the RAW), a folder
+source's files sharing a stem (a Live Photo pair), and what a tombstone
+names as removed together; a library file no source speaks for is grouped
+with those sharing its stem. Each is counted once, by its best state:
 
-    removed > archived_2plus > archived_1 > waiting_phone > library_only > source_only
+    removed > archived_2plus > waiting_phone > archived_1 > library_only > source_only
 
-``failed`` is counted besides: items with an action that failed in the last
-apply that acted (they are also counted in their state).
+(an item on the NAS whose second copy the phone has not confirmed yet is
+waiting on the phone: that is what a person with a NAS and a phone wants to
+see moving). ``failed`` is counted besides: items with an action that
+failed in the last apply that acted (they are also counted in their state).
 
 A copy counts here as the tool records it (a hash read from a target, a
 confirmation the phone gave); the gate still re-checks every copy at the
@@ -22,15 +26,14 @@ moment of a removal, so this is a picture, never a proof.
 from __future__ import annotations
 
 import os
-import posixpath
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 
-from reconciler import sidecar
 from reconciler.config import (
     DesiredState,
     FilesystemTarget,
@@ -54,6 +57,7 @@ STATES = (
     "failed",
 )
 _SHA = re.compile(r"[0-9a-f]{64}")
+_JUNK_ENDINGS = frozenset("bBiI\r")
 
 
 @attrs.frozen(kw_only=True)
@@ -110,17 +114,38 @@ class Census:
         }
 
 
-@attrs.define
 class _Item:
-    name: str
-    in_library: bool
-    shas: set[str] = attrs.field(factory=set)
-    captured_at: float | None = None
+    """One item being counted (a plain class: a census makes 100k of these)."""
+
+    __slots__ = ("captured_at", "in_library", "name", "shas")
+
+    def __init__(self, name: str, in_library: bool) -> None:
+        self.name = name
+        self.in_library = in_library
+        self.shas: list[str] = []
+        self.captured_at: float | None = None
 
     def add(self, sha: str, captured_at: float | None) -> None:
-        self.shas.add(sha)
-        if captured_at is not None:
-            self.captured_at = min(captured_at, self.captured_at or captured_at)
+        self.shas.append(sha)
+        if captured_at is not None and (self.captured_at is None or captured_at < self.captured_at):
+            self.captured_at = captured_at
+
+
+def _stem(path: str) -> str:
+    dot = path.rfind(".")
+    return path[:dot] if dot > path.rfind("/") else path
+
+
+def _counted(rel: str) -> bool:
+    """A file of an item: not a sidecar (written with its item), not junk."""
+    name = rel[rel.rfind("/") + 1 :]
+    if name[-4:].lower() == ".xmp":
+        return False
+    # is_archivable refuses hidden files and a few junk names (Thumbs.db,
+    # desktop.ini, Icon\r): asked only for those, 100k photos cost nothing.
+    if rel[:1] == "." or "/." in rel or "\\" in rel or name[-1:] in _JUNK_ENDINGS:
+        return is_archivable(rel)
+    return bool(name)
 
 
 def census(db: StateDB, desired: DesiredState) -> Census:
@@ -132,30 +157,49 @@ def census(db: StateDB, desired: DesiredState) -> Census:
     def add(key: str, name: str, sha: str, captured_at: float | None, library: bool) -> None:
         item = items.get(key)
         if item is None:
-            item = items[key] = _Item(name=name, in_library=library)
+            item = items[key] = _Item(name, library)
         item.add(sha, captured_at)
         by_sha.setdefault(sha, key)
 
+    # Which item each original belongs to, where a source said so: items
+    # removed (their tombstones) and iCloud assets (an edit, a RAW or a
+    # Live Photo's video is named unlike its still); the rest by stem.
+    tombstones = db.tombstones()
+    item_of: dict[str, str] = {}
+    for (sid, key), content in tombstones.items():
+        for sha in content:
+            item_of.setdefault(sha, f"{sid}:{key}")
+    for sid, key, sha in conn.execute("select source_id, item_key, sha256 from source_files"):
+        item_of.setdefault(sha, f"{sid}:{key}")
+    removed_shas: frozenset[str] = frozenset().union(*tombstones.values())
+
     tiers: dict[str, int] = {}
     library_bytes = 0
-    sql = "select path, original_sha256, tier, size, captured_at from library order by path"
-    for path, original, tier, size, captured in conn.execute(sql):
+    encoded: list[tuple[str, int]] = []  # (original, size) of each re-encoded file
+    sql = "select path, original_sha256, sha256, tier, size, captured_at from library"
+    for path, original, sha, tier, size, captured in conn.execute(sql):
         library_bytes += size or 0
-        if sidecar.is_sidecar(path) or not is_archivable(path):
+        if sha != original:
+            encoded.append((original, size or 0))
+        if not _counted(path):
             continue
         tiers[tier] = tiers.get(tier, 0) + 1
-        add(f"library:{posixpath.splitext(path)[0]}", path, original, captured, True)
+        key = item_of.get(original) or "library:" + _stem(path)
+        item = items.get(key)
+        if item is None:  # add(), inlined: this loop runs once per library file
+            item = items[key] = _Item(path, True)
+        item.add(original, captured)
+        by_sha.setdefault(original, key)
 
     icloud_bytes = 0
-    removed_keys = set(db.tombstones())
+    removed_keys = set(tombstones)
     for sid, src in desired.sources.items():
         if isinstance(src, FolderSource):
             root = src.path.rstrip("/") + "/"
             for path, sha, captured in _under(db, root, "path, sha256, captured_at"):
                 rel = path[len(root) :]
-                if sha in by_sha or sidecar.is_sidecar(rel) or not is_archivable(rel):
-                    continue
-                add(f"{sid}:{posixpath.splitext(rel)[0]}", f"{sid}:{rel}", sha, captured, False)
+                if sha not in by_sha and _counted(rel):
+                    add(f"{sid}:{_stem(rel)}", f"{sid}:{rel}", sha, captured, False)
         elif isinstance(src, ICloudSource):
             sql = "select item_key, ref, sha256, size from source_files where source_id = ?"
             for key, _ref, sha, size in conn.execute(sql, (sid,)):
@@ -165,43 +209,65 @@ def census(db: StateDB, desired: DesiredState) -> Census:
                 if sha not in by_sha:
                     add(f"{sid}:{key}", f"{sid}:{key}", sha, None, False)
 
-    holdings, targets, waiting, waiting_since, devices = _targets(db, desired)
+    wanted = {original for original, _ in encoded}
+    holdings, targets, waiting, waiting_since, devices, sizes = _targets(db, desired, wanted)
     library_dev = _device(desired.library.path)
     groups = backup_groups(devices, library=library_dev, same_disk_ok=same_disk_ok(desired))
-    removed_shas = db.tombstoned_sha256()
+    # Every target its own backup (the common case): a file's count is how
+    # many targets hold it, counted for all files at once.
+    separate = None not in groups.values() and len(set(groups.values())) == len(groups)
+    per_sha: Counter[str] = Counter()
+    if separate:
+        for held in holdings.values():
+            per_sha.update(held)
+    held_by = list(holdings.items())
     counts = dict.fromkeys(STATES, 0)
     oldest: tuple[float, str] | None = None
+    need = desired.policy.copies
     for item in items.values():
-        on = [tid for tid, held in holdings.items() if item.shas <= held]
-        n = count_backups(on, groups) if on else 0
-        if item.shas <= removed_shas:
-            counts["removed"] += 1
-            continue
+        shas = item.shas
+        if len(shas) == 1 and separate:  # most items: one file
+            sha = shas[0]
+            if sha in removed_shas:
+                counts["removed"] += 1
+                continue
+            n = per_sha[sha]
+            pending = sha in waiting
+        else:
+            if all(s in removed_shas for s in shas):
+                counts["removed"] += 1
+                continue
+            on = [tid for tid, held in held_by if all(s in held for s in shas)]
+            n = count_backups(on, groups)
+            pending = any(s in waiting for s in shas)
         if n >= 2:
             counts["archived_2plus"] += 1
+        elif pending:
+            counts["waiting_phone"] += 1
         elif n == 1:
             counts["archived_1"] += 1
-        elif item.shas & waiting:
-            counts["waiting_phone"] += 1
         elif item.in_library:
             counts["library_only"] += 1
         else:
             counts["source_only"] += 1
-        when = (item.captured_at, item.name) if item.captured_at is not None else None
-        if n < desired.policy.copies and when and (oldest is None or when < oldest):
-            oldest = when
+        if n < need and item.captured_at is not None:
+            when = (item.captured_at, item.name)
+            if oldest is None or when < oldest:
+                oldest = when
 
     failures, run_id = _failures(db)
     failed = {_failed_item(f, by_sha) for f in failures}
     counts["failed"] = len(failed)
-    figures = db.figures()
-    offloaded = sum(int(r["bytes"]) for r in figures["removed"].values())
+    offloaded = int(conn.execute("select coalesce(sum(size), 0) from tombstones").fetchone()[0])
+    # Each encoded file against its original's size where a target holds
+    # that original (every original does once archived).
+    saved = sum(max(0, sizes.get(original, 0) - n) for original, n in encoded)
     return Census(
         items=counts,
         tiers=dict(sorted(tiers.items())),
         targets=targets,
         library_bytes=library_bytes,
-        saved_by_compression=int(figures["bytes_saved_by_compression"]),
+        saved_by_compression=saved,
         offloaded=offloaded,
         icloud_bytes=icloud_bytes,
         oldest_unarchived=(
@@ -216,28 +282,31 @@ def census(db: StateDB, desired: DesiredState) -> Census:
 
 
 def _targets(
-    db: StateDB, desired: DesiredState
+    db: StateDB, desired: DesiredState, wanted: set[str]
 ) -> tuple[
     dict[str, set[str]],
     dict[str, tuple[int, int]],
     set[str],
     dict[str, str],
     dict[str, int | None],
+    dict[str, int],
 ]:
     """Per target: the originals it holds (only targets whose copies count),
-    its files and bytes, and what waits on a confirming device since when."""
+    its files and bytes, and what waits on a confirming device since when;
+    and the size of each ``wanted`` original found on a target."""
     holdings: dict[str, set[str]] = {}
     figures: dict[str, tuple[int, int]] = {}
     waiting: set[str] = set()
     since: dict[str, str] = {}
     devices: dict[str, int | None] = {}
+    sizes: dict[str, int] = {}
     for tid, cfg in desired.targets.items():
         if isinstance(cfg, FilesystemTarget):
-            held, files, size = set(), 0, 0
-            for sha, n in _under(db, cfg.path.rstrip("/") + "/", "sha256, size"):
-                held.add(sha)
-                files, size = files + 1, size + (n or 0)
-            holdings[tid], figures[tid] = held, (files, size)
+            rows = list(_under(db, cfg.path.rstrip("/") + "/", "sha256, size"))
+            holdings[tid] = {sha for sha, _ in rows}
+            figures[tid] = (len(rows), sum(n or 0 for _, n in rows))
+            if wanted:
+                sizes.update((sha, n) for sha, n in rows if sha in wanted and n)
             devices[tid] = _device(cfg.path)
             continue
         assert isinstance(cfg, SyncthingTarget)
@@ -254,19 +323,21 @@ def _targets(
                     since[tid] = delivered
             elif not (conduit and freed):  # a conduit's released file left the phone
                 held.add(sha)
+                if sha in wanted and n:
+                    sizes[sha] = n
                 files, size = files + 1, size + (n or 0)
         figures[tid] = (files, size)
         if not conduit or cfg.count_as_copy:
             holdings[tid] = held
             devices[tid] = None  # a phone is always a disk of its own
-    return holdings, figures, waiting, since, devices
+    return holdings, figures, waiting, since, devices, sizes
 
 
 def _under(db: StateDB, root: str, columns: str) -> Iterator[tuple[Any, ...]]:
     """Hash cache rows of the files under ``root`` (ending in "/"): a range of
     its primary key, since "0" is the character after "/"."""
-    sql = f"select {columns} from hash_cache where path >= ? and path < ? order by path"
-    yield from db.db.conn.execute(sql, (root, root[:-1] + "0"))
+    sql = f"select {columns} from hash_cache where path >= ? and path < ?"
+    return db.db.conn.execute(sql, (root, root[:-1] + "0"))
 
 
 def _device(path: str) -> int | None:

@@ -549,11 +549,13 @@ class StateDB:
         assert table.last_pk is not None
         return int(table.last_pk)
 
-    def figures(self) -> dict[str, Any]:
+    def figures(self, *, compression: bool = True) -> dict[str, Any]:
         """What ``status`` and the metrics tell beyond the runs, from this
         database alone (no provider is asked): the library by tier, bytes
-        compression saved (each encoded file against its original's size),
-        and what the tool off-loaded, per source."""
+        compression saved (each encoded file against its original's size;
+        with ``compression=False`` left out, as 0: it groups the whole hash
+        cache, and the census has it cheaper), and what the tool off-loaded,
+        per source."""
         tiers = {
             str(r["tier"]): int(r["n"])
             for r in self.db.query("select tier, count(*) as n from library group by tier")
@@ -564,7 +566,7 @@ class StateDB:
             "on o.sha256 = l.original_sha256 "
             "where l.sha256 != l.original_sha256 and o.size > l.size"
         )
-        saved = int(self.db.conn.execute(saved_sql).fetchone()[0])
+        saved = int(self.db.conn.execute(saved_sql).fetchone()[0]) if compression else 0
         removed = {
             str(r["source_id"]): {"items": int(r["n"]), "bytes": int(r["b"] or 0)}
             for r in self.db.query(

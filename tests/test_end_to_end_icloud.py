@@ -7,7 +7,8 @@ happen here, and the removal gate is shown to hold at apply time.
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,19 @@ def test_icloud_is_archived_then_offloaded_and_a_second_plan_is_empty(
     names = sorted(p.name for p in (ws.library / "2021/06/01").iterdir() if p.suffix != ".xmp")
     assert names[:4] == ["IMG_0001.JPG", "IMG_0002.JPG", "IMG_0002.MOV", "IMG_1234.PNG"]
     assert len(names) == 5 and names[4].startswith("IMG_1234~")
+    # The census: the Live Photo is one item, the two IMG_1234.PNG are two.
+    census = json.loads(ws.run("status", "--json", now=NOW).out)["census"]
+    assert census["items"] == {
+        "source_only": 0,
+        "library_only": 0,
+        "archived_1": 0,
+        "archived_2plus": 1,
+        "waiting_phone": 0,
+        "removed": 4,
+        "failed": 0,
+    }
+    [recent] = account.live_assets()
+    assert census["bytes"]["icloud"] == len(recent.master.original.data or b"")
 
 
 def test_failed_downloads_never_lead_to_a_removal(
@@ -256,10 +270,13 @@ def test_login_icloud_then_unattended_runs_and_status_shows_the_session_age(
     monkeypatch.delenv("ICLOUD_PASSWORD")  # cron has no password
     assert ws.run("apply", "--yes", now=NOW).code == 0
     status = ws.run("status").out
-    assert (
-        "icloud: trusted iCloud session is 0 day(s) old "
-        "(Apple asks for 2FA again after about 30 days)"
-    ) in status
+    [session_line] = [line for line in status.splitlines() if line.startswith("icloud: ")]
+    due = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d")
+    assert session_line.startswith("icloud: trusted iCloud session is 0 day(s) old, last used ")
+    assert session_line.endswith(
+        f" UTC (run 2); 2FA is due again about {due} (in 29 day(s): Apple asks after about "
+        "30 days, estimated from the login's date)"
+    )
 
 
 def test_emulator_serve_prints_where_and_how_to_log_in(tmp_path: Path) -> None:

@@ -137,6 +137,9 @@ def test_every_resource_and_the_metadata_are_archived_before_removal(
         assert tags["Composite:GPSLatitudeRef"] == "North"
         # Every item has its sidecar.
         assert len(list(root.rglob("*.xmp"))) == 6
+    # The census counts assets, not files: an edit, a RAW, an .AAE are their asset's.
+    items = json.loads(ws.run("status", "--json", now=NOW).out)["census"]["items"]
+    assert {k: n for k, n in items.items() if n} == {"removed": 6}
 
 
 def test_no_removal_while_a_target_lacks_the_sidecar(

@@ -3,6 +3,7 @@ instances on 127.0.0.1 (one plays the Pixel)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -98,10 +99,16 @@ def test_phone_offline_is_waiting_not_an_error_and_confirms_after_it_returns(
     assert "% synced" not in status  # never "100% synced" while it is away
     assert "phone: last canary FAILED at " in status
     assert "phone: 1 file(s) waiting for confirmation since " in status
+    census = json.loads(ws.run("status", "--json").out)["census"]
+    assert census["items"]["waiting_phone"] == 1  # on the NAS; the phone's copy on its way
+    assert list(census["waiting_since"]) == ["phone"]
 
     pair.start_phone()
     until(ws, "- remove-from-source")
     assert ws.run("apply", "--yes", now=NOW).code == 0
+    census = json.loads(ws.run("status", "--json").out)["census"]
+    assert census["items"]["removed"] == 1
+    assert census["targets"]["phone"]["files"] == 1
     assert files_under(ws.incoming) == {}
 
 

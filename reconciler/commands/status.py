@@ -1,19 +1,44 @@
 """``reconcile status``: did it work? Read from the state database, the
-session files and (for the phone) Syncthing; no source is listed."""
+session files and (for the phone) Syncthing; no source is listed.
+
+At a glance, in this order: the last run and why; items by state (the
+census, reconciler.census); the library by tier with what compression
+saved; what was off-loaded; each target's files and bytes; the oldest item
+not yet archived; what failed in the last apply, by file; the iCloud
+session; the phone; the last runs. ``--json`` holds the same facts.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+import os
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from reconciler import config, render
+from reconciler.census import Census, census
 from reconciler.commands.common import EXIT_CHANGES, EXIT_OK, EXIT_PERSON, Out, load
 from reconciler.config import DesiredState
 from reconciler.connect import UnavailableStore, connect_target, icloud_session_dir
 from reconciler.state import StateDB
+
+#: How long Apple trusts a browser after a 2FA login before asking again.
+#: Apple does not publish it; about 30 days is what icloudpd's users see.
+TRUST_DAYS = 30
+#: Failed files shown by name; ``--json`` lists them all.
+SHOWN_FAILURES = 5
+
+_STATE_WORDS = (
+    ("source_only", "in a source only"),
+    ("library_only", "in the library only"),
+    ("archived_1", "archived on 1 target"),
+    ("archived_2plus", "on 2+ targets"),
+    ("waiting_phone", "waiting on the phone"),
+    ("removed", "removed from their source"),
+    ("failed", "failed"),
+)
 
 
 def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
@@ -21,18 +46,18 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
     what waits; the run history last. Only the database, the session files
     and (for the phone) Syncthing are read: no source is listed."""
     desired = load(args)
+    now = now or datetime.now(UTC)
     db = StateDB.in_dir(desired.state_dir)
     try:
         runs = db.last_runs(5)
         # The headline is about the work: the last apply (cron's), else the last run.
         headline = db.last_run_of("apply") or (runs[0] if runs else None)
-        figures = db.figures()
-        waiting = {}
-        for tid in desired.targets:
-            pending = [d for d in db.deliveries(tid).values() if not d["confirmed_at"]]
-            if pending:
-                since = min(d["delivered_at"] for d in pending)
-                waiting[tid] = {"files": len(pending), "since": since}
+        counted = census(db, desired)
+        figures = db.figures(compression=False)
+        figures["bytes_saved_by_compression"] = counted.saved_by_compression
+        waiting = _waiting(db, desired)
+        worked = _last_success(db)
+        refused = _last_refusal(db)
         state_path = str(db.path)
         phones: list[str] = []
         for tid, cfg in desired.targets.items():
@@ -43,14 +68,24 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
                     phones.append(_conduit_line(tid, cfg, db.deliveries(tid).values()))
     finally:
         db.close()
-    sessions = _session_lines(desired, runs)
+    sessions = _sessions(desired, worked, refused, now)
     if args.json:
         doc = {
             "state": state_path,
-            "runs": [dict(r, summary=json.loads(r["summary"] or "{}")) for r in runs],
+            "last_run": _run_json(headline) if headline else None,
+            "census": counted.to_json(),
+            "failed": {
+                "run": counted.failed_run,
+                "files": [
+                    {"subject": f.subject, "kind": f.kind, "error": f.error, "at": f.at}
+                    for f in counted.failures
+                ],
+            },
+            "icloud": {sid: s for sid, (s, _) in sessions.items()},
+            "runs": [_run_json(r) for r in runs],
             **figures,
             "waiting": waiting,
-            "sessions": sessions,
+            "sessions": [line for _, line in sessions.values()],
             "phones": phones,
         }
         io.say(json.dumps(doc, indent=2, default=str))
@@ -60,37 +95,190 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
         io.say("no runs yet")
     else:
         io.say(render.status_headline(headline or runs[0], figures["last_good_apply"]))
-    tiers = ", ".join(f"{t} {n}" for t, n in figures["library_tiers"].items()) or "none yet"
-    io.say(
-        f"library files by tier: {tiers}; compression saved "
-        f"{render.size_text(figures['bytes_saved_by_compression'])}"
+    for line in _census_lines(counted, figures, desired.policy.copies):
+        io.say(line)
+    for _, line in sessions.values():
+        io.say(line)
+    for line in phones:
+        io.say(line)
+    for tid, w in waiting.items():
+        io.say(f"{tid}: {w['files']} file(s) waiting for confirmation since {_when(w['since'])}")
+    if runs:
+        io.say("last runs:")
+    for r in runs:
+        io.say(_run_line(r))
+    return EXIT_OK
+
+
+def _census_lines(c: Census, figures: Mapping[str, Any], copies: int) -> list[str]:
+    items = c.to_json()["items"]
+    lines = ["items: " + ", ".join(f"{items[key]} {word}" for key, word in _STATE_WORDS)]
+    tiers = ", ".join(f"{t} {n}" for t, n in c.tiers.items()) or "none yet"
+    lines.append(
+        f"library: {render.size_text(c.library_bytes)}, files by tier: {tiers}; "
+        f"compression saved {render.size_text(c.saved_by_compression)}"
     )
     removed = figures["removed"]
     total = sum(r["items"] for r in removed.values())
     per = "".join(
         f"; {sid}: {r['items']} ({render.size_text(r['bytes'])})" for sid, r in removed.items()
     )
-    io.say(f"removed from sources by this tool: {total} item(s){per}")
-    for line in sessions + phones:
-        io.say(line)
-    for tid, w in waiting.items():
-        io.say(f"{tid}: {w['files']} file(s) waiting for confirmation since {w['since']}")
-    for r in runs:
-        exit_code = "-" if r.get("exit_code") is None else r["exit_code"]
-        io.say(
-            f"run {r['id']}: {r['command']} {r['status']} started {r['started_at']} "
-            f"finished {r['finished_at'] or '-'} exit {exit_code} {r['summary'] or ''}".rstrip()
+    lines.append(
+        f"off-loaded from sources by this tool: {total} item(s), "
+        f"{render.size_text(c.offloaded)}{per}"
+    )
+    if c.targets:
+        lines.append(
+            "targets: "
+            + "; ".join(
+                f"{tid} {files} file(s), {render.size_text(size)}"
+                for tid, (files, size) in c.targets.items()
+            )
         )
-        if r.get("reason"):
-            io.say(f"  {r['reason']}")
-    return EXIT_OK
+    if c.oldest_unarchived is not None:
+        o = c.oldest_unarchived
+        lines.append(f"oldest not yet archived: {o.name}, captured {o.captured_at:%Y-%m-%d}")
+    elif (
+        copies <= 2
+        and items["archived_2plus"] + items["removed"]
+        and not any(
+            items[k] for k in ("source_only", "library_only", "archived_1", "waiting_phone")
+        )
+    ):
+        lines.append(f"every item is archived ({copies} copies required) or off-loaded")
+    if c.failures:
+        lines.append(
+            f"failed in the last apply (run {c.failed_run}): {len(c.failures)} action(s), "
+            f"{items['failed']} item(s); apply again to retry"
+        )
+        for f in c.failures[:SHOWN_FAILURES]:
+            lines.append(f"  x {f.subject} ({f.kind}): {f.error}")
+        if len(c.failures) > SHOWN_FAILURES:
+            more = len(c.failures) - SHOWN_FAILURES
+            lines.append(f"  … and {more} more (reconcile status --json lists them all)")
+    return lines
+
+
+def _waiting(db: StateDB, desired: DesiredState) -> dict[str, dict[str, Any]]:
+    out = {}
+    for tid in desired.targets:
+        pending = [d for d in db.deliveries(tid).values() if not d["confirmed_at"]]
+        if pending:
+            since = min(d["delivered_at"] for d in pending)
+            out[tid] = {"files": len(pending), "since": since}
+    return out
+
+
+def _when(iso: str | None) -> str:
+    """A recorded time for people: to the minute, in UTC."""
+    if not iso:
+        return "-"
+    return f"{datetime.fromisoformat(iso).astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _run_json(r: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(r, summary=json.loads(r["summary"] or "{}"))
+    out.pop("census", None)  # the census of now is above; past ones are the report's
+    return out
+
+
+def _run_line(r: Mapping[str, Any]) -> str:
+    """One run: what, how it ended, when, how long, what it did; then why."""
+    code = "-" if r.get("exit_code") is None else r["exit_code"]
+    took = ""
+    if r["finished_at"] and r["started_at"]:
+        seconds = (
+            datetime.fromisoformat(r["finished_at"]) - datetime.fromisoformat(r["started_at"])
+        ).total_seconds()
+        took = f", {max(0.0, seconds):.1f} s"
+    did = []
+    for key, n in json.loads(r["summary"] or "{}").items():
+        if key.startswith("bytes_"):
+            did.append(f"{key.removeprefix('bytes_')} {render.size_text(int(n))}")
+        else:
+            did.append(f"{key} {n}")
+    line = f"  run {r['id']}: {r['command']} {r['status']}, exit {code}, {_when(r['finished_at'])}"
+    line += took + (f": {', '.join(did)}" if did else "")
+    return line + (f"\n    {r['reason']}" if r.get("reason") else "")
+
+
+def _last_success(db: StateDB) -> dict[str, Any] | None:
+    """The last run that read every source and worked (exit 0 or 2): with an
+    iCloud source configured, its last successful use."""
+    sql = "select * from runs where exit_code in (?, ?) order by id desc limit 1"
+    rows = [dict(r) for r in db.db.query(sql, [EXIT_OK, EXIT_CHANGES])]
+    return rows[0] if rows else None
+
+
+def _last_refusal(db: StateDB) -> dict[str, Any] | None:
+    from providers.icloud.errors import LOGIN_HINT
+
+    sql = "select * from runs where exit_code = ? and reason like ? order by id desc limit 1"
+    rows = [dict(r) for r in db.db.query(sql, [EXIT_PERSON, f"%{LOGIN_HINT}%"])]
+    return rows[0] if rows else None
+
+
+def _sessions(
+    desired: DesiredState,
+    worked: Mapping[str, Any] | None,
+    refused: Mapping[str, Any] | None,
+    now: datetime,
+) -> dict[str, tuple[dict[str, Any], str]]:
+    """Each iCloud source's session as the runs found it: a session file of
+    any age means nothing once Apple refused it (the newer of the last run
+    that worked and the last run refused a login decides)."""
+    from providers.icloud.session import session_age
+
+    out: dict[str, tuple[dict[str, Any], str]] = {}
+    for sid, cfg in desired.sources.items():
+        if not isinstance(cfg, config.ICloudSource):
+            continue
+        username = os.environ.get("ICLOUD_USERNAME", "")
+        age = session_age(icloud_session_dir(desired), username, now=now) if username else None
+        fact: dict[str, Any] = {
+            "state": "none",
+            "trusted_at": None,
+            "expires_about": None,
+            "expiry_estimate": f"{TRUST_DAYS} days after the 2FA login (Apple's trust period, "
+            "not published; estimated)",
+            "last_success": worked["finished_at"] if worked else None,
+            "last_success_run": worked["id"] if worked else None,
+        }
+        used = (
+            f"last used successfully {_when(worked['finished_at'])} (run {worked['id']})"
+            if worked
+            else "never used successfully yet"
+        )
+        if refused is not None and (worked is None or refused["id"] > worked["id"]):
+            fact["state"] = "refused"
+            line = (
+                f"{sid}: Apple refused the session in run {refused['id']} "
+                f"({_when(refused['finished_at'])}; {used}); run: reconcile login icloud"
+            )
+        elif age is None:
+            line = f"{sid}: no trusted iCloud session; {used}; run: reconcile login icloud"
+        else:
+            trusted = now - age
+            expires = trusted + timedelta(days=TRUST_DAYS)
+            left = (expires - now).days
+            fact |= {
+                "state": "trusted",
+                "trusted_at": trusted.isoformat(),
+                "expires_about": expires.isoformat(),
+            }
+            line = (
+                f"{sid}: trusted iCloud session is {age.days} day(s) old, {used}; "
+                f"2FA is due again about {expires:%Y-%m-%d} "
+                f"({'in ' + str(left) + ' day(s)' if left >= 0 else 'overdue'}: Apple asks "
+                f"after about {TRUST_DAYS} days, estimated from the login's date)"
+            )
+        out[sid] = (fact, line)
+    return out
 
 
 def _phone_line(tid: str, cfg: config.SyncthingTarget) -> str:
     """Connection and progress of the phone, from Syncthing (progress only:
     copies count by per-file confirmation, never by this percentage)."""
-    import os
-
     from providers.syncthing.target import SyncthingTarget
 
     target = connect_target(tid, cfg, os.environ)
@@ -138,50 +326,15 @@ def _conduit_line(tid: str, cfg: config.SyncthingTarget, rows: Iterable[dict[str
 
 def _canary_line(tid: str, row: dict[str, Any] | None) -> str:
     """The last run's liveness proof: the only sign from here that the phone's
-    folder really receives files."""
+    folder really receives files (its last contact, as this tool knows it)."""
     if row is None:
         return f"{tid}: no canary sent yet (the next plan or apply sends one)"
     if row["alive"]:
         return (
-            f"{tid}: last canary reached the phone at {row['at']} "
+            f"{tid}: last canary reached the phone at {_when(row['at'])} "
             f"(round trip {row['round_trip_s'] or 0:.2f} s)"
         )
-    return f"{tid}: last canary FAILED at {row['at']}: {row['reason']}; its copies did not count"
-
-
-def _session_lines(desired: DesiredState, runs: Sequence[dict[str, object]] = ()) -> list[str]:
-    """Each iCloud source's session as the runs found it: a session file of
-    any age means nothing once Apple refused it (the newest run that either
-    worked or was refused a login decides)."""
-    import os
-
-    from providers.icloud.errors import LOGIN_HINT
-
-    refused = None
-    for r in runs:  # newest first
-        if r.get("exit_code") in (EXIT_OK, EXIT_CHANGES):
-            break
-        if r.get("exit_code") == EXIT_PERSON and LOGIN_HINT in str(r.get("reason") or ""):
-            refused = r
-            break
-    lines = []
-    for sid, cfg in desired.sources.items():
-        if not isinstance(cfg, config.ICloudSource):
-            continue
-        from providers.icloud.session import session_age
-
-        username = os.environ.get("ICLOUD_USERNAME", "")
-        age = session_age(icloud_session_dir(desired), username) if username else None
-        if refused is not None:
-            lines.append(
-                f"{sid}: Apple refused the session in run {refused['id']} "
-                f"({refused['finished_at']}); run: reconcile login icloud"
-            )
-        elif age is None:
-            lines.append(f"{sid}: no trusted iCloud session; run: reconcile login icloud")
-        else:
-            lines.append(
-                f"{sid}: trusted iCloud session is {age.days} day(s) old "
-                "(Apple asks for 2FA again after about 30 days)"
-            )
-    return lines
+    return (
+        f"{tid}: last canary FAILED at {_when(row['at'])}: {row['reason']}; "
+        "its copies did not count"
+    )

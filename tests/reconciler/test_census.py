@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from providers.filesystem import write_marker
 from reconciler import config
 from reconciler.census import STATES, census
 from reconciler.state import StateDB
@@ -67,9 +68,12 @@ def test_items_move_from_the_source_to_two_targets_to_removed(tmp_path: Path) ->
 
 
 def test_a_target_only_partly_filled_leaves_the_item_on_one(tmp_path: Path) -> None:
-    ws = make_workspace(tmp_path, extra=KEEP_ORIGINALS, stores=("library", "nas"))
+    ws = make_workspace(tmp_path, extra=KEEP_ORIGINALS, stores=("library",))
     make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
-    assert ws.run("apply", "--yes", now=NOW).code == 1  # usb has no marker: not mounted
+    assert ws.run("apply", "--yes", now=NOW).code == 1  # no target has its marker
+    assert _census(ws)["items"] == _items(library_only=1)
+    write_marker(ws.target("nas"), "nas")
+    assert ws.run("apply", "--yes", now=NOW).code == 1  # usb is still not mounted
     got = _census(ws)
     assert got["items"] == _items(archived_1=1)
     day = f"{OLD:%Y/%m/%d}"
@@ -107,6 +111,10 @@ def test_a_failed_action_counts_its_item_as_failed_with_its_error(tmp_path: Path
 
 def test_a_delivery_the_phone_has_not_confirmed_is_waiting(tmp_path: Path) -> None:
     phone = """
+[targets.nas]
+kind = "filesystem"
+path = "nas"
+same_disk_ok = true
 [targets.phone]
 kind = "syncthing"
 path = "phone"
@@ -115,12 +123,12 @@ device_id = "AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA"
 url = "http://127.0.0.1:9"
 """
     ws = make_workspace(
-        tmp_path, extra=KEEP_ORIGINALS, targets=phone, stores=("library",), removal=False
+        tmp_path, extra=KEEP_ORIGINALS, targets=phone, stores=("library", "nas"), removal=False
     )
     (tmp_path / "phone").mkdir()
     make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
-    ws.run("apply", "--yes", now=NOW)  # the phone is unreachable: the library only
-    assert _census(ws)["items"] == _items(library_only=1)
+    ws.run("apply", "--yes", now=NOW)  # the phone is unreachable: the NAS only
+    assert _census(ws)["items"] == _items(archived_1=1)
     db = StateDB.in_dir(ws.root / "state")
     try:
         [row] = db.lineage().values()
@@ -130,11 +138,12 @@ url = "http://127.0.0.1:9"
         got = _census(ws)
         assert got["items"] == _items(waiting_phone=1)
         assert got["waiting_since"] == {"phone": since["delivered_at"]}
-        assert got["targets"] == {"phone": {"files": 0, "bytes": 0}}
+        nas = {"files": 1, "bytes": row.size}
+        assert got["targets"] == {"nas": nas, "phone": {"files": 0, "bytes": 0}}
         db.record_confirmation("phone", "x/IMG_1.JPG", row.original_sha256, row.size)
         got = _census(ws)
-        assert got["items"] == _items(archived_1=1)  # a phone is a disk of its own
-        assert got["targets"] == {"phone": {"files": 1, "bytes": row.size}}
+        assert got["items"] == _items(archived_2plus=1)  # a phone is a disk of its own
+        assert got["targets"] == {"nas": nas, "phone": {"files": 1, "bytes": row.size}}
         assert got["waiting_since"] == {}
     finally:
         db.close()

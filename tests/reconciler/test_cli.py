@@ -15,6 +15,7 @@ import pytest
 
 from reconciler import render
 from reconciler.cli import main
+from reconciler.state import StateDB
 from tests.helpers import files_under, make_jpeg, make_workspace
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -197,12 +198,19 @@ def test_status_after_a_run(tmp_path: Path) -> None:
     assert lines[0] == f"state: {tmp_path / 'state' / 'state.db'}"
     assert lines[1].startswith("last run: apply worked, finished 20")
     assert lines[1].endswith(" (exit 0)")
-    assert lines[2].startswith("library files by tier: older 1; compression saved ")
-    size = next(ws.target("nas").rglob("IMG_1.JPG")).stat().st_size
-    assert lines[3] == (
-        f"removed from sources by this tool: 1 item(s); incoming: 1 ({size / 1000:.1f} kB)"
+    assert lines[2] == (
+        "items: 0 in a source only, 0 in the library only, 0 archived on 1 target, "
+        "0 on 2+ targets, 0 waiting on the phone, 1 removed from their source, 0 failed"
     )
-    assert lines[4].startswith("run 1: apply done started ")
+    assert lines[3].startswith("library: ")
+    assert "files by tier: older 1; compression saved " in lines[3]
+    size = next(ws.target("nas").rglob("IMG_1.JPG")).stat().st_size
+    kb = f"{size / 1000:.1f} kB"
+    assert lines[4] == f"off-loaded from sources by this tool: 1 item(s), {kb}; incoming: 1 ({kb})"
+    assert lines[5] == f"targets: nas 1 file(s), {kb}; usb 1 file(s), {kb}"
+    assert lines[6] == "every item is archived (2 copies required) or off-loaded"
+    assert lines[7] == "last runs:"
+    assert lines[8].startswith("  run 1: apply done, exit 0, 20")
     doc = json.loads(ws.run("status", "--json").out)
     assert doc["runs"][0]["summary"] == {
         "changed": 5,
@@ -213,6 +221,13 @@ def test_status_after_a_run(tmp_path: Path) -> None:
     assert doc["removed"] == {"incoming": {"items": 1, "bytes": size}}
     assert doc["library_tiers"] == {"older": 1}
     assert doc["bytes_saved_by_compression"] > 0
+    db = StateDB.in_dir(tmp_path / "state")
+    try:  # the census's cheaper figure is the state database's own
+        assert doc["bytes_saved_by_compression"] == db.figures()["bytes_saved_by_compression"]
+    finally:
+        db.close()
+    assert doc["census"]["bytes"]["saved_by_compression"] == doc["bytes_saved_by_compression"]
+    assert doc["census"]["bytes"]["offloaded"] == size
     assert doc["last_good_apply"] == doc["runs"][0]["finished_at"]
     assert ws.run("plan", now=NOW).code == 0  # a later plan does not hide the apply
     assert ws.run("status").out.splitlines()[1] == lines[1]
@@ -513,9 +528,10 @@ def test_every_plan_and_apply_is_recorded_with_its_exit_code_and_why(tmp_path: P
         f"last apply that worked: {last_good}"
     )
     assert last_good.startswith("20")
-    assert status[4].startswith("run 5: apply error started ")
-    assert status[4].endswith(" exit 1 {}")
-    assert status[5] == "  target usb could not be read (see '!' above); the rest was done"
+    runs = status[status.index("last runs:") + 1 :]
+    assert runs[0].startswith("  run 5: apply error, exit 1, 20")
+    assert runs[0].endswith(" s")  # it did nothing: no figures
+    assert runs[1] == "    target usb could not be read (see '!' above); the rest was done"
 
 
 def test_runs_are_logged_in_the_state_dir_rotated_and_without_secrets(
