@@ -13,6 +13,7 @@ removes nothing from it), and a store without its marker is unavailable.
 from __future__ import annotations
 
 import os
+import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -79,23 +80,36 @@ class CachedHasher:
         return self.now - hashed_at > self.reverify_after_s * spread
 
     def hash_entries(self, entries: Iterable[ScanEntry], *, dates: bool = False) -> list[Hashed]:
-        entries = list(entries)
-        cached = self.db.cached_hashes([e.path for e in entries])
-        results: list[Hashed | None] = [None] * len(entries)
+        entries = entries if isinstance(entries, list) else list(entries)
+        if not entries:
+            return []
+        # The hot loop of a no-op run, once per file: the tree's cache rows
+        # come in one range read, rows stay plain tuples, and a SHA-256 seen
+        # in several stores is kept once (sys.intern: one string, not four).
+        paths = [e[0] for e in entries]
+        cached = self.db.hash_rows(min(paths), max(paths))
+        del paths
+        get = cached.get
+        intern = sys.intern
+        now, window = self.now, self.reverify_after_s
+        results: list[Hashed | None] = []
+        append = results.append
         misses: list[int] = []
-        for i, e in enumerate(entries):
-            c = cached.get(e.path)
+        for i, (path, _, size, mtime_ns, inode) in enumerate(entries):
+            c = get(path)
             if (
                 c is not None
-                and c.size == e.size
-                and c.mtime_ns == e.mtime_ns
-                and c.inode == e.inode
-                and (c.dated or not dates)
-                and not self._due(e.path, c.hashed_at)
+                and c[1] == size
+                and c[2] == mtime_ns
+                and c[3] == inode
+                and (c[5] or not dates)
+                and (not window or now - c[7] <= window or not self._due(path, c[7]))
             ):
-                results[i] = Hashed(c.sha256, c.captured_at)
+                append(Hashed(intern(c[4]), c[6]))
             else:
+                append(None)
                 misses.append(i)
+        del cached, get
         if misses:
             self._hash(entries, misses, results, dates)
         return [r for r in results if r is not None]
@@ -127,7 +141,7 @@ class CachedHasher:
                     if isinstance(h, str):
                         out[i] = Hashed(sha256=None, error=h)
                         continue
-                    out[i] = Hashed(sha256=h.sha256, captured_at_ts=h.captured_at)
+                    out[i] = Hashed(sha256=sys.intern(h.sha256), captured_at_ts=h.captured_at)
                     rows.append((entries[i].path, h))
                     if n % 200 == 0 or n == len(misses):
                         self.progress("hashing", n, len(misses))
