@@ -12,12 +12,14 @@ removes nothing from it), and a store without its marker is unavailable.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,23 @@ Progress = Callable[[str, int, int], None]
 
 def _quiet(label: str, done: int, total: int) -> None:
     pass
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Run a block without the cyclic garbage collector (restored after).
+
+    Observing and planning a large library makes millions of objects that
+    all live to the end of the block and form no cycles; each automatic
+    collection walks every one of them again (a quarter of a no-op plan's
+    time at 100k items). Reference counting still frees everything else."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 class CachedHasher:
