@@ -45,6 +45,9 @@ from reconciler.model import (
 )
 from reconciler.state import CachedHash, LineageRow, StateDB
 
+#: Hash cache rows read at once (a slice of a tree, in path order).
+_ROWS_PER_READ = 8192
+
 #: progress(label, done, total)
 Progress = Callable[[str, int, int], None]
 
@@ -102,33 +105,35 @@ class CachedHasher:
         entries = entries if isinstance(entries, list) else list(entries)
         if not entries:
             return []
-        # The hot loop of a no-op run, once per file: the tree's cache rows
-        # come in one range read, rows stay plain tuples, and a SHA-256 seen
-        # in several stores is kept once (sys.intern: one string, not four).
+        # The hot loop of a no-op run, once per file: cache rows come in range
+        # reads of the path-ordered table, a slice of the tree at a time (so
+        # a large tree's rows are never all in memory at once), rows stay
+        # plain tuples, and a SHA-256 seen in several stores is kept once
+        # (sys.intern: one string, not one per store).
         paths = [e[0] for e in entries]
-        cached = self.db.hash_rows(min(paths), max(paths))
-        del paths
-        get = cached.get
+        order = sorted(range(len(paths)), key=paths.__getitem__)
         intern = sys.intern
         now, window = self.now, self.reverify_after_s
-        results: list[Hashed | None] = []
-        append = results.append
+        results: list[Hashed | None] = [None] * len(entries)
         misses: list[int] = []
-        for i, (path, _, size, mtime_ns, inode) in enumerate(entries):
-            c = get(path)
-            if (
-                c is not None
-                and c[1] == size
-                and c[2] == mtime_ns
-                and c[3] == inode
-                and (c[5] or not dates)
-                and (not window or now - c[7] <= window or not self._due(path, c[7]))
-            ):
-                append(Hashed(intern(c[4]), c[6]))
-            else:
-                append(None)
-                misses.append(i)
-        del cached, get
+        for start in range(0, len(order), _ROWS_PER_READ):
+            part = order[start : start + _ROWS_PER_READ]
+            get = self.db.hash_rows(paths[part[0]], paths[part[-1]]).get
+            for i in part:
+                path, _, size, mtime_ns, inode = entries[i]
+                c = get(path)
+                if (
+                    c is not None
+                    and c[1] == size
+                    and c[2] == mtime_ns
+                    and c[3] == inode
+                    and (c[5] or not dates)
+                    and (not window or now - c[7] <= window or not self._due(path, c[7]))
+                ):
+                    results[i] = Hashed(intern(c[4]), c[6])
+                else:
+                    misses.append(i)
+        del paths, order
         if misses:
             self._hash(entries, misses, results, dates)
         return [r for r in results if r is not None]
@@ -444,7 +449,9 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> LibraryState
             LibraryFile(
                 path=c.path,
                 sha256=c.sha256,
-                original_sha256=row.original_sha256,
+                # One string per content (the copies' are interned): 100k
+                # library files would otherwise each hold their own.
+                original_sha256=sys.intern(row.original_sha256),
                 tier=row.tier,
                 size=c.size,
                 captured_at=(
