@@ -19,6 +19,7 @@ the SHA-256 of the original; the same content seen twice is handled once.
 from __future__ import annotations
 
 import hashlib
+import operator
 import posixpath
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -731,6 +732,6 @@ def fingerprint(world: World) -> str:
         for i in range(0, len(held), 4096):
             h.update((b"," if i else b"") + ",".join(held[i : i + 4096]).encode())
         h.update(b"\n")
-    for f in sorted(world.library.files, key=lambda f: f.path):
+    for f in sorted(world.library.files, key=operator.attrgetter("path")):
         h.update(f"L{f.path}|{f.original_sha256}|{f.tier}|{f.sha256}\n".encode())
     return h.hexdigest()

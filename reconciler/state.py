@@ -393,8 +393,15 @@ class StateDB:
         sql = "select path, original_sha256, sha256, tier, size, mtime_ns, captured_at from library"
         # One string per SHA-256 and tier name, shared with the observed copies
         # (interned there too): 100k rows would otherwise bring 300k new ones.
+        intern, text = sys.intern, str
         return {
-            path: LineageRow(path, _shared(orig), _shared(sha), _shared(tier), *rest)
+            path: LineageRow(
+                path,
+                intern(orig) if orig.__class__ is text else orig,
+                intern(sha) if sha.__class__ is text else sha,
+                intern(tier) if tier.__class__ is text else tier,
+                *rest,
+            )
             for path, orig, sha, tier, *rest in self.db.conn.execute(sql)
         }
 
@@ -742,11 +749,6 @@ class StateDB:
 
     def tombstone_count(self) -> int:
         return int(self.db.table("tombstones").count)
-
-
-def _shared(value: Any) -> Any:
-    """The one interned copy of a string column's value (None stays None)."""
-    return sys.intern(value) if value.__class__ is str else value
 
 
 def _chunks(seq: Sequence[str]) -> Iterator[Sequence[str]]:
