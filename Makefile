@@ -54,6 +54,8 @@ demo: apt $(STAMP)
 
 bench: apt $(STAMP)
 	$(BIN)/python bench/noop_plan.py --items 100000
+	$(BIN)/python bench/plan_curve.py --sizes 1000,10000,100000 --plot docs/benchmarks.png
+	$(BIN)/python bench/hashing.py
 	$(BIN)/python bench/media.py
 	$(BIN)/python bench/download.py
 	$(BIN)/python bench/phone_proof.py

@@ -81,30 +81,28 @@ def read_marker(root: Path) -> str | None:
 
 def scan_tree(root: Path, skip: Callable[[str], bool] | None = None) -> Iterator[ScanEntry]:
     """One os.scandir pass; skips our marker, temporaries, dot-folders, and
-    any file name ``skip`` rejects (another tool's own files)."""
-    stack = [(root, "")]
+    any file name ``skip`` rejects (another tool's own files).
+
+    Once per file of every store on every run: the loop does only what it
+    must (one lstat; entries built positionally)."""
+    stack = [(os.fspath(root), "")]
     while stack:
         folder, prefix = stack.pop()
         with os.scandir(folder) as it:
             for entry in it:
                 name = entry.name
-                if name.startswith(".") and (
+                if name[0] == "." and (
                     name == MARKER or name.startswith(TMP_PREFIX) or entry.is_dir()
                 ):
                     continue
                 if skip is not None and skip(name):
                     continue
-                rel = f"{prefix}{name}"
                 if entry.is_dir(follow_symlinks=False):
-                    stack.append((Path(entry.path), rel + "/"))
+                    stack.append((entry.path, f"{prefix}{name}/"))
                 elif entry.is_file(follow_symlinks=False):
                     st = entry.stat(follow_symlinks=False)
                     yield ScanEntry(
-                        path=entry.path,
-                        rel=rel,
-                        size=st.st_size,
-                        mtime_ns=st.st_mtime_ns,
-                        inode=st.st_ino,
+                        entry.path, prefix + name, st.st_size, st.st_mtime_ns, st.st_ino
                     )
 
 
@@ -117,16 +115,11 @@ def hashed_tree(
         entries = list(scan_tree(root, skip))
     except OSError as e:
         raise ProviderError(f"listing {root} failed: {e}", provider=store_id) from e
-    for entry, hashed in zip(entries, hasher.hash_entries(entries), strict=True):
-        if hashed.sha256 is None:
+    hashed = hasher.hash_entries(entries)
+    for (_, rel, size, mtime_ns, _), (sha, _, _) in zip(entries, hashed, strict=True):
+        if sha is None:
             continue  # an unreadable file is no copy; the next run reads it again
-        yield FileCopy(
-            store_id=store_id,
-            path=entry.rel,
-            size=entry.size,
-            mtime_ns=entry.mtime_ns,
-            sha256=hashed.sha256,
-        )
+        yield FileCopy(store_id=store_id, path=rel, size=size, mtime_ns=mtime_ns, sha256=sha)
 
 
 class FilesystemStore:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import attrs
 
-from providers.base import Hasher, ScanEntry
+from providers.base import Hasher
 from providers.filesystem import scan_tree
 from reconciler.errors import ProviderError
 from reconciler.hashing import copy_file_hashing, sha256_file
@@ -49,20 +49,25 @@ class FolderSource:
         except OSError as e:
             raise ProviderError(f"listing {self.root} failed: {e}", provider=self.id) from e
         hashed = hasher.hash_entries(entries, dates=True)
-        files = {
-            e.rel: (
-                e,
+        # rel -> (mtime_ns, file, capture time): the walk's entries (absolute
+        # paths and all) are let go before grouping, as a large card's
+        # listing is otherwise held twice at its peak.
+        files: dict[str, tuple[int, MediaFile, float | None]] = {}
+        for (_, rel, size, mtime_ns, _), (sha, captured_at_ts, error) in zip(
+            entries, hashed, strict=True
+        ):
+            files[rel] = (
+                mtime_ns,
                 MediaFile(
-                    name=posixpath.basename(e.rel),
-                    size=e.size,
-                    ref=e.rel,
-                    sha256=h.sha256,
-                    problem=f"cannot read {self.root / e.rel}: {h.error}" if h.error else "",
+                    name=rel.rpartition("/")[2],
+                    size=size,
+                    ref=rel,
+                    sha256=sha,
+                    problem=f"cannot read {self.root / rel}: {error}" if error else "",
                 ),
-                h.captured_at_ts,
+                captured_at_ts,
             )
-            for e, h in zip(entries, hashed, strict=True)
-        }
+        del entries, hashed
         yield from _group(self.id, files)
 
     def _path(self, ref: str) -> Path:
@@ -106,7 +111,7 @@ class FolderSource:
 
 def _group(
     source_id: str,
-    files: dict[str, tuple[ScanEntry, MediaFile, float | None]],
+    files: dict[str, tuple[int, MediaFile, float | None]],
 ) -> Iterator[SourceItem]:
     """Pair a still with a same-stem video (Live Photos); everything else alone."""
     by_stem: dict[str, list[tuple[str, str]]] = {}
@@ -127,15 +132,15 @@ def _group(
 
 def _item(
     source_id: str,
-    first: tuple[ScanEntry, MediaFile, float | None],
+    first: tuple[int, MediaFile, float | None],
     live_video: MediaFile | None,
 ) -> SourceItem:
-    entry, media, ts = first
+    mtime_ns, media, ts = first
     members = (media,) if live_video is None else (media, _as_live_video(live_video))
-    when = ts if ts is not None else entry.mtime_ns / 1e9
+    when = ts if ts is not None else mtime_ns / 1e9
     return SourceItem(
         source_id=source_id,
-        key=entry.rel,
+        key=media.ref,
         files=members,
         captured_at=datetime.fromtimestamp(when, UTC),
     )

@@ -19,6 +19,7 @@ the SHA-256 of the original; the same content seen twice is handled once.
 from __future__ import annotations
 
 import hashlib
+import operator
 import posixpath
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -331,7 +332,6 @@ class _Planner:
         subject: str,
         placed: tuple[str, ...],
     ) -> None:
-        planned = self.copy_actions.setdefault(ident, {})
         for t in self.targets:
             if sha is not None and (
                 sha in self.copies[t.target_id] or sha in self.pending[t.target_id]
@@ -359,7 +359,9 @@ class _Planner:
                 captured_at=item.captured_at,
             )
             self.actions.append(action)
-            planned[t.target_id] = action.id
+            # Made only when a copy is planned: a converged library of 100k
+            # files would otherwise keep an empty dict per file.
+            self.copy_actions.setdefault(ident, {})[t.target_id] = action.id
 
     def _encode(
         self,
@@ -723,8 +725,13 @@ def fingerprint(world: World) -> str:
             files = ";".join(f"{f.ref}:{f.size}:{f.sha256}" for f in item.files)
             h.update(f"{item.key}|{item.version}|{files}\n".encode())
     for t in world.targets:
-        held = ",".join(sorted(c.sha256 for c in t.copies))
-        h.update(f"T{t.target_id}|{t.available}|{held}\n".encode())
-    for f in sorted(world.library.files, key=lambda f: f.path):
+        # The same bytes as one joined line, fed in pieces: a target of 100k
+        # copies would otherwise make a 6.5 MB string (and its encoding).
+        h.update(f"T{t.target_id}|{t.available}|".encode())
+        held = sorted(c.sha256 for c in t.copies)
+        for i in range(0, len(held), 4096):
+            h.update((b"," if i else b"") + ",".join(held[i : i + 4096]).encode())
+        h.update(b"\n")
+    for f in sorted(world.library.files, key=operator.attrgetter("path")):
         h.update(f"L{f.path}|{f.original_sha256}|{f.tier}|{f.sha256}\n".encode())
     return h.hexdigest()

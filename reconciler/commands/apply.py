@@ -30,7 +30,7 @@ from reconciler.errors import StalePlanError
 from reconciler.interrupt import Interrupts
 from reconciler.lock import RunLock
 from reconciler.model import Action, Plan
-from reconciler.observe import observe
+from reconciler.observe import observe, paused_gc
 from reconciler.plan import CANNOT_ENCODE
 from reconciler.plan import plan as make_plan
 from reconciler.progress import StageProgress
@@ -88,10 +88,16 @@ def _apply_locked(
     stop: Interrupts,
     lock_fd: int | None,
 ) -> int:
-    world = observe(
-        desired, db, conn, now=now, progress=observe_progress(io), accept_shrink=args.accept_shrink
-    )
-    fresh = make_plan(desired, world, now or world.observed_at)
+    with paused_gc():
+        world = observe(
+            desired,
+            db,
+            conn,
+            now=now,
+            progress=observe_progress(io),
+            accept_shrink=args.accept_shrink,
+        )
+        fresh = make_plan(desired, world, now or world.observed_at)
     plan, stale = fresh, list[Outcome]()
     if saved is not None:
         plan, stale = _intersect(saved, fresh)

@@ -15,7 +15,7 @@ from reconciler.config import DesiredState
 from reconciler.connect import connect
 from reconciler.errors import ConfigError
 from reconciler.model import Action, Plan, World
-from reconciler.observe import Progress, observe
+from reconciler.observe import Progress, observe, paused_gc
 from reconciler.plan import plan as make_plan
 from reconciler.state import StateDB
 
@@ -90,13 +90,19 @@ def observe_and_plan(
     desired: DesiredState, db: StateDB, io: Out, now: datetime | None, accept_shrink: bool
 ) -> tuple[World, Plan]:
     conn = connect(desired)
-    try:
-        world = observe(
-            desired, db, conn, now=now, progress=observe_progress(io), accept_shrink=accept_shrink
-        )
-    finally:
-        conn.close()
-    return world, make_plan(desired, world, now or world.observed_at)
+    with paused_gc():
+        try:
+            world = observe(
+                desired,
+                db,
+                conn,
+                now=now,
+                progress=observe_progress(io),
+                accept_shrink=accept_shrink,
+            )
+        finally:
+            conn.close()
+        return world, make_plan(desired, world, now or world.observed_at)
 
 
 def notes_exit(plan: Plan, io: Out) -> int:

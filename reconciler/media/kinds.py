@@ -61,16 +61,29 @@ def is_archivable(name: str) -> bool:
     """Any file a person keeps, whatever its type (MPO, DNG, GIF, an unknown
     extension): everything but hidden files (``.DS_Store``, ``._*``
     AppleDouble forks, anything under ``.Trashes/``) and Windows' caches."""
-    parts = name.replace("\\", "/").split("/")
-    if any(p.startswith(".") for p in parts):  # also .Trashes/, .Spotlight-V100/
+    # Asked once per file of every store on every run: string methods, no split.
+    if "\\" in name:
+        name = name.replace("\\", "/")
+    if name.startswith(".") or "/." in name:  # also .Trashes/, .Spotlight-V100/
         return False
-    return bool(parts[-1]) and parts[-1].lower() not in _JUNK_NAMES
+    base = name.rpartition("/")[2]
+    return bool(base) and base.lower() not in _JUNK_NAMES
 
 
 def media_kind(name: str) -> str:
     """``jpeg``, ``heic``, ``video`` or ``other``, from the file name's extension."""
-    # os.path, not pathlib: the planner asks this for every file of the library.
-    return _BY_EXTENSION.get(os.path.splitext(name)[1].lower(), OTHER)
+    return _BY_EXTENSION.get(extension(name).lower(), OTHER)
+
+
+def extension(name: str) -> str:
+    """``os.path.splitext(name)[1]`` for a ``/``-separated name, without its
+    general machinery: the planner asks this for every file of the library.
+    As there, a name of only leading dots (``.DS_Store``) has no extension."""
+    dot = name.rfind(".")
+    start = name.rfind("/") + 1
+    if dot > start and (name[start] != "." or name[start:dot].strip(".")):
+        return name[dot:]
+    return ""
 
 
 def sniff_kind(head: bytes) -> str:

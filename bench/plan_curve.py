@@ -1,0 +1,167 @@
+"""The no-op plan's curve: time and peak memory of a converged `reconcile plan`
+at 1k, 10k and 100k items, each beside `rsync -a --dry-run` on the same trees
+in the same run.
+
+For each size it builds the trees of ``bench/noop_plan.py`` (an import folder,
+a library and two targets holding the same files), runs one `reconcile plan`
+to fill the hash cache (the *first plan*: every file hashed once), then
+alternates, ``--repeat`` times, a no-op `reconcile plan` as a fresh process
+(what cron runs: interpreter start and imports included) with rsync over the
+three stores. Peak memory is the plan process's own maximum RSS. Prints a
+table and, with ``--plot``, draws it (matplotlib). Asserts nothing.
+
+    .venv/bin/python bench/plan_curve.py --sizes 1000,10000,100000 --plot docs/benchmarks.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from noop_plan import build, rsync  # bench/ is on the path: run as a script
+
+
+def child(config: str) -> None:
+    """Run inside the measured process: one plan, then its own figures."""
+    from reconciler.cli import main
+
+    out = io.StringIO()
+    code = main(["-c", config, "plan", "--detailed-exitcode"], stdout=out, stderr=out)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        json.dumps(
+            {
+                "code": code,
+                "rss_mib": usage.ru_maxrss / 1024,
+                "cpu_s": usage.ru_utime + usage.ru_stime,
+                "tail": out.getvalue()[-1500:] if code else "",
+            }
+        )
+    )
+
+
+def plan_process(config: Path) -> dict[str, float]:
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", str(config)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - start
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    if got["code"] != 0:
+        raise SystemExit(f"expected a converged plan, got exit {got['code']}:\n{got['tail']}")
+    return {"wall_s": wall, "rss_mib": got["rss_mib"], "cpu_s": got["cpu_s"]}
+
+
+def rsync_timed(root: Path) -> dict[str, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    rsync(root)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"wall_s": wall, "cpu_s": cpu}
+
+
+def measure(n: int, repeat: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="reconcile-curve-") as tmp:
+        root = Path(tmp)
+        built = time.perf_counter()
+        config = build(root, n)
+        built = time.perf_counter() - built
+        first = plan_process(config)
+        ours = []
+        theirs = []
+        for _ in range(repeat):
+            ours.append(plan_process(config))
+            theirs.append(rsync_timed(root))
+    best = min(ours, key=lambda r: r["wall_s"])
+    ref = min(theirs, key=lambda r: r["wall_s"])
+    return {
+        "items": n,
+        "build_s": built,
+        "first_plan_s": first["wall_s"],
+        "plan_s": best["wall_s"],
+        "plan_cpu_s": min(r["cpu_s"] for r in ours),
+        "rsync_s": ref["wall_s"],
+        "rsync_cpu_s": min(r["cpu_s"] for r in theirs),
+        "ratio": best["wall_s"] / ref["wall_s"],
+        "peak_rss_mib": max(r["rss_mib"] for r in ours),
+    }
+
+
+def plot(rows: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    items = [r["items"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(items, [r["plan_s"] for r in rows], "o-", label="reconcile plan (no-op)")
+    left.plot(items, [r["rsync_s"] for r in rows], "s--", label="rsync -a --dry-run x3")
+    left.set(xscale="log", yscale="log", xlabel="items", ylabel="seconds (best run)")
+    left.set_title("Converged plan: time")
+    left.legend()
+    right.plot(items, [r["peak_rss_mib"] for r in rows], "o-", color="tab:red")
+    right.axhline(250, color="grey", linestyle=":", label="target 250 MiB")
+    right.set(xscale="log", xlabel="items", ylabel="MiB")
+    right.set_title("Converged plan: peak RSS")
+    right.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+
+
+def main_bench() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--plot", type=Path, help="write the curve to this PNG")
+    ap.add_argument("--json", type=Path, help="write the figures to this file")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child)
+        return
+    if not shutil.which("rsync"):
+        raise SystemExit("rsync is not installed (make apt)")
+    rows = []
+    print(
+        f"{'items':>8} {'plan s':>8} {'rsync s':>8} {'ratio':>6} {'plan cpu':>9} "
+        f"{'rsync cpu':>9} {'peak MiB':>9} {'first plan s':>12}"
+    )
+    for n in (int(x) for x in args.sizes.split(",")):
+        r = measure(n, args.repeat)
+        rows.append(r)
+        print(
+            f"{n:>8} {r['plan_s']:>8.2f} {r['rsync_s']:>8.2f} {r['ratio']:>5.2f}x "
+            f"{r['plan_cpu_s']:>9.2f} {r['rsync_cpu_s']:>9.2f} {r['peak_rss_mib']:>9.0f} "
+            f"{r['first_plan_s']:>12.1f}",
+            flush=True,
+        )
+    if len(rows) > 1:
+        a, b = rows[-2], rows[-1]
+        print(
+            f"time {a['items']} -> {b['items']} items: {b['plan_s'] / a['plan_s']:.1f}x "
+            f"(items x{b['items'] / a['items']:.0f})"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    if args.plot:
+        plot(rows, args.plot)
+        print(f"plotted to {args.plot}")
+
+
+if __name__ == "__main__":
+    main_bench()

@@ -1,0 +1,122 @@
+"""The hash cache after its no-op fast path: still exact.
+
+A tree's rows are read a slice at a time from a path-ordered table and
+compared as plain tuples; none of that may let a changed file through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from providers.filesystem import scan_tree
+from reconciler import observe
+from reconciler.media.kinds import extension, is_archivable
+from reconciler.observe import CachedHasher
+from reconciler.state import StateDB
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _tree(root: Path, n: int) -> list[Path]:
+    files = []
+    for i in range(n):
+        p = root / f"d{i % 3}" / f"IMG_{i:04d}.JPG"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(f"photo {i:04d}".encode())
+        files.append(p)
+    return files
+
+
+def test_a_changed_file_is_read_again_in_any_slice_of_the_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(observe, "_ROWS_PER_READ", 3)  # many slices for 10 files
+    root = tmp_path / "store"
+    files = _tree(root, 10)
+    db = StateDB(tmp_path / "state.db")
+    try:
+        first = CachedHasher(db)
+        entries = list(scan_tree(root))
+        got = {e.path: h.sha256 for e, h in zip(entries, first.hash_entries(entries), strict=True)}
+        assert first.hashed_files == 10
+        assert got == {str(p): _sha(p) for p in files}
+
+        again = CachedHasher(db)
+        assert [h.sha256 for h in again.hash_entries(list(scan_tree(root)))] == [
+            got[e.path] for e in scan_tree(root)
+        ]
+        assert again.hashed_files == 0  # every row found, in whichever slice
+
+        # Same size, another mtime: read again, whatever slice it falls in.
+        for changed in (files[0], files[9]):
+            before = changed.stat().st_mtime_ns
+            changed.write_bytes(changed.read_bytes().replace(b"photo", b"PHOTO"))
+            os.utime(changed, ns=(before + 1_000_000, before + 1_000_000))
+        third = CachedHasher(db)
+        entries = list(scan_tree(root))
+        now = {e.path: h.sha256 for e, h in zip(entries, third.hash_entries(entries), strict=True)}
+        assert third.hashed_files == 2
+        assert now == {str(p): _sha(p) for p in files}
+        assert now[str(files[0])] != got[str(files[0])]
+
+        # A new file (its path between cached ones) is a miss, not a neighbour's row.
+        (root / "d1" / "IMG_0004a.JPG").write_bytes(b"new")
+        fourth = CachedHasher(db)
+        entries = list(scan_tree(root))
+        hashed = dict(zip([e.path for e in entries], fourth.hash_entries(entries), strict=True))
+        assert fourth.hashed_files == 1
+        assert (
+            hashed[str(root / "d1" / "IMG_0004a.JPG")].sha256 == hashlib.sha256(b"new").hexdigest()
+        )
+    finally:
+        db.close()
+
+
+def test_the_hash_cache_migrates_to_a_path_ordered_table_keeping_its_rows(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.db"
+    StateDB(path).close()
+    # An older database: the cache as a rowid table, schema one step back.
+    conn = sqlite3.connect(path)
+    conn.execute("drop table hash_cache")
+    conn.execute(
+        "create table hash_cache (path text primary key, size integer, mtime_ns integer, "
+        "inode integer, sha256 text, dated integer, captured_at real, hashed_at real)"
+    )
+    conn.execute("insert into hash_cache values ('/a/b.jpg', 3, 4, 5, 'ab', 1, 6.5, 7.5)")
+    version = int(conn.execute("select value from meta where key = 'schema_version'").fetchone()[0])
+    conn.execute("update meta set value = ? where key = 'schema_version'", (str(version - 1),))
+    conn.commit()
+    conn.close()
+
+    db = StateDB(path)
+    try:
+        sql = db.db.execute("select sql from sqlite_master where name = 'hash_cache'").fetchone()
+        assert "without rowid" in sql[0].lower()
+        assert db.hash_rows("/a/", "/a0") == {"/a/b.jpg": ("/a/b.jpg", 3, 4, 5, "ab", 1, 6.5, 7.5)}
+    finally:
+        db.close()
+
+
+_NAMES = ["a.jpg", "d/IMG_1.HEIC", ".DS_Store", "d/.x", "d/..x", "d/...jpg", "d/b..jpg"]
+_NAMES += ["a.b/c", "a.b/c.MOV", "x", "d/", "...", ".a.b", "d/.a.b", "d/b.", "."]
+
+
+@pytest.mark.parametrize("name", _NAMES)
+def test_extension_is_splitext_for_every_kind_of_name(name: str) -> None:
+    assert extension(name) == os.path.splitext(name)[1]
+
+
+def test_hidden_files_and_folders_and_os_caches_are_not_archived() -> None:
+    keep = ["IMG_1.JPG", "d/IMG_1.DNG", "a.b/c", "d\\IMG_2.JPG"]
+    drop = [".DS_Store", "d/._IMG_1.JPG", ".Trashes/501/x.jpg", "d/.hidden/x.jpg"]
+    drop += ["d\\.hidden\\x.jpg", "d/Thumbs.db", "DESKTOP.INI", "d/"]
+    assert [n for n in keep + drop if is_archivable(n)] == keep
