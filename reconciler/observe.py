@@ -23,7 +23,15 @@ from typing import Any
 
 import attrs
 
-from providers.base import ConfirmingStore, Hashed, ScanEntry, Source, Store, disk_of
+from providers.base import (
+    ConfirmingStore,
+    Hashed,
+    RemembersListing,
+    ScanEntry,
+    Source,
+    Store,
+    disk_of,
+)
 from reconciler import media, sidecar
 from reconciler.config import DesiredState, SyncthingTarget, TargetConfig
 from reconciler.connect import Connected
@@ -156,6 +164,9 @@ def observe(
     hasher = CachedHasher(
         db, now=now.timestamp(), reverify_after_s=days * 86400 or None, progress=progress
     )
+    for src in conn.sources.values():
+        if isinstance(src, RemembersListing):
+            src.remember_listing(db, now)  # iCloud: list only what changed since
     sources = tuple(
         _source(sid, src, hasher, db, desired.guards.max_shrink_fraction, accept_shrink)
         for sid, src in conn.sources.items()
