@@ -35,47 +35,50 @@ from reconciler.model import ItemMetadata, MediaFile, SourceItem
 ALBUM_TYPES = frozenset({"CPLAlbum", "CPLContainerRelation"})
 
 
+#: ItemMetadata's fields, in the order a row keeps them (positional: a run
+#: decodes every remembered row, and field names would double the work).
+_META = tuple(f.name for f in attrs.fields(ItemMetadata))
+_TUPLES = ("keywords", "albums")
+
+
 def encode(item: SourceItem) -> str:
-    """An item as one JSON text (a row of the remembered listing)."""
+    """An item as one compact JSON text (a row of the remembered listing)."""
     meta = item.metadata
     return json.dumps(
-        {
-            "key": item.key,
-            "version": item.version,
-            "captured_at": item.captured_at.isoformat() if item.captured_at else None,
-            "files": [[f.name, f.size, f.ref, f.role, f.fingerprint] for f in item.files],
-            "metadata": attrs.asdict(meta) if meta is not None else None,
-        },
+        [
+            item.key,
+            item.version,
+            item.captured_at.isoformat() if item.captured_at else None,
+            [[f.name, f.size, f.ref, f.role, f.fingerprint] for f in item.files],
+            [getattr(meta, name) for name in _META] if meta is not None else None,
+        ],
         separators=(",", ":"),
     )
 
 
 def decode(source_id: str, text: str) -> SourceItem:
-    """The item ``encode`` wrote (of the source ``source_id``)."""
-    data = json.loads(text)
-    meta = data["metadata"]
+    """The item ``encode`` wrote (of the source ``source_id``). Raises
+    ValueError or TypeError for a row it cannot read (an older format)."""
+    key, version, captured_at, files, meta = json.loads(text)
     return SourceItem(
         source_id=source_id,
-        key=data["key"],
-        version=data["version"],
-        captured_at=datetime.fromisoformat(data["captured_at"]) if data["captured_at"] else None,
+        key=key,
+        version=version,
+        captured_at=datetime.fromisoformat(captured_at) if captured_at else None,
         files=tuple(
             MediaFile(name=n, size=s, ref=r, role=role, fingerprint=fp)
-            for n, s, r, role, fp in data["files"]
+            for n, s, r, role, fp in files
         ),
         metadata=_metadata(meta) if meta is not None else None,
     )
 
 
-def _metadata(meta: dict[str, Any]) -> ItemMetadata:
-    return ItemMetadata(
-        **{
-            **meta,
-            "keywords": tuple(meta["keywords"]),
-            "albums": tuple(meta["albums"]),
-            "record_ids": tuple((k, v) for k, v in meta["record_ids"]),
-        }
-    )
+def _metadata(values: list[Any]) -> ItemMetadata:
+    fields = dict(zip(_META, values, strict=True))
+    for name in _TUPLES:
+        fields[name] = tuple(fields[name])
+    fields["record_ids"] = tuple((k, v) for k, v in fields["record_ids"])
+    return ItemMetadata(**fields)
 
 
 @attrs.define

@@ -293,6 +293,11 @@ class ICloudSource(Closing):
             NOTE.info("%s: full listing: %s", self.id, why)
             return None
         rows = {r.asset_id: r for r in memory.icloud_listing(self.id)}
+        try:
+            kept = {r.asset_id: decode(self.id, r.item) for r in rows.values() if r.item}
+        except (ValueError, TypeError) as e:
+            NOTE.info("%s: full listing: the remembered listing cannot be read (%s)", self.id, e)
+            return None
         of_master: dict[str, list[str]] = defaultdict(list)
         for r in rows.values():
             of_master[r.master_id].append(r.asset_id)
@@ -330,15 +335,15 @@ class ICloudSource(Closing):
             looked = self._look_up(sorted(found.assets), rows, zone_ids[zone])
             for name, located in looked.items():
                 old = rows.pop(name, None)
+                before = kept.pop(name, None)
                 if located is None or not _listed(located):
                     if old is not None:
                         gone.append(name)
                     continue
-                kept = decode(self.id, old.item) if old is not None and old.item else None
                 member_of = (
                     albums.get(name, ())
                     if albums is not None
-                    else (kept.metadata.albums if kept and kept.metadata else ())
+                    else (before.metadata.albums if before and before.metadata else ())
                 )
                 item = self._to_item(located.asset, {name: member_of})
                 if old is None:
@@ -350,12 +355,13 @@ class ICloudSource(Closing):
                 rows[name] = row
                 touched.append(row)
                 if item is not None:
+                    kept[name] = item
                     self._seen[item.key] = located
         items: list[SourceItem] = []
         for r in sorted(rows.values(), key=lambda r: r.pos):
-            if r.item is None:
+            item = kept.get(r.asset_id)
+            if item is None:
                 continue
-            item = decode(self.id, r.item)
             if albums is not None and item.metadata is not None:
                 member_of = albums.get(r.asset_id, ())
                 if item.metadata.albums != member_of:
