@@ -177,6 +177,16 @@ def test_counts_that_disagree_force_a_full_listing(
     assert seen == full_listing(emulator, session_dir)
 
 
+def test_a_remembered_row_it_cannot_read_means_a_full_listing(
+    emulator: RunningEmulator, session_dir: Path, db: StateDB
+) -> None:
+    observe(emulator, session_dir, db)
+    db.db.conn.execute('update icloud_listing set item = \'{"an older": "format"}\'')
+    seen, how = observe(emulator, session_dir, db)
+    assert how == "full" and seen == full_listing(emulator, session_dir)
+    assert observe(emulator, session_dir, db) == (seen, "changes")
+
+
 def _token(dsid: str, zone: str, serial: int) -> str:
     return "HwoE" + base64.urlsafe_b64encode(f"{dsid}|{zone}|0|{serial}".encode()).decode()
 
