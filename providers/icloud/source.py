@@ -327,10 +327,10 @@ class ICloudSource(Closing):
                 return None
             tokens[zone] = library.current_sync_token or cursor.tokens[zone]
         zone_ids = {zone: dict(lib.zone_id) for zone, lib in libraries.items()}
-        albums = self._memberships() if any(c.albums for c in changes.values()) else None
         touched: list[ListingRow] = []
         gone: list[str] = []
         last = max((r.pos for r in rows.values()), default=-1)
+        new = False
         for zone, found in changes.items():
             looked = self._look_up(sorted(found.assets), rows, zone_ids[zone])
             for name, located in looked.items():
@@ -340,13 +340,10 @@ class ICloudSource(Closing):
                     if old is not None:
                         gone.append(name)
                     continue
-                member_of = (
-                    albums.get(name, ())
-                    if albums is not None
-                    else (before.metadata.albums if before and before.metadata else ())
-                )
+                member_of = before.metadata.albums if before and before.metadata else ()
                 item = self._to_item(located.asset, {name: member_of})
                 if old is None:
+                    new = True
                     last += 1
                 pos = old.pos if old is not None else last
                 row = ListingRow(
@@ -357,6 +354,10 @@ class ICloudSource(Closing):
                 if item is not None:
                     kept[name] = item
                     self._seen[item.key] = located
+        # An asset new to the listing may be one restored from Recently
+        # Deleted, whose album memberships the feed does not name again.
+        wanted = new or any(c.albums for c in changes.values())
+        albums = self._memberships() if wanted else None
         items: list[SourceItem] = []
         for r in sorted(rows.values(), key=lambda r: r.pos):
             item = kept.get(r.asset_id)

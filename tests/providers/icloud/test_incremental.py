@@ -89,15 +89,22 @@ def test_added_edited_described_favourited_hidden_deleted_and_expunged_assets(
     assert jpeg.metadata is not None and jpeg.metadata.albums == ("Trips",)
     edited = seen[f"{library.live.asset_id}:{library.live.master_id}"]
     assert {f.role for f in edited.files} >= {"edited", "edit_sidecar"}
-    # Out of an album, expunged for good (a tombstone), restored from Recently Deleted.
+    # Restored from Recently Deleted, still in the album it was in before:
+    # no relation changed, yet its albums are read again.
+    account.add_to_album(album, library.twin_b.asset_id)
+    observe(emulator, session_dir, db)
+    account.update_asset(library.twin_b, {"isDeleted": 0})
+    seen, how = observe(emulator, session_dir, db)
+    assert how == "changes" and seen == full_listing(emulator, session_dir)
+    restored = seen[f"{library.twin_b.asset_id}:{library.twin_b.master_id}"]
+    assert restored.metadata is not None and restored.metadata.albums == ("Trips",)
+    # Out of an album, and expunged for good (tombstones).
     account.remove_from_album(album, library.jpeg.asset_id)
     account.expunge(library.twin_a)
-    account.update_asset(library.twin_b, {"isDeleted": 0})
     seen, how = observe(emulator, session_dir, db)
     assert how == "changes"
     assert seen == full_listing(emulator, session_dir)
     assert f"{library.twin_a.asset_id}:{library.twin_a.master_id}" not in seen
-    assert f"{library.twin_b.asset_id}:{library.twin_b.master_id}" in seen
     jpeg = seen[f"{library.jpeg.asset_id}:{library.jpeg.master_id}"]
     assert jpeg.metadata is not None and jpeg.metadata.albums == ()
 
