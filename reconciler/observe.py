@@ -8,6 +8,10 @@ hashed on a small thread pool (hashlib and file reads release the GIL).
 Guards live here too: a source listing that failed, came back empty, or
 shrank sharply since the last run is marked untrusted (the planner then
 removes nothing from it), and a store without its marker is unavailable.
+
+A source that keeps its listing (iCloud, ``RemembersListing``) is handed the
+state DB first: between full listings it lists only what changed since the
+last run, and the guards judge what it lists exactly as a full listing.
 """
 
 from __future__ import annotations
