@@ -15,6 +15,7 @@ import pytest
 from providers.icloud.emulator import Account
 from providers.icloud.emulator.testing import RunningEmulator
 from providers.icloud.source import ICloudSource
+from reconciler.errors import ProviderError
 from reconciler.model import SourceItem
 from reconciler.state import _MIGRATIONS, StateDB, _migrate_icloud_incremental
 from tests.providers.icloud.conftest import Library
@@ -291,3 +292,20 @@ def test_an_empty_library_and_a_shared_library_zone(tmp_path: Path, db: StateDB)
         # Asking for Shared Library zones later: their tokens are unknown.
         db.db.conn.execute("delete from icloud_cursor where zone != 'PrimarySync'")
         assert observe(emu, sessions, db, include_shared=True)[1] == "full"
+
+
+def test_a_busy_change_feed_fails_the_listing_it_never_guesses(
+    library: Library, emulator: RunningEmulator, session_dir: Path, db: StateDB
+) -> None:
+    """503 on changes/zone is iCloud being busy: the listing fails (the
+    source is then untrusted this run), and the kept listing is untouched."""
+    observe(emulator, session_dir, db)
+    before = db.icloud_listing("icloud"), db.icloud_cursor("icloud")
+    library.account.delete(library.jpeg)
+    emulator.server.inject("changes", status=503, retry_after=0)
+    with pytest.raises(ProviderError) as e:
+        observe(emulator, session_dir, db)
+    assert e.value.transient
+    assert (db.icloud_listing("icloud"), db.icloud_cursor("icloud")) == before
+    seen, how = observe(emulator, session_dir, db)
+    assert how == "changes" and seen == full_listing(emulator, session_dir)
