@@ -150,7 +150,10 @@ class ChangeFeed:
         touched: list[ListingRow] = []
         gone: list[str] = []
         last = max((r.pos for r in rows.values()), default=-1)
-        new = False
+        # Album memberships are read again for an asset new to the listing
+        # (one restored from Recently Deleted keeps relations the feed does not
+        # name again) and for one hidden or shown (albums leave hidden assets out).
+        regroup = False
         for zone, found in changes.items():
             looked = self._look_up(sorted(found.assets), rows, zone_ids[zone])
             for name, located in looked.items():
@@ -162,8 +165,9 @@ class ChangeFeed:
                     continue
                 member_of = before.metadata.albums if before and before.metadata else ()
                 item = self._to_item(located.asset, {name: member_of})
+                if old is None or _hidden(before) != _hidden(item):
+                    regroup = True
                 if old is None:
-                    new = True
                     last += 1
                 pos = old.pos if old is not None else last
                 row = ListingRow(
@@ -174,9 +178,7 @@ class ChangeFeed:
                 if item is not None:
                     kept[name] = item
                     self._seen[item.key] = located
-        # An asset new to the listing may be one restored from Recently
-        # Deleted, whose album memberships the feed does not name again.
-        wanted = new or any(c.albums for c in changes.values())
+        wanted = regroup or any(c.albums for c in changes.values())
         albums = self._memberships() if wanted else None
         items: list[SourceItem] = []
         for r in sorted(rows.values(), key=lambda r: r.pos):
@@ -284,6 +286,10 @@ def _zone_error_codes(exc: BaseException) -> set[str]:
         for z in zones or []
         if isinstance(z, dict) and isinstance(z.get("serverErrorCode"), str)
     } | server_error_codes(exc)
+
+
+def _hidden(item: SourceItem | None) -> bool:
+    return bool(item is not None and item.metadata is not None and item.metadata.hidden)
 
 
 def _master_of(record: CKRecord | None) -> str | None:

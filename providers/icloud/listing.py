@@ -15,7 +15,8 @@ What a change means:
 - a CPLAlbum or CPLContainerRelation: album memberships are read again, once,
   for every item (a relation's tombstone does not say which asset it held);
   so they are when an asset new to the listing appears (one restored from
-  Recently Deleted keeps album relations the feed does not name again);
+  Recently Deleted keeps album relations the feed does not name again) and
+  when one is hidden or shown (album listings leave hidden assets out);
 - a tombstone of a remembered asset or master: those assets are re-read (and
   found gone); a tombstone of anything else may have been a relation, so
   memberships are read again too;

@@ -99,6 +99,10 @@ def test_added_edited_described_favourited_hidden_deleted_and_expunged_assets(
     assert how == "changes" and seen == full_listing(emulator, session_dir)
     restored = seen[f"{library.twin_b.asset_id}:{library.twin_b.master_id}"]
     assert restored.metadata is not None and restored.metadata.albums == ("Trips",)
+    # Hidden while in an album (album listings leave hidden assets out).
+    account.update_asset(library.twin_b, {"isHidden": 1})
+    seen, how = observe(emulator, session_dir, db)
+    assert how == "changes" and seen == full_listing(emulator, session_dir)
     # Out of an album, and expunged for good (tombstones).
     account.remove_from_album(album, library.jpeg.asset_id)
     account.expunge(library.twin_a)
