@@ -61,6 +61,7 @@ bench: apt $(STAMP)
 	$(BIN)/python bench/phone_proof.py
 	$(BIN)/python bench/import_legacy.py --rows 1000
 	$(BIN)/python bench/report.py
+	$(BIN)/python bench/icloud_incremental.py
 
 clean:
 	rm -rf $(VENV) demo-run .pytest_cache .mypy_cache .ruff_cache

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple, Protocol, Self, runtime_checkable
 
 import attrs
 
 from reconciler.model import FileCopy, MediaFile, SourceItem
+from reconciler.state import StateDB
 
 
 class ScanEntry(NamedTuple):
@@ -129,6 +131,16 @@ class Source(Protocol):
     def remove(self, item: SourceItem) -> None:
         """Remove the item from the source (soft delete where the source has one).
         Only the applier calls this, and only after its own removal gate."""
+        ...
+
+
+@runtime_checkable
+class RemembersListing(Protocol):
+    """A source that keeps its last listing in the state DB and, between
+    full listings, lists only what changed since (iCloud's change feed)."""
+
+    def remember_listing(self, db: StateDB, now: datetime) -> None:
+        """Use ``db`` for this observation, made at ``now``."""
         ...
 
 

@@ -79,6 +79,9 @@ class ICloudSource:
     timeout_s: float = 60.0
     #: Only items captured in the last N days (0: all), like icloudpd's --recent by date.
     max_age_days: int = 0
+    #: Between full listings, a run reads only what changed (CloudKit's change
+    #: feed) and applies it to the last listing; 0: a full listing every run.
+    full_listing_every_days: float = 7.0
 
 
 @attrs.frozen(kw_only=True)
@@ -395,6 +398,11 @@ def _check(d: DesiredState) -> list[str]:
     for key, src in d.sources.items():
         if getattr(src, "max_age_days", 0) < 0:
             problems.append(f"sources.{key}.max_age_days: must not be negative (0: all)")
+        if getattr(src, "full_listing_every_days", 0) < 0:
+            problems.append(
+                f"sources.{key}.full_listing_every_days: must not be negative "
+                "(0: a full listing every run)"
+            )
     if d.policy.copies < 1:
         problems.append("policy.copies: must be at least 1")
     for key, t in d.targets.items():

@@ -109,6 +109,7 @@ def _source(
         include_shared=cfg.include_shared,
         timeouts=(10.0, cfg.timeout_s),
         staging_album=cfg.staging_album or None,
+        full_listing_every_days=cfg.full_listing_every_days,
     )
     return source
 

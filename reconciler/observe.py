@@ -8,6 +8,10 @@ hashed on a small thread pool (hashlib and file reads release the GIL).
 Guards live here too: a source listing that failed, came back empty, or
 shrank sharply since the last run is marked untrusted (the planner then
 removes nothing from it), and a store without its marker is unavailable.
+
+A source that keeps its listing (iCloud, ``RemembersListing``) is handed the
+state DB first: between full listings it lists only what changed since the
+last run, and the guards judge what it lists exactly as a full listing.
 """
 
 from __future__ import annotations
@@ -26,7 +30,15 @@ from typing import Any
 
 import attrs
 
-from providers.base import ConfirmingStore, Hashed, ScanEntry, Source, Store, disk_of
+from providers.base import (
+    ConfirmingStore,
+    Hashed,
+    RemembersListing,
+    ScanEntry,
+    Source,
+    Store,
+    disk_of,
+)
 from reconciler import media, sidecar
 from reconciler.config import DesiredState, SyncthingTarget, TargetConfig
 from reconciler.connect import Connected
@@ -194,6 +206,9 @@ def observe(
     hasher = CachedHasher(
         db, now=now.timestamp(), reverify_after_s=days * 86400 or None, progress=progress
     )
+    for src in conn.sources.values():
+        if isinstance(src, RemembersListing):
+            src.remember_listing(db, now)  # iCloud: list only what changed since
     sources = tuple(
         _source(sid, src, hasher, db, desired.guards.max_shrink_fraction, accept_shrink)
         for sid, src in conn.sources.items()

@@ -25,7 +25,7 @@ import sqlite_utils
 
 from reconciler.errors import StateError
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 _CHUNK = 900  # below SQLite's default limit of host parameters
 
 
@@ -193,6 +193,23 @@ def _migrate_hash_cache_clustered(db: sqlite_utils.Database) -> None:
     db.execute("alter table hash_cache_clustered rename to hash_cache")
 
 
+def _migrate_icloud_incremental(db: sqlite_utils.Database) -> None:
+    """An iCloud source's last listing (one row per asset, in listing order)
+    and, per zone, the sync token read before it: a run then reads only what
+    changed since. Losing these costs one full listing, nothing more."""
+    db.execute(
+        "create table if not exists icloud_cursor (source_id text, zone text, "
+        "account text, token text, full_at text, primary key (source_id, zone))"
+    )
+    db.execute(
+        "create table if not exists icloud_listing (source_id text, asset_id text, "
+        "master_id text, zone text, pos integer, item text, primary key (source_id, asset_id))"
+    )
+    db.execute(
+        "create index if not exists icloud_listing_master on icloud_listing (source_id, master_id)"
+    )
+
+
 _MIGRATIONS = {
     1: _migrate_1,
     2: _migrate_2_capture_time,
@@ -201,7 +218,28 @@ _MIGRATIONS = {
     5: _migrate_legacy_import,
     6: _migrate_run_census,
     7: _migrate_hash_cache_clustered,
+    8: _migrate_icloud_incremental,
 }
+
+
+class ListingRow(NamedTuple):
+    """One asset of a remembered iCloud listing; ``item`` is the encoded
+    SourceItem (None: an asset listed but skipped, e.g. without an original)."""
+
+    asset_id: str
+    master_id: str
+    zone: str
+    pos: int
+    item: str | None
+
+
+class Cursor(NamedTuple):
+    """Where an iCloud source's remembered listing stands: per zone, the sync
+    token read before it; the Apple ID it is of; its last full listing."""
+
+    account: str
+    tokens: dict[str, str]
+    full_at: datetime
 
 
 class CachedHash(NamedTuple):
@@ -751,6 +789,63 @@ class StateDB:
 
     def tombstone_count(self) -> int:
         return int(self.db.table("tombstones").count)
+
+    # ------------------------------------------- remembered iCloud listing
+
+    def icloud_cursor(self, source_id: str) -> Cursor | None:
+        rows = list(
+            self.db.conn.execute(
+                "select zone, account, token, full_at from icloud_cursor where source_id = ?",
+                [source_id],
+            )
+        )
+        if not rows:
+            return None
+        return Cursor(
+            account=rows[0][1],
+            tokens={r[0]: r[2] for r in rows},
+            full_at=min(datetime.fromisoformat(r[3]) for r in rows),
+        )
+
+    def icloud_listing(self, source_id: str) -> list[ListingRow]:
+        sql = (
+            "select asset_id, master_id, zone, pos, item from icloud_listing "
+            "where source_id = ? order by pos"
+        )
+        return [ListingRow._make(r) for r in self.db.conn.execute(sql, [source_id])]
+
+    def save_icloud_listing(
+        self,
+        source_id: str,
+        *,
+        account: str,
+        tokens: dict[str, str],
+        full_at: datetime,
+        rows: Iterable[ListingRow],
+        gone: Iterable[str] = (),
+        replace: bool,
+    ) -> None:
+        """Record a listing (``replace``: a whole one) or the rows a run of
+        changes touched, with the tokens to read changes from next time."""
+        with self.transaction():
+            conn = self.db.conn
+            if replace:
+                conn.execute("delete from icloud_listing where source_id = ?", [source_id])
+            conn.execute("delete from icloud_cursor where source_id = ?", [source_id])
+            conn.executemany(
+                "delete from icloud_listing where source_id = ? and asset_id = ?",
+                [(source_id, a) for a in gone],
+            )
+            conn.executemany(
+                "insert or replace into icloud_listing (source_id, asset_id, master_id, zone, "
+                "pos, item) values (?, ?, ?, ?, ?, ?)",
+                [(source_id, *r) for r in rows],
+            )
+            conn.executemany(
+                "insert into icloud_cursor (source_id, zone, account, token, full_at) "
+                "values (?, ?, ?, ?, ?)",
+                [(source_id, z, account, t, full_at.isoformat()) for z, t in tokens.items()],
+            )
 
 
 def _chunks(seq: Sequence[str]) -> Iterator[Sequence[str]]:

@@ -19,6 +19,13 @@ Safety-relevant choices:
   what the tool removed stays findable by name after it is restored from
   Recently Deleted.
 - Unattended runs never prompt: a person being needed is LoginRequiredError.
+- Given the state DB (``remember_listing``), a run reads only what changed
+  since the last one (CloudKit's change feed, from a sync token read *before*
+  the listing it follows) and applies it to the remembered listing. A full
+  listing runs on the first run, every ``full_listing_every_days``, when the
+  token is refused or expired, when it is of another Apple ID, and when
+  iCloud's counts disagree with the listing. Removal never trusts the
+  remembered listing: ``remove`` re-reads the asset and compares it whole.
 """
 
 from __future__ import annotations
@@ -32,7 +39,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import attrs
 import requests
 from pyicloud.common.cloudkit import CKRecord, CKZoneIDReq
 from pyicloud.exceptions import PyiCloudException
@@ -48,10 +54,13 @@ from pyicloud.services.photos_cloudkit.constants import SmartAlbumEnum
 from providers.base import Closing, Hasher
 from providers.icloud import session as icloud_session
 from providers.icloud.assets import files_of, metadata_of, resource_of
+from providers.icloud.changes import ChangeFeed, Located, fresh_token
 from providers.icloud.errors import classify, http_status, release, server_error_codes
+from providers.icloud.listing import encode
 from reconciler.errors import ConfigError, ProviderError, ReconcileError
 from reconciler.interrupt import check_abandoned
 from reconciler.model import MediaFile, SourceItem
+from reconciler.state import ListingRow, StateDB
 
 LOG = logging.getLogger(__name__)
 # Small enough that a dropped connection loses little: urllib3 discards the
@@ -63,15 +72,7 @@ EXPIRED_URL_STATUSES = frozenset({403, 410})
 ALREADY_THERE_CODES = frozenset({"EXISTS", "CONFLICT"})
 
 
-@attrs.frozen
-class _Located:
-    """An asset as last read, with the library (zone) it lives in."""
-
-    asset: Any
-    zone_id: dict[str, str]
-
-
-class ICloudSource(Closing):
+class ICloudSource(ChangeFeed, Closing):
     """``providers.base.Source`` for an iCloud Photos library."""
 
     kind = "icloud"
@@ -89,6 +90,7 @@ class ICloudSource(Closing):
         timeouts: tuple[float, float] = icloud_session.DEFAULT_TIMEOUTS,
         max_resumes: int = 3,
         staging_album: str | None = None,
+        full_listing_every_days: float = 7.0,
     ) -> None:
         if staging_album is not None and not staging_album.strip():
             raise ConfigError([f"{source_id}: the staging album needs a name"])
@@ -101,9 +103,17 @@ class ICloudSource(Closing):
         self.timeouts = timeouts
         self.max_resumes = max_resumes
         self.staging_album = staging_album
+        self.full_listing_every_days = full_listing_every_days
+        #: Where the last listing is remembered (None: a full listing every run).
+        self._memory: StateDB | None = None
+        self._now = datetime.now(UTC)
+        #: Zone of every item of a remembered listing (not re-read this run).
+        self._zone_of: dict[str, dict[str, str]] = {}
+        #: "full" or "changes": how the last ``list_items`` listed (tests, figures).
+        self.last_listing = ""
         self._api: Any = None
         self._photos: Any = None
-        self._seen: dict[str, _Located] = {}
+        self._seen: dict[str, Located] = {}
         #: The staging album, once found or created (once per run).
         self._album: Any = None
         #: A create of the album failed after it may have reached iCloud: the
@@ -123,6 +133,7 @@ class ICloudSource(Closing):
             self._api = None
             self._photos = None
             self._seen.clear()
+            self._zone_of.clear()
             self._album = None
             self._album_uncertain = False
             self._staged.clear()
@@ -168,6 +179,14 @@ class ICloudSource(Closing):
 
     # ------------------------------------------------------------ listing
 
+    def remember_listing(self, db: StateDB, now: datetime) -> None:
+        """Keep the listing in ``db`` between runs, and list by changes while
+        it is recent enough (``now``: this observation's time)."""
+        with self._lock:
+            self._memory = db
+            self._now = now
+            self._photos = None  # a fresh view of the library for this observation
+
     def list_items(self, hasher: Hasher) -> Iterator[SourceItem]:
         """Every asset of the library, hidden ones included (and the Shared
         Library, if asked), each with all its files and its metadata (albums
@@ -175,16 +194,47 @@ class ICloudSource(Closing):
         hashes are known only after a download."""
         del hasher
         try:
-            albums = self._memberships()
-            for album, zone_id in self._zones():
-                for asset in album:
-                    item = self._to_item(asset, albums)
-                    if item is None:
-                        continue
-                    self._seen[item.key] = _Located(asset, zone_id)
-                    yield item
+            changed = self._list_changes() if self._memory is not None else None
+            if changed is not None:
+                self.last_listing = "changes"
+                yield from changed
+                return
+            self.last_listing = "full"
+            yield from self._list_all()
         except (PyiCloudException, requests.RequestException) as e:
             raise self._error(e, "listing") from e
+
+    def _list_all(self) -> Iterator[SourceItem]:
+        memory = self._memory
+        # The tokens are read before anything is listed: a change made while
+        # the listing runs is then read again next time, never missed.
+        tokens = (
+            {zone: fresh_token(lib) for zone, lib in self._libraries().items()}
+            if memory is not None
+            else {}
+        )
+        albums = self._memberships()
+        rows: list[ListingRow] = []
+        for album, zone_id in self._zones():
+            for asset in album:
+                item = self._to_item(asset, albums)
+                if memory is not None:
+                    text = encode(item) if item is not None else None
+                    row = (asset.id, asset.master_id, zone_id["zoneName"], len(rows), text)
+                    rows.append(ListingRow(*row))
+                if item is None:
+                    continue
+                self._seen[item.key] = Located(asset, zone_id)
+                yield item
+        if memory is not None:
+            memory.save_icloud_listing(
+                self.id,
+                account=self.username,
+                tokens=tokens,
+                full_at=self._now,
+                rows=rows,
+                replace=True,
+            )
 
     def _to_item(self, asset: Any, albums: Mapping[str, tuple[str, ...]]) -> SourceItem | None:
         key = f"{asset.id}:{asset.master_id}"
@@ -218,17 +268,23 @@ class ICloudSource(Closing):
 
     # ------------------------------------------------------------ re-reading
 
-    def _reread(self, item: SourceItem) -> _Located | None:
+    def _reread(self, item: SourceItem) -> Located | None:
         """The asset as it is now (None: gone). A deleted asset comes back
         with ``isDeleted`` set; callers check."""
         with self._lock:
             return self._reread_locked(item)
 
-    def _reread_locked(self, item: SourceItem) -> _Located | None:
+    def _reread_locked(self, item: SourceItem) -> Located | None:
         asset_id, master_id = _split_key(item.key)
         photos = self._service()
         known = self._seen.get(item.key)
-        zone_ids = [known.zone_id] if known is not None else [z for _, z in self._zones()]
+        remembered = self._zone_of.get(item.key)
+        if known is not None:
+            zone_ids = [known.zone_id]
+        elif remembered is not None:
+            zone_ids = [remembered]
+        else:
+            zone_ids = [z for _, z in self._zones()]
         for zone_id in zone_ids:
             try:
                 found = photos.private_client.lookup(
@@ -241,12 +297,12 @@ class ICloudSource(Closing):
             asset_record, master_record = by_name.get(asset_id), by_name.get(master_id)
             if asset_record is None or master_record is None:
                 continue
-            located = _Located(PhotoAsset(photos, master_record, asset_record), zone_id)
+            located = Located(PhotoAsset(photos, master_record, asset_record), zone_id)
             self._seen[item.key] = located
             return located
         return None
 
-    def _current(self, item: SourceItem) -> _Located:
+    def _current(self, item: SourceItem) -> Located:
         located = self._seen.get(item.key) or self._reread(item)
         if located is None or _is_deleted(located.asset):
             raise ProviderError(f"{item.key} is no longer in the library", provider=self.id)
@@ -382,7 +438,7 @@ class ICloudSource(Closing):
                 raise self._error(e2, f"remove {item.key}") from e2
         self._seen.pop(item.key, None)
 
-    def _delete(self, item: SourceItem, located: _Located) -> None:
+    def _delete(self, item: SourceItem, located: Located) -> None:
         asset = located.asset
         _, master_id = _split_key(item.key)
         if asset.master_id != master_id:
@@ -418,7 +474,7 @@ class ICloudSource(Closing):
 
     # ------------------------------------------------------------ staging album
 
-    def _stage(self, item: SourceItem, located: _Located) -> None:
+    def _stage(self, item: SourceItem, located: Located) -> None:
         """Add the asset to the staging album (if one is configured); raises
         when it is not there afterwards, so the caller deletes nothing."""
         name = self.staging_album

@@ -117,3 +117,20 @@ def test_download_streams_are_bounded(tmp_path: Path, streams: int) -> None:
     assert e.value.problems == ("d.toml: apply.download_streams: must be from 1 to 64",)
     raw["apply"] = {"download_streams": 64}
     assert config.parse(raw, name="d.toml", base=tmp_path).apply.download_streams == 64
+
+
+def test_full_listing_every_days_is_validated(tmp_path: Path) -> None:
+    raw = {
+        "library": {"path": "l"},
+        "state": {"dir": "s"},
+        "sources": {"icloud": {"kind": "icloud", "full_listing_every_days": -1}},
+    }
+    with pytest.raises(ConfigError) as e:
+        config.parse(raw, name="d.toml", base=tmp_path)
+    assert e.value.problems == (
+        "d.toml: sources.icloud.full_listing_every_days: must not be negative "
+        "(0: a full listing every run)",
+    )
+    raw["sources"] = {"icloud": {"kind": "icloud"}}
+    source = config.parse(raw, name="d.toml", base=tmp_path).sources["icloud"]
+    assert isinstance(source, config.ICloudSource) and source.full_listing_every_days == 7

@@ -17,7 +17,7 @@ from providers.filesystem import scan_tree
 from reconciler import observe
 from reconciler.media.kinds import extension, is_archivable
 from reconciler.observe import CachedHasher
-from reconciler.state import StateDB
+from reconciler.state import _MIGRATIONS, StateDB, _migrate_hash_cache_clustered
 
 
 def _sha(path: Path) -> str:
@@ -84,7 +84,7 @@ def test_the_hash_cache_migrates_to_a_path_ordered_table_keeping_its_rows(
 ) -> None:
     path = tmp_path / "state.db"
     StateDB(path).close()
-    # An older database: the cache as a rowid table, schema one step back.
+    # An older database: the cache as a rowid table, schema from before its migration.
     conn = sqlite3.connect(path)
     conn.execute("drop table hash_cache")
     conn.execute(
@@ -92,8 +92,8 @@ def test_the_hash_cache_migrates_to_a_path_ordered_table_keeping_its_rows(
         "inode integer, sha256 text, dated integer, captured_at real, hashed_at real)"
     )
     conn.execute("insert into hash_cache values ('/a/b.jpg', 3, 4, 5, 'ab', 1, 6.5, 7.5)")
-    version = int(conn.execute("select value from meta where key = 'schema_version'").fetchone()[0])
-    conn.execute("update meta set value = ? where key = 'schema_version'", (str(version - 1),))
+    before = next(v for v, m in _MIGRATIONS.items() if m is _migrate_hash_cache_clustered) - 1
+    conn.execute("update meta set value = ? where key = 'schema_version'", (str(before),))
     conn.commit()
     conn.close()
 

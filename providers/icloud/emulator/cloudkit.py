@@ -1,6 +1,15 @@
 """CloudKit database endpoints of the emulator: query, count, lookup,
 modify, zones and zone changes, answered from the account's zones.
 
+``changes/zone`` answers what changed since a sync token: the current record
+of each changed name, or a tombstone (``{"recordName", "deleted": true}``)
+for one that no longer exists, ``resultsLimit`` names a page with
+``moreComing``. A token names its account, zone and serial; one of another
+account or zone is refused (``BAD_REQUEST``), and one older than the server's
+horizon, or issued before ``expire_sync_tokens()``, is
+``CHANGE_TOKEN_EXPIRED``: both as CloudKit reports a zone's failure, in place
+of that zone's results in a 200 answer.
+
 Pages follow Photos' indexes: ``startRank`` and ``direction`` select a window
 of assets ordered by capture date, each sent as a (CPLMaster, CPLAsset) pair.
 A modify updates CPLAsset records (checking ``recordChangeTag``: stale is
@@ -13,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 from collections.abc import Callable
 from typing import Any
 
@@ -30,13 +40,40 @@ class CloudKitDatabase:
 
     account: Account
     url_generation: int
+    #: Tokens issued before the last ``expire_sync_tokens()`` carry an older epoch.
+    token_epoch: int
+    #: How many changes a token may lag behind before it expires (None: never).
+    token_horizon: int | None
+    #: Names per ``changes/zone`` page when the request sets no ``resultsLimit``.
+    changes_page_size: int
 
     def _zone(self, body: JSON) -> Zone | None:
         name = (body.get("zoneID") or {}).get("zoneName", "PrimarySync")
         return self.account.zones.get(name)
 
-    def _sync_token(self) -> str:
-        return f"HwoECJGm{self.account.current_serial():08d}"
+    def _sync_token(self, zone: Zone | None = None, serial: int | None = None) -> str:
+        """An opaque token naming the account, the zone, the epoch and a serial."""
+        zone_name = zone.name if zone is not None else "PrimarySync"
+        at = self.account.current_serial() if serial is None else serial
+        raw = f"{self.account.dsid}|{zone_name}|{self.token_epoch}|{at}"
+        return "HwoE" + base64.urlsafe_b64encode(raw.encode()).decode()
+
+    def _token_serial(self, zone: Zone, token: str) -> int | JSON:
+        """The serial ``token`` stands for, or the zone error refusing it."""
+        try:
+            raw = base64.urlsafe_b64decode(token.removeprefix("HwoE").encode()).decode()
+            dsid, zone_name, epoch, serial = raw.split("|")
+            at = int(serial)
+        except (ValueError, UnicodeDecodeError, binascii.Error):
+            return _zone_error(zone, "BAD_REQUEST", "Unknown sync continuation type")
+        if dsid != self.account.dsid or zone_name != zone.name:
+            return _zone_error(zone, "BAD_REQUEST", "sync token is not for this zone")
+        latest = self.account.current_serial()
+        if int(epoch) != self.token_epoch or (
+            self.token_horizon is not None and latest - at > self.token_horizon
+        ):
+            return _zone_error(zone, "CHANGE_TOKEN_EXPIRED", "sync token expired")
+        return at
 
     def _query(self, body: JSON) -> JSON | None:
         zone = self._zone(body)
@@ -75,7 +112,7 @@ class CloudKitDatabase:
             found = records.pairs(zone, page, self.url_generation)
         else:
             found = []
-        return {"records": found, "syncToken": self._sync_token()}
+        return {"records": found, "syncToken": self._sync_token(zone)}
 
     def _view(self, zone: Zone, record_type: str, filters: dict[str, Any]) -> list[EmulatedAsset]:
         everything = zone.by_date()
@@ -147,7 +184,7 @@ class CloudKitDatabase:
             name = str(wanted.get("recordName", ""))
             record = records.any_record(zone, name, self.url_generation)
             found.append(record or records.error_item(name, "NOT_FOUND", "Record not found"))
-        return {"records": found, "syncToken": self._sync_token()}
+        return {"records": found, "syncToken": self._sync_token(zone)}
 
     def _modify(self, body: JSON, *, conflict: bool) -> JSON | None:
         zone = self._zone(body)
@@ -174,9 +211,9 @@ class CloudKitDatabase:
                 )
                 for i, op in enumerate(operations)
             ]
-            return {"records": out, "syncToken": self._sync_token()}
+            return {"records": out, "syncToken": self._sync_token(zone)}
         out = [errors[i] if i in errors else plans[i]() for i in range(len(operations))]
-        return {"records": out, "syncToken": self._sync_token()}
+        return {"records": out, "syncToken": self._sync_token(zone)}
 
     def _plan(self, zone: Zone, op: JSON, *, conflict: bool, claimed: set[str]) -> JSON | Apply:
         """An error item for ``op``, or the function that applies it: every
@@ -296,45 +333,52 @@ class CloudKitDatabase:
         zones = [z for z in self.account.zones.values() if z.database == database]
         return {
             "zones": [
-                {"zoneID": z.zone_id, "syncToken": self._sync_token(), "atomic": True}
+                {"zoneID": z.zone_id, "syncToken": self._sync_token(z), "atomic": True}
                 for z in zones
             ]
         }
 
     def _changes(self, body: JSON) -> JSON | None:
-        out = []
-        limit = int(body.get("resultsLimit") or 200)
+        out: list[JSON] = []
+        limit = max(1, int(body.get("resultsLimit") or self.changes_page_size))
         for wanted in body.get("zones", []):
             zone = self._zone(wanted)
             if zone is None:
                 return None
-            token = str(wanted.get("syncToken") or "")
-            since = int(token[-8:]) if token[-8:].isdigit() else 0
-            names: list[str] = []
+            token = wanted.get("syncToken")
+            since = self._token_serial(zone, str(token)) if token else 0
+            if isinstance(since, dict):
+                out.append(since)
+                continue
+            # The change log is in serial order: start after the token's serial.
+            start = bisect.bisect_right(zone.changes, since, key=lambda change: change[0])
+            names: dict[str, None] = {}
             last = since
-            for serial, name in zone.changes:
-                if serial <= since:
-                    continue
-                if name not in names:
-                    names.append(name)
-                last = serial
-                if len(names) >= limit:
+            for serial, name in zone.changes[start:]:
+                if name not in names and len(names) >= limit:
                     break
+                names[name] = None
+                last = serial
             more = bool(zone.changes) and last < zone.changes[-1][0]
-            found = []
-            for name in names:
-                record = records.any_record(zone, name, self.url_generation)
-                if record is not None:
-                    found.append(record)
+            found = [
+                records.any_record(zone, name, self.url_generation)
+                or {"recordName": name, "deleted": True, "zoneID": zone.zone_id}
+                for name in names
+            ]
             out.append(
                 {
                     "zoneID": zone.zone_id,
                     "records": found,
                     "moreComing": more,
-                    "syncToken": f"HwoECJGm{last:08d}",
+                    "syncToken": self._sync_token(zone, last),
                 }
             )
         return {"zones": out}
+
+
+def _zone_error(zone: Zone, code: str, reason: str) -> JSON:
+    """A zone's failure in a ``changes/zone`` answer (in place of its results)."""
+    return {"zoneID": zone.zone_id, "serverErrorCode": code, "reason": reason}
 
 
 def _smart(asset: EmulatedAsset, kind: str) -> bool:

@@ -106,7 +106,7 @@ class EmulatorServer(CloudKitDatabase):
     """An iCloud emulator bound to 127.0.0.1 (``port=0``: any free port).
 
     Use as a context manager, or ``start()`` / ``stop()``. Tests drive
-    faults with ``inject(...)``, ``expire_download_urls()``,
+    faults with ``inject(...)``, ``expire_download_urls()``, ``expire_sync_tokens()``,
     ``expire_sessions()`` and ``revoke_trust()``; ``last_sms_code`` is the
     code a person would have received.
     """
@@ -122,6 +122,12 @@ class EmulatorServer(CloudKitDatabase):
     faults: FaultPlan = attrs.field(factory=FaultPlan)
     auth: AuthState = attrs.field(init=False)
     url_generation: int = 0
+    #: ``changes/zone`` sync tokens: their epoch (bumped by
+    #: ``expire_sync_tokens()``), how many changes one may lag behind before
+    #: it expires (None: never), and the names per page by default.
+    token_epoch: int = 0
+    token_horizon: int | None = None
+    changes_page_size: int = 200
     hits: Counter[str] = attrs.field(factory=Counter)
     range_requests: list[str] = attrs.field(factory=list)
     #: The most download requests seen being answered at once.
@@ -223,6 +229,12 @@ class EmulatorServer(CloudKitDatabase):
         with self.account.lock:
             self.url_generation += 1
 
+    def expire_sync_tokens(self) -> None:
+        """Every ``changes/zone`` sync token handed out so far is refused as
+        expired (CloudKit's answer to a token it no longer keeps history for)."""
+        with self.account.lock:
+            self.token_epoch += 1
+
     def expire_sessions(self) -> None:
         self.auth.expire_sessions()
 
@@ -289,6 +301,8 @@ class EmulatorServer(CloudKitDatabase):
             self.clear_faults()
         elif action == "expire-urls":
             self.expire_download_urls()
+        elif action == "expire-sync-tokens":
+            self.expire_sync_tokens()
         elif action == "expire-sessions":
             self.expire_sessions()
         elif action == "revoke-trust":

@@ -509,6 +509,37 @@ class Account:
             zone.invalidate()
             self.record_change(zone, asset.asset_id)
 
+    def expunge(self, asset: EmulatedAsset) -> None:
+        """Gone for good (emptied from Recently Deleted): the asset, its
+        album memberships and, when no other asset shares it, its master are
+        removed; ``changes/zone`` then answers tombstones for them."""
+        with self.lock:
+            zone = self.zones[asset.zone]
+            del zone.assets[asset.asset_id]
+            for name, relation in list(zone.relations.items()):
+                if relation.item_id == asset.asset_id:
+                    del zone.relations[name]
+                    self.record_change(zone, name)
+            for album in zone.albums.values():
+                if asset.asset_id in album.asset_ids:
+                    album.asset_ids.remove(asset.asset_id)
+            if not any(a.master_id == asset.master_id for a in zone.assets.values()):
+                zone.masters.pop(asset.master_id, None)
+                self.record_change(zone, asset.master_id)
+            zone.invalidate()
+            self.record_change(zone, asset.asset_id)
+
+    def remove_from_album(self, album: EmulatedAlbum, asset_id: str) -> None:
+        """Take an asset out of an album (its relation record is deleted)."""
+        with self.lock:
+            zone = self.zones[album.zone]
+            for name, relation in list(zone.relations.items()):
+                if relation.item_id == asset_id and relation.album_id == album.album_id:
+                    del zone.relations[name]
+                    self.record_change(zone, name)
+            if asset_id in album.asset_ids:
+                album.asset_ids.remove(asset_id)
+
     def touch(self, asset: EmulatedAsset) -> None:
         """Change the asset's record tag, as an edit on a phone would: a
         change tag a client holds becomes stale (CONFLICT on modify)."""

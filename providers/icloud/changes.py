@@ -1,0 +1,313 @@
+"""Listing an iCloud library by its change feed: the part of ``ICloudSource``
+that applies what changed since the last run to the listing kept in the
+state DB (``providers.icloud.listing`` says what each change means).
+
+A mixin: ``ICloudSource`` provides the session, the zones, the albums and
+turns assets into items; this reads ``changes/zone`` (pyicloud's
+``iter_changes``), looks up the records it names, checks iCloud's counts,
+and keeps the result. It answers None whenever a full listing must run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+import requests
+from pyicloud.common.cloudkit import CKRecord, CKZoneIDReq
+from pyicloud.exceptions import PyiCloudException
+from pyicloud.services.photos import PRIMARY_ZONE, PhotoAsset
+
+from providers.icloud.errors import server_error_codes
+from providers.icloud.listing import Changes, decode, encode
+from reconciler.errors import LoginRequiredError, ProviderError
+from reconciler.logfile import LOGGER
+from reconciler.model import SourceItem
+from reconciler.state import Cursor, ListingRow, StateDB
+
+#: Which kind of listing a run made, and why: in the log file even without -v.
+NOTE = logging.getLogger(f"{LOGGER}.icloud")
+#: Record names per lookup request.
+LOOKUP_BATCH = 200
+
+
+@attrs.frozen
+class Located:
+    """An asset as last read, with the library (zone) it lives in."""
+
+    asset: Any
+    zone_id: dict[str, str]
+
+
+class ChangeFeed:
+    """What ``ICloudSource`` adds to read its library by changes."""
+
+    id: str
+    username: str
+    include_shared: bool
+    full_listing_every_days: float
+    _memory: StateDB | None
+    _now: datetime
+    _seen: dict[str, Located]
+    _zone_of: dict[str, dict[str, str]]
+
+    def _error(self, exc: BaseException, subject: str) -> ProviderError:
+        raise NotImplementedError
+
+    def _service(self) -> Any:
+        raise NotImplementedError
+
+    def _zones(self) -> list[tuple[Any, dict[str, str]]]:
+        raise NotImplementedError
+
+    def _to_item(self, asset: Any, albums: Mapping[str, tuple[str, ...]]) -> SourceItem | None:
+        raise NotImplementedError
+
+    def _memberships(self) -> dict[str, tuple[str, ...]]:
+        raise NotImplementedError
+
+    def _libraries(self) -> dict[str, Any]:
+        """Zone name -> the pyicloud library reading its change feed. Zones
+        are discovered first: discovery resets the primary library's token."""
+        photos = self._service()
+        libraries = photos.libraries
+        found = {PRIMARY_ZONE["zoneName"]: libraries["root"]}
+        if self.include_shared:
+            for key, library in libraries.items():
+                if key.startswith("shared:") and hasattr(library, "zone_id"):
+                    found[library.zone_id["zoneName"]] = library
+        return found
+
+    def _full_listing_due(self, cursor: Cursor | None) -> str:
+        """Why this run must list everything ("": it need not)."""
+        every = self.full_listing_every_days
+        if cursor is None:
+            return "no listing remembered yet"
+        if cursor.account != self.username:
+            return f"the remembered listing is of another Apple ID ({cursor.account})"
+        if every <= 0:
+            return "full_listing_every_days = 0"
+        age = self._now - cursor.full_at
+        if age < timedelta(0) or age >= timedelta(days=every):
+            return (
+                f"the last full listing was {age.total_seconds() / 86400:.1f} days ago "
+                f"(full_listing_every_days = {every:g})"
+            )
+        return ""
+
+    def _list_changes(self) -> list[SourceItem] | None:
+        """The remembered listing with what changed since applied to it, or
+        None when a full listing is needed (the reason goes to the log)."""
+        assert self._memory is not None
+        memory = self._memory
+        cursor = memory.icloud_cursor(self.id)
+        why = self._full_listing_due(cursor)
+        libraries = self._libraries() if not why else {}
+        if cursor is not None and not why and set(libraries) != set(cursor.tokens):
+            why = "the zones to read changed since the last listing"
+        if why or cursor is None:
+            NOTE.info("%s: full listing: %s", self.id, why)
+            return None
+        rows = {r.asset_id: r for r in memory.icloud_listing(self.id)}
+        try:
+            kept = {r.asset_id: decode(self.id, r.item) for r in rows.values() if r.item}
+        except (ValueError, TypeError) as e:
+            NOTE.info("%s: full listing: the remembered listing cannot be read (%s)", self.id, e)
+            return None
+        of_master: dict[str, list[str]] = defaultdict(list)
+        for r in rows.values():
+            of_master[r.master_id].append(r.asset_id)
+        changes: dict[str, Changes] = {}
+        tokens: dict[str, str] = {}
+        for zone, library in libraries.items():
+            found = changes[zone] = Changes()
+            try:
+                for event in library.iter_changes(since=cursor.tokens[zone]):
+                    found.add(
+                        name=event.record_name,
+                        record_type=event.record_type,
+                        tombstone=event.kind == "deleted",
+                        known_assets=rows,
+                        assets_of_master=of_master,
+                    )
+            except (PyiCloudException, requests.RequestException) as e:
+                error = self._error(e, f"reading the changes of {zone}")
+                if isinstance(error, LoginRequiredError) or error.transient:
+                    raise error from e
+                NOTE.info(
+                    "%s: full listing: iCloud refused the sync token of %s (%s)",
+                    self.id,
+                    zone,
+                    ", ".join(sorted(_zone_error_codes(e))) or error,
+                )
+                return None
+            tokens[zone] = library.current_sync_token or cursor.tokens[zone]
+        zone_ids = {zone: dict(lib.zone_id) for zone, lib in libraries.items()}
+        touched: list[ListingRow] = []
+        gone: list[str] = []
+        last = max((r.pos for r in rows.values()), default=-1)
+        # Album memberships are read again for an asset new to the listing
+        # (one restored from Recently Deleted keeps relations the feed does not
+        # name again) and for one hidden or shown (albums leave hidden assets out).
+        regroup = False
+        for zone, found in changes.items():
+            looked = self._look_up(sorted(found.assets), rows, zone_ids[zone])
+            for name, located in looked.items():
+                old = rows.pop(name, None)
+                before = kept.pop(name, None)
+                if located is None or not _listed(located):
+                    if old is not None:
+                        gone.append(name)
+                    continue
+                member_of = before.metadata.albums if before and before.metadata else ()
+                item = self._to_item(located.asset, {name: member_of})
+                if old is None or _hidden(before) != _hidden(item):
+                    regroup = True
+                if old is None:
+                    last += 1
+                pos = old.pos if old is not None else last
+                row = ListingRow(
+                    name, located.asset.master_id, zone, pos, encode(item) if item else None
+                )
+                rows[name] = row
+                touched.append(row)
+                if item is not None:
+                    kept[name] = item
+                    self._seen[item.key] = located
+        wanted = regroup or any(c.albums for c in changes.values())
+        albums = self._memberships() if wanted else None
+        items: list[SourceItem] = []
+        for r in sorted(rows.values(), key=lambda r: r.pos):
+            item = kept.get(r.asset_id)
+            if item is None:
+                continue
+            if albums is not None and item.metadata is not None:
+                member_of = albums.get(r.asset_id, ())
+                if item.metadata.albums != member_of:
+                    item = attrs.evolve(
+                        item, metadata=attrs.evolve(item.metadata, albums=member_of)
+                    )
+                    touched.append(r._replace(item=encode(item)))
+            items.append(item)
+            self._zone_of[item.key] = zone_ids[r.zone]
+        mismatch = self._count_mismatch(rows.values())
+        if mismatch:
+            NOTE.info("%s: full listing: %s", self.id, mismatch)
+            return None
+        memory.save_icloud_listing(
+            self.id,
+            account=self.username,
+            tokens=tokens,
+            full_at=cursor.full_at,
+            rows=touched,
+            gone=gone,
+            replace=False,
+        )
+        NOTE.info(
+            "%s: read %d changed records since the last listing: %d assets re-read, "
+            "%d gone%s; %d items",
+            self.id,
+            sum(c.records for c in changes.values()),
+            sum(len(c.assets) for c in changes.values()),
+            len(gone),
+            ", album memberships read again" if albums is not None else "",
+            len(items),
+        )
+        return items
+
+    def _look_up(
+        self, names: list[str], rows: Mapping[str, ListingRow], zone_id: dict[str, str]
+    ) -> dict[str, Located | None]:
+        """Each asset named, as it is now (None: no longer there)."""
+        records = self._records([*names, *(rows[n].master_id for n in names if n in rows)], zone_id)
+        masters = {
+            ref
+            for n in names
+            if (ref := _master_of(records.get(n))) is not None and ref not in records
+        }
+        records.update(self._records(sorted(masters), zone_id))
+        photos = self._service()
+        out: dict[str, Located | None] = {}
+        for name in names:
+            asset = records.get(name)
+            master = records.get(_master_of(asset) or "")
+            if asset is None or master is None:
+                out[name] = None
+                continue
+            out[name] = Located(PhotoAsset(photos, master, asset), zone_id)
+        return out
+
+    def _records(self, names: list[str], zone_id: dict[str, str]) -> dict[str, CKRecord]:
+        """Records by name, looked up in batches (a name not found is left out)."""
+        client = self._service().private_client
+        found: dict[str, CKRecord] = {}
+        for i in range(0, len(names), LOOKUP_BATCH):
+            answer = client.lookup(
+                record_names=names[i : i + LOOKUP_BATCH], zone_id=CKZoneIDReq(**zone_id)
+            )
+            for record in answer.records:
+                if isinstance(record, CKRecord):
+                    found[record.recordName] = record
+        return found
+
+    def _count_mismatch(self, rows: Iterable[ListingRow]) -> str:
+        """Where iCloud's own counts disagree with the listing ("": nowhere)."""
+        ours: dict[str, int] = defaultdict(int)
+        for r in rows:
+            ours[r.zone] += 1
+        theirs: dict[str, int] = defaultdict(int)
+        for album, zone_id in self._zones():
+            theirs[zone_id["zoneName"]] += len(album)
+        for zone in sorted(set(ours) | set(theirs)):
+            if ours[zone] != theirs[zone]:
+                return (
+                    f"iCloud counts {theirs[zone]} assets in {zone}, the listing "
+                    f"with its changes {ours[zone]}"
+                )
+        return ""
+
+
+def fresh_token(library: Any) -> str:
+    """The library's sync token, asked for now (not one cached earlier)."""
+    library.current_sync_token = None
+    return str(library.sync_cursor())
+
+
+def _zone_error_codes(exc: BaseException) -> set[str]:
+    """CloudKit's codes for a zone's failure in a ``changes/zone`` answer."""
+    payload = getattr(exc, "payload", None)
+    zones = payload.get("zones") if isinstance(payload, dict) else None
+    return {
+        z["serverErrorCode"]
+        for z in zones or []
+        if isinstance(z, dict) and isinstance(z.get("serverErrorCode"), str)
+    } | server_error_codes(exc)
+
+
+def _hidden(item: SourceItem | None) -> bool:
+    return bool(item is not None and item.metadata is not None and item.metadata.hidden)
+
+
+def _master_of(record: CKRecord | None) -> str | None:
+    """The master record name a CPLAsset points at (None: not an asset)."""
+    if record is None or record.recordType != "CPLAsset":
+        return None
+    ref = record.fields.get_value("masterRef")
+    name = getattr(ref, "recordName", None)
+    if name is None and isinstance(ref, dict):
+        name = ref.get("recordName")
+    return str(name) if name else None
+
+
+def _listed(located: Located) -> bool:
+    """Whether a full listing would list the asset: not deleted, and (outside
+    the personal library, where only "All Photos" is read) not hidden."""
+    fields = located.asset.asset_record.fields
+    if fields.get_value("isDeleted") or fields.get_value("isExpunged"):
+        return False
+    primary = located.zone_id.get("zoneName") == PRIMARY_ZONE["zoneName"]
+    return primary or not fields.get_value("isHidden")

@@ -1,0 +1,114 @@
+"""The remembered iCloud listing: how items are kept in the state DB between
+runs, and what a page of CloudKit's change feed means for them.
+
+A full listing reads every asset (50k assets: hundreds of pages); CloudKit's
+``changes/zone`` names only the records changed since a sync token. A run
+reads those, re-reads the assets they touch and applies them to the last
+listing, which the state DB keeps (one row per asset, in listing order).
+
+What a change means:
+
+- a CPLAsset: that asset is re-read (new, edited, favourited, hidden,
+  deleted to Recently Deleted: whatever it now is);
+- a CPLMaster: every remembered asset of that master is re-read (an edit's
+  adjustment data lives on the master);
+- a CPLAlbum or CPLContainerRelation: album memberships are read again, once,
+  for every item (a relation's tombstone does not say which asset it held);
+  so they are when an asset new to the listing appears (one restored from
+  Recently Deleted keeps album relations the feed does not name again) and
+  when one is hidden or shown (album listings leave hidden assets out);
+- a tombstone of a remembered asset or master: those assets are re-read (and
+  found gone); a tombstone of anything else may have been a relation, so
+  memberships are read again too;
+- any other record type (faces, memories…) changes nothing we keep.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from reconciler.model import ItemMetadata, MediaFile, SourceItem
+
+#: Record types whose changes touch album memberships.
+ALBUM_TYPES = frozenset({"CPLAlbum", "CPLContainerRelation"})
+
+
+#: ItemMetadata's fields, in the order a row keeps them (positional: a run
+#: decodes every remembered row, and field names would double the work).
+_META = tuple(f.name for f in attrs.fields(ItemMetadata))
+_TUPLES = ("keywords", "albums")
+
+
+def encode(item: SourceItem) -> str:
+    """An item as one compact JSON text (a row of the remembered listing)."""
+    meta = item.metadata
+    return json.dumps(
+        [
+            item.key,
+            item.version,
+            item.captured_at.isoformat() if item.captured_at else None,
+            [[f.name, f.size, f.ref, f.role, f.fingerprint] for f in item.files],
+            [getattr(meta, name) for name in _META] if meta is not None else None,
+        ],
+        separators=(",", ":"),
+    )
+
+
+def decode(source_id: str, text: str) -> SourceItem:
+    """The item ``encode`` wrote (of the source ``source_id``). Raises
+    ValueError or TypeError for a row it cannot read (an older format)."""
+    key, version, captured_at, files, meta = json.loads(text)
+    return SourceItem(
+        source_id=source_id,
+        key=key,
+        version=version,
+        captured_at=datetime.fromisoformat(captured_at) if captured_at else None,
+        files=tuple(
+            MediaFile(name=n, size=s, ref=r, role=role, fingerprint=fp)
+            for n, s, r, role, fp in files
+        ),
+        metadata=_metadata(meta) if meta is not None else None,
+    )
+
+
+def _metadata(values: list[Any]) -> ItemMetadata:
+    fields = dict(zip(_META, values, strict=True))
+    for name in _TUPLES:
+        fields[name] = tuple(fields[name])
+    fields["record_ids"] = tuple((k, v) for k, v in fields["record_ids"])
+    return ItemMetadata(**fields)
+
+
+@attrs.define
+class Changes:
+    """What a zone's change feed asks to re-read."""
+
+    #: Remembered or new asset record names to look up again.
+    assets: set[str] = attrs.field(factory=set)
+    #: Album memberships must be read again.
+    albums: bool = False
+    #: Record names seen (for the log).
+    records: int = 0
+
+    def add(
+        self,
+        *,
+        name: str,
+        record_type: str | None,
+        tombstone: bool,
+        known_assets: Mapping[str, Any],
+        assets_of_master: Mapping[str, Iterable[str]],
+    ) -> None:
+        """Take one change event (a record updated, or a tombstone)."""
+        self.records += 1
+        if name in known_assets or record_type == "CPLAsset":
+            self.assets.add(name)
+        elif name in assets_of_master or record_type == "CPLMaster":
+            self.assets.update(assets_of_master.get(name, ()))
+        elif record_type in ALBUM_TYPES or tombstone:
+            self.albums = True
