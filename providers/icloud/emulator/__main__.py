@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
 import tempfile
 import threading
@@ -49,6 +50,10 @@ def serve(
     ``--generate`` makes camera-like media (``camera.PHOTO_SIZE``), so that
     reconciling against it shows what compression saves.
     """
+    if threading.current_thread() is threading.main_thread():
+        # Started in the background by a non-interactive shell (`serve &` in a
+        # script), a process inherits SIGINT ignored; Ctrl-C is how it stops.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     account = Account(username=username, password=password)
     with tempfile.TemporaryDirectory(prefix="icloud-emulator-") as tmp:
         if generate:
