@@ -84,6 +84,8 @@ class Census:
     targets: Mapping[str, tuple[int, int]]
     library_bytes: int
     saved_by_compression: int
+    #: tier -> bytes its encodes saved (they sum to ``saved_by_compression``).
+    saved_by_tier: Mapping[str, int]
     offloaded: int
     icloud_bytes: int
     oldest_unarchived: Oldest | None
@@ -111,6 +113,7 @@ class Census:
                 else {"name": oldest.name, "captured_at": oldest.captured_at.isoformat()}
             ),
             "waiting_since": dict(self.waiting_since),
+            "saved_by_tier": dict(self.saved_by_tier),
         }
 
 
@@ -175,12 +178,12 @@ def census(db: StateDB, desired: DesiredState) -> Census:
 
     tiers: dict[str, int] = {}
     library_bytes = 0
-    encoded: list[tuple[str, int]] = []  # (original, size) of each re-encoded file
+    encoded: list[tuple[str, int, str]] = []  # (original, size, tier) of each re-encoded file
     sql = "select path, original_sha256, sha256, tier, size, captured_at from library"
     for path, original, sha, tier, size, captured in conn.execute(sql):
         library_bytes += size or 0
         if sha != original:
-            encoded.append((original, size or 0))
+            encoded.append((original, size or 0, str(tier)))
         if not _counted(path):
             continue
         tiers[tier] = tiers.get(tier, 0) + 1
@@ -209,7 +212,7 @@ def census(db: StateDB, desired: DesiredState) -> Census:
                 if sha not in by_sha:
                     add(f"{sid}:{key}", f"{sid}:{key}", sha, None, False)
 
-    wanted = {original for original, _ in encoded}
+    wanted = {original for original, _, _ in encoded}
     holdings, targets, waiting, waiting_since, devices, sizes = _targets(db, desired, wanted)
     library_dev = _device(desired.library.path)
     groups = backup_groups(devices, library=library_dev, same_disk_ok=same_disk_ok(desired))
@@ -261,13 +264,17 @@ def census(db: StateDB, desired: DesiredState) -> Census:
     offloaded = int(conn.execute("select coalesce(sum(size), 0) from tombstones").fetchone()[0])
     # Each encoded file against its original's size where a target holds
     # that original (every original does once archived).
-    saved = sum(max(0, sizes.get(original, 0) - n) for original, n in encoded)
+    by_tier: dict[str, int] = {}
+    for original, n, tier in encoded:
+        by_tier[tier] = by_tier.get(tier, 0) + max(0, sizes.get(original, 0) - n)
+    saved = sum(by_tier.values())
     return Census(
         items=counts,
         tiers=dict(sorted(tiers.items())),
         targets=targets,
         library_bytes=library_bytes,
         saved_by_compression=saved,
+        saved_by_tier=dict(sorted(by_tier.items())),
         offloaded=offloaded,
         icloud_bytes=icloud_bytes,
         oldest_unarchived=(

@@ -71,11 +71,9 @@ def page(
     runs: Sequence[Mapping[str, Any]],
     generated_at: datetime,
     state_path: str,
-    saved_by_tier: Mapping[str, int] | None = None,
 ) -> str:
     """The whole HTML document. ``history`` is oldest first; ``runs`` newest
-    first (as ``StateDB.last_runs`` gives them); ``saved_by_tier`` breaks the
-    bytes compression saved down by tier, now (``StateDB.saved_by_tier``)."""
+    first (as ``StateDB.last_runs`` gives them)."""
     points = [(_when(at), doc) for at, doc in history]
     parts = [
         _HEAD,
@@ -93,7 +91,7 @@ def page(
     else:
         for title, plot in (
             ("Items by state", _plot_items),
-            ("Bytes saved by compression and by off-loading", _plot_saved),
+            ("Bytes saved by compression (by tier) and by off-loading", _plot_saved),
             ("Library size and iCloud usage", _plot_sizes),
             ("Library files by tier", _plot_tiers),
         ):
@@ -102,7 +100,7 @@ def page(
     if points:
         at, doc = points[-1]
         parts.append(f'<p class="meta">as the last run left it ({_esc(_utc(at))})</p>')
-        parts.append(_census_tables(doc, saved_by_tier or {}))
+        parts.append(_census_tables(doc))
     else:
         parts.append('<p class="empty">No figures yet: run <code>reconcile apply</code>.</p>')
     parts.append("<h2>Last runs</h2>")
@@ -191,6 +189,19 @@ def _plot_saved(fig: Figure, points: Sequence[tuple[datetime, CensusDoc]]) -> bo
     ):
         ys = [_int(d, "bytes", key) for _, d in points]
         ax.plot(xs, ys, marker="o", markersize=3, linewidth=2, label=label, color=colour)
+    # The compression line broken down by tier (runs recorded before the
+    # census kept it have no breakdown: those points are left out).
+    tiers = list(dict.fromkeys(t for _, d in points for t in d.get("saved_by_tier", {})))
+    for i, tier in enumerate(tiers):
+        kept = [(x, d) for x, (_, d) in zip(xs, points, strict=True) if "saved_by_tier" in d]
+        ax.plot(
+            [x for x, _ in kept],
+            [int(d["saved_by_tier"].get(tier, 0)) for _, d in kept],
+            linestyle="--",
+            linewidth=1.2,
+            label=f"… in tier {tier}",
+            color=_TIER_COLOURS[i % len(_TIER_COLOURS)],
+        )
     _bytes_axis(ax)
     return False
 
@@ -256,7 +267,8 @@ def _headline(runs: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def _census_tables(doc: CensusDoc, saved_by_tier: Mapping[str, int]) -> str:
+def _census_tables(doc: CensusDoc) -> str:
+    saved_by_tier = doc.get("saved_by_tier", {})
     items = doc.get("items", {})
     rows = [(_LABELS[key], str(_int(doc, "items", key))) for key in _PIPELINE]
     rows.append(("total", str(sum(int(n) for n in items.values()))))
@@ -270,7 +282,7 @@ def _census_tables(doc: CensusDoc, saved_by_tier: Mapping[str, int]) -> str:
                 ("library", size_text(int(money.get("library", 0)))),
                 ("iCloud usage", size_text(int(money.get("icloud", 0)))),
                 ("saved by compression", size_text(int(money.get("saved_by_compression", 0)))),
-                *[(f"… in tier {t}", size_text(n)) for t, n in saved_by_tier.items()],
+                *[(f"… in tier {t}", size_text(int(n))) for t, n in saved_by_tier.items()],
                 ("off-loaded from sources", size_text(int(money.get("offloaded", 0)))),
             ],
         )

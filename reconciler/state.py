@@ -680,18 +680,6 @@ class StateDB:
             "last_good_apply": good[0]["finished_at"] if good else None,
         }
 
-    def saved_by_tier(self) -> dict[str, int]:
-        """Bytes compression saved in each tier, counted as ``figures()``
-        counts the total (the report breaks it down)."""
-        sql = (
-            "select l.tier as tier, sum(o.size - l.size) as saved from library l join "
-            "(select sha256, max(size) as size from hash_cache group by sha256) o "
-            "on o.sha256 = l.original_sha256 "
-            "where l.sha256 != l.original_sha256 and o.size > l.size "
-            "group by l.tier order by l.tier"
-        )
-        return {str(r["tier"]): int(r["saved"]) for r in self.db.query(sql)}
-
     def last_run_of(self, command: str) -> dict[str, Any] | None:
         sql = "select * from runs where command = ? order by id desc limit 1"
         rows = [dict(r) for r in self.db.query(sql, [command])]

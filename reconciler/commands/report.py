@@ -31,7 +31,6 @@ def report_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
     try:
         history = db.census_history(RUNS_PLOTTED)
         runs = db.last_runs(RUNS_LISTED)
-        saved_by_tier = db.saved_by_tier()
         state_path = str(db.path)
     finally:
         db.close()
@@ -40,7 +39,6 @@ def report_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
         runs=runs,
         generated_at=now or datetime.now(UTC),
         state_path=state_path,
-        saved_by_tier=saved_by_tier,
     )
     path = Path(args.html)
     report.write(path, text)

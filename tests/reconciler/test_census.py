@@ -52,6 +52,7 @@ def test_items_move_from_the_source_to_two_targets_to_removed(tmp_path: Path) ->
         "bytes": {"library": 0, "saved_by_compression": 0, "offloaded": 0, "icloud": 0},
         "oldest_unarchived": {"name": "incoming:IMG_2.JPG", "captured_at": OLD.isoformat()},
         "waiting_since": {},
+        "saved_by_tier": {},
     }
     both = {"files": 2, "bytes": young + old}
     assert second == {
@@ -61,6 +62,7 @@ def test_items_move_from_the_source_to_two_targets_to_removed(tmp_path: Path) ->
         "bytes": {"library": young + old, "saved_by_compression": 0, "offloaded": old, "icloud": 0},
         "oldest_unarchived": None,
         "waiting_since": {},
+        "saved_by_tier": {},
     }
     assert third["items"] == _items(removed=2)
     assert third["bytes"] == second["bytes"] | {"offloaded": young + old}
@@ -147,3 +149,26 @@ url = "http://127.0.0.1:9"
         assert got["waiting_since"] == {}
     finally:
         db.close()
+
+
+def test_bytes_saved_by_compression_are_broken_down_by_tier(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path)
+    originals = {
+        "recent": make_jpeg(ws.incoming / "IMG_1.JPG", NOW - timedelta(days=100), seed=1, size=256),
+        "older": make_jpeg(ws.incoming / "IMG_2.JPG", NOW - timedelta(days=500), seed=2, size=256),
+        "archive": make_jpeg(
+            ws.incoming / "IMG_3.JPG", NOW - timedelta(days=2000), seed=3, size=256
+        ),
+    }
+    sizes = {tier: p.stat().st_size for tier, p in originals.items()}
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    got = _census(ws)
+    library = {p.name: p.stat().st_size for p in ws.library.rglob("IMG_*.JPG")}
+    want = {
+        tier: sizes[tier] - library[originals[tier].name] for tier in ("archive", "older", "recent")
+    }
+    assert all(n > 0 for n in want.values())  # each tier's encode made its file smaller
+    assert got["saved_by_tier"] == want
+    bytes_ = got["bytes"]
+    assert isinstance(bytes_, dict) and bytes_["saved_by_compression"] == sum(want.values())
+    assert _history(ws)[-1]["saved_by_tier"] == want  # and the run stored it for the report

@@ -104,7 +104,7 @@ def test_the_report_of_real_runs_plots_them_and_lists_the_runs(report: Path) -> 
     assert not re.search(r"https?:|ftp:|//[a-z]", outside_images, re.IGNORECASE)
     for title in (
         "Items by state",
-        "Bytes saved by compression and by off-loading",
+        "Bytes saved by compression (by tier) and by off-loading",
         "Library size and iCloud usage",
         "Library files by tier",
     ):
