@@ -6,6 +6,7 @@ Pure functions returning strings; cli.py and reconciler/commands/ are the only c
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from reconciler.apply import ApplyResult, Outcome
@@ -202,13 +203,26 @@ def status_headline(run: dict[str, object], last_good: str | None) -> str:
         3: "needs a person",
         4: "did not run (another run held the lock)",
     }.get(code if isinstance(code, int) else -1, "failed" if code is not None else "unknown")
-    line = f"last run: {run['command']} {verdict}, finished {run['finished_at'] or '-'}"
+    line = f"last run: {run['command']} {verdict}, finished {_utc_text(run['finished_at'])}"
     line += f" (exit {code})" if code is not None else ""
     if run.get("reason"):
         line += f": {run['reason']}"
     if code not in (0, 2):
-        line += f"; last apply that worked: {last_good or 'never'}"
+        line += f"; last apply that worked: {_utc_text(last_good) if last_good else 'never'}"
     return line
+
+
+def _utc_text(iso: object) -> str:
+    """A recorded ISO time as a person reads it (minutes, UTC)."""
+    if not iso:
+        return "-"
+    try:
+        when = datetime.fromisoformat(str(iso))
+    except ValueError:
+        return str(iso)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return f"{when.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def size_text(n: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -523,11 +524,11 @@ def test_every_plan_and_apply_is_recorded_with_its_exit_code_and_why(tmp_path: P
     status = ws.run("status").out.splitlines()
     last_good = status[1].rsplit("; last apply that worked: ", 1)[1]
     assert status[1] == (
-        f"last run: apply failed, finished {status[1].split('finished ')[1].split(' ')[0]} "
+        f"last run: apply failed, finished {status[1].split('finished ')[1].split(' (')[0]} "
         "(exit 1): target usb could not be read (see '!' above); the rest was done; "
         f"last apply that worked: {last_good}"
     )
-    assert last_good.startswith("20")
+    assert re.fullmatch(r"20\d\d-\d\d-\d\d \d\d:\d\d UTC", last_good)
     runs = status[status.index("last runs:") + 1 :]
     assert runs[0].startswith("  run 5: apply error, exit 1, 20")
     assert runs[0].endswith(" s")  # it did nothing: no figures
