@@ -203,16 +203,16 @@ def status_headline(run: dict[str, object], last_good: str | None) -> str:
         3: "needs a person",
         4: "did not run (another run held the lock)",
     }.get(code if isinstance(code, int) else -1, "failed" if code is not None else "unknown")
-    line = f"last run: {run['command']} {verdict}, finished {_utc_text(run['finished_at'])}"
+    line = f"last run: {run['command']} {verdict}, finished {utc_text(run['finished_at'])}"
     line += f" (exit {code})" if code is not None else ""
     if run.get("reason"):
         line += f": {run['reason']}"
     if code not in (0, 2):
-        line += f"; last apply that worked: {_utc_text(last_good) if last_good else 'never'}"
+        line += f"; last apply that worked: {utc_text(last_good) if last_good else 'never'}"
     return line
 
 
-def _utc_text(iso: object) -> str:
+def utc_text(iso: object) -> str:
     """A recorded ISO time as a person reads it (minutes, UTC)."""
     if not iso:
         return "-"

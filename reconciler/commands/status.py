@@ -22,6 +22,7 @@ from reconciler.census import Census, census
 from reconciler.commands.common import EXIT_CHANGES, EXIT_OK, EXIT_PERSON, Out, load
 from reconciler.config import DesiredState
 from reconciler.connect import UnavailableStore, connect_target, icloud_session_dir
+from reconciler.render import utc_text
 from reconciler.state import StateDB
 
 #: How long Apple trusts a browser after a 2FA login before asking again.
@@ -102,7 +103,7 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
     for line in phones:
         io.say(line)
     for tid, w in waiting.items():
-        io.say(f"{tid}: {w['files']} file(s) waiting for confirmation since {_when(w['since'])}")
+        io.say(f"{tid}: {w['files']} file(s) waiting for confirmation since {utc_text(w['since'])}")
     if runs:
         io.say("last runs:")
     for r in runs:
@@ -169,13 +170,6 @@ def _waiting(db: StateDB, desired: DesiredState) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _when(iso: str | None) -> str:
-    """A recorded time for people: to the minute, in UTC."""
-    if not iso:
-        return "-"
-    return f"{datetime.fromisoformat(iso).astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-
-
 def _run_json(r: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(r, summary=json.loads(r["summary"] or "{}"))
     out.pop("census", None)  # the census of now is above; past ones are the report's
@@ -197,7 +191,9 @@ def _run_line(r: Mapping[str, Any]) -> str:
             did.append(f"{key.removeprefix('bytes_')} {render.size_text(int(n))}")
         else:
             did.append(f"{key} {n}")
-    line = f"  run {r['id']}: {r['command']} {r['status']}, exit {code}, {_when(r['finished_at'])}"
+    line = (
+        f"  run {r['id']}: {r['command']} {r['status']}, exit {code}, {utc_text(r['finished_at'])}"
+    )
     line += took + (f": {', '.join(did)}" if did else "")
     return line + (f"\n    {r['reason']}" if r.get("reason") else "")
 
@@ -245,7 +241,7 @@ def _sessions(
             "last_success_run": worked["id"] if worked else None,
         }
         used = (
-            f"last used successfully {_when(worked['finished_at'])} (run {worked['id']})"
+            f"last used successfully {utc_text(worked['finished_at'])} (run {worked['id']})"
             if worked
             else "never used successfully yet"
         )
@@ -253,7 +249,7 @@ def _sessions(
             fact["state"] = "refused"
             line = (
                 f"{sid}: Apple refused the session in run {refused['id']} "
-                f"({_when(refused['finished_at'])}; {used}); run: reconcile login icloud"
+                f"({utc_text(refused['finished_at'])}; {used}); run: reconcile login icloud"
             )
         elif age is None:
             line = f"{sid}: no trusted iCloud session; {used}; run: reconcile login icloud"
@@ -331,10 +327,10 @@ def _canary_line(tid: str, row: dict[str, Any] | None) -> str:
         return f"{tid}: no canary sent yet (the next plan or apply sends one)"
     if row["alive"]:
         return (
-            f"{tid}: last canary reached the phone at {_when(row['at'])} "
+            f"{tid}: last canary reached the phone at {utc_text(row['at'])} "
             f"(round trip {row['round_trip_s'] or 0:.2f} s)"
         )
     return (
-        f"{tid}: last canary FAILED at {_when(row['at'])}: {row['reason']}; "
+        f"{tid}: last canary FAILED at {utc_text(row['at'])}: {row['reason']}; "
         "its copies did not count"
     )
