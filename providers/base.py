@@ -56,9 +56,13 @@ class Hashed(NamedTuple):
 class Hasher(Protocol):
     """Hashes files, reusing cached results for unchanged (size, mtime, inode)."""
 
-    def hash_entries(self, entries: Iterable[ScanEntry], *, dates: bool = False) -> list[Hashed]:
+    def hash_entries(
+        self, entries: Iterable[ScanEntry], *, dates: bool = False, tree: str | None = None
+    ) -> list[Hashed]:
         """Return one result per entry, in order. With ``dates``, also read
-        the capture date (EXIF DateTimeOriginal) where the file has one."""
+        the capture date (EXIF DateTimeOriginal) where the file has one.
+        ``tree`` (a folder path ending in "/") says the entries are every
+        file under it: what the cache knows there besides them is gone."""
         ...
 
 

@@ -115,7 +115,7 @@ def hashed_tree(
         entries = list(scan_tree(root, skip))
     except OSError as e:
         raise ProviderError(f"listing {root} failed: {e}", provider=store_id) from e
-    hashed = hasher.hash_entries(entries)
+    hashed = hasher.hash_entries(entries, tree=os.path.join(root, ""))
     for (_, rel, size, mtime_ns, _), (sha, _, _) in zip(entries, hashed, strict=True):
         if sha is None:
             continue  # an unreadable file is no copy; the next run reads it again

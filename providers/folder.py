@@ -14,6 +14,7 @@ archived (a new photo that reused the name must not be deleted).
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -48,7 +49,7 @@ class FolderSource:
             )
         except OSError as e:
             raise ProviderError(f"listing {self.root} failed: {e}", provider=self.id) from e
-        hashed = hasher.hash_entries(entries, dates=True)
+        hashed = hasher.hash_entries(entries, dates=True, tree=os.path.join(self.root, ""))
         # rel -> (mtime_ns, file, capture time): the walk's entries (absolute
         # paths and all) are let go before grouping, as a large card's
         # listing is otherwise held twice at its peak.

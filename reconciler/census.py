@@ -25,6 +25,7 @@ moment of a removal, so this is a picture, never a proof.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections import Counter
@@ -44,7 +45,7 @@ from reconciler.config import (
 )
 from reconciler.independence import backup_groups, count_backups
 from reconciler.media.kinds import is_archivable
-from reconciler.state import StateDB
+from reconciler.state import SCHEMA_VERSION, StateDB
 
 #: The states, in the order people read them (and the JSON keeps).
 STATES = (
@@ -286,6 +287,25 @@ def census(db: StateDB, desired: DesiredState) -> Census:
         failures=tuple(f for f, _ in failures),
         failed_run=run_id,
     )
+
+
+def census_key(db: StateDB, desired: DesiredState) -> str:
+    """What a census is a function of, as one string: the rows written to
+    the tables it counts (the state DB's change counter), the configuration,
+    the disk each store is on, the schema and this module's own text. Two
+    runs with the same key have the same census, so the second reuses the
+    first's (a no-op plan of 100k items otherwise counts them all again)."""
+    paths = [desired.library.path, *(t.path for t in desired.targets.values())]
+    with open(__file__, "rb") as own:
+        code = hashlib.sha256(own.read()).hexdigest()[:16]
+    parts = [
+        str(SCHEMA_VERSION),
+        str(db.changes()),
+        hashlib.sha256(repr(desired).encode()).hexdigest(),
+        ",".join(str(_device(p)) for p in paths),
+        code,
+    ]
+    return ":".join(parts)
 
 
 def _targets(

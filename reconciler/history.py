@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import backup, metrics
-from reconciler.census import census
+from reconciler.census import census, census_key
 from reconciler.config import DesiredState
 from reconciler.errors import ReconcileError
 from reconciler.state import StateDB
@@ -68,10 +68,13 @@ def record(
 def _census(db: StateDB, desired: DesiredState, run_id: int) -> dict[str, Any] | None:
     """The census of the state this run left, stored with the run. A census
     that cannot be taken (a bug in counting, a damaged row) must not turn a
-    run that finished into a crash: the run keeps its exit, without one."""
+    run that finished into a crash: the run keeps its exit, without one.
+    A run that left the counted rows as an earlier run did takes its census
+    (``census_key``): the same count, done again, gives the same figures."""
     try:
-        counted = census(db, desired).to_json()
-        db.record_census(run_id, counted)
+        key = census_key(db, desired)
+        counted = db.census_at(key) or census(db, desired).to_json()
+        db.record_census(run_id, counted, key)
     except Exception:  # recording never raises (module docstring)
         return None
     return counted

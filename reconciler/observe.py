@@ -113,30 +113,42 @@ class CachedHasher:
         spread = 1 + (zlib.crc32(path.encode()) % 1000) / 1000
         return self.now - hashed_at > self.reverify_after_s * spread
 
-    def hash_entries(self, entries: Iterable[ScanEntry], *, dates: bool = False) -> list[Hashed]:
+    def hash_entries(
+        self, entries: Iterable[ScanEntry], *, dates: bool = False, tree: str | None = None
+    ) -> list[Hashed]:
         entries = entries if isinstance(entries, list) else list(entries)
-        if not entries:
-            return []
         # The hot loop of a no-op run, once per file: cache rows come in range
         # reads of the path-ordered table, a slice of the tree at a time (so
         # a large tree's rows are never all in memory at once), rows stay
         # plain tuples, and a SHA-256 seen in several stores is kept once
-        # (sys.intern: one string, not one per store).
+        # (sys.intern: one string, not one per store). The slices' ranges
+        # meet end to end, so with ``tree`` every cached path under it is
+        # read once: a row no file of the walk matched is a file gone, and
+        # leaves the cache (the census counts from it).
         paths = [e[0] for e in entries]
         order = sorted(range(len(paths)), key=paths.__getitem__)
         intern = sys.intern
         now, window = self.now, self.reverify_after_s
         results: list[Hashed | None] = [None] * len(entries)
         misses: list[int] = []
+        gone: list[str] = []
         for start in range(0, len(order), _ROWS_PER_READ):
             part = order[start : start + _ROWS_PER_READ]
-            get = self.db.hash_rows(paths[part[0]], paths[part[-1]]).get
+            if start:
+                rows = self.db.hash_rows(paths[order[start - 1]], paths[part[-1]], after=True)
+            else:
+                rows = self.db.hash_rows(tree or paths[part[0]], paths[part[-1]])
+            get = rows.get
+            found = 0
             for i in part:
                 path, _, size, mtime_ns, inode = entries[i]
                 c = get(path)
+                if c is None:
+                    misses.append(i)
+                    continue
+                found += 1
                 if (
-                    c is not None
-                    and c[1] == size
+                    c[1] == size
                     and c[2] == mtime_ns
                     and c[3] == inode
                     and (c[5] or not dates)
@@ -145,7 +157,13 @@ class CachedHasher:
                     results[i] = Hashed(intern(c[4]), c[6])
                 else:
                     misses.append(i)
+            if found < len(rows):
+                gone.extend(rows.keys() - {paths[i] for i in part})
+        if tree is not None:
+            gone.extend(self.db.hashed_paths(paths[order[-1]] if order else tree, tree[:-1] + "0"))
         del paths, order
+        if gone:
+            self.db.forget_hashes(gone)
         if misses:
             self._hash(entries, misses, results, dates)
         return [r for r in results if r is not None]

@@ -25,7 +25,7 @@ import sqlite_utils
 
 from reconciler.errors import StateError
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 _CHUNK = 900  # below SQLite's default limit of host parameters
 
 
@@ -210,6 +210,39 @@ def _migrate_icloud_incremental(db: sqlite_utils.Database) -> None:
     )
 
 
+#: The tables the census counts from (reconciler.census); every row
+#: written to one of them moves the change counter, so a census taken at
+#: the same count (and configuration) is still the census of now.
+CENSUS_TABLES = ("hash_cache", "library", "source_files", "tombstones", "deliveries", "journal")
+
+
+def _migrate_change_counter(db: sqlite_utils.Database) -> None:
+    """A counter of rows written to the census's tables (by triggers, so no
+    write can forget it), and each run's census stored with the count and
+    configuration it was taken at: a run that changed nothing reuses it."""
+    db.execute(
+        "create table if not exists change_counter (id integer primary key check (id = 0), "
+        "n integer not null)"
+    )
+    db.execute("insert or ignore into change_counter (id, n) values (0, 0)")
+    if "census_key" not in {c.name for c in db.table("runs").columns}:
+        db.execute("alter table runs add column census_key text")
+
+
+def _count_changes(conn: sqlite3.Connection) -> None:
+    """Put back any change trigger missing (a migration that rebuilt a table
+    drops its triggers with it): one look at the schema per open."""
+    names = {r[0] for r in conn.execute("select name from sqlite_master where type = 'trigger'")}
+    for table in CENSUS_TABLES:
+        for op in ("insert", "update", "delete"):
+            name = f"counted_{table}_{op}"
+            if name not in names:
+                conn.execute(
+                    f"create trigger if not exists {name} after {op} on {table} "
+                    "begin update change_counter set n = n + 1 where id = 0; end"
+                )
+
+
 _MIGRATIONS = {
     1: _migrate_1,
     2: _migrate_2_capture_time,
@@ -219,6 +252,7 @@ _MIGRATIONS = {
     6: _migrate_run_census,
     7: _migrate_hash_cache_clustered,
     8: _migrate_icloud_incremental,
+    9: _migrate_change_counter,
 }
 
 
@@ -323,6 +357,12 @@ class StateDB:
             with self.transaction():  # a migration lands whole or not at all
                 _MIGRATIONS[v](self.db)
                 self._set_meta("schema_version", str(v))
+        with self.transaction():
+            _count_changes(self.db.conn)
+
+    def changes(self) -> int:
+        """How many rows were ever written to the census's tables (CENSUS_TABLES)."""
+        return int(self.db.conn.execute("select n from change_counter").fetchone()[0])
 
     def _meta(self, key: str) -> str | None:
         rows = list(self.db.query("select value from meta where key = ?", [key]))
@@ -359,17 +399,23 @@ class StateDB:
                 out[row[0]] = CachedHash._make(row[1:])
         return out
 
-    def hash_rows(self, first: str, last: str) -> dict[str, HashRow]:
-        """Every cache row whose path lies in [first, last], keyed by path: one
-        range read of the (path-ordered) table for a whole tree. Rows are the
-        plain tuples SQLite returns, (path, *CachedHash): a no-op run of a
-        large library reads one per file, and a NamedTuple each costs more
-        than the comparison it serves."""
+    def hash_rows(self, first: str, last: str, *, after: bool = False) -> dict[str, HashRow]:
+        """Every cache row whose path lies in [first, last] (``after``:
+        (first, last]), keyed by path: one range read of the (path-ordered)
+        table for a slice of a tree. Rows are the plain tuples SQLite
+        returns, (path, *CachedHash): a no-op run of a large library reads
+        one per file, and a NamedTuple each costs more than the comparison
+        it serves."""
         sql = (
             "select path, size, mtime_ns, inode, sha256, dated, captured_at, hashed_at "
-            "from hash_cache where path >= ? and path <= ?"
+            f"from hash_cache where path {'>' if after else '>='} ? and path <= ?"
         )
         return {row[0]: row for row in self.db.conn.execute(sql, (first, last))}
+
+    def hashed_paths(self, after: str, before: str) -> list[str]:
+        """Cached paths strictly between ``after`` and ``before``."""
+        sql = "select path from hash_cache where path > ? and path < ?"
+        return [r[0] for r in self.db.conn.execute(sql, (after, before))]
 
     def store_hashes(self, rows: Iterable[tuple[str, CachedHash]]) -> None:
         records = [(p, *h) for p, h in rows]
@@ -693,11 +739,19 @@ class StateDB:
         )
         return {r["store_id"]: int(r["n"]) for r in self.db.query(sql)}
 
-    def record_census(self, run_id: int, census: dict[str, Any]) -> None:
-        """Keep the census taken at the end of run ``run_id`` (runs.census)."""
+    def record_census(self, run_id: int, census: dict[str, Any], key: str | None = None) -> None:
+        """Keep the census taken at the end of run ``run_id`` (runs.census),
+        with what it was taken at (``key``: see ``census_at``)."""
         self.db.conn.execute(
-            "update runs set census = ? where id = ?", (json.dumps(census), run_id)
+            "update runs set census = ?, census_key = ? where id = ?",
+            (json.dumps(census), key, run_id),
         )
+
+    def census_at(self, key: str) -> dict[str, Any] | None:
+        """The newest stored census taken at ``key``, if any."""
+        sql = "select census from runs where census_key = ? and census is not null "
+        row = self.db.conn.execute(sql + "order by id desc limit 1", (key,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
 
     def census_history(self, limit: int = 1000) -> list[tuple[str, dict[str, Any]]]:
         """(finished_at, census) of the last ``limit`` runs that have one, oldest first."""

@@ -173,6 +173,7 @@ def _waiting(db: StateDB, desired: DesiredState) -> dict[str, dict[str, Any]]:
 def _run_json(r: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(r, summary=json.loads(r["summary"] or "{}"))
     out.pop("census", None)  # the census of now is above; past ones are the report's
+    out.pop("census_key", None)  # what it was taken at: the tool's own bookkeeping
     return out
 
 

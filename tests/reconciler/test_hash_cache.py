@@ -79,6 +79,38 @@ def test_a_changed_file_is_read_again_in_any_slice_of_the_tree(
         db.close()
 
 
+def _cached(db: StateDB) -> set[str]:
+    return {r[0] for r in db.db.conn.execute("select path from hash_cache")}
+
+
+@pytest.mark.parametrize("gone_at", [[0], [4, 5], [3], [9], [0, 9], list(range(10))])
+def test_a_file_gone_from_a_tree_leaves_the_cache_wherever_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gone_at: list[int]
+) -> None:
+    """First, last, at a slice's edge, between slices, all: every row of a
+    vanished file goes; rows of a sibling tree sharing the name's start
+    ("store-old", "store2") stay."""
+    monkeypatch.setattr(observe, "_ROWS_PER_READ", 3)
+    root = tmp_path / "store"
+    files = sorted(_tree(root, 10))
+    siblings = [*_tree(tmp_path / "store-old", 2), *_tree(tmp_path / "store2", 2)]
+    db = StateDB(tmp_path / "state.db")
+    try:
+        hasher = CachedHasher(db)
+        for tree in (root, tmp_path / "store-old", tmp_path / "store2"):
+            hasher.hash_entries(list(scan_tree(tree)), tree=os.path.join(tree, ""))
+        assert _cached(db) == {str(p) for p in files + siblings}
+        for i in gone_at:
+            files[i].unlink()
+        entries = list(scan_tree(root))
+        hashed = CachedHasher(db).hash_entries(entries, tree=os.path.join(root, ""))
+        assert [h.sha256 for h in hashed] == [_sha(Path(e.path)) for e in entries]
+        kept = [p for i, p in enumerate(files) if i not in gone_at]
+        assert _cached(db) == {str(p) for p in kept + siblings}
+    finally:
+        db.close()
+
+
 def test_the_hash_cache_migrates_to_a_path_ordered_table_keeping_its_rows(
     tmp_path: Path,
 ) -> None:

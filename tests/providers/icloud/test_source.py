@@ -21,7 +21,9 @@ from tests.providers.icloud.conftest import Library, make_library
 class NoHasher:
     """A remote source never hashes local files."""
 
-    def hash_entries(self, entries: object, *, dates: bool = False) -> list[Hashed]:
+    def hash_entries(
+        self, entries: object, *, dates: bool = False, tree: str | None = None
+    ) -> list[Hashed]:
         raise AssertionError("the iCloud source must not hash")
 
 

@@ -62,7 +62,9 @@ def staged(emulator: RunningEmulator, session_dir: Path) -> Iterator[ICloudSourc
 
 
 class NoHasher:
-    def hash_entries(self, entries: object, *, dates: bool = False) -> list[Any]:
+    def hash_entries(
+        self, entries: object, *, dates: bool = False, tree: str | None = None
+    ) -> list[Any]:
         raise AssertionError("the iCloud source must not hash")
 
 

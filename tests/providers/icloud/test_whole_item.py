@@ -83,7 +83,9 @@ def _by_name(items: list[SourceItem]) -> dict[str, SourceItem]:
 
 
 class _NoHasher:
-    def hash_entries(self, entries: object, *, dates: bool = False) -> list[object]:
+    def hash_entries(
+        self, entries: object, *, dates: bool = False, tree: str | None = None
+    ) -> list[object]:
         raise AssertionError("a remote source hashes nothing")
 
 

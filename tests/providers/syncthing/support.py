@@ -16,7 +16,9 @@ class Sha256Hasher:
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    def hash_entries(self, entries: Iterable[ScanEntry], *, dates: bool = False) -> list[Hashed]:
+    def hash_entries(
+        self, entries: Iterable[ScanEntry], *, dates: bool = False, tree: str | None = None
+    ) -> list[Hashed]:
         out = []
         for e in entries:
             self.seen.append(e.rel)
