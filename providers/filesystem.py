@@ -79,31 +79,44 @@ def read_marker(root: Path) -> str | None:
         os.close(fd)
 
 
-def scan_tree(root: Path, skip: Callable[[str], bool] | None = None) -> Iterator[ScanEntry]:
+def scan_tree(
+    root: str | os.PathLike[str], skip: Callable[[str], bool] | None = None
+) -> Iterator[ScanEntry]:
     """One os.scandir pass; skips our marker, temporaries, dot-folders, and
     any file name ``skip`` rejects (another tool's own files).
 
     Once per file of every store on every run: the loop does only what it
-    must (one lstat; entries built positionally)."""
-    stack = [(os.fspath(root), "")]
+    must. Each folder is read through a descriptor of its own, so a file's
+    lstat looks up one name in it (fstatat) rather than its whole path
+    again (a third of a no-op walk's time); a sub-folder is opened without
+    following a symlink put in its place after it was listed."""
+    top = os.fspath(root)
+    stack = [(top if top.endswith("/") else top + "/", "")]
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    new = tuple.__new__
     while stack:
         folder, prefix = stack.pop()
-        with os.scandir(folder) as it:
-            for entry in it:
-                name = entry.name
-                if name[0] == "." and (
-                    name == MARKER or name.startswith(TMP_PREFIX) or entry.is_dir()
-                ):
-                    continue
-                if skip is not None and skip(name):
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, f"{prefix}{name}/"))
-                elif entry.is_file(follow_symlinks=False):
-                    st = entry.stat(follow_symlinks=False)
-                    yield ScanEntry(
-                        entry.path, prefix + name, st.st_size, st.st_mtime_ns, st.st_ino
-                    )
+        fd = os.open(folder, flags | os.O_NOFOLLOW if prefix else flags)
+        try:
+            with os.scandir(fd) as it:
+                for entry in it:
+                    name = entry.name
+                    if name[0] == "." and (
+                        name == MARKER or name.startswith(TMP_PREFIX) or entry.is_dir()
+                    ):
+                        continue
+                    if skip is not None and skip(name):
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append((f"{folder}{name}/", f"{prefix}{name}/"))
+                    elif entry.is_file(follow_symlinks=False):
+                        st = entry.stat(follow_symlinks=False)
+                        yield new(
+                            ScanEntry,
+                            (folder + name, prefix + name, st.st_size, st.st_mtime_ns, st.st_ino),
+                        )
+        finally:
+            os.close(fd)
 
 
 def hashed_tree(

@@ -152,3 +152,44 @@ def test_hidden_files_and_folders_and_os_caches_are_not_archived() -> None:
     drop = [".DS_Store", "d/._IMG_1.JPG", ".Trashes/501/x.jpg", "d/.hidden/x.jpg"]
     drop += ["d\\.hidden\\x.jpg", "d/Thumbs.db", "DESKTOP.INI", "d/"]
     assert [n for n in keep + drop if is_archivable(n)] == keep
+
+
+def test_the_walk_sees_what_a_plain_lstat_walk_sees(tmp_path: Path) -> None:
+    """The descriptor-relative walk against os.walk + os.lstat: every regular
+    file once, with its own size, mtime and inode; no symlink (to a file or a
+    folder), no dot-folder, no marker or temporary; the same paths whether
+    the root is named with a trailing slash or not."""
+    from providers.filesystem import MARKER, TMP_PREFIX
+
+    root = tmp_path / "store"
+    _tree(root, 7)
+    (root / "deep" / "er" / "est").mkdir(parents=True)
+    (root / "deep" / "er" / "est" / "clip.MOV").write_bytes(b"x" * 123)
+    (root / ".hidden").mkdir()
+    (root / ".hidden" / "IMG_9.JPG").write_bytes(b"no")
+    (root / MARKER).write_text("{}")
+    (root / "d0" / f"{TMP_PREFIX}abc").write_bytes(b"partial")
+    (root / "d1" / "link.JPG").symlink_to(root / "d0" / "IMG_0000.JPG")
+    (root / "d1" / "dirlink").symlink_to(root / "deep")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "IMG_OUT.JPG").write_bytes(b"outside")
+    (root / "escape").symlink_to(outside)
+
+    want = set()
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            path = os.path.join(folder, name)
+            st = os.lstat(path)
+            if not os.path.isfile(path) or os.path.islink(path):
+                continue
+            if name == MARKER or name.startswith(TMP_PREFIX):
+                continue
+            rel = os.path.relpath(path, root)
+            want.add((path, rel, st.st_size, st.st_mtime_ns, st.st_ino))
+    assert len(want) == 8
+    for named in (str(root), f"{root}/"):
+        got = [tuple(e) for e in scan_tree(named)]
+        assert len(got) == len(set(got))
+        assert set(got) == want
