@@ -21,9 +21,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import sqlite_utils
-
 from reconciler.errors import StateError
+
+# sqlite-utils imports numpy when it is installed (matplotlib, for the
+# report, brings it), for numpy column types this tool never stores: every
+# command would start 0.15 s slower and 11 MiB larger. numpy is hidden
+# while sqlite-utils loads, and importable as usual afterwards.
+_HIDE_NUMPY = "numpy" not in sys.modules
+if _HIDE_NUMPY:
+    sys.modules["numpy"] = None  # type: ignore[assignment]  # "import numpy" fails
+try:
+    import sqlite_utils
+finally:
+    if _HIDE_NUMPY:
+        del sys.modules["numpy"]
 
 SCHEMA_VERSION = 9
 _CHUNK = 900  # below SQLite's default limit of host parameters

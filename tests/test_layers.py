@@ -1,8 +1,10 @@
-"""Imports point downward only (DESIGN.md), and the planner stays pure."""
+"""Imports point downward only (DESIGN.md), the planner stays pure, and start-up stays light."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,3 +114,19 @@ def test_the_planner_is_pure() -> None:
     source = (ROOT / "reconciler" / "plan.py").read_text()
     for forbidden in ("open(", "datetime.now", "time.time", "sqlite", "os."):
         assert forbidden not in source
+
+
+def test_a_command_starts_without_numpy_and_the_report_still_gets_it() -> None:
+    """Every cron run starts the CLI: numpy (0.15 s, 11 MiB, pulled in by
+    sqlite-utils whenever matplotlib installed it) is not loaded by it, and
+    importing it afterwards (the report's plots) works as usual."""
+    code = (
+        "import sys, reconciler.cli, reconciler.state\n"
+        "assert 'numpy' not in sys.modules, 'numpy loaded at start-up'\n"
+        "import numpy, matplotlib\n"
+        "assert numpy.arange(3).sum() == 3\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
