@@ -15,7 +15,6 @@ archived (a new photo that reused the name must not be deleted).
 from __future__ import annotations
 
 import os
-import posixpath
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +26,12 @@ from providers.filesystem import scan_tree
 from reconciler.errors import ProviderError
 from reconciler.hashing import copy_file_hashing, sha256_file
 from reconciler.layout import is_inside
-from reconciler.media.kinds import STILL_EXTENSIONS, VIDEO_EXTENSIONS, is_archivable
+from reconciler.media.kinds import (
+    STILL_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    extension,
+    is_archivable,
+)
 from reconciler.model import MediaFile, SourceItem
 
 
@@ -117,8 +121,8 @@ def _group(
     """Pair a still with a same-stem video (Live Photos); everything else alone."""
     by_stem: dict[str, list[tuple[str, str]]] = {}
     for rel in files:
-        stem, ext = posixpath.splitext(rel)
-        by_stem.setdefault(stem.lower(), []).append((rel, ext.lower()))
+        ext = extension(rel)  # posixpath.splitext's, without its machinery
+        by_stem.setdefault(rel[: len(rel) - len(ext)].lower(), []).append((rel, ext.lower()))
     for members in by_stem.values():
         if len(members) == 2:
             (a, a_ext), (b, b_ext) = members

@@ -127,7 +127,7 @@ class CachedHasher:
         # leaves the cache (the census counts from it).
         paths = [e[0] for e in entries]
         order = sorted(range(len(paths)), key=paths.__getitem__)
-        intern = sys.intern
+        intern, new = sys.intern, tuple.__new__
         now, window = self.now, self.reverify_after_s
         results: list[Hashed | None] = [None] * len(entries)
         misses: list[int] = []
@@ -154,7 +154,7 @@ class CachedHasher:
                     and (c[5] or not dates)
                     and (not window or now - c[7] <= window or not self._due(path, c[7]))
                 ):
-                    results[i] = Hashed(intern(c[4]), c[6])
+                    results[i] = new(Hashed, (intern(c[4]), c[6], ""))
                 else:
                     misses.append(i)
             if found < len(rows):

@@ -488,14 +488,19 @@ class StateDB:
         sql = "select path, original_sha256, sha256, tier, size, mtime_ns, captured_at from library"
         # One string per SHA-256 and tier name, shared with the observed copies
         # (interned there too): 100k rows would otherwise bring 300k new ones.
-        intern, text = sys.intern, str
+        # Rows built as tuples (tuple.__new__), skipping the NamedTuple's
+        # keyword-handling constructor: a row per library file, every run.
+        intern, text, new = sys.intern, str, tuple.__new__
         return {
-            path: LineageRow(
-                path,
-                intern(orig) if orig.__class__ is text else orig,
-                intern(sha) if sha.__class__ is text else sha,
-                intern(tier) if tier.__class__ is text else tier,
-                *rest,
+            path: new(
+                LineageRow,
+                (
+                    path,
+                    intern(orig) if orig.__class__ is text else orig,
+                    intern(sha) if sha.__class__ is text else sha,
+                    intern(tier) if tier.__class__ is text else tier,
+                    *rest,
+                ),
             )
             for path, orig, sha, tier, *rest in self.db.conn.execute(sql)
         }
