@@ -45,16 +45,14 @@ from typing import Any, TypeVar
 
 import attrs
 
-from providers.base import ConfirmingStore, Source, Store, disk_of
+from providers.base import ConfirmingStore, Source, Store
 from reconciler import crashpoint, lifeline, media, sidecar
-from reconciler.config import DesiredState, same_disk_ok
-from reconciler.config import FolderSource as FolderSourceConfig
+from reconciler.config import DesiredState
 from reconciler.config import SyncthingTarget as SyncthingTargetConfig
 from reconciler.connect import Connected
 from reconciler.errors import LoginRequiredError, MediaError, ProviderError
-from reconciler.gate import GateRefused, SourceSide, check_removal
+from reconciler.gate import GateRefused, RemovalGate, item_shas
 from reconciler.hashing import sha256_file
-from reconciler.independence import backup_groups
 from reconciler.interrupt import Abandoned, Interrupts
 from reconciler.layout import dated_path
 from reconciler.model import (
@@ -191,8 +189,14 @@ class Applier:
                 if sha:
                     self.holders.setdefault(sha, []).append((sid, item, f))
         self.throttled: dict[str, str] = {}
-        #: conduit id -> originals it confirmed (count_as_copy), read on first use
-        self._conduit_confirmed: dict[str, frozenset[str]] = {}
+        self.gate = RemovalGate(
+            desired=desired,
+            db=db,
+            conn=conn,
+            items=self.items,
+            known=self.known,
+            copies=self.copies,
+        )
         self.removed = 0
         self.removed_bytes = 0
         self.removed_sha256 = set(world.removed_sha256)
@@ -604,19 +608,9 @@ class Applier:
             )
         return "changed", f"copied to {a.target_id}:{copy.path}", _Effects(target_copies=[copy])
 
-    def _item_shas(self, source_id: str, item: SourceItem) -> dict[str, str] | None:
-        """Every file's SHA-256 by ref, or None while one is not known."""
-        shas: dict[str, str] = {}
-        for f in item.files:
-            sha = f.sha256 or self.known.get((source_id, item.key, f.ref))
-            if not sha:
-                return None
-            shas[f.ref] = sha
-        return shas
-
     def _write_sidecar(self, a: WriteSidecar) -> tuple[str, str, _Effects]:
         item = self.items[(a.source_id, a.item_key)]
-        shas = self._item_shas(a.source_id, item)
+        shas = item_shas(a.source_id, item, self.known)
         if shas is None:
             raise _Skip("skipped", "a file of the item was not downloaded; the sidecar waits")
         data = sidecar.render(item, shas)
@@ -760,7 +754,10 @@ class Applier:
             or self.removed_bytes + a.size > removal.max_bytes_per_run
         ):
             raise _Skip("waiting", "deletion budget for this run reached; next run")
-        shas = self._gate(a)
+        try:
+            shas = self.gate.check(a)
+        except GateRefused as e:
+            raise _Skip("skipped" if e.unavailable else "refused", str(e)) from e
         source = self.conn.sources[a.source_id]
         item = self.items[(a.source_id, a.item_key)]
         if self.removed and removal.pace_seconds:
@@ -771,7 +768,7 @@ class Applier:
             # The path is emptied (or held new content the source refused to
             # remove): whatever is there next is read afresh, never taken
             # from the cache by its size and mtime.
-            self.db.forget_hashes(str(p) for p in self._source_side(a).files)
+            self.db.forget_hashes(str(p) for p in self.gate.source_side(a).files)
         self.removed += 1
         self.removed_bytes += a.size
         self.removed_sha256.update(shas)
@@ -822,83 +819,6 @@ class Applier:
         store.release(a.path)
         self.db.record_freed(a.target_id, a.path)
         return "changed", "released: Syncthing removes it from the phone", _Effects()
-
-    def _gate(self, a: RemoveFromSource) -> list[str]:
-        files = [
-            (f.name, f.sha256 or self.known.get((a.source_id, a.item_key, f.ref))) for f in a.files
-        ]
-        item = self.items[(a.source_id, a.item_key)]
-        shas = self._item_shas(a.source_id, item)
-        if item.metadata is not None and shas is not None:
-            # Its metadata leaves with it: the current sidecar must be archived too.
-            files.append((sidecar.name_for(item), sidecar.digest(item, shas)))
-        # A conduit's copy is never verified by bytes; where the person trusts
-        # Google Photos (count_as_copy), its recorded delivery counts instead.
-        conduits = {
-            tid: cfg.count_as_copy
-            for tid, cfg in self.desired.targets.items()
-            if isinstance(cfg, SyncthingTargetConfig) and cfg.role == "conduit"
-        }
-        stores = {tid: s for tid, s in self.conn.targets.items() if tid not in conduits}
-        need = self.desired.policy.copies
-        # Looked at once per removal, now: the item's own files and the disks.
-        side, groups = self._source_side(a), self._backup_groups()
-        try:
-            proven: list[str] = []
-            for name, sha in files:
-                trusted = sum(1 for tid, ok in conduits.items() if ok and self._delivered(tid, sha))
-                proven += check_removal(
-                    [(name, sha)],
-                    need=max(need - trusted, 0),
-                    stores=stores,
-                    copies=self.copies,
-                    source=side,
-                    on_mismatch=self._forget_copy,
-                    groups=groups,
-                )
-            return proven
-        except GateRefused as e:
-            raise _Skip("skipped" if e.unavailable else "refused", str(e)) from e
-
-    def _delivered(self, target_id: str, sha: str | None) -> bool:
-        """The conduit confirmed this original, by its present device and folder.
-        Its confirmed originals are read once per run, not once per file."""
-        store = self.conn.targets[target_id]
-        if not sha or not isinstance(store, ConfirmingStore):
-            return False
-        if target_id not in self._conduit_confirmed:
-            self._conduit_confirmed[target_id] = frozenset(
-                row["sha256"]
-                for row in self.db.deliveries(target_id).values()
-                if row["confirmed_at"] and row["identity"] == store.identity
-            )
-        return sha in self._conduit_confirmed[target_id]
-
-    def _backup_groups(self) -> dict[str, str | None]:
-        """Which targets are independent disks, looked at now, not as observed."""
-        return backup_groups(
-            {tid: disk_of(store) for tid, store in self.conn.targets.items()},
-            library=disk_of(self.conn.library),
-            same_disk_ok=same_disk_ok(self.desired),
-        )
-
-    def _source_side(self, a: RemoveFromSource) -> SourceSide:
-        """The item's own files and folder, which never count as its copies."""
-        source = self.conn.sources[a.source_id]
-        item = self.items[(a.source_id, a.item_key)]
-        paths = [p for f in item.files if (p := source.local_path(item, f)) is not None]
-        cfg = self.desired.sources.get(a.source_id)
-        root = Path(cfg.path) if isinstance(cfg, FolderSourceConfig) else None
-        return SourceSide(files=paths, root=root)
-
-    def _forget_copy(self, store: Store, copy: FileCopy) -> None:
-        """A copy proved wrong is no copy: drop it from this run, and from the
-        hash cache, so the next observation re-reads it and plans a repair
-        instead of trusting a stale (size, mtime) until the next reverify."""
-        self.copies.get(copy.store_id, {}).pop(copy.sha256, None)
-        path = store.local_path(copy.path)
-        if path is not None:
-            self.db.forget_hashes([str(path)])
 
 
 def _mtime_ns(captured_at: datetime | None) -> int | None:

@@ -12,6 +12,11 @@ A copy that is the source's own file (the same inode: a hard link, a bind
 mount) or lies under the source's folder is never counted, whatever the
 configuration says: deleting the source file would delete that "copy" too.
 The configuration refuses such overlaps; this is the defence in depth.
+
+``RemovalGate`` is the applier's side of it for one run: it gathers, at the
+moment of each removal, what ``check_removal`` decides on (the item's files
+and its current sidecar, the targets and their disks, the item's own files,
+a trusted conduit's recorded deliveries) and forgets a copy found wrong.
 """
 
 from __future__ import annotations
@@ -22,10 +27,16 @@ from pathlib import Path
 
 import attrs
 
-from providers.base import ConfirmingStore, Store
+from providers.base import ConfirmingStore, Store, disk_of
+from reconciler import sidecar
+from reconciler.config import DesiredState, same_disk_ok
+from reconciler.config import FolderSource as FolderSourceConfig
+from reconciler.config import SyncthingTarget as SyncthingTargetConfig
+from reconciler.connect import Connected
 from reconciler.errors import ProviderError, SafetyError
-from reconciler.independence import Groups, count_backups
-from reconciler.model import FileCopy
+from reconciler.independence import Groups, backup_groups, count_backups
+from reconciler.model import FileCopy, RemoveFromSource, SourceItem
+from reconciler.state import StateDB
 
 
 class GateRefused(SafetyError):
@@ -151,3 +162,108 @@ def _verified(store: Store, copy: FileCopy) -> bool:
         return store.verify(copy)
     except ProviderError:
         return False  # an unreadable copy is not a copy
+
+
+def item_shas(
+    source_id: str, item: SourceItem, known: Mapping[tuple[str, str, str], str]
+) -> dict[str, str] | None:
+    """Every file's SHA-256 by ref, or None while one is not known."""
+    shas: dict[str, str] = {}
+    for f in item.files:
+        sha = f.sha256 or known.get((source_id, item.key, f.ref))
+        if not sha:
+            return None
+        shas[f.ref] = sha
+    return shas
+
+
+@attrs.define
+class RemovalGate:
+    """The removal gate for one run of the applier, which calls ``check``
+    right before each removal. ``known``, ``items`` and ``copies`` are the
+    applier's own (it adds to them as the run goes; a copy found wrong here
+    leaves them for the rest of the run)."""
+
+    desired: DesiredState
+    db: StateDB
+    conn: Connected
+    items: Mapping[tuple[str, str], SourceItem]
+    known: Mapping[tuple[str, str, str], str]
+    copies: dict[str, dict[str, FileCopy]]
+    #: conduit id -> originals it confirmed (count_as_copy), read on first use
+    _conduit_confirmed: dict[str, frozenset[str]] = attrs.field(factory=dict, init=False)
+
+    def check(self, a: RemoveFromSource) -> list[str]:
+        """The SHA-256s proven archived, or ``GateRefused``: the item stays."""
+        files = [
+            (f.name, f.sha256 or self.known.get((a.source_id, a.item_key, f.ref))) for f in a.files
+        ]
+        item = self.items[(a.source_id, a.item_key)]
+        shas = item_shas(a.source_id, item, self.known)
+        if item.metadata is not None and shas is not None:
+            # Its metadata leaves with it: the current sidecar must be archived too.
+            files.append((sidecar.name_for(item), sidecar.digest(item, shas)))
+        # A conduit's copy is never verified by bytes; where the person trusts
+        # Google Photos (count_as_copy), its recorded delivery counts instead.
+        conduits = {
+            tid: cfg.count_as_copy
+            for tid, cfg in self.desired.targets.items()
+            if isinstance(cfg, SyncthingTargetConfig) and cfg.role == "conduit"
+        }
+        stores = {tid: s for tid, s in self.conn.targets.items() if tid not in conduits}
+        need = self.desired.policy.copies
+        # Looked at once per removal, now: the item's own files and the disks.
+        side, groups = self.source_side(a), self._backup_groups()
+        proven: list[str] = []
+        for name, sha in files:
+            trusted = sum(1 for tid, ok in conduits.items() if ok and self._delivered(tid, sha))
+            proven += check_removal(
+                [(name, sha)],
+                need=max(need - trusted, 0),
+                stores=stores,
+                copies=self.copies,
+                source=side,
+                on_mismatch=self._forget_copy,
+                groups=groups,
+            )
+        return proven
+
+    def _delivered(self, target_id: str, sha: str | None) -> bool:
+        """The conduit confirmed this original, by its present device and folder.
+        Its confirmed originals are read once per run, not once per file."""
+        store = self.conn.targets[target_id]
+        if not sha or not isinstance(store, ConfirmingStore):
+            return False
+        if target_id not in self._conduit_confirmed:
+            self._conduit_confirmed[target_id] = frozenset(
+                row["sha256"]
+                for row in self.db.deliveries(target_id).values()
+                if row["confirmed_at"] and row["identity"] == store.identity
+            )
+        return sha in self._conduit_confirmed[target_id]
+
+    def _backup_groups(self) -> dict[str, str | None]:
+        """Which targets are independent disks, looked at now, not as observed."""
+        return backup_groups(
+            {tid: disk_of(store) for tid, store in self.conn.targets.items()},
+            library=disk_of(self.conn.library),
+            same_disk_ok=same_disk_ok(self.desired),
+        )
+
+    def source_side(self, a: RemoveFromSource) -> SourceSide:
+        """The item's own files and folder, which never count as its copies."""
+        source = self.conn.sources[a.source_id]
+        item = self.items[(a.source_id, a.item_key)]
+        paths = [p for f in item.files if (p := source.local_path(item, f)) is not None]
+        cfg = self.desired.sources.get(a.source_id)
+        root = Path(cfg.path) if isinstance(cfg, FolderSourceConfig) else None
+        return SourceSide(files=paths, root=root)
+
+    def _forget_copy(self, store: Store, copy: FileCopy) -> None:
+        """A copy proved wrong is no copy: drop it from this run, and from the
+        hash cache, so the next observation re-reads it and plans a repair
+        instead of trusting a stale (size, mtime) until the next reverify."""
+        self.copies.get(copy.store_id, {}).pop(copy.sha256, None)
+        path = store.local_path(copy.path)
+        if path is not None:
+            self.db.forget_hashes([str(path)])

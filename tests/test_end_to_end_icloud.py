@@ -140,20 +140,20 @@ def test_removal_gate_with_a_copy_corrupt_at_apply_time(
     ws.config.write_text(ws.config.read_text().replace("enabled = false", "enabled = true"))
     # Between observation and removal, the usb copy of one photo goes bad.
     victim = next(ws.target("usb").rglob("IMG_0001.JPG"))
-    import reconciler.apply as apply_module
+    import reconciler.gate as gate_module
 
-    real_gate = apply_module.Applier._gate
+    real_gate = gate_module.RemovalGate.check
 
-    def corrupting_gate(self: apply_module.Applier, a: object) -> list[str]:
+    def corrupting_gate(self: gate_module.RemovalGate, a: object) -> list[str]:
         if victim.exists():
             victim.write_bytes(b"bit rot")
         return real_gate(self, a)  # type: ignore[arg-type]
 
-    apply_module.Applier._gate = corrupting_gate  # type: ignore[method-assign]
+    gate_module.RemovalGate.check = corrupting_gate  # type: ignore[method-assign]
     try:
         r = ws.run("apply", "--yes", now=NOW)
     finally:
-        apply_module.Applier._gate = real_gate  # type: ignore[method-assign]
+        gate_module.RemovalGate.check = real_gate  # type: ignore[method-assign]
     assert r.code == 3
     assert (
         "  ! refused remove-from-source icloud:IMG_0001.JPG: IMG_0001.JPG: 1 of 2 verified" in r.out

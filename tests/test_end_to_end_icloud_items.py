@@ -163,21 +163,21 @@ def test_no_removal_while_a_target_lacks_the_sidecar(
     monkeypatch.setattr(FilesystemStore, "put_sidecar", real)
 
     # The gate itself counts the sidecar: one vanishes between plan and removal.
-    import reconciler.apply as apply_module
+    import reconciler.gate as gate_module
 
-    real_gate = apply_module.Applier._gate
+    real_gate = gate_module.RemovalGate.check
 
-    def losing_gate(self: apply_module.Applier, a: Any) -> list[str]:
+    def losing_gate(self: gate_module.RemovalGate, a: Any) -> list[str]:
         for xmp in ws.target("usb").rglob("IMG_0003.JPG.xmp"):
             xmp.unlink()
         return real_gate(self, a)
 
-    monkeypatch.setattr(apply_module.Applier, "_gate", losing_gate)
+    monkeypatch.setattr(gate_module.RemovalGate, "check", losing_gate)
     r = ws.run("apply", "--yes", now=NOW)
     assert r.code == 3, r.out
     assert "refused remove-from-source icloud:IMG_0003.JPG: IMG_0003.JPG.xmp: 1 of 2" in r.out
     assert [a.master.filename for a in account.live_assets()] == ["IMG_0003.JPG"]
-    monkeypatch.setattr(apply_module.Applier, "_gate", real_gate)
+    monkeypatch.setattr(gate_module.RemovalGate, "check", real_gate)
     assert ws.run("apply", "--yes", now=NOW).code == 0
     assert len(account.deleted_assets()) == 6
 
