@@ -32,13 +32,12 @@ import multiprocessing
 import os
 import random
 import signal
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,13 +45,12 @@ from typing import Any, TypeVar
 import attrs
 
 from providers.base import ConfirmingStore, Source, Store
-from reconciler import crashpoint, lifeline, media, sidecar
+from reconciler import crashpoint, lifeline, media, rows, sidecar
 from reconciler.config import DesiredState
 from reconciler.config import SyncthingTarget as SyncthingTargetConfig
 from reconciler.connect import Connected
 from reconciler.errors import LoginRequiredError, MediaError, ProviderError
 from reconciler.gate import GateRefused, RemovalGate, item_shas
-from reconciler.hashing import sha256_file
 from reconciler.interrupt import Abandoned, Interrupts
 from reconciler.layout import dated_path
 from reconciler.model import (
@@ -74,8 +72,9 @@ from reconciler.model import (
     World,
     WriteSidecar,
 )
+from reconciler.originals import Originals
 from reconciler.plan import CANNOT_ENCODE, LIBRARY
-from reconciler.state import CachedHash, LineageRow, StateDB
+from reconciler.state import LineageRow, StateDB
 
 T = TypeVar("T")
 
@@ -188,6 +187,13 @@ class Applier:
                 sha = f.sha256 or self.known.get((sid, item.key, f.ref))
                 if sha:
                     self.holders.setdefault(sha, []).append((sid, item, f))
+        self.originals = Originals(
+            conn=conn,
+            state_dir=desired.state_dir,
+            library=self.library,
+            holders=self.holders,
+            copies=self.copies,
+        )
         self.throttled: dict[str, str] = {}
         self.gate = RemovalGate(
             desired=desired,
@@ -415,8 +421,8 @@ class Applier:
 
     def _record(self, fx: _Effects) -> None:
         written = [(self.conn.targets[c.store_id], c) for c in fx.target_copies]
-        written += [(self.conn.library, _as_copy(row)) for row in fx.lineage]
-        self.db.store_hashes(filter(None, (_cache_row(store, c) for store, c in written)))
+        written += [(self.conn.library, rows.as_copy(row)) for row in fx.lineage]
+        self.db.store_hashes(filter(None, (rows.cache_row(store, c) for store, c in written)))
         for origin, sha, size in fx.source_files:
             self.known[(origin.source_id, origin.item_key, origin.ref)] = sha
             _, item, file = self._item_file(origin)
@@ -430,7 +436,7 @@ class Applier:
                 original_sha256=row.original_sha256,
                 tier=row.tier,
                 size=row.size,
-                captured_at=_from_ts(row.captured_at),
+                captured_at=rows.from_ts(row.captured_at),
             )
         for copy in fx.target_copies:
             self.copies.setdefault(copy.store_id, {})[copy.sha256] = copy
@@ -482,53 +488,6 @@ class Applier:
         file = next(f for f in item.files if f.ref == origin.ref)
         return source, item, file
 
-    @contextmanager
-    def _original(self, sha: str) -> Iterator[Path]:
-        """A readable path holding the original bytes of ``sha``: the library's
-        original, a source or target file on this machine (read in place), or
-        else one fetched to a temporary file (iCloud, a store elsewhere)."""
-        lib = self.library.get(sha)
-        if lib is not None and lib.tier == ORIGINAL_TIER and lib.sha256 == sha:
-            yield self.conn.library.root / lib.path
-            return
-        for path in self._local_originals(sha):
-            try:
-                if sha256_file(path) == sha:
-                    yield path
-                    return
-            except OSError:
-                continue
-        with tempfile.TemporaryDirectory(dir=self.desired.state_dir, prefix="fetch-") as tmp:
-            dest = Path(tmp) / "original"
-            for fetch in self._fetchers(sha):
-                dest.unlink(missing_ok=True)
-                try:
-                    fetch(dest)
-                except ProviderError:
-                    continue
-                if dest.exists() and sha256_file(dest) == sha:
-                    yield dest
-                    return
-            raise ProviderError(f"no readable original with sha256 {sha[:12]} anywhere")
-
-    def _local_originals(self, sha: str) -> Iterator[Path]:
-        for sid, item, f in self.holders.get(sha, ()):
-            path = self.conn.sources[sid].local_path(item, f)
-            if path is not None:
-                yield path
-        for tid, copies in self.copies.items():
-            if sha in copies:
-                path = self.conn.targets[tid].local_path(copies[sha].path)
-                if path is not None:
-                    yield path
-
-    def _fetchers(self, sha: str) -> Iterator[Callable[[Path], object]]:
-        for sid, item, f in self.holders.get(sha, ()):
-            yield partial(self.conn.sources[sid].fetch, item, f)
-        for tid, copies in self.copies.items():
-            if sha in copies:
-                yield partial(self.conn.targets[tid].read_to, copies[sha])
-
     # ------------------------------------------------------------ actions
 
     def _download(self, a: DownloadAsset) -> tuple[str, str, _Effects]:
@@ -555,7 +514,7 @@ class Applier:
 
         try:
             sha = self._retry(f"download {a.subject}", source.id, fetch)
-            mtime = _mtime_ns(a.captured_at)
+            mtime = rows.mtime_ns(a.captured_at)
             if mtime is not None:  # photo apps sort by it: the capture date
                 os.utime(tmp, ns=(mtime, mtime))
         except BaseException:
@@ -566,15 +525,15 @@ class Applier:
             tmp.unlink(missing_ok=True)
             return "changed", f"downloaded; same content as {self.library[sha].path}", fx
         copy = lib.adopt(tmp, rel, sha)
-        fx.lineage.append(_original_row(copy, a.captured_at))
+        fx.lineage.append(rows.original_row(copy, a.captured_at))
         return "changed", f"downloaded to {copy.path}", fx
 
     def _copy_to_library(self, a: CopyToLibrary) -> tuple[str, str, _Effects]:
         if a.sha256 in self.library:
             return "ok", "already in the library", _Effects()
         rel = dated_path(a.captured_at, a.name)
-        with self._original(a.sha256) as src:
-            mtime = _mtime_ns(a.captured_at)
+        with self.originals.readable(a.sha256) as src:
+            mtime = rows.mtime_ns(a.captured_at)
             copy = self._retry(
                 f"copy {a.subject}",
                 "library",
@@ -583,7 +542,7 @@ class Applier:
         return (
             "changed",
             f"copied to {copy.path}",
-            _Effects(lineage=[_original_row(copy, a.captured_at)]),
+            _Effects(lineage=[rows.original_row(copy, a.captured_at)]),
         )
 
     def _copy_to_target(self, a: CopyToTarget) -> tuple[str, str, _Effects]:
@@ -601,8 +560,8 @@ class Applier:
                 provider=a.target_id,
             )
         rel = dated_path(a.captured_at, a.name)
-        mtime = _mtime_ns(a.captured_at)
-        with self._original(sha) as src:
+        mtime = rows.mtime_ns(a.captured_at)
+        with self.originals.readable(sha) as src:
             copy = self._retry(
                 f"copy {a.subject}", a.target_id, lambda: store.put(src, rel, sha, mtime_ns=mtime)
             )
@@ -639,7 +598,7 @@ class Applier:
                 else self.delivered.get((a.store_id, original), fallback)
             )
         rel = base + a.name[len(item.files[0].name) :]  # ".xmp", or ".<item>.xmp"
-        mtime = _mtime_ns(item.captured_at)
+        mtime = rows.mtime_ns(item.captured_at)
         written = self._retry(
             f"write {a.subject}", a.store_id, lambda: store.put_sidecar(rel, data, mtime_ns=mtime)
         )
@@ -647,7 +606,7 @@ class Applier:
             return (
                 "changed",
                 f"wrote {rel}",
-                _Effects(lineage=[_original_row(written, item.captured_at)]),
+                _Effects(lineage=[rows.original_row(written, item.captured_at)]),
             )
         return "changed", f"wrote {a.store_id}:{rel}", _Effects(target_copies=[written])
 
@@ -658,7 +617,7 @@ class Applier:
             raise _Skip("skipped", "not in the library")
         if lib.tier == a.tier:
             return "ok", f"already at tier {a.tier}", _Effects()
-        if lib.tier == ORIGINAL_TIER and not self._original_elsewhere(sha):
+        if lib.tier == ORIGINAL_TIER and not self.originals.elsewhere(sha):
             raise _Skip(
                 "waiting",
                 "the library holds the only copy of this original; encoded once it is archived",
@@ -667,7 +626,7 @@ class Applier:
         tmp = store.temp_path(lib.path)
         src: Path | None = None
         try:
-            with self._original(sha) as src:
+            with self.originals.readable(sha) as src:
                 if a.tier == ORIGINAL_TIER:
                     tmp.write_bytes(src.read_bytes())
                     status, detail = "encoded", "original restored"
@@ -695,12 +654,12 @@ class Applier:
         except media.EncodeTimeout as e:
             # The machine, not the file, may be at fault: not settled, so
             # the next run tries again.
-            return "failed", self._name_original(str(e), sha, src), _Effects()
+            return "failed", self.originals.label(str(e), sha, src), _Effects()
         except MediaError as e:
             # Bad input stays bad: tried once per tier, reported as a failure
             # the first time only; later plans list it as an error note.
             # The original is untouched.
-            reason = f"{CANNOT_ENCODE}: {self._name_original(str(e), sha, src)}"
+            reason = f"{CANNOT_ENCODE}: {self.originals.label(str(e), sha, src)}"
             fx = _Effects(settled=[(sha, a.tier, reason)])
             if sha in self._known_bad:
                 return "skipped", f"{reason}; known bad input, the library keeps the file", fx
@@ -714,22 +673,9 @@ class Applier:
             tier=a.tier,
             size=copy.size,
             mtime_ns=copy.mtime_ns,
-            captured_at=_ts(lib.captured_at),
+            captured_at=rows.ts(lib.captured_at),
         )
         return "changed", detail, _Effects(lineage=[row])
-
-    def _name_original(self, message: str, sha: str, path: Path | None) -> str:
-        """``message`` with the path the encoder read replaced by where the
-        original lives (``source:name``, ``target:path``): a person looks
-        for the file there, not in a temporary or library path."""
-        names = [f"{sid}:{f.ref}" for sid, _, f in self.holders.get(sha, ())]
-        names += [f"{tid}:{c[sha].path}" for tid, c in self.copies.items() if sha in c]
-        lib = self.library.get(sha)
-        if lib is not None and lib.tier == ORIGINAL_TIER:
-            names.append(f"library:{lib.path}")
-        also = f", also {', '.join(names[1:3])}" if len(names) > 1 else ""
-        label = f"{names[0] if names else 'the original'} (sha256 {sha[:12]}{also})"
-        return message.replace(str(path), label) if path is not None else f"{label}: {message}"
 
     def _encoded(self, fut: Future[media.EncodeResult]) -> media.EncodeResult:
         try:
@@ -738,10 +684,6 @@ class Applier:
             if self.interrupts.abandoning.is_set():  # we killed it
                 raise Abandoned("encoder killed after a second signal") from None
             raise
-
-    def _original_elsewhere(self, sha: str) -> bool:
-        """Is the original held somewhere besides the library (a source, a target)?"""
-        return sha in self.holders or any(sha in copies for copies in self.copies.values())
 
     # ------------------------------------------------------------- removal
 
@@ -819,55 +761,3 @@ class Applier:
         store.release(a.path)
         self.db.record_freed(a.target_id, a.path)
         return "changed", "released: Syncthing removes it from the phone", _Effects()
-
-
-def _mtime_ns(captured_at: datetime | None) -> int | None:
-    return None if captured_at is None else int(captured_at.timestamp()) * 1_000_000_000
-
-
-def _as_copy(row: LineageRow) -> FileCopy:
-    return FileCopy(
-        store_id="library", path=row.path, size=row.size, mtime_ns=row.mtime_ns, sha256=row.sha256
-    )
-
-
-def _cache_row(store: Store, copy: FileCopy) -> tuple[str, CachedHash] | None:
-    """What we just wrote and verified need not be read again next run."""
-    path = store.local_path(copy.path)
-    if path is None:
-        return None
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    if st.st_size != copy.size or st.st_mtime_ns != copy.mtime_ns:
-        return None
-    return str(path), CachedHash(
-        size=st.st_size,
-        mtime_ns=st.st_mtime_ns,
-        inode=st.st_ino,
-        sha256=copy.sha256,
-        dated=False,
-        captured_at=None,
-        hashed_at=time.time(),
-    )
-
-
-def _original_row(copy: FileCopy, captured_at: datetime | None) -> LineageRow:
-    return LineageRow(
-        path=copy.path,
-        original_sha256=copy.sha256,
-        sha256=copy.sha256,
-        tier=ORIGINAL_TIER,
-        size=copy.size,
-        mtime_ns=copy.mtime_ns,
-        captured_at=_ts(captured_at),
-    )
-
-
-def _ts(when: datetime | None) -> float | None:
-    return None if when is None else when.timestamp()
-
-
-def _from_ts(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)

@@ -41,6 +41,8 @@ RANKS = {
     "reconciler.selection": 3,
     "reconciler.observe": 4,
     "reconciler.gate": 4,
+    "reconciler.originals": 4,
+    "reconciler.rows": 4,
     "reconciler.preflight": 4,
     "reconciler.apply": 5,
     "reconciler.render": 6,

@@ -1,0 +1,103 @@
+"""Where the original bytes of a SHA-256 are read from, during one apply run.
+
+Copies and encodes are made *from the original*, never from an earlier
+compressed copy (DESIGN.md). The original is the library's file while it is
+still at the original tier; else a source or target file on this machine,
+read in place once it re-hashes right; else it is fetched (iCloud, a store
+elsewhere) to a temporary file under the state directory and re-hashed.
+
+The applier owns one ``Originals`` per run and shares its indexes with it:
+as the run downloads, copies and encodes, the originals it finds change.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+
+import attrs
+
+from reconciler.connect import Connected
+from reconciler.errors import ProviderError
+from reconciler.hashing import sha256_file
+from reconciler.model import ORIGINAL_TIER, FileCopy, LibraryFile, MediaFile, SourceItem
+
+
+@attrs.define
+class Originals:
+    """The applier's indexes, read here: ``library`` (original sha256 -> its
+    library file), ``holders`` (original sha256 -> the source files holding
+    it) and ``copies`` (target -> sha256 -> its copy there)."""
+
+    conn: Connected
+    state_dir: Path
+    library: Mapping[str, LibraryFile]
+    holders: Mapping[str, Sequence[tuple[str, SourceItem, MediaFile]]]
+    copies: Mapping[str, Mapping[str, FileCopy]]
+
+    @contextmanager
+    def readable(self, sha: str) -> Iterator[Path]:
+        """A readable path holding the original bytes of ``sha``: the library's
+        original, a source or target file on this machine (read in place), or
+        else one fetched to a temporary file (iCloud, a store elsewhere)."""
+        lib = self.library.get(sha)
+        if lib is not None and lib.tier == ORIGINAL_TIER and lib.sha256 == sha:
+            yield self.conn.library.root / lib.path
+            return
+        for path in self._local_originals(sha):
+            try:
+                if sha256_file(path) == sha:
+                    yield path
+                    return
+            except OSError:
+                continue
+        with tempfile.TemporaryDirectory(dir=self.state_dir, prefix="fetch-") as tmp:
+            dest = Path(tmp) / "original"
+            for fetch in self._fetchers(sha):
+                dest.unlink(missing_ok=True)
+                try:
+                    fetch(dest)
+                except ProviderError:
+                    continue
+                if dest.exists() and sha256_file(dest) == sha:
+                    yield dest
+                    return
+            raise ProviderError(f"no readable original with sha256 {sha[:12]} anywhere")
+
+    def _local_originals(self, sha: str) -> Iterator[Path]:
+        for sid, item, f in self.holders.get(sha, ()):
+            path = self.conn.sources[sid].local_path(item, f)
+            if path is not None:
+                yield path
+        for tid, copies in self.copies.items():
+            if sha in copies:
+                path = self.conn.targets[tid].local_path(copies[sha].path)
+                if path is not None:
+                    yield path
+
+    def _fetchers(self, sha: str) -> Iterator[Callable[[Path], object]]:
+        for sid, item, f in self.holders.get(sha, ()):
+            yield partial(self.conn.sources[sid].fetch, item, f)
+        for tid, copies in self.copies.items():
+            if sha in copies:
+                yield partial(self.conn.targets[tid].read_to, copies[sha])
+
+    def label(self, message: str, sha: str, path: Path | None) -> str:
+        """``message`` with the path the encoder read replaced by where the
+        original lives (``source:name``, ``target:path``): a person looks
+        for the file there, not in a temporary or library path."""
+        names = [f"{sid}:{f.ref}" for sid, _, f in self.holders.get(sha, ())]
+        names += [f"{tid}:{c[sha].path}" for tid, c in self.copies.items() if sha in c]
+        lib = self.library.get(sha)
+        if lib is not None and lib.tier == ORIGINAL_TIER:
+            names.append(f"library:{lib.path}")
+        also = f", also {', '.join(names[1:3])}" if len(names) > 1 else ""
+        label = f"{names[0] if names else 'the original'} (sha256 {sha[:12]}{also})"
+        return message.replace(str(path), label) if path is not None else f"{label}: {message}"
+
+    def elsewhere(self, sha: str) -> bool:
+        """Is the original held somewhere besides the library (a source, a target)?"""
+        return sha in self.holders or any(sha in copies for copies in self.copies.values())
