@@ -28,14 +28,11 @@ returns only once every worker thread and encoder process is gone.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import random
-import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import partial
@@ -45,10 +42,11 @@ from typing import Any, TypeVar
 import attrs
 
 from providers.base import ConfirmingStore, Source, Store
-from reconciler import crashpoint, lifeline, media, rows, sidecar
+from reconciler import crashpoint, media, rows, sidecar
 from reconciler.config import DesiredState
 from reconciler.config import SyncthingTarget as SyncthingTargetConfig
 from reconciler.connect import Connected
+from reconciler.encoder_pool import EncoderPool
 from reconciler.errors import LoginRequiredError, MediaError, ProviderError
 from reconciler.gate import GateRefused, RemovalGate, item_shas
 from reconciler.interrupt import Abandoned, Interrupts
@@ -210,20 +208,14 @@ class Applier:
         self.delivered = {(t.target_id, d.sha256): d.path for t in world.targets for d in t.pending}
         self._done = 0
         self._total = 0
-        self._pool: ProcessPoolExecutor | None = None
-        cores = os.cpu_count() or 1
-        #: encoder processes, and threads each may use (set per run by _worker_count)
-        self._encoders, self._encoder_threads = cores, 1
         #: originals an earlier run found undecodable (at any tier)
         self._known_bad = {
             sha for (sha, _), reason in world.settled.items() if reason.startswith(CANNOT_ENCODE)
         }
         #: Flags set by signals (a fresh Interrupts, never entered, never sets them).
         self.interrupts = interrupts or Interrupts()
-        self.interrupts.on_abandon(self._kill_encoders)
-        #: The run lock's descriptor: encoder workers hold a duplicate, so
-        #: the lock outlives a killed run until its last worker is gone.
-        self.lock_fd = lock_fd
+        self.encoders = EncoderPool(self.interrupts, lock_fd)
+        self.interrupts.on_abandon(self.encoders.kill)
 
     # ------------------------------------------------------------- driver
 
@@ -240,7 +232,7 @@ class Applier:
                 if kind is EncodeForTier and actions and not self._stopping():
                     # Started here, in the main thread: the forkserver's
                     # parent-death signal follows the thread that started it.
-                    self._encoder()
+                    self.encoders.executor()
                 with self._staged(kind, actions):
                     self._stage(actions, outcomes, workers)
             with self._staged(RemoveFromSource, stages.get(RemoveFromSource, [])):
@@ -272,38 +264,13 @@ class Applier:
 
     def _worker_count(self, kind: type[Action], actions: int = 0) -> int:
         if kind is EncodeForTier:
-            # CPU-bound: pool x threads per encoder = cores. Few encodes get
-            # more threads each (one long video uses the whole machine);
-            # many get one core each, which wastes nothing on sync.
-            cores = os.cpu_count() or 1
-            self._encoders = max(1, min(cores, actions or cores))
-            self._encoder_threads = max(1, cores // self._encoders)
-            return self._encoders
+            return self.encoders.size(actions)
         if kind is DownloadAsset:
             return self.desired.apply.download_streams
         return self.desired.apply.workers
 
-    def _encoder(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            # forkserver: never fork a process that is running threads.
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["reconciler.forkserver_lifeline"])
-            from multiprocessing import forkserver
-
-            forkserver.ensure_running()
-            lock = None if self.lock_fd is None else lifeline.InheritedFd(self.lock_fd)
-            self._pool = ProcessPoolExecutor(
-                self._encoders,
-                mp_context=ctx,
-                initializer=lifeline.encoder_init,
-                initargs=(os.getpid(), lock),
-            )
-        return self._pool
-
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()  # waits for every encoder process to exit
-            self._pool = None
+        self.encoders.close()
 
     def _stopping(self) -> bool:
         return self.interrupts.stopping.is_set()
@@ -311,22 +278,6 @@ class Applier:
     def _not_started(self) -> tuple[str, str, _Effects]:
         why = f"not started: the run was stopped by {self.interrupts.name}; the next run does it"
         return "interrupted", why, _Effects()
-
-    def _kill_encoders(self) -> None:
-        """Second signal: encoders (and their ffmpeg) die now; their temporary
-        outputs are removed by the workers' cleanup or the closing sweep."""
-        processes = getattr(self._pool, "_processes", None) or {}  # no public API in 3.11
-        try:
-            procs = list(processes.values())
-        except RuntimeError:  # the pool's manager thread changed it meanwhile
-            procs = list(processes.values())
-        for proc in procs:
-            for kill in (os.killpg, os.kill):  # its group (with ffmpeg), else itself
-                try:
-                    kill(proc.pid, signal.SIGKILL)
-                    break
-                except (ProcessLookupError, PermissionError):
-                    continue
 
     def _stage(self, actions: list[Action], outcomes: dict[str, Outcome], workers: int) -> None:
         if not actions:
@@ -631,8 +582,8 @@ class Applier:
                     tmp.write_bytes(src.read_bytes())
                     status, detail = "encoded", "original restored"
                 else:
-                    res = self._encoded(
-                        self._encoder().submit(
+                    res = self.encoders.result(
+                        self.encoders.executor().submit(
                             media.encode_file,
                             src,
                             tmp,
@@ -643,7 +594,7 @@ class Applier:
                             replaces_size=lib.size,
                             video_codec=self.desired.policy.video_codec,
                             heic_preset=self.desired.policy.heic_preset,
-                            threads=self._encoder_threads,
+                            threads=self.encoders.threads,
                         )
                     )
                     status, detail = res.status, res.reason
@@ -676,14 +627,6 @@ class Applier:
             captured_at=rows.ts(lib.captured_at),
         )
         return "changed", detail, _Effects(lineage=[row])
-
-    def _encoded(self, fut: Future[media.EncodeResult]) -> media.EncodeResult:
-        try:
-            return fut.result()
-        except BrokenProcessPool:
-            if self.interrupts.abandoning.is_set():  # we killed it
-                raise Abandoned("encoder killed after a second signal") from None
-            raise
 
     # ------------------------------------------------------------- removal
 

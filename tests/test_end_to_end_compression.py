@@ -157,7 +157,7 @@ def test_encoder_pool_times_threads_never_exceeds_the_cores(tmp_path: Path) -> N
         cores = os.cpu_count() or 1
         for encodes in (1, 2, 3, 100):
             processes = applier._worker_count(EncodeForTier, encodes)
-            threads = applier._encoder_threads
+            threads = applier.encoders.threads
             assert processes == min(cores, encodes)
             assert processes * threads <= cores
             # One long video alone gets the whole machine.

@@ -42,6 +42,7 @@ RANKS = {
     "reconciler.observe": 4,
     "reconciler.gate": 4,
     "reconciler.originals": 4,
+    "reconciler.encoder_pool": 4,
     "reconciler.rows": 4,
     "reconciler.preflight": 4,
     "reconciler.apply": 5,
