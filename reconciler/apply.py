@@ -23,6 +23,11 @@ is journaled ``interrupted``) and those in flight finish; after a second,
 in-flight work is abandoned (encoder processes killed, copies stopped at
 their next chunk) and reported ``interrupted`` too. Either way ``apply``
 returns only once every worker thread and encoder process is gone.
+
+Beside it: the removal gate's per-run side (``reconciler.gate``), where an
+original's bytes are read from (``reconciler.originals``), the encoder
+processes (``reconciler.encoder_pool``) and the state rows it records
+(``reconciler.rows``).
 """
 
 from __future__ import annotations

@@ -181,8 +181,8 @@ def item_shas(
 class RemovalGate:
     """The removal gate for one run of the applier, which calls ``check``
     right before each removal. ``known``, ``items`` and ``copies`` are the
-    applier's own (it adds to them as the run goes; a copy found wrong here
-    leaves them for the rest of the run)."""
+    applier's own dicts, shared: it adds to them as the run goes, and a copy
+    found wrong here is dropped from ``copies`` for the rest of the run."""
 
     desired: DesiredState
     db: StateDB
