@@ -296,8 +296,11 @@ def census_key(db: StateDB, desired: DesiredState) -> str:
     runs with the same key have the same census, so the second reuses the
     first's (a no-op plan of 100k items otherwise counts them all again)."""
     paths = [desired.library.path, *(t.path for t in desired.targets.values())]
-    with open(__file__, "rb") as own:
-        code = hashlib.sha256(own.read()).hexdigest()[:16]
+    try:
+        with open(__file__, "rb") as own:
+            code = hashlib.sha256(own.read()).hexdigest()[:16]
+    except OSError:  # installed without its source: the next write recounts
+        code = "no-source"
     parts = [
         str(SCHEMA_VERSION),
         str(db.changes()),
