@@ -79,11 +79,33 @@ def read_marker(root: Path) -> str | None:
         os.close(fd)
 
 
+def shown(rel: str) -> str:
+    """A path as a person can read it (and SQLite and a terminal can take):
+    bytes that are not UTF-8 (the OS hands them over as surrogate escapes)
+    written as ``\\xNN``."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _undecodable(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def scan_tree(
-    root: str | os.PathLike[str], skip: Callable[[str], bool] | None = None
+    root: str | os.PathLike[str],
+    skip: Callable[[str], bool] | None = None,
+    undecodable: list[str] | None = None,
 ) -> Iterator[ScanEntry]:
     """One os.scandir pass; skips our marker, temporaries, dot-folders, and
     any file name ``skip`` rejects (another tool's own files).
+
+    A file whose path is not valid UTF-8 (a card written by an old camera
+    or another OS) is not yielded: no database, plan or terminal can carry
+    its name. It goes to ``undecodable`` instead (as ``shown`` writes it),
+    for the caller to report.
 
     Once per file of every store on every run: the loop does only what it
     must. Each folder is read through a descriptor of its own, so a file's
@@ -91,11 +113,11 @@ def scan_tree(
     again (a third of a no-op walk's time); a sub-folder is opened without
     following a symlink put in its place after it was listed."""
     top = os.fspath(root)
-    stack = [(top if top.endswith("/") else top + "/", "")]
+    stack = [(top if top.endswith("/") else top + "/", "", False)]
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
     new = tuple.__new__
     while stack:
-        folder, prefix = stack.pop()
+        folder, prefix, odd = stack.pop()
         fd = os.open(folder, flags | os.O_NOFOLLOW if prefix else flags)
         try:
             with os.scandir(fd) as it:
@@ -107,9 +129,14 @@ def scan_tree(
                         continue
                     if skip is not None and skip(name):
                         continue
+                    bad = odd or (not name.isascii() and _undecodable(name))
                     if entry.is_dir(follow_symlinks=False):
-                        stack.append((f"{folder}{name}/", f"{prefix}{name}/"))
+                        stack.append((f"{folder}{name}/", f"{prefix}{name}/", bad))
                     elif entry.is_file(follow_symlinks=False):
+                        if bad:
+                            if undecodable is not None:
+                                undecodable.append(shown(prefix + name))
+                            continue
                         st = entry.stat(follow_symlinks=False)
                         yield new(
                             ScanEntry,

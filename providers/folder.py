@@ -47,12 +47,15 @@ class FolderSource:
     def list_items(self, hasher: Hasher) -> Iterator[SourceItem]:
         if not self.root.is_dir():
             raise ProviderError(f"{self.root} does not exist or is not mounted", provider=self.id)
+        odd: list[str] = []
         try:
             entries = sorted(
-                (e for e in scan_tree(self.root) if is_archivable(e.rel)), key=lambda e: e.rel
+                (e for e in scan_tree(self.root, undecodable=odd) if is_archivable(e.rel)),
+                key=lambda e: e.rel,
             )
         except OSError as e:
             raise ProviderError(f"listing {self.root} failed: {e}", provider=self.id) from e
+        yield from (_unnamed(self.id, self.root, rel) for rel in odd if is_archivable(rel))
         hashed = hasher.hash_entries(entries, dates=True, tree=os.path.join(self.root, ""))
         # rel -> (mtime_ns, file, capture time): the walk's entries (absolute
         # paths and all) are let go before grouping, as a large card's
@@ -149,6 +152,19 @@ def _item(
         files=members,
         captured_at=datetime.fromtimestamp(when, UTC),
     )
+
+
+def _unnamed(source_id: str, root: Path, rel: str) -> SourceItem:
+    """A file whose name is not UTF-8, as an item that cannot be read: it
+    stays where it is, the run says which file and what to do, and a rename
+    makes it an item like any other."""
+    problem = (
+        f"cannot read {root}/{rel}: its name is not valid UTF-8 (shown with \\x escapes); "
+        "rename it (e.g. convmv -f latin1 -t utf8) and the next run archives it"
+    )
+    name = rel.rpartition("/")[2]
+    media = MediaFile(name=name, size=0, ref=rel, problem=problem)
+    return SourceItem(source_id=source_id, key=rel, files=(media,), captured_at=None)
 
 
 def _as_live_video(f: MediaFile) -> MediaFile:
