@@ -365,7 +365,8 @@ class Note:
 class Plan:
     """The ordered actions that make the world match the desired state.
 
-    ``basis`` fingerprints the world and configuration it was computed from.
+    ``basis`` fingerprints the world it was computed from (set for a plan
+    written out, ``plan --out`` or ``--json``; "" otherwise).
     """
 
     actions: tuple[Action, ...]

@@ -7,6 +7,8 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+import attrs
+
 from reconciler import planfile, render
 from reconciler.commands.common import (
     EXIT_CHANGES,
@@ -18,6 +20,7 @@ from reconciler.commands.common import (
     selected,
 )
 from reconciler.model import Action
+from reconciler.plan import fingerprint
 from reconciler.state import StateDB
 
 
@@ -25,9 +28,12 @@ def plan_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int
     desired = load(args)
     db = StateDB.in_dir(desired.state_dir)
     try:
-        _, plan = observe_and_plan(desired, db, io, now, args.accept_shrink)
+        world, plan = observe_and_plan(desired, db, io, now, args.accept_shrink)
     finally:
         db.close()
+    if args.out or args.json:
+        plan = attrs.evolve(plan, basis=fingerprint(world))
+    del world
     held: tuple[Action, ...] = ()
     if args.only or args.target:
         plan, held = selected(args, desired, plan)
