@@ -415,11 +415,7 @@ class _Planner:
     def _library_items(self) -> None:
         """Items that left their sources live on in the library: their copies
         are still kept (and repaired) and they still age into heavier tiers."""
-        stills = {
-            posixpath.splitext(lf.path)[0]
-            for lf in self.world.library.files
-            if media_kind(lf.path) in ("jpeg", "heic")
-        }
+        stills: set[str] | None = None  # made on first need: most runs have none of these
         for lf in self.world.library.files:
             sha = lf.original_sha256
             if sha in self.handled or not is_archivable(lf.path):
@@ -428,7 +424,15 @@ class _Planner:
                 continue  # written with its item (WriteSidecar), never copied as a file
             self.handled.add(sha)
             # A video beside a still of the same name is a Live Photo's video.
-            live = media_kind(lf.path) == "video" and posixpath.splitext(lf.path)[0] in stills
+            live = False
+            if media_kind(lf.path) == "video":
+                if stills is None:
+                    stills = {
+                        posixpath.splitext(other.path)[0]
+                        for other in self.world.library.files
+                        if media_kind(other.path) in ("jpeg", "heic")
+                    }
+                live = posixpath.splitext(lf.path)[0] in stills
             f = MediaFile(
                 name=posixpath.basename(lf.path),
                 size=lf.size,
