@@ -98,6 +98,7 @@ def scan_tree(
     root: str | os.PathLike[str],
     skip: Callable[[str], bool] | None = None,
     undecodable: list[str] | None = None,
+    links: list[str] | None = None,
 ) -> Iterator[ScanEntry]:
     """One os.scandir pass; skips our marker, temporaries, dot-folders, and
     any file name ``skip`` rejects (another tool's own files).
@@ -105,7 +106,9 @@ def scan_tree(
     A file whose path is not valid UTF-8 (a card written by an old camera
     or another OS) is not yielded: no database, plan or terminal can carry
     its name. It goes to ``undecodable`` instead (as ``shown`` writes it),
-    for the caller to report.
+    for the caller to report. Nothing is read through a symbolic link (a
+    link's target may be anywhere, and removing the link frees nothing);
+    with ``links``, each one met is named there.
 
     Once per file of every store on every run: the loop does only what it
     must. Each folder is read through a descriptor of its own, so a file's
@@ -132,6 +135,8 @@ def scan_tree(
                     bad = odd or (not name.isascii() and _undecodable(name))
                     if entry.is_dir(follow_symlinks=False):
                         stack.append((f"{folder}{name}/", f"{prefix}{name}/", bad))
+                    elif links is not None and entry.is_symlink():
+                        links.append(shown(prefix + name))
                     elif entry.is_file(follow_symlinks=False):
                         if bad:
                             if undecodable is not None:

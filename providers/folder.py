@@ -43,19 +43,27 @@ class FolderSource:
         self.id = source_id
         self.root = root
         self.removable = removable
+        #: What the last listing left out on purpose, (subject, reason).
+        self.remarks: list[tuple[str, str]] = []
 
     def list_items(self, hasher: Hasher) -> Iterator[SourceItem]:
         if not self.root.is_dir():
             raise ProviderError(f"{self.root} does not exist or is not mounted", provider=self.id)
         odd: list[str] = []
+        links: list[str] = []
         try:
             entries = sorted(
-                (e for e in scan_tree(self.root, undecodable=odd) if is_archivable(e.rel)),
+                (
+                    e
+                    for e in scan_tree(self.root, undecodable=odd, links=links)
+                    if is_archivable(e.rel)
+                ),
                 key=lambda e: e.rel,
             )
         except OSError as e:
             raise ProviderError(f"listing {self.root} failed: {e}", provider=self.id) from e
         yield from (_unnamed(self.id, self.root, rel) for rel in odd if is_archivable(rel))
+        self.remarks = [(f"{self.id}:{rel}", _LINK) for rel in links if is_archivable(rel)]
         hashed = hasher.hash_entries(entries, dates=True, tree=os.path.join(self.root, ""))
         # rel -> (mtime_ns, file, capture time): the walk's entries (absolute
         # paths and all) are let go before grouping, as a large card's
@@ -152,6 +160,12 @@ def _item(
         files=members,
         captured_at=datetime.fromtimestamp(when, UTC),
     )
+
+
+_LINK = (
+    "a symbolic link: not archived (nothing is read through links); copy the file "
+    "itself here, or add the folder it points to as a source"
+)
 
 
 def _unnamed(source_id: str, root: Path, rel: str) -> SourceItem:

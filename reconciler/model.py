@@ -104,6 +104,9 @@ class SourceState:
     #: False when the listing itself failed (as opposed to a guard distrusting it).
     reachable: bool = True
     problem: str = ""
+    #: What the listing left out on purpose, (subject, reason), for the plan
+    #: to say: a folder source's symbolic links.
+    remarks: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -353,7 +356,9 @@ class Note:
       shrank sharply): exit 3;
     - ``error``: one item's input is bad (cannot be decoded); reported, kept;
     - ``unreadable``: a source file could not be read: that item waits (exit
-      1 until someone fixes it), the rest of the run goes on.
+      1 until someone fixes it), the rest of the run goes on;
+    - ``skipped``: left out on purpose, said so that nothing is left out
+      silently (a symbolic link in a folder source); no effect on the exit.
     """
 
     status: str

@@ -261,6 +261,8 @@ def _source(
         raise
     except ProviderError as e:
         return attrs.evolve(base, trusted=False, reachable=False, problem=f"listing failed: {e}")
+    # A source may say what its listing left out on purpose (a folder's links).
+    base = attrs.evolve(base, remarks=tuple(getattr(src, "remarks", ())))
     before = db.listing_count(sid)
     problem = ""
     if before and not items:

@@ -181,6 +181,8 @@ class _Planner:
                     f"source {source.source_id}",
                     f"{source.problem}; nothing is removed from it this run",
                 )
+            for subject, reason in source.remarks:
+                self._note("skipped", subject, reason)
             oldest = self._oldest(source)
             for item in source.items:
                 if (

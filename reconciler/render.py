@@ -31,6 +31,7 @@ _NOTE_SYMBOL = {
     "error": "x",
     "unreadable": "x",
     "shared-disk": "!",
+    "skipped": "·",
 }
 
 
