@@ -45,7 +45,8 @@ from reconciler.config import (
 )
 from reconciler.independence import backup_groups, count_backups
 from reconciler.media.kinds import is_archivable
-from reconciler.state import SCHEMA_VERSION, StateDB
+from reconciler.schema import SCHEMA_VERSION
+from reconciler.state import StateDB
 
 #: The states, in the order people read them (and the JSON keeps).
 STATES = (

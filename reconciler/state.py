@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from reconciler.errors import StateError
+from reconciler.schema import MIGRATIONS, SCHEMA_VERSION, count_changes
 
 # sqlite-utils imports numpy when it is installed (matplotlib, for the
 # report, brings it), for numpy column types this tool never stores: every
@@ -36,235 +37,11 @@ finally:
     if _HIDE_NUMPY:
         del sys.modules["numpy"]
 
-SCHEMA_VERSION = 9
 _CHUNK = 900  # below SQLite's default limit of host parameters
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def _migrate_1(db: sqlite_utils.Database) -> None:
-    db.table("hash_cache").create(
-        {
-            "path": str,
-            "size": int,
-            "mtime_ns": int,
-            "inode": int,
-            "sha256": str,
-            "dated": int,
-            "captured_at": float,
-            "hashed_at": float,
-        },
-        pk="path",
-    )
-    db.table("source_files").create(
-        {"source_id": str, "item_key": str, "ref": str, "sha256": str, "size": int},
-        pk=("source_id", "item_key", "ref"),
-    )
-    db.table("library").create(
-        {
-            "path": str,
-            "original_sha256": str,
-            "sha256": str,
-            "tier": str,
-            "size": int,
-            "mtime_ns": int,
-        },
-        pk="path",
-    )
-    db.table("library").create_index(["original_sha256"])
-    db.table("deliveries").create(
-        {
-            "store_id": str,
-            "path": str,
-            "sha256": str,
-            "size": int,
-            "delivered_at": str,
-            "confirmed_at": str,
-            "freed_at": str,
-        },
-        pk=("store_id", "path"),
-    )
-    db.table("settled").create(
-        {"original_sha256": str, "tier": str, "reason": str}, pk=("original_sha256", "tier")
-    )
-    db.table("listing_counts").create(
-        {"store_id": str, "count": int, "observed_at": str}, pk="store_id"
-    )
-    db.table("runs").create(
-        {
-            "id": int,
-            "command": str,
-            "started_at": str,
-            "finished_at": str,
-            "status": str,
-            "summary": str,
-        },
-        pk="id",
-    )
-    db.table("journal").create(
-        {
-            "id": int,
-            "run_id": int,
-            "action_id": str,
-            "kind": str,
-            "status": str,
-            "detail": str,
-            "at": str,
-        },
-        pk="id",
-    )
-    db.table("journal").create_index(["run_id"])
-    db.table("tombstones").create(
-        {
-            "source_id": str,
-            "item_key": str,
-            "sha256s": str,
-            "size": int,
-            "removed_at": str,
-            "run_id": int,
-        },
-        pk=("source_id", "item_key"),
-    )
-
-
-def _migrate_2_capture_time(db: sqlite_utils.Database) -> None:
-    """Each library file remembers its item's capture time (UTC epoch
-    seconds): its tier is decided from that fact, not from its folder name."""
-    if "captured_at" not in db.table("library").columns_dict:
-        db.execute("alter table library add column captured_at real")
-
-
-def _migrate_phone_proof(db: sqlite_utils.Database) -> None:
-    """Confirmations name the phone and folder that made them, and the exact
-    version announced; each run's liveness proof is kept for ``status``."""
-    have = {c.name for c in db.table("deliveries").columns}
-    for column in ("identity", "evidence"):
-        if column not in have:
-            db.execute(f"alter table deliveries add column {column} text")
-    db.execute(
-        "create table if not exists liveness (store_id text primary key, at text, "
-        "alive integer, reason text, round_trip_s real)"
-    )
-
-
-def _migrate_run_outcomes(db: sqlite_utils.Database) -> None:
-    """Every plan and apply is a run, whatever its exit: its exit code and
-    the one line that said why (columns added only if missing)."""
-    columns = {c.name for c in db.table("runs").columns}
-    for name in ("exit_code", "reason"):
-        if name not in columns:
-            db.table("runs").add_column(name, int if name == "exit_code" else str)
-
-
-def _migrate_legacy_import(db: sqlite_utils.Database) -> None:
-    """What ``import-legacy`` learned from the seed pipeline's media.db: its
-    rows as it kept them, and the file this tool hashed for each (a record of
-    the past, never a verified copy)."""
-    db.execute(
-        "create table if not exists legacy_media (legacy_key text primary key, "
-        "filename text, icloud_id text, created_date text, local_path text, status text, "
-        "synced_google integer, synced_nas integer, album_moved integer, "
-        "deleted_icloud integer, initial_size integer, current_size integer, "
-        "last_compressed text, error_count integer, last_error text, last_updated text, "
-        "created_at text, adopted_path text, sha256 text, size integer, "
-        "unmodified integer, imported_at text)"
-    )
-    db.execute("create index if not exists legacy_media_icloud on legacy_media (icloud_id)")
-
-
-def _migrate_run_census(db: sqlite_utils.Database) -> None:
-    """Each run keeps the census taken at its end (reconciler.census), for
-    the history's plots; each journal row names the file its action was about,
-    so ``status`` can say which source file failed."""
-    if "census" not in {c.name for c in db.table("runs").columns}:
-        db.execute("alter table runs add column census text")
-    if "subject" not in {c.name for c in db.table("journal").columns}:
-        db.execute("alter table journal add column subject text")
-
-
-def _migrate_hash_cache_clustered(db: sqlite_utils.Database) -> None:
-    """The hash cache becomes a WITHOUT ROWID table, its rows stored in path
-    order: a no-op run reads a whole tree's rows as one range of the table
-    (``hash_rows``) instead of one index lookup per file. Same columns, same
-    rows; skipped if the table already is one (safe to run again)."""
-    found = db.execute("select sql from sqlite_master where name = 'hash_cache'").fetchone()
-    if found is None or "without rowid" in str(found[0]).lower():
-        return
-    cols = "path, size, mtime_ns, inode, sha256, dated, captured_at, hashed_at"
-    db.execute("drop table if exists hash_cache_clustered")
-    db.execute(
-        "create table hash_cache_clustered (path text primary key, size integer, "
-        "mtime_ns integer, inode integer, sha256 text, dated integer, captured_at real, "
-        "hashed_at real) without rowid"
-    )
-    db.execute(f"insert into hash_cache_clustered ({cols}) select {cols} from hash_cache")
-    db.execute("drop table hash_cache")
-    db.execute("alter table hash_cache_clustered rename to hash_cache")
-
-
-def _migrate_icloud_incremental(db: sqlite_utils.Database) -> None:
-    """An iCloud source's last listing (one row per asset, in listing order)
-    and, per zone, the sync token read before it: a run then reads only what
-    changed since. Losing these costs one full listing, nothing more."""
-    db.execute(
-        "create table if not exists icloud_cursor (source_id text, zone text, "
-        "account text, token text, full_at text, primary key (source_id, zone))"
-    )
-    db.execute(
-        "create table if not exists icloud_listing (source_id text, asset_id text, "
-        "master_id text, zone text, pos integer, item text, primary key (source_id, asset_id))"
-    )
-    db.execute(
-        "create index if not exists icloud_listing_master on icloud_listing (source_id, master_id)"
-    )
-
-
-#: The tables the census counts from (reconciler.census); every row
-#: written to one of them moves the change counter, so a census taken at
-#: the same count (and configuration) is still the census of now.
-CENSUS_TABLES = ("hash_cache", "library", "source_files", "tombstones", "deliveries", "journal")
-
-
-def _migrate_change_counter(db: sqlite_utils.Database) -> None:
-    """A counter of rows written to the census's tables (by triggers, so no
-    write can forget it), and each run's census stored with the count and
-    configuration it was taken at: a run that changed nothing reuses it."""
-    db.execute(
-        "create table if not exists change_counter (id integer primary key check (id = 0), "
-        "n integer not null)"
-    )
-    db.execute("insert or ignore into change_counter (id, n) values (0, 0)")
-    if "census_key" not in {c.name for c in db.table("runs").columns}:
-        db.execute("alter table runs add column census_key text")
-
-
-def _count_changes(conn: sqlite3.Connection) -> None:
-    """Put back any change trigger missing (a migration that rebuilt a table
-    drops its triggers with it): one look at the schema per open."""
-    names = {r[0] for r in conn.execute("select name from sqlite_master where type = 'trigger'")}
-    for table in CENSUS_TABLES:
-        for op in ("insert", "update", "delete"):
-            name = f"counted_{table}_{op}"
-            if name not in names:
-                conn.execute(
-                    f"create trigger if not exists {name} after {op} on {table} "
-                    "begin update change_counter set n = n + 1 where id = 0; end"
-                )
-
-
-_MIGRATIONS = {
-    1: _migrate_1,
-    2: _migrate_2_capture_time,
-    3: _migrate_phone_proof,
-    4: _migrate_run_outcomes,
-    5: _migrate_legacy_import,
-    6: _migrate_run_census,
-    7: _migrate_hash_cache_clustered,
-    8: _migrate_icloud_incremental,
-    9: _migrate_change_counter,
-}
 
 
 class ListingRow(NamedTuple):
@@ -366,10 +143,10 @@ class StateDB:
             )
         for v in range(version + 1, SCHEMA_VERSION + 1):
             with self.transaction():  # a migration lands whole or not at all
-                _MIGRATIONS[v](self.db)
+                MIGRATIONS[v](self.db)
                 self._set_meta("schema_version", str(v))
         with self.transaction():
-            _count_changes(self.db.conn)
+            count_changes(self.db.conn)
 
     def changes(self) -> int:
         """How many rows were ever written to the census's tables (CENSUS_TABLES)."""

@@ -25,6 +25,7 @@ RANKS = {
     "reconciler.forkserver_lifeline": 0,
     "reconciler.config": 2,
     "reconciler.metrics": 2,
+    "reconciler.schema": 0,
     "reconciler.state": 1,
     "reconciler.lock": 1,
     "reconciler.backup": 1,

@@ -14,7 +14,8 @@ import pytest
 
 from reconciler import config, history
 from reconciler.census import census, census_key
-from reconciler.state import CENSUS_TABLES, StateDB
+from reconciler.schema import CENSUS_TABLES
+from reconciler.state import StateDB
 from tests.helpers import KEEP_ORIGINALS, Workspace, make_jpeg, make_workspace
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -17,7 +17,8 @@ from providers.filesystem import scan_tree
 from reconciler import observe
 from reconciler.media.kinds import extension, is_archivable
 from reconciler.observe import CachedHasher
-from reconciler.state import _MIGRATIONS, StateDB, _migrate_hash_cache_clustered
+from reconciler.schema import MIGRATIONS, _migrate_hash_cache_clustered
+from reconciler.state import StateDB
 
 
 def _sha(path: Path) -> str:
@@ -124,7 +125,7 @@ def test_the_hash_cache_migrates_to_a_path_ordered_table_keeping_its_rows(
         "inode integer, sha256 text, dated integer, captured_at real, hashed_at real)"
     )
     conn.execute("insert into hash_cache values ('/a/b.jpg', 3, 4, 5, 'ab', 1, 6.5, 7.5)")
-    before = next(v for v, m in _MIGRATIONS.items() if m is _migrate_hash_cache_clustered) - 1
+    before = next(v for v, m in MIGRATIONS.items() if m is _migrate_hash_cache_clustered) - 1
     conn.execute("update meta set value = ? where key = 'schema_version'", (str(before),))
     conn.commit()
     conn.close()

@@ -17,7 +17,8 @@ from providers.icloud.emulator.testing import RunningEmulator
 from providers.icloud.source import ICloudSource
 from reconciler.errors import ProviderError
 from reconciler.model import SourceItem
-from reconciler.state import _MIGRATIONS, StateDB, _migrate_icloud_incremental
+from reconciler.schema import MIGRATIONS, _migrate_icloud_incremental
+from reconciler.state import StateDB
 from tests.providers.icloud.conftest import Library
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
@@ -264,7 +265,7 @@ def test_the_migration_is_self_contained(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute("drop table icloud_listing")
     conn.execute("drop table icloud_cursor")
-    before = next(v for v, m in _MIGRATIONS.items() if m is _migrate_icloud_incremental) - 1
+    before = next(v for v, m in MIGRATIONS.items() if m is _migrate_icloud_incremental) - 1
     conn.execute("update meta set value = ? where key = 'schema_version'", [str(before)])
     conn.commit()
     conn.close()
