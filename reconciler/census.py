@@ -290,6 +290,38 @@ def census(db: StateDB, desired: DesiredState) -> Census:
     )
 
 
+def counted_now(db: StateDB, desired: DesiredState) -> Census:
+    """The census of now: the one a run stored at the same key (module
+    docstring of history; ``census_key``) when there is one, else counted.
+    The failed files are read from the journal either way (the stored
+    JSON has only their count)."""
+    stored = db.census_at(census_key(db, desired))
+    if stored is None:
+        return census(db, desired)
+    failures, run_id = _failures(db)
+    oldest = stored["oldest_unarchived"]
+    return Census(
+        items=dict(stored["items"]),
+        tiers=dict(stored["tiers"]),
+        targets={t: (int(v["files"]), int(v["bytes"])) for t, v in stored["targets"].items()},
+        library_bytes=int(stored["bytes"]["library"]),
+        saved_by_compression=int(stored["bytes"]["saved_by_compression"]),
+        saved_by_tier=dict(stored["saved_by_tier"]),
+        offloaded=int(stored["bytes"]["offloaded"]),
+        icloud_bytes=int(stored["bytes"]["icloud"]),
+        oldest_unarchived=(
+            None
+            if oldest is None
+            else Oldest(
+                name=oldest["name"], captured_at=datetime.fromisoformat(oldest["captured_at"])
+            )
+        ),
+        waiting_since=dict(stored["waiting_since"]),
+        failures=tuple(f for f, _ in failures),
+        failed_run=run_id,
+    )
+
+
 def census_key(db: StateDB, desired: DesiredState) -> str:
     """What a census is a function of, as one string: the rows written to
     the tables it counts (the state DB's change counter), the configuration,

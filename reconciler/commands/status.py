@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from reconciler import config, render
-from reconciler.census import Census, census
+from reconciler.census import Census, counted_now
 from reconciler.commands.common import EXIT_CHANGES, EXIT_OK, EXIT_PERSON, Out, load
 from reconciler.config import DesiredState
 from reconciler.connect import UnavailableStore, connect_target, icloud_session_dir
@@ -53,7 +53,7 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
         runs = db.last_runs(5)
         # The headline is about the work: the last apply (cron's), else the last run.
         headline = db.last_run_of("apply") or (runs[0] if runs else None)
-        counted = census(db, desired)
+        counted = counted_now(db, desired)
         figures = db.figures(compression=False)
         figures["bytes_saved_by_compression"] = counted.saved_by_compression
         waiting = _waiting(db, desired)

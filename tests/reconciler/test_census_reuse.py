@@ -5,6 +5,7 @@ fresh count."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -168,3 +169,27 @@ def test_the_key_names_the_disk_of_every_store(tmp_path: Path) -> None:
         assert census_key(db, desired) == key
     finally:
         db.close()
+
+
+def test_status_shows_the_stored_census_while_it_is_the_census_of_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import reconciler.census as census_module
+
+    ws = _converged(tmp_path)
+    calls: list[int] = []
+    real = census_module.census
+
+    def counted(db: StateDB, desired: config.DesiredState) -> Any:
+        calls.append(1)
+        return real(db, desired)
+
+    monkeypatch.setattr(census_module, "census", counted)
+    shown = json.loads(ws.run("status", "--json").out)["census"]
+    assert calls == []
+    assert shown == _last(ws)[1]
+    # Another configuration: no run took a census under it, so status counts.
+    ws.config.write_text(ws.config.read_text().replace("copies = 2", "copies = 1"))
+    shown = json.loads(ws.run("status", "--json").out)["census"]
+    assert calls == [1]
+    assert shown == _last(ws)[1]
