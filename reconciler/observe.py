@@ -57,9 +57,6 @@ from reconciler.model import (
 )
 from reconciler.state import CachedHash, LineageRow, StateDB
 
-#: Hash cache rows read at once (a slice of a tree, in path order).
-_ROWS_PER_READ = 8192
-
 #: progress(label, done, total)
 Progress = Callable[[str, int, int], None]
 
@@ -117,52 +114,53 @@ class CachedHasher:
         self, entries: Iterable[ScanEntry], *, dates: bool = False, tree: str | None = None
     ) -> list[Hashed]:
         entries = entries if isinstance(entries, list) else list(entries)
-        # The hot loop of a no-op run, once per file: cache rows come in range
-        # reads of the path-ordered table, a slice of the tree at a time (so
-        # a large tree's rows are never all in memory at once), rows stay
-        # plain tuples, and a SHA-256 seen in several stores is kept once
-        # (sys.intern: one string, not one per store). The slices' ranges
-        # meet end to end, so with ``tree`` every cached path under it is
-        # read once: a row no file of the walk matched is a file gone, and
-        # leaves the cache (the census counts from it).
+        # The hot loop of a no-op run, once per file: the walk, put in path
+        # order, is merged with one streamed range read of the path-ordered
+        # cache table (no dict of rows, no lookup by hash); rows stay plain
+        # tuples, and a SHA-256 seen in several stores is kept once
+        # (sys.intern: one string, not one per store). With ``tree`` the
+        # range is every cached path under it: a row no file of the walk
+        # matched is a file gone, and leaves the cache (the census counts
+        # from it).
         paths = [e[0] for e in entries]
         order = sorted(range(len(paths)), key=paths.__getitem__)
+        if tree is not None:
+            rows = self.db.hash_rows(tree, tree[:-1] + "0", last_included=False)
+        elif order:
+            rows = self.db.hash_rows(paths[order[0]], paths[order[-1]])
+        else:
+            rows = iter(())
+        del paths
         intern, new = sys.intern, tuple.__new__
         now, window = self.now, self.reverify_after_s
         results: list[Hashed | None] = [None] * len(entries)
         misses: list[int] = []
         gone: list[str] = []
-        for start in range(0, len(order), _ROWS_PER_READ):
-            part = order[start : start + _ROWS_PER_READ]
-            if start:
-                rows = self.db.hash_rows(paths[order[start - 1]], paths[part[-1]], after=True)
+        c = next(rows, None)
+        for i in order:
+            path, _, size, mtime_ns, inode = entries[i]
+            while c is not None and c[0] < path:
+                gone.append(c[0])  # cached, not walked: the file is gone
+                c = next(rows, None)
+            if c is None or c[0] != path:
+                misses.append(i)  # walked, never cached: a new file
+                continue
+            if (
+                c[1] == size
+                and c[2] == mtime_ns
+                and c[3] == inode
+                and (c[5] or not dates)
+                and (not window or now - c[7] <= window or not self._due(path, c[7]))
+            ):
+                results[i] = new(Hashed, (intern(c[4]), c[6], ""))
             else:
-                rows = self.db.hash_rows(tree or paths[part[0]], paths[part[-1]])
-            get = rows.get
-            found = 0
-            for i in part:
-                path, _, size, mtime_ns, inode = entries[i]
-                c = get(path)
-                if c is None:
-                    misses.append(i)
-                    continue
-                found += 1
-                if (
-                    c[1] == size
-                    and c[2] == mtime_ns
-                    and c[3] == inode
-                    and (c[5] or not dates)
-                    and (not window or now - c[7] <= window or not self._due(path, c[7]))
-                ):
-                    results[i] = new(Hashed, (intern(c[4]), c[6], ""))
-                else:
-                    misses.append(i)
-            if found < len(rows):
-                gone.extend(rows.keys() - {paths[i] for i in part})
-        if tree is not None:
-            gone.extend(self.db.hashed_paths(paths[order[-1]] if order else tree, tree[:-1] + "0"))
-        del paths, order
-        if gone:
+                misses.append(i)
+            c = next(rows, None)
+        while c is not None:  # past the last walked file
+            gone.append(c[0])
+            c = next(rows, None)
+        del order
+        if gone and tree is not None:
             self.db.forget_hashes(gone)
         if misses:
             self._hash(entries, misses, results, dates)

@@ -187,23 +187,18 @@ class StateDB:
                 out[row[0]] = CachedHash._make(row[1:])
         return out
 
-    def hash_rows(self, first: str, last: str, *, after: bool = False) -> dict[str, HashRow]:
-        """Every cache row whose path lies in [first, last] (``after``:
-        (first, last]), keyed by path: one range read of the (path-ordered)
-        table for a slice of a tree. Rows are the plain tuples SQLite
-        returns, (path, *CachedHash): a no-op run of a large library reads
-        one per file, and a NamedTuple each costs more than the comparison
-        it serves."""
+    def hash_rows(self, first: str, last: str, *, last_included: bool = True) -> Iterator[HashRow]:
+        """The cache rows from path ``first`` to ``last``, in path order: one
+        range read of the (path-ordered) table, streamed. Rows are the plain
+        tuples SQLite returns, (path, *CachedHash): a no-op run of a large
+        library reads one per file, and a NamedTuple each costs more than
+        the comparison it serves."""
         sql = (
             "select path, size, mtime_ns, inode, sha256, dated, captured_at, hashed_at "
-            f"from hash_cache where path {'>' if after else '>='} ? and path <= ?"
+            f"from hash_cache where path >= ? and path {'<=' if last_included else '<'} ? "
+            "order by path"
         )
-        return {row[0]: row for row in self.db.conn.execute(sql, (first, last))}
-
-    def hashed_paths(self, after: str, before: str) -> list[str]:
-        """Cached paths strictly between ``after`` and ``before``."""
-        sql = "select path from hash_cache where path > ? and path < ?"
-        return [r[0] for r in self.db.conn.execute(sql, (after, before))]
+        return iter(self.db.conn.execute(sql, (first, last)))
 
     def store_hashes(self, rows: Iterable[tuple[str, CachedHash]]) -> None:
         records = [(p, *h) for p, h in rows]

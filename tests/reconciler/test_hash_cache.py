@@ -1,7 +1,8 @@
 """The hash cache after its no-op fast path: still exact.
 
-A tree's rows are read a slice at a time from a path-ordered table and
-compared as plain tuples; none of that may let a changed file through.
+A tree's walk is merged, in path order, with one streamed range read of
+the path-ordered table, compared as plain tuples; none of that may let a
+changed file through, or keep the row of a file that is gone.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from providers.filesystem import scan_tree
-from reconciler import observe
 from reconciler.media.kinds import extension, is_archivable
 from reconciler.observe import CachedHasher
 from reconciler.schema import MIGRATIONS, _migrate_hash_cache_clustered
@@ -35,10 +35,7 @@ def _tree(root: Path, n: int) -> list[Path]:
     return files
 
 
-def test_a_changed_file_is_read_again_in_any_slice_of_the_tree(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(observe, "_ROWS_PER_READ", 3)  # many slices for 10 files
+def test_a_changed_file_is_read_again_wherever_it_lies_in_the_tree(tmp_path: Path) -> None:
     root = tmp_path / "store"
     files = _tree(root, 10)
     db = StateDB(tmp_path / "state.db")
@@ -53,9 +50,9 @@ def test_a_changed_file_is_read_again_in_any_slice_of_the_tree(
         assert [h.sha256 for h in again.hash_entries(list(scan_tree(root)))] == [
             got[e.path] for e in scan_tree(root)
         ]
-        assert again.hashed_files == 0  # every row found, in whichever slice
+        assert again.hashed_files == 0  # every row found, first to last
 
-        # Same size, another mtime: read again, whatever slice it falls in.
+        # Same size, another mtime: read again, first or last in path order.
         for changed in (files[0], files[9]):
             before = changed.stat().st_mtime_ns
             changed.write_bytes(changed.read_bytes().replace(b"photo", b"PHOTO"))
@@ -86,12 +83,12 @@ def _cached(db: StateDB) -> set[str]:
 
 @pytest.mark.parametrize("gone_at", [[0], [4, 5], [3], [9], [0, 9], list(range(10))])
 def test_a_file_gone_from_a_tree_leaves_the_cache_wherever_it_was(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gone_at: list[int]
+    tmp_path: Path, gone_at: list[int]
 ) -> None:
-    """First, last, at a slice's edge, between slices, all: every row of a
-    vanished file goes; rows of a sibling tree sharing the name's start
-    ("store-old", "store2") stay."""
-    monkeypatch.setattr(observe, "_ROWS_PER_READ", 3)
+    """First, last, in the middle, side by side, all: every row of a
+    vanished file goes (the walk and the cache are merged in path order);
+    rows of a sibling tree sharing the name's start ("store-old",
+    "store2") stay."""
     root = tmp_path / "store"
     files = sorted(_tree(root, 10))
     siblings = [*_tree(tmp_path / "store-old", 2), *_tree(tmp_path / "store2", 2)]
@@ -134,7 +131,7 @@ def test_the_hash_cache_migrates_to_a_path_ordered_table_keeping_its_rows(
     try:
         sql = db.db.execute("select sql from sqlite_master where name = 'hash_cache'").fetchone()
         assert "without rowid" in sql[0].lower()
-        assert db.hash_rows("/a/", "/a0") == {"/a/b.jpg": ("/a/b.jpg", 3, 4, 5, "ab", 1, 6.5, 7.5)}
+        assert list(db.hash_rows("/a/", "/a0")) == [("/a/b.jpg", 3, 4, 5, "ab", 1, 6.5, 7.5)]
     finally:
         db.close()
 
