@@ -16,7 +16,7 @@ providers speak only in the values of ``reconciler.model`` and raise only
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple, Protocol, Self, runtime_checkable
@@ -115,6 +115,13 @@ class Source(Protocol):
     kind: str
     #: True when file hashes are only known after a download (iCloud).
     remote: bool
+
+    @property
+    def remarks(self) -> Sequence[tuple[str, str]]:
+        """What the last listing left out on purpose, (subject, reason), for
+        the plan to say so (a folder's symbolic links): nothing is left out
+        silently."""
+        ...
 
     def list_items(self, hasher: Hasher) -> Iterator[SourceItem]:
         """Yield every item; raise ProviderError if the listing fails."""

@@ -28,6 +28,7 @@ class FakeSource:
     """A remote-like source: hashes are unknown until a file is fetched."""
 
     kind = "fake"
+    remarks: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, source_id: str, *, remote: bool = True) -> None:
         self.id = source_id

@@ -43,8 +43,7 @@ class FolderSource:
         self.id = source_id
         self.root = root
         self.removable = removable
-        #: What the last listing left out on purpose, (subject, reason).
-        self.remarks: list[tuple[str, str]] = []
+        self.remarks: tuple[tuple[str, str], ...] = ()
 
     def list_items(self, hasher: Hasher) -> Iterator[SourceItem]:
         if not self.root.is_dir():
@@ -63,7 +62,7 @@ class FolderSource:
         except OSError as e:
             raise ProviderError(f"listing {self.root} failed: {e}", provider=self.id) from e
         yield from (_unnamed(self.id, self.root, rel) for rel in odd if is_archivable(rel))
-        self.remarks = [(f"{self.id}:{rel}", _LINK) for rel in links if is_archivable(rel)]
+        self.remarks = tuple((f"{self.id}:{rel}", _LINK) for rel in links if is_archivable(rel))
         hashed = hasher.hash_entries(entries, dates=True, tree=os.path.join(self.root, ""))
         # rel -> (mtime_ns, file, capture time): the walk's entries (absolute
         # paths and all) are let go before grouping, as a large card's

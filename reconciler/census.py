@@ -25,16 +25,19 @@ moment of a removal, so this is a picture, never a proof.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import attrs
 
+from reconciler import independence
 from reconciler.config import (
     DesiredState,
     FilesystemTarget,
@@ -44,6 +47,7 @@ from reconciler.config import (
     same_disk_ok,
 )
 from reconciler.independence import backup_groups, count_backups
+from reconciler.media import kinds
 from reconciler.media.kinds import is_archivable
 from reconciler.schema import SCHEMA_VERSION
 from reconciler.state import StateDB
@@ -117,6 +121,34 @@ class Census:
             "waiting_since": dict(self.waiting_since),
             "saved_by_tier": dict(self.saved_by_tier),
         }
+
+    @classmethod
+    def from_json(
+        cls, doc: Mapping[str, Any], *, failures: tuple[Failure, ...] = (), failed_run: int | None
+    ) -> Census:
+        """``to_json``'s document back (a stored census), with the failed
+        files it leaves out."""
+        oldest = doc["oldest_unarchived"]
+        return cls(
+            items=dict(doc["items"]),
+            tiers=dict(doc["tiers"]),
+            targets={t: (int(v["files"]), int(v["bytes"])) for t, v in doc["targets"].items()},
+            library_bytes=int(doc["bytes"]["library"]),
+            saved_by_compression=int(doc["bytes"]["saved_by_compression"]),
+            saved_by_tier=dict(doc["saved_by_tier"]),
+            offloaded=int(doc["bytes"]["offloaded"]),
+            icloud_bytes=int(doc["bytes"]["icloud"]),
+            oldest_unarchived=(
+                None
+                if oldest is None
+                else Oldest(
+                    name=oldest["name"], captured_at=datetime.fromisoformat(oldest["captured_at"])
+                )
+            ),
+            waiting_since=dict(doc["waiting_since"]),
+            failures=failures,
+            failed_run=failed_run,
+        )
 
 
 class _Item:
@@ -299,47 +331,47 @@ def counted_now(db: StateDB, desired: DesiredState) -> Census:
     if stored is None:
         return census(db, desired)
     failures, run_id = _failures(db)
-    oldest = stored["oldest_unarchived"]
-    return Census(
-        items=dict(stored["items"]),
-        tiers=dict(stored["tiers"]),
-        targets={t: (int(v["files"]), int(v["bytes"])) for t, v in stored["targets"].items()},
-        library_bytes=int(stored["bytes"]["library"]),
-        saved_by_compression=int(stored["bytes"]["saved_by_compression"]),
-        saved_by_tier=dict(stored["saved_by_tier"]),
-        offloaded=int(stored["bytes"]["offloaded"]),
-        icloud_bytes=int(stored["bytes"]["icloud"]),
-        oldest_unarchived=(
-            None
-            if oldest is None
-            else Oldest(
-                name=oldest["name"], captured_at=datetime.fromisoformat(oldest["captured_at"])
-            )
-        ),
-        waiting_since=dict(stored["waiting_since"]),
-        failures=tuple(f for f, _ in failures),
-        failed_run=run_id,
-    )
+    return Census.from_json(stored, failures=tuple(f for f, _ in failures), failed_run=run_id)
+
+
+#: The modules whose rules the census counts by: a change to any of them
+#: (a release, a checkout) makes a stored census stale.
+_COUNTING_MODULES = (__file__, independence.__file__, kinds.__file__)
+
+
+@functools.cache
+def _counting_code() -> str:
+    """The counting rules' own text, hashed (once per process)."""
+    h = hashlib.sha256()
+    for path in _COUNTING_MODULES:
+        try:
+            with open(path, "rb") as f:
+                h.update(f.read())
+        except OSError:  # installed without its source: the version says it
+            h.update(_version().encode())
+    return h.hexdigest()[:16]
+
+
+def _version() -> str:
+    try:
+        return version("reconcile")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def census_key(db: StateDB, desired: DesiredState) -> str:
     """What a census is a function of, as one string: the rows written to
     the tables it counts (the state DB's change counter), the configuration,
-    the disk each store is on, the schema and this module's own text. Two
+    the disk each store is on, the schema and the counting rules' code. Two
     runs with the same key have the same census, so the second reuses the
     first's (a no-op plan of 100k items otherwise counts them all again)."""
     paths = [desired.library.path, *(t.path for t in desired.targets.values())]
-    try:
-        with open(__file__, "rb") as own:
-            code = hashlib.sha256(own.read()).hexdigest()[:16]
-    except OSError:  # installed without its source: the next write recounts
-        code = "no-source"
     parts = [
         str(SCHEMA_VERSION),
         str(db.changes()),
         hashlib.sha256(repr(desired).encode()).hexdigest(),
         ",".join(str(_device(p)) for p in paths),
-        code,
+        _counting_code(),
     ]
     return ":".join(parts)
 

@@ -46,7 +46,6 @@ from reconciler.errors import LoginRequiredError, MediaError, ProviderError
 from reconciler.hashing import sha256_file
 from reconciler.layout import date_from_path
 from reconciler.model import (
-    ORIGINAL_TIER,
     Delivery,
     FileCopy,
     LibraryFile,
@@ -55,6 +54,7 @@ from reconciler.model import (
     TargetState,
     World,
 )
+from reconciler.rows import original_row
 from reconciler.state import CachedHash, LineageRow, StateDB
 
 #: progress(label, done, total)
@@ -259,8 +259,7 @@ def _source(
         raise
     except ProviderError as e:
         return attrs.evolve(base, trusted=False, reachable=False, problem=f"listing failed: {e}")
-    # A source may say what its listing left out on purpose (a folder's links).
-    base = attrs.evolve(base, remarks=tuple(getattr(src, "remarks", ())))
+    base = attrs.evolve(base, remarks=tuple(src.remarks))  # left out on purpose
     before = db.listing_count(sid)
     problem = ""
     if before and not items:
@@ -465,14 +464,7 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> LibraryState
     for c in copies:
         row = lineage.get(c.path)
         if row is None or row.sha256 != c.sha256:
-            row = _embedded_lineage(store.root / c.path, c) or LineageRow(
-                path=c.path,
-                original_sha256=c.sha256,
-                sha256=c.sha256,
-                tier=ORIGINAL_TIER,
-                size=c.size,
-                mtime_ns=c.mtime_ns,
-            )
+            row = _embedded_lineage(store.root / c.path, c) or original_row(c, None)
             learned.append(row)
         if row.captured_at is None:
             row = row._replace(captured_at=_library_capture_ts(store.root / c.path, c.path))

@@ -44,7 +44,7 @@ RANKS = {
     "reconciler.gate": 4,
     "reconciler.originals": 4,
     "reconciler.encoder_pool": 4,
-    "reconciler.rows": 4,
+    "reconciler.rows": 3,
     "reconciler.preflight": 4,
     "reconciler.apply": 5,
     "reconciler.render": 6,

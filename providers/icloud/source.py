@@ -77,6 +77,7 @@ class ICloudSource(ChangeFeed, Closing):
 
     kind = "icloud"
     remote = True
+    remarks: tuple[tuple[str, str], ...] = ()  # every asset listed is an item
 
     def __init__(
         self,

@@ -9,10 +9,12 @@ import json
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
+from reconciler import census as census_module
 from reconciler import config, history
 from reconciler.census import census, census_key
 from reconciler.schema import CENSUS_TABLES
@@ -41,15 +43,16 @@ def _last(ws: Workspace) -> tuple[dict[str, Any], dict[str, Any]]:
         db.close()
 
 
-def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def _counting(monkeypatch: pytest.MonkeyPatch, module: ModuleType = history) -> list[int]:
+    """Each census counted through ``module`` from now on, one entry each."""
     calls: list[int] = []
-    real = history.census
+    real = module.census
 
     def counted(db: StateDB, desired: config.DesiredState) -> Any:
         calls.append(1)
         return real(db, desired)
 
-    monkeypatch.setattr(history, "census", counted)
+    monkeypatch.setattr(module, "census", counted)
     return calls
 
 
@@ -174,17 +177,8 @@ def test_the_key_names_the_disk_of_every_store(tmp_path: Path) -> None:
 def test_status_shows_the_stored_census_while_it_is_the_census_of_now(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import reconciler.census as census_module
-
     ws = _converged(tmp_path)
-    calls: list[int] = []
-    real = census_module.census
-
-    def counted(db: StateDB, desired: config.DesiredState) -> Any:
-        calls.append(1)
-        return real(db, desired)
-
-    monkeypatch.setattr(census_module, "census", counted)
+    calls = _counting(monkeypatch, census_module)
     shown = json.loads(ws.run("status", "--json").out)["census"]
     assert calls == []
     assert shown == _last(ws)[1]
@@ -193,3 +187,31 @@ def test_status_shows_the_stored_census_while_it_is_the_census_of_now(
     shown = json.loads(ws.run("status", "--json").out)["census"]
     assert calls == [1]
     assert shown == _last(ws)[1]
+
+
+def test_a_change_to_the_counting_rules_makes_the_stored_census_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upgrade that changes how copies or files count (which disks are
+    independent, what is junk) recounts even though no row changed."""
+    ws = _converged(tmp_path)
+    desired = config.load(ws.config)
+    db = StateDB.in_dir(desired.state_dir)
+    try:
+        key = census_key(db, desired)
+        rules = tmp_path / "independence.py"
+        rules.write_text("# the disks' rule, as a new release has it\n")
+        census_module._counting_code.cache_clear()
+        monkeypatch.setattr(
+            census_module,
+            "_COUNTING_MODULES",
+            (
+                *census_module._COUNTING_MODULES[:1],
+                str(rules),
+                *census_module._COUNTING_MODULES[2:],
+            ),
+        )
+        assert census_key(db, desired) != key
+    finally:
+        census_module._counting_code.cache_clear()
+        db.close()
