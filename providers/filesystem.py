@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from providers.base import Availability, Hasher, ScanEntry
-from reconciler.errors import ProviderError
+from reconciler.errors import ForeignFileError, ProviderError
 from reconciler.hashing import copy_file_hashing, fsync_dir, sha256_file
 from reconciler.layout import collision_path, is_inside
 from reconciler.model import FileCopy
@@ -393,7 +393,9 @@ class FilesystemStore:
         file a store ever overwrites (its metadata changed)."""
         dest = self._path(rel_path)
         try:
-            sha = replace_sidecar(dest, self.temp_path(rel_path), data, mtime_ns)
+            sha = replace_sidecar(
+                dest, self.temp_path(rel_path), data, mtime_ns, shown=f"{self.id}:{rel_path}"
+            )
         except OSError as e:
             raise ProviderError(
                 f"writing {rel_path} failed: {e}", provider=self.id, transient=True
@@ -404,19 +406,26 @@ class FilesystemStore:
 SIDECAR_SUFFIX = ".xmp"
 
 
-def replace_sidecar(dest: Path, tmp: Path, data: bytes, mtime_ns: int | None) -> str:
+def replace_sidecar(
+    dest: Path, tmp: Path, data: bytes, mtime_ns: int | None, *, shown: str = ""
+) -> str:
     """Write ``data`` to ``tmp``, fsync, then rename it over ``dest`` (a
     reader sees the old sidecar or the new one, never half of one). Only
-    sidecars: a media file is never replaced. Returns the SHA-256 read back."""
+    sidecars: a media file is never replaced, nor a sidecar another program
+    wrote (``ForeignFileError``), even one that appears while this one is
+    written. ``shown`` names ``dest`` in errors. Returns the SHA-256 read back."""
+    shown = shown or str(dest)
     if not dest.name.lower().endswith(SIDECAR_SUFFIX):
-        raise ProviderError(f"{dest}: only {SIDECAR_SUFFIX} sidecars are ever replaced")
-    if os.path.lexists(dest) and not _written_by_us(dest):
-        # Another program's sidecar (darktable and Lightroom write exactly
-        # IMG_0001.JPG.xmp), archived from a source: a backup, never replaced.
-        raise ProviderError(
-            f"{dest}: holds an .xmp this tool did not write (an archived file); "
-            "it is kept, so this item's sidecar cannot go there"
-        )
+        raise ProviderError(f"{shown}: only {SIDECAR_SUFFIX} sidecars are ever replaced")
+    foreign = ForeignFileError(
+        f"{shown} holds an .xmp this tool did not write (another program's, or an "
+        "archived file): it is kept as it is"
+    )
+    # Another program's sidecar (darktable and Lightroom write exactly
+    # IMG_0001.JPG.xmp), archived from a source: a backup, never replaced.
+    there = os.path.lexists(dest)
+    if there and not _written_by_us(dest):
+        raise foreign
     try:
         with open(tmp, "wb") as out:
             out.write(data)
@@ -426,8 +435,16 @@ def replace_sidecar(dest: Path, tmp: Path, data: bytes, mtime_ns: int | None) ->
             os.utime(tmp, ns=(mtime_ns, mtime_ns))
         got = sha256_file(tmp)
         if got != hashlib.sha256(data).hexdigest():
-            raise ProviderError(f"{dest}: read-back of the new sidecar does not match")
-        os.replace(tmp, dest)
+            raise ProviderError(f"{shown}: read-back of the new sidecar does not match")
+        if there:
+            os.replace(tmp, dest)  # our older sidecar, rewritten
+        else:
+            try:  # a free name: taken only while still free
+                link_no_clobber(tmp, dest)
+            except FileExistsError:
+                if not _written_by_us(dest):
+                    raise foreign from None
+                os.replace(tmp, dest)  # ours, written meanwhile by a parallel run
         fsync_dir(dest.parent)
     finally:
         tmp.unlink(missing_ok=True)

@@ -52,7 +52,7 @@ from reconciler.config import DesiredState
 from reconciler.config import SyncthingTarget as SyncthingTargetConfig
 from reconciler.connect import Connected
 from reconciler.encoder_pool import EncoderPool
-from reconciler.errors import LoginRequiredError, MediaError, ProviderError
+from reconciler.errors import ForeignFileError, LoginRequiredError, MediaError, ProviderError
 from reconciler.gate import GateRefused, RemovalGate, item_shas
 from reconciler.interrupt import Abandoned, Interrupts
 from reconciler.layout import dated_path
@@ -553,11 +553,26 @@ class Applier:
                 if copy is not None
                 else self.delivered.get((a.store_id, original), fallback)
             )
-        rel = base + a.name[len(item.files[0].name) :]  # ".xmp", or ".<item>.xmp"
         mtime = rows.mtime_ns(item.captured_at)
-        written = self._retry(
-            f"write {a.subject}", a.store_id, lambda: store.put_sidecar(rel, data, mtime_ns=mtime)
-        )
+
+        def put(name: str) -> tuple[str, FileCopy]:
+            rel = base + name[len(item.files[0].name) :]  # ".xmp", or ".<item>.xmp"
+            return rel, self._retry(
+                f"write {a.subject}",
+                a.store_id,
+                lambda: store.put_sidecar(rel, data, mtime_ns=mtime),
+            )
+
+        try:
+            rel, written = put(a.name)
+        except ForeignFileError:
+            # Another program's .xmp has the plain name (darktable's, archived
+            # from a folder): it stays, and this item's goes beside it under
+            # the item's own tag, where the gate finds it by its digest.
+            tagged = sidecar.name_for(item, unique=True)
+            if a.name == tagged:
+                raise
+            rel, written = put(tagged)
         if a.store_id == LIBRARY:
             return (
                 "changed",

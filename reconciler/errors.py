@@ -44,6 +44,12 @@ class LoginRequiredError(ProviderError):
     """A person must log in again (expired session, 2FA); exit code 3."""
 
 
+class ForeignFileError(ProviderError):
+    """A file this tool did not write stands where it would write one (another
+    program's sidecar): it is kept as it is, and the caller may write under
+    another name."""
+
+
 class ThrottledError(ProviderError):
     """The service asked us to slow down and retries ran out; the run ends cleanly."""
 

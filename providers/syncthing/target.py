@@ -273,7 +273,7 @@ class SyncthingTarget(Closing):
             dest = self.folder_path / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = tmp_dir / f"sidecar-{os.urandom(8).hex()}.xmp"
-            sha = replace_sidecar(dest, tmp, data, mtime_ns)
+            sha = replace_sidecar(dest, tmp, data, mtime_ns, shown=f"{self.id}:{rel}")
         except OSError as e:
             raise ProviderError(
                 f"delivering {rel} into {self.folder_path} failed: {e}", provider=PROVIDER

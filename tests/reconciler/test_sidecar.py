@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from providers import filesystem
 from providers.filesystem import FilesystemStore, write_marker
 from reconciler import sidecar
-from reconciler.errors import ProviderError
+from reconciler.errors import ForeignFileError, ProviderError
 from reconciler.hashing import sha256_file
 from reconciler.model import ItemMetadata, MediaFile, SourceItem
 
@@ -119,3 +120,30 @@ def test_an_xmp_this_tool_did_not_write_is_never_replaced(tmp_path: Path) -> Non
     newer = sidecar.render(_item(title="Dusk"), SHAS)
     assert store.put_sidecar(mine, newer).sha256 == sha256_file(store_root / mine)
     assert (store_root / mine).read_bytes() == newer
+
+
+def test_a_foreign_xmp_appearing_while_ours_is_written_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The name was free when checked, and another program took it before
+    ours was moved there: ours does not replace it, and the error names the
+    file by its store and path."""
+    store_root = tmp_path / "nas"
+    write_marker(store_root, "nas")
+    store = FilesystemStore("nas", store_root)
+    rel = "2021/06/01/IMG_0001.JPG.xmp"
+    (store_root / rel).parent.mkdir(parents=True)
+    theirs = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><darktable:history/></x:xmpmeta>'
+    read_back = filesystem.sha256_file
+
+    def meanwhile(path: Path) -> str:
+        (store_root / rel).write_bytes(theirs)  # darktable, between check and rename
+        return read_back(path)
+
+    monkeypatch.setattr(filesystem, "sha256_file", meanwhile)
+    with pytest.raises(ForeignFileError) as caught:
+        store.put_sidecar(rel, sidecar.render(_item(title="Dawn"), SHAS))
+    assert str(caught.value).startswith(f"nas:{rel} holds an .xmp this tool did not write")
+    assert "/proc/" not in str(caught.value)
+    assert (store_root / rel).read_bytes() == theirs
+    assert [p.name for p in (store_root / rel).parent.iterdir()] == ["IMG_0001.JPG.xmp"]

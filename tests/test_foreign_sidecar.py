@@ -1,0 +1,108 @@
+"""An .xmp this tool did not write, at the very name an iCloud item's sidecar
+would take (darktable and Lightroom name theirs ``IMG_0001.JPG.xmp`` too).
+
+It is someone's file, so it is never replaced; and the item is not held
+back forever by it either: its sidecar goes beside it under the item's own
+tagged name, the item converges and is off-loaded, and the foreign file
+stays byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from providers.icloud.emulator import Account
+from reconciler import sidecar
+from reconciler.layout import dated_path
+from tests.helpers import Workspace, files_under, make_jpeg
+
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+OLD = datetime(2021, 6, 1, 9, tzinfo=UTC)
+THEIRS = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><darktable:history/></x:xmpmeta>'
+
+
+@pytest.fixture
+def account() -> Account:
+    return Account()
+
+
+def _title(path: Path) -> str:
+    exiftool = shutil.which("exiftool")
+    assert exiftool, "exiftool is needed (make apt)"
+    out = subprocess.run(
+        [exiftool, "-j", "-G1", str(path)], capture_output=True, text=True, check=True
+    )
+    return str(json.loads(out.stdout)[0]["XMP-dc:Title"])
+
+
+def _sidecars(root: Path) -> dict[str, bytes]:
+    return {p: b for p, b in files_under(root).items() if p.endswith(".xmp")}
+
+
+@pytest.mark.parametrize("where", ["library", "nas", "every store"])
+def test_a_foreign_xmp_at_the_sidecar_name_does_not_block_the_item(
+    ws: Workspace, account: Account, tmp_path: Path, where: str
+) -> None:
+    photo = make_jpeg(tmp_path / "a.jpg", OLD, seed=3).read_bytes()
+    account.add_asset(photo, "IMG_0001.JPG", asset_date=OLD, caption="Dawn")
+
+    # Where the sidecar would go: beside the original, which every store
+    # lays out by capture date.
+    stores = ["library", "nas", "usb"] if where == "every store" else [where]
+    roots = {s: ws.library if s == "library" else ws.target(s) for s in stores}
+    rel = dated_path(OLD, "IMG_0001.JPG") + ".xmp"
+    for root in roots.values():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(THEIRS)
+
+    r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 0, r.out + r.err
+    assert account.live_assets() == []  # off-loaded: its metadata is archived
+    for root in roots.values():
+        found = _sidecars(root)
+        assert found.pop(rel) == THEIRS  # kept, byte for byte
+        [(tagged, ours)] = found.items()  # and ours beside it, under the item's tag
+        assert tagged.startswith(rel[: -len(".xmp")] + ".") and tagged.endswith(".xmp")
+        assert _title(root / tagged) == "Dawn"  # read by exiftool
+        parsed = sidecar.parse(ours)
+        assert parsed is not None and parsed.source_id == "icloud"
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
+    # And again: nothing is rewritten, the foreign file still stands.
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    for root in roots.values():
+        assert _sidecars(root)[rel] == THEIRS
+
+
+def test_the_tagged_sidecar_follows_later_metadata_changes(
+    ws: Workspace, account: Account, tmp_path: Path
+) -> None:
+    """A recent photo stays in iCloud, so its title can change after its
+    sidecar went beside a foreign one: the tagged sidecar is rewritten in
+    place (no second one), and the foreign file is still never touched."""
+    recent = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    photo = make_jpeg(tmp_path / "a.jpg", recent, seed=4).read_bytes()
+    asset = account.add_asset(photo, "IMG_0002.JPG", asset_date=recent, caption="Dawn")
+    rel = dated_path(recent, "IMG_0002.JPG") + ".xmp"
+    (ws.library / rel).parent.mkdir(parents=True)
+    (ws.library / rel).write_bytes(THEIRS)
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    account.describe(asset, caption="Dusk")
+    p = ws.run("plan", "--detailed-exitcode", now=NOW)
+    assert p.code == 2 and "sidecar missing or out of date" in p.out, p.out
+    r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 0, r.out + r.err
+    assert len(account.live_assets()) == 1  # recent: kept in iCloud
+    found = _sidecars(ws.library)
+    assert found.pop(rel) == THEIRS
+    [tagged] = found
+    assert _title(ws.library / tagged) == "Dusk"
+    for target in ("nas", "usb"):  # no foreign file there: the plain name
+        assert list(_sidecars(ws.target(target))) == [rel]
+        assert _title(ws.target(target) / rel) == "Dusk"
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
