@@ -246,6 +246,14 @@ class FilesystemStore:
                 raise ProviderError(found.reason, provider=self.id)
         return Path(f"/proc/{os.getpid()}/fd/{self._pin}") / rel
 
+    def _plain(self, what: object) -> str:
+        """``what`` (an OSError, a path) as a person reads it: the store's own
+        root where the pinned descriptor's /proc path stands."""
+        text = str(what)
+        if self._pin is not None:
+            text = text.replace(f"/proc/{os.getpid()}/fd/{self._pin}", str(self.root))
+        return text
+
     def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
         return hashed_tree(self.id, self.root, hasher)
 
@@ -276,7 +284,9 @@ class FilesystemStore:
         try:
             return sha256_file(dest) if dest.exists() else None
         except OSError as e:
-            raise ProviderError(f"reading {dest} failed: {e}", provider=self.id) from e
+            raise ProviderError(
+                f"reading {self._plain(dest)} failed: {self._plain(e)}", provider=self.id
+            ) from e
 
     def _copy_at(self, rel: str, sha256: str) -> FileCopy:
         st = self._path(rel).stat()
@@ -291,7 +301,7 @@ class FilesystemStore:
         except OSError as e:
             tmp.unlink(missing_ok=True)
             raise ProviderError(
-                f"writing {rel} failed: {e}", provider=self.id, transient=True
+                f"writing {rel} failed: {self._plain(e)}", provider=self.id, transient=True
             ) from e
         if got != sha256:
             tmp.unlink(missing_ok=True)
@@ -335,7 +345,7 @@ class FilesystemStore:
         except OSError as e:
             tmp.unlink(missing_ok=True)
             raise ProviderError(
-                f"writing {rel} failed: {e}", provider=self.id, transient=True
+                f"writing {rel} failed: {self._plain(e)}", provider=self.id, transient=True
             ) from e
         tmp.unlink(missing_ok=True)
         copy = self._copy_at(rel, sha256)
@@ -361,7 +371,9 @@ class FilesystemStore:
         try:
             shutil.copyfile(self._path(copy.path), dest)
         except OSError as e:
-            raise ProviderError(f"reading {copy.path} failed: {e}", provider=self.id) from e
+            raise ProviderError(
+                f"reading {copy.path} failed: {self._plain(e)}", provider=self.id
+            ) from e
 
     def temp_path(self, rel_path: str) -> Path:
         """A temporary name beside ``rel_path`` (same filesystem, so rename is atomic)."""
@@ -385,7 +397,9 @@ class FilesystemStore:
             os.replace(tmp, dest)
             fsync_dir(dest.parent)
         except OSError as e:
-            raise ProviderError(f"replacing {rel_path} failed: {e}", provider=self.id) from e
+            raise ProviderError(
+                f"replacing {rel_path} failed: {self._plain(e)}", provider=self.id
+            ) from e
         return self._copy_at(rel_path, sha256_file(dest))
 
     def put_sidecar(self, rel_path: str, data: bytes, *, mtime_ns: int | None = None) -> FileCopy:
@@ -398,7 +412,7 @@ class FilesystemStore:
             )
         except OSError as e:
             raise ProviderError(
-                f"writing {rel_path} failed: {e}", provider=self.id, transient=True
+                f"writing {rel_path} failed: {self._plain(e)}", provider=self.id, transient=True
             ) from e
         return self._copy_at(rel_path, sha)
 

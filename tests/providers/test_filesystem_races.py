@@ -77,3 +77,19 @@ def test_parallel_adopts_of_one_name_keep_every_file(
     assert not any(
         n.startswith(filesystem.TMP_PREFIX) for n in os.listdir(store.root / "2024/05/01")
     )
+
+
+def test_a_failed_write_names_the_store_root_not_the_pinned_descriptor(
+    tmp_path: Path,
+) -> None:
+    """Files are reached through the root's pinned descriptor
+    (/proc/PID/fd/N/...); what a person reads names the real folder."""
+    store = _store(tmp_path)
+    (store.root / "2024/05/01/IMG_1234.JPG").mkdir(parents=True)  # a folder in its place
+    src = tmp_path / "photo.jpg"
+    src.write_bytes(b"photo")
+    with pytest.raises(filesystem.ProviderError) as caught:
+        store.put(src, "2024/05/01/IMG_1234.JPG", hashlib.sha256(b"photo").hexdigest())
+    said = str(caught.value)
+    assert "/proc/" not in said, said
+    assert f"reading {store.root}/2024/05/01/IMG_1234.JPG failed" in said, said
