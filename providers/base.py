@@ -16,7 +16,7 @@ providers speak only in the values of ``reconciler.model`` and raise only
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple, Protocol, Self, runtime_checkable
@@ -54,7 +54,21 @@ class Hashed(NamedTuple):
 
 
 class Hasher(Protocol):
-    """Hashes files, reusing cached results for unchanged (size, mtime, inode)."""
+    """Walks local trees and hashes their files, reusing cached results for
+    unchanged (size, mtime, inode)."""
+
+    def walk(
+        self,
+        root: Path,
+        *,
+        skip: Callable[[str], bool] | None = None,
+        undecodable: list[str] | None = None,
+        links: list[str] | None = None,
+    ) -> list[ScanEntry]:
+        """Every file under ``root``, as ``providers.filesystem.scan_tree``
+        yields them (its parameters mean the same). The observer may have
+        walked the tree already, in a helper process (``WalksLocally``)."""
+        ...
 
     def hash_entries(
         self, entries: Iterable[ScanEntry], *, dates: bool = False, tree: str | None = None
@@ -143,6 +157,27 @@ class Source(Protocol):
         """Remove the item from the source (soft delete where the source has one).
         Only the applier calls this, and only after its own removal gate."""
         ...
+
+
+@attrs.frozen
+class LocalTree:
+    """A folder tree on this machine that a listing walks: ``root``, and the
+    file names the walk passes over (``skip``: another tool's own files).
+    ``skip`` must be a module-level function: it is sent to the helper
+    process that walks the tree ahead."""
+
+    root: Path
+    skip: Callable[[str], bool] | None = None
+
+
+@runtime_checkable
+class WalksLocally(Protocol):
+    """A source or store whose listing walks a local tree (a folder, a disk,
+    the phone's Syncthing folder): on a large library the observer walks it
+    ahead, in a helper process, while this one works on the trees before it."""
+
+    @property
+    def local_tree(self) -> LocalTree: ...
 
 
 @runtime_checkable

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from providers.base import Availability, Hasher, ScanEntry
+from providers.base import Availability, Hasher, LocalTree, ScanEntry
 from reconciler.errors import ForeignFileError, ProviderError
 from reconciler.hashing import copy_file_hashing, fsync_dir, sha256_file
 from reconciler.layout import collision_path, is_inside
@@ -157,7 +157,7 @@ def hashed_tree(
     """Every file under ``root`` as a FileCopy of ``store_id``: one walk, then
     one batch through the (cached) hasher."""
     try:
-        entries = list(scan_tree(root, skip))
+        entries = hasher.walk(root, skip=skip)
     except OSError as e:
         raise ProviderError(f"listing {root} failed: {e}", provider=store_id) from e
     hashed = hasher.hash_entries(entries, tree=os.path.join(root, ""))
@@ -253,6 +253,10 @@ class FilesystemStore:
         if self._pin is not None:
             text = text.replace(f"/proc/{os.getpid()}/fd/{self._pin}", str(self.root))
         return text
+
+    @property
+    def local_tree(self) -> LocalTree:
+        return LocalTree(self.root)
 
     def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
         return hashed_tree(self.id, self.root, hasher)

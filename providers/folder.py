@@ -21,8 +21,7 @@ from pathlib import Path
 
 import attrs
 
-from providers.base import Hasher
-from providers.filesystem import scan_tree
+from providers.base import Hasher, LocalTree
 from reconciler.errors import ProviderError
 from reconciler.hashing import copy_file_hashing, sha256_file
 from reconciler.layout import is_inside
@@ -45,6 +44,10 @@ class FolderSource:
         self.removable = removable
         self.remarks: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def local_tree(self) -> LocalTree:
+        return LocalTree(self.root)
+
     def list_items(self, hasher: Hasher) -> Iterator[SourceItem]:
         if not self.root.is_dir():
             raise ProviderError(f"{self.root} does not exist or is not mounted", provider=self.id)
@@ -54,7 +57,7 @@ class FolderSource:
             entries = sorted(
                 (
                     e
-                    for e in scan_tree(self.root, undecodable=odd, links=links)
+                    for e in hasher.walk(self.root, undecodable=odd, links=links)
                     if is_archivable(e.rel)
                 ),
                 key=lambda e: e.rel,

@@ -37,9 +37,11 @@ from providers.base import (
     ScanEntry,
     Source,
     Store,
+    WalksLocally,
     disk_of,
 )
-from reconciler import media, sidecar
+from providers.filesystem import scan_tree
+from reconciler import media, sidecar, walk_ahead
 from reconciler.config import DesiredState, SyncthingTarget, TargetConfig
 from reconciler.connect import Connected
 from reconciler.errors import LoginRequiredError, MediaError, ProviderError
@@ -56,6 +58,7 @@ from reconciler.model import (
 )
 from reconciler.rows import original_row
 from reconciler.state import CachedHash, LineageRow, StateDB
+from reconciler.walk_ahead import WalkAhead
 
 #: progress(label, done, total)
 Progress = Callable[[str, int, int], None]
@@ -100,6 +103,26 @@ class CachedHasher:
         self.workers = workers or min(4, (os.cpu_count() or 2))
         self.progress = progress
         self.hashed_files = 0  # misses hashed this run, for tests and figures
+        #: the trees a helper process walks ahead this run (``observe``)
+        self.ahead: WalkAhead | None = None
+
+    def walk(
+        self,
+        root: Path,
+        *,
+        skip: Callable[[str], bool] | None = None,
+        undecodable: list[str] | None = None,
+        links: list[str] | None = None,
+    ) -> list[ScanEntry]:
+        walked = self.ahead.take(root, skip) if self.ahead is not None else None
+        if walked is None:
+            return list(scan_tree(root, skip, undecodable, links))
+        entries, odd, linked = walked
+        if undecodable is not None:
+            undecodable.extend(odd)
+        if links is not None:
+            links.extend(linked)
+        return entries
 
     def _due(self, path: str, hashed_at: float) -> bool:
         """Time to read an unchanged file again (bit rot keeps size and mtime).
@@ -225,15 +248,29 @@ def observe(
     for src in conn.sources.values():
         if isinstance(src, RemembersListing):
             src.remember_listing(db, now)  # iCloud: list only what changed since
-    sources = tuple(
-        _source(sid, src, hasher, db, desired.guards.max_shrink_fraction, accept_shrink)
-        for sid, src in conn.sources.items()
-    )
-    targets = tuple(
-        _target(tid, store, hasher, db, desired.targets.get(tid), now)
-        for tid, store in conn.targets.items()
-    )
-    library = _library(conn, hasher, db)
+    # The local trees in the order they are walked below; on a large library
+    # a helper process walks all but the first while this one works.
+    trees = [
+        p.local_tree
+        for p in (*conn.sources.values(), *conn.targets.values(), conn.library)
+        if isinstance(p, WalksLocally)
+    ]
+    if len(trees) > 1 and db.size_bytes() >= walk_ahead.MIN_STATE_BYTES:
+        hasher.ahead = WalkAhead(trees[1:])
+    try:
+        sources = tuple(
+            _source(sid, src, hasher, db, desired.guards.max_shrink_fraction, accept_shrink)
+            for sid, src in conn.sources.items()
+        )
+        targets = tuple(
+            _target(tid, store, hasher, db, desired.targets.get(tid), now)
+            for tid, store in conn.targets.items()
+        )
+        library = _library(conn, hasher, db)
+    finally:
+        if hasher.ahead is not None:
+            hasher.ahead.close()
+            hasher.ahead = None
     known = db.known_sha256()
     _known_from_sidecars(sources, library, targets, conn, known, db)
     _known_from_legacy(sources, known, db)

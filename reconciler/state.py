@@ -372,6 +372,13 @@ class StateDB:
         rows = list(self.db.query("select * from liveness where store_id = ?", [store_id]))
         return dict(rows[0]) if rows else None
 
+    def size_bytes(self) -> int:
+        """The database's size (pages in use and free), read from its header:
+        how large a library it records, known without counting any table."""
+        (pages,) = self.db.conn.execute("pragma page_count").fetchone()
+        (size,) = self.db.conn.execute("pragma page_size").fetchone()
+        return int(pages) * int(size)
+
     # --------------------------------------------------------- listing guard
 
     def listing_count(self, store_id: str) -> int | None:

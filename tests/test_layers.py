@@ -41,6 +41,7 @@ RANKS = {
     "reconciler.legacy": 3,
     "reconciler.selection": 3,
     "reconciler.observe": 4,
+    "reconciler.walk_ahead": 3,
     "reconciler.gate": 4,
     "reconciler.originals": 4,
     "reconciler.encoder_pool": 4,

@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 
 import attrs
 
-from providers.base import Availability, Closing, Confirmation, Hasher, Liveness
+from providers.base import Availability, Closing, Confirmation, Hasher, Liveness, LocalTree
 from providers.filesystem import hashed_tree, link_no_clobber, replace_sidecar
 from providers.syncthing import ignores
 from providers.syncthing.client import (
@@ -215,6 +215,10 @@ class SyncthingTarget(Closing):
                 ensure_tmp=self._ensure_ignored,
             )
         return self._liveness
+
+    @property
+    def local_tree(self) -> LocalTree:
+        return LocalTree(self.folder_path, skip=_is_syncthing_own)
 
     def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
         """Every delivered file, hashed. Delivered is not held: see ``confirm``."""

@@ -6,8 +6,10 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from providers.base import Confirmation, Hashed, ScanEntry
+from providers.filesystem import scan_tree
 
 
 class Sha256Hasher:
@@ -15,6 +17,9 @@ class Sha256Hasher:
 
     def __init__(self) -> None:
         self.seen: list[str] = []
+
+    def walk(self, root: Path, **how: Any) -> list[ScanEntry]:
+        return list(scan_tree(root, **how))
 
     def hash_entries(
         self, entries: Iterable[ScanEntry], *, dates: bool = False, tree: str | None = None

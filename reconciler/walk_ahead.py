@@ -1,0 +1,149 @@
+"""Walking a large library's trees in a helper process, ahead of need.
+
+A no-op run of a large library spends a third of its time walking trees:
+one ``lstat`` per file of the import folder, the library and every target,
+each tree after the other. Threads do not help (the GIL is handed back and
+forth on every ``lstat``), but a second process does: while this one walks
+the first tree and matches it against the hash cache, a helper walks the
+others, in the order the observer will ask for them.
+
+The helper runs the very same walk (``providers.filesystem.scan_tree``) and
+sends each tree back in columns (the relative paths joined in one string,
+the numbers in arrays), which costs a tenth of sending tuples. A tree the
+helper has not started when it is asked for is walked here instead, so
+nothing ever waits on a helper that is behind. A walk that failed there
+raises here, when that tree is asked for, exactly as if walked here.
+
+The helper comes from the forkserver the encoders use (never a fork of a
+process running threads), ignores Ctrl-C, and dies with the run
+(``reconciler.lifeline``). It only reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+from array import array
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+
+from providers.base import LocalTree, ScanEntry
+from providers.filesystem import scan_tree
+from reconciler import lifeline
+
+log = logging.getLogger("reconcile")
+
+#: A state DB at least this large (its hash cache holds a row per file)
+#: marks a library worth a helper process: about 16k items with two
+#: targets. Below it, starting the helper costs more than it saves.
+MIN_STATE_BYTES = 16 << 20
+
+#: What the helper sends back for one tree: the relative paths joined by
+#: NUL (no file name holds one), sizes, mtimes and inodes as raw arrays,
+#: and the names ``scan_tree`` sets aside (undecodable names, links); or
+#: the error that ended the walk.
+Columns = tuple[str, bytes, bytes, bytes, list[str], list[str]]
+
+
+def _walk(root: str, skip: Callable[[str], bool] | None) -> Columns | OSError:
+    """In the helper: one tree, walked as the observer would, in columns."""
+    odd: list[str] = []
+    links: list[str] = []
+    sizes, mtimes, inodes = array("q"), array("q"), array("Q")
+    rels: list[str] = []
+    try:
+        for _, rel, size, mtime_ns, inode in scan_tree(root, skip, odd, links):
+            rels.append(rel)
+            sizes.append(size)
+            mtimes.append(mtime_ns)
+            inodes.append(inode)
+    except OSError as e:
+        return e
+    return "\0".join(rels), sizes.tobytes(), mtimes.tobytes(), inodes.tobytes(), odd, links
+
+
+def _entries(root: str, columns: Columns) -> tuple[list[ScanEntry], list[str], list[str]]:
+    text, sizes_b, mtimes_b, inodes_b, odd, links = columns
+    sizes, mtimes, inodes = array("q"), array("q"), array("Q")
+    sizes.frombytes(sizes_b)
+    mtimes.frombytes(mtimes_b)
+    inodes.frombytes(inodes_b)
+    top = root if root.endswith("/") else root + "/"
+    new = tuple.__new__
+    rels = text.split("\0") if sizes else []
+    return (
+        [
+            new(ScanEntry, (top + rel, rel, size, mtime_ns, inode))
+            for rel, size, mtime_ns, inode in zip(rels, sizes, mtimes, inodes, strict=True)
+        ],
+        odd,
+        links,
+    )
+
+
+class WalkAhead:
+    """The trees after the first, walked by a helper process in order; ``take``
+    hands each one over (or walks it here when the helper has not begun it)."""
+
+    def __init__(self, trees: Sequence[LocalTree]) -> None:
+        self._pending: dict[str, tuple[LocalTree, Future[Columns | OSError]]] = {}
+        self._pool: ProcessPoolExecutor | None = None
+        if not trees:
+            return
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["reconciler.forkserver_lifeline"])
+        self._pool = ProcessPoolExecutor(
+            1, mp_context=ctx, initializer=lifeline.encoder_init, initargs=(os.getpid(),)
+        )
+        try:
+            for tree in trees:
+                key = os.fspath(tree.root)
+                if key not in self._pending:
+                    self._pending[key] = (tree, self._pool.submit(_walk, key, tree.skip))
+        except (OSError, RuntimeError) as e:  # no helper to be had: walk here
+            log.info("walking ahead is not available (%s); the trees are walked in turn", e)
+            self.close()
+
+    def take(
+        self, root: Path, skip: Callable[[str], bool] | None
+    ) -> tuple[list[ScanEntry], list[str], list[str]] | None:
+        """The walk of ``root``, if the helper has it or is at it; None when
+        this process should walk it itself (never asked ahead, asked with
+        other ``skip`` rules, or not begun there yet)."""
+        key = os.fspath(root)
+        found = self._pending.pop(key, None)
+        if found is None:
+            return None
+        tree, fut = found
+        if tree.skip is not skip or fut.cancel():
+            return None
+        try:
+            got = fut.result()
+        except Exception as e:  # the helper died (killed, out of memory): walk here
+            log.info("the helper walking %s failed (%r); walking it here", key, e)
+            return None
+        if isinstance(got, OSError):
+            raise got
+        return _entries(key, got)
+
+    def close(self) -> None:
+        """Stop the helper, waiting for nothing: a walk still under way (a
+        tree never asked for, as an unavailable store's; the run stopped by
+        a signal) is killed, which is safe, as the helper only reads."""
+        busy = False
+        for _, fut in self._pending.values():
+            busy |= not fut.cancel() and not fut.done()
+        self._pending.clear()
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if busy:
+            processes = getattr(pool, "_processes", None) or {}  # no public API in 3.11
+            for pid in list(processes):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+        pool.shutdown(wait=not busy, cancel_futures=True)

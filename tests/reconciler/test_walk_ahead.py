@@ -1,0 +1,201 @@
+"""Walking ahead: on a large library a helper process walks the trees after
+the first while the observer works. What it hands over must be exactly the
+walk the observer would have made itself, whatever the tree holds; a helper
+that fails or dies costs only its head start; and it never outlives the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from providers.base import LocalTree
+from providers.filesystem import TMP_PREFIX, scan_tree
+from providers.syncthing.target import _is_syncthing_own
+from reconciler import lifeline, walk_ahead
+from reconciler.walk_ahead import WalkAhead
+from tests.helpers import FOLDER_SOURCE, KEEP_ORIGINALS, make_jpeg, make_workspace
+
+OLD = datetime.now(UTC) - timedelta(days=800)
+
+
+def _write(folder: Path, raw_name: bytes, data: bytes) -> None:
+    path = os.fsencode(folder) + b"/" + raw_name
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _awkward_tree(root: Path) -> None:
+    """Every kind of entry the walk treats apart."""
+    (root / "2020/01").mkdir(parents=True)
+    (root / "2020/01/IMG_1.JPG").write_bytes(b"one")
+    (root / "2020/01/IMG_1.MOV").write_bytes(b"its live video")
+    (root / "top level.png").write_bytes(b"two")
+    (root / ".hidden-folder").mkdir()
+    (root / ".hidden-folder/x.jpg").write_bytes(b"never walked")
+    (root / f"{TMP_PREFIX}half-written").write_bytes(b"debris")
+    (root / ".stfolder").mkdir()  # Syncthing's own
+    (root / "2020/01/link.jpg").symlink_to(root / "top level.png")
+    (root / "dangling.jpg").symlink_to(root / "nowhere")
+    _write(root, b"Caf\xe9.JPG", b"latin-1 name")
+    _write(root, b"\xc9t\xe9/IMG_2.JPG", b"in a latin-1 folder")
+    old = root / "1969.jpg"  # before the epoch: a negative mtime
+    old.write_bytes(b"scanned")
+    os.utime(old, ns=(-1_500_000_000, -1_500_000_000))
+    (root / "empty folder").mkdir()
+
+
+def _here(root: Path, skip: Any = None) -> tuple[list[tuple[Any, ...]], list[str], list[str]]:
+    odd: list[str] = []
+    links: list[str] = []
+    entries = [tuple(e) for e in scan_tree(root, skip, odd, links)]
+    return entries, odd, links
+
+
+def test_the_helper_hands_over_exactly_the_walk_made_here(tmp_path: Path) -> None:
+    a, b, empty = tmp_path / "a", tmp_path / "b/", tmp_path / "empty"
+    for root in (a, b):
+        _awkward_tree(root)
+    empty.mkdir()
+    ahead = WalkAhead([LocalTree(a), LocalTree(b, skip=_is_syncthing_own), LocalTree(empty)])
+    try:
+        for root, skip in ((a, None), (b, _is_syncthing_own), (empty, None)):
+            got = ahead.take(root, skip)
+            assert got is not None, f"{root} was not walked ahead"
+            entries, odd, links = got
+            assert ([tuple(e) for e in entries], odd, links) == _here(root, skip)
+        assert any(e[3] < 0 for e in _here(a)[0])  # the negative mtime went through
+        assert ahead.take(a, None) is None  # handed over once; a second ask walks here
+    finally:
+        ahead.close()
+
+
+def test_a_tree_asked_with_other_rules_or_never_announced_is_walked_here(
+    tmp_path: Path,
+) -> None:
+    _awkward_tree(tmp_path / "a")
+    ahead = WalkAhead([LocalTree(tmp_path / "a", skip=_is_syncthing_own)])
+    try:
+        assert ahead.take(tmp_path / "other", None) is None
+        assert ahead.take(tmp_path / "a", None) is None  # other skip rules
+    finally:
+        ahead.close()
+
+
+def test_a_walk_that_fails_there_fails_here_as_it_would_have(tmp_path: Path) -> None:
+    missing = tmp_path / "unmounted"
+    ahead = WalkAhead([LocalTree(missing)])
+    try:
+        with pytest.raises(FileNotFoundError) as there:
+            ahead.take(missing, None)
+        with pytest.raises(FileNotFoundError) as here:
+            list(scan_tree(missing))
+        assert (there.value.errno, there.value.filename) == (
+            here.value.errno,
+            here.value.filename,
+        )
+    finally:
+        ahead.close()
+
+
+def test_a_helper_killed_before_its_walk_costs_only_its_head_start(tmp_path: Path) -> None:
+    _awkward_tree(tmp_path / "a")
+    ahead = WalkAhead([LocalTree(tmp_path / "a")])
+    try:
+        pids = _helper_pids(ahead)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        assert ahead.take(tmp_path / "a", None) is None  # the observer walks it itself
+    finally:
+        ahead.close()
+
+
+def _slowly(name: str) -> bool:
+    """A walk that takes far longer than any test (a hung network mount)."""
+    time.sleep(60)
+    return False
+
+
+def test_closing_waits_for_no_walk_under_way(tmp_path: Path) -> None:
+    """A tree never asked for (its store was unavailable) or a run stopped
+    by a signal: the helper is killed, not waited for."""
+    _awkward_tree(tmp_path / "a")
+    ahead = WalkAhead([LocalTree(tmp_path / "a", skip=_slowly)])
+    pids = _helper_pids(ahead)
+    time.sleep(0.5)  # well into its first name
+    started = time.monotonic()
+    ahead.close()
+    assert time.monotonic() - started < 10
+    deadline = time.monotonic() + 10
+    while any(lifeline.alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(lifeline.alive(pid) for pid in pids)
+
+
+def _helper_pids(ahead: WalkAhead) -> list[int]:
+    pool: Any = ahead._pool
+    deadline = time.monotonic() + 10
+    while not pool._processes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return list(pool._processes)
+
+
+def test_a_large_library_plans_the_same_with_the_helper_and_it_does_not_outlive_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A second folder source (a camera's card): its tree is the helper's,
+    # names set aside (links, undecodable ones) and all.
+    card = '[sources.card]\nkind = "folder"\npath = "card"\n'
+    ws = make_workspace(tmp_path, sources=FOLDER_SOURCE + card, extra=KEEP_ORIGINALS)
+    for i in range(6):
+        make_jpeg(ws.incoming / f"2020/IMG_{i}.JPG", OLD, seed=i)
+    _awkward_tree(ws.incoming / "odd")
+    _awkward_tree(tmp_path / "card")
+    assert ws.run("apply", "--yes").code == 1  # the undecodable names wait, named
+    # Then the world moves: a new photo, a copy lost on one target, one
+    # altered on the other, debris and a link on a target.
+    make_jpeg(ws.incoming / "2021/IMG_new.JPG", OLD, seed=40)
+    nas = sorted(p for p in (tmp_path / "nas").rglob("*.JPG"))
+    usb = sorted(p for p in (tmp_path / "usb").rglob("*.JPG"))
+    nas[0].unlink()
+    usb[1].write_bytes(usb[1].read_bytes() + b"rot")
+    (tmp_path / "usb" / f"{TMP_PREFIX}debris").write_bytes(b"x")
+    (tmp_path / "usb" / "link.jpg").symlink_to(usb[2])
+
+    walked: dict[str, str] = {}
+    helpers: list[int] = []
+    take, close = WalkAhead.take, WalkAhead.close
+
+    def spy_take(self: WalkAhead, root: Path, skip: Any) -> Any:
+        got = take(self, root, skip)
+        walked[Path(root).name] = "helper" if got is not None else "here"
+        return got
+
+    def spy_close(self: WalkAhead) -> None:
+        helpers.extend(_helper_pids(self) if self._pool is not None else [])
+        close(self)
+
+    monkeypatch.setattr(WalkAhead, "take", spy_take)
+    monkeypatch.setattr(WalkAhead, "close", spy_close)
+    runs = {}
+    for mode, least in (("ahead", 0), ("in turn", 1 << 40), ("ahead again", 0)):
+        monkeypatch.setattr(walk_ahead, "MIN_STATE_BYTES", least)
+        text = ws.run("plan")
+        listed = json.loads(ws.run("plan", "--json").out)
+        runs[mode] = (text.code, text.out, listed["actions"], listed["notes"])
+    assert runs["ahead"] == runs["in turn"] == runs["ahead again"]
+    code, out, actions, notes = runs["ahead"]
+    assert code == 1 and actions and notes, out  # 1: the undecodable names
+    assert "IMG_new.JPG" in out and "incoming:odd/\\xc9t\\xe9/IMG_2.JPG" in out
+    assert "card:\\xc9t\\xe9/IMG_2.JPG" in out and "card:dangling.jpg" in out
+    assert walked["card"] == "helper"  # the first tree after the first, every time
+    assert set(walked) == {"incoming", "card", "nas", "usb", "library"}
+    assert helpers and not any(lifeline.alive(pid) for pid in helpers)
