@@ -159,6 +159,11 @@ def test_a_large_library_plans_the_same_with_the_helper_and_it_does_not_outlive_
         make_jpeg(ws.incoming / f"2020/IMG_{i}.JPG", OLD, seed=i)
     _awkward_tree(ws.incoming / "odd")
     _awkward_tree(tmp_path / "card")
+    # Windows' cache (no item) and names whose walk order is not their sorted
+    # order: the card's listing filters and sorts the walk before hashing.
+    (tmp_path / "card/Thumbs.db").write_bytes(b"cache")
+    for i, name in enumerate(("b/IMG_9.JPG", "a/IMG_8.JPG", "c/IMG_7.JPG", "IMG_6.JPG")):
+        make_jpeg(tmp_path / "card" / name, OLD, seed=60 + i)
     assert ws.run("apply", "--yes").code == 1  # the undecodable names wait, named
     # Then the world moves: a new photo, a copy lost on one target, one
     # altered on the other, debris and a link on a target.
