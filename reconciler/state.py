@@ -278,7 +278,19 @@ class StateDB:
         }
 
     def record_lineage(self, row: LineageRow) -> None:
-        self._put("library", row._asdict())
+        self.record_lineages([row])
+
+    def record_lineages(self, rows: Iterable[LineageRow]) -> None:
+        """Many library rows in one statement (after a lost state DB, a
+        large library's every file): a row per path, the last one given."""
+        latest = {row.path: row for row in rows}
+        if latest:
+            with self.transaction():
+                self.db.conn.executemany(
+                    f"insert or replace into library ({', '.join(LineageRow._fields)}) "
+                    f"values ({', '.join('?' * len(LineageRow._fields))})",
+                    latest.values(),
+                )
 
     def settled(self) -> dict[tuple[str, str], str]:
         rows = self.db.query("select original_sha256, tier, reason from settled")

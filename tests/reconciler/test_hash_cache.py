@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,52 @@ def test_the_walk_sees_what_a_plain_lstat_walk_sees(tmp_path: Path) -> None:
         got = [tuple(e) for e in scan_tree(named)]
         assert len(got) == len(set(got))
         assert set(got) == want
+
+
+def test_small_files_are_hashed_here_and_large_ones_on_the_pool_with_the_same_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread per small file costs far more than hashing it; large files
+    gain from every core. Whichever way a file goes, its result is its own,
+    in its place, an unreadable file of either size is that file's error,
+    and the progress counts every file once."""
+    from reconciler import observe
+    from reconciler.hashing import HASH_CHUNK
+
+    root = tmp_path / "store"
+    sizes = [10, HASH_CHUNK - 1, HASH_CHUNK, 3 * HASH_CHUNK + 5, 0, 700, HASH_CHUNK + 1]
+    files = []
+    for i, size in enumerate(sizes):
+        p = root / f"d{i % 2}" / f"IMG_{i}.JPG"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(os.urandom(size))
+        files.append(p)
+    entries = list(scan_tree(root))
+    gone = {next(e.path for e in entries if e.size == 700)}
+    gone.add(next(e.path for e in entries if e.size == 3 * HASH_CHUNK + 5))
+    for path in gone:
+        os.unlink(path)  # vanished between the walk and the read
+    where: dict[str, str] = {}
+    real = observe.sha256_file
+
+    def spy(path: str | Path) -> str:
+        where[str(path)] = threading.current_thread().name
+        return real(path)
+
+    monkeypatch.setattr(observe, "sha256_file", spy)
+    seen: list[tuple[int, int]] = []
+    db = StateDB.in_dir(tmp_path / "state")
+    try:
+        hasher = CachedHasher(db, progress=lambda _, done, total: seen.append((done, total)))
+        got = hasher.hash_entries(entries, tree=os.path.join(root, ""))
+    finally:
+        db.close()
+    for e, h in zip(entries, got, strict=True):
+        if e.path in gone:
+            assert h.sha256 is None and h.error
+        else:
+            assert h.sha256 == _sha(Path(e.path)) and not h.error
+        on_main = where[e.path] == threading.main_thread().name
+        assert on_main == (e.size < HASH_CHUNK), (e.size, where[e.path])
+    assert seen[-1] == (len(entries), len(entries))
+    assert hasher.hashed_files == len(entries)
