@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -204,3 +206,40 @@ def test_a_large_library_plans_the_same_with_the_helper_and_it_does_not_outlive_
     assert walked["card"] == "helper"  # the first tree after the first, every time
     assert set(walked) == {"incoming", "card", "nas", "usb", "library"}
     assert helpers and not any(lifeline.alive(pid) for pid in helpers)
+
+
+def test_the_helper_dies_with_a_killed_run(tmp_path: Path) -> None:
+    """SIGKILL (cron's timeout, the OOM killer) cannot be caught: the helper,
+    busy walking a tree, must still not outlive the run."""
+    _awkward_tree(tmp_path / "a")
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from providers.base import LocalTree\n"
+        "from reconciler.walk_ahead import WalkAhead\n"
+        "from tests.reconciler.test_walk_ahead import _helper_pids, _slowly\n"
+        "if __name__ == '__main__':\n"
+        f"    ahead = WalkAhead([LocalTree(Path({str(tmp_path / 'a')!r}), skip=_slowly)])\n"
+        "    print(*_helper_pids(ahead), flush=True)\n"
+        "    time.sleep(120)\n"
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).parents[2],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert run.stdout is not None
+        pids = [int(p) for p in run.stdout.readline().split()]
+        assert pids and all(lifeline.alive(pid) for pid in pids)
+        time.sleep(0.3)  # into its walk
+    finally:
+        run.kill()
+        run.wait()  # not for its output: a surviving helper would hold the pipe open
+        if run.stdout is not None:
+            run.stdout.close()
+    deadline = time.monotonic() + 10
+    while any(lifeline.alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(lifeline.alive(pid) for pid in pids)
