@@ -94,12 +94,12 @@ class WalkAhead:
         self._pool: ProcessPoolExecutor | None = None
         if not trees:
             return
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["reconciler.forkserver_lifeline"])
-        self._pool = ProcessPoolExecutor(
-            1, mp_context=ctx, initializer=lifeline.encoder_init, initargs=(os.getpid(),)
-        )
         try:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["reconciler.forkserver_lifeline"])
+            self._pool = ProcessPoolExecutor(
+                1, mp_context=ctx, initializer=lifeline.encoder_init, initargs=(os.getpid(),)
+            )
             for tree in trees:
                 key = os.fspath(tree.root)
                 if key not in self._pending:

@@ -243,3 +243,25 @@ def test_the_helper_dies_with_a_killed_run(tmp_path: Path) -> None:
     while any(lifeline.alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(lifeline.alive(pid) for pid in pids)
+
+
+def test_no_helper_to_be_had_means_every_tree_is_walked_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No /dev/shm for multiprocessing's locks, a process limit reached: the
+    run goes on, walking in turn, as on a small library."""
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(walk_ahead, "ProcessPoolExecutor", refused)
+    _awkward_tree(tmp_path / "a")
+    ahead = WalkAhead([LocalTree(tmp_path / "a")])
+    assert ahead.take(tmp_path / "a", None) is None
+    ahead.close()
+
+    ws = make_workspace(tmp_path / "ws", extra=KEEP_ORIGINALS)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
+    monkeypatch.setattr(walk_ahead, "MIN_STATE_BYTES", 0)
+    assert ws.run("apply", "--yes").code == 0
+    assert ws.run("plan", "--detailed-exitcode").code == 0
