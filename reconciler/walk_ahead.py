@@ -11,8 +11,10 @@ The helper runs the very same walk (``providers.filesystem.scan_tree``) and
 sends each tree back in columns (the relative paths joined in one string,
 the numbers in arrays), which costs a tenth of sending tuples. A tree the
 helper has not started when it is asked for is walked here instead, so
-nothing ever waits on a helper that is behind. A walk that failed there
-raises here, when that tree is asked for, exactly as if walked here.
+nothing ever waits on a helper that is behind. So is a tree whose walk
+failed there, or whose root is another folder now than when the helper
+walked it (a disk mounted or unmounted meanwhile): a walk describes the
+tree that is there when it is used, and its errors are those of now.
 
 The helper comes from the forkserver the encoders use (never a fork of a
 process running threads), ignores Ctrl-C, and dies with the run
@@ -42,11 +44,12 @@ log = logging.getLogger("reconcile")
 #: targets. Below it, starting the helper costs more than it saves.
 MIN_STATE_BYTES = 16 << 20
 
-#: What the helper sends back for one tree: the relative paths joined by
-#: NUL (no file name holds one), sizes, mtimes and inodes as raw arrays,
-#: and the names ``scan_tree`` sets aside (undecodable names, links); or
-#: the error that ended the walk.
-Columns = tuple[str, bytes, bytes, bytes, list[str], list[str]]
+#: What the helper sends back for one tree: which folder it walked (the
+#: root's device and inode), the relative paths joined by NUL (no file name
+#: holds one), sizes, mtimes and inodes as raw arrays, and the names
+#: ``scan_tree`` sets aside (undecodable names, links); or the error that
+#: ended the walk.
+Columns = tuple[tuple[int, int], str, bytes, bytes, bytes, list[str], list[str]]
 
 
 def _walk(root: str, skip: Callable[[str], bool] | None) -> Columns | OSError:
@@ -56,6 +59,7 @@ def _walk(root: str, skip: Callable[[str], bool] | None) -> Columns | OSError:
     sizes, mtimes, inodes = array("q"), array("q"), array("Q")
     rels: list[str] = []
     try:
+        st = os.stat(root)
         for _, rel, size, mtime_ns, inode in scan_tree(root, skip, odd, links):
             rels.append(rel)
             sizes.append(size)
@@ -63,11 +67,19 @@ def _walk(root: str, skip: Callable[[str], bool] | None) -> Columns | OSError:
             inodes.append(inode)
     except OSError as e:
         return e
-    return "\0".join(rels), sizes.tobytes(), mtimes.tobytes(), inodes.tobytes(), odd, links
+    return (
+        (st.st_dev, st.st_ino),
+        "\0".join(rels),
+        sizes.tobytes(),
+        mtimes.tobytes(),
+        inodes.tobytes(),
+        odd,
+        links,
+    )
 
 
 def _entries(root: str, columns: Columns) -> tuple[list[ScanEntry], list[str], list[str]]:
-    text, sizes_b, mtimes_b, inodes_b, odd, links = columns
+    _, text, sizes_b, mtimes_b, inodes_b, odd, links = columns
     sizes, mtimes, inodes = array("q"), array("q"), array("Q")
     sizes.frombytes(sizes_b)
     mtimes.frombytes(mtimes_b)
@@ -112,8 +124,9 @@ class WalkAhead:
         self, root: Path, skip: Callable[[str], bool] | None
     ) -> tuple[list[ScanEntry], list[str], list[str]] | None:
         """The walk of ``root``, if the helper has it or is at it; None when
-        this process should walk it itself (never asked ahead, asked with
-        other ``skip`` rules, or not begun there yet)."""
+        this process should walk it itself: never asked ahead, asked with
+        other ``skip`` rules, not begun there yet, failed there, or walked
+        there in another folder than the one at ``root`` now."""
         key = os.fspath(root)
         found = self._pending.pop(key, None)
         if found is None:
@@ -127,7 +140,18 @@ class WalkAhead:
             log.info("the helper walking %s failed (%r); walking it here", key, e)
             return None
         if isinstance(got, OSError):
-            raise got
+            # Maybe no longer so (a disk mounted since): the walk here says.
+            log.info("the helper could not walk %s (%s); walking it here", key, got)
+            return None
+        try:
+            st = os.stat(key)
+        except OSError:
+            return None  # the walk here raises what it meets
+        if (st.st_dev, st.st_ino) != got[0]:
+            # Another folder there now (a disk mounted or unmounted since
+            # the helper walked): what was walked is not this tree.
+            log.info("%s changed since the helper walked it; walking it here", key)
+            return None
         return _entries(key, got)
 
     def close(self) -> None:

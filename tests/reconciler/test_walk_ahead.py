@@ -92,18 +92,50 @@ def test_a_tree_asked_with_other_rules_or_never_announced_is_walked_here(
         ahead.close()
 
 
-def test_a_walk_that_fails_there_fails_here_as_it_would_have(tmp_path: Path) -> None:
+def _walked_there(ahead: WalkAhead, root: Path) -> None:
+    """Wait until the helper has finished walking ``root`` (not taken yet)."""
+    ahead._pending[os.fspath(root)][1].result(timeout=30)
+
+
+def test_a_walk_that_failed_there_is_made_again_here_with_the_errors_of_now(
+    tmp_path: Path,
+) -> None:
     missing = tmp_path / "unmounted"
-    ahead = WalkAhead([LocalTree(missing)])
+    ahead = WalkAhead([LocalTree(missing), LocalTree(tmp_path / "late")])
     try:
-        with pytest.raises(FileNotFoundError) as there:
-            ahead.take(missing, None)
-        with pytest.raises(FileNotFoundError) as here:
+        _walked_there(ahead, missing)
+        assert ahead.take(missing, None) is None  # walked here, failing here
+        with pytest.raises(FileNotFoundError):
             list(scan_tree(missing))
-        assert (there.value.errno, there.value.filename) == (
-            here.value.errno,
-            here.value.filename,
-        )
+        # Not there when the helper looked, there now (mounted since):
+        _walked_there(ahead, tmp_path / "late")
+        _awkward_tree(tmp_path / "late")
+        assert ahead.take(tmp_path / "late", None) is None
+    finally:
+        ahead.close()
+
+
+def test_another_folder_at_the_root_since_the_walk_is_walked_again(tmp_path: Path) -> None:
+    """The helper walked an empty mount point; the disk is mounted before the
+    store is listed: the helper's walk is of another folder, not this one."""
+    mount = tmp_path / "nas"
+    mount.mkdir()
+    ahead = WalkAhead([LocalTree(mount)])
+    try:
+        _walked_there(ahead, mount)
+        mount.rename(tmp_path / "empty mount point")
+        _awkward_tree(mount)  # the disk, now at the same path
+        assert ahead.take(mount, None) is None
+    finally:
+        ahead.close()
+    unchanged = tmp_path / "unchanged"
+    _awkward_tree(unchanged)
+    ahead = WalkAhead([LocalTree(unchanged)])
+    try:
+        _walked_there(ahead, unchanged)
+        (unchanged / "added since.jpg").write_bytes(b"x")  # same folder: a snapshot
+        got = ahead.take(unchanged, None)
+        assert got is not None and "added since.jpg" not in [e.rel for e in got[0]]
     finally:
         ahead.close()
 
