@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import textwrap
 from datetime import datetime
 from pathlib import Path
@@ -164,3 +165,14 @@ def files_under(root: Path) -> dict[str, bytes]:
 def media_under(root: Path) -> dict[str, bytes]:
     """``files_under`` without the XMP sidecars written beside the media."""
     return {k: v for k, v in files_under(root).items() if not k.endswith(".xmp")}
+
+
+def write_raw_name(folder: Path, raw_name: bytes, data: bytes) -> bytes:
+    """Write ``data`` under ``folder`` at a name given as bytes (one that is
+    not valid UTF-8: an old camera's card, a disk from another OS); returns
+    the path as bytes."""
+    path = os.fsencode(folder) + b"/" + raw_name
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path

@@ -11,27 +11,25 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.helpers import KEEP_ORIGINALS, files_under, make_jpeg, make_workspace
+from tests.helpers import (
+    KEEP_ORIGINALS,
+    files_under,
+    make_jpeg,
+    make_workspace,
+    write_raw_name,
+)
 
 OLD = datetime.now(UTC) - timedelta(days=800)
-
-
-def _write(folder: Path, raw_name: bytes, data: bytes) -> bytes:
-    path = os.fsencode(folder) + b"/" + raw_name
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
-    return path
 
 
 def test_an_undecodable_name_waits_named_and_the_rest_is_archived(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path, extra=KEEP_ORIGINALS)
     make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
     photo = make_jpeg(tmp_path / "spare.jpg", OLD, seed=2).read_bytes()
-    odd = _write(ws.incoming, b"Caf\xe9.JPG", photo)  # Latin-1, not UTF-8
-    deep = _write(ws.incoming, b"\xc9t\xe9/IMG_2.JPG", photo + b"x")  # in a Latin-1 folder
+    odd = write_raw_name(ws.incoming, b"Caf\xe9.JPG", photo)  # Latin-1, not UTF-8
+    deep = write_raw_name(ws.incoming, b"\xc9t\xe9/IMG_2.JPG", photo + b"x")  # in a Latin-1 folder
     # One in a target too: another tool's, no copy of anything, in nobody's way.
-    _write(tmp_path / "nas", b"2020/na\xefve.JPG", b"not ours")
+    write_raw_name(tmp_path / "nas", b"2020/na\xefve.JPG", b"not ours")
 
     plan = ws.run("plan", "--detailed-exitcode")
     assert plan.code == 1, plan.err

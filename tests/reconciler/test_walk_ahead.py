@@ -23,16 +23,15 @@ from providers.filesystem import TMP_PREFIX, scan_tree
 from providers.syncthing.target import _is_syncthing_own
 from reconciler import lifeline, walk_ahead
 from reconciler.walk_ahead import WalkAhead
-from tests.helpers import FOLDER_SOURCE, KEEP_ORIGINALS, make_jpeg, make_workspace
+from tests.helpers import (
+    FOLDER_SOURCE,
+    KEEP_ORIGINALS,
+    make_jpeg,
+    make_workspace,
+    write_raw_name,
+)
 
 OLD = datetime.now(UTC) - timedelta(days=800)
-
-
-def _write(folder: Path, raw_name: bytes, data: bytes) -> None:
-    path = os.fsencode(folder) + b"/" + raw_name
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
 
 
 def _awkward_tree(root: Path) -> None:
@@ -47,8 +46,8 @@ def _awkward_tree(root: Path) -> None:
     (root / ".stfolder").mkdir()  # Syncthing's own
     (root / "2020/01/link.jpg").symlink_to(root / "top level.png")
     (root / "dangling.jpg").symlink_to(root / "nowhere")
-    _write(root, b"Caf\xe9.JPG", b"latin-1 name")
-    _write(root, b"\xc9t\xe9/IMG_2.JPG", b"in a latin-1 folder")
+    write_raw_name(root, b"Caf\xe9.JPG", b"latin-1 name")
+    write_raw_name(root, b"\xc9t\xe9/IMG_2.JPG", b"in a latin-1 folder")
     old = root / "1969.jpg"  # before the epoch: a negative mtime
     old.write_bytes(b"scanned")
     os.utime(old, ns=(-1_500_000_000, -1_500_000_000))
