@@ -270,14 +270,14 @@ def observe(
         if isinstance(src, RemembersListing):
             src.remember_listing(db, now)  # iCloud: list only what changed since
     # The local trees in the order they are walked below; on a large library
-    # a helper process walks all but the first while this one works.
-    trees = [
-        p.local_tree
-        for p in (*conn.sources.values(), *conn.targets.values(), conn.library)
-        if isinstance(p, WalksLocally)
-    ]
-    if len(trees) > 1 and db.size_bytes() >= walk_ahead.MIN_STATE_BYTES:
-        hasher.ahead = WalkAhead(trees[1:])
+    # a helper process walks them ahead while this one works: all of them
+    # when a remote source is listed first (iCloud), else all but the first,
+    # which this one walks meanwhile.
+    order = (*conn.sources.values(), *conn.targets.values(), conn.library)
+    trees = [p.local_tree for p in order if isinstance(p, WalksLocally)]
+    ahead = trees[1:] if isinstance(order[0], WalksLocally) else trees
+    if ahead and db.size_bytes() >= walk_ahead.MIN_STATE_BYTES:
+        hasher.ahead = WalkAhead(ahead)
     try:
         sources = tuple(
             _source(sid, src, hasher, db, desired.guards.max_shrink_fraction, accept_shrink)

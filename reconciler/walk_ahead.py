@@ -4,8 +4,8 @@ A no-op run of a large library spends a third of its time walking trees:
 one ``lstat`` per file of the import folder, the library and every target,
 each tree after the other. Threads do not help (the GIL is handed back and
 forth on every ``lstat``), but a second process does: while this one walks
-the first tree and matches it against the hash cache, a helper walks the
-others, in the order the observer will ask for them.
+the first tree and matches it against the hash cache (or lists iCloud), a
+helper walks the others, in the order the observer will ask for them.
 
 The helper runs the very same walk (``providers.filesystem.scan_tree``) and
 sends each tree back in columns (the relative paths joined in one string,

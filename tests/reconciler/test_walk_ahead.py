@@ -20,12 +20,14 @@ import pytest
 
 from providers.base import LocalTree
 from providers.filesystem import TMP_PREFIX, scan_tree
+from providers.icloud.emulator import Account
 from providers.syncthing.target import _is_syncthing_own
 from reconciler import lifeline, walk_ahead
 from reconciler.walk_ahead import WalkAhead
 from tests.helpers import (
     FOLDER_SOURCE,
     KEEP_ORIGINALS,
+    Workspace,
     make_jpeg,
     make_workspace,
     write_raw_name,
@@ -181,6 +183,23 @@ def _helper_pids(ahead: WalkAhead) -> list[int]:
     return list(pool._processes)
 
 
+def _settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each WalkAhead returns once the helper holds its first tree (the pool
+    hands work over from a thread of its own): what these tests check is the
+    walk handed over, not the race to the first one."""
+    start = WalkAhead.__init__
+
+    def init(self: WalkAhead, trees: Any) -> None:
+        start(self, trees)
+        if self._pending:
+            _, first = next(iter(self._pending.values()))
+            deadline = time.monotonic() + 10
+            while not (first.running() or first.done()) and time.monotonic() < deadline:
+                time.sleep(0.005)
+
+    monkeypatch.setattr(WalkAhead, "__init__", init)
+
+
 def test_a_large_library_plans_the_same_with_the_helper_and_it_does_not_outlive_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -223,6 +242,7 @@ def test_a_large_library_plans_the_same_with_the_helper_and_it_does_not_outlive_
 
     monkeypatch.setattr(WalkAhead, "take", spy_take)
     monkeypatch.setattr(WalkAhead, "close", spy_close)
+    _settled(monkeypatch)
     runs = {}
     for mode, least in (("ahead", 0), ("in turn", 1 << 40), ("ahead again", 0)):
         monkeypatch.setattr(walk_ahead, "MIN_STATE_BYTES", least)
@@ -296,3 +316,36 @@ def test_no_helper_to_be_had_means_every_tree_is_walked_here(
     monkeypatch.setattr(walk_ahead, "MIN_STATE_BYTES", 0)
     assert ws.run("apply", "--yes").code == 0
     assert ws.run("plan", "--detailed-exitcode").code == 0
+
+
+@pytest.fixture
+def account() -> Account:
+    return Account()
+
+
+def test_behind_a_remote_source_the_first_tree_is_walked_ahead_too(
+    ws: Workspace, account: Account, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """iCloud is listed first, over the network: meanwhile the helper walks
+    every local tree, the first target's too, and the plan is the same."""
+    for i in range(3):
+        photo = make_jpeg(tmp_path / f"{i}.jpg", OLD, seed=i).read_bytes()
+        account.add_asset(photo, f"IMG_{i}.JPG", asset_date=OLD)
+    assert ws.run("apply", "--yes").code == 0
+    walked: dict[str, str] = {}
+    take = WalkAhead.take
+
+    def spy_take(self: WalkAhead, root: Path, skip: Any) -> Any:
+        got = take(self, root, skip)
+        walked[Path(root).name] = "helper" if got is not None else "here"
+        return got
+
+    monkeypatch.setattr(WalkAhead, "take", spy_take)
+    _settled(monkeypatch)
+    outs = []
+    for least in (0, 1 << 40):
+        monkeypatch.setattr(walk_ahead, "MIN_STATE_BYTES", least)
+        plan = ws.run("plan", "--json")
+        outs.append(json.loads(plan.out)["actions"])
+    assert outs[0] == outs[1]
+    assert walked["nas"] == "helper" and set(walked) == {"nas", "usb", "library"}
