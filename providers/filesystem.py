@@ -152,12 +152,29 @@ def scan_tree(
 
 
 def hashed_tree(
-    store_id: str, root: Path, hasher: Hasher, skip: Callable[[str], bool] | None = None
+    store_id: str,
+    root: Path,
+    hasher: Hasher,
+    skip: Callable[[str], bool] | None = None,
+    *,
+    verified: int | None = None,
 ) -> Iterator[FileCopy]:
     """Every file under ``root`` as a FileCopy of ``store_id``: one walk, then
-    one batch through the (cached) hasher."""
+    one batch through the (cached) hasher.
+
+    ``verified``: a descriptor of the root as it was verified (its marker
+    read). If another folder stands at ``root`` once walked (a disk mounted
+    or unmounted meanwhile), the walk is of the wrong tree: the listing
+    fails, before the hash cache could take the store's files for gone."""
     try:
         entries = hasher.walk(root, skip=skip)
+        if verified is not None and not os.path.samestat(os.fstat(verified), os.stat(root)):
+            raise ProviderError(
+                f"listing {root} failed: another folder is there now than the one "
+                "verified as this store (mounted or unmounted while it was listed)",
+                provider=store_id,
+                transient=True,
+            )
     except OSError as e:
         raise ProviderError(f"listing {root} failed: {e}", provider=store_id) from e
     hashed = hasher.hash_entries(entries, tree=os.path.join(root, ""))
@@ -259,7 +276,7 @@ class FilesystemStore:
         return LocalTree(self.root)
 
     def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
-        return hashed_tree(self.id, self.root, hasher)
+        return hashed_tree(self.id, self.root, hasher, verified=self._pin)
 
     def put(
         self, src: Path, rel_path: str, sha256: str, *, mtime_ns: int | None = None

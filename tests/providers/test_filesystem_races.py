@@ -9,10 +9,12 @@ import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from providers import filesystem
+from providers.base import ScanEntry
 from providers.filesystem import FilesystemStore, write_marker
 
 
@@ -93,3 +95,40 @@ def test_a_failed_write_names_the_store_root_not_the_pinned_descriptor(
     said = str(caught.value)
     assert "/proc/" not in said, said
     assert f"reading {store.root}/2024/05/01/IMG_1234.JPG failed" in said, said
+
+
+def test_a_store_swapped_after_its_marker_was_read_is_not_listed_as_empty(
+    tmp_path: Path,
+) -> None:
+    """The NAS's marker was read (the root pinned), then another folder took
+    its path (unmounted: the bare mount point; or another disk mounted). A
+    walk of that folder is not this store's listing: it fails, and the hash
+    cache keeps every row of the store (or the next run would read it all)."""
+    from reconciler.observe import CachedHasher
+    from reconciler.state import StateDB
+
+    store = _store(tmp_path)
+    for i in range(3):
+        (store.root / f"2024/IMG_{i}.JPG").parent.mkdir(parents=True, exist_ok=True)
+        (store.root / f"2024/IMG_{i}.JPG").write_bytes(b"photo %d" % i)
+    db = StateDB.in_dir(tmp_path / "state")
+    try:
+        assert len(list(store.list_copies(CachedHasher(db)))) == 3
+        cached = db.hash_rows(str(store.root), str(store.root) + "0")
+        before = [row[0] for row in cached]
+        assert len(before) == 3
+        assert store.availability().available  # the marker read, the root pinned
+
+        class Unmounting(CachedHasher):
+            def walk(self, root: Path, **how: Any) -> list[ScanEntry]:
+                os.rename(store.root, tmp_path / "unmounted")  # the disk goes away...
+                store.root.mkdir()  # ...leaving the bare mount point
+                return super().walk(root, **how)
+
+        with pytest.raises(filesystem.ProviderError, match="another folder is there now"):
+            list(store.list_copies(Unmounting(db)))
+        after = [row[0] for row in db.hash_rows(str(store.root), str(store.root) + "0")]
+        assert after == before
+    finally:
+        db.close()
+        store.close()
