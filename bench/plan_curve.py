@@ -57,6 +57,7 @@ def _tree_rss_mib(top: int) -> float:
     library's plan walks ahead in a helper process, from a forkserver)."""
     parents: dict[int, int] = {}
     rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -67,7 +68,7 @@ def _tree_rss_mib(top: int) -> float:
             continue
         pid = int(entry.name)
         parents[pid] = int(fields[1])
-        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        rss[pid] = int(fields[21]) * page
     total = 0
     for pid in rss:
         p = pid

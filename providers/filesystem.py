@@ -276,7 +276,8 @@ class FilesystemStore:
         return LocalTree(self.root)
 
     def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
-        return hashed_tree(self.id, self.root, hasher, verified=self._pin)
+        tree = self.local_tree  # the walk ahead's tree is this very one
+        return hashed_tree(self.id, tree.root, hasher, tree.skip, verified=self._pin)
 
     def put(
         self, src: Path, rel_path: str, sha256: str, *, mtime_ns: int | None = None

@@ -57,7 +57,7 @@ class FolderSource:
             entries = sorted(
                 (
                     e
-                    for e in hasher.walk(self.root, undecodable=odd, links=links)
+                    for e in hasher.walk(self.local_tree.root, undecodable=odd, links=links)
                     if is_archivable(e.rel)
                 ),
                 key=lambda e: e.rel,

@@ -106,3 +106,36 @@ def test_the_tagged_sidecar_follows_later_metadata_changes(
         assert list(_sidecars(ws.target(target))) == [rel]
         assert _title(ws.target(target) / rel) == "Dusk"
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
+
+
+def test_foreign_files_at_both_names_are_kept_and_the_write_fails_named(
+    ws: Workspace, account: Account, tmp_path: Path
+) -> None:
+    """Another program took the tagged name too (it rewrote our sidecar in its
+    own format): there is no third name to try. Nothing of theirs is
+    replaced; the write fails every run, naming the file, and the copies on
+    the targets are untouched."""
+    recent = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    photo = make_jpeg(tmp_path / "a.jpg", recent, seed=5).read_bytes()
+    asset = account.add_asset(photo, "IMG_0003.JPG", asset_date=recent, caption="Dawn")
+    rel = dated_path(recent, "IMG_0003.JPG") + ".xmp"
+    (ws.library / rel).parent.mkdir(parents=True)
+    (ws.library / rel).write_bytes(THEIRS)
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    [tagged] = [p for p in _sidecars(ws.library) if p != rel]
+    rewritten = THEIRS.replace(b"history", b"history-2")
+    (ws.library / tagged).write_bytes(rewritten)  # no longer ours
+    targets = {t: files_under(ws.target(t)) for t in ("nas", "usb")}
+    account.describe(asset, caption="Dusk")
+
+    r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 1, r.out + r.err
+    assert f"library:{tagged} holds an .xmp this tool did not write" in r.out
+    assert _sidecars(ws.library) == {rel: THEIRS, tagged: rewritten}
+    for target in ("nas", "usb"):  # rewritten there, nothing else touched
+        now_there = files_under(ws.target(target))
+        assert _title(ws.target(target) / rel) == "Dusk"
+        assert {k: v for k, v in now_there.items() if k != rel} == {
+            k: v for k, v in targets[target].items() if k != rel
+        }
+    assert len(account.live_assets()) == 1

@@ -222,7 +222,8 @@ class SyncthingTarget(Closing):
 
     def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
         """Every delivered file, hashed. Delivered is not held: see ``confirm``."""
-        return hashed_tree(self.id, self.folder_path, hasher, skip=_is_syncthing_own)
+        tree = self.local_tree  # the walk ahead's tree is this very one
+        return hashed_tree(self.id, tree.root, hasher, tree.skip)
 
     # ------------------------------------------------------------ write
 
