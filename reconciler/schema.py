@@ -1,5 +1,6 @@
 """The state database's schema: its version, each migration that brought
-it there, and the triggers of the census's change counter.
+it there, and its triggers: the census's change counter, and the
+staleness of tree listings.
 
 A migration runs once, inside one transaction with the version it sets
 (``StateDB._migrate``), and is written to be safe to run again. Never edit
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the database object is handed in; sqlite-utils is loaded by state
     import sqlite_utils
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -213,10 +214,41 @@ def _migrate_change_counter(db: sqlite_utils.Database) -> None:
         db.execute("alter table runs add column census_key text")
 
 
-def count_changes(conn: sqlite3.Connection) -> None:
-    """Put back any change trigger missing (a migration that rebuilt a table
-    drops its triggers with it): one look at the schema per open."""
+def _migrate_tree_listings(db: sqlite_utils.Database) -> None:
+    """Each walked tree's last listing (``tree_listing``): the hash cache's
+    rows under it as columns, stale once any of those rows is written."""
+    db.execute(
+        "create table if not exists tree_listings (tree text primary key, "
+        "tree_end text not null, stale integer not null, walk blob not null, "
+        "shas blob not null, captured blob not null, hashed_at blob not null, "
+        "dated integer not null)"
+    )
+
+
+#: A hash-cache row written or deleted under a tree makes the tree's listing
+#: stale (``tree_listing``): it is read only while exact.
+_LISTING_STALE = (
+    "update tree_listings set stale = 1 where stale = 0 "
+    "and {row}.path >= tree and {row}.path < tree_end"
+)
+
+
+def install_triggers(conn: sqlite3.Connection) -> None:
+    """Put back any trigger missing (a migration that rebuilt a table drops
+    its triggers with it): one look at the schema per open. The census's
+    change counter, and the staleness of tree listings."""
     names = {r[0] for r in conn.execute("select name from sqlite_master where type = 'trigger'")}
+    for op, rows in (("insert", ("new",)), ("update", ("old", "new")), ("delete", ("old",))):
+        name = f"listing_stale_{op}"
+        if name not in names:
+            body = " ".join(_LISTING_STALE.format(row=r) + ";" for r in rows)
+            conn.execute(
+                f"create trigger if not exists {name} after {op} on hash_cache begin {body} end"
+            )
+    _count_changes(conn, names)
+
+
+def _count_changes(conn: sqlite3.Connection, names: set[str]) -> None:
     for table in CENSUS_TABLES:
         for op in ("insert", "update", "delete"):
             name = f"counted_{table}_{op}"
@@ -237,4 +269,5 @@ MIGRATIONS = {
     7: _migrate_hash_cache_clustered,
     8: _migrate_icloud_incremental,
     9: _migrate_change_counter,
+    10: _migrate_tree_listings,
 }

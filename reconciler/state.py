@@ -21,8 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from reconciler import tree_listing
 from reconciler.errors import StateError
-from reconciler.schema import MIGRATIONS, SCHEMA_VERSION, count_changes
+from reconciler.schema import MIGRATIONS, SCHEMA_VERSION, install_triggers
 
 # sqlite-utils imports numpy when it is installed (matplotlib, for the
 # report, brings it), for numpy column types this tool never stores: every
@@ -146,7 +147,7 @@ class StateDB:
                 MIGRATIONS[v](self.db)
                 self._set_meta("schema_version", str(v))
         with self.transaction():
-            count_changes(self.db.conn)
+            install_triggers(self.db.conn)
 
     def changes(self) -> int:
         """How many rows were ever written to the census's tables (CENSUS_TABLES)."""
@@ -199,6 +200,21 @@ class StateDB:
             "order by path"
         )
         return iter(self.db.conn.execute(sql, (first, last)))
+
+    def tree_listing(self, tree: str) -> tree_listing.TreeListing | None:
+        """``tree``'s last listing, if it is still exact (``tree_listing``)."""
+        return tree_listing.read(self.db.conn, tree)
+
+    def keep_tree_listing(
+        self,
+        tree: str,
+        walk: bytes,
+        results: Sequence[tuple[str | None, float | None, Any]],
+        stamps: Sequence[float],
+        *,
+        dated: bool,
+    ) -> None:
+        tree_listing.keep(self.db.conn, tree, walk, results, stamps, dated=dated)
 
     def store_hashes(self, rows: Iterable[tuple[str, CachedHash]]) -> None:
         records = [(p, *h) for p, h in rows]

@@ -1,0 +1,110 @@
+"""Each walked tree's last listing, kept beside the hash cache: a walk that
+finds the tree exactly as it was takes every file's SHA-256 in one read.
+
+A no-op run matches every file of every store against the hash cache, row
+by row: at 100k items that is 400k rows read out of SQLite, most of a no-op
+plan's time once the walks run ahead. A tree's listing is the same rows
+held as columns (the SHA-256s, capture times and hash times, in walk
+order), keyed by a digest of the walk they were matched against (every
+path, size, mtime and inode, in order). When today's walk has that digest,
+each file's row is known to be the listing's, with no row read.
+
+It is exact, never a guess:
+- it is written only where the hash cache's rows under the tree are
+  exactly the walk's files (after the walk was matched, the gone files
+  forgotten and the new ones hashed, with no file unreadable);
+- triggers on ``hash_cache`` (``schema.install_triggers``) mark it stale
+  on any row written or deleted under its tree, by any code (the
+  applier's copies and removals, a tree nested in it, a rehash), and a
+  stale listing is never read;
+- a file due to be read again (``guards.reverify_after_days``) is still
+  read again: the listing keeps each file's hash time.
+So what a listing gives is what matching row by row would have given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sqlite3
+from array import array
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+
+class TreeListing(NamedTuple):
+    """One tree's listing: ``shas`` 32 bytes per file; ``captured`` and
+    ``hashed_at`` arrays of doubles (NaN: no capture time), in walk order."""
+
+    walk: bytes
+    shas: bytes
+    captured: array[float]
+    hashed_at: array[float]
+    #: every file's capture time was looked for
+    dated: bool
+
+
+def walk_digest(entries: Sequence[tuple[str, str, int, int, int]]) -> bytes | None:
+    """The digest of a walk: its files' paths, sizes, mtimes and inodes, in
+    order (None: a value no column can hold, so no listing is kept)."""
+    h = hashlib.sha256(len(entries).to_bytes(8, "little"))
+    h.update("\0".join([e[0] for e in entries]).encode("utf-8", "surrogateescape"))
+    try:
+        h.update(array("q", [e[2] for e in entries]))
+        h.update(array("q", [e[3] for e in entries]))
+        h.update(array("Q", [e[4] for e in entries]))
+    except OverflowError:  # an mtime past 2262, say
+        return None
+    return h.digest()
+
+
+def tree_end(tree: str) -> str:
+    """The first path past every path under ``tree`` (which ends in "/")."""
+    return tree[:-1] + "0"
+
+
+def read(conn: sqlite3.Connection, tree: str) -> TreeListing | None:
+    """``tree``'s listing, unless there is none or it went stale."""
+    row = conn.execute(
+        "select walk, shas, captured, hashed_at, dated from tree_listings "
+        "where tree = ? and stale = 0",
+        (tree,),
+    ).fetchone()
+    if row is None:
+        return None
+    walk, shas, captured_b, hashed_b, dated = row
+    captured, hashed_at = array("d"), array("d")
+    try:
+        captured.frombytes(captured_b)
+        hashed_at.frombytes(hashed_b)
+    except (TypeError, ValueError):
+        return None
+    if not (len(shas) == 32 * len(captured) and len(captured) == len(hashed_at)):
+        return None  # not one we wrote: the rows are read instead
+    return TreeListing(bytes(walk), bytes(shas), captured, hashed_at, bool(dated))
+
+
+def keep(
+    conn: sqlite3.Connection,
+    tree: str,
+    walk: bytes,
+    results: Sequence[tuple[str | None, float | None, Any]],
+    stamps: Sequence[float],
+    *,
+    dated: bool,
+) -> None:
+    """Keep ``tree``'s listing: ``results`` and ``stamps`` (hash times), one
+    per file of the walk ``walk`` digests, exactly as the cache now holds
+    them. Call only once every write of the match is done."""
+    try:
+        shas = b"".join([bytes.fromhex(r[0]) for r in results])  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # an unreadable file: no listing
+        conn.execute("delete from tree_listings where tree = ?", (tree,))
+        return
+    captured = array("d", [math.nan if r[1] is None else r[1] for r in results])
+    conn.execute(
+        "insert or replace into tree_listings "
+        "(tree, tree_end, stale, walk, shas, captured, hashed_at, dated) "
+        "values (?, ?, 0, ?, ?, ?, ?, ?)",
+        (tree, tree_end(tree), walk, shas, captured.tobytes(), array("d", stamps).tobytes(), dated),
+    )
