@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -153,16 +154,22 @@ class CachedHasher:
         # file is matched against the cache. Either way ``stamps`` holds each
         # file's hash time, and the listing is kept for the next run.
         walk = tree_listing.walk_digest(entries) if tree and tree.endswith("/") else None
+        # The cache's writes counted from here: ours, and any other's
+        # (``keep_tree_listing`` keeps nothing if there was any other).
+        start = self.db.changes() if walk is not None else 0
         listing = self.db.tree_listing(tree) if walk is not None and tree else None
         stamps: list[float] = [0.0] * len(entries)
+        ours = 0
         if listing is not None and listing.walk == walk and (listing.dated or not dates):
             results, misses = self._listed(entries, listing, stamps)
             self.listed_trees += 1
         else:
             listing = None
-            results, misses = self._matched(entries, dates, tree, stamps)
+            results, misses, gone = self._matched(entries, dates, tree, stamps)
+            if gone and tree is not None:
+                ours += self.db.counted(lambda: self.db.forget_hashes(gone))
         if misses:
-            self._hash(entries, misses, results, dates)
+            ours += self._hash(entries, misses, results, dates)
             for i in misses:
                 stamps[i] = self.now
         hashed = [r for r in results if r is not None]
@@ -172,7 +179,7 @@ class CachedHasher:
             and len(hashed) == len(entries)
             and (listing is None or misses)
         ):
-            self.db.keep_tree_listing(tree, walk, hashed, stamps, dated=dates)
+            self.db.keep_tree_listing(tree, walk, hashed, stamps, dated=dates, changes=start + ours)
         return hashed
 
     def _listed(
@@ -196,7 +203,7 @@ class CachedHasher:
 
     def _matched(
         self, entries: list[ScanEntry], dates: bool, tree: str | None, stamps: list[float]
-    ) -> tuple[list[Hashed | None], list[int]]:
+    ) -> tuple[list[Hashed | None], list[int], list[str]]:
         # The hot loop of a changed tree, once per file: the walk, put in
         # path order, is merged with one streamed range read of the
         # path-ordered cache table (no dict of rows, no lookup by hash); rows
@@ -244,13 +251,13 @@ class CachedHasher:
             gone.append(c[0])
             c = next(rows, None)
         del order
-        if gone and tree is not None:
-            self.db.forget_hashes(gone)
-        return results, misses
+        return results, misses, gone
 
     def _hash(
         self, entries: list[ScanEntry], misses: list[int], out: list[Hashed | None], dates: bool
-    ) -> None:
+    ) -> int:
+        """Read ``misses`` into ``out``; return how many cache rows were written."""
+
         def work(i: int) -> tuple[int, CachedHash | str]:
             e = entries[i]
             try:
@@ -276,10 +283,10 @@ class CachedHasher:
         large = [i for i in misses if entries[i].size >= SMALL_FILE]
         small = [i for i in misses if entries[i].size < SMALL_FILE] if large else misses
         rows: list[tuple[str, CachedHash]] = []
-        done = 0
+        done = written = 0
 
         def take(i: int, h: CachedHash | str) -> None:
-            nonlocal rows, done
+            nonlocal rows, done, written
             done += 1
             if done % 200 == 0 or done == len(misses):
                 self.progress("hashing", done, len(misses))
@@ -289,7 +296,7 @@ class CachedHasher:
             out[i] = Hashed(sha256=sys.intern(h.sha256), captured_at_ts=h.captured_at)
             rows.append((entries[i].path, h))
             if len(rows) >= 5000:
-                self.db.store_hashes(rows)
+                written += self.db.counted(partial(self.db.store_hashes, rows))
                 rows = []
 
         with ThreadPoolExecutor(self.workers) as pool:
@@ -303,8 +310,9 @@ class CachedHasher:
                 # Interrupted (a signal): finish only the files being read now.
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
-        self.db.store_hashes(rows)
+        written += self.db.counted(partial(self.db.store_hashes, rows))
         self.hashed_files += len(misses)
+        return written
 
 
 def observe(

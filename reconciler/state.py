@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -213,8 +213,25 @@ class StateDB:
         stamps: Sequence[float],
         *,
         dated: bool,
-    ) -> None:
-        tree_listing.keep(self.db.conn, tree, walk, results, stamps, dated=dated)
+        changes: int,
+    ) -> bool:
+        """Keep ``tree``'s listing, made from what this connection read and
+        wrote, if ``changes()`` is still ``changes``: no other writer (an
+        apply beside this plan) changed a row in the meantime."""
+        with self.transaction(immediate=True):  # the count read and the write, one
+            same = self.changes() == changes
+            if same:
+                tree_listing.keep(self.db.conn, tree, walk, results, stamps, dated=dated)
+        return same
+
+    def counted(self, write: Callable[[], object]) -> int:
+        """Run ``write`` in a transaction of its own, holding the write lock
+        from the start; return how far it moved ``changes()`` (no other
+        writer could meanwhile). Not inside another transaction."""
+        with self.transaction(immediate=True):
+            before = self.changes()
+            write()
+            return self.changes() - before
 
     def store_hashes(self, rows: Iterable[tuple[str, CachedHash]]) -> None:
         records = [(p, *h) for p, h in rows]
@@ -227,13 +244,17 @@ class StateDB:
                 )
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, immediate: bool = False) -> Iterator[None]:
         """One commit for many writes. The connection is in autocommit mode,
         so without this every row would be a transaction of its own."""
         if self.db.conn.in_transaction:  # nested: the outer one commits
+            if immediate:
+                raise RuntimeError("an immediate transaction cannot be nested")
             yield
             return
-        self.db.conn.execute("begin")
+        # immediate: the write lock from the start, so what is read in it
+        # stays true until it commits
+        self.db.conn.execute("begin immediate" if immediate else "begin")
         try:
             yield
         except BaseException:

@@ -158,7 +158,45 @@ def test_an_unchanged_tree_reads_no_cache_row(tmp_path: Path) -> None:
 
 
 def _keep(db: StateDB, tree: str) -> None:
-    db.keep_tree_listing(tree, b"w" * 32, [("00" * 32, None, "")], [1.0], dated=False)
+    kept = db.keep_tree_listing(
+        tree, b"w" * 32, [("00" * 32, None, "")], [1.0], dated=False, changes=db.changes()
+    )
+    assert kept
+
+
+def test_a_row_another_run_writes_meanwhile_keeps_the_listing_from_being_kept(
+    tmp_path: Path,
+) -> None:
+    """``plan`` takes no lock: an apply beside it may forget a row under the
+    tree (its removal gate found that copy rotten) while the plan is at the
+    tree. The plan's listing, made from what it read before, must not then
+    be kept as exact, or the next run would take the rotten copy's old
+    SHA-256 from it instead of reading the file again."""
+    root = tmp_path / "store"
+    for i in range(2):
+        make_jpeg(_name(root, i), None, seed=i, size=16)
+    db = StateDB(tmp_path / "state.db")
+    apply_beside = StateDB(tmp_path / "state.db")
+    tree = os.path.join(root, "")
+    rotten = str(_name(root, 0))
+    try:
+        _hash(db, root, 1e9, False)
+        make_jpeg(_name(root, 2), None, seed=2, size=16)  # a new file: read this run
+
+        def meanwhile(label: str, done: int, total: int) -> None:
+            apply_beside.forget_hashes([rotten])
+
+        plan = CachedHasher(db, now=1e9, workers=1, progress=meanwhile)
+        plan.hash_entries(list(scan_tree(root)), tree=tree)
+        assert plan.hashed_files == 1
+        assert db.tree_listing(tree) is None
+        again, _ = _hash(db, root, 1e9, False)
+        assert again.listed_trees == 0 and again.hashed_files == 1  # the rotten copy, read again
+        last, _ = _hash(db, root, 1e9, False)
+        assert last.listed_trees == 1 and last.hashed_files == 0
+    finally:
+        apply_beside.close()
+        db.close()
 
 
 def test_any_write_under_a_tree_makes_its_listing_stale_and_only_its(tmp_path: Path) -> None:
