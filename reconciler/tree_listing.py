@@ -97,8 +97,10 @@ def keep(
     per file of the walk ``walk`` digests, exactly as the cache now holds
     them. Call only once every write of the match is done."""
     try:
-        shas = b"".join([bytes.fromhex(r[0]) for r in results])  # type: ignore[arg-type]
-    except (TypeError, ValueError):  # an unreadable file: no listing
+        shas = bytes.fromhex("".join([r[0] for r in results]))  # type: ignore[misc]
+    except (TypeError, ValueError):  # an unreadable file (no SHA-256): no listing
+        shas = b""
+    if len(shas) != 32 * len(results):
         conn.execute("delete from tree_listings where tree = ?", (tree,))
         return
     captured = array("d", [math.nan if r[1] is None else r[1] for r in results])
