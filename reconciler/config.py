@@ -25,8 +25,8 @@ from cattrs.errors import ClassValidationError, IterableValidationError
 from cattrs.v import format_exception as default_format_exception
 
 from reconciler.errors import ConfigError
-from reconciler.media.encode import HEIC_PRESETS
 from reconciler.media.lineage import TIER_NAME
+from reconciler.media.presets import HEIC_PRESETS
 
 DEFAULT_CONFIG = "desired_state.toml"
 ENV_CONFIG = "RECONCILE_CONFIG"

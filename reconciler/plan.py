@@ -18,6 +18,7 @@ the SHA-256 of the original; the same content seen twice is handled once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import operator
 import posixpath
@@ -97,15 +98,25 @@ class Encoding:
     crf: int | None = None
 
 
+#: The file kept as it is (one value shared: asked once per library file).
+_KEPT = Encoding(tier=ORIGINAL_TIER)
+
+
 def encoding_for(tier: Tier | None, name: str) -> Encoding:
     kind = media_kind(name)
     if tier is None or tier.keep == "original" or kind == "other":
-        return Encoding(tier=ORIGINAL_TIER)
+        return _KEPT
+    return _encoding(tier, kind)
+
+
+@functools.lru_cache(maxsize=256)
+def _encoding(tier: Tier, kind: str) -> Encoding:
+    """A tier's setting for one kind of file: a few values, each made once."""
     if kind == "jpeg":
         return Encoding(tier=tier.name, quality=tier.jpeg_quality)
     if kind == "heic":
         if tier.heic_quality is None:
-            return Encoding(tier=ORIGINAL_TIER)  # HEICs stay as they are in this tier
+            return _KEPT  # HEICs stay as they are in this tier
         return Encoding(tier=tier.name, quality=tier.heic_quality)
     return Encoding(tier=tier.name, crf=tier.video_crf)
 

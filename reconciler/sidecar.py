@@ -23,7 +23,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC
 from urllib.parse import quote, unquote
 from xml.etree import ElementTree
-from xml.sax.saxutils import escape
 
 import attrs
 
@@ -201,6 +200,10 @@ def _field(value: str) -> str:
 def _esc(value: str) -> str:
     if _PLAIN.fullmatch(value):
         return value
+    # imported here: xml.sax.saxutils loads urllib.request and http.client,
+    # which no run needs until it writes a sidecar
+    from xml.sax.saxutils import escape
+
     return escape(_NOT_XML.sub("", value))
 
 

@@ -136,3 +136,28 @@ def test_a_command_starts_without_numpy_and_the_report_still_gets_it() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_a_command_starts_without_the_encoders_and_they_load_on_first_use() -> None:
+    """Every command validates the configuration and imports the media
+    package; Pillow, pillow-heif, ffmpeg's bindings and xml.sax.saxutils
+    (which loads urllib.request and http.client) cost a quarter of a start
+    and a no-op run uses none of them. They load when first asked for."""
+    code = (
+        "import sys, reconciler.cli, reconciler.observe, reconciler.apply, reconciler.plan\n"
+        "heavy = ('PIL', 'pillow_heif', 'ffmpeg', 'urllib.request', 'xml.sax.saxutils')\n"
+        "loaded = [m for m in heavy if m in sys.modules]\n"
+        "assert not loaded, f'loaded at start-up: {loaded}'\n"
+        "from reconciler import media\n"
+        "assert media.encode_file.__module__ == 'reconciler.media.encode'\n"
+        "assert issubclass(media.EncodeTimeout, Exception)\n"
+        "assert 'PIL' in sys.modules and 'ffmpeg' in sys.modules\n"
+        "from reconciler.media import capture_timestamp, read_lineage\n"
+        "try:\n"
+        "    media.no_such_thing\n"
+        "except AttributeError:\n"
+        "    print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

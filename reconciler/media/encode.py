@@ -25,6 +25,7 @@ from reconciler.media.kinds import (
     sniff_kind,
 )
 from reconciler.media.lineage import check_lineage
+from reconciler.media.presets import HEIC_PRESETS
 from reconciler.media.still import StillOutput, check_heic, check_jpeg, encode_heic, encode_jpeg
 from reconciler.media.video import check_video, encode_video
 
@@ -32,20 +33,6 @@ ENCODED = "encoded"
 NOT_WORTH = "not_worth"
 #: The file cannot be re-encoded whole (several images, a Motion Photo…).
 KEPT = "kept"
-
-# x265's presets, fastest first: what ``heic_preset`` may name.
-HEIC_PRESETS = (
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-    "placebo",
-)
 
 
 @attrs.frozen(kw_only=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from xml.sax.saxutils import quoteattr
 
 XMP_NAMESPACE = "http://ns.reconcile.invalid/lineage/1.0/"
 XMP_PREFIX = "reconcile"
@@ -60,6 +59,10 @@ def check_lineage(original_sha256: str, tier: str) -> None:
 def _description(rdf_prefix: str, original_sha256: str, tier: str, dropped: str = "") -> bytes:
     # ``dropped`` names what of the original the encoder could not carry
     # (e.g. a JPEG segment), so the file itself says what it lacks.
+    # (Imported here: xml.sax.saxutils loads urllib.request and http.client,
+    # and every command reads this module for TIER_NAME.)
+    from xml.sax.saxutils import quoteattr
+
     extra = f" {XMP_PREFIX}:dropped={quoteattr(dropped)}" if dropped else ""
     return (
         f"<{rdf_prefix}:Description {rdf_prefix}:about=''"
