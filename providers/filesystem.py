@@ -181,7 +181,7 @@ def hashed_tree(
     for (_, rel, size, mtime_ns, _), (sha, _, _) in zip(entries, hashed, strict=True):
         if sha is None:
             continue  # an unreadable file is no copy; the next run reads it again
-        yield FileCopy(store_id=store_id, path=rel, size=size, mtime_ns=mtime_ns, sha256=sha)
+        yield FileCopy(store_id, rel, size, mtime_ns, sha)  # positional: once per file
 
 
 class FilesystemStore:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import attrs
 
@@ -80,9 +80,13 @@ class SourceItem:
         return sum(f.size for f in self.files)
 
 
-@attrs.frozen(kw_only=True)
-class FileCopy:
-    """A file held by a store (a backup target or the library), hashed."""
+class FileCopy(NamedTuple):
+    """A file held by a store (a backup target or the library), hashed.
+
+    A NamedTuple rather than an attrs value, as ``ScanEntry`` and ``Hashed``:
+    a no-op run of a large library makes one per file of every store (300k
+    at 100k items), and attrs' frozen ``__init__`` costs 2 µs each against
+    0.7 µs (positional) for a tuple."""
 
     store_id: str
     path: str
