@@ -64,7 +64,7 @@ class Hasher(Protocol):
         skip: Callable[[str], bool] | None = None,
         undecodable: list[str] | None = None,
         links: list[str] | None = None,
-    ) -> list[ScanEntry]:
+    ) -> Sequence[ScanEntry]:
         """Every file under ``root``, as ``providers.filesystem.scan_tree``
         yields them (its parameters mean the same). The observer may have
         walked the tree already, in a helper process (``WalksLocally``)."""

@@ -21,7 +21,7 @@ import os
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -117,6 +117,8 @@ class CachedHasher:
         self.listed_trees = 0  # trees matched from their listing, ditto
         #: the trees a helper process walks ahead this run (``observe``)
         self.ahead: WalkAhead | None = None
+        #: the last walk handed over by the helper, with its digest taken there
+        self._walked: tuple[Sequence[ScanEntry], bytes] | None = None
 
     def walk(
         self,
@@ -125,15 +127,18 @@ class CachedHasher:
         skip: Callable[[str], bool] | None = None,
         undecodable: list[str] | None = None,
         links: list[str] | None = None,
-    ) -> list[ScanEntry]:
+    ) -> Sequence[ScanEntry]:
         walked = self.ahead.take(root, skip) if self.ahead is not None else None
         if walked is None:
             return list(scan_tree(root, skip, undecodable, links))
-        entries, odd, linked = walked
+        entries, odd, linked, digest = walked
         if undecodable is not None:
             undecodable.extend(odd)
         if links is not None:
             links.extend(linked)
+        # A tuple: nothing can reorder it, so the digest stays its own, for
+        # ``hash_entries`` to take when it is handed this very walk.
+        self._walked = (entries, digest)
         return entries
 
     def _due(self, path: str, hashed_at: float) -> bool:
@@ -148,12 +153,16 @@ class CachedHasher:
     def hash_entries(
         self, entries: Iterable[ScanEntry], *, dates: bool = False, tree: str | None = None
     ) -> list[Hashed]:
-        entries = entries if isinstance(entries, list) else list(entries)
+        known, self._walked = self._walked, None
+        digest = known[1] if known is not None and known[0] is entries else None
+        entries = entries if isinstance(entries, list | tuple) else list(entries)
         # With ``tree`` (the walk is every file under it): a walk the same as
         # the last takes the tree's listing (``tree_listing``), else each
         # file is matched against the cache. Either way ``stamps`` holds each
         # file's hash time, and the listing is kept for the next run.
-        walk = tree_listing.walk_digest(entries) if tree and tree.endswith("/") else None
+        walk = None
+        if tree and tree.endswith("/"):
+            walk = digest if digest is not None else tree_listing.walk_digest(entries)
         # The cache's writes counted from here: ours, and any other's
         # (``keep_tree_listing`` keeps nothing if there was any other).
         start = self.db.changes() if walk is not None else 0
@@ -183,7 +192,7 @@ class CachedHasher:
         return hashed
 
     def _listed(
-        self, entries: list[ScanEntry], listing: tree_listing.TreeListing, stamps: list[float]
+        self, entries: Sequence[ScanEntry], listing: tree_listing.TreeListing, stamps: list[float]
     ) -> tuple[list[Hashed | None], list[int]]:
         """Every file's row from the tree's listing; only files due to be
         read again (as ``_matched`` decides) are misses."""
@@ -202,7 +211,7 @@ class CachedHasher:
         return results, misses
 
     def _matched(
-        self, entries: list[ScanEntry], dates: bool, tree: str | None, stamps: list[float]
+        self, entries: Sequence[ScanEntry], dates: bool, tree: str | None, stamps: list[float]
     ) -> tuple[list[Hashed | None], list[int], list[str]]:
         # The hot loop of a changed tree, once per file: the walk, put in
         # path order, is merged with one streamed range read of the
@@ -254,7 +263,7 @@ class CachedHasher:
         return results, misses, gone
 
     def _hash(
-        self, entries: list[ScanEntry], misses: list[int], out: list[Hashed | None], dates: bool
+        self, entries: Sequence[ScanEntry], misses: list[int], out: list[Hashed | None], dates: bool
     ) -> int:
         """Read ``misses`` into ``out``; return how many cache rows were written."""
 
@@ -579,11 +588,19 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> LibraryState
         copies = list(store.list_copies(hasher))
     except ProviderError as e:
         return LibraryState(available=False, problem=f"listing failed: {e}")
-    lineage = db.lineage()
-    files: list[LibraryFile] = []
+    # Each file's row, by merging the files in path order with one ordered
+    # read of the rows: no dict of 100k rows at the run's peak of memory.
+    order = sorted(range(len(copies)), key=lambda i: copies[i].path)
+    rows = db.lineage_in_order()
+    files: list[LibraryFile | None] = [None] * len(copies)
     learned: list[LineageRow] = []
-    for c in copies:
-        row = lineage.get(c.path)
+    intern = sys.intern
+    at = next(rows, None)
+    for i in order:
+        c = copies[i]
+        while at is not None and at[0] < c.path:
+            at = next(rows, None)  # a row of a file no longer there
+        row = at if at is not None and at[0] == c.path else None
         if row is None or row.sha256 != c.sha256:
             row = _embedded_lineage(store.root / c.path, c) or original_row(c, None)
             learned.append(row)
@@ -591,24 +608,23 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> LibraryState
             row = row._replace(captured_at=_library_capture_ts(store.root / c.path, c.path))
             if row.captured_at is not None:
                 learned.append(row)
-        files.append(
-            LibraryFile(
-                path=c.path,
-                sha256=c.sha256,
-                # One string per content (the copies' are interned): 100k
-                # library files would otherwise each hold their own.
-                original_sha256=sys.intern(row.original_sha256),
-                tier=row.tier,
-                size=c.size,
-                captured_at=(
-                    None
-                    if row.captured_at is None
-                    else datetime.fromtimestamp(row.captured_at, UTC)
-                ),
-            )
+        files[i] = LibraryFile(
+            path=c.path,
+            sha256=c.sha256,
+            # One string per content (the copies' are interned) and per tier
+            # name: 100k library files would otherwise each hold their own.
+            original_sha256=intern(row.original_sha256),
+            tier=intern(row.tier),
+            size=c.size,
+            captured_at=(
+                None if row.captured_at is None else datetime.fromtimestamp(row.captured_at, UTC)
+            ),
         )
+    rows.close()
     db.record_lineages(learned)  # after a lost state DB, every file's row
-    return LibraryState(available=True, files=tuple(files), device=disk_of(store))
+    return LibraryState(
+        available=True, files=tuple(f for f in files if f is not None), device=disk_of(store)
+    )
 
 
 def _library_capture_ts(path: Path, rel: str) -> float | None:

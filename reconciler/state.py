@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -292,6 +292,17 @@ class StateDB:
         )
 
     # ------------------------------------------------------------- library
+
+    def lineage_in_order(self) -> Generator[LineageRow, None, None]:
+        """Every library row in path order, streamed: one ordered read, for
+        a merge with a walk put in the same order (as the hash cache's)."""
+        sql = (
+            "select path, original_sha256, sha256, tier, size, mtime_ns, captured_at "
+            "from library order by path"
+        )
+        new = tuple.__new__
+        for row in self.db.conn.execute(sql):
+            yield new(LineageRow, row)
 
     def lineage(self) -> dict[str, LineageRow]:
         sql = "select path, original_sha256, sha256, tier, size, mtime_ns, captured_at from library"

@@ -47,14 +47,31 @@ class TreeListing(NamedTuple):
 def walk_digest(entries: Sequence[tuple[str, str, int, int, int]]) -> bytes | None:
     """The digest of a walk: its files' paths, sizes, mtimes and inodes, in
     order (None: a value no column can hold, so no listing is kept)."""
-    h = hashlib.sha256(len(entries).to_bytes(8, "little"))
-    h.update("\0".join([e[0] for e in entries]).encode("utf-8", "surrogateescape"))
     try:
-        h.update(array("q", [e[2] for e in entries]))
-        h.update(array("q", [e[3] for e in entries]))
-        h.update(array("Q", [e[4] for e in entries]))
+        columns = (
+            array("q", [e[2] for e in entries]),
+            array("q", [e[3] for e in entries]),
+            array("Q", [e[4] for e in entries]),
+        )
     except OverflowError:  # an mtime past 2262, say
         return None
+    return _digest(len(entries), "\0".join([e[0] for e in entries]), *columns)
+
+
+def columns_digest(
+    top: str, rels: Sequence[str], sizes: array[int], mtimes: array[int], inodes: array[int]
+) -> bytes:
+    """``walk_digest`` of a walk held in columns (the walk ahead's): the
+    files ``top + rel``, sizes and mtimes as arrays of "q", inodes of "Q"."""
+    paths = top + ("\0" + top).join(rels) if rels else ""
+    return _digest(len(rels), paths, sizes, mtimes, inodes)
+
+
+def _digest(n: int, paths: str, sizes: array[int], mtimes: array[int], inodes: array[int]) -> bytes:
+    h = hashlib.sha256(n.to_bytes(8, "little"))
+    h.update(paths.encode("utf-8", "surrogateescape"))
+    for column in (sizes, mtimes, inodes):
+        h.update(column)
     return h.digest()
 
 

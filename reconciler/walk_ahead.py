@@ -35,7 +35,7 @@ from pathlib import Path
 
 from providers.base import LocalTree, ScanEntry
 from providers.filesystem import scan_tree
-from reconciler import lifeline
+from reconciler import lifeline, tree_listing
 
 log = logging.getLogger("reconcile")
 
@@ -47,9 +47,14 @@ MIN_STATE_BYTES = 16 << 20
 #: What the helper sends back for one tree: which folder it walked (the
 #: root's device and inode), the relative paths joined by NUL (no file name
 #: holds one), sizes, mtimes and inodes as raw arrays, and the names
-#: ``scan_tree`` sets aside (undecodable names, links); or the error that
+#: ``scan_tree`` sets aside (undecodable names, links), and the walk's
+#: digest (``tree_listing.walk_digest``, taken there); or the error that
 #: ended the walk.
-Columns = tuple[tuple[int, int], str, bytes, bytes, bytes, list[str], list[str]]
+Columns = tuple[tuple[int, int], str, bytes, bytes, bytes, list[str], list[str], bytes]
+
+#: What ``take`` hands over: the walk (a tuple: nothing can reorder it
+#: under its digest), the undecodable names, the links, the digest.
+Walked = tuple[tuple[ScanEntry, ...], list[str], list[str], bytes]
 
 
 def _walk(root: str, skip: Callable[[str], bool] | None) -> Columns | OSError:
@@ -67,6 +72,7 @@ def _walk(root: str, skip: Callable[[str], bool] | None) -> Columns | OSError:
             inodes.append(inode)
     except OSError as e:
         return e
+    top = root if root.endswith("/") else root + "/"
     return (
         (st.st_dev, st.st_ino),
         "\0".join(rels),
@@ -75,11 +81,12 @@ def _walk(root: str, skip: Callable[[str], bool] | None) -> Columns | OSError:
         inodes.tobytes(),
         odd,
         links,
+        tree_listing.columns_digest(top, rels, sizes, mtimes, inodes),
     )
 
 
-def _entries(root: str, columns: Columns) -> tuple[list[ScanEntry], list[str], list[str]]:
-    _, text, sizes_b, mtimes_b, inodes_b, odd, links = columns
+def _entries(root: str, columns: Columns) -> Walked:
+    _, text, sizes_b, mtimes_b, inodes_b, odd, links, digest = columns
     sizes, mtimes, inodes = array("q"), array("q"), array("Q")
     sizes.frombytes(sizes_b)
     mtimes.frombytes(mtimes_b)
@@ -88,12 +95,15 @@ def _entries(root: str, columns: Columns) -> tuple[list[ScanEntry], list[str], l
     new = tuple.__new__
     rels = text.split("\0") if sizes else []
     return (
-        [
-            new(ScanEntry, (top + rel, rel, size, mtime_ns, inode))
-            for rel, size, mtime_ns, inode in zip(rels, sizes, mtimes, inodes, strict=True)
-        ],
+        tuple(
+            [
+                new(ScanEntry, (top + rel, rel, size, mtime_ns, inode))
+                for rel, size, mtime_ns, inode in zip(rels, sizes, mtimes, inodes, strict=True)
+            ]
+        ),
         odd,
         links,
+        digest,
     )
 
 
@@ -120,9 +130,7 @@ class WalkAhead:
             log.info("walking ahead is not available (%s); the trees are walked in turn", e)
             self.close()
 
-    def take(
-        self, root: Path, skip: Callable[[str], bool] | None
-    ) -> tuple[list[ScanEntry], list[str], list[str]] | None:
+    def take(self, root: Path, skip: Callable[[str], bool] | None) -> Walked | None:
         """The walk of ``root``, if the helper has it or is at it; None when
         this process should walk it itself: never asked ahead, asked with
         other ``skip`` rules, not begun there yet, failed there, or walked

@@ -22,7 +22,7 @@ from providers.base import LocalTree
 from providers.filesystem import TMP_PREFIX, scan_tree
 from providers.icloud.emulator import Account
 from providers.syncthing.target import _is_syncthing_own
-from reconciler import lifeline, walk_ahead
+from reconciler import lifeline, tree_listing, walk_ahead
 from reconciler.walk_ahead import WalkAhead
 from tests.helpers import (
     FOLDER_SOURCE,
@@ -73,8 +73,10 @@ def test_the_helper_hands_over_exactly_the_walk_made_here(tmp_path: Path) -> Non
         for root, skip in ((a, None), (b, _is_syncthing_own), (empty, None)):
             got = ahead.take(root, skip)
             assert got is not None, f"{root} was not walked ahead"
-            entries, odd, links = got
+            entries, odd, links, digest = got
             assert ([tuple(e) for e in entries], odd, links) == _here(root, skip)
+            # the digest taken there is the one taken here of the same walk
+            assert digest == tree_listing.walk_digest(list(scan_tree(root, skip)))
         assert any(e[3] < 0 for e in _here(a)[0])  # the negative mtime went through
         assert ahead.take(a, None) is None  # handed over once; a second ask walks here
     finally:
