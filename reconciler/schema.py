@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the database object is handed in; sqlite-utils is loaded by state
     import sqlite_utils
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -195,6 +195,29 @@ def _migrate_icloud_incremental(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migrate_library_clustered(db: sqlite_utils.Database) -> None:
+    """The library's rows, as the hash cache's (migration 7), are stored in
+    path order (WITHOUT ROWID): observation merges them with the library's
+    files in path order (``StateDB.lineage_in_order``), one range read
+    instead of one index lookup per file. Same columns, rows and index;
+    skipped if the table already is one (safe to run again)."""
+    found = db.execute("select sql from sqlite_master where name = 'library'").fetchone()
+    if found is None or "without rowid" in str(found[0]).lower():
+        return
+    cols = "path, original_sha256, sha256, tier, size, mtime_ns, captured_at"
+    db.execute("drop table if exists library_clustered")
+    db.execute(
+        "create table library_clustered (path text primary key, original_sha256 text, "
+        "sha256 text, tier text, size integer, mtime_ns integer, captured_at real) without rowid"
+    )
+    db.execute(f"insert into library_clustered ({cols}) select {cols} from library")
+    db.execute("drop table library")  # its index and triggers with it
+    db.execute("alter table library_clustered rename to library")
+    db.execute(
+        'create index if not exists "idx_library_original_sha256" on library (original_sha256)'
+    )
+
+
 #: The tables the census counts from (reconciler.census); every row
 #: written to one of them moves the change counter, so a census taken at
 #: the same count (and configuration) is still the census of now.
@@ -270,4 +293,5 @@ MIGRATIONS = {
     8: _migrate_icloud_incremental,
     9: _migrate_change_counter,
     10: _migrate_tree_listings,
+    11: _migrate_library_clustered,
 }
