@@ -203,10 +203,10 @@ class CachedHasher:
         ]
         stamps[:] = listing.hashed_at
         misses: list[int] = []
-        if self.reverify_after_s:
-            oldest = self.now - self.reverify_after_s
+        now, window = self.now, self.reverify_after_s
+        if window:  # the very test ``_matched`` makes, to the last bit
             for i, t in enumerate(listing.hashed_at):
-                if t < oldest and self._due(entries[i][0], t):
+                if now - t > window and self._due(entries[i][0], t):
                     misses.append(i)
         return results, misses
 

@@ -217,7 +217,11 @@ class StateDB:
     ) -> bool:
         """Keep ``tree``'s listing, made from what this connection read and
         wrote, if ``changes()`` is still ``changes``: no other writer (an
-        apply beside this plan) changed a row in the meantime."""
+        apply beside this plan) changed a row in the meantime. Inside a
+        transaction of the caller's, nothing is kept (its writes are not
+        settled yet)."""
+        if self.db.conn.in_transaction:
+            return False
         with self.transaction(immediate=True):  # the count read and the write, one
             same = self.changes() == changes
             if same:
@@ -227,7 +231,12 @@ class StateDB:
     def counted(self, write: Callable[[], object]) -> int:
         """Run ``write`` in a transaction of its own, holding the write lock
         from the start; return how far it moved ``changes()`` (no other
-        writer could meanwhile). Not inside another transaction."""
+        writer could meanwhile). Inside a transaction of the caller's it
+        just writes, and says 0: no listing is kept there anyway, and a
+        count too low can only keep a listing from being kept."""
+        if self.db.conn.in_transaction:
+            write()
+            return 0
         with self.transaction(immediate=True):
             before = self.changes()
             write()

@@ -269,3 +269,23 @@ def test_an_unreadable_file_keeps_no_listing(tmp_path: Path) -> None:
         assert db.tree_listing(os.path.join(root, "")) is None
     finally:
         db.close()
+
+
+def test_inside_a_transaction_of_the_callers_files_are_hashed_and_no_listing_is_kept(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "store"
+    for i in range(3):
+        make_jpeg(_name(root, i), None, seed=i, size=16)
+    db = StateDB(tmp_path / "state.db")
+    tree = os.path.join(root, "")
+    try:
+        with db.transaction():
+            inside, got = _hash(db, root, 1e9, False)
+            assert inside.hashed_files == 3 and all(r[1] for r in got)
+            assert db.tree_listing(tree) is None  # its writes are not settled yet
+        after, again = _hash(db, root, 1e9, False)
+        assert after.hashed_files == 0 and again == got  # the rows it wrote stand
+        assert after.listed_trees == 0 and db.tree_listing(tree) is not None
+    finally:
+        db.close()
