@@ -58,7 +58,7 @@ from reconciler.model import (
     World,
 )
 from reconciler.rows import original_row
-from reconciler.state import CachedHash, LineageRow, StateDB
+from reconciler.state import CachedHash, LineageRow, StateDB, storable
 from reconciler.walk_ahead import WalkAhead
 
 #: Files smaller than this are hashed on the observer's own thread, larger
@@ -187,6 +187,8 @@ class CachedHasher:
             and tree
             and len(hashed) == len(entries)
             and (listing is None or misses)
+            # a file the cache cannot hold (``storable``) has no row to list
+            and all(storable(entries[i][2], entries[i][3], entries[i][4]) for i in misses)
         ):
             self.db.keep_tree_listing(tree, walk, hashed, stamps, dated=dates, changes=start + ours)
         return hashed
@@ -224,7 +226,7 @@ class CachedHasher:
         paths = [e[0] for e in entries]
         order = sorted(range(len(paths)), key=paths.__getitem__)
         if tree is not None:
-            rows = self.db.hash_rows(tree, tree[:-1] + "0", last_included=False)
+            rows = self.db.hash_rows(tree, tree_listing.tree_end(tree), last_included=False)
         elif order:
             rows = self.db.hash_rows(paths[order[0]], paths[order[-1]])
         else:

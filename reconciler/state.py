@@ -108,6 +108,22 @@ def damaged(path: Path, e: sqlite3.DatabaseError) -> str:
     )
 
 
+_INT64 = (1 << 63) - 1
+
+
+def storable(*values: int) -> bool:
+    """Whether SQLite can hold each of ``values`` (64-bit signed integers):
+    a file's mtime past 2262, or an inode with the top bit set, cannot."""
+    return all(-_INT64 - 1 <= v <= _INT64 for v in values)
+
+
+def _clamped(value: int) -> int:
+    """``value`` in SQLite's range, for a row that must be written anyway
+    (a library file's lineage); what it is compared with then differs, so
+    whatever it keys is worked out again rather than trusted."""
+    return max(-_INT64 - 1, min(_INT64, value))
+
+
 class StateDB:
     """The tool's memory, one file under the state directory."""
 
@@ -243,7 +259,9 @@ class StateDB:
             return self.changes() - before
 
     def store_hashes(self, rows: Iterable[tuple[str, CachedHash]]) -> None:
-        records = [(p, *h) for p, h in rows]
+        """Write cache rows; a file whose size, mtime or inode no 64-bit
+        integer holds (an mtime past 2262) gets none: it is read every run."""
+        records = [(p, *h) for p, h in rows if storable(h.size, h.mtime_ns, h.inode)]
         if records:
             with self.transaction():
                 self.db.conn.executemany(
@@ -314,25 +332,9 @@ class StateDB:
             yield new(LineageRow, row)
 
     def lineage(self) -> dict[str, LineageRow]:
-        sql = "select path, original_sha256, sha256, tier, size, mtime_ns, captured_at from library"
-        # One string per SHA-256 and tier name, shared with the observed copies
-        # (interned there too): 100k rows would otherwise bring 300k new ones.
-        # Rows built as tuples (tuple.__new__), skipping the NamedTuple's
-        # keyword-handling constructor: a row per library file, every run.
-        intern, text, new = sys.intern, str, tuple.__new__
-        return {
-            path: new(
-                LineageRow,
-                (
-                    path,
-                    intern(orig) if orig.__class__ is text else orig,
-                    intern(sha) if sha.__class__ is text else sha,
-                    intern(tier) if tier.__class__ is text else tier,
-                    *rest,
-                ),
-            )
-            for path, orig, sha, tier, *rest in self.db.conn.execute(sql)
-        }
+        """Every library row, by path (observation merges them in order
+        instead: ``lineage_in_order``)."""
+        return {row.path: row for row in self.lineage_in_order()}
 
     def record_lineage(self, row: LineageRow) -> None:
         self.record_lineages([row])
@@ -340,7 +342,10 @@ class StateDB:
     def record_lineages(self, rows: Iterable[LineageRow]) -> None:
         """Many library rows in one statement (after a lost state DB, a
         large library's every file): a row per path, the last one given."""
-        latest = {row.path: row for row in rows}
+        latest = {
+            row.path: row._replace(size=_clamped(row.size), mtime_ns=_clamped(row.mtime_ns))
+            for row in rows
+        }
         if latest:
             with self.transaction():
                 self.db.conn.executemany(

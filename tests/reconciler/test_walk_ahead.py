@@ -6,6 +6,7 @@ that fails or dies costs only its head start; and it never outlives the run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -23,6 +24,8 @@ from providers.filesystem import TMP_PREFIX, scan_tree
 from providers.icloud.emulator import Account
 from providers.syncthing.target import _is_syncthing_own
 from reconciler import lifeline, tree_listing, walk_ahead
+from reconciler.observe import CachedHasher
+from reconciler.state import StateDB
 from reconciler.walk_ahead import WalkAhead
 from tests.helpers import (
     FOLDER_SOURCE,
@@ -351,3 +354,37 @@ def test_behind_a_remote_source_the_first_tree_is_walked_ahead_too(
         outs.append(json.loads(plan.out)["actions"])
     assert outs[0] == outs[1]
     assert walked["nas"] == "helper" and set(walked) == {"nas", "usb", "library"}
+
+
+def test_a_file_dated_past_2262_is_walked_here_and_keeps_its_tree_from_a_listing(
+    tmp_path: Path,
+) -> None:
+    """An mtime no 64-bit column holds (year 2300, which ext4 stores): the
+    helper cannot send that tree, the observer walks it itself, the trees
+    after it still come from the helper, and no listing is kept for it (its
+    walk has no digest), so every run matches it file by file."""
+    far, after = tmp_path / "far", tmp_path / "after"
+    for root in (far, after):
+        (root / "d").mkdir(parents=True)
+        (root / "d" / "a.jpg").write_bytes(b"a")
+    when = 10_500_000_000 * 10**9  # 2302
+    os.utime(far / "d" / "a.jpg", ns=(when, when))
+    ahead = WalkAhead([LocalTree(far), LocalTree(after)])
+    db = StateDB(tmp_path / "state.db")
+    try:
+        with pytest.raises(OverflowError):
+            _walked_there(ahead, far)
+        assert ahead.take(far, None) is None  # walked here instead
+        _walked_there(ahead, after)
+        assert ahead.take(after, None) is not None  # the helper lived on
+        entries = list(scan_tree(far))
+        assert entries[0].mtime_ns == when
+        for _ in range(2):
+            hasher = CachedHasher(db, workers=1)
+            (got,) = hasher.hash_entries(entries, tree=os.path.join(far, ""))
+            assert got.sha256 == hashlib.sha256(b"a").hexdigest()
+            assert hasher.listed_trees == 0
+        assert db.tree_listing(os.path.join(far, "")) is None
+    finally:
+        db.close()
+        ahead.close()
