@@ -178,10 +178,11 @@ def hashed_tree(
     except OSError as e:
         raise ProviderError(f"listing {root} failed: {e}", provider=store_id) from e
     hashed = hasher.hash_entries(entries, tree=os.path.join(root, ""))
+    new = tuple.__new__  # once per file: 0.7 µs, against 1.6 µs through FileCopy's __new__
     for (_, rel, size, mtime_ns, _), (sha, _, _) in zip(entries, hashed, strict=True):
         if sha is None:
             continue  # an unreadable file is no copy; the next run reads it again
-        yield FileCopy(store_id, rel, size, mtime_ns, sha)  # positional: once per file
+        yield new(FileCopy, (store_id, rel, size, mtime_ns, sha))
 
 
 class FilesystemStore:

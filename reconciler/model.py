@@ -15,8 +15,7 @@ import attrs
 ORIGINAL_TIER = "original"
 
 
-@attrs.frozen(kw_only=True)
-class MediaFile:
+class MediaFile(NamedTuple):
     """One file of a source item (a Live Photo has two: the still and its MOV).
 
     ``sha256`` is the content identity of the original bytes; it is None for a
@@ -27,6 +26,9 @@ class MediaFile:
     ``edit_sidecar`` (the edit's adjustment data). Only ``original`` files
     are ever re-encoded for a tier. ``fingerprint`` is the source's own
     opaque checksum (iCloud's), used to notice change, never to verify.
+
+    A NamedTuple, as ``FileCopy`` (one per file of a source, every run);
+    made by keyword, a changed one by ``_replace``.
     """
 
     name: str
@@ -58,13 +60,13 @@ class ItemMetadata:
     record_ids: tuple[tuple[str, str], ...] = ()
 
 
-@attrs.frozen(kw_only=True)
-class SourceItem:
+class SourceItem(NamedTuple):
     """A media item in a source: photo, video or Live Photo pair.
 
     ``key`` is stable inside the source and never a bare filename (iCloud:
     asset id + master id; folder: the primary file's relative path).
-    ``captured_at`` is None when unknown (never 1970).
+    ``captured_at`` is None when unknown (never 1970). A NamedTuple, as
+    ``MediaFile``: made by keyword, a changed one by ``_replace``.
     """
 
     source_id: str
@@ -157,9 +159,11 @@ class TargetState:
         return {c.sha256: c for c in self.copies}
 
 
-@attrs.frozen(kw_only=True)
-class LibraryFile:
-    """A file in the local library and the original it was made from."""
+class LibraryFile(NamedTuple):
+    """A file in the local library and the original it was made from.
+
+    A NamedTuple, as ``FileCopy``: one is made per library file on every
+    run. Made by keyword everywhere but in observation's hot loop."""
 
     path: str
     sha256: str

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import sys
 import time
 import zlib
@@ -26,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,8 @@ from reconciler.walk_ahead import WalkAhead
 #: Files smaller than this are hashed on the observer's own thread, larger
 #: ones on its pool (``CachedHasher._hash``): one read's worth.
 SMALL_FILE = HASH_CHUNK
+#: One SHA-256 in a tree listing's hex: the listing's bytes split 32 by 32.
+_SHA_HEX = re.compile("[0-9a-f]{64}")
 
 #: progress(label, done, total)
 Progress = Callable[[str, int, int], None]
@@ -198,11 +202,12 @@ class CachedHasher:
     ) -> tuple[list[Hashed | None], list[int]]:
         """Every file's row from the tree's listing; only files due to be
         read again (as ``_matched`` decides) are misses."""
-        hexes, intern, new = listing.shas.hex(), sys.intern, tuple.__new__
-        results: list[Hashed | None] = [
-            new(Hashed, (intern(hexes[k : k + 64]), None if c != c else c, ""))
-            for k, c in zip(range(0, len(hexes), 64), listing.captured, strict=True)
-        ]
+        # Built by C loops (findall, map, zip): 100k files a tree, per run.
+        shas = map(sys.intern, _SHA_HEX.findall(listing.shas.hex()))
+        captured = [None if c != c else c for c in listing.captured]  # NaN: none
+        results: list[Hashed | None] = list(
+            map(partial(tuple.__new__, Hashed), zip(shas, captured, repeat("")))
+        )
         stamps[:] = listing.hashed_at
         misses: list[int] = []
         now, window = self.now, self.reverify_after_s
@@ -596,7 +601,7 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> LibraryState
     rows = db.lineage_in_order()
     files: list[LibraryFile | None] = [None] * len(copies)
     learned: list[LineageRow] = []
-    intern = sys.intern
+    intern, new, fromtimestamp = sys.intern, tuple.__new__, datetime.fromtimestamp
     at = next(rows, None)
     for i in order:
         c = copies[i]
@@ -610,16 +615,18 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> LibraryState
             row = row._replace(captured_at=_library_capture_ts(store.root / c.path, c.path))
             if row.captured_at is not None:
                 learned.append(row)
-        files[i] = LibraryFile(
-            path=c.path,
-            sha256=c.sha256,
-            # One string per content (the copies' are interned) and per tier
-            # name: 100k library files would otherwise each hold their own.
-            original_sha256=intern(row.original_sha256),
-            tier=intern(row.tier),
-            size=c.size,
-            captured_at=(
-                None if row.captured_at is None else datetime.fromtimestamp(row.captured_at, UTC)
+        # (path, sha256, original_sha256, tier, size, captured_at); one
+        # string per content (the copies' are interned) and per tier name:
+        # 100k library files would otherwise each hold their own.
+        files[i] = new(
+            LibraryFile,
+            (
+                c.path,
+                c.sha256,
+                intern(row.original_sha256),
+                intern(row.tier),
+                c.size,
+                None if row.captured_at is None else fromtimestamp(row.captured_at, UTC),
             ),
         )
     rows.close()

@@ -78,11 +78,14 @@ class _Sidecar:
     planned: dict[str, str] = attrs.field(factory=dict)
 
 
+_DAY = timedelta(days=1)
+
+
 def tier_for(tiers: Iterable[Tier], captured_at: datetime | None, now: datetime) -> Tier | None:
     """The tier an item of this capture date belongs to now; None: keep original."""
     if captured_at is None:
         return None
-    age_days = (now - captured_at) / timedelta(days=1)
+    age_days = (now - captured_at) / _DAY
     for tier in tiers:
         if tier.max_age_days is None or age_days < tier.max_age_days:
             return tier
@@ -103,10 +106,10 @@ _KEPT = Encoding(tier=ORIGINAL_TIER)
 
 
 def encoding_for(tier: Tier | None, name: str) -> Encoding:
-    kind = media_kind(name)
-    if tier is None or tier.keep == "original" or kind == "other":
+    if tier is None or tier.keep == "original":
         return _KEPT
-    return _encoding(tier, kind)
+    kind = media_kind(name)
+    return _KEPT if kind == "other" else _encoding(tier, kind)
 
 
 @functools.lru_cache(maxsize=256)
@@ -292,8 +295,10 @@ class _Planner:
         self, source: SourceState, item: SourceItem, f: MediaFile, subject: str
     ) -> str | None:
         sha = f.sha256 or self.world.known_sha256.get((source.source_id, item.key, f.ref))
-        origin = FileOrigin(source_id=source.source_id, item_key=item.key, ref=f.ref)
-        ident = sha or f"{origin.source_id}:{origin.item_key}:{origin.ref}"
+        # Where the file comes from matters only while its hash is unknown:
+        # made then only (not once per file of a converged library).
+        origin: FileOrigin | None = None
+        ident = sha or f"{source.source_id}:{item.key}:{f.ref}"
         if ident in self.handled:
             return sha  # the same content again (a duplicate): already planned
         self.handled.add(ident)
@@ -304,6 +309,7 @@ class _Planner:
             if sha is None:
                 return None
         elif sha is None:
+            origin = FileOrigin(source_id=source.source_id, item_key=item.key, ref=f.ref)
             dl = DownloadAsset(
                 id=f"download:{ident}",
                 subject=fsubject,
@@ -331,13 +337,13 @@ class _Planner:
             self.placing[ident] = placed[0]
         self._targets(sha, origin, ident, f, item, fsubject, placed)
         if self.world.library.available:
-            self._encode(sha, origin, f, item, fsubject, placed)
+            self._encode(sha, origin, ident, f, item, fsubject, placed)
         return sha
 
     def _targets(
         self,
         sha: str | None,
-        origin: FileOrigin,
+        origin: FileOrigin | None,
         ident: str,
         f: MediaFile,
         item: SourceItem,
@@ -365,7 +371,7 @@ class _Planner:
                 depends_on=placed if sha is None else (),
                 target_id=t.target_id,
                 sha256=sha,
-                origin=None if sha else origin,
+                origin=origin,
                 name=f.name,
                 size=f.size,
                 captured_at=item.captured_at,
@@ -378,7 +384,8 @@ class _Planner:
     def _encode(
         self,
         sha: str | None,
-        origin: FileOrigin,
+        origin: FileOrigin | None,
+        ident: str,
         f: MediaFile,
         item: SourceItem,
         subject: str,
@@ -412,12 +419,12 @@ class _Planner:
         )
         self.actions.append(
             EncodeForTier(
-                id=f"encode:{sha or origin.source_id + ':' + origin.item_key + ':' + origin.ref}",
+                id=f"encode:{ident}",
                 subject=subject,
                 reason=f"{age}: tier {want.tier} ({setting}), library has {current}",
                 depends_on=placed,
                 sha256=sha,
-                origin=None if sha else origin,
+                origin=origin,
                 name=f.name,
                 tier=want.tier,
                 quality=want.quality,
@@ -457,10 +464,9 @@ class _Planner:
             # second from a tier boundary must stay in the tier it was given.
             when = lf.captured_at or date_from_path(lf.path)
             item = SourceItem(source_id=LIBRARY, key=lf.path, files=(f,), captured_at=when)
-            origin = FileOrigin(source_id=LIBRARY, item_key=lf.path, ref=lf.path)
             subject = f"{LIBRARY}:{lf.path}"
-            self._targets(sha, origin, sha, f, item, subject, ())
-            self._encode(sha, origin, f, item, subject, ())
+            self._targets(sha, None, sha, f, item, subject, ())
+            self._encode(sha, None, sha, f, item, subject, ())
 
     # ------------------------------------------------------------- removal
 

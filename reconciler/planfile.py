@@ -13,6 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import cattrs
+from cattrs.cols import (
+    is_namedtuple,
+    namedtuple_dict_structure_factory,
+    namedtuple_dict_unstructure_factory,
+)
 
 from reconciler.errors import StalePlanError
 from reconciler.model import ACTION_TYPES, Action, Note, Plan
@@ -21,6 +26,11 @@ FORMAT_VERSION = 1
 _BY_KIND = {cls.kind: cls for cls in ACTION_TYPES}
 
 _conv = cattrs.Converter()
+# A NamedTuple value in an action (``MediaFile``) is an object of its field
+# names, as an attrs value is, not a list: the format stays what README.md
+# documents, whichever kind of value the model uses.
+_conv.register_unstructure_hook_factory(is_namedtuple, namedtuple_dict_unstructure_factory)
+_conv.register_structure_hook_factory(is_namedtuple, namedtuple_dict_structure_factory)
 _conv.register_unstructure_hook(datetime, lambda d: d.isoformat())
 _conv.register_structure_hook(datetime, lambda v, _: datetime.fromisoformat(v))
 

@@ -188,9 +188,7 @@ class ChangeFeed:
             if albums is not None and item.metadata is not None:
                 member_of = albums.get(r.asset_id, ())
                 if item.metadata.albums != member_of:
-                    item = attrs.evolve(
-                        item, metadata=attrs.evolve(item.metadata, albums=member_of)
-                    )
+                    item = item._replace(metadata=attrs.evolve(item.metadata, albums=member_of))
                     touched.append(r._replace(item=encode(item)))
             items.append(item)
             self._zone_of[item.key] = zone_ids[r.zone]

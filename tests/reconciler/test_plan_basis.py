@@ -43,3 +43,30 @@ def test_a_plan_shown_or_applied_takes_no_fingerprint(
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 2
     assert ws.run("apply", "--yes", now=NOW).code == 0
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
+
+
+def test_a_removals_files_are_written_as_objects_and_read_back(tmp_path: Path) -> None:
+    """``remove-from-source`` carries its item's files as objects of named
+    fields (README: the plan format), whatever kind of value the model
+    uses for a file; a plan written so is applied as it was planned."""
+    ws = make_workspace(tmp_path, extra=KEEP_ORIGINALS)
+    photo = make_jpeg(ws.incoming / "IMG_1.JPG", datetime(2020, 1, 1, tzinfo=UTC), seed=1)
+    saved = tmp_path / "plan.json"
+    assert ws.run("plan", "--out", str(saved), now=NOW).code == 0
+    (removal,) = [
+        a for a in json.loads(saved.read_text())["actions"] if a["type"] == "remove-from-source"
+    ]
+    (f,) = removal["files"]
+    assert f == {
+        "name": "IMG_1.JPG",
+        "size": photo.stat().st_size,
+        "ref": "IMG_1.JPG",
+        "role": "original",
+        "sha256": f["sha256"],
+        "problem": "",
+        "fingerprint": "",
+    }
+    assert re.fullmatch(r"[0-9a-f]{64}", f["sha256"])
+    r = ws.run("apply", str(saved), "--yes", now=NOW)
+    assert r.code == 0, r.out + r.err
+    assert not photo.exists()  # archived twice, then off-loaded as planned

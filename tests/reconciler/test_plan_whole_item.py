@@ -57,7 +57,7 @@ def test_a_current_sidecar_everywhere_plans_only_the_removal() -> None:
 def test_changed_metadata_rewrites_the_sidecars_and_copies_no_media() -> None:
     before = whole()
     shas = (A, B, C, D, digest(before))
-    after = attrs.evolve(before, metadata=attrs.evolve(META, favorite=False))
+    after = before._replace(metadata=attrs.evolve(META, favorite=False))
     d = desired(removal={"enabled": False})
     p = plan(d, world((after,), nas=shas, usb=shas, library=shas), NOW)
     assert ids(p) == ["sidecar:library:card:k", "sidecar:nas:card:k", "sidecar:usb:card:k"]
@@ -74,8 +74,8 @@ def test_a_target_without_the_sidecar_and_no_way_to_write_it_keeps_the_item() ->
 
 def test_an_unknown_hash_makes_the_sidecar_wait_for_the_download() -> None:
     item = whole()
-    files = (attrs.evolve(item.files[0], sha256=None), *item.files[1:])
-    remote = attrs.evolve(item, files=files)
+    files = (item.files[0]._replace(sha256=None), *item.files[1:])
+    remote = item._replace(files=files)
     w: World = world((remote,), remote=True)
     p = plan(desired(), w, NOW)
     write = next(a for a in p.actions if a.id == "sidecar:nas:card:k")
