@@ -354,6 +354,8 @@ def observe(
     # which this one walks meanwhile.
     order = (*conn.sources.values(), *conn.targets.values(), conn.library)
     trees = [p.local_tree for p in order if isinstance(p, WalksLocally)]
+    # Listings are kept for the configured trees only, walked or not this run.
+    db.forget_other_tree_listings([os.path.join(t.root, "") for t in trees])
     ahead = trees[1:] if isinstance(order[0], WalksLocally) else trees
     if ahead and db.size_bytes() >= walk_ahead.MIN_STATE_BYTES:
         hasher.ahead = WalkAhead(ahead)

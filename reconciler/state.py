@@ -221,6 +221,10 @@ class StateDB:
         """``tree``'s last listing, if it is still exact (``tree_listing``)."""
         return tree_listing.read(self.db.conn, tree)
 
+    def forget_other_tree_listings(self, trees: Sequence[str]) -> int:
+        """Drop the listings of trees not in ``trees`` (``tree_listing``)."""
+        return tree_listing.forget_others(self.db.conn, trees)
+
     def keep_tree_listing(
         self,
         tree: str,

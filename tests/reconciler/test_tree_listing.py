@@ -289,3 +289,34 @@ def test_inside_a_transaction_of_the_callers_files_are_hashed_and_no_listing_is_
         assert after.listed_trees == 0 and db.tree_listing(tree) is not None
     finally:
         db.close()
+
+
+def test_only_configured_trees_keep_a_listing(tmp_path: Path) -> None:
+    """A target taken out of the configuration leaves no listing behind (5 MB
+    per 100k files); one configured but not there this run (unmounted) keeps
+    its own, as do the rest."""
+    from tests.helpers import KEEP_ORIGINALS, make_workspace
+
+    ws = make_workspace(tmp_path / "ws", removal=False, extra=KEEP_ORIGINALS)
+    make_jpeg(ws.incoming / "IMG_1.JPG", datetime(2020, 1, 1, tzinfo=UTC), seed=1)
+    assert ws.run("apply", "--yes").code == 0
+    assert ws.run("plan").code == 0
+
+    def listed() -> set[str]:
+        db = StateDB.in_dir(ws.root / "state")
+        try:
+            return {r[0] for r in db.db.conn.execute("select tree from tree_listings")}
+        finally:
+            db.close()
+
+    trees = {os.path.join(ws.root, n, "") for n in ("incoming", "library", "nas", "usb")}
+    assert listed() == trees
+    ws.config.write_text(
+        ws.config.read_text().replace(
+            '[targets.usb]\nkind = "filesystem"\npath = "usb"\nsame_disk_ok = true\n', ""
+        )
+    )
+    (ws.root / "nas").rename(ws.root / "nas-away")
+    (ws.root / "nas").mkdir()  # an unmounted disk's bare mount point
+    ws.run("plan")
+    assert listed() == trees - {os.path.join(ws.root, "usb", "")}
