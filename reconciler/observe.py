@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -594,48 +595,50 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> LibraryState
     if not avail.available:
         return LibraryState(available=False, problem=avail.reason)
     try:
-        copies = list(store.list_copies(hasher))
+        # in path order, as the rows are read (the walk's order is the disk's)
+        copies = sorted(store.list_copies(hasher), key=itemgetter(1))
     except ProviderError as e:
         return LibraryState(available=False, problem=f"listing failed: {e}")
     # Each file's row, by merging the files in path order with one ordered
     # read of the rows: no dict of 100k rows at the run's peak of memory.
-    order = sorted(range(len(copies)), key=lambda i: copies[i].path)
     rows = db.lineage_in_order()
-    files: list[LibraryFile | None] = [None] * len(copies)
+    files: list[LibraryFile] = []
     learned: list[LineageRow] = []
     intern, new, fromtimestamp = sys.intern, tuple.__new__, datetime.fromtimestamp
     at = next(rows, None)
-    for i in order:
-        c = copies[i]
-        while at is not None and at[0] < c.path:
+    for c in copies:
+        path, sha = c.path, c.sha256
+        while at is not None and at[0] < path:
             at = next(rows, None)  # a row of a file no longer there
-        row = at if at is not None and at[0] == c.path else None
-        if row is None or row.sha256 != c.sha256:
-            row = _embedded_lineage(store.root / c.path, c) or original_row(c, None)
+        row = at if at is not None and at[0] == path else None
+        if row is None or row.sha256 != sha:
+            row = _embedded_lineage(store.root / path, c) or original_row(c, None)
             learned.append(row)
         if row.captured_at is None:
-            row = row._replace(captured_at=_library_capture_ts(store.root / c.path, c.path))
+            row = row._replace(captured_at=_library_capture_ts(store.root / path, path))
             if row.captured_at is not None:
                 learned.append(row)
         # (path, sha256, original_sha256, tier, size, captured_at); one
-        # string per content (the copies' are interned) and per tier name:
-        # 100k library files would otherwise each hold their own.
-        files[i] = new(
-            LibraryFile,
-            (
-                c.path,
-                c.sha256,
-                intern(row.original_sha256),
-                intern(row.tier),
-                c.size,
-                None if row.captured_at is None else fromtimestamp(row.captured_at, UTC),
-            ),
+        # string per content (the copies' are interned: a file at its
+        # original's tier takes its own) and per tier name: 100k library
+        # files would otherwise each hold their own.
+        original = row.original_sha256
+        files.append(
+            new(
+                LibraryFile,
+                (
+                    path,
+                    sha,
+                    sha if original == sha else intern(original),
+                    intern(row.tier),
+                    c.size,
+                    None if row.captured_at is None else fromtimestamp(row.captured_at, UTC),
+                ),
+            )
         )
     rows.close()
     db.record_lineages(learned)  # after a lost state DB, every file's row
-    return LibraryState(
-        available=True, files=tuple(f for f in files if f is not None), device=disk_of(store)
-    )
+    return LibraryState(available=True, files=tuple(files), device=disk_of(store))
 
 
 def _library_capture_ts(path: Path, rel: str) -> float | None:
