@@ -133,8 +133,11 @@ def forget_others(conn: sqlite3.Connection, trees: Sequence[str]) -> int:
     """Drop the listing of every tree but ``trees`` (the configured ones): a
     target removed from the configuration, or a store moved, would keep its
     listing (5 MB per 100k files) for ever. Returns how many were dropped.
-    Only a cache is lost: a tree configured again is matched row by row once."""
-    marks = ", ".join("?" * len(trees))
-    return conn.execute(
-        f"delete from tree_listings where tree not in ({marks})", tuple(trees)
-    ).rowcount
+    Only a cache is lost: a tree configured again is matched row by row once.
+    Looked for first, so a run with nothing to drop writes nothing (a plan
+    beside an apply does not wait on its write lock)."""
+    keep = set(trees)
+    others = [(t,) for (t,) in conn.execute("select tree from tree_listings") if t not in keep]
+    if others:
+        conn.executemany("delete from tree_listings where tree = ?", others)
+    return len(others)

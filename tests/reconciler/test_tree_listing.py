@@ -320,3 +320,20 @@ def test_only_configured_trees_keep_a_listing(tmp_path: Path) -> None:
     (ws.root / "nas").mkdir()  # an unmounted disk's bare mount point
     ws.run("plan")
     assert listed() == trees - {os.path.join(ws.root, "usb", "")}
+
+
+def test_dropping_unconfigured_listings_writes_only_when_there_is_one(tmp_path: Path) -> None:
+    db = StateDB(tmp_path / "state.db")
+    try:
+        for tree in ("/a/", "/b/", "/ab/"):
+            _keep(db, tree)
+        statements: list[str] = []
+        db.db.conn.set_trace_callback(statements.append)
+        assert db.forget_other_tree_listings(["/a/", "/b/", "/ab/", "/never-walked/"]) == 0
+        assert not [q for q in statements if "delete" in q.lower()]  # no write lock taken
+        assert db.forget_other_tree_listings(["/a/"]) == 2
+        db.db.conn.set_trace_callback(None)
+        left = {r[0] for r in db.db.conn.execute("select tree from tree_listings")}
+        assert left == {"/a/"}  # not "/ab/", which shares its prefix
+    finally:
+        db.close()
