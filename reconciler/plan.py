@@ -79,6 +79,7 @@ class _Sidecar:
 
 
 _DAY = timedelta(days=1)
+_SHA256 = operator.attrgetter("sha256")
 
 
 def tier_for(tiers: Iterable[Tier], captured_at: datetime | None, now: datetime) -> Tier | None:
@@ -135,7 +136,8 @@ class _Planner:
         self.now = now
         self.library = world.library.index()
         self.targets = [t for t in world.targets if t.available]
-        self.copies = {t.target_id: t.index() for t in self.targets}
+        #: target -> the SHA-256s it holds (only asked whether it holds one)
+        self.copies = {t.target_id: set(map(_SHA256, t.copies)) for t in self.targets}
         self.pending = {t.target_id: {d.sha256 for d in t.pending} for t in self.targets}
         self.groups = backup_groups(
             {t.target_id: t.device for t in self.targets},
