@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import importlib
 import os
 import sqlite3
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -25,7 +26,6 @@ from typing import TextIO
 import argcomplete
 
 from reconciler import config, history, logfile, render, selection
-from reconciler.commands.apply import apply_command as _apply
 from reconciler.commands.common import (
     EXIT_ERROR,
     EXIT_LOCKED,
@@ -34,14 +34,6 @@ from reconciler.commands.common import (
     Out,
     load,
 )
-from reconciler.commands.plan import plan_command as _plan
-from reconciler.commands.report import report_command as _report
-from reconciler.commands.setup import emulator_command as _emulator
-from reconciler.commands.setup import import_legacy_command as _import_legacy
-from reconciler.commands.setup import init_target_command as _init_target
-from reconciler.commands.setup import login_command as _login
-from reconciler.commands.setup import validate_command as _validate
-from reconciler.commands.status import status_command as _status
 from reconciler.errors import (
     ConfigError,
     LockHeldError,
@@ -241,23 +233,36 @@ def _open_log(args: argparse.Namespace, io: Out) -> None:
     io.log.info(f"reconcile {args.command} (config {config.config_path(args.config)})")
 
 
+#: command -> (module under reconciler.commands, function): a command's
+#: module is imported when it runs, so a plan does not load the applier,
+#: the report's plotting or the iCloud login (a tenth of a small plan).
+_COMMANDS = {
+    "plan": ("plan", "plan_command"),
+    "apply": ("apply", "apply_command"),
+    "status": ("status", "status_command"),
+    "report": ("report", "report_command"),
+    "validate": ("setup", "validate_command"),
+    "init-target": ("setup", "init_target_command"),
+    "import-legacy": ("setup", "import_legacy_command"),
+    "login": ("setup", "login_command"),
+    "emulator": ("setup", "emulator_command"),
+}
+
+
+def _handler(command: str) -> Callable[[argparse.Namespace, Out, datetime | None], int]:
+    module, name = _COMMANDS[command]
+    handler: Callable[[argparse.Namespace, Out, datetime | None], int] = getattr(
+        importlib.import_module(f"reconciler.commands.{module}"), name
+    )
+    return handler
+
+
 def _dispatch(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
-    handlers = {
-        "plan": _plan,
-        "apply": _apply,
-        "status": _status,
-        "report": _report,
-        "validate": _validate,
-        "init-target": _init_target,
-        "import-legacy": _import_legacy,
-        "login": _login,
-        "emulator": _emulator,
-    }
     command = args.command
     if command == "status" and args.html:
         command = "report"  # `status --html FILE`, the name for it
     try:
-        return handlers[command](args, io, now)
+        return _handler(command)(args, io, now)
     except ConfigError as e:
         for line in e.problems:
             io.warn(f"error: {line}")

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from reconciler.apply import ApplyResult, Outcome
 from reconciler.model import Action, CopyToTarget, Note, Plan
+
+if TYPE_CHECKING:  # names only: a plan shown does not load the applier
+    from reconciler.apply import ApplyResult, Outcome
 
 NO_CHANGES = "No changes. The library matches desired_state.toml."
 

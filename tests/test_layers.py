@@ -161,3 +161,27 @@ def test_a_command_starts_without_the_encoders_and_they_load_on_first_use() -> N
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_a_plan_runs_without_loading_the_applier(tmp_path: Path) -> None:
+    """A command's module is imported when that command runs: a plan (what
+    the drift check runs every night) loads neither the applier nor the
+    other commands' modules; an apply in the same process then loads them."""
+    from tests.helpers import KEEP_ORIGINALS, make_workspace
+
+    ws = make_workspace(tmp_path / "ws", extra=KEEP_ORIGINALS)
+    code = (
+        "import sys, io\n"
+        "from reconciler.cli import main\n"
+        f"assert main(['-c', {str(ws.config)!r}, 'plan'], stdout=io.StringIO()) == 0\n"
+        "unwanted = ('reconciler.apply', 'reconciler.commands.apply', 'reconciler.commands.setup',"
+        " 'reconciler.commands.report', 'reconciler.commands.status')\n"
+        "loaded = [m for m in unwanted if m in sys.modules]\n"
+        "assert not loaded, f'loaded by a plan: {loaded}'\n"
+        f"assert main(['-c', {str(ws.config)!r}, 'apply', '--yes'], stdout=io.StringIO()) == 0\n"
+        "assert 'reconciler.apply' in sys.modules\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

@@ -376,7 +376,7 @@ def test_the_crash_log_never_lands_in_the_current_folder(
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     monkeypatch.setenv("XDG_STATE_HOME", str(xdg))
-    monkeypatch.setattr("reconciler.cli._status", broken)
+    monkeypatch.setattr("reconciler.commands.status.status_command", broken)
     err = io.StringIO()
     code = main(["-c", str(tmp_path / "missing.toml"), "status"], stdout=io.StringIO(), stderr=err)
     log = xdg / "reconcile" / "reconcile.log"
