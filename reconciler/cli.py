@@ -23,8 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-import argcomplete
-
 from reconciler import config, history, logfile, render, selection
 from reconciler.commands.common import (
     EXIT_ERROR,
@@ -196,7 +194,10 @@ def main(
     now: datetime | None = None,
 ) -> int:
     parser = build_parser()
-    argcomplete.autocomplete(parser)
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (argcomplete's own test)
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
     io = Out(stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin)
     try:
         args = parser.parse_args(argv)

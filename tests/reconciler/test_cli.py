@@ -623,3 +623,32 @@ def test_init_target_on_a_folder_that_cannot_be_written(tmp_path: Path) -> None:
     )
     assert (p.returncode, p.stdout) == (1, "")
     assert p.stderr == f"error: cannot mark {locked} as the store 'nas': Permission denied\n"
+
+
+def test_tab_completion_still_answers_the_shell(tmp_path: Path) -> None:
+    """argcomplete is loaded only when the shell asks for completions (its
+    ``_ARGCOMPLETE`` variable), not on every run; asked, it completes."""
+    out = tmp_path / "completions"
+    env = {
+        **os.environ,
+        "_ARGCOMPLETE": "1",
+        "COMP_LINE": "reconcile pl",
+        "COMP_POINT": "12",
+        "_ARGCOMPLETE_STDOUT_FILENAME": str(out),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.read_text().split() == ["plan"]
+    plain = subprocess.run(
+        [sys.executable, "-c", "import sys, reconciler.cli; print('argcomplete' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert plain.stdout.strip() == "False"
