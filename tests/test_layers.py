@@ -122,6 +122,14 @@ def test_the_planner_is_pure() -> None:
         assert forbidden not in source
 
 
+def _prints_ok(code: str) -> None:
+    """Run ``code`` in a fresh interpreter (what is loaded at start-up is
+    the point): it must end well and print ``ok``."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
 def test_a_command_starts_without_numpy_and_the_report_still_gets_it() -> None:
     """Every cron run starts the CLI: numpy (0.15 s, 11 MiB, pulled in by
     sqlite-utils whenever matplotlib installed it) is not loaded by it, and
@@ -133,9 +141,7 @@ def test_a_command_starts_without_numpy_and_the_report_still_gets_it() -> None:
         "assert numpy.arange(3).sum() == 3\n"
         "print('ok')\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    _prints_ok(code)
 
 
 def test_a_command_starts_without_the_encoders_and_they_load_on_first_use() -> None:
@@ -158,9 +164,7 @@ def test_a_command_starts_without_the_encoders_and_they_load_on_first_use() -> N
         "except AttributeError:\n"
         "    print('ok')\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    _prints_ok(code)
 
 
 def test_a_plan_runs_without_loading_the_applier(tmp_path: Path) -> None:
@@ -182,6 +186,4 @@ def test_a_plan_runs_without_loading_the_applier(tmp_path: Path) -> None:
         "assert 'reconciler.apply' in sys.modules\n"
         "print('ok')\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    _prints_ok(code)
