@@ -136,8 +136,9 @@ def forget_others(conn: sqlite3.Connection, trees: Sequence[str]) -> int:
     Only a cache is lost: a tree configured again is matched row by row once.
     Looked for first, so a run with nothing to drop writes nothing (a plan
     beside an apply does not wait on its write lock)."""
-    keep = set(trees)
-    others = [(t,) for (t,) in conn.execute("select tree from tree_listings") if t not in keep]
+    configured = set(trees)
+    listed = conn.execute("select tree from tree_listings")
+    others = [(t,) for (t,) in listed if t not in configured]
     if others:
         conn.executemany("delete from tree_listings where tree = ?", others)
     return len(others)
