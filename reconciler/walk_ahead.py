@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
-from providers.base import LocalTree, ScanEntry
+from providers.base import ColumnWalk, LocalTree
 from providers.filesystem import scan_tree
 from reconciler import lifeline, tree_listing
 
@@ -52,9 +52,9 @@ MIN_STATE_BYTES = 16 << 20
 #: ended the walk.
 Columns = tuple[tuple[int, int], str, bytes, bytes, bytes, list[str], list[str], bytes]
 
-#: What ``take`` hands over: the walk (a tuple: nothing can reorder it
-#: under its digest), the undecodable names, the links, the digest.
-Walked = tuple[tuple[ScanEntry, ...], list[str], list[str], bytes]
+#: What ``take`` hands over: the walk (read-only columns: nothing can
+#: reorder it under its digest), the undecodable names, the links, the digest.
+Walked = tuple[ColumnWalk, list[str], list[str], bytes]
 
 
 def _walk(root: str, skip: Callable[[str], bool] | None) -> Columns | OSError:
@@ -91,20 +91,8 @@ def _entries(root: str, columns: Columns) -> Walked:
     sizes.frombytes(sizes_b)
     mtimes.frombytes(mtimes_b)
     inodes.frombytes(inodes_b)
-    top = root if root.endswith("/") else root + "/"
-    new = tuple.__new__
     rels = text.split("\0") if sizes else []
-    return (
-        tuple(
-            [
-                new(ScanEntry, (top + rel, rel, size, mtime_ns, inode))
-                for rel, size, mtime_ns, inode in zip(rels, sizes, mtimes, inodes, strict=True)
-            ]
-        ),
-        odd,
-        links,
-        digest,
-    )
+    return ColumnWalk(root, rels, sizes, mtimes, inodes), odd, links, digest
 
 
 class WalkAhead:

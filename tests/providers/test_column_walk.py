@@ -1,0 +1,134 @@
+"""A walk handed over in columns (``ColumnWalk``, the walk-ahead helper's
+form) must read as the very walk made here, and a store listed from it must
+hold the same copies as one listed from the walk's entries: on a first
+plan, from a tree's listing, and when a file changed and cannot be read.
+"""
+
+from __future__ import annotations
+
+import os
+from array import array
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from providers.base import ColumnWalk, LocalTree, ScanEntry
+from providers.filesystem import hashed_tree, scan_tree
+from reconciler.hashing import sha256_file
+from reconciler.model import FileCopy
+from reconciler.observe import CachedHasher
+from reconciler.state import StateDB
+from reconciler.walk_ahead import WalkAhead
+
+
+def _tree(root: Path) -> None:
+    for rel, data in (
+        ("2020/01/IMG_1.JPG", b"one"),
+        ("2020/01/IMG_1.MOV", b"its live video"),
+        ("2021/b/IMG_2.JPG", b"two"),
+        ("top level.png", b"three"),
+        ("Thumbs.db", b"not media, still a file"),
+    ):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+
+
+def _columns(root: Path, entries: list[ScanEntry]) -> ColumnWalk:
+    return ColumnWalk(
+        str(root),  # no trailing slash: the walk's paths still join with one
+        [e.rel for e in entries],
+        array("q", [e.size for e in entries]),
+        array("q", [e.mtime_ns for e in entries]),
+        array("Q", [e.inode for e in entries]),
+    )
+
+
+def test_a_walk_in_columns_reads_as_the_walk_itself(tmp_path: Path) -> None:
+    _tree(tmp_path)
+    entries = list(scan_tree(tmp_path))
+    walk = _columns(tmp_path, entries)
+    assert len(walk) == len(entries) == 5
+    assert list(walk) == entries
+    assert [walk[i] for i in range(-5, 5)] == entries + entries
+    assert walk[1:4] == entries[1:4] and walk[::-2] == entries[::-2]
+    assert all(type(e) is ScanEntry for e in (*walk, walk[0], *walk[:2]))
+    with pytest.raises(IndexError):
+        walk[5]
+    bad = array("q", [e.size for e in entries[:-1]])  # one size short
+    with pytest.raises(ValueError):
+        ColumnWalk(str(tmp_path), walk.rels, bad, walk.mtimes, walk.inodes)
+
+
+def _listed(root: Path, db: StateDB, *, ahead: bool) -> tuple[list[FileCopy], type, int]:
+    """The store's copies through the observer's hasher, its walk from the
+    helper (in columns) or made here (entries)."""
+    hasher = CachedHasher(db, now=2_000_000_000.0)
+    walked: list[type] = []
+    if ahead:
+        hasher.ahead = WalkAhead([LocalTree(root)])
+    walk = hasher.walk
+
+    def spy(root: Path, **kw: Callable[[str], bool] | None) -> object:
+        got = walk(root, **kw)  # type: ignore[arg-type]
+        walked.append(type(got))
+        return got
+
+    hasher.walk = spy  # type: ignore[method-assign,assignment]
+    try:
+        copies = list(hashed_tree("nas", root, hasher))
+    finally:
+        if hasher.ahead is not None:
+            hasher.ahead.close()
+    return copies, walked[0], hasher.listed_trees
+
+
+def test_a_store_lists_the_same_copies_from_columns_as_from_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "nas"
+    _tree(root)
+    dbs = {mode: StateDB(tmp_path / f"{mode}.db") for mode in ("columns", "entries")}
+    try:
+
+        def both() -> tuple[list[FileCopy], int]:
+            cols, kind, listed = _listed(root, dbs["columns"], ahead=True)
+            ents, kind_here, listed_here = _listed(root, dbs["entries"], ahead=False)
+            assert (kind, kind_here) == (ColumnWalk, list)
+            assert cols == ents and listed == listed_here
+            assert all(type(c) is FileCopy for c in cols)
+            return cols, listed
+
+        # a first plan: every file matched against an empty cache, then hashed
+        first, listed = both()
+        assert listed == 0
+        assert {c.path for c in first} == {
+            "2020/01/IMG_1.JPG",
+            "2020/01/IMG_1.MOV",
+            "2021/b/IMG_2.JPG",
+            "top level.png",
+            "Thumbs.db",
+        }
+        one = next(c for c in first if c.path == "2021/b/IMG_2.JPG")
+        st = os.stat(root / one.path)
+        assert (one.store_id, one.size, one.mtime_ns) == ("nas", 3, st.st_mtime_ns)
+        # unchanged: every file's row from the tree's listing
+        again, listed = both()
+        assert again == first and listed == 1
+
+        # a file changed and now unreadable: no copy of it, the rest as before
+        changed = root / "2021/b/IMG_2.JPG"
+        changed.write_bytes(b"two, edited")
+
+        def locked(path: str | Path) -> str:
+            if Path(path) == changed:
+                raise PermissionError(13, "Permission denied", str(path))
+            return sha256_file(path)
+
+        monkeypatch.setattr("reconciler.observe.sha256_file", locked)
+        unreadable, listed = both()
+        assert listed == 0
+        assert unreadable == [c for c in first if c.path != "2021/b/IMG_2.JPG"]
+    finally:
+        for db in dbs.values():
+            db.close()
