@@ -358,7 +358,10 @@ def observe(
     # a helper process walks them ahead while this one works: all of them
     # when a remote source is listed first (iCloud), else all but the first,
     # which this one walks meanwhile.
-    order = (*conn.sources.values(), *conn.targets.values(), conn.library)
+    # The library comes before the targets: its work after the walk is the
+    # longest (each file's lineage row and capture time), so its walk is the
+    # one the helper should have ready first.
+    order = (*conn.sources.values(), conn.library, *conn.targets.values())
     trees = [p.local_tree for p in order if isinstance(p, WalksLocally)]
     # Listings are kept for the configured trees only, walked or not this run.
     db.forget_other_tree_listings([os.path.join(t.root, "") for t in trees])
@@ -370,11 +373,11 @@ def observe(
             _source(sid, src, hasher, db, desired.guards.max_shrink_fraction, accept_shrink)
             for sid, src in conn.sources.items()
         )
+        library = _library(conn, hasher, db)
         targets = tuple(
             _target(tid, store, hasher, db, desired.targets.get(tid), now)
             for tid, store in conn.targets.items()
         )
-        library = _library(conn, hasher, db)
     finally:
         if hasher.ahead is not None:
             hasher.ahead.close()
