@@ -20,6 +20,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import partial
+from itertools import repeat
 from pathlib import Path
 from typing import NamedTuple, Protocol, Self, overload, runtime_checkable
 
@@ -101,6 +102,52 @@ class Hashed(NamedTuple):
     error: str = ""
 
 
+class HashedColumns(Sequence[Hashed]):
+    """Every file's ``Hashed``, held as columns: a tree taken from its
+    listing (``CachedHasher``) has each file's SHA-256 and capture time
+    already, and a store's copies need only the SHA-256s, read from
+    ``shas`` directly; a ``Hashed`` is made only when one is asked for.
+    A file read again this run is set in place (``out[i] = Hashed(…)``)."""
+
+    __slots__ = ("captured", "errors", "shas")
+
+    def __init__(self, shas: list[str | None], captured: list[float | None]) -> None:
+        if len(shas) != len(captured):
+            raise ValueError("hashed columns differ in length")
+        self.shas, self.captured = shas, captured
+        #: the files that could not be read, by index: most trees have none
+        self.errors: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.shas)
+
+    @overload
+    def __getitem__(self, i: int) -> Hashed: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Hashed]: ...
+    def __getitem__(self, i: int | slice) -> Hashed | list[Hashed]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = range(len(self))[i]  # a negative index, as a list's; out of range raises
+        return Hashed(self.shas[i], self.captured[i], self.errors.get(i, ""))
+
+    def __setitem__(self, i: int, h: Hashed) -> None:
+        i = range(len(self))[i]
+        self.shas[i], self.captured[i] = h.sha256, h.captured_at_ts
+        if h.error:
+            self.errors[i] = h.error
+        else:
+            self.errors.pop(i, None)
+
+    def __iter__(self) -> Iterator[Hashed]:
+        errors = self.errors
+        said = map(errors.get, range(len(self)), repeat("")) if errors else repeat("")
+        return map(
+            partial(tuple.__new__, Hashed),
+            zip(self.shas, self.captured, said, strict=False),  # ``said`` may repeat
+        )
+
+
 class Hasher(Protocol):
     """Walks local trees and hashes their files, reusing cached results for
     unchanged (size, mtime, inode)."""
@@ -120,7 +167,7 @@ class Hasher(Protocol):
 
     def hash_entries(
         self, entries: Iterable[ScanEntry], *, dates: bool = False, tree: str | None = None
-    ) -> list[Hashed]:
+    ) -> Sequence[Hashed]:
         """Return one result per entry, in order. With ``dates``, also read
         the capture date (EXIF DateTimeOriginal) where the file has one.
         ``tree`` (a folder path ending in "/") says the entries are every

@@ -40,7 +40,14 @@ from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 
-from providers.base import Availability, ColumnWalk, Hasher, LocalTree, ScanEntry
+from providers.base import (
+    Availability,
+    ColumnWalk,
+    HashedColumns,
+    Hasher,
+    LocalTree,
+    ScanEntry,
+)
 from reconciler.errors import ForeignFileError, ProviderError
 from reconciler.hashing import copy_file_hashing, fsync_dir, sha256_file
 from reconciler.layout import collision_path, is_inside
@@ -190,7 +197,8 @@ def hashed_tree(
         rels, sizes, mtimes = entries.rels, entries.sizes, entries.mtimes
     else:
         rels, sizes, mtimes = map(_REL, entries), map(_SIZE, entries), map(_MTIME, entries)
-    made = zip(repeat(store_id, len(entries)), rels, sizes, mtimes, map(_SHA, hashed), strict=True)
+    shas = hashed.shas if isinstance(hashed, HashedColumns) else map(_SHA, hashed)
+    made = zip(repeat(store_id, len(entries)), rels, sizes, mtimes, shas, strict=True)
     # an unreadable file (no SHA-256) is no copy; the next run reads it again
     yield from filter(_COPY_SHA, map(_new_copy, made))
 

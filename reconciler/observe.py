@@ -27,7 +27,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
-from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from providers.base import (
     ColumnWalk,
     ConfirmingStore,
     Hashed,
+    HashedColumns,
     RemembersListing,
     ScanEntry,
     Source,
@@ -160,7 +160,7 @@ class CachedHasher:
 
     def hash_entries(
         self, entries: Iterable[ScanEntry], *, dates: bool = False, tree: str | None = None
-    ) -> list[Hashed]:
+    ) -> Sequence[Hashed]:
         known, self._walked = self._walked, None
         digest = known[1] if known is not None and known[0] is entries else None
         entries = entries if isinstance(entries, list | tuple | ColumnWalk) else list(entries)
@@ -177,6 +177,7 @@ class CachedHasher:
         listing = self.db.tree_listing(tree) if walk is not None and tree else None
         stamps: list[float] = [0.0] * len(entries)
         ours = 0
+        results: HashedColumns | list[Hashed | None]
         if listing is not None and listing.walk == walk and (listing.dated or not dates):
             results, misses = self._listed(entries, listing, stamps)
             self.listed_trees += 1
@@ -191,7 +192,10 @@ class CachedHasher:
             ours += self._hash(entries, misses, results, dates)
             for i in misses:
                 stamps[i] = self.now
-        hashed = [r for r in results if r is not None]
+        # every file has its result (one that could not be read says so)
+        hashed = (
+            results if isinstance(results, HashedColumns) else [r for r in results if r is not None]
+        )
         if (
             walk is not None
             and tree
@@ -205,15 +209,14 @@ class CachedHasher:
 
     def _listed(
         self, entries: Sequence[ScanEntry], listing: tree_listing.TreeListing, stamps: list[float]
-    ) -> tuple[list[Hashed | None], list[int]]:
+    ) -> tuple[HashedColumns, list[int]]:
         """Every file's row from the tree's listing; only files due to be
         read again (as ``_matched`` decides) are misses."""
-        # Built by C loops (findall, map, zip): 100k files a tree, per run.
-        shas = map(sys.intern, _SHA_HEX.findall(listing.shas.hex()))
+        # Built by C loops (findall, map): 100k files a tree, per run; kept
+        # in columns (``HashedColumns``), not a ``Hashed`` made per file.
+        shas: list[str | None] = list(map(sys.intern, _SHA_HEX.findall(listing.shas.hex())))
         captured = [None if c != c else c for c in listing.captured]  # NaN: none
-        results: list[Hashed | None] = list(
-            map(partial(tuple.__new__, Hashed), zip(shas, captured, repeat("")))
-        )
+        results = HashedColumns(shas, captured)
         stamps[:] = listing.hashed_at
         misses: list[int] = []
         now, window = self.now, self.reverify_after_s
@@ -276,7 +279,11 @@ class CachedHasher:
         return results, misses, gone
 
     def _hash(
-        self, entries: Sequence[ScanEntry], misses: list[int], out: list[Hashed | None], dates: bool
+        self,
+        entries: Sequence[ScanEntry],
+        misses: list[int],
+        out: HashedColumns | list[Hashed | None],
+        dates: bool,
     ) -> int:
         """Read ``misses`` into ``out``; return how many cache rows were written."""
 

@@ -1,7 +1,12 @@
-"""A walk handed over in columns (``ColumnWalk``, the walk-ahead helper's
-form) must read as the very walk made here, and a store listed from it must
-hold the same copies as one listed from the walk's entries: on a first
-plan, from a tree's listing, and when a file changed and cannot be read.
+"""Values held in columns must read as the values themselves.
+
+- A walk handed over in columns (``ColumnWalk``, the walk-ahead helper's
+  form) reads as the very walk made here, and a store listed from it holds
+  the same copies as one listed from the walk's entries: on a first plan,
+  from a tree's listing, and when a file changed and cannot be read.
+- A tree's hashes taken from its listing (``HashedColumns``) read as the
+  ``Hashed`` of each file, and a file read again in place (due to be
+  verified, or now unreadable) changes that file's result only.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from providers.base import ColumnWalk, LocalTree, ScanEntry
+from providers.base import ColumnWalk, Hashed, HashedColumns, LocalTree, ScanEntry
 from providers.filesystem import hashed_tree, scan_tree
 from reconciler.hashing import sha256_file
 from reconciler.model import FileCopy
@@ -132,3 +137,62 @@ def test_a_store_lists_the_same_copies_from_columns_as_from_entries(
     finally:
         for db in dbs.values():
             db.close()
+
+
+def test_hashes_in_columns_read_as_each_file_s_result_and_change_in_place() -> None:
+    a, b, c = "a" * 64, "b" * 64, "c" * 64
+    got = HashedColumns([a, b, c], [1.5, None, 3.0])
+    want = [Hashed(a, 1.5), Hashed(b, None), Hashed(c, 3.0)]
+    assert len(got) == 3 and list(got) == want
+    assert [got[i] for i in range(-3, 3)] == want + want and got[::2] == want[::2]
+    assert all(type(h) is Hashed for h in (*got, got[0], *got[:1]))
+    with pytest.raises(IndexError):
+        got[3]
+    got[1] = Hashed(None, None, "Permission denied")  # read again: unreadable now
+    got[-1] = Hashed("d" * 64, 4.0)  # read again: changed
+    want[1:] = [Hashed(None, None, "Permission denied"), Hashed("d" * 64, 4.0)]
+    assert list(got) == want and [got[i] for i in range(3)] == want
+    assert got.shas == [a, None, "d" * 64]  # what a store's copies read
+    got[1] = Hashed(b, 2.0)  # readable again: its error is gone
+    assert list(got) == [want[0], Hashed(b, 2.0), want[2]] and not got.errors
+    with pytest.raises(ValueError):
+        HashedColumns([a], [])
+
+
+def test_a_listed_tree_with_a_file_due_and_unreadable_lists_every_other_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listing's path with a file read again in place: the one due to
+    be verified and now unreadable is no copy, and says why; the others
+    come from the listing, and the next run reads it again."""
+    root = tmp_path / "nas"
+    _tree(root)
+    db = StateDB(tmp_path / "state.db")
+    try:
+        day = 86400.0
+        first = CachedHasher(db, now=2_000_000_000.0, reverify_after_s=10 * day)
+        copies = list(hashed_tree("nas", root, first))
+        again = CachedHasher(db, now=2_000_000_000.0 + day, reverify_after_s=10 * day)
+        assert list(hashed_tree("nas", root, again)) == copies and again.listed_trees == 1
+
+        locked = root / "2021/b/IMG_2.JPG"
+
+        def unreadable(path: str | Path) -> str:
+            if Path(path) == locked:
+                raise PermissionError(13, "Permission denied", str(path))
+            return sha256_file(path)
+
+        monkeypatch.setattr("reconciler.observe.sha256_file", unreadable)
+        late = CachedHasher(db, now=2_000_000_000.0 + 40 * day, reverify_after_s=10 * day)
+        entries = list(scan_tree(root))
+        hashed = late.hash_entries(entries, tree=os.path.join(root, ""))
+        assert isinstance(hashed, HashedColumns) and late.listed_trees == 1
+        assert late.hashed_files == len(entries)  # all due again, read in place
+        by_rel = {e.rel: h for e, h in zip(entries, hashed, strict=True)}
+        assert by_rel["2021/b/IMG_2.JPG"] == Hashed(None, None, "Permission denied")
+        assert all(h.sha256 for rel, h in by_rel.items() if rel != "2021/b/IMG_2.JPG")
+        later = CachedHasher(db, now=2_000_000_000.0 + 40 * day, reverify_after_s=10 * day)
+        listed = list(hashed_tree("nas", root, later))
+        assert listed == [c for c in copies if c.path != "2021/b/IMG_2.JPG"]
+    finally:
+        db.close()
