@@ -33,7 +33,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from itertools import repeat
@@ -104,11 +104,19 @@ def _undecodable(name: str) -> bool:
     return False
 
 
+class NestedPlaceError(OSError):
+    """A walk met, below its root, the folder of another configured place
+    (a source, the library, a target, the state directory), or its own root
+    again: a mount the configuration's check of paths cannot see. Its files
+    are that place's; listed here, a source's removal would delete them."""
+
+
 def scan_tree(
     root: str | os.PathLike[str],
     skip: Callable[[str], bool] | None = None,
     undecodable: list[str] | None = None,
     links: list[str] | None = None,
+    fences: Mapping[tuple[int, int], str] | None = None,
 ) -> Iterator[ScanEntry]:
     """One os.scandir pass; skips our marker, temporaries, dot-folders, and
     any file name ``skip`` rejects (another tool's own files).
@@ -124,7 +132,12 @@ def scan_tree(
     must. Each folder is read through a descriptor of its own, so a file's
     lstat looks up one name in it (fstatat) rather than its whole path
     again (a third of a no-op walk's time); a sub-folder is opened without
-    following a symlink put in its place after it was listed."""
+    following a symlink put in its place after it was listed.
+
+    ``fences``: the configured places' folders by identity (device, inode),
+    each with its name. A sub-folder that is one of them (a bind mount, a
+    share mounted twice) ends the walk with ``NestedPlaceError``: one
+    ``fstat`` per folder, never per file."""
     top = os.fspath(root)
     stack = [(top if top.endswith("/") else top + "/", "", False)]
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
@@ -133,6 +146,15 @@ def scan_tree(
         folder, prefix, odd = stack.pop()
         fd = os.open(folder, flags | os.O_NOFOLLOW if prefix else flags)
         try:
+            if fences and prefix:
+                st = os.fstat(fd)
+                place = fences.get((st.st_dev, st.st_ino))
+                if place is not None:
+                    raise NestedPlaceError(
+                        f"{folder} is the folder of {place}, reached through a mount or another "
+                        "way in: sources, library, targets and state must not contain one "
+                        f"another, so {top} is not listed"
+                    )
             with os.scandir(fd) as it:
                 for entry in it:
                     name = entry.name

@@ -479,8 +479,9 @@ def _check_tiers(tiers: tuple[Tier, ...]) -> list[str]:
     return problems
 
 
-def _places(d: DesiredState) -> list[tuple[str, Path]]:
-    """Every folder the tool reads or writes, by its key in the file."""
+def places(d: DesiredState) -> list[tuple[str, Path]]:
+    """Every folder the tool reads or writes, by its key in the file (the
+    observer also tells them apart by identity: ``observe.fences``)."""
     places = [
         (f"sources.{k}.path", Path(v.path))
         for k, v in d.sources.items()
@@ -499,9 +500,9 @@ def _check_overlaps(d: DesiredState) -> list[str]:
     a library inside a source is re-imported every run. Paths are compared
     after ``~`` and symlinks are resolved (``_resolved``)."""
     problems: list[str] = []
-    places = _places(d)
-    for i, (key_a, a) in enumerate(places):
-        for key_b, b in places[i + 1 :]:
+    every = places(d)
+    for i, (key_a, a) in enumerate(every):
+        for key_b, b in every[i + 1 :]:
             if a == b:
                 problems.append(f"{key_a} and {key_b} are the same folder ({a}); give each its own")
             elif a.is_relative_to(b) or b.is_relative_to(a):

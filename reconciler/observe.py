@@ -22,7 +22,7 @@ import re
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -46,7 +46,7 @@ from providers.base import (
     disk_of,
 )
 from providers.filesystem import scan_tree
-from reconciler import media, sidecar, tree_listing, walk_ahead
+from reconciler import media, places, sidecar, tree_listing, walk_ahead
 from reconciler.config import DesiredState, SyncthingTarget, TargetConfig
 from reconciler.connect import Connected
 from reconciler.errors import LoginRequiredError, MediaError, ProviderError
@@ -125,6 +125,8 @@ class CachedHasher:
         self.listed_trees = 0  # trees matched from their listing, ditto
         #: the trees a helper process walks ahead this run (``observe``)
         self.ahead: WalkAhead | None = None
+        #: the configured places' folders, which no walk enters (``places.fences``)
+        self.fences: Mapping[tuple[int, int], str] = {}
         #: the last walk handed over by the helper, with its digest taken there
         self._walked: tuple[Sequence[ScanEntry], bytes] | None = None
 
@@ -138,7 +140,7 @@ class CachedHasher:
     ) -> Sequence[ScanEntry]:
         walked = self.ahead.take(root, skip) if self.ahead is not None else None
         if walked is None:
-            return list(scan_tree(root, skip, undecodable, links))
+            return list(scan_tree(root, skip, undecodable, links, self.fences))
         entries, odd, linked, digest = walked
         if undecodable is not None:
             undecodable.extend(odd)
@@ -373,8 +375,9 @@ def observe(
     # Listings are kept for the configured trees only, walked or not this run.
     db.forget_other_tree_listings([os.path.join(t.root, "") for t in trees])
     ahead = trees[1:] if isinstance(order[0], WalksLocally) else trees
+    hasher.fences = places.fences(desired)
     if ahead and db.size_bytes() >= walk_ahead.MIN_STATE_BYTES:
-        hasher.ahead = WalkAhead(ahead)
+        hasher.ahead = WalkAhead(ahead, hasher.fences)
     try:
         sources = tuple(
             _source(sid, src, hasher, db, desired.guards.max_shrink_fraction, accept_shrink)

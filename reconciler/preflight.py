@@ -25,9 +25,9 @@ from urllib.parse import urlsplit
 import attrs
 
 from providers.filesystem import read_marker
-from reconciler import config
+from reconciler import config, places
 from reconciler.connect import MISSING_API_KEY, icloud_session_dir
-from reconciler.errors import LoginRequiredError, ProviderError
+from reconciler.errors import ConfigError, LoginRequiredError, ProviderError
 
 if TYPE_CHECKING:  # imported when used: an offline validate never loads requests
     from providers.syncthing.client import SyncthingClient
@@ -108,6 +108,10 @@ def offline(desired: config.DesiredState, env: Mapping[str, str]) -> list[Check]
         checks.extend(_source(sid, src, env))
     for tid, tgt in desired.targets.items():
         checks.extend(_target(tid, tgt, env))
+    try:
+        places.fences(desired)  # two places that are one folder, through a mount
+    except ConfigError as e:
+        checks.extend(_fail("paths", problem) for problem in e.problems)
     return checks
 
 

@@ -29,7 +29,7 @@ import multiprocessing
 import os
 import signal
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
@@ -57,7 +57,9 @@ Columns = tuple[tuple[int, int], str, bytes, bytes, bytes, list[str], list[str],
 Walked = tuple[ColumnWalk, list[str], list[str], bytes]
 
 
-def _walk(root: str, skip: Callable[[str], bool] | None) -> Columns | OSError:
+def _walk(
+    root: str, skip: Callable[[str], bool] | None, fences: Mapping[tuple[int, int], str]
+) -> Columns | OSError:
     """In the helper: one tree, walked as the observer would, in columns."""
     odd: list[str] = []
     links: list[str] = []
@@ -65,7 +67,7 @@ def _walk(root: str, skip: Callable[[str], bool] | None) -> Columns | OSError:
     rels: list[str] = []
     try:
         st = os.stat(root)
-        for _, rel, size, mtime_ns, inode in scan_tree(root, skip, odd, links):
+        for _, rel, size, mtime_ns, inode in scan_tree(root, skip, odd, links, fences):
             rels.append(rel)
             sizes.append(size)
             mtimes.append(mtime_ns)
@@ -99,7 +101,11 @@ class WalkAhead:
     """The trees after the first, walked by a helper process in order; ``take``
     hands each one over (or walks it here when the helper has not begun it)."""
 
-    def __init__(self, trees: Sequence[LocalTree]) -> None:
+    def __init__(
+        self, trees: Sequence[LocalTree], fences: Mapping[tuple[int, int], str] | None = None
+    ) -> None:
+        """``fences``: the configured places' folders, which no walk enters
+        (``scan_tree``), the same here as in the observer."""
         self._pending: dict[str, tuple[LocalTree, Future[Columns | OSError]]] = {}
         self._pool: ProcessPoolExecutor | None = None
         if not trees:
@@ -113,7 +119,10 @@ class WalkAhead:
             for tree in trees:
                 key = os.fspath(tree.root)
                 if key not in self._pending:
-                    self._pending[key] = (tree, self._pool.submit(_walk, key, tree.skip))
+                    self._pending[key] = (
+                        tree,
+                        self._pool.submit(_walk, key, tree.skip, fences or {}),
+                    )
         except (OSError, RuntimeError) as e:  # no helper to be had: walk here
             log.info("walking ahead is not available (%s); the trees are walked in turn", e)
             self.close()

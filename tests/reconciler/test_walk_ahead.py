@@ -194,8 +194,8 @@ def _settled(monkeypatch: pytest.MonkeyPatch) -> None:
     walk handed over, not the race to the first one."""
     start = WalkAhead.__init__
 
-    def init(self: WalkAhead, trees: Any) -> None:
-        start(self, trees)
+    def init(self: WalkAhead, trees: Any, fences: Any = None) -> None:
+        start(self, trees, fences)
         if self._pending:
             _, first = next(iter(self._pending.values()))
             deadline = time.monotonic() + 10
