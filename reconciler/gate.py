@@ -11,7 +11,9 @@ right before each removal and nowhere else decides.
 A copy that is the source's own file (the same inode: a hard link, a bind
 mount) or lies under the source's folder is never counted, whatever the
 configuration says: deleting the source file would delete that "copy" too.
-The configuration refuses such overlaps; this is the defence in depth.
+The configuration refuses such overlaps; this is the defence in depth. So
+too, two targets' copies that are one file (hard-linked) count once, even
+on targets that may share a disk (``same_disk_ok``): one file is one copy.
 
 ``RemovalGate`` is the applier's side of it for one run: it gathers, at the
 moment of each removal, what ``check_removal`` decides on (the item's files
@@ -88,6 +90,9 @@ def check_removal(
         good: list[str] = []
         inside: list[str] = []
         away: list[str] = []
+        linked: list[str] = []
+        #: each counted copy's file (device, inode) -> its store
+        files_of: dict[tuple[int, int], str] = {}
         for store_id, store in stores.items():
             copy = copies.get(store_id, {}).get(sha)
             if copy is None:
@@ -100,10 +105,15 @@ def check_removal(
             if not available[store_id]:
                 away.append(store_id)
                 continue
-            if _verified(store, copy):
-                good.append(store_id)
-            elif on_mismatch is not None:
-                on_mismatch(store, copy)
+            if not _verified(store, copy):
+                if on_mismatch is not None:
+                    on_mismatch(store, copy)
+                continue
+            held = _file_of(store, copy)
+            if held is not None and files_of.setdefault(held, store_id) != store_id:
+                linked.append(f"{store_id} (the same file as {files_of[held]}'s copy)")
+                continue
+            good.append(store_id)
         count = count_backups(good, groups)
         if count < need:
             have = ", ".join(good) or "none"
@@ -112,6 +122,8 @@ def check_removal(
                 why += "; copies on one disk count once"
             if inside:
                 why += f"; not counted: {', '.join(inside)} (inside the source itself)"
+            if linked:
+                why += f"; not counted: {', '.join(linked)}"
             if away:
                 why += f"; unavailable now: {', '.join(away)}"
             raise GateRefused(
@@ -130,6 +142,23 @@ def _identities(paths: Sequence[Path]) -> set[tuple[int, int]]:
             continue
         out.add((st.st_dev, st.st_ino))
     return out
+
+
+def _file_of(store: Store, copy: FileCopy) -> tuple[int, int] | None:
+    """The file (device, inode) holding a copy on this machine, or None: a
+    phone's copy is on the phone, whatever its outbox here is linked to.
+    Two stores' copies that are one file (a hard link, which deduplicating
+    tools make on a disk of shared targets) are one copy."""
+    if isinstance(store, ConfirmingStore):
+        return None
+    path = store.local_path(copy.path)
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _is_source_side(path: Path | None, own: set[tuple[int, int]], root: str | None) -> bool:

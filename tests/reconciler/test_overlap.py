@@ -217,3 +217,46 @@ def test_a_corrupt_copy_found_by_the_gate_is_repaired_by_the_next_run(tmp_path: 
     assert sorted(files_under(ws.target("nas")).values()) == sorted([bytes(damaged), photo])
     assert files_under(ws.incoming) == {}
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
+
+
+def test_two_targets_copies_that_are_one_file_count_once(tmp_path: Path) -> None:
+    """A deduplicating tool run on a disk both targets share (``same_disk_ok``)
+    hard-links their copies: one file, however many names, is one copy."""
+    photo = make_jpeg(tmp_path / "IMG_1.JPG", OLD).read_bytes()
+    sha = sha256_file(tmp_path / "IMG_1.JPG")
+    nas, nas_copy = _store_with_copy(tmp_path / "nas", "nas", "2024/IMG_1.JPG", photo)
+    (tmp_path / "usb" / "2024").mkdir(parents=True)
+    os.link(tmp_path / "nas/2024/IMG_1.JPG", tmp_path / "usb/2024/IMG_1.JPG")
+    usb, usb_copy = _store_with_copy(tmp_path / "usb", "usb", "2024/IMG_1.JPG", photo)
+    stores = {"nas": nas, "usb": usb}
+    copies = {"nas": {sha: nas_copy}, "usb": {sha: usb_copy}}
+    shared = {"nas": "store:nas", "usb": "store:usb"}  # each counts on its own
+    with pytest.raises(GateRefused) as e:
+        check_removal([("IMG_1.JPG", sha)], need=2, stores=stores, copies=copies, groups=shared)
+    assert str(e.value) == (
+        "IMG_1.JPG: 1 of 2 verified copies now (nas); "
+        "not counted: usb (the same file as nas's copy); kept"
+    )
+    # A copy of its own (the link broken by a real copy) counts again.
+    (tmp_path / "usb/2024/IMG_1.JPG").unlink()
+    (tmp_path / "usb/2024/IMG_1.JPG").write_bytes(photo)
+    assert check_removal(
+        [("IMG_1.JPG", sha)], need=2, stores=stores, copies=copies, groups=shared
+    ) == [sha]
+
+
+def test_targets_hard_linked_after_archiving_keep_the_photo(tmp_path: Path) -> None:
+    """End to end: archived to both targets, then deduplicated into one file
+    on their shared disk; the photo stays in the source, and the run says why."""
+    ws = make_workspace(tmp_path, removal=False)
+    photo = make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=8).read_bytes()
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    (nas_copy,) = ws.target("nas").rglob("IMG_1.JPG")
+    (usb_copy,) = ws.target("usb").rglob("IMG_1.JPG")
+    usb_copy.unlink()
+    os.link(nas_copy, usb_copy)  # as `rdfind -makehardlinks true` would
+    ws.config.write_text(ws.config.read_text().replace("enabled = false", "enabled = true"))
+    run = ws.run("apply", "--yes", now=NOW)
+    assert run.code == 3, run.out + run.err
+    assert "not counted: usb (the same file as nas's copy)" in run.out
+    assert files_under(ws.incoming) == {"IMG_1.JPG": photo}
