@@ -15,12 +15,16 @@ archived (a new photo that reused the name must not be deleted).
 from __future__ import annotations
 
 import os
+import re
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
 
 from providers.base import Hasher, LocalTree
+from providers.filesystem import link_no_clobber
+from reconciler import crashpoint
 from reconciler.errors import ProviderError
 from reconciler.hashing import copy_file_hashing, sha256_file
 from reconciler.layout import is_inside
@@ -106,22 +110,79 @@ class FolderSource:
         return sha
 
     def remove(self, item: SourceItem) -> None:
-        # Re-check every file against what was archived before deleting any.
-        for f in item.files:
-            path = self._path(f.ref)
+        """Delete the item's files, each proven now to be what was archived.
+
+        Each file is first moved aside (renamed in its own folder, which is
+        atomic) and hashed there: what is hashed is what is deleted, whatever
+        lands at its name meanwhile (a phone syncing a new photo that reuses
+        the name while a Live Photo's video is read). If any file is not what
+        was archived, every file goes back to its name (never over a file
+        that took it since: ``put_back``); a killed run's are put back by the
+        next (``reconciler.sweep.restore_aside``)."""
+        aside: list[tuple[Path, Path]] = []
+        ref = ""
+        try:
+            for f in item.files:
+                ref, path = f.ref, self._path(f.ref)
+                moved = path.with_name(aside_name(path.name))
+                try:
+                    os.rename(path, moved)
+                except FileNotFoundError:
+                    continue  # gone already: nothing of it to remove
+                aside.append((path, moved))
+                crashpoint.reached("aside")
+                if sha256_file(moved) != f.sha256:
+                    raise ProviderError(
+                        f"{f.ref} changed since it was archived; not removing it", provider=self.id
+                    )
+        except BaseException as e:  # a signal too: nothing stays aside
+            for path, moved in reversed(aside):
+                put_back(moved, path)
+            if isinstance(e, OSError):
+                raise ProviderError(f"removing {ref} failed: {e}", provider=self.id) from e
+            raise
+        for path, moved in aside:
             try:
-                current = sha256_file(path) if path.exists() else None
+                moved.unlink()
             except OSError as e:
-                raise ProviderError(f"reading {f.ref} failed: {e}", provider=self.id) from e
-            if current is not None and current != f.sha256:
-                raise ProviderError(
-                    f"{f.ref} changed since it was archived; not removing it", provider=self.id
-                )
-        for f in item.files:
-            try:
-                self._path(f.ref).unlink(missing_ok=True)
-            except OSError as e:
-                raise ProviderError(f"removing {f.ref} failed: {e}", provider=self.id) from e
+                raise ProviderError(f"removing {path.name} failed: {e}", provider=self.id) from e
+
+
+#: A file being removed waits under its name plus this and a token, in its
+#: own folder: a name no camera or sync tool writes, and one every listing
+#: still shows (not hidden), so a file left aside is never lost from sight.
+ASIDE_MARK = ".reconcile-removing-"
+_ASIDE = re.compile(r"(.+)" + re.escape(ASIDE_MARK) + r"[0-9a-f]{12}")
+
+
+def aside_name(name: str) -> str:
+    """``name`` while it is being removed; a name too long for that loses
+    its end (the file is still listed, as a new item if it must stay)."""
+    token = uuid.uuid4().hex[:12]
+    keep = name
+    while len(f"{keep}{ASIDE_MARK}{token}".encode()) > 255:
+        keep = keep[:-1]
+    return f"{keep}{ASIDE_MARK}{token}"
+
+
+def original_name(name: str) -> str | None:
+    """The name a file left aside had (``aside_name``), or None."""
+    found = _ASIDE.fullmatch(name)
+    return found.group(1) if found else None
+
+
+def put_back(moved: Path, path: Path) -> Path:
+    """Move ``moved`` back to ``path``, never over a file that took the name
+    since: then it stays where it is, listed under that name. Returns where
+    it is now."""
+    try:
+        link_no_clobber(moved, path)
+    except FileExistsError:
+        return moved
+    except OSError:
+        return moved  # still listed where it is; nothing is lost
+    moved.unlink(missing_ok=True)  # a hard link was made: drop the aside name
+    return path
 
 
 def _group(

@@ -15,7 +15,8 @@ Points: ``started`` (a stage's "started" journal rows are committed),
 ``finish-before`` (an action is done, its outcome not yet recorded),
 ``finish-after`` (its outcome and journal row are committed), and
 ``write`` (a file copy has written its first chunk, not yet fsynced or
-renamed into place).
+renamed into place), and ``aside`` (a folder source's file being removed
+was moved aside, not yet hashed nor deleted).
 
 A test hook, not a feature: nothing else may set these variables.
 """

@@ -21,6 +21,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from providers import folder as folder_source
 from providers.filesystem import TMP_PREFIX, FilesystemStore
 from reconciler import config
 from reconciler.connect import Connected
@@ -46,6 +47,27 @@ def sweep_debris(desired: config.DesiredState, conn: Connected, *, before: float
                 removed += _remove(_files_in(staging), before)
     removed += _remove(_fetch_dirs(desired.state_dir), before)
     return removed
+
+
+def restore_aside(desired: config.DesiredState) -> list[Path]:
+    """Put back the files a killed run left aside while removing them from a
+    folder source (``providers.folder.FolderSource.remove``): each goes back
+    to its name, unless another file took the name since (then it stays
+    aside, a file every listing shows). Returns the names put back. Walks
+    the folder sources, so only after a run that was killed."""
+    restored: list[Path] = []
+    for cfg in desired.sources.values():
+        if not isinstance(cfg, config.FolderSource):
+            continue
+        for folder, _, names in os.walk(cfg.path):  # symlinks not followed
+            for name in names:
+                original = folder_source.original_name(name)
+                if original is None:
+                    continue
+                path = Path(folder, original)
+                if folder_source.put_back(Path(folder, name), path) == path:
+                    restored.append(path)
+    return restored
 
 
 def _temporaries(root: Path) -> Iterator[os.DirEntry[str]]:

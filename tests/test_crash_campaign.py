@@ -37,6 +37,7 @@ import attrs
 import pytest
 from PIL import Image
 
+from providers import folder
 from providers.filesystem import TMP_PREFIX
 from tests.helpers import KEEP_ORIGINALS, Workspace, files_under, make_jpeg, make_workspace
 
@@ -121,7 +122,8 @@ class World:
 
     def check(self) -> None:
         """The invariant and the no-partial-file rules, on the disks as they are."""
-        incoming = files_under(self.ws.incoming)
+        # A file a killed removal left aside is still the source's, by its name.
+        incoming = {_named_back(rel): data for rel, data in files_under(self.ws.incoming).items()}
         whole = set(self.originals.values())
         for rel, data in incoming.items():
             assert self.originals[rel] == data, f"{rel} changed in the source"
@@ -153,6 +155,13 @@ class World:
             return [tuple(r) for r in db.execute(sql, [run_id])]
 
 
+def _named_back(rel: str) -> str:
+    """``rel``, or the name of the file a killed removal left aside there."""
+    head, _, name = rel.rpartition("/")
+    original = folder.original_name(name)
+    return rel if original is None else f"{head}/{original}" if head else original
+
+
 def _world(root: Path, items: int, extra: str = "") -> World:
     ws = make_workspace(root, extra=extra)
     for i in range(items):
@@ -170,7 +179,7 @@ def _schedule() -> list[tuple[str, str, int]]:
         ("copy-to-library", 13, ("finish-before", "finish-after", "write", "started")),
         ("copy-to-target", 14, ("finish-before", "write", "finish-after", "started")),
         ("encode", 12, ("finish-before", "finish-after", "started")),
-        ("remove-from-source", 12, ("finish-before", "started", "finish-after")),
+        ("remove-from-source", 12, ("finish-before", "started", "aside", "finish-after")),
     )
     for kind, count, points in stages:
         for j in range(count):
@@ -195,11 +204,11 @@ def _assert_killed_where_asked(world: World, run_id: int, point: str, kind: str,
 
 def test_sigkill_campaign_keeps_the_invariant_and_converges(tmp_path: Path) -> None:
     world = _world(tmp_path / "w", 100)
-    kills = 0
+    kills = asides = 0
     debris_seen = 0
     for point, kind, n in _schedule():
         before = world.debris()
-        spec = f"write:{n}" if point == "write" else f"{point}:{kind}:{n}"
+        spec = f"{point}:{n}" if point in ("write", "aside") else f"{point}:{kind}:{n}"
         code, out, err = world.run("apply", "--yes", RECONCILE_TEST_KILL_AT=spec)
         world.wait_until_alone()
         assert not (before & world.debris()), "a killed run's temporaries were not swept"
@@ -209,11 +218,14 @@ def test_sigkill_campaign_keeps_the_invariant_and_converges(tmp_path: Path) -> N
             kills += 1
             run_id, status = world.runs()[-1]
             assert status == "running"  # killed: nobody could say otherwise
-            if point != "write":
+            if point not in ("write", "aside"):
                 _assert_killed_where_asked(world, run_id, point, kind, n)
+            if point == "aside":
+                asides += 1
+                assert any(folder.original_name(p.name) for p in world.ws.incoming.rglob("*"))
         else:
             assert code == 0, (spec, out, err)
-    assert kills >= 50, kills
+    assert kills >= 50 and asides >= 2, (kills, asides)
 
     for _ in range(3):  # cron, after the storm
         code, out, err = world.run("apply", "--yes")
@@ -228,6 +240,7 @@ def test_sigkill_campaign_keeps_the_invariant_and_converges(tmp_path: Path) -> N
     assert statuses.count("crashed") == kills and "running" not in statuses
     left = files_under(world.ws.incoming)
     assert len(left) == 10  # the recent ones; every old item was off-loaded
+    assert not [rel for rel in left if _named_back(rel) != rel]  # none left aside
     for t in TARGETS:
         assert set(files_under(world.ws.target(t)).values()) == set(world.originals.values())
     print(f"\ncrash campaign: {kills} SIGKILLs, {debris_seen} temporaries swept after them")

@@ -35,7 +35,7 @@ from reconciler.plan import CANNOT_ENCODE
 from reconciler.plan import plan as make_plan
 from reconciler.progress import StageProgress
 from reconciler.state import StateDB
-from reconciler.sweep import sweep_debris
+from reconciler.sweep import restore_aside, sweep_debris
 
 
 def apply_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
@@ -70,10 +70,12 @@ def _sweep_crashed(
     if not crashed:
         return
     removed = sweep_debris(desired, conn, before=locked_at)
+    restored = restore_aside(desired)
     runs = ", ".join(str(r) for r in crashed)
     io.say(
         f"Run {runs} never finished (killed?): marked crashed; "
-        f"removed {len(removed)} temporary file(s) it left."
+        f"removed {len(removed)} temporary file(s) it left"
+        + (f"; put back {len(restored)} source file(s) it was removing." if restored else ".")
     )
 
 

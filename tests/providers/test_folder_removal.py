@@ -1,0 +1,138 @@
+"""Removing an item from a folder source deletes exactly the bytes that were
+archived, whatever lands at a file's name meanwhile.
+
+A phone syncing into the import folder (Syncthing renames a new file over
+its name) can put a new photo at a name being removed: a camera counter
+that reset, while the item's Live Photo video was still being read. Each
+file is moved aside before it is hashed, so what is hashed is what is
+deleted; a file that is not what was archived sends every file back, never
+over one that took its name; a killed run's files are put back by the next.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from providers import folder
+from reconciler.hashing import sha256_file
+from tests.helpers import KEEP_ORIGINALS, Workspace, files_under, make_jpeg, make_workspace
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+OLD = NOW - timedelta(days=800)
+VIDEO = b"\x00\x00\x00\x18ftypqt  " + b"the live video" * 500
+
+
+def _live_photo(ws: Workspace) -> tuple[bytes, bytes]:
+    still = make_jpeg(ws.incoming / "IMG_0001.JPG", OLD, seed=1).read_bytes()
+    (ws.incoming / "IMG_0001.MOV").write_bytes(VIDEO)
+    os.utime(ws.incoming / "IMG_0001.MOV", (OLD.timestamp(), OLD.timestamp()))
+    return still, VIDEO
+
+
+def _while_reading_the_video(
+    monkeypatch: pytest.MonkeyPatch, then: object, *, wrong: bool = False
+) -> None:
+    """Call ``then()`` while the removal reads the item's video (its second
+    file); with ``wrong``, the video then reads as other bytes."""
+
+    def reading(path: str | Path) -> str:
+        if ".MOV" in Path(path).name:
+            then()  # type: ignore[operator]
+            if wrong:
+                return "0" * 64
+        return sha256_file(path)
+
+    monkeypatch.setattr(folder, "sha256_file", reading)
+
+
+def test_a_new_photo_landing_at_a_name_being_removed_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = make_workspace(tmp_path, extra=KEEP_ORIGINALS)
+    still, video = _live_photo(ws)
+    new = make_jpeg(tmp_path / "new.jpg", NOW, seed=2).read_bytes()
+    _while_reading_the_video(monkeypatch, lambda: (ws.incoming / "IMG_0001.JPG").write_bytes(new))
+    run = ws.run("apply", "--yes", now=NOW)
+    assert run.code == 0, run.out + run.err
+    assert "remove-from-source incoming:IMG_0001.JPG" in run.out
+    # the archived pair left; the new photo at the reused name did not
+    assert files_under(ws.incoming) == {"IMG_0001.JPG": new}
+    for target in ("nas", "usb"):
+        assert sorted(files_under(ws.target(target)).values()) == sorted([still, video])
+    # and the next run archives the new photo like any other
+    monkeypatch.undo()
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    assert new in files_under(ws.target("nas")).values()
+
+
+def test_a_file_not_as_archived_sends_every_file_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = make_workspace(tmp_path, extra=KEEP_ORIGINALS)
+    still, video = _live_photo(ws)
+    _while_reading_the_video(monkeypatch, lambda: None, wrong=True)
+    run = ws.run("apply", "--yes", now=NOW)
+    assert run.code == 1, run.out + run.err
+    assert "IMG_0001.MOV changed since it was archived; not removing it" in run.out
+    assert files_under(ws.incoming) == {"IMG_0001.JPG": still, "IMG_0001.MOV": video}
+
+
+def test_a_file_sent_back_never_replaces_one_that_took_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = make_workspace(tmp_path, extra=KEEP_ORIGINALS)
+    still, video = _live_photo(ws)
+    new = make_jpeg(tmp_path / "new.jpg", NOW, seed=3).read_bytes()
+    _while_reading_the_video(
+        monkeypatch, lambda: (ws.incoming / "IMG_0001.JPG").write_bytes(new), wrong=True
+    )
+    assert ws.run("apply", "--yes", now=NOW).code == 1
+    held = files_under(ws.incoming)
+    assert held.pop("IMG_0001.JPG") == new and held.pop("IMG_0001.MOV") == video
+    # the archived still waits beside it, under a name every listing shows
+    ((name, data),) = held.items()
+    assert data == still and folder.original_name(name) == "IMG_0001.JPG"
+    assert not name.startswith(".")
+
+
+def test_a_run_killed_with_a_file_aside_is_put_back_by_the_next(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, extra=KEEP_ORIGINALS)
+    still, video = _live_photo(ws)
+    env = {**os.environ, "RECONCILE_TEST_KILL_AT": "aside:1"}
+    killed = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", "-c", str(ws.config), "apply", "--yes"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    (aside,) = files_under(ws.incoming).keys() - {"IMG_0001.MOV"}
+    assert folder.original_name(aside) == "IMG_0001.JPG"
+
+    run = ws.run("apply", "--yes", now=NOW)
+    assert run.code == 0, run.out + run.err
+    assert "put back 1 source file(s) it was removing" in run.out
+    # put back, then removed as archived: nothing lost, nothing left aside
+    assert files_under(ws.incoming) == {}
+    for target in ("nas", "usb"):
+        assert sorted(files_under(ws.target(target)).values()) == sorted([still, video])
+
+
+def test_names_aside_fit_a_folder_and_give_the_name_back() -> None:
+    for name in ("IMG_0001.JPG", "é" * 127 + ".JPG", "x" * 255):
+        aside = folder.aside_name(name)
+        assert len(aside.encode()) <= 255
+        back = folder.original_name(aside)
+        assert back is not None and name.startswith(back) and back
+    assert folder.original_name("IMG_0001.JPG") is None
+    assert folder.original_name("a.reconcile-removing-notatoken12") is None
+    assert folder.original_name(".reconcile-removing-0123456789ab") is None  # no name
