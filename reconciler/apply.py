@@ -295,6 +295,8 @@ class Applier:
                     self._finish(a, self._not_started(), outcomes)
                 elif blocked:
                     self._finish(a, ("skipped", blocked, _Effects()), outcomes)
+                elif (refused := self._original_unarchived(a)) is not None:
+                    self._finish(a, refused, outcomes)
                 else:
                     runnable.append(a)
             with self.db.transaction():  # journaled before anything runs
@@ -309,6 +311,27 @@ class Applier:
                 for f in futures:
                     f.cancel()
                 raise
+
+    def _original_unarchived(self, a: Action) -> tuple[str, str, _Effects] | None:
+        """An encode about to replace the library's own original waits until
+        the targets hold that original, each copy read now, as for a removal:
+        from then on they hold the only original bytes. Asked here, on this
+        thread (the gate reads the state DB), as the encode is handed out; a
+        copy found wrong is forgotten, and the next run copies the original
+        again from the library before it is encoded."""
+        if not isinstance(a, EncodeForTier) or a.tier == ORIGINAL_TIER:
+            return None
+        sha = a.sha256 or self.known.get(
+            (a.origin.source_id, a.origin.item_key, a.origin.ref) if a.origin else ("", "", "")
+        )
+        lib = self.library.get(sha) if sha else None
+        if lib is None or lib.tier != ORIGINAL_TIER or not self.originals.elsewhere(lib.sha256):
+            return None  # nothing original replaced, or ``_encode`` says why it waits
+        try:
+            self.gate.archived(a.name, lib.sha256)
+        except GateRefused as e:
+            return "waiting", f"{e}; the library keeps its original until then", _Effects()
+        return None
 
     def _blocked_by(self, a: Action, outcomes: dict[str, Outcome]) -> str:
         for dep in a.depends_on:

@@ -481,7 +481,7 @@ def _check_tiers(tiers: tuple[Tier, ...]) -> list[str]:
 
 def places(d: DesiredState) -> list[tuple[str, Path]]:
     """Every folder the tool reads or writes, by its key in the file (the
-    observer also tells them apart by identity: ``observe.fences``)."""
+    observer also tells them apart by identity: ``places.fences``)."""
     places = [
         (f"sources.{k}.path", Path(v.path))
         for k, v in d.sources.items()

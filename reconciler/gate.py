@@ -232,6 +232,21 @@ class RemovalGate:
         if item.metadata is not None and shas is not None:
             # Its metadata leaves with it: the current sidecar must be archived too.
             files.append((sidecar.name_for(item), sidecar.digest(item, shas)))
+        # Looked at once per removal, now: the item's own files and the disks.
+        side, groups = self.source_side(a), self._backup_groups()
+        proven: list[str] = []
+        for name, sha in files:
+            proven += self._proven(name, sha, side, groups)
+        return proven
+
+    def archived(self, name: str, sha: str) -> None:
+        """The original ``sha`` has its copies on the targets, each read now,
+        exactly as a removal asks; else ``GateRefused``. Asked before the
+        library's own original is replaced by an encode: from then on the
+        targets hold the only original bytes."""
+        self._proven(name, sha, SourceSide(), self._backup_groups())
+
+    def _proven(self, name: str, sha: str | None, side: SourceSide, groups: Groups) -> list[str]:
         # A conduit's copy is never verified by bytes; where the person trusts
         # Google Photos (count_as_copy), its recorded delivery counts instead.
         conduits = {
@@ -240,22 +255,16 @@ class RemovalGate:
             if isinstance(cfg, SyncthingTargetConfig) and cfg.role == "conduit"
         }
         stores = {tid: s for tid, s in self.conn.targets.items() if tid not in conduits}
-        need = self.desired.policy.copies
-        # Looked at once per removal, now: the item's own files and the disks.
-        side, groups = self.source_side(a), self._backup_groups()
-        proven: list[str] = []
-        for name, sha in files:
-            trusted = sum(1 for tid, ok in conduits.items() if ok and self._delivered(tid, sha))
-            proven += check_removal(
-                [(name, sha)],
-                need=max(need - trusted, 0),
-                stores=stores,
-                copies=self.copies,
-                source=side,
-                on_mismatch=self._forget_copy,
-                groups=groups,
-            )
-        return proven
+        trusted = sum(1 for tid, ok in conduits.items() if ok and self._delivered(tid, sha))
+        return check_removal(
+            [(name, sha)],
+            need=max(self.desired.policy.copies - trusted, 0),
+            stores=stores,
+            copies=self.copies,
+            source=side,
+            on_mismatch=self._forget_copy,
+            groups=groups,
+        )
 
     def _delivered(self, target_id: str, sha: str | None) -> bool:
         """The conduit confirmed this original, by its present device and folder.

@@ -165,3 +165,48 @@ def test_encoder_pool_times_threads_never_exceeds_the_cores(tmp_path: Path) -> N
     finally:
         conn.close()
         db.close()
+
+
+#: The library keeps originals for a year, then compresses them.
+KEEP_A_YEAR = """
+[[policy.tiers]]
+name = "fresh"
+max_age_days = 365
+keep = "original"
+[[policy.tiers]]
+name = "older"
+jpeg_quality = 75
+"""
+
+
+def test_the_library_keeps_its_original_until_the_targets_hold_it_now(tmp_path: Path) -> None:
+    """Off-loaded, then both targets' copies rot (same size and mtime: the
+    hash cache cannot tell). When the photo ages into a compressed tier,
+    the library's file is the only original left: the encode reads the
+    targets' copies first, keeps the original, and the next run copies it
+    to the targets again before compressing."""
+    ws = make_workspace(tmp_path / "ws", extra=KEEP_A_YEAR)
+    original = make_camera_jpeg(ws.incoming / "IMG_1.JPG", size=(640, 480)).read_bytes()
+    assert ws.run("apply", "--yes", now=T1).code == 0
+    (lib,) = list(ws.library.rglob("IMG_1.JPG"))
+    assert lib.read_bytes() == original and files_under(ws.incoming) == {}
+    for target in ("nas", "usb"):
+        (copy,) = ws.target(target).rglob("IMG_1.JPG")
+        st = copy.stat()
+        rotten = bytearray(original)
+        rotten[len(rotten) // 2] ^= 0x40
+        copy.write_bytes(bytes(rotten))
+        os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    first = ws.run("apply", "--yes", now=T2)
+    assert "encode library:2021/06/01/IMG_1.JPG" in first.out
+    assert "0 of 2 verified copies now (none)" in first.out, first.out
+    assert "the library keeps its original" in first.out
+    assert lib.read_bytes() == original  # not replaced: it is the only original
+
+    second = ws.run("apply", "--yes", now=T2)
+    assert second.code == 0, second.out + second.err
+    for target in ("nas", "usb"):
+        assert original in files_under(ws.target(target)).values()  # copied again
+    assert read_lineage(lib) == (sha(original), "older")  # then compressed
+    assert ws.run("plan", "--detailed-exitcode", now=T2).code == 0
