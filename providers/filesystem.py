@@ -579,10 +579,12 @@ def make_dirs_durable(path: Path) -> None:
 _RENAME_LOCK = threading.Lock()
 
 
-def link_no_clobber(tmp: Path, dest: Path) -> None:
-    """Move ``tmp`` to ``dest``, failing with FileExistsError if ``dest`` exists."""
+def link_no_clobber(tmp: Path | str, dest: Path | str, *, dir_fd: int | None = None) -> None:
+    """Move ``tmp`` to ``dest``, failing with FileExistsError if ``dest`` exists.
+    With ``dir_fd``, both are names in that folder. After a hard link, ``tmp``
+    is still there too: the caller unlinks it."""
     try:
-        os.link(tmp, dest)
+        os.link(tmp, dest, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
     except OSError as e:
         if e.errno == errno.EEXIST:
             raise FileExistsError(str(dest)) from e
@@ -592,6 +594,9 @@ def link_no_clobber(tmp: Path, dest: Path) -> None:
         # one writer at a time, or two parallel writers of one name would
         # both see it free and the second rename would replace the first.
         with _RENAME_LOCK:
-            if dest.exists():
+            try:
+                os.stat(dest, dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                os.rename(tmp, dest, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            else:
                 raise FileExistsError(str(dest)) from e
-            os.rename(tmp, dest)

@@ -14,6 +14,7 @@ archived (a new photo that reused the name must not be deleted).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -112,40 +113,68 @@ class FolderSource:
     def remove(self, item: SourceItem) -> None:
         """Delete the item's files, each proven now to be what was archived.
 
-        Each file is first moved aside (renamed in its own folder, which is
-        atomic) and hashed there: what is hashed is what is deleted, whatever
-        lands at its name meanwhile (a phone syncing a new photo that reuses
-        the name while a Live Photo's video is read). If any file is not what
-        was archived, every file goes back to its name (never over a file
-        that took it since: ``put_back``); a killed run's are put back by the
-        next (``reconciler.sweep.restore_aside``)."""
-        aside: list[tuple[Path, Path]] = []
+        Each file is reached from the source's root folder by folder, never
+        through a symbolic link (a folder swapped for a link to a target's
+        since it was listed would have the target's copy deleted), then
+        moved aside (renamed in its own folder, which is atomic) and hashed
+        there: what is hashed is what is deleted, whatever lands at its name
+        meanwhile (a phone syncing a new photo that reuses the name while a
+        Live Photo's video is read). If any file is not what was archived,
+        every file goes back to its name (never over a file that took it
+        since); a killed run's are put back by the next
+        (``reconciler.sweep.restore_aside``)."""
+        folders: list[int] = []
+        aside: list[tuple[int, str, str]] = []  # (its folder, its name, its name aside)
         ref = ""
         try:
             for f in item.files:
-                ref, path = f.ref, self._path(f.ref)
-                moved = path.with_name(aside_name(path.name))
+                ref = f.ref
                 try:
-                    os.rename(path, moved)
+                    folder, name = self._folder_of(ref)
+                except FileNotFoundError:
+                    continue  # its folder is gone, and so is the file
+                folders.append(folder)
+                moved = aside_name(name)
+                try:
+                    os.rename(name, moved, src_dir_fd=folder, dst_dir_fd=folder)
                 except FileNotFoundError:
                     continue  # gone already: nothing of it to remove
-                aside.append((path, moved))
+                aside.append((folder, name, moved))
                 crashpoint.reached("aside")
-                if sha256_file(moved) != f.sha256:
+                held = os.open(moved, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+                if sha256_file(held) != f.sha256:
                     raise ProviderError(
                         f"{f.ref} changed since it was archived; not removing it", provider=self.id
                     )
+            for folder, _, moved in aside:
+                os.unlink(moved, dir_fd=folder)
         except BaseException as e:  # a signal too: nothing stays aside
-            for path, moved in reversed(aside):
-                put_back(moved, path)
+            for folder, name, moved in reversed(aside):
+                _put_back(moved, name, folder)
             if isinstance(e, OSError):
                 raise ProviderError(f"removing {ref} failed: {e}", provider=self.id) from e
             raise
-        for path, moved in aside:
-            try:
-                moved.unlink()
-            except OSError as e:
-                raise ProviderError(f"removing {path.name} failed: {e}", provider=self.id) from e
+        finally:
+            for folder in folders:
+                os.close(folder)
+
+    def _folder_of(self, ref: str) -> tuple[int, str]:
+        """A descriptor of the folder holding ``ref``, reached from the root
+        one folder at a time without following a symbolic link, and the
+        file's name in it."""
+        if not is_inside(ref):
+            raise ProviderError(f"path {ref!r} escapes {self.root}", provider=self.id)
+        *parents, name = ref.split("/")
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for part in parents:
+                child = os.open(part, _SUBFOLDER, dir_fd=fd)
+                os.close(fd)
+                fd = child
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, name
 
 
 #: A file being removed waits under its name plus this and a token, in its
@@ -171,18 +200,34 @@ def original_name(name: str) -> str | None:
     return found.group(1) if found else None
 
 
+#: A sub-folder on the way to a file being removed: never a link.
+_SUBFOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
 def put_back(moved: Path, path: Path) -> Path:
-    """Move ``moved`` back to ``path``, never over a file that took the name
-    since: then it stays where it is, listed under that name. Returns where
-    it is now."""
+    """Move ``moved`` back to ``path`` (in the same folder), never over a file
+    that took the name since: then it stays where it is, listed under that
+    name. Returns where it is now."""
     try:
-        link_no_clobber(moved, path)
-    except FileExistsError:
-        return moved
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
-        return moved  # still listed where it is; nothing is lost
-    moved.unlink(missing_ok=True)  # a hard link was made: drop the aside name
-    return path
+        return moved
+    try:
+        return path if _put_back(moved.name, path.name, folder) else moved
+    finally:
+        os.close(folder)
+
+
+def _put_back(moved: str, name: str, folder: int) -> bool:
+    """``moved`` back to ``name`` in ``folder``, unless another file took the
+    name (then it stays aside, a name every listing shows): True if back."""
+    try:
+        link_no_clobber(moved, name, dir_fd=folder)
+    except OSError:  # the name taken, or no link to be made: nothing is lost
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(moved, dir_fd=folder)  # a hard link was made: drop the aside name
+    return True
 
 
 def _group(

@@ -20,7 +20,8 @@ HASH_CHUNK = 1 << 18
 _buffers = threading.local()
 
 
-def sha256_file(path: str | Path) -> str:
+def sha256_file(path: str | Path | int) -> str:
+    """The SHA-256 of a file, by its path or an open descriptor (which it closes)."""
     # Read into one buffer per thread, reused: no 1 MiB allocation per read
     # (nor per small file), no copy out of it; hashlib releases the GIL while
     # it hashes, so the observer's threads hash on every core.

@@ -63,7 +63,7 @@ def test_parallel_adopts_of_one_name_keep_every_file(
     store = _store(tmp_path)
     if not hard_links:
 
-        def no_link(src: object, dst: object) -> None:
+        def no_link(src: object, dst: object, **_: object) -> None:
             raise OSError(errno.EPERM, "no hard links on this filesystem")
 
         monkeypatch.setattr(filesystem.os, "link", no_link)

@@ -11,9 +11,11 @@ over one that took its name; a killed run's files are put back by the next.
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,8 +44,10 @@ def _while_reading_the_video(
     """Call ``then()`` while the removal reads the item's video (its second
     file); with ``wrong``, the video then reads as other bytes."""
 
-    def reading(path: str | Path) -> str:
-        if ".MOV" in Path(path).name:
+    def reading(path: str | Path | int) -> str:
+        # the removal hashes a descriptor of the file it moved aside
+        name = os.readlink(f"/proc/self/fd/{path}") if isinstance(path, int) else str(path)
+        if ".MOV" in Path(name).name:
             then()  # type: ignore[operator]
             if wrong:
                 return "0" * 64
@@ -72,10 +76,17 @@ def test_a_new_photo_landing_at_a_name_being_removed_is_kept(
     assert new in files_under(ws.target("nas")).values()
 
 
+@pytest.mark.parametrize("hard_links", [True, False], ids=["links", "no-links (a FAT card)"])
 def test_a_file_not_as_archived_sends_every_file_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hard_links: bool
 ) -> None:
     ws = make_workspace(tmp_path, extra=KEEP_ORIGINALS)
+    if not hard_links:
+
+        def no_link(src: object, dst: object, **_: object) -> None:
+            raise OSError(errno.EPERM, "no hard links on this filesystem")
+
+        monkeypatch.setattr(os, "link", no_link)
     still, video = _live_photo(ws)
     _while_reading_the_video(monkeypatch, lambda: None, wrong=True)
     run = ws.run("apply", "--yes", now=NOW)
@@ -136,3 +147,45 @@ def test_names_aside_fit_a_folder_and_give_the_name_back() -> None:
     assert folder.original_name("IMG_0001.JPG") is None
     assert folder.original_name("a.reconcile-removing-notatoken12") is None
     assert folder.original_name(".reconcile-removing-0123456789ab") is None  # no name
+
+
+def test_a_folder_swapped_for_a_link_to_a_target_is_never_followed(tmp_path: Path) -> None:
+    """The photo's folder replaced, while the run is under way, by a link to
+    the folder holding the NAS's copy (same relative path, same bytes): the
+    removal must not reach through it and delete the NAS's copy. One copy
+    is asked for, so the USB disk's copy alone lets the gate pass."""
+    ws = make_workspace(tmp_path, extra=KEEP_ORIGINALS)
+    ws.config.write_text(ws.config.read_text().replace("copies = 2", "copies = 1"))
+    photo = make_jpeg(ws.incoming / "2024/09/16/IMG_0001.JPG", OLD, seed=9).read_bytes()
+    release = tmp_path / "release"
+    env = {
+        **os.environ,
+        "RECONCILE_TEST_PAUSE_AT": "started:remove-from-source:1",
+        "RECONCILE_TEST_PAUSE_FILE": str(release),
+    }
+    run = subprocess.Popen(
+        [sys.executable, "-m", "reconciler.cli", "-c", str(ws.config), "apply", "--yes"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not Path(f"{release}.paused").exists():
+            assert run.poll() is None and time.monotonic() < deadline, run.communicate()[0]
+            time.sleep(0.02)
+        # archived, about to be removed: the swap
+        (nas_copy,) = ws.target("nas").rglob("IMG_0001.JPG")
+        assert nas_copy.relative_to(ws.target("nas")).as_posix() == "2024/09/16/IMG_0001.JPG"
+        os.rename(ws.incoming / "2024/09", tmp_path / "moved-away")
+        os.symlink(ws.target("nas") / "2024/09", ws.incoming / "2024/09")
+        release.touch()
+        out = run.communicate(timeout=120)[0]
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert nas_copy.read_bytes() == photo, out
+    assert "Too many levels of symbolic links" in out or "Not a directory" in out, out
+    assert (tmp_path / "moved-away/16/IMG_0001.JPG").read_bytes() == photo
