@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -302,14 +303,47 @@ class FilesystemStore:
         return Availability(available=True)
 
     def _path(self, rel: str) -> Path:
-        """Where ``rel`` is read and written: through the pinned root."""
+        """Where ``rel`` is read and written: through the pinned root, and
+        never through a folder that is a symbolic link (``_no_link_to``)."""
         if not is_inside(rel):
             raise ProviderError(f"path {rel!r} escapes the store root", provider=self.id)
         if self._pin is None:
             found = self.availability()
             if not found.available:
                 raise ProviderError(found.reason, provider=self.id)
+        assert self._pin is not None
+        self._no_link_to(rel, self._pin)
         return Path(f"/proc/{os.getpid()}/fd/{self._pin}") / rel
+
+    def _no_link_to(self, rel: str, pin: int) -> None:
+        """Refuse ``rel`` if a folder on its way is a symbolic link. The walk
+        never follows one (so nothing behind it is a copy), and a write, an
+        encode's replace or a gate's read through one would reach outside
+        the store: a library folder linked into a target's would have an
+        encode replace the target's original. A folder not there yet is
+        made as a real one."""
+        *parents, _ = rel.split("/")
+        fd = pin
+        try:
+            for i, part in enumerate(parents):
+                try:
+                    child = os.open(part, SUBFOLDER, dir_fd=fd)
+                except FileNotFoundError:
+                    return
+                except OSError as e:
+                    if not _is_link(part, fd):
+                        return  # not a folder, say: the write itself says so
+                    raise ProviderError(
+                        f"{self.root}/{'/'.join(parents[: i + 1])} is a symbolic link: "
+                        "nothing is read or written through one",
+                        provider=self.id,
+                    ) from e
+                if fd != pin:
+                    os.close(fd)
+                fd = child
+        finally:
+            if fd != pin:
+                os.close(fd)
 
     def _plain(self, what: object) -> str:
         """``what`` (an OSError, a path) as a person reads it: the store's own
@@ -573,6 +607,16 @@ def make_dirs_durable(path: Path) -> None:
             continue
         fsync_dir(new.parent)
 
+
+def _is_link(name: str, folder: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+#: A folder on the way to a store's (or a folder source's) file: never a link.
+SUBFOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 #: Serialises the check-then-rename fallback of ``link_no_clobber`` among this
 #: run's threads (other runs are kept out by the run lock).

@@ -24,7 +24,7 @@ from operator import itemgetter
 from pathlib import Path
 
 from providers.base import Hasher, LocalTree
-from providers.filesystem import link_no_clobber
+from providers.filesystem import SUBFOLDER, link_no_clobber
 from reconciler import crashpoint
 from reconciler.errors import ProviderError
 from reconciler.hashing import copy_file_hashing, sha256_file
@@ -168,7 +168,7 @@ class FolderSource:
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             for part in parents:
-                child = os.open(part, _SUBFOLDER, dir_fd=fd)
+                child = os.open(part, SUBFOLDER, dir_fd=fd)
                 os.close(fd)
                 fd = child
         except BaseException:
@@ -198,10 +198,6 @@ def original_name(name: str) -> str | None:
     """The name a file left aside had (``aside_name``), or None."""
     found = _ASIDE.fullmatch(name)
     return found.group(1) if found else None
-
-
-#: A sub-folder on the way to a file being removed: never a link.
-_SUBFOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def put_back(moved: Path, path: Path) -> Path:

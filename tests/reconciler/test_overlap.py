@@ -260,3 +260,33 @@ def test_targets_hard_linked_after_archiving_keep_the_photo(tmp_path: Path) -> N
     assert run.code == 3, run.out + run.err
     assert "not counted: usb (the same file as nas's copy)" in run.out
     assert files_under(ws.incoming) == {"IMG_1.JPG": photo}
+
+
+def test_nothing_is_written_through_a_library_folder_linked_into_a_target(
+    tmp_path: Path,
+) -> None:
+    """A person links a library folder to another disk to make room, and the
+    folder happens to be the NAS target's own. The walk never follows the
+    link; nor may a write: an encode would replace the NAS's original with
+    the library's compressed copy."""
+    tiers = (
+        '[[policy.tiers]]\nname = "fresh"\nmax_age_days = 365\nkeep = "original"\n'
+        '[[policy.tiers]]\nname = "older"\njpeg_quality = 75\n'
+    )
+    ws = make_workspace(tmp_path, extra=tiers, removal=False)  # the card keeps it
+    captured = NOW - timedelta(days=200)
+    photo = make_jpeg(ws.incoming / "IMG_1.JPG", captured, seed=7, size=256).read_bytes()
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    (lib,) = ws.library.rglob("IMG_1.JPG")
+    (nas_copy,) = ws.target("nas").rglob("IMG_1.JPG")
+    folder = lib.parent.relative_to(ws.library)
+    assert nas_copy.parent.relative_to(ws.target("nas")) == folder
+    moved = tmp_path / "moved-away"
+    os.rename(lib.parent, moved)
+    os.symlink(nas_copy.parent, lib.parent)
+
+    later = NOW + timedelta(days=400)  # aged into the compressed tier
+    run = ws.run("apply", "--yes", now=later)
+    assert nas_copy.read_bytes() == photo, run.out
+    assert f"library/{folder} is a symbolic link: nothing is read or written" in run.out, run.out
+    assert (moved / "IMG_1.JPG").read_bytes() == photo
