@@ -22,7 +22,7 @@ from datetime import datetime
 from functools import partial
 from itertools import repeat
 from pathlib import Path
-from typing import NamedTuple, Protocol, Self, overload, runtime_checkable
+from typing import NamedTuple, Protocol, Self, TypeVar, overload, runtime_checkable
 
 import attrs
 
@@ -44,7 +44,30 @@ class ScanEntry(NamedTuple):
     inode: int
 
 
-class ColumnWalk(Sequence[ScanEntry]):
+_Row = TypeVar("_Row")
+
+
+class _Columns(Sequence[_Row]):
+    """A sequence held as columns: a row is made only when one is asked for
+    (``_row``, given an index in range); slices and negative indexes as a
+    list's."""
+
+    __slots__ = ()
+
+    def _row(self, i: int) -> _Row:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, i: int) -> _Row: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[_Row]: ...
+    def __getitem__(self, i: int | slice) -> _Row | list[_Row]:
+        if isinstance(i, slice):
+            return [self._row(j) for j in range(*i.indices(len(self)))]
+        return self._row(range(len(self))[i])  # out of range raises IndexError
+
+
+class ColumnWalk(_Columns[ScanEntry]):
     """A walk held as columns, as the walk-ahead helper sends it: a
     ``ScanEntry`` is made only when one is asked for.
 
@@ -66,13 +89,7 @@ class ColumnWalk(Sequence[ScanEntry]):
     def __len__(self) -> int:
         return len(self.rels)
 
-    @overload
-    def __getitem__(self, i: int) -> ScanEntry: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[ScanEntry]: ...
-    def __getitem__(self, i: int | slice) -> ScanEntry | list[ScanEntry]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
+    def _row(self, i: int) -> ScanEntry:
         rel = self.rels[i]
         return ScanEntry(self.top + rel, rel, self.sizes[i], self.mtimes[i], self.inodes[i])
 
@@ -102,7 +119,7 @@ class Hashed(NamedTuple):
     error: str = ""
 
 
-class HashedColumns(Sequence[Hashed]):
+class HashedColumns(_Columns[Hashed]):
     """Every file's ``Hashed``, held as columns: a tree taken from its
     listing (``CachedHasher``) has each file's SHA-256 and capture time
     already, and a store's copies need only the SHA-256s, read from
@@ -121,14 +138,7 @@ class HashedColumns(Sequence[Hashed]):
     def __len__(self) -> int:
         return len(self.shas)
 
-    @overload
-    def __getitem__(self, i: int) -> Hashed: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[Hashed]: ...
-    def __getitem__(self, i: int | slice) -> Hashed | list[Hashed]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        i = range(len(self))[i]  # a negative index, as a list's; out of range raises
+    def _row(self, i: int) -> Hashed:
         return Hashed(self.shas[i], self.captured[i], self.errors.get(i, ""))
 
     def __setitem__(self, i: int, h: Hashed) -> None:
