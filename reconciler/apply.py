@@ -313,9 +313,11 @@ class Applier:
                 raise
 
     def _original_unarchived(self, a: Action) -> tuple[str, str, _Effects] | None:
-        """An encode about to replace the library's own original waits until
-        the targets hold that original, each copy read now, as for a removal:
-        from then on they hold the only original bytes. Asked here, on this
+        """An encode about to replace the library's own original, when no
+        source holds that original any more, waits until the targets hold it,
+        each copy read now, as for a removal: from then on they hold the only
+        original bytes. (While a source holds it, its removal is gated, so an
+        import's first encode reads nothing more.) Asked here, on this
         thread (the gate reads the state DB), as the encode is handed out; a
         copy found wrong is forgotten, and the next run copies the original
         again from the library before it is encoded."""
@@ -327,6 +329,8 @@ class Applier:
         lib = self.library.get(sha) if sha else None
         if lib is None or lib.tier != ORIGINAL_TIER or not self.originals.elsewhere(lib.sha256):
             return None  # nothing original replaced, or ``_encode`` says why it waits
+        if lib.sha256 in self.holders:
+            return None  # a source holds it: the removal gate reads the copies first
         try:
             self.gate.archived(a.name, lib.sha256)
         except GateRefused as e:
