@@ -460,8 +460,12 @@ class FilesystemStore:
         return copy
 
     def verify(self, copy: FileCopy) -> bool:
+        """The copy's bytes, read now, are its SHA-256's. A copy that is a
+        symbolic link now is none (the walk never counts one either), even
+        to the same bytes elsewhere."""
         try:
-            return sha256_file(self._path(copy.path)) == copy.sha256
+            held = os.open(self._path(copy.path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            return sha256_file(held) == copy.sha256
         except OSError:
             return False
 

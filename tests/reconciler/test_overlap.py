@@ -290,3 +290,21 @@ def test_nothing_is_written_through_a_library_folder_linked_into_a_target(
     assert nas_copy.read_bytes() == photo, run.out
     assert f"library/{folder} is a symbolic link: nothing is read or written" in run.out, run.out
     assert (moved / "IMG_1.JPG").read_bytes() == photo
+
+
+def test_a_copy_swapped_for_a_link_to_the_same_bytes_is_no_copy(tmp_path: Path) -> None:
+    """The gate reads each copy now; a copy replaced by a link (to the very
+    bytes, held somewhere no target is) is not on the target any more."""
+    photo = make_jpeg(tmp_path / "elsewhere/IMG_1.JPG", OLD).read_bytes()
+    sha = sha256_file(tmp_path / "elsewhere/IMG_1.JPG")
+    nas, nas_copy = _store_with_copy(tmp_path / "nas", "nas", "2024/IMG_1.JPG", photo)
+    usb, usb_copy = _store_with_copy(tmp_path / "usb", "usb", "2024/IMG_1.JPG", photo)
+    stores = {"nas": nas, "usb": usb}
+    copies = {"nas": {sha: nas_copy}, "usb": {sha: usb_copy}}
+    assert check_removal([("IMG_1.JPG", sha)], need=2, stores=stores, copies=copies) == [sha]
+    (tmp_path / "usb/2024/IMG_1.JPG").unlink()
+    (tmp_path / "usb/2024/IMG_1.JPG").symlink_to(tmp_path / "elsewhere/IMG_1.JPG")
+    with pytest.raises(
+        GateRefused, match=r"^IMG_1\.JPG: 1 of 2 verified copies now \(nas\); kept$"
+    ):
+        check_removal([("IMG_1.JPG", sha)], need=2, stores=stores, copies=copies)
