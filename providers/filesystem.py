@@ -34,7 +34,7 @@ import shutil
 import stat
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from itertools import repeat
@@ -323,27 +323,20 @@ class FilesystemStore:
         encode replace the target's original. A folder not there yet is
         made as a real one."""
         *parents, _ = rel.split("/")
-        fd = pin
         try:
-            for i, part in enumerate(parents):
-                try:
-                    child = os.open(part, SUBFOLDER, dir_fd=fd)
-                except FileNotFoundError:
-                    return
-                except OSError as e:
-                    if not _is_link(part, fd):
-                        return  # not a folder, say: the write itself says so
-                    raise ProviderError(
-                        f"{self.root}/{'/'.join(parents[: i + 1])} is a symbolic link: "
-                        "nothing is read or written through one",
-                        provider=self.id,
-                    ) from e
-                if fd != pin:
-                    os.close(fd)
-                fd = child
-        finally:
-            if fd != pin:
-                os.close(fd)
+            os.close(open_folder(pin, parents))
+        except OSError as e:
+            link = next(
+                (i for i in range(len(parents)) if _is_link("/".join(parents[: i + 1]), pin)),
+                None,
+            )
+            if link is None:
+                return  # not there yet, or not a folder: the write itself says so
+            raise ProviderError(
+                f"{self.root}/{'/'.join(parents[: link + 1])} is a symbolic link: "
+                "nothing is read or written through one",
+                provider=self.id,
+            ) from e
 
     def _plain(self, what: object) -> str:
         """``what`` (an OSError, a path) as a person reads it: the store's own
@@ -619,8 +612,25 @@ def _is_link(name: str, folder: int) -> bool:
         return False
 
 
-#: A folder on the way to a store's (or a folder source's) file: never a link.
-SUBFOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: A folder on the way to a file (``open_folder``): never a link.
+_SUBFOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def open_folder(start: int, parents: Sequence[str]) -> int:
+    """A descriptor of the folder ``parents`` below the folder ``start``,
+    opened one folder at a time without following a symbolic link (ELOOP
+    or ENOTDIR then). ``start`` stays open; the caller closes the result."""
+    fd = os.dup(start)
+    try:
+        for part in parents:
+            child = os.open(part, _SUBFOLDER, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
 
 #: Serialises the check-then-rename fallback of ``link_no_clobber`` among this
 #: run's threads (other runs are kept out by the run lock).

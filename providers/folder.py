@@ -24,7 +24,7 @@ from operator import itemgetter
 from pathlib import Path
 
 from providers.base import Hasher, LocalTree
-from providers.filesystem import SUBFOLDER, link_no_clobber
+from providers.filesystem import link_no_clobber, open_folder
 from reconciler import crashpoint
 from reconciler.errors import ProviderError
 from reconciler.hashing import copy_file_hashing, sha256_file
@@ -165,16 +165,11 @@ class FolderSource:
         if not is_inside(ref):
             raise ProviderError(f"path {ref!r} escapes {self.root}", provider=self.id)
         *parents, name = ref.split("/")
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        root = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            for part in parents:
-                child = os.open(part, SUBFOLDER, dir_fd=fd)
-                os.close(fd)
-                fd = child
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd, name
+            return open_folder(root, parents), name
+        finally:
+            os.close(root)
 
 
 #: A file being removed waits under its name plus this and a token, in its

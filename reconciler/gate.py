@@ -97,7 +97,9 @@ def check_removal(
             copy = copies.get(store_id, {}).get(sha)
             if copy is None:
                 continue
-            if _is_source_side(store.local_path(copy.path), own, root):
+            path = store.local_path(copy.path)
+            held = _identity(path) if path is not None else None
+            if _is_source_side(path, held, own, root):
                 inside.append(store_id)
                 continue
             if store_id not in available:
@@ -109,7 +111,9 @@ def check_removal(
                 if on_mismatch is not None:
                     on_mismatch(store, copy)
                 continue
-            held = _file_of(store, copy)
+            # A phone's copy is on the phone, whatever its outbox here is.
+            if isinstance(store, ConfirmingStore):
+                held = None
             if held is not None and files_of.setdefault(held, store_id) != store_id:
                 linked.append(f"{store_id} (the same file as {files_of[held]}'s copy)")
                 continue
@@ -134,26 +138,13 @@ def check_removal(
 
 
 def _identities(paths: Sequence[Path]) -> set[tuple[int, int]]:
-    out: set[tuple[int, int]] = set()
-    for p in paths:
-        try:
-            st = os.stat(p)
-        except OSError:
-            continue
-        out.add((st.st_dev, st.st_ino))
-    return out
+    return {held for p in paths if (held := _identity(p)) is not None}
 
 
-def _file_of(store: Store, copy: FileCopy) -> tuple[int, int] | None:
-    """The file (device, inode) holding a copy on this machine, or None: a
-    phone's copy is on the phone, whatever its outbox here is linked to.
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file at ``path`` (device, inode), or None if it cannot be read.
     Two stores' copies that are one file (a hard link, which deduplicating
     tools make on a disk of shared targets) are one copy."""
-    if isinstance(store, ConfirmingStore):
-        return None
-    path = store.local_path(copy.path)
-    if path is None:
-        return None
     try:
         st = os.stat(path)
     except OSError:
@@ -161,21 +152,18 @@ def _file_of(store: Store, copy: FileCopy) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def _is_source_side(path: Path | None, own: set[tuple[int, int]], root: str | None) -> bool:
-    """The copy is the source's file itself, or lives inside the source."""
+def _is_source_side(
+    path: Path | None, held: tuple[int, int] | None, own: set[tuple[int, int]], root: str | None
+) -> bool:
+    """The copy (at ``path``, the file ``held``) is the source's file itself,
+    or lives inside the source."""
     if path is None:
         return False
     if root is not None:
         real = os.path.realpath(path)
         if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
             return True
-    if own:
-        try:
-            st = os.stat(path)
-        except OSError:
-            return False
-        return (st.st_dev, st.st_ino) in own
-    return False
+    return held is not None and held in own
 
 
 def _usable(store: Store) -> bool:
