@@ -153,14 +153,21 @@ def _store_with_copy(
     )
 
 
+def _nas_and_usb(
+    nas_root: Path, usb_root: Path, rel: str, photo: bytes
+) -> tuple[dict[str, FilesystemStore], dict[str, dict[str, FileCopy]]]:
+    """Two stores holding ``photo`` at ``rel``, and their copies by SHA-256."""
+    nas, nas_copy = _store_with_copy(nas_root, "nas", rel, photo)
+    usb, usb_copy = _store_with_copy(usb_root, "usb", rel, photo)
+    sha = nas_copy.sha256
+    return {"nas": nas, "usb": usb}, {"nas": {sha: nas_copy}, "usb": {sha: usb_copy}}
+
+
 def test_the_gate_never_counts_a_copy_under_the_source(tmp_path: Path) -> None:
     card = tmp_path / "card"
     photo = make_jpeg(card / "IMG_1.JPG", OLD).read_bytes()
     sha = sha256_file(card / "IMG_1.JPG")
-    nas, nas_copy = _store_with_copy(card / "nas", "nas", "IMG_1.JPG", photo)
-    usb, usb_copy = _store_with_copy(tmp_path / "usb", "usb", "IMG_1.JPG", photo)
-    stores = {"nas": nas, "usb": usb}
-    copies = {"nas": {sha: nas_copy}, "usb": {sha: usb_copy}}
+    stores, copies = _nas_and_usb(card / "nas", tmp_path / "usb", "IMG_1.JPG", photo)
     side = SourceSide(files=[card / "IMG_1.JPG"], root=card)
     with pytest.raises(GateRefused) as e:
         check_removal([("IMG_1.JPG", sha)], need=2, stores=stores, copies=copies, source=side)
@@ -224,12 +231,9 @@ def test_two_targets_copies_that_are_one_file_count_once(tmp_path: Path) -> None
     hard-links their copies: one file, however many names, is one copy."""
     photo = make_jpeg(tmp_path / "IMG_1.JPG", OLD).read_bytes()
     sha = sha256_file(tmp_path / "IMG_1.JPG")
-    nas, nas_copy = _store_with_copy(tmp_path / "nas", "nas", "2024/IMG_1.JPG", photo)
-    (tmp_path / "usb" / "2024").mkdir(parents=True)
+    stores, copies = _nas_and_usb(tmp_path / "nas", tmp_path / "usb", "2024/IMG_1.JPG", photo)
+    (tmp_path / "usb/2024/IMG_1.JPG").unlink()
     os.link(tmp_path / "nas/2024/IMG_1.JPG", tmp_path / "usb/2024/IMG_1.JPG")
-    usb, usb_copy = _store_with_copy(tmp_path / "usb", "usb", "2024/IMG_1.JPG", photo)
-    stores = {"nas": nas, "usb": usb}
-    copies = {"nas": {sha: nas_copy}, "usb": {sha: usb_copy}}
     shared = {"nas": "store:nas", "usb": "store:usb"}  # each counts on its own
     with pytest.raises(GateRefused) as e:
         check_removal([("IMG_1.JPG", sha)], need=2, stores=stores, copies=copies, groups=shared)
@@ -297,10 +301,7 @@ def test_a_copy_swapped_for_a_link_to_the_same_bytes_is_no_copy(tmp_path: Path) 
     bytes, held somewhere no target is) is not on the target any more."""
     photo = make_jpeg(tmp_path / "elsewhere/IMG_1.JPG", OLD).read_bytes()
     sha = sha256_file(tmp_path / "elsewhere/IMG_1.JPG")
-    nas, nas_copy = _store_with_copy(tmp_path / "nas", "nas", "2024/IMG_1.JPG", photo)
-    usb, usb_copy = _store_with_copy(tmp_path / "usb", "usb", "2024/IMG_1.JPG", photo)
-    stores = {"nas": nas, "usb": usb}
-    copies = {"nas": {sha: nas_copy}, "usb": {sha: usb_copy}}
+    stores, copies = _nas_and_usb(tmp_path / "nas", tmp_path / "usb", "2024/IMG_1.JPG", photo)
     assert check_removal([("IMG_1.JPG", sha)], need=2, stores=stores, copies=copies) == [sha]
     (tmp_path / "usb/2024/IMG_1.JPG").unlink()
     (tmp_path / "usb/2024/IMG_1.JPG").symlink_to(tmp_path / "elsewhere/IMG_1.JPG")
