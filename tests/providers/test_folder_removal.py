@@ -56,13 +56,24 @@ def _while_reading_the_video(
     monkeypatch.setattr(folder, "sha256_file", reading)
 
 
+def _lands_at_the_still(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch, *, seed: int, wrong: bool = False
+) -> bytes:
+    """A new photo, synced to the still's name while the video is read;
+    returns its bytes."""
+    new = make_jpeg(ws.root / "new.jpg", NOW, seed=seed).read_bytes()
+    _while_reading_the_video(
+        monkeypatch, lambda: (ws.incoming / "IMG_0001.JPG").write_bytes(new), wrong=wrong
+    )
+    return new
+
+
 def test_a_new_photo_landing_at_a_name_being_removed_is_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ws = make_workspace(tmp_path, extra=KEEP_ORIGINALS)
     still, video = _live_photo(ws)
-    new = make_jpeg(tmp_path / "new.jpg", NOW, seed=2).read_bytes()
-    _while_reading_the_video(monkeypatch, lambda: (ws.incoming / "IMG_0001.JPG").write_bytes(new))
+    new = _lands_at_the_still(ws, monkeypatch, seed=2)
     run = ws.run("apply", "--yes", now=NOW)
     assert run.code == 0, run.out + run.err
     assert "remove-from-source incoming:IMG_0001.JPG" in run.out
@@ -100,10 +111,7 @@ def test_a_file_sent_back_never_replaces_one_that_took_its_name(
 ) -> None:
     ws = make_workspace(tmp_path, extra=KEEP_ORIGINALS)
     still, video = _live_photo(ws)
-    new = make_jpeg(tmp_path / "new.jpg", NOW, seed=3).read_bytes()
-    _while_reading_the_video(
-        monkeypatch, lambda: (ws.incoming / "IMG_0001.JPG").write_bytes(new), wrong=True
-    )
+    new = _lands_at_the_still(ws, monkeypatch, seed=3, wrong=True)
     assert ws.run("apply", "--yes", now=NOW).code == 1
     held = files_under(ws.incoming)
     assert held.pop("IMG_0001.JPG") == new and held.pop("IMG_0001.MOV") == video
