@@ -322,21 +322,12 @@ class FilesystemStore:
         the store: a library folder linked into a target's would have an
         encode replace the target's original. A folder not there yet is
         made as a real one."""
-        *parents, _ = rel.split("/")
-        try:
-            os.close(open_folder(pin, parents))
-        except OSError as e:
-            link = next(
-                (i for i in range(len(parents)) if _is_link("/".join(parents[: i + 1]), pin)),
-                None,
-            )
-            if link is None:
-                return  # not there yet, or not a folder: the write itself says so
+        link = linked_folder(pin, rel)
+        if link is not None:
             raise ProviderError(
-                f"{self.root}/{'/'.join(parents[: link + 1])} is a symbolic link: "
-                "nothing is read or written through one",
+                f"{self.root}/{link} {LINKED}: nothing is read or written through one",
                 provider=self.id,
-            ) from e
+            )
 
     def _plain(self, what: object) -> str:
         """``what`` (an OSError, a path) as a person reads it: the store's own
@@ -614,6 +605,39 @@ def _is_link(name: str, folder: int) -> bool:
 
 #: A folder on the way to a file (``open_folder``): never a link.
 _SUBFOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+#: How a folder met on the way to a file is refused (``linked_folder``).
+LINKED = "is a symbolic link"
+
+
+def linked_folder(start: int, rel: str) -> str | None:
+    """The first folder on the way from the folder ``start`` to the file
+    ``rel`` that is a symbolic link, as a path below ``start``; None when
+    there is none (a folder not there yet is none either)."""
+    *parents, _ = rel.split("/")
+    try:
+        os.close(open_folder(start, parents))
+    except OSError:
+        for i in range(len(parents)):
+            if _is_link("/".join(parents[: i + 1]), start):
+                return "/".join(parents[: i + 1])
+    return None
+
+
+def folder_of(root: Path, rel: str) -> tuple[int, str]:
+    """A descriptor of the folder holding ``rel`` below ``root``, reached one
+    folder at a time without following a symbolic link (``open_folder``:
+    OSError ELOOP or ENOTDIR at one), and the file's name in it. What is
+    then done by that name through the descriptor (``dir_fd``) stays in
+    that very folder, whatever is renamed or linked meanwhile. The caller
+    closes the descriptor."""
+    *parents, name = rel.split("/")
+    top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return open_folder(top, parents), name
+    finally:
+        os.close(top)
 
 
 def open_folder(start: int, parents: Sequence[str]) -> int:

@@ -24,7 +24,7 @@ from operator import itemgetter
 from pathlib import Path
 
 from providers.base import Hasher, LocalTree
-from providers.filesystem import link_no_clobber, open_folder
+from providers.filesystem import folder_of, link_no_clobber
 from reconciler import crashpoint
 from reconciler.errors import ProviderError
 from reconciler.hashing import copy_file_hashing, sha256_file
@@ -164,12 +164,7 @@ class FolderSource:
         file's name in it."""
         if not is_inside(ref):
             raise ProviderError(f"path {ref!r} escapes {self.root}", provider=self.id)
-        *parents, name = ref.split("/")
-        root = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            return open_folder(root, parents), name
-        finally:
-            os.close(root)
+        return folder_of(self.root, ref)
 
 
 #: A file being removed waits under its name plus this and a token, in its

@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime
@@ -32,7 +33,14 @@ from pathlib import Path, PurePosixPath
 import attrs
 
 from providers.base import Availability, Closing, Confirmation, Hasher, Liveness, LocalTree
-from providers.filesystem import hashed_tree, link_no_clobber, replace_sidecar
+from providers.filesystem import (
+    LINKED,
+    folder_of,
+    hashed_tree,
+    link_no_clobber,
+    linked_folder,
+    replace_sidecar,
+)
 from providers.syncthing import ignores
 from providers.syncthing.client import (
     DEFAULT_TIMEOUT,
@@ -241,6 +249,7 @@ class SyncthingTarget(Closing):
         without writing. Retrying is safe.
         """
         rel = _check_rel(rel_path)
+        self._no_link_to(rel)
         try:
             for _attempt in range(3):
                 dest_rel = self._free_name(rel, sha256)
@@ -271,6 +280,7 @@ class SyncthingTarget(Closing):
         """Deliver an XMP sidecar, replacing an older one atomically (the only
         file ever replaced here: its metadata changed), and scan it."""
         rel = _check_rel(rel_path)
+        self._no_link_to(rel)
         try:
             tmp_dir = self.folder_path / TMP_DIR
             self._ensure_ignored()
@@ -345,6 +355,43 @@ class SyncthingTarget(Closing):
         except FileExistsError:
             return False
         return True
+
+    def _no_link_to(self, rel: str) -> None:
+        """Refuse ``rel`` if a folder on its way is a symbolic link: Syncthing
+        never sends what is behind one, and a write, read or deletion through
+        it would reach outside the shared folder (a folder linked to the
+        NAS's would have a freed copy delete the NAS's file)."""
+        link = self._link_on_the_way(rel)
+        if link is not None:
+            raise ProviderError(link, provider=PROVIDER)
+
+    def _link_on_the_way(self, rel: str) -> str | None:
+        """What refuses ``rel``: the first folder on its way that is a
+        symbolic link, said as a person reads it; None when there is none."""
+        try:
+            top = os.open(self.folder_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return None  # the folder itself is gone: what is done there says so
+        try:
+            link = linked_folder(top, rel)
+        finally:
+            os.close(top)
+        if link is None:
+            return None
+        return f"{self.folder_path}/{link} {LINKED}: nothing is read or written through one"
+
+    def _linked(self, rel: str, error: OSError) -> str:
+        """Why ``rel`` cannot be reached without following a link."""
+        return self._link_on_the_way(rel) or f"{rel}: {error.strerror or error}"
+
+    def _open(self, rel: str) -> int:
+        """``rel`` opened for reading without following a symbolic link, on
+        the way or at its name (OSError then). The caller closes it."""
+        folder, name = folder_of(self.folder_path, rel)
+        try:
+            return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+        finally:
+            os.close(folder)
 
     def _delivered(self, rel: str, sha256: str) -> FileCopy:
         # The scan makes Syncthing announce the file at once instead of at
@@ -435,10 +482,15 @@ class SyncthingTarget(Closing):
         if not self.prove_alive().alive:
             return False
         rel = _check_rel(copy.path)
-        path = self.folder_path / rel
-        if path.is_file():
+        try:
+            held = self._open(rel)
+        except FileNotFoundError:
+            held = None  # freed here (or gone): the phone's copy is what counts
+        except OSError:
+            return False  # a link, on the way or at the name: nothing behind it counts
+        if held is not None:
             try:
-                if sha256_file(path) != copy.sha256:
+                if sha256_file(held) != copy.sha256:
                     return False
             except OSError:
                 return False
@@ -451,10 +503,9 @@ class SyncthingTarget(Closing):
 
     def read_to(self, copy: FileCopy, dest: Path) -> None:
         """Copy the local staging file's bytes to ``dest``, checking its hash."""
-        src = self.folder_path / _check_rel(copy.path)
         h = hashlib.sha256()
         try:
-            with open(src, "rb") as f, open(dest, "wb") as out:
+            with open(self._open(_check_rel(copy.path)), "rb") as f, open(dest, "wb") as out:
                 while chunk := f.read(_CHUNK):
                     h.update(chunk)
                     out.write(chunk)
@@ -491,8 +542,22 @@ class SyncthingTarget(Closing):
                 "meaning to; its staging copy is kept",
                 provider=PROVIDER,
             )
-        path = self.folder_path / rel
-        if not path.is_file():
+        # The folder is held open from here to the unlink: a folder swapped
+        # meanwhile for a link (to the NAS's, say) has nothing deleted in it.
+        try:
+            folder, name = folder_of(self.folder_path, rel)
+        except FileNotFoundError:
+            folder = None
+        except OSError as e:
+            raise ProviderError(f"not freed: {self._linked(rel, e)}", provider=PROVIDER) from e
+        try:
+            return self._free(rel, line, folder, name if folder is not None else "")
+        finally:
+            if folder is not None:
+                os.close(folder)
+
+    def _free(self, rel: str, line: str, folder: int | None, name: str) -> Confirmation:
+        if folder is None or not _is_file(name, folder):
             if rel not in ignores.ignored_paths(self.folder_path):
                 raise ProviderError(f"not freed: {rel} is not here", provider=PROVIDER)
             return self._still_held(rel, "")  # freed before: check the phone's hold
@@ -509,7 +574,7 @@ class SyncthingTarget(Closing):
                 self._client.scan(self.folder_id, rel)
             raise
         try:
-            path.unlink()
+            os.unlink(name, dir_fd=folder)
         except OSError as e:
             raise ProviderError(f"freeing {rel} failed: {e}", provider=PROVIDER) from e
         self._client.scan(self.folder_id, rel)
@@ -526,9 +591,19 @@ class SyncthingTarget(Closing):
                 provider=PROVIDER,
             )
         try:
-            (self.folder_path / rel).unlink(missing_ok=True)
+            folder, name = folder_of(self.folder_path, rel)
+        except FileNotFoundError:
+            folder = None  # its folder is gone, and the file with it
         except OSError as e:
-            raise ProviderError(f"releasing {rel} failed: {e}", provider=PROVIDER) from e
+            raise ProviderError(f"not released: {self._linked(rel, e)}", provider=PROVIDER) from e
+        if folder is not None:
+            try:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=folder)
+            except OSError as e:
+                raise ProviderError(f"releasing {rel} failed: {e}", provider=PROVIDER) from e
+            finally:
+                os.close(folder)
         self._client.scan(self.folder_id, rel)
 
     def _still_held(self, rel: str, evidence: str, *, local_invalid: bool = False) -> Confirmation:
@@ -599,3 +674,11 @@ class SyncthingTarget(Closing):
             folder_state=state,
             need_deletes=completion.need_deletes,
         )
+
+
+def _is_file(name: str, folder: int) -> bool:
+    """``name`` in ``folder`` is a regular file (a link is not)."""
+    try:
+        return stat.S_ISREG(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
