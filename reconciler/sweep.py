@@ -23,8 +23,9 @@ from pathlib import Path
 
 from providers import folder as folder_source
 from providers.filesystem import TMP_PREFIX, FilesystemStore
-from reconciler import config
+from reconciler import config, places
 from reconciler.connect import Connected
+from reconciler.errors import ConfigError
 
 FETCH_PREFIX = "fetch-"
 
@@ -35,9 +36,10 @@ def sweep_debris(desired: config.DesiredState, conn: Connected, *, before: float
     failing a run for."""
     removed: list[Path] = []
     stores = [conn.library, *conn.targets.values()]
+    fenced = _fences(desired)
     for store in stores:
         if isinstance(store, FilesystemStore) and store.availability().available:
-            removed += _remove(_temporaries(store.root), before)
+            removed += _remove(_temporaries(store.root, fenced), before)
     for tid, cfg in desired.targets.items():
         if isinstance(cfg, config.SyncthingTarget):
             from providers.syncthing.ignores import TMP_DIR
@@ -56,30 +58,48 @@ def restore_aside(desired: config.DesiredState) -> list[Path]:
     aside, a file every listing shows). Returns the names put back. Walks
     the folder sources, so only after a run that was killed."""
     restored: list[Path] = []
+    fenced = _fences(desired)
     for cfg in desired.sources.values():
         if not isinstance(cfg, config.FolderSource):
             continue
-        for folder, _, names in os.walk(cfg.path):  # symlinks not followed
-            for name in names:
-                original = folder_source.original_name(name)
-                if original is None:
-                    continue
-                path = Path(folder, original)
-                if folder_source.put_back(Path(folder, name), path) == path:
-                    restored.append(path)
+        for entry in _files_under(Path(cfg.path), fenced):
+            original = folder_source.original_name(entry.name)
+            if original is None:
+                continue
+            path = Path(entry.path).with_name(original)
+            if folder_source.put_back(Path(entry.path), path) == path:
+                restored.append(path)
     return restored
 
 
-def _temporaries(root: Path) -> Iterator[os.DirEntry[str]]:
-    """Every ``.reconcile-tmp-*`` file under ``root``; symlinks not followed."""
+def _fences(desired: config.DesiredState) -> set[tuple[int, int]]:
+    """The configured places' identities (``places.fences``): no sweep goes
+    into another place through a mount inside the one it sweeps (a target's
+    disk mounted in a source folder keeps its files' names)."""
+    try:
+        return set(places.fences(desired))
+    except ConfigError:
+        return set()  # two places that are one folder: the run refuses them next
+
+
+def _temporaries(root: Path, fences: set[tuple[int, int]]) -> Iterator[os.DirEntry[str]]:
+    """Every ``.reconcile-tmp-*`` file under ``root``."""
+    return (e for e in _files_under(root, fences) if e.name.startswith(TMP_PREFIX))
+
+
+def _files_under(root: Path, fences: set[tuple[int, int]]) -> Iterator[os.DirEntry[str]]:
+    """Every file under ``root``: links not followed, and no folder below it
+    entered that is a configured place (``fences``, by identity)."""
     stack = [root]
     while stack:
         try:
             with os.scandir(stack.pop()) as it:
                 for entry in it:
                     if entry.is_dir(follow_symlinks=False):
-                        stack.append(Path(entry.path))
-                    elif entry.name.startswith(TMP_PREFIX) and entry.is_file(follow_symlinks=False):
+                        st = entry.stat(follow_symlinks=False)  # a mount's root, if one
+                        if (st.st_dev, st.st_ino) not in fences:
+                            stack.append(Path(entry.path))
+                    elif entry.is_file(follow_symlinks=False):
                         yield entry
         except OSError:
             continue

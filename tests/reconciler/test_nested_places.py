@@ -83,11 +83,17 @@ def test_a_store_walked_ahead_meets_the_same_fence_and_is_not_listed(tmp_path: P
 def _run_mounted(mounts: list[tuple[Path, Path]], config: Path, *args: str) -> tuple[int, str]:
     """``reconcile -c config args`` in a mount namespace of its own, with
     each (folder, mount point) bind-mounted there first."""
+    return _python_mounted(mounts, "-m", "reconciler.cli", "-c", str(config), *args)
+
+
+def _python_mounted(mounts: list[tuple[Path, Path]], *args: str) -> tuple[int, str]:
+    """``python args`` in a mount namespace of its own, with each (folder,
+    mount point) bind-mounted there first."""
     binds = [f"mount --bind {shlex.quote(str(a))} {shlex.quote(str(b))}" for a, b in mounts]
-    script = " && ".join([*binds, 'exec "$0" -m reconciler.cli "$@"'])
+    script = " && ".join([*binds, 'exec "$0" "$@"'])
     namespace = ["unshare", "--user", "--map-root-user", "--mount"]
     done = subprocess.run(
-        [*namespace, "sh", "-c", script, sys.executable, "-c", str(config), *args],
+        [*namespace, "sh", "-c", script, sys.executable, *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -149,3 +155,52 @@ def test_two_places_that_are_one_folder_are_refused_before_any_walk(tmp_path: Pa
     code, out = _run_mounted([(tmp_path / "library", tmp_path / "usb")], ws.config, "validate")
     assert code == 1, out
     assert "library.path" in out and "targets.usb.path" in out and "are the same folder" in out
+
+
+_SWEEPS = """
+import sys
+from pathlib import Path
+from reconciler import config
+from reconciler.connect import connect
+from reconciler.sweep import restore_aside, sweep_debris
+desired = config.load(Path(sys.argv[1]))
+print("restored", restore_aside(desired))
+print("removed", sweep_debris(desired, connect(desired), before=float("inf")))
+"""
+
+
+def test_the_sweeps_after_a_killed_run_never_enter_a_place_mounted_inside_another(
+    tmp_path: Path,
+) -> None:
+    """After a killed run, the next puts back the files it left aside in a
+    folder source, and removes its temporaries from the stores. Without the
+    fences, the first renamed a file of a target's disk mounted in the
+    source (one archived under a name that carries the aside mark), and
+    the second deleted a source's file (of a temporary's name) where the
+    source folder is mounted inside the library."""
+    ws = make_workspace(tmp_path, extra=KEEP_ORIGINALS)
+    marked = tmp_path / "usb/2020/01/IMG_0001.JPG.reconcile-removing-0123456789ab"
+    marked.parent.mkdir(parents=True)
+    marked.write_bytes(b"a backup, archived under this very name")
+    (ws.incoming / "usb-disk").mkdir()
+    # the source's own: a file left aside by the killed run
+    left = ws.incoming / "IMG_0002.JPG.reconcile-removing-ba9876543210"
+    left.write_bytes(b"left aside by the killed run")
+    photo = ws.incoming / "sub/.reconcile-tmp-IMG_0003.JPG"
+    photo.parent.mkdir()
+    photo.write_bytes(b"a source's photo, under a temporary's name")
+    (tmp_path / "library/imports").mkdir()
+    debris = tmp_path / "library/2020/.reconcile-tmp-abc"
+    debris.parent.mkdir(parents=True)
+    debris.write_bytes(b"half a copy")
+    mounts = [
+        (tmp_path / "usb", ws.incoming / "usb-disk"),
+        (ws.incoming, tmp_path / "library/imports"),
+    ]
+    code, out = _python_mounted(mounts, "-c", _SWEEPS, str(ws.config))
+    assert code == 0, out
+    assert marked.read_bytes() == b"a backup, archived under this very name", out
+    assert photo.exists(), out
+    # what is their own is still swept
+    assert (ws.incoming / "IMG_0002.JPG").read_bytes() == b"left aside by the killed run"
+    assert not left.exists() and not debris.exists(), out
