@@ -138,6 +138,8 @@ class _Effects:
     lineage: list[LineageRow] = attrs.field(factory=list)
     target_copies: list[FileCopy] = attrs.field(factory=list)
     settled: list[tuple[str, str, str]] = attrs.field(factory=list)
+    #: copies the gate read and found wrong: forgotten (``RemovalGate.forget_copy``)
+    wrong_copies: list[FileCopy] = attrs.field(factory=list)
 
 
 class _Skip(Exception):
@@ -238,6 +240,7 @@ class Applier:
                     # Started here, in the main thread: the forkserver's
                     # parent-death signal follows the thread that started it.
                     self.encoders.executor()
+                    self.gate.prepare()  # its state read here, for the encodes' threads
                 with self._staged(kind, actions):
                     self._stage(actions, outcomes, workers)
             with self._staged(RemoveFromSource, stages.get(RemoveFromSource, [])):
@@ -295,8 +298,6 @@ class Applier:
                     self._finish(a, self._not_started(), outcomes)
                 elif blocked:
                     self._finish(a, ("skipped", blocked, _Effects()), outcomes)
-                elif (refused := self._original_unarchived(a)) is not None:
-                    self._finish(a, refused, outcomes)
                 else:
                     runnable.append(a)
             with self.db.transaction():  # journaled before anything runs
@@ -311,31 +312,6 @@ class Applier:
                 for f in futures:
                     f.cancel()
                 raise
-
-    def _original_unarchived(self, a: Action) -> tuple[str, str, _Effects] | None:
-        """An encode about to replace the library's own original, when no
-        source holds that original any more, waits until the targets hold it,
-        each copy read now, as for a removal: from then on they hold the only
-        original bytes. (While a source holds it, its removal is gated, so an
-        import's first encode reads nothing more.) Asked here, on this
-        thread (the gate reads the state DB), as the encode is handed out; a
-        copy found wrong is forgotten, and the next run copies the original
-        again from the library before it is encoded."""
-        if not isinstance(a, EncodeForTier) or a.tier == ORIGINAL_TIER:
-            return None
-        sha = a.sha256 or self.known.get(
-            (a.origin.source_id, a.origin.item_key, a.origin.ref) if a.origin else ("", "", "")
-        )
-        lib = self.library.get(sha) if sha else None
-        if lib is None or lib.tier != ORIGINAL_TIER or not self.originals.elsewhere(lib.sha256):
-            return None  # nothing original replaced, or ``_encode`` says why it waits
-        if lib.sha256 in self.holders:
-            return None  # a source holds it: the removal gate reads the copies first
-        try:
-            self.gate.archived(a.name, lib.sha256)
-        except GateRefused as e:
-            return "waiting", f"{e}; the library keeps its original until then", _Effects()
-        return None
 
     def _blocked_by(self, a: Action, outcomes: dict[str, Outcome]) -> str:
         for dep in a.depends_on:
@@ -403,6 +379,8 @@ class Applier:
         self.report(outcome, self._done, self._total)
 
     def _record(self, fx: _Effects) -> None:
+        for copy in fx.wrong_copies:
+            self.gate.forget_copy(self.conn.targets[copy.store_id], copy)
         written = [(self.conn.targets[c.store_id], c) for c in fx.target_copies]
         written += [(self.conn.library, rows.as_copy(row)) for row in fx.lineage]
         self.db.store_hashes(filter(None, (rows.cache_row(store, c) for store, c in written)))
@@ -620,6 +598,21 @@ class Applier:
                 "waiting",
                 "the library holds the only copy of this original; encoded once it is archived",
             )
+        if lib.tier == ORIGINAL_TIER and sha not in self.holders:
+            # The encode replaces the library's own original, and no source
+            # holds it any more: from then on the targets hold the only
+            # original bytes, so they must hold them now, each copy read, as
+            # for a removal. (While a source holds it, its removal is gated,
+            # so an import's first encode reads nothing more.) A copy found
+            # wrong is forgotten, and the next run copies the original again
+            # from the library before it is encoded. Read here, on the
+            # encode's own thread, so the reading overlaps other encodes.
+            wrong: list[FileCopy] = []
+            try:
+                self.gate.archived(a.name, sha, on_mismatch=lambda _, copy: wrong.append(copy))
+            except GateRefused as e:
+                why = f"{e}; the library keeps its original until then"
+                return "waiting", why, _Effects(wrong_copies=wrong)
         store = self.conn.library
         tmp = store.temp_path(lib.path)
         src: Path | None = None

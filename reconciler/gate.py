@@ -227,21 +227,41 @@ class RemovalGate:
             proven += self._proven(name, sha, side, groups)
         return proven
 
-    def archived(self, name: str, sha: str) -> None:
+    def archived(self, name: str, sha: str, *, on_mismatch: Mismatch) -> None:
         """The original ``sha`` has its copies on the targets, each read now,
         exactly as a removal asks; else ``GateRefused``. Asked before the
         library's own original is replaced by an encode: from then on the
-        targets hold the only original bytes."""
-        self._proven(name, sha, SourceSide(), self._backup_groups())
+        targets hold the only original bytes. Safe on a worker thread once
+        ``prepare`` ran: it reads no state; a copy found wrong goes to
+        ``on_mismatch``, for the caller to ``forget_copy`` on its own."""
+        self._proven(name, sha, SourceSide(), self._backup_groups(), on_mismatch)
 
-    def _proven(self, name: str, sha: str | None, side: SourceSide, groups: Groups) -> list[str]:
-        # A conduit's copy is never verified by bytes; where the person trusts
-        # Google Photos (count_as_copy), its recorded delivery counts instead.
-        conduits = {
+    def prepare(self) -> None:
+        """Read, on this thread, what ``archived`` would read from the state
+        DB on first use (each conduit's confirmed originals)."""
+        for tid in self._conduits():
+            self._delivered(tid, "")
+
+    def _conduits(self) -> dict[str, bool]:
+        """Each conduit target, and whether its confirmed deliveries count
+        (``count_as_copy``)."""
+        return {
             tid: cfg.count_as_copy
             for tid, cfg in self.desired.targets.items()
             if isinstance(cfg, SyncthingTargetConfig) and cfg.role == "conduit"
         }
+
+    def _proven(
+        self,
+        name: str,
+        sha: str | None,
+        side: SourceSide,
+        groups: Groups,
+        on_mismatch: Mismatch | None = None,
+    ) -> list[str]:
+        # A conduit's copy is never verified by bytes; where the person trusts
+        # Google Photos (count_as_copy), its recorded delivery counts instead.
+        conduits = self._conduits()
         stores = {tid: s for tid, s in self.conn.targets.items() if tid not in conduits}
         trusted = sum(1 for tid, ok in conduits.items() if ok and self._delivered(tid, sha))
         return check_removal(
@@ -250,7 +270,7 @@ class RemovalGate:
             stores=stores,
             copies=self.copies,
             source=side,
-            on_mismatch=self._forget_copy,
+            on_mismatch=on_mismatch or self.forget_copy,
             groups=groups,
         )
 
@@ -258,7 +278,7 @@ class RemovalGate:
         """The conduit confirmed this original, by its present device and folder.
         Its confirmed originals are read once per run, not once per file."""
         store = self.conn.targets[target_id]
-        if not sha or not isinstance(store, ConfirmingStore):
+        if not isinstance(store, ConfirmingStore):
             return False
         if target_id not in self._conduit_confirmed:
             self._conduit_confirmed[target_id] = frozenset(
@@ -266,7 +286,7 @@ class RemovalGate:
                 for row in self.db.deliveries(target_id).values()
                 if row["confirmed_at"] and row["identity"] == store.identity
             )
-        return sha in self._conduit_confirmed[target_id]
+        return bool(sha) and sha in self._conduit_confirmed[target_id]
 
     def _backup_groups(self) -> dict[str, str | None]:
         """Which targets are independent disks, looked at now, not as observed."""
@@ -285,7 +305,7 @@ class RemovalGate:
         root = Path(cfg.path) if isinstance(cfg, FolderSourceConfig) else None
         return SourceSide(files=paths, root=root)
 
-    def _forget_copy(self, store: Store, copy: FileCopy) -> None:
+    def forget_copy(self, store: Store, copy: FileCopy) -> None:
         """A copy proved wrong is no copy: drop it from this run, and from the
         hash cache, so the next observation re-reads it and plans a repair
         instead of trusting a stale (size, mtime) until the next reverify."""

@@ -5,6 +5,7 @@ only with ``count_as_copy``."""
 
 from __future__ import annotations
 
+import hashlib
 import textwrap
 import time
 from collections.abc import Iterator
@@ -14,7 +15,16 @@ from pathlib import Path
 import pytest
 
 from providers.syncthing.pair import SyncthingPair
-from tests.helpers import Run, Workspace, files_under, make_jpeg, make_workspace, phone_workspace
+from reconciler.media import read_lineage
+from tests.helpers import (
+    KEEP_ORIGINALS,
+    Run,
+    Workspace,
+    files_under,
+    make_jpeg,
+    make_workspace,
+    phone_workspace,
+)
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 LATER = NOW + timedelta(days=8)
@@ -127,6 +137,31 @@ def test_a_conduit_counts_only_with_count_as_copy(
         assert "1 of 2 verified copies; kept in the source" in r.out, r.out
         assert ws.run("apply", "--yes", now=NOW).code == 0
         assert list(files_under(ws.incoming)) == ["IMG_1.JPG"]
+
+
+def test_an_off_loaded_original_is_compressed_once_the_nas_and_a_trusted_conduit_hold_it(
+    tmp_path: Path, pair: SyncthingPair
+) -> None:
+    """The encode that replaces the library's last original reads the NAS's
+    copy first and counts the conduit's confirmed delivery (its record is
+    read before the encodes' threads start: they read no state)."""
+    ws = conduit(tmp_path / "ws", pair, removal=True, extra="count_as_copy = true\n")
+    original = make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1).read_bytes()
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    until(ws, "- remove-from-source")
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    assert files_under(ws.incoming) == {}  # off-loaded: the library's is the last original
+    ws.config.write_text(
+        ws.config.read_text().replace(
+            KEEP_ORIGINALS, '[[policy.tiers]]\nname = "small"\njpeg_quality = 40\n'
+        )
+    )
+    r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 0, r.out + r.err
+    assert "encode library:2022/03/04/IMG_1.JPG" in r.out, r.out
+    (lib,) = ws.library.rglob("IMG_1.JPG")
+    assert read_lineage(lib) == (hashlib.sha256(original).hexdigest(), "small")
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
 
 
 def test_conduit_settings_are_checked(tmp_path: Path) -> None:
