@@ -9,6 +9,10 @@ sides read from the page cache), then measures in the same run:
 - the same files hashed by a plain loop (``f.read`` 1 MiB, ``hashlib``
   update), one thread per core: what hashing *files* costs on this machine
   (reading from the page cache is not free), without anything of ours;
+- the same files mapped into memory (``mmap``) and hashed there, one
+  thread per core: no copy out of the page cache. Not what we use: a file
+  truncated by another program while it is mapped kills the reading
+  process (SIGBUS), and photo folders are written by other programs;
 - ``sha256sum`` (coreutils) over the same files, one process per core;
 - ours: the observer's hasher (``CachedHasher.hash_entries``) over the
   files with an empty hash cache, exactly as a first plan hashes them.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import mmap
 import os
 import subprocess
 import tempfile
@@ -89,6 +94,29 @@ def plain_rate(folder: Path, threads: int, total: int) -> float:
     return total / (time.perf_counter() - start) / 1e6
 
 
+def mapped_rate(folder: Path, threads: int, total: int) -> float:
+    """MB/s of hashing the files mapped into memory, one thread per core."""
+    paths = sorted(folder.iterdir())
+
+    def work(mine: list[Path]) -> None:
+        for p in mine:
+            h = hashlib.sha256()
+            with open(p, "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
+                view = memoryview(m)
+                for at in range(0, len(view), 8 * MIB):
+                    h.update(view[at : at + 8 * MIB])
+                view.release()
+            h.hexdigest()
+
+    pool = [threading.Thread(target=work, args=(paths[i::threads],)) for i in range(threads)]
+    start = time.perf_counter()
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return total / (time.perf_counter() - start) / 1e6
+
+
 def sha256sum_rate(folder: Path, procs: int, total: int) -> float:
     """MB/s of coreutils sha256sum over the files, one process per core."""
     paths = sorted(folder.iterdir())
@@ -127,12 +155,13 @@ def main_bench() -> None:
         root = Path(tmp)
         (root / "files").mkdir()
         total = write_files(root / "files", args.files, args.mib)
-        ours, single, parallel, plain, coreutils = [], [], [], [], []
+        ours, single, parallel, plain, mapped, coreutils = [], [], [], [], [], []
         workers = 0
         for i in range(args.repeat):
             single.append(hashlib_rate(buf, 1, 256))
             parallel.append(hashlib_rate(buf, cores, 256))
             plain.append(plain_rate(root / "files", cores, total))
+            mapped.append(mapped_rate(root / "files", cores, total))
             coreutils.append(sha256sum_rate(root / "files", cores, total))
             (root / f"state{i}").mkdir()
             rate, workers = ours_rate(root / "files", root / f"state{i}", total)
@@ -143,6 +172,10 @@ def main_bench() -> None:
     print(f"reference, cores x that: {ceiling:.0f} MB/s")
     print(f"hashlib on {cores} threads at once, in cache (measured): {max(parallel):.0f} MB/s")
     print(f"plain read + hashlib loop over the files, {cores} threads: {max(plain):.0f} MB/s")
+    print(
+        f"the files mapped (mmap; not used: SIGBUS on a file truncated meanwhile), "
+        f"{cores} threads: {max(mapped):.0f} MB/s ({max(mapped) / ceiling:.2f}x cores x hashlib)"
+    )
     print(f"sha256sum over the files, {cores} processes: {max(coreutils):.0f} MB/s")
     print(f"ours (first plan's hasher, page cache): {max(ours):.0f} MB/s")
     print(
