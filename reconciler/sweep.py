@@ -45,7 +45,8 @@ def sweep_debris(desired: config.DesiredState, conn: Connected, *, before: float
             from providers.syncthing.ignores import TMP_DIR
 
             staging = Path(cfg.path) / TMP_DIR
-            if staging.is_dir() and tid in conn.targets:
+            # never through a link: its files are not our temporaries
+            if staging.is_dir() and not staging.is_symlink() and tid in conn.targets:
                 removed += _remove(_files_in(staging), before)
     removed += _remove(_fetch_dirs(desired.state_dir), before)
     return removed

@@ -70,13 +70,30 @@ def remove(folder: Path, line: str) -> None:
         _write(folder, kept)
 
 
+def staging(folder: Path) -> Path:
+    """The folder's ``.reconcile-tmp``, made if missing: where every file is
+    written before it is moved into place. Never a symbolic link: what is
+    written there would land elsewhere, and the sweep after a killed run
+    would delete elsewhere's files (ProviderError then)."""
+    path = folder / TMP_DIR
+    if path.is_symlink():
+        raise ProviderError(
+            f"{path} is a symbolic link: nothing is written through one; remove it",
+            provider=PROVIDER,
+        )
+    try:
+        path.mkdir(exist_ok=True)
+    except OSError as e:
+        raise ProviderError(f"making {path} failed: {e}", provider=PROVIDER) from e
+    return path
+
+
 def _write(folder: Path, content: list[str]) -> None:
     path = folder / STIGNORE
     if TMP_LINE not in (x.strip() for x in content):
         content = [TMP_COMMENT, TMP_LINE, *content]  # so the temporary file stays hidden
     try:
-        (folder / TMP_DIR).mkdir(exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=folder / TMP_DIR, prefix="stignore-")
+        fd, name = tempfile.mkstemp(dir=staging(folder), prefix="stignore-")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write("\n".join(content) + "\n")

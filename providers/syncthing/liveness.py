@@ -44,7 +44,7 @@ def prove_alive(
     folder_id: str,
     device_id: str,
     timeout: float,
-    ensure_tmp: Callable[[], None],
+    ensure_tmp: Callable[[], object],
 ) -> Liveness:
     """Deliver a fresh canary and wait (at most ``timeout`` s) for the phone
     to announce it. Never raises: a failure is a reason."""

@@ -282,9 +282,7 @@ class SyncthingTarget(Closing):
         rel = _check_rel(rel_path)
         self._no_link_to(rel)
         try:
-            tmp_dir = self.folder_path / TMP_DIR
-            self._ensure_ignored()
-            tmp_dir.mkdir(exist_ok=True)
+            tmp_dir = self._ensure_ignored()
             dest = self.folder_path / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = tmp_dir / f"sidecar-{os.urandom(8).hex()}.xmp"
@@ -316,10 +314,7 @@ class SyncthingTarget(Closing):
         )
 
     def _write_temp(self, src: Path, sha256: str) -> Path:
-        tmp_dir = self.folder_path / TMP_DIR
-        self._ensure_ignored()
-        tmp_dir.mkdir(exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
+        fd, name = tempfile.mkstemp(dir=self._ensure_ignored(), prefix="put-")
         tmp = Path(name)
         try:
             with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
@@ -342,10 +337,11 @@ class SyncthingTarget(Closing):
             raise
         return tmp
 
-    def _ensure_ignored(self) -> None:
-        """Keep ``/.reconcile-tmp`` in .stignore (other lines are the user's)."""
+    def _ensure_ignored(self) -> Path:
+        """Keep ``/.reconcile-tmp`` in .stignore (other lines are the user's);
+        return that folder (``ignores.staging``)."""
         ignores.ensure(self.folder_path, STIGNORE_LINE, ignores.TMP_COMMENT)
-        (self.folder_path / TMP_DIR).mkdir(exist_ok=True)
+        return ignores.staging(self.folder_path)
 
     @staticmethod
     def _place(tmp: Path, dest: Path) -> bool:

@@ -11,14 +11,22 @@ file, and the copy behind the link still counted at the gate.
 
 from __future__ import annotations
 
+import os
+import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from providers.syncthing.pair import SyncthingPair
 from providers.syncthing.target import SyncthingTarget
+from reconciler import config
+from reconciler.connect import connect
 from reconciler.errors import ProviderError
 from reconciler.model import FileCopy
+from reconciler.sweep import sweep_debris
+from tests.helpers import make_workspace
 from tests.providers.syncthing.support import wait_for
 
 pytestmark = pytest.mark.syncthing
@@ -111,3 +119,53 @@ def test_nothing_is_delivered_through_a_linked_folder(
         assert list(nas.iterdir()) == []
     finally:
         here.unlink()
+
+
+def test_a_staging_folder_that_is_a_link_is_neither_written_nor_swept(
+    target: SyncthingTarget,
+    syncthing_pair: SyncthingPair,
+    make_file: MakeFile,
+    tmp_path: Path,
+) -> None:
+    """``.reconcile-tmp`` swapped for a link to the NAS's folder: a delivery
+    would write its temporary there, and the sweep after a killed run
+    deleted every file in it older than the run's lock."""
+    staging = target.folder_path / ".reconcile-tmp"
+    kept = tmp_path / "kept-aside"
+    staging.rename(kept)
+    nas = tmp_path / "nas"
+    nas.mkdir()
+    backup = nas / "IMG_0004.JPG"
+    backup.write_bytes(b"a backup, older than any run")
+    os.utime(backup, (0, 0))
+    staging.symlink_to(nas, target_is_directory=True)
+    try:
+        src, sha = make_file("IMG_0004.JPG", b"delivered later")
+        with pytest.raises(ProviderError, match=r"\.reconcile-tmp is a symbolic link"):
+            target.put(src, f"staged-{tmp_path.name}/IMG_0004.JPG", sha)
+        ws = make_workspace(
+            tmp_path / "ws",
+            targets=textwrap.dedent(
+                f"""
+                [targets.phone]
+                kind = "syncthing"
+                path = "{syncthing_pair.local_folder}"
+                folder_id = "{syncthing_pair.folder_id}"
+                device_id = "{syncthing_pair.phone.device_id}"
+                url = "{syncthing_pair.local.url}"
+                """
+            ),
+            stores=("library",),
+        )
+        ws.config.write_text(ws.config.read_text().replace("copies = 2", "copies = 1"))
+        desired = config.load(ws.config)
+        conn = connect(desired, {"SYNCTHING_API_KEY": syncthing_pair.local.api_key})
+        try:
+            removed = sweep_debris(desired, conn, before=time.time())
+        finally:
+            conn.close()
+        assert backup.exists(), removed
+        assert list(nas.iterdir()) == [backup]  # no temporary written there either
+    finally:
+        staging.unlink()
+        kept.rename(staging)
