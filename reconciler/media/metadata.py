@@ -7,7 +7,7 @@ encoder does, so a HEIC saved under a ``.jpg`` name is still read.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.errors import MediaError
@@ -38,10 +38,24 @@ def read_capture_date(path: Path) -> datetime | None:
     """
     kind = read_kind(path)
     if kind in (JPEG, HEIC):
-        return read_still_capture_date(path, kind)
-    if kind == VIDEO:
-        return read_video_capture_date(path)
-    return None
+        when = read_still_capture_date(path, kind)
+    elif kind == VIDEO:
+        when = read_video_capture_date(path)
+    else:
+        return None
+    return when if when is None or _reckonable(when) else None
+
+
+def _reckonable(when: datetime) -> bool:
+    """``when`` is a moment the rest of the tool can reckon with: in UTC,
+    and as epoch seconds and back, it stays within years 1 to 9999. A
+    camera's 9999:12:31 23:59:59 at -12:00 is not (it is said as no date,
+    as a zeroed one is, instead of stopping every run)."""
+    try:
+        datetime.fromtimestamp(when.astimezone(UTC).timestamp(), UTC)
+    except (OverflowError, ValueError, OSError):
+        return False
+    return True
 
 
 def capture_timestamp(path: Path) -> float | None:
