@@ -446,9 +446,38 @@ def _check(d: DesiredState) -> list[str]:
     if d.state.backup_interval_hours < 0:
         problems.append("state.backup_interval_hours: must not be negative")
     problems.extend(_check_tiers(d.policy.tiers))
+    problems.extend(_check_day_counts(d))
     if d.policy.heic_preset not in HEIC_PRESETS:
         problems.append(f"policy.heic_preset: expected one of {', '.join(HEIC_PRESETS)}")
     return problems
+
+
+#: The longest span a day count may give (a century): dates further off
+#: than that fall out of what a date can hold when reckoned from now.
+MAX_DAYS = 36_500
+
+
+def _check_day_counts(d: DesiredState) -> list[str]:
+    """Every count of days within ``MAX_DAYS`` (a "forever" of a million
+    days would stop every run on a date past the year 9999)."""
+    spans: list[tuple[str, float | None, str]] = []
+    for key, src in d.sources.items():
+        spans.append((f"sources.{key}.max_age_days", getattr(src, "max_age_days", 0), "0: all"))
+        every = getattr(src, "full_listing_every_days", 0)
+        spans.append((f"sources.{key}.full_listing_every_days", every, ""))
+    for key, target in d.targets.items():
+        if isinstance(target, SyncthingTarget):
+            spans.append((f"targets.{key}.settle_days", target.settle_days, ""))
+    spans.append(("policy.removal.keep_recent_days", d.policy.removal.keep_recent_days, ""))
+    spans.append(("guards.reverify_after_days", d.guards.reverify_after_days, "0: never"))
+    for i, tier in enumerate(d.policy.tiers):
+        any_age = "leave it out: any age"
+        spans.append((f"policy.tiers[{i}].max_age_days", tier.max_age_days, any_age))
+    return [
+        f"{where}: at most {MAX_DAYS} (a hundred years)" + (f"; {hint}" if hint else "")
+        for where, days, hint in spans
+        if days is not None and days > MAX_DAYS
+    ]
 
 
 def _check_tiers(tiers: tuple[Tier, ...]) -> list[str]:

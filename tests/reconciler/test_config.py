@@ -134,3 +134,31 @@ def test_full_listing_every_days_is_validated(tmp_path: Path) -> None:
     raw["sources"] = {"icloud": {"kind": "icloud"}}
     source = config.parse(raw, name="d.toml", base=tmp_path).sources["icloud"]
     assert isinstance(source, config.ICloudSource) and source.full_listing_every_days == 7
+
+
+def test_day_counts_are_at_most_a_century(tmp_path: Path) -> None:
+    """A person's "forever" (a million days) is refused with the key named:
+    reckoned from now, it fell past the year 9999 and stopped every run."""
+    raw = {
+        "library": {"path": "l"},
+        "state": {"dir": "s"},
+        "sources": {"card": {"kind": "folder", "path": "c", "max_age_days": 800_000}},
+        "policy": {
+            "removal": {"keep_recent_days": 10**12},
+            "tiers": [{"name": "all", "max_age_days": 36_501, "keep": "original"}],
+        },
+        "guards": {"reverify_after_days": 10**9},
+    }
+    with pytest.raises(ConfigError) as e:
+        config.parse(raw, name="d.toml", base=tmp_path)
+    assert e.value.problems == (
+        "d.toml: sources.card.max_age_days: at most 36500 (a hundred years); 0: all",
+        "d.toml: policy.removal.keep_recent_days: at most 36500 (a hundred years)",
+        "d.toml: guards.reverify_after_days: at most 36500 (a hundred years); 0: never",
+        "d.toml: policy.tiers[0].max_age_days: at most 36500 (a hundred years); "
+        "leave it out: any age",
+    )
+    raw["sources"]["card"]["max_age_days"] = 36_500  # type: ignore[index]
+    raw["policy"] = {"removal": {"keep_recent_days": 36_500}}
+    raw["guards"] = {"reverify_after_days": 36_500}
+    assert config.parse(raw, name="d.toml", base=tmp_path).guards.reverify_after_days == 36_500
