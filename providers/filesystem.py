@@ -399,7 +399,14 @@ class FilesystemStore:
                 provider=self.id,
                 transient=True,
             )
-        return self._place(tmp, rel, sha256)
+        try:
+            return self._place(tmp, rel, sha256)
+        except FileExistsError:
+            # Another writer of this run took the name: ``put`` looks again
+            # and writes anew, so this temporary is nobody's (it was left
+            # behind, one whole copy per clash, until a killed run's sweep).
+            tmp.unlink(missing_ok=True)
+            raise
 
     def adopt(self, tmp: Path, rel_path: str, sha256: str) -> FileCopy:
         """Move a verified temporary file (from ``temp_path``) into place under

@@ -81,6 +81,36 @@ def test_parallel_adopts_of_one_name_keep_every_file(
     )
 
 
+@pytest.mark.parametrize("hard_links", [True, False], ids=["links", "no-links"])
+def test_parallel_puts_of_one_name_leave_no_temporary_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hard_links: bool
+) -> None:
+    """Photos of one name and day copied by parallel workers: each that
+    finds the name taken between its look and its link writes anew under
+    the next name. The temporary it had written stayed on the disk, a whole
+    copy per clash, until a killed run's sweep (and no run was killed)."""
+    store = _store(tmp_path)
+    if not hard_links:
+
+        def no_link(src: object, dst: object, **_: object) -> None:
+            raise OSError(errno.EPERM, "no hard links on this filesystem")
+
+        monkeypatch.setattr(filesystem.os, "link", no_link)
+    rel = "2024/05/01/IMG_1234.PNG"
+    bodies = [bytes([n]) * (5000 + n) for n in range(16)]
+    sources = []
+    for n, body in enumerate(bodies):
+        src = tmp_path / "src" / f"{n}.png"
+        src.parent.mkdir(exist_ok=True)
+        src.write_bytes(body)
+        sources.append((src, hashlib.sha256(body).hexdigest()))
+    with ThreadPoolExecutor(16) as pool:
+        copies = list(pool.map(lambda s: store.put(s[0], rel, s[1]), sources))
+    assert {(store.root / c.path).read_bytes() for c in copies} == set(bodies)
+    left = os.listdir(store.root / "2024/05/01")
+    assert not [n for n in left if n.startswith(filesystem.TMP_PREFIX)], left
+
+
 def test_a_failed_write_names_the_store_root_not_the_pinned_descriptor(
     tmp_path: Path,
 ) -> None:
