@@ -15,8 +15,12 @@ archived (a new photo that reused the name must not be deleted).
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import re
+import signal
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -26,7 +30,7 @@ from pathlib import Path
 from providers.base import Hasher, LocalTree
 from providers.filesystem import folder_of, link_no_clobber
 from reconciler import crashpoint
-from reconciler.errors import ProviderError
+from reconciler.errors import InUseError, ProviderError
 from reconciler.hashing import copy_file_hashing, sha256_file
 from reconciler.layout import is_inside
 from reconciler.media.kinds import (
@@ -142,6 +146,10 @@ class FolderSource:
                 aside.append((folder, name, moved))
                 crashpoint.reached("aside")
                 held = os.open(moved, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+                busy = _in_use(held)
+                if busy:
+                    os.close(held)
+                    raise InUseError(f"{f.ref} {busy}; not removed this run", provider=self.id)
                 if sha256_file(held) != f.sha256:
                     raise ProviderError(
                         f"{f.ref} changed since it was archived; not removing it", provider=self.id
@@ -165,6 +173,39 @@ class FolderSource:
         if not is_inside(ref):
             raise ProviderError(f"path {ref!r} escapes {self.root}", provider=self.id)
         return folder_of(self.root, ref)
+
+
+#: Where no lease can be taken on a file (a network filesystem, another
+#: user's file), one written to less than this long ago (seconds, by the
+#: clock) may still be being written, and is not removed this run.
+QUIET_S = 600
+
+
+def _in_use(held: int) -> str:
+    """Why the file open at ``held`` may still be being written, or "".
+
+    A copy under way (cp, scp, a file manager, mv from a card to another
+    disk) writes in place under the final name; paused mid-file, its first
+    half hashes as what was archived, and removing it loses the photo (the
+    writer finishes into a deleted file; mv then deletes the card's). So:
+    a write lease, taken and let go at once, is granted only while no other
+    program has the file open (Linux ``F_SETLEASE``). Where none can be
+    taken (not the file's owner, a network filesystem), the file's last
+    write must be ``QUIET_S`` old."""
+    try:
+        # A break of the lease would be signalled; SIGURG's default is to
+        # ignore it (SIGIO's would end the run).
+        fcntl.fcntl(held, fcntl.F_SETSIG, signal.SIGURG)
+        fcntl.fcntl(held, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EBUSY):
+            return "is open in another program (still being written?)"
+        written = os.fstat(held).st_mtime
+        if 0 <= time.time() - written < QUIET_S:
+            return f"was written less than {QUIET_S // 60} minutes ago (still being written?)"
+        return ""
+    fcntl.fcntl(held, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    return ""
 
 
 #: A file being removed waits under its name plus this and a token, in its

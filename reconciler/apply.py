@@ -52,7 +52,13 @@ from reconciler.config import DesiredState
 from reconciler.config import SyncthingTarget as SyncthingTargetConfig
 from reconciler.connect import Connected
 from reconciler.encoder_pool import EncoderPool
-from reconciler.errors import ForeignFileError, LoginRequiredError, MediaError, ProviderError
+from reconciler.errors import (
+    ForeignFileError,
+    InUseError,
+    LoginRequiredError,
+    MediaError,
+    ProviderError,
+)
 from reconciler.gate import GateRefused, RemovalGate, item_shas
 from reconciler.interrupt import Abandoned, Interrupts
 from reconciler.layout import dated_path
@@ -689,6 +695,8 @@ class Applier:
             self.sleep(removal.pace_seconds)
         try:
             self._retry(f"remove {a.subject}", a.source_id, lambda: source.remove(item))
+        except InUseError as e:
+            raise _Skip("waiting", str(e)) from e
         finally:
             # The path is emptied (or held new content the source refused to
             # remove): whatever is there next is read afresh, never taken

@@ -50,6 +50,11 @@ class ForeignFileError(ProviderError):
     another name."""
 
 
+class InUseError(ProviderError):
+    """A source's file may still be being written (another program has it
+    open): it is not removed this run, and nothing failed."""
+
+
 class ThrottledError(ProviderError):
     """The service asked us to slow down and retries ran out; the run ends cleanly."""
 

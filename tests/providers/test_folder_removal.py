@@ -12,6 +12,7 @@ over one that took its name; a killed run's files are put back by the next.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import subprocess
 import sys
@@ -197,3 +198,56 @@ def test_a_folder_swapped_for_a_link_to_a_target_is_never_followed(tmp_path: Pat
     assert nas_copy.read_bytes() == photo, out
     assert "Too many levels of symbolic links" in out or "Not a directory" in out, out
     assert (tmp_path / "moved-away/16/IMG_0001.JPG").read_bytes() == photo
+
+
+def test_a_photo_still_being_written_is_not_removed(tmp_path: Path) -> None:
+    """A copy under way (cp, scp, mv from a card to another disk) writes in
+    place under the final name. Paused halfway, with its EXIF header (at
+    the start) saying the photo is old, the half was archived, proven on
+    two targets and removed: the writer then finished into a deleted file,
+    and the whole photo was nowhere. Now a file another program has open is
+    not removed; once written and closed, it is archived whole and removed."""
+    ws = make_workspace(tmp_path, extra=KEEP_ORIGINALS)
+    whole = make_jpeg(tmp_path / "card/IMG_1.JPG", OLD, seed=1, size=256).read_bytes()
+    writer = os.open(ws.incoming / "IMG_1.JPG", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        os.write(writer, whole[: len(whole) // 2])  # ...and the copy stalls here
+        first = ws.run("apply", "--yes", now=NOW)
+        assert first.code == 0, first.out + first.err
+        assert "is open in another program (still being written?)" in first.out, first.out
+        assert (ws.incoming / "IMG_1.JPG").exists()
+        os.write(writer, whole[len(whole) // 2 :])
+    finally:
+        os.close(writer)
+    assert (ws.incoming / "IMG_1.JPG").read_bytes() == whole
+    second = ws.run("apply", "--yes", now=NOW)
+    assert second.code == 0, second.out + second.err
+    assert files_under(ws.incoming) == {}
+    for target in ("nas", "usb"):
+        assert whole in files_under(ws.target(target)).values()
+
+
+def test_where_no_lease_can_be_taken_a_file_written_minutes_ago_is_not_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not the file's owner, or a network filesystem: no lease tells whether
+    another program has it open, so its last write must be QUIET_S old."""
+    real = fcntl.fcntl
+
+    def no_leases(fd: int, cmd: int, arg: int = 0) -> object:
+        if cmd == fcntl.F_SETLEASE:
+            raise OSError(errno.EINVAL, "leases are not supported here")
+        return real(fd, cmd, arg)
+
+    monkeypatch.setattr(fcntl, "fcntl", no_leases)
+    ws = make_workspace(tmp_path, extra=KEEP_ORIGINALS)
+    photo = make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
+    now = time.time()
+    os.utime(photo, (now, now))  # written just now (its capture date is old)
+    first = ws.run("apply", "--yes", now=NOW)
+    assert "was written less than 10 minutes ago (still being written?)" in first.out, first.out
+    assert photo.exists()
+    quiet = now - folder.QUIET_S - 1
+    os.utime(photo, (quiet, quiet))
+    ws.run("apply", "--yes", now=NOW)
+    assert not photo.exists()
