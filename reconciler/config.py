@@ -349,7 +349,7 @@ def config_path(explicit: str | None) -> Path:
 
 def load(path: Path) -> DesiredState:
     """Read and validate ``path``; raise ConfigError listing every problem."""
-    name = str(path)
+    name = _shown(path)
     try:
         raw_bytes = path.read_bytes()
     except FileNotFoundError:
@@ -360,7 +360,16 @@ def load(path: Path) -> DesiredState:
         raw = tomllib.loads(raw_bytes.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError([f"{name}: not valid TOML: {e}"]) from e
-    return parse(raw, name=name, base=path.resolve().parent, digest=_digest(raw_bytes))
+    # The file's own name goes into the log and the run's messages; it is
+    # refused with whatever else is wrong (its relative paths too, below).
+    located = [] if _is_utf8(path) else [f"{name}: the file's path is not valid UTF-8; {_RENAME}"]
+    try:
+        desired = parse(raw, name=name, base=path.resolve().parent, digest=_digest(raw_bytes))
+    except ConfigError as e:
+        raise ConfigError([*located, *e.problems]) from None
+    if located:
+        raise ConfigError(located)
+    return desired
 
 
 def _digest(data: bytes) -> str:
@@ -377,7 +386,7 @@ def parse(raw: dict[str, Any], *, name: str, base: Path, digest: str = "") -> De
     if problems:
         raise ConfigError(problems)
     resolved = _resolved(desired, base, digest)
-    problems = [f"{name}: {p}" for p in _check_overlaps(resolved)]
+    problems = [f"{name}: {p}" for p in _check_utf8(resolved) + _check_overlaps(resolved)]
     if problems:
         raise ConfigError(problems)
     return resolved
@@ -522,6 +531,37 @@ def places(d: DesiredState) -> list[tuple[str, Path]]:
     return places
 
 
+_RENAME = "rename the folder (e.g. convmv -f latin1 -t utf8)"
+_NOT_UTF8 = f"the path is not valid UTF-8; {_RENAME}"
+
+
+def _shown(path: Path | str) -> str:
+    """``path`` as text that can be printed, logged and stored anywhere:
+    bytes that are not UTF-8 (kept by Python as lone surrogates) as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _is_utf8(path: Path | str) -> bool:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_utf8(d: DesiredState) -> list[str]:
+    """Every place's real path is UTF-8 (after ``~`` and symlinks).
+
+    A folder named in Latin-1 (a home copied from an old system, a source
+    linked to one) gives paths that SQLite, the log and the plan cannot
+    store: each is refused by its key before anything runs, the folders
+    below it included (the state database, the log, the metrics file)."""
+    every = places(d)
+    if d.log.metrics_file:
+        every.append(("log.metrics_file", Path(d.log.metrics_file)))
+    return [f"{key} ({_shown(path)}): {_NOT_UTF8}" for key, path in every if not _is_utf8(path)]
+
+
 def _check_overlaps(d: DesiredState) -> list[str]:
     """Sources, library, targets and the state directory never overlap.
 
@@ -533,13 +573,15 @@ def _check_overlaps(d: DesiredState) -> list[str]:
     for i, (key_a, a) in enumerate(every):
         for key_b, b in every[i + 1 :]:
             if a == b:
-                problems.append(f"{key_a} and {key_b} are the same folder ({a}); give each its own")
+                problems.append(
+                    f"{key_a} and {key_b} are the same folder ({_shown(a)}); give each its own"
+                )
             elif a.is_relative_to(b) or b.is_relative_to(a):
                 (inner_key, inner), (outer_key, outer) = (
                     ((key_a, a), (key_b, b)) if a.is_relative_to(b) else ((key_b, b), (key_a, a))
                 )
                 problems.append(
-                    f"{inner_key} ({inner}) is inside {outer_key} ({outer}); "
+                    f"{inner_key} ({_shown(inner)}) is inside {outer_key} ({_shown(outer)}); "
                     "sources, library, targets and state must not contain one another"
                 )
     return problems
