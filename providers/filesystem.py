@@ -369,12 +369,24 @@ class FilesystemStore:
         raise ProviderError(f"could not find a free name for {rel_path}", provider=self.id)
 
     def _existing(self, dest: Path) -> str | None:
+        """What stands at ``dest``: None for nothing, the SHA-256 of a file
+        there, or ``TAKEN`` for anything else (a folder, a link, a pipe, a
+        file that cannot be read): the copy then goes to the next name. A
+        pipe is never opened (reading one waits for ever)."""
         try:
-            return sha256_file(dest) if dest.exists() else None
+            st = os.lstat(dest)
+        except FileNotFoundError:
+            return None
         except OSError as e:
             raise ProviderError(
                 f"reading {self._plain(dest)} failed: {self._plain(e)}", provider=self.id
             ) from e
+        if not stat.S_ISREG(st.st_mode):
+            return TAKEN
+        try:
+            return sha256_file(os.open(dest, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC))
+        except OSError:
+            return TAKEN
 
     def _copy_at(self, rel: str, sha256: str) -> FileCopy:
         st = self._path(rel).stat()
@@ -613,6 +625,10 @@ def _is_link(name: str, folder: int) -> bool:
 #: A folder on the way to a file (``open_folder``): never a link.
 _SUBFOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
+
+#: What ``FilesystemStore._existing`` says of a name taken by what is not a
+#: readable file: never any file's SHA-256, never None (free).
+TAKEN = ""
 
 #: How a folder met on the way to a file is refused (``linked_folder``).
 LINKED = "is a symbolic link"

@@ -300,8 +300,9 @@ class SyncthingTarget(Closing):
         for name in _collision_names(rel, sha256):
             path = self.folder_path / name
             if path.is_file() and not path.is_symlink():
-                if name not in ignored and sha256_file(path) == sha256:
-                    return name
+                with contextlib.suppress(OSError):  # unreadable: taken
+                    if name not in ignored and sha256_file(path) == sha256:
+                        return name
                 continue
             if path.exists() or path.is_symlink() or name in ignored:
                 continue
