@@ -231,7 +231,8 @@ def _open_log(args: argparse.Namespace, io: Out) -> None:
         )
     except (ReconcileError, OSError):
         return
-    io.log.info(f"reconcile {args.command} (config {config.config_path(args.config)})")
+    shown = render.escape_controls(str(config.config_path(args.config)))
+    io.log.info(f"reconcile {args.command} (config {shown})")
 
 
 #: command -> (module under reconciler.commands, function): a command's
@@ -266,19 +267,19 @@ def _dispatch(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
         return _handler(command)(args, io, now)
     except ConfigError as e:
         for line in e.problems:
-            io.warn(f"error: {line}")
+            io.warn(f"error: {render.escape_controls(line)}")
         return EXIT_ERROR
     except LoginRequiredError as e:
-        io.warn(f"error: {e}")
+        io.warn(f"error: {render.escape_controls(str(e))}")
         return EXIT_PERSON
     except SafetyError as e:
-        io.warn(f"error: {e}")
+        io.warn(f"error: {render.escape_controls(str(e))}")
         return EXIT_PERSON
     except LockHeldError as e:
-        io.warn(f"error: {e}")
+        io.warn(f"error: {render.escape_controls(str(e))}")
         return EXIT_LOCKED
     except ReconcileError as e:  # provider, state, stale plan, media…
-        io.warn(f"error: {e}")
+        io.warn(f"error: {render.escape_controls(str(e))}")
         return EXIT_ERROR
     except Interrupted as e:
         io.warn(f"error: {e} before anything was changed; run again to continue")
@@ -299,7 +300,8 @@ def _dispatch(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
         # on a path the person chose: theirs to fix, not a bug.
         _log_bug(args)
         where = f"{e.filename}: " if e.filename else ""
-        io.warn(f"error: {where}{e.strerror or e}; fix that, then run again")
+        shown = render.escape_controls(f"{where}{e.strerror or e}")
+        io.warn(f"error: {shown}; fix that, then run again")
         return EXIT_ERROR
     except Exception as e:
         return _bug(args, io, e)
@@ -341,7 +343,8 @@ def _record_run(args: argparse.Namespace, io: Out, started: datetime, code: int)
 
 def _bug(args: argparse.Namespace, io: Out, e: BaseException) -> int:
     where = _log_bug(args)
-    io.warn(f"error: internal error ({type(e).__name__}: {e}); this is a bug. Traceback: {where}")
+    shown = render.escape_controls(f"{type(e).__name__}: {e}")
+    io.warn(f"error: internal error ({shown}); this is a bug. Traceback: {where}")
     return EXIT_ERROR
 
 

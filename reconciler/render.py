@@ -37,13 +37,34 @@ _NOTE_SYMBOL = {
 }
 
 
+#: Characters that would make or break a line, or drive the terminal: C0
+#: controls, DEL and C1 controls, and the two Unicode line breaks that
+#: ``str.splitlines`` (and some editors) honour.
+_CONTROLS = {
+    **{c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))},
+    **{ord("\n"): "\\n", ord("\t"): "\\t", ord("\r"): "\\r"},
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` as shown to a person: every control character escaped
+    visibly (a newline as ``\\n``, ESC as ``\\x1b``), so a file's name can
+    never make or break a line. Only for showing: names are stored,
+    compared and written to ``--json`` as they are."""
+    return text if text.isprintable() else text.translate(_CONTROLS)
+
+
 def action_line(a: Action) -> str:
     kind = f"{a.kind}[{a.target_id}]" if isinstance(a, CopyToTarget) else a.kind
-    return f"  {a.symbol} {kind} {a.subject}: {a.reason}"
+    return escape_controls(f"  {a.symbol} {kind} {a.subject}: {a.reason}")
 
 
 def note_line(n: Note) -> str:
-    return f"  {_NOTE_SYMBOL.get(n.status, '?')} {n.status} {n.subject}: {n.reason}"
+    return escape_controls(
+        f"  {_NOTE_SYMBOL.get(n.status, '?')} {n.status} {n.subject}: {n.reason}"
+    )
 
 
 def summary(plan: Plan) -> str:
@@ -91,7 +112,7 @@ def _count(n: int, sizes: Sequence[int | None]) -> str:
 
 
 def _members(names: Sequence[str], limit: int) -> list[str]:
-    lines = [f"      {name}" for name in names[:limit]]
+    lines = [f"      {escape_controls(name)}" for name in names[:limit]]
     if len(names) > limit:
         lines.append(f"      … and {len(names) - limit} more (--detail lists every one)")
     return lines
@@ -105,9 +126,8 @@ def _action_group(group: Sequence[Action], limit: int) -> list[str]:
     if len(group) == 1:
         return [action_line(group[0])]
     a = group[0]
-    head = (
-        f"  {a.symbol} {_kind(a)} ({_count(len(group), [size_of(x) for x in group])}): {a.reason}"
-    )
+    count = _count(len(group), [size_of(x) for x in group])
+    head = escape_controls(f"  {a.symbol} {_kind(a)} ({count}): {a.reason}")
     return [head, *_members([x.subject for x in group], limit)]
 
 
@@ -115,7 +135,9 @@ def _note_group(group: Sequence[Note], limit: int) -> list[str]:
     if len(group) == 1:
         return [note_line(group[0])]
     n = group[0]
-    head = f"  {_NOTE_SYMBOL.get(n.status, '?')} {n.status} ({len(group)}): {n.reason}"
+    head = escape_controls(
+        f"  {_NOTE_SYMBOL.get(n.status, '?')} {n.status} ({len(group)}): {n.reason}"
+    )
     return [head, *_members([x.subject for x in group], limit)]
 
 
@@ -161,7 +183,9 @@ _OUTCOME_SYMBOL = {
 
 def outcome_line(o: Outcome) -> str:
     detail = f": {o.detail}" if o.detail else ""
-    return f"  {_OUTCOME_SYMBOL.get(o.status, '?')} {o.status} {o.kind} {o.subject}{detail}"
+    return escape_controls(
+        f"  {_OUTCOME_SYMBOL.get(o.status, '?')} {o.status} {o.kind} {o.subject}{detail}"
+    )
 
 
 def outcomes_text(
@@ -209,7 +233,7 @@ def status_headline(run: dict[str, object], last_good: str | None) -> str:
     line = f"last run: {run['command']} {verdict}, finished {utc_text(run['finished_at'])}"
     line += f" (exit {code})" if code is not None else ""
     if run.get("reason"):
-        line += f": {run['reason']}"
+        line += f": {escape_controls(str(run['reason']))}"
     if code not in (0, 2):
         line += f"; last apply that worked: {utc_text(last_good) if last_good else 'never'}"
     return line

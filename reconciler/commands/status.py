@@ -22,7 +22,7 @@ from reconciler.census import Census, counted_now
 from reconciler.commands.common import EXIT_CHANGES, EXIT_OK, EXIT_PERSON, Out, load
 from reconciler.config import DesiredState
 from reconciler.connect import UnavailableStore, connect_target, icloud_session_dir
-from reconciler.render import utc_text
+from reconciler.render import escape_controls, utc_text
 from reconciler.state import StateDB
 
 #: How long Apple trusts a browser after a 2FA login before asking again.
@@ -91,7 +91,7 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
         }
         io.say(json.dumps(doc, indent=2, default=str))
         return EXIT_OK
-    io.say(f"state: {state_path}")
+    io.say(f"state: {escape_controls(state_path)}")
     if not runs:
         io.say("no runs yet")
     else:
@@ -138,7 +138,9 @@ def _census_lines(c: Census, figures: Mapping[str, Any], copies: int) -> list[st
         )
     if c.oldest_unarchived is not None:
         o = c.oldest_unarchived
-        lines.append(f"oldest not yet archived: {o.name}, captured {o.captured_at:%Y-%m-%d}")
+        lines.append(
+            f"oldest not yet archived: {escape_controls(o.name)}, captured {o.captured_at:%Y-%m-%d}"
+        )
     elif (
         copies <= 2
         and items["archived_2plus"] + items["removed"]
@@ -153,7 +155,7 @@ def _census_lines(c: Census, figures: Mapping[str, Any], copies: int) -> list[st
             f"{items['failed']} item(s); apply again to retry"
         )
         for f in c.failures[:SHOWN_FAILURES]:
-            lines.append(f"  x {f.subject} ({f.kind}): {f.error}")
+            lines.append(escape_controls(f"  x {f.subject} ({f.kind}): {f.error}"))
         if len(c.failures) > SHOWN_FAILURES:
             more = len(c.failures) - SHOWN_FAILURES
             lines.append(f"  … and {more} more (reconcile status --json lists them all)")
@@ -196,7 +198,7 @@ def _run_line(r: Mapping[str, Any]) -> str:
         f"  run {r['id']}: {r['command']} {r['status']}, exit {code}, {utc_text(r['finished_at'])}"
     )
     line += took + (f": {', '.join(did)}" if did else "")
-    return line + (f"\n    {r['reason']}" if r.get("reason") else "")
+    return line + (f"\n    {escape_controls(r['reason'])}" if r.get("reason") else "")
 
 
 def _last_success(db: StateDB) -> dict[str, Any] | None:
