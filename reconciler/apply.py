@@ -685,14 +685,17 @@ class Applier:
             or self.removed_bytes + a.size > removal.max_bytes_per_run
         ):
             raise _Skip("waiting", "deletion budget for this run reached; next run")
+        if self.removed and removal.pace_seconds:
+            # Before the gate, never between it and the removal: the copies
+            # it reads must be there at the very moment of the removal (a
+            # target emptied during the pause would otherwise not be seen).
+            self.sleep(removal.pace_seconds)
         try:
             shas = self.gate.check(a)
         except GateRefused as e:
             raise _Skip("skipped" if e.unavailable else "refused", str(e)) from e
         source = self.conn.sources[a.source_id]
         item = self.items[(a.source_id, a.item_key)]
-        if self.removed and removal.pace_seconds:
-            self.sleep(removal.pace_seconds)
         try:
             self._retry(f"remove {a.subject}", a.source_id, lambda: source.remove(item))
         except InUseError as e:

@@ -288,3 +288,38 @@ def test_bit_rot_that_keeps_size_and_mtime_is_found_by_reverification(tmp_path: 
     assert "+ copy-to-target[nas] incoming:IMG_1.JPG: no verified copy on nas" in p.out
     assert ws.run("apply", "--yes", now=later).code == 0
     assert ws.run("plan", "--detailed-exitcode", now=later).code == 0
+
+
+def test_the_pause_between_removals_comes_before_the_gate_reads_the_copies(
+    tmp_path: Path,
+) -> None:
+    """``pace_seconds`` pauses before each removal after the first. The gate
+    read the copies before the pause: a target emptied during it (a NAS
+    share dropped, a disk swapped) went unseen, and the second item was
+    removed with one copy left of the two asked for."""
+    ws = make_workspace(tmp_path)
+    ws.config.write_text(ws.config.read_text().replace("pace_seconds = 0", "pace_seconds = 1"))
+    for i in (1, 2):
+        make_jpeg(ws.incoming / f"IMG_{i}.JPG", OLD, seed=i)
+    assert ws.run("apply", "--yes", "--only", "copy", now=NOW).code == 0
+    desired = config.load(ws.config)
+    db = StateDB.in_dir(desired.state_dir)
+    conn = connect(desired)
+
+    def nas_emptied_meanwhile(seconds: float) -> None:
+        for p in ws.target("nas").rglob("IMG_*.JPG"):
+            p.unlink()
+
+    try:
+        world = observe(desired, db, conn, now=NOW)
+        the_plan = plan(desired, world, NOW)
+        applier = Applier(
+            desired, db, conn, world, run_id=db.start_run("test"), sleep=nas_emptied_meanwhile
+        )
+        result = applier.apply(the_plan)
+    finally:
+        conn.close()
+        db.close()
+    removals = sorted(o.status for o in result.outcomes if o.kind == "remove-from-source")
+    assert removals == ["changed", "refused"], result.outcomes
+    assert len(files_under(ws.incoming)) == 1
