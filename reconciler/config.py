@@ -386,7 +386,8 @@ def parse(raw: dict[str, Any], *, name: str, base: Path, digest: str = "") -> De
     if problems:
         raise ConfigError(problems)
     resolved = _resolved(desired, base, digest)
-    problems = [f"{name}: {p}" for p in _check_utf8(resolved) + _check_overlaps(resolved)]
+    found = _check_utf8(resolved) + _check_overlaps(resolved) + _check_outputs(resolved)
+    problems = [f"{name}: {p}" for p in found]
     if problems:
         raise ConfigError(problems)
     return resolved
@@ -560,6 +561,43 @@ def _check_utf8(d: DesiredState) -> list[str]:
     if d.log.metrics_file:
         every.append(("log.metrics_file", Path(d.log.metrics_file)))
     return [f"{key} ({_shown(path)}): {_NOT_UTF8}" for key, path in every if not _is_utf8(path)]
+
+
+#: The state directory's own files and folders, by the start of their names:
+#: the database, the run lock, the log, its backups, the iCloud session, a
+#: run's downloads. No file a person names for the tool to write replaces one.
+STATE_OWN = ("state.db", "lock", "reconcile.log", "backups", "icloud-session", "fetch-")
+
+
+def overwrites(d: DesiredState, path: Path) -> str:
+    """What a file written at ``path`` (a saved plan, a report, the metrics
+    file: named by a person) would land in and may overwrite, by its key,
+    or "": a source, the library or a target (photos and backups: a plan
+    saved over a photo not yet archived loses it), or the state directory's
+    own files. ``path`` is compared after symlinks are resolved."""
+    real = Path(os.path.realpath(path))
+    for key, place in places(d):
+        root = Path(os.path.realpath(place))
+        if real != root and root not in real.parents:
+            continue
+        if key != "state.dir":
+            return key
+        if real == root or real.relative_to(root).parts[0].startswith(STATE_OWN):
+            return "state.dir (its own files)"
+    return ""
+
+
+def _check_outputs(d: DesiredState) -> list[str]:
+    """The metrics file, rewritten after every run, never lands in a place."""
+    if not d.log.metrics_file:
+        return []
+    inside = overwrites(d, Path(d.log.metrics_file))
+    if not inside:
+        return []
+    return [
+        f"log.metrics_file ({_shown(d.log.metrics_file)}): inside {inside}, whose files "
+        "it would overwrite after every run; put it elsewhere (node_exporter's folder)"
+    ]
 
 
 def _check_overlaps(d: DesiredState) -> list[str]:

@@ -42,3 +42,34 @@ def fences(desired: config.DesiredState) -> dict[tuple[int, int], str]:
     if problems:
         raise ConfigError(problems)
     return {identity: key for identity, (key, _) in found.items()}
+
+
+def refuse_output(desired: config.DesiredState, path: Path, what: str) -> None:
+    """Refuse to write ``what`` (a file a person named: ``plan --out``, a
+    report) at ``path`` inside a source, the library, a target or over the
+    state directory's own files (``config.overwrites``): by its path, and
+    through a mount by the identity of each folder above it. ConfigError
+    says where."""
+    inside = config.overwrites(desired, path)
+    if not inside:
+        try:
+            fenced = fences(desired)
+        except ConfigError:
+            fenced = {}  # two places that are one folder: refused on their own
+        folder = Path(os.path.realpath(path)).parent
+        for above in (folder, *folder.parents):
+            try:
+                st = os.stat(above)
+            except OSError:
+                continue  # not made yet: nothing of a place there
+            key = fenced.get((st.st_dev, st.st_ino))
+            if key is not None and key != "state.dir":
+                inside = key
+                break
+    if inside:
+        raise ConfigError(
+            [
+                f"{what} {path}: inside {inside}, whose files it could overwrite "
+                "(photos, backups, the state); write it elsewhere"
+            ]
+        )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import attrs
 
-from reconciler import planfile, render
+from reconciler import places, planfile, render
 from reconciler.commands.common import (
     EXIT_CHANGES,
     EXIT_OK,
@@ -26,6 +26,8 @@ from reconciler.state import StateDB
 
 def plan_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
     desired = load(args)
+    if args.out:
+        places.refuse_output(desired, Path(args.out), "--out")
     db = StateDB.in_dir(desired.state_dir)
     try:
         world, plan = observe_and_plan(desired, db, io, now, args.accept_shrink)

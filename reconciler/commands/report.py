@@ -12,6 +12,7 @@ import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
+from reconciler import places
 from reconciler.commands.common import EXIT_OK, Out, load
 from reconciler.state import StateDB
 
@@ -27,6 +28,7 @@ def report_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
     from reconciler import report
 
     desired = load(args)
+    places.refuse_output(desired, Path(args.html), "the report")
     db = StateDB.in_dir(desired.state_dir)
     try:
         history = db.census_history(RUNS_PLOTTED)
