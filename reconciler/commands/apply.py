@@ -227,13 +227,22 @@ def _bytes_moved(plan: Plan, result: ApplyResult) -> dict[str, int]:
 
 def _intersect(saved: Plan, fresh: Plan) -> tuple[Plan, list[Outcome]]:
     """Run only what the saved plan promised *and* still holds now: an action
-    of the fresh plan runs if the saved plan has it and every action it
-    depends on runs too."""
-    saved_ids = {a.id for a in saved.actions}
+    of the fresh plan runs if the saved plan has the very same action and
+    every action it depends on runs too. The same: its id, and everything
+    it would do (the bytes a removal removes, an encode's tier and quality,
+    the paths), all but the words of its reason. An id alone names a place
+    (``remove:card:IMG_1.JPG``), not what is there: other bytes at that name,
+    or a tier crossed since, are not what the person approved."""
+    promised = {a.id: a for a in saved.actions}
     keep: list[Action] = []
     kept: set[str] = set()
     for a in fresh.actions:  # dependencies come first in a plan
-        if a.id in saved_ids and all(d in kept for d in a.depends_on):
+        was = promised.get(a.id)
+        if (
+            was is not None
+            and attrs.evolve(was, reason="") == attrs.evolve(a, reason="")
+            and all(d in kept for d in a.depends_on)
+        ):
             keep.append(a)
             kept.add(a.id)
     stale = [
