@@ -105,6 +105,12 @@ def _undecodable(name: str) -> bool:
     return False
 
 
+#: Linux's limits: a path of PATH_MAX bytes or more (its NUL counted) is
+#: refused (ENAMETOOLONG); no name in a folder is longer than NAME_MAX.
+_PATH_MAX = 4096
+_NAME_MAX = 255
+
+
 class NestedPlaceError(OSError):
     """A walk met, below its root, the folder of another configured place
     (a source, the library, a target, the state directory), or its own root
@@ -129,6 +135,16 @@ def scan_tree(
     link's target may be anywhere, and removing the link frees nothing);
     with ``links``, each one met is named there.
 
+    Nor is anything whose path is too long to be opened (``PATH_MAX``, 4096
+    bytes: a deep export, each name within the 255 a folder allows): every
+    later step (hashing, copying, the hash cache) goes by path, so such a
+    file could be listed but never read, and a folder not even listed. A
+    sub-folder that cannot be opened for that is left out whole, the rest
+    of the tree is walked; it, or a folder some of whose files are out of
+    reach, is named once in ``undecodable``, ending in "/" (no file name
+    does), for the caller to report. What is left out is never an item or
+    a copy, so nothing is concluded from it being unlisted.
+
     Once per file of every store on every run: the loop does only what it
     must. Each folder is read through a descriptor of its own, so a file's
     lstat looks up one name in it (fstatat) rather than its whole path
@@ -145,7 +161,19 @@ def scan_tree(
     new = tuple.__new__
     while stack:
         folder, prefix, odd = stack.pop()
-        fd = os.open(folder, flags | os.O_NOFOLLOW if prefix else flags)
+        try:
+            fd = os.open(folder, flags | os.O_NOFOLLOW if prefix else flags)
+        except OSError as e:
+            if not prefix or e.errno != errno.ENAMETOOLONG:
+                raise
+            if undecodable is not None:
+                undecodable.append(shown(prefix))  # the folder, out of reach
+            continue
+        # Once per folder: only in one this deep can a name make a path too
+        # long (a name has at most NAME_MAX bytes), so only there is any
+        # name measured.
+        used = len(os.fsencode(folder))
+        deep, named = used + _NAME_MAX >= _PATH_MAX, False
         try:
             if fences and prefix:
                 st = os.fstat(fd)
@@ -171,6 +199,11 @@ def scan_tree(
                     elif links is not None and entry.is_symlink():
                         links.append(shown(prefix + name))
                     elif entry.is_file(follow_symlinks=False):
+                        if deep and used + len(os.fsencode(name)) >= _PATH_MAX:
+                            if undecodable is not None and not named:
+                                undecodable.append(shown(prefix or "./"))
+                            named = True  # the folder, once
+                            continue
                         if bad:
                             if undecodable is not None:
                                 undecodable.append(shown(prefix + name))

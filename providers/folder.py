@@ -75,6 +75,9 @@ class FolderSource:
             )
         except OSError as e:
             raise ProviderError(f"listing {self.root} failed: {e}", provider=self.id) from e
+        # A folder (its path ends in "/") is one too deep to be read
+        # (``scan_tree``); a file, one whose name is not UTF-8.
+        yield from _too_deep(self.id, self.root, [rel for rel in odd if rel.endswith("/")])
         yield from (_unnamed(self.id, self.root, rel) for rel in odd if is_archivable(rel))
         self.remarks = tuple((f"{self.id}:{rel}", _LINK) for rel in links if is_archivable(rel))
         hashed = hasher.hash_entries(entries, dates=True, tree=os.path.join(self.root, ""))
@@ -323,6 +326,36 @@ def _unnamed(source_id: str, root: Path, rel: str) -> SourceItem:
     name = rel.rpartition("/")[2]
     media = MediaFile(name=name, size=0, ref=rel, problem=problem)
     return SourceItem(source_id=source_id, key=rel, files=(media,), captured_at=None)
+
+
+def _too_deep(source_id: str, root: Path, folders: list[str]) -> Iterator[SourceItem]:
+    """Each folder whose paths are too long to be read (``scan_tree``), as an
+    item that cannot be read, keyed and named by its path shortened (a deep
+    one's is thousands of characters): it stays where it is, the run says
+    where and what to do, and once moved up it is archived like any other.
+    Folders whose paths shorten alike are one item."""
+    items: dict[str, list[MediaFile]] = {}
+    for rel in folders:
+        short = _shortened(rel)
+        problem = (
+            f"cannot read {root}/{short}: paths in it pass the system's limit (4096 "
+            "bytes), and what they lead to is not archived; move the folder up and the "
+            "next run archives it"
+        )
+        items.setdefault(short, []).append(MediaFile(name=short, size=0, ref=rel, problem=problem))
+    for short, files in items.items():
+        yield SourceItem(source_id=source_id, key=short, files=tuple(files), captured_at=None)
+
+
+def _shortened(rel: str) -> str:
+    """A long folder path as its first and last folders (each cut to its
+    ends) and how many lie between."""
+    if len(rel) <= 100:
+        return rel
+    parts = rel.rstrip("/").split("/")
+    first, last = (p if len(p) <= 24 else f"{p[:10]}…{p[-10:]}" for p in (parts[0], parts[-1]))
+    between = f"…{len(parts) - 2} folders…/" if len(parts) > 2 else ""
+    return f"{first}/{between}{last}/" if len(parts) > 1 else f"{first}/"
 
 
 def _as_live_video(f: MediaFile) -> MediaFile:

@@ -47,9 +47,9 @@ MIN_STATE_BYTES = 16 << 20
 #: What the helper sends back for one tree: which folder it walked (the
 #: root's device and inode), the relative paths joined by NUL (no file name
 #: holds one), sizes, mtimes and inodes as raw arrays, and the names
-#: ``scan_tree`` sets aside (undecodable names, links), and the walk's
-#: digest (``tree_listing.walk_digest``, taken there); or the error that
-#: ended the walk.
+#: ``scan_tree`` sets aside (undecodable names and folders too deep to
+#: read, links), and the walk's digest (``tree_listing.walk_digest``,
+#: taken there); or the error that ended the walk.
 Columns = tuple[tuple[int, int], str, bytes, bytes, bytes, list[str], list[str], bytes]
 
 #: What ``take`` hands over: the walk (read-only columns: nothing can
