@@ -32,6 +32,7 @@ from reconciler.config import DesiredState, Tier, same_disk_ok
 from reconciler.independence import backup_groups, count_backups, disk_problems
 from reconciler.layout import date_from_path, dated_path
 from reconciler.media import is_archivable, media_kind
+from reconciler.media.kinds import STILL_EXTENSIONS, extension
 from reconciler.model import (
     ORIGINAL_TIER,
     Action,
@@ -41,6 +42,7 @@ from reconciler.model import (
     EncodeForTier,
     FileOrigin,
     FreeStagingCopy,
+    LibraryFile,
     MediaFile,
     Note,
     Plan,
@@ -170,6 +172,10 @@ class _Planner:
         self.removal_bytes = 0
         #: original sha256 -> the RemoveFromSource planned for its item
         self.removing: dict[str, str] = {}
+        #: an encoded library file's current sha256 -> the file (made on need)
+        self.renditions: dict[str, LibraryFile] | None = None
+        #: (library videos removed with a still, library stills' stems), made on need
+        self.live: tuple[set[str], set[str]] | None = None
 
     def run(self) -> Plan:
         for t in self.world.targets:
@@ -306,6 +312,11 @@ class _Planner:
         self.handled.add(ident)
         flabel = self._named(source, item, f.name) if source.remote else f.ref
         fsubject = f"{source.source_id}:{flabel}" if len(item.files) > 1 else subject
+        if sha is not None and sha not in self.library:
+            kept = self._rendition(sha)
+            if kept is not None:
+                self._brought_back(sha, f, item, fsubject, kept)
+                return sha
         placed: tuple[str, ...] = ()
         if not self.world.library.available:
             if sha is None:
@@ -341,6 +352,37 @@ class _Planner:
         if self.world.library.available:
             self._encode(sha, origin, ident, f, item, fsubject, placed)
         return sha
+
+    def _rendition(self, sha: str) -> LibraryFile | None:
+        """The library file whose current bytes these are, when it was made
+        from another original (an encoded file): asked only of content not
+        in the library as an original, so a converged run builds nothing."""
+        if self.renditions is None:
+            self.renditions = {
+                lf.sha256: lf for lf in self.world.library.files if lf.sha256 != lf.original_sha256
+            }
+        return self.renditions.get(sha)
+
+    def _brought_back(
+        self, sha: str, f: MediaFile, item: SourceItem, subject: str, kept: LibraryFile
+    ) -> None:
+        """A library file made by encoding, found in a source again (a person
+        re-importing from the library, a phone that synced it): it is that
+        library file's content, not a new original. Copying it into the
+        library would land on the very file it came from (the same bytes at
+        the same name) and make it an original there; encoding it would
+        compress it twice, and race the encode of its true original onto
+        one library file. So it goes nowhere in the library, is never
+        encoded, and is archived as it is (its item leaves the source only
+        once its own bytes have their copies). Its original lives on as the
+        library's item, planned from the library."""
+        self._note(
+            "skipped",
+            subject,
+            f"the library's own {kept.path} (tier {kept.tier}, made from original "
+            f"{kept.original_sha256[:10]}): archived as it is, never compressed twice",
+        )
+        self._targets(sha, None, sha, f, item, subject, ())
 
     def _targets(
         self,
@@ -437,7 +479,6 @@ class _Planner:
     def _library_items(self) -> None:
         """Items that left their sources live on in the library: their copies
         are still kept (and repaired) and they still age into heavier tiers."""
-        stills: set[str] | None = None  # made on first need: most runs have none of these
         for lf in self.world.library.files:
             sha = lf.original_sha256
             if sha in self.handled or not is_archivable(lf.path):
@@ -445,16 +486,7 @@ class _Planner:
             if sidecar.is_sidecar(lf.path):
                 continue  # written with its item (WriteSidecar), never copied as a file
             self.handled.add(sha)
-            # A video beside a still of the same name is a Live Photo's video.
-            live = False
-            if media_kind(lf.path) == "video":
-                if stills is None:
-                    stills = {
-                        posixpath.splitext(other.path)[0]
-                        for other in self.world.library.files
-                        if media_kind(other.path) in ("jpeg", "heic")
-                    }
-                live = posixpath.splitext(lf.path)[0] in stills
+            live = media_kind(lf.path) == "video" and self._is_live_video(lf)
             f = MediaFile(
                 name=posixpath.basename(lf.path),
                 size=lf.size,
@@ -469,6 +501,45 @@ class _Planner:
             subject = f"{LIBRARY}:{lf.path}"
             self._targets(sha, None, sha, f, item, subject, ())
             self._encode(sha, None, sha, f, item, subject, ())
+
+    def _is_live_video(self, lf: LibraryFile) -> bool:
+        """Is this library video a Live Photo's video? It is never encoded:
+        that drops the timed metadata track pairing it with its still. While
+        its item was in a source, the source said so; once the item left, the
+        tool's record of removing it does: a video removed with a still in
+        one item. That record is missing when the item left the source on
+        its own, or with a lost state DB: then a still of the same name in
+        the same folder says so. Names are compared without the collision
+        tag (``IMG_1~<sha>.MOV``): the second of two same-named pairs of a
+        day is placed as ``IMG_1~<sha of the still>.JPG`` and
+        ``IMG_1~<sha of the video>.MOV``."""
+        if self.live is None:
+            self.live = self._live_index()
+        removed_with_still, stems = self.live
+        sha = lf.original_sha256
+        if sha in self.world.removed_sha256:
+            return sha in removed_with_still
+        return _pairing_stem(lf) in stems
+
+    def _live_index(self) -> tuple[set[str], set[str]]:
+        """Made on first need (most runs have no library video to ask about):
+        the videos a removal took out with a still, and the stills' stems."""
+        videos: set[str] = set()
+        stills: set[str] = set()
+        still_stems: set[str] = set()
+        for lf in self.world.library.files:
+            kind = media_kind(lf.path)
+            if kind == "video":
+                videos.add(lf.original_sha256)
+            elif extension(lf.path).lower() in STILL_EXTENSIONS:
+                stills.add(lf.original_sha256)
+                still_stems.add(_pairing_stem(lf))
+        removed_with_still: set[str] = set()
+        for shas in self.world.tombstones.values():
+            # (an item's tombstone also holds its sidecar's digest: not a still)
+            if len(shas) > 1 and not shas.isdisjoint(stills):
+                removed_with_still |= shas & videos
+        return removed_with_still, still_stems
 
     # ------------------------------------------------------------- removal
 
@@ -738,6 +809,14 @@ class _Planner:
 
     def _confirms_on_write(self, target_id: str) -> bool:
         return next(t.kind for t in self.targets if t.target_id == target_id) != "syncthing"
+
+
+def _pairing_stem(lf: LibraryFile) -> str:
+    """A library path without its extension and its collision tag (the
+    tag is made from the file's original, see ``layout.collision_path``)."""
+    stem = posixpath.splitext(lf.path)[0]
+    tag = f"~{lf.original_sha256[:10]}"
+    return stem[: -len(tag)] if stem.endswith(tag) else stem
 
 
 def fingerprint(world: World) -> str:

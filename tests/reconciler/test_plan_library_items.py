@@ -1,0 +1,121 @@
+"""Planner table cases for what the library holds: its own encoded files
+brought back into a source, and Live Photo videos once their item left."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from reconciler.model import (
+    CopyToTarget,
+    EncodeForTier,
+    FileCopy,
+    LibraryFile,
+    LibraryState,
+    MediaFile,
+    SourceItem,
+    SourceState,
+    TargetState,
+    World,
+)
+from reconciler.plan import plan
+from tests.reconciler.test_plan import NOW, desired, ids
+
+X, Y = "1" * 64, "2" * 64  # an original, and its library file encoded for "recent"
+STILL, LIVE, VIDEO = "3" * 64, "4" * 64, "5" * 64
+WHEN = datetime(2021, 1, 2, tzinfo=UTC)
+TIERS = [{"name": "recent", "max_age_days": 365}, {"name": "older"}]
+
+
+def lib(path: str, sha: str, original: str = "", tier: str = "original") -> LibraryFile:
+    return LibraryFile(
+        path=path,
+        sha256=sha,
+        original_sha256=original or sha,
+        tier=tier,
+        size=9,
+        captured_at=WHEN,
+    )
+
+
+def world(
+    files: tuple[LibraryFile, ...],
+    *,
+    items: tuple[SourceItem, ...] = (),
+    archived: tuple[str, ...] = (),
+    tombstones: dict[tuple[str, str], frozenset[str]] | None = None,
+) -> World:
+    targets = tuple(
+        TargetState(
+            target_id=t,
+            kind="filesystem",
+            available=True,
+            copies=tuple(
+                FileCopy(store_id=t, path=f"p/{s[:4]}", size=9, mtime_ns=1, sha256=s)
+                for s in archived
+            ),
+        )
+        for t in ("nas", "usb")
+    )
+    tombstones = tombstones or {}
+    return World(
+        observed_at=NOW,
+        sources=(SourceState(source_id="card", kind="folder", remote=False, items=items),),
+        targets=targets,
+        library=LibraryState(available=True, files=files),
+        tombstones=tombstones,
+        removed_sha256=frozenset().union(*tombstones.values()),
+    )
+
+
+def test_a_library_file_brought_back_is_archived_as_it_is_and_encoded_never() -> None:
+    """The source's file is the library's own encoded file: nothing goes
+    into the library (the same bytes would land on the very file and make it
+    an original), it is not encoded; its original is, once, from itself."""
+    back = SourceItem(
+        source_id="card",
+        key="again/IMG_1.JPG",
+        files=(MediaFile(name="IMG_1.JPG", size=9, ref="again/IMG_1.JPG", sha256=Y),),
+        captured_at=WHEN,
+    )
+    w = world((lib("2021/01/02/IMG_1.JPG", Y, X, "recent"),), items=(back,), archived=(X,))
+    p = plan(desired(tiers=TIERS), w, NOW)
+    assert ids(p) == [
+        f"copy:nas:{Y}",
+        f"copy:usb:{Y}",
+        f"encode:{X}",
+        "remove:card:again/IMG_1.JPG",
+    ]
+    (encode,) = [a for a in p.actions if isinstance(a, EncodeForTier)]
+    assert (encode.sha256, encode.subject) == (X, "library:2021/01/02/IMG_1.JPG")
+    assert all(a.sha256 == Y for a in p.actions if isinstance(a, CopyToTarget))
+    assert [(n.status, n.subject) for n in p.notes] == [("skipped", "card:again/IMG_1.JPG")]
+
+
+def test_a_live_video_is_known_by_its_removal_whatever_its_name() -> None:
+    """A video removed with a still is a Live Photo's video, under any name;
+    one removed alone is not, even beside a still of its name."""
+    files = (
+        lib("2021/01/02/IMG_1.JPG", STILL),
+        lib(f"2021/01/02/IMG_1~{LIVE[:10]}.MOV", LIVE),
+        lib(f"2021/01/02/IMG_2~{STILL[:10]}.JPG", "6" * 64),
+        lib(f"2021/01/02/IMG_2~{VIDEO[:10]}.MOV", VIDEO),
+    )
+    tombstones = {
+        ("card", "a/IMG_1.JPG"): frozenset({STILL, LIVE}),
+        ("card", "IMG_2.JPG"): frozenset({"6" * 64}),
+        ("card", "b/IMG_2.MOV"): frozenset({VIDEO}),
+    }
+    everything = tuple(f.sha256 for f in files)
+    p = plan(desired(tiers=TIERS), world(files, archived=everything, tombstones=tombstones), NOW)
+    assert ids(p) == [f"encode:{STILL}", f"encode:{'6' * 64}", f"encode:{VIDEO}"]
+
+
+def test_without_a_record_a_still_of_its_name_says_it_collision_tags_aside() -> None:
+    files = (
+        lib(f"2021/01/02/IMG_1~{STILL[:10]}.JPG", STILL),
+        lib(f"2021/01/02/IMG_1~{LIVE[:10]}.MOV", LIVE),
+        lib("2021/01/02/IMG_1~0123456789.MOV", VIDEO),  # not its own tag: another name
+    )
+    everything = tuple(f.sha256 for f in files)
+    p = plan(desired(tiers=TIERS), world(files, archived=everything), NOW)
+    assert ids(p) == [f"encode:{STILL}", f"encode:{VIDEO}"]
