@@ -408,8 +408,8 @@ class FilesystemStore:
         pipe is never opened (reading one waits for ever)."""
         try:
             st = os.lstat(dest)
-        except FileNotFoundError:
-            return None
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # nothing there (a file in a folder's place: the write says so)
         except OSError as e:
             raise ProviderError(
                 f"reading {self._plain(dest)} failed: {self._plain(e)}", provider=self.id

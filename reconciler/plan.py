@@ -174,7 +174,7 @@ class _Planner:
         self.removing: dict[str, str] = {}
         #: an encoded library file's current sha256 -> the file (made on need)
         self.renditions: dict[str, LibraryFile] | None = None
-        #: (library videos removed with a still, library stills' stems), made on need
+        #: (library clips removed with a still, library stills' stems), made on need
         self.live: tuple[set[str], set[str]] | None = None
 
     def run(self) -> Plan:
@@ -523,14 +523,14 @@ class _Planner:
 
     def _live_index(self) -> tuple[set[str], set[str]]:
         """Made on first need (most runs have no library video to ask about):
-        the videos a removal took out with a still, and the stills' stems."""
-        videos: set[str] = set()
+        the clips a removal took out with a still, and the stills' stems."""
+        clips: set[str] = set()
         stills: set[str] = set()
         still_stems: set[str] = set()
         for lf in self.world.library.files:
             kind = media_kind(lf.path)
             if kind == "video":
-                videos.add(lf.original_sha256)
+                clips.add(lf.original_sha256)
             elif extension(lf.path).lower() in STILL_EXTENSIONS:
                 stills.add(lf.original_sha256)
                 still_stems.add(_pairing_stem(lf))
@@ -538,7 +538,7 @@ class _Planner:
         for shas in self.world.tombstones.values():
             # (an item's tombstone also holds its sidecar's digest: not a still)
             if len(shas) > 1 and not shas.isdisjoint(stills):
-                removed_with_still |= shas & videos
+                removed_with_still |= shas & clips
         return removed_with_still, still_stems
 
     # ------------------------------------------------------------- removal
