@@ -32,6 +32,7 @@ processes (``reconciler.encoder_pool``) and the state rows it records
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -647,6 +648,13 @@ class Applier:
             if status != "encoded":
                 # not worth it, or kept whole: said once here, then settled
                 return "ok", detail, _Effects(settled=[(sha, a.tier, detail)])
+            if lib.captured_at is not None:
+                # Dated as every file placed in the library is: photo apps
+                # sort by it, and a lost state DB reads a capture time back
+                # from it (an encode's own time would make an old photo new).
+                when = int(lib.captured_at.timestamp()) * 10**9
+                with contextlib.suppress(OverflowError, OSError):  # a date no mtime holds
+                    os.utime(tmp, ns=(when, when))
             copy = store.replace(tmp, lib.path)
         except media.EncodeTimeout as e:
             # The machine, not the file, may be at fault: not settled, so

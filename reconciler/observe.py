@@ -16,6 +16,7 @@ last run, and the guards judge what it lists exactly as a full listing.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import re
@@ -661,12 +662,20 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> LibraryState
 
 def _library_capture_ts(path: Path, rel: str) -> float | None:
     """A library file's capture time when the state DB does not have it (a
-    lost DB, an older schema): its own metadata, else the day of its folder.
-    Recorded once, so it is looked for once."""
+    lost DB, an older schema): its own metadata, else its mtime when that
+    falls on the day of its folder (a file dated by its mtime was placed
+    with that mtime, to the second), else that day's start. Recorded once,
+    so it is looked for once."""
     ts = media.capture_timestamp(path) if media.is_media(rel) else None
     if ts is None:
         day = date_from_path(rel)
-        ts = None if day is None else day.timestamp()
+        if day is None:
+            return None
+        ts = day.timestamp()
+        with contextlib.suppress(OSError):
+            mtime = os.stat(path).st_mtime
+            if ts <= mtime < ts + 86400:
+                ts = mtime
     return ts
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from reconciler import config
@@ -210,3 +211,29 @@ def test_the_library_keeps_its_original_until_the_targets_hold_it_now(tmp_path: 
         assert original in files_under(ws.target(target)).values()  # copied again
     assert read_lineage(lib) == (sha(original), "older")  # then compressed
     assert ws.run("plan", "--detailed-exitcode", now=T2).code == 0
+
+
+def test_an_encoded_file_keeps_its_capture_time_as_mtime_and_a_lost_db_its_tier(
+    tmp_path: Path,
+) -> None:
+    """A scan with no date of its own is dated by its mtime; once encoded,
+    the library file had the encode's own time as mtime: photo apps showed
+    an old photo as new, and after a lost state DB its capture time fell
+    back to its folder's midnight, hours off: a photo an hour short of
+    turning one was encoded again, at the next tier, too early."""
+    from PIL import Image
+
+    ws = make_workspace(tmp_path / "ws")
+    scan = ws.incoming / "SCAN.JPG"
+    Image.effect_noise((320, 240), 60).convert("RGB").save(scan, quality=98)
+    captured = datetime(2021, 6, 1, 23, 30, tzinfo=UTC)
+    os.utime(scan, (captured.timestamp(), captured.timestamp()))
+    now = captured.replace(year=2022) - timedelta(hours=1)  # tier recent for an hour more
+    assert ws.run("apply", "--yes", now=now).code == 0
+    (lib,) = ws.library.rglob("SCAN.JPG")
+    lineage = read_lineage(lib)
+    assert lineage is not None and lineage[1] == "recent"
+    assert lib.stat().st_mtime == captured.timestamp()
+    shutil.rmtree(ws.root / "state")
+    again = ws.run("plan", "--detailed-exitcode", now=now)
+    assert again.code == 0, again.out
