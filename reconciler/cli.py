@@ -14,11 +14,13 @@ import contextlib
 import errno
 import importlib
 import os
+import signal
 import sqlite3
 import sys
 import tempfile
+import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -38,9 +40,10 @@ from reconciler.errors import (
     LoginRequiredError,
     ReconcileError,
     SafetyError,
+    StateError,
 )
 from reconciler.interrupt import Interrupted
-from reconciler.state import damaged
+from reconciler.state import unusable
 
 
 def _version() -> str:
@@ -201,21 +204,60 @@ def main(
     io = Out(stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin)
     try:
         args = parser.parse_args(argv)
-    except SystemExit as e:
-        return EXIT_ERROR if e.code else EXIT_OK
+    except SystemExit as e:  # usage, --help, --version: said, nothing to record
+        with _finishing(program=argv is None):
+            return EXIT_ERROR if e.code else EXIT_OK
     started = datetime.now(UTC)
     io.quiet = args.quiet
-    if args.command in ("plan", "apply"):
-        _open_log(args, io)
     try:
-        code = _dispatch(args, io, now)
-        if args.command in ("plan", "apply"):
-            _record_run(args, io, started, code)
-            if io.log is not None:
-                io.log.info(f"{args.command} exited {code}")
+        try:
+            if args.command in ("plan", "apply"):
+                _open_log(args, io)
+            code = _dispatch(args, io, now)
+        except KeyboardInterrupt:  # before the command began, or as it returned
+            io.warn(f"error: {_INTERRUPTED}")
+            code = EXIT_SIGINT
+        # The work is done and its exit chosen: a signal from here on (a late
+        # Ctrl-C, cron's or systemd's stop) neither loses the run's record nor
+        # turns that exit into death by a signal. Called as the program (the
+        # console script passes no argv), it stays ignored through the
+        # interpreter's teardown, which takes a while after a run.
+        with _finishing(program=argv is None) as late:
+            if args.command in ("plan", "apply"):
+                _record_run(args, io, started, code)
+                if io.log is not None:
+                    for signum in late:
+                        name = signal.Signals(signum).name
+                        io.log.info(f"{name} after the run was done; its exit stands")
+                    io.log.info(f"{args.command} exited {code}")
     finally:
         logfile.close_log()
     return code
+
+
+_INTERRUPTED = "interrupted; what was done is kept, run again to continue"
+#: 128 + SIGINT, as shells report a process Ctrl-C stopped (README, Exit codes).
+EXIT_SIGINT = 128 + signal.SIGINT
+
+
+@contextlib.contextmanager
+def _finishing(*, program: bool) -> Iterator[list[int]]:
+    """SIGINT and SIGTERM only noted (in the list given) while the run is
+    recorded; handlers restored afterwards, or, for the program, ignored
+    from then on: nothing is left to stop."""
+    late: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield late
+        return
+    previous = {sig: signal.signal(sig, lambda signum, _: late.append(signum)) for sig in _STOPS}
+    try:
+        yield late
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_IGN if program else handler)
+
+
+_STOPS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _open_log(args: argparse.Namespace, io: Out) -> None:
@@ -284,15 +326,17 @@ def _dispatch(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
     except Interrupted as e:
         io.warn(f"error: {e} before anything was changed; run again to continue")
         return 128 + e.signum
-    except KeyboardInterrupt:
-        io.warn("error: interrupted; what was done is kept, run again to continue")
-        return EXIT_ERROR
+    except KeyboardInterrupt:  # Ctrl-C in a command without Interrupts (plan, status…)
+        io.warn(f"error: {_INTERRUPTED}")
+        return EXIT_SIGINT
     except sqlite3.DatabaseError as e:
-        # Raised mid-query by a damaged file (truncated, disk error): the
-        # state database is named with what to do; nothing is lost by moving it.
+        # Raised mid-query by a damaged file (truncated, disk error), a lock
+        # another program holds, or a file that became read-only: the state
+        # database is named with what to do.
         _log_bug(args)
-        io.warn(f"error: {_damaged_state(args, e)}")
-        return EXIT_ERROR
+        problem = _state_problem(args, e)
+        io.warn(f"error: {render.escape_controls(str(problem))}")
+        return EXIT_LOCKED if isinstance(problem, LockHeldError) else EXIT_ERROR
     except OSError as e:
         if e.errno not in _ENVIRONMENT_ERRNOS:
             return _bug(args, io, e)
@@ -330,7 +374,7 @@ def _record_run(args: argparse.Namespace, io: Out, started: datetime, code: int)
         desired = load(args)
     except ReconcileError:
         return  # no valid config: no state directory to record in
-    history.record(
+    problem = history.record(
         desired,
         run_id=io.run_id,
         command=args.command,
@@ -339,6 +383,8 @@ def _record_run(args: argparse.Namespace, io: Out, started: datetime, code: int)
         reason=io.reason,
         summary=io.summary,
     )
+    if problem is not None:  # the run's exit stands; its history could not be kept
+        io.warn(f"warning: the run could not be recorded: {render.escape_controls(problem)}")
 
 
 def _bug(args: argparse.Namespace, io: Out, e: BaseException) -> int:
@@ -348,11 +394,12 @@ def _bug(args: argparse.Namespace, io: Out, e: BaseException) -> int:
     return EXIT_ERROR
 
 
-def _damaged_state(args: argparse.Namespace, e: sqlite3.DatabaseError) -> str:
+def _state_problem(args: argparse.Namespace, e: sqlite3.DatabaseError) -> ReconcileError:
     try:
-        return damaged(config.load(config.config_path(args.config)).state_dir / "state.db", e)
+        state_dir = config.load(config.config_path(args.config)).state_dir
     except ReconcileError:
-        return f"the state database is damaged ({e}); move it aside and run again"
+        return StateError(f"the state database is damaged ({e}); move it aside and run again")
+    return unusable(state_dir / "state.db", e)
 
 
 def _log_bug(args: argparse.Namespace) -> str:

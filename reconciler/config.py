@@ -47,7 +47,16 @@ def _parse_size(value: object, _: type) -> ByteSize:
     if isinstance(value, str):
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
         if m and m.group(2).lower() in _SIZE_UNITS:
-            return ByteSize(int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]))
+            # Exact decimal arithmetic: a float turns "4.35 KB" into 4349 bytes,
+            # and 400 digits into infinity, which no int can hold.
+            whole, _dot, fraction = m.group(1).partition(".")
+            unit = _SIZE_UNITS[m.group(2).lower()]
+            size = (int(whole + fraction) * unit) // 10 ** len(fraction)
+            largest = (1 << 63) - 1  # what SQLite stores; more than any disk holds
+            if size <= largest:
+                return ByteSize(size)
+            shown = value if len(value) <= 40 else f"{value[:20]}…{value[-10:]}"
+            raise ValueError(f"expected a size of at most {largest} bytes, got {shown!r}")
     raise ValueError(f'expected a size such as 5000000 or "5 GB", got {value!r}')
 
 
@@ -344,6 +353,13 @@ def _structure_errors(exc: BaseException) -> list[str]:
 
 
 def config_path(explicit: str | None) -> Path:
+    """``-c FILE``, else $RECONCILE_CONFIG, else ./desired_state.toml. An empty
+    ``-c ""`` (cron's ``-c "$CONFIG"`` with the variable unset) is refused, not
+    taken for "not given": that would run some other library's configuration."""
+    if explicit is not None and not explicit.strip():
+        raise ConfigError(
+            [f'-c "{explicit}": an empty configuration path; pass -c FILE (is a variable unset?)']
+        )
     return Path(explicit or os.environ.get(ENV_CONFIG) or DEFAULT_CONFIG)
 
 
@@ -459,6 +475,45 @@ def _check(d: DesiredState) -> list[str]:
     problems.extend(_check_day_counts(d))
     if d.policy.heic_preset not in HEIC_PRESETS:
         problems.append(f"policy.heic_preset: expected one of {', '.join(HEIC_PRESETS)}")
+    # Durations a run sleeps, waits or reckons dates with: past a hundred
+    # years they overflow the sleep, the socket timeout or the timedelta.
+    century_s, century = MAX_DAYS * 86_400, "a hundred years"
+    bounds: list[tuple[str, float, float, str]] = [
+        ("policy.removal.pace_seconds", d.policy.removal.pace_seconds, century_s, century),
+        ("apply.backoff_base_s", d.apply.backoff_base_s, century_s, century),
+        ("state.backup_interval_hours", d.state.backup_interval_hours, MAX_DAYS * 24, century),
+        ("log.max_file_size_mb", d.log.max_file_size_mb, 10**9, "a petabyte"),
+    ]
+    for key, src in d.sources.items():
+        if isinstance(src, ICloudSource):
+            bounds.append((f"sources.{key}.timeout_s", src.timeout_s, century_s, century))
+    for key, target in d.targets.items():
+        if isinstance(target, SyncthingTarget):
+            where = f"targets.{key}.liveness_timeout_s"
+            bounds.append((where, target.liveness_timeout_s, century_s, century))
+    for where, amount, most, said in bounds:
+        if most < amount < float("inf"):  # inf and nan: refused as not finite, below
+            problems.append(f"{where}: at most {most} ({said})")
+    # Every number must be finite: nan passes every range check above (it
+    # compares false), and nan or inf then crash the run that turns it into
+    # an int, a timedelta or a sleep. Found wherever it is in the tree, so a
+    # number added later is covered too; a key already refused is not twice.
+    pending: list[tuple[str, Any]] = [("", d)]
+    while pending:
+        where, value = pending.pop()
+        children: list[tuple[str, Any]] = []
+        if isinstance(value, float):
+            reported = any(p.startswith(f"{where}:") for p in problems)
+            if not float("-inf") < value < float("inf") and not reported:
+                problems.append(f"{where}: must be a finite number, not {value}")
+        elif attrs.has(type(value)):
+            fields = attrs.fields(type(value))
+            children = [(f"{where}.{f.name}".lstrip("."), getattr(value, f.name)) for f in fields]
+        elif isinstance(value, dict):
+            children = [(f"{where}.{k}", v) for k, v in value.items()]
+        elif isinstance(value, tuple):
+            children = [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+        pending.extend(reversed(children))  # in the file's order
     return problems
 
 

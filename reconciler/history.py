@@ -5,7 +5,8 @@ database when one is due (reconciler.backup).
 
 Called by the CLI once a command's exit code is known, whatever it is. A run
 that cannot be recorded (a damaged database, a full disk) is not made worse
-by trying: recording never raises.
+by trying: recording never raises. It returns what a person must do about a
+state database whose rows no run of this tool wrote, for the CLI to say.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from reconciler import backup, metrics
 from reconciler.census import census, census_key
 from reconciler.config import DesiredState
 from reconciler.errors import ReconcileError
-from reconciler.state import StateDB
+from reconciler.state import StateDB, damaged
 
 #: The status word of a run that made no row of its own, by exit code (DESIGN.md).
 RUN_STATUS = {0: "ok", 1: "error", 2: "changes", 3: "person-needed", 4: "locked"}
@@ -34,11 +35,11 @@ def record(
     exit_code: int,
     reason: str,
     summary: dict[str, int],
-) -> None:
+) -> str | None:
     try:
         db = StateDB.in_dir(desired.state_dir)
     except ReconcileError:
-        return
+        return None  # the command itself said why it could not open it
     try:
         run_id = db.record_exit(
             run_id,
@@ -61,8 +62,13 @@ def record(
             )
     except (sqlite3.Error, OSError):
         pass
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        # A row that is not what this tool writes (a run's finished_at that is
+        # no time, a summary that is no JSON object): the file was damaged.
+        return damaged(db.path, e)
     finally:
         db.close()
+    return None
 
 
 def _census(db: StateDB, desired: DesiredState, run_id: int) -> dict[str, Any] | None:

@@ -56,6 +56,10 @@ def load(path: Path) -> Plan:
         raw = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise StalePlanError(f"{path}: not a readable plan file: {e}") from e
+    except RecursionError as e:  # '[' nested deeper than Python's stack: no plan is
+        raise StalePlanError(
+            f"{path}: not a readable plan file: nested too deeply; run reconcile plan --out again"
+        ) from e
     if not isinstance(raw, dict) or raw.get("format_version") != FORMAT_VERSION:
         raise StalePlanError(
             f"{path}: plan format {raw.get('format_version') if isinstance(raw, dict) else '?'} "
@@ -75,7 +79,7 @@ def load(path: Path) -> Plan:
             basis=raw["basis"],
             config_digest=raw["config_digest"],
         )
-    except (KeyError, TypeError, ValueError, cattrs.BaseValidationError) as e:
+    except (KeyError, TypeError, ValueError, RecursionError, cattrs.BaseValidationError) as e:
         raise StalePlanError(
             f"{path}: damaged plan file ({e}); run reconcile plan --out again"
         ) from e

@@ -13,6 +13,7 @@ Only the main thread touches the connection; workers hand results back.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from reconciler import tree_listing
-from reconciler.errors import StateError
+from reconciler.errors import LockHeldError, ReconcileError, StateError
 from reconciler.schema import MIGRATIONS, SCHEMA_VERSION, install_triggers
 
 # sqlite-utils imports numpy when it is installed (matplotlib, for the
@@ -97,16 +98,54 @@ class LineageRow(NamedTuple):
     captured_at: float | None = None
 
 
-def damaged(path: Path, e: sqlite3.DatabaseError) -> str:
-    """What to tell a person whose state database SQLite cannot read. Its
-    -wal and -shm files go with it: SQLite would replay a stale WAL into the
-    new database made under the same name."""
+def damaged(path: Path, e: Exception) -> str:
+    """What to tell a person whose state database SQLite cannot read (or
+    holds a row no run of this tool wrote). Its -wal and -shm files go with
+    it: SQLite would replay a stale WAL into the new database made under the
+    same name."""
     return (
         f"state database {path} is damaged ({e}); move it aside with its -wal and -shm "
         f"files (cd {path.parent} && mkdir -p damaged-state && mv {path.name}* damaged-state/) "
         "and run again: the next run rebuilds it from the sources and targets"
     )
 
+
+def unusable(path: Path, e: sqlite3.Error) -> ReconcileError:
+    """Why SQLite cannot use the state database at ``path``, as the error to
+    show. Only damage is worth moving it aside for (the tombstones and the
+    run history go with it): a lock another program holds passes (exit 4, as
+    a held run lock), a read-only file or folder is fixed where it is.
+    Classified by SQLite's result code, never by the message."""
+    code = getattr(e, "sqlite_errorcode", 0) & 0xFF  # the primary code
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return LockHeldError(
+            f"state database {path} is locked by another program ({e}): an sqlite3 shell "
+            "left in a transaction, a backup tool, another reconcile; run again once it is done"
+        )
+    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
+        stuck = _read_only(path)
+        if stuck is not None or code == sqlite3.SQLITE_READONLY:
+            where = stuck or path
+            return StateError(
+                f"state database {path}: {where} is read-only for this user ({e}); make it "
+                "writable (its owner, its mode, chattr -i, or a disk mounted read-only), "
+                "then run again"
+            )
+    return StateError(damaged(path, e))
+
+
+def _read_only(path: Path) -> Path | None:
+    """The first of the database, its -wal and -shm files and its folder
+    that this process may not write (what SQLite must write to open it)."""
+    companions = [path.with_name(path.name + suffix) for suffix in ("", "-wal", "-shm")]
+    for candidate in [*companions, path.parent]:
+        if candidate.exists() and not os.access(candidate, os.W_OK):
+            return candidate
+    return None
+
+
+#: How long a statement waits for a lock another connection holds.
+BUSY_TIMEOUT_S = 30.0
 
 _INT64 = (1 << 63) - 1
 
@@ -130,13 +169,13 @@ class StateDB:
     def __init__(self, path: Path) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
             self.db = sqlite_utils.Database(conn)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
         except sqlite3.DatabaseError as e:
-            raise StateError(damaged(path, e)) from e
+            raise unusable(path, e) from e
         except OSError as e:
             raise StateError(f"state database {path}: {e.strerror}") from e
         self.path = path
@@ -152,7 +191,10 @@ class StateDB:
         if "meta" not in self.db.table_names():
             self.db.table("meta").create({"key": str, "value": str}, pk="key")
         row = self._meta("schema_version")
-        version = int(row) if row else 0
+        try:
+            version = int(row) if row else 0
+        except ValueError:  # only this tool writes it: the file is not what it wrote
+            raise sqlite3.DatabaseError(f"meta.schema_version is {row!r}, not a number") from None
         if version > SCHEMA_VERSION:
             raise StateError(
                 f"state database has schema {version}, newer than this reconcile "
