@@ -141,7 +141,8 @@ def _no_stage(event: str, kind: str, actions: Sequence[Action]) -> None:
 class _Effects:
     """What a worker learned, for the main thread to record."""
 
-    source_files: list[tuple[FileOrigin, str, int]] = attrs.field(factory=list)
+    #: downloads: (file, its SHA-256, size, the source's fingerprint of it)
+    source_files: list[tuple[FileOrigin, str, int, str]] = attrs.field(factory=list)
     lineage: list[LineageRow] = attrs.field(factory=list)
     target_copies: list[FileCopy] = attrs.field(factory=list)
     settled: list[tuple[str, str, str]] = attrs.field(factory=list)
@@ -391,11 +392,13 @@ class Applier:
         written = [(self.conn.targets[c.store_id], c) for c in fx.target_copies]
         written += [(self.conn.library, rows.as_copy(row)) for row in fx.lineage]
         self.db.store_hashes(filter(None, (rows.cache_row(store, c) for store, c in written)))
-        for origin, sha, size in fx.source_files:
+        for origin, sha, size, fingerprint in fx.source_files:
             self.known[(origin.source_id, origin.item_key, origin.ref)] = sha
             _, item, file = self._item_file(origin)
             self.holders.setdefault(sha, []).append((origin.source_id, item, file))
-            self.db.record_source_file(origin.source_id, origin.item_key, origin.ref, sha, size)
+            self.db.record_source_file(
+                origin.source_id, origin.item_key, origin.ref, sha, size, fingerprint
+            )
         for row in fx.lineage:
             self.db.record_lineage(row)
             self.library[row.original_sha256] = LibraryFile(
@@ -488,7 +491,9 @@ class Applier:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        fx = _Effects(source_files=[(a.origin, sha, file.size)])
+        # The fingerprint listed with the size the bytes were checked
+        # against: the hash counts while the source lists both (observe).
+        fx = _Effects(source_files=[(a.origin, sha, file.size, file.fingerprint)])
         if sha in self.library:
             tmp.unlink(missing_ok=True)
             return "changed", f"downloaded; same content as {self.library[sha].path}", fx

@@ -63,7 +63,7 @@ from reconciler.model import (
     World,
 )
 from reconciler.rows import original_row
-from reconciler.state import CachedHash, LineageRow, StateDB, storable
+from reconciler.state import CachedHash, DownloadedFile, LineageRow, StateDB, storable
 from reconciler.walk_ahead import WalkAhead
 
 #: Files smaller than this are hashed on the observer's own thread, larger
@@ -393,8 +393,8 @@ def observe(
         if hasher.ahead is not None:
             hasher.ahead.close()
             hasher.ahead = None
-    known = db.known_sha256()
-    _known_from_sidecars(sources, library, targets, conn, known, db)
+    known, superseded, wanted = _still_known(sources, db.source_files())
+    _known_from_sidecars(wanted, superseded, library, targets, conn, known, db)
     _known_from_legacy(sources, known, db)
     return World(
         observed_at=now,
@@ -679,36 +679,76 @@ def _library_capture_ts(path: Path, rel: str) -> float | None:
     return ts
 
 
+Key = tuple[str, str, str]
+
+
+def _still_known(
+    sources: tuple[SourceState, ...], rows: Mapping[Key, DownloadedFile]
+) -> tuple[dict[Key, str], dict[Key, str], dict[Key, tuple[int, str]]]:
+    """The SHA-256 of each remote file downloaded before, where the source
+    still lists that very file: same size and fingerprint as when it was
+    downloaded (``DownloadedFile.still``). An asset edited again keeps its
+    refs for new bytes; its old hash would pass the removal gate on the old
+    version's copies, so it is dropped here, once, for the planner, the
+    gate and the applier alike: the file is downloaded again. Returns the
+    hashes still known, those superseded (ref -> the old hash), and the
+    remote files whose hash is unknown, with their size and fingerprint
+    (for the sidecars to prove)."""
+    known = {key: row.sha256 for key, row in rows.items()}
+    superseded: dict[Key, str] = {}
+    wanted: dict[Key, tuple[int, str]] = {}
+    for s in sources:
+        if not s.remote:
+            continue
+        sid = s.source_id
+        for item in s.items:
+            for f in item.files:
+                if f.sha256:
+                    continue
+                key = (sid, item.key, f.ref)
+                row = rows.get(key)
+                if row is not None and row.still(f.size, f.fingerprint):
+                    continue
+                if row is not None:
+                    del known[key]
+                    superseded[key] = row.sha256
+                wanted[key] = (f.size, f.fingerprint)
+    return known, superseded, wanted
+
+
 def _known_from_sidecars(
-    sources: tuple[SourceState, ...],
+    wanted: dict[Key, tuple[int, str]],
+    superseded: Mapping[Key, str],
     library: LibraryState,
     targets: tuple[TargetState, ...],
     conn: Connected,
-    known: dict[tuple[str, str, str], str],
+    known: dict[Key, str],
     db: StateDB,
 ) -> None:
     """Learn the SHA-256 of remote files from the sidecars archived beside
     them, so a lost state DB (or a fresh machine) downloads nothing the
     archive already proves: a sidecar names the item (its record ids are
     in the key), each file's size, the source's fingerprint and its hash.
-    Read only while some remote file's hash is unknown; learned once."""
-    wanted: dict[tuple[str, str, str], tuple[int, str]] = {}
-    for s in sources:
-        if not s.remote:
-            continue
-        for item in s.items:
-            for f in item.files:
-                if not f.sha256 and (s.source_id, item.key, f.ref) not in known:
-                    wanted[(s.source_id, item.key, f.ref)] = (f.size, f.fingerprint)
+    Read only while some remote file's hash is unknown (``wanted``: size
+    and fingerprint as listed now); learned once.
+
+    A sidecar's word counts only where it is consistent with what else is
+    known: not the hash the state DB holds for an older version of that
+    file (``superseded``: a sidecar rewritten by an older reconcile after
+    a second edit paired the new size and fingerprint with the old hash),
+    and only for content archived here with that very size."""
     if not wanted:
         return
     places: list[tuple[Store, list[str]]] = []
+    sizes: dict[str, int] = {}  # archived content -> its size
     if library.available:
         places.append((conn.library, [f.path for f in library.files]))
+        sizes.update((f.sha256, f.size) for f in library.files)
     for t in targets:
         if t.available:
             places.append((conn.targets[t.target_id], [c.path for c in t.copies]))
-    learned: list[tuple[tuple[str, str, str], str, int]] = []
+            sizes.update((c.sha256, c.size) for c in t.copies)
+    learned: list[tuple[Key, sidecar.SidecarFile]] = []
     for store, paths in places:
         for rel in paths:
             if not wanted:
@@ -724,16 +764,18 @@ def _known_from_sidecars(
                 continue
             for recorded in found.files:
                 key = (found.source_id, found.item_key, recorded.ref)
-                if recorded.fingerprint and wanted.get(key) == (
-                    recorded.size,
-                    recorded.fingerprint,
+                if (
+                    recorded.fingerprint
+                    and wanted.get(key) == (recorded.size, recorded.fingerprint)
+                    and superseded.get(key) != recorded.sha256
+                    and sizes.get(recorded.sha256) == recorded.size
                 ):
                     del wanted[key]
                     known[key] = recorded.sha256
-                    learned.append((key, recorded.sha256, recorded.size))
+                    learned.append((key, recorded))
     with db.transaction():
-        for (sid, item_key, ref), sha, size in learned:
-            db.record_source_file(sid, item_key, ref, sha, size)
+        for (sid, item_key, ref), f in learned:
+            db.record_source_file(sid, item_key, ref, f.sha256, f.size, f.fingerprint)
 
 
 def _known_from_legacy(

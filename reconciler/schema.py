@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the database object is handed in; sqlite-utils is loaded by state
     import sqlite_utils
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -218,6 +218,16 @@ def _migrate_library_clustered(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migrate_source_fingerprint(db: sqlite_utils.Database) -> None:
+    """Each downloaded remote file remembers the source's fingerprint of it
+    (iCloud's checksum) beside its size: its SHA-256 counts only while the
+    source still lists the file with both (an asset edited again has a new
+    rendered edit under the same ref). Older rows have none: they compare
+    by size alone."""
+    if "fingerprint" not in db.table("source_files").columns_dict:
+        db.execute("alter table source_files add column fingerprint text")
+
+
 #: The tables the census counts from (reconciler.census); every row
 #: written to one of them moves the change counter, so a census taken at
 #: the same count (and configuration) is still the census of now.
@@ -294,4 +304,5 @@ MIGRATIONS = {
     9: _migrate_change_counter,
     10: _migrate_tree_listings,
     11: _migrate_library_clustered,
+    12: _migrate_source_fingerprint,
 }

@@ -85,6 +85,22 @@ class CachedHash(NamedTuple):
 HashRow = tuple[str, int, int, int, str, int, float | None, float]
 
 
+class DownloadedFile(NamedTuple):
+    """A remote source's file as it was when downloaded and verified."""
+
+    sha256: str
+    size: int | None
+    #: The source's checksum of it then; "" in rows older than the column.
+    fingerprint: str
+
+    def still(self, size: int, fingerprint: str) -> bool:
+        """Is a file listed now with ``size`` and ``fingerprint`` still the
+        one downloaded? An asset edited again keeps its refs (``edited``,
+        ``sidecar``) for new bytes, so a ref alone proves nothing. Rows
+        without a fingerprint compare by size alone."""
+        return self.size == size and (not self.fingerprint or self.fingerprint == fingerprint)
+
+
 class LineageRow(NamedTuple):
     """Which original (and tier) a library file was made from."""
 
@@ -347,12 +363,25 @@ class StateDB:
     # -------------------------------------------------------- source files
 
     def known_sha256(self) -> dict[tuple[str, str, str], str]:
+        """Every row's SHA-256, whatever the file is now (``source_files``
+        says whether it still counts)."""
         rows = self.db.query("select source_id, item_key, ref, sha256 from source_files")
         return {(r["source_id"], r["item_key"], r["ref"]): r["sha256"] for r in rows}
 
+    def source_files(self) -> dict[tuple[str, str, str], DownloadedFile]:
+        """(source, item key, ref) -> what was downloaded there: one read of
+        the table, plain rows (a no-op run reads one per remote file)."""
+        sql = "select source_id, item_key, ref, sha256, size, fingerprint from source_files"
+        return {
+            (r[0], r[1], r[2]): DownloadedFile(r[3], r[4], r[5] or "")
+            for r in self.db.conn.execute(sql)
+        }
+
     def record_source_file(
-        self, source_id: str, item_key: str, ref: str, sha256: str, size: int
+        self, source_id: str, item_key: str, ref: str, sha256: str, size: int, fingerprint: str
     ) -> None:
+        """``fingerprint``: the source's own checksum of the file downloaded
+        ("" where the source gives none)."""
         self._put(
             "source_files",
             {
@@ -361,6 +390,7 @@ class StateDB:
                 "ref": ref,
                 "sha256": sha256,
                 "size": size,
+                "fingerprint": fingerprint,
             },
         )
 
