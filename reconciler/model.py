@@ -58,6 +58,11 @@ class ItemMetadata:
     longitude: float | None = None
     altitude: float | None = None
     record_ids: tuple[tuple[str, str], ...] = ()
+    #: Not the person's: why the source can never remove the item ("": it
+    #: can), e.g. an iCloud Shared Library item when a staging album is
+    #: configured. The plan says so in a note instead of planning a removal
+    #: that could only fail. Never written to the sidecar.
+    unremovable: str = ""
 
 
 class SourceItem(NamedTuple):

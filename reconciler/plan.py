@@ -627,6 +627,9 @@ class _Planner:
             return
         if age <= timedelta(days=removal.keep_recent_days):
             return
+        if item.metadata is not None and item.metadata.unremovable:
+            self._note("skipped", subject, f"{item.metadata.unremovable}; kept in the source")
+            return
         need = self.desired.policy.copies
         deps: list[str] = []
         for f, sha in zip(item.files, shas, strict=True):

@@ -40,7 +40,8 @@ ALBUM_TYPES = frozenset({"CPLAlbum", "CPLContainerRelation"})
 
 #: ItemMetadata's fields, in the order a row keeps them (positional: a run
 #: decodes every remembered row, and field names would double the work).
-_META = tuple(f.name for f in attrs.fields(ItemMetadata))
+#: Not ``unremovable``: it follows the configuration, and is set afresh.
+_META = tuple(f.name for f in attrs.fields(ItemMetadata) if f.name != "unremovable")
 _TUPLES = ("keywords", "albums")
 
 

@@ -13,7 +13,13 @@ Safety-relevant choices:
 - ``remove`` is Photos' soft delete (to Recently Deleted) with the record's
   change tag; a CONFLICT re-reads the record and retries once, after checking
   it is still the same master (the same original bytes that were archived),
-  with the same files (no edit made since) and the same metadata.
+  with the same files (no edit made since) and the same metadata. Its
+  albums are read afresh too (the album list, then its relation records):
+  joining an album leaves the asset's record and change tag as they were.
+- Album listings leave hidden assets out: their memberships are read from
+  their relation records (``<asset id>-IN-<album id>``).
+- With a staging album, a Shared Library item is marked ``unremovable`` in
+  its metadata: the plan notes it instead of planning a removal that fails.
 - With a staging album (``staging_album``, e.g. "DeletePending") ``remove``
   first adds the asset to that album, and deletes nothing it could not add:
   what the tool removed stays findable by name after it is restored from
@@ -39,6 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 import requests
 from pyicloud.common.cloudkit import CKRecord, CKZoneIDReq
 from pyicloud.exceptions import PyiCloudException
@@ -54,12 +61,12 @@ from pyicloud.services.photos_cloudkit.constants import SmartAlbumEnum
 from providers.base import Closing, Hasher
 from providers.icloud import session as icloud_session
 from providers.icloud.assets import files_of, metadata_of, resource_of
-from providers.icloud.changes import ChangeFeed, Located, fresh_token
+from providers.icloud.changes import LOOKUP_BATCH, ChangeFeed, Located, fresh_token
 from providers.icloud.errors import classify, http_status, release, server_error_codes
 from providers.icloud.listing import encode
 from reconciler.errors import ConfigError, ProviderError, ReconcileError
 from reconciler.interrupt import check_abandoned
-from reconciler.model import MediaFile, SourceItem
+from reconciler.model import ItemMetadata, MediaFile, SourceItem
 from reconciler.state import ListingRow, StateDB
 
 LOG = logging.getLogger(__name__)
@@ -198,12 +205,31 @@ class ICloudSource(ChangeFeed, Closing):
             changed = self._list_changes() if self._memory is not None else None
             if changed is not None:
                 self.last_listing = "changes"
-                yield from changed
+                yield from map(self._limited, changed)
                 return
             self.last_listing = "full"
-            yield from self._list_all()
+            yield from map(self._limited, self._list_all())
         except (PyiCloudException, requests.RequestException) as e:
             raise self._error(e, "listing") from e
+
+    def _limited(self, item: SourceItem) -> SourceItem:
+        """The item, saying why it can never be removed if it cannot: with a
+        staging album, an item outside the personal library (which alone has
+        albums) could never be staged, so ``remove`` would refuse it on every
+        run. Set here, not kept in the remembered listing: it follows the
+        configuration, not the asset."""
+        if self.staging_album is None:
+            return item
+        located = self._seen.get(item.key)
+        zone_id = located.zone_id if located is not None else self._zone_of.get(item.key)
+        if (
+            item.metadata is None
+            or zone_id is None
+            or zone_id.get("zoneName") == PRIMARY_ZONE["zoneName"]
+        ):
+            return item
+        why = _unstageable(self.staging_album)
+        return item._replace(metadata=attrs.evolve(item.metadata, unremovable=why))
 
     def _list_all(self) -> Iterator[SourceItem]:
         memory = self._memory
@@ -254,18 +280,72 @@ class ICloudSource(ChangeFeed, Closing):
 
     def _memberships(self) -> dict[str, tuple[str, ...]]:
         """Asset id -> the user albums holding it (never the staging album:
-        being staged for removal is not something the person chose)."""
+        being staged for removal is not something the person chose).
+
+        Album listings leave hidden assets out, but their relation records
+        remain: a hidden asset's memberships are read from those, by the
+        name Photos gives them (``<asset id>-IN-<album id>``)."""
+        photos = self._service()
+        albums = self._user_albums(photos.albums)
         found: dict[str, list[str]] = {}
-        for album in self._service().albums:
-            if (
-                not isinstance(album, PhotoAlbum)
-                or isinstance(album, SmartPhotoAlbum | PhotoAlbumFolder)
-                or album.fullname == self.staging_album
-            ):
-                continue
+        for album in albums:
             for asset in album:
                 found.setdefault(asset.id, []).append(album.fullname)
+        hidden_album = photos.albums.find(SmartAlbumEnum.HIDDEN.value)
+        hidden = [a.id for a in hidden_album] if hidden_album is not None and albums else []
+        for asset_id, names in self._relations(hidden, albums, "reading albums").items():
+            found.setdefault(asset_id, []).extend(names)
         return {k: tuple(sorted(v)) for k, v in found.items()}
+
+    def _user_albums(self, albums: Any) -> list[Any]:
+        """The user albums (in folders too) that make an item's ``albums``:
+        not smart albums, folders, or the staging album."""
+        return [
+            album
+            for album in albums
+            if isinstance(album, PhotoAlbum)
+            and not isinstance(album, SmartPhotoAlbum | PhotoAlbumFolder)
+            and album.fullname != self.staging_album
+        ]
+
+    def _relations(
+        self, asset_ids: list[str], albums: list[Any], subject: str
+    ) -> dict[str, list[str]]:
+        """Asset id -> the full names of the ``albums`` holding it, read from
+        the relation records themselves (a lookup by name, hidden or not):
+        CloudKit answers a name that does not exist with NOT_FOUND."""
+        by_name = {
+            relation_name(asset_id, album.id): (asset_id, album.fullname)
+            for asset_id in asset_ids
+            for album in albums
+        }
+        names = list(by_name)
+        found: dict[str, list[str]] = {}
+        client = self._service().private_client
+        for i in range(0, len(names), LOOKUP_BATCH):
+            try:
+                answer = client.lookup(
+                    record_names=names[i : i + LOOKUP_BATCH],
+                    zone_id=CKZoneIDReq(**PRIMARY_ZONE),
+                )
+            except (PyiCloudException, requests.RequestException) as e:
+                raise self._error(e, subject) from e
+            for record in answer.records:
+                if _live_relation(record) and record.recordName in by_name:
+                    asset_id, album_name = by_name[record.recordName]
+                    found.setdefault(asset_id, []).append(album_name)
+        return found
+
+    def _albums_now(self, item: SourceItem, asset_id: str) -> tuple[str, ...]:
+        """The user albums holding the asset, read now: the album list
+        afresh (one made since the listing counts) and each membership from
+        its relation record. Callers hold ``self._lock``."""
+        subject = f"remove {item.key}: not removed, reading its albums failed"
+        try:
+            albums = self._user_albums(self._service().libraries["root"].refresh_albums())
+        except (PyiCloudException, requests.RequestException) as e:
+            raise self._error(e, subject) from e
+        return tuple(sorted(self._relations([asset_id], albums, subject).get(asset_id, [])))
 
     # ------------------------------------------------------------ re-reading
 
@@ -417,8 +497,10 @@ class ICloudSource(ChangeFeed, Closing):
     # ------------------------------------------------------------ remove
 
     def remove(self, item: SourceItem) -> None:
-        """Soft delete: the asset moves to Recently Deleted. Idempotent."""
-        located = self._seen.get(item.key) or self._reread(item)
+        """Soft delete: the asset moves to Recently Deleted. Idempotent.
+        The asset is read again first, never taken from the listing: what
+        it is now is compared with what was archived."""
+        located = self._reread(item)
         if located is None or _is_deleted(located.asset):
             return
         try:
@@ -459,11 +541,23 @@ class ICloudSource(ChangeFeed, Closing):
                 provider=self.id,
             )
         if item.metadata is not None:
-            meta = metadata_of(asset, item.metadata.albums)
-            if meta != item.metadata:
+            # Read now, albums too: adding an asset to an album leaves its
+            # record (and change tag) as it was, so a membership made after
+            # the listing would otherwise leave with the asset, in no sidecar.
+            with self._lock:
+                albums = self._albums_now(item, asset.id)
+            meta = metadata_of(asset, albums)
+            in_sidecar = attrs.evolve(item.metadata, unremovable="")
+            if meta != in_sidecar:
+                changed = sorted(
+                    f.name
+                    for f in attrs.fields(ItemMetadata)
+                    if getattr(meta, f.name) != getattr(in_sidecar, f.name)
+                )
                 raise ProviderError(
-                    f"remove {item.key}: its metadata changed since it was listed (the "
-                    "sidecar would miss it); not removed",
+                    f"remove {item.key}: its metadata changed since it was archived "
+                    f"({', '.join(changed)}; the sidecar would miss it); not removed: the "
+                    "next run rewrites the sidecar, then removes it",
                     provider=self.id,
                 )
         # Staged only once the checks passed: the album lists what was removed.
@@ -486,9 +580,7 @@ class ICloudSource(ChangeFeed, Closing):
             # Albums live in the personal library; pyicloud offers none for a
             # Shared Library zone. Deleting unstaged would break the promise.
             raise ProviderError(
-                f"remove {item.key}: it is in a Shared Library, which the staging album "
-                f"{name!r} cannot hold; not removed",
-                provider=self.id,
+                f"remove {item.key}: {_unstageable(name)}; not removed", provider=self.id
             )
         subject = f"remove {item.key}: not removed, adding it to the album {name!r} failed"
         with self._lock:
@@ -540,20 +632,14 @@ class ICloudSource(ChangeFeed, Closing):
     def _in_album(self, album: Any, asset: Any, subject: str) -> bool:
         """Whether the relation pyicloud's ``add_photo`` would have created
         exists (it names it ``<asset id>-IN-<album id>``)."""
-        relation = f"{asset.id}-IN-{album.id}"
+        relation = relation_name(asset.id, album.id)
         try:
             found = self._service().private_client.lookup(
                 record_names=[relation], zone_id=CKZoneIDReq(**PRIMARY_ZONE)
             )
         except (PyiCloudException, requests.RequestException) as e:
             raise self._error(e, subject) from e
-        return any(
-            isinstance(r, CKRecord)
-            and r.recordName == relation
-            and not r.deleted
-            and not r.fields.get_value("isDeleted")
-            for r in found.records
-        )
+        return any(_live_relation(r) and r.recordName == relation for r in found.records)
 
 
 def _find_album(albums: Any, name: str) -> Any:
@@ -568,6 +654,29 @@ def _find_album(albums: Any, name: str) -> Any:
         ):
             return album
     return None
+
+
+def _unstageable(album: str) -> str:
+    return (
+        f"in a Shared Library, which the staging album {album!r} cannot hold "
+        "(only the personal library has albums)"
+    )
+
+
+def relation_name(asset_id: str, album_id: str) -> str:
+    """The record name Photos (and pyicloud's ``add_photo``) gives the
+    CPLContainerRelation holding an asset in an album."""
+    return f"{asset_id}-IN-{album_id}"
+
+
+def _live_relation(record: Any) -> bool:
+    """Whether a looked-up record is a relation that exists (not an error
+    item for a name not found, not deleted)."""
+    return (
+        isinstance(record, CKRecord)
+        and not record.deleted
+        and not record.fields.get_value("isDeleted")
+    )
 
 
 def _split_key(key: str) -> tuple[str, str]:

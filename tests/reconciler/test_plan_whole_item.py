@@ -118,3 +118,16 @@ def test_max_age_days_leaves_older_items_alone() -> None:
     p = plan(d, world((young, old, undated)), NOW)
     assert "old" not in {a.subject.split(":")[1] for a in p.actions}
     assert {a.id for a in p.actions} >= {f"library:{A}", f"library:{C}"}
+
+
+def test_an_item_its_source_cannot_remove_is_a_note_not_a_removal() -> None:
+    why = "in a Shared Library, which the staging album 'X' cannot hold"
+    item = whole(attrs.evolve(META, unremovable=why))
+    shas = (A, B, C, D, digest(item))
+    p = plan(desired(), world((item,), nas=shas, usb=shas, library=shas), NOW)
+    assert ids(p) == []
+    assert [(n.status, n.reason) for n in p.notes] == [("skipped", f"{why}; kept in the source")]
+    # Archiving still happens: only the removal is left out.
+    p = plan(desired(), world((item,), library=shas), NOW)
+    assert {f"copy:{t}:{sha}" for t in ("nas", "usb") for sha in (A, B, C, D)} <= set(ids(p))
+    assert "remove:card:k" not in ids(p)
