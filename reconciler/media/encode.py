@@ -150,8 +150,6 @@ def _encode_still(
         f.write(out.data)
         f.flush()
         os.fsync(f.fileno())
-    if not out.lineage_embedded:
-        label += "; XMP full, lineage not embedded"
     return _encoded(size, replaces_size, label)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import attrs
 
 from reconciler.errors import MediaError
+from reconciler.media.kinds import marks_motion_photo
 
 SOI = b"\xff\xd8"
 _SOS = 0xDA
@@ -34,8 +35,6 @@ _ADOBE_HEADER = b"Adobe"
 # Offset of the colour transform byte in an Adobe segment's payload:
 # "Adobe" version(2) flags0(2) flags1(2) transform(1).
 _ADOBE_TRANSFORM = 11
-# XMP properties by which Google and Samsung mark a photo with a video inside.
-_MOTION_MARKS = (b"MotionPhoto", b"MicroVideo")
 #: Most bytes one segment holds (its length field counts itself).
 MAX_PAYLOAD = 65533
 
@@ -81,8 +80,7 @@ class Structure:
                 f"{len(trailer)} bytes follow the image (a Motion Photo's video or a "
                 "maker's trailer); a re-encode would drop them"
             )
-        xmp = self.xmp(data) or b""
-        if any(mark in xmp for mark in _MOTION_MARKS) and b'MotionPhoto="0"' not in xmp:
+        if marks_motion_photo(self.xmp(data)):
             return "its XMP marks it a Motion Photo; a re-encode would drop the video"
         return None
 

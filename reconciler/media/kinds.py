@@ -10,6 +10,7 @@ half-downloaded file must be refused before a decoder sees it.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from reconciler.errors import MediaError
@@ -38,6 +39,12 @@ _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 _QUICKTIME_BOXES = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
 
 _HEAD_BYTES = 64
+
+# XMP properties by which Google and Samsung mark a photo with a video inside
+# (Motion Photo 1.0, and the older MicroVideo), and the one way a photo says
+# it has none: GCamera:MotionPhoto 0, as an attribute or an element.
+_MOTION_MARKS = (b"MotionPhoto", b"MicroVideo")
+_NOT_MOTION = re.compile(rb"MotionPhoto\s*(=\s*[\"']\s*0\s*[\"']|>\s*0\s*<)")
 
 
 #: Every photo or video a library holds, by extension (whether or not we encode it).
@@ -126,6 +133,13 @@ def content_name(head: bytes) -> str:
     if head[4:8] == b"ftyp":
         return f"ISO media ({head[8:12].decode('latin-1').strip()})"
     return "an unknown format"
+
+
+def marks_motion_photo(xmp: bytes | None) -> bool:
+    """Whether a still's XMP packet says a video is part of it (a Motion Photo)."""
+    if not xmp or not any(mark in xmp for mark in _MOTION_MARKS):
+        return False
+    return _NOT_MOTION.search(xmp) is None
 
 
 def read_head(path: Path) -> bytes:

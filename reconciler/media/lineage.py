@@ -108,6 +108,23 @@ def with_lineage(
     return cleaned[: match.end()] + b"\n" + description + cleaned[match.end() :]
 
 
+def within(xmp: bytes, limit: int) -> bytes | None:
+    """``xmp`` in at most ``limit`` bytes, by giving up whitespace of its
+    padding (before ``<?xpacket end``, which XMP keeps for edits in place);
+    None when the padding is too short."""
+    excess = len(xmp) - limit
+    if excess <= 0:
+        return xmp
+    end = xmp.rfind(b"<?xpacket end")
+    if end < 0:
+        return None
+    padding = end - len(xmp[:end].rstrip(b" \t\r\n"))
+    # A newline stays before the trailer, as packets are written.
+    if padding - 1 < excess:
+        return None
+    return xmp[: end - excess - 1] + b"\n" + xmp[end:]
+
+
 def _without_own_description(xmp: bytes) -> bytes:
     parts: list[bytes] = []
     pos = 0

@@ -19,7 +19,10 @@ exactly as the original did.
 What a re-encode cannot carry whole raises KeepOriginal, and the library
 keeps the file: MPF/MPO secondary images, data after a JPEG's end (a Motion
 Photo's video), CMYK JPEGs, a HEIF with several images, a depth map or
-auxiliary images (an HDR gain map), metadata libheif cannot write back.
+auxiliary images (an HDR gain map), metadata libheif cannot write back, a
+HEIF Motion Photo (its video in an ``mpvd`` box, or its XMP marks it one),
+boxes or bytes after a HEIF's image (a maker's trailer), a still above
+``MAX_PIXELS``.
 """
 
 from __future__ import annotations
@@ -32,16 +35,28 @@ from typing import Any
 
 import attrs
 import pillow_heif
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, JpegImagePlugin
 
 from reconciler.errors import MediaError
 from reconciler.media import isobmff, jpeg
-from reconciler.media.kinds import HEIC, JPEG, KeepOriginal
-from reconciler.media.lineage import parse_xmp_lineage, with_lineage
+from reconciler.media.kinds import HEIC, KeepOriginal, marks_motion_photo
+from reconciler.media.lineage import parse_xmp_lineage, with_lineage, within
 
 # Everything Pillow and pillow-heif raise for undecodable input; wrapped into
 # MediaError so one bad photo is reported, not a crash of the run.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, RuntimeError, struct.error)
+
+#: The most pixels a still may have to be re-encoded; a larger one is kept
+#: as it is. An encode holds the decoded image in memory (3 bytes a pixel
+#: for 8-bit colour, twice that at 10 or 12 bits, plus the encoder's own
+#: copies), in each of the pool's processes at once. This is Pillow's own
+#: limit (twice ``Image.MAX_IMAGE_PIXELS``, 512 MiB of 8-bit RGB), above
+#: which it refuses a file as a likely decompression bomb: every phone's
+#: 48-108 MP mode and medium-format cameras' 100-150 MP photos are below
+#: it; Samsung's 200 MP mode (16320x12240) is above it and stays as it is.
+#: Pillow's guard itself is never turned off: the JPEG header is read, and
+#: its size checked against this, before Pillow sees the file.
+MAX_PIXELS = 2 * 89_478_485
 
 # One APP1 segment holds 65533 bytes, less the XMP namespace header.
 _MAX_JPEG_XMP = jpeg.MAX_PAYLOAD - len(jpeg.XMP_HEADER)
@@ -82,7 +97,6 @@ class StillOutput:
 
     data: bytes
     expected_size: tuple[int, int]
-    lineage_embedded: bool
     bit_depth: int = 8
     #: JPEG: the coded image (tables, frame, scans) the encoder wrote, before
     #: the original's segments were carried around it; ``data`` must hold it.
@@ -100,11 +114,11 @@ def encode_jpeg(src: Path, *, quality: int, original_sha256: str, tier: str) -> 
     uncarried = structure.uncarried(data)
     if uncarried is not None:
         raise KeepOriginal(uncarried)
+    _check_pixels(structure.dimensions(data))
+    xmp = _lineage_xmp(structure.xmp(data), original_sha256, tier, _MAX_JPEG_XMP)
     try:
         # Pixels only: Pillow need not parse metadata that is carried as bytes.
-        with Image.open(io.BytesIO(jpeg.pixels_only(data, structure))) as im:
-            if im.format != "JPEG":
-                raise MediaError(f"{src}: not a JPEG (Pillow reads it as {im.format})")
+        with _open_jpeg(io.BytesIO(jpeg.pixels_only(data, structure))) as im:
             if im.mode not in ("L", "RGB"):
                 raise KeepOriginal(
                     f"its pixels are {im.mode}; only greyscale and colour (YCbCr) JPEGs "
@@ -118,18 +132,12 @@ def encode_jpeg(src: Path, *, quality: int, original_sha256: str, tier: str) -> 
             components = len(im.getbands())
     except _DECODE_ERRORS as e:
         raise MediaError(f"{src}: cannot decode JPEG: {e}") from e
-    xmp = with_lineage(structure.xmp(data), original_sha256, tier)
-    if xmp is not None and len(xmp) > _MAX_JPEG_XMP:
-        # Lineage would push a near-full XMP segment past 64 KB: keep the
-        # original packet and leave lineage to the state database.
-        xmp = None
     pixels = buf.getvalue()
     made = jpeg.read_structure(pixels, "encoder output")
     out = jpeg.carry_segments(data, structure, pixels, made, xmp, components=components)
     return StillOutput(
         data=out,
         expected_size=size,
-        lineage_embedded=xmp is not None,
         coded=tuple(jpeg.coded_image(pixels, made)),
     )
 
@@ -175,6 +183,11 @@ def encode_heic(
         heif = pillow_heif.open_heif(
             io.BytesIO(data), convert_hdr_to_8bit=False, hdr_to_16bit=False
         )
+        # After libheif has read the items' metadata: bytes after a box of
+        # zeros are damage it reports, not a trailer to keep.
+        uncarried = isobmff.uncarried(data)
+        if uncarried is not None:
+            raise KeepOriginal(uncarried)
         if len(heif) > 1:
             raise KeepOriginal(
                 f"it holds {len(heif)} images (a burst, a stereo pair or a sequence); "
@@ -182,6 +195,12 @@ def encode_heic(
             )
         primary = heif[heif.primary_index]
         info: dict[str, Any] = primary.info
+        if marks_motion_photo(_as_bytes(info.get("xmp"))):
+            # The video may live where no box says (Samsung's trailer, gone
+            # from a copy that dropped it): the mark alone decides.
+            raise KeepOriginal("its XMP marks it a Motion Photo; a re-encode would drop the video")
+        _check_pixels(primary.size)
+        xmp = _lineage_xmp(_as_bytes(info.get("xmp")), original_sha256, tier, None)
         if info.get("depth_images"):
             raise KeepOriginal("it holds a depth map; a re-encode would drop it")
         aux = sorted(str(kind) for kind in (info.get("aux") or {}))
@@ -208,7 +227,6 @@ def encode_heic(
     stored_size, stored = size, pixels
     if turn is not None:
         stored_size, stored = _transpose(mode, size, pixels, turn)
-    xmp = with_lineage(_as_bytes(info.get("xmp")), original_sha256, tier)
     carried = {key: info[key] for key in _HEIC_CARRIED if info.get(key) is not None}
     params = {"preset": preset}
     if threads:
@@ -221,7 +239,7 @@ def encode_heic(
             quality=quality,
             enc_params=params,
             exif=info.get("exif"),
-            xmp=xmp if xmp is not None else info.get("xmp"),
+            xmp=xmp,
             **carried,
         )
     except (*_DECODE_ERRORS, TypeError) as e:
@@ -231,7 +249,6 @@ def encode_heic(
     return StillOutput(
         data=buf.getvalue(),
         expected_size=size,
-        lineage_embedded=xmp is not None,
         bit_depth=bit_depth,
     )
 
@@ -253,6 +270,51 @@ def check_heic(data: bytes, expected: StillOutput) -> str | None:
     except _DECODE_ERRORS as e:
         return f"output does not decode: {e}"
     return None
+
+
+def _lineage_xmp(xmp: bytes | None, original_sha256: str, tier: str, limit: int | None) -> bytes:
+    """The still's XMP packet with the lineage added, at most ``limit`` bytes
+    (the packet's padding given up for it if need be). KeepOriginal when the
+    lineage cannot be embedded: without it, a lost state database would take
+    the encoded file for an original, archive it as one and encode it again."""
+    packet = with_lineage(xmp, original_sha256, tier)
+    if packet is None:
+        raise KeepOriginal(
+            "its XMP packet has no rdf:RDF element to hold the lineage (which original "
+            "the encoded copy was made from)"
+        )
+    if limit is not None and len(packet) > limit:
+        fitted = within(packet, limit)
+        if fitted is None:
+            raise KeepOriginal(
+                f"its XMP packet ({len(xmp or b'')} bytes) leaves no room in its JPEG segment "
+                f"(at most {limit} bytes) for the lineage (which original the encoded copy "
+                "was made from)"
+            )
+        packet = fitted
+    return packet
+
+
+def _check_pixels(size: tuple[int, int] | None) -> None:
+    """KeepOriginal for a still too large to decode within ``MAX_PIXELS``."""
+    if size is None:
+        return  # no frame header: the decoder says what is wrong
+    pixels = int(size[0]) * int(size[1])
+    if pixels > MAX_PIXELS:
+        raise KeepOriginal(
+            f"it has {pixels / 1e6:.1f} megapixels ({_dims(size)}), whose decode alone "
+            f"would take {pixels * 3 / 1e6:.0f} MB of memory; stills above "
+            f"{MAX_PIXELS / 1e6:.0f} MP are not re-encoded"
+        )
+
+
+def _open_jpeg(fp: Path | io.BytesIO) -> JpegImagePlugin.JpegImageFile:
+    """Pillow's JPEG reader, without ``Image.open``'s decompression-bomb check:
+    the caller either decodes nothing (metadata) or has checked the size against
+    ``MAX_PIXELS`` (the same limit), and the check's warning for photos of
+    89-179 MP would only be noise on stderr. Raises SyntaxError for a stream
+    that is not a JPEG."""
+    return JpegImagePlugin.JpegImageFile(fp)
 
 
 def _channels(mode: str) -> int:
@@ -305,9 +367,8 @@ def read_still_metadata(path: Path, kind: str) -> tuple[bytes | None, bytes | No
             heif = pillow_heif.open_heif(path)
             info = heif[heif.primary_index].info
             return _as_bytes(info.get("exif")), _as_bytes(info.get("xmp"))
-        with Image.open(path) as im:
-            if kind == JPEG and im.format not in ("JPEG", "MPO"):
-                raise MediaError(f"{path}: not a JPEG (Pillow reads it as {im.format})")
+        # Headers only: a photo of any size is read, none is decoded.
+        with _open_jpeg(path) as im:
             return _as_bytes(im.info.get("exif")), _as_bytes(im.info.get("xmp"))
     except _DECODE_ERRORS as e:
         raise MediaError(f"{path}: cannot read metadata: {e}") from e

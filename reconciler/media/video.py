@@ -18,10 +18,13 @@ configured codec, with HDR10's mastering display and light levels passed to
 x265; Dolby Vision and clips with more than one video track are kept as
 they are (KeepOriginal), as a re-encode would drop the RPU or the track.
 
-Not carried: data tracks (Apple's timed metadata, timecode) and chapters,
-which the MP4 muxer often refuses; they are named in the ``dropped``
-lineage tag. ffmpeg gets a bounded number of threads and a timeout scaled
-by the clip's duration and pixel rate.
+Not carried: data tracks (Apple's timed metadata, timecode), chapters and
+attached (cover) pictures, which the MP4 muxer often refuses or drops; they
+are named in the ``dropped`` lineage tag. A ``.mp4`` whose sound the MP4
+muxer cannot hold (a camera's PCM) is written as QuickTime, which carries it
+as it is; a clip without video, or one ffmpeg cannot write back although it
+decodes cleanly, is kept as it is. ffmpeg gets a bounded number of threads
+and a timeout scaled by the clip's duration and pixel rate.
 """
 
 from __future__ import annotations
@@ -46,6 +49,11 @@ PRESET = "medium"
 
 _CONTAINERS = {".mov": "mov", ".mp4": "mp4", ".m4v": "mp4"}
 _CODECS = ("libx264", "libx265")
+# Audio codecs ffmpeg's MP4 muxer writes (no PCM before ffmpeg 6.1); an
+# ``.mp4`` with any other goes to the QuickTime muxer, which copies them all.
+_MP4_AUDIO = frozenset(
+    {"aac", "mp3", "mp2", "mp1", "ac3", "eac3", "alac", "flac", "opus", "dts", "truehd"}
+)
 # A re-encode must cover the original's declared duration; less means the
 # input ended early (a truncated download with its index at the front).
 _DURATION_SLACK_S = 0.5
@@ -137,7 +145,9 @@ def encode_video(
         raise ValueError(f"video_codec must be one of {_CODECS}, got {codec!r}")
     container = container_for(src)
     info = probe(src)
+    _check_has_video(info, src)
     stream = video_stream(info, src)
+    container = _muxer_for(container, info)
     videos = [s for s in info.get("streams", []) if _is_video(s)]
     if len(videos) > 1:
         raise KeepOriginal(f"it has {len(videos)} video tracks; a re-encode keeps only one")
@@ -146,11 +156,13 @@ def encode_video(
     pix_fmt, deep_args = _depth_and_hdr(src, stream)
     if deep_args is not None:
         codec = "libx265"  # x264 here is 8-bit only: HDR and 10-bit go to HEVC
-    dropped = _dropped_streams(info)
+    dropped = _dropped_streams(info, stream)
     thread_args = ["-threads", str(threads)] if threads else []
     args = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y", *thread_args]
     args += ["-noautorotate", "-i", str(src)]
-    args += ["-map", "0:v:0", "-map", "0:a?", "-c:a", "copy"]
+    # The video track by its index: ``0:v:0`` would be a cover picture
+    # stored before it.
+    args += ["-map", f"0:{stream.get('index', 'v:0')}", "-map", "0:a?", "-c:a", "copy"]
     # Every frame with its own timestamp, in the input's time base: a
     # variable frame rate stays variable.
     args += ["-fps_mode", "passthrough", "-enc_time_base", "-1"]
@@ -188,11 +200,57 @@ def encode_video(
             "(a busy machine? it is tried again next run)"
         ) from e
     if done.returncode != 0:
+        if _decodes_cleanly(src, stream, limit):
+            # The original plays: it is the re-encode (a muxer, an encoder
+            # option) that cannot be made, not bad input.
+            raise KeepOriginal(
+                f"ffmpeg cannot write it back ({_summary(done.stderr, src)}); the original "
+                "decodes without error"
+            )
         raise MediaError(f"{src}: cannot encode video: {_summary(done.stderr, src)}")
     if done.stderr.strip():
         # -v error: anything said is a decode error, even when ffmpeg went on.
         raise MediaError(f"{src}: decoding reported errors: {_summary(done.stderr, src)}")
     return info, codec
+
+
+def _check_has_video(info: dict[str, Any], src: Path) -> None:
+    """KeepOriginal for a file with tracks but no video (a QuickTime sound
+    recording, only cover art); MediaError for one without any track."""
+    streams = info.get("streams", [])
+    if any(_is_video(s) for s in streams):
+        return
+    if not streams:
+        raise MediaError(f"{src}: no video or audio stream")
+    kinds = sorted({str(s.get("codec_type") or "unknown") for s in streams})
+    raise KeepOriginal(
+        f"it holds no video (only {', '.join(kinds)}); there is nothing to re-encode"
+    )
+
+
+def _muxer_for(container: str, info: dict[str, Any]) -> str:
+    """The muxer that carries the original's audio as it is: ``mov`` for a
+    ``.mp4`` whose sound the MP4 muxer cannot hold (a camera's PCM). QuickTime
+    is the format MP4 grew from, with the same boxes, so the sound is copied
+    rather than converted (PCM to ALAC would change its codec, and not every
+    PCM fits ALAC)."""
+    audio = {
+        str(s.get("codec_name")) for s in info.get("streams", []) if s.get("codec_type") == "audio"
+    }
+    if container == "mp4" and audio - _MP4_AUDIO:
+        return "mov"
+    return container
+
+
+def _decodes_cleanly(src: Path, stream: dict[str, Any], limit: float) -> bool:
+    """Whether ffmpeg decodes the original's video and audio to the end without a complaint."""
+    args = [FFMPEG, "-nostdin", "-v", "error", "-i", str(src)]
+    args += ["-map", f"0:{stream.get('index', 'v:0')}", "-map", "0:a?", "-f", "null", "-"]
+    try:
+        done = subprocess.run(args, capture_output=True, check=False, timeout=limit)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and not done.stderr.strip()
 
 
 def timeout_for(info: dict[str, Any], stream: dict[str, Any]) -> float:
@@ -223,12 +281,15 @@ def _is_dolby_vision(stream: dict[str, Any]) -> bool:
     )
 
 
-def _dropped_streams(info: dict[str, Any]) -> str:
-    """The tracks a re-encode leaves out (data, subtitles, extra streams), for lineage."""
+def _dropped_streams(info: dict[str, Any], video: dict[str, Any]) -> str:
+    """The tracks a re-encode leaves out (data, subtitles, cover pictures), for lineage."""
     names = []
     for s in info.get("streams", []):
         kind = s.get("codec_type")
-        if kind in ("video", "audio"):
+        if kind == "audio" or s.get("index") == video.get("index"):
+            continue
+        if kind == "video":  # not the clip's own track: an attached (cover) picture
+            names.append(f"attached picture {s.get('index')} ({s.get('codec_name') or '?'})")
             continue
         tag = s.get("codec_tag_string") or s.get("codec_name") or "?"
         names.append(f"{kind} track {s.get('index')} ({tag})")
@@ -311,7 +372,13 @@ def check_video(dst: Path, original: dict[str, Any], src: Path) -> str | None:
             )
     frames = (in_stream.get("nb_frames"), out_stream.get("nb_frames"))
     if all(str(n).isdigit() for n in frames) and frames[0] != frames[1]:
-        return f"output has {frames[1]} frames, original has {frames[0]}"
+        # nb_frames counts the track's samples, also those an edit list
+        # hides (a clip trimmed without re-encoding keeps the frames before
+        # its cut to decode from): count what the original shows.
+        shown = _shown_frames(src, in_stream, timeout_for(original, in_stream))
+        if shown is None or str(shown) != str(frames[1]):
+            said = f"shows {shown}" if shown is not None else f"has {frames[0]}"
+            return f"output has {frames[1]} frames, original {said}"
     # Decoding the new file end to end is a fraction of the encode's cost and
     # is the only proof that the copy about to replace the library file plays.
     decode = [FFMPEG, "-nostdin", "-v", "error", "-i", str(dst), "-map", "0:v:0", "-f", "null", "-"]
@@ -319,6 +386,20 @@ def check_video(dst: Path, original: dict[str, Any], src: Path) -> str | None:
     if done.returncode != 0 or done.stderr.strip():
         return f"output does not decode: {_summary(done.stderr, dst)}"
     return None
+
+
+def _shown_frames(src: Path, stream: dict[str, Any], limit: float) -> int | None:
+    """How many frames of its video track ``stream`` a clip shows, decoded with
+    its edit list applied; None when ffprobe cannot tell."""
+    select = str(stream.get("index", "v:0"))
+    args = [FFPROBE, "-v", "error", "-select_streams", select, "-count_frames"]
+    args += ["-show_entries", "stream=nb_read_frames", "-of", "json", str(src)]
+    try:
+        done = subprocess.run(args, capture_output=True, check=False, timeout=limit)
+        streams = json.loads(done.stdout or b"{}").get("streams", [])
+        return int(streams[0]["nb_read_frames"])
+    except (OSError, subprocess.TimeoutExpired, ValueError, LookupError, TypeError):
+        return None
 
 
 def read_video_lineage(path: Path) -> tuple[str, str] | None:

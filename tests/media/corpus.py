@@ -1,8 +1,10 @@
 """A corpus of the files real libraries hold and a naive re-encode gets wrong,
 made here with Pillow, pillow-heif and ffmpeg (small, so the suite stays fast):
 deep and HDR stills, HLG/PQ and variable-frame-rate clips, multi-image HEIFs,
-MPO, a Motion Photo, JPEGs with IPTC/Photoshop and Adobe segments, a PNG
-under a ``.jpg`` name, and a HEIC cut in half.
+MPO, JPEG and HEIC Motion Photos, a HEIC with a maker's trailer, JPEGs with
+IPTC/Photoshop and Adobe segments, a PNG under a ``.jpg`` name, a HEIC cut in
+half, a 200 MP JPEG header, a sound-only ``.mov`` and clips whose sound the
+container by their name cannot hold.
 """
 
 from __future__ import annotations
@@ -196,3 +198,135 @@ def vfr_clip(path: Path) -> Path:
 
 def rotated_clip(path: Path) -> Path:
     return make_clip(path, rotate=90)
+
+
+def header_only_jpeg(path: Path, size: tuple[int, int] = (16320, 12240)) -> Path:
+    """A JPEG whose frame header says ``size`` (Samsung's 200 MP mode by
+    default) over a tiny image: what matters before any pixel is decoded is
+    its header and its EXIF."""
+    buf = io.BytesIO()
+    texture((64, 48)).save(buf, format="JPEG", quality=90, exif=camera_exif().tobytes())
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 7] = size[1].to_bytes(2, "big")
+    data[sof + 7 : sof + 9] = size[0].to_bytes(2, "big")
+    path.write_bytes(bytes(data))
+    return path
+
+
+MOTION_XMP = XMP.replace(
+    b"<rdf:Description rdf:about='' xmlns:dc",
+    b"<rdf:Description rdf:about='' xmlns:GCamera='http://ns.google.com/photos/1.0/camera/'"
+    b" xmlns:Container='http://ns.google.com/photos/1.0/container/'"
+    b" xmlns:Item='http://ns.google.com/photos/1.0/container/item/'"
+    b" GCamera:MotionPhoto='1' GCamera:MotionPhotoVersion='1'>"
+    b"<Container:Directory><rdf:Seq>"
+    b"<rdf:li rdf:parseType='Resource'>"
+    b"<Container:Item Item:Mime='image/heic' Item:Semantic='Primary'/></rdf:li>"
+    b"<rdf:li rdf:parseType='Resource'>"
+    b"<Container:Item Item:Mime='video/mp4' Item:Semantic='MotionPhoto'/></rdf:li>"
+    b"</rdf:Seq></Container:Directory></rdf:Description>\n"
+    b"<rdf:Description rdf:about='' xmlns:dc",
+)
+
+
+def heic_with_xmp(path: Path, xmp: bytes) -> Path:
+    """A small HEIC with EXIF and the XMP packet ``xmp``."""
+    im = texture((128, 96))
+    heif = pillow_heif.from_bytes(im.mode, im.size, im.tobytes())
+    heif.save(
+        path,
+        quality=90,
+        enc_params={"preset": "ultrafast"},
+        exif=camera_exif().tobytes(),
+        xmp=xmp,
+    )
+    return path
+
+
+def heic_motion_photo(path: Path, clip: Path, *, xmp: bytes = MOTION_XMP) -> Path:
+    """A HEIC Motion Photo as Pixel phones write it (Motion Photo 1.0 for
+    HEIF): the MP4 in a top-level ``mpvd`` box after the image's boxes."""
+    video = clip.read_bytes()
+    image = heic_with_xmp(path, xmp).read_bytes()
+    path.write_bytes(image + (8 + len(video)).to_bytes(4, "big") + b"mpvd" + video)
+    return path
+
+
+def heic_with_trailer(path: Path, clip: Path, *, xmp: bytes = XMP) -> Path:
+    """A HEIC with bytes after its last box, as Samsung writes them: its
+    Motion Photo's MP4 behind ``MotionPhoto_Data``, then an SEF trailer."""
+    image = heic_with_xmp(path, xmp).read_bytes()
+    sef = b"\x00\x00\x00\x00SEFH" + b"\x00" * 24 + b"SEFT"
+    path.write_bytes(image + b"MotionPhoto_Data" + clip.read_bytes() + sef)
+    return path
+
+
+def audio_only_mov(path: Path) -> Path:
+    """A QuickTime sound recording: one AAC track, no video."""
+    subprocess.run(
+        [
+            *FFMPEG,
+            *("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "1"),
+            *("-c:a", "aac", "-metadata", "creation_time=2021-06-01T12:34:56Z", str(path)),
+        ],
+        check=True,
+    )
+    return path
+
+
+def clip_with_audio(path: Path, audio: str, muxer: str) -> Path:
+    """A one-second clip whose sound is ``audio``, muxed by ``muxer`` whatever
+    the name says: PCM in a ``.MP4`` (Sony's XAVC S, other cameras; ffmpeg
+    5.1 writes PCM only as QuickTime), Opus in a ``.mov``."""
+    subprocess.run(
+        [
+            *FFMPEG,
+            *("-f", "lavfi", "-i", "testsrc2=size=192x128:rate=30"),
+            *("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "1"),
+            *("-c:v", "libx264", "-preset", "ultrafast", "-crf", "8", "-c:a", audio),
+            *("-metadata", "creation_time=2021-06-01T12:34:56Z", "-f", muxer, str(path)),
+        ],
+        check=True,
+    )
+    return path
+
+
+def trimmed_clip(path: Path) -> Path:
+    """A clip trimmed without re-encoding (QuickTime Player, LosslessCut,
+    ``ffmpeg -c copy``): its track keeps the frames before the cut, from the
+    last keyframe, and an edit list hides them (75 samples, 60 shown)."""
+    long = path.with_name("long-" + path.name)
+    subprocess.run(
+        [
+            *FFMPEG,
+            *("-f", "lavfi", "-i", "testsrc2=size=192x128:rate=30"),
+            *("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "3"),
+            *("-c:v", "libx264", "-preset", "ultrafast", "-crf", "8", "-g", "60"),
+            *("-c:a", "aac", str(long)),
+        ],
+        check=True,
+    )
+    subprocess.run(
+        [*FFMPEG, "-ss", "0.5", "-i", str(long), "-c", "copy", "-t", "2", str(path)], check=True
+    )
+    long.unlink()
+    return path
+
+
+def clip_with_cover(path: Path) -> Path:
+    """An MP4 with an attached (cover) picture, as editing apps write."""
+    clip = make_clip(path.with_name("plain-" + path.name), rotate=None)
+    cover = path.with_name("cover.png")
+    texture((64, 64)).save(cover)
+    subprocess.run(
+        [
+            *FFMPEG,
+            *("-i", str(clip), "-i", str(cover), "-map", "0", "-map", "1", "-c", "copy"),
+            *("-disposition:v:1", "attached_pic", str(path)),
+        ],
+        check=True,
+    )
+    clip.unlink()
+    cover.unlink()
+    return path

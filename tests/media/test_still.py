@@ -102,20 +102,26 @@ def test_jpeg_without_metadata_gets_a_fresh_xmp_for_lineage(tmp_path: Path) -> N
     assert read_capture_date(src) is None
 
 
-def test_full_xmp_segment_is_kept_and_lineage_left_out(tmp_path: Path) -> None:
-    # 65504 bytes is all one JPEG XMP segment holds; leave too little room for lineage.
+def test_a_jpeg_whose_xmp_leaves_no_room_for_lineage_is_kept(tmp_path: Path) -> None:
+    # 65504 bytes is all one JPEG XMP segment holds; leave too little room for
+    # lineage, and no padding to give up for it. Encoded without lineage, a
+    # lost state database would take the copy for an original.
     padding = b"x" * (65504 - len(XMP) - 50)
     full = XMP.replace(XMP_MARKER.encode(), XMP_MARKER.encode() + padding)
     src = make_jpeg(tmp_path / "full.jpg", xmp=full)
+    before = src.read_bytes()
     dst = tmp_path / "full.out"
     result = encode_file(
         src, dst, quality=70, crf=None, original_sha256=SHA, tier="t", replaces_size=10**9
     )
-    assert result.status == "encoded"
-    assert result.reason.endswith("(q70; XMP full, lineage not embedded)")
-    with Image.open(dst) as out:
-        assert out.info["xmp"] == full
-    assert read_lineage(dst) is None
+    assert result.status == "kept"
+    assert result.reason == (
+        f"kept as it is: its XMP packet ({len(full)} bytes) leaves no room in its JPEG "
+        "segment (at most 65504 bytes) for the lineage (which original the encoded copy "
+        "was made from)"
+    )
+    assert not dst.exists()
+    assert src.read_bytes() == before
 
 
 def test_not_worth_when_output_is_not_smaller(tmp_path: Path) -> None:

@@ -14,7 +14,16 @@ from reconciler.errors import MediaError
 from reconciler.media import encode_file, read_capture_date, read_lineage
 from reconciler.media.video import timeout_for
 
+from . import corpus
 from .conftest import CREATION_TIME, LOCATION, make_clip
+from .faithful import frame_times
+
+
+def _shown_frames(path: Path) -> int:
+    """Frames a clip shows (decoded by ffprobe, its edit list applied)."""
+    info = ffmpeg.probe(str(path), select_streams="v:0", count_frames=None)
+    return int(info["streams"][0]["nb_read_frames"])
+
 
 SHA = "cd" * 32
 LOCATION_KEY = "com.apple.quicktime.location.ISO6709"
@@ -219,3 +228,30 @@ def test_ffmpeg_timeout_scales_with_duration_and_pixels() -> None:
     assert timeout_for(info(10), hd) == 120 + 40 * 10
     assert timeout_for(info(10), uhd60) == 120 + 40 * 10 * 8
     assert timeout_for(info(1), {"width": 320, "height": 240}) == 120 + 40
+
+
+def test_a_clip_trimmed_without_re_encoding_is_encoded_whole(tmp_path: Path) -> None:
+    # Its track holds 75 frames, its edit list shows 60 of them.
+    src = corpus.trimmed_clip(tmp_path / "trimmed.mp4")
+    assert _stream(_probe(src), "video")["nb_frames"] == "75"
+    dst = tmp_path / "out.mp4"
+    result = encode_file(
+        src, dst, quality=None, crf=30, original_sha256=SHA, tier="t", replaces_size=10**9
+    )
+    assert result.status == "encoded", result.reason
+    assert len(frame_times(dst)) == _shown_frames(src) == 60
+    assert float(_probe(dst)["format"]["duration"]) == pytest.approx(2.0, abs=0.1)
+
+
+def test_a_cover_picture_is_named_as_dropped(tmp_path: Path) -> None:
+    src = corpus.clip_with_cover(tmp_path / "VID.mp4")
+    dst = tmp_path / "out.mp4"
+    result = encode_file(
+        src, dst, quality=None, crf=30, original_sha256=SHA, tier="t", replaces_size=10**9
+    )
+    assert result.status == "encoded", result.reason
+    info = _probe(dst)
+    video = _stream(info, "video")
+    assert (video["codec_name"], video["width"], video["height"]) == ("h264", 320, 240)
+    assert len(frame_times(dst)) == 30
+    assert info["format"]["tags"]["org.reconcile.dropped"] == "attached picture 2 (png)"
