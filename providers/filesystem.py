@@ -53,7 +53,7 @@ from reconciler.errors import ForeignFileError, ProviderError
 from reconciler.hashing import copy_file_hashing, fsync_dir, sha256_file
 from reconciler.layout import collision_path, is_inside
 from reconciler.model import FileCopy
-from reconciler.sidecar import RECONCILE_NS
+from reconciler.sidecar import RECONCILE_NS, owner
 
 MARKER = ".reconcile-target.json"
 TMP_PREFIX = ".reconcile-tmp-"
@@ -569,21 +569,37 @@ def replace_sidecar(
 ) -> str:
     """Write ``data`` to ``tmp``, fsync, then rename it over ``dest`` (a
     reader sees the old sidecar or the new one, never half of one). Only
-    sidecars: a media file is never replaced, nor a sidecar another program
-    wrote (``ForeignFileError``), even one that appears while this one is
-    written. ``shown`` names ``dest`` in errors. Returns the SHA-256 read back."""
+    sidecars, and only one of the very item ``data`` describes: a media file
+    is never replaced, nor a sidecar another program wrote, nor this tool's
+    sidecar of another item (``ForeignFileError``), even one that appears
+    while this one is written. ``shown`` names ``dest`` in errors. Returns
+    the SHA-256 read back."""
     shown = shown or str(dest)
     if not dest.name.lower().endswith(SIDECAR_SUFFIX):
         raise ProviderError(f"{shown}: only {SIDECAR_SUFFIX} sidecars are ever replaced")
-    foreign = ForeignFileError(
-        f"{shown} holds an .xmp this tool did not write (another program's, or an "
-        "archived file): it is kept as it is"
-    )
-    # Another program's sidecar (darktable and Lightroom write exactly
-    # IMG_0001.JPG.xmp), archived from a source: a backup, never replaced.
+    # Two items may share one original (the same file imported twice, a
+    # duplicate re-dated in Photos): each keeps its own sidecar, for ever.
+    item = owner(data)
+
+    def check() -> None:
+        # Another program's sidecar (darktable and Lightroom write exactly
+        # IMG_0001.JPG.xmp), archived from a source: a backup, never replaced.
+        there = _sidecar_owner(dest)
+        if there is None:
+            raise ForeignFileError(
+                f"{shown} holds an .xmp this tool did not write (another program's, or an "
+                "archived file): it is kept as it is"
+            )
+        if item is not None and there != item:
+            # The only record of a removed item's metadata, perhaps.
+            raise ForeignFileError(
+                f"{shown} holds the sidecar of another item ({there[0]}:{there[1]}): "
+                "it is kept as it is"
+            )
+
     there = os.path.lexists(dest)
-    if there and not _written_by_us(dest):
-        raise foreign
+    if there:
+        check()
     try:
         with open(tmp, "wb") as out:
             out.write(data)
@@ -595,28 +611,36 @@ def replace_sidecar(
         if got != hashlib.sha256(data).hexdigest():
             raise ProviderError(f"{shown}: read-back of the new sidecar does not match")
         if there:
-            os.replace(tmp, dest)  # our older sidecar, rewritten
+            os.replace(tmp, dest)  # this item's older sidecar, rewritten
         else:
             try:  # a free name: taken only while still free
                 link_no_clobber(tmp, dest)
             except FileExistsError:
-                if not _written_by_us(dest):
-                    raise foreign from None
-                os.replace(tmp, dest)  # ours, written meanwhile by a parallel run
+                check()
+                os.replace(tmp, dest)  # this item's, written meanwhile by a parallel run
         fsync_dir(dest.parent)
     finally:
         tmp.unlink(missing_ok=True)
     return got
 
 
-def _written_by_us(path: Path) -> bool:
-    """Is the file at ``path`` a sidecar this tool wrote (its XMP namespace)?"""
+def _sidecar_owner(path: Path) -> tuple[str, str] | None:
+    """The item whose sidecar, written by this tool, is at ``path``; a
+    sidecar of ours without an item it names (never written so) is owned
+    by ``("", "")``, which no item is; None: not ours (another program's,
+    unreadable, or gone)."""
     try:
         with open(path, "rb") as f:
-            head = f.read(1 << 16)
+            data = f.read(_SIDECAR_MAX + 1)
     except OSError:
-        return False
-    return RECONCILE_NS.encode() in head
+        return None
+    if RECONCILE_NS.encode() not in data[: 1 << 16]:
+        return None
+    return owner(data) or ("", "")
+
+
+#: More than any sidecar of ours holds (a few kB): read whole to parse.
+_SIDECAR_MAX = 1 << 24
 
 
 def _marker_at(fd: int) -> str | None:

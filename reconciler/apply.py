@@ -580,16 +580,20 @@ class Applier:
                 lambda: store.put_sidecar(rel, data, mtime_ns=mtime),
             )
 
+        # The planned name first, then the item's other one: another
+        # program's .xmp (darktable's, archived from a folder), or another
+        # item's sidecar beside the same original (a duplicate, the same file
+        # imported twice, perhaps already removed), stays where it is, and
+        # this item's goes under its other name; the gate finds it by digest.
+        # Where this item's sidecar already is, it is rewritten there: one
+        # sidecar per item and store, never a stale second one.
+        names = sidecar.names_for(item, a.name)
+        if self._sidecar_of(store, base + names[1][len(item.files[0].name) :], item):
+            names = names[::-1]
         try:
-            rel, written = put(a.name)
+            rel, written = put(names[0])
         except ForeignFileError:
-            # Another program's .xmp has the plain name (darktable's, archived
-            # from a folder): it stays, and this item's goes beside it under
-            # the item's own tag, where the gate finds it by its digest.
-            tagged = sidecar.name_for(item, unique=True)
-            if a.name == tagged:
-                raise
-            rel, written = put(tagged)
+            rel, written = put(names[1])
         if a.store_id == LIBRARY:
             return (
                 "changed",
@@ -597,6 +601,17 @@ class Applier:
                 _Effects(lineage=[rows.original_row(written, item.captured_at)]),
             )
         return "changed", f"wrote {a.store_id}:{rel}", _Effects(target_copies=[written])
+
+    @staticmethod
+    def _sidecar_of(store: Store, rel: str, item: SourceItem) -> bool:
+        """Does ``rel`` on the store hold a sidecar of this very item? Read
+        only when a sidecar is written, never on a converged run."""
+        try:
+            path = store.local_path(rel)
+            data = path.read_bytes() if path is not None else b""
+        except (OSError, ProviderError):
+            return False
+        return sidecar.owner(data) == (item.source_id, item.key)
 
     def _encode(self, a: EncodeForTier) -> tuple[str, str, _Effects]:
         sha = self._sha(a.sha256, a.origin)

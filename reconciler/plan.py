@@ -162,7 +162,8 @@ class _Planner:
         #: target -> path -> size, built when a remote file's hash is unknown
         self.by_path: dict[str, dict[str, tuple[int, str]]] | None = None
         self.accounted: set[str] = set()
-        #: dated path of an original -> the item whose sidecar takes the plain name
+        #: an original's content (fingerprint, or SHA-256) -> the item whose
+        #: sidecar takes the plain name beside it
         self.sidecar_claims: dict[str, str] = {}
         #: file identity -> the action that puts it into the library
         self.placing: dict[str, str] = {}
@@ -553,11 +554,17 @@ class _Planner:
         if item.metadata is None or not self.world.library.available:
             return None
         name = sidecar.name_for(item)
-        # Two items beside one original (duplicates sharing it, or same-named
-        # photos of one day) must not take turns rewriting one sidecar: the
-        # first listed keeps the plain name, the others say whose they are.
-        claim = dated_path(item.captured_at, item.files[0].name)
-        if self.sidecar_claims.setdefault(claim, item.key) != item.key:
+        # Two items beside one original (a duplicate sharing it, or the same
+        # file imported twice, each dated its own way) must not take turns
+        # rewriting one sidecar: each store keeps the original once, so the
+        # claim is by its content (iCloud's fingerprint: known before the
+        # download), not by a dated path. The first listed keeps the plain
+        # name, the others say whose they are. The applier has the last word:
+        # it never replaces another item's sidecar (one already removed
+        # included), and writes this one under the item's other name then.
+        first, whose = item.files[0], f"{source.source_id}:{item.key}"
+        claim = f"fp:{first.size}:{first.fingerprint}" if first.fingerprint else shas[0] or whose
+        if self.sidecar_claims.setdefault(claim, whose) != whose:
             name = sidecar.name_for(item, unique=True)
         known = {f.ref: sha for f, sha in zip(item.files, shas, strict=True) if sha}
         wanted = sidecar.digest(item, known) if len(known) == len(item.files) else None

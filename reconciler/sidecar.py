@@ -69,11 +69,27 @@ class SidecarIdentity:
 
 def name_for(item: SourceItem, *, unique: bool = False) -> str:
     """``<original file name>.xmp``; ``unique``: ``<name>.<item tag>.xmp``, for
-    a second item beside the same original (a duplicate asset)."""
+    a second item beside the same original (a duplicate asset, or the same
+    file imported twice), or beside another program's ``.xmp``. The tag is a
+    function of the item's identity alone, so an item's own name never
+    changes, and no two items' sidecars ever take turns at one name."""
     if not unique:
         return item.files[0].name + SUFFIX
     tag = hashlib.sha256(f"{item.source_id}:{item.key}".encode()).hexdigest()[:8]
     return f"{item.files[0].name}.{tag}{SUFFIX}"
+
+
+def names_for(item: SourceItem, planned: str) -> tuple[str, str]:
+    """The item's two sidecar names, the ``planned`` one first."""
+    plain, tagged = name_for(item), name_for(item, unique=True)
+    return (tagged, plain) if planned == tagged else (plain, tagged)
+
+
+def owner(data: bytes) -> tuple[str, str] | None:
+    """The item (source id, item key) a sidecar of ours describes; None: not
+    one of ours, or not readable as one."""
+    found = parse(data)
+    return None if found is None else (found.source_id, found.item_key)
 
 
 def is_sidecar(path: str) -> bool:
