@@ -33,10 +33,17 @@ _SPECIAL = frozenset("*?[]{}\\!#")
 
 
 def lines(folder: Path) -> list[str]:
+    """The file's lines as Syncthing reads them: split at "\n" only (a CR
+    before it dropped). ``str.splitlines`` also splits at U+2028, U+0085
+    and more, which a file name may hold: a freed name's own line was then
+    never found again, added anew every run, and its pieces ignored other
+    photos (a bare ``A.JPG`` line ignores every A.JPG)."""
     try:
-        return (folder / STIGNORE).read_text(encoding="utf-8").splitlines()
+        text = (folder / STIGNORE).read_bytes().decode("utf-8")  # no newline translation
     except FileNotFoundError:
         return []
+    found = [line.removesuffix("\r") for line in text.split("\n")]
+    return found[:-1] if found and found[-1] == "" else found
 
 
 def exact_line(rel: str) -> str | None:
@@ -49,7 +56,11 @@ def exact_line(rel: str) -> str | None:
 
 def ignored_paths(folder: Path) -> frozenset[str]:
     """Paths named exactly by a ``/path`` line (ours or the user's)."""
-    return frozenset(line.strip()[1:] for line in lines(folder) if line.strip().startswith("/"))
+    return frozenset(
+        line.strip()[1:]
+        for line in lines(folder)
+        if line.strip().startswith("/") and not line.strip().startswith("//")  # a comment
+    )
 
 
 def ensure(folder: Path, line: str, comment: str) -> None:
