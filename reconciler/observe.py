@@ -458,9 +458,18 @@ def _target(
         return TargetState(
             target_id=tid, kind=store.kind, available=True, copies=copies, device=disk_of(store)
         )
-    if isinstance(cfg, SyncthingTarget) and cfg.role == "conduit":
-        return _conduit(tid, store, copies, db, now)
-    return _confirming(tid, store, copies, db)
+    try:
+        if isinstance(cfg, SyncthingTarget) and cfg.role == "conduit":
+            return _conduit(tid, store, copies, db, now)
+        return _confirming(tid, store, copies, db)
+    except LoginRequiredError:
+        raise
+    except ProviderError as e:
+        # Syncthing gone, or one answer too slow, while its files were asked
+        # about: the phone is unavailable this run, and the rest goes on.
+        return TargetState(
+            target_id=tid, kind=store.kind, available=False, problem=f"confirming failed: {e}"
+        )
 
 
 def _confirming(

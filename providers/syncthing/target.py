@@ -393,7 +393,11 @@ class SyncthingTarget(Closing):
     def _delivered(self, rel: str, sha256: str) -> FileCopy:
         # The scan makes Syncthing announce the file at once instead of at
         # the next rescan interval; a retry of put repeats it harmlessly.
-        self._client.scan(self.folder_id, rel)
+        # It answers once the file is hashed: a large clip may take longer
+        # than the client waits, and the file is delivered all the same
+        # (Syncthing's own rescan finds it; the confirmation comes later).
+        with contextlib.suppress(ProviderError):
+            self._client.scan(self.folder_id, rel)
         st = (self.folder_path / rel).stat()
         return FileCopy(
             store_id=self.id, path=rel, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256
