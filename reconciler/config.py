@@ -443,8 +443,11 @@ def _check(d: DesiredState) -> list[str]:
             for name in ("count_as_copy", "max_bytes_on_phone"):
                 if getattr(t, name) not in (False, None):
                     problems.append(f'targets.{key}.{name}: only with role = "conduit"')
-        if t.settle_days < 0:
-            problems.append(f"targets.{key}.settle_days: must not be negative")
+        if t.settle_days < 0 or (t.role == "conduit" and t.settle_days == 0):
+            problems.append(
+                f"targets.{key}.settle_days: must be more than 0 (the phone keeps each file "
+                "this long for Google Photos to take it before it is released)"
+            )
     removes = d.policy.removal.enabled
     if removes and d.policy.copies > len(d.targets):
         problems.append(

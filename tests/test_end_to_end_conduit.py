@@ -189,6 +189,17 @@ def test_conduit_settings_are_checked(tmp_path: Path) -> None:
     assert r.err.replace(f"{ws.config}: ", "").splitlines() == [
         "error: targets.phone.delete_local_copy: not with role = "
         '"conduit" (a conduit\'s files leave the phone on their own after settle_days)',
-        "error: targets.phone.settle_days: must not be negative",
+        "error: targets.phone.settle_days: must be more than 0 (the phone keeps each file "
+        "this long for Google Photos to take it before it is released)",
         'error: targets.pixel.count_as_copy: only with role = "conduit"',
     ]
+    # nor 0: released in the run that first saw it arrive, before Google
+    # Photos could have taken it
+    ws.config.write_text(
+        ws.config.read_text()
+        .replace("settle_days = -1", "settle_days = 0")
+        .replace("delete_local_copy = true\n", "")
+        .replace("count_as_copy = true\n", "")
+    )
+    r = ws.run("validate")
+    assert r.code == 1 and "targets.phone.settle_days: must be more than 0" in r.err, r.err
