@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 # the download bench off the network).
 APT_NEEDS := syncthing:syncthing ffmpeg:ffmpeg ffprobe:ffmpeg rsync:rsync chromium:chromium \
 	exiftool:libimage-exiftool-perl setpriv:util-linux systemd-analyze:systemd \
-	unshare:util-linux ip:iproute2 openssl:openssl
+	unshare:util-linux ip:iproute2 openssl:openssl chattr:e2fsprogs
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all test lint demo bench apt clean

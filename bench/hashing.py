@@ -32,6 +32,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from providers.filesystem import scan_tree
@@ -73,17 +74,13 @@ def write_files(folder: Path, files: int, mib: int) -> int:
     return files * mib * MIB
 
 
-def plain_rate(folder: Path, threads: int, total: int) -> float:
-    """MB/s of a plain read-and-hash loop over the files, one thread per core."""
+def _files_rate(folder: Path, threads: int, total: int, hash_file: Callable[[Path], str]) -> float:
+    """MB/s of ``hash_file`` over the files, split among ``threads`` threads."""
     paths = sorted(folder.iterdir())
 
     def work(mine: list[Path]) -> None:
         for p in mine:
-            h = hashlib.sha256()
-            with open(p, "rb") as f:
-                while chunk := f.read(MIB):
-                    h.update(chunk)
-            h.hexdigest()
+            hash_file(p)
 
     pool = [threading.Thread(target=work, args=(paths[i::threads],)) for i in range(threads)]
     start = time.perf_counter()
@@ -92,29 +89,34 @@ def plain_rate(folder: Path, threads: int, total: int) -> float:
     for t in pool:
         t.join()
     return total / (time.perf_counter() - start) / 1e6
+
+
+def _read_and_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(MIB):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _hash_mapped(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
+        view = memoryview(m)
+        for at in range(0, len(view), 8 * MIB):
+            h.update(view[at : at + 8 * MIB])
+        view.release()
+    return h.hexdigest()
+
+
+def plain_rate(folder: Path, threads: int, total: int) -> float:
+    """MB/s of a plain read-and-hash loop over the files, one thread per core."""
+    return _files_rate(folder, threads, total, _read_and_hash)
 
 
 def mapped_rate(folder: Path, threads: int, total: int) -> float:
     """MB/s of hashing the files mapped into memory, one thread per core."""
-    paths = sorted(folder.iterdir())
-
-    def work(mine: list[Path]) -> None:
-        for p in mine:
-            h = hashlib.sha256()
-            with open(p, "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
-                view = memoryview(m)
-                for at in range(0, len(view), 8 * MIB):
-                    h.update(view[at : at + 8 * MIB])
-                view.release()
-            h.hexdigest()
-
-    pool = [threading.Thread(target=work, args=(paths[i::threads],)) for i in range(threads)]
-    start = time.perf_counter()
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    return total / (time.perf_counter() - start) / 1e6
+    return _files_rate(folder, threads, total, _hash_mapped)
 
 
 def sha256sum_rate(folder: Path, procs: int, total: int) -> float:

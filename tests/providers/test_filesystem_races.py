@@ -26,6 +26,15 @@ def _store(tmp_path: Path) -> FilesystemStore:
     return store
 
 
+def _no_hard_links(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a FAT card or some shares: the rename fallback is taken."""
+
+    def no_link(src: object, dst: object, **_: object) -> None:
+        raise OSError(errno.EPERM, "no hard links on this filesystem")
+
+    monkeypatch.setattr(filesystem.os, "link", no_link)
+
+
 def _temp(store: FilesystemStore, rel: str, data: bytes) -> tuple[Path, str]:
     tmp = store.temp_path(rel)
     tmp.write_bytes(data)
@@ -62,11 +71,7 @@ def test_parallel_adopts_of_one_name_keep_every_file(
 ) -> None:
     store = _store(tmp_path)
     if not hard_links:
-
-        def no_link(src: object, dst: object, **_: object) -> None:
-            raise OSError(errno.EPERM, "no hard links on this filesystem")
-
-        monkeypatch.setattr(filesystem.os, "link", no_link)
+        _no_hard_links(monkeypatch)
     rel = "2024/05/01/IMG_1234.PNG"
     bodies = [bytes([n]) * (5000 + n) for n in range(16)]
     temps = [_temp(store, rel, b) for b in bodies]
@@ -91,11 +96,7 @@ def test_parallel_puts_of_one_name_leave_no_temporary_behind(
     copy per clash, until a killed run's sweep (and no run was killed)."""
     store = _store(tmp_path)
     if not hard_links:
-
-        def no_link(src: object, dst: object, **_: object) -> None:
-            raise OSError(errno.EPERM, "no hard links on this filesystem")
-
-        monkeypatch.setattr(filesystem.os, "link", no_link)
+        _no_hard_links(monkeypatch)
     rel = "2024/05/01/IMG_1234.PNG"
     bodies = [bytes([n]) * (5000 + n) for n in range(16)]
     sources = []
