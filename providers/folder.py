@@ -203,8 +203,11 @@ def _in_use(held: int) -> str:
     except OSError as e:
         if e.errno in (errno.EAGAIN, errno.EBUSY):
             return "is open in another program (still being written?)"
-        written = os.fstat(held).st_mtime
-        if 0 <= time.time() - written < QUIET_S:
+        # A file written "in the future" may be one a share's server, its
+        # clock ahead, is writing now: up to a day ahead is not quiet (a
+        # camera's wrong clock, years off, must not keep it for ever).
+        age = time.time() - os.fstat(held).st_mtime
+        if -86400 < age < QUIET_S:
             return f"was written less than {QUIET_S // 60} minutes ago (still being written?)"
         return ""
     fcntl.fcntl(held, fcntl.F_SETLEASE, fcntl.F_UNLCK)

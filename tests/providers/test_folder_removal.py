@@ -247,6 +247,10 @@ def test_where_no_lease_can_be_taken_a_file_written_minutes_ago_is_not_removed(
     first = ws.run("apply", "--yes", now=NOW)
     assert "was written less than 10 minutes ago (still being written?)" in first.out, first.out
     assert photo.exists()
+    ahead = now + 120  # a share whose server's clock is two minutes ahead, writing it now
+    os.utime(photo, (ahead, ahead))
+    assert "still being written?" in ws.run("apply", "--yes", now=NOW).out
+    assert photo.exists()
     quiet = now - folder.QUIET_S - 1
     os.utime(photo, (quiet, quiet))
     ws.run("apply", "--yes", now=NOW)
