@@ -553,13 +553,15 @@ class StateDB:
             run_id, {"finished_at": _now(), "status": status, "summary": json.dumps(summary)}
         )
 
+    def unfinished_runs(self) -> list[int]:
+        """Runs still ``running``: under the run lock, killed ones."""
+        rows = self.db.conn.execute("select id from runs where status = ?", ["running"])
+        return [int(r[0]) for r in rows]
+
     def mark_crashed(self) -> list[int]:
         """Call under the run lock: a run still ``running`` then is not alive
         (it would hold the lock), so it was killed; say so, once."""
-        ids = [
-            int(r[0])
-            for r in self.db.conn.execute("select id from runs where status = ?", ["running"])
-        ]
+        ids = self.unfinished_runs()
         if ids:
             self.db.conn.execute(
                 "update runs set status = 'crashed', finished_at = ? where status = 'running'",

@@ -65,15 +65,15 @@ def apply_command(args: argparse.Namespace, io: Out, now: datetime | None) -> in
 def _sweep_crashed(
     io: Out, desired: DesiredState, db: StateDB, conn: Connected, locked_at: float
 ) -> None:
-    """A run that never finished was killed: mark it, remove its temporaries.
-    Marked in the same transaction as the sweeping: a sweep cut short (a
-    Ctrl-C) leaves the run unmarked, and the next run sweeps again."""
-    with db.transaction():
-        crashed = db.mark_crashed()
-        if not crashed:
-            return
-        removed = sweep_debris(desired, conn, before=locked_at)
-        restored = restore_aside(desired)
+    """A run that never finished was killed: remove its temporaries, then
+    mark it. Marked only once swept: a sweep cut short (a Ctrl-C) leaves the
+    run unmarked, and the next run sweeps again. The sweep walks every tree
+    holding no lock on the state DB (a plan beside it would wait on one)."""
+    if not db.unfinished_runs():
+        return
+    removed = sweep_debris(desired, conn, before=locked_at)
+    restored = restore_aside(desired)
+    crashed = db.mark_crashed()
     runs = ", ".join(str(r) for r in crashed)
     io.say(
         f"Run {runs} never finished (killed?): marked crashed; "

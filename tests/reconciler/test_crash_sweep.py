@@ -6,6 +6,7 @@ for good)."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,3 +47,36 @@ def test_a_sweep_cut_short_is_done_again_by_the_next_run(
     assert r.code == 0, r.out + r.err
     assert "never finished (killed?)" in r.out and "removed 1 temporary file" in r.out, r.out
     assert not debris.exists()
+
+
+def test_the_sweep_holds_no_lock_on_the_state_db_while_it_walks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It walks every tree (minutes on a large NAS): a plan beside it, which
+    takes no run lock, must not wait on the state DB's write lock, and time
+    out calling it locked."""
+    ws = make_workspace(tmp_path, removal=False, extra=KEEP_ORIGINALS)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    db = StateDB.in_dir(tmp_path / "state")
+    db.start_run("apply")  # a killed run
+    db.close()
+    real = apply_command.sweep_debris
+    writable: list[bool] = []
+
+    def sweeping(*args: object, **kwargs: object) -> list[Path]:
+        other = sqlite3.connect(tmp_path / "state/state.db", timeout=0)
+        try:
+            other.execute("begin immediate")  # a plan's first write, meanwhile
+            other.execute("rollback")
+            writable.append(True)
+        except sqlite3.OperationalError:
+            writable.append(False)
+        finally:
+            other.close()
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(apply_command, "sweep_debris", sweeping)
+    r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 0 and "never finished (killed?)" in r.out, r.out + r.err
+    assert writable == [True]
