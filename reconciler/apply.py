@@ -640,6 +640,15 @@ class Applier:
             except GateRefused as e:
                 why = f"{e}; the library keeps its original until then"
                 return "waiting", why, _Effects(wrong_copies=wrong)
+            # Enough copies were right, and some may not have been: those are
+            # forgotten too, whatever the encode does.
+            status, detail, fx = self._encoded(a, sha, lib)
+            fx.wrong_copies.extend(wrong)
+            return status, detail, fx
+        return self._encoded(a, sha, lib)
+
+    def _encoded(self, a: EncodeForTier, sha: str, lib: LibraryFile) -> tuple[str, str, _Effects]:
+        """The encode itself, once ``_encode`` found it may replace the file."""
         store = self.conn.library
         tmp = store.temp_path(lib.path)
         src: Path | None = None

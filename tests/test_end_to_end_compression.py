@@ -18,7 +18,7 @@ from reconciler.media import encode_file, read_lineage
 from reconciler.model import EncodeForTier
 from reconciler.observe import observe
 from reconciler.state import StateDB
-from tests.helpers import files_under, make_workspace
+from tests.helpers import FILESYSTEM_TARGETS, files_under, make_workspace
 from tests.media.conftest import make_clip, make_heic
 from tests.media.conftest import make_jpeg as make_camera_jpeg
 
@@ -237,3 +237,33 @@ def test_an_encoded_file_keeps_its_capture_time_as_mtime_and_a_lost_db_its_tier(
     shutil.rmtree(ws.root / "state")
     again = ws.run("plan", "--detailed-exitcode", now=now)
     assert again.code == 0, again.out
+
+
+def test_a_copy_found_wrong_before_an_encode_is_forgotten_even_when_enough_are_right(
+    tmp_path: Path,
+) -> None:
+    """Three targets, two copies asked for, one copy rotten (same size and
+    mtime). The encode reads them, finds two right, and goes on; the rotten
+    one was dropped with the check's result, so it stayed trusted until the
+    next re-verification. Now it is forgotten, and the next run repairs it."""
+    targets = FILESYSTEM_TARGETS + '[targets.usb2]\nkind = "filesystem"\npath = "usb2"\n'
+    targets += "same_disk_ok = true\n"
+    stores = ("library", "nas", "usb", "usb2")
+    ws = make_workspace(tmp_path / "ws", extra=KEEP_A_YEAR, targets=targets, stores=stores)
+    original = make_camera_jpeg(ws.incoming / "IMG_1.JPG", size=(640, 480)).read_bytes()
+    assert ws.run("apply", "--yes", now=T1).code == 0
+    assert files_under(ws.incoming) == {}
+    (copy,) = ws.target("usb2").rglob("IMG_1.JPG")
+    st = copy.stat()
+    rotten = bytearray(original)
+    rotten[len(rotten) // 2] ^= 0x40
+    copy.write_bytes(bytes(rotten))
+    os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    assert ws.run("apply", "--yes", now=T2).code == 0  # encoded: nas and usb are right
+    (lib,) = ws.library.rglob("IMG_1.JPG")
+    assert read_lineage(lib) == (sha(original), "older")
+    repair = ws.run("plan", "--detail", now=T2)
+    assert "copy-to-target[usb2]" in repair.out, repair.out
+    assert ws.run("apply", "--yes", now=T2).code == 0
+    assert original in files_under(ws.target("usb2")).values()
