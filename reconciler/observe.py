@@ -716,7 +716,15 @@ def _still_known(
                     continue
                 key = (sid, item.key, f.ref)
                 row = rows.get(key)
-                if row is not None and row.still(f.size, f.fingerprint):
+                # An edit (or its adjustment data) re-made by the person
+                # may keep its length: a row from before fingerprints were
+                # kept cannot tell, so it is downloaded again, once.
+                changeable = f.role in ("edited", "edit_sidecar")
+                if (
+                    row is not None
+                    and row.still(f.size, f.fingerprint)
+                    and (row.fingerprint or not changeable)
+                ):
                     continue
                 if row is not None:
                     del known[key]

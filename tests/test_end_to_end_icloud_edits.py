@@ -138,7 +138,7 @@ def test_new_adjustment_data_of_the_same_size_is_told_by_its_fingerprint(
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
 
 
-def test_rows_from_before_fingerprints_were_kept_compare_by_size(
+def test_rows_from_before_fingerprints_keep_originals_and_read_edits_again(
     ws: Workspace, account: Account, emu: RunningEmulator, tmp_path: Path
 ) -> None:
     _removal(ws, on=False)
@@ -148,7 +148,13 @@ def test_rows_from_before_fingerprints_were_kept_compare_by_size(
         db.db.execute("update source_files set fingerprint = null")
     finally:
         db.close()
-    emu.server.inject("download", status=500, times=None)  # nothing may be downloaded
+    # An original is still known by its size; an edit and its adjustment
+    # data, which the person may re-make at the very same length, are read
+    # once more, and then known by their fingerprints.
+    again = ws.run("plan", "--detail", now=NOW).out
+    assert again.count("+ download") == 2 and "-edited.JPG" in again and ".AAE" in again, again
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    emu.server.inject("download", status=500, times=None)  # nothing more may be downloaded
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
     emu.server.clear_faults()
     (photo,) = account.live_assets()
