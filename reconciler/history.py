@@ -52,7 +52,16 @@ def record(
         )
         counted = _census(db, desired, run_id)
         metrics.write_textfile(metrics_path(desired), metrics.render(db, counted))
-        if command == "apply":
+    except (sqlite3.Error, OSError):
+        pass
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        # A row that is not what this tool writes (a run's finished_at that is
+        # no time, a summary that is no JSON object), read back for the
+        # metrics: the file was damaged.
+        db.close()
+        return damaged(db.path, e)
+    try:
+        if command == "apply":  # apart: its failure says nothing of the rows
             backup.back_up(
                 db.db.conn,
                 desired.state_dir / backup.FOLDER,
@@ -62,10 +71,6 @@ def record(
             )
     except (sqlite3.Error, OSError):
         pass
-    except (ValueError, TypeError, KeyError, AttributeError) as e:
-        # A row that is not what this tool writes (a run's finished_at that is
-        # no time, a summary that is no JSON object): the file was damaged.
-        return damaged(db.path, e)
     finally:
         db.close()
     return None

@@ -82,7 +82,13 @@ _REFERENCE_PIXEL_RATE = 1920 * 1080 * 30
 
 
 class EncodeTimeout(MediaError):
-    """ffmpeg ran past its time limit: the machine, not the input, may be at fault."""
+    """ffmpeg ran past its time limit, or the machine stopped it (a signal,
+    no memory, no disk space): the machine, not the input, may be at fault,
+    and the next run tries again."""
+
+
+#: What ffmpeg says when the machine, not the file, failed it.
+_MACHINE_FAULTS = (b"No space left on device", b"Cannot allocate memory", b"Disk quota exceeded")
 
 
 def container_for(path: Path) -> str:
@@ -199,6 +205,9 @@ def encode_video(
             f"{src}: ffmpeg did not finish within {limit:.0f} s; it was stopped "
             "(a busy machine? it is tried again next run)"
         ) from e
+    if done.returncode < 0 or any(fault in done.stderr for fault in _MACHINE_FAULTS):
+        why = _summary(done.stderr, src) or f"signal {-done.returncode}"
+        raise EncodeTimeout(f"{src}: ffmpeg was stopped ({why}); it is tried again next run")
     if done.returncode != 0:
         if _decodes_cleanly(src, stream, limit):
             # The original plays: it is the re-encode (a muxer, an encoder

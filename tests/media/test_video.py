@@ -255,3 +255,38 @@ def test_a_cover_picture_is_named_as_dropped(tmp_path: Path) -> None:
     assert (video["codec_name"], video["width"], video["height"]) == ("h264", 320, 240)
     assert len(frame_times(dst)) == 30
     assert info["format"]["tags"]["org.reconcile.dropped"] == "attached picture 2 (png)"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [(-9, b""), (1, b"av_interleaved_write_frame(): No space left on device\n")],
+    ids=["killed", "disk-full"],
+)
+def test_an_encode_the_machine_stopped_is_tried_again_never_settled(
+    mp4_original: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: tuple[int, bytes]
+) -> None:
+    """ffmpeg killed (the OOM killer) or out of disk space while it wrote:
+    the clip plays, so it was kept as it is, settled for good, and never
+    compressed at that tier. It is the machine's failure: tried again."""
+    import subprocess
+
+    from reconciler.media import video
+
+    real = subprocess.run
+
+    def stopped(args: list[str], **kwargs: Any) -> Any:
+        if "-crf" in args:  # the encode itself, not ffprobe nor the decode check
+            return subprocess.CompletedProcess(args, fault[0], b"", fault[1])
+        return real(args, **kwargs)
+
+    monkeypatch.setattr(video.subprocess, "run", stopped)
+    with pytest.raises(video.EncodeTimeout, match="tried again next run"):
+        encode_file(
+            mp4_original,
+            tmp_path / "out.tmp",
+            quality=None,
+            crf=30,
+            original_sha256=SHA,
+            tier="t",
+            replaces_size=10**9,
+        )
