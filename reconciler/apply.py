@@ -186,6 +186,11 @@ class Applier:
         self.rng = rng or random.Random()
         self.known = dict(world.known_sha256)
         self.library: dict[str, LibraryFile] = world.library.index()
+        #: an encoded library file's current sha256 -> the file (made once: a
+        #: download of those very bytes is the library's own content)
+        self.renditions = {
+            lf.sha256: lf for lf in world.library.files if lf.sha256 != lf.original_sha256
+        }
         self.copies: dict[str, dict[str, FileCopy]] = {
             t.target_id: t.index() for t in world.targets if t.available
         }
@@ -497,6 +502,13 @@ class Applier:
         if sha in self.library:
             tmp.unlink(missing_ok=True)
             return "changed", f"downloaded; same content as {self.library[sha].path}", fx
+        if sha in self.renditions:
+            # A library file made by encoding, uploaded back to iCloud (an
+            # AirDrop to the phone): adopted, it would land on that very file
+            # and be recorded as an original there, to be encoded again.
+            tmp.unlink(missing_ok=True)
+            kept = self.renditions[sha]
+            return "changed", f"downloaded; the library's own {kept.path}, kept as it is", fx
         copy = lib.adopt(tmp, rel, sha)
         fx.lineage.append(rows.original_row(copy, a.captured_at))
         return "changed", f"downloaded to {copy.path}", fx

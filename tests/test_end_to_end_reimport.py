@@ -109,3 +109,48 @@ def test_brought_back_file_leaves_the_library_file_its_originals(tmp_path: Path)
     assert [q.name for q in ws.library.rglob("IMG_1*.JPG")] == ["IMG_1.JPG"]
     assert read_lineage(lib) == (sha(original), "older")
     assert ws.run("plan", "--detailed-exitcode", now=T2).code == 0
+
+
+def test_a_library_file_downloaded_back_from_a_remote_source_stays_the_librarys(
+    tmp_path: Path,
+) -> None:
+    """The compressed file AirDropped to the phone and uploaded to iCloud:
+    its hash is known only once downloaded, so the planner cannot tell.
+    Downloaded, it was adopted onto the very library file it is (same bytes,
+    same dated name) and recorded there as an original, to be encoded again.
+    Now the download is the library's own content, and the file keeps its
+    lineage."""
+    from providers.fake import FakeSource
+    from reconciler import config
+    from reconciler.apply import Applier
+    from reconciler.connect import connect
+    from reconciler.observe import observe
+    from reconciler.plan import plan
+    from reconciler.state import StateDB
+
+    ws = make_workspace(tmp_path / "ws")
+    original = make_camera_jpeg(ws.incoming / "IMG_1.JPG", size=(640, 480)).read_bytes()
+    assert ws.run("apply", "--yes", now=T1).code == 0
+    (lib,) = list(ws.library.rglob("IMG_1.JPG"))
+    compressed = lib.read_bytes()
+    assert read_lineage(lib) == (sha(original), "recent")
+    desired = config.load(ws.config)
+    db = StateDB.in_dir(desired.state_dir)
+    conn = connect(desired)
+    try:
+        cloud = FakeSource("incoming")  # remote: hashes unknown until fetched
+        cloud.add("asset-1", {"IMG_1.JPG": compressed}, datetime(2021, 6, 1, tzinfo=UTC))
+        conn.sources = {"incoming": cloud}
+        world = observe(desired, db, conn, now=T1)
+        done = Applier(desired, db, conn, world, run_id=db.start_run("test"), sleep=lambda _: None)
+        result = done.apply(plan(desired, world, T1))
+        (download,) = [o for o in result.outcomes if o.kind == "download"]
+        assert "the library's own 2021/06/01/IMG_1.JPG" in download.detail, download
+        world = observe(desired, db, conn, now=T1)  # as the next run sees it
+        assert world.library.index()[sha(original)].sha256 == sha(compressed)
+    finally:
+        conn.close()
+        db.close()
+    assert lib.read_bytes() == compressed
+    assert read_lineage(lib) == (sha(original), "recent")
+    assert [p.name for p in ws.library.rglob("IMG_1*.JPG")] == ["IMG_1.JPG"]
