@@ -23,7 +23,7 @@ from pyicloud.exceptions import PyiCloudException
 from pyicloud.services.photos import PRIMARY_ZONE, PhotoAsset
 
 from providers.icloud.errors import server_error_codes
-from providers.icloud.listing import Changes, decode, encode
+from providers.icloud.listing import ALBUMS_UNREAD, Changes, decode, encode
 from reconciler.errors import LoginRequiredError, ProviderError
 from reconciler.logfile import LOGGER
 from reconciler.model import SourceItem
@@ -41,6 +41,20 @@ class Located:
 
     asset: Any
     zone_id: dict[str, str]
+
+
+@attrs.frozen
+class HiddenKnown:
+    """What a change listing knows of its hidden assets' albums, so that
+    only what may have changed is looked up (album listings leave hidden
+    assets out; their relation records are read by name)."""
+
+    #: Hidden asset id -> its albums as remembered (None: look up every album).
+    albums: Mapping[str, tuple[str, ...] | None]
+    #: Albums changed since the token: each looked up for every hidden asset.
+    album_ids: frozenset[str]
+    #: (asset id, album id) of the relations changed since the token.
+    relations: frozenset[tuple[str, str]]
 
 
 class ChangeFeed:
@@ -67,7 +81,9 @@ class ChangeFeed:
     def _to_item(self, asset: Any, albums: Mapping[str, tuple[str, ...]]) -> SourceItem | None:
         raise NotImplementedError
 
-    def _memberships(self) -> dict[str, tuple[str, ...]]:
+    def _memberships(
+        self, hidden: HiddenKnown | None = None
+    ) -> tuple[dict[str, tuple[str, ...]], set[str]]:
         raise NotImplementedError
 
     def _libraries(self) -> dict[str, Any]:
@@ -154,7 +170,11 @@ class ChangeFeed:
         # (one restored from Recently Deleted keeps relations the feed does not
         # name again) and for one hidden or shown (albums leave hidden assets out).
         regroup = False
+        # A hidden asset whose albums an earlier run could not read: read them.
+        retry = any(i.metadata and i.metadata.unremovable == ALBUMS_UNREAD for i in kept.values())
+        reread: set[str] = set()
         for zone, found in changes.items():
+            reread.update(found.assets)
             looked = self._look_up(sorted(found.assets), rows, zone_ids[zone])
             for name, located in looked.items():
                 old = rows.pop(name, None)
@@ -178,8 +198,22 @@ class ChangeFeed:
                 if item is not None:
                     kept[name] = item
                     self._seen[item.key] = located
-        wanted = regroup or any(c.albums for c in changes.values())
-        albums = self._memberships() if wanted else None
+        wanted = regroup or retry or any(c.albums for c in changes.values())
+        albums: dict[str, tuple[str, ...]] | None = None
+        unread: set[str] = set()
+        if wanted:
+            hidden = HiddenKnown(
+                albums={
+                    name: None
+                    if name in reread or item.metadata.unremovable == ALBUMS_UNREAD
+                    else item.metadata.albums
+                    for name, item in kept.items()
+                    if item.metadata is not None and item.metadata.hidden
+                },
+                album_ids=frozenset(i for c in changes.values() for i in c.album_ids),
+                relations=frozenset(p for c in changes.values() for p in c.relations),
+            )
+            albums, unread = self._memberships(hidden)
         items: list[SourceItem] = []
         for r in sorted(rows.values(), key=lambda r: r.pos):
             item = kept.get(r.asset_id)
@@ -187,8 +221,13 @@ class ChangeFeed:
                 continue
             if albums is not None and item.metadata is not None:
                 member_of = albums.get(r.asset_id, ())
-                if item.metadata.albums != member_of:
-                    item = item._replace(metadata=attrs.evolve(item.metadata, albums=member_of))
+                why = ALBUMS_UNREAD if r.asset_id in unread else ""
+                if r.asset_id in unread:
+                    # Not read: the albums remembered stand until they are.
+                    member_of = item.metadata.albums
+                if (item.metadata.albums, item.metadata.unremovable) != (member_of, why):
+                    meta = attrs.evolve(item.metadata, albums=member_of, unremovable=why)
+                    item = item._replace(metadata=meta)
                     touched.append(r._replace(item=encode(item)))
             items.append(item)
             self._zone_of[item.key] = zone_ids[r.zone]

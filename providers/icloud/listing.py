@@ -13,10 +13,13 @@ What a change means:
 - a CPLMaster: every remembered asset of that master is re-read (an edit's
   adjustment data lives on the master);
 - a CPLAlbum or CPLContainerRelation: album memberships are read again, once,
-  for every item (a relation's tombstone does not say which asset it held);
-  so they are when an asset new to the listing appears (one restored from
-  Recently Deleted keeps album relations the feed does not name again) and
-  when one is hidden or shown (album listings leave hidden assets out);
+  for every shown item (album listings); so they are when an asset new to the
+  listing appears (one restored from Recently Deleted keeps album relations
+  the feed does not name again) and when one is hidden or shown. Album
+  listings leave hidden assets out: their memberships are looked up by
+  relation name, only where something changed (the albums named, the pairs a
+  relation's name ``<asset id>-IN-<album id>`` gives, every album for a
+  hidden asset re-read), the rest kept from the remembered listing;
 - a tombstone of a remembered asset or master: those assets are re-read (and
   found gone); a tombstone of anything else may have been a relation, so
   memberships are read again too;
@@ -40,9 +43,14 @@ ALBUM_TYPES = frozenset({"CPLAlbum", "CPLContainerRelation"})
 
 #: ItemMetadata's fields, in the order a row keeps them (positional: a run
 #: decodes every remembered row, and field names would double the work).
-#: Not ``unremovable``: it follows the configuration, and is set afresh.
+#: Not ``unremovable``: it follows the configuration, and is set afresh;
+#: except ``ALBUMS_UNREAD``, kept (after the rest) so a later run reads again.
 _META = tuple(f.name for f in attrs.fields(ItemMetadata) if f.name != "unremovable")
 _TUPLES = ("keywords", "albums")
+#: ``unremovable`` of a hidden asset whose album relations could not be read.
+ALBUMS_UNREAD = (
+    "hidden, and its albums could not be read (from its album relations); read again next run"
+)
 
 
 def encode(item: SourceItem) -> str:
@@ -54,7 +62,7 @@ def encode(item: SourceItem) -> str:
             item.version,
             item.captured_at.isoformat() if item.captured_at else None,
             [[f.name, f.size, f.ref, f.role, f.fingerprint] for f in item.files],
-            [getattr(meta, name) for name in _META] if meta is not None else None,
+            _meta_row(meta) if meta is not None else None,
         ],
         separators=(",", ":"),
     )
@@ -77,8 +85,18 @@ def decode(source_id: str, text: str) -> SourceItem:
     )
 
 
+def _meta_row(meta: ItemMetadata) -> list[Any]:
+    row = [getattr(meta, name) for name in _META]
+    return [*row, ALBUMS_UNREAD] if meta.unremovable == ALBUMS_UNREAD else row
+
+
 def _metadata(values: list[Any]) -> ItemMetadata:
-    fields = dict(zip(_META, values, strict=True))
+    unread = len(values) == len(_META) + 1 and values[-1] == ALBUMS_UNREAD
+    fields: dict[str, Any] = dict(
+        zip(_META, values[: len(_META)] if unread else values, strict=True)
+    )
+    if unread:
+        fields["unremovable"] = ALBUMS_UNREAD
     for name in _TUPLES:
         fields[name] = tuple(fields[name])
     fields["record_ids"] = tuple((k, v) for k, v in fields["record_ids"])
@@ -93,6 +111,11 @@ class Changes:
     assets: set[str] = attrs.field(factory=set)
     #: Album memberships must be read again.
     albums: bool = False
+    #: Albums (CPLAlbum records, not deleted) changed: every hidden asset's
+    #: membership of each is looked up again.
+    album_ids: set[str] = attrs.field(factory=set)
+    #: (asset id, album id) of every relation record changed or deleted.
+    relations: set[tuple[str, str]] = attrs.field(factory=set)
     #: Record names seen (for the log).
     records: int = 0
 
@@ -113,3 +136,8 @@ class Changes:
             self.assets.update(assets_of_master.get(name, ()))
         elif record_type in ALBUM_TYPES or tombstone:
             self.albums = True
+            asset_id, sep, album_id = name.partition("-IN-")
+            if sep and record_type in (None, "CPLContainerRelation"):
+                self.relations.add((asset_id, album_id))
+            elif record_type == "CPLAlbum" and not tombstone:
+                self.album_ids.add(name)

@@ -17,7 +17,9 @@ Safety-relevant choices:
   albums are read afresh too (the album list, then its relation records):
   joining an album leaves the asset's record and change tag as they were.
 - Album listings leave hidden assets out: their memberships are read from
-  their relation records (``<asset id>-IN-<album id>``).
+  their relation records (``<asset id>-IN-<album id>``); by changes, only
+  where something changed. A lookup that fails leaves those hidden assets
+  ``unremovable`` this run (a note in the plan), not the library unlisted.
 - With a staging album, a Shared Library item is marked ``unremovable`` in
   its metadata: the plan notes it instead of planning a removal that fails.
 - With a staging album (``staging_album``, e.g. "DeletePending") ``remove``
@@ -61,10 +63,10 @@ from pyicloud.services.photos_cloudkit.constants import SmartAlbumEnum
 from providers.base import Closing, Hasher
 from providers.icloud import session as icloud_session
 from providers.icloud.assets import files_of, metadata_of, resource_of
-from providers.icloud.changes import LOOKUP_BATCH, ChangeFeed, Located, fresh_token
+from providers.icloud.changes import LOOKUP_BATCH, ChangeFeed, HiddenKnown, Located, fresh_token
 from providers.icloud.errors import classify, http_status, release, server_error_codes
-from providers.icloud.listing import encode
-from reconciler.errors import ConfigError, ProviderError, ReconcileError
+from providers.icloud.listing import ALBUMS_UNREAD, decode, encode
+from reconciler.errors import ConfigError, LoginRequiredError, ProviderError, ReconcileError
 from reconciler.interrupt import check_abandoned
 from reconciler.model import ItemMetadata, MediaFile, SourceItem
 from reconciler.state import ListingRow, StateDB
@@ -240,11 +242,18 @@ class ICloudSource(ChangeFeed, Closing):
             if memory is not None
             else {}
         )
-        albums = self._memberships()
+        albums, unread = self._memberships()
+        if unread and memory is not None:
+            # Not read this run: the albums the last listing knew stand (a
+            # sidecar is not rewritten without them), the item unremovable.
+            albums = {**albums, **self._remembered_albums(memory, unread)}
         rows: list[ListingRow] = []
         for album, zone_id in self._zones():
             for asset in album:
                 item = self._to_item(asset, albums)
+                if item is not None and item.metadata is not None and asset.id in unread:
+                    meta = attrs.evolve(item.metadata, unremovable=ALBUMS_UNREAD)
+                    item = item._replace(metadata=meta)
                 if memory is not None:
                     text = encode(item) if item is not None else None
                     row = (asset.id, asset.master_id, zone_id["zoneName"], len(rows), text)
@@ -263,6 +272,20 @@ class ICloudSource(ChangeFeed, Closing):
                 replace=True,
             )
 
+    def _remembered_albums(self, memory: StateDB, ids: set[str]) -> dict[str, tuple[str, ...]]:
+        """The albums the remembered listing gives each of ``ids`` (if it can)."""
+        out: dict[str, tuple[str, ...]] = {}
+        for row in memory.icloud_listing(self.id):
+            if row.asset_id not in ids or not row.item:
+                continue
+            try:
+                meta = decode(self.id, row.item).metadata
+            except (ValueError, TypeError):
+                continue
+            if meta is not None:
+                out[row.asset_id] = meta.albums
+        return out
+
     def _to_item(self, asset: Any, albums: Mapping[str, tuple[str, ...]]) -> SourceItem | None:
         key = f"{asset.id}:{asset.master_id}"
         files = files_of(asset)
@@ -278,24 +301,71 @@ class ICloudSource(ChangeFeed, Closing):
             metadata=metadata_of(asset, albums.get(asset.id, ())),
         )
 
-    def _memberships(self) -> dict[str, tuple[str, ...]]:
+    def _memberships(
+        self, hidden: HiddenKnown | None = None
+    ) -> tuple[dict[str, tuple[str, ...]], set[str]]:
         """Asset id -> the user albums holding it (never the staging album:
-        being staged for removal is not something the person chose).
+        being staged for removal is not something the person chose), and
+        the hidden assets whose albums could not be read (they keep what
+        ``hidden`` remembers, and are not removable this run).
 
         Album listings leave hidden assets out, but their relation records
         remain: a hidden asset's memberships are read from those, by the
-        name Photos gives them (``<asset id>-IN-<album id>``)."""
+        name Photos gives them (``<asset id>-IN-<album id>``): every hidden
+        asset (the Hidden album read) against every album, or, given what a
+        change listing knows (``hidden``), only the pairs that may have
+        changed, the rest as remembered."""
         photos = self._service()
-        albums = self._user_albums(photos.albums)
+        listed = photos.albums
+        albums = self._user_albums(listed)
         found: dict[str, list[str]] = {}
         for album in albums:
             for asset in album:
                 found.setdefault(asset.id, []).append(album.fullname)
-        hidden_album = photos.albums.find(SmartAlbumEnum.HIDDEN.value)
-        hidden = [a.id for a in hidden_album] if hidden_album is not None and albums else []
-        for asset_id, names in self._relations(hidden, albums, "reading albums").items():
-            found.setdefault(asset_id, []).extend(names)
-        return {k: tuple(sorted(v)) for k, v in found.items()}
+        pairs: list[tuple[str, Any]] = []
+        if hidden is None or self._hidden_regrouped(hidden, listed, albums):
+            if hidden is None:
+                hidden_album = listed.find(SmartAlbumEnum.HIDDEN.value)
+                ids = [a.id for a in hidden_album] if hidden_album is not None and albums else []
+            else:
+                ids = sorted(hidden.albums)
+            pairs = [(asset_id, album) for asset_id in ids for album in albums]
+        else:
+            by_id = {album.id: album for album in albums}
+            names = {album.fullname for album in albums}
+            changed = {i: by_id[i] for i in hidden.album_ids if i in by_id}
+            for asset_id, remembered in sorted(hidden.albums.items()):
+                if remembered is None:
+                    pairs.extend((asset_id, album) for album in albums)
+                    continue
+                redo = changed | {
+                    album_id: by_id[album_id]
+                    for a, album_id in hidden.relations
+                    if a == asset_id and album_id in by_id
+                }
+                # Kept: a remembered album still there and not looked up again
+                # (a deleted album's name is gone from the list).
+                again = {album.fullname for album in redo.values()}
+                kept = [n for n in remembered if n in names and n not in again]
+                if kept:
+                    found.setdefault(asset_id, []).extend(kept)
+                pairs.extend((asset_id, redo[i]) for i in sorted(redo))
+        relations, unread = self._relations(pairs, "reading the albums of hidden assets")
+        for asset_id, names_of in relations.items():
+            found.setdefault(asset_id, []).extend(names_of)
+        for asset_id in unread:
+            remembered = hidden.albums.get(asset_id) if hidden is not None else None
+            found[asset_id] = list(remembered or ())
+        return {k: tuple(sorted(set(v))) for k, v in found.items()}, unread
+
+    def _hidden_regrouped(self, hidden: HiddenKnown, listed: Any, albums: list[Any]) -> bool:
+        """Whether a changed album record is one that may rename user albums
+        without being one (a folder): every hidden asset is looked up again.
+        The staging album's changes are not the person's."""
+        ids = {album.id for album in albums}
+        staging = _find_album(listed, self.staging_album) if self.staging_album else None
+        ignored = {staging.id} if staging is not None else set()
+        return any(i not in ids and i not in ignored for i in hidden.album_ids)
 
     def _user_albums(self, albums: Any) -> list[Any]:
         """The user albums (in folders too) that make an item's ``albums``:
@@ -309,32 +379,40 @@ class ICloudSource(ChangeFeed, Closing):
         ]
 
     def _relations(
-        self, asset_ids: list[str], albums: list[Any], subject: str
-    ) -> dict[str, list[str]]:
-        """Asset id -> the full names of the ``albums`` holding it, read from
-        the relation records themselves (a lookup by name, hidden or not):
-        CloudKit answers a name that does not exist with NOT_FOUND."""
+        self, pairs: list[tuple[str, Any]], subject: str, *, strict: bool = False
+    ) -> tuple[dict[str, list[str]], set[str]]:
+        """Asset id -> the full names of the albums holding it, of the
+        (asset id, album) ``pairs``, read from the relation records
+        themselves (a lookup by name, hidden or not): CloudKit answers a name
+        that does not exist with NOT_FOUND. Also the asset ids a failed
+        lookup left unread; ``strict``: raise instead (but a person being
+        needed to sign in is always raised)."""
         by_name = {
             relation_name(asset_id, album.id): (asset_id, album.fullname)
-            for asset_id in asset_ids
-            for album in albums
+            for asset_id, album in pairs
         }
         names = list(by_name)
         found: dict[str, list[str]] = {}
+        unread: set[str] = set()
         client = self._service().private_client
         for i in range(0, len(names), LOOKUP_BATCH):
+            batch = names[i : i + LOOKUP_BATCH]
             try:
-                answer = client.lookup(
-                    record_names=names[i : i + LOOKUP_BATCH],
-                    zone_id=CKZoneIDReq(**PRIMARY_ZONE),
-                )
+                answer = client.lookup(record_names=batch, zone_id=CKZoneIDReq(**PRIMARY_ZONE))
             except (PyiCloudException, requests.RequestException) as e:
-                raise self._error(e, subject) from e
+                error = self._error(e, subject)
+                if strict or isinstance(error, LoginRequiredError):
+                    raise error from e
+                release(e)
+                LOG.warning("%s", error)
+                unread.update(by_name[n][0] for n in batch)
+                continue
             for record in answer.records:
                 if _live_relation(record) and record.recordName in by_name:
                     asset_id, album_name = by_name[record.recordName]
                     found.setdefault(asset_id, []).append(album_name)
-        return found
+        # An asset some of whose relations were not read: none of its are known.
+        return {k: v for k, v in found.items() if k not in unread}, unread
 
     def _albums_now(self, item: SourceItem, asset_id: str) -> tuple[str, ...]:
         """The user albums holding the asset, read now: the album list
@@ -345,7 +423,9 @@ class ICloudSource(ChangeFeed, Closing):
             albums = self._user_albums(self._service().libraries["root"].refresh_albums())
         except (PyiCloudException, requests.RequestException) as e:
             raise self._error(e, subject) from e
-        return tuple(sorted(self._relations([asset_id], albums, subject).get(asset_id, [])))
+        pairs = [(asset_id, album) for album in albums]
+        found, _ = self._relations(pairs, subject, strict=True)
+        return tuple(sorted(found.get(asset_id, [])))
 
     # ------------------------------------------------------------ re-reading
 

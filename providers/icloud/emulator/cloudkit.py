@@ -46,6 +46,8 @@ class CloudKitDatabase:
     token_horizon: int | None
     #: Names per ``changes/zone`` page when the request sets no ``resultsLimit``.
     changes_page_size: int
+    #: Every record name looked up, in order (tests count what a run asks).
+    looked_up: list[str]
 
     def _zone(self, body: JSON) -> Zone | None:
         name = (body.get("zoneID") or {}).get("zoneName", "PrimarySync")
@@ -182,6 +184,7 @@ class CloudKitDatabase:
         found: list[JSON] = []
         for wanted in body.get("records", []):
             name = str(wanted.get("recordName", ""))
+            self.looked_up.append(name)
             record = records.any_record(zone, name, self.url_generation)
             found.append(record or records.error_item(name, "NOT_FOUND", "Record not found"))
         return {"records": found, "syncToken": self._sync_token(zone)}

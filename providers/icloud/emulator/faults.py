@@ -7,6 +7,8 @@ or alters the answer: an HTTP status with Apple's body and ``Retry-After``, a
 delay, a truncated download body, or a CONFLICT for every record of a modify.
 With ``applied`` the request takes effect before the error is answered: the
 answer was lost on its way back, so a client cannot know whether it happened.
+``path_contains`` and ``body_contains`` narrow a fault to some requests of its
+route (``body_contains="-IN-"``: only lookups of album relation records).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class Fault:
     #: Handle the request as usual, then answer ``status`` instead.
     applied: bool = False
     path_contains: str = ""
+    #: Only requests whose body holds this text (e.g. a record name's part).
+    body_contains: str = ""
     times: int | None = 1
     hits: int = 0
 
@@ -60,10 +64,12 @@ class Fault:
         if self.route not in ROUTES:
             raise ValueError(f"unknown fault route {self.route!r}; one of {sorted(ROUTES)}")
 
-    def matches(self, route: str, path: str) -> bool:
+    def matches(self, route: str, path: str, body: bytes = b"") -> bool:
         if self.times is not None and self.times <= 0:
             return False
         if self.path_contains and self.path_contains not in path:
+            return False
+        if self.body_contains and self.body_contains.encode() not in body:
             return False
         if self.route == "any":
             return True
@@ -101,11 +107,11 @@ class FaultPlan:
         with self._lock:
             self.faults.clear()
 
-    def take(self, route: str, path: str) -> Fault | None:
+    def take(self, route: str, path: str, body: bytes = b"") -> Fault | None:
         """The first matching fault, with one use consumed."""
         with self._lock:
             for fault in self.faults:
-                if fault.matches(route, path):
+                if fault.matches(route, path, body):
                     fault.hits += 1
                     if fault.times is not None:
                         fault.times -= 1

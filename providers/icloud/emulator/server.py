@@ -129,6 +129,7 @@ class EmulatorServer(CloudKitDatabase):
     token_horizon: int | None = None
     changes_page_size: int = 200
     hits: Counter[str] = attrs.field(factory=Counter)
+    looked_up: list[str] = attrs.field(factory=list)
     range_requests: list[str] = attrs.field(factory=list)
     #: The most download requests seen being answered at once.
     peak_downloads: int = 0
@@ -189,11 +190,13 @@ class EmulatorServer(CloudKitDatabase):
         delay: float = 0.0,
         times: int | None = 1,
         path_contains: str = "",
+        body_contains: str = "",
         applied: bool = False,
     ) -> Fault:
         """Answer the next ``times`` requests on ``route`` with ``status``
         (Apple's body for it, and ``Retry-After``), after ``delay`` seconds;
-        ``applied``: only after the request took effect (a lost answer)."""
+        ``applied``: only after the request took effect (a lost answer);
+        ``path_contains``/``body_contains``: only requests holding that text."""
         return self.faults.add(
             Fault(
                 route=route,
@@ -203,6 +206,7 @@ class EmulatorServer(CloudKitDatabase):
                 delay=delay,
                 times=times,
                 path_contains=path_contains,
+                body_contains=body_contains,
                 applied=applied,
             )
         )
@@ -271,7 +275,7 @@ class EmulatorServer(CloudKitDatabase):
     def _handle(self, req: Request, route: str) -> Response:
         if self.latency:
             time.sleep(self.latency)
-        fault = self.faults.take(route, req.path)
+        fault = self.faults.take(route, req.path, req.body)
         if fault is not None and fault.delay:
             time.sleep(fault.delay)
         if fault is not None and fault.status is not None and not fault.applied:
