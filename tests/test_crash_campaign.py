@@ -57,6 +57,21 @@ def _decodes(data: bytes) -> bool:
     return True
 
 
+def _described(pids: list[int]) -> list[str]:
+    """Each process as ps would show it: pid, state, parent, command line."""
+    shown = []
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            shown.append(f"{pid} (gone)")
+            continue
+        state, ppid = stat.rpartition(")")[2].split()[:2]
+        shown.append(f"{pid} state {state} parent {ppid}: {cmd.strip()[:200]}")
+    return shown
+
+
 def _tagged_processes(tag: str) -> list[int]:
     """Processes whose environment carries ``tag`` (a run and all it started)."""
     found = []
@@ -110,10 +125,10 @@ class World:
 
     def wait_until_alone(self) -> None:
         """Nothing of a finished or killed run may keep running."""
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # a loaded disk may hold a killed fsync a while
         while (left := _tagged_processes(self.tag)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert left == [], f"processes of a dead run still alive: {left}"
+        assert left == [], f"processes of a dead run still alive: {_described(left)}"
 
     def debris(self) -> set[Path]:
         roots = [self.ws.library, *(self.ws.target(t) for t in TARGETS)]
