@@ -28,6 +28,7 @@ from providers.filesystem import read_marker
 from reconciler import config, places
 from reconciler.connect import MISSING_API_KEY, icloud_session_dir
 from reconciler.errors import ConfigError, LoginRequiredError, ProviderError
+from reconciler.independence import backup_groups, disk_problems
 
 if TYPE_CHECKING:  # imported when used: an offline validate never loads requests
     from providers.syncthing.client import SyncthingClient
@@ -112,7 +113,31 @@ def offline(desired: config.DesiredState, env: Mapping[str, str]) -> list[Check]
         places.fences(desired)  # two places that are one folder, through a mount
     except ConfigError as e:
         checks.extend(_fail("paths", problem) for problem in e.problems)
+    checks.extend(_disks(desired))
     return checks
+
+
+def _disks(desired: config.DesiredState) -> list[Check]:
+    """A filesystem target whose copies are not a backup (on the library's
+    disk, or on one disk with another target), as the plan would say
+    (``shared-disk``): with none that counts, every item waits in its
+    source for ever, while everything else here looked fine."""
+    devices: dict[str, int | None] = {}
+    for tid, tgt in desired.targets.items():
+        if isinstance(tgt, config.FilesystemTarget):
+            try:
+                devices[tid] = os.stat(tgt.path).st_dev
+            except OSError:
+                continue  # not there: its own line says so
+    try:
+        library = os.stat(desired.library_path).st_dev
+    except OSError:
+        return []
+    groups = backup_groups(devices, library=library, same_disk_ok=config.same_disk_ok(desired))
+    return [
+        Check("warn", f"targets.{tid}", f"not a backup: {why}")
+        for tid, why in disk_problems(groups).items()
+    ]
 
 
 def _marked(subject: str, path: Path, store_id: str) -> Check:

@@ -94,9 +94,12 @@ def test_what_fails_at_once_is_caught_offline(tmp_path: Path, no_secrets: None) 
         "FAIL  targets.phone.url: 'http://127.0.0.1:8384/rest' ends in /rest; use "
         "http://127.0.0.1:8384 (reconcile adds /rest/...)",
         "FAIL  targets.phone: SYNCTHING_API_KEY is not set in the environment; export it",
+        # on the library's own disk, as the plan would say (shared-disk)
+        "warn  targets.usb: not a backup: on the library's own disk: its copies are written "
+        "but are not a backup (put it on another disk, or set same_disk_ok = true)",
     ]
     assert r.err == (
-        "error: 9 of 12 checks failed (FAIL above); fix them, then run reconcile validate again\n"
+        "error: 9 of 13 checks failed (FAIL above); fix them, then run reconcile validate again\n"
     )
 
 
