@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from reconciler import config, places
 from reconciler.connect import MISSING_API_KEY, icloud_session_dir
 from reconciler.errors import ConfigError, LoginRequiredError, ProviderError
 from reconciler.independence import backup_groups, disk_problems
+from reconciler.state import unusable
 
 if TYPE_CHECKING:  # imported when used: an offline validate never loads requests
     from providers.syncthing.client import SyncthingClient
@@ -166,8 +168,32 @@ def _state_dir(path: Path) -> Check:
     if not os.access(existing, os.W_OK | os.X_OK):
         return _fail("state.dir", f"{existing} is not writable by this user; fix the permissions")
     if existing == path:
+        db = path / "state.db"
+        if db.exists():
+            problem = _state_db_problem(db)
+            if problem:
+                return _fail("state.dir", problem)
+            return _ok("state.dir", f"{path} is writable; {db.name} reads")
         return _ok("state.dir", f"{path} is writable")
     return _ok("state.dir", f"{path} will be created")
+
+
+def _state_db_problem(db: Path) -> str:
+    """What ``plan`` would stop on in the state database, read without a
+    write (nothing is migrated, nothing locked): damage, a lock another
+    program holds, a read-only file (``state.unusable``); "" when it reads."""
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1.0)
+    except sqlite3.Error as e:
+        return str(unusable(db, e))
+    try:
+        conn.execute("pragma quick_check(1)").fetchall()
+        conn.execute("select count(*) from meta").fetchall()
+    except sqlite3.Error as e:
+        return str(unusable(db, e))
+    finally:
+        conn.close()
+    return ""
 
 
 def _source(sid: str, src: config.SourceConfig, env: Mapping[str, str]) -> list[Check]:

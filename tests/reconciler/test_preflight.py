@@ -13,7 +13,7 @@ import pytest
 from providers.icloud.emulator import Account
 from providers.icloud.emulator.testing import running_emulator, seed_trusted_session
 from providers.syncthing.pair import SyncthingPair
-from tests.helpers import make_workspace
+from tests.helpers import KEEP_ORIGINALS, make_workspace
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
@@ -198,3 +198,20 @@ def test_validate_online_reaches_icloud_and_the_phone(
         ]
         assert lines[-1].startswith("warn  targets.phone: the phone was last seen ")
         assert lines[-1].endswith(" UTC (10 days ago)")
+
+
+def test_a_state_database_plan_would_stop_on_fails_validate(tmp_path: Path) -> None:
+    """validate checked only that the state folder was writable: with a
+    damaged state.db it said ok, and plan then stopped on it."""
+    ws = make_workspace(tmp_path, extra=KEEP_ORIGINALS)
+    assert ws.run("plan").code == 0  # the state database made
+    ok = ws.run("validate")
+    assert ok.code == 0 and "state.db reads" in ok.out, ok.out + ok.err
+    db = tmp_path / "state" / "state.db"
+    for companion in ("state.db-wal", "state.db-shm"):
+        (tmp_path / "state" / companion).unlink(missing_ok=True)
+    db.write_bytes(db.read_bytes()[:100] + b"\\0garbage" * 500)
+    r = ws.run("validate")
+    assert r.code == 1, r.out + r.err
+    assert f"FAIL  state.dir: state database {db} is damaged" in r.out, r.out
+    assert ws.run("plan").code == 1  # what validate now says beforehand
