@@ -51,6 +51,20 @@ class Workspace:
     def target(self, name: str) -> Path:
         return self.root / name
 
+    def removal(self, on: bool) -> None:
+        """Turn ``policy.removal.enabled`` on or off in the configuration."""
+        text = self.config.read_text()
+        old, new = ("false", "true") if on else ("true", "false")
+        self.config.write_text(text.replace(f"enabled = {old}", f"enabled = {new}"))
+
+    def sidecars(self, name: str, stores: tuple[str, ...]) -> dict[str, str]:
+        """The text of ``name``'s one XMP sidecar on each store."""
+        out = {}
+        for store in stores:
+            (xmp,) = self.target(store).rglob(f"{name}.xmp")
+            out[store] = xmp.read_text()
+        return out
+
     def run(self, *args: str, now: datetime | None = None, stdin: str = "") -> Run:
         out, err = io.StringIO(), io.StringIO()
         code = main(

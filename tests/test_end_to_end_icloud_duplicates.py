@@ -17,7 +17,7 @@ import pytest
 from providers.icloud.emulator import Account, EmulatedAsset
 from providers.icloud.emulator.testing import RunningEmulator
 from tests.helpers import Workspace, make_jpeg
-from tests.test_end_to_end_icloud_items import _exiftool, _removal
+from tests.test_end_to_end_icloud_items import _exiftool
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 FIRST = datetime(2021, 6, 1, 9, 30, tzinfo=UTC)
@@ -94,7 +94,7 @@ def test_two_assets_of_one_original_keep_a_sidecar_each_on_every_store(
             twin.favorite, twin.caption = False, None
             account.zones["PrimarySync"].invalidate()
             account.touch(twin)
-    _removal(ws, on=False)
+    ws.removal(on=False)
     r = ws.run("apply", "--yes", now=NOW)
     assert r.code == 0, r.out + r.err
     before = _check(ws, account)
@@ -106,7 +106,7 @@ def test_two_assets_of_one_original_keep_a_sidecar_each_on_every_store(
             assert names[a.asset_id] in ("IMG_0001.JPG.xmp", f"IMG_0001.JPG.{_tag(a)}.xmp")
         assert len({p.parent for p, _ in before[store].values()}) == 1
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0  # no tug of war
-    _removal(ws, on=True)
+    ws.removal(on=True)
     r = ws.run("apply", "--yes", now=NOW)
     assert r.code == 0, r.out + r.err
     assert account.live_assets() == []

@@ -37,21 +37,15 @@ def _jpeg(tmp: Path, seed: int, size: int = 64) -> bytes:
     return make_jpeg(tmp / f"src{seed}.jpg", OLD, seed=seed, size=size).read_bytes()
 
 
-def _removal(ws: Workspace, on: bool) -> None:
-    text = ws.config.read_text()
-    old, new = ("false", "true") if on else ("true", "false")
-    ws.config.write_text(text.replace(f"enabled = {old}", f"enabled = {new}"))
-
-
 def _archived_then_edited_again(
     ws: Workspace, account: Account, edit: bytes, aae: bytes
 ) -> EmulatedAsset:
-    _removal(ws, on=False)
+    ws.removal(on=False)
     assert ws.run("apply", "--yes", now=NOW).code == 0
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
     (photo,) = account.live_assets()
     account.edit_asset(photo, edit, adjustments=aae)
-    _removal(ws, on=True)
+    ws.removal(on=True)
     return photo
 
 
@@ -141,7 +135,7 @@ def test_new_adjustment_data_of_the_same_size_is_told_by_its_fingerprint(
 def test_rows_from_before_fingerprints_keep_originals_and_read_edits_again(
     ws: Workspace, account: Account, emu: RunningEmulator, tmp_path: Path
 ) -> None:
-    _removal(ws, on=False)
+    ws.removal(on=False)
     assert ws.run("apply", "--yes", now=NOW).code == 0
     db = StateDB.in_dir(ws.root / "state")
     try:
@@ -160,7 +154,7 @@ def test_rows_from_before_fingerprints_keep_originals_and_read_edits_again(
     (photo,) = account.live_assets()
     edit, aae = _jpeg(tmp_path, 3, size=96), b"<plist>v2: black and white, longer</plist>"
     account.edit_asset(photo, edit, adjustments=aae)
-    _removal(ws, on=True)
+    ws.removal(on=True)
     assert ws.run("plan", "--detail", now=NOW).out.count("+ download") == 2
     assert ws.run("apply", "--yes", now=NOW).code == 0
     assert photo.deleted
@@ -176,7 +170,7 @@ def test_a_sidecar_pairing_the_new_edit_with_the_old_hash_is_not_trusted(
     state DB's rows nor a recovery from the sidecars may take those."""
     edit, aae = _jpeg(tmp_path, 3, size=96), b"<plist>v2: black and white, longer</plist>"
     photo = _archived_then_edited_again(ws, account, edit, aae)
-    _removal(ws, on=False)
+    ws.removal(on=False)
     assert ws.run("plan", now=NOW).code == 0  # remembers the new listing
     db = StateDB.in_dir(ws.root / "state")
     try:
@@ -193,7 +187,7 @@ def test_a_sidecar_pairing_the_new_edit_with_the_old_hash_is_not_trusted(
     if lost_db:
         for f in (ws.root / "state").glob("*.db*"):
             f.unlink()
-    _removal(ws, on=True)
+    ws.removal(on=True)
     assert ws.run("plan", "--detail", now=NOW).out.count("+ download") >= 2
     ws.run("apply", "--yes", now=NOW)
     _assert_safe(ws, photo, edit, aae)

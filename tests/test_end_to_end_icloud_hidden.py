@@ -50,20 +50,6 @@ def _asset(account: Account, name: str) -> EmulatedAsset:
     return next(a for a in zone.assets.values() if a.master.filename == name)
 
 
-def _sidecars(ws: Workspace, name: str) -> dict[str, str]:
-    out = {}
-    for store in STORES:
-        (xmp,) = ws.target(store).rglob(f"{name}.xmp")
-        out[store] = xmp.read_text()
-    return out
-
-
-def _removal(ws: Workspace, on: bool) -> None:
-    text = ws.config.read_text()
-    old, new = ("false", "true") if on else ("true", "false")
-    ws.config.write_text(text.replace(f"enabled = {old}", f"enabled = {new}"))
-
-
 def _relations(emu: RunningEmulator) -> list[str]:
     """The relation names looked up since the last call."""
     names = [n for n in emu.server.looked_up if "-IN-" in n]
@@ -77,9 +63,9 @@ def test_hidden_albums_unread_keep_those_assets_only(
 ) -> None:
     if listing == "changes":
         # A first run remembers the listing; the next reads by changes.
-        _removal(ws, on=False)
+        ws.removal(on=False)
         assert ws.run("apply", "--yes", now=NOW).code == 0
-        _removal(ws, on=True)
+        ws.removal(on=True)
         # Album memberships are read again (a new album): the lookups fail.
         account.add_album("Later", [])
     shown = _asset(account, "IMG_0001.JPG")
@@ -95,7 +81,7 @@ def test_hidden_albums_unread_keep_those_assets_only(
     assert f"skipped icloud:IMG_0002.JPG: {UNREAD}; kept in the source" in r.out, r.out
     assert not hidden.deleted
     # Its files are archived all the same; its albums are not lost from it.
-    for store, text in _sidecars(ws, "IMG_0002.JPG").items():
+    for store, text in ws.sidecars("IMG_0002.JPG", STORES).items():
         assert "<reconcile:Hidden>True</reconcile:Hidden>" in text, store
         if listing == "changes":
             assert "Albums|Private trip" in text, store
@@ -104,7 +90,7 @@ def test_hidden_albums_unread_keep_those_assets_only(
     assert r.code == 0, r.out + r.err
     assert hidden.deleted
     assert account.live_assets() == []
-    for store, text in _sidecars(ws, "IMG_0002.JPG").items():
+    for store, text in ws.sidecars("IMG_0002.JPG", STORES).items():
         assert "Albums|Private trip" in text, store
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
 
@@ -112,7 +98,7 @@ def test_hidden_albums_unread_keep_those_assets_only(
 def test_a_run_by_changes_looks_up_only_what_changed(
     ws: Workspace, account: Account, emu: RunningEmulator, tmp_path: Path
 ) -> None:
-    _removal(ws, on=False)
+    ws.removal(on=False)
     hidden = [_asset(account, f"IMG_000{n}.JPG") for n in (2, 3, 4)]
     assert ws.run("apply", "--yes", now=NOW).code == 0
     # The full listing: every hidden asset against every user album.
@@ -129,7 +115,7 @@ def test_a_run_by_changes_looks_up_only_what_changed(
     account.add_to_album(cats, hidden[1].asset_id)
     assert ws.run("apply", "--yes", now=NOW).code == 0
     assert _relations(emu) == [f"{hidden[1].asset_id}-IN-{cats.album_id}"]
-    assert all("Albums|Cats" in t for t in _sidecars(ws, "IMG_0003.JPG").values())
+    assert all("Albums|Cats" in t for t in ws.sidecars("IMG_0003.JPG", STORES).values())
     # A new album: every hidden asset against it, no other album.
     wedding = account.add_album("Wedding", [hidden[2]])
     assert ws.run("apply", "--yes", now=NOW).code == 0
@@ -143,18 +129,18 @@ def test_a_run_by_changes_looks_up_only_what_changed(
     account.remove_from_album(cats, hidden[1].asset_id)
     assert ws.run("apply", "--yes", now=NOW).code == 0
     assert _relations(emu) == [f"{hidden[1].asset_id}-IN-{cats.album_id}"]
-    assert not any("Albums|Cats" in t for t in _sidecars(ws, "IMG_0003.JPG").values())
+    assert not any("Albums|Cats" in t for t in ws.sidecars("IMG_0003.JPG", STORES).values())
     # Every sidecar as a full listing reads them.
     for name, albums in [
         ("IMG_0001.JPG", ["Albums|Trip"]),
         ("IMG_0002.JPG", ["Albums|Private trip"]),
         ("IMG_0004.JPG", ["Albums|Wedding"]),
     ]:
-        for store, text in _sidecars(ws, name).items():
+        for store, text in ws.sidecars(name, STORES).items():
             assert all(a in text for a in albums), (name, store)
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
     # And removal (which re-reads each asset's albums) then finds nothing changed.
-    _removal(ws, on=True)
+    ws.removal(on=True)
     r = ws.run("apply", "--yes", now=NOW)
     assert r.code == 0, r.out + r.err
     assert account.live_assets() == []

@@ -27,12 +27,6 @@ def account(tmp_path: Path) -> Account:
     return account
 
 
-def _removal(ws: Workspace, on: bool) -> None:
-    text = ws.config.read_text()
-    old, new = ("false", "true") if on else ("true", "false")
-    ws.config.write_text(text.replace(f"enabled = {old}", f"enabled = {new}"))
-
-
 def _log(ws: Workspace) -> str:
     return (ws.root / "state" / "reconcile.log").read_text()
 
@@ -40,11 +34,11 @@ def _log(ws: Workspace) -> str:
 def test_runs_after_the_first_read_changes_and_converge(
     ws: Workspace, account: Account, emu: RunningEmulator
 ) -> None:
-    _removal(ws, on=False)
+    ws.removal(on=False)
     assert ws.run("apply", "--yes", now=NOW).code == 0
     assert "icloud: full listing: no listing remembered yet" in _log(ws)
     added = account.add_asset(b"\xff\xd8new" * 500, "IMG_0100.JPG", asset_date=OLD)
-    _removal(ws, on=True)
+    ws.removal(on=True)
     r = ws.run("apply", "--yes", now=NOW)
     assert r.code == 0, r.out + r.err
     assert "icloud: read 2 changed records since the last listing" in _log(ws)
@@ -67,7 +61,7 @@ def test_a_wrong_remembered_listing_never_leads_to_a_removal(
     """An edit the change feed 'lost' (the token moved past it by hand):
     the plan believes the item archived, but the removal re-reads the asset
     and refuses, and a full listing then archives the edit."""
-    _removal(ws, on=False)
+    ws.removal(on=False)
     assert ws.run("apply", "--yes", now=NOW).code == 0
     edited = account.live_assets()[0]
     account.edit_asset(edited, make_jpeg(tmp_path / "edit.jpg", OLD, seed=9).read_bytes())
@@ -77,7 +71,7 @@ def test_a_wrong_remembered_listing_never_leads_to_a_removal(
     state.execute("update icloud_cursor set token = ?", [zones[0]["syncToken"]])
     state.commit()
     state.close()
-    _removal(ws, on=True)
+    ws.removal(on=True)
     r = ws.run("apply", "--yes", now=NOW)
     assert r.code == 1
     assert "edited, sidecar changed since it was archived; not removed" in r.out
@@ -93,12 +87,12 @@ def test_a_wrong_remembered_listing_never_leads_to_a_removal(
 def test_the_gate_still_counts_copies_after_an_incremental_observation(
     ws: Workspace, account: Account, emu: RunningEmulator
 ) -> None:
-    _removal(ws, on=False)
+    ws.removal(on=False)
     assert ws.run("apply", "--yes", now=NOW).code == 0
     # One backup lost between runs: the incremental plan must copy, not remove.
     victim = next(ws.target("usb").rglob("IMG_0001.JPG"))
     victim.unlink()
-    _removal(ws, on=True)
+    ws.removal(on=True)
     p = ws.run("plan", now=NOW)
     assert "+ copy-to-target[usb] icloud:IMG_0001.JPG" in p.out
     assert "remove-from-source icloud:IMG_0001.JPG" not in p.out

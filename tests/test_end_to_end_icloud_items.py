@@ -64,12 +64,6 @@ def account(tmp_path: Path) -> Account:
     return account
 
 
-def _removal(ws: Workspace, on: bool) -> None:
-    text = ws.config.read_text()
-    old, new = ("false", "true") if on else ("true", "false")
-    ws.config.write_text(text.replace(f"enabled = {old}", f"enabled = {new}"))
-
-
 def _exiftool(path: Path) -> dict[str, Any]:
     exiftool = shutil.which("exiftool")
     assert exiftool, "exiftool is needed (apt install libimage-exiftool-perl; make apt)"
@@ -185,12 +179,12 @@ def test_no_removal_while_a_target_lacks_the_sidecar(
 def test_an_edit_made_after_archiving_is_archived_before_removal(
     ws: Workspace, account: Account, tmp_path: Path
 ) -> None:
-    _removal(ws, on=False)
+    ws.removal(on=False)
     assert ws.run("apply", "--yes", now=NOW).code == 0
     raw = next(a for a in account.live_assets() if a.master.filename == "IMG_0003.JPG")
     edit = _jpeg(tmp_path / "late", 33)
     account.edit_asset(raw, edit, adjustments=b"<plist>late: black and white</plist>")
-    _removal(ws, on=True)
+    ws.removal(on=True)
     r = ws.run("apply", "--yes", now=NOW)
     assert r.code == 0, r.out + r.err
     assert raw.deleted
@@ -203,7 +197,7 @@ def test_an_edit_made_after_archiving_is_archived_before_removal(
 def test_a_favourite_added_after_archiving_rewrites_only_the_sidecars(
     ws: Workspace, account: Account
 ) -> None:
-    _removal(ws, on=False)
+    ws.removal(on=False)
     assert ws.run("apply", "--yes", now=NOW).code == 0
     stores = (*TARGETS, "library")
 
@@ -232,14 +226,14 @@ def test_a_favourite_added_after_archiving_rewrites_only_the_sidecars(
 def test_a_lost_state_db_downloads_and_copies_nothing_the_sidecars_prove(
     ws: Workspace, account: Account, emu: RunningEmulator
 ) -> None:
-    _removal(ws, on=False)
+    ws.removal(on=False)
     assert ws.run("apply", "--yes", now=NOW).code == 0
     for db in (ws.root / "state").glob("*.db*"):
         db.unlink()
     emu.server.inject("download", status=500, times=None)  # nothing may be downloaded
     r = ws.run("plan", "--detailed-exitcode", now=NOW)
     assert r.code == 0, r.out
-    _removal(ws, on=True)
+    ws.removal(on=True)
     assert ws.run("apply", "--yes", now=NOW).code == 0
     assert len(account.deleted_assets()) == 6
 
@@ -274,7 +268,7 @@ def test_duplicates_sharing_an_original_keep_a_sidecar_each_and_converge(
     photo = next(a for a in account.live_assets() if a.master.filename == "IMG_0001.JPG")
     twin = account.add_duplicate(photo)
     account.update_asset(twin, {"isFavorite": 0})
-    _removal(ws, on=False)
+    ws.removal(on=False)
     assert ws.run("apply", "--yes", now=NOW).code == 0
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0  # no tug of war
     for store in (*TARGETS, "library"):
@@ -282,7 +276,7 @@ def test_duplicates_sharing_an_original_keep_a_sidecar_each_and_converge(
         assert len(xmps) == 2, xmps
         ratings = sorted(_exiftool(x)["XMP-xmp:Rating"] for x in xmps)
         assert ratings == [0, 5]
-    _removal(ws, on=True)
+    ws.removal(on=True)
     assert ws.run("apply", "--yes", now=NOW).code == 0
     assert account.live_assets() == []
 

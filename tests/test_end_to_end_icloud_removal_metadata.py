@@ -50,20 +50,6 @@ def _asset(account: Account, name: str) -> EmulatedAsset:
     return next(a for a in zone.assets.values() if a.master.filename == name)
 
 
-def _sidecars(ws: Workspace, name: str) -> dict[str, str]:
-    out = {}
-    for store in STORES:
-        (xmp,) = ws.target(store).rglob(f"{name}.xmp")
-        out[store] = xmp.read_text()
-    return out
-
-
-def _removal(ws: Workspace, on: bool) -> None:
-    text = ws.config.read_text()
-    old, new = ("false", "true") if on else ("true", "false")
-    ws.config.write_text(text.replace(f"enabled = {old}", f"enabled = {new}"))
-
-
 def _during_removal(
     monkeypatch: pytest.MonkeyPatch, change: Callable[[], object]
 ) -> list[Callable[[], object]]:
@@ -110,7 +96,7 @@ def test_an_album_change_during_the_run_waits_for_the_sidecar(
     r = ws.run("apply", "--yes", now=NOW)
     assert r.code == 0, r.out + r.err
     assert photo.deleted
-    for store, text in _sidecars(ws, "IMG_0001.JPG").items():
+    for store, text in ws.sidecars("IMG_0001.JPG", STORES).items():
         assert all(w in text for w in wanted), (store, text)
         assert not any(g in text for g in gone), (store, text)
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
@@ -123,14 +109,14 @@ def test_a_hidden_asset_leaves_with_its_albums_in_the_sidecar(
     r = ws.run("apply", "--yes", now=NOW)
     assert r.code == 0, r.out + r.err
     assert hidden.deleted
-    for store, text in _sidecars(ws, "IMG_0002.JPG").items():
+    for store, text in ws.sidecars("IMG_0002.JPG", STORES).items():
         assert "Albums|Private trip" in text, store
         assert "<reconcile:Hidden>True</reconcile:Hidden>" in text, store
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
 
 
 def test_an_asset_hidden_after_archiving_keeps_its_albums(ws: Workspace, account: Account) -> None:
-    _removal(ws, on=False)
+    ws.removal(on=False)
     assert ws.run("apply", "--yes", now=NOW).code == 0
     photo = _asset(account, "IMG_0001.JPG")
     account.update_asset(photo, {"isHidden": 1})
@@ -138,13 +124,13 @@ def test_an_asset_hidden_after_archiving_keeps_its_albums(ws: Workspace, account
     # and a hidden asset's are read from its relation records.
     r = ws.run("apply", "--yes", now=NOW)
     assert r.code == 0, r.out + r.err
-    for store, text in _sidecars(ws, "IMG_0001.JPG").items():
+    for store, text in ws.sidecars("IMG_0001.JPG", STORES).items():
         assert "Albums|Trip" in text, store
         assert "<reconcile:Hidden>True</reconcile:Hidden>" in text, store
-    _removal(ws, on=True)
+    ws.removal(on=True)
     assert ws.run("apply", "--yes", now=NOW).code == 0
     assert photo.deleted
-    assert all("Albums|Trip" in t for t in _sidecars(ws, "IMG_0001.JPG").values())
+    assert all("Albums|Trip" in t for t in ws.sidecars("IMG_0001.JPG", STORES).values())
 
 
 def test_a_shared_library_item_with_a_staging_album_is_a_note_not_a_failure(
