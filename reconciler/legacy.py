@@ -9,9 +9,11 @@ that history here:
   library, a filesystem target, a folder source) is hashed now, into the hash
   cache, so the next observation matches it by content instead of reading
   every file again, and nothing is downloaded or copied a second time;
-* an unmodified download (its bytes as many as the seed downloaded) tells the
-  SHA-256 of its iCloud original: observation uses that only when iCloud's own
-  listing shows the same asset with the same file name and size;
+* an unmodified download (its bytes as many as the seed downloaded) claims
+  the SHA-256 of its iCloud original: observation uses that only when iCloud's
+  own listing shows the same asset with the same file name and size, and only
+  as a claim (``World.claimed``): the applier reads the original from iCloud
+  before it removes the asset, and keeps the asset if the bytes differ;
 * every row is kept in ``legacy_media`` as the seed recorded it, with the
   file this tool hashed, so items the seed deleted from iCloud stay known.
 

@@ -394,8 +394,13 @@ def observe(
             hasher.ahead.close()
             hasher.ahead = None
     known, superseded, wanted = _still_known(sources, db.source_files())
+    # The seed's word before the sidecars': a sidecar written while a hash
+    # was only claimed repeats the claim, and would launder it into a
+    # download record. A claim is confirmed by reading the source (apply).
+    claimed = _known_from_legacy(sources, known, db)
+    for key in claimed:
+        wanted.pop(key, None)
     _known_from_sidecars(wanted, superseded, library, targets, conn, known, db)
-    _known_from_legacy(sources, known, db)
     return World(
         observed_at=now,
         sources=sources,
@@ -405,6 +410,7 @@ def observe(
         settled=db.settled(),
         tombstones=db.tombstones(),
         removed_sha256=db.tombstoned_sha256(),
+        claimed=claimed,
     )
 
 
@@ -797,14 +803,18 @@ def _known_from_sidecars(
 
 def _known_from_legacy(
     sources: tuple[SourceState, ...], known: dict[tuple[str, str, str], str], db: StateDB
-) -> None:
+) -> frozenset[tuple[str, str, str]]:
     """The SHA-256 of an iCloud original the seed pipeline downloaded
     (``import-legacy``), taken only when iCloud lists that very asset (by
     record name) with the file name and size the unmodified download has;
-    copies of it still count only where observation reads them."""
+    copies of it still count only where observation reads them. Returns the
+    keys so taken: a name and a size are a claim, not a proof (a reused
+    ``IMG_`` number, a file rewritten in place), so a removal reads the
+    source's own bytes before it trusts one."""
     legacy = db.legacy_originals()
+    claimed: set[tuple[str, str, str]] = set()
     if not legacy:
-        return
+        return frozenset()
     for s in sources:
         if not s.remote:
             continue
@@ -821,7 +831,9 @@ def _known_from_legacy(
                     # Not written to source_files: that table holds what
                     # this tool downloaded; the seed's word is re-read each run.
                     known[key] = seed[1]
+                    claimed.add(key)
                     break
+    return frozenset(claimed)
 
 
 def _embedded_lineage(path: Path, c: FileCopy) -> LineageRow | None:

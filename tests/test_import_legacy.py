@@ -5,6 +5,7 @@ and nothing imported counts as a copy until reconcile reads it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from providers.icloud.emulator import Account
+from providers.icloud.emulator.testing import RunningEmulator
 from reconciler.state import StateDB
 from tests.helpers import Workspace, make_jpeg
 
@@ -204,3 +206,99 @@ def test_a_file_that_is_not_the_seeds_database_is_refused(ws: Workspace, tmp_pat
     r = ws.run("import-legacy", str(tmp_path / "missing.db"))
     assert r.code == 1
     assert "no such file; give the seed pipeline's media.db" in r.err
+
+
+def _seed_one(ws: Workspace, account: Account, tmp_path: Path, body: bytes) -> Path:
+    """The seed's download of the first asset, in the library: ``body`` of
+    the original's name and size, as the seed's media.db records it."""
+    first = account.live_assets()[0]
+    data = first.master.original.data or b""
+    assert len(body) == len(data)
+    local = ws.library / "Photos" / "IMG_0001.JPG"
+    local.parent.mkdir(parents=True)
+    local.write_bytes(body)
+    row = {
+        "filename": "IMG_0001.JPG",
+        "icloud_id": first.asset_id,
+        "local_path": str(local),
+        "status": "synced",
+        "initial_size": len(data),
+        "current_size": len(data),
+    }
+    r = ws.run("import-legacy", str(seed_media_db(tmp_path / "media.db", [row])))
+    assert r.code == 0, r.err
+    return local
+
+
+def _archived(ws: Workspace, data: bytes) -> list[str]:
+    """Where ``data`` lies, byte for byte, in the library and on the targets."""
+    return sorted(
+        str(p.relative_to(ws.root))
+        for p in ws.root.rglob("*")
+        if p.is_file() and "state" not in p.relative_to(ws.root).parts and p.read_bytes() == data
+    )
+
+
+def test_a_seed_file_of_the_originals_name_and_size_but_other_bytes_never_removes_the_asset(
+    ws: Workspace, account: Account, emu: RunningEmulator, tmp_path: Path
+) -> None:
+    # A reused IMG_ number, or a file rewritten in place keeping its length:
+    # the seed's file is another photo. Taken for the original, its copies
+    # passed the gate and the asset left iCloud unarchived.
+    first = account.live_assets()[0]
+    data = first.master.original.data or b""
+    other = bytearray(data)
+    for i in range(len(other) // 2, len(other) // 2 + 64):
+        other[i] ^= 0x5A
+    _seed_one(ws, account, tmp_path, bytes(other))
+
+    r = ws.run("apply", "--yes", now=NOW)
+
+    assert r.code == 0, r.out + r.err
+    assert first.asset_id in [a.asset_id for a in account.live_assets()]
+    assert "is not the seed pipeline's file of that name and size" in r.out
+    assert _archived(ws, data) == []  # not yet: its bytes were only read
+    # The next run knows the asset by its own bytes: archived, then removed;
+    # the seed's photo stays where it was.
+    r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 0, r.out + r.err
+    assert first.asset_id not in [a.asset_id for a in account.live_assets()]
+    # (On the targets beside the seed's photo, which took the name first.)
+    assert [p.split("/")[0] for p in _archived(ws, data)] == ["library", "nas", "usb"]
+    assert "library/Photos/IMG_0001.JPG" in _archived(ws, bytes(other))
+
+
+def test_a_seed_file_with_the_originals_bytes_is_read_from_icloud_once_before_removal(
+    ws: Workspace, account: Account, emu: RunningEmulator, tmp_path: Path
+) -> None:
+    first = account.live_assets()[0]
+    data = first.master.original.data or b""
+    _seed_one(ws, account, tmp_path, data)
+    # While its original cannot be read, nothing is removed on the seed's
+    # word (the other asset's download, the copies and removals go on).
+    emu.server.inject(
+        "download", status=503, retry_after=0, times=None, path_contains="/IMG_0001.JPG"
+    )
+    r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 1, r.out + r.err
+    assert "remove-from-source icloud:IMG_0001.JPG" in r.out
+    assert [a.asset_id for a in account.live_assets()] == [first.asset_id]
+    emu.server.clear_faults()
+    downloads = emu.server.hits["download"]
+
+    r = ws.run("apply", "--yes", now=NOW)
+
+    assert r.code == 0, r.out + r.err
+    assert first.asset_id not in [a.asset_id for a in account.live_assets()]
+    assert emu.server.hits["download"] - downloads == 1  # read once; never written anew
+    assert _archived(ws, data) == [
+        "library/Photos/IMG_0001.JPG",
+        "nas/2021/06/01/IMG_0001.JPG",
+        "usb/2021/06/01/IMG_0001.JPG",
+    ]
+    # Known by its own bytes from now on: no second read.
+    db = StateDB.in_dir(ws.root / "state")
+    try:
+        assert hashlib.sha256(data).hexdigest() in db.known_sha256().values()
+    finally:
+        db.close()
