@@ -224,6 +224,7 @@ class Applier:
             items=self.items,
             known=self.known,
             copies=self.copies,
+            claimed=world.claimed,
         )
         self.removed = 0
         self.removed_bytes = 0
@@ -561,7 +562,8 @@ class Applier:
         shas = item_shas(a.source_id, item, self.known)
         if shas is None:
             raise _Skip("skipped", "a file of the item was not downloaded; the sidecar waits")
-        data = sidecar.render(item, shas)
+        # As planned: claimed as observed, even once this run confirms it.
+        data = sidecar.render(item, shas, claimed=self.gate.claims(a.source_id, item))
         digest = hashlib.sha256(data).hexdigest()
         original = shas[item.files[0].ref]
         fallback = dated_path(item.captured_at, item.files[0].name)

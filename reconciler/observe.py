@@ -785,10 +785,11 @@ def _known_from_sidecars(
                 continue
             if found is None:
                 continue
-            for recorded in found.files:
+            for n, recorded in enumerate(found.files):
                 key = (found.source_id, found.item_key, recorded.ref)
                 if (
-                    recorded.fingerprint
+                    not (n == 0 and found.claimed)  # a claim, repeated: no proof
+                    and recorded.fingerprint
                     and wanted.get(key) == (recorded.size, recorded.fingerprint)
                     and superseded.get(key) != recorded.sha256
                     and sizes.get(recorded.sha256) == recorded.size

@@ -567,7 +567,10 @@ class _Planner:
         if self.sidecar_claims.setdefault(claim, whose) != whose:
             name = sidecar.name_for(item, unique=True)
         known = {f.ref: sha for f, sha in zip(item.files, shas, strict=True) if sha}
-        wanted = sidecar.digest(item, known) if len(known) == len(item.files) else None
+        claimed = (source.source_id, item.key, item.files[0].ref) in self.world.claimed
+        wanted = (
+            sidecar.digest(item, known, claimed=claimed) if len(known) == len(item.files) else None
+        )
         idents = [
             sha or f"{source.source_id}:{item.key}:{f.ref}"
             for f, sha in zip(item.files, shas, strict=True)

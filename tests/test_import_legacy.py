@@ -9,6 +9,7 @@ import hashlib
 import json
 import shutil
 import sqlite3
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -302,3 +303,41 @@ def test_a_seed_file_with_the_originals_bytes_is_read_from_icloud_once_before_re
         assert hashlib.sha256(data).hexdigest() in db.known_sha256().values()
     finally:
         db.close()
+
+
+def test_a_claim_in_a_sidecar_is_never_learned_after_a_lost_state_db(
+    ws: Workspace, account: Account, emu: RunningEmulator, tmp_path: Path
+) -> None:
+    # Removal off: the claim is never confirmed, but the sidecars are written
+    # (with the claimed hash). After a lost state DB (the import's rows gone
+    # with it) a sidecar that repeated the claim as fact taught it back, and
+    # the asset left iCloud on copies of the seed's other photo.
+    first = account.live_assets()[0]
+    data = first.master.original.data or b""
+    other = bytes(
+        b ^ 0x5A if len(data) // 2 <= i < len(data) // 2 + 64 else b for i, b in enumerate(data)
+    )
+    ws.removal(on=False)
+    _seed_one(ws, account, tmp_path, other)
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    (xmp,) = ws.target("nas").rglob("IMG_0001.JPG.xmp")
+    exiftool = shutil.which("exiftool")
+    assert exiftool, "exiftool is needed (apt install libimage-exiftool-perl; make apt)"
+    said = json.loads(
+        subprocess.run([exiftool, "-j", "-G1", str(xmp)], capture_output=True, check=True).stdout
+    )[0]
+    assert said["XMP-reconcile:OriginalSHA256"] == hashlib.sha256(other).hexdigest()
+    assert said["XMP-reconcile:OriginalClaimed"].startswith("seed pipeline")
+    for db in (ws.root / "state").glob("*.db*"):
+        db.unlink()
+    ws.removal(on=True)
+
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+
+    gone = first.asset_id not in [a.asset_id for a in account.live_assets()]
+    archived = [p.split("/")[0] for p in _archived(ws, data)]
+    assert archived == ["library", "nas", "usb"] if gone else archived in ([], ["library"])
+    # And it converges: archived by its own bytes, then removed.
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    assert first.asset_id not in [a.asset_id for a in account.live_assets()]
+    assert [p.split("/")[0] for p in _archived(ws, data)] == ["library", "nas", "usb"]
