@@ -50,10 +50,16 @@ from providers.base import (
     ScanEntry,
 )
 from reconciler.errors import ForeignFileError, ProviderError
-from reconciler.hashing import copy_file_hashing, fsync_dir, sha256_file
+from reconciler.hashing import (
+    copy_file_hashing,
+    fsync_dir,
+    open_to_read,
+    read_file,
+    sha256_file,
+)
 from reconciler.layout import collision_path, is_inside
 from reconciler.model import FileCopy
-from reconciler.sidecar import RECONCILE_NS, owner
+from reconciler.sidecar import MAX_BYTES, RECONCILE_NS, owner
 
 MARKER = ".reconcile-target.json"
 TMP_PREFIX = ".reconcile-tmp-"
@@ -417,7 +423,7 @@ class FilesystemStore:
         if not stat.S_ISREG(st.st_mode):
             return TAKEN
         try:
-            return sha256_file(os.open(dest, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC))
+            return sha256_file(open_to_read(dest, follow=False))
         except OSError:
             return TAKEN
 
@@ -500,8 +506,7 @@ class FilesystemStore:
         symbolic link now is none (the walk never counts one either), even
         to the same bytes elsewhere."""
         try:
-            held = os.open(self._path(copy.path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            return sha256_file(held) == copy.sha256
+            return sha256_file(open_to_read(self._path(copy.path), follow=False)) == copy.sha256
         except OSError:
             return False
 
@@ -630,17 +635,12 @@ def _sidecar_owner(path: Path) -> tuple[str, str] | None:
     by ``("", "")``, which no item is; None: not ours (another program's,
     unreadable, or gone)."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(_SIDECAR_MAX + 1)
+        data = read_file(path, MAX_BYTES)
     except OSError:
         return None
     if RECONCILE_NS.encode() not in data[: 1 << 16]:
         return None
     return owner(data) or ("", "")
-
-
-#: More than any sidecar of ours holds (a few kB): read whole to parse.
-_SIDECAR_MAX = 1 << 24
 
 
 def _marker_at(fd: int) -> str | None:

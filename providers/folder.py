@@ -31,7 +31,7 @@ from providers.base import Hasher, LocalTree
 from providers.filesystem import folder_of, link_no_clobber
 from reconciler import crashpoint
 from reconciler.errors import InUseError, ProviderError
-from reconciler.hashing import copy_file_hashing, sha256_file
+from reconciler.hashing import copy_file_hashing, open_to_read, sha256_file
 from reconciler.layout import is_inside
 from reconciler.media.kinds import (
     STILL_EXTENSIONS,
@@ -148,7 +148,7 @@ class FolderSource:
                     continue  # gone already: nothing of it to remove
                 aside.append((folder, name, moved))
                 crashpoint.reached("aside")
-                held = os.open(moved, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+                held = open_to_read(moved, dir_fd=folder, follow=False)
                 busy = _in_use(held)
                 if busy:
                     os.close(held)

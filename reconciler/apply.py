@@ -62,6 +62,7 @@ from reconciler.errors import (
     ProviderError,
 )
 from reconciler.gate import GateRefused, RemovalGate, item_shas
+from reconciler.hashing import read_file
 from reconciler.interrupt import Abandoned, Interrupts
 from reconciler.layout import dated_path
 from reconciler.model import (
@@ -626,7 +627,7 @@ class Applier:
         only when a sidecar is written, never on a converged run."""
         try:
             path = store.local_path(rel)
-            data = path.read_bytes() if path is not None else b""
+            data = read_file(path, sidecar.MAX_BYTES) if path is not None else b""
         except (OSError, ProviderError):
             return False
         return sidecar.owner(data) == (item.source_id, item.key)

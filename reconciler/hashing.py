@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import threading
 from pathlib import Path
 from typing import BinaryIO
@@ -19,9 +21,44 @@ HASH_CHUNK = 1 << 18
 
 _buffers = threading.local()
 
+#: How a file another program may have replaced since the walk is opened to
+#: be read: a FIFO put in its place would hold ``open`` until some writer
+#: came (for ever), a terminal would become ours. ``O_NONBLOCK`` is for the
+#: open only (``open_to_read`` clears it once the file is seen regular).
+READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
+def open_to_read(name: str | Path, *, dir_fd: int | None = None, follow: bool = True) -> int:
+    """A descriptor of the regular file ``name``, never waiting on a pipe;
+    OSError (EINVAL) for anything else there (a FIFO, a device, a folder).
+    ``follow=False``: a symbolic link at ``name`` is refused (ELOOP)."""
+    fd = os.open(name, READ_FLAGS | (0 if follow else os.O_NOFOLLOW), dir_fd=dir_fd)
+    try:
+        regular(fd, name)
+        os.set_blocking(fd, True)  # reads exactly as any (a FUSE store's too)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def regular(fd: int, name: object) -> None:
+    """OSError unless ``fd`` is a regular file: a device's bytes never end,
+    a FIFO's are nobody's photo."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file (a pipe, device or folder)", str(name))
+
+
+def read_file(name: str | Path, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the regular file ``name`` (a sidecar),
+    opened as ``open_to_read`` does."""
+    with open(open_to_read(name), "rb") as f:
+        return f.read(limit)
+
 
 def sha256_file(path: str | Path | int) -> str:
-    """The SHA-256 of a file, by its path or an open descriptor (which it closes)."""
+    """The SHA-256 of a regular file, by its path or a descriptor (which it
+    closes; opened by ``open_to_read``); OSError for anything else."""
     # Read into one buffer per thread, reused: no 1 MiB allocation per read
     # (nor per small file), no copy out of it; hashlib releases the GIL while
     # it hashes, so the observer's threads hash on every core.
@@ -29,7 +66,10 @@ def sha256_file(path: str | Path | int) -> str:
     if buf is None:
         buf = _buffers.buf = memoryview(bytearray(HASH_CHUNK))
     h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
+    fd = path if isinstance(path, int) else open_to_read(path)
+    with open(fd, "rb", buffering=0) as f:
+        if isinstance(path, int):
+            regular(fd, path)
         while n := f.readinto(buf):
             check_abandoned()  # a long read gives way to a second signal
             h.update(buf[:n])
@@ -56,7 +96,7 @@ def copy_hashing(src: BinaryIO, dest: Path) -> tuple[str, int]:
 
 
 def copy_file_hashing(src: Path, dest: Path) -> tuple[str, int]:
-    with open(src, "rb") as f:
+    with open(open_to_read(src), "rb") as f:
         return copy_hashing(f, dest)
 
 

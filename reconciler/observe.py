@@ -51,7 +51,7 @@ from reconciler import media, places, sidecar, tree_listing, walk_ahead
 from reconciler.config import DesiredState, SyncthingTarget, TargetConfig
 from reconciler.connect import Connected
 from reconciler.errors import LoginRequiredError, MediaError, ProviderError
-from reconciler.hashing import HASH_CHUNK, sha256_file
+from reconciler.hashing import HASH_CHUNK, read_file, sha256_file
 from reconciler.layout import date_from_path
 from reconciler.model import (
     Delivery,
@@ -780,7 +780,8 @@ def _known_from_sidecars(
                 continue
             path = store.local_path(rel)
             try:
-                found = sidecar.parse(path.read_bytes()) if path is not None else None
+                data = read_file(path, sidecar.MAX_BYTES) if path is not None else b""
+                found = sidecar.parse(data) if data else None
             except OSError:
                 continue
             if found is None:

@@ -94,6 +94,11 @@ def owner(data: bytes) -> tuple[str, str] | None:
     return None if found is None else (found.source_id, found.item_key)
 
 
+#: More than any sidecar of ours holds (a few kB): what is read of a file
+#: by that name to parse it (another program's may be any size).
+MAX_BYTES = 1 << 24
+
+
 def is_sidecar(path: str) -> bool:
     return path.lower().endswith(SUFFIX)
 

@@ -58,7 +58,7 @@ from providers.syncthing.liveness import (
     prove_alive,
 )
 from reconciler.errors import ProviderError
-from reconciler.hashing import fsync_dir, sha256_file
+from reconciler.hashing import fsync_dir, open_to_read, sha256_file
 from reconciler.layout import collision_path
 from reconciler.model import FileCopy
 
@@ -318,7 +318,7 @@ class SyncthingTarget(Closing):
         fd, name = tempfile.mkstemp(dir=self._ensure_ignored(), prefix="put-")
         tmp = Path(name)
         try:
-            with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
+            with os.fdopen(fd, "wb") as out, open(open_to_read(src), "rb") as f:
                 shutil.copyfileobj(f, out, _CHUNK)
                 out.flush()
                 os.fsync(out.fileno())
@@ -386,7 +386,7 @@ class SyncthingTarget(Closing):
         the way or at its name (OSError then). The caller closes it."""
         folder, name = folder_of(self.folder_path, rel)
         try:
-            return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+            return open_to_read(name, dir_fd=folder, follow=False)
         finally:
             os.close(folder)
 
