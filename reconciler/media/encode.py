@@ -21,7 +21,7 @@ from reconciler.media.kinds import (
     VIDEO,
     KeepOriginal,
     content_name,
-    read_head,
+    read_start,
     sniff_kind,
 )
 from reconciler.media.lineage import check_lineage
@@ -86,14 +86,23 @@ def encode_file(
         raise ValueError(f"heic_preset must be one of {HEIC_PRESETS}, got {heic_preset!r}")
     # The content decides, not the name: a PNG or a video under a .jpg name
     # is kept as it is, and a HEIC under a .jpg name stays HEIC.
-    head = read_head(src)
-    kind = sniff_kind(head)
     try:
+        head, whole = read_start(src, JPEG)  # a video or a HEIC is read by its encoder
+        kind = sniff_kind(head)
         if kind in (JPEG, HEIC):
             if quality is None:
                 return _kept(f"its content is {kind.upper()}, but it was planned as a video")
             return _encode_still(
-                src, dst, kind, quality, heic_preset, original_sha256, tier, replaces_size, threads
+                src,
+                dst,
+                kind,
+                quality,
+                heic_preset,
+                original_sha256,
+                tier,
+                replaces_size,
+                threads,
+                whole,
             )
         if kind == VIDEO:
             if crf is None:
@@ -122,11 +131,14 @@ def _encode_still(
     tier: str,
     replaces_size: int,
     threads: int,
+    whole: bytes | None,
 ) -> EncodeResult:
     label = f"q{quality}"
     out: StillOutput
     if kind == JPEG:
-        out = encode_jpeg(src, quality=quality, original_sha256=original_sha256, tier=tier)
+        out = encode_jpeg(
+            src, quality=quality, original_sha256=original_sha256, tier=tier, data=whole
+        )
     else:
         out = encode_heic(
             src,
@@ -146,11 +158,21 @@ def _encode_still(
     if problem is not None:
         dst.unlink(missing_ok=True)
         return EncodeResult(status=NOT_WORTH, size=0, reason=f"{problem} ({label})")
-    with dst.open("wb") as f:
-        f.write(out.data)
-        f.flush()
-        os.fsync(f.fileno())
+    _write_synced(dst, out.data)
     return _encoded(size, replaces_size, label)
+
+
+def _write_synced(dst: Path, data: bytes) -> None:
+    """``data`` in ``dst``, on the disk before this returns (DESIGN: written,
+    fsynced, then renamed over the file it replaces)."""
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _encode_video(

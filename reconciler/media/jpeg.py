@@ -91,16 +91,20 @@ def read_structure(data: bytes, name: object) -> Structure:
         raise MediaError(f"{name}: not a JPEG (no start-of-image marker)")
     segments: list[tuple[int, int, int]] = []
     pos, size = 2, len(data)
+    # Run three times per encode (original, encoder output, the check): on
+    # small photos its loop costs as much as the metadata work, so it reads
+    # bytes by index rather than by slice.
     while True:
-        while pos < size and data[pos] == 0xFF and pos + 1 < size and data[pos + 1] == 0xFF:
-            pos += 1  # fill bytes before a marker
         if pos + 4 > size or data[pos] != 0xFF:
             raise MediaError(f"{name}: truncated or corrupt JPEG (bad marker at byte {pos})")
         marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1  # a fill byte before a marker
+            continue
         if marker in _STANDALONE:
             pos += 2
             continue
-        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        end = pos + 2 + (data[pos + 2] << 8 | data[pos + 3])
         if end > size:
             raise MediaError(f"{name}: truncated JPEG (segment at byte {pos} runs past the end)")
         if marker == _SOS:

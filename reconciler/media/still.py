@@ -103,13 +103,17 @@ class StillOutput:
     coded: tuple[bytes, ...] = ()
 
 
-def encode_jpeg(src: Path, *, quality: int, original_sha256: str, tier: str) -> StillOutput:
+def encode_jpeg(
+    src: Path, *, quality: int, original_sha256: str, tier: str, data: bytes | None = None
+) -> StillOutput:
     """Re-encode a JPEG at ``quality``, keeping every metadata segment and the stored
-    orientation. Raises KeepOriginal for what a re-encode cannot carry whole."""
-    try:
-        data = src.read_bytes()
-    except OSError as e:
-        raise MediaError(f"{src}: cannot read: {e.strerror or e}") from e
+    orientation. Raises KeepOriginal for what a re-encode cannot carry whole.
+    ``data``, when given, is ``src``'s content, already read."""
+    if data is None:
+        try:
+            data = src.read_bytes()
+        except OSError as e:
+            raise MediaError(f"{src}: cannot read: {e.strerror or e}") from e
     structure = jpeg.read_structure(data, src)
     uncarried = structure.uncarried(data)
     if uncarried is not None:

@@ -11,7 +11,7 @@ import pytest
 from PIL import ExifTags, Image
 
 from reconciler.errors import MediaError
-from reconciler.media import encode_file, read_capture_date, read_lineage
+from reconciler.media import encode_file, jpeg, read_capture_date, read_lineage
 from reconciler.media.still import check_jpeg, encode_jpeg
 
 from .conftest import (
@@ -274,3 +274,31 @@ def test_jpeg_output_check_refuses_what_is_not_the_encoders_image(
     )
     wrong = attrs.evolve(out, expected_size=(10, 10))
     assert check_jpeg(out.data, wrong) == "output is 480x320, original is 10x10"
+
+
+def test_fill_bytes_before_a_marker_are_read_past(jpeg_original: Path, tmp_path: Path) -> None:
+    data = jpeg_original.read_bytes()
+    plain = jpeg.read_structure(data, "plain")
+    _, start, _ = plain.segments[1]
+    padded = data[:start] + b"\xff" * 3 + data[start:]
+    structure = jpeg.read_structure(padded, "padded")
+    assert [(m, s if s < start else s - 3, e - 3) for m, s, e in structure.segments[1:]] == list(
+        plain.segments[1:]
+    )
+    assert (structure.scan, structure.end) == (plain.scan + 3, plain.end + 3)
+    src = tmp_path / "padded.jpg"
+    src.write_bytes(padded)
+    result = encode_file(
+        src,
+        tmp_path / "o",
+        quality=70,
+        crf=None,
+        original_sha256=SHA,
+        tier="t",
+        replaces_size=10**9,
+    )
+    assert result.status == "encoded", result.reason
+    with pytest.raises(
+        MediaError, match=r"^cut: truncated or corrupt JPEG \(bad marker at byte \d+\)$"
+    ):
+        jpeg.read_structure(padded[: start + 2], "cut")

@@ -19,7 +19,8 @@ import pytest
 from providers.base import FileCopy, Hashed
 from providers.filesystem import FilesystemStore, scan_tree, write_marker
 from providers.folder import FolderSource
-from reconciler.errors import ProviderError
+from reconciler import media
+from reconciler.errors import MediaError, ProviderError
 from reconciler.hashing import copy_file_hashing, sha256_file
 from reconciler.observe import CachedHasher
 from reconciler.state import StateDB
@@ -144,3 +145,25 @@ def test_a_source_photo_swapped_for_a_fifo_is_not_removed_and_stays(
         _promptly(lambda: source.remove(item), fifo)
     assert fifo.is_fifo()  # put back where it was, untouched
     assert sorted(p.name for p in fifo.parent.iterdir()) == ["IMG_0001.JPG"]
+
+
+def test_an_original_swapped_for_a_fifo_is_neither_dated_nor_encoded(
+    photo: Path, tmp_path: Path
+) -> None:
+    fifo = _fifo(photo)
+    with pytest.raises(MediaError, match="not a regular file"):
+        _promptly(lambda: media.read_capture_date(fifo), fifo)
+    with pytest.raises(MediaError, match="not a regular file"):
+        _promptly(
+            lambda: media.encode_file(
+                fifo,
+                tmp_path / "out.jpg",
+                quality=80,
+                crf=None,
+                original_sha256="0" * 64,
+                tier="older",
+                replaces_size=1 << 20,
+            ),
+            fifo,
+        )
+    assert not (tmp_path / "out.jpg").exists()
