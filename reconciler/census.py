@@ -15,8 +15,12 @@ with those sharing its stem. Each is counted once, by its best state:
 
 (an item on the NAS whose second copy the phone has not confirmed yet is
 waiting on the phone: that is what a person with a NAS and a phone wants to
-see moving). ``failed`` is counted besides: items with an action that
-failed in the last apply that acted (they are also counted in their state).
+see moving). ``removed`` also needs the copies the removal needed
+(``policy.copies``, counted as the gate counts them): an item off-loaded
+from its source that has fewer now is counted by the copies it has, so no
+state says "safe" of an item with too few copies. ``failed`` is counted
+besides: items with an action that failed in the last apply that acted
+(they are also counted in their state).
 
 A copy counts here as the tool records it (a hash read from a target, a
 confirmation the phone gave); the gate still re-checks every copy at the
@@ -265,18 +269,21 @@ def census(db: StateDB, desired: DesiredState) -> Census:
         shas = item.shas
         if len(shas) == 1 and separate:  # most items: one file
             sha = shas[0]
-            if sha in removed_shas:
-                counts["removed"] += 1
-                continue
             n = per_sha[sha]
             pending = sha in waiting
+            removed = sha in removed_shas
         else:
-            if all(s in removed_shas for s in shas):
-                counts["removed"] += 1
-                continue
             on = [tid for tid, held in held_by if all(s in held for s in shas)]
             n = count_backups(on, groups)
             pending = any(s in waiting for s in shas)
+            removed = all(s in removed_shas for s in shas)
+        # Removed is the best state only while the copies it was removed
+        # for are there: one that lost a copy (deleted on a target, the
+        # requirement raised, two targets now found on one disk) is counted
+        # by the copies it has, as the planner copies it again.
+        if removed and n >= need:
+            counts["removed"] += 1
+            continue
         if n >= 2:
             counts["archived_2plus"] += 1
         elif pending:

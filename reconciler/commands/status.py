@@ -1,5 +1,6 @@
 """``reconcile status``: did it work? Read from the state database, the
-session files and (for the phone) Syncthing; no source is listed.
+session files, each target's marker and (for the phone) Syncthing; no
+source is listed.
 
 At a glance, in this order: the last run and why; items by state (the
 census, reconciler.census); the library by tier with what compression
@@ -15,8 +16,10 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from providers.filesystem import read_marker
 from reconciler import config, render
 from reconciler.census import Census, counted_now
 from reconciler.commands.common import EXIT_CHANGES, EXIT_OK, EXIT_PERSON, Out, load
@@ -60,6 +63,7 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
         worked = _last_success(db)
         refused = _last_refusal(db)
         state_path = str(db.path)
+        unproven = _unproven(desired, db, counted)
         phones: list[str] = []
         for tid, cfg in desired.targets.items():
             if isinstance(cfg, config.SyncthingTarget):
@@ -96,7 +100,7 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
         io.say("no runs yet")
     else:
         io.say(render.status_headline(headline or runs[0], figures["last_good_apply"]))
-    for line in _census_lines(counted, figures, desired.policy.copies):
+    for line in _census_lines(counted, figures, desired.policy.copies, unproven):
         io.say(line)
     for _, line in sessions.values():
         io.say(line)
@@ -111,7 +115,9 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
     return EXIT_OK
 
 
-def _census_lines(c: Census, figures: Mapping[str, Any], copies: int) -> list[str]:
+def _census_lines(
+    c: Census, figures: Mapping[str, Any], copies: int, unproven: Mapping[str, str]
+) -> list[str]:
     items = c.to_json()["items"]
     lines = ["items: " + ", ".join(f"{items[key]} {word}" for key, word in _STATE_WORDS)]
     tiers = ", ".join(f"{t} {n}" for t, n in c.tiers.items()) or "none yet"
@@ -141,14 +147,15 @@ def _census_lines(c: Census, figures: Mapping[str, Any], copies: int) -> list[st
         lines.append(
             f"oldest not yet archived: {escape_controls(o.name)}, captured {o.captured_at:%Y-%m-%d}"
         )
-    elif (
-        copies <= 2
-        and items["archived_2plus"] + items["removed"]
-        and not any(
-            items[k] for k in ("source_only", "library_only", "archived_1", "waiting_phone")
+    elif _all_archived(items, copies) and not unproven:
+        word = "copy" if copies == 1 else "copies"
+        lines.append(f"every item is archived ({copies} {word} required) or off-loaded")
+    if unproven:
+        named = "; ".join(f"{tid} {why}" for tid, why in unproven.items())
+        lines.append(
+            escape_controls(f"not proven now: {named}")
+            + "; the counts above take the copies there as last recorded"
         )
-    ):
-        lines.append(f"every item is archived ({copies} copies required) or off-loaded")
     if c.failures:
         lines.append(
             f"failed in the last apply (run {c.failed_run}): {len(c.failures)} action(s), "
@@ -160,6 +167,40 @@ def _census_lines(c: Census, figures: Mapping[str, Any], copies: int) -> list[st
             more = len(c.failures) - SHOWN_FAILURES
             lines.append(f"  … and {more} more (reconcile status --json lists them all)")
     return lines
+
+
+#: The fewest copies each state of the census proves an item has; the
+#: others prove none. ``removed`` needs ``policy.copies`` (the census counts
+#: an off-loaded item with fewer by the copies it has).
+_PROVEN = {"archived_1": 1, "archived_2plus": 2}
+
+
+def _all_archived(items: Mapping[str, int], copies: int) -> bool:
+    """Whether every item counted holds at least ``copies`` copies, as far
+    as its state can show: the headline never claims more than that."""
+    held = [state for state, _ in _STATE_WORDS if state != "failed" and items[state]]
+    return bool(held) and all(
+        (copies if state == "removed" else _PROVEN.get(state, 0)) >= copies for state in held
+    )
+
+
+def _unproven(desired: DesiredState, db: StateDB, c: Census) -> dict[str, str]:
+    """Targets holding copies the census counts that cannot be read now (a
+    disk without its marker: unplugged, not mounted) or whose phone failed
+    its last canary: their copies are a record, not a proof, so the
+    headline does not call anything archived while one is."""
+    out = {}
+    for tid, cfg in desired.targets.items():
+        if not c.targets.get(tid, (0, 0))[0]:
+            continue
+        if isinstance(cfg, config.FilesystemTarget):
+            if read_marker(Path(cfg.path)) != tid:
+                out[tid] = f"cannot be read ({cfg.path} has no marker of it: not mounted?)"
+        elif cfg.role != "conduit" or cfg.count_as_copy:
+            alive = db.liveness(tid)
+            if alive is not None and not alive["alive"]:
+                out[tid] = "failed its last canary"
+    return out
 
 
 def _waiting(db: StateDB, desired: DesiredState) -> dict[str, dict[str, Any]]:
