@@ -58,11 +58,8 @@ def refuse_output(desired: config.DesiredState, path: Path, what: str) -> None:
             fenced = {}  # two places that are one folder: refused on their own
         folder = Path(os.path.realpath(path)).parent
         for above in (folder, *folder.parents):
-            try:
-                st = os.stat(above)
-            except OSError:
-                continue  # not made yet: nothing of a place there
-            key = fenced.get((st.st_dev, st.st_ino))
+            # (one not made yet has no identity: nothing of a place there)
+            key = fenced.get(identity(above) or (-1, -1))
             if key is not None and key != "state.dir":
                 inside = key
                 break
@@ -73,3 +70,52 @@ def refuse_output(desired: config.DesiredState, path: Path, what: str) -> None:
                 "(photos, backups, the state); write it elsewhere"
             ]
         )
+
+
+#: Said of a place met by identity only (``meeting``).
+THROUGH_A_MOUNT = "reached through a mount or another way in"
+
+
+def meeting(desired: config.DesiredState, path: Path, own: set[str]) -> tuple[str, bool]:
+    """How the folder ``path`` meets a configured place whose key is not in
+    ``own``: it is one, lies inside one or holds one, by path after links,
+    or through a mount by identity (``fences``; True then); "" when it
+    meets none."""
+    real = Path(os.path.realpath(path))
+    every = [(key, Path(os.path.realpath(place))) for key, place in config.places(desired)]
+    for key, root in every:
+        if real == root and key not in own:
+            return f"it is {key}", False
+        if root in real.parents:
+            return f"it is inside {key} ({root})", False
+        if real in root.parents:
+            return f"it holds {key} ({root})", False
+    try:
+        fenced = fences(desired)
+    except ConfigError:
+        fenced = {}  # two places that are one folder: validate says so
+    # Paths miss a bind mount, or a share mounted twice: compare the
+    # identities of the folders above and below.
+    existing = real
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    for above in (existing, *existing.parents):
+        met = fenced.get(identity(above) or (-1, -1))
+        if met is None or (above == real and met in own):
+            continue
+        where = "it is" if above == real else "it is inside"
+        return f"{where} {met}", True
+    mine = identity(real) if existing == real else None
+    for key, root in every if mine is not None else ():
+        if any(identity(folder) == mine for folder in root.parents):
+            return f"it holds {key} ({root})", True
+    return "", False
+
+
+def identity(path: Path) -> tuple[int, int] | None:
+    """The folder or file at ``path`` (device, inode), None if it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino

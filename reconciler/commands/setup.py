@@ -9,7 +9,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler import config, preflight
+from reconciler import config, places, preflight
 from reconciler.commands.common import EXIT_ERROR, EXIT_OK, Out, load
 from reconciler.config import DesiredState
 from reconciler.connect import icloud_session_dir
@@ -145,7 +145,7 @@ def import_legacy_command(args: argparse.Namespace, io: Out, now: datetime | Non
 
 
 def init_target_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
-    from providers.filesystem import write_marker
+    from providers.filesystem import read_marker, write_marker
 
     path = Path(args.path)
     if path.exists() and not path.is_dir():
@@ -157,9 +157,28 @@ def init_target_command(args: argparse.Namespace, io: Out, now: datetime | None)
             "To make a new folder there, add --create"
         )
         return EXIT_ERROR
+    # A folder marked as another store is refused by write_marker itself.
+    marked = read_marker(path)
+    if marked in (None, args.id):
+        clash = _marked_around(path) or _configured_clash(args, path)
+        if clash:
+            io.warn(
+                f"error: refusing to mark {path} as the store {args.id!r}: {clash}; sources, "
+                "library, targets and the state directory must not contain one another (a "
+                "backup in a source is removed with it; one in another store counts one file "
+                "as two copies); choose a folder of its own"
+            )
+            return EXIT_ERROR
     hazard = preflight.mount_hazard(path)
     if hazard:
         io.warn(f"warning: {hazard}")
+    held = _a_file_in(path) if marked is None else None
+    if held is not None:
+        io.warn(
+            f"warning: {path} already holds files (such as {held}); reconcile never deletes "
+            "them, and they count as copies only where their content matches: check it is "
+            "the folder you meant"
+        )
     try:
         marker = write_marker(path, args.id)
     except OSError as e:
@@ -167,3 +186,68 @@ def init_target_command(args: argparse.Namespace, io: Out, now: datetime | None)
         return EXIT_ERROR
     io.say(f"{args.path} is now the store {args.id!r} ({marker.name} written)")
     return EXIT_OK
+
+
+#: What a freshly made or long-used disk holds before anything is put on
+#: it: not "files already there".
+_HOUSEKEEPING = frozenset(
+    {
+        "lost+found",
+        "System Volume Information",
+        "$RECYCLE.BIN",
+        ".Trashes",
+        ".Spotlight-V100",
+        ".fseventsd",
+        ".TemporaryItems",
+        ".DS_Store",
+    }
+)
+
+
+def _a_file_in(path: Path) -> str | None:
+    """One file below ``path`` (relative), or None: the first found, so a
+    full disk is not walked to say so."""
+    from providers.filesystem import MARKER, TMP_PREFIX
+
+    for folder, dirs, names in os.walk(path):
+        top = folder == str(path)
+        if top:  # the store's own marker, and what the filesystem made
+            dirs[:] = [d for d in dirs if d not in _HOUSEKEEPING]
+        files = [
+            f
+            for f in names
+            if f not in _HOUSEKEEPING and not f.startswith(TMP_PREFIX) and not (top and f == MARKER)
+        ]
+        if files:
+            return os.path.relpath(os.path.join(folder, sorted(files)[0]), path)
+    return None
+
+
+def _marked_around(path: Path) -> str:
+    """The store whose marker is in a folder above ``path``, as a clash;
+    known with no configuration at all (``init-target`` often comes first)."""
+    from providers.filesystem import MARKER, read_marker
+
+    real = Path(os.path.realpath(path))
+    for above in real.parents:
+        store = read_marker(above)
+        if store is not None:
+            return f"it is inside the store {store!r} ({above / MARKER})"
+    return ""
+
+
+def _configured_clash(args: argparse.Namespace, path: Path) -> str:
+    """How ``path`` meets a configured place other than the store's own
+    (``targets.<id>.path``, or the library for ``--id library``), or "".
+    With no configuration that reads, nothing to compare with (init-target
+    may come first)."""
+    try:
+        name = config.config_path(args.config)
+        desired = config.load(name)
+    except ConfigError:
+        return ""
+    own = {f"targets.{args.id}.path"} | ({"library.path"} if args.id == "library" else set())
+    met, through_a_mount = places.meeting(desired, path, own)
+    if not met:
+        return ""
+    return f"{met} in {name}" + (f", {places.THROUGH_A_MOUNT}" if through_a_mount else "")
