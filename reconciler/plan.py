@@ -715,6 +715,7 @@ class _Planner:
             if sha:
                 self.removing[sha] = f"remove:{source.source_id}:{item.key}"
         days = age / timedelta(days=1)
+        claimed = any((source.source_id, item.key, f.ref) in self.world.claimed for f in item.files)
         self.actions.append(
             RemoveFromSource(
                 id=f"remove:{source.source_id}:{item.key}",
@@ -722,6 +723,12 @@ class _Planner:
                 reason=(
                     f"archived ({need} verified copies), {days:.0f} days old "
                     f"(keep_recent_days={removal.keep_recent_days})"
+                    + (
+                        "; its original is read from the source first: its SHA-256 is the "
+                        "seed pipeline's word (import-legacy)"
+                        if claimed
+                        else ""
+                    )
                 ),
                 depends_on=tuple(deps),
                 source_id=source.source_id,

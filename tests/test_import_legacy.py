@@ -275,6 +275,8 @@ def test_a_seed_file_with_the_originals_bytes_is_read_from_icloud_once_before_re
     first = account.live_assets()[0]
     data = first.master.original.data or b""
     _seed_one(ws, account, tmp_path, data)
+    shown = ws.run("plan", "--detail", now=NOW).out
+    assert "its SHA-256 is the seed pipeline's word (import-legacy)" in shown, shown
     # While its original cannot be read, nothing is removed on the seed's
     # word (the other asset's download, the copies and removals go on).
     emu.server.inject(
