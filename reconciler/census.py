@@ -37,10 +37,12 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import attrs
 
+from providers.filesystem import read_marker
 from reconciler import independence
 from reconciler.config import (
     DesiredState,
@@ -253,7 +255,15 @@ def census(db: StateDB, desired: DesiredState) -> Census:
     wanted = {original for original, _, _ in encoded}
     holdings, targets, waiting, waiting_since, devices, sizes = _targets(db, desired, wanted)
     library_dev = _device(desired.library.path)
-    groups = backup_groups(devices, library=library_dev, same_disk_ok=same_disk_ok(desired))
+    unplugged = {tid for tid, dev in devices.items() if dev == UNPLUGGED}
+    known = {tid: None if dev == UNPLUGGED else dev for tid, dev in devices.items()}
+    groups = backup_groups(known, library=library_dev, same_disk_ok=same_disk_ok(desired))
+    for tid in unplugged - same_disk_ok(desired):
+        # Which disk a target not mounted now is on cannot be told: its
+        # copies count as last recorded, but never as more backups than
+        # one for all such targets together (two folders of one unplugged
+        # disk are not two backups; one unplugged disk is still one).
+        groups[tid] = "disk:not mounted now"
     # Every target its own backup (the common case): a file's count is how
     # many targets hold it, counted for all files at once.
     separate = None not in groups.values() and len(set(groups.values())) == len(groups)
@@ -400,7 +410,7 @@ def _targets(
     figures: dict[str, tuple[int, int]] = {}
     waiting: set[str] = set()
     since: dict[str, str] = {}
-    devices: dict[str, int | None] = {}
+    devices: dict[str, int | None] = {}  # or UNPLUGGED
     sizes: dict[str, int] = {}
     for tid, cfg in desired.targets.items():
         if isinstance(cfg, FilesystemTarget):
@@ -409,7 +419,9 @@ def _targets(
             figures[tid] = (len(rows), sum(n or 0 for _, n in rows))
             if wanted:
                 sizes.update((sha, n) for sha, n in rows if sha in wanted and n)
-            devices[tid] = _device(cfg.path)
+            # The disk it is on now, if it is: a bare mount point's device is
+            # the disk below it (often the library's), not the target's.
+            devices[tid] = _device(cfg.path) if read_marker(Path(cfg.path)) == tid else UNPLUGGED
             continue
         assert isinstance(cfg, SyncthingTarget)
         conduit = cfg.role == "conduit"
@@ -418,9 +430,11 @@ def _targets(
             "select sha256, size, delivered_at, confirmed_at, freed_at from deliveries "
             "where store_id = ?"
         )
+        counts = not conduit or cfg.count_as_copy
         for sha, n, delivered, confirmed, freed in db.db.conn.execute(sql, (tid,)):
             if not confirmed:
-                waiting.add(sha)
+                if counts:  # a conduit's confirmation is no copy: nothing waits on it
+                    waiting.add(sha)
                 if delivered and (tid not in since or delivered < since[tid]):
                     since[tid] = delivered
             elif not (conduit and freed):  # a conduit's released file left the phone
@@ -429,7 +443,7 @@ def _targets(
                     sizes[sha] = n
                 files, size = files + 1, size + (n or 0)
         figures[tid] = (files, size)
-        if not conduit or cfg.count_as_copy:
+        if counts:
             holdings[tid] = held
             devices[tid] = None  # a phone is always a disk of its own
     return holdings, figures, waiting, since, devices, sizes
@@ -440,6 +454,10 @@ def _under(db: StateDB, root: str, columns: str) -> Iterator[tuple[Any, ...]]:
     its primary key, since "0" is the character after "/"."""
     sql = f"select {columns} from hash_cache where path >= ? and path < ?"
     return db.db.conn.execute(sql, (root, root[:-1] + "0"))
+
+
+#: The device of a filesystem target not mounted now (no marker of it).
+UNPLUGGED = -1
 
 
 def _device(path: str) -> int | None:

@@ -79,6 +79,9 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
             "state": state_path,
             "last_run": _run_json(headline) if headline else None,
             "census": counted.to_json(),
+            # Targets whose copies the census counts as last recorded, and why
+            # they are not proven now (unmounted, a failed canary).
+            "not_proven_now": unproven,
             "failed": {
                 "run": counted.failed_run,
                 "files": [
