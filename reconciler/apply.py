@@ -36,7 +36,6 @@ import contextlib
 import hashlib
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -87,7 +86,6 @@ from reconciler.model import (
 from reconciler.originals import Originals
 from reconciler.plan import CANNOT_ENCODE, LIBRARY
 from reconciler.state import LineageRow, StateDB
-from reconciler.sweep import FETCH_PREFIX
 
 T = TypeVar("T")
 
@@ -188,8 +186,6 @@ class Applier:
         self.sleep = sleep
         self.rng = rng or random.Random()
         self.known = dict(world.known_sha256)
-        #: known hashes on the seed pipeline's word alone, not yet read here
-        self.claimed = set(world.claimed)
         self.library: dict[str, LibraryFile] = world.library.index()
         #: an encoded library file's current sha256 -> the file (made once: a
         #: download of those very bytes is the library's own content)
@@ -225,7 +221,6 @@ class Applier:
             items=self.items,
             known=self.known,
             copies=self.copies,
-            claimed=world.claimed,
         )
         self.removed = 0
         self.removed_bytes = 0
@@ -563,8 +558,7 @@ class Applier:
         shas = item_shas(a.source_id, item, self.known)
         if shas is None:
             raise _Skip("skipped", "a file of the item was not downloaded; the sidecar waits")
-        # As planned: claimed as observed, even once this run confirms it.
-        data = sidecar.render(item, shas, claimed=self.gate.claims(a.source_id, item))
+        data = sidecar.render(item, shas)
         digest = hashlib.sha256(data).hexdigest()
         original = shas[item.files[0].ref]
         fallback = dated_path(item.captured_at, item.files[0].name)
@@ -746,7 +740,6 @@ class Applier:
             # it reads must be there at the very moment of the removal (a
             # target emptied during the pause would otherwise not be seen).
             self.sleep(removal.pace_seconds)
-        self._confirm_claims(a)
         try:
             shas = self.gate.check(a)
         except GateRefused as e:
@@ -770,46 +763,6 @@ class Applier:
         if count:
             self.db.record_listing_count(a.source_id, count - 1)
         return "changed", f"removed from {a.source_id}", _Effects()
-
-    def _confirm_claims(self, a: RemoveFromSource) -> None:
-        """Read from the source, now, each file whose hash is known on the
-        seed pipeline's word alone (``import-legacy``: a file of its name and
-        size). That file may hold other bytes (a reused ``IMG_`` number, a
-        file rewritten in place keeping its length); the gate would then prove
-        copies of the wrong photo, and the asset would leave unarchived. The
-        hash read is recorded either way, as any download's: a match is known
-        from now on; a mismatch keeps the item, which the next run archives."""
-        item = self.items[(a.source_id, a.item_key)]
-        source = self.conn.sources[a.source_id]
-        for f in item.files:
-            key = (a.source_id, a.item_key, f.ref)
-            if key not in self.claimed:
-                continue
-            with tempfile.TemporaryDirectory(
-                dir=self.desired.state_dir, prefix=FETCH_PREFIX
-            ) as tmp:
-                dest = Path(tmp) / "claimed"
-                sha = self._retry(
-                    f"read {a.subject} ({f.name}) to check the seed pipeline's copy",
-                    source.id,
-                    partial(source.fetch, item, f, dest),
-                )
-            self.claimed.discard(key)
-            said = self.known.get(key)
-            if sha != said:
-                # The wrong bytes no longer stand for this file anywhere.
-                held = [h for h in self.holders.pop(said or "", []) if h[1] is not item]
-                if held:
-                    self.holders[said or ""] = held
-            origin = FileOrigin(source_id=a.source_id, item_key=a.item_key, ref=f.ref)
-            self._record(_Effects(source_files=[(origin, sha, f.size, f.fingerprint)]))
-            if sha != said:
-                raise _Skip(
-                    "waiting",
-                    f"{f.name} in {a.source_id} is not the seed pipeline's file of that name "
-                    "and size (import-legacy: other bytes); kept: the next run archives its "
-                    "own bytes, then removes it",
-                )
 
     def _free(self, a: FreeStagingCopy) -> tuple[str, str, _Effects]:
         """Free a staging copy only while the phone's hold on it is provable,

@@ -207,8 +207,6 @@ class RemovalGate:
     items: Mapping[tuple[str, str], SourceItem]
     known: Mapping[tuple[str, str, str], str]
     copies: dict[str, dict[str, FileCopy]]
-    #: ``World.claimed``, as observed: the sidecars of this run say so
-    claimed: frozenset[tuple[str, str, str]] = frozenset()
     #: conduit id -> originals it confirmed (count_as_copy), read on first use
     _conduit_confirmed: dict[str, frozenset[str]] = attrs.field(factory=dict, init=False)
 
@@ -221,19 +219,13 @@ class RemovalGate:
         shas = item_shas(a.source_id, item, self.known)
         if item.metadata is not None and shas is not None:
             # Its metadata leaves with it: the current sidecar must be archived too.
-            digest = sidecar.digest(item, shas, claimed=self.claims(a.source_id, item))
-            files.append((sidecar.name_for(item), digest))
+            files.append((sidecar.name_for(item), sidecar.digest(item, shas)))
         # Looked at once per removal, now: the item's own files and the disks.
         side, groups = self.source_side(a), self._backup_groups()
         proven: list[str] = []
         for name, sha in files:
             proven += self._proven(name, sha, side, groups)
         return proven
-
-    def claims(self, source_id: str, item: SourceItem) -> bool:
-        """Was the item's original hash only claimed when observed (its
-        sidecars of this run say so, even once the applier confirmed it)?"""
-        return (source_id, item.key, item.files[0].ref) in self.claimed
 
     def archived(self, name: str, sha: str, *, on_mismatch: Mismatch) -> None:
         """The original ``sha`` has its copies on the targets, each read now,

@@ -8,12 +8,13 @@ that history here:
 * each file it names that is still on a store this tool observes (the
   library, a filesystem target, a folder source) is hashed now, into the hash
   cache, so the next observation matches it by content instead of reading
-  every file again, and nothing is downloaded or copied a second time;
-* an unmodified download (its bytes as many as the seed downloaded) claims
-  the SHA-256 of its iCloud original: observation uses that only when iCloud's
-  own listing shows the same asset with the same file name and size, and only
-  as a claim (``World.claimed``): the applier reads the original from iCloud
-  before it removes the asset, and keeps the asset if the bytes differ;
+  every file again, and nothing is written or copied a second time;
+* the seed's word never tells what an iCloud asset holds: a file of the
+  asset's name and size may be another photo (a reused ``IMG_`` number, a
+  file rewritten in place). Each asset is read from iCloud once, as any
+  download; where its bytes are already in the library (the seed's
+  download) nothing is written, and the copies on targets are found by
+  content;
 * every row is kept in ``legacy_media`` as the seed recorded it, with the
   file this tool hashed, so items the seed deleted from iCloud stay known.
 

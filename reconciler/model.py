@@ -196,8 +196,7 @@ class World:
     """A snapshot of actual state, as observed at ``observed_at``.
 
     ``known_sha256`` maps (source_id, item key, file ref) to the SHA-256 of a
-    remote file already downloaded and verified, or, for the keys in
-    ``claimed``, the SHA-256 the seed pipeline's download tells. ``settled`` maps
+    remote file already downloaded and verified. ``settled`` maps
     (original sha256, tier) to why that encoding is not attempted again (not
     worth it, or the original cannot be decoded).
     """
@@ -212,11 +211,6 @@ class World:
     tombstones: Mapping[tuple[str, str], frozenset[str]] = attrs.field(factory=dict)
     #: Originals whose item the tool removed from a source (from tombstones).
     removed_sha256: frozenset[str] = frozenset()
-    #: Keys of ``known_sha256`` taken on the seed pipeline's word alone
-    #: (``import-legacy``: a file of the asset's name and size, never read
-    #: from the source by this tool). A removal reads the source's bytes
-    #: first (``Applier._confirm_claims``).
-    claimed: frozenset[tuple[str, str, str]] = frozenset()
 
 
 # ---------------------------------------------------------------- actions

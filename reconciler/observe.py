@@ -394,12 +394,6 @@ def observe(
             hasher.ahead.close()
             hasher.ahead = None
     known, superseded, wanted = _still_known(sources, db.source_files())
-    # The seed's word before the sidecars': a sidecar written while a hash
-    # was only claimed repeats the claim, and would launder it into a
-    # download record. A claim is confirmed by reading the source (apply).
-    claimed = _known_from_legacy(sources, known, db)
-    for key in claimed:
-        wanted.pop(key, None)
     _known_from_sidecars(wanted, superseded, library, targets, conn, known, db)
     return World(
         observed_at=now,
@@ -410,7 +404,6 @@ def observe(
         settled=db.settled(),
         tombstones=db.tombstones(),
         removed_sha256=db.tombstoned_sha256(),
-        claimed=claimed,
     )
 
 
@@ -786,11 +779,10 @@ def _known_from_sidecars(
                 continue
             if found is None:
                 continue
-            for n, recorded in enumerate(found.files):
+            for recorded in found.files:
                 key = (found.source_id, found.item_key, recorded.ref)
                 if (
-                    not (n == 0 and found.claimed)  # a claim, repeated: no proof
-                    and recorded.fingerprint
+                    recorded.fingerprint
                     and wanted.get(key) == (recorded.size, recorded.fingerprint)
                     and superseded.get(key) != recorded.sha256
                     and sizes.get(recorded.sha256) == recorded.size
@@ -801,41 +793,6 @@ def _known_from_sidecars(
     with db.transaction():
         for (sid, item_key, ref), f in learned:
             db.record_source_file(sid, item_key, ref, f.sha256, f.size, f.fingerprint)
-
-
-def _known_from_legacy(
-    sources: tuple[SourceState, ...], known: dict[tuple[str, str, str], str], db: StateDB
-) -> frozenset[tuple[str, str, str]]:
-    """The SHA-256 of an iCloud original the seed pipeline downloaded
-    (``import-legacy``), taken only when iCloud lists that very asset (by
-    record name) with the file name and size the unmodified download has;
-    copies of it still count only where observation reads them. Returns the
-    keys so taken: a name and a size are a claim, not a proof (a reused
-    ``IMG_`` number, a file rewritten in place), so a removal reads the
-    source's own bytes before it trusts one."""
-    legacy = db.legacy_originals()
-    claimed: set[tuple[str, str, str]] = set()
-    if not legacy:
-        return frozenset()
-    for s in sources:
-        if not s.remote:
-            continue
-        for item in s.items:
-            f = item.files[0] if item.files else None
-            if f is None or f.ref != "original" or f.sha256:
-                continue
-            key = (s.source_id, item.key, f.ref)
-            if key in known:
-                continue
-            for record_name in item.key.split(":"):
-                seed = legacy.get(record_name)
-                if seed is not None and seed[0] == f.name and seed[2] == f.size:
-                    # Not written to source_files: that table holds what
-                    # this tool downloaded; the seed's word is re-read each run.
-                    known[key] = seed[1]
-                    claimed.add(key)
-                    break
-    return frozenset(claimed)
 
 
 def _embedded_lineage(path: Path, c: FileCopy) -> LineageRow | None:

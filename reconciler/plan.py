@@ -567,10 +567,7 @@ class _Planner:
         if self.sidecar_claims.setdefault(claim, whose) != whose:
             name = sidecar.name_for(item, unique=True)
         known = {f.ref: sha for f, sha in zip(item.files, shas, strict=True) if sha}
-        claimed = (source.source_id, item.key, item.files[0].ref) in self.world.claimed
-        wanted = (
-            sidecar.digest(item, known, claimed=claimed) if len(known) == len(item.files) else None
-        )
+        wanted = sidecar.digest(item, known) if len(known) == len(item.files) else None
         idents = [
             sha or f"{source.source_id}:{item.key}:{f.ref}"
             for f, sha in zip(item.files, shas, strict=True)
@@ -715,7 +712,6 @@ class _Planner:
             if sha:
                 self.removing[sha] = f"remove:{source.source_id}:{item.key}"
         days = age / timedelta(days=1)
-        claimed = any((source.source_id, item.key, f.ref) in self.world.claimed for f in item.files)
         self.actions.append(
             RemoveFromSource(
                 id=f"remove:{source.source_id}:{item.key}",
@@ -723,12 +719,6 @@ class _Planner:
                 reason=(
                     f"archived ({need} verified copies), {days:.0f} days old "
                     f"(keep_recent_days={removal.keep_recent_days})"
-                    + (
-                        "; its original is read from the source first: its SHA-256 is the "
-                        "seed pipeline's word (import-legacy)"
-                        if claimed
-                        else ""
-                    )
                 ),
                 depends_on=tuple(deps),
                 source_id=source.source_id,

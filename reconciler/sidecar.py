@@ -65,8 +65,6 @@ class SidecarIdentity:
     source_id: str
     item_key: str
     files: tuple[SidecarFile, ...]
-    #: The original's SHA-256 was the seed pipeline's claim when written.
-    claimed: bool = False
 
 
 def name_for(item: SourceItem, *, unique: bool = False) -> str:
@@ -103,10 +101,8 @@ def is_sidecar(path: str) -> bool:
     return path.lower().endswith(SUFFIX)
 
 
-def render(item: SourceItem, shas: Mapping[str, str], *, claimed: bool = False) -> bytes:
+def render(item: SourceItem, shas: Mapping[str, str]) -> bytes:
     """The sidecar of ``item``; ``shas`` maps each file's ref to its SHA-256.
-    ``claimed``: the original's is the seed pipeline's word only
-    (``World.claimed``), said so in the sidecar, which then never teaches it.
 
     Built as text, not through ElementTree: the planner renders every
     iCloud item's sidecar on every run to compare digests, and this is
@@ -153,8 +149,6 @@ def render(item: SourceItem, shas: Mapping[str, str], *, claimed: bool = False) 
             out.append(_text(f"reconcile:{name}", value))
     original = item.files[0]
     out.append(_text("reconcile:OriginalSHA256", shas[original.ref]))
-    if claimed:
-        out.append(_text("reconcile:OriginalClaimed", CLAIMED_BY))
     if original.fingerprint:
         out.append(_text("reconcile:OriginalFingerprint", original.fingerprint))
     files = [
@@ -167,8 +161,8 @@ def render(item: SourceItem, shas: Mapping[str, str], *, claimed: bool = False) 
     return "".join(out).encode()
 
 
-def digest(item: SourceItem, shas: Mapping[str, str], *, claimed: bool = False) -> str:
-    return hashlib.sha256(render(item, shas, claimed=claimed)).hexdigest()
+def digest(item: SourceItem, shas: Mapping[str, str]) -> str:
+    return hashlib.sha256(render(item, shas)).hexdigest()
 
 
 def parse(data: bytes) -> SidecarIdentity | None:
@@ -195,16 +189,12 @@ def parse(data: bytes) -> SidecarIdentity | None:
                 ref=ref, role=role, name=name, size=int(size), fingerprint=fingerprint, sha256=sha
             )
         )
-    claimed = d.findtext(_q("reconcile", "OriginalClaimed")) is not None
-    return SidecarIdentity(source_id=source, item_key=key, files=tuple(files), claimed=claimed)
+    return SidecarIdentity(source_id=source, item_key=key, files=tuple(files))
 
 
 def _q(prefix: str, local: str) -> str:
     return f"{{{_NS[prefix]}}}{local}"
 
-
-#: What ``reconcile:OriginalClaimed`` says: whose word the original's hash was.
-CLAIMED_BY = "seed pipeline (import-legacy), not read from the source"
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 #: Characters XML 1.0 cannot hold at all (a caption may carry them).

@@ -754,19 +754,12 @@ class StateDB:
     # -------------------------------------------------- seed pipeline import
 
     def record_legacy(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Store imported seed rows (a re-import replaces them, whole)."""
+        """Store imported seed rows: a re-import replaces them whole (rows
+        the new media.db lacks are gone too)."""
         with self.transaction():
+            self.db.conn.execute("delete from legacy_media")
             for row in rows:
                 self._put("legacy_media", row | {"imported_at": _now()})
-
-    def legacy_originals(self) -> dict[str, tuple[str, str, int]]:
-        """iCloud id -> (file name, SHA-256, size) of the seed's downloads this
-        tool hashed and found unmodified (same size as the seed downloaded)."""
-        sql = (
-            "select icloud_id, filename, sha256, size from legacy_media where "
-            "unmodified = 1 and sha256 is not null and coalesce(icloud_id, '') != ''"
-        )
-        return {str(r[0]): (str(r[1]), str(r[2]), int(r[3])) for r in self.db.conn.execute(sql)}
 
     def legacy_counts(self) -> dict[str, int]:
         """How many seed rows were imported, adopted, and deleted from iCloud by it."""

@@ -1,7 +1,8 @@
 """``reconcile import-legacy``: a person who ran the seed pipeline keeps its
 history: what it downloaded and copied to the NAS is adopted where it lies
-(never downloaded or copied again), what it deleted from iCloud is recorded,
-and nothing imported counts as a copy until reconcile reads it."""
+(never written or copied again), what it deleted from iCloud is recorded,
+and nothing imported counts as a copy until reconcile reads it. The seed's
+word never tells what an iCloud asset holds: each is read from iCloud once."""
 
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def planned(ws: Workspace) -> list[tuple[str, str, str]]:
     )
 
 
-def test_the_seeds_downloads_and_nas_copies_are_adopted_not_fetched_again(
+def test_the_seeds_downloads_and_nas_copies_are_adopted_not_written_again(
     ws: Workspace, account: Account, tmp_path: Path
 ) -> None:
     first, second = account.live_assets()
@@ -94,7 +95,6 @@ def test_the_seeds_downloads_and_nas_copies_are_adopted_not_fetched_again(
     (ws.target("nas") / "backup").mkdir()
     shutil.copy(local, ws.target("nas") / "backup" / "IMG_0001.JPG")
     gone = make_jpeg(ws.target("nas") / "backup" / "IMG_0000.JPG", OLD, seed=9)
-    assert ("download", "", "icloud:IMG_0001.JPG") in planned(ws)  # before: fetched again
     media_db = seed_media_db(
         tmp_path / "media.db",
         [
@@ -139,12 +139,10 @@ def test_the_seeds_downloads_and_nas_copies_are_adopted_not_fetched_again(
     finally:
         db.close()
     actions = planned(ws)
-    # IMG_0001 is neither downloaded nor copied to the NAS again; only the
-    # second backup (usb) is new. IMG_0002 the seed never had: downloaded.
-    assert [a for a in actions if a[2] == "icloud:IMG_0001.JPG"] == [
-        ("copy-to-target", "usb", "icloud:IMG_0001.JPG"),
-        ("remove-from-source", "", "icloud:IMG_0001.JPG"),
-    ]
+    # Both assets are read from iCloud: the seed's file of IMG_0001's name
+    # and size may be another photo. Applied, its bytes are found where the
+    # seed put them: nothing is written a second time.
+    assert ("download", "", "icloud:IMG_0001.JPG") in actions
     assert ("download", "", "icloud:IMG_0002.JPG") in actions
     db = StateDB.in_dir(ws.root / "state")
     try:
@@ -240,7 +238,7 @@ def _archived(ws: Workspace, data: bytes) -> list[str]:
     )
 
 
-def test_a_seed_file_of_the_originals_name_and_size_but_other_bytes_never_removes_the_asset(
+def test_a_seed_file_of_the_originals_name_and_size_but_other_bytes_is_never_taken_for_it(
     ws: Workspace, account: Account, emu: RunningEmulator, tmp_path: Path
 ) -> None:
     # A reused IMG_ number, or a file rewritten in place keeping its length:
@@ -256,64 +254,53 @@ def test_a_seed_file_of_the_originals_name_and_size_but_other_bytes_never_remove
     r = ws.run("apply", "--yes", now=NOW)
 
     assert r.code == 0, r.out + r.err
-    assert first.asset_id in [a.asset_id for a in account.live_assets()]
-    assert "is not the seed pipeline's file of that name and size" in r.out
-    assert _archived(ws, data) == []  # not yet: its bytes were only read
-    # The next run knows the asset by its own bytes: archived, then removed;
-    # the seed's photo stays where it was.
-    r = ws.run("apply", "--yes", now=NOW)
-    assert r.code == 0, r.out + r.err
     assert first.asset_id not in [a.asset_id for a in account.live_assets()]
-    # (On the targets beside the seed's photo, which took the name first.)
+    # Its own bytes were downloaded and archived before it left; the seed's
+    # photo stays where it was, and is archived as a photo of the library.
     assert [p.split("/")[0] for p in _archived(ws, data)] == ["library", "nas", "usb"]
+    assert [p.split("/")[0] for p in _archived(ws, bytes(other))] == ["library", "nas", "usb"]
     assert "library/Photos/IMG_0001.JPG" in _archived(ws, bytes(other))
 
 
-def test_a_seed_file_with_the_originals_bytes_is_read_from_icloud_once_before_removal(
+def test_a_seed_file_with_the_originals_bytes_is_read_from_icloud_once_and_never_written_again(
     ws: Workspace, account: Account, emu: RunningEmulator, tmp_path: Path
 ) -> None:
     first = account.live_assets()[0]
     data = first.master.original.data or b""
     _seed_one(ws, account, tmp_path, data)
-    shown = ws.run("plan", "--detail", now=NOW).out
-    assert "its SHA-256 is the seed pipeline's word (import-legacy)" in shown, shown
     # While its original cannot be read, nothing is removed on the seed's
-    # word (the other asset's download, the copies and removals go on).
+    # word.
     emu.server.inject(
         "download", status=503, retry_after=0, times=None, path_contains="/IMG_0001.JPG"
     )
     r = ws.run("apply", "--yes", now=NOW)
     assert r.code == 1, r.out + r.err
-    assert "remove-from-source icloud:IMG_0001.JPG" in r.out
-    assert [a.asset_id for a in account.live_assets()] == [first.asset_id]
+    assert first.asset_id in [a.asset_id for a in account.live_assets()]
     emu.server.clear_faults()
     downloads = emu.server.hits["download"]
 
     r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 0, r.out + r.err
+    assert "downloaded; same content as Photos/IMG_0001.JPG" in r.out
+    r = ws.run("apply", "--yes", now=NOW)  # its copies proven by their bytes
 
     assert r.code == 0, r.out + r.err
-    assert first.asset_id not in [a.asset_id for a in account.live_assets()]
-    assert emu.server.hits["download"] - downloads == 1  # read once; never written anew
+    assert first.asset_id not in [a.asset_id for a in account.live_assets()], r.out
+    assert emu.server.hits["download"] - downloads == 1  # read once
+    # Written nowhere a second time: the library keeps the seed's file.
     assert _archived(ws, data) == [
         "library/Photos/IMG_0001.JPG",
         "nas/2021/06/01/IMG_0001.JPG",
         "usb/2021/06/01/IMG_0001.JPG",
     ]
-    # Known by its own bytes from now on: no second read.
-    db = StateDB.in_dir(ws.root / "state")
-    try:
-        assert hashlib.sha256(data).hexdigest() in db.known_sha256().values()
-    finally:
-        db.close()
 
 
-def test_a_claim_in_a_sidecar_is_never_learned_after_a_lost_state_db(
+def test_the_sidecars_name_the_assets_own_bytes_and_a_lost_state_db_learns_them(
     ws: Workspace, account: Account, emu: RunningEmulator, tmp_path: Path
 ) -> None:
-    # Removal off: the claim is never confirmed, but the sidecars are written
-    # (with the claimed hash). After a lost state DB (the import's rows gone
-    # with it) a sidecar that repeated the claim as fact taught it back, and
-    # the asset left iCloud on copies of the seed's other photo.
+    # Removal off, then a lost state DB (the import's rows gone with it): a
+    # sidecar that named the seed's file as the original would teach it
+    # back, and the asset would leave iCloud on copies of another photo.
     first = account.live_assets()[0]
     data = first.master.original.data or b""
     other = bytes(
@@ -322,24 +309,20 @@ def test_a_claim_in_a_sidecar_is_never_learned_after_a_lost_state_db(
     ws.removal(on=False)
     _seed_one(ws, account, tmp_path, other)
     assert ws.run("apply", "--yes", now=NOW).code == 0
-    (xmp,) = ws.target("nas").rglob("IMG_0001.JPG.xmp")
     exiftool = shutil.which("exiftool")
     assert exiftool, "exiftool is needed (apt install libimage-exiftool-perl; make apt)"
-    said = json.loads(
-        subprocess.run([exiftool, "-j", "-G1", str(xmp)], capture_output=True, check=True).stdout
-    )[0]
-    assert said["XMP-reconcile:OriginalSHA256"] == hashlib.sha256(other).hexdigest()
-    assert said["XMP-reconcile:OriginalClaimed"].startswith("seed pipeline")
+    for xmp in ws.target("nas").rglob("IMG_0001*.xmp"):
+        said = json.loads(
+            subprocess.run(
+                [exiftool, "-j", "-G1", str(xmp)], capture_output=True, check=True
+            ).stdout
+        )[0]
+        assert said["XMP-reconcile:OriginalSHA256"] == hashlib.sha256(data).hexdigest()
     for db in (ws.root / "state").glob("*.db*"):
         db.unlink()
     ws.removal(on=True)
 
     assert ws.run("apply", "--yes", now=NOW).code == 0
 
-    gone = first.asset_id not in [a.asset_id for a in account.live_assets()]
-    archived = [p.split("/")[0] for p in _archived(ws, data)]
-    assert archived == ["library", "nas", "usb"] if gone else archived in ([], ["library"])
-    # And it converges: archived by its own bytes, then removed.
-    assert ws.run("apply", "--yes", now=NOW).code == 0
     assert first.asset_id not in [a.asset_id for a in account.live_assets()]
     assert [p.split("/")[0] for p in _archived(ws, data)] == ["library", "nas", "usb"]
