@@ -271,7 +271,12 @@ def _open_log(args: argparse.Namespace, io: Out) -> None:
             backups=desired.log.backup_count,
             verbose=args.verbose,
         )
-    except (ReconcileError, OSError):
+    except ReconcileError:
+        return
+    except OSError as e:
+        # The run goes on without its log; the person is told why.
+        shown = render.escape_controls(f"{e.filename or ''}: {e.strerror or e}")
+        io.warn(f"warning: not logging this run to the state directory ({shown}); fix that")
         return
     shown = render.escape_controls(str(config.config_path(args.config)))
     io.log.info(f"reconcile {args.command} (config {shown})")
@@ -415,7 +420,10 @@ def _log_bug(args: argparse.Namespace) -> str:
         path = folder / "reconcile.log"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            with open(path, "a") as f:
+            # Never waiting on a pipe at the log's name (O_NONBLOCK: a FIFO
+            # without a reader refuses at once).
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644)
+            with open(fd, "a") as f:
                 f.write(f"--- {datetime.now(UTC).isoformat()}\n{text}\n")
         except OSError:
             continue

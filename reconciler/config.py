@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,7 @@ from cattrs.errors import ClassValidationError, IterableValidationError
 from cattrs.v import format_exception as default_format_exception
 
 from reconciler.errors import ConfigError
+from reconciler.hashing import read_named
 from reconciler.media.lineage import TIER_NAME
 from reconciler.media.presets import HEIC_PRESETS
 
@@ -363,11 +365,15 @@ def config_path(explicit: str | None) -> Path:
     return Path(explicit or os.environ.get(ENV_CONFIG) or DEFAULT_CONFIG)
 
 
+#: Far more than any configuration holds: what is read of the file at most.
+MAX_BYTES = 1 << 20
+
+
 def load(path: Path) -> DesiredState:
     """Read and validate ``path``; raise ConfigError listing every problem."""
     name = _shown(path)
     try:
-        raw_bytes = path.read_bytes()
+        raw_bytes = read_named(path, MAX_BYTES)
     except FileNotFoundError:
         raise ConfigError([f"{name}: not found (pass -c FILE or set {ENV_CONFIG})"]) from None
     except OSError as e:
@@ -380,7 +386,10 @@ def load(path: Path) -> DesiredState:
     # refused with whatever else is wrong (its relative paths too, below).
     located = [] if _is_utf8(path) else [f"{name}: the file's path is not valid UTF-8; {_RENAME}"]
     try:
-        desired = parse(raw, name=name, base=path.resolve().parent, digest=_digest(raw_bytes))
+        # Relative paths are taken from the file's folder; a pipe
+        # (``-c <(...)``) has none to take them from.
+        base = None if stat.S_ISFIFO(path.stat().st_mode) else path.resolve().parent
+        desired = parse(raw, name=name, base=base, digest=_digest(raw_bytes))
     except ConfigError as e:
         raise ConfigError([*located, *e.problems]) from None
     if located:
@@ -392,8 +401,9 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def parse(raw: dict[str, Any], *, name: str, base: Path, digest: str = "") -> DesiredState:
-    """Structure a TOML document; relative paths are taken from ``base``."""
+def parse(raw: dict[str, Any], *, name: str, base: Path | None, digest: str = "") -> DesiredState:
+    """Structure a TOML document; relative paths are taken from ``base``
+    (None: refused, the document was read from a pipe)."""
     try:
         desired = converter.structure(raw, DesiredState)
     except (ClassValidationError, IterableValidationError) as e:
@@ -401,7 +411,7 @@ def parse(raw: dict[str, Any], *, name: str, base: Path, digest: str = "") -> De
     problems = [f"{name}: {p}" for p in _check(desired)]
     if problems:
         raise ConfigError(problems)
-    resolved = _resolved(desired, base, digest)
+    resolved = _resolved(desired, base, digest, name)
     found = _check_utf8(resolved) + _check_overlaps(resolved) + _check_outputs(resolved)
     problems = [f"{name}: {p}" for p in found]
     if problems:
@@ -683,16 +693,21 @@ def _check_overlaps(d: DesiredState) -> list[str]:
     return problems
 
 
-def _resolved(d: DesiredState, base: Path, digest: str) -> DesiredState:
+def _resolved(d: DesiredState, base: Path | None, digest: str, name: str) -> DesiredState:
+    relative: list[str] = []
+
     def fix(p: str) -> str:
-        return str((base / Path(p).expanduser()).resolve())
+        path = Path(p).expanduser()
+        if base is None and not path.is_absolute():
+            relative.append(p)
+        return str(((base or Path("/")) / path).resolve())
 
     sources = {
         k: attrs.evolve(v, path=fix(v.path)) if isinstance(v, FolderSource) else v
         for k, v in d.sources.items()
     }
     targets = {k: attrs.evolve(v, path=fix(v.path)) for k, v in d.targets.items()}
-    return attrs.evolve(
+    resolved = attrs.evolve(
         d,
         library=Library(path=fix(d.library.path)),
         state=attrs.evolve(d.state, dir=fix(d.state.dir)),
@@ -701,3 +716,12 @@ def _resolved(d: DesiredState, base: Path, digest: str) -> DesiredState:
         log=attrs.evolve(d.log, metrics_file=fix(d.log.metrics_file) if d.log.metrics_file else ""),
         digest=digest,
     )
+    if relative:
+        raise ConfigError(
+            [
+                f"{name}: {p!r} is a relative path, and a configuration read from a pipe has no "
+                "folder to take it from; make it absolute"
+                for p in relative
+            ]
+        )
+    return resolved

@@ -56,6 +56,29 @@ def read_file(name: str | Path, limit: int) -> bytes:
         return f.read(limit)
 
 
+#: Pipes read so far, by path: ``-c <(...)`` can be read once, and a run
+#: reads its configuration more than once (the log, the command, the record).
+_piped: dict[str, bytes] = {}
+
+
+def read_named(name: str | Path, limit: int) -> bytes:
+    """A file a person named on the command line (the configuration, a saved
+    plan): a regular file, or a pipe (``-c <(...)``, read once and kept for
+    the process); OSError for a folder or a device (whose bytes never end),
+    and EFBIG past ``limit`` bytes."""
+    if stat.S_ISFIFO(os.stat(name).st_mode):
+        key = os.path.abspath(name)
+        if key not in _piped:
+            with open(name, "rb") as f:
+                _piped[key] = f.read(limit + 1)
+        data = _piped[key]
+    else:
+        data = read_file(name, limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit} bytes: not one of ours", str(name))
+    return data
+
+
 def sha256_file(path: str | Path | int) -> str:
     """The SHA-256 of a regular file, by its path or a descriptor (which it
     closes; opened by ``open_to_read``); OSError for anything else."""

@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from reconciler.errors import LockHeldError
+from reconciler.errors import LockHeldError, StateError
+from reconciler.hashing import regular
 
 
 class RunLock:
@@ -22,7 +23,17 @@ class RunLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        # Never waiting on a pipe at its name; anything but a file is named.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+        try:
+            regular(fd, self.path)
+        except OSError:
+            os.close(fd)
+            raise StateError(
+                f"{self.path} is not a regular file (a pipe, a device or a folder took its "
+                "name); remove it: a run makes it again"
+            ) from None
+        os.set_blocking(fd, True)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -8,8 +8,11 @@ replaced by ``***`` before anything is written, whoever logged them.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
+import stat
 import time
 from collections.abc import Mapping
 from logging.handlers import RotatingFileHandler
@@ -54,6 +57,15 @@ def open_log(
     logger = logging.getLogger(LOGGER)
     close_log()
     state_dir.mkdir(parents=True, exist_ok=True)
+    # Opened for appending by name: a pipe there would hold the run until
+    # some reader came, for ever. (A link to a file is a person's choice.)
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISREG(os.stat(state_dir / LOG_NAME).st_mode):
+            raise OSError(
+                errno.EINVAL,
+                "not a regular file (a pipe, a device or a folder took its name)",
+                str(state_dir / LOG_NAME),
+            )
     handler = RotatingFileHandler(
         state_dir / LOG_NAME, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
     )

@@ -20,6 +20,7 @@ from cattrs.cols import (
 )
 
 from reconciler.errors import StalePlanError
+from reconciler.hashing import read_named
 from reconciler.model import ACTION_TYPES, Action, Note, Plan
 
 FORMAT_VERSION = 1
@@ -51,9 +52,13 @@ def dumps(plan: Plan) -> str:
     return json.dumps(to_dict(plan), indent=2, sort_keys=False) + "\n"
 
 
+#: Far more than a plan of a million actions takes: what is read at most.
+MAX_BYTES = 1 << 30
+
+
 def load(path: Path) -> Plan:
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(read_named(path, MAX_BYTES))
     except (OSError, ValueError) as e:
         raise StalePlanError(f"{path}: not a readable plan file: {e}") from e
     except RecursionError as e:  # '[' nested deeper than Python's stack: no plan is
