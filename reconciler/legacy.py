@@ -83,7 +83,8 @@ class ImportReport:
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """The seed's rows, read-only (its database is never written)."""
     if not path.is_file():
-        raise LegacyError(f"{path}: no such file; give the seed pipeline's media.db")
+        what = "not a file (a folder, a pipe or a device)" if path.exists() else "no such file"
+        raise LegacyError(f"{path}: {what}; give the seed pipeline's media.db")
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:

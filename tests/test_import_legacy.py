@@ -205,6 +205,13 @@ def test_a_file_that_is_not_the_seeds_database_is_refused(ws: Workspace, tmp_pat
     r = ws.run("import-legacy", str(tmp_path / "missing.db"))
     assert r.code == 1
     assert "no such file; give the seed pipeline's media.db" in r.err
+    for there in (tmp_path, Path("/dev/zero")):
+        r = ws.run("import-legacy", str(there))
+        assert r.code == 1
+        assert r.err == (
+            f"error: {there}: not a file (a folder, a pipe or a device); give the seed "
+            "pipeline's media.db\n"
+        )
 
 
 def _seed_one(ws: Workspace, account: Account, tmp_path: Path, body: bytes) -> Path:
