@@ -61,7 +61,7 @@ from reconciler.errors import (
     ProviderError,
 )
 from reconciler.gate import GateRefused, RemovalGate, item_shas
-from reconciler.hashing import read_file
+from reconciler.hashing import copy_file_hashing, read_file
 from reconciler.interrupt import Abandoned, Interrupts
 from reconciler.layout import dated_path
 from reconciler.model import (
@@ -668,7 +668,13 @@ class Applier:
         try:
             with self.originals.readable(sha) as src:
                 if a.tier == ORIGINAL_TIER:
-                    tmp.write_bytes(src.read_bytes())
+                    # Streamed (a clip is never held in memory whole), read
+                    # as any file another program may have replaced, and
+                    # the bytes written are the original's or nothing is.
+                    got, _ = copy_file_hashing(src, tmp)
+                    if got != sha:
+                        why = "the original's bytes changed while they were read; next run"
+                        return "failed", self.originals.label(why, sha, src), _Effects()
                     status, detail = "encoded", "original restored"
                 else:
                     res = self.encoders.result(
