@@ -387,6 +387,7 @@ def _record_run(args: argparse.Namespace, io: Out, started: datetime, code: int)
         exit_code=code,
         reason=io.reason,
         summary=io.summary,
+        warn=io.warn,
     )
     if problem is not None:  # the run's exit stands; its history could not be kept
         io.warn(f"warning: the run could not be recorded: {render.escape_controls(problem)}")

@@ -11,7 +11,9 @@ state database whose rows no run of this tool wrote, for the CLI to say.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from reconciler import backup, metrics
 from reconciler.census import census, census_key
 from reconciler.config import DesiredState
 from reconciler.errors import ReconcileError
+from reconciler.logfile import LOGGER
 from reconciler.state import StateDB, damaged
 
 #: The status word of a run that made no row of its own, by exit code (DESIGN.md).
@@ -35,7 +38,11 @@ def record(
     exit_code: int,
     reason: str,
     summary: dict[str, int],
+    warn: Callable[[str], None] | None = None,
 ) -> str | None:
+    """Record the run; ``warn`` (the CLI's: to the log and stderr) is told
+    of what the run still needs a person to know (a metrics file that cannot
+    be written); without it that goes to the log alone."""
     try:
         db = StateDB.in_dir(desired.state_dir)
     except ReconcileError:
@@ -51,15 +58,17 @@ def record(
             summary=summary,
         )
         counted = _census(db, desired, run_id)
-        metrics.write_textfile(metrics_path(desired), metrics.render(db, counted))
+        text = metrics.render(db, counted)
     except (sqlite3.Error, OSError):
-        pass
+        text = None
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         # A row that is not what this tool writes (a run's finished_at that is
         # no time, a summary that is no JSON object), read back for the
         # metrics: the file was damaged.
         db.close()
         return damaged(db.path, e)
+    if text is not None:
+        _write_metrics(desired, text, warn)
     try:
         if command == "apply":  # apart: its failure says nothing of the rows
             backup.back_up(
@@ -89,6 +98,28 @@ def _census(db: StateDB, desired: DesiredState, run_id: int) -> dict[str, Any] |
     except Exception:  # recording never raises (module docstring)
         return None
     return counted
+
+
+def _write_metrics(desired: DesiredState, text: str, warn: Callable[[str], None] | None) -> None:
+    """Rewrite the Prometheus textfile. A file that cannot be written does
+    not change the run's exit, but is never passed over in silence: a
+    dashboard fed by it would show the last run that could, for ever."""
+    path = metrics_path(desired)
+    try:
+        metrics.write_textfile(path, text)
+    except OSError as e:
+        key = "log.metrics_file" if desired.log.metrics_file else "the metrics file"
+        why = e.strerror or str(e)
+        if isinstance(e, (FileExistsError, NotADirectoryError)):  # mkdir of its folder
+            why = "a file is where its folder should be"
+        said = (
+            f"warning: {key}: {path}: cannot be written ({why}); fix the folder "
+            "or the setting (reconcile validate checks it); the run's exit is not changed"
+        )
+        if warn is None:
+            logging.getLogger(LOGGER).warning(said)
+        else:
+            warn(said)
 
 
 def metrics_path(desired: DesiredState) -> Path:

@@ -8,12 +8,16 @@ source folder would be listed as the source's items and removed from it,
 deleting the target's files; a target mounted inside another would count
 one file as two copies. So the observer takes each place's identity
 (device, inode) here, and every walk stops at one it meets below its root
-(``providers.filesystem.scan_tree``, ``NestedPlaceError``).
+(``providers.filesystem.scan_tree``, ``NestedPlaceError``). Before any
+walk, ``held`` finds the same from the kernel's mount table (the mount
+points below a folder, and only those stat'ed): ``init-target`` refuses to
+mark such a folder, and ``validate`` fails a place that holds another.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from reconciler import config
@@ -76,26 +80,27 @@ def refuse_output(desired: config.DesiredState, path: Path, what: str) -> None:
 THROUGH_A_MOUNT = "reached through a mount or another way in"
 
 
-def meeting(desired: config.DesiredState, path: Path, own: set[str]) -> tuple[str, bool]:
+def meeting(desired: config.DesiredState, path: Path, own: set[str]) -> tuple[str, str]:
     """How the folder ``path`` meets a configured place whose key is not in
     ``own``: it is one, lies inside one or holds one, by path after links,
-    or through a mount by identity (``fences``; True then); "" when it
-    meets none."""
+    or through a mount by identity (``fences``, ``held``); with how it was
+    met when paths do not show it (", reached through a mount …"); ("", "")
+    when it meets none."""
     real = Path(os.path.realpath(path))
-    every = [(key, Path(os.path.realpath(place))) for key, place in config.places(desired)]
-    for key, root in every:
+    for key, place in config.places(desired):
+        root = Path(os.path.realpath(place))
         if real == root and key not in own:
-            return f"it is {key}", False
+            return f"it is {key}", ""
         if root in real.parents:
-            return f"it is inside {key} ({root})", False
+            return f"it is inside {key} ({root})", ""
         if real in root.parents:
-            return f"it holds {key} ({root})", False
+            return f"it holds {key} ({root})", ""
     try:
         fenced = fences(desired)
     except ConfigError:
         fenced = {}  # two places that are one folder: validate says so
     # Paths miss a bind mount, or a share mounted twice: compare the
-    # identities of the folders above and below.
+    # identities of the folders above, and of the mounts below (``held``).
     existing = real
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -104,12 +109,86 @@ def meeting(desired: config.DesiredState, path: Path, own: set[str]) -> tuple[st
         if met is None or (above == real and met in own):
             continue
         where = "it is" if above == real else "it is inside"
-        return f"{where} {met}", True
-    mine = identity(real) if existing == real else None
-    for key, root in every if mine is not None else ():
-        if any(identity(folder) == mine for folder in root.parents):
-            return f"it holds {key} ({root})", True
-    return "", False
+        return f"{where} {met}", f", {THROUGH_A_MOUNT}"
+    for key, root, at in held(desired, real) if existing == real else []:
+        how = THROUGH_A_MOUNT if at == real else f"through the mount at {at}"
+        return f"it holds {key} ({root})", f", {how}"
+    return "", ""
+
+
+#: The kernel's table of this process's mounts (Linux). Where it cannot be
+#: read (another OS), no mount below a folder is seen: paths, and the
+#: identities of the folders above, still are.
+MOUNTINFO = "/proc/self/mountinfo"
+_OCTAL = re.compile(rb"\\([0-7]{3})")
+
+
+def mount_points(mountinfo: str = MOUNTINFO) -> frozenset[Path]:
+    """Every mount point of this process, from the kernel's table: one read
+    of a small file, no walk and no stat (a dead share's is never touched).
+    The table writes a space, tab, newline or backslash in a path as an
+    octal escape (``\\040``)."""
+    try:
+        with open(mountinfo, "rb") as f:
+            table = f.read()
+    except OSError:
+        return frozenset()
+    found = set()
+    for line in table.splitlines():
+        fields = line.split(b" ", 5)
+        if len(fields) > 4:  # id, parent, major:minor, root, mount point, …
+            raw = _OCTAL.sub(lambda m: bytes([int(m[1], 8) & 0xFF]), fields[4])
+            found.add(Path(os.fsdecode(raw)))
+    return frozenset(found)
+
+
+def held(desired: config.DesiredState, path: Path) -> list[tuple[str, Path, Path]]:
+    """The configured places the folder ``path`` holds where its path does
+    not show it: (key, the place's real folder, where it is reached), one
+    per place. ``where`` is a mount point below ``path`` (from the kernel's
+    table; only those are stat'ed) whose folder is the place's, or one above
+    it on its filesystem, so a walk of ``path`` meets the place's folder
+    there (``scan_tree`` stops: ``NestedPlaceError``); or ``path`` itself
+    when it is, by identity, a folder above a place's (a bind mount of it).
+    Places not there (unmounted, not made yet) hold nothing and are held by
+    nothing."""
+    real = Path(os.path.realpath(path))
+    mounted = mount_points()
+    above = _holders(desired, mounted)
+    below = sorted(p for p in mounted if real in p.parents)
+    found: dict[str, tuple[str, Path, Path]] = {}
+    for at in (real, *below):
+        for key, root, its_own in above.get(identity(at) or (-1, -1), ()):
+            if at == real and its_own:
+                continue  # it *is* that place: ``fences`` and ``meeting`` say so
+            found.setdefault(key, (key, root, at))
+    return list(found.values())
+
+
+def _holders(
+    desired: config.DesiredState, mounted: frozenset[Path]
+) -> dict[tuple[int, int], list[tuple[str, Path, bool]]]:
+    """By identity, each configured place's folder (True) and those above it
+    on its own filesystem, up to the mount it lies in (False): a mount of
+    any of them shows the place below it."""
+    folders: dict[tuple[int, int], list[tuple[str, Path, bool]]] = {}
+    for key, place in config.places(desired):
+        root = Path(os.path.realpath(place))
+        try:
+            device = os.stat(root).st_dev
+        except OSError:
+            continue  # not there: nothing of it can be reached anywhere
+        for folder in (root, *root.parents):
+            try:
+                st = os.stat(folder)
+            except OSError:
+                break
+            if st.st_dev != device:
+                break
+            folders.setdefault((st.st_dev, st.st_ino), []).append((key, root, folder == root))
+            if folder in mounted:
+                break  # above it is another filesystem's folder, or the one under the mount
+    return folders
 
 
 def identity(path: Path) -> tuple[int, int] | None:

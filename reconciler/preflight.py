@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from providers.filesystem import read_marker
+from providers.filesystem import not_a_marker, read_marker
 from reconciler import config, places
 from reconciler.connect import MISSING_API_KEY, icloud_session_dir
 from reconciler.errors import ConfigError, LoginRequiredError, ProviderError
@@ -107,6 +107,7 @@ def _mount_point(path: Path) -> Path:
 def offline(desired: config.DesiredState, env: Mapping[str, str]) -> list[Check]:
     checks = [_marked("library.path", desired.library_path, "library")]
     checks.append(_state_dir(desired.state_dir))
+    checks.extend(_metrics_file(desired.log.metrics_file))
     for sid, src in desired.sources.items():
         checks.extend(_source(sid, src, env))
     for tid, tgt in desired.targets.items():
@@ -115,7 +116,38 @@ def offline(desired: config.DesiredState, env: Mapping[str, str]) -> list[Check]
         places.fences(desired)  # two places that are one folder, through a mount
     except ConfigError as e:
         checks.extend(_fail("paths", problem) for problem in e.problems)
+    checks.extend(_held(desired))
     checks.extend(_disks(desired))
+    return checks
+
+
+def _held(desired: config.DesiredState) -> list[Check]:
+    """A place that holds another through a mount (a card bind-mounted
+    inside a target): paths cannot show it, but the walk meets the other's
+    folder and stops (``scan_tree``, ``NestedPlaceError``), so plan finds
+    the place unavailable on every run. Said here as plan would say it."""
+    checks = []
+    for key, path in config.places(desired):
+        real = Path(os.path.realpath(path))
+        for other, root, at in places.held(desired, path):
+            how = (
+                "through a mount of a folder above it"
+                if at == real
+                else f"through the mount at {at}"
+            )
+            walk = (
+                ""
+                if key == "state.dir"
+                else f"; its walk stops there: plan finds {key} unavailable"
+            )
+            checks.append(
+                _fail(
+                    key,
+                    f"{path} holds {other} ({root}) {how}{walk}; sources, library, targets and "
+                    "the state directory must not contain one another: unmount it, or give each "
+                    "a folder of its own",
+                )
+            )
     return checks
 
 
@@ -150,6 +182,11 @@ def _marked(subject: str, path: Path, store_id: str) -> Check:
             subject, f"{path} {what}; mount the disk, or fix the path, or run: {init} --create"
         )
     marked = read_marker(path)
+    damaged = not_a_marker(path) if marked is None else ""
+    if damaged:
+        return _fail(
+            subject, f"{damaged}; move it aside if it is nothing of yours, then run: {init}"
+        )
     if marked is None:
         return _fail(
             subject, f"{path} has no marker (not mounted?); if it is the right folder, run: {init}"
@@ -176,6 +213,30 @@ def _state_dir(path: Path) -> Check:
             return _ok("state.dir", f"{path} is writable; {db.name} reads")
         return _ok("state.dir", f"{path} is writable")
     return _ok("state.dir", f"{path} will be created")
+
+
+def _metrics_file(configured: str) -> list[Check]:
+    """Where the Prometheus textfile is rewritten after every plan and apply
+    (``history``); the default, in the state directory, is checked with it.
+    Only a warning: a run that cannot write it still does its work and
+    keeps its exit code, and says so on each run."""
+    if not configured:
+        return []
+    path = Path(configured)
+    later = "each plan and apply will warn and go on without it"
+    if path.is_dir():
+        return [Check("warn", "log.metrics_file", f"{path} is a folder; name a file ({later})")]
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        problem = f"{existing} is not a folder, so {path} cannot be written; fix the path"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing} is not writable by this user; fix the permissions or the path"
+    else:
+        made = "" if existing == path.parent else f" ({path.parent} will be created)"
+        return [_ok("log.metrics_file", f"{path} can be written{made}")]
+    return [Check("warn", "log.metrics_file", f"{problem} ({later})")]
 
 
 def _state_db_problem(db: Path) -> str:

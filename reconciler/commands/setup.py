@@ -147,7 +147,9 @@ def import_legacy_command(args: argparse.Namespace, io: Out, now: datetime | Non
 def init_target_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
     from providers.filesystem import read_marker, write_marker
 
-    path = Path(args.path)
+    # "~" as in the configuration's paths: a quoted "~/usb2" (a unit file, a
+    # script) is the home's, never a folder named "~" in the current one.
+    path = Path(args.path).expanduser()
     if path.exists() and not path.is_dir():
         io.warn(f"error: {path} is not a folder")
         return EXIT_ERROR
@@ -160,7 +162,7 @@ def init_target_command(args: argparse.Namespace, io: Out, now: datetime | None)
     # A folder marked as another store is refused by write_marker itself.
     marked = read_marker(path)
     if marked in (None, args.id):
-        clash = _marked_around(path) or _configured_clash(args, path)
+        clash = _marked_around(path) or _configured_clash(args, path) or _marked_below(path)
         if clash:
             io.warn(
                 f"error: refusing to mark {path} as the store {args.id!r}: {clash}; sources, "
@@ -236,6 +238,32 @@ def _marked_around(path: Path) -> str:
     return ""
 
 
+def _marked_below(path: Path) -> str:
+    """A store whose marker is below ``path``, as a clash; known with no
+    configuration at all. Not a walk of the whole tree (a full disk would
+    take minutes): the markers' usual places, each sub-folder of ``path``,
+    and each mount point below it (a disk mounted there) with its own
+    sub-folders (``init-target /mnt/nas/photos``), from the kernel's table;
+    a marker deeper in a folder is not seen."""
+    from providers.filesystem import MARKER, read_marker
+
+    real = Path(os.path.realpath(path))
+    if not real.is_dir():
+        return ""
+    for top in (real, *sorted(p for p in places.mount_points() if real in p.parents)):
+        folders = [] if top == real else [top]
+        try:
+            with os.scandir(top) as entries:
+                folders += sorted(Path(e.path) for e in entries if e.is_dir(follow_symlinks=False))
+        except OSError:
+            pass  # a folder that cannot be listed holds no marker that can be read
+        for folder in folders:
+            store = read_marker(folder)
+            if store is not None:
+                return f"it holds the store {store!r} ({folder / MARKER})"
+    return ""
+
+
 def _configured_clash(args: argparse.Namespace, path: Path) -> str:
     """How ``path`` meets a configured place other than the store's own
     (``targets.<id>.path``, or the library for ``--id library``), or "".
@@ -247,7 +275,5 @@ def _configured_clash(args: argparse.Namespace, path: Path) -> str:
     except ConfigError:
         return ""
     own = {f"targets.{args.id}.path"} | ({"library.path"} if args.id == "library" else set())
-    met, through_a_mount = places.meeting(desired, path, own)
-    if not met:
-        return ""
-    return f"{met} in {name}" + (f", {places.THROUGH_A_MOUNT}" if through_a_mount else "")
+    met, how = places.meeting(desired, path, own)
+    return f"{met} in {name}{how}" if met else ""
