@@ -127,7 +127,7 @@ def test_the_seeds_downloads_and_nas_copies_are_adopted_not_written_again(
     assert r.code == 0, r.err
     assert r.out.splitlines()[0] == (
         f"imported 3 row(s) from {media_db}: 2 item(s) adopted (3 file(s) hashed where they "
-        "are; 2 item(s) with an unmodified iCloud original), 1 recorded as deleted from "
+        "are; 2 item(s) still the size the seed downloaded), 1 recorded as deleted from "
         "iCloud by the seed pipeline"
     )
     db = StateDB.in_dir(ws.root / "state")
@@ -190,9 +190,7 @@ def test_a_file_the_seed_compressed_is_adopted_but_never_taken_for_the_original(
     )
     r = ws.run("import-legacy", str(media_db))
     assert r.code == 0, r.err
-    assert (
-        "1 item(s) adopted (1 file(s) hashed where they are; 0 item(s) with an unmodified" in r.out
-    )
+    assert "1 item(s) adopted (1 file(s) hashed where they are; 0 item(s) still the size" in r.out
     assert ("download", "", "icloud:IMG_0001.JPG") in planned(ws)
 
 

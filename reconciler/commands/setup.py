@@ -132,8 +132,8 @@ def import_legacy_command(args: argparse.Namespace, io: Out, now: datetime | Non
             db.close()
     io.say(
         f"imported {report.rows} row(s) from {args.media_db}: {report.adopted} item(s) adopted "
-        f"({report.files} file(s) hashed where they are; {report.originals} item(s) with an "
-        "unmodified iCloud original), "
+        f"({report.files} file(s) hashed where they are; {report.originals} item(s) still the "
+        "size the seed downloaded), "
         f"{report.deleted_from_icloud} recorded as deleted from iCloud by the seed pipeline"
     )
     for name in report.missing[:10]:
