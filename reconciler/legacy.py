@@ -72,7 +72,7 @@ class ImportReport:
     adopted: int
     #: Files hashed for them (the seed's download and its NAS copies).
     files: int
-    #: Adopted files whose bytes are the iCloud original (not compressed since).
+    #: Adopted files still the size the seed downloaded (a record: no proof of bytes).
     originals: int
     deleted_from_icloud: int
     #: Rows the seed downloaded or off-loaded whose file is on no store
