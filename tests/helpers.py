@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import textwrap
+import threading
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 import attrs
 from PIL import Image
@@ -190,3 +194,54 @@ def write_raw_name(folder: Path, raw_name: bytes, data: bytes) -> bytes:
     with open(path, "wb") as f:
         f.write(data)
     return path
+
+
+T = TypeVar("T")
+
+
+def fifo_at(path: Path) -> Path:
+    """``path`` (a regular file, or nothing) is now a FIFO nobody writes to:
+    another program's, put where the tool expects a file."""
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+def unblock_fifos(folder: Path) -> None:
+    """Let every open(2) waiting on a FIFO under ``folder`` go (the hang a
+    test found), from either end."""
+    for each in folder.rglob("*"):
+        with contextlib.suppress(OSError):
+            if not each.is_fifo():
+                continue
+        for flags in (os.O_WRONLY | os.O_NONBLOCK, os.O_RDONLY | os.O_NONBLOCK):
+            with contextlib.suppress(OSError):
+                os.close(os.open(each, flags))
+
+
+def promptly(fn: Callable[[], T], folder: Path, seconds: float = 10.0) -> T:
+    """``fn()``'s result or its exception, run on a thread; the test fails if
+    it is still running after ``seconds`` (an open of a FIFO under ``folder``
+    waiting for ever, a read that never ends) instead of hanging the suite."""
+    got: list[T] = []
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            got.append(fn())
+        except BaseException as e:  # handed to the test's thread
+            raised.append(e)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        for _ in range(20):  # let it go if it can; if not, it is abandoned
+            unblock_fifos(folder)
+            worker.join(0.1)
+        import pytest
+
+        pytest.fail(f"still running after {seconds:.0f} s (waiting on something under {folder})")
+    if raised:
+        raise raised[0]
+    return got[0]

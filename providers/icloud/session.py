@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,10 +26,14 @@ from requests import RequestException
 from providers.icloud import transport
 from providers.icloud.errors import classify, login_required
 from reconciler.errors import LoginRequiredError, ProviderError
+from reconciler.hashing import read_file
 
 DEFAULT_TIMEOUTS: tuple[float, float] = (10.0, 60.0)
 CODE_ATTEMPTS = 3
 _LWP_HEADER = "#LWP-Cookies-2.0\n"
+# The most of a session file ``session_age`` reads: pyicloud's tokens and our
+# marker are a few KB; more is not a session this tool wrote.
+_READ_LIMIT = 1 << 20
 
 
 def session_stem(username: str) -> str:
@@ -38,6 +43,40 @@ def session_stem(username: str) -> str:
 
 def _marker(session_dir: Path, username: str) -> Path:
     return session_dir / f"{session_stem(username)}.reconcile-login.json"
+
+
+def _session_files(session_dir: Path, username: str) -> tuple[Path, ...]:
+    """Every file opened in the session directory by name: pyicloud's tokens
+    and cookie jar (``PyiCloudSession.session_path`` / ``cookiejar_path``),
+    and our login marker."""
+    stem = session_stem(username)
+    return (
+        session_dir / f"{stem}.session",
+        session_dir / f"{stem}.cookiejar",
+        _marker(session_dir, username),
+    )
+
+
+def check_session_files(session_dir: Path, username: str, *, provider: str = "icloud") -> None:
+    """ProviderError unless each session file is absent or a regular file.
+    pyicloud opens them by name, blocking: a FIFO there would hold every run
+    for ever, a device would be read without end."""
+    for path in _session_files(session_dir, username):
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise ProviderError(
+                f"cannot check the iCloud session file {path}: {e.strerror or e}",
+                provider=provider,
+            ) from e
+        if not stat.S_ISREG(mode):
+            raise ProviderError(
+                f"the iCloud session file {path} is not a regular file (a pipe, device, "
+                f"folder or link); remove it and run `reconcile login icloud` again",
+                provider=provider,
+            )
 
 
 def prepare_session_dir(session_dir: Path, username: str) -> None:
@@ -61,8 +100,11 @@ def open_service(
     *,
     endpoint: str | None = None,
     timeouts: tuple[float, float] = DEFAULT_TIMEOUTS,
+    provider: str = "icloud",
 ) -> Any:
-    """A PyiCloudService built without network I/O, its transport mounted."""
+    """A PyiCloudService built without network I/O, its transport mounted;
+    ProviderError when a session file is not a regular file."""
+    check_session_files(session_dir, username, provider=provider)
     prepare_session_dir(session_dir, username)
     api = PyiCloudService(username, password, cookie_directory=str(session_dir), authenticate=False)
     transport.mount(api.session, endpoint=endpoint, timeout=timeouts)
@@ -80,7 +122,9 @@ def connect(
 ) -> Any:
     """Sign in without a person: reuse the trusted session, or raise
     LoginRequiredError. Never prompts, never waits for a code."""
-    api = open_service(username, password, session_dir, endpoint=endpoint, timeouts=timeouts)
+    api = open_service(
+        username, password, session_dir, endpoint=endpoint, timeouts=timeouts, provider=provider
+    )
     try:
         api.authenticate()
     except (PyiCloudException, RequestException) as e:
@@ -168,11 +212,12 @@ def session_age(
     session_dir: Path | str, username: str, *, now: datetime | None = None
 ) -> timedelta | None:
     """How long ago the session was trusted by ``login_interactive``; None
-    when there is no trusted session to speak of."""
+    when there is no trusted session to speak of (a session file that is not
+    a regular file is none: ``connect`` says what to do about it)."""
     directory = Path(session_dir)
     try:
-        tokens = json.loads((directory / f"{session_stem(username)}.session").read_text())
-        stamp = json.loads(_marker(directory, username).read_text())["trusted_at"]
+        tokens = json.loads(read_file(directory / f"{session_stem(username)}.session", _READ_LIMIT))
+        stamp = json.loads(read_file(_marker(directory, username), _READ_LIMIT))["trusted_at"]
         trusted_at = datetime.fromisoformat(stamp)
     except (OSError, ValueError, KeyError, TypeError):
         return None

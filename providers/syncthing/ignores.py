@@ -20,13 +20,17 @@ from pathlib import Path
 
 from providers.syncthing.client import PROVIDER
 from reconciler.errors import ProviderError
-from reconciler.hashing import fsync_dir
+from reconciler.hashing import fsync_dir, read_file
 
 STIGNORE = ".stignore"
 TMP_DIR = ".reconcile-tmp"
 TMP_LINE = f"/{TMP_DIR}"
 TMP_COMMENT = "// reconcile writes temporary files here; never sync them"
 FREED_COMMENT = "// reconcile: freed here, kept on the phone; never remove these lines"
+# The largest ``.stignore`` read: a line per freed photo is some 60 bytes, so
+# this holds a million of them. Never cut short: a rewrite of part of the
+# file would un-ignore freed paths, whose deletion Syncthing then announces.
+MAX_STIGNORE = 64 << 20
 # Characters with a meaning in Syncthing's patterns: a path holding one
 # cannot be named exactly by a plain line, so it is never freed.
 _SPECIAL = frozenset("*?[]{}\\!#")
@@ -37,11 +41,28 @@ def lines(folder: Path) -> list[str]:
     before it dropped). ``str.splitlines`` also splits at U+2028, U+0085
     and more, which a file name may hold: a freed name's own line was then
     never found again, added anew every run, and its pieces ignored other
-    photos (a bare ``A.JPG`` line ignores every A.JPG)."""
+    photos (a bare ``A.JPG`` line ignores every A.JPG).
+
+    ProviderError when it cannot be read whole: not a regular file (a FIFO
+    would hold the run for ever), too large, or not UTF-8."""
+    path = folder / STIGNORE
     try:
-        text = (folder / STIGNORE).read_bytes().decode("utf-8")  # no newline translation
+        data = read_file(path, MAX_STIGNORE + 1)
     except FileNotFoundError:
         return []
+    except OSError as e:
+        raise ProviderError(
+            f"cannot read {path}: {e.strerror or e}; it must be a text file (or absent)",
+            provider=PROVIDER,
+        ) from e
+    if len(data) > MAX_STIGNORE:
+        raise ProviderError(
+            f"{path} is larger than {MAX_STIGNORE >> 20} MiB; it is not read", provider=PROVIDER
+        )
+    try:
+        text = data.decode("utf-8")  # no newline translation
+    except UnicodeDecodeError as e:
+        raise ProviderError(f"{path} is not UTF-8 text: {e}", provider=PROVIDER) from e
     found = [line.removesuffix("\r") for line in text.split("\n")]
     return found[:-1] if found and found[-1] == "" else found
 

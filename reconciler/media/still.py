@@ -31,13 +31,14 @@ import io
 import struct
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import attrs
 import pillow_heif
 from PIL import ExifTags, Image, JpegImagePlugin
 
 from reconciler.errors import MediaError
+from reconciler.hashing import open_to_read
 from reconciler.media import isobmff, jpeg
 from reconciler.media.kinds import HEIC, KeepOriginal, marks_motion_photo
 from reconciler.media.lineage import parse_xmp_lineage, with_lineage, within
@@ -110,10 +111,7 @@ def encode_jpeg(
     orientation. Raises KeepOriginal for what a re-encode cannot carry whole.
     ``data``, when given, is ``src``'s content, already read."""
     if data is None:
-        try:
-            data = src.read_bytes()
-        except OSError as e:
-            raise MediaError(f"{src}: cannot read: {e.strerror or e}") from e
+        data = _read(src)
     structure = jpeg.read_structure(data, src)
     uncarried = structure.uncarried(data)
     if uncarried is not None:
@@ -173,10 +171,7 @@ def encode_heic(
     """Re-encode the primary image of a HEIC/HEIF at ``quality`` with the x265 ``preset``,
     at the original's bit depth. Raises KeepOriginal when the file holds more than
     that one image (a burst, a stereo pair, a depth or gain map)."""
-    try:
-        data = src.read_bytes()
-    except OSError as e:
-        raise MediaError(f"{src}: cannot read: {e.strerror or e}") from e
+    data = _read(src)
     cut = isobmff.truncation(data, src)
     if cut is not None:
         raise MediaError(f"{src}: truncated or corrupt HEIF: {cut}")
@@ -312,7 +307,17 @@ def _check_pixels(size: tuple[int, int] | None) -> None:
         )
 
 
-def _open_jpeg(fp: Path | io.BytesIO) -> JpegImagePlugin.JpegImageFile:
+def _read(src: Path) -> bytes:
+    """All of the regular file ``src`` (a FIFO or a device there, put after
+    its kind was sniffed, is refused rather than read for ever)."""
+    try:
+        with open(open_to_read(src), "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise MediaError(f"{src}: cannot read: {e.strerror or e}") from e
+
+
+def _open_jpeg(fp: BinaryIO) -> JpegImagePlugin.JpegImageFile:
     """Pillow's JPEG reader, without ``Image.open``'s decompression-bomb check:
     the caller either decodes nothing (metadata) or has checked the size against
     ``MAX_PIXELS`` (the same limit), and the check's warning for photos of
@@ -367,13 +372,16 @@ def _transpose(
 def read_still_metadata(path: Path, kind: str) -> tuple[bytes | None, bytes | None]:
     """(EXIF, XMP) of a still, read from its headers without decoding pixels."""
     try:
-        if kind == HEIC:
-            heif = pillow_heif.open_heif(path)
-            info = heif[heif.primary_index].info
-            return _as_bytes(info.get("exif")), _as_bytes(info.get("xmp"))
-        # Headers only: a photo of any size is read, none is decoded.
-        with _open_jpeg(path) as im:
-            return _as_bytes(im.info.get("exif")), _as_bytes(im.info.get("xmp"))
+        # Opened as a regular file only: another program may have put a FIFO
+        # or a device at the path since its kind was sniffed.
+        with open(open_to_read(path), "rb") as f:
+            if kind == HEIC:
+                heif = pillow_heif.open_heif(f)
+                info = heif[heif.primary_index].info
+                return _as_bytes(info.get("exif")), _as_bytes(info.get("xmp"))
+            # Headers only: a photo of any size is read, none is decoded.
+            with _open_jpeg(f) as im:
+                return _as_bytes(im.info.get("exif")), _as_bytes(im.info.get("xmp"))
     except _DECODE_ERRORS as e:
         raise MediaError(f"{path}: cannot read metadata: {e}") from e
 

@@ -24,12 +24,14 @@ are named in the ``dropped`` lineage tag. A ``.mp4`` whose sound the MP4
 muxer cannot hold (a camera's PCM) is written as QuickTime, which carries it
 as it is; a clip without video, or one ffmpeg cannot write back although it
 decodes cleanly, is kept as it is. ffmpeg gets a bounded number of threads
-and a timeout scaled by the clip's duration and pixel rate.
+and a timeout scaled by the clip's duration and pixel rate; ffprobe a fixed
+one, and only a regular file (a FIFO put in a clip's place would hold it).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from datetime import UTC, datetime
@@ -37,9 +39,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import ffmpeg
-
 from reconciler.errors import MediaError
+from reconciler.hashing import open_to_read
 from reconciler.media.kinds import KeepOriginal
 from reconciler.media.lineage import VIDEO_DROPPED_KEY, parse_video_lineage, video_lineage_tags
 
@@ -100,14 +101,40 @@ def container_for(path: Path) -> str:
 
 
 def probe(path: Path) -> dict[str, Any]:
-    """ffprobe's view of a file (format and streams), or MediaError when it cannot be read."""
+    """ffprobe's view of a file (format and streams), or MediaError when it
+    cannot be read: not a regular file (a FIFO would hold ffprobe for ever),
+    not a video, or ffprobe still reading after ``_TIMEOUT_BASE_S``."""
     try:
-        info: dict[str, Any] = ffmpeg.probe(str(path), cmd=FFPROBE)
-    except ffmpeg.Error as e:
-        raise MediaError(f"{path}: cannot read video: {_summary(e.stderr, path)}") from e
-    except FileNotFoundError as e:
-        raise MediaError(f"{FFPROBE} not found: install ffmpeg to encode videos") from e
+        os.close(open_to_read(path))
+    except OSError as e:
+        raise MediaError(f"{path}: cannot read video: {e.strerror or e}") from e
+    args = [FFPROBE, "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)]
+    done = _run(args, _TIMEOUT_BASE_S, path, FFPROBE)
+    if done.returncode != 0:
+        raise MediaError(f"{path}: cannot read video: {_summary(done.stderr, path)}")
+    try:
+        info = json.loads(done.stdout)
+    except ValueError as e:
+        raise MediaError(f"{path}: cannot read video: {FFPROBE} said no JSON ({e})") from e
+    if not isinstance(info, dict):
+        raise MediaError(f"{path}: cannot read video: {FFPROBE} said no JSON object")
     return info
+
+
+def _run(args: list[str], limit: float, src: Path, tool: str) -> subprocess.CompletedProcess[bytes]:
+    """``args`` run to their end within ``limit`` s, output captured, no
+    stdin; EncodeTimeout when still running then (it is stopped)."""
+    try:
+        return subprocess.run(
+            args, capture_output=True, check=False, timeout=limit, stdin=subprocess.DEVNULL
+        )
+    except FileNotFoundError as e:
+        raise MediaError(f"{args[0]} not found: install ffmpeg to encode videos") from e
+    except subprocess.TimeoutExpired as e:
+        raise EncodeTimeout(
+            f"{src}: {tool} did not finish within {limit:.0f} s; it was stopped "
+            "(a busy machine? it is tried again next run)"
+        ) from e
 
 
 def video_stream(info: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -196,15 +223,7 @@ def encode_video(
     # Built as an argument list rather than with ffmpeg-python's graph API:
     # repeated -map/-metadata options in a fixed order are what this needs.
     limit = timeout_for(info, stream)
-    try:
-        done = subprocess.run(args, capture_output=True, check=False, timeout=limit)
-    except FileNotFoundError as e:
-        raise MediaError(f"{FFMPEG} not found: install ffmpeg to encode videos") from e
-    except subprocess.TimeoutExpired as e:
-        raise EncodeTimeout(
-            f"{src}: ffmpeg did not finish within {limit:.0f} s; it was stopped "
-            "(a busy machine? it is tried again next run)"
-        ) from e
+    done = _run(args, limit, src, "ffmpeg")
     if done.returncode < 0 or any(fault in done.stderr for fault in _MACHINE_FAULTS):
         why = _summary(done.stderr, src) or f"signal {-done.returncode}"
         raise EncodeTimeout(f"{src}: ffmpeg was stopped ({why}); it is tried again next run")
@@ -325,7 +344,7 @@ def _hdr10_params(src: Path) -> list[str]:
     ffmpeg does not pass them to x265 itself)."""
     args = [FFPROBE, "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1"]
     args += ["-show_frames", "-of", "json", str(src)]
-    done = subprocess.run(args, capture_output=True, check=False, timeout=120)
+    done = _run(args, _TIMEOUT_BASE_S, src, FFPROBE)
     try:
         frames = json.loads(done.stdout or b"{}").get("frames", [])
     except ValueError:
@@ -391,7 +410,7 @@ def check_video(dst: Path, original: dict[str, Any], src: Path) -> str | None:
     # Decoding the new file end to end is a fraction of the encode's cost and
     # is the only proof that the copy about to replace the library file plays.
     decode = [FFMPEG, "-nostdin", "-v", "error", "-i", str(dst), "-map", "0:v:0", "-f", "null", "-"]
-    done = subprocess.run(decode, capture_output=True, check=False)
+    done = _run(decode, timeout_for(original, in_stream), dst, "ffmpeg")
     if done.returncode != 0 or done.stderr.strip():
         return f"output does not decode: {_summary(done.stderr, dst)}"
     return None
