@@ -70,15 +70,15 @@ class Workspace:
         return out
 
     def run(self, *args: str, now: datetime | None = None, stdin: str = "") -> Run:
-        out, err = io.StringIO(), io.StringIO()
-        code = main(
-            ["-c", str(self.config), *args],
-            stdout=out,
-            stderr=err,
-            stdin=io.StringIO(stdin),
-            now=now,
-        )
-        return Run(code=code, out=out.getvalue(), err=err.getvalue())
+        return run_cli(["-c", str(self.config), *args], now=now, stdin=stdin)
+
+
+def run_cli(args: list[str], *, now: datetime | None = None, stdin: str = "") -> Run:
+    """``reconcile ARGS`` in this process (no configuration given unless
+    ``args`` has one: the current folder's, or none)."""
+    out, err = io.StringIO(), io.StringIO()
+    code = main(args, stdout=out, stderr=err, stdin=io.StringIO(stdin), now=now)
+    return Run(code=code, out=out.getvalue(), err=err.getvalue())
 
 
 FOLDER_SOURCE = """

@@ -5,7 +5,6 @@ warns where it is only surprising (a folder that already holds files)."""
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 from collections.abc import Iterator
@@ -16,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from providers.filesystem import MARKER, read_marker
-from reconciler.cli import main
-from tests.helpers import KEEP_ORIGINALS, Run, Workspace, make_jpeg, make_workspace
+from tests.helpers import KEEP_ORIGINALS, Run, Workspace, make_jpeg, make_workspace, run_cli
 
 OLD = datetime(2021, 6, 1, 9, tzinfo=UTC)
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -134,12 +132,6 @@ def test_a_new_disk_with_only_its_filesystem_folders_is_marked_quietly(tmp_path:
     assert _marked(ws, disk, "usb2").err == ""
 
 
-def _bare(args: list[str], cwd: Path) -> Run:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(args, stdout=out, stderr=err, stdin=io.StringIO(), now=NOW)
-    return Run(code=code, out=out.getvalue(), err=err.getvalue())
-
-
 def test_without_a_configuration_it_marks_as_before(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -147,11 +139,11 @@ def test_without_a_configuration_it_marks_as_before(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RECONCILE_CONFIG", raising=False)
     disk = tmp_path / "usb"
-    r = _bare(["init-target", str(disk), "--id", "usb", "--create"], tmp_path)
+    r = run_cli(["init-target", str(disk), "--id", "usb", "--create"], now=NOW)
     assert (r.code, r.err) == (0, "")
     assert read_marker(disk) == "usb"
     # a marker above is seen with no configuration at all
-    r = _bare(["init-target", str(disk / "sub"), "--id", "usb2", "--create"], tmp_path)
+    r = run_cli(["init-target", str(disk / "sub"), "--id", "usb2", "--create"], now=NOW)
     assert (r.code, r.out) == (1, "")
     assert r.err == (
         f"error: refusing to mark {disk / 'sub'} as the store 'usb2': it is inside the store "

@@ -8,7 +8,6 @@ The mounts are real bind mounts, made as root (CI runs the tests as root)."""
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 from collections.abc import Iterator
@@ -20,16 +19,11 @@ import pytest
 
 from providers.filesystem import MARKER, read_marker, write_marker
 from reconciler import places
-from reconciler.cli import main
-from tests.helpers import KEEP_ORIGINALS, Run, make_jpeg, make_workspace
+from tests.helpers import KEEP_ORIGINALS, make_jpeg, make_workspace, run_cli
+from tests.reconciler.test_init_target_checks import WHY
 
 OLD = datetime(2021, 6, 1, 9, tzinfo=UTC)
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
-WHY = (
-    "; sources, library, targets and the state directory must not contain one another (a "
-    "backup in a source is removed with it; one in another store counts one file as two "
-    "copies); choose a folder of its own\n"
-)
 
 
 @contextmanager
@@ -41,12 +35,6 @@ def _bind(source: Path, at: Path) -> Iterator[Path]:
         yield at
     finally:
         subprocess.run(["umount", str(at)], check=True)
-
-
-def _bare(args: list[str]) -> Run:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(args, stdout=out, stderr=err, stdin=io.StringIO(), now=NOW)
-    return Run(code=code, out=out.getvalue(), err=err.getvalue())
 
 
 def test_the_mount_table_is_read_with_its_octal_escapes(tmp_path: Path) -> None:
@@ -160,9 +148,9 @@ def test_a_folder_holding_a_marked_store_is_refused_without_a_config(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RECONCILE_CONFIG", raising=False)
     disk = tmp_path / "disk"
-    r = _bare(["init-target", str(disk / "usb"), "--id", "usb", "--create"])
+    r = run_cli(["init-target", str(disk / "usb"), "--id", "usb", "--create"], now=NOW)
     assert (r.code, r.err) == (0, "")
-    r = _bare(["init-target", str(disk), "--id", "nas"])
+    r = run_cli(["init-target", str(disk), "--id", "nas"], now=NOW)
     assert (r.code, r.out) == (1, "")
     assert r.err == (
         f"error: refusing to mark {disk} as the store 'nas': it holds the store 'usb' "
@@ -174,7 +162,7 @@ def test_a_folder_holding_a_marked_store_is_refused_without_a_config(
     write_marker(nas / "photos", "nas")
     mnt = tmp_path / "mnt"
     with _bind(nas, mnt / "shares" / "nas") as mounted:
-        r = _bare(["init-target", str(mnt), "--id", "usb2"])
+        r = run_cli(["init-target", str(mnt), "--id", "usb2"], now=NOW)
         assert r.err == (
             f"error: refusing to mark {mnt} as the store 'usb2': it holds the store 'nas' "
             f"({mounted / 'photos' / MARKER}){WHY}"
