@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import subprocess
 import textwrap
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
@@ -245,3 +247,18 @@ def promptly(fn: Callable[[], T], folder: Path, seconds: float = 10.0) -> T:
     if raised:
         raise raised[0]
     return got[0]
+
+
+@contextmanager
+def mounted(at: Path, *how: str) -> Iterator[Path]:
+    """``mount HOW AT`` for the block: a bind mount (``"--bind", SOURCE``)
+    or a disk of its own (``"-t", "tmpfs", "tmpfs"``), invisible to paths.
+    Tests run as root (CI does); unmounted on the way out unless the test
+    unplugged it itself."""
+    assert os.geteuid() == 0, "these tests make mounts: run them as root (CI does)"
+    at.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", *how, str(at)], check=True)
+    try:
+        yield at
+    finally:
+        subprocess.run(["umount", str(at)], check=False, capture_output=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from providers.icloud.emulator import Account
+from providers.icloud.emulator import Account, EmulatedAsset
 from providers.icloud.emulator.testing import RunningEmulator
 from reconciler.state import StateDB
 from tests.helpers import Workspace, make_jpeg
@@ -212,17 +212,24 @@ def test_a_file_that_is_not_the_seeds_database_is_refused(ws: Workspace, tmp_pat
         )
 
 
-def _seed_one(ws: Workspace, account: Account, tmp_path: Path, body: bytes) -> Path:
-    """The seed's download of the first asset, in the library: ``body`` of
-    the original's name and size, as the seed's media.db records it."""
-    first = account.live_assets()[0]
+def _seed_one(
+    ws: Workspace,
+    account: Account,
+    tmp_path: Path,
+    body: bytes,
+    asset: EmulatedAsset | None = None,
+) -> Path:
+    """The seed's download of ``asset`` (the first), in the library: ``body``
+    of the original's name and size, as the seed's media.db records it."""
+    first = asset or account.live_assets()[0]
     data = first.master.original.data or b""
     assert len(body) == len(data)
-    local = ws.library / "Photos" / "IMG_0001.JPG"
+    name = first.master.filename
+    local = ws.library / "Photos" / name
     local.parent.mkdir(parents=True)
     local.write_bytes(body)
     row = {
-        "filename": "IMG_0001.JPG",
+        "filename": name,
         "icloud_id": first.asset_id,
         "local_path": str(local),
         "status": "synced",

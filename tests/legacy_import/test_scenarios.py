@@ -91,7 +91,7 @@ def test_two_rows_pointing_at_one_file_budget_one_per_run(
     assert _stores(ws, db_) == ["library", "nas", "usb"]
 
 
-def test_duplicate_sharing_the_master_wrong_claim(
+def test_a_duplicate_sharing_the_master_with_a_seed_file_of_other_bytes(
     ws: Workspace, account: Account, emu: RunningEmulator, tmp_path: Path
 ) -> None:
     a, b = account.live_assets()
@@ -110,7 +110,7 @@ def test_duplicate_sharing_the_master_wrong_claim(
     assert _stores(ws, da) == ["library", "nas", "usb"]
 
 
-def test_seed_copy_only_on_a_target_wrong_claim(
+def test_a_seed_copy_of_other_bytes_only_on_a_target(
     ws: Workspace, account: Account, emu: RunningEmulator, tmp_path: Path
 ) -> None:
     a, _ = account.live_assets()

@@ -11,7 +11,7 @@ from tests.helpers import Workspace
 from tests.legacy_import.common import NOW, _archived, _seed_one, flipped
 
 
-def test_wrong_claim_whose_seed_file_is_gone_converges(
+def test_a_seed_file_of_other_bytes_then_gone_converges(
     ws: Workspace, account: Account, emu: RunningEmulator, tmp_path
 ) -> None:
     first = account.live_assets()[0]
@@ -29,7 +29,7 @@ def test_wrong_claim_whose_seed_file_is_gone_converges(
     assert [p.split("/")[0] for p in _archived(ws, data)] == ["library", "nas", "usb"]
 
 
-def test_right_claim_whose_seed_file_is_gone_converges(
+def test_a_seed_file_of_the_same_bytes_then_gone_converges(
     ws: Workspace, account: Account, emu: RunningEmulator, tmp_path
 ) -> None:
     first = account.live_assets()[0]

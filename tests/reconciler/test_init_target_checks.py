@@ -6,16 +6,21 @@ warns where it is only surprising (a folder that already holds files)."""
 from __future__ import annotations
 
 import os
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from providers.filesystem import MARKER, read_marker
-from tests.helpers import KEEP_ORIGINALS, Run, Workspace, make_jpeg, make_workspace, run_cli
+from tests.helpers import (
+    KEEP_ORIGINALS,
+    Run,
+    Workspace,
+    make_jpeg,
+    make_workspace,
+    mounted,
+    run_cli,
+)
 
 OLD = datetime(2021, 6, 1, 9, tzinfo=UTC)
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -151,26 +156,16 @@ def test_without_a_configuration_it_marks_as_before(
     )
 
 
-@contextmanager
-def _bind(source: Path, at: Path) -> Iterator[Path]:
-    at.mkdir(parents=True)
-    subprocess.run(["mount", "--bind", str(source), str(at)], check=True)
-    try:
-        yield at
-    finally:
-        subprocess.run(["umount", str(at)], check=True)
-
-
 def test_a_place_reached_through_a_bind_mount_is_refused(tmp_path: Path) -> None:
     """Tests run as root: a real bind mount, invisible to paths."""
     ws = make_workspace(tmp_path / "ws", extra=KEEP_ORIGINALS)
     reached = f" in {ws.config}, reached through a mount or another way in"
-    with _bind(ws.incoming, tmp_path / "mnt" / "card") as card:
+    with mounted(tmp_path / "mnt" / "card", "--bind", str(ws.incoming)) as card:
         _refused(ws, card, "usb2", "it is sources.incoming.path" + reached)
         _refused(
             ws, card / "sub", "usb2", "it is inside sources.incoming.path" + reached, "--create"
         )
-    with _bind(ws.root, tmp_path / "mnt" / "home") as home:
+    with mounted(tmp_path / "mnt" / "home", "--bind", str(ws.root)) as home:
         _refused(ws, home, "usb2", f"it holds sources.incoming.path ({ws.incoming})" + reached)
     assert not (ws.incoming / MARKER).exists()
     assert not (ws.root / MARKER).exists()

@@ -8,10 +8,6 @@ The mounts are real bind mounts, made as root (CI runs the tests as root)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,22 +15,11 @@ import pytest
 
 from providers.filesystem import MARKER, read_marker, write_marker
 from reconciler import places
-from tests.helpers import KEEP_ORIGINALS, make_jpeg, make_workspace, run_cli
+from tests.helpers import KEEP_ORIGINALS, make_jpeg, make_workspace, mounted, run_cli
 from tests.reconciler.test_init_target_checks import WHY
 
 OLD = datetime(2021, 6, 1, 9, tzinfo=UTC)
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
-
-
-@contextmanager
-def _bind(source: Path, at: Path) -> Iterator[Path]:
-    assert os.geteuid() == 0, "these tests make bind mounts: run them as root (CI does)"
-    at.mkdir(parents=True)
-    subprocess.run(["mount", "--bind", str(source), str(at)], check=True)
-    try:
-        yield at
-    finally:
-        subprocess.run(["umount", str(at)], check=True)
 
 
 def test_the_mount_table_is_read_with_its_octal_escapes(tmp_path: Path) -> None:
@@ -59,7 +44,7 @@ def test_a_folder_holding_a_bind_mount_of_a_source_is_refused(tmp_path: Path) ->
     marked: the new store would hold the source."""
     ws = make_workspace(tmp_path / "ws", extra=KEEP_ORIGINALS)
     data = tmp_path / "mnt" / "data"
-    with _bind(ws.incoming, data / "the card") as card:
+    with mounted(data / "the card", "--bind", str(ws.incoming)) as card:
         r = ws.run("init-target", str(data), "--id", "usb2")
         assert (r.code, r.out) == (1, "")
         assert r.err == (
@@ -68,7 +53,7 @@ def test_a_folder_holding_a_bind_mount_of_a_source_is_refused(tmp_path: Path) ->
             f"{card}{WHY}"
         )
     # a bind of a folder above the source shows it as well
-    with _bind(ws.root, data / "home") as home:
+    with mounted(data / "home", "--bind", str(ws.root)) as home:
         r = ws.run("init-target", str(data), "--id", "usb2")
         assert r.err.startswith(
             f"error: refusing to mark {data} as the store 'usb2': it holds sources.incoming.path "
@@ -86,7 +71,7 @@ def test_a_source_bind_mounted_inside_a_targets_own_folder_is_refused(tmp_path: 
         + '[targets.big]\nkind = "filesystem"\npath = "../big"\nsame_disk_ok = true\n',
     )
     big = tmp_path / "big"
-    with _bind(ws.incoming, big / "card") as card:
+    with mounted(big / "card", "--bind", str(ws.incoming)) as card:
         r = ws.run("init-target", str(big), "--id", "big")
         assert (r.code, r.out) == (1, "")
         assert r.err == (
@@ -104,7 +89,7 @@ def test_validate_fails_a_source_mounted_inside_a_target_as_plan_refuses_it(
     ws = make_workspace(tmp_path / "ws", extra=KEEP_ORIGINALS)
     make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
     nas = ws.target("nas")
-    with _bind(ws.incoming, nas / "my card") as card:
+    with mounted(nas / "my card", "--bind", str(ws.incoming)) as card:
         plan = ws.run("plan", now=NOW)
         assert plan.code == 1 and "! unavailable target nas" in plan.out
         v = ws.run("validate")
@@ -129,7 +114,7 @@ def test_validate_fails_a_target_that_is_a_bind_mount_of_a_folder_above_a_source
     nas = ws.target("nas")
     (nas / MARKER).unlink()
     nas.rmdir()
-    with _bind(ws.root, nas):
+    with mounted(nas, "--bind", str(ws.root)):
         v = ws.run("validate")
         assert v.code == 1
         assert (
@@ -161,10 +146,10 @@ def test_a_folder_holding_a_marked_store_is_refused_without_a_config(
     nas = tmp_path / "nasdisk"
     write_marker(nas / "photos", "nas")
     mnt = tmp_path / "mnt"
-    with _bind(nas, mnt / "shares" / "nas") as mounted:
+    with mounted(mnt / "shares" / "nas", "--bind", str(nas)) as share:
         r = run_cli(["init-target", str(mnt), "--id", "usb2"], now=NOW)
         assert r.err == (
             f"error: refusing to mark {mnt} as the store 'usb2': it holds the store 'nas' "
-            f"({mounted / 'photos' / MARKER}){WHY}"
+            f"({share / 'photos' / MARKER}){WHY}"
         )
     assert read_marker(mnt) is None

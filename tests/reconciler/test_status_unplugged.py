@@ -7,14 +7,20 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from providers.filesystem import MARKER, write_marker
 from reconciler.state import StateDB
-from tests.helpers import FILESYSTEM_TARGETS, KEEP_ORIGINALS, Workspace, make_jpeg, make_workspace
+from tests.helpers import (
+    FILESYSTEM_TARGETS,
+    KEEP_ORIGINALS,
+    Workspace,
+    make_jpeg,
+    make_workspace,
+    mounted,
+)
 
 OLD = datetime(2021, 6, 1, 9, tzinfo=UTC)
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -26,18 +32,6 @@ def _items(ws: Workspace) -> dict[str, int]:
     assert r.code == 0, r.err
     items: dict[str, int] = json.loads(r.out)["census"]["items"]
     return {state: n for state, n in items.items() if n}
-
-
-@contextmanager
-def _tmpfs(at: Path) -> Iterator[Path]:
-    """A disk of its own (tests run as root); unmounted on the way out if
-    the test did not unplug it itself."""
-    at.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(at)], check=True)
-    try:
-        yield at
-    finally:
-        subprocess.run(["umount", str(at)], check=False, capture_output=True)
 
 
 def test_status_json_says_which_target_is_not_proven_now(tmp_path: Path) -> None:
@@ -64,7 +58,7 @@ def test_an_unplugged_disk_keeps_its_copies_as_last_recorded(tmp_path: Path) -> 
     says the item is archived on 1 target, names it as the oldest not yet
     archived, while saying the counts take nas's copies as last recorded."""
     root = tmp_path / "ws"
-    with _tmpfs(root / "nas") as nas, _tmpfs(root / "usb"):
+    with _disk(root / "nas") as nas, _disk(root / "usb"):
         targets = (
             '[targets.nas]\nkind = "filesystem"\npath = "nas"\n'
             '[targets.usb]\nkind = "filesystem"\npath = "usb"\n'
@@ -87,7 +81,7 @@ def test_an_unplugged_shared_disk_does_not_turn_one_copy_into_two(tmp_path: Path
     disk of its own and says '1 on 2+ targets' (and the metrics file after
     the next plan says so too): a copy count never true."""
     root = tmp_path / "ws"
-    with _tmpfs(root / "disk") as disk:
+    with _disk(root / "disk") as disk:
         targets = (
             '[targets.nas]\nkind = "filesystem"\npath = "disk/nas"\n'
             '[targets.usb]\nkind = "filesystem"\npath = "disk/usb"\n'
@@ -131,3 +125,8 @@ def test_an_item_sent_to_a_conduit_is_not_waiting_on_the_phone(tmp_path: Path) -
     finally:
         db.close()
     assert _items(ws) == {"archived_1": 1}
+
+
+def _disk(at: Path) -> AbstractContextManager[Path]:
+    """A disk of its own at ``at`` (a tmpfs)."""
+    return mounted(at, "-t", "tmpfs", "tmpfs")

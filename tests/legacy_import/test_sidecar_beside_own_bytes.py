@@ -14,7 +14,7 @@ from tests.helpers import Workspace
 from tests.legacy_import.common import NOW, _seed_one, flipped
 
 
-def test_after_a_wrong_claim_each_store_has_one_sidecar_per_asset_beside_its_own_bytes(
+def test_each_store_has_one_sidecar_per_asset_beside_its_own_bytes(
     ws: Workspace, account: Account, emu: RunningEmulator, tmp_path: Path
 ) -> None:
     first = account.live_assets()[0]

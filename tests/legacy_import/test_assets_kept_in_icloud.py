@@ -14,7 +14,7 @@ import pytest
 from providers.icloud.emulator import Account
 from providers.icloud.emulator.testing import RunningEmulator
 from tests.helpers import Workspace, make_jpeg
-from tests.legacy_import.common import NOW, OLD, _archived, flipped, seed_media_db
+from tests.legacy_import.common import NOW, OLD, _archived, _seed_one, flipped
 
 RECENT = NOW - timedelta(days=5)
 
@@ -37,23 +37,13 @@ def account(tmp_path: Path) -> Account:
     return account
 
 
-def test_removal_off_a_wrong_claim_still_gets_the_assets_own_bytes_archived(
+def test_with_removal_off_an_assets_own_bytes_are_archived_not_the_seeds_other_photo(
     ws: Workspace, account: Account, emu: RunningEmulator, tmp_path: Path
 ) -> None:
     first = _named(account, "IMG_0001.JPG")
     data = first.master.original.data or b""
     ws.removal(on=False)
-    local = ws.library / "Photos" / "IMG_0001.JPG"
-    local.parent.mkdir(parents=True)
-    local.write_bytes(flipped(data))
-    row = {
-        "filename": "IMG_0001.JPG",
-        "icloud_id": first.asset_id,
-        "local_path": str(local),
-        "initial_size": len(data),
-        "current_size": len(data),
-    }
-    assert ws.run("import-legacy", str(seed_media_db(tmp_path / "media.db", [row]))).code == 0
+    _seed_one(ws, account, tmp_path, flipped(data), first)
     for _ in range(3):
         r = ws.run("apply", "--yes", now=NOW)
         assert r.code == 0, r.out + r.err
@@ -63,24 +53,14 @@ def test_removal_off_a_wrong_claim_still_gets_the_assets_own_bytes_archived(
     assert _stores(ws, data) == ["library", "nas", "usb"]
 
 
-def test_a_recent_asset_with_a_wrong_claim_gets_its_own_bytes_archived(
+def test_a_recent_asset_kept_in_icloud_has_its_own_bytes_archived(
     ws: Workspace, account: Account, emu: RunningEmulator, tmp_path: Path
 ) -> None:
-    # keep_recent_days: the second asset (5 days old) stays in iCloud, so its
-    # claim is never read; the seed's file of its name and size is another photo.
+    # keep_recent_days: the second asset (5 days old) stays in iCloud; the
+    # seed's file of its name and size is another photo.
     second = _named(account, "IMG_0002.JPG")
     data = second.master.original.data or b""
-    local = ws.library / "Photos" / "IMG_0002.JPG"
-    local.parent.mkdir(parents=True)
-    local.write_bytes(flipped(data))
-    row = {
-        "filename": "IMG_0002.JPG",
-        "icloud_id": second.asset_id,
-        "local_path": str(local),
-        "initial_size": len(data),
-        "current_size": len(data),
-    }
-    assert ws.run("import-legacy", str(seed_media_db(tmp_path / "media.db", [row]))).code == 0
+    _seed_one(ws, account, tmp_path, flipped(data), second)
     for _ in range(3):
         r = ws.run("apply", "--yes", now=NOW)
         assert r.code == 0, r.out + r.err
