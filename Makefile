@@ -9,10 +9,11 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 # command:Debian package — the command each test or the demo runs, and the
 # package that brings it (exiftool is the outside reader of our XMP sidecars,
 # chromium renders the HTML report headless; unshare, ip and openssl fence
-# the download bench off the network).
+# the download bench off the network; mkfs.btrfs makes the one-disk,
+# several-subvolumes filesystem the disk-independence tests mount).
 APT_NEEDS := syncthing:syncthing ffmpeg:ffmpeg ffprobe:ffmpeg rsync:rsync chromium:chromium \
 	exiftool:libimage-exiftool-perl setpriv:util-linux systemd-analyze:systemd \
-	unshare:util-linux ip:iproute2 openssl:openssl chattr:e2fsprogs
+	unshare:util-linux ip:iproute2 openssl:openssl chattr:e2fsprogs mkfs.btrfs:btrfs-progs
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all test lint demo bench apt clean

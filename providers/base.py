@@ -16,8 +16,9 @@ providers speak only in the values of ``reconciler.model`` and raise only
 from __future__ import annotations
 
 import os
+import re
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from itertools import repeat
@@ -366,14 +367,143 @@ class ConfirmingStore(Store, Protocol):
 
 
 def disk_of(store: Store) -> int | None:
-    """The filesystem (``st_dev``) a store's copies live on: None for a store
-    whose copies live on another device (the phone) or not on this machine."""
+    """The filesystem (``disk_at``) a store's copies live on: None for a
+    store whose copies live on another device (the phone) or not on this
+    machine."""
     if isinstance(store, ConfirmingStore):
         return None
     root = store.local_path(".")
-    if root is None:
-        return None
+    return None if root is None else disk_at(root)
+
+
+def disk_at(path: Path | str) -> int | None:
+    """The filesystem the file or folder at ``path`` is on, as one number;
+    None if it cannot be looked at. Most filesystems give each file the
+    device number of the filesystem (``st_dev``); btrfs gives each
+    subvolume a number of its own, so two subvolumes of one disk (a
+    nested one not even mounted) would pass for two disks. The kernel's
+    mount table names the filesystem itself: the number of the mount the
+    file is reached through (``locate``)."""
+    found = locate(path)
+    return None if found is None else found.device
+
+
+#: The kernel's table of this process's mounts (Linux). Where it cannot be
+#: read (another OS), each file's own ``st_dev`` stands for its filesystem
+#: and no bind mount is seen through.
+MOUNTINFO = "/proc/self/mountinfo"
+_OCTAL = re.compile(rb"\\([0-7]{3})")
+
+
+@attrs.frozen(kw_only=True)
+class Mount:
+    """One line of the mount table: the folder ``root`` of the filesystem
+    ``device`` (``os.makedev`` of the table's major:minor, one for every
+    subvolume of a btrfs) shown at the mount point ``point``."""
+
+    id: int
+    parent: int
+    device: int
+    root: str
+    point: str
+
+    def location(self, path: str) -> Location | None:
+        """Where ``path`` (a real path at or below ``point``) is on this
+        mount's filesystem; None when it is not below ``point`` (reached
+        from outside the mount: a chroot)."""
+        below = os.path.relpath(path, self.point)
+        if below == os.pardir or below.startswith(os.pardir + os.sep):
+            return None
+        return Location(self.device, os.path.normpath(os.path.join(self.root, below)))
+
+
+def mount_table(mountinfo: str = MOUNTINFO) -> dict[int, Mount]:
+    """Every mount of this process by its id, from the kernel's table: one
+    read of a small file, no stat (a dead share's is never touched). The
+    table writes a space, tab, newline or backslash in a path as an octal
+    escape (``\\040``). Empty where it cannot be read."""
     try:
-        return os.stat(root).st_dev
+        with open(mountinfo, "rb") as f:
+            table = f.read()
+    except OSError:
+        return {}
+    found = {}
+    for line in table.splitlines():
+        fields = line.split(b" ", 5)
+        if len(fields) < 5:
+            continue
+        # id, parent, major:minor, root, mount point, …
+        major, _, minor = fields[2].partition(b":")
+        try:
+            mount = Mount(
+                id=int(fields[0]),
+                parent=int(fields[1]),
+                device=os.makedev(int(major), int(minor)),
+                root=_unescape(fields[3]),
+                point=_unescape(fields[4]),
+            )
+        except ValueError:
+            continue  # not a line of a mount table
+        found[mount.id] = mount
+    return found
+
+
+def _unescape(raw: bytes) -> str:
+    return os.fsdecode(_OCTAL.sub(lambda m: bytes([int(m[1], 8) & 0xFF]), raw))
+
+
+@attrs.frozen
+class Location:
+    """Where a file or folder really is: its filesystem (``disk_at``) and
+    its path from that filesystem's own top, the same through every mount
+    that shows it (a bind mount of a folder, a btrfs subvolume mounted on
+    its own, a share mounted twice)."""
+
+    device: int
+    path: str
+
+    def within(self, other: Location) -> bool:
+        """This is ``other``, or lies inside it."""
+        if self.device != other.device:
+            return False
+        top = other.path.rstrip("/") + "/"
+        return self.path == other.path or self.path.startswith(top)
+
+    def overlaps(self, other: Location) -> bool:
+        """One of the two is, or lies inside, the other."""
+        return self.within(other) or other.within(self)
+
+
+def locate(path: Path | str, table: Mapping[int, Mount] | None = None) -> Location | None:
+    """Where ``path`` (after links) really is, through the mount it is
+    reached by (the kernel says which, by the mount's id); None if it
+    cannot be looked at. ``table``: the mount table, read once by a caller
+    that locates many paths; read here otherwise. Without a table (another
+    OS), the file's own ``st_dev`` and real path stand for it."""
+    real = os.path.realpath(path)
+    try:
+        fd = os.open(real, os.O_PATH | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        st = os.fstat(fd)
+        mount = mount_of(fd)
+    finally:
+        os.close(fd)
+    mounts = mount_table() if table is None else table
+    found = mounts.get(mount) if mount is not None else None
+    if found is None:
+        return Location(st.st_dev, real)
+    return found.location(real) or Location(st.st_dev, real)
+
+
+def mount_of(fd: int) -> int | None:
+    """The id of the mount the descriptor ``fd`` was opened through (Linux)."""
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
+            for line in f:
+                if line.startswith(b"mnt_id:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

@@ -48,6 +48,7 @@ from providers.base import (
     Hasher,
     LocalTree,
     ScanEntry,
+    mount_of,
 )
 from reconciler.errors import ForeignFileError, ProviderError
 from reconciler.hashing import (
@@ -132,6 +133,34 @@ class NestedPlaceError(OSError):
     are that place's; listed here, a source's removal would delete them."""
 
 
+class Fences(dict[tuple[int, int], str]):
+    """What no walk enters (``scan_tree``): the configured places' folders
+    by identity (device, inode), each with its key in the file; and
+    ``mounts``, the mounts below a place that show a folder inside a place
+    somewhere else than in that place (a NAS's year folder bind-mounted
+    inside the import folder, the library's inside a target): by the
+    identity of the folder each shows
+    at its mount point, the mount's id and what it shows. The identity
+    alone would stop the walk of the place itself at that very folder; the
+    id of the mount the walk reached it through tells the two ways in
+    apart, and is looked up only for a folder whose identity matches.
+
+    A dict, so that a plain mapping of places' folders still does (tests,
+    ``places.fences``'s other callers), and sent as one to the helper
+    process that walks ahead."""
+
+    def __init__(
+        self,
+        folders: Mapping[tuple[int, int], str] | None = None,
+        mounts: Mapping[tuple[int, int], Mapping[int, str]] | None = None,
+    ) -> None:
+        super().__init__(folders or {})
+        self.mounts = {identity: dict(by_id) for identity, by_id in (mounts or {}).items()}
+
+    def __bool__(self) -> bool:
+        return bool(len(self) or self.mounts)
+
+
 def scan_tree(
     root: str | os.PathLike[str],
     skip: Callable[[str], bool] | None = None,
@@ -168,11 +197,13 @@ def scan_tree(
     ``fences``: the configured places' folders by identity (device, inode),
     each with its name. A sub-folder that is one of them (a bind mount, a
     share mounted twice) ends the walk with ``NestedPlaceError``: one
-    ``fstat`` per folder, never per file."""
+    ``fstat`` per folder, never per file. So does a mount that shows a
+    folder inside a place (``Fences``)."""
     top = os.fspath(root)
     stack = [(top if top.endswith("/") else top + "/", "", False)]
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
     new = tuple.__new__
+    mounts = getattr(fences, "mounts", None)
     while stack:
         folder, prefix, odd = stack.pop()
         try:
@@ -197,6 +228,13 @@ def scan_tree(
                         f"{folder} is the folder of {place}, reached through a mount or another "
                         "way in: sources, library, targets and state must not contain one "
                         f"another, so {top} is not listed"
+                    )
+                showing = mounts.get((st.st_dev, st.st_ino)) if mounts else None
+                what = showing.get(mount_of(fd) or -1) if showing else None
+                if what is not None:
+                    raise NestedPlaceError(
+                        f"{folder} is a mount of {what}: sources, library, targets and state "
+                        f"must not contain one another, so {top} is not listed"
                     )
             with os.scandir(fd) as it:
                 for entry in it:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -42,6 +41,7 @@ from typing import Any
 
 import attrs
 
+from providers.base import disk_at
 from providers.filesystem import read_marker
 from reconciler import independence
 from reconciler.config import (
@@ -461,10 +461,10 @@ UNPLUGGED = -1
 
 
 def _device(path: str) -> int | None:
-    try:
-        return os.stat(path).st_dev
-    except OSError:
-        return None  # not mounted now: its recorded copies are still its own
+    """The filesystem ``path`` is on (one for every subvolume of a btrfs, as
+    the gate counts it); None when not there: not mounted now, its recorded
+    copies are still its own."""
+    return disk_at(path)
 
 
 def _failures(db: StateDB) -> tuple[list[tuple[Failure, str]], int | None]:

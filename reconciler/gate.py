@@ -15,6 +15,12 @@ The configuration refuses such overlaps; this is the defence in depth. So
 too, two targets' copies that are one file (hard-linked) count once, even
 on targets that may share a disk (``same_disk_ok``): one file is one copy.
 
+Each copy counts on the disk its own file is on (``Disks``), not on its
+target's root's: a folder of the library (or a source) bind-mounted inside
+a target shows the library's own files there, on the library's disk; such
+a copy lies, really, inside the library, and is never a backup, whatever
+``same_disk_ok`` says.
+
 ``RemovalGate`` is the applier's side of it for one run: it gathers, at the
 moment of each removal, what ``check_removal`` decides on (the item's files
 and its current sidecar, the targets and their disks, the item's own files,
@@ -29,16 +35,19 @@ from pathlib import Path
 
 import attrs
 
-from providers.base import ConfirmingStore, Store, disk_of
+from providers.base import ConfirmingStore, Location, Mount, Store, disk_of, locate, mount_table
 from reconciler import sidecar
-from reconciler.config import DesiredState, same_disk_ok
+from reconciler.config import DesiredState, places, same_disk_ok
 from reconciler.config import FolderSource as FolderSourceConfig
 from reconciler.config import SyncthingTarget as SyncthingTargetConfig
 from reconciler.connect import Connected
 from reconciler.errors import ProviderError, SafetyError
-from reconciler.independence import Groups, backup_groups, count_backups
+from reconciler.independence import Groups, backup_groups, count_backups, group_of
 from reconciler.model import FileCopy, RemoveFromSource, SourceItem
 from reconciler.state import StateDB
+
+#: How a copy met inside another place by its real location is named.
+THROUGH_A_MOUNT = "reached through a mount"
 
 
 class GateRefused(SafetyError):
@@ -62,6 +71,26 @@ class SourceSide:
     root: Path | None = None
 
 
+@attrs.frozen(kw_only=True)
+class Disks:
+    """The disks and places, looked at now, that each copy is judged by on
+    its own (its own file's disk, not its target's root's): ``library``, the
+    library's disk (a copy there is no backup, unless its target says
+    ``same_disk_ok``); ``places``, the library's and the folder sources'
+    folders by key, where no copy is a backup whatever its target says (a
+    bind mount shows their files inside a target); ``table``, the mount
+    table they were located through (``providers.base.locate``)."""
+
+    library: int | None
+    places: Mapping[str, Location] = attrs.field(factory=dict)
+    same_disk_ok: frozenset[str] = frozenset()
+    table: Mapping[int, Mount] = attrs.field(factory=dict)
+
+    def place_of(self, location: Location) -> str | None:
+        """The key of the place ``location`` lies in, if any."""
+        return next((k for k, p in self.places.items() if location.within(p)), None)
+
+
 #: on_mismatch(store, copy): a copy that no longer hashes to its sha256.
 Mismatch = Callable[[Store, FileCopy], None]
 
@@ -75,10 +104,14 @@ def check_removal(
     source: SourceSide = SourceSide(),
     on_mismatch: Mismatch | None = None,
     groups: Groups | None = None,
+    disks: Disks | None = None,
 ) -> list[str]:
     """``files`` are (name, sha256 or None if never verified). Return the
     SHA-256s when every file has ``need`` verified copies on independent
-    disks (``groups``, from ``reconciler.independence``); else raise."""
+    disks (``groups``, from ``reconciler.independence``, by each target's
+    root; with ``disks``, a copy on this machine goes by its own file's
+    disk instead, and one lying in the library or a source is none); else
+    raise."""
     groups = groups or {}
     available: dict[str, bool] = {}
     own = _identities(source.files)
@@ -91,6 +124,9 @@ def check_removal(
         inside: list[str] = []
         away: list[str] = []
         linked: list[str] = []
+        aliased: list[str] = []
+        #: the backup each counted copy makes, by its own file's disk
+        mine = dict(groups)
         #: each counted copy's file (device, inode) -> its store
         files_of: dict[tuple[int, int], str] = {}
         for store_id, store in stores.items():
@@ -101,6 +137,12 @@ def check_removal(
             held = _identity(path) if path is not None else None
             if _is_source_side(path, held, own, root):
                 inside.append(store_id)
+                continue
+            local = path is not None and not isinstance(store, ConfirmingStore)
+            where = locate(path, disks.table) if disks is not None and local and path else None
+            place = disks.place_of(where) if disks is not None and where is not None else None
+            if place is not None:
+                aliased.append(f"{store_id} (its file is in {place}, {THROUGH_A_MOUNT})")
                 continue
             if store_id not in available:
                 available[store_id] = _usable(store)
@@ -117,8 +159,17 @@ def check_removal(
             if held is not None and files_of.setdefault(held, store_id) != store_id:
                 linked.append(f"{store_id} (the same file as {files_of[held]}'s copy)")
                 continue
+            if disks is not None and where is not None:
+                # counted on its own file's disk: a mount inside the target
+                # may show another disk's files (the library's) there
+                mine[store_id] = group_of(
+                    store_id,
+                    where.device,
+                    library=disks.library,
+                    same_disk_ok=disks.same_disk_ok,
+                )
             good.append(store_id)
-        count = count_backups(good, groups)
+        count = count_backups(good, mine)
         if count < need:
             have = ", ".join(good) or "none"
             why = f"{name}: {count} of {need} verified copies now ({have})"
@@ -128,11 +179,11 @@ def check_removal(
                 why += f"; not counted: {', '.join(inside)} (inside the source itself)"
             if linked:
                 why += f"; not counted: {', '.join(linked)}"
+            if aliased:
+                why += f"; not counted: {', '.join(aliased)}"
             if away:
                 why += f"; unavailable now: {', '.join(away)}"
-            raise GateRefused(
-                f"{why}; kept", unavailable=count_backups(good + away, groups) >= need
-            )
+            raise GateRefused(f"{why}; kept", unavailable=count_backups(good + away, mine) >= need)
         shas.append(sha)
     return shas
 
@@ -221,10 +272,10 @@ class RemovalGate:
             # Its metadata leaves with it: the current sidecar must be archived too.
             files.append((sidecar.name_for(item), sidecar.digest(item, shas)))
         # Looked at once per removal, now: the item's own files and the disks.
-        side, groups = self.source_side(a), self._backup_groups()
+        side, groups, disks = self.source_side(a), self._backup_groups(), self._disks()
         proven: list[str] = []
         for name, sha in files:
-            proven += self._proven(name, sha, side, groups)
+            proven += self._proven(name, sha, side, groups, disks)
         return proven
 
     def archived(self, name: str, sha: str, *, on_mismatch: Mismatch) -> None:
@@ -234,7 +285,7 @@ class RemovalGate:
         targets hold the only original bytes. Safe on a worker thread once
         ``prepare`` ran: it reads no state; a copy found wrong goes to
         ``on_mismatch``, for the caller to ``forget_copy`` on its own."""
-        self._proven(name, sha, SourceSide(), self._backup_groups(), on_mismatch)
+        self._proven(name, sha, SourceSide(), self._backup_groups(), self._disks(), on_mismatch)
 
     def prepare(self) -> None:
         """Read, on this thread, what ``archived`` would read from the state
@@ -257,6 +308,7 @@ class RemovalGate:
         sha: str | None,
         side: SourceSide,
         groups: Groups,
+        disks: Disks,
         on_mismatch: Mismatch | None = None,
     ) -> list[str]:
         # A conduit's copy is never verified by bytes; where the person trusts
@@ -272,6 +324,7 @@ class RemovalGate:
             source=side,
             on_mismatch=on_mismatch or self.forget_copy,
             groups=groups,
+            disks=disks,
         )
 
     def _delivered(self, target_id: str, sha: str | None) -> bool:
@@ -294,6 +347,24 @@ class RemovalGate:
             {tid: disk_of(store) for tid, store in self.conn.targets.items()},
             library=disk_of(self.conn.library),
             same_disk_ok=same_disk_ok(self.desired),
+        )
+
+    def _disks(self) -> Disks:
+        """The library's disk, and the library's and folder sources' folders
+        where they really are (through any mount), looked at now."""
+        table = mount_table()
+        found = {
+            key: where
+            for key, path in places(self.desired)
+            if key == "library.path" or key.startswith("sources.")
+            if (where := locate(path, table)) is not None
+        }
+        library = found.get("library.path")
+        return Disks(
+            library=library.device if library is not None else None,
+            places=found,
+            same_disk_ok=same_disk_ok(self.desired),
+            table=table,
         )
 
     def source_side(self, a: RemoveFromSource) -> SourceSide:

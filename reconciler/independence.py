@@ -1,7 +1,9 @@
 """Which copies are independent backups: two copies on one disk are one.
 
 A disk that dies takes every copy on it. So copies on targets that share a
-filesystem (``st_dev``) count once, and a target on the library's own
+filesystem (``providers.base.disk_at``: the filesystem itself, which for a
+btrfs is one for all its subvolumes, though each has an ``st_dev`` of its
+own) count once, and a target on the library's own
 filesystem does not count at all (the library is the working copy, never a
 backup). A phone (a confirming store) holds its copies on another device and
 is always its own backup. A target may opt out with ``same_disk_ok = true``
@@ -24,15 +26,22 @@ def backup_groups(
     devices: Mapping[str, int | None], *, library: int | None, same_disk_ok: Collection[str]
 ) -> dict[str, str | None]:
     """Group stores by the disk their copies live on (``None``: another device)."""
-    groups: dict[str, str | None] = {}
-    for store_id, device in devices.items():
-        if device is None or store_id in same_disk_ok:
-            groups[store_id] = f"store:{store_id}"
-        elif device == library:
-            groups[store_id] = None
-        else:
-            groups[store_id] = f"disk:{device}"
-    return groups
+    return {
+        store_id: group_of(store_id, device, library=library, same_disk_ok=same_disk_ok)
+        for store_id, device in devices.items()
+    }
+
+
+def group_of(
+    store_id: str, device: int | None, *, library: int | None, same_disk_ok: Collection[str]
+) -> str | None:
+    """The backup a copy of ``store_id`` on the disk ``device`` belongs to
+    (``backup_groups``); the gate asks it of each copy's own file."""
+    if device is None or store_id in same_disk_ok:
+        return f"store:{store_id}"
+    if device == library:
+        return None
+    return f"disk:{device}"
 
 
 def count_backups(store_ids: Iterable[str], groups: Groups) -> int:

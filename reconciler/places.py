@@ -12,24 +12,36 @@ one file as two copies. So the observer takes each place's identity
 walk, ``held`` finds the same from the kernel's mount table (the mount
 points below a folder, and only those stat'ed): ``init-target`` refuses to
 mark such a folder, and ``validate`` fails a place that holds another.
+
+A mount below a place may also show a *part* of another place (a NAS's
+year folder bind-mounted inside the import folder, a library folder inside
+a target): no place's folder is met, yet its files would be listed as this
+place's. ``shown_below`` finds those from the mount table, by where each
+mount's folder really is (``providers.base.locate``), and the walk stops at
+them too (``Fences``).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
+import attrs
+
+from providers import base
+from providers.base import Location, Mount, locate, mount_table
+from providers.filesystem import Fences
 from reconciler import config
 from reconciler.errors import ConfigError
 
 
-def fences(desired: config.DesiredState) -> dict[tuple[int, int], str]:
+def fences(desired: config.DesiredState) -> Fences:
     """Every configured place's folder by its identity (device, inode), with
     its key in the file: a walk that meets one below its root stops there
     (``scan_tree``). The configuration compares paths; a bind mount or a
     share mounted twice shows only here. Two places that are one folder
-    are refused, as the configuration refuses two equal paths."""
+    are refused, as the configuration refuses two equal paths. With them,
+    the mounts below a place that show a part of one (``shown_below``)."""
     found: dict[tuple[int, int], tuple[str, Path]] = {}
     problems: list[str] = []
     for key, path in config.places(desired):
@@ -45,7 +57,73 @@ def fences(desired: config.DesiredState) -> dict[tuple[int, int], str]:
             )
     if problems:
         raise ConfigError(problems)
-    return {identity: key for identity, (key, _) in found.items()}
+    mounts: dict[tuple[int, int], dict[int, str]] = {}
+    for alias in shown_below(desired):
+        mounts.setdefault(alias.identity, {})[alias.mount] = alias.what
+    return Fences({identity: key for identity, (key, _) in found.items()}, mounts)
+
+
+@attrs.frozen(kw_only=True)
+class Alias:
+    """A mount at ``at``, below the configured place ``walked``, that shows
+    a part of the place ``key`` (its folder ``root``): a walk of ``walked``
+    would list that place's files as its own.
+    ``identity`` is the folder shown at ``at``, ``mount`` the mount's id."""
+
+    at: Path
+    walked: str
+    key: str
+    root: Path
+    identity: tuple[int, int]
+    mount: int
+
+    @property
+    def what(self) -> str:
+        return f"a folder inside {self.key} ({self.root})"
+
+
+def shown_below(desired: config.DesiredState) -> list[Alias]:
+    """Every mount below a configured place's folder whose folder (where
+    it really is: ``locate``) lies inside another place's, or inside the
+    same place's at a second path. (One that shows a place's whole folder,
+    or a folder holding it, is met by the place's identity: ``fences``,
+    ``held``.) A folder
+    mounted over itself (``mount --bind X X``) shows nothing new, and a
+    mount a place itself lies in is the way to it, not an alias. Only the
+    mounts found so are stat'ed (a dead share elsewhere is never touched)."""
+    table = mount_table()
+    if not table:
+        return []
+    located: list[tuple[str, Path, Location]] = []
+    for key, path in config.places(desired):
+        root = Path(os.path.realpath(path))
+        where = locate(root, table)
+        if where is not None:
+            located.append((key, root, where))
+    found: list[Alias] = []
+    for mount in table.values():
+        at = Path(mount.point)
+        walked = next((key for key, root, _ in located if root in at.parents), None)
+        if walked is None or _over_itself(mount, table):
+            continue  # no walk crosses it, or it shows what was there anyway
+        shows = Location(mount.device, mount.root)
+        for key, root, where in located:
+            if at == root or at in root.parents or shows == where or not shows.within(where):
+                continue  # one showing a place's whole folder, or around it: ``held``
+            shown = identity(at)
+            if shown is not None:
+                found.append(
+                    Alias(at=at, walked=walked, key=key, root=root, identity=shown, mount=mount.id)
+                )
+            break
+    return found
+
+
+def _over_itself(mount: Mount, table: dict[int, Mount]) -> bool:
+    """The mount shows the very folder that is at its mount point below it."""
+    parent = table.get(mount.parent)
+    under = parent.location(mount.point) if parent is not None else None
+    return under == Location(mount.device, mount.root)
 
 
 def refuse_output(desired: config.DesiredState, path: Path, what: str) -> None:
@@ -59,7 +137,7 @@ def refuse_output(desired: config.DesiredState, path: Path, what: str) -> None:
         try:
             fenced = fences(desired)
         except ConfigError:
-            fenced = {}  # two places that are one folder: refused on their own
+            fenced = Fences()  # two places that are one folder: refused on their own
         folder = Path(os.path.realpath(path)).parent
         for above in (folder, *folder.parents):
             # (one not made yet has no identity: nothing of a place there)
@@ -98,7 +176,7 @@ def meeting(desired: config.DesiredState, path: Path, own: set[str]) -> tuple[st
     try:
         fenced = fences(desired)
     except ConfigError:
-        fenced = {}  # two places that are one folder: validate says so
+        fenced = Fences()  # two places that are one folder: validate says so
     # Paths miss a bind mount, or a share mounted twice: compare the
     # identities of the folders above, and of the mounts below (``held``).
     existing = real
@@ -119,27 +197,14 @@ def meeting(desired: config.DesiredState, path: Path, own: set[str]) -> tuple[st
 #: The kernel's table of this process's mounts (Linux). Where it cannot be
 #: read (another OS), no mount below a folder is seen: paths, and the
 #: identities of the folders above, still are.
-MOUNTINFO = "/proc/self/mountinfo"
-_OCTAL = re.compile(rb"\\([0-7]{3})")
+MOUNTINFO = base.MOUNTINFO
 
 
 def mount_points(mountinfo: str = MOUNTINFO) -> frozenset[Path]:
-    """Every mount point of this process, from the kernel's table: one read
-    of a small file, no walk and no stat (a dead share's is never touched).
-    The table writes a space, tab, newline or backslash in a path as an
-    octal escape (``\\040``)."""
-    try:
-        with open(mountinfo, "rb") as f:
-            table = f.read()
-    except OSError:
-        return frozenset()
-    found = set()
-    for line in table.splitlines():
-        fields = line.split(b" ", 5)
-        if len(fields) > 4:  # id, parent, major:minor, root, mount point, …
-            raw = _OCTAL.sub(lambda m: bytes([int(m[1], 8) & 0xFF]), fields[4])
-            found.add(Path(os.fsdecode(raw)))
-    return frozenset(found)
+    """Every mount point of this process, from the kernel's table
+    (``providers.base.mount_table``): one read of a small file, no walk and
+    no stat (a dead share's is never touched)."""
+    return frozenset(Path(m.point) for m in mount_table(mountinfo).values())
 
 
 def held(desired: config.DesiredState, path: Path) -> list[tuple[str, Path, Path]]:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from providers.base import disk_at
 from providers.filesystem import not_a_marker, read_marker
 from reconciler import config, places
 from reconciler.connect import MISSING_API_KEY, icloud_session_dir
@@ -148,6 +149,21 @@ def _held(desired: config.DesiredState) -> list[Check]:
                     "a folder of its own",
                 )
             )
+    # A mount showing only a part of another place (a NAS's year folder
+    # bind-mounted inside the import folder) holds no place's folder.
+    for alias in places.shown_below(desired):
+        walk = (
+            ""
+            if alias.walked == "state.dir"
+            else f"; its walk stops there: plan finds {alias.walked} unavailable"
+        )
+        checks.append(
+            _fail(
+                alias.walked,
+                f"{alias.at} is a mount of {alias.what}{walk}; its files would be listed as "
+                f"{alias.walked}'s own: unmount it, or mount it outside the configured folders",
+            )
+        )
     return checks
 
 
@@ -159,13 +175,13 @@ def _disks(desired: config.DesiredState) -> list[Check]:
     devices: dict[str, int | None] = {}
     for tid, tgt in desired.targets.items():
         if isinstance(tgt, config.FilesystemTarget):
-            try:
-                devices[tid] = os.stat(tgt.path).st_dev
-            except OSError:
+            found = disk_at(tgt.path)
+            if found is None:
                 continue  # not there: its own line says so
-    try:
-        library = os.stat(desired.library_path).st_dev
-    except OSError:
+            devices[tid] = found
+    # the filesystem itself: one for all the subvolumes of a btrfs
+    library = disk_at(desired.library_path)
+    if library is None:
         return []
     groups = backup_groups(devices, library=library, same_disk_ok=config.same_disk_ok(desired))
     return [
