@@ -201,6 +201,8 @@ def main(
         import argcomplete
 
         argcomplete.autocomplete(parser)
+    _fill_closed_descriptors()
+    # A stream the caller closed is None here: Out makes it /dev/null.
     io = Out(stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin)
     try:
         args = parser.parse_args(argv)
@@ -233,6 +235,24 @@ def main(
     finally:
         logfile.close_log()
     return code
+
+
+def _fill_closed_descriptors() -> None:
+    """Put /dev/null at a standard descriptor the caller closed (``<&-``,
+    ``2>&-``). Left free, the next file this run opens (the state database,
+    the log) would take its number, and what writes to "stderr" (ffmpeg
+    beneath us, a library's warning) would write into that file."""
+    for fd, mode in ((0, os.O_RDONLY), (1, os.O_WRONLY), (2, os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, mode)  # the lowest free number: fd itself, as a rule
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        os.set_inheritable(fd, True)  # as a standard descriptor is, for the tools we run
 
 
 _INTERRUPTED = "interrupted; what was done is kept, run again to continue"

@@ -67,7 +67,10 @@ def note_line(n: Note) -> str:
     )
 
 
-def summary(plan: Plan) -> str:
+def summary(plan: Plan, *, pending: int = 0) -> str:
+    """The plan's last line. ``pending``: actions to do that this plan
+    leaves out (not selected, or not in a saved plan): a plan without
+    actions then does not say the library matches."""
     counts = plan.counts()
     parts = [f"{counts[k]} {_PHRASES[k]}" for k in _PHRASES if counts.get(k)]
     notes: dict[str, int] = {}
@@ -77,6 +80,11 @@ def summary(plan: Plan) -> str:
     incomplete = notes.get("unavailable") or notes.get("blocked")
     if parts:
         head = "Plan: " + ", ".join(parts) + "."
+    elif pending:
+        head = (
+            f"Nothing to run now; {pending} action(s) left out are still to do: "
+            "the library does not match desired_state.toml yet."
+        )
     elif incomplete:
         head = "No changes for what could be read; the rest is not known to match."
     else:
@@ -141,11 +149,14 @@ def _note_group(group: Sequence[Note], limit: int) -> list[str]:
     return [head, *_members([x.subject for x in group], limit)]
 
 
-def plan_text(plan: Plan, *, detail: bool = False, limit: int = GROUP_LINES) -> str:
+def plan_text(
+    plan: Plan, *, detail: bool = False, limit: int = GROUP_LINES, pending: int = 0
+) -> str:
     """The plan for people. By default actions are grouped by kind and
     reason (notes by status and reason): one line per group with its count
     and bytes, then the first ``limit`` subjects; a group of one is its own
-    line. ``detail``: every action and note on its own line."""
+    line. ``detail``: every action and note on its own line. ``pending``:
+    as for ``summary``."""
     lines: list[str] = []
     if plan.actions:
         lines.append("reconcile will perform these actions:")
@@ -165,7 +176,7 @@ def plan_text(plan: Plan, *, detail: bool = False, limit: int = GROUP_LINES) -> 
                 lines.extend(_note_group(notes, limit))
     if lines:
         lines.append("")
-    lines.append(summary(plan))
+    lines.append(summary(plan, pending=pending))
     return "\n".join(lines)
 
 

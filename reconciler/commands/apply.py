@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -105,18 +106,21 @@ def _apply_locked(
         fresh = make_plan(desired, world, now or world.observed_at)
     plan, stale = fresh, list[Outcome]()
     if saved is not None:
-        plan, stale = _intersect(saved, fresh)
+        done = _done_since(db, saved.created_at, {a.id for a in saved.actions})
+        plan, stale = _intersect(saved, fresh, done)
+    held: tuple[Action, ...] = ()
     if args.only or args.target:
         plan, held = selected(args, desired, plan)
         if held:
             io.say(f"{len(held)} action(s) not selected by --only/--target; the next run does them")
-    io.say(render.plan_text(plan, detail=args.detail))
+    pending = len(fresh.actions) - len(plan.actions)  # to do, and not run now
+    io.say(render.plan_text(plan, detail=args.detail, pending=pending))
     if stale:
         io.say(_outcomes_text(stale, {}, args.detail))
     if not plan.actions:
-        return notes_exit(plan, io)
+        return notes_exit(plan, io) or _nothing_run(args, io, saved, stale, held, pending)
     if not args.yes:
-        if not io.stdin.isatty():
+        if not is_tty(io.stdin):
             io.warn("error: apply needs --yes when there is no terminal to ask (cron: add --yes)")
             return EXIT_ERROR
         io.out.write(f"\nApply these {len(plan.actions)} actions? [y/N] ")
@@ -181,6 +185,41 @@ def _apply_locked(
     return notes_exit(plan, io)
 
 
+def _nothing_run(
+    args: argparse.Namespace,
+    io: Out,
+    saved: Plan | None,
+    stale: Sequence[Outcome],
+    held: Sequence[Action],
+    pending: int,
+) -> int:
+    """Nothing of a saved plan runs now while ``pending`` actions are still
+    to do: the plan no longer holds (or never held anything) and must be
+    made again, or --only/--target left out all of it. A saved plan whose
+    every action an earlier apply already did is done: no error."""
+    if saved is None or not pending:
+        return EXIT_OK
+    if held:
+        problem = (
+            f"--only/--target selects none of the {len(held)} action(s) of {args.planfile} "
+            "that still hold; run apply again without them"
+        )
+    elif not saved.actions:
+        problem = (
+            f"{args.planfile} holds no action, but {pending} action(s) are to do now; "
+            "run reconcile plan --out again"
+        )
+    elif any(o.status == "stale" for o in stale):
+        problem = (
+            f"none of the actions of {args.planfile} can run now (see 'stale' above), and "
+            f"{pending} action(s) are to do; run reconcile plan --out again"
+        )
+    else:
+        return EXIT_OK
+    io.warn(f"error: {render.escape_controls(problem)}")
+    return EXIT_ERROR
+
+
 def _stage_progress(io: Out) -> StageProgress:
     """On a terminal a live line per stage (stderr), its start and end lines
     only in the log; off one (cron) the start and end lines are output."""
@@ -228,14 +267,24 @@ def _bytes_moved(plan: Plan, result: ApplyResult) -> dict[str, int]:
     return moved
 
 
-def _intersect(saved: Plan, fresh: Plan) -> tuple[Plan, list[Outcome]]:
+def _intersect(
+    saved: Plan, fresh: Plan, done: Collection[str] = frozenset()
+) -> tuple[Plan, list[Outcome]]:
     """Run only what the saved plan promised *and* still holds now: an action
     of the fresh plan runs if the saved plan has the very same action and
     every action it depends on runs too. The same: its id, and everything
     it would do (the bytes a removal removes, an encode's tier and quality,
     the paths), all but the words of its reason. An id alone names a place
     (``remove:card:IMG_1.JPG``), not what is there: other bytes at that name,
-    or a tier crossed since, are not what the person approved."""
+    or a tier crossed since, are not what the person approved.
+
+    Its dependencies may have shrunk: the fresh plan leaves out those an
+    earlier apply of this plan did (``--only``, a run stopped half-way);
+    every one left must be a saved one, and run now. A removal's copies are
+    read again by the gate whatever this says.
+
+    The saved actions not run are outcomes: ``ok`` when an apply since the
+    plan was saved did them (``done``: their ids), else ``stale``."""
     promised = {a.id: a for a in saved.actions}
     keep: list[Action] = []
     kept: set[str] = set()
@@ -243,21 +292,76 @@ def _intersect(saved: Plan, fresh: Plan) -> tuple[Plan, list[Outcome]]:
         was = promised.get(a.id)
         if (
             was is not None
-            and attrs.evolve(was, reason="") == attrs.evolve(a, reason="")
+            and _same_but_dependencies(was, a)
+            and set(a.depends_on) <= set(was.depends_on)
             and all(d in kept for d in a.depends_on)
         ):
             keep.append(a)
             kept.add(a.id)
-    stale = [
-        Outcome(
-            action_id=a.id,
-            kind=a.kind,
-            subject=a.subject,
-            status="stale",
-            detail="the world changed since the plan was saved; not done (plan again)",
-        )
+    to_do = {a.id for a in fresh.actions}
+    outcomes = [
+        _not_run(a, done=a.id in done and a.id not in to_do)
         for a in saved.actions
         if a.id not in kept
     ]
     plan = attrs.evolve(fresh, actions=tuple(keep))
-    return plan, stale
+    return plan, outcomes
+
+
+def _same_but_dependencies(was: Action, now: Action) -> bool:
+    return attrs.evolve(was, reason="", depends_on=()) == attrs.evolve(
+        now, reason="", depends_on=()
+    )
+
+
+def _not_run(a: Action, *, done: bool) -> Outcome:
+    if done:
+        status, detail = "ok", "already done by an earlier apply of this plan"
+    else:
+        status, detail = (
+            "stale",
+            "the world changed since the plan was saved; not done (plan again)",
+        )
+    return Outcome(action_id=a.id, kind=a.kind, subject=a.subject, status=status, detail=detail)
+
+
+#: What an action's journal says once it is done (DESIGN: journaled before and after).
+_DONE = frozenset({"changed", "ok"})
+
+
+def _done_since(db: StateDB, since: datetime, ids: Collection[str]) -> set[str]:
+    """Which of ``ids`` the applies started since ``since`` (a saved plan's
+    creation) left done: their last journal row says changed or ok."""
+    if since.tzinfo is None:  # a plan file edited by hand
+        since = since.replace(tzinfo=UTC)
+    done: set[str] = set()
+    for run in _applies_since(db, since):
+        for row in db.journal_rows(run):
+            action_id = row["action_id"]
+            if action_id in ids and row["status"] != "started":
+                if row["status"] in _DONE:
+                    done.add(action_id)
+                else:
+                    done.discard(action_id)
+    return done
+
+
+def _applies_since(db: StateDB, since: datetime) -> list[int]:
+    """The ids of the apply runs started at or after ``since``, oldest first."""
+    limit = 16
+    while True:
+        runs = db.last_runs(limit)  # newest first
+        if len(runs) < limit or _started(runs[-1]) < since:
+            break
+        limit *= 4
+    return [
+        int(r["id"]) for r in reversed(runs) if r["command"] == "apply" and _started(r) >= since
+    ]
+
+
+def _started(run: dict[str, Any]) -> datetime:
+    try:
+        at = datetime.fromisoformat(str(run["started_at"]))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

@@ -7,7 +7,7 @@ import argparse
 import logging
 import os
 from datetime import datetime
-from io import UnsupportedOperation
+from io import StringIO, UnsupportedOperation
 from typing import TextIO
 
 from reconciler import config, selection
@@ -23,10 +23,15 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_PERSON, EXIT_LOCKED = 0, 1, 2, 3, 4
 
 
 class Out:
-    """Where text goes; tests pass their own streams."""
+    """Where text goes; tests pass their own streams. A stream that is None
+    (Python's ``sys.stderr`` when the caller closed it: ``2>&-``) is
+    /dev/null: what goes there is dropped, and a closed stdin is no
+    terminal to ask."""
 
-    def __init__(self, out: TextIO, err: TextIO, stdin: TextIO) -> None:
-        self.out, self.err, self.stdin = out, err, stdin
+    def __init__(self, out: TextIO | None, err: TextIO | None, stdin: TextIO | None) -> None:
+        self.out = out if out is not None else _nowhere()
+        self.err = err if err is not None else _nowhere()
+        self.stdin = stdin if stdin is not None else StringIO()  # at its end, no terminal
         #: For the run's record: its own row (an apply that acted), the last
         #: "error:" line said, and what the plan held.
         self.run_id: int | None = None
@@ -70,12 +75,17 @@ def print_to(text: str, stream: TextIO) -> TextIO:
     return stream
 
 
+def _nowhere() -> TextIO:
+    """Where the text for a closed stream goes: dropped."""
+    return open(os.devnull, "w")  # lives as long as the command
+
+
 def load(args: argparse.Namespace) -> DesiredState:
     return config.load(config.config_path(args.config))
 
 
 def observe_progress(io: Out) -> Progress:
-    tty = io.err.isatty()
+    tty = is_tty(io.err)
 
     def progress(label: str, done: int, total: int) -> None:
         if tty:

@@ -45,7 +45,8 @@ def plan_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int
     if args.json:
         io.say(planfile.dumps(plan).rstrip("\n"))
     else:
-        io.say(render.plan_text(plan, detail=args.detail))
+        # actions --only/--target left out are still to do: never "matches"
+        io.say(render.plan_text(plan, detail=args.detail, pending=len(held)))
         if held:
             io.say(f"{len(held)} action(s) not selected by --only/--target")
         if args.out:

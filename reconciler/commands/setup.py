@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler import config, places, preflight
-from reconciler.commands.common import EXIT_ERROR, EXIT_OK, Out, load
+from reconciler.commands.common import EXIT_ERROR, EXIT_OK, Out, is_tty, load
 from reconciler.config import DesiredState
 from reconciler.connect import icloud_session_dir
 from reconciler.errors import ConfigError
@@ -70,7 +70,7 @@ def login_command(args: argparse.Namespace, io: Out, now: datetime | None) -> in
     username = os.environ.get("ICLOUD_USERNAME", "")
     if not username:
         raise ConfigError([f"sources.{sid}: set ICLOUD_USERNAME in the environment"])
-    if not io.stdin.isatty():
+    if not is_tty(io.stdin):
         io.warn(
             "error: login asks for the password and a two-factor code: run it in a terminal "
             "(cron and pipes cannot answer)"
