@@ -286,16 +286,41 @@ def _group(
         if members is None:
             yield _item(source_id, files[rel], None)
             continue
-        if len(members) == 2:
-            a, b = members
-            a_ext, b_ext = extension(a).lower(), extension(b).lower()
-            if a_ext in VIDEO_EXTENSIONS and b_ext in STILL_EXTENSIONS:
-                (a, a_ext), (b, b_ext) = (b, b_ext), (a, a_ext)
-            if a_ext in STILL_EXTENSIONS and b_ext in VIDEO_EXTENSIONS:
-                yield _item(source_id, files[a], files[b][1])
-                continue
+        pair = _live_pair(members)
+        if pair is not None:
+            still, video = pair
+            yield _item(source_id, files[still], files[video][1])
         for rel in members:
-            yield _item(source_id, files[rel], None)
+            if pair is None or rel not in pair:
+                yield _item(source_id, files[rel], None)
+
+
+# The still a Live Photo's video belongs with when a stem has two (an export
+# of the original HEIC and a JPEG made from it): the phone's own first.
+_LIVE_STILL_RANK = {".heic": 0, ".heif": 0, ".jpg": 1, ".jpeg": 1}
+
+
+def _live_pair(members: list[str]) -> tuple[str, str] | None:
+    """The still and the video of a stem's files that are one Live Photo, or None.
+
+    A Live Photo is one video and a still; files beside them that are no
+    photo or video (an edited Live Photo's ``.AAE``, an ``.XMP`` sidecar) do
+    not unpair them and stay items of their own. With two stills the video
+    goes with the phone's (HEIC, then JPEG): left alone it would be
+    re-encoded as an ordinary clip, dropping the track that pairs it. Two
+    videos, or two stills alike, are ambiguous: all stay alone."""
+    stills = [rel for rel in members if extension(rel).lower() in STILL_EXTENSIONS]
+    videos = [rel for rel in members if extension(rel).lower() in VIDEO_EXTENSIONS]
+    if len(videos) != 1 or not 1 <= len(stills) <= 2:
+        return None
+    ranked = sorted(stills, key=_rank)
+    if len(ranked) == 2 and _rank(ranked[0]) == _rank(ranked[1]):
+        return None  # two stills alike (a DNG and a TIFF): which one is unknown
+    return ranked[0], videos[0]
+
+
+def _rank(rel: str) -> int:
+    return _LIVE_STILL_RANK.get(extension(rel).lower(), 2)
 
 
 def _item(

@@ -1,8 +1,9 @@
 """A folder source pairs a still with a same-stem video (a Live Photo as the
 Photos app exports it) and lists everything else alone: names whose case
-differs, a video sorted before its still, three files of one stem, two
-stills or two videos of one stem, a name without an extension, and the same
-name in two folders."""
+differs, a video sorted before its still, two stills alike or two videos
+beside a still, a name without an extension, and the same name in two
+folders. (A pair with sidecars or a second still beside it:
+test_folder_live_sidecars.py.)"""
 
 from __future__ import annotations
 
@@ -50,12 +51,13 @@ def test_a_still_and_its_video_are_one_item_whatever_the_case_or_order(tmp_path:
 
 def test_anything_but_one_still_and_one_video_of_a_stem_stays_alone(tmp_path: Path) -> None:
     names = [
-        "three/IMG_1.JPG",
-        "three/IMG_1.HEIC",
+        "three/IMG_1.DNG",
+        "three/IMG_1.TIF",
         "three/IMG_1.MOV",
-        "pair_and_more/IMG_7.JPG",
-        "pair_and_more/IMG_7.MOV",
-        "pair_and_more/IMG_7.XMP",
+        "two_videos/IMG_7.JPG",
+        "two_videos/IMG_7.MOV",
+        "two_videos/IMG_7.MP4",
+        "two_videos/IMG_7.AAE",
         "stills/IMG_2.JPG",
         "stills/IMG_2.DNG",
         "videos/CLIP.MOV",
