@@ -144,7 +144,10 @@ _TARGET_KINDS: dict[str, type[Any]] = {
 
 @attrs.frozen(kw_only=True)
 class Tier:
-    """Compression for items up to ``max_age_days`` old (no bound: any age)."""
+    """Compression for items younger than ``max_age_days`` days (None: any age).
+
+    The bound is exclusive: an item exactly ``max_age_days`` old, to the
+    second, belongs to the next tier (``plan.tier_for``)."""
 
     name: str
     max_age_days: int | None = None

@@ -18,9 +18,11 @@ import attrs
 from reconciler.media.kinds import (
     HEIC,
     JPEG,
+    OTHER,
     VIDEO,
     KeepOriginal,
     content_name,
+    media_kind,
     read_start,
     sniff_kind,
 )
@@ -62,8 +64,10 @@ def encode_file(
 ) -> EncodeResult:
     """Re-encode the original ``src`` into ``dst`` for ``tier``.
 
-    Stills use ``quality`` (JPEG stays JPEG, HEIC stays HEIC, by content);
-    videos use ``crf`` with ``video_codec``. Lineage (``original_sha256``,
+    Stills use ``quality`` (JPEG stays JPEG, HEIC stays HEIC); videos use
+    ``crf`` with ``video_codec``. Content of another kind than its name
+    says (a HEIC named ``.jpg``) is ``kept``: the setting was chosen by the
+    name. Lineage (``original_sha256``,
     ``tier``) is embedded in the output's metadata. Returns ``not_worth``
     and leaves no ``dst`` when the result is not smaller than
     ``replaces_size`` or fails its checks, ``kept`` when the content is not
@@ -84,11 +88,18 @@ def encode_file(
         raise ValueError(f"{src}: a video needs crf 0..51, got {crf!r}")
     if heic_preset not in HEIC_PRESETS:
         raise ValueError(f"heic_preset must be one of {HEIC_PRESETS}, got {heic_preset!r}")
-    # The content decides, not the name: a PNG or a video under a .jpg name
-    # is kept as it is, and a HEIC under a .jpg name stays HEIC.
     try:
         head, whole = read_start(src, JPEG)  # a video or a HEIC is read by its encoder
         kind = sniff_kind(head)
+        # The planner chose the setting by the name's kind (a HEIC named
+        # .jpg was given the tier's JPEG quality, which is not the HEIC's):
+        # content of another kind than its name says is kept as it is.
+        named = _named_kind(src, dst)
+        if kind in (JPEG, HEIC, VIDEO) and named not in (OTHER, kind):
+            return _kept(
+                f"its content is {_KIND_NAMES[kind]}, but its name says {_KIND_NAMES[named]} "
+                "(the tier's setting was chosen for that); rename it to encode it"
+            )
         if kind in (JPEG, HEIC):
             if quality is None:
                 return _kept(f"its content is {kind.upper()}, but it was planned as a video")
@@ -119,6 +130,18 @@ def encode_file(
         dst.unlink(missing_ok=True)
         raise
     return _kept(f"its content is {content_name(head)}; only JPEG, HEIC and video are re-encoded")
+
+
+_KIND_NAMES = {JPEG: "JPEG", HEIC: "HEIC", VIDEO: "a video"}
+
+
+def _named_kind(src: Path, dst: Path) -> str:
+    """The kind the original's name says, by which the planner chose the
+    setting: the name of ``src``, or of ``dst`` (the caller's temporary
+    name keeps the library file's extension) when ``src`` has none we know
+    (an original fetched to a temporary file)."""
+    kind = media_kind(src.name)
+    return kind if kind != OTHER else media_kind(dst.name)
 
 
 def _encode_still(
