@@ -13,11 +13,26 @@ its SEF trailer) are a trailer. A file with a trailer, or with top-level
 boxes besides the image's own (a Motion Photo's ``mpvd`` video), plays
 fine; a re-encode, which writes the image items only, would drop that part,
 so such files are kept as they are (``uncarried``).
+
+For clips, the metadata ffmpeg does not carry through a re-encode (XMP in
+an MP4's ``uuid`` box or QuickTime's ``udta/XMP_``, user-data items it has
+no tag for) is read from the original (``read_movie_extras``) and written
+into ffmpeg's output (``write_movie_extras``), moving the tracks' chunk
+offsets by the bytes added before the media data.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import attrs
+
 from reconciler.errors import MediaError
+from reconciler.hashing import open_to_read
 
 # Top-level boxes of a HEIF still that a re-encode writes anew (ISO/IEC
 # 23008-12 §10.2: the file type, the items' metadata and their coded data).
@@ -29,13 +44,15 @@ _HEIF_BOXES = frozenset(
 )
 
 
-def _boxes(data: bytes, start: int, end: int, name: object) -> list[tuple[bytes, int, int]]:
+def _boxes(
+    data: bytes | bytearray, start: int, end: int, name: object
+) -> list[tuple[bytes, int, int]]:
     """(type, payload start, box end) of each box in data[start:end]."""
     out: list[tuple[bytes, int, int]] = []
     pos = start
     while pos + 8 <= end:
         size = int.from_bytes(data[pos : pos + 4], "big")
-        kind = data[pos + 4 : pos + 8]
+        kind = bytes(data[pos + 4 : pos + 8])
         header = 8
         if size == 1:
             if pos + 16 > end:
@@ -156,3 +173,204 @@ def _iloc_past_end(data: bytes, pos: int, end: int, size: int) -> str | None:
                     f"item {item} needs bytes up to {base + offset + length}, the file has {size}"
                 )
     return None
+
+
+# ---------------------------------------------------------------- a clip's user data
+
+#: The UUID of the box in which XMP lives at the top of an MP4 (XMP
+#: Specification Part 3, §1.2.7: Lightroom, Premiere, exiftool write it so).
+XMP_UUID = bytes.fromhex("be7acfcb97a942e89c71999491e3afac")
+# Top-level boxes of a clip that the re-encode writes anew (or that hold nothing).
+_MOVIE_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"})
+# User-data items ffmpeg's QuickTime demuxer reads as tags (libavformat/mov.c,
+# mov_read_udta_string) and, with -map_metadata 0, writes back as keys; the
+# rest of a clip's ``udta`` is copied box for box after the encode.
+_FFMPEG_READS = frozenset(
+    {b"aART", b"catg", b"cprt", b"desc", b"disk", b"egid", b"hdvd", b"keyw", b"ldes", b"pcst"}
+    | {b"pgap", b"purl", b"rtng", b"sdes", b"sonm", b"soal", b"soar", b"soco", b"stik", b"tmpo"}
+    | {b"trkn", b"tven", b"tves", b"tvnn", b"tvsh", b"covr", b"gnre", b"cpil", b"loci"}
+    | {b"\xa9" + name for name in (b"ART", b"PRD", b"alb", b"aut", b"cmt", b"cpy", b"day")}
+    | {b"\xa9" + name for name in (b"dir", b"dis", b"enc", b"ed1", b"gen", b"grp", b"hst")}
+    | {b"\xa9" + name for name in (b"inf", b"lyr", b"mak", b"mod", b"nam", b"ope", b"prd")}
+    | {b"\xa9" + name for name in (b"prf", b"req", b"src", b"swr", b"too", b"url", b"wrn")}
+    | {b"\xa9wrt", b"\xa9xyz"}
+)
+# Boxes that lead from a movie to its chunk offset tables.
+_TO_CHUNK_OFFSETS = frozenset({b"trak", b"mdia", b"minf", b"stbl"})
+
+
+@attrs.frozen
+class MovieExtras:
+    """What of a clip's metadata ffmpeg does not carry and is copied after the
+    encode: top-level boxes (the XMP ``uuid`` box of an MP4) and ``moov/udta``
+    items (QuickTime's ``XMP_``, ``©des``, ``dscp``…), whole; and what cannot
+    be copied, named for the ``dropped`` lineage tag."""
+
+    top: tuple[bytes, ...] = ()
+    user_data: tuple[bytes, ...] = ()
+    uncarried: tuple[str, ...] = ()
+
+
+def read_movie_extras(path: Path) -> MovieExtras:
+    """The metadata of the clip at ``path`` that a re-encode by ffmpeg loses."""
+    top: list[bytes] = []
+    user_data: list[bytes] = []
+    uncarried: list[str] = []
+    with open(open_to_read(path), "rb") as f:
+        for kind, start, header, end in _file_boxes(f):
+            if kind == b"uuid":
+                f.seek(start)
+                box = f.read(end - start)
+                if box[header : header + 16] == XMP_UUID:
+                    top.append(box)
+                else:
+                    uncarried.append(f"box 'uuid' {box[header : header + 16].hex()}")
+            elif kind == b"moov":
+                f.seek(start)
+                moov = f.read(end - start)
+                udta = next((b for b in _spans(moov, header, len(moov)) if b[0] == b"udta"), None)
+                for item, at, s, e in _spans(moov, udta[2], udta[3]) if udta else ():
+                    if item == b"meta":
+                        uncarried += _unread_items(moov, s, e, path)
+                    elif item not in _FFMPEG_READS:
+                        user_data.append(moov[at:e])
+            elif kind not in _MOVIE_BOXES:
+                uncarried.append(f"box {kind.decode('latin-1')!r}")
+    return MovieExtras(top=tuple(top), user_data=tuple(user_data), uncarried=tuple(uncarried))
+
+
+def write_movie_extras(path: Path, extras: MovieExtras) -> None:
+    """Put ``extras`` into the clip ffmpeg just wrote at ``path``: the user-data
+    items into its ``moov/udta`` (the chunk offsets of every track moved by
+    the bytes added when the movie box comes before its data, as
+    ``+faststart`` puts it), the top-level boxes after its last box. Raises
+    MediaError when the file is not one that can take them."""
+    if not extras.top and not extras.user_data:
+        return
+    with open(path, "rb") as f:
+        boxes = list(_file_boxes(f))
+        moovs = [b for b in boxes if b[0] == b"moov"]
+        if len(moovs) != 1 or any(e <= s for _, s, _, e in boxes):
+            raise MediaError(f"{path}: the encoder's output has no single movie box")
+        _, start, header, end = moovs[0]
+        f.seek(start)
+        moov = f.read(end - start)
+        new_moov = _with_user_data(moov, header, extras.user_data, path)
+        delta = len(new_moov) - len(moov)
+        if delta:
+            _shift_chunk_offsets(new_moov, header, end, delta, path)
+        spare = path.with_name(path.name + ".meta")
+        try:
+            with open(spare, "wb") as out:
+                f.seek(0)
+                _copy(f, out, start)
+                out.write(new_moov)
+                f.seek(end)
+                shutil.copyfileobj(f, out, 1 << 20)
+                for box in extras.top:
+                    out.write(box)
+            os.replace(spare, path)
+        finally:
+            spare.unlink(missing_ok=True)
+
+
+def _file_boxes(f: BinaryIO) -> Iterator[tuple[bytes, int, int, int]]:
+    """(type, start, header length, end) of each top-level box of an open file;
+    a box declared to run to the end of the file ends there."""
+    size = os.fstat(f.fileno()).st_size
+    pos = 0
+    while pos + 8 <= size:
+        f.seek(pos)
+        head = f.read(16)
+        length, kind, header = int.from_bytes(head[0:4], "big"), head[4:8], 8
+        if length == 1 and len(head) == 16:
+            length, header = int.from_bytes(head[8:16], "big"), 16
+        elif length == 0:
+            length = size - pos
+        if length < header or pos + length > size:
+            return
+        yield kind, pos, header, pos + length
+        pos += length
+
+
+def _spans(data: bytes | bytearray, start: int, end: int) -> list[tuple[bytes, int, int, int]]:
+    """(type, box start, payload start, box end) of each box in data[start:end]."""
+    out = []
+    for kind, payload, box_end in _boxes(data, start, end, "movie"):
+        out.append((kind, start, payload, box_end))
+        start = box_end
+    return out
+
+
+def _unread_items(moov: bytes, start: int, end: int, name: object) -> list[str]:
+    """The items of a ``udta/meta`` item list that ffmpeg does not read (it
+    writes its own ``udta/meta``, so this one cannot be copied beside it)."""
+    # meta is a full box in MP4 (version and flags before its children), a
+    # plain one in QuickTime: its children start where a known box type does.
+    offset = 4 if moov[start + 8 : start + 12] in (b"hdlr", b"keys", b"ilst") else 0
+    children = _boxes(moov, start + offset, end, name)
+    ilst = next((b for b in children if b[0] == b"ilst"), None)
+    if ilst is None:
+        return []
+    # An item named by the index of a key (Apple's, ffmpeg's own: 1, 2…) is
+    # read whatever its key; one named by four letters only if ffmpeg knows them.
+    return [
+        f"user data item {kind.decode('latin-1')!r}"
+        for kind, _, _ in _boxes(moov, ilst[1], ilst[2], name)
+        if kind not in _FFMPEG_READS and kind[0] != 0
+    ]
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return (8 + len(payload)).to_bytes(4, "big") + kind + payload
+
+
+def _with_user_data(moov: bytes, header: int, items: tuple[bytes, ...], name: object) -> bytearray:
+    """``moov`` with ``items`` added to its ``udta`` (made when it has none);
+    items of a type the ``udta`` already holds are left out."""
+    if header != 8:
+        raise MediaError(f"{name}: the encoder's movie box has a 64-bit size")
+    udta = next((b for b in _spans(moov, header, len(moov)) if b[0] == b"udta"), None)
+    held = {b[0] for b in _spans(moov, udta[2], udta[3])} if udta else set()
+    added = b"".join(item for item in items if item[4:8] not in held)
+    if not added:
+        return bytearray(moov)
+    if udta is None:
+        body = moov[header:] + _box(b"udta", added)
+    else:
+        _, at, payload, end = udta
+        body = moov[header:at] + _box(b"udta", moov[payload:end] + added) + moov[end:]
+    return bytearray(_box(b"moov", body))
+
+
+def _shift_chunk_offsets(
+    moov: bytearray, header: int, old_end: int, delta: int, name: object
+) -> None:
+    """Move every chunk offset past the old movie box's end by ``delta``
+    (the media data after the movie box moved that far)."""
+
+    def walk(start: int, end: int) -> None:
+        for kind, s, e in _boxes(moov, start, end, name):
+            if kind in _TO_CHUNK_OFFSETS:
+                walk(s, e)
+            elif kind in (b"stco", b"co64"):
+                width = 4 if kind == b"stco" else 8
+                count = int.from_bytes(moov[s + 4 : s + 8], "big")
+                for i in range(s + 8, min(e, s + 8 + count * width), width):
+                    value = int.from_bytes(moov[i : i + width], "big")
+                    if value >= old_end:
+                        value += delta
+                        if value >= 1 << (8 * width):
+                            raise MediaError(f"{name}: a chunk offset passes 4 GB")
+                        moov[i : i + width] = value.to_bytes(width, "big")
+
+    walk(header, len(moov))
+
+
+def _copy(src: BinaryIO, dst: BinaryIO, length: int) -> None:
+    while length > 0:
+        chunk = src.read(min(length, 1 << 20))
+        if not chunk:
+            raise MediaError("the encoder's output changed while it was read")
+        dst.write(chunk)
+        length -= len(chunk)

@@ -18,9 +18,13 @@ configured codec, with HDR10's mastering display and light levels passed to
 x265; Dolby Vision and clips with more than one video track are kept as
 they are (KeepOriginal), as a re-encode would drop the RPU or the track.
 
-Not carried: data tracks (Apple's timed metadata, timecode), chapters and
-attached (cover) pictures, which the MP4 muxer often refuses or drops; they
-are named in the ``dropped`` lineage tag. A ``.mp4`` whose sound the MP4
+XMP (an MP4's top-level ``uuid`` box, QuickTime's ``moov/udta/XMP_``) and
+the user-data items ffmpeg has no tag for (``©des``, ``dscp``…) are copied
+box for box into the output after the encode (``isobmff``). Not carried:
+data tracks (Apple's timed metadata, timecode), chapters and attached
+(cover) pictures, which the MP4 muxer often refuses or drops, other
+top-level boxes, and the items of an item list (``udta/meta/ilst``) ffmpeg
+does not read; they are named in the ``dropped`` lineage tag. A ``.mp4`` whose sound the MP4
 muxer cannot hold (a camera's PCM) is written as QuickTime, which carries it
 as it is; a clip without video, or one ffmpeg cannot write back although it
 decodes cleanly, is kept as it is. ffmpeg gets a bounded number of threads
@@ -41,6 +45,7 @@ from typing import Any
 
 from reconciler.errors import MediaError
 from reconciler.hashing import open_to_read
+from reconciler.media import isobmff
 from reconciler.media.kinds import KeepOriginal
 from reconciler.media.lineage import VIDEO_DROPPED_KEY, parse_video_lineage, video_lineage_tags
 
@@ -189,7 +194,11 @@ def encode_video(
     pix_fmt, deep_args = _depth_and_hdr(src, stream)
     if deep_args is not None:
         codec = "libx265"  # x264 here is 8-bit only: HDR and 10-bit go to HEVC
-    dropped = _dropped_streams(info, stream)
+    # What ffmpeg does not carry of the container's metadata (XMP, QuickTime
+    # user data it has no tag for) is copied into its output afterwards;
+    # what cannot be is named in ``dropped`` with the tracks left out.
+    extras = isobmff.read_movie_extras(src)
+    dropped = ", ".join(filter(None, [_dropped_streams(info, stream), *extras.uncarried]))
     thread_args = ["-threads", str(threads)] if threads else []
     args = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y", *thread_args]
     args += ["-noautorotate", "-i", str(src)]
@@ -239,6 +248,11 @@ def encode_video(
     if done.stderr.strip():
         # -v error: anything said is a decode error, even when ffmpeg went on.
         raise MediaError(f"{src}: decoding reported errors: {_summary(done.stderr, src)}")
+    try:
+        isobmff.write_movie_extras(dst, extras)
+    except MediaError as e:
+        # The output, not the original, is at fault: keep the original whole.
+        raise KeepOriginal(f"its XMP and user data cannot be written back ({e})") from e
     return info, codec
 
 
