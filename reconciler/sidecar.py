@@ -4,7 +4,8 @@ A sidecar (``IMG_0001.JPG.xmp``) keeps what the person set in Photos and
 what the tool knows about the item, in a form digiKam, darktable, Lightroom
 and exiftool read: capture date, GPS, title, description, keywords,
 favourite (``xmp:Rating`` 5), albums as hierarchical keywords
-(``Albums|Trip 2023``), plus the source's record ids and every file of the
+(``Albums|Trip 2023``, ``Albums|Trips|Chile`` for an album in a folder; see
+``album_path``), plus the source's record ids and every file of the
 item with its size, the source's fingerprint and its SHA-256. That last part
 (``ref|role|size|fingerprint|sha256|name``, each field %-quoted) lets a
 later run match an iCloud asset to its archived files without
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC
 from urllib.parse import quote, unquote
 from xml.etree import ElementTree
@@ -101,6 +102,42 @@ def is_sidecar(path: str) -> bool:
     return path.lower().endswith(SUFFIX)
 
 
+def album_path(levels: Iterable[str]) -> str:
+    """An album as ``ItemMetadata.albums`` holds it: the names of its
+    folders and its own, joined by "/" ("Trips/Chile"). A "/" or "\\" in a
+    name is escaped with a "\\" ("Ski 2019\\/20"): an album's own name is
+    never taken for a folder level. A name with neither reads as before."""
+    return "/".join(level.replace("\\", "\\\\").replace("/", "\\/") for level in levels)
+
+
+def album_levels(path: str) -> tuple[str, ...]:
+    """The folder and album names of an ``album_path``."""
+    if "\\" not in path:
+        return tuple(path.split("/"))  # the common case, and the planner renders every item
+    levels: list[str] = []
+    level: list[str] = []
+    chars = iter(path)
+    for char in chars:
+        if char == "\\":
+            level.append(next(chars, ""))
+        elif char == "/":
+            levels.append("".join(level))
+            level = []
+        else:
+            level.append(char)
+    levels.append("".join(level))
+    return tuple(levels)
+
+
+def _hierarchical(album: str) -> str:
+    """An album as an ``lr:hierarchicalSubject`` under ``Albums``: a level
+    per folder. That format has no escape for its "|", so one in a name is
+    written "/" (the exact name is in ``reconcile:Albums``)."""
+    if "\\" not in album and "|" not in album:
+        return f"{ALBUMS_ROOT}|{album.replace('/', '|')}"
+    return "|".join([ALBUMS_ROOT, *(level.replace("|", "/") for level in album_levels(album))])
+
+
 def render(item: SourceItem, shas: Mapping[str, str]) -> bytes:
     """The sidecar of ``item``; ``shas`` maps each file's ref to its SHA-256.
 
@@ -134,9 +171,12 @@ def render(item: SourceItem, shas: Mapping[str, str]) -> bytes:
         out.append(_alt("dc:description", meta.description))
     if meta.keywords:
         out.append(_list("dc:subject", "Bag", meta.keywords))
-    hierarchy = [f"{ALBUMS_ROOT}|{a.replace('/', '|')}" for a in meta.albums]
-    if hierarchy or meta.keywords:
-        out.append(_list("lr:hierarchicalSubject", "Bag", [*hierarchy, *meta.keywords]))
+    # A keyword is one level: its "|" (that format's separator, with no
+    # escape) is written "/" there; ``dc:subject`` keeps it exactly.
+    hierarchy = [_hierarchical(a) for a in meta.albums]
+    hierarchy += [k.replace("|", "/") for k in meta.keywords]
+    if hierarchy:
+        out.append(_list("lr:hierarchicalSubject", "Bag", hierarchy))
     out += [
         _text("xmp:Rating", "5" if meta.favorite else "0"),
         _text("reconcile:Hidden", "True" if meta.hidden else "False"),

@@ -23,7 +23,7 @@ from pyicloud.exceptions import PyiCloudException
 from pyicloud.services.photos import PRIMARY_ZONE, PhotoAsset
 
 from providers.icloud.errors import server_error_codes
-from providers.icloud.listing import ALBUMS_UNREAD, Changes, decode, encode
+from providers.icloud.listing import ALBUMS_UNREAD, Changes, decode_row, encode
 from reconciler.errors import LoginRequiredError, ProviderError
 from reconciler.logfile import LOGGER
 from reconciler.model import SourceItem
@@ -49,12 +49,34 @@ class HiddenKnown:
     only what may have changed is looked up (album listings leave hidden
     assets out; their relation records are read by name)."""
 
-    #: Hidden asset id -> its albums as remembered (None: look up every album).
+    #: Hidden asset id -> the record ids of its albums as remembered (None:
+    #: look up every album). Ids, not names: two albums may share a name.
     albums: Mapping[str, tuple[str, ...] | None]
     #: Albums changed since the token: each looked up for every hidden asset.
     album_ids: frozenset[str]
     #: (asset id, album id) of the relations changed since the token.
     relations: frozenset[tuple[str, str]]
+
+
+@attrs.frozen
+class Memberships:
+    """The user albums holding each asset, as one listing read them."""
+
+    #: Asset id -> the record ids of the albums holding it.
+    of_asset: Mapping[str, frozenset[str]]
+    #: Album id -> its path (``reconciler.sidecar.album_path``).
+    paths: Mapping[str, str]
+    #: Hidden assets whose albums could not be read.
+    unread: set[str]
+
+    def albums(self, asset_id: str) -> tuple[str, ...]:
+        """The paths of the albums holding the asset, as ``ItemMetadata.albums``."""
+        return tuple(
+            sorted({self.paths[i] for i in self.of_asset.get(asset_id, ()) if i in self.paths})
+        )
+
+    def ids(self, asset_id: str) -> tuple[str, ...]:
+        return tuple(sorted(self.of_asset.get(asset_id, ())))
 
 
 class ChangeFeed:
@@ -81,9 +103,7 @@ class ChangeFeed:
     def _to_item(self, asset: Any, albums: Mapping[str, tuple[str, ...]]) -> SourceItem | None:
         raise NotImplementedError
 
-    def _memberships(
-        self, hidden: HiddenKnown | None = None
-    ) -> tuple[dict[str, tuple[str, ...]], set[str]]:
+    def _memberships(self, hidden: HiddenKnown | None = None) -> Memberships:
         raise NotImplementedError
 
     def _libraries(self) -> dict[str, Any]:
@@ -129,8 +149,16 @@ class ChangeFeed:
             NOTE.info("%s: full listing: %s", self.id, why)
             return None
         rows = {r.asset_id: r for r in memory.icloud_listing(self.id)}
+        kept: dict[str, SourceItem] = {}
+        #: Record ids of the albums remembered for each (hidden) asset.
+        album_ids: dict[str, tuple[str, ...]] = {}
         try:
-            kept = {r.asset_id: decode(self.id, r.item) for r in rows.values() if r.item}
+            for r in rows.values():
+                if r.item:
+                    kept[r.asset_id], ids = decode_row(self.id, r.item)
+                    if ids is None:
+                        raise ValueError("a row of an older format, without album ids")
+                    album_ids[r.asset_id] = ids
         except (ValueError, TypeError) as e:
             NOTE.info("%s: full listing: the remembered listing cannot be read (%s)", self.id, e)
             return None
@@ -190,8 +218,9 @@ class ChangeFeed:
                 if old is None:
                     last += 1
                 pos = old.pos if old is not None else last
+                ids = album_ids.get(name, ()) if _hidden(item) else ()
                 row = ListingRow(
-                    name, located.asset.master_id, zone, pos, encode(item) if item else None
+                    name, located.asset.master_id, zone, pos, encode(item, ids) if item else None
                 )
                 rows[name] = row
                 touched.append(row)
@@ -199,36 +228,40 @@ class ChangeFeed:
                     kept[name] = item
                     self._seen[item.key] = located
         wanted = regroup or retry or any(c.albums for c in changes.values())
-        albums: dict[str, tuple[str, ...]] | None = None
-        unread: set[str] = set()
+        read: Memberships | None = None
         if wanted:
             hidden = HiddenKnown(
                 albums={
                     name: None
                     if name in reread or item.metadata.unremovable == ALBUMS_UNREAD
-                    else item.metadata.albums
+                    else album_ids.get(name, ())
                     for name, item in kept.items()
                     if item.metadata is not None and item.metadata.hidden
                 },
                 album_ids=frozenset(i for c in changes.values() for i in c.album_ids),
                 relations=frozenset(p for c in changes.values() for p in c.relations),
             )
-            albums, unread = self._memberships(hidden)
+            read = self._memberships(hidden)
         items: list[SourceItem] = []
         for r in sorted(rows.values(), key=lambda r: r.pos):
             item = kept.get(r.asset_id)
             if item is None:
                 continue
-            if albums is not None and item.metadata is not None:
-                member_of = albums.get(r.asset_id, ())
-                why = ALBUMS_UNREAD if r.asset_id in unread else ""
-                if r.asset_id in unread:
-                    # Not read: the albums remembered stand until they are.
-                    member_of = item.metadata.albums
-                if (item.metadata.albums, item.metadata.unremovable) != (member_of, why):
+            if read is not None and item.metadata is not None:
+                unread = r.asset_id in read.unread
+                why = ALBUMS_UNREAD if unread else ""
+                # Not read: the albums remembered stand until they are.
+                member_of = item.metadata.albums if unread else read.albums(r.asset_id)
+                had = album_ids.get(r.asset_id, ())
+                ids = had if unread else read.ids(r.asset_id) if _hidden(item) else ()
+                if (item.metadata.albums, item.metadata.unremovable, had) != (
+                    member_of,
+                    why,
+                    ids,
+                ):
                     meta = attrs.evolve(item.metadata, albums=member_of, unremovable=why)
                     item = item._replace(metadata=meta)
-                    touched.append(r._replace(item=encode(item)))
+                    touched.append(r._replace(item=encode(item, ids)))
             items.append(item)
             self._zone_of[item.key] = zone_ids[r.zone]
         mismatch = self._count_mismatch(rows.values())
@@ -251,7 +284,7 @@ class ChangeFeed:
             sum(c.records for c in changes.values()),
             sum(len(c.assets) for c in changes.values()),
             len(gone),
-            ", album memberships read again" if albums is not None else "",
+            ", album memberships read again" if read is not None else "",
             len(items),
         )
         return items

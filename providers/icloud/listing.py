@@ -53,8 +53,10 @@ ALBUMS_UNREAD = (
 )
 
 
-def encode(item: SourceItem) -> str:
-    """An item as one compact JSON text (a row of the remembered listing)."""
+def encode(item: SourceItem, album_ids: Iterable[str] = ()) -> str:
+    """An item as one compact JSON text (a row of the remembered listing),
+    with the record ids of the albums holding it where a later run needs
+    them (a hidden asset's: they say which of two albums of one name it is in)."""
     meta = item.metadata
     return json.dumps(
         [
@@ -63,6 +65,7 @@ def encode(item: SourceItem) -> str:
             item.captured_at.isoformat() if item.captured_at else None,
             [[f.name, f.size, f.ref, f.role, f.fingerprint] for f in item.files],
             _meta_row(meta) if meta is not None else None,
+            sorted(album_ids),
         ],
         separators=(",", ":"),
     )
@@ -70,9 +73,20 @@ def encode(item: SourceItem) -> str:
 
 def decode(source_id: str, text: str) -> SourceItem:
     """The item ``encode`` wrote (of the source ``source_id``). Raises
-    ValueError or TypeError for a row it cannot read (an older format)."""
-    key, version, captured_at, files, meta = json.loads(text)
-    return SourceItem(
+    ValueError or TypeError for a row it cannot read."""
+    return decode_row(source_id, text)[0]
+
+
+def decode_row(source_id: str, text: str) -> tuple[SourceItem, tuple[str, ...] | None]:
+    """The item ``encode`` wrote and its album ids (None: a row of an older
+    format, which kept none, and whose album paths may be fullnames). Raises
+    ValueError or TypeError for a row it cannot read."""
+    row = json.loads(text)
+    key, version, captured_at, files, meta = row[:5]
+    if len(row) > 6:
+        raise ValueError(f"a listing row of {len(row)} fields")
+    album_ids = tuple(str(i) for i in row[5]) if len(row) == 6 else None
+    item = SourceItem(
         source_id=source_id,
         key=key,
         version=version,
@@ -83,6 +97,7 @@ def decode(source_id: str, text: str) -> SourceItem:
         ),
         metadata=_metadata(meta) if meta is not None else None,
     )
+    return item, album_ids
 
 
 def _meta_row(meta: ItemMetadata) -> list[Any]:

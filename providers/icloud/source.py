@@ -63,12 +63,20 @@ from pyicloud.services.photos_cloudkit.constants import SmartAlbumEnum
 from providers.base import Closing, Hasher
 from providers.icloud import session as icloud_session
 from providers.icloud.assets import files_of, metadata_of, resource_of
-from providers.icloud.changes import LOOKUP_BATCH, ChangeFeed, HiddenKnown, Located, fresh_token
+from providers.icloud.changes import (
+    LOOKUP_BATCH,
+    ChangeFeed,
+    HiddenKnown,
+    Located,
+    Memberships,
+    fresh_token,
+)
 from providers.icloud.errors import classify, http_status, release, server_error_codes
-from providers.icloud.listing import ALBUMS_UNREAD, decode, encode
+from providers.icloud.listing import ALBUMS_UNREAD, decode_row, encode
 from reconciler.errors import ConfigError, LoginRequiredError, ProviderError, ReconcileError
 from reconciler.interrupt import check_abandoned
 from reconciler.model import ItemMetadata, MediaFile, SourceItem
+from reconciler.sidecar import album_path
 from reconciler.state import ListingRow, StateDB
 
 LOG = logging.getLogger(__name__)
@@ -242,11 +250,16 @@ class ICloudSource(ChangeFeed, Closing):
             if memory is not None
             else {}
         )
-        albums, unread = self._memberships()
+        found = self._memberships()
+        albums = {asset_id: found.albums(asset_id) for asset_id in found.of_asset}
+        album_ids = {asset_id: found.ids(asset_id) for asset_id in found.of_asset}
+        unread = found.unread
         if unread and memory is not None:
             # Not read this run: the albums the last listing knew stand (a
             # sidecar is not rewritten without them), the item unremovable.
-            albums = {**albums, **self._remembered_albums(memory, unread)}
+            remembered = self._remembered_albums(memory, unread)
+            albums.update({k: names for k, (names, _) in remembered.items()})
+            album_ids.update({k: ids for k, (_, ids) in remembered.items()})
         rows: list[ListingRow] = []
         for album, zone_id in self._zones():
             for asset in album:
@@ -255,7 +268,8 @@ class ICloudSource(ChangeFeed, Closing):
                     meta = attrs.evolve(item.metadata, unremovable=ALBUMS_UNREAD)
                     item = item._replace(metadata=meta)
                 if memory is not None:
-                    text = encode(item) if item is not None else None
+                    ids = album_ids.get(asset.id, ()) if _is_hidden(item) else ()
+                    text = encode(item, ids) if item is not None else None
                     row = (asset.id, asset.master_id, zone_id["zoneName"], len(rows), text)
                     rows.append(ListingRow(*row))
                 if item is None:
@@ -272,18 +286,21 @@ class ICloudSource(ChangeFeed, Closing):
                 replace=True,
             )
 
-    def _remembered_albums(self, memory: StateDB, ids: set[str]) -> dict[str, tuple[str, ...]]:
-        """The albums the remembered listing gives each of ``ids`` (if it can)."""
-        out: dict[str, tuple[str, ...]] = {}
+    def _remembered_albums(
+        self, memory: StateDB, ids: set[str]
+    ) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+        """The albums (paths, record ids) the remembered listing gives each
+        of ``ids`` (if it can)."""
+        out: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         for row in memory.icloud_listing(self.id):
             if row.asset_id not in ids or not row.item:
                 continue
             try:
-                meta = decode(self.id, row.item).metadata
+                item, album_ids = decode_row(self.id, row.item)
             except (ValueError, TypeError):
                 continue
-            if meta is not None:
-                out[row.asset_id] = meta.albums
+            if item.metadata is not None:
+                out[row.asset_id] = (item.metadata.albums, album_ids or ())
         return out
 
     def _to_item(self, asset: Any, albums: Mapping[str, tuple[str, ...]]) -> SourceItem | None:
@@ -301,62 +318,63 @@ class ICloudSource(ChangeFeed, Closing):
             metadata=metadata_of(asset, albums.get(asset.id, ())),
         )
 
-    def _memberships(
-        self, hidden: HiddenKnown | None = None
-    ) -> tuple[dict[str, tuple[str, ...]], set[str]]:
-        """Asset id -> the user albums holding it (never the staging album:
-        being staged for removal is not something the person chose), and
-        the hidden assets whose albums could not be read (they keep what
-        ``hidden`` remembers, and are not removable this run).
+    def _memberships(self, hidden: HiddenKnown | None = None) -> Memberships:
+        """Asset id -> the user albums holding it, by record id (never the
+        staging album: being staged for removal is not something the person
+        chose), and the hidden assets whose albums could not be read (they
+        keep what ``hidden`` remembers, and are not removable this run).
 
         Album listings leave hidden assets out, but their relation records
         remain: a hidden asset's memberships are read from those, by the
         name Photos gives them (``<asset id>-IN-<album id>``): every hidden
         asset (the Hidden album read) against every album, or, given what a
         change listing knows (``hidden``), only the pairs that may have
-        changed, the rest as remembered."""
+        changed, the rest as remembered. Kept by record id, never by name:
+        two albums may share one."""
         photos = self._service()
         listed = photos.albums
         albums = self._user_albums(listed)
-        found: dict[str, list[str]] = {}
+        by_id = {album.id: album for album in albums}
+        found: dict[str, set[str]] = {}
         for album in albums:
             for asset in album:
-                found.setdefault(asset.id, []).append(album.fullname)
-        pairs: list[tuple[str, Any]] = []
+                found.setdefault(asset.id, set()).add(album.id)
+        pairs: list[tuple[str, str]] = []
         if hidden is None or self._hidden_regrouped(hidden, listed, albums):
             if hidden is None:
                 hidden_album = listed.find(SmartAlbumEnum.HIDDEN.value)
                 ids = [a.id for a in hidden_album] if hidden_album is not None and albums else []
             else:
                 ids = sorted(hidden.albums)
-            pairs = [(asset_id, album) for asset_id in ids for album in albums]
+            pairs = [(asset_id, album_id) for asset_id in ids for album_id in by_id]
         else:
-            by_id = {album.id: album for album in albums}
-            names = {album.fullname for album in albums}
-            changed = {i: by_id[i] for i in hidden.album_ids if i in by_id}
+            changed = {i for i in hidden.album_ids if i in by_id}
             for asset_id, remembered in sorted(hidden.albums.items()):
                 if remembered is None:
-                    pairs.extend((asset_id, album) for album in albums)
+                    pairs.extend((asset_id, album_id) for album_id in by_id)
                     continue
                 redo = changed | {
-                    album_id: by_id[album_id]
+                    album_id
                     for a, album_id in hidden.relations
                     if a == asset_id and album_id in by_id
                 }
                 # Kept: a remembered album still there and not looked up again
-                # (a deleted album's name is gone from the list).
-                again = {album.fullname for album in redo.values()}
-                kept = [n for n in remembered if n in names and n not in again]
+                # (a deleted album is gone from the list).
+                kept = {i for i in remembered if i in by_id and i not in redo}
                 if kept:
-                    found.setdefault(asset_id, []).extend(kept)
-                pairs.extend((asset_id, redo[i]) for i in sorted(redo))
+                    found.setdefault(asset_id, set()).update(kept)
+                pairs.extend((asset_id, album_id) for album_id in sorted(redo))
         relations, unread = self._relations(pairs, "reading the albums of hidden assets")
-        for asset_id, names_of in relations.items():
-            found.setdefault(asset_id, []).extend(names_of)
+        for asset_id, ids_of in relations.items():
+            found.setdefault(asset_id, set()).update(ids_of)
         for asset_id in unread:
             remembered = hidden.albums.get(asset_id) if hidden is not None else None
-            found[asset_id] = list(remembered or ())
-        return {k: tuple(sorted(set(v))) for k, v in found.items()}, unread
+            found[asset_id] = set(remembered or ())
+        return Memberships(
+            of_asset={k: frozenset(v) for k, v in found.items()},
+            paths=_album_paths(listed, albums),
+            unread=unread,
+        )
 
     def _hidden_regrouped(self, hidden: HiddenKnown, listed: Any, albums: list[Any]) -> bool:
         """Whether a changed album record is one that may rename user albums
@@ -379,17 +397,16 @@ class ICloudSource(ChangeFeed, Closing):
         ]
 
     def _relations(
-        self, pairs: list[tuple[str, Any]], subject: str, *, strict: bool = False
+        self, pairs: list[tuple[str, str]], subject: str, *, strict: bool = False
     ) -> tuple[dict[str, list[str]], set[str]]:
-        """Asset id -> the full names of the albums holding it, of the
-        (asset id, album) ``pairs``, read from the relation records
+        """Asset id -> the record ids of the albums holding it, of the
+        (asset id, album id) ``pairs``, read from the relation records
         themselves (a lookup by name, hidden or not): CloudKit answers a name
         that does not exist with NOT_FOUND. Also the asset ids a failed
         lookup left unread; ``strict``: raise instead (but a person being
         needed to sign in is always raised)."""
         by_name = {
-            relation_name(asset_id, album.id): (asset_id, album.fullname)
-            for asset_id, album in pairs
+            relation_name(asset_id, album_id): (asset_id, album_id) for asset_id, album_id in pairs
         }
         names = list(by_name)
         found: dict[str, list[str]] = {}
@@ -409,8 +426,8 @@ class ICloudSource(ChangeFeed, Closing):
                 continue
             for record in answer.records:
                 if _live_relation(record) and record.recordName in by_name:
-                    asset_id, album_name = by_name[record.recordName]
-                    found.setdefault(asset_id, []).append(album_name)
+                    asset_id, album_id = by_name[record.recordName]
+                    found.setdefault(asset_id, []).append(album_id)
         # An asset some of whose relations were not read: none of its are known.
         return {k: v for k, v in found.items() if k not in unread}, unread
 
@@ -420,12 +437,13 @@ class ICloudSource(ChangeFeed, Closing):
         its relation record. Callers hold ``self._lock``."""
         subject = f"remove {item.key}: not removed, reading its albums failed"
         try:
-            albums = self._user_albums(self._service().libraries["root"].refresh_albums())
+            listed = self._service().libraries["root"].refresh_albums()
+            albums = self._user_albums(listed)
         except (PyiCloudException, requests.RequestException) as e:
             raise self._error(e, subject) from e
-        pairs = [(asset_id, album) for album in albums]
-        found, _ = self._relations(pairs, subject, strict=True)
-        return tuple(sorted(found.get(asset_id, [])))
+        found, _ = self._relations([(asset_id, a.id) for a in albums], subject, strict=True)
+        paths = _album_paths(listed, albums)
+        return tuple(sorted({paths[i] for i in found.get(asset_id, [])}))
 
     # ------------------------------------------------------------ re-reading
 
@@ -609,35 +627,41 @@ class ICloudSource(ChangeFeed, Closing):
                 f"remove {item.key}: the asset now points at another original; not removed",
                 provider=self.id,
             )
-        now = {(f.ref, f.size, f.fingerprint) for f in files_of(asset)}
-        archived = {(f.ref, f.size, f.fingerprint) for f in item.files}
+        # Every field of every file the sidecar lists (its name too), not the
+        # SHA-256: that one is ours, known once a download is verified.
+        now = {_as_archived(f) for f in files_of(asset)}
+        archived = {_as_archived(f) for f in item.files}
         if now != archived:
             # An edit made (or undone) since the listing: its files are not
             # all archived. The next run archives them, then removes.
-            changed = sorted(ref for ref, _, _ in now ^ archived)
+            changed = sorted({ref for ref, *_ in now ^ archived})
             raise ProviderError(
                 f"remove {item.key}: {', '.join(changed)} changed since it was archived; "
                 "not removed",
                 provider=self.id,
             )
         if item.metadata is not None:
-            # Read now, albums too: adding an asset to an album leaves its
-            # record (and change tag) as it was, so a membership made after
-            # the listing would otherwise leave with the asset, in no sidecar.
+            # Everything else the sidecar records, read now, albums too:
+            # adding an asset to an album leaves its record (and change tag)
+            # as it was, so a membership made after the listing would
+            # otherwise leave with the asset, in no sidecar. The capture date
+            # too ("Adjust Date & Time"): the sidecar is where it survives.
             with self._lock:
                 albums = self._albums_now(item, asset.id)
             meta = metadata_of(asset, albums)
             in_sidecar = attrs.evolve(item.metadata, unremovable="")
-            if meta != in_sidecar:
-                changed = sorted(
-                    f.name
-                    for f in attrs.fields(ItemMetadata)
-                    if getattr(meta, f.name) != getattr(in_sidecar, f.name)
-                )
+            changed = [
+                f.name
+                for f in attrs.fields(ItemMetadata)
+                if getattr(meta, f.name) != getattr(in_sidecar, f.name)
+            ]
+            if _captured_at(asset.asset_date) != item.captured_at:
+                changed.append("capture date")
+            if changed:
                 raise ProviderError(
                     f"remove {item.key}: its metadata changed since it was archived "
-                    f"({', '.join(changed)}; the sidecar would miss it); not removed: the "
-                    "next run rewrites the sidecar, then removes it",
+                    f"({', '.join(sorted(changed))}; the sidecar would miss it); not removed: "
+                    "the next run rewrites the sidecar, then removes it",
                     provider=self.id,
                 )
         # Staged only once the checks passed: the album lists what was removed.
@@ -736,6 +760,30 @@ def _find_album(albums: Any, name: str) -> Any:
     return None
 
 
+def _album_paths(listed: Any, albums: list[Any]) -> dict[str, str]:
+    """Album id -> its path (``reconciler.sidecar.album_path``): the names
+    of its folders and its own, each from its record. Not pyicloud's
+    ``fullname``, which joins them with "/" and so takes an album named
+    "Ski 2019/20" for an album "20" in a folder "Ski 2019". pyicloud keeps
+    the parent link it reads (``parentId``) only as ``_parent_id``; the
+    version is pinned, and the tests read albums in folders through it."""
+    paths: dict[str, str] = {}
+    for album in albums:
+        levels = [album.name]
+        seen = {album.id}
+        parent = listed.get(album._parent_id) if album._parent_id else None
+        while parent is not None and parent.id not in seen:  # a cycle ends the path
+            seen.add(parent.id)
+            levels.append(parent.name)
+            parent = listed.get(parent._parent_id) if parent._parent_id else None
+        paths[album.id] = album_path(reversed(levels))
+    return paths
+
+
+def _is_hidden(item: SourceItem | None) -> bool:
+    return bool(item is not None and item.metadata is not None and item.metadata.hidden)
+
+
 def _unstageable(album: str) -> str:
     return (
         f"in a Shared Library, which the staging album {album!r} cannot hold "
@@ -757,6 +805,11 @@ def _live_relation(record: Any) -> bool:
         and not record.deleted
         and not record.fields.get_value("isDeleted")
     )
+
+
+def _as_archived(file: MediaFile) -> tuple[str, str, str, int, str]:
+    """What the sidecar records of a file, but for its SHA-256."""
+    return (file.ref, file.role, file.name, file.size, file.fingerprint)
 
 
 def _split_key(key: str) -> tuple[str, str]:

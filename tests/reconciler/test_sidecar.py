@@ -98,6 +98,21 @@ def test_exiftool_reads_every_field(tmp_path: Path) -> None:
     assert tags["XMP-reconcile:OriginalSHA256"] == "a" * 64
 
 
+def test_a_keyword_holding_the_hierarchy_separator_stays_one_level(tmp_path: Path) -> None:
+    """``lr:hierarchicalSubject`` splits at "|": a Photos keyword "AC|DC"
+    would read as a keyword "DC" under a parent "AC" (digiKam, Lightroom)."""
+    path = tmp_path / "IMG_0001.JPG.xmp"
+    path.write_bytes(sidecar.render(_item(keywords=("AC|DC", "sea")), SHAS))
+    exiftool = shutil.which("exiftool")
+    assert exiftool, "exiftool is needed (make apt)"
+    out = subprocess.run(
+        [exiftool, "-j", "-G1", str(path)], capture_output=True, text=True, check=True
+    )
+    tags = json.loads(out.stdout)[0]
+    assert tags["XMP-dc:Subject"] == ["AC|DC", "sea"]
+    assert tags["XMP-lr:HierarchicalSubject"] == ["AC/DC", "sea"]
+
+
 def test_an_xmp_this_tool_did_not_write_is_never_replaced(tmp_path: Path) -> None:
     """darktable and Lightroom name their sidecars IMG_0001.JPG.xmp too: one
     archived from a folder source is a backup, and ours must not overwrite it."""
