@@ -235,7 +235,6 @@ def census(db: StateDB, desired: DesiredState) -> Census:
         by_sha.setdefault(original, key)
 
     icloud_bytes = 0
-    removed_keys = set(tombstones)
     for sid, src in desired.sources.items():
         if isinstance(src, FolderSource):
             root = src.path.rstrip("/") + "/"
@@ -246,8 +245,8 @@ def census(db: StateDB, desired: DesiredState) -> Census:
         elif isinstance(src, ICloudSource):
             sql = "select item_key, ref, sha256, size from source_files where source_id = ?"
             for key, _ref, sha, size in conn.execute(sql, (sid,)):
-                if (sid, key) in removed_keys:
-                    continue
+                if sha in tombstones.get((sid, key), ()):
+                    continue  # removed; what its tombstone does not name is live again
                 icloud_bytes += size or 0
                 if sha not in by_sha:
                     add(f"{sid}:{key}", f"{sid}:{key}", sha, None, False)

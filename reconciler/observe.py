@@ -526,6 +526,19 @@ def _confirming(
                 db.forget_delivery(tid, path)  # lost on the phone: sent again
                 continue
             freed[path] = row
+        # A confirmation stands only while this run saw the copy held (or, the
+        # phone away, recorded by this phone and folder): one the device no
+        # longer holds is a waiting delivery again, and one whose staging file
+        # is gone here (not freed by us) is no delivery at all. The census
+        # counts these rows, so they must say what the phone holds now.
+        held_now = {c.path for c in confirmed}  # (a row rewritten above included)
+        for path, row in known.items():
+            if not row["confirmed_at"] or row["freed_at"] or path in held_now:
+                continue
+            if path in seen:
+                db.unconfirm_delivery(tid, path)
+            else:
+                db.forget_delivery(tid, path)
     confirmed.extend(
         FileCopy(store_id=tid, path=path, size=row["size"] or 0, mtime_ns=0, sha256=row["sha256"])
         for path, row in freed.items()

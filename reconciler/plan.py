@@ -250,19 +250,28 @@ class _Planner:
     def _removed_before(self, source: SourceState, item: SourceItem) -> bool:
         """Is this the very item the tool already removed (a listing that lags
         behind a soft delete)? Only a remote source's key is an identity (the
-        asset's record ids), and only while its known content is what was
-        removed. A folder path is no identity: a new photo at a path the tool
-        emptied (a camera counter reset) is a new item, and the same bytes
-        coming back are planned as already archived."""
+        asset's record ids), and only while everything it holds now is what
+        was removed. A file the tombstone does not name makes the item live
+        again: one whose hash is not known yet is content the tool never saw
+        (an asset restored from Recently Deleted and edited: a new rendered
+        edit, new adjustment data), and so is metadata whose sidecar is not
+        the one removed with it (restored, then favourited). A folder path
+        is no identity: a new photo at a path the tool emptied (a camera
+        counter reset) is a new item, and the same bytes coming back are
+        planned as already archived."""
         removed = self.world.tombstones.get((source.source_id, item.key))
         if removed is None or not source.remote:
             return False
         known = self.world.known_sha256
-        return all(
-            (sha := f.sha256 or known.get((source.source_id, item.key, f.ref))) is None
-            or sha in removed
-            for f in item.files
-        )
+        shas: dict[str, str] = {}
+        for f in item.files:
+            sha = f.sha256 or known.get((source.source_id, item.key, f.ref))
+            if sha is None or sha not in removed:
+                return False
+            shas[f.ref] = sha
+        if item.metadata is None or not removed - set(shas.values()):
+            return True  # no sidecar was removed with it (none was kept then)
+        return sidecar.digest(item, shas) in removed
 
     # ------------------------------------------------------------- per item
 
@@ -501,7 +510,22 @@ class _Planner:
             item = SourceItem(source_id=LIBRARY, key=lf.path, files=(f,), captured_at=when)
             subject = f"{LIBRARY}:{lf.path}"
             self._targets(sha, None, sha, f, item, subject, ())
+            self._unconfirmed(sha, subject)
             self._encode(sha, None, sha, f, item, subject, ())
+
+    def _unconfirmed(self, sha: str, subject: str) -> None:
+        """Say so where a live phone does not hold an item that lives only in
+        the library now: its copy there is on its way, or was changed or lost
+        on the phone, and does not count (nothing else would speak of it: no
+        removal waits on it)."""
+        for t in self.targets:
+            if t.alive and sha in self.pending[t.target_id]:
+                self._note(
+                    "waiting",
+                    subject,
+                    f"{t.target_id} has not confirmed its copy this run (still on its way, "
+                    "or changed or lost on the device); it does not count",
+                )
 
     def _is_live_video(self, lf: LibraryFile) -> bool:
         """Is this library video a Live Photo's video? It is never encoded:

@@ -498,8 +498,19 @@ class StateDB:
             (store_id, path, sha256, size, when, identity, evidence),
         )
 
+    def unconfirm_delivery(self, store_id: str, path: str) -> None:
+        """The device was asked and no longer holds this copy (changed or
+        lost there, or confirmed by another phone or folder): it is a
+        delivery again, waiting, and no census counts it as a copy."""
+        self.db.conn.execute(
+            "update deliveries set confirmed_at = null, evidence = null "
+            "where store_id = ? and path = ? and confirmed_at is not null",
+            (store_id, path),
+        )
+
     def forget_delivery(self, store_id: str, path: str) -> None:
-        """A freed copy the phone no longer holds: nothing of it is left to count."""
+        """A freed copy the phone no longer holds, or a staging copy gone from
+        here without being freed: nothing of it is left to count."""
         self.db.conn.execute(
             "delete from deliveries where store_id = ? and path = ?", (store_id, path)
         )
