@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -180,11 +181,20 @@ def _iloc_past_end(data: bytes, pos: int, end: int, size: int) -> str | None:
 #: The UUID of the box in which XMP lives at the top of an MP4 (XMP
 #: Specification Part 3, §1.2.7: Lightroom, Premiere, exiftool write it so).
 XMP_UUID = bytes.fromhex("be7acfcb97a942e89c71999491e3afac")
-# Top-level boxes of a clip that the re-encode writes anew (or that hold nothing).
-_MOVIE_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"})
-# User-data items ffmpeg's QuickTime demuxer reads as tags (libavformat/mov.c,
-# mov_read_udta_string) and, with -map_metadata 0, writes back as keys; the
-# rest of a clip's ``udta`` is copied box for box after the encode.
+# Top-level boxes of a clip that the re-encode writes anew (or that hold
+# nothing): the movie, its media and their structure and indexes (a
+# fragmented MP4's ``moof`` per fragment holds the sample tables of frames
+# the encode carries: nothing of them is dropped).
+_MOVIE_BOXES = frozenset(
+    {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"}
+    | {b"moof", b"mfra", b"sidx", b"ssix", b"styp"}
+)
+# Item-list entries ffmpeg's QuickTime demuxer reads as tags (libavformat/mov.c,
+# mov_read_udta_string) and, with -map_metadata 0, writes back as keys: only
+# for naming what of a ``udta/meta`` item list is lost. A ``udta`` item is
+# copied box for box whatever ffmpeg makes of it: several items become one
+# key (©aut and ©ART "artist", ©swr, ©too and ©enc "encoder", which ffmpeg
+# then sets to its own), so its keys alone would lose some.
 _FFMPEG_READS = frozenset(
     {b"aART", b"catg", b"cprt", b"desc", b"disk", b"egid", b"hdvd", b"keyw", b"ldes", b"pcst"}
     | {b"pgap", b"purl", b"rtng", b"sdes", b"sonm", b"soal", b"soar", b"soco", b"stik", b"tmpo"}
@@ -232,11 +242,18 @@ def read_movie_extras(path: Path) -> MovieExtras:
                 for item, at, s, e in _spans(moov, udta[2], udta[3]) if udta else ():
                     if item == b"meta":
                         uncarried += _unread_items(moov, s, e, path)
-                    elif item not in _FFMPEG_READS:
+                    else:
                         user_data.append(moov[at:e])
             elif kind not in _MOVIE_BOXES:
                 uncarried.append(f"box {kind.decode('latin-1')!r}")
-    return MovieExtras(top=tuple(top), user_data=tuple(user_data), uncarried=tuple(uncarried))
+    return MovieExtras(top=tuple(top), user_data=tuple(user_data), uncarried=_counted(uncarried))
+
+
+def _counted(names: list[str]) -> tuple[str, ...]:
+    """Each name once, in order, with how many times it came when more than
+    once (a clip of thousands of ``emsg`` boxes names them in a few words)."""
+    seen = Counter(names)
+    return tuple(n if seen[n] == 1 else f"{n} (x{seen[n]})" for n in dict.fromkeys(names))
 
 
 def write_movie_extras(path: Path, extras: MovieExtras) -> None:
@@ -326,20 +343,24 @@ def _box(kind: bytes, payload: bytes) -> bytes:
 
 
 def _with_user_data(moov: bytes, header: int, items: tuple[bytes, ...], name: object) -> bytearray:
-    """``moov`` with ``items`` added to its ``udta`` (made when it has none);
-    items of a type the ``udta`` already holds are left out."""
+    """``moov`` with ``items`` (the original's) in its ``udta`` (made when it
+    has none): an item of a type the encoder wrote too is the original's
+    (its ©swr is the camera's firmware, the encoder's is ffmpeg's)."""
     if header != 8:
         raise MediaError(f"{name}: the encoder's movie box has a 64-bit size")
-    udta = next((b for b in _spans(moov, header, len(moov)) if b[0] == b"udta"), None)
-    held = {b[0] for b in _spans(moov, udta[2], udta[3])} if udta else set()
-    added = b"".join(item for item in items if item[4:8] not in held)
-    if not added:
+    if not items:
         return bytearray(moov)
+    ours = {item[4:8] for item in items}
+    added = b"".join(items)
+    udta = next((b for b in _spans(moov, header, len(moov)) if b[0] == b"udta"), None)
     if udta is None:
         body = moov[header:] + _box(b"udta", added)
     else:
         _, at, payload, end = udta
-        body = moov[header:at] + _box(b"udta", moov[payload:end] + added) + moov[end:]
+        kept = b"".join(
+            moov[s:e] for kind, s, _, e in _spans(moov, payload, end) if kind not in ours
+        )
+        body = moov[header:at] + _box(b"udta", kept + added) + moov[end:]
     return bytearray(_box(b"moov", body))
 
 

@@ -198,7 +198,7 @@ def encode_video(
     # user data it has no tag for) is copied into its output afterwards;
     # what cannot be is named in ``dropped`` with the tracks left out.
     extras = isobmff.read_movie_extras(src)
-    dropped = ", ".join(filter(None, [_dropped_streams(info, stream), *extras.uncarried]))
+    dropped = _listed(list(filter(None, [_dropped_streams(info, stream), *extras.uncarried])))
     thread_args = ["-threads", str(threads)] if threads else []
     args = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y", *thread_args]
     args += ["-noautorotate", "-i", str(src)]
@@ -321,6 +321,22 @@ def _is_dolby_vision(stream: dict[str, Any]) -> bool:
     return any(
         "DOVI" in str(side.get("side_data_type", "")) for side in stream.get("side_data_list", [])
     )
+
+
+#: The ``dropped`` tag goes to ffmpeg as one argument (Linux caps one at 128 KiB).
+DROPPED_MAX = 2000
+
+
+def _listed(names: list[str]) -> str:
+    """``names`` joined for the ``dropped`` tag, at most ``DROPPED_MAX``
+    characters: the rest counted, never a command line too long to run."""
+    out = ""
+    for i, name in enumerate(names):
+        joined = f"{out}, {name}" if out else name
+        if len(joined) > DROPPED_MAX:
+            return f"{out}, and {len(names) - i} more" if out else f"{len(names)} items"
+        out = joined
+    return out
 
 
 def _dropped_streams(info: dict[str, Any], video: dict[str, Any]) -> str:
