@@ -253,6 +253,12 @@ def _fill_closed_descriptors() -> None:
             os.dup2(null, fd)
             os.close(null)
         os.set_inheritable(fd, True)  # as a standard descriptor is, for the tools we run
+    # Python found them closed at its start and made them None; a library
+    # that asks ``sys.stdout.isatty()`` as it is imported (pyicloud does)
+    # would fail the run: they read and write nowhere instead.
+    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, mode))  # noqa: SIM115 (for the process)
 
 
 _INTERRUPTED = "interrupted; what was done is kept, run again to continue"

@@ -115,3 +115,14 @@ def test_a_closed_descriptor_is_not_taken_by_a_file_the_run_opens(tmp_path: Path
     assert (stdin, stderr) == ("/dev/null", "/dev/null")
     assert stdout != "/dev/null"  # left as it was: the capture pipe
     assert second == "True True True"
+
+
+def test_status_with_stdout_closed_imports_pyicloud_cleanly(tmp_path: Path) -> None:
+    """``status >&-``: fd 1 gets /dev/null, and ``sys.stdout`` (None, as
+    Python found it) a stream too: pyicloud asks ``sys.stdout.isatty()`` as
+    it is imported, which failed the run as an internal error."""
+    ws = make_workspace(tmp_path, removal=False)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
+    assert _cli(ws.config, "apply", "--yes", closed=()).returncode == 0
+    r = _cli(ws.config, "status", closed=(1,))
+    assert (r.returncode, r.stderr) == (0, "")
