@@ -256,9 +256,12 @@ def _fill_closed_descriptors() -> None:
     # Python found them closed at its start and made them None; a library
     # that asks ``sys.stdout.isatty()`` as it is imported (pyicloud does)
     # would fail the run: they read and write nowhere instead.
-    for name, mode in (("stdin", "r"), ("stdout", "w"), ("stderr", "w")):
-        if getattr(sys, name) is None:
-            setattr(sys, name, open(os.devnull, mode))  # noqa: SIM115 (for the process)
+    if sys.stdin is None:
+        sys.stdin = open(os.devnull)  # noqa: SIM115 (the process's own, for its life)
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
 
 
 _INTERRUPTED = "interrupted; what was done is kept, run again to continue"

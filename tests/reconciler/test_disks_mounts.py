@@ -19,7 +19,6 @@ root, as the repository's other mount tests are (CI runs them as root)."""
 from __future__ import annotations
 
 import json
-
 import os
 import shutil
 import subprocess
