@@ -37,7 +37,7 @@ import hashlib
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -192,6 +192,9 @@ class Applier:
         self.renditions = {
             lf.sha256: lf for lf in world.library.files if lf.sha256 != lf.original_sha256
         }
+        #: a file made by encoding, now or earlier -> its original (what the
+        #: sources were known to hold; every one once a download is to run)
+        self.made: Mapping[str, str] = world.renditions
         self.copies: dict[str, dict[str, FileCopy]] = {
             t.target_id: t.index() for t in world.targets if t.available
         }
@@ -246,6 +249,11 @@ class Applier:
         stages: dict[type[Action], list[Action]] = {}
         for a in plan.actions:
             stages.setdefault(type(a), []).append(a)
+        if stages.get(DownloadAsset):
+            # A download's bytes are known only once fetched, in a worker
+            # thread that may not touch the state DB: every file ever made
+            # by encoding, read here (a run that downloads, not a no-op).
+            self.made = self.db.renditions()
         try:
             for kind in (DownloadAsset, CopyToLibrary, CopyToTarget, WriteSidecar, EncodeForTier):
                 actions = stages.get(kind, [])
@@ -503,16 +511,27 @@ class Applier:
         if sha in self.library:
             tmp.unlink(missing_ok=True)
             return "changed", f"downloaded; same content as {self.library[sha].path}", fx
-        if sha in self.renditions:
+        kept = self._rendition(sha)
+        if kept is not None:
             # A library file made by encoding, uploaded back to iCloud (an
             # AirDrop to the phone): adopted, it would land on that very file
-            # and be recorded as an original there, to be encoded again.
+            # and be recorded as an original there, to be encoded again. An
+            # earlier encoding of it (made for a lighter tier) would become a
+            # second original of the photo, compressed again.
             tmp.unlink(missing_ok=True)
-            kept = self.renditions[sha]
-            return "changed", f"downloaded; the library's own {kept.path}, kept as it is", fx
+            what = "the library's own" if kept.sha256 == sha else "an earlier encoding of"
+            return "changed", f"downloaded; {what} {kept.path}, kept as it is", fx
         copy = lib.adopt(tmp, rel, sha)
         fx.lineage.append(rows.original_row(copy, a.captured_at))
         return "changed", f"downloaded to {copy.path}", fx
+
+    def _rendition(self, sha: str) -> LibraryFile | None:
+        """The library file these bytes were made for by encoding, now or
+        earlier (as the planner's ``_rendition``)."""
+        kept = self.renditions.get(sha)
+        if kept is None and sha in self.made:
+            kept = self.library.get(self.made[sha])
+        return kept
 
     def _copy_to_library(self, a: CopyToLibrary) -> tuple[str, str, _Effects]:
         if a.sha256 in self.library:

@@ -211,6 +211,11 @@ class World:
     tombstones: Mapping[tuple[str, str], frozenset[str]] = attrs.field(factory=dict)
     #: Originals whose item the tool removed from a source (from tombstones).
     removed_sha256: frozenset[str] = frozenset()
+    #: Content the sources hold that the tool made by encoding (SHA-256) ->
+    #: the original it was made from: a library file's current bytes, or a
+    #: copy made for a tier the item has since left. Only content that is no
+    #: original in the library is looked up.
+    renditions: Mapping[str, str] = attrs.field(factory=dict)
 
 
 # ---------------------------------------------------------------- actions

@@ -404,7 +404,27 @@ def observe(
         settled=db.settled(),
         tombstones=db.tombstones(),
         removed_sha256=db.tombstoned_sha256(),
+        renditions=db.renditions(_not_originals(sources, known, library)),
     )
+
+
+def _not_originals(
+    sources: tuple[SourceState, ...], known: Mapping[Key, str], library: LibraryState
+) -> set[str]:
+    """The SHA-256s sources hold that are no original in the library: only
+    these can be a file the tool made by encoding, come back (the planner's
+    ``_rendition``). A converged run has none, and reads no rendition."""
+    found: set[str] = set()
+    for source in sources:
+        sid = source.source_id
+        for item in source.items:
+            for f in item.files:
+                sha = f.sha256 or known.get((sid, item.key, f.ref))
+                if sha is not None:
+                    found.add(sha)
+    if found:  # (an emptied source asks nothing of the library)
+        found.difference_update(map(itemgetter(2), library.files))  # original_sha256
+    return found
 
 
 def _source(

@@ -364,33 +364,44 @@ class _Planner:
         return sha
 
     def _rendition(self, sha: str) -> LibraryFile | None:
-        """The library file whose current bytes these are, when it was made
-        from another original (an encoded file): asked only of content not
-        in the library as an original, so a converged run builds nothing."""
+        """The library file these bytes were made for by encoding: its
+        current bytes, or an earlier encoding of it (made for a tier the
+        item has since left, remembered by the state DB). Asked only of
+        content not in the library as an original, so a converged run builds
+        nothing. An earlier encoding whose original the library no longer
+        holds is left to be an original: nothing else keeps that item."""
         if self.renditions is None:
             self.renditions = {
                 lf.sha256: lf for lf in self.world.library.files if lf.sha256 != lf.original_sha256
             }
-        return self.renditions.get(sha)
+        kept = self.renditions.get(sha)
+        if kept is None and sha in self.world.renditions:
+            kept = self.library.get(self.world.renditions[sha])
+        return kept
 
     def _brought_back(
         self, sha: str, f: MediaFile, item: SourceItem, subject: str, kept: LibraryFile
     ) -> None:
         """A library file made by encoding, found in a source again (a person
-        re-importing from the library, a phone that synced it): it is that
-        library file's content, not a new original. Copying it into the
-        library would land on the very file it came from (the same bytes at
-        the same name) and make it an original there; encoding it would
-        compress it twice, and race the encode of its true original onto
-        one library file. So it goes nowhere in the library, is never
+        re-importing from the library, a phone that synced it), or an
+        earlier encoding of it (a copy made while the item was in a lighter
+        tier): it is that library file's content, not a new original.
+        Copying it into the library would land on the very file it came
+        from (the same bytes at the same name) and make it an original
+        there, or beside it as a second original of one photo; encoding it
+        would compress it twice, and race the encode of its true original
+        onto one library file. So it goes nowhere in the library, is never
         encoded, and is archived as it is (its item leaves the source only
         once its own bytes have their copies). Its original lives on as the
         library's item, planned from the library."""
+        earlier = kept.sha256 != sha
+        what = "an earlier encoding of the library's own" if earlier else "the library's own"
+        tier = f"now tier {kept.tier}" if earlier else f"tier {kept.tier}"
         self._note(
             "skipped",
             subject,
-            f"the library's own {kept.path} (tier {kept.tier}, made from original "
-            f"{kept.original_sha256[:10]}): archived as it is, never compressed twice",
+            f"{what} {kept.path} ({tier}, made from original {kept.original_sha256[:10]}): "
+            "archived as it is, never compressed twice",
         )
         self._targets(sha, None, sha, f, item, subject, ())
 

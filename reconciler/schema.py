@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the database object is handed in; sqlite-utils is loaded by state
     import sqlite_utils
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -258,6 +258,24 @@ def _migrate_tree_listings(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migrate_renditions(db: sqlite_utils.Database) -> None:
+    """Every file the tool ever made by encoding, by its own SHA-256, with
+    the original it was made from: the library's ``library`` rows say only
+    what each file is now, and a copy made for an earlier tier (synced to a
+    phone, then back) must still be known as the library's own content.
+    Rows are never deleted. Filled from the library rows already kept, so
+    an older database knows the renditions its library holds now."""
+    db.execute(
+        "create table if not exists renditions (sha256 text primary key, "
+        "original_sha256 text not null, tier text not null, made_at text) without rowid"
+    )
+    db.execute(
+        "insert or ignore into renditions (sha256, original_sha256, tier, made_at) "
+        "select sha256, original_sha256, tier, null from library "
+        "where sha256 != original_sha256"
+    )
+
+
 #: A hash-cache row written or deleted under a tree makes the tree's listing
 #: stale (``tree_listing``): it is read only while exact.
 _LISTING_STALE = (
@@ -305,4 +323,5 @@ MIGRATIONS = {
     10: _migrate_tree_listings,
     11: _migrate_library_clustered,
     12: _migrate_source_fingerprint,
+    13: _migrate_renditions,
 }

@@ -423,12 +423,39 @@ class StateDB:
             for row in rows
         }
         if latest:
+            now = _now()
+            made = [
+                (row.sha256, row.original_sha256, row.tier, now)
+                for row in latest.values()
+                if row.sha256 != row.original_sha256
+            ]
             with self.transaction():
                 self.db.conn.executemany(
                     f"insert or replace into library ({', '.join(LineageRow._fields)}) "
                     f"values ({', '.join('?' * len(LineageRow._fields))})",
                     latest.values(),
                 )
+                # A file made by encoding stays known by its bytes after the
+                # library file is encoded again (``renditions``); the first
+                # record of those bytes is kept.
+                self.db.conn.executemany(
+                    "insert or ignore into renditions (sha256, original_sha256, tier, made_at) "
+                    "values (?, ?, ?, ?)",
+                    made,
+                )
+
+    def renditions(self, shas: Iterable[str] | None = None) -> dict[str, str]:
+        """Files the tool made by encoding, now or earlier: their SHA-256 ->
+        the original's. Only those of ``shas`` (None: every one): a large
+        library's history is never read whole on a run that needs none of it."""
+        sql = "select sha256, original_sha256 from renditions"
+        if shas is None:
+            return dict(self.db.conn.execute(sql))
+        found: dict[str, str] = {}
+        for chunk in _chunks(sorted(set(shas))):
+            marks = ", ".join("?" * len(chunk))
+            found.update(self.db.conn.execute(f"{sql} where sha256 in ({marks})", chunk))
+        return found
 
     def settled(self) -> dict[tuple[str, str], str]:
         rows = self.db.query("select original_sha256, tier, reason from settled")
