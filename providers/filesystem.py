@@ -144,6 +144,10 @@ class Fences(dict[tuple[int, int], str]):
     alone would stop the walk of the place itself at that very folder; the
     id of the mount the walk reached it through tells the two ways in
     apart, and is looked up only for a folder whose identity matches.
+    ``files``: the same for single files mounted so (a library photo
+    bind-mounted inside a target), by the identity of the folder holding
+    the mount point, then by name: the mount's id and what it shows;
+    looked up once per folder, and a name only in a folder that has one.
 
     A dict, so that a plain mapping of places' folders still does (tests,
     ``places.fences``'s other callers), and sent as one to the helper
@@ -153,12 +157,35 @@ class Fences(dict[tuple[int, int], str]):
         self,
         folders: Mapping[tuple[int, int], str] | None = None,
         mounts: Mapping[tuple[int, int], Mapping[int, str]] | None = None,
+        files: Mapping[tuple[int, int], Mapping[str, tuple[int, str]]] | None = None,
     ) -> None:
         super().__init__(folders or {})
         self.mounts = {identity: dict(by_id) for identity, by_id in (mounts or {}).items()}
+        self.files = {identity: dict(by_name) for identity, by_name in (files or {}).items()}
 
     def __bool__(self) -> bool:
-        return bool(len(self) or self.mounts)
+        return bool(len(self) or self.mounts or getattr(self, "files", None))
+
+
+def _refuse_mounted_file(
+    folder: int, name: str, path: str, shown: tuple[int, str], top: str
+) -> None:
+    """``name`` in ``folder`` is a mount point of a file inside a place
+    (``Fences.files``), if reached through that very mount: then the walk
+    of ``top`` ends (``NestedPlaceError``)."""
+    try:
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+    except OSError:
+        return  # gone since listed: not there to be listed either
+    try:
+        mount = mount_of(fd)
+    finally:
+        os.close(fd)
+    if mount == shown[0]:
+        raise NestedPlaceError(
+            f"{path} is {shown[1]}: sources, library, targets and state must not contain "
+            f"one another, so {top} is not listed"
+        )
 
 
 def scan_tree(
@@ -204,6 +231,7 @@ def scan_tree(
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
     new = tuple.__new__
     mounts = getattr(fences, "mounts", None)
+    files = getattr(fences, "files", None)
     while stack:
         folder, prefix, odd = stack.pop()
         try:
@@ -219,7 +247,11 @@ def scan_tree(
         # name measured.
         used = len(os.fsencode(folder))
         deep, named = used + _NAME_MAX >= _PATH_MAX, False
+        mounted: Mapping[str, tuple[int, str]] | None = None
         try:
+            if files:
+                st = os.fstat(fd)
+                mounted = files.get((st.st_dev, st.st_ino))
             if fences and prefix:
                 st = os.fstat(fd)
                 place = fences.get((st.st_dev, st.st_ino))
@@ -233,7 +265,7 @@ def scan_tree(
                 what = showing.get(mount_of(fd) or -1) if showing else None
                 if what is not None:
                     raise NestedPlaceError(
-                        f"{folder} is a mount of {what}: sources, library, targets and state "
+                        f"{folder} is {what}: sources, library, targets and state "
                         f"must not contain one another, so {top} is not listed"
                     )
             with os.scandir(fd) as it:
@@ -251,6 +283,8 @@ def scan_tree(
                     elif links is not None and entry.is_symlink():
                         links.append(shown(prefix + name))
                     elif entry.is_file(follow_symlinks=False):
+                        if mounted is not None and name in mounted:
+                            _refuse_mounted_file(fd, name, folder + name, mounted[name], top)
                         if deep and used + len(os.fsencode(name)) >= _PATH_MAX:
                             if undecodable is not None and not named:
                                 undecodable.append(shown(prefix or "./"))

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import attrs
 
-from providers.base import ConfirmingStore, Location, Mount, Store, disk_of, locate, mount_table
+from providers.base import ConfirmingStore, Location, Mount, Store, locate, mount_table
 from reconciler import sidecar
 from reconciler.config import DesiredState, places, same_disk_ok
 from reconciler.config import FolderSource as FolderSourceConfig
@@ -74,21 +74,79 @@ class SourceSide:
 @attrs.frozen(kw_only=True)
 class Disks:
     """The disks and places, looked at now, that each copy is judged by on
-    its own (its own file's disk, not its target's root's): ``library``, the
-    library's disk (a copy there is no backup, unless its target says
-    ``same_disk_ok``); ``places``, the library's and the folder sources'
-    folders by key, where no copy is a backup whatever its target says (a
-    bind mount shows their files inside a target); ``table``, the mount
-    table they were located through (``providers.base.locate``)."""
+    its own (its own file's disk, not its target's root's: ``judge``):
+    ``library``, the library's disk (a copy there is no backup, unless its
+    target says ``same_disk_ok``); ``places``, the library's and the folder
+    sources' folders by key, where no copy is a backup whatever its target
+    says (a bind mount shows their files inside a target); ``roots``, the
+    mount each target's root is reached through (``Location.mount``);
+    ``table``, the mount table they were located through
+    (``providers.base.locate``)."""
 
     library: int | None
     places: Mapping[str, Location] = attrs.field(factory=dict)
     same_disk_ok: frozenset[str] = frozenset()
+    roots: Mapping[str, int | None] = attrs.field(factory=dict)
     table: Mapping[int, Mount] = attrs.field(factory=dict)
+    #: each overlay's layers where they are, by mount id: looked at once a check
+    _layers: dict[int, tuple[Location, ...] | None] = attrs.field(factory=dict, init=False)
 
     def place_of(self, location: Location) -> str | None:
         """The key of the place ``location`` lies in, if any."""
         return next((k for k, p in self.places.items() if location.within(p)), None)
+
+    def judge(self, store_id: str, where: Location) -> tuple[int | None, str]:
+        """The disk a copy of ``store_id`` whose file is at ``where`` counts
+        on, and "" ; or (None, why it is no backup at all).
+
+        Through an overlay (``Mount.layers``) the file may be any layer's:
+        none counts when a layer lies in, or holds, the library or a source
+        (their own files would pass for the target's copies), nor when the
+        layers are on several disks (which one holds it is not known).
+        Through a union whose layers the table does not name (a mergerfs or
+        bindfs mount), a copy counts as before on that mount's own number
+        only when the target's root itself lies on it (a pool the person
+        chose as the target); one mounted below the target's root could be
+        showing anything (the library's folder), and counts for nothing."""
+        place = self.place_of(where)
+        if place is not None:
+            return None, f"its file is in {place}, {THROUGH_A_MOUNT}"
+        mount = self.table.get(where.mount) if where.mount is not None else None
+        shown = mount.layers() if mount is not None else ()
+        if mount is None or shown == ():
+            return where.device, ""
+        layers = self._located(mount, shown)
+        if layers is None:
+            if self.roots.get(store_id) == mount.id:
+                return where.device, ""
+            return None, (
+                f"its file is reached through a {mount.fstype} mount at {mount.point}, "
+                "whose folders the mount table does not name"
+            )
+        for layer in layers:
+            place = next((k for k, p in self.places.items() if layer.overlaps(p)), None)
+            if place is not None:
+                return None, (
+                    f"its file may be in {place}: it is reached through an overlay at "
+                    f"{mount.point} that shows {place}'s files"
+                )
+        devices = {layer.device for layer in layers}
+        if len(devices) > 1:
+            return None, (
+                f"its file is reached through an overlay at {mount.point} of folders on "
+                f"{len(devices)} disks, any of which may hold it"
+            )
+        return devices.pop(), ""
+
+    def _located(self, mount: Mount, shown: tuple[str, ...] | None) -> tuple[Location, ...] | None:
+        """Where each of an overlay's layers is; None when one cannot be
+        looked at (its path is not there in this process's view)."""
+        if mount.id not in self._layers:
+            found = [locate(layer, self.table) for layer in shown or ()]
+            self._layers[mount.id] = (
+                tuple(f for f in found if f is not None) if shown and None not in found else None
+            )
+        return self._layers[mount.id]
 
 
 #: on_mismatch(store, copy): a copy that no longer hashes to its sha256.
@@ -140,9 +198,11 @@ def check_removal(
                 continue
             local = path is not None and not isinstance(store, ConfirmingStore)
             where = locate(path, disks.table) if disks is not None and local and path else None
-            place = disks.place_of(where) if disks is not None and where is not None else None
-            if place is not None:
-                aliased.append(f"{store_id} (its file is in {place}, {THROUGH_A_MOUNT})")
+            device, why_not = (None, "")
+            if disks is not None and where is not None:
+                device, why_not = disks.judge(store_id, where)
+            if why_not:
+                aliased.append(f"{store_id} ({why_not})")
                 continue
             if store_id not in available:
                 available[store_id] = _usable(store)
@@ -164,7 +224,7 @@ def check_removal(
                 # may show another disk's files (the library's) there
                 mine[store_id] = group_of(
                     store_id,
-                    where.device,
+                    device,
                     library=disks.library,
                     same_disk_ok=disks.same_disk_ok,
                 )
@@ -186,6 +246,12 @@ def check_removal(
             raise GateRefused(f"{why}; kept", unavailable=count_backups(good + away, mine) >= need)
         shas.append(sha)
     return shas
+
+
+def _root(store: Store) -> Path | None:
+    """A store's root folder on this machine; None for the phone, whose
+    copies are on the phone whatever its outbox here is."""
+    return None if isinstance(store, ConfirmingStore) else store.local_path(".")
 
 
 def _identities(paths: Sequence[Path]) -> set[tuple[int, int]]:
@@ -260,6 +326,9 @@ class RemovalGate:
     copies: dict[str, dict[str, FileCopy]]
     #: conduit id -> originals it confirmed (count_as_copy), read on first use
     _conduit_confirmed: dict[str, frozenset[str]] = attrs.field(factory=dict, init=False)
+    #: each target's root folder here (None: the phone's), and the library's
+    #: (key ""): the same paths all run, looked at anew by each check
+    _roots: dict[str, Path | None] = attrs.field(factory=dict, init=False)
 
     def check(self, a: RemoveFromSource) -> list[str]:
         """The SHA-256s proven archived, or ``GateRefused``: the item stays."""
@@ -272,7 +341,7 @@ class RemovalGate:
             # Its metadata leaves with it: the current sidecar must be archived too.
             files.append((sidecar.name_for(item), sidecar.digest(item, shas)))
         # Looked at once per removal, now: the item's own files and the disks.
-        side, groups, disks = self.source_side(a), self._backup_groups(), self._disks()
+        side, (groups, disks) = self.source_side(a), self._disks()
         proven: list[str] = []
         for name, sha in files:
             proven += self._proven(name, sha, side, groups, disks)
@@ -285,7 +354,7 @@ class RemovalGate:
         targets hold the only original bytes. Safe on a worker thread once
         ``prepare`` ran: it reads no state; a copy found wrong goes to
         ``on_mismatch``, for the caller to ``forget_copy`` on its own."""
-        self._proven(name, sha, SourceSide(), self._backup_groups(), self._disks(), on_mismatch)
+        self._proven(name, sha, SourceSide(), *self._disks(), on_mismatch)
 
     def prepare(self) -> None:
         """Read, on this thread, what ``archived`` would read from the state
@@ -341,18 +410,28 @@ class RemovalGate:
             )
         return bool(sha) and sha in self._conduit_confirmed[target_id]
 
-    def _backup_groups(self) -> dict[str, str | None]:
-        """Which targets are independent disks, looked at now, not as observed."""
-        return backup_groups(
-            {tid: disk_of(store) for tid, store in self.conn.targets.items()},
-            library=disk_of(self.conn.library),
-            same_disk_ok=same_disk_ok(self.desired),
-        )
-
-    def _disks(self) -> Disks:
-        """The library's disk, and the library's and folder sources' folders
-        where they really are (through any mount), looked at now."""
+    def _disks(self) -> tuple[Groups, Disks]:
+        """Which targets are independent disks, by their roots, and the
+        library's disk and the library's and folder sources' folders where
+        they really are (through any mount), by which each copy is judged
+        on its own: looked at now, not as observed, through one reading of
+        the mount table (a removal's check reads it once)."""
+        if not self._roots:
+            self._roots = {tid: _root(store) for tid, store in self.conn.targets.items()}
+            self._roots[""] = _root(self.conn.library)
         table = mount_table()
+        ok = same_disk_ok(self.desired)
+        roots = {
+            tid: locate(path, table) if path is not None else None
+            for tid, path in self._roots.items()
+            if tid
+        }
+        library_root = locate(path, table) if (path := self._roots[""]) is not None else None
+        groups = backup_groups(
+            {tid: root.device if root is not None else None for tid, root in roots.items()},
+            library=library_root.device if library_root is not None else None,
+            same_disk_ok=ok,
+        )
         found = {
             key: where
             for key, path in places(self.desired)
@@ -360,12 +439,14 @@ class RemovalGate:
             if (where := locate(path, table)) is not None
         }
         library = found.get("library.path")
-        return Disks(
+        disks = Disks(
             library=library.device if library is not None else None,
             places=found,
-            same_disk_ok=same_disk_ok(self.desired),
+            same_disk_ok=ok,
+            roots={tid: root.mount for tid, root in roots.items() if root is not None},
             table=table,
         )
+        return groups, disks
 
     def source_side(self, a: RemoveFromSource) -> SourceSide:
         """The item's own files and folder, which never count as its copies."""

@@ -24,12 +24,13 @@ them too (``Fences``).
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import attrs
 
 from providers import base
-from providers.base import Location, Mount, locate, mount_table
+from providers.base import Location, Mount, locate, mount_of, mount_table
 from providers.filesystem import Fences
 from reconciler import config
 from reconciler.errors import ConfigError
@@ -58,17 +59,24 @@ def fences(desired: config.DesiredState) -> Fences:
     if problems:
         raise ConfigError(problems)
     mounts: dict[tuple[int, int], dict[int, str]] = {}
+    files: dict[tuple[int, int], dict[str, tuple[int, str]]] = {}
     for alias in shown_below(desired):
-        mounts.setdefault(alias.identity, {})[alias.mount] = alias.what
-    return Fences({identity: key for identity, (key, _) in found.items()}, mounts)
+        if alias.folder:
+            mounts.setdefault(alias.identity, {})[alias.mount] = alias.what
+        elif (holder := identity(alias.at.parent)) is not None:
+            files.setdefault(holder, {})[alias.at.name] = (alias.mount, alias.what)
+    return Fences({identity: key for identity, (key, _) in found.items()}, mounts, files)
 
 
 @attrs.frozen(kw_only=True)
 class Alias:
     """A mount at ``at``, below the configured place ``walked``, that shows
     a part of the place ``key`` (its folder ``root``): a walk of ``walked``
-    would list that place's files as its own.
-    ``identity`` is the folder shown at ``at``, ``mount`` the mount's id."""
+    would list that place's files as its own. ``folder``: it shows a
+    folder (else a single file); ``overlay``: it shows it merged with
+    others (an overlayfs one of whose layers is in, or holds, ``key``).
+    ``identity`` is the folder or file shown at ``at``, ``mount`` the
+    mount's id."""
 
     at: Path
     walked: str
@@ -76,21 +84,29 @@ class Alias:
     root: Path
     identity: tuple[int, int]
     mount: int
+    folder: bool = True
+    overlay: bool = False
 
     @property
     def what(self) -> str:
-        return f"a folder inside {self.key} ({self.root})"
+        """What the mount is, said after "``at`` is ": it names ``key``."""
+        if self.overlay:
+            return f"an overlay showing files of {self.key} ({self.root})"
+        kind = "folder" if self.folder else "file"
+        return f"a mount of a {kind} inside {self.key} ({self.root})"
 
 
 def shown_below(desired: config.DesiredState) -> list[Alias]:
-    """Every mount below a configured place's folder whose folder (where
-    it really is: ``locate``) lies inside another place's, or inside the
-    same place's at a second path. (One that shows a place's whole folder,
-    or a folder holding it, is met by the place's identity: ``fences``,
-    ``held``.) A folder
-    mounted over itself (``mount --bind X X``) shows nothing new, and a
-    mount a place itself lies in is the way to it, not an alias. Only the
-    mounts found so are stat'ed (a dead share elsewhere is never touched)."""
+    """Every mount below a configured place's folder whose folder or file
+    (where it really is: ``locate``) lies inside another place's, or inside
+    the same place's at a second path; and every overlay there one of whose
+    layers lies in or holds a place. (One that shows a place's whole
+    folder, or a folder holding it, is met by the place's identity:
+    ``fences``, ``held``.) A folder mounted over itself (``mount --bind X
+    X``) shows nothing new, a mount a place itself lies in is the way to
+    it, not an alias, and a mount hidden under another mounted on the same
+    point (or above it) is reached by no walk. Only the mounts found so are
+    looked at (a dead share elsewhere is never touched)."""
     table = mount_table()
     if not table:
         return []
@@ -106,17 +122,58 @@ def shown_below(desired: config.DesiredState) -> list[Alias]:
         walked = next((key for key, root, _ in located if root in at.parents), None)
         if walked is None or _over_itself(mount, table):
             continue  # no walk crosses it, or it shows what was there anyway
-        shows = Location(mount.device, mount.root)
+        layers = _layers(mount, table)
+        shows = [Location(mount.device, mount.root)] if layers is None else layers
         for key, root, where in located:
-            if at == root or at in root.parents or shows == where or not shows.within(where):
-                continue  # one showing a place's whole folder, or around it: ``held``
-            shown = identity(at)
-            if shown is not None:
+            if at == root or at in root.parents:
+                continue  # the way to the place, or around it: ``held``
+            if layers is None and (shows[0] == where or not shows[0].within(where)):
+                continue  # one showing a place's whole folder: ``held``
+            if layers is not None and not any(layer.overlaps(where) for layer in layers):
+                continue
+            reached = _reached(at)
+            if reached is not None and reached[0] in (mount.id, None):
                 found.append(
-                    Alias(at=at, walked=walked, key=key, root=root, identity=shown, mount=mount.id)
+                    Alias(
+                        at=at,
+                        walked=walked,
+                        key=key,
+                        root=root,
+                        identity=reached[1],
+                        mount=mount.id,
+                        folder=reached[2],
+                        overlay=layers is not None,
+                    )
                 )
             break
     return found
+
+
+def _layers(mount: Mount, table: dict[int, Mount]) -> list[Location] | None:
+    """Where the folders an overlay shows are (``Mount.layers``), those
+    that can be looked at; None for a mount that shows only its own
+    filesystem's folder (or folders the table does not name)."""
+    shown = mount.layers()
+    if not shown:
+        return None
+    return [where for layer in shown if (where := locate(layer, table)) is not None]
+
+
+def _reached(at: Path) -> tuple[int | None, tuple[int, int], bool] | None:
+    """What a walk meets at the mount point ``at``: the id of the mount it
+    reaches there (the topmost: one mounted over another hides it; None
+    where the kernel does not say), the folder's or file's identity, and
+    whether it is a folder. None if it cannot be looked at."""
+    try:
+        fd = os.open(at, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        mount = mount_of(fd)
+    finally:
+        os.close(fd)
+    return mount, (st.st_dev, st.st_ino), stat.S_ISDIR(st.st_mode)
 
 
 def _over_itself(mount: Mount, table: dict[int, Mount]) -> bool:

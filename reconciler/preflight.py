@@ -150,17 +150,19 @@ def _held(desired: config.DesiredState) -> list[Check]:
                 )
             )
     # A mount showing only a part of another place (a NAS's year folder
-    # bind-mounted inside the import folder) holds no place's folder.
+    # bind-mounted inside the import folder, a library photo inside a
+    # target, an overlay over a library folder) holds no place's folder.
     for alias in places.shown_below(desired):
         walk = (
             ""
             if alias.walked == "state.dir"
             else f"; its walk stops there: plan finds {alias.walked} unavailable"
         )
+        listed = "its files would be" if alias.folder else "it would be"
         checks.append(
             _fail(
                 alias.walked,
-                f"{alias.at} is a mount of {alias.what}{walk}; its files would be listed as "
+                f"{alias.at} is {alias.what}{walk}; {listed} listed as "
                 f"{alias.walked}'s own: unmount it, or mount it outside the configured folders",
             )
         )
