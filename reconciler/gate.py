@@ -35,19 +35,17 @@ from pathlib import Path
 
 import attrs
 
-from providers.base import ConfirmingStore, Location, Mount, Store, locate, mount_table
+from providers.base import ConfirmingStore, Store, locate, mount_table
 from reconciler import sidecar
-from reconciler.config import DesiredState, places, same_disk_ok
+from reconciler.config import DesiredState, same_disk_ok
 from reconciler.config import FolderSource as FolderSourceConfig
 from reconciler.config import SyncthingTarget as SyncthingTargetConfig
 from reconciler.connect import Connected
+from reconciler.disks import Disks, disks_now
 from reconciler.errors import ProviderError, SafetyError
 from reconciler.independence import Groups, backup_groups, count_backups, group_of
 from reconciler.model import FileCopy, RemoveFromSource, SourceItem
 from reconciler.state import StateDB
-
-#: How a copy met inside another place by its real location is named.
-THROUGH_A_MOUNT = "reached through a mount"
 
 
 class GateRefused(SafetyError):
@@ -69,84 +67,6 @@ class SourceSide:
 
     files: Sequence[Path] = ()
     root: Path | None = None
-
-
-@attrs.frozen(kw_only=True)
-class Disks:
-    """The disks and places, looked at now, that each copy is judged by on
-    its own (its own file's disk, not its target's root's: ``judge``):
-    ``library``, the library's disk (a copy there is no backup, unless its
-    target says ``same_disk_ok``); ``places``, the library's and the folder
-    sources' folders by key, where no copy is a backup whatever its target
-    says (a bind mount shows their files inside a target); ``roots``, the
-    mount each target's root is reached through (``Location.mount``);
-    ``table``, the mount table they were located through
-    (``providers.base.locate``)."""
-
-    library: int | None
-    places: Mapping[str, Location] = attrs.field(factory=dict)
-    same_disk_ok: frozenset[str] = frozenset()
-    roots: Mapping[str, int | None] = attrs.field(factory=dict)
-    table: Mapping[int, Mount] = attrs.field(factory=dict)
-    #: each overlay's layers where they are, by mount id: looked at once a check
-    _layers: dict[int, tuple[Location, ...] | None] = attrs.field(factory=dict, init=False)
-
-    def place_of(self, location: Location) -> str | None:
-        """The key of the place ``location`` lies in, if any."""
-        return next((k for k, p in self.places.items() if location.within(p)), None)
-
-    def judge(self, store_id: str, where: Location) -> tuple[int | None, str]:
-        """The disk a copy of ``store_id`` whose file is at ``where`` counts
-        on, and "" ; or (None, why it is no backup at all).
-
-        Through an overlay (``Mount.layers``) the file may be any layer's:
-        none counts when a layer lies in, or holds, the library or a source
-        (their own files would pass for the target's copies), nor when the
-        layers are on several disks (which one holds it is not known).
-        Through a union whose layers the table does not name (a mergerfs or
-        bindfs mount), a copy counts as before on that mount's own number
-        only when the target's root itself lies on it (a pool the person
-        chose as the target); one mounted below the target's root could be
-        showing anything (the library's folder), and counts for nothing."""
-        place = self.place_of(where)
-        if place is not None:
-            return None, f"its file is in {place}, {THROUGH_A_MOUNT}"
-        mount = self.table.get(where.mount) if where.mount is not None else None
-        shown = mount.layers() if mount is not None else ()
-        if mount is None or shown == ():
-            return where.device, ""
-        layers = self._located(mount, shown)
-        if layers is None:
-            if self.roots.get(store_id) == mount.id:
-                return where.device, ""
-            return None, (
-                f"its file is reached through a {mount.fstype} mount at {mount.point}, "
-                "whose folders the mount table does not name"
-            )
-        for layer in layers:
-            place = next((k for k, p in self.places.items() if layer.overlaps(p)), None)
-            if place is not None:
-                return None, (
-                    f"its file may be in {place}: it is reached through an overlay at "
-                    f"{mount.point} that shows {place}'s files"
-                )
-        devices = {layer.device for layer in layers}
-        if len(devices) > 1:
-            return None, (
-                f"its file is reached through an overlay at {mount.point} of folders on "
-                f"{len(devices)} disks, any of which may hold it"
-            )
-        return devices.pop(), ""
-
-    def _located(self, mount: Mount, shown: tuple[str, ...] | None) -> tuple[Location, ...] | None:
-        """Where each of an overlay's layers is; None when one cannot be
-        looked at (its path is not there in this process's view)."""
-        if mount.id not in self._layers:
-            found = [locate(layer, self.table) for layer in shown or ()]
-            self._layers[mount.id] = (
-                tuple(f for f in found if f is not None) if shown and None not in found else None
-            )
-        return self._layers[mount.id]
 
 
 #: on_mismatch(store, copy): a copy that no longer hashes to its sha256.
@@ -432,21 +352,7 @@ class RemovalGate:
             library=library_root.device if library_root is not None else None,
             same_disk_ok=ok,
         )
-        found = {
-            key: where
-            for key, path in places(self.desired)
-            if key == "library.path" or key.startswith("sources.")
-            if (where := locate(path, table)) is not None
-        }
-        library = found.get("library.path")
-        disks = Disks(
-            library=library.device if library is not None else None,
-            places=found,
-            same_disk_ok=ok,
-            roots={tid: root.mount for tid, root in roots.items() if root is not None},
-            table=table,
-        )
-        return groups, disks
+        return groups, disks_now(self.desired, table, roots)
 
     def source_side(self, a: RemoveFromSource) -> SourceSide:
         """The item's own files and folder, which never count as its copies."""

@@ -145,6 +145,12 @@ class TargetState:
     problem: str = ""
     #: The filesystem (st_dev) its copies live on; None: on another device.
     device: int | None = None
+    #: The copies reached through a mount below its root (a folder of
+    #: another disk mounted inside the target, an overlay, a union pool), by
+    #: SHA-256: the disk each counts on, as the removal gate judges its own
+    #: file's (``reconciler.disks``), or (None, why it is no backup at all).
+    #: Every other copy counts on ``device``.
+    elsewhere: Mapping[str, tuple[int | None, str]] = attrs.field(factory=dict)
     #: False when the device could not prove, this run, that it receives
     #: files (the phone's canary did not arrive): its copies are still
     #: known (not sent again) but none of them counts for a removal.

@@ -39,17 +39,22 @@ from providers.base import (
     ConfirmingStore,
     Hashed,
     HashedColumns,
+    Location,
+    Mount,
     RemembersListing,
     ScanEntry,
     Source,
     Store,
     WalksLocally,
     disk_of,
+    mount_table,
+    root_of,
 )
 from providers.filesystem import scan_tree
 from reconciler import media, places, sidecar, tree_listing, walk_ahead
 from reconciler.config import DesiredState, SyncthingTarget, TargetConfig
 from reconciler.connect import Connected
+from reconciler.disks import Disks, disks_now
 from reconciler.errors import LoginRequiredError, MediaError, ProviderError
 from reconciler.hashing import HASH_CHUNK, read_file, sha256_file
 from reconciler.layout import date_from_path
@@ -385,8 +390,9 @@ def observe(
             for sid, src in conn.sources.items()
         )
         library = _library(conn, hasher, db)
+        disks = _disks(desired, conn)
         targets = tuple(
-            _target(tid, store, hasher, db, desired.targets.get(tid), now)
+            _target(tid, store, hasher, db, desired.targets.get(tid), now, disks)
             for tid, store in conn.targets.items()
         )
     finally:
@@ -461,6 +467,7 @@ def _target(
     db: StateDB,
     cfg: TargetConfig | None,
     now: datetime,
+    disks: Disks,
 ) -> TargetState:
     avail = store.availability()
     if not avail.available:
@@ -474,8 +481,14 @@ def _target(
             target_id=tid, kind=store.kind, available=False, problem=f"listing failed: {e}"
         )
     if not isinstance(store, ConfirmingStore):
+        device, elsewhere = _judged(tid, store, copies, disks)
         return TargetState(
-            target_id=tid, kind=store.kind, available=True, copies=copies, device=disk_of(store)
+            target_id=tid,
+            kind=store.kind,
+            available=True,
+            copies=copies,
+            device=device,
+            elsewhere=elsewhere,
         )
     try:
         if isinstance(cfg, SyncthingTarget) and cfg.role == "conduit":
@@ -489,6 +502,85 @@ def _target(
         return TargetState(
             target_id=tid, kind=store.kind, available=False, problem=f"confirming failed: {e}"
         )
+
+
+def _disks(desired: DesiredState, conn: Connected) -> Disks:
+    """The disks each target's copies are judged by, as the removal gate
+    judges them (``reconciler.disks``), from one reading of the mount table."""
+    table = mount_table()
+    roots = {tid: root_of(store, table) for tid, store in conn.targets.items()}
+    return disks_now(desired, table, roots)
+
+
+def _judged(
+    tid: str, store: Store, copies: Sequence[FileCopy], disks: Disks
+) -> tuple[int | None, dict[str, tuple[int | None, str]]]:
+    """The disk a target's copies count on (its root's, judged as the gate
+    judges a copy: through an overlay, its layers' disk), and the copies
+    that count otherwise (``TargetState.elsewhere``): those reached through
+    a mount below its root, each judged on its own file's location, or all
+    of them when its root is reached through a mount that makes none a
+    backup (an overlay over the library). Without such a mount (the common
+    case) it costs nothing per copy."""
+    root = root_of(store, disks.table)
+    if root is None:
+        return None, {}
+    device, why = disks.judge(tid, root)
+    if why:
+        return root.device, {c.sha256: (None, why) for c in copies}
+    top = os.path.realpath(store.local_path(".") or ".")
+    below = _mounts_below(top, disks.table)
+    if not below:
+        return device, {}
+    # deepest first: a mount below another shows its own files there
+    mounts = sorted(below.items(), key=lambda found: len(found[0]), reverse=True)
+    whole = {rel: _judged_whole(tid, top, mount, disks) for rel, mount in mounts}
+    elsewhere: dict[str, tuple[int | None, str]] = {}
+    for c in copies:
+        path, own = c.path, (device, "")
+        for rel, mount in mounts:
+            if path.startswith(rel) and (len(path) == len(rel) or path[len(rel)] == "/"):
+                judged = whole[rel]
+                own = judged or _judge(tid, mount.location(os.path.join(top, path)), disks)
+                break
+        # (a SHA-256 held twice counts as the gate finds it: the last copy listed)
+        if own != (device, ""):
+            elsewhere[c.sha256] = own
+        elif elsewhere:
+            elsewhere.pop(c.sha256, None)
+    return device, elsewhere
+
+
+def _judged_whole(tid: str, top: str, mount: Mount, disks: Disks) -> tuple[int | None, str] | None:
+    """How every file below ``mount`` (strictly below the target's root
+    ``top``) is judged, when that is one answer for all: unless a place
+    lies strictly inside the folder the mount shows, it is (``Disks.judge``
+    looks at a file's path only to find the place it lies in). None: judge
+    each file."""
+    shown = mount.location(mount.point)
+    if shown is None:
+        return None
+    if any(p.within(shown) and p != shown for p in disks.places.values()):
+        return None
+    return _judge(tid, shown, disks)
+
+
+def _judge(tid: str, where: Location | None, disks: Disks) -> tuple[int | None, str]:
+    return disks.judge(tid, where) if where is not None else (None, "its file cannot be located")
+
+
+def _mounts_below(top: str, table: Mapping[int, Mount]) -> dict[str, Mount]:
+    """The mounts strictly below the folder ``top`` that a walk of it
+    reaches (not one hidden under another on the same point), by their
+    path relative to ``top``."""
+    prefix = top.rstrip("/") + "/"
+    found: dict[str, Mount] = {}
+    for mount in table.values():
+        if mount.point.startswith(prefix):
+            reached = places.reached(Path(mount.point))  # what a walk meets there
+            if reached is not None and reached[0] in (mount.id, None):
+                found[mount.point[len(prefix) :]] = mount
+    return found
 
 
 def _confirming(

@@ -131,17 +131,17 @@ def shown_below(desired: config.DesiredState) -> list[Alias]:
                 continue  # one showing a place's whole folder: ``held``
             if layers is not None and not any(layer.overlaps(where) for layer in layers):
                 continue
-            reached = _reached(at)
-            if reached is not None and reached[0] in (mount.id, None):
+            met = reached(at)
+            if met is not None and met[0] in (mount.id, None):
                 found.append(
                     Alias(
                         at=at,
                         walked=walked,
                         key=key,
                         root=root,
-                        identity=reached[1],
+                        identity=met[1],
                         mount=mount.id,
-                        folder=reached[2],
+                        folder=met[2],
                         overlay=layers is not None,
                     )
                 )
@@ -159,7 +159,7 @@ def _layers(mount: Mount, table: dict[int, Mount]) -> list[Location] | None:
     return [where for layer in shown if (where := locate(layer, table)) is not None]
 
 
-def _reached(at: Path) -> tuple[int | None, tuple[int, int], bool] | None:
+def reached(at: Path) -> tuple[int | None, tuple[int, int], bool] | None:
     """What a walk meets at the mount point ``at``: the id of the mount it
     reaches there (the topmost: one mounted over another hides it; None
     where the kernel does not say), the folder's or file's identity, and

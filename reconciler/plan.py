@@ -29,7 +29,7 @@ import attrs
 
 from reconciler import sidecar
 from reconciler.config import DesiredState, Tier, same_disk_ok
-from reconciler.independence import backup_groups, count_backups, disk_problems
+from reconciler.independence import Groups, backup_groups, count_backups, disk_problems, group_of
 from reconciler.layout import date_from_path, dated_path
 from reconciler.media import is_archivable, media_kind
 from reconciler.media.kinds import STILL_EXTENSIONS, extension
@@ -58,6 +58,8 @@ from reconciler.model import (
 LIBRARY = "library"
 #: How a settled encoding that failed on bad input starts its reason.
 CANNOT_ENCODE = "cannot encode"
+#: Why a copy reached through a mount onto the library's disk is not counted.
+ON_THE_LIBRARYS_DISK = "its file is on the library's disk, reached through a mount"
 _ORDER = {
     DownloadAsset: 0,
     CopyToLibrary: 1,
@@ -141,11 +143,15 @@ class _Planner:
         #: target -> the SHA-256s it holds (only asked whether it holds one)
         self.copies = {t.target_id: set(map(_SHA256, t.copies)) for t in self.targets}
         self.pending = {t.target_id: {d.sha256 for d in t.pending} for t in self.targets}
+        self.same_disk_ok = same_disk_ok(desired)
         self.groups = backup_groups(
             {t.target_id: t.device for t in self.targets},
             library=world.library.device,
-            same_disk_ok=same_disk_ok(desired),
+            same_disk_ok=self.same_disk_ok,
         )
+        #: target -> its copies reached through a mount below its root, each
+        #: judged on its own file's disk (``TargetState.elsewhere``)
+        self.elsewhere = {t.target_id: t.elsewhere for t in self.targets if t.elsewhere}
         #: Targets whose copies count for a removal: a phone counts only
         #: after proving this run that it receives files.
         self.counting = {t.target_id for t in self.targets if t.alive and t.role != "conduit"}
@@ -197,6 +203,16 @@ class _Planner:
             )
         for tid, why in disk_problems(self.groups).items():
             self._note("shared-disk", f"target {tid}", why)
+        for tid, held in self.elsewhere.items():
+            lost = sum(1 for sha in held if self._groups(sha)[0].get(tid) is None)
+            if lost:
+                self._note(
+                    "shared-disk",
+                    f"target {tid}",
+                    f"its copies of {lost} {'file' if lost == 1 else 'files'} are reached "
+                    "through a mount below its folder and are no backup (see each item); "
+                    "they are left there, not copied again",
+                )
         for source in self.world.sources:
             if not source.trusted:
                 self._note(
@@ -689,13 +705,16 @@ class _Planner:
             # A planned copy counts only on a store that verifies at write
             # time; the phone's copy counts once Syncthing confirms it.
             coming = [tid for tid, _ in planned.items() if self._confirms_on_write(tid)]
-            if count_backups(verified + coming, self.groups) < need:
+            groups, not_counted = self._groups(sha, verified)
+            if count_backups(verified + coming, groups) < need:
                 waiting = [
                     t.target_id for t in self.targets if sha and sha in self.pending[t.target_id]
                 ]
-                why = f"{count_backups(verified, self.groups)} of {need} verified copies"
-                if count_backups(verified, self.groups) < len(verified):
+                why = f"{count_backups(verified, groups)} of {need} verified copies"
+                if count_backups(verified, groups) < len(verified):
                     why += " (copies on one disk count once)"
+                if not_counted:
+                    why += f"; not counted: {', '.join(not_counted)}"
                 if waiting:
                     why += f"; waiting for {', '.join(waiting)} to confirm"
                 delivering = [tid for tid in planned if not self._confirms_on_write(tid)]
@@ -725,13 +744,12 @@ class _Planner:
             coming = [
                 tid for tid in sidecar.planned if tid != LIBRARY and self._confirms_on_write(tid)
             ]
-            if count_backups(verified + coming, self.groups) < need:
-                self._note(
-                    "waiting",
-                    subject,
-                    f"{sidecar.name}: {count_backups(verified, self.groups)} of {need} "
-                    "verified copies; kept in the source",
-                )
+            groups, not_counted = self._groups(sidecar.digest, verified)
+            if count_backups(verified + coming, groups) < need:
+                why = f"{sidecar.name}: {count_backups(verified, groups)} of {need} verified copies"
+                if not_counted:
+                    why += f"; not counted: {', '.join(not_counted)}"
+                self._note("waiting", subject, f"{why}; kept in the source")
                 return
             deps.extend(sidecar.planned[tid] for tid in coming)
         size = item.size
@@ -762,6 +780,34 @@ class _Planner:
                 size=size,
             )
         )
+
+    def _groups(self, sha: str | None, holding: Iterable[str] = ()) -> tuple[Groups, list[str]]:
+        """The backup each target's copy of ``sha`` makes: its target's, by
+        its root's disk; but a copy reached through a mount below the root
+        goes by its own file's disk, as the removal gate judges it. With why
+        those of ``holding`` that count for nothing do not (worded as the
+        gate's refusal). Without such a mount: the targets' groups, as is."""
+        found = [
+            (tid, judged)
+            for tid, held in self.elsewhere.items()
+            if sha and (judged := held.get(sha)) is not None
+        ]
+        if not found:
+            return self.groups, []
+        groups = dict(self.groups)
+        for tid, (device, why) in found:
+            groups[tid] = (
+                None
+                if why
+                else group_of(
+                    tid, device, library=self.world.library.device, same_disk_ok=self.same_disk_ok
+                )
+            )
+        reasons = {tid: why or ON_THE_LIBRARYS_DISK for tid, (_, why) in found}
+        not_counted = [
+            f"{tid} ({reasons[tid]})" for tid in holding if tid in reasons and groups[tid] is None
+        ]
+        return groups, not_counted
 
     def _free_staging(self) -> None:
         """Free this machine's copy of what the phone holds, once its item has
