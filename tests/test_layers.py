@@ -48,6 +48,7 @@ RANKS = {
     "reconciler.encoder_pool": 4,
     "reconciler.rows": 3,
     "reconciler.places": 3,
+    "reconciler.disks": 3,
     "reconciler.preflight": 4,
     "reconciler.apply": 5,
     "reconciler.render": 6,
