@@ -492,3 +492,110 @@ def _failed_item(failure: tuple[Failure, str], by_sha: Mapping[str, str]) -> str
         if sha in by_sha:
             return by_sha[sha]
     return f.subject
+
+
+# ------------------------------------------------------------ what is proven
+#
+# ``status``'s headline and the report's page say "every item is archived"
+# by these rules alone, so neither claims more than the other.
+
+#: The fewest copies each state proves an item has; the others prove none.
+#: ``removed`` needs ``policy.copies`` (an off-loaded item with fewer is
+#: counted by the copies it has).
+_PROVEN = {"archived_1": 1, "archived_2plus": 2}
+
+
+@attrs.frozen(kw_only=True)
+class Proof:
+    """What may be said of a census now: whether every item counted shows
+    ``copies`` copies, and which targets holding copies are not proven now
+    (target id -> why: their copies count as last recorded)."""
+
+    copies: int
+    all_archived: bool
+    unproven: Mapping[str, str]
+
+    @property
+    def archived(self) -> bool:
+        """Every item archived, and every copy that says so proven now."""
+        return self.all_archived and not self.unproven
+
+
+def proof(db: StateDB, desired: DesiredState, c: Census) -> Proof:
+    copies = desired.policy.copies
+    return Proof(
+        copies=copies,
+        all_archived=c.oldest_unarchived is None and all_archived(c.items, copies),
+        unproven=unproven(db, desired, c),
+    )
+
+
+def all_archived(items: Mapping[str, int], copies: int) -> bool:
+    """Whether every item counted holds at least ``copies`` copies, as far
+    as its state can show (an undated item in its source shows none)."""
+    held = [state for state in STATES if state != "failed" and items.get(state)]
+    return bool(held) and all(
+        (copies if state == "removed" else _PROVEN.get(state, 0)) >= copies for state in held
+    )
+
+
+def unproven(db: StateDB, desired: DesiredState, c: Census) -> dict[str, str]:
+    """Targets holding copies the census counts that are not proven now: a
+    disk without its marker (unplugged, not mounted), a phone whose last
+    canary failed, or one the last run could not ask at all (Syncthing
+    down: no canary is recorded then, so the last one is older than that
+    run). Their copies are a record, not a proof."""
+    out = {}
+    for tid, cfg in desired.targets.items():
+        if not c.targets.get(tid, (0, 0))[0]:
+            continue
+        if isinstance(cfg, FilesystemTarget):
+            if read_marker(Path(cfg.path)) != tid:
+                out[tid] = f"cannot be read ({cfg.path} has no marker of it: not mounted?)"
+        elif cfg.role != "conduit" or cfg.count_as_copy:
+            why = _phone_unproven(db, tid)
+            if why:
+                out[tid] = why
+    return out
+
+
+def _phone_unproven(db: StateDB, tid: str) -> str | None:
+    alive = db.liveness(tid)
+    if alive is None:
+        return "has no canary recorded: never proven alive"
+    if not alive["alive"]:
+        return "failed its last canary"
+    last = _last_observing_run(db)
+    if last is None or last[1] is None or _utc(alive["at"]) >= last[1]:
+        return None
+    return (
+        f"was not reached in the last run (run {last[0]}; Syncthing unreachable?): "
+        f"its last canary is older"
+    )
+
+
+def _last_observing_run(db: StateDB) -> tuple[int, datetime | None] | None:
+    """The newest plan or apply that finished and observed the world (a run
+    locked out, exit 4, observed nothing), and a time its observation
+    started after. A plan's row starts before it observes; an apply's own
+    row starts after (when it begins to act), so for an apply the end of the
+    run before it is taken instead (None: no run before it)."""
+    rows = db.db.conn.execute(
+        "select id, command, started_at from runs where command in ('plan', 'apply') "
+        "and finished_at is not null and coalesce(exit_code, -1) != 4 "
+        "order by id desc limit 1"
+    ).fetchall()
+    if not rows:
+        return None
+    run_id, command, started_at = rows[0]
+    if command == "plan":
+        return int(run_id), _utc(started_at)
+    before = db.db.conn.execute(
+        "select max(finished_at) from runs where id < ? and finished_at is not null", (run_id,)
+    ).fetchone()[0]
+    return int(run_id), _utc(before) if before else None
+
+
+def _utc(iso: str) -> datetime:
+    when = datetime.fromisoformat(iso)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

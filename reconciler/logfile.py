@@ -1,4 +1,5 @@
-"""The log file: ``reconcile.log`` in the state directory, rotated by size.
+"""The log file: ``reconcile.log`` in the state directory, rotated by size
+(with no old file kept, emptied at its size instead).
 
 Every line the CLI shows (and, with ``-v``, the libraries' debug records)
 goes here with a UTC timestamp, so a cron run can be read the next morning
@@ -44,6 +45,17 @@ class _UTC(logging.Formatter):
         return f"{stamp}.{int(record.msecs):03d}Z"
 
 
+class _SizeLimitedLog(RotatingFileHandler):
+    """A rotating log that keeps its size with no old file too: given
+    ``backupCount=0`` the library's handler only reopens the same file at
+    the limit, and the log grows for ever; here it starts again, empty."""
+
+    def doRollover(self) -> None:
+        super().doRollover()
+        if self.backupCount == 0 and self.stream is not None:
+            self.stream.truncate(0)
+
+
 def open_log(
     state_dir: Path,
     *,
@@ -66,7 +78,7 @@ def open_log(
                 "not a regular file (a pipe, a device or a folder took its name)",
                 str(state_dir / LOG_NAME),
             )
-    handler = RotatingFileHandler(
+    handler = _SizeLimitedLog(
         state_dir / LOG_NAME, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
     )
     handler.setFormatter(_UTC("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -3,8 +3,14 @@
 Rewritten atomically (temporary name, then rename in the same folder) at the
 end of every plan and apply, from the state database alone, so a plan never
 hides the last apply's figures: node_exporter's textfile collector reads
-whatever whole file is there. Alert on ``reconcile_last_exit_code != 0`` or
-on ``time() - reconcile_last_run_timestamp_seconds`` growing, on
+whatever whole file is there. The ``reconcile_last_*`` series of a
+command are its last run that ended with an exit code: a run killed
+(SIGKILL, the OOM killer) has none, and keeps no series from the last one
+that had; it is counted in ``reconcile_runs_without_exit`` instead. Alert on
+``reconcile_last_exit_code != 0``, on ``time() -
+reconcile_last_run_timestamp_seconds`` growing, on
+``reconcile_runs_without_exit{command="apply"} > 0`` for longer than an
+apply takes (a run under way counts too), on
 ``reconcile_items{state="failed"} > 0``, or on
 ``reconcile_items{state="source_only"}`` staying above zero for days.
 """
@@ -58,16 +64,20 @@ def render(db: StateDB, census: Mapping[str, Any] | None = None) -> str:
     moved = _Family(
         "reconcile_last_run_bytes", "Bytes that run downloaded, imported, copied, off-loaded."
     )
+    unfinished = _Family(
+        "reconcile_runs_without_exit",
+        "Runs newer than the last one with an exit code that have none: killed, or under way.",
+    )
     for command in ("plan", "apply"):
-        row = db.last_run_of(command)
-        if row is None or not row["finished_at"]:
+        row, without = _last_exited(db, command)
+        unfinished.add(without, command=command)
+        if row is None:
             continue
         ended = datetime.fromisoformat(row["finished_at"])
         started = datetime.fromisoformat(row["started_at"])
         stamp.add(ended.timestamp(), command=command)
         duration.add(max(0.0, (ended - started).total_seconds()), command=command)
-        if row.get("exit_code") is not None:
-            code.add(int(row["exit_code"]), command=command)
+        code.add(int(row["exit_code"]), command=command)
         for key, n in sorted(json.loads(row["summary"] or "{}").items()):
             if key.startswith("bytes_"):
                 moved.add(int(n), command=command, what=key.removeprefix("bytes_"))
@@ -82,10 +92,27 @@ def render(db: StateDB, census: Mapping[str, Any] | None = None) -> str:
     )
     for store_id, n in sorted(db.unconfirmed_counts().items()):
         waiting.add(n, target=store_id)
-    families = [stamp, duration, code, counts, moved, removed, waiting]
+    families = [stamp, duration, code, counts, moved, unfinished, removed, waiting]
     if census is not None:
         families += _census_families(census)
     return "\n".join(line for f in families for line in f.lines) + "\n"
+
+
+def _last_exited(db: StateDB, command: str) -> tuple[dict[str, Any] | None, int]:
+    """The last run of ``command`` that ended with an exit code, and how
+    many runs of it came after without one (still ``running``, or marked
+    ``crashed`` by the next apply)."""
+    sql = (
+        "select * from runs where command = ? and exit_code is not null "
+        "and finished_at is not null order by id desc limit 1"
+    )
+    rows = [dict(r) for r in db.db.query(sql, [command])]
+    last = rows[0] if rows else None
+    after = db.db.conn.execute(
+        "select count(*) from runs where command = ? and id > ? and exit_code is null",
+        (command, last["id"] if last else -1),
+    ).fetchone()[0]
+    return last, int(after)
 
 
 def _census_families(census: Mapping[str, Any]) -> list[_Family]:

@@ -22,14 +22,17 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from reconciler.render import size_text
+from reconciler.render import escape_controls, size_text
+
+if TYPE_CHECKING:  # a name only: the page is a function of what it is given
+    from reconciler.census import Proof
 
 #: A census as ``Census.to_json()`` gives it (reconciler/census.py).
 CensusDoc = Mapping[str, Any]
@@ -71,9 +74,12 @@ def page(
     runs: Sequence[Mapping[str, Any]],
     generated_at: datetime,
     state_path: str,
+    proof: Proof | None = None,
 ) -> str:
     """The whole HTML document. ``history`` is oldest first; ``runs`` newest
-    first (as ``StateDB.last_runs`` gives them)."""
+    first (as ``StateDB.last_runs`` gives them). ``proof``: what may be said
+    of the census now (``census.proof``, as ``status`` says it); without it
+    the page says nothing of whether every item is archived."""
     points = [(_when(at), doc) for at, doc in history]
     parts = [
         _HEAD,
@@ -100,7 +106,7 @@ def page(
     if points:
         at, doc = points[-1]
         parts.append(f'<p class="meta">as the last run left it ({_esc(_utc(at))})</p>')
-        parts.append(_census_tables(doc))
+        parts.append(_census_tables(doc, proof))
     else:
         parts.append('<p class="empty">No figures yet: run <code>reconcile apply</code>.</p>')
     parts.append("<h2>Last runs</h2>")
@@ -267,7 +273,7 @@ def _headline(runs: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def _census_tables(doc: CensusDoc) -> str:
+def _census_tables(doc: CensusDoc, proof: Proof | None) -> str:
     saved_by_tier = doc.get("saved_by_tier", {})
     items = doc.get("items", {})
     rows = [(_LABELS[key], str(_int(doc, "items", key))) for key in _PIPELINE]
@@ -318,8 +324,20 @@ def _census_tables(doc: CensusDoc) -> str:
             f"<p>Oldest item not yet archived: <b>{_esc(oldest.get('name'))}</b>, "
             f"captured {_esc(_utc(oldest.get('captured_at')))}</p>"
         )
-    else:
-        out.append("<p>Every item the tool knows is archived.</p>")
+    elif proof is None:
+        out.append("<p>Whether every item is archived now: <code>reconcile status</code> says.</p>")
+    elif proof.archived:
+        word = "copy" if proof.copies == 1 else "copies"
+        out.append(
+            f"<p>Every item the tool knows is archived. ({proof.copies} {word} required, "
+            "or off-loaded from its source with them.)</p>"
+        )
+    if proof is not None and proof.unproven:
+        named = "; ".join(f"{tid} {why}" for tid, why in proof.unproven.items())
+        out.append(
+            f"<p>Not proven now: {_esc(named)}; the counts above take the copies there "
+            "as last recorded.</p>"
+        )
     return "\n".join(out)
 
 
@@ -371,7 +389,9 @@ def _int(doc: Mapping[str, Any], section: str, key: str) -> int:
 
 
 def _esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    """Text for the page: HTML's own characters, and every control or bidi
+    character escaped visibly (``render.escape_controls``) as on a terminal."""
+    return html.escape(escape_controls(str(value)), quote=True)
 
 
 def _were(n: int) -> str:

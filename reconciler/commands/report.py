@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler import places
+from reconciler.census import counted_now, proof
 from reconciler.commands.common import EXIT_OK, Out, load
 from reconciler.state import StateDB
 
@@ -34,6 +35,8 @@ def report_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
         history = db.census_history(RUNS_PLOTTED)
         runs = db.last_runs(RUNS_LISTED)
         state_path = str(db.path)
+        # What may be said of the census now, by status's own rules.
+        proven = proof(db, desired, counted_now(db, desired))
     finally:
         db.close()
     text = report.page(
@@ -41,6 +44,7 @@ def report_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
         runs=runs,
         generated_at=now or datetime.now(UTC),
         state_path=state_path,
+        proof=proven,
     )
     path = Path(args.html)
     report.write(path, text)

@@ -16,12 +16,10 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from providers.filesystem import read_marker
 from reconciler import config, render
-from reconciler.census import Census, counted_now
+from reconciler.census import Census, Proof, counted_now, proof
 from reconciler.commands.common import EXIT_CHANGES, EXIT_OK, EXIT_PERSON, Out, load
 from reconciler.config import DesiredState
 from reconciler.connect import UnavailableStore, connect_target, icloud_session_dir
@@ -63,7 +61,8 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
         worked = _last_success(db)
         refused = _last_refusal(db)
         state_path = str(db.path)
-        unproven = _unproven(desired, db, counted)
+        proven = proof(db, desired, counted)
+        unproven = dict(proven.unproven)
         phones: list[str] = []
         for tid, cfg in desired.targets.items():
             if isinstance(cfg, config.SyncthingTarget):
@@ -98,29 +97,35 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
         }
         io.say(json.dumps(doc, indent=2, default=str))
         return EXIT_OK
-    io.say(f"state: {escape_controls(state_path)}")
+    _show(io, f"state: {escape_controls(state_path)}")
     if not runs:
-        io.say("no runs yet")
+        _show(io, "no runs yet")
     else:
-        io.say(render.status_headline(headline or runs[0], figures["last_good_apply"]))
-    for line in _census_lines(counted, figures, desired.policy.copies, unproven):
-        io.say(line)
+        _show(io, render.status_headline(headline or runs[0], figures["last_good_apply"]))
+    for line in _census_lines(counted, figures, proven):
+        _show(io, line)
     for _, line in sessions.values():
-        io.say(line)
+        _show(io, line)
     for line in phones:
-        io.say(line)
+        _show(io, line)
     for tid, w in waiting.items():
-        io.say(f"{tid}: {w['files']} file(s) waiting for confirmation since {utc_text(w['since'])}")
+        _show(
+            io, f"{tid}: {w['files']} file(s) waiting for confirmation since {utc_text(w['since'])}"
+        )
     if runs:
-        io.say("last runs:")
+        _show(io, "last runs:")
     for r in runs:
-        io.say(_run_line(r))
+        _show(io, _run_line(r))
     return EXIT_OK
 
 
-def _census_lines(
-    c: Census, figures: Mapping[str, Any], copies: int, unproven: Mapping[str, str]
-) -> list[str]:
+def _show(io: Out, text: str) -> None:
+    """Say ``text`` with every control character escaped, line by line: a
+    name, a reason or a setting can neither break a line nor reorder one."""
+    io.say("\n".join(escape_controls(line) for line in text.split("\n")))
+
+
+def _census_lines(c: Census, figures: Mapping[str, Any], proven: Proof) -> list[str]:
     items = c.to_json()["items"]
     lines = ["items: " + ", ".join(f"{items[key]} {word}" for key, word in _STATE_WORDS)]
     tiers = ", ".join(f"{t} {n}" for t, n in c.tiers.items()) or "none yet"
@@ -150,11 +155,11 @@ def _census_lines(
         lines.append(
             f"oldest not yet archived: {escape_controls(o.name)}, captured {o.captured_at:%Y-%m-%d}"
         )
-    elif _all_archived(items, copies) and not unproven:
-        word = "copy" if copies == 1 else "copies"
-        lines.append(f"every item is archived ({copies} {word} required) or off-loaded")
-    if unproven:
-        named = "; ".join(f"{tid} {why}" for tid, why in unproven.items())
+    elif proven.archived:
+        word = "copy" if proven.copies == 1 else "copies"
+        lines.append(f"every item is archived ({proven.copies} {word} required) or off-loaded")
+    if proven.unproven:
+        named = "; ".join(f"{tid} {why}" for tid, why in proven.unproven.items())
         lines.append(
             escape_controls(f"not proven now: {named}")
             + "; the counts above take the copies there as last recorded"
@@ -170,40 +175,6 @@ def _census_lines(
             more = len(c.failures) - SHOWN_FAILURES
             lines.append(f"  … and {more} more (reconcile status --json lists them all)")
     return lines
-
-
-#: The fewest copies each state of the census proves an item has; the
-#: others prove none. ``removed`` needs ``policy.copies`` (the census counts
-#: an off-loaded item with fewer by the copies it has).
-_PROVEN = {"archived_1": 1, "archived_2plus": 2}
-
-
-def _all_archived(items: Mapping[str, int], copies: int) -> bool:
-    """Whether every item counted holds at least ``copies`` copies, as far
-    as its state can show: the headline never claims more than that."""
-    held = [state for state, _ in _STATE_WORDS if state != "failed" and items[state]]
-    return bool(held) and all(
-        (copies if state == "removed" else _PROVEN.get(state, 0)) >= copies for state in held
-    )
-
-
-def _unproven(desired: DesiredState, db: StateDB, c: Census) -> dict[str, str]:
-    """Targets holding copies the census counts that cannot be read now (a
-    disk without its marker: unplugged, not mounted) or whose phone failed
-    its last canary: their copies are a record, not a proof, so the
-    headline does not call anything archived while one is."""
-    out = {}
-    for tid, cfg in desired.targets.items():
-        if not c.targets.get(tid, (0, 0))[0]:
-            continue
-        if isinstance(cfg, config.FilesystemTarget):
-            if read_marker(Path(cfg.path)) != tid:
-                out[tid] = f"cannot be read ({cfg.path} has no marker of it: not mounted?)"
-        elif cfg.role != "conduit" or cfg.count_as_copy:
-            alive = db.liveness(tid)
-            if alive is not None and not alive["alive"]:
-                out[tid] = "failed its last canary"
-    return out
 
 
 def _waiting(db: StateDB, desired: DesiredState) -> dict[str, dict[str, Any]]:
