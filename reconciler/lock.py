@@ -69,3 +69,29 @@ class RunLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+#: The kernel's table of the file locks held now (Linux).
+PROC_LOCKS = "/proc/locks"
+
+
+def held_now(state_dir: Path, locks: str = PROC_LOCKS) -> bool | None:
+    """Does a live run hold the run lock of ``state_dir`` now? Asked of the
+    kernel's table of locks, never by taking the lock (a run starting that
+    very moment would find it held and not run). None: cannot tell (no
+    such table); False also when there is no lock file (no run ever)."""
+    try:
+        st = os.stat(state_dir / "lock")
+    except OSError:
+        return False
+    # "1: FLOCK  ADVISORY  WRITE 1234 fe:00:2147043 0 EOF": major:minor in
+    # hex, the inode in decimal.
+    mine = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open(locks, encoding="ascii", errors="replace") as f:
+            return any(
+                len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == mine
+                for fields in (line.split() for line in f)
+            )
+    except OSError:
+        return None

@@ -264,15 +264,26 @@ def apply_summary(result: ApplyResult, extra: Iterable[Outcome] = ()) -> str:
     return "Apply: " + (", ".join(parts) if parts else "nothing to do") + "."
 
 
-def status_headline(run: dict[str, object], last_good: str | None) -> str:
-    """One line: did the last apply (else run) work, and if not, why and since when."""
+#: A run with no exit recorded, by whether a live run holds the lock now.
+UNFINISHED = {True: "is running now", False: "did not finish (killed or crashed)", None: "unknown"}
+
+
+def status_headline(
+    run: dict[str, object], last_good: str | None, *, running: bool | None = None
+) -> str:
+    """One line: did the last apply (else run) work, and if not, why and since
+    when. ``running``: for a run with no exit recorded, whether a live run
+    holds the lock now (``lock.held_now``)."""
     code = run.get("exit_code")
-    verdict = {  # by exit code (DESIGN.md)
+    verdict = {  # by exit code (DESIGN.md, README's exit codes)
         0: "worked",
         2: "worked (changes pending)",
         3: "needs a person",
         4: "did not run (another run held the lock)",
-    }.get(code if isinstance(code, int) else -1, "failed" if code is not None else "unknown")
+        130: "was interrupted (Ctrl-C); what was done is kept",
+        143: "was interrupted (SIGTERM); what was done is kept",
+    }.get(code if isinstance(code, int) else -1, "failed" if code is not None else "")
+    verdict = verdict or UNFINISHED[running]
     line = f"last run: {run['command']} {verdict}, finished {utc_text(run['finished_at'])}"
     line += f" (exit {code})" if code is not None else ""
     if run.get("reason"):

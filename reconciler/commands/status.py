@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from reconciler import config, render
+from reconciler import config, lock, render
 from reconciler.census import Census, Proof, counted_now, proof
 from reconciler.commands.common import EXIT_CHANGES, EXIT_OK, EXIT_PERSON, Out, load
 from reconciler.config import DesiredState
@@ -52,8 +52,15 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
     db = StateDB.in_dir(desired.state_dir)
     try:
         runs = db.last_runs(5)
+        # A run with no exit is alive only while it holds the lock: else it
+        # was killed (cron's timeout, the OOM killer) or crashed.
+        live = lock.held_now(desired.state_dir)
+        newest = max((r["id"] for r in runs), default=None)
+        runs = [_unfinished(r, live if r["id"] == newest else False) for r in runs]
         # The headline is about the work: the last apply (cron's), else the last run.
         headline = db.last_run_of("apply") or (runs[0] if runs else None)
+        if headline is not None:
+            headline = _unfinished(headline, live if headline["id"] == newest else False)
         counted = counted_now(db, desired)
         figures = db.figures(compression=False)
         figures["bytes_saved_by_compression"] = counted.saved_by_compression
@@ -101,7 +108,9 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
     if not runs:
         _show(io, "no runs yet")
     else:
-        _show(io, render.status_headline(headline or runs[0], figures["last_good_apply"]))
+        shown = headline or runs[0]
+        running = shown.get("running_now") if shown["status"] == "running" else None
+        _show(io, render.status_headline(shown, figures["last_good_apply"], running=running))
     for line in _census_lines(counted, figures, proven):
         _show(io, line)
     for _, line in sessions.values():
@@ -187,6 +196,15 @@ def _waiting(db: StateDB, desired: DesiredState) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _unfinished(r: Mapping[str, Any], live: bool | None) -> dict[str, Any]:
+    """``r``, and for a run with no exit: ``running_now``, whether it is
+    alive (None: cannot tell), and its status as a person reads it."""
+    out = dict(r)
+    if r["status"] == "running":
+        out["running_now"] = live
+    return out
+
+
 def _run_json(r: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(r, summary=json.loads(r["summary"] or "{}"))
     out.pop("census", None)  # the census of now is above; past ones are the report's
@@ -209,9 +227,10 @@ def _run_line(r: Mapping[str, Any]) -> str:
             did.append(f"{key.removeprefix('bytes_')} {render.size_text(int(n))}")
         else:
             did.append(f"{key} {n}")
-    line = (
-        f"  run {r['id']}: {r['command']} {r['status']}, exit {code}, {utc_text(r['finished_at'])}"
-    )
+    state = r["status"]
+    if state == "running":
+        state = render.UNFINISHED[r.get("running_now")]
+    line = f"  run {r['id']}: {r['command']} {state}, exit {code}, {utc_text(r['finished_at'])}"
     line += took + (f": {', '.join(did)}" if did else "")
     return line + (f"\n    {escape_controls(r['reason'])}" if r.get("reason") else "")
 
