@@ -5,18 +5,31 @@ library's hashes take hours to read, and the run history and tombstones are
 the only record of what the tool did. A copy is made with SQLite's online
 backup API, so it is consistent even while another connection writes, at the
 end of an apply, at most once per ``backup_interval_hours``.
+
+A copy is written under a temporary name (``.state-<time>.db.tmp``), then
+renamed. A run killed in between (cron's timeout, a reboot) leaves that
+whole copy of the database behind; the next backup, or the sweep after a
+killed run, removes it. Both hold the backups folder's own lock
+(``.lock``) meanwhile, as every backup does while it writes: the backup is
+made once the run lock is released, so the run lock alone would not keep
+them from removing the copy another process is still writing.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 FOLDER = "backups"
 _PREFIX, _SUFFIX = "state-", ".db"
 _STAMP = "%Y%m%dT%H%M%S.%fZ"
+_UNFINISHED_PREFIX, _UNFINISHED_SUFFIX = f".{_PREFIX}", f"{_SUFFIX}.tmp"
+_LOCK = ".lock"
 
 
 def backups(folder: Path) -> list[Path]:
@@ -41,25 +54,69 @@ def back_up(
 ) -> Path | None:
     """Copy the database behind ``conn`` into ``folder`` unless the newest
     copy is younger than the interval; then keep only the ``keep`` newest.
-    Returns the new copy, or None when none was due (or ``keep`` is 0)."""
-    if keep <= 0:
-        return None
+    Returns the new copy, or None when none was due (or ``keep`` is 0, or
+    another process is making one right now)."""
     existing = backups(folder)
     newest = made_at(existing[-1]) if existing else None
-    if newest is not None and now - newest < timedelta(hours=interval_hours):
+    if keep <= 0 or (newest is not None and now - newest < timedelta(hours=interval_hours)):
+        remove_unfinished(folder)
         return None
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{_PREFIX}{now.astimezone(UTC).strftime(_STAMP)}{_SUFFIX}"
-    tmp = folder / f".{path.name}.tmp"
-    tmp.unlink(missing_ok=True)  # a copy an earlier run did not finish
-    dest = sqlite3.connect(tmp)
+    with _locked(folder) as mine:
+        if not mine:
+            return None  # another process is copying it this moment: one is enough
+        _remove_unfinished(folder)
+        path = folder / f"{_PREFIX}{now.astimezone(UTC).strftime(_STAMP)}{_SUFFIX}"
+        tmp = folder / f".{path.name}.tmp"
+        dest = sqlite3.connect(tmp)
+        try:
+            conn.backup(dest)
+        finally:
+            dest.close()
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # a copy under its final name is always whole
+        for old in backups(folder)[:-keep]:
+            old.unlink()
+        return path
+
+
+def remove_unfinished(folder: Path) -> list[Path]:
+    """Remove the copies killed backups left half made in ``folder``; return
+    them. None while another process is making a copy (its own is not done)."""
+    if not folder.is_dir():
+        return []
+    with _locked(folder) as mine:
+        return _remove_unfinished(folder) if mine else []
+
+
+def _remove_unfinished(folder: Path) -> list[Path]:
+    """Only with the folder's lock held: every temporary copy is then a
+    killed backup's."""
+    removed = []
+    for p in folder.iterdir():
+        if p.name.startswith(_UNFINISHED_PREFIX) and p.name.endswith(_UNFINISHED_SUFFIX):
+            try:
+                p.unlink()
+            except OSError:
+                continue  # debris is never worth failing a backup for
+            removed.append(p)
+    return removed
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[bool]:
+    """Hold the backups folder's lock if no other process does: True when
+    held. The kernel releases a ``flock`` when its holder dies, so a killed
+    backup never leaves the folder locked."""
+    # O_NONBLOCK: a pipe at its name is never waited on.
+    fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
     try:
-        conn.backup(dest)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
     finally:
-        dest.close()
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)  # a copy under its final name is always whole
-    for old in backups(folder)[:-keep]:
-        old.unlink()
-    return path
+        os.close(fd)

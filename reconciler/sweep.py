@@ -6,16 +6,23 @@ filesystem store (library, NAS), ``.reconcile-tmp/`` inside a Syncthing
 folder, ``fetch-*`` folders in the state directory. A run killed in between
 (SIGKILL from cron's timeout, the OOM killer, a power cut) leaves them
 there. They are never counted as copies (observe skips them), but they
-fill disks and confuse people, so the next run removes them.
+fill disks and confuse people, so the next run removes them, and the copies
+of the state database a killed backup left half made (``reconciler.backup``).
 
-Only under the run lock, and only files older than that lock: no other run
-of this state directory is alive then, and the kernel keeps the lock taken
-until every encoder of a killed run is gone (``reconciler.lifeline``). A
-target without its marker is not touched: it may be a bare mount point.
+Only under the run lock, and only files last changed before that lock: no
+other run of this state directory is alive then, and the kernel keeps the
+lock taken until every encoder of a killed run is gone
+(``reconciler.lifeline``). "Changed" is the inode's change time (ctime),
+which only the kernel sets: the tool dates its temporaries itself (an
+encode, a download or a sidecar gets the capture time before its rename),
+to any date a camera clock had, even one in the future, and a file's
+ctime moves to now whenever anything is written to it or its dates are set.
+A target without its marker is not touched: it may be a bare mount point.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -23,7 +30,7 @@ from pathlib import Path
 
 from providers import folder as folder_source
 from providers.filesystem import TMP_PREFIX, FilesystemStore
-from reconciler import config, places
+from reconciler import backup, config, places
 from reconciler.connect import Connected
 from reconciler.errors import ConfigError
 
@@ -31,9 +38,9 @@ FETCH_PREFIX = "fetch-"
 
 
 def sweep_debris(desired: config.DesiredState, conn: Connected, *, before: float) -> list[Path]:
-    """Remove temporaries last modified before ``before`` (epoch seconds);
-    return what was removed. Errors are skipped: debris is never worth
-    failing a run for."""
+    """Remove temporaries last changed before ``before`` (epoch seconds),
+    and the copies killed backups of the state database left; return what
+    was removed. Errors are skipped: debris is never worth failing a run for."""
     removed: list[Path] = []
     stores = [conn.library, *conn.targets.values()]
     fenced = _fences(desired)
@@ -49,6 +56,8 @@ def sweep_debris(desired: config.DesiredState, conn: Connected, *, before: float
             if staging.is_dir() and not staging.is_symlink() and tid in conn.targets:
                 removed += _remove(_files_in(staging), before)
     removed += _remove(_fetch_dirs(desired.state_dir), before)
+    with contextlib.suppress(OSError):
+        removed += backup.remove_unfinished(desired.state_dir / backup.FOLDER)
     return removed
 
 
@@ -128,8 +137,8 @@ def _remove(entries: Iterator[os.DirEntry[str]], before: float) -> list[Path]:
     removed = []
     for entry in entries:
         try:
-            if entry.stat(follow_symlinks=False).st_mtime >= before:
-                continue  # written after the lock was taken: this run's own
+            if entry.stat(follow_symlinks=False).st_ctime >= before:
+                continue  # changed after the lock was taken: a live run's own
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path)
             else:

@@ -89,17 +89,23 @@ def test_the_sweep_removes_old_temporaries_only_on_marked_stores(tmp_path: Path)
     ]
     kept = [
         ws.library / "2024/01/02/IMG_1.JPG",  # a real file
-        ws.target("nas") / "2024/01/02/.reconcile-tmp-new.JPG",  # younger than the lock
+        ws.target("nas") / "2024/01/02/.reconcile-tmp-new.JPG",  # changed since the lock
     ]
-    for p in [*debris, *kept]:
+    for p in [*debris, kept[0]]:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"partial")
     for p in [*debris, debris[-1].parent, kept[0]]:
-        os.utime(p, (old, old))
+        os.utime(p, (old, old))  # dates say nothing: the sweep goes by ctime
     unmarked = tmp_path / "usb" / ".reconcile-target.json"
     unmarked.unlink()  # usb looks unmounted: nothing there is touched
+    time.sleep(0.05)  # a file's ctime comes from a coarser clock than time.time()
+    locked_at = time.time()
+    time.sleep(0.05)
+    kept[1].parent.mkdir(parents=True, exist_ok=True)
+    kept[1].write_bytes(b"partial")
+    os.utime(kept[1], (old, old))
     conn = connect(desired)
-    removed = sweep_debris(desired, conn, before=time.time() - 30)
+    removed = sweep_debris(desired, conn, before=locked_at)
     assert sorted(removed) == sorted([debris[0], debris[1], debris[3].parent])
     assert debris[2].exists() and all(p.exists() for p in kept)
 
