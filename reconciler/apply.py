@@ -61,7 +61,7 @@ from reconciler.errors import (
     ProviderError,
 )
 from reconciler.gate import GateRefused, RemovalGate, item_shas
-from reconciler.hashing import copy_file_hashing, read_file
+from reconciler.hashing import copy_file_hashing, open_to_read, read_file, sha256_file
 from reconciler.interrupt import Abandoned, Interrupts
 from reconciler.layout import dated_path
 from reconciler.model import (
@@ -800,9 +800,14 @@ class Applier:
         store = self.conn.targets[a.target_id]
         if not isinstance(store, ConfirmingStore):
             raise _Skip("refused", f"{a.target_id} has no staging copies to free")
+        row = self.db.deliveries_for(a.target_id, a.path)
+        if not row or row["sha256"] != a.sha256 or not row["confirmed_at"]:
+            raise _Skip("refused", "no confirmed copy of these bytes is recorded here; kept")
         live = store.prove_alive()
         if not live.alive:
             raise _Skip("waiting", f"{a.target_id} not proven alive this run: {live.reason}")
+        if not _holds_bytes(store, a.path, a.sha256):
+            raise _Skip("refused", "its bytes here are not the ones the phone confirmed; kept")
         held = store.confirm(a.path)
         if not held.held:
             raise _Skip("refused", f"the phone's copy is not confirmed now ({held.reason}); kept")
@@ -814,19 +819,48 @@ class Applier:
         return "changed", "freed on this machine; the phone keeps its copy", _Effects()
 
     def _release(self, a: ReleaseFromPhone) -> tuple[str, str, _Effects]:
-        """A conduit's settled file leaves the shared folder, and so the phone."""
+        """A conduit's settled file leaves the shared folder, and so the phone:
+        only a file the tool itself put there (its deliveries row, for this
+        path and these bytes, confirmed by this phone and folder), still
+        holding exactly those bytes here (read now). Anything else in the
+        folder is the person's: a copy of a delivered photo under another
+        name, a PDF, a photo they edited in place."""
         cfg = self.desired.targets.get(a.target_id)
         if not isinstance(cfg, SyncthingTargetConfig) or cfg.role != "conduit":
             raise _Skip("refused", f"{a.target_id} is not a conduit; nothing is released")
         store = self.conn.targets[a.target_id]
         row = self.db.deliveries_for(a.target_id, a.path)
-        if not isinstance(store, ConfirmingStore) or not row or row["sha256"] != a.sha256:
-            raise _Skip("refused", "no confirmed delivery of this file is recorded; kept")
+        if (
+            not isinstance(store, ConfirmingStore)
+            or not row
+            or not row["delivered_at"]
+            or row["sha256"] != a.sha256
+        ):
+            raise _Skip("refused", "the tool did not deliver this file here; kept")
         if row["freed_at"]:
             return "ok", "already released", _Effects()
-        since = datetime.fromisoformat(row["confirmed_at"]) if row["confirmed_at"] else None
-        if since is None or self.world.observed_at - since < timedelta(days=cfg.settle_days):
+        if not row["confirmed_at"] or row["identity"] != store.identity:
+            raise _Skip("waiting", "the phone has not confirmed this delivery; kept")
+        since = datetime.fromisoformat(row["confirmed_at"])
+        if self.world.observed_at - since < timedelta(days=cfg.settle_days):
             raise _Skip("waiting", "not settled yet")
-        store.release(a.path)
+        if not _holds_bytes(store, a.path, a.sha256):
+            raise _Skip("refused", "its bytes here are not the ones delivered (changed); kept")
+        try:
+            store.release(a.path)
+        except ProviderError as e:
+            raise _Skip("refused", str(e)) from e
         self.db.record_freed(a.target_id, a.path)
         return "changed", "released: Syncthing removes it from the phone", _Effects()
+
+
+def _holds_bytes(store: Store, rel: str, sha256: str) -> bool:
+    """The store's file at ``rel`` is there and hashes to ``sha256`` now
+    (read without following a link at its name)."""
+    path = store.local_path(rel)
+    if path is None:
+        return False
+    try:
+        return sha256_file(open_to_read(path, follow=False)) == sha256
+    except OSError:
+        return False

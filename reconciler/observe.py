@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from functools import partial
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -673,36 +673,62 @@ def _conduit(
 ) -> TargetState:
     """A phone that passes files on to Google Photos and lets them go.
 
-    Every original it ever confirmed (by this device and folder) is
-    *delivered*, with the time of that confirmation, and is never sent again,
-    whether the tool released it or the phone removed it. Files still here
-    are settling; one the phone no longer holds is remarked on, not resent.
+    Only what the tool itself put there is its business: a file counts as
+    a delivery only at the path where ``put`` wrote it (its deliveries row,
+    made then) and with the bytes it wrote. Anything else in the folder is
+    the person's (a PDF, a photo copied there by hand, the tool's photo
+    copied under another name): never confirmed, released or counted.
+
+    Every delivery ever confirmed (by this device and folder) is
+    *delivered*, with the time of that confirmation, and is never sent
+    again, whether the tool released it or the phone removed it. Deliveries
+    still here are settling (``copies``: what may be released); one the
+    phone no longer holds is remarked on, not resent; one this machine's
+    Syncthing ignores (the person's own ``.stignore`` pattern) is remarked
+    on and kept, as a release would never reach the phone.
     """
     live = store.prove_alive()
     identity = store.identity
     known = db.deliveries(tid)
     delivered: dict[str, datetime] = {}
-    for rec in known.values():
-        if rec["confirmed_at"] and rec["identity"] == identity:
-            when = datetime.fromisoformat(rec["confirmed_at"])
-            delivered[rec["sha256"]] = min(when, delivered.get(rec["sha256"], when))
     held: list[FileCopy] = []
     pending: list[Delivery] = []
     remarks: list[tuple[str, str]] = []
+    unsettled = 0
     with db.transaction():
         db.record_liveness(tid, live.alive, live.reason, live.round_trip_s)
+        for path, found in list(known.items()):
+            if not found["delivered_at"]:
+                # A confirmation of a file the tool never put here (recorded
+                # by an earlier version): no delivery of ours.
+                db.forget_delivery(tid, path)
+                del known[path]
         for c in copies:
-            row = known.get(c.path)
-            ours = row is not None and row["sha256"] == c.sha256
-            if c.sha256 in delivered:
+            row = known.get(c.path) or {}
+            if row.get("sha256") != c.sha256:
+                continue  # the person's file (or bytes changed here): not ours
+            unsettled += c.size
+            recorded = bool(row["confirmed_at"]) and row["identity"] == identity
+            answer = store.confirm(c.path) if live.alive else None
+            if answer is not None and not answer.held and _ignored_here(store, c.path):
+                unsettled -= c.size
+                remarks.append(
+                    (
+                        f"{tid}:{c.path}",
+                        "ignored by this machine's .stignore (a pattern of yours): a release "
+                        "would not reach the phone, so it is kept here and there",
+                    )
+                )
+                if not recorded:
+                    pending.append(_delivery(c, row))
+                continue
+            if recorded:
                 held.append(c)
-                if live.alive and not store.confirm(c.path).held:
+                if answer is not None and not answer.held:
                     remarks.append(
                         (f"{tid}:{c.path}", "the phone removed it before it settled; not resent")
                     )
-                continue
-            answer = store.confirm(c.path) if live.alive else None
-            if answer is not None and answer.held:
+            elif answer is not None and answer.held:
                 db.record_confirmation(
                     tid,
                     c.path,
@@ -712,10 +738,16 @@ def _conduit(
                     evidence=answer.evidence,
                     at=now,
                 )
-                delivered[c.sha256] = now
+                known[c.path] = {**row, "confirmed_at": now.isoformat(), "identity": identity}
                 held.append(c)
             else:
-                pending.append(_delivery(c, row if ours else None))
+                pending.append(_delivery(c, row))
+        for row in known.values():
+            if row["confirmed_at"] and row["identity"] == identity:
+                when = datetime.fromisoformat(row["confirmed_at"])
+                # The same bytes delivered twice (another phone's row taken
+                # over): settled once the later one has.
+                delivered[row["sha256"]] = max(when, delivered.get(row["sha256"], when))
     how = f"canary round trip {live.round_trip_s or 0:.2f} s" if live.alive else live.reason
     return TargetState(
         target_id=tid,
@@ -727,9 +759,19 @@ def _conduit(
         liveness=how,
         role="conduit",
         delivered=delivered,
-        on_phone_bytes=sum(c.size for c in copies),
+        on_phone_bytes=unsettled,
         remarks=tuple(remarks),
     )
+
+
+@runtime_checkable
+class _KnowsIgnores(Protocol):
+    def ignored_here(self, rel_path: str) -> bool: ...
+
+
+def _ignored_here(store: ConfirmingStore, path: str) -> bool:
+    """This machine's Syncthing ignores ``path`` (asked of Syncthing itself)."""
+    return isinstance(store, _KnowsIgnores) and store.ignored_here(path)
 
 
 def _delivery(c: FileCopy, row: dict[str, Any] | None) -> Delivery:

@@ -630,8 +630,14 @@ class _Planner:
             if not sha and i in self.placing
         }
         out = _Sidecar(digest=wanted, name=name)
+        conduits = {t.target_id: t for t in self.targets if t.role == "conduit"}
         for store_id in [LIBRARY, *(t.target_id for t in self.targets)]:
             if wanted is not None and self._holds(store_id, wanted):
+                continue
+            conduit = conduits.get(store_id)
+            if conduit is not None and not self._conduit_wants_sidecar(
+                conduit, wanted, idents, shas
+            ):
                 continue
             if store_id == LIBRARY:
                 placing = self.placing.get(idents[0])
@@ -843,19 +849,40 @@ class _Planner:
         return bool(getattr(cfg, "role", "") == "conduit" and getattr(cfg, "count_as_copy", False))
 
     def _conduit_takes(self, t: TargetState, sha: str | None, size: int) -> bool:
-        """Deliver to a conduit? Never twice; and within its byte budget."""
+        """Deliver to a conduit? Never twice; and within its byte budget, first
+        come first served: once a file is held back, every later one waits
+        behind it, so newer small files cannot keep the phone from draining
+        and starve a large one. One file always goes when the phone holds
+        none of the tool's unsettled files: a file larger than the whole
+        budget goes then, alone."""
         if sha is not None and sha in t.delivered:
             return False  # released, or removed by the phone: never sent again
         budget = getattr(self.desired.targets.get(t.target_id), "max_bytes_on_phone", None)
         used = t.on_phone_bytes + self.conduit_bytes.get(t.target_id, 0)
-        # One file always goes when the phone holds nothing: no deadlock on a
-        # file larger than the budget.
-        if budget is not None and used and used + size > budget:
+        if budget is not None and (
+            t.target_id in self.held_back or (used and used + size > budget)
+        ):
             files, nbytes = self.held_back.get(t.target_id, (0, 0))
             self.held_back[t.target_id] = (files + 1, nbytes + size)
             return False
         self.conduit_bytes[t.target_id] = self.conduit_bytes.get(t.target_id, 0) + size
         return True
+
+    def _conduit_wants_sidecar(
+        self, t: TargetState, wanted: str | None, idents: list[str], shas: list[str | None]
+    ) -> bool:
+        """A sidecar travels to a conduit with its item's files, as they do:
+        never once delivered (released or not), and only while every file of
+        the item is on the phone or goes there this run (so within the budget
+        they were let through by; a sidecar is a few kilobytes)."""
+        if wanted is not None and wanted in t.delivered:
+            return False
+        tid = t.target_id
+        return all(
+            tid in self.copy_actions.get(ident, {})
+            or (sha is not None and (sha in self.copies[tid] or sha in self.pending[tid]))
+            for ident, sha in zip(idents, shas, strict=True)
+        )
 
     def _release_settled(self) -> None:
         """A conduit's files leave the phone once settled, and what it remarked

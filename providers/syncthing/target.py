@@ -433,7 +433,7 @@ class SyncthingTarget(Closing):
                 "the phone can no longer be proven to hold it",
             )
         if local.invalid:
-            return Confirmation(False, f"{rel} is ignored here (freed); see confirm_freed")
+            return Confirmation(False, f"{rel} is ignored here (freed, or by .stignore)")
         if local.deleted or local.version != glob.version or local.size != glob.size:
             return Confirmation(
                 False, "another device has a different version of this file; ours is not held"
@@ -584,11 +584,20 @@ class SyncthingTarget(Closing):
     def release(self, rel_path: str) -> None:
         """Delete a conduit's settled file here; Syncthing announces the
         deletion and the phone (whose folder must not ignore deletes)
-        removes its copy too. Missing already is fine."""
+        removes its copy too. Missing already is fine.
+
+        Never for a path this machine's Syncthing ignores (a freed copy's
+        line, or a pattern of the person's own, ``/2022`` or ``*.JPG``):
+        Syncthing announces nothing for it, so the file would go from here
+        only and the phone would keep it for ever. Syncthing itself is
+        asked (``ignored_here``), and asked again after the deletion that
+        it announces one. The caller has checked the bytes are the ones it
+        delivered."""
         rel = _check_rel(rel_path)
-        if rel in ignores.ignored_paths(self.folder_path):
+        if self.ignored_here(rel):
             raise ProviderError(
-                f"{rel} is ignored here; releasing it would not reach the phone",
+                f"{rel} is ignored by Syncthing here (.stignore); releasing it would not "
+                "reach the phone, so it is kept; remove the pattern to let it go",
                 provider=PROVIDER,
             )
         try:
@@ -606,6 +615,26 @@ class SyncthingTarget(Closing):
             finally:
                 os.close(folder)
         self._client.scan(self.folder_id, rel)
+        record = self._client.file(self.folder_id, rel)
+        local = record.local if record is not None else None
+        if local is not None and local.name and (local.invalid or not local.deleted):
+            raise ProviderError(
+                f"{rel} was deleted here but Syncthing announces no deletion of it "
+                "(ignored here meanwhile?); the phone keeps its copy",
+                provider=PROVIDER,
+            )
+
+    def ignored_here(self, rel_path: str) -> bool:
+        """Does this machine's Syncthing ignore ``rel_path``? A line naming
+        it exactly, or, asked of Syncthing after a rescan of the path (which
+        reloads ``.stignore``), its record here marked invalid: any pattern
+        of the person's, however written, without matching patterns here."""
+        rel = _check_rel(rel_path)
+        if rel in ignores.ignored_paths(self.folder_path):
+            return True
+        self._client.scan(self.folder_id, rel)
+        record = self._client.file(self.folder_id, rel)
+        return record is not None and bool(record.local.name) and record.local.invalid
 
     def _still_held(self, rel: str, evidence: str, *, local_invalid: bool = False) -> Confirmation:
         record = self._client.file(self.folder_id, rel)
