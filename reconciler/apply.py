@@ -52,7 +52,7 @@ from reconciler import crashpoint, media, rows, sidecar
 from reconciler.config import DesiredState
 from reconciler.config import SyncthingTarget as SyncthingTargetConfig
 from reconciler.connect import Connected
-from reconciler.encoder_pool import EncoderPool
+from reconciler.encoder_pool import STOPPED_WITH_THE_RUN, EncoderPool
 from reconciler.errors import (
     ForeignFileError,
     InUseError,
@@ -371,9 +371,12 @@ class Applier:
             return fn()
         except _Skip as s:
             return s.status, s.detail, _Effects()
-        except Abandoned:
-            why = f"abandoned in flight after a second {self.interrupts.name}; the next run does it"
-            return "interrupted", why, _Effects()
+        except Abandoned as e:
+            if str(e) == STOPPED_WITH_THE_RUN:
+                how = str(e)  # systemd's stop signals the encoders with the run
+            else:
+                how = f"abandoned in flight after a second {self.interrupts.name}"
+            return "interrupted", f"{how}; the next run does it", _Effects()
         except LoginRequiredError:
             raise
         except (ProviderError, MediaError) as e:

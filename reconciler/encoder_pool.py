@@ -34,6 +34,9 @@ from reconciler.interrupt import Abandoned, Interrupts
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
+#: Why an encode ended when the run's first signal reached its encoder too.
+STOPPED_WITH_THE_RUN = "encoder stopped with the run by a signal"
+
 #: How long a lost encoder waits for the signal that may have come with its
 #: death: systemd signals the run and its encoders in no set order, and the
 #: run's handler runs only once its main thread next gets to it.
@@ -150,7 +153,7 @@ class EncoderPool:
             if self.interrupts.abandoning.is_set():  # we killed it
                 raise Abandoned("encoder killed after a second signal") from None
             if self.interrupts.stopping.wait(SIGNAL_GRACE_S):
-                raise Abandoned("encoder stopped with the run by a signal") from None
+                raise Abandoned(STOPPED_WITH_THE_RUN) from None
             raise EncoderLost(
                 "the encoder process was killed (out of memory? see the system log); "
                 "the library keeps its file and the next run encodes it again"

@@ -193,6 +193,9 @@ def test_systemd_stop_during_an_encode_ends_the_run_interrupted(tmp_path: Path) 
     assert _unfinished(rows) == set(), rows
     encodes = [s for _, k, s, _ in rows if k == "encode" and s != "started"]
     assert encodes and set(encodes) <= {"interrupted", "failed"}, rows
+    # one signal, not two: the journal says why as it was
+    said = [d for _, k, s, d in rows if k == "encode" and s == "interrupted"]
+    assert all("a second" not in str(d) for d in said), rows
     assert list(ws.library.rglob(".reconcile-tmp-*")) == []
     with sqlite3.connect(ws.root / "state" / "state.db") as db:
         assert db.execute("select status from runs where command = 'apply'").fetchall() == [
