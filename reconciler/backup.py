@@ -21,7 +21,7 @@ import fcntl
 import os
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -104,13 +104,20 @@ def _remove_unfinished(folder: Path) -> list[Path]:
     return removed
 
 
+def _locked(folder: Path) -> AbstractContextManager[bool]:
+    """Hold the backups folder's lock if no other process does."""
+    return locked_if_free(folder / _LOCK)
+
+
 @contextmanager
-def _locked(folder: Path) -> Iterator[bool]:
-    """Hold the backups folder's lock if no other process does: True when
-    held. The kernel releases a ``flock`` when its holder dies, so a killed
-    backup never leaves the folder locked."""
+def locked_if_free(path: Path) -> Iterator[bool]:
+    """Hold the lock file ``path`` if no other process does: True when held.
+    For writers that run after the run lock is let go (a backup of the state
+    database, the metrics textfile): with it held, any temporary of theirs
+    is a killed writer's. The kernel releases a ``flock`` when its holder
+    dies, so a killed writer never leaves it locked."""
     # O_NONBLOCK: a pipe at its name is never waited on.
-    fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

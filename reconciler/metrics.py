@@ -17,6 +17,7 @@ apply takes (a run under way counts too), on
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import uuid
@@ -25,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from reconciler.backup import locked_if_free
 from reconciler.state import StateDB
 
 PROM_NAME = "reconcile.prom"
@@ -140,8 +142,20 @@ def _census_families(census: Mapping[str, Any]) -> list[_Family]:
 
 
 def write_textfile(path: Path, text: str) -> None:
-    """Replace ``path`` whole: a reader never sees half a file."""
+    """Replace ``path`` whole: a reader never sees half a file. Written after
+    the run lock is let go, so under a lock of its own beside it (node_exporter
+    reads only ``*.prom``): with it held, a temporary of ours there is a killed
+    writer's, removed. Another writer at work (a plan beside an apply) has the
+    last word this time."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    with locked_if_free(path.parent / f".{path.name}.lock") as mine:
+        if mine:
+            for left in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+                left.unlink(missing_ok=True)
+            _replace(path, text)
+
+
+def _replace(path: Path, text: str) -> None:
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
         with open(tmp, "w", encoding="utf-8") as f:

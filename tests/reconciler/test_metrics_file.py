@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler import config, history
+from reconciler.backup import locked_if_free
+from reconciler.metrics import write_textfile
 from tests.helpers import KEEP_ORIGINALS, Workspace, make_workspace
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -85,3 +87,31 @@ def test_a_run_that_cannot_write_it_says_so_and_keeps_its_exit(tmp_path: Path) -
         warn=told.append,
     )
     assert (problem, told) == (None, [said])
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path: Path) -> None:
+    """The textfile is written after the run lock is let go, so its own lock
+    says a temporary beside it is a killed writer's (node_exporter's folder
+    would otherwise gather one per kill)."""
+    folder = tmp_path / "textfiles"
+    ws = _workspace(tmp_path, folder / "reconcile.prom")
+    folder.mkdir()
+    left = folder / ".reconcile.prom.0123456789abcdef.tmp"
+    left.write_text("half a file")
+    other = folder / ".other.prom.0123456789abcdef.tmp"  # another exporter's
+    other.write_text("not ours")
+    assert ws.run("plan", now=NOW).code == 0
+    assert not left.exists() and other.exists()
+    assert "reconcile_last_exit_code" in (folder / "reconcile.prom").read_text()
+
+
+def test_a_write_while_another_writer_holds_the_lock_leaves_its_files(tmp_path: Path) -> None:
+    path = tmp_path / "reconcile.prom"
+    theirs = tmp_path / ".reconcile.prom.feedfacefeedface.tmp"
+    theirs.write_text("being written")
+    with locked_if_free(tmp_path / ".reconcile.prom.lock") as mine:
+        assert mine
+        write_textfile(path, "x 1\n")  # as another process would, meanwhile
+    assert theirs.exists() and not path.exists()
+    write_textfile(path, "x 1\n")
+    assert not theirs.exists() and path.read_text() == "x 1\n"
