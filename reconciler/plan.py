@@ -182,7 +182,7 @@ class _Planner:
         #: an encoded library file's current sha256 -> the file (made on need)
         self.renditions: dict[str, LibraryFile] | None = None
         #: (library clips removed with a still, library stills' stems), made on need
-        self.live: tuple[set[str], set[str]] | None = None
+        self.live: tuple[set[str], set[str], set[str]] | None = None
 
     def run(self) -> Plan:
         for t in self.world.targets:
@@ -477,7 +477,18 @@ class _Planner:
         # (re-encoding drops the timed metadata track that pairs it with its
         # still); a rendered edit is what the person made, a RAW alternative
         # and an edit's adjustment data are not pictures to compress.
-        want = encoding_for(tier if f.role == "original" else None, f.name)
+        role = f.role
+        # A source's clip alone whose library copy is a Live Photo's video
+        # (its still left the source first: a run killed between the two
+        # removals) is that video still: the library knows the pair.
+        if (
+            role == "original"
+            and sha in self.library
+            and media_kind(f.name) == "video"
+            and self._is_live_video(self.library[sha])
+        ):
+            role = "live_video"
+        want = encoding_for(tier if role == "original" else None, f.name)
         current = self.library[sha].tier if sha in self.library else ORIGINAL_TIER
         if want.tier == current:
             return
@@ -567,18 +578,23 @@ class _Planner:
         ``IMG_1~<sha of the video>.MOV``."""
         if self.live is None:
             self.live = self._live_index()
-        removed_with_still, stems = self.live
+        removed_with_still, stems, unrecorded = self.live
         sha = lf.original_sha256
         if sha in self.world.removed_sha256:
-            return sha in removed_with_still
+            # Removed alone: an ordinary clip, unless its still left the
+            # source with no record of it (a run killed between the two
+            # removals, the next one taking the clip alone).
+            return sha in removed_with_still or _pairing_stem(lf) in unrecorded
         return _pairing_stem(lf) in stems
 
-    def _live_index(self) -> tuple[set[str], set[str]]:
+    def _live_index(self) -> tuple[set[str], set[str], set[str]]:
         """Made on first need (most runs have no library video to ask about):
-        the clips a removal took out with a still, and the stills' stems."""
+        the clips a removal took out with a still, the stills' stems, and the
+        stems of stills no removal of the tool's names."""
         clips: set[str] = set()
         stills: set[str] = set()
         still_stems: set[str] = set()
+        unrecorded: set[str] = set()
         for lf in self.world.library.files:
             kind = media_kind(lf.path)
             if kind == "video":
@@ -586,12 +602,14 @@ class _Planner:
             elif extension(lf.path).lower() in STILL_EXTENSIONS:
                 stills.add(lf.original_sha256)
                 still_stems.add(_pairing_stem(lf))
+                if lf.original_sha256 not in self.world.removed_sha256:
+                    unrecorded.add(_pairing_stem(lf))
         removed_with_still: set[str] = set()
         for shas in self.world.tombstones.values():
             # (an item's tombstone also holds its sidecar's digest: not a still)
             if len(shas) > 1 and not shas.isdisjoint(stills):
                 removed_with_still |= shas & clips
-        return removed_with_still, still_stems
+        return removed_with_still, still_stems, unrecorded
 
     # ------------------------------------------------------------- removal
 

@@ -4,7 +4,11 @@ are placed as IMG_1.JPG + IMG_1.MOV and IMG_1~<sha>.JPG + IMG_1~<sha'>.MOV."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +19,7 @@ from tests.media.conftest import make_jpeg as make_camera_jpeg
 
 T1 = datetime(2021, 12, 1, tzinfo=UTC)  # the samples were taken 2021-06-01: tier recent
 T2 = datetime(2023, 1, 1, tzinfo=UTC)  # tier older
+REPO = Path(__file__).resolve().parents[1]
 NO_CHANGES = "No changes. The library matches desired_state.toml.\n"
 
 
@@ -69,3 +74,39 @@ def test_live_videos_stay_as_they_are_after_a_lost_state_db(tmp_path: Path) -> N
     assert p.out == NO_CHANGES
     assert ws.run("apply", "--yes", now=T2).code == 0
     assert library_videos(ws) == videos
+
+
+def test_a_live_video_left_alone_by_a_killed_removal_stays_as_it_is(tmp_path: Path) -> None:
+    """A SIGKILL between the two deletions of a Live Photo's removal (the
+    still gone, its video aside): the next run puts the video back, alone,
+    and takes it out as an item of its own. The library's copy is still the
+    Live Photo's video: never encoded, then or as it ages."""
+    ws = make_workspace(tmp_path / "ws")
+    (ws.incoming / "a").mkdir()
+    make_camera_jpeg(ws.incoming / "a" / "IMG_1.JPG", size=(480, 320))
+    make_clip(ws.incoming / "a" / "IMG_1.MOV", rotate=90)
+    mov = (ws.incoming / "a" / "IMG_1.MOV").read_bytes()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILE_TEST_")}
+    env["PYTHONPATH"] = str(REPO)
+    # the second deletion of a file moved aside is the video's: killed before it
+    env["RECONCILE_TEST_KILL_ON"] = r"os.remove|\.reconcile-removing-|2"
+    killer = REPO / "tests" / "kill_at_syscall.py"
+    killed = subprocess.run(
+        [sys.executable, str(killer), "-c", str(ws.config), "apply", "--yes"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert [p.name.split(".reconcile-removing-")[0] for p in (ws.incoming / "a").iterdir()] == [
+        "IMG_1.MOV"
+    ]
+    for _ in range(2):
+        r = ws.run("apply", "--yes", now=T1)
+        assert r.code == 0, r.out + r.err
+    assert files_under(ws.incoming) == {}
+    assert list(library_videos(ws).values()) == [mov]
+    p = ws.run("plan", "--detail", now=T2)  # aging: the still only
+    assert p.out.splitlines()[-1] == "Plan: 1 to encode.", p.out
+    assert ".MOV" not in p.out
