@@ -367,6 +367,11 @@ class ConfirmingStore(Store, Protocol):
         (a conduit's settled file). Only the applier calls it."""
         ...
 
+    def ignored_here(self, rel_path: str) -> bool:
+        """This machine's sync ignores ``rel_path`` (a pattern of the
+        person's): a deletion here would never reach the device."""
+        ...
+
 
 def disk_of(store: Store, table: Mapping[int, Mount] | None = None) -> int | None:
     """The filesystem (``disk_at``) a store's copies live on: None for a

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from functools import partial
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import attrs
 
@@ -710,7 +710,7 @@ def _conduit(
             unsettled += c.size
             recorded = bool(row["confirmed_at"]) and row["identity"] == identity
             answer = store.confirm(c.path) if live.alive else None
-            if answer is not None and not answer.held and _ignored_here(store, c.path):
+            if answer is not None and not answer.held and store.ignored_here(c.path):
                 unsettled -= c.size
                 remarks.append(
                     (
@@ -762,16 +762,6 @@ def _conduit(
         on_phone_bytes=unsettled,
         remarks=tuple(remarks),
     )
-
-
-@runtime_checkable
-class _KnowsIgnores(Protocol):
-    def ignored_here(self, rel_path: str) -> bool: ...
-
-
-def _ignored_here(store: ConfirmingStore, path: str) -> bool:
-    """This machine's Syncthing ignores ``path`` (asked of Syncthing itself)."""
-    return isinstance(store, _KnowsIgnores) and store.ignored_here(path)
 
 
 def _delivery(c: FileCopy, row: dict[str, Any] | None) -> Delivery:
