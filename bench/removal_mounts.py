@@ -23,32 +23,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from providers.filesystem import write_marker
 from reconciler import gate
-from tests.helpers import KEEP_ORIGINALS, files_under, make_jpeg, make_workspace, mounted
+from tests.helpers import files_under, make_jpeg, on_two_disks
 
 OLD = datetime(2021, 6, 1, 9, tzinfo=UTC)
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
-TARGETS = """
-[targets.nas]
-kind = "filesystem"
-path = "nas"
-[targets.usb]
-kind = "filesystem"
-path = "usb"
-"""
 
 
 def gate_seconds(root: Path, seed: Path) -> float:
-    with (
-        mounted(root / "nas", "-t", "tmpfs", "tmpfs"),
-        mounted(root / "usb", "-t", "tmpfs", "tmpfs"),
-    ):
-        write_marker(root / "nas", "nas")
-        write_marker(root / "usb", "usb")
-        ws = make_workspace(
-            root, removal=False, targets=TARGETS, extra=KEEP_ORIGINALS, stores=("library",)
-        )
+    with on_two_disks(root, removal=False) as ws:
         ws.incoming.rmdir()
         shutil.copytree(seed, ws.incoming)
         if ws.run("apply", "--yes", now=NOW).code != 0:

@@ -262,3 +262,30 @@ def mounted(at: Path, *how: str) -> Iterator[Path]:
         yield at
     finally:
         subprocess.run(["umount", str(at)], check=False, capture_output=True)
+
+
+#: Two filesystem targets, ``nas`` and ``usb``, at those folders of a workspace.
+NAS_AND_USB = """
+[targets.nas]
+kind = "filesystem"
+path = "nas"
+[targets.usb]
+kind = "filesystem"
+path = "usb"
+"""
+
+
+@contextmanager
+def on_two_disks(root: Path, *, removal: bool = False) -> Iterator[Workspace]:
+    """A workspace at ``root`` (originals kept) whose targets ``nas`` and
+    ``usb`` are two disks of their own (tmpfs, mounted and marked; root
+    needed), apart from the library's: the set-up of the tests of mounts."""
+    with (
+        mounted(root / "nas", "-t", "tmpfs", "tmpfs"),
+        mounted(root / "usb", "-t", "tmpfs", "tmpfs"),
+    ):
+        write_marker(root / "nas", "nas")
+        write_marker(root / "usb", "usb")
+        yield make_workspace(
+            root, removal=removal, targets=NAS_AND_USB, extra=KEEP_ORIGINALS, stores=("library",)
+        )

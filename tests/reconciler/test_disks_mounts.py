@@ -35,19 +35,18 @@ from reconciler.config import load
 from reconciler.gate import Disks, GateRefused, check_removal
 from reconciler.hashing import sha256_file
 from reconciler.model import FileCopy
-from tests.helpers import KEEP_ORIGINALS, files_under, make_jpeg, make_workspace, mounted
+from tests.helpers import (
+    KEEP_ORIGINALS,
+    NAS_AND_USB,
+    files_under,
+    make_jpeg,
+    make_workspace,
+    mounted,
+    on_two_disks,
+)
 
 OLD = datetime(2021, 6, 1, 9, tzinfo=UTC)
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
-
-NAS_AND_USB = """
-[targets.nas]
-kind = "filesystem"
-path = "nas"
-[targets.usb]
-kind = "filesystem"
-path = "usb"
-"""
 
 
 def _rels(root: Path, **kw: object) -> list[str]:
@@ -59,15 +58,7 @@ def _rels(root: Path, **kw: object) -> list[str]:
 
 def test_a_library_folder_mounted_inside_a_target_is_no_backup(tmp_path: Path) -> None:
     root = tmp_path / "ws"
-    with (
-        mounted(root / "nas", "-t", "tmpfs", "tmpfs"),
-        mounted(root / "usb", "-t", "tmpfs", "tmpfs"),
-    ):
-        write_marker(root / "nas", "nas")
-        write_marker(root / "usb", "usb")
-        ws = make_workspace(
-            root, removal=False, targets=NAS_AND_USB, extra=KEEP_ORIGINALS, stores=("library",)
-        )
+    with on_two_disks(root, removal=False) as ws:
         make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
         r = ws.run("apply", "--yes", now=NOW)
         assert r.code == 0, r.out + r.err

@@ -32,19 +32,18 @@ from providers.filesystem import Fences, NestedPlaceError, scan_tree, write_mark
 from reconciler import gate, places
 from reconciler.config import load
 from reconciler.gate import Disks
-from tests.helpers import KEEP_ORIGINALS, files_under, make_jpeg, make_workspace, mounted
+from tests.helpers import (
+    KEEP_ORIGINALS,
+    NAS_AND_USB,
+    files_under,
+    make_jpeg,
+    make_workspace,
+    mounted,
+    on_two_disks,
+)
 
 OLD = datetime(2021, 6, 1, 9, tzinfo=UTC)
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
-
-NAS_AND_USB = """
-[targets.nas]
-kind = "filesystem"
-path = "nas"
-[targets.usb]
-kind = "filesystem"
-path = "usb"
-"""
 
 
 @contextmanager
@@ -72,15 +71,9 @@ def test_an_overlay_of_a_library_folder_in_a_target_is_no_backup(
     and the NAS is not listed (its walk stops at the overlay)."""
     root = tmp_path / "ws"
     with (
-        mounted(root / "nas", "-t", "tmpfs", "tmpfs"),
-        mounted(root / "usb", "-t", "tmpfs", "tmpfs"),
+        on_two_disks(root, removal=True) as ws,
         mounted(tmp_path / "scratch", "-t", "tmpfs", "tmpfs") as scratch,
     ):
-        write_marker(root / "nas", "nas")
-        write_marker(root / "usb", "usb")
-        ws = make_workspace(
-            root, removal=True, targets=NAS_AND_USB, extra=KEEP_ORIGINALS, stores=("library",)
-        )
         photo = make_jpeg(ws.incoming / "IMG_1.JPG", OLD).read_bytes()
         # the library holds it already (an earlier run, before the NAS was set up)
         (ws.library / "2021/06/01").mkdir(parents=True)
@@ -200,15 +193,7 @@ def test_a_library_file_bind_mounted_in_a_target_stops_its_walk(tmp_path: Path) 
     walk stops there (plan finds it unavailable, and promises no removal),
     and validate says it is a file."""
     root = tmp_path / "ws"
-    with (
-        mounted(root / "nas", "-t", "tmpfs", "tmpfs"),
-        mounted(root / "usb", "-t", "tmpfs", "tmpfs"),
-    ):
-        write_marker(root / "nas", "nas")
-        write_marker(root / "usb", "usb")
-        ws = make_workspace(
-            root, removal=True, targets=NAS_AND_USB, extra=KEEP_ORIGINALS, stores=("library",)
-        )
+    with on_two_disks(root, removal=True) as ws:
         photo = make_jpeg(ws.incoming / "IMG_1.JPG", OLD).read_bytes()
         (ws.library / "2021/06/01").mkdir(parents=True)
         (ws.library / "2021/06/01/IMG_1.JPG").write_bytes(photo)
@@ -234,15 +219,7 @@ def test_a_targets_file_bind_mounted_in_the_source_is_never_listed(tmp_path: Pat
     is not listed (its walk stops at it), so nothing there is removed and
     the backup stays whole."""
     root = tmp_path / "ws"
-    with (
-        mounted(root / "nas", "-t", "tmpfs", "tmpfs"),
-        mounted(root / "usb", "-t", "tmpfs", "tmpfs"),
-    ):
-        write_marker(root / "nas", "nas")
-        write_marker(root / "usb", "usb")
-        ws = make_workspace(
-            root, removal=True, targets=NAS_AND_USB, extra=KEEP_ORIGINALS, stores=("library",)
-        )
+    with on_two_disks(root, removal=True) as ws:
         make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
         assert ws.run("apply", "--yes", now=NOW).code == 0  # archived and removed
         assert list(files_under(ws.incoming)) == []
@@ -346,15 +323,7 @@ def test_the_gate_reads_the_mount_table_once_per_check(
     monkeypatch.setattr(base, "_parse", counted_parse)
     monkeypatch.setattr(base, "_watched", {})
     root = tmp_path / "ws"
-    with (
-        mounted(root / "nas", "-t", "tmpfs", "tmpfs"),
-        mounted(root / "usb", "-t", "tmpfs", "tmpfs"),
-    ):
-        write_marker(root / "nas", "nas")
-        write_marker(root / "usb", "usb")
-        ws = make_workspace(
-            root, removal=False, targets=NAS_AND_USB, extra=KEEP_ORIGINALS, stores=("library",)
-        )
+    with on_two_disks(root, removal=False) as ws:
         for i in range(3):
             make_jpeg(ws.incoming / f"IMG_{i}.JPG", OLD, seed=i)
         assert ws.run("apply", "--yes", now=NOW).code == 0

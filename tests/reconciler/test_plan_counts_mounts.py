@@ -14,19 +14,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from providers.filesystem import write_marker
-from tests.helpers import KEEP_ORIGINALS, files_under, make_jpeg, make_workspace, mounted
+from tests.helpers import (
+    KEEP_ORIGINALS,
+    NAS_AND_USB,
+    files_under,
+    make_jpeg,
+    make_workspace,
+    mounted,
+    on_two_disks,
+)
 
 OLD = datetime(2021, 6, 1, 9, tzinfo=UTC)
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
-
-NAS_AND_USB = """
-[targets.nas]
-kind = "filesystem"
-path = "nas"
-[targets.usb]
-kind = "filesystem"
-path = "usb"
-"""
 
 
 def test_a_copy_reached_through_a_mount_onto_the_librarys_disk_is_not_counted(
@@ -39,15 +38,7 @@ def test_a_copy_reached_through_a_mount_onto_the_librarys_disk_is_not_counted(
     root = tmp_path / "ws"
     elsewhere = tmp_path / "elsewhere"  # on the library's disk
     elsewhere.mkdir()
-    with (
-        mounted(root / "nas", "-t", "tmpfs", "tmpfs"),
-        mounted(root / "usb", "-t", "tmpfs", "tmpfs"),
-    ):
-        write_marker(root / "nas", "nas")
-        write_marker(root / "usb", "usb")
-        ws = make_workspace(
-            root, removal=True, targets=NAS_AND_USB, extra=KEEP_ORIGINALS, stores=("library",)
-        )
+    with on_two_disks(root, removal=True) as ws:
         make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
         with mounted(root / "nas" / "2021", "--bind", str(elsewhere)):
             ws.run("apply", "--yes", now=NOW)  # copies made; the gate holds the item
