@@ -146,10 +146,15 @@ def make_workspace(
 
 
 def phone_workspace(
-    root: Path, pair: SyncthingPair, *, removal: bool, phone_options: str = ""
+    root: Path,
+    pair: SyncthingPair,
+    *,
+    removal: bool,
+    phone_options: str = "",
+    sources: str = FOLDER_SOURCE,
 ) -> Workspace:
-    """A workspace archiving a folder to a NAS folder and the pair's phone;
-    ``phone_options`` are more lines of the phone's target table."""
+    """A workspace archiving ``sources`` (a folder) to a NAS folder and the
+    pair's phone; ``phone_options`` are more lines of the phone's target table."""
     targets = textwrap.dedent(
         f"""
         [targets.nas]
@@ -167,6 +172,7 @@ def phone_workspace(
     return make_workspace(
         root,
         removal=removal,
+        sources=sources,
         targets=targets + phone_options,
         extra=KEEP_ORIGINALS,
         stores=("library", "nas"),

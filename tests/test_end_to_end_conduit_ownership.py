@@ -12,7 +12,6 @@ not delivered again."""
 from __future__ import annotations
 
 import shutil
-import textwrap
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,12 +23,10 @@ from providers.icloud.emulator import Account
 from providers.icloud.emulator.testing import RunningEmulator, seed_trusted_session
 from providers.syncthing.pair import SyncthingPair
 from tests.helpers import (
-    KEEP_ORIGINALS,
     Run,
     Workspace,
     files_under,
     make_jpeg,
-    make_workspace,
     phone_workspace,
 )
 
@@ -240,29 +237,8 @@ def test_a_released_sidecar_is_not_delivered_again(
         monkeypatch.delenv("ICLOUD_PASSWORD", raising=False)
         root = tmp_path / "ws"
         icloud = f'[sources.icloud]\nkind = "icloud"\nendpoint = "{emu.url}"\ntimeout_s = 5\n'
-        targets = textwrap.dedent(f"""
-            [targets.nas]
-            kind = "filesystem"
-            path = "nas"
-            same_disk_ok = true
-            [targets.phone]
-            kind = "syncthing"
-            path = "{pair.local_folder}"
-            folder_id = "{pair.folder_id}"
-            device_id = "{pair.phone.device_id}"
-            url = "{pair.local.url}"
-            liveness_timeout_s = 10
-            role = "conduit"
-            settle_days = 7
-            """)
-        ws = make_workspace(
-            root,
-            removal=False,
-            sources=icloud,
-            targets=targets,
-            extra=KEEP_ORIGINALS,
-            stores=("library", "nas"),
-        )
+        conduit = 'liveness_timeout_s = 10\nrole = "conduit"\nsettle_days = 7\n'
+        ws = phone_workspace(root, pair, removal=False, phone_options=conduit, sources=icloud)
         seed_trusted_session(emu, root / "state" / "icloud-session")
         assert ws.run("apply", "--yes", now=NOW).code == 0
         wait_for(lambda: any(k.endswith(".xmp") for k in on_phone(pair)), what="xmp on phone")
