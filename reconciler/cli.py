@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from reconciler import config, history, logfile, render, selection
+from reconciler import config, history, logfile, render, selection, visible
 from reconciler.commands.common import (
     EXIT_ERROR,
     EXIT_LOCKED,
@@ -304,10 +304,10 @@ def _open_log(args: argparse.Namespace, io: Out) -> None:
         return
     except OSError as e:
         # The run goes on without its log; the person is told why.
-        shown = render.escape_controls(f"{e.filename or ''}: {e.strerror or e}")
+        shown = visible.escape_controls(f"{e.filename or ''}: {e.strerror or e}")
         io.warn(f"warning: not logging this run to the state directory ({shown}); fix that")
         return
-    shown = render.escape_controls(str(config.config_path(args.config)))
+    shown = visible.escape_controls(str(config.config_path(args.config)))
     io.log.info(f"reconcile {args.command} (config {shown})")
 
 
@@ -343,19 +343,19 @@ def _dispatch(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
         return _handler(command)(args, io, now)
     except ConfigError as e:
         for line in e.problems:
-            io.warn(f"error: {render.escape_controls(line)}")
+            io.warn(f"error: {visible.escape_controls(line)}")
         return EXIT_ERROR
     except LoginRequiredError as e:
-        io.warn(f"error: {render.escape_controls(str(e))}")
+        io.warn(f"error: {visible.escape_controls(str(e))}")
         return EXIT_PERSON
     except SafetyError as e:
-        io.warn(f"error: {render.escape_controls(str(e))}")
+        io.warn(f"error: {visible.escape_controls(str(e))}")
         return EXIT_PERSON
     except LockHeldError as e:
-        io.warn(f"error: {render.escape_controls(str(e))}")
+        io.warn(f"error: {visible.escape_controls(str(e))}")
         return EXIT_LOCKED
     except ReconcileError as e:  # provider, state, stale plan, media…
-        io.warn(f"error: {render.escape_controls(str(e))}")
+        io.warn(f"error: {visible.escape_controls(str(e))}")
         return EXIT_ERROR
     except Interrupted as e:
         io.warn(f"error: {e} before anything was changed; run again to continue")
@@ -369,7 +369,7 @@ def _dispatch(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
         # database is named with what to do.
         _log_bug(args)
         problem = _state_problem(args, e)
-        io.warn(f"error: {render.escape_controls(str(problem))}")
+        io.warn(f"error: {visible.escape_controls(str(problem))}")
         return EXIT_LOCKED if isinstance(problem, LockHeldError) else EXIT_ERROR
     except OSError as e:
         if e.errno not in _ENVIRONMENT_ERRNOS:
@@ -378,7 +378,7 @@ def _dispatch(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
         # on a path the person chose: theirs to fix, not a bug.
         _log_bug(args)
         where = f"{e.filename}: " if e.filename else ""
-        shown = render.escape_controls(f"{where}{e.strerror or e}")
+        shown = visible.escape_controls(f"{where}{e.strerror or e}")
         io.warn(f"error: {shown}; fix that, then run again")
         return EXIT_ERROR
     except Exception as e:
@@ -419,12 +419,12 @@ def _record_run(args: argparse.Namespace, io: Out, started: datetime, code: int)
         warn=io.warn,
     )
     if problem is not None:  # the run's exit stands; its history could not be kept
-        io.warn(f"warning: the run could not be recorded: {render.escape_controls(problem)}")
+        io.warn(f"warning: the run could not be recorded: {visible.escape_controls(problem)}")
 
 
 def _bug(args: argparse.Namespace, io: Out, e: BaseException) -> int:
     where = _log_bug(args)
-    shown = render.escape_controls(f"{type(e).__name__}: {e}")
+    shown = visible.escape_controls(f"{type(e).__name__}: {e}")
     io.warn(f"error: internal error ({shown}); this is a bug. Traceback: {where}")
     return EXIT_ERROR
 

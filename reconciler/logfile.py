@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
+from reconciler.visible import escape_controls
+
 LOG_NAME = "reconcile.log"
 LOGGER = "reconcile"
 #: Environment variables whose values never reach the log.
@@ -40,9 +42,18 @@ class _Redact(logging.Filter):
 
 
 class _UTC(logging.Formatter):
+    """Each record with its UTC time, every line of it as a person may be
+    shown it (``visible.escape_controls``): a library's record under ``-v``
+    or a traceback can hold a name, and no name may reorder or fake a line
+    of the log. Lines the CLI logged were escaped already; escaping again
+    changes nothing."""
+
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         return f"{stamp}.{int(record.msecs):03d}Z"
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\n".join(escape_controls(line) for line in super().format(record).split("\n"))
 
 
 class _SizeLimitedLog(RotatingFileHandler):

@@ -29,7 +29,8 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from reconciler.render import escape_controls, size_text
+from reconciler.render import size_text
+from reconciler.visible import escape_controls
 
 if TYPE_CHECKING:  # a name only: the page is a function of what it is given
     from reconciler.census import Proof
@@ -390,7 +391,7 @@ def _int(doc: Mapping[str, Any], section: str, key: str) -> int:
 
 def _esc(value: object) -> str:
     """Text for the page: HTML's own characters, and every control or bidi
-    character escaped visibly (``render.escape_controls``) as on a terminal."""
+    character escaped visibly (``visible.escape_controls``) as on a terminal."""
     return html.escape(escape_controls(str(value)), quote=True)
 
 

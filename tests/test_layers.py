@@ -15,6 +15,7 @@ RANKS = {
     "reconciler.errors": 0,
     "reconciler.model": 0,
     "reconciler.layout": 0,
+    "reconciler.visible": 0,
     "reconciler.hashing": 0,
     "reconciler.independence": 0,
     "reconciler.sidecar": 1,

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from reconciler import config, planfile, render
+from reconciler import config, planfile, render, visible
 from reconciler.apply import Applier, ApplyResult, Outcome
 from reconciler.commands.common import (
     EXIT_ERROR,
@@ -216,7 +216,7 @@ def _nothing_run(
         )
     else:
         return EXIT_OK
-    io.warn(f"error: {render.escape_controls(problem)}")
+    io.warn(f"error: {visible.escape_controls(problem)}")
     return EXIT_ERROR
 
 

@@ -23,8 +23,9 @@ from reconciler.census import Census, Proof, counted_now, proof
 from reconciler.commands.common import EXIT_CHANGES, EXIT_OK, EXIT_PERSON, Out, load
 from reconciler.config import DesiredState
 from reconciler.connect import UnavailableStore, connect_target, icloud_session_dir
-from reconciler.render import escape_controls, utc_text
+from reconciler.render import utc_text
 from reconciler.state import StateDB
+from reconciler.visible import escape_controls
 
 #: How long Apple trusts a browser after a 2FA login before asking again.
 #: Apple does not publish it; about 30 days is what icloudpd's users see.

@@ -1,6 +1,6 @@
 """A file name carrying a Unicode bidi override (U+202E RIGHT-TO-LEFT
 OVERRIDE, the "Trojan Source" character) reaches the plan, apply, status and
-the log unescaped. ``render.escape_controls`` promises every control
+the log unescaped. ``visible.escape_controls`` promises every control
 character escaped visibly so a name can never make a line look like another;
 U+202E is a format control (category Cf, not printable) that reverses the
 rest of the line in any bidi-aware terminal or mail reader:
@@ -9,11 +9,13 @@ reason after it is shown reversed too."""
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler.render import escape_controls
+from reconciler import logfile
+from reconciler.visible import escape_controls
 from tests.helpers import KEEP_ORIGINALS, make_jpeg, make_workspace
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -80,3 +82,19 @@ def test_a_name_with_a_right_to_left_override_is_shown_escaped(tmp_path: Path) -
     found["report"] = _raw_bidi(out.read_text(encoding="utf-8"))
     assert found == {"plan": set(), "apply": set(), "status": set(), "log": set(), "report": set()}
     assert "IMG_\\u202eGPJ.exe" in plan.out and "IMG_\\u202eGPJ.exe" in status.out
+
+
+def test_the_logs_own_records_are_escaped_line_by_line(tmp_path: Path) -> None:
+    """Records the CLI does not say (a library's under ``-v``, a traceback)
+    go to the log too: each of their lines is escaped as a shown line is,
+    and the log's line breaks stay line breaks."""
+    logfile.open_log(tmp_path, max_bytes=1 << 20, backups=1, verbose=True)
+    try:
+        logging.getLogger("urllib3.connectionpool").debug(
+            "GET /IMG_\u202eGPJ.exe\nsecond line\x1b[2J"
+        )
+    finally:
+        logfile.close_log()
+    text = (tmp_path / logfile.LOG_NAME).read_text(encoding="utf-8")
+    assert "\u202e" not in text and "\x1b" not in text
+    assert "GET /IMG_\\u202eGPJ.exe\nsecond line\\x1b[2J\n" in text

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.render import escape_controls
+from reconciler.visible import escape_controls
 from tests.helpers import KEEP_ORIGINALS, make_jpeg, make_workspace
 
 OLD = datetime.now(UTC) - timedelta(days=800)
