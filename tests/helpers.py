@@ -188,6 +188,19 @@ def files_under(root: Path) -> dict[str, bytes]:
     }
 
 
+def phone_files(pair: SyncthingPair) -> dict[str, bytes]:
+    """The files the pair's phone holds (as ``files_under``), Syncthing's
+    own temporaries (``.syncthing.*.tmp``, renamed away as a file arrives)
+    left out, and a file that arrives or leaves while they are read skipped."""
+    found = {}
+    for p in sorted(pair.phone_folder.rglob("*")):
+        if p.name.startswith((".syncthing.", ".reconcile")) or not p.is_file():
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            found[str(p.relative_to(pair.phone_folder))] = p.read_bytes()
+    return found
+
+
 def media_under(root: Path) -> dict[str, bytes]:
     """``files_under`` without the XMP sidecars written beside the media."""
     return {k: v for k, v in files_under(root).items() if not k.endswith(".xmp")}

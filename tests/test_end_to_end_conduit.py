@@ -23,6 +23,7 @@ from tests.helpers import (
     files_under,
     make_jpeg,
     make_workspace,
+    phone_files,
     phone_workspace,
 )
 
@@ -56,7 +57,7 @@ def until(ws: Workspace, text: str, now: datetime = NOW, timeout: float = 20.0) 
 
 
 def phone_jpegs(pair: SyncthingPair) -> dict[str, bytes]:
-    return {k: v for k, v in files_under(pair.phone_folder).items() if k.endswith(".JPG")}
+    return {k: v for k, v in phone_files(pair).items() if k.endswith(".JPG")}
 
 
 def test_deliver_settle_release_and_never_again(tmp_path: Path, pair: SyncthingPair) -> None:

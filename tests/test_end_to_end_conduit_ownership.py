@@ -25,8 +25,8 @@ from providers.syncthing.pair import SyncthingPair
 from tests.helpers import (
     Run,
     Workspace,
-    files_under,
     make_jpeg,
+    phone_files,
     phone_workspace,
 )
 
@@ -66,7 +66,7 @@ def wait_for(pred: Callable[[], bool], what: str, timeout: float = 15.0) -> None
 
 
 def on_phone(pair: SyncthingPair) -> dict[str, bytes]:
-    return files_under(pair.phone_folder)
+    return phone_files(pair)
 
 
 def share(pair: SyncthingPair, rel: str) -> None:

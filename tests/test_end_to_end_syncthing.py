@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from providers.syncthing.pair import SyncthingInstance, SyncthingPair
-from tests.helpers import Run, Workspace, files_under, make_jpeg, phone_workspace
+from tests.helpers import Run, Workspace, files_under, make_jpeg, phone_files, phone_workspace
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 OLD = datetime(2022, 3, 4, 5, 6, tzinfo=UTC)
@@ -68,7 +68,7 @@ def test_removal_waits_for_the_phone_then_the_staging_copy_is_freed(
     assert second.code == 0, second.out + second.err
     assert files_under(ws.incoming) == {}
     assert list(files_under(pair.local_folder)) == [".stignore"]  # the staging copy is freed…
-    assert files_under(pair.phone_folder) == {"2022/03/04/IMG_1.JPG": photo}  # …the phone keeps it
+    assert phone_files(pair) == {"2022/03/04/IMG_1.JPG": photo}  # …the phone keeps it
     final = ws.run("plan", "--detailed-exitcode", now=NOW)
     assert (final.code, final.out) == (0, "No changes. The library matches desired_state.toml.\n")
 
@@ -149,7 +149,7 @@ def apply_checked(ws: Workspace, pair: SyncthingPair) -> Run:
     r = ws.run("apply", "--yes", now=NOW)
     after = files_under(ws.incoming)
     nas = set(files_under(ws.target("nas")).values())
-    phone = set(files_under(pair.phone_folder).values())
+    phone = set(phone_files(pair).values())
     for name, data in before.items():
         if name not in after:
             assert data in nas, f"{name} removed without a copy on the NAS"
@@ -208,7 +208,7 @@ def test_freeing_keeps_the_phone_copy_and_a_lost_or_colliding_one_is_handled(
         final = converge(ws, pair)
         assert final.out == "No changes. The library matches desired_state.toml.\n", final.out
         assert files_under(ws.incoming) == {}
-        phone = files_under(pair.phone_folder)
+        phone = phone_files(pair)
         for name, data in photos.items():
             assert phone[f"2022/03/04/{name}"] == data  # freed here, kept there
         assert not any(p.endswith(".JPG") for p in files_under(pair.local_folder))
@@ -219,12 +219,12 @@ def test_freeing_keeps_the_phone_copy_and_a_lost_or_colliding_one_is_handled(
         r = until(ws, "+ copy-to-target")
         assert "+ copy-to-target[phone] library:2022/03/04/IMG_1.JPG" in r.out, r.out
         assert converge(ws, pair).code == 0
-        assert photos["IMG_1.JPG"] in files_under(pair.phone_folder).values()
+        assert photos["IMG_1.JPG"] in phone_files(pair).values()
 
         # Same name, same day, another camera: a new name on the phone too.
         other = make_jpeg(ws.incoming / "cam2" / "IMG_0.JPG", OLD, seed=99).read_bytes()
         assert converge(ws, pair).code == 0
-        on_phone = files_under(pair.phone_folder)
+        on_phone = phone_files(pair)
         assert on_phone["2022/03/04/IMG_0.JPG"] == photos["IMG_0.JPG"]
         assert other in on_phone.values()
 
