@@ -24,6 +24,7 @@ from providers.icloud.emulator.testing import (
     running_emulator,
     seed_trusted_session,
 )
+from providers.syncthing.pair import SyncthingPair
 from tests.helpers import KEEP_ORIGINALS, Workspace, make_workspace
 
 settings.register_profile("dev", max_examples=40)
@@ -65,3 +66,13 @@ def ws(tmp_path: Path, emu: RunningEmulator, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("ICLOUD_USERNAME", emu.username)
     monkeypatch.delenv("ICLOUD_PASSWORD", raising=False)
     return ws
+
+
+@pytest.fixture
+def pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SyncthingPair]:
+    """Two real Syncthing instances on loopback, one playing the phone, with
+    this machine's API key in the environment as the tool reads it. A test
+    file that needs another pair (a phone that keeps deletions) has its own."""
+    with SyncthingPair.create(tmp_path / "syncthing") as pair:
+        monkeypatch.setenv("SYNCTHING_API_KEY", pair.local.api_key)
+        yield pair

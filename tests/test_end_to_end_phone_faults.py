@@ -9,7 +9,6 @@ file a failed action."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,13 +24,6 @@ from tests.helpers import files_under, make_jpeg, phone_workspace
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 OLD = datetime(2022, 3, 4, 5, 6, tzinfo=UTC)
 REQUEST = requests.Session.request
-
-
-@pytest.fixture
-def pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SyncthingPair]:
-    with SyncthingPair.create(tmp_path / "st") as pair:
-        monkeypatch.setenv("SYNCTHING_API_KEY", pair.local.api_key)
-        yield pair
 
 
 @pytest.mark.parametrize("how", ["stopped", "slow"])

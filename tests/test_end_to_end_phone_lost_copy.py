@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from providers.syncthing.pair import SyncthingPair
 from reconciler.state import StateDB
@@ -23,13 +20,6 @@ NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 OLD = datetime(2022, 3, 4, 5, 6, tzinfo=UTC)
 ON_PHONE = "2022/03/04/IMG_1.JPG"
 EVERY_ITEM = "every item is archived"
-
-
-@pytest.fixture
-def pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SyncthingPair]:
-    with SyncthingPair.create(tmp_path / "syncthing") as pair:
-        monkeypatch.setenv("SYNCTHING_API_KEY", pair.local.api_key)
-        yield pair
 
 
 def _items(ws: Workspace) -> dict[str, int]:

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-
-import pytest
 
 from providers.syncthing.pair import SyncthingPair
 from tests.helpers import Workspace, make_jpeg, phone_workspace
@@ -27,13 +24,6 @@ from tests.helpers import Workspace, make_jpeg, phone_workspace
 OLD = datetime(2021, 6, 1, 9, tzinfo=UTC)
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 HEADLINE = "every item is archived (2 copies required) or off-loaded"
-
-
-@pytest.fixture
-def pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SyncthingPair]:
-    with SyncthingPair.create(tmp_path / "syncthing") as pair:
-        monkeypatch.setenv("SYNCTHING_API_KEY", pair.local.api_key)
-        yield pair
 
 
 def _items(ws: Workspace) -> dict[str, int]:

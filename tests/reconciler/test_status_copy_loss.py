@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-
-import pytest
 
 from providers.filesystem import MARKER, write_marker
 from providers.syncthing.pair import SyncthingPair
@@ -140,13 +137,6 @@ def test_a_target_not_mounted_now_proves_nothing(tmp_path: Path) -> None:
     r = ws.run("init-target", str(ws.target("nas")), "--id", "nas")  # plugged in again
     assert r.code == 0, r.err
     assert HEADLINE in ws.run("status", now=NOW).out
-
-
-@pytest.fixture
-def pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SyncthingPair]:
-    with SyncthingPair.create(tmp_path / "syncthing") as pair:
-        monkeypatch.setenv("SYNCTHING_API_KEY", pair.local.api_key)
-        yield pair
 
 
 def test_a_phone_that_failed_its_canary_proves_nothing(tmp_path: Path, pair: SyncthingPair) -> None:
