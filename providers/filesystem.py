@@ -53,6 +53,7 @@ from providers.base import (
 from reconciler.errors import ForeignFileError, ProviderError
 from reconciler.hashing import (
     copy_file_hashing,
+    discard,
     fsync_dir,
     open_to_read,
     read_file,
@@ -188,6 +189,19 @@ def _refuse_mounted_file(
         )
 
 
+def _refuse_marked(folder: str, top: str) -> None:
+    """A folder below a walk's root that holds a store's marker is that
+    store, however it was reached: by a path spelled in other case on a disk
+    that ignores case (exFAT, SMB, where FUSE gives each spelling an inode
+    number of its own), a mount, a copy of a whole backup folder. Its files
+    are that store's, never this place's: the walk ends (``NestedPlaceError``)."""
+    raise NestedPlaceError(
+        f"{folder} is marked as a store ({MARKER}): sources, library, targets and state "
+        f"must not contain one another, so {top} is not listed (if it is a copy of an "
+        "old backup folder, remove that file from it)"
+    )
+
+
 def scan_tree(
     root: str | os.PathLike[str],
     skip: Callable[[str], bool] | None = None,
@@ -225,7 +239,8 @@ def scan_tree(
     each with its name. A sub-folder that is one of them (a bind mount, a
     share mounted twice) ends the walk with ``NestedPlaceError``: one
     ``fstat`` per folder, never per file. So does a mount that shows a
-    folder inside a place (``Fences``)."""
+    folder inside a place (``Fences``), and a sub-folder holding a store's
+    marker, whatever its identity says (``_refuse_marked``)."""
     top = os.fspath(root)
     stack = [(top if top.endswith("/") else top + "/", "", False)]
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
@@ -274,6 +289,8 @@ def scan_tree(
                     if name[0] == "." and (
                         name == MARKER or name.startswith(TMP_PREFIX) or entry.is_dir()
                     ):
+                        if name == MARKER and prefix:
+                            _refuse_marked(folder, top)
                         continue
                     if skip is not None and skip(name):
                         continue
@@ -467,6 +484,7 @@ class FilesystemStore:
     def put(
         self, src: Path, rel_path: str, sha256: str, *, mtime_ns: int | None = None
     ) -> FileCopy:
+        rel_path = self._around_obstacles(rel_path, sha256)
         rel = rel_path
         for _ in range(3):
             dest = self._path(rel)
@@ -486,6 +504,23 @@ class FilesystemStore:
                 return self._copy_at(rel, sha256)
             rel = collision_path(rel_path, sha256)
         raise ProviderError(f"could not find a free name for {rel_path}", provider=self.id)
+
+    def _around_obstacles(self, rel_path: str, sha256: str) -> str:
+        """``rel_path``, or, when a folder on its way is taken by something
+        else (a file named like the day folder ``2020/01/02``, another
+        tool's), the path with that folder tagged by the content
+        (``2020/01/02~<sha256[:10]>/IMG_1.JPG``), as a taken file name is:
+        the copy goes beside the obstacle instead of failing every run."""
+        parts = rel_path.split("/")
+        for depth in range(1, len(parts)):
+            try:
+                st = os.lstat(self._path("/".join(parts[:depth])))
+            except (OSError, ProviderError):
+                return rel_path  # not there (made when written), or the write says why
+            if not stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode):
+                parts[depth - 1] = collision_path(parts[depth - 1], sha256)
+                return "/".join(parts)
+        return rel_path
 
     def _existing(self, dest: Path) -> str | None:
         """What stands at ``dest``: None for nothing, the SHA-256 of a file
@@ -518,12 +553,12 @@ class FilesystemStore:
         try:
             got, _ = copy_file_hashing(src, tmp)
         except OSError as e:
-            tmp.unlink(missing_ok=True)
+            discard(tmp)
             raise ProviderError(
                 f"writing {rel} failed: {self._plain(e)}", provider=self.id, transient=True
             ) from e
         if got != sha256:
-            tmp.unlink(missing_ok=True)
+            discard(tmp)
             raise ProviderError(
                 f"source bytes for {rel} changed while copying (sha256 {got[:12]}, "
                 f"expected {sha256[:12]})",
@@ -536,17 +571,18 @@ class FilesystemStore:
             # Another writer of this run took the name: ``put`` looks again
             # and writes anew, so this temporary is nobody's (it was left
             # behind, one whole copy per clash, until a killed run's sweep).
-            tmp.unlink(missing_ok=True)
+            discard(tmp)
             raise
 
     def adopt(self, tmp: Path, rel_path: str, sha256: str) -> FileCopy:
         """Move a verified temporary file (from ``temp_path``) into place under
         ``rel_path`` or a collision-proof name; never overwrites."""
+        rel_path = self._around_obstacles(rel_path, sha256)
         rel = rel_path
         for _ in range(3):
             existing = self._existing(self._path(rel))
             if existing == sha256:
-                tmp.unlink(missing_ok=True)
+                discard(tmp)
                 return self._copy_at(rel, sha256)
             if existing is None:
                 try:
@@ -554,7 +590,7 @@ class FilesystemStore:
                 except FileExistsError:
                     continue
             rel = collision_path(rel_path, sha256)
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise ProviderError(f"could not find a free name for {rel_path}", provider=self.id)
 
     def _place(self, tmp: Path, rel: str, sha256: str) -> FileCopy:
@@ -569,11 +605,11 @@ class FilesystemStore:
             # name with the same temporary file, so it must still exist.
             raise
         except OSError as e:
-            tmp.unlink(missing_ok=True)
+            discard(tmp)
             raise ProviderError(
                 f"writing {rel} failed: {self._plain(e)}", provider=self.id, transient=True
             ) from e
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         copy = self._copy_at(rel, sha256)
         if not self.verify(copy):
             raise ProviderError(
@@ -705,7 +741,7 @@ def replace_sidecar(
                 os.replace(tmp, dest)  # this item's, written meanwhile by a parallel run
         fsync_dir(dest.parent)
     finally:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
     return got
 
 

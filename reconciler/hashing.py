@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -121,6 +122,14 @@ def copy_hashing(src: BinaryIO, dest: Path) -> tuple[str, int]:
 def copy_file_hashing(src: Path, dest: Path) -> tuple[str, int]:
     with open(open_to_read(src), "rb") as f:
         return copy_hashing(f, dest)
+
+
+def discard(path: Path) -> None:
+    """Remove one of our own temporaries if it is there. A failure to (a
+    disk gone read-only, a folder turned into a file) never replaces the
+    error being reported: the debris sweep takes the file later."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 def fsync_dir(path: Path) -> None:

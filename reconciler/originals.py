@@ -16,13 +16,14 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import attrs
 
 from reconciler.connect import Connected
 from reconciler.errors import ProviderError
 from reconciler.hashing import sha256_file
+from reconciler.layout import safe_name
 from reconciler.model import ORIGINAL_TIER, FileCopy, LibraryFile, MediaFile, SourceItem
 
 
@@ -42,30 +43,36 @@ class Originals:
     def readable(self, sha: str) -> Iterator[Path]:
         """A readable path holding the original bytes of ``sha``: the library's
         original, a source or target file on this machine (read in place), or
-        else one fetched to a temporary file (iCloud, a store elsewhere)."""
+        else one fetched to a temporary file (iCloud, a store elsewhere),
+        named as the original is (``original.MOV``).
+
+        The caller's own errors (a full or read-only library while the
+        encode is written) pass through as they are: no ``yield`` here
+        stands inside a ``try`` that would take them for this search's."""
         lib = self.library.get(sha)
         if lib is not None and lib.tier == ORIGINAL_TIER and lib.sha256 == sha:
             yield self.conn.library.root / lib.path
             return
-        for path in self._local_originals(sha):
-            try:
-                if sha256_file(path) == sha:
-                    yield path
-                    return
-            except OSError:
-                continue
+        found = next((p for p in self._local_originals(sha) if _holds(p, sha)), None)
+        if found is not None:
+            yield found
+            return
         with tempfile.TemporaryDirectory(dir=self.state_dir, prefix="fetch-") as tmp:
-            dest = Path(tmp) / "original"
-            for fetch in self._fetchers(sha):
-                dest.unlink(missing_ok=True)
-                try:
-                    fetch(dest)
-                except ProviderError:
-                    continue
-                if dest.exists() and sha256_file(dest) == sha:
-                    yield dest
-                    return
-            raise ProviderError(f"no readable original with sha256 {sha[:12]} anywhere")
+            yield self._fetched(sha, Path(tmp))
+
+    def _fetched(self, sha: str, folder: Path) -> Path:
+        """The original fetched into ``folder`` from the first place that
+        gives its very bytes."""
+        for name, fetch in self._fetchers(sha):
+            dest = folder / f"original{PurePosixPath(safe_name(name)).suffix}"
+            dest.unlink(missing_ok=True)
+            try:
+                fetch(dest)
+            except ProviderError:
+                continue
+            if _holds(dest, sha):
+                return dest
+        raise ProviderError(f"no readable original with sha256 {sha[:12]} anywhere")
 
     def _local_originals(self, sha: str) -> Iterator[Path]:
         for sid, item, f in self.holders.get(sha, ()):
@@ -78,12 +85,13 @@ class Originals:
                 if path is not None:
                     yield path
 
-    def _fetchers(self, sha: str) -> Iterator[Callable[[Path], object]]:
+    def _fetchers(self, sha: str) -> Iterator[tuple[str, Callable[[Path], object]]]:
+        """Each place's name for the original, and how to fetch it from there."""
         for sid, item, f in self.holders.get(sha, ()):
-            yield partial(self.conn.sources[sid].fetch, item, f)
+            yield f.name, partial(self.conn.sources[sid].fetch, item, f)
         for tid, copies in self.copies.items():
             if sha in copies:
-                yield partial(self.conn.targets[tid].read_to, copies[sha])
+                yield copies[sha].path, partial(self.conn.targets[tid].read_to, copies[sha])
 
     def label(self, message: str, sha: str, path: Path | None) -> str:
         """``message`` with the path the encoder read replaced by where the
@@ -101,3 +109,11 @@ class Originals:
     def elsewhere(self, sha: str) -> bool:
         """Is the original held somewhere besides the library (a source, a target)?"""
         return sha in self.holders or any(sha in copies for copies in self.copies.values())
+
+
+def _holds(path: Path, sha: str) -> bool:
+    """``path`` can be read now and holds the bytes of ``sha``."""
+    try:
+        return sha256_file(path) == sha
+    except OSError:
+        return False

@@ -94,7 +94,7 @@ def test_a_failed_action_counts_its_item_as_failed_with_its_error(tmp_path: Path
     make_jpeg(ws.incoming / "IMG_1.JPG", YOUNG, seed=1)
     make_jpeg(ws.incoming / "IMG_2.JPG", OLD, seed=2)
     blocker = ws.target("nas") / f"{YOUNG:%Y}"
-    blocker.write_text("a file where the year's folder goes")
+    blocker.symlink_to(tmp_path / "elsewhere")  # nothing is written through a link
     assert ws.run("apply", "--yes", now=NOW).code == 1
     desired = config.load(ws.config)
     db = StateDB.in_dir(desired.state_dir)

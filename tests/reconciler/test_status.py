@@ -71,6 +71,7 @@ def test_status_after_a_converged_apply(tmp_path: Path) -> None:
 
 def test_status_after_a_failed_run(tmp_path: Path) -> None:
     ws = _workspace(tmp_path)
-    (ws.target("nas") / f"{YOUNG:%Y}").write_text("a file where the year's folder goes")
+    # the year's folder a link: nothing is written through one (the copy fails)
+    (ws.target("nas") / f"{YOUNG:%Y}").symlink_to(tmp_path / "elsewhere")
     assert ws.run("apply", "--yes", now=NOW).code == 1
     _check(ws, "status_failed")
