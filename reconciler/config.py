@@ -27,6 +27,7 @@ from cattrs.v import format_exception as default_format_exception
 
 from reconciler.errors import ConfigError
 from reconciler.hashing import read_named
+from reconciler.layout import name_key
 from reconciler.media.lineage import TIER_NAME
 from reconciler.media.presets import HEIC_PRESETS
 
@@ -676,24 +677,38 @@ def _check_overlaps(d: DesiredState) -> list[str]:
 
     A target inside a source is listed as source items and deleted as such;
     a library inside a source is re-imported every run. Paths are compared
-    after ``~`` and symlinks are resolved (``_resolved``)."""
+    after ``~`` and symlinks are resolved (``_resolved``), and as a disk
+    that ignores case and Unicode form compares names (exFAT, SMB: ``DCIM``
+    and ``dcim/backup`` are a folder and one inside it there, and
+    ``layout.name_key``); on a disk that tells them apart, two places named
+    alike but for case are refused too, as the safe side."""
     problems: list[str] = []
-    every = places(d)
-    for i, (key_a, a) in enumerate(every):
-        for key_b, b in every[i + 1 :]:
-            if a == b:
+    every = [(key, path, Path(name_key(str(path)))) for key, path in places(d)]
+    for i, (key_a, a, folded_a) in enumerate(every):
+        for key_b, b, folded_b in every[i + 1 :]:
+            case = "" if (a == b or a.is_relative_to(b) or b.is_relative_to(a)) else _BY_CASE
+            if folded_a == folded_b:
                 problems.append(
-                    f"{key_a} and {key_b} are the same folder ({_shown(a)}); give each its own"
+                    f"{key_a} and {key_b} are the same folder ({_shown(a)}){case}; "
+                    "give each its own"
                 )
-            elif a.is_relative_to(b) or b.is_relative_to(a):
+            elif folded_a.is_relative_to(folded_b) or folded_b.is_relative_to(folded_a):
                 (inner_key, inner), (outer_key, outer) = (
-                    ((key_a, a), (key_b, b)) if a.is_relative_to(b) else ((key_b, b), (key_a, a))
+                    ((key_a, a), (key_b, b))
+                    if folded_a.is_relative_to(folded_b)
+                    else ((key_b, b), (key_a, a))
                 )
                 problems.append(
-                    f"{inner_key} ({_shown(inner)}) is inside {outer_key} ({_shown(outer)}); "
-                    "sources, library, targets and state must not contain one another"
+                    f"{inner_key} ({_shown(inner)}) is inside {outer_key} ({_shown(outer)})"
+                    f"{case}; sources, library, targets and state must not contain one another"
                 )
     return problems
+
+
+_BY_CASE = (
+    " on a disk that does not tell names apart by case or Unicode form (exFAT, SMB, "
+    "a phone), as this one may not"
+)
 
 
 def _resolved(d: DesiredState, base: Path | None, digest: str, name: str) -> DesiredState:

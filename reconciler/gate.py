@@ -44,6 +44,7 @@ from reconciler.connect import Connected
 from reconciler.disks import Disks, disks_now
 from reconciler.errors import ProviderError, SafetyError
 from reconciler.independence import Groups, backup_groups, count_backups, group_of
+from reconciler.layout import name_key
 from reconciler.model import FileCopy, RemoveFromSource, SourceItem
 from reconciler.state import StateDB
 
@@ -193,12 +194,16 @@ def _is_source_side(
     path: Path | None, held: tuple[int, int] | None, own: set[tuple[int, int]], root: str | None
 ) -> bool:
     """The copy (at ``path``, the file ``held``) is the source's file itself,
-    or lives inside the source."""
+    or lives inside the source. Paths compared as a disk that ignores case
+    and Unicode form compares them (exFAT, SMB: ``DCIM/a.jpg`` is
+    ``dcim/a.jpg`` there, and FUSE may give each spelling an inode number of
+    its own, so identities do not show it): a copy named like one inside the
+    source never counts, as the safe side."""
     if path is None:
         return False
     if root is not None:
-        real = os.path.realpath(path)
-        if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+        real, top = name_key(os.path.realpath(path)), name_key(root.rstrip(os.sep))
+        if real == top or real.startswith(top + os.sep):
             return True
     return held is not None and held in own
 

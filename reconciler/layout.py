@@ -5,6 +5,14 @@ date is unknown). Names from a source are untrusted: they are reduced to one
 safe path component (no separators, no NUL, no ``..``, NFC, at most 200
 bytes), so nothing escapes the root. Two different files that want the same
 name both survive: the second gets ``<stem>~<sha256[:10]><ext>``.
+
+The name is also one that every kind of disk a backup lands on can hold:
+exFAT and FAT (USB disks), SMB shares, a phone's shared storage. Those
+refuse ``\\ : * ? " < > |``, a name ending in a dot or a space, and
+Windows' device names (``CON``, ``AUX``, ``COM1``...): such a name is
+changed (``_``), or a target would refuse the copy on every run. Those
+disks also tell names apart by neither case nor Unicode form:
+``name_key`` is the name as they compare it.
 """
 
 from __future__ import annotations
@@ -15,21 +23,33 @@ import unicodedata
 from datetime import UTC, datetime
 
 MAX_NAME_BYTES = 200
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+#: Names Windows keeps for devices, whatever follows their first dot.
+_DEVICES = frozenset(
+    ["CON", "PRN", "AUX", "NUL"] + [f"{k}{i}" for k in ("COM", "LPT") for i in range(1, 10)]
+)
 
 
 def safe_name(name: str) -> str:
     """One path component derived from an untrusted file name."""
     name = unicodedata.normalize("NFC", name)
-    name = _UNSAFE.sub("_", name).strip().lstrip(".")
-    if not name or name in {".", ".."}:
+    name = _UNSAFE.sub("_", name).strip().lstrip(".").rstrip(". ")
+    if not name:
         name = "unnamed"
+    if name.split(".", 1)[0].rstrip(" ").upper() in _DEVICES:
+        name = "_" + name
     stem, ext = posixpath.splitext(name)
     if len(ext.encode()) > 16:
         stem, ext = name, ""
     while len((stem + ext).encode()) > MAX_NAME_BYTES:
         stem = stem[:-1]
-    return (stem or "unnamed") + ext
+    return (stem.rstrip(". ") or "unnamed") + ext
+
+
+def name_key(name: str) -> str:
+    """``name`` as a disk that ignores case and Unicode form compares it
+    (exFAT, SMB, a phone's storage): two names with one key are one file there."""
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 def dated_path(captured_at: datetime | None, name: str) -> str:

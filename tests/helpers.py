@@ -283,6 +283,34 @@ def mounted(at: Path, *how: str) -> Iterator[Path]:
         subprocess.run(["umount", str(at)], check=False, capture_output=True)
 
 
+@contextmanager
+def exfat_disk(at: Path, *, mib: int = 32) -> Iterator[Path]:
+    """An exFAT disk (as USB disks and phones' SD cards come) mounted at
+    ``at`` for the block, through FUSE: names compared without case, no
+    ``: * ? " < > |`` in a name, no hard or symbolic links, whole seconds.
+    Its image file lies on a disk of its own (a tmpfs beside ``at``), so it
+    is no part of the library's disk. Root needed (CI runs as root)."""
+    with mounted(at.with_name(f"{at.name}.image"), "-t", "tmpfs", "tmpfs") as holder:
+        image = holder / "exfat.img"
+        with open(image, "wb") as f:
+            f.truncate(mib << 20)
+        subprocess.run(["mkfs.exfat", str(image)], check=True, capture_output=True)
+        loop = subprocess.run(
+            ["losetup", "--find", "--show", str(image)], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        try:
+            at.mkdir(parents=True, exist_ok=True)
+            fuse = ["mount.exfat-fuse", "-o", "nonempty", loop, str(at)]
+            subprocess.run(fuse, check=True, capture_output=True)
+            try:
+                yield at
+            finally:
+                # lazily: FUSE may still be answering a last request
+                subprocess.run(["umount", "--lazy", str(at)], check=False, capture_output=True)
+        finally:
+            subprocess.run(["losetup", "--detach", loop], check=False, capture_output=True)
+
+
 #: Two filesystem targets, ``nas`` and ``usb``, at those folders of a workspace.
 NAS_AND_USB = """
 [targets.nas]

@@ -370,6 +370,22 @@ class SyncthingClient(Closing):
             ),
         )
 
+    def names_in(self, folder: str, parent: str) -> list[str]:
+        """The names the index holds directly in folder ``parent`` ("" for
+        the root), files and folders, as the phone may hold them; deleted
+        ones are not among them (``file`` still knows those)."""
+        params = {"folder": folder, "levels": "0"}
+        if parent:
+            params["prefix"] = parent
+        raw = self._json(
+            self._request(
+                "GET", "/rest/db/browse", params=params, on_missing=self._unknown_folder(folder)
+            )
+        )
+        if isinstance(raw, dict):  # the older shape: {name: {...} or [mtime, size]}
+            return [str(name) for name in raw]
+        return [str(entry.get("name", "")) for entry in raw or () if isinstance(entry, dict)]
+
     def folder_state(self, folder: str) -> str:
         """This machine's state of the folder (idle, scanning, syncing, error…),
         with its error when there is one. The phone's state is not visible here."""

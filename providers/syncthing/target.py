@@ -26,6 +26,7 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -58,8 +59,8 @@ from providers.syncthing.liveness import (
     prove_alive,
 )
 from reconciler.errors import ProviderError
-from reconciler.hashing import fsync_dir, open_to_read, sha256_file
-from reconciler.layout import collision_path
+from reconciler.hashing import discard, fsync_dir, open_to_read, sha256_file
+from reconciler.layout import collision_path, name_key
 from reconciler.model import FileCopy
 
 STIGNORE_LINE = ignores.TMP_LINE
@@ -148,6 +149,8 @@ class SyncthingTarget(Closing):
     _freed: dict[str, str] = attrs.field(init=False, factory=dict, repr=False)
     #: Paths ignored here, read once per run (see ``_keep_ignored``).
     _ignored: set[str] | None = attrs.field(init=False, default=None, repr=False)
+    #: Held while a delivery chooses its name and takes it (see ``put``).
+    _naming: threading.Lock = attrs.field(init=False, factory=threading.Lock, repr=False)
 
     kind = "syncthing"
 
@@ -250,26 +253,33 @@ class SyncthingTarget(Closing):
         """
         rel = _check_rel(rel_path)
         self._no_link_to(rel)
+        tmp: Path | None = None
         try:
-            for _attempt in range(3):
-                dest_rel = self._free_name(rel, sha256)
-                dest = self.folder_path / dest_rel
-                if dest.is_file():  # the same content is already there
-                    return self._delivered(dest_rel, sha256)
-                tmp = self._write_temp(src, sha256)
+            for _attempt in range(4):
+                # A name is chosen and taken by one delivery at a time: two
+                # of this run's, named alike but for case, must not both
+                # find the folder free of the other.
+                with self._naming:
+                    dest_rel = self._free_name(rel, sha256)
+                    dest = self.folder_path / dest_rel
+                    if dest.is_file():  # the same content is already there
+                        return self._delivered(dest_rel, sha256)
+                    if tmp is not None:
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        if self._place(tmp, dest):
+                            fsync_dir(dest.parent)
+                            return self._delivered(dest_rel, sha256)
+                        continue
+                tmp = self._write_temp(src, sha256)  # written outside the lock
                 if mtime_ns is not None:  # the capture date: the gallery sorts by it
                     os.utime(tmp, ns=(mtime_ns, mtime_ns))
-                try:
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    if self._place(tmp, dest):
-                        fsync_dir(dest.parent)
-                        return self._delivered(dest_rel, sha256)
-                finally:
-                    tmp.unlink(missing_ok=True)
         except OSError as e:
             raise ProviderError(
                 f"delivering {rel} into {self.folder_path} failed: {e}", provider=PROVIDER
             ) from e
+        finally:
+            if tmp is not None:
+                discard(tmp)
         raise ProviderError(
             f"delivering {rel}: the name kept being taken while writing; try again",
             provider=PROVIDER,
@@ -295,9 +305,16 @@ class SyncthingTarget(Closing):
 
     def _free_name(self, rel: str, sha256: str) -> str:
         """The first candidate name that is unknown everywhere, or already
-        holds this content here."""
+        holds this content here. A phone's storage tells names apart by
+        neither case nor Unicode form, so a name that is another one there
+        (``IMG_1.JPG`` beside ``img_1.jpg``) is taken too: the phone's
+        Syncthing would refuse it for ever as a case conflict."""
         ignored = ignores.ignored_paths(self.folder_path)
+        others = self._names_beside(rel)
         for name in _collision_names(rel, sha256):
+            base = PurePosixPath(name).name
+            if others.get(name_key(base), base) != base:
+                continue  # another name there is this one on the phone
             path = self.folder_path / name
             if path.is_file() and not path.is_symlink():
                 with contextlib.suppress(OSError):  # unreadable: taken
@@ -313,6 +330,21 @@ class SyncthingTarget(Closing):
             "(the phone may hold other content there)",
             provider=PROVIDER,
         )
+
+    def _names_beside(self, rel: str) -> dict[str, str]:
+        """The names in ``rel``'s folder, here and in Syncthing's index, by
+        ``name_key`` (a key held by two names maps to neither)."""
+        parent = PurePosixPath(rel).parent.as_posix()
+        parent = "" if parent == "." else parent
+        try:
+            here = os.listdir(self.folder_path / parent)
+        except FileNotFoundError:
+            here = []
+        names: dict[str, str] = {}
+        for name in [*here, *self._client.names_in(self.folder_id, parent)]:
+            key = name_key(name)
+            names[key] = name if names.get(key, name) == name else "/"
+        return names
 
     def _write_temp(self, src: Path, sha256: str) -> Path:
         fd, name = tempfile.mkstemp(dir=self._ensure_ignored(), prefix="put-")
@@ -334,7 +366,7 @@ class SyncthingTarget(Closing):
                     provider=PROVIDER,
                 )
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            discard(tmp)
             raise
         return tmp
 
