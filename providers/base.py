@@ -397,8 +397,16 @@ def disk_at(path: Path | str, table: Mapping[int, Mount] | None = None) -> int |
     subvolume a number of its own, so two subvolumes of one disk (a
     nested one not even mounted) would pass for two disks. The kernel's
     mount table names the filesystem itself: the number of the mount the
-    file is reached through (``locate``; ``table`` as there)."""
+    file is reached through (``locate``; ``table`` as there). A filesystem
+    read from a disk image (a loop device) is on the disk that holds the
+    image's file (``disk_image_of``): that disk's number."""
     found = locate(path, table)
+    for _ in range(8):  # an image inside an image inside…: a few at most
+        image = disk_image_of(found.device) if found is not None else None
+        beneath = locate(image, table) if image is not None else None
+        if beneath is None:
+            break
+        found = beneath
     return None if found is None else found.device
 
 
@@ -611,6 +619,26 @@ class Location:
     def overlaps(self, other: Location) -> bool:
         """One of the two is, or lies inside, the other."""
         return self.within(other) or other.within(self)
+
+
+#: Linux's block major of loop devices: a disk image shown as a disk.
+LOOP_MAJOR = 7
+
+
+def disk_image_of(device: int, sys_block: str = "/sys/dev/block") -> str | None:
+    """The file a loop device shows as a disk (a disk image mounted, or a
+    FUSE filesystem such as exFAT read from one); None for any other
+    device, or when the kernel does not say. The image's file lies on some
+    other disk: that one is what fails with it."""
+    if os.major(device) != LOOP_MAJOR:
+        return None
+    where = f"{sys_block}/{os.major(device)}:{os.minor(device)}/loop/backing_file"
+    try:
+        with open(where, encoding="utf-8", errors="surrogateescape") as f:
+            name = f.read().rstrip("\n")
+    except OSError:
+        return None
+    return name or None
 
 
 def locate(path: Path | str, table: Mapping[int, Mount] | None = None) -> Location | None:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from providers.base import Location, Mount, locate
+from providers.base import Location, Mount, disk_image_of, locate
 from reconciler.config import DesiredState, places, same_disk_ok
 
 #: How a copy met inside another place by its real location is named.
@@ -66,7 +66,7 @@ class Disks:
         mount = self.table.get(where.mount) if where.mount is not None else None
         shown = mount.layers() if mount is not None else ()
         if mount is None or shown == ():
-            return where.device, ""
+            return self._beneath(where.device)
         layers = self._located(mount, shown)
         if layers is None:
             if self.roots.get(store_id) == mount.id:
@@ -89,6 +89,19 @@ class Disks:
                 f"{len(devices)} disks, any of which may hold it"
             )
         return devices.pop(), ""
+
+    def _beneath(self, device: int, depth: int = 0) -> tuple[int | None, str]:
+        """The disk a filesystem is on: its own device, or for a disk image
+        (a loop device) the disk its image file lies on, which fails with
+        it; none when that file is in the library or a source."""
+        image = disk_image_of(device) if depth < 8 else None
+        where = locate(image, self.table) if image is not None else None
+        if where is None:
+            return device, ""
+        place = self.place_of(where)
+        if place is not None:
+            return None, f"its disk is an image file kept in {place} ({image})"
+        return self._beneath(where.device, depth + 1)
 
     def _located(self, mount: Mount, shown: tuple[str, ...] | None) -> tuple[Location, ...] | None:
         """Where each of an overlay's layers is; None when one cannot be
