@@ -5,7 +5,9 @@ only junk such as ``.DS_Store`` or ``Thumbs.db`` is left out), except that
 a still and a video sharing a stem in the same folder (IMG_1.HEIC +
 IMG_1.MOV) are one Live Photo item. Hashes come from the observer's cached
 hasher, so an unchanged card is not re-read.
-Capture date: EXIF DateTimeOriginal where the file has one, else its mtime.
+Capture date: EXIF DateTimeOriginal where the file has one, else its mtime;
+none when that is a placeholder (``is_placeholder_date``: an mtime of 0 from
+an archive extracted without times, a camera's 1970:01:01 00:00:00).
 
 An item leaves the folder only through ``remove``, which the applier calls
 after its removal gate, and which refuses if a file changed since it was
@@ -39,6 +41,7 @@ from reconciler.media.kinds import (
     extension,
     is_archivable,
 )
+from reconciler.media.metadata import is_placeholder_timestamp
 from reconciler.model import MediaFile, SourceItem
 
 #: Values made positionally in this module's loops, once per file and item.
@@ -330,11 +333,12 @@ def _item(
 ) -> SourceItem:
     mtime_ns, media, ts = first
     members = (media,) if live_video is None else (media, _as_live_video(live_video))
-    when = ts if ts is not None else mtime_ns / 1e9
+    # Tested here, not only where the EXIF is read: the mtime too, and a
+    # capture time cached by an older version, which took 1970 as a date.
+    when = ts if ts is not None and not is_placeholder_timestamp(ts) else mtime_ns / 1e9
+    captured = None if is_placeholder_timestamp(when) else datetime.fromtimestamp(when, UTC)
     # (source_id, key, files, captured_at, version, metadata), once per item
-    return _new(
-        SourceItem, (source_id, media.ref, members, datetime.fromtimestamp(when, UTC), "", None)
-    )
+    return _new(SourceItem, (source_id, media.ref, members, captured, "", None))
 
 
 _LINK = (

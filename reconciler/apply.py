@@ -61,7 +61,7 @@ from reconciler.errors import (
     ProviderError,
 )
 from reconciler.gate import GateRefused, RemovalGate, item_shas
-from reconciler.hashing import copy_file_hashing, open_to_read, read_file, sha256_file
+from reconciler.hashing import copy_file_hashing, discard, open_to_read, read_file, sha256_file
 from reconciler.interrupt import Abandoned, Interrupts
 from reconciler.layout import dated_path
 from reconciler.model import (
@@ -84,7 +84,7 @@ from reconciler.model import (
     WriteSidecar,
 )
 from reconciler.originals import Originals
-from reconciler.plan import CANNOT_ENCODE, LIBRARY
+from reconciler.plan import CANNOT_ENCODE, LIBRARY, lighter_tier
 from reconciler.state import LineageRow, StateDB
 
 T = TypeVar("T")
@@ -489,7 +489,7 @@ class Applier:
         tmp = lib.temp_path(rel)
 
         def fetch() -> str:
-            tmp.unlink(missing_ok=True)
+            discard(tmp)
             sha = source.fetch(item, file, tmp)
             got = tmp.stat().st_size
             if got != file.size:
@@ -506,13 +506,13 @@ class Applier:
             if mtime is not None:  # photo apps sort by it: the capture date
                 os.utime(tmp, ns=(mtime, mtime))
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            discard(tmp)
             raise
         # The fingerprint listed with the size the bytes were checked
         # against: the hash counts while the source lists both (observe).
         fx = _Effects(source_files=[(a.origin, sha, file.size, file.fingerprint)])
         if sha in self.library:
-            tmp.unlink(missing_ok=True)
+            discard(tmp)
             return "changed", f"downloaded; same content as {self.library[sha].path}", fx
         kept = self._rendition(sha)
         if kept is not None:
@@ -521,7 +521,7 @@ class Applier:
             # and be recorded as an original there, to be encoded again. An
             # earlier encoding of it (made for a lighter tier) would become a
             # second original of the photo, compressed again.
-            tmp.unlink(missing_ok=True)
+            discard(tmp)
             what = "the library's own" if kept.sha256 == sha else "an earlier encoding of"
             return "changed", f"downloaded; {what} {kept.path}, kept as it is", fx
         copy = lib.adopt(tmp, rel, sha)
@@ -687,18 +687,17 @@ class Applier:
         store = self.conn.library
         tmp = store.temp_path(lib.path)
         src: Path | None = None
+        tier, detail = a.tier, ""
+        settle: list[tuple[str, str, str]] = []
+        # Back to a lighter tier from a heavier one's encode (the clock put
+        # right, the photo re-dated later in Photos): the encode is weighed
+        # against the original it stands for. Weighed against the compressed
+        # file it would be "not worth it", settled for good, and the photo
+        # kept at the heavier quality.
+        lighter = lighter_tier(self.desired.policy.tiers, a.tier, lib.tier)
         try:
             with self.originals.readable(sha) as src:
-                if a.tier == ORIGINAL_TIER:
-                    # Streamed (a clip is never held in memory whole), read
-                    # as any file another program may have replaced, and
-                    # the bytes written are the original's or nothing is.
-                    got, _ = copy_file_hashing(src, tmp)
-                    if got != sha:
-                        why = "the original's bytes changed while they were read; next run"
-                        return "failed", self.originals.label(why, sha, src), _Effects()
-                    status, detail = "encoded", "original restored"
-                else:
+                if a.tier != ORIGINAL_TIER:
                     res = self.encoders.result(
                         self.encoders.executor().submit(
                             media.encode_file,
@@ -708,13 +707,27 @@ class Applier:
                             crf=a.crf,
                             original_sha256=sha,
                             tier=a.tier,
-                            replaces_size=lib.size,
+                            replaces_size=src.stat().st_size if lighter else lib.size,
                             video_codec=self.desired.policy.video_codec,
                             heic_preset=self.desired.policy.heic_preset,
                             threads=self.encoders.threads,
                         )
                     )
                     status, detail = res.status, res.reason
+                    if lighter and status != "encoded":
+                        # No encode beats the original: the original comes
+                        # back, and the verdict is kept (weighed against it).
+                        tier, settle = ORIGINAL_TIER, [(sha, a.tier, detail)]
+                if tier == ORIGINAL_TIER:
+                    # Streamed (a clip is never held in memory whole), read
+                    # as any file another program may have replaced, and
+                    # the bytes written are the original's or nothing is.
+                    got, _ = copy_file_hashing(src, tmp)
+                    if got != sha:
+                        why = "the original's bytes changed while they were read; next run"
+                        return "failed", self.originals.label(why, sha, src), _Effects()
+                    status = "encoded"
+                    detail = f"original restored ({detail})" if detail else "original restored"
             if status != "encoded":
                 # not worth it, or kept whole: said once here, then settled
                 return "ok", detail, _Effects(settled=[(sha, a.tier, detail)])
@@ -740,17 +753,17 @@ class Applier:
                 return "skipped", f"{reason}; known bad input, the library keeps the file", fx
             return "failed", f"{reason}; not retried, the library keeps the file", fx
         finally:
-            tmp.unlink(missing_ok=True)
+            discard(tmp)
         row = LineageRow(
             path=copy.path,
             original_sha256=sha,
             sha256=copy.sha256,
-            tier=a.tier,
+            tier=tier,
             size=copy.size,
             mtime_ns=copy.mtime_ns,
             captured_at=rows.ts(lib.captured_at),
         )
-        return "changed", detail, _Effects(lineage=[row])
+        return "changed", detail, _Effects(lineage=[row], settled=settle)
 
     # ------------------------------------------------------------- removal
 

@@ -58,6 +58,7 @@ from reconciler.disks import Disks, disks_now
 from reconciler.errors import LoginRequiredError, MediaError, ProviderError
 from reconciler.hashing import HASH_CHUNK, read_file, sha256_file
 from reconciler.layout import date_from_path
+from reconciler.media.metadata import is_placeholder_timestamp
 from reconciler.model import (
     Delivery,
     FileCopy,
@@ -124,6 +125,11 @@ class CachedHasher:
     ) -> None:
         self.db = db
         self.now = time.time() if now is None else now
+        #: Stamps are written by two clocks: the run's (``now``, which a test
+        #: or a plan "as of" a time sets) and the machine's (a copy's row,
+        #: written as it is made, ``rows.cache_row``). A stamp is from the
+        #: future only when it is later than both.
+        self.latest = max(self.now, time.time())
         self.reverify_after_s = reverify_after_s
         self.workers = workers or min(4, (os.cpu_count() or 2))
         self.progress = progress
@@ -160,9 +166,17 @@ class CachedHasher:
     def _due(self, path: str, hashed_at: float) -> bool:
         """Time to read an unchanged file again (bit rot keeps size and mtime).
         Each file's turn falls between one and two windows, spread by its path,
-        so a library hashed in one night is not all re-read in one night."""
-        if not self.reverify_after_s or self.now - hashed_at <= self.reverify_after_s:
+        so a library hashed in one night is not all re-read in one night.
+        A file hashed "later than now" was stamped by a clock running ahead
+        (one run before NTP set it): that stamp says nothing of when the
+        file was last read, and trusting it would skip the file for as long
+        as the clock was ahead, so it is due now."""
+        if not self.reverify_after_s or (
+            hashed_at <= self.latest and self.now - hashed_at <= self.reverify_after_s
+        ):
             return False  # the common case, decided without hashing the path
+        if hashed_at > self.latest:
+            return True
         spread = 1 + (zlib.crc32(path.encode()) % 1000) / 1000
         return self.now - hashed_at > self.reverify_after_s * spread
 
@@ -227,10 +241,10 @@ class CachedHasher:
         results = HashedColumns(shas, captured)
         stamps[:] = listing.hashed_at
         misses: list[int] = []
-        now, window = self.now, self.reverify_after_s
+        now, latest, window = self.now, self.latest, self.reverify_after_s
         if window:  # the very test ``_matched`` makes, to the last bit
             for i, t in enumerate(listing.hashed_at):
-                if now - t > window and self._due(entries[i][0], t):
+                if not (t <= latest and now - t <= window) and self._due(entries[i][0], t):
                     misses.append(i)
         return results, misses
 
@@ -255,7 +269,7 @@ class CachedHasher:
             rows = iter(())
         del paths
         intern, new = sys.intern, tuple.__new__
-        now, window = self.now, self.reverify_after_s
+        now, latest, window = self.now, self.latest, self.reverify_after_s
         results: list[Hashed | None] = [None] * len(entries)
         misses: list[int] = []
         gone: list[str] = []
@@ -273,7 +287,11 @@ class CachedHasher:
                 and c[2] == mtime_ns
                 and c[3] == inode
                 and (c[5] or not dates)
-                and (not window or now - c[7] <= window or not self._due(path, c[7]))
+                and (
+                    not window
+                    or (c[7] <= latest and now - c[7] <= window)
+                    or not self._due(path, c[7])
+                )
             ):
                 results[i] = new(Hashed, (intern(c[4]), c[6], ""))
                 stamps[i] = c[7]
@@ -742,9 +760,17 @@ def _conduit(
                 held.append(c)
             else:
                 pending.append(_delivery(c, row))
-        for row in known.values():
+        latest = max(now, datetime.now(UTC))  # as ``CachedHasher.latest``
+        for path, row in known.items():
             if row["confirmed_at"] and row["identity"] == identity:
                 when = datetime.fromisoformat(row["confirmed_at"])
+                if when > latest:
+                    # Confirmed "later than now": a clock ran ahead when it
+                    # was recorded. The settle period starts again from now
+                    # (kept, so later runs count from here): a release is
+                    # never earlier than a right clock would make it.
+                    when = now
+                    db.restart_settling(tid, path, now)
                 # The same bytes delivered twice (another phone's row taken
                 # over): settled once the later one has.
                 delivered[row["sha256"]] = max(when, delivered.get(row["sha256"], when))
@@ -841,7 +867,8 @@ def _library_capture_ts(path: Path, rel: str) -> float | None:
             mtime = os.stat(path).st_mtime
             if ts <= mtime < ts + 86400:
                 ts = mtime
-    return ts
+    # A folder 1970/01/01 (placed by an older version) says "no date" too.
+    return None if ts is None or is_placeholder_timestamp(ts) else ts
 
 
 Key = tuple[str, str, str]

@@ -33,6 +33,7 @@ from reconciler.independence import Groups, backup_groups, count_backups, disk_p
 from reconciler.layout import date_from_path, dated_path
 from reconciler.media import is_archivable, media_kind
 from reconciler.media.kinds import STILL_EXTENSIONS, extension
+from reconciler.media.metadata import is_placeholder_date
 from reconciler.model import (
     ORIGINAL_TIER,
     Action,
@@ -95,6 +96,21 @@ def tier_for(tiers: Iterable[Tier], captured_at: datetime | None, now: datetime)
         if tier.max_age_days is None or age_days < tier.max_age_days:
             return tier
     return None
+
+
+def lighter_tier(tiers: Iterable[Tier], tier: str, than: str) -> bool:
+    """Is ``tier`` lighter (less compressed: a younger tier) than ``than``?
+    The original is the lightest of all. A tier no longer configured
+    (renamed, removed) is taken as heavier than any, so that a file it
+    compressed is never the measure an encode from the original must beat."""
+    if than == ORIGINAL_TIER:
+        return False
+    if tier == ORIGINAL_TIER:
+        return True
+    order = [t.name for t in tiers]
+    if than not in order:
+        return True
+    return tier in order and order.index(tier) < order.index(than)
 
 
 @attrs.frozen(kw_only=True)
@@ -493,6 +509,18 @@ class _Planner:
         if want.tier == current:
             return
         settled = self.world.settled.get((sha, want.tier)) if sha else None
+        if (
+            settled is not None
+            and not settled.startswith(CANNOT_ENCODE)
+            and lighter_tier(self.desired.policy.tiers, want.tier, current)
+        ):
+            # "Not worth it" for a lighter tier, while the library holds a
+            # heavier tier's encode: that verdict weighed an encode against
+            # some other file (the original at import, or, by an earlier
+            # version, this compressed one); the photo must not stay at the
+            # heavier quality for good. The applier weighs it against the
+            # original, and brings the original back if it is not worth it.
+            settled = None
         if settled is not None:
             if settled.startswith(CANNOT_ENCODE):
                 self._note("error", subject, f"{settled}; the library keeps the file as it is")
@@ -545,6 +573,8 @@ class _Planner:
             # The recorded capture time, never the folder's midnight: an item a
             # second from a tier boundary must stay in the tier it was given.
             when = lf.captured_at or date_from_path(lf.path)
+            if when is not None and is_placeholder_date(when):
+                when = None  # recorded by an older version, which took 1970 as a date
             item = SourceItem(source_id=LIBRARY, key=lf.path, files=(f,), captured_at=when)
             subject = f"{LIBRARY}:{lf.path}"
             self._targets(sha, None, sha, f, item, subject, ())

@@ -525,6 +525,16 @@ class StateDB:
             (store_id, path, sha256, size, when, identity, evidence),
         )
 
+    def restart_settling(self, store_id: str, path: str, at: datetime) -> None:
+        """The confirmation of a delivery counts from ``at``: its recorded
+        time is later than now (a clock that ran ahead), so the settle
+        period starts again rather than lasting until that time comes."""
+        self.db.conn.execute(
+            "update deliveries set confirmed_at = ? "
+            "where store_id = ? and path = ? and confirmed_at is not null",
+            (at.isoformat(), store_id, path),
+        )
+
     def unconfirm_delivery(self, store_id: str, path: str) -> None:
         """The device was asked and no longer holds this copy (changed or
         lost there, or confirmed by another phone or folder): it is a

@@ -75,6 +75,7 @@ from providers.icloud.errors import classify, http_status, release, server_error
 from providers.icloud.listing import ALBUMS_UNREAD, decode_row, encode
 from reconciler.errors import ConfigError, LoginRequiredError, ProviderError, ReconcileError
 from reconciler.interrupt import check_abandoned
+from reconciler.media.metadata import is_placeholder_date
 from reconciler.model import ItemMetadata, MediaFile, SourceItem
 from reconciler.sidecar import album_path
 from reconciler.state import ListingRow, StateDB
@@ -824,11 +825,12 @@ def _is_deleted(asset: Any) -> bool:
 
 
 def _captured_at(value: datetime | None) -> datetime | None:
-    """UTC, or None for Apple's "unknown" (epoch 0, shown by pyicloud as 1970)."""
+    """UTC, or None for Apple's "unknown" (epoch 0, shown by pyicloud as 1970) and
+    any other placeholder date (``metadata.is_placeholder_date``)."""
     if value is None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    if value.timestamp() == 0:
+    if is_placeholder_date(value):
         return None
     return value.astimezone(UTC)

@@ -77,7 +77,7 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
                 phones.append(_phone_line(tid, cfg))
                 phones.append(_canary_line(tid, db.liveness(tid)))
                 if cfg.role == "conduit":
-                    phones.append(_conduit_line(tid, cfg, db.deliveries(tid).values()))
+                    phones.append(_conduit_line(tid, cfg, db.deliveries(tid).values(), now))
     finally:
         db.close()
     sessions = _sessions(desired, worked, refused, now)
@@ -338,8 +338,12 @@ def _phone_line(tid: str, cfg: config.SyncthingTarget) -> str:
     )
 
 
-def _conduit_line(tid: str, cfg: config.SyncthingTarget, rows: Iterable[dict[str, Any]]) -> str:
-    """What a conduit delivered, what settles (until when), what it released."""
+def _conduit_line(
+    tid: str, cfg: config.SyncthingTarget, rows: Iterable[dict[str, Any]], now: datetime
+) -> str:
+    """What a conduit delivered, what settles (until when), what it released.
+    A confirmation stamped after ``now`` (a run while the clock was ahead)
+    settles from now, as the next run counts it (``observe``)."""
     confirmed = [r for r in rows if r["confirmed_at"]]
     released = [r for r in confirmed if r["freed_at"]]
     settling = [r for r in confirmed if not r["freed_at"]]
@@ -352,7 +356,7 @@ def _conduit_line(tid: str, cfg: config.SyncthingTarget, rows: Iterable[dict[str
         line += f" of max {int(cfg.max_bytes_on_phone)}; delivery holds back beyond it"
     line += f"), {len(released)} released from the phone"
     if settling:
-        first = min(datetime.fromisoformat(r["confirmed_at"]) for r in settling)
+        first = min(min(datetime.fromisoformat(r["confirmed_at"]) for r in settling), now)
         due = first + timedelta(days=cfg.settle_days)
         line += f"; next release due {due:%Y-%m-%d %H:%M} UTC"
     return line

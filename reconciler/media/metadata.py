@@ -3,6 +3,12 @@
 Both only parse headers and metadata (no pixel decode), so the observer can
 call them on a whole library. The kind is sniffed from the content, like the
 encoder does, so a HEIC saved under a ``.jpg`` name is still read.
+
+``is_placeholder_date`` is the one rule for a date that means "unknown",
+for every reader of a capture date (a still's EXIF, a clip's tags, a
+folder file's mtime, a library file's folder). The readers of stills and
+clips (Pillow, ffprobe) are loaded on first use, so that a module asking
+only the rule does not load Pillow at every start.
 """
 
 from __future__ import annotations
@@ -12,8 +18,34 @@ from pathlib import Path
 
 from reconciler.errors import MediaError
 from reconciler.media.kinds import HEIC, JPEG, VIDEO, read_kind
-from reconciler.media.still import read_still_capture_date, read_still_lineage
-from reconciler.media.video import read_video_capture_date, read_video_lineage
+
+#: The days clocks and formats count from, in UTC epoch seconds: Unix
+#: time's (1 January 1970) and QuickTime's and the classic Mac's (1 January
+#: 1904). A zeroed clock, a camera never set, a file extracted without its
+#: times: all say one of these.
+_EPOCHS = (0.0, datetime(1904, 1, 1, tzinfo=UTC).timestamp())
+#: That 1 January as read in any time zone (offsets run from -12 to +14 hours).
+_BEFORE, _AFTER = 14 * 3600, 36 * 3600
+
+
+def is_placeholder_date(when: datetime) -> bool:
+    """Is ``when`` a placeholder for "no date" rather than a capture date?
+
+    Any moment that is 1 January 1970 or 1904 in some time zone: the zero
+    of a clock, written as local time or as UTC. Taken as a date, a photo
+    would be filed under 1970/01/01, given the heaviest tier, and counted
+    older than any ``max_age_days`` (so never archived); iCloud says the
+    same of its epoch 0 (``SourceItem.captured_at``: "never 1970"). A naive
+    ``when`` is taken as UTC.
+    """
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return is_placeholder_timestamp(when.timestamp())
+
+
+def is_placeholder_timestamp(ts: float) -> bool:
+    """``is_placeholder_date`` of UTC epoch seconds (an mtime, a cache row)."""
+    return any(e - _BEFORE <= ts < e + _AFTER for e in _EPOCHS)
 
 
 def read_lineage(path: Path) -> tuple[str, str] | None:
@@ -21,6 +53,9 @@ def read_lineage(path: Path) -> tuple[str, str] | None:
 
     Raises MediaError when the file is empty or cannot be parsed at all.
     """
+    from reconciler.media.still import read_still_lineage
+    from reconciler.media.video import read_video_lineage
+
     kind = read_kind(path)
     if kind in (JPEG, HEIC):
         return read_still_lineage(path, kind)
@@ -34,8 +69,12 @@ def read_capture_date(path: Path) -> datetime | None:
 
     Stills: EXIF DateTimeOriginal with OffsetTimeOriginal, UTC when there is
     no offset. Videos: Apple's creationdate, else the container creation_time.
+    A placeholder (``is_placeholder_date``) is no date.
     Raises MediaError when the file is empty or cannot be parsed at all.
     """
+    from reconciler.media.still import read_still_capture_date
+    from reconciler.media.video import read_video_capture_date
+
     kind = read_kind(path)
     if kind in (JPEG, HEIC):
         when = read_still_capture_date(path, kind)
@@ -43,7 +82,9 @@ def read_capture_date(path: Path) -> datetime | None:
         when = read_video_capture_date(path)
     else:
         return None
-    return when if when is None or _reckonable(when) else None
+    if when is None or not _reckonable(when) or is_placeholder_date(when):
+        return None
+    return when
 
 
 def _reckonable(when: datetime) -> bool:
