@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the database object is handed in; sqlite-utils is loaded by state
     import sqlite_utils
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -276,6 +276,18 @@ def _migrate_renditions(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migrate_retry_wrong_verdicts(db: sqlite_utils.Database) -> None:
+    """Forget the encodes earlier versions settled as bad input for a fault
+    of their own: a clip "truncated" by the length of a subtitle track or a
+    late-starting timeline (the whole file's duration was compared), and a
+    clip fetched under a temporary name without its extension. Each is
+    tried once more; a clip really cut short is settled again."""
+    db.execute(
+        "delete from settled where reason like '%truncated or corrupt: decoded %' "
+        "or reason like '%unsupported video extension%'"
+    )
+
+
 #: A hash-cache row written or deleted under a tree makes the tree's listing
 #: stale (``tree_listing``): it is read only while exact.
 _LISTING_STALE = (
@@ -324,4 +336,5 @@ MIGRATIONS = {
     11: _migrate_library_clustered,
     12: _migrate_source_fingerprint,
     13: _migrate_renditions,
+    14: _migrate_retry_wrong_verdicts,
 }

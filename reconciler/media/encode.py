@@ -71,7 +71,9 @@ def encode_file(
     ``tier``) is embedded in the output's metadata. Returns ``not_worth``
     and leaves no ``dst`` when the result is not smaller than
     ``replaces_size`` or fails its checks, ``kept`` when the content is not
-    one we encode or cannot be carried whole. ``threads`` (0: the encoder's
+    one we encode or cannot be carried whole. An ``encoded`` video's
+    reason names what of the original it left out (a subtitle track, a
+    cover picture), as its ``dropped`` tag does. ``threads`` (0: the encoder's
     own choice) bounds the threads one encode uses, so that a pool of
     encoders does not ask for more than the machine's cores. Raises
     MediaError for an empty, corrupt or truncated original; ValueError for
@@ -208,7 +210,7 @@ def _encode_video(
     replaces_size: int,
     threads: int,
 ) -> EncodeResult:
-    original, codec = encode_video(
+    made = encode_video(
         src,
         dst,
         crf=crf,
@@ -217,7 +219,8 @@ def _encode_video(
         tier=tier,
         threads=threads,
     )
-    label = f"crf {crf}, {codec}"
+    original = made.original
+    label = f"crf {crf}, {made.codec}"
     size = dst.stat().st_size
     if size >= replaces_size:
         dst.unlink()
@@ -231,7 +234,12 @@ def _encode_video(
         os.fsync(fd)
     finally:
         os.close(fd)
-    return _encoded(size, replaces_size, label)
+    result = _encoded(size, replaces_size, label)
+    if made.dropped:
+        # Said in the run's output too, not only inside the file: a drone's
+        # flight log left out is the person's to know of now.
+        result = attrs.evolve(result, reason=f"{result.reason}; left out: {made.dropped}")
+    return result
 
 
 def _kept(reason: str) -> EncodeResult:

@@ -18,7 +18,11 @@ For clips, the metadata ffmpeg does not carry through a re-encode (XMP in
 an MP4's ``uuid`` box or QuickTime's ``udta/XMP_``, user-data items it has
 no tag for) is read from the original (``read_movie_extras``) and written
 into ffmpeg's output (``write_movie_extras``), moving the tracks' chunk
-offsets by the bytes added before the media data.
+offsets by the bytes added before the media data. Bytes after a clip's last
+whole box are read as for a HEIF: a trailer (Samsung's SEF) or a box cut
+short that ffmpeg never reads, which a re-encode would drop (``trailing``);
+a movie box cut short is left to the decoder, which tells a clip missing
+frames from one that only declares more bytes than it holds.
 """
 
 from __future__ import annotations
@@ -219,6 +223,9 @@ class MovieExtras:
     top: tuple[bytes, ...] = ()
     user_data: tuple[bytes, ...] = ()
     uncarried: tuple[str, ...] = ()
+    #: Why the clip cannot be carried whole at all (bytes after its last
+    #: box, which nothing names): it is kept as it is.
+    trailing: str | None = None
 
 
 def read_movie_extras(path: Path) -> MovieExtras:
@@ -227,7 +234,9 @@ def read_movie_extras(path: Path) -> MovieExtras:
     user_data: list[bytes] = []
     uncarried: list[str] = []
     with open(open_to_read(path), "rb") as f:
-        for kind, start, header, end in _file_boxes(f):
+        boxes, tail = _movie_layout(f)
+        trailing = _trailing(f, tail)
+        for kind, start, header, end in boxes:
             if kind == b"uuid":
                 f.seek(start)
                 box = f.read(end - start)
@@ -246,7 +255,41 @@ def read_movie_extras(path: Path) -> MovieExtras:
                         user_data.append(moov[at:e])
             elif kind not in _MOVIE_BOXES:
                 uncarried.append(f"box {kind.decode('latin-1')!r}")
-    return MovieExtras(top=tuple(top), user_data=tuple(user_data), uncarried=_counted(uncarried))
+    return MovieExtras(
+        top=tuple(top), user_data=tuple(user_data), uncarried=_counted(uncarried), trailing=trailing
+    )
+
+
+def _movie_layout(f: BinaryIO) -> tuple[list[tuple[bytes, int, int, int]], int | None]:
+    """The whole top-level boxes of an open clip, as ``_file_boxes`` gives
+    them, and where the bytes that are not one begin (a box running past the
+    end, or no box at all: a type that is no four printable characters), or
+    None."""
+    size = os.fstat(f.fileno()).st_size
+    boxes: list[tuple[bytes, int, int, int]] = []
+    for box in _file_boxes(f):
+        kind, pos, _, _ = box
+        if not _is_box_type(kind):
+            return boxes, pos
+        boxes.append(box)
+    end = boxes[-1][3] if boxes else 0
+    return boxes, (end if end < size else None)
+
+
+def _trailing(f: BinaryIO, tail: int | None) -> str | None:
+    """Why the bytes from ``tail`` on cannot be carried, or None: a movie's
+    own box cut short (its media data, its index) is for the decoder to
+    judge, anything else would be dropped without a name."""
+    if tail is None:
+        return None
+    size = os.fstat(f.fileno()).st_size
+    f.seek(tail + 4)
+    if f.read(4) in _MOVIE_BOXES:
+        return None
+    return (
+        f"{size - tail} bytes follow its last box (a maker's trailer, or a box cut "
+        "short); a re-encode would drop them"
+    )
 
 
 def _counted(names: list[str]) -> tuple[str, ...]:
@@ -256,13 +299,15 @@ def _counted(names: list[str]) -> tuple[str, ...]:
     return tuple(n if seen[n] == 1 else f"{n} (x{seen[n]})" for n in dict.fromkeys(names))
 
 
-def write_movie_extras(path: Path, extras: MovieExtras) -> None:
+def write_movie_extras(path: Path, extras: MovieExtras, tags: dict[str, str]) -> None:
     """Put ``extras`` into the clip ffmpeg just wrote at ``path``: the user-data
     items into its ``moov/udta`` (the chunk offsets of every track moved by
     the bytes added when the movie box comes before its data, as
-    ``+faststart`` puts it), the top-level boxes after its last box. Raises
-    MediaError when the file is not one that can take them."""
-    if not extras.top and not extras.user_data:
+    ``+faststart`` puts it), the top-level boxes after its last box, and
+    ``tags`` as QuickTime metadata keys beside those ffmpeg wrote (known to
+    be absent there). Raises MediaError when the file is not one that can
+    take them."""
+    if not extras.top and not extras.user_data and not tags:
         return
     with open(path, "rb") as f:
         boxes = list(_file_boxes(f))
@@ -272,7 +317,7 @@ def write_movie_extras(path: Path, extras: MovieExtras) -> None:
         _, start, header, end = moovs[0]
         f.seek(start)
         moov = f.read(end - start)
-        new_moov = _with_user_data(moov, header, extras.user_data, path)
+        new_moov = _with_tags(_with_user_data(moov, header, extras.user_data, path), tags, path)
         delta = len(new_moov) - len(moov)
         if delta:
             _shift_chunk_offsets(new_moov, header, end, delta, path)
@@ -362,6 +407,52 @@ def _with_user_data(moov: bytes, header: int, items: tuple[bytes, ...], name: ob
         )
         body = moov[header:at] + _box(b"udta", kept + added) + moov[end:]
     return bytearray(_box(b"moov", body))
+
+
+def _with_tags(movie: bytearray, tags: dict[str, str], name: object) -> bytearray:
+    """``moov`` with ``tags`` added to its QuickTime metadata keys
+    (``udta/meta`` with its ``keys`` and ``ilst``, as ffmpeg writes them with
+    ``use_metadata_tags``): each key appended to ``keys``, its value a UTF-8
+    ``data`` item in ``ilst`` named by the key's index (QuickTime File
+    Format, Metadata)."""
+    if not tags:
+        return movie
+    moov = bytes(movie)
+    udta = next((b for b in _spans(moov, 8, len(moov)) if b[0] == b"udta"), None)
+    if udta is None:
+        raise MediaError(f"{name}: the encoder's output has no user data box")
+    _, udta_at, udta_payload, udta_end = udta
+    meta = next((b for b in _spans(moov, udta_payload, udta_end) if b[0] == b"meta"), None)
+    if meta is None:
+        raise MediaError(f"{name}: the encoder's output has no metadata keys")
+    _, meta_at, meta_payload, meta_end = meta
+    # A full box as ffmpeg writes it (version and flags first), or a plain one.
+    offset = 4 if moov[meta_payload + 8 : meta_payload + 12] in (b"hdlr", b"keys", b"ilst") else 0
+    children = _spans(moov, meta_payload + offset, meta_end)
+    keys = next((b for b in children if b[0] == b"keys"), None)
+    if keys is None or not any(b[0] == b"ilst" for b in children):
+        raise MediaError(f"{name}: the encoder's output has no metadata keys")
+    count = int.from_bytes(moov[keys[2] + 4 : keys[2] + 8], "big")
+    new_keys = b"".join(
+        (8 + len(key.encode())).to_bytes(4, "big") + b"mdta" + key.encode() for key in tags
+    )
+    # Type 1: UTF-8 text; locale 0: any.
+    new_items = b"".join(
+        _box((count + i).to_bytes(4, "big"), _box(b"data", b"\0\0\0\x01\0\0\0\0" + value.encode()))
+        for i, value in enumerate(tags.values(), start=1)
+    )
+    body = bytes(moov[meta_payload : meta_payload + offset])
+    for kind, at, payload, end in children:
+        if kind == b"keys":
+            head = moov[payload : payload + 4] + (count + len(tags)).to_bytes(4, "big")
+            body += _box(b"keys", head + moov[payload + 8 : end] + new_keys)
+        elif kind == b"ilst":
+            body += _box(b"ilst", moov[payload:end] + new_items)
+        else:
+            body += moov[at:end]
+    meta_box = _box(b"meta", body)
+    udta_box = _box(b"udta", moov[udta_payload:meta_at] + meta_box + moov[meta_end:udta_end])
+    return bytearray(_box(b"moov", moov[8:udta_at] + udta_box + moov[udta_end:]))
 
 
 def _shift_chunk_offsets(

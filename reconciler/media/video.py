@@ -1,7 +1,10 @@
 """Videos: re-encode with ffmpeg (H.264 or HEVC at a CRF), metadata carried over.
 
 The container follows the original's extension (``.mov`` stays QuickTime,
-``.mp4``/``.m4v`` stay MP4) because the caller's temporary name says nothing.
+``.mp4``/``.m4v`` stay MP4); an original fetched to a temporary file without
+one goes by the output's (the library file's) extension, else by its content
+(a QuickTime ``ftyp`` brand, or none). A missing ffmpeg fails the encode for
+this run only (``EncodeTimeout``): the tool's own set-up is no bad input.
 Audio is copied untouched. Metadata: ``-map_metadata 0`` carries the
 container tags (``creation_time``, ``com.apple.quicktime.location.ISO6709``,
 ``com.apple.quicktime.creationdate``…) and ``use_metadata_tags`` makes the
@@ -15,16 +18,22 @@ not padded to a constant rate with duplicated frames. The colour tags
 (primaries, transfer, matrix, range) are copied. A clip deeper than 8 bits
 or in HDR (HLG, PQ) is encoded with x265 at 10 or 12 bits whatever the
 configured codec, with HDR10's mastering display and light levels passed to
-x265; Dolby Vision and clips with more than one video track are kept as
-they are (KeepOriginal), as a re-encode would drop the RPU or the track.
+x265; Dolby Vision, clips with more than one video track and clips with
+an alpha channel (QuickTime Animation in ARGB, ProRes 4444 with alpha) are
+kept as they are (KeepOriginal), as a re-encode would drop the RPU, the
+track or the transparency.
 
 XMP (an MP4's top-level ``uuid`` box, QuickTime's ``moov/udta/XMP_``) and
 the user-data items ffmpeg has no tag for (``©des``, ``dscp``…) are copied
 box for box into the output after the encode (``isobmff``). Not carried:
-data tracks (Apple's timed metadata, timecode), chapters and attached
-(cover) pictures, which the MP4 muxer often refuses or drops, other
-top-level boxes, and the items of an item list (``udta/meta/ilst``) ffmpeg
-does not read; they are named in the ``dropped`` lineage tag. A ``.mp4`` whose sound the MP4
+subtitle and data tracks (a drone's flight log, Apple's timed metadata) and
+attached (cover) pictures, which the MP4 muxer often refuses or drops,
+other top-level boxes, and the items of an item list (``udta/meta/ilst``)
+ffmpeg does not read. What the output lacks of them (ffmpeg writes a
+timecode track and chapters anew, so those are not lost) is named in the
+``dropped`` lineage tag, written after the encode, and in the result's
+reason. Bytes after the last box (a Samsung trailer) cannot be carried: such
+a clip is kept as it is, as a HEIC would be. A ``.mp4`` whose sound the MP4
 muxer cannot hold (a camera's PCM) is written as QuickTime, which carries it
 as it is; a clip without video, or one ffmpeg cannot write back although it
 decodes cleanly, is kept as it is. ffmpeg gets a bounded number of threads
@@ -38,16 +47,20 @@ import json
 import os
 import re
 import subprocess
+from collections import Counter
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 from reconciler.errors import MediaError
 from reconciler.hashing import open_to_read
 from reconciler.media import isobmff
 from reconciler.media.kinds import KeepOriginal
 from reconciler.media.lineage import VIDEO_DROPPED_KEY, parse_video_lineage, video_lineage_tags
+from reconciler.media.metadata import is_placeholder_date
 
 FFMPEG = "ffmpeg"
 FFPROBE = "ffprobe"
@@ -60,15 +73,18 @@ _CODECS = ("libx264", "libx265")
 _MP4_AUDIO = frozenset(
     {"aac", "mp3", "mp2", "mp1", "ac3", "eac3", "alac", "flac", "opus", "dts", "truehd"}
 )
-# A re-encode must cover the original's declared duration; less means the
-# input ended early (a truncated download with its index at the front).
+# A re-encode's video must last as long as the original's video track
+# declares; less means the input ended early (a truncated download with its
+# index at the front).
 _DURATION_SLACK_S = 0.5
 _DURATION_SLACK_RATIO = 0.02
-# Epoch placeholders that cameras with an unset clock write.
-_NO_DATE_YEARS = (1904, 1970)
 _LOG_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
 _HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})
 _DOLBY_TAGS = frozenset({"dvh1", "dvhe", "dva1", "dvav"})
+# Pixel formats with transparency (libavutil's alpha flag: ``argb`` of
+# QuickTime Animation, ``yuva444p10le`` of ProRes 4444, a palette's ``pal8``),
+# which the 4:2:0 and 4:4:4 YUV the encoders write here cannot hold.
+_ALPHA_PIX_FMT = re.compile(r"^(yuva|ya|gbrap|ayuv|vuya|pal8)|rgba|bgra|argb|abgr")
 # Pixel formats x265 writes as they are; other deep ones become 4:2:0 10-bit.
 _X265_DEEP = frozenset(
     f"yuv{chroma}p{depth}le" for chroma in ("420", "422", "444") for depth in (10, 12)
@@ -93,16 +109,41 @@ class EncodeTimeout(MediaError):
     and the next run tries again."""
 
 
-#: What ffmpeg says when the machine, not the file, failed it.
-_MACHINE_FAULTS = (b"No space left on device", b"Cannot allocate memory", b"Disk quota exceeded")
+#: What ffmpeg says when the machine, not the file, failed it (the output's
+#: disk full or read-only, the output folder not writable: the original was
+#: read already).
+_MACHINE_FAULTS = (
+    b"No space left on device",
+    b"Cannot allocate memory",
+    b"Disk quota exceeded",
+    b"Read-only file system",
+    b"Permission denied",
+)
 
 
-def container_for(path: Path) -> str:
-    """The ffmpeg muxer for a video file, chosen by its extension."""
-    try:
-        return _CONTAINERS[path.suffix.lower()]
-    except KeyError:
-        raise MediaError(f"{path}: unsupported video extension {path.suffix!r}") from None
+@attrs.frozen
+class EncodedVideo:
+    """What ``encode_video`` made: the original's probe, the codec used, and
+    what of the original the output lacks ("" when nothing)."""
+
+    original: dict[str, Any]
+    codec: str
+    dropped: str = ""
+
+
+def container_for(src: Path, dst: Path) -> str:
+    """The ffmpeg muxer for a clip: by the original's extension, else by the
+    output's (an original fetched to a temporary file has none; the output
+    is named as the library file), else by the content."""
+    for path in (src, dst):
+        container = _CONTAINERS.get(path.suffix.lower())
+        if container is not None:
+            return container
+    # An ftyp's major brand 'qt  ' is QuickTime; a file without one is the
+    # QuickTime of before ftyp (kinds.sniff_kind let only these through).
+    with open(open_to_read(src), "rb") as f:
+        head = f.read(12)
+    return "mp4" if head[4:8] == b"ftyp" and head[8:12] != b"qt  " else "mov"
 
 
 def probe(path: Path) -> dict[str, Any]:
@@ -134,7 +175,10 @@ def _run(args: list[str], limit: float, src: Path, tool: str) -> subprocess.Comp
             args, capture_output=True, check=False, timeout=limit, stdin=subprocess.DEVNULL
         )
     except FileNotFoundError as e:
-        raise MediaError(f"{args[0]} not found: install ffmpeg to encode videos") from e
+        # The machine's set-up, not the clip: never settled as bad input.
+        raise EncodeTimeout(
+            f"{args[0]} not found: install ffmpeg to encode videos (tried again next run)"
+        ) from e
     except subprocess.TimeoutExpired as e:
         raise EncodeTimeout(
             f"{src}: {tool} did not finish within {limit:.0f} s; it was stopped "
@@ -147,6 +191,30 @@ def video_stream(info: dict[str, Any], path: Path) -> dict[str, Any]:
         if _is_video(stream):
             return dict(stream)
     raise MediaError(f"{path}: no video stream")
+
+
+def _seconds(value: object) -> float | None:
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        return None
+    return seconds if seconds > 0 else None
+
+
+def picture_duration(info: dict[str, Any], stream: dict[str, Any]) -> float | None:
+    """How long the video track ``stream`` of a clip lasts, from its first
+    frame (a timeline starting late, as an AVCHD clip re-wrapped keeps it,
+    is not counted); the container's span, its start taken off, when the
+    track declares none. Not the container's duration: a subtitle track or
+    a flight log may outlast the picture."""
+    own = _seconds(stream.get("duration"))
+    if own is not None:
+        return own
+    fmt = info.get("format", {})
+    span = _seconds(fmt.get("duration"))
+    if span is None:
+        return None
+    return span - max(0.0, _seconds(fmt.get("start_time")) or 0.0)
 
 
 def duration(info: dict[str, Any]) -> float | None:
@@ -172,17 +240,18 @@ def encode_video(
     original_sha256: str,
     tier: str,
     threads: int = 0,
-) -> tuple[dict[str, Any], str]:
-    """Encode ``src`` into ``dst``; return the original's probe and the codec used.
+) -> EncodedVideo:
+    """Encode ``src`` into ``dst``; return the original's probe, the codec
+    used and what the output lacks.
 
     Raises MediaError when the original cannot be read or decoded to its end
-    (EncodeTimeout when ffmpeg overran), KeepOriginal when a re-encode could
-    not carry it faithfully.
+    (EncodeTimeout when ffmpeg overran or is missing), KeepOriginal when a
+    re-encode could not carry it faithfully.
     """
     if codec not in _CODECS:
         raise ValueError(f"video_codec must be one of {_CODECS}, got {codec!r}")
-    container = container_for(src)
     info = probe(src)
+    container = container_for(src, dst)
     _check_has_video(info, src)
     stream = video_stream(info, src)
     container = _muxer_for(container, info)
@@ -191,6 +260,7 @@ def encode_video(
         raise KeepOriginal(f"it has {len(videos)} video tracks; a re-encode keeps only one")
     if _is_dolby_vision(stream):
         raise KeepOriginal("it is Dolby Vision; a re-encode would drop its dynamic metadata")
+    _check_opaque(stream)
     pix_fmt, deep_args = _depth_and_hdr(src, stream)
     if deep_args is not None:
         codec = "libx265"  # x264 here is 8-bit only: HDR and 10-bit go to HEVC
@@ -198,7 +268,8 @@ def encode_video(
     # user data it has no tag for) is copied into its output afterwards;
     # what cannot be is named in ``dropped`` with the tracks left out.
     extras = isobmff.read_movie_extras(src)
-    dropped = _listed(list(filter(None, [_dropped_streams(info, stream), *extras.uncarried])))
+    if extras.trailing is not None:
+        raise KeepOriginal(extras.trailing)
     thread_args = ["-threads", str(threads)] if threads else []
     args = [FFMPEG, "-nostdin", "-hide_banner", "-v", "error", "-y", *thread_args]
     args += ["-noautorotate", "-i", str(src)]
@@ -223,9 +294,10 @@ def encode_video(
         # hvc1 is the sample entry Apple players require.
         args += ["-tag:v", "hvc1", "-x265-params", ":".join(x265)]
     args += ["-map_metadata", "0"]
-    tags = video_lineage_tags(original_sha256, tier)
-    if dropped:
-        tags[VIDEO_DROPPED_KEY] = dropped
+    # ``dropped`` is written after the encode, from what the output holds;
+    # one the original carries (a library copy imported as an original) is
+    # not its own.
+    tags = {**video_lineage_tags(original_sha256, tier), VIDEO_DROPPED_KEY: ""}
     for key, value in tags.items():
         args += ["-metadata", f"{key}={value}"]
     args += ["-movflags", "+faststart+use_metadata_tags", "-f", container, str(dst)]
@@ -248,12 +320,24 @@ def encode_video(
     if done.stderr.strip():
         # -v error: anything said is a decode error, even when ffmpeg went on.
         raise MediaError(f"{src}: decoding reported errors: {_summary(done.stderr, src)}")
+    dropped = _listed([*_left_out_tracks(info, stream, dst), *extras.uncarried])
     try:
-        isobmff.write_movie_extras(dst, extras)
+        isobmff.write_movie_extras(dst, extras, {VIDEO_DROPPED_KEY: dropped} if dropped else {})
     except MediaError as e:
         # The output, not the original, is at fault: keep the original whole.
         raise KeepOriginal(f"its XMP and user data cannot be written back ({e})") from e
-    return info, codec
+    return EncodedVideo(original=info, codec=codec, dropped=dropped)
+
+
+def _check_opaque(stream: dict[str, Any]) -> None:
+    """KeepOriginal for a clip whose pixels hold transparency: H.264 and HEVC
+    as encoded here have no alpha, and the clip would lose it without a word."""
+    pix_fmt = str(stream.get("pix_fmt") or "")
+    if _ALPHA_PIX_FMT.search(pix_fmt):
+        raise KeepOriginal(
+            f"its pictures have an alpha channel ({pix_fmt}); a re-encode would drop "
+            "the transparency"
+        )
 
 
 def _check_has_video(info: dict[str, Any], src: Path) -> None:
@@ -323,13 +407,14 @@ def _is_dolby_vision(stream: dict[str, Any]) -> bool:
     )
 
 
-#: The ``dropped`` tag goes to ffmpeg as one argument (Linux caps one at 128 KiB).
+#: The ``dropped`` tag is one line of a run's output too: a few words, not
+#: a list of thousands of boxes.
 DROPPED_MAX = 2000
 
 
 def _listed(names: list[str]) -> str:
     """``names`` joined for the ``dropped`` tag, at most ``DROPPED_MAX``
-    characters: the rest counted, never a command line too long to run."""
+    characters: the rest counted."""
     out = ""
     for i, name in enumerate(names):
         joined = f"{out}, {name}" if out else name
@@ -339,19 +424,44 @@ def _listed(names: list[str]) -> str:
     return out
 
 
-def _dropped_streams(info: dict[str, Any], video: dict[str, Any]) -> str:
-    """The tracks a re-encode leaves out (data, subtitles, cover pictures), for lineage."""
+def _left_out_tracks(info: dict[str, Any], video: dict[str, Any], dst: Path) -> list[str]:
+    """The original's tracks that the output ``dst`` lacks (subtitles, data,
+    cover pictures), for lineage: only its video and audio are mapped, but
+    ffmpeg writes a timecode track and a chapter track anew, so what the
+    output holds is looked at before anything is called dropped."""
+    others = [
+        s
+        for s in info.get("streams", [])
+        if s.get("codec_type") != "audio" and s.get("index") != video.get("index")
+    ]
+    if not others:
+        return []
+    try:
+        written = probe(dst).get("streams", [])
+    except EncodeTimeout:
+        raise
+    except MediaError:
+        # The output, not the original, is at fault: nothing of it counts as
+        # carried, and check_video refuses it.
+        written = []
+    carried = Counter(
+        _track_kind(s) for s in written if s.get("codec_type") not in ("audio", "video")
+    )
     names = []
-    for s in info.get("streams", []):
-        kind = s.get("codec_type")
-        if kind == "audio" or s.get("index") == video.get("index"):
+    for s in others:
+        if carried[_track_kind(s)] > 0:
+            carried[_track_kind(s)] -= 1
             continue
-        if kind == "video":  # not the clip's own track: an attached (cover) picture
+        if s.get("codec_type") == "video":  # not the clip's own: an attached (cover) picture
             names.append(f"attached picture {s.get('index')} ({s.get('codec_name') or '?'})")
             continue
         tag = s.get("codec_tag_string") or s.get("codec_name") or "?"
-        names.append(f"{kind} track {s.get('index')} ({tag})")
-    return ", ".join(names)
+        names.append(f"{s.get('codec_type')} track {s.get('index')} ({tag})")
+    return names
+
+
+def _track_kind(stream: dict[str, Any]) -> tuple[str, str]:
+    return str(stream.get("codec_type")), str(stream.get("codec_tag_string"))
 
 
 def _depth_and_hdr(src: Path, stream: dict[str, Any]) -> tuple[str, list[str] | None]:
@@ -421,7 +531,10 @@ def check_video(dst: Path, original: dict[str, Any], src: Path) -> str | None:
     out_dims = (out_stream.get("width"), out_stream.get("height"))
     if in_dims != out_dims:
         return f"output is {out_dims[0]}x{out_dims[1]}, original is {in_dims[0]}x{in_dims[1]}"
-    expected, got = duration(original), duration(out)
+    # Like with like: the pictures' span in both (the output holds neither
+    # the subtitle track that may outlast them nor the original's late start).
+    expected = picture_duration(original, in_stream)
+    got = picture_duration(out, out_stream)
     if expected is not None:
         slack = max(_DURATION_SLACK_S, expected * _DURATION_SLACK_RATIO)
         if got is None or got < expected - slack:
@@ -490,7 +603,7 @@ def _iso_datetime(text: str | None) -> datetime | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    if when.year in _NO_DATE_YEARS and (when.month, when.day) == (1, 1):
+    if is_placeholder_date(when):  # a camera's clock never set
         return None
     return when
 

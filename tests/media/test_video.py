@@ -183,19 +183,8 @@ def test_clip_without_rotation_stays_unrotated(tmp_path: Path) -> None:
     assert _rotation(_stream(_probe(dst), "video")) is None
 
 
-def test_a_dropped_data_track_is_named_in_the_file(tmp_path: Path) -> None:
-    src = tmp_path / "tc.mov"
-    ffmpeg.input("testsrc2=size=160x120:rate=30", f="lavfi", t=1).output(
-        str(src), vcodec="libx264", preset="ultrafast", timecode="01:00:00:00", v="error"
-    ).run()
-    dst = tmp_path / "out.tmp"
-    result = encode_file(
-        src, dst, quality=None, crf=30, original_sha256=SHA, tier="t", replaces_size=10**9
-    )
-    assert result.status == "encoded"
-    tags = _probe(dst)["format"]["tags"]
-    assert tags["org.reconcile.dropped"] == "data track 1 (tmcd)"
-    assert "org.reconcile.dropped" not in _probe(src)["format"].get("tags", {})
+# A timecode track is written anew by ffmpeg, so not dropped: see
+# test_video_tracks.py (what a re-encode carries and leaves out).
 
 
 def test_decode_errors_mid_stream_are_corrupt_input(mp4_original: Path, tmp_path: Path) -> None:
@@ -259,13 +248,18 @@ def test_a_cover_picture_is_named_as_dropped(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "fault",
-    [(-9, b""), (1, b"av_interleaved_write_frame(): No space left on device\n")],
-    ids=["killed", "disk-full"],
+    [
+        (-9, b""),
+        (1, b"av_interleaved_write_frame(): No space left on device\n"),
+        (1, b"/library/2021/.reconcile-tmp-1.MOV: Read-only file system\n"),
+    ],
+    ids=["killed", "disk-full", "read-only"],
 )
 def test_an_encode_the_machine_stopped_is_tried_again_never_settled(
     mp4_original: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: tuple[int, bytes]
 ) -> None:
-    """ffmpeg killed (the OOM killer) or out of disk space while it wrote:
+    """ffmpeg killed (the OOM killer), out of disk space or on a read-only
+    library while it wrote:
     the clip plays, so it was kept as it is, settled for good, and never
     compressed at that tier. It is the machine's failure: tried again."""
     import subprocess
