@@ -243,6 +243,9 @@ class DesiredState:
     log: Log = Log()
     #: SHA-256 of the file, so a saved plan can tell the config moved.
     digest: str = ""
+    #: The configuration file's own real path ("" when it has none: a pipe),
+    #: which no file the tool writes may land on (``overwrites``).
+    file: str = ""
 
     @property
     def library_path(self) -> Path:
@@ -398,7 +401,7 @@ def load(path: Path) -> DesiredState:
         raise ConfigError([*located, *e.problems]) from None
     if located:
         raise ConfigError(located)
-    return desired
+    return desired if base is None else attrs.evolve(desired, file=str(path.resolve()))
 
 
 def _digest(data: bytes) -> str:
@@ -641,13 +644,20 @@ def _check_utf8(d: DesiredState) -> list[str]:
 STATE_OWN = ("state.db", "lock", "reconcile.log", "backups", "icloud-session", "fetch-")
 
 
+#: What ``overwrites`` calls the configuration file itself.
+OWN_FILE = "the configuration file"
+
+
 def overwrites(d: DesiredState, path: Path) -> str:
     """What a file written at ``path`` (a saved plan, a report, the metrics
     file: named by a person) would land in and may overwrite, by its key,
     or "": a source, the library or a target (photos and backups: a plan
     saved over a photo not yet archived loses it), or the state directory's
-    own files. ``path`` is compared after symlinks are resolved."""
+    own files, or the configuration file itself. ``path`` is compared
+    after symlinks are resolved."""
     real = Path(os.path.realpath(path))
+    if d.file and real == Path(d.file):
+        return OWN_FILE
     for key, place in places(d):
         root = Path(os.path.realpath(place))
         if real != root and root not in real.parents:

@@ -202,6 +202,8 @@ def refuse_output(desired: config.DesiredState, path: Path, what: str) -> None:
             if key is not None and key != "state.dir":
                 inside = key
                 break
+    if inside == config.OWN_FILE:
+        raise ConfigError([f"{what} {path}: that is {inside}; write it elsewhere"])
     if inside:
         raise ConfigError(
             [

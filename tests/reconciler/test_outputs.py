@@ -56,3 +56,22 @@ def test_a_metrics_file_inside_a_place_is_refused_by_the_configuration(tmp_path:
         assert r.code == 1, r.out + r.err
         assert "log.metrics_file (" in r.err and "inside sources.incoming.path" in r.err
     assert files_under(ws.incoming) == {"IMG_1.JPG": photo}
+
+
+def test_a_saved_plan_or_report_never_replaces_the_configuration(tmp_path: Path) -> None:
+    """`plan --out desired_state.toml` replaced the configuration with the
+    plan's JSON, and every later command failed."""
+    ws = make_workspace(tmp_path, removal=False, extra=KEEP_ORIGINALS)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
+    before = ws.config.read_text()
+    (tmp_path / "link-to-config").symlink_to(ws.config)
+    for args in (
+        ("plan", "--out", str(ws.config)),
+        ("plan", "--out", str(tmp_path / "link-to-config")),
+        ("report", str(ws.config)),
+    ):
+        r = ws.run(*args)
+        assert r.code == 1, (args, r.out, r.err)
+        assert "that is the configuration file; write it elsewhere" in r.err, (args, r.err)
+    assert ws.config.read_text() == before
+    assert ws.run("plan", "--out", str(tmp_path / "plan.json")).code == 0
