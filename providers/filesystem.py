@@ -50,7 +50,7 @@ from providers.base import (
     ScanEntry,
     mount_of,
 )
-from reconciler.errors import ForeignFileError, ProviderError
+from reconciler.errors import ForeignFileError, ProviderError, SourceChangedError
 from reconciler.hashing import (
     copy_file_hashing,
     discard,
@@ -559,11 +559,11 @@ class FilesystemStore:
             ) from e
         if got != sha256:
             discard(tmp)
-            raise ProviderError(
-                f"source bytes for {rel} changed while copying (sha256 {got[:12]}, "
-                f"expected {sha256[:12]})",
+            raise SourceChangedError(
+                f"the original read for {rel} is not the one recorded (sha256 {got[:12]}, "
+                f"expected {sha256[:12]}): {src} changed since it was hashed",
                 provider=self.id,
-                transient=True,
+                path=str(src),
             )
         try:
             return self._place(tmp, rel, sha256)

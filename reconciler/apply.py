@@ -59,6 +59,7 @@ from reconciler.errors import (
     LoginRequiredError,
     MediaError,
     ProviderError,
+    SourceChangedError,
 )
 from reconciler.gate import GateRefused, RemovalGate, item_shas
 from reconciler.hashing import copy_file_hashing, discard, open_to_read, read_file, sha256_file
@@ -88,6 +89,9 @@ from reconciler.plan import CANNOT_ENCODE, LIBRARY, lighter_tier
 from reconciler.state import LineageRow, StateDB
 
 T = TypeVar("T")
+
+#: How many holders of an original a copy reads before it gives up this run.
+_HOLDERS_TRIED = 4
 
 #: Outcome statuses. ``changed``/``ok`` succeed; the rest do not.
 SUCCESS = frozenset({"changed", "ok"})
@@ -406,6 +410,8 @@ class Applier:
     def _record(self, fx: _Effects) -> None:
         for copy in fx.wrong_copies:
             self.gate.forget_copy(self.conn.targets[copy.store_id], copy)
+        # originals found changed since hashed, by any action's thread
+        self.db.forget_hashes(self.originals.to_forget())
         written = [(self.conn.targets[c.store_id], c) for c in fx.target_copies]
         written += [(self.conn.library, rows.as_copy(row)) for row in fx.lineage]
         self.db.store_hashes(filter(None, (rows.cache_row(store, c) for store, c in written)))
@@ -540,13 +546,15 @@ class Applier:
         if a.sha256 in self.library:
             return "ok", "already in the library", _Effects()
         rel = dated_path(a.captured_at, a.name)
-        with self.originals.readable(a.sha256) as src:
-            mtime = rows.mtime_ns(a.captured_at)
-            copy = self._retry(
+        mtime = rows.mtime_ns(a.captured_at)
+        copy = self._from_original(
+            a.sha256,
+            lambda src: self._retry(
                 f"copy {a.subject}",
                 "library",
                 lambda: self.conn.library.put(src, rel, a.sha256, mtime_ns=mtime),
-            )
+            ),
+        )
         return (
             "changed",
             f"copied to {copy.path}",
@@ -569,11 +577,28 @@ class Applier:
             )
         rel = dated_path(a.captured_at, a.name)
         mtime = rows.mtime_ns(a.captured_at)
-        with self.originals.readable(sha) as src:
-            copy = self._retry(
+        copy = self._from_original(
+            sha,
+            lambda src: self._retry(
                 f"copy {a.subject}", a.target_id, lambda: store.put(src, rel, sha, mtime_ns=mtime)
-            )
+            ),
+        )
         return "changed", f"copied to {a.target_id}:{copy.path}", _Effects(target_copies=[copy])
+
+    def _from_original(self, sha: str, use: Callable[[Path], T]) -> T:
+        """``use`` a readable file of the original ``sha``. One found, while
+        read, not to hold those bytes (edited in place with its size and
+        mtime kept, rotten: its cached hash was wrong) is distrusted, its
+        hash forgotten, and the next holder read: a copy is never stuck on
+        one bad file while another place holds the original."""
+        for _ in range(_HOLDERS_TRIED):
+            with self.originals.readable(sha) as src:
+                try:
+                    return use(src)
+                except SourceChangedError as e:
+                    self.originals.distrust(e.path or src)
+                    last = e
+        raise last
 
     def _write_sidecar(self, a: WriteSidecar) -> tuple[str, str, _Effects]:
         item = self.items[(a.source_id, a.item_key)]

@@ -50,6 +50,17 @@ class ForeignFileError(ProviderError):
     another name."""
 
 
+class SourceChangedError(ProviderError):
+    """The bytes read from ``path`` for a copy are not the ones its recorded
+    hash names: the file changed since (edited in place with its size and
+    mtime kept, or rotten). The caller forgets that hash and reads the
+    original from its next holder (``Originals.distrust``)."""
+
+    def __init__(self, message: str, *, provider: str = "", path: str = "") -> None:
+        super().__init__(message, provider=provider)
+        self.path = path
+
+
 class InUseError(ProviderError):
     """A source's file may still be being written (another program has it
     open): it is not removed this run, and nothing failed."""

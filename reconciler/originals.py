@@ -13,6 +13,7 @@ as the run downloads, copies and encodes, the originals it finds change.
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -38,6 +39,29 @@ class Originals:
     library: Mapping[str, LibraryFile]
     holders: Mapping[str, Sequence[tuple[str, SourceItem, MediaFile]]]
     copies: Mapping[str, Mapping[str, FileCopy]]
+    #: Files found this run not to hold the bytes recorded for them, and
+    #: those of them whose cached hash is still to be forgotten.
+    _distrusted: set[str] = attrs.field(factory=set, init=False)
+    _to_forget: list[str] = attrs.field(factory=list, init=False)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
+
+    def distrust(self, path: Path | str) -> None:
+        """``path`` does not hold the bytes its recorded hash names (edited in
+        place with its size and mtime kept, rotten): it is read for no
+        original again this run, and its cached hash is to be forgotten
+        (``to_forget``). Any action's thread may call it."""
+        with self._lock:
+            if str(path) not in self._distrusted:
+                self._distrusted.add(str(path))
+                self._to_forget.append(str(path))
+
+    def to_forget(self) -> list[str]:
+        """The files distrusted since the last call, whose hash cache rows the
+        caller drops (on the thread that owns the state DB): the next run
+        reads them afresh."""
+        with self._lock:
+            taken, self._to_forget = self._to_forget, []
+        return taken
 
     @contextmanager
     def readable(self, sha: str) -> Iterator[Path]:
@@ -51,9 +75,11 @@ class Originals:
         stands inside a ``try`` that would take them for this search's."""
         lib = self.library.get(sha)
         if lib is not None and lib.tier == ORIGINAL_TIER and lib.sha256 == sha:
-            yield self.conn.library.root / lib.path
-            return
-        found = next((p for p in self._local_originals(sha) if _holds(p, sha)), None)
+            path = self.conn.library.root / lib.path
+            if str(path) not in self._distrusted:
+                yield path
+                return
+        found = next((p for p in self._local_originals(sha) if self._holds(p, sha)), None)
         if found is not None:
             yield found
             return
@@ -73,6 +99,17 @@ class Originals:
             if _holds(dest, sha):
                 return dest
         raise ProviderError(f"no readable original with sha256 {sha[:12]} anywhere")
+
+    def _holds(self, path: Path, sha: str) -> bool:
+        """``path`` is trusted and, read now, holds the bytes of ``sha``;
+        one that does not is distrusted."""
+        if str(path) in self._distrusted:
+            return False
+        if _holds(path, sha):
+            return True
+        if path.exists():
+            self.distrust(path)
+        return False
 
     def _local_originals(self, sha: str) -> Iterator[Path]:
         for sid, item, f in self.holders.get(sha, ()):

@@ -58,7 +58,7 @@ from providers.syncthing.liveness import (
     format_time,
     prove_alive,
 )
-from reconciler.errors import ProviderError
+from reconciler.errors import ProviderError, SourceChangedError
 from reconciler.hashing import discard, fsync_dir, open_to_read, sha256_file
 from reconciler.layout import collision_path, name_key
 from reconciler.model import FileCopy
@@ -360,10 +360,11 @@ class SyncthingTarget(Closing):
             # place, so this one read covers the final file too).
             got = sha256_file(tmp)
             if got != sha256:
-                raise ProviderError(
+                raise SourceChangedError(
                     f"{src}: copy hashes to {got[:12]}…, expected {sha256[:12]}…; "
                     "the source changed or the disk is failing",
                     provider=PROVIDER,
+                    path=str(src),
                 )
         except BaseException:
             discard(tmp)
