@@ -14,6 +14,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
+from pyicloud.services.photos import PhotoAsset
 from pyicloud.services.photos_cloudkit.mappers import record_field_value
 from pyicloud.services.photos_cloudkit.materialize import build_xmp_metadata
 
@@ -27,7 +28,54 @@ _RECORD_FIELDS = {
     "edited_video": ("asset", "resVidFull"),
     "sidecar": ("master", "resSidecar"),
 }
-_EDIT_EXTENSIONS = {"public.jpeg": ".JPG", "public.heic": ".HEIC", "public.png": ".PNG"}
+#: Extensions of the camera RAW types Photos tags that pyicloud's table
+#: (``PhotoAsset.FILE_TYPE_EXTENSIONS``) lacks or gets wrong (it gives NRW
+#: files ".NRF"). A type neither knows gets one made from the type itself
+#: (``extension_of``): never another resource's extension, for a RAW named
+#: ``.JPG`` is taken for a JPEG by every viewer, importer and person.
+RAW_EXTENSIONS = {
+    "com.canon.tif-raw-image": ".TIF",
+    "com.dxo.raw-image": ".DXO",
+    "com.epson.raw-image": ".ERF",
+    "com.hasselblad.3fr-raw-image": ".3FR",
+    "com.hasselblad.fff-raw-image": ".FFF",
+    "com.kodak.raw-image": ".DCR",
+    "com.konicaminolta.raw-image": ".MRW",
+    "com.leafamerica.raw-image": ".MOS",
+    "com.leica.raw-image": ".RAW",
+    "com.leica.rwl-raw-image": ".RWL",
+    "com.mamiya.raw-image": ".MEF",
+    "com.nikon.nrw-raw-image": ".NRW",
+    "com.olympus.sr-raw-image": ".ORF",
+    "com.panasonic.raw-image": ".RAW",
+    "com.phaseone.raw-image": ".IIQ",
+    "com.samsung.raw-image": ".SRW",
+    "com.sigma.raw-image": ".X3F",
+    "com.sony.raw-image": ".SRF",
+    "com.sony.sr2-raw-image": ".SR2",
+}
+#: Longest extension made from a type's name.
+_MADE_MAX = 8
+
+
+def extension_of(uti: str) -> str:
+    """The file extension for a resource of type ``uti`` (e.g. ".SRW"); ""
+    when there is no type. A type no table knows gets one made from the
+    last part of its name: ``com.foo.xyz-raw-image`` -> ".XYZ",
+    ``com.foo.raw-image`` -> ".RAW", ``org.webmproject.webp`` -> ".WEBP"."""
+    if not uti:
+        return ""
+    known = RAW_EXTENSIONS.get(uti) or PhotoAsset.FILE_TYPE_EXTENSIONS.get(uti)
+    if known:
+        return known
+    last = uti.rsplit(".", 1)[-1].lower()
+    if last.endswith("raw-image"):
+        kind = last.removesuffix("raw-image").rstrip("-")
+        last = kind if kind not in ("", "camera") else "raw"
+    else:
+        last = last.removesuffix("-image")
+    made = "".join(c for c in last if c.isascii() and c.isalnum())[:_MADE_MAX]
+    return f".{made.upper()}" if made else ".BIN"
 
 
 def _record_resource(asset: Any, ref: str) -> tuple[str, int | None, str, str]:
@@ -66,13 +114,20 @@ def files_of(asset: Any) -> list[MediaFile]:
     original = resources.get("original")
     if original is None or original.size is None:
         return []
+    # pyicloud's name: the one Photos keeps, with pyicloud's extension for a
+    # type it knows (a type it does not know keeps the camera's own name)…
     stem, ext = posixpath.splitext(original.filename)
-    files = [_file(original.filename, original.size, "original", "original", original.checksum)]
+    if original.type in PhotoAsset.FILE_TYPE_EXTENSIONS and original.type in RAW_EXTENSIONS:
+        ext = RAW_EXTENSIONS[original.type]  # …unless that extension is wrong (".NRF")
+    files = [_file(f"{stem}{ext}", original.size, "original", "original", original.checksum)]
     alt = resources.get("alternative")
     if alt is not None and alt.size is not None:
-        name = alt.filename
-        if name.lower() == original.filename.lower():
-            name = f"{stem}-alternative{ext}"
+        # Named for its own type, never the original's: pyicloud gives a
+        # type it does not know the original's name (a RAW as ``.JPG``).
+        alt_ext = extension_of(str(alt.type or "")) or ".BIN"
+        name = f"{stem}{alt_ext}"
+        if name.lower() == f"{stem}{ext}".lower():
+            name = f"{stem}-alternative{alt_ext}"
         files.append(_file(name, alt.size, "alternative", "alternative", alt.checksum))
     video = resources.get("original_video")
     if asset.is_live_photo and video is not None and video.size is not None:
@@ -82,7 +137,8 @@ def files_of(asset: Any) -> list[MediaFile]:
     for ref in ("edited", "edited_video"):
         _, size, uti, fingerprint = _record_resource(asset, ref)
         if size is not None:
-            edit_ext = ".MOV" if ref == "edited_video" else _EDIT_EXTENSIONS.get(uti, ".JPG")
+            # Without a type: what the field holds (``resJPEGFull``, ``resVidFull``).
+            edit_ext = extension_of(uti) or (".MOV" if ref == "edited_video" else ".JPG")
             files.append(_file(f"{stem}-edited{edit_ext}", size, ref, "edited", fingerprint))
     _, size, _, fingerprint = _record_resource(asset, "sidecar")
     if size is not None:

@@ -110,12 +110,10 @@ class ChangeFeed:
         """Zone name -> the pyicloud library reading its change feed. Zones
         are discovered first: discovery resets the primary library's token."""
         photos = self._service()
-        libraries = photos.libraries
-        found = {PRIMARY_ZONE["zoneName"]: libraries["root"]}
+        found = {PRIMARY_ZONE["zoneName"]: photos.libraries["root"]}
         if self.include_shared:
-            for key, library in libraries.items():
-                if key.startswith("shared:") and hasattr(library, "zone_id"):
-                    found[library.zone_id["zoneName"]] = library
+            for library in shared_libraries(photos):
+                found[library.zone_id["zoneName"]] = library
         return found
 
     def _full_listing_due(self, cursor: Cursor | None) -> str:
@@ -157,7 +155,7 @@ class ChangeFeed:
                 if r.item:
                     kept[r.asset_id], ids = decode_row(self.id, r.item)
                     if ids is None:
-                        raise ValueError("a row of an older format, without album ids")
+                        raise ValueError("a row of an older format")
                     album_ids[r.asset_id] = ids
         except (ValueError, TypeError) as e:
             NOTE.info("%s: full listing: the remembered listing cannot be read (%s)", self.id, e)
@@ -236,7 +234,11 @@ class ChangeFeed:
                     if name in reread or item.metadata.unremovable == ALBUMS_UNREAD
                     else album_ids.get(name, ())
                     for name, item in kept.items()
-                    if item.metadata is not None and item.metadata.hidden
+                    # Albums live in the personal library alone: a Shared
+                    # Library's hidden assets are in none.
+                    if item.metadata is not None
+                    and item.metadata.hidden
+                    and rows[name].zone == PRIMARY_ZONE["zoneName"]
                 },
                 album_ids=frozenset(i for c in changes.values() for i in c.album_ids),
                 relations=frozenset(p for c in changes.values() for p in c.relations),
@@ -341,6 +343,17 @@ class ChangeFeed:
         return ""
 
 
+def shared_libraries(photos: Any) -> list[Any]:
+    """The Shared Library zones pyicloud found (``shared:SharedSync-…``).
+    Reading ``libraries`` discovers zones (two more requests): callers ask
+    only when Shared Library items are wanted."""
+    return [
+        library
+        for key, library in photos.libraries.items()
+        if key.startswith("shared:") and hasattr(library, "zone_id")
+    ]
+
+
 def fresh_token(library: Any) -> str:
     """The library's sync token, asked for now (not one cached earlier)."""
     library.current_sync_token = None
@@ -374,10 +387,7 @@ def _master_of(record: CKRecord | None) -> str | None:
 
 
 def _listed(located: Located) -> bool:
-    """Whether a full listing would list the asset: not deleted, and (outside
-    the personal library, where only "All Photos" is read) not hidden."""
+    """Whether a full listing would list the asset: not deleted. Hidden
+    assets are listed in every zone read (its Hidden album is read too)."""
     fields = located.asset.asset_record.fields
-    if fields.get_value("isDeleted") or fields.get_value("isExpunged"):
-        return False
-    primary = located.zone_id.get("zoneName") == PRIMARY_ZONE["zoneName"]
-    return primary or not fields.get_value("isHidden")
+    return not (fields.get_value("isDeleted") or fields.get_value("isExpunged"))

@@ -47,6 +47,11 @@ ALBUM_TYPES = frozenset({"CPLAlbum", "CPLContainerRelation"})
 #: except ``ALBUMS_UNREAD``, kept (after the rest) so a later run reads again.
 _META = tuple(f.name for f in attrs.fields(ItemMetadata) if f.name != "unremovable")
 _TUPLES = ("keywords", "albums")
+#: How ``assets.files_of`` names files (2: each resource by its own type).
+#: A row named otherwise is of an older format: a full listing reads it
+#: afresh, or an item would keep its old names until it changes, and
+#: ``remove`` (comparing them with the asset's) would refuse it meanwhile.
+NAMING = 2
 #: ``unremovable`` of a hidden asset whose album relations could not be read.
 ALBUMS_UNREAD = (
     "hidden, and its albums could not be read (from its album relations); read again next run"
@@ -66,6 +71,7 @@ def encode(item: SourceItem, album_ids: Iterable[str] = ()) -> str:
             [[f.name, f.size, f.ref, f.role, f.fingerprint] for f in item.files],
             _meta_row(meta) if meta is not None else None,
             sorted(album_ids),
+            NAMING,
         ],
         separators=(",", ":"),
     )
@@ -79,13 +85,15 @@ def decode(source_id: str, text: str) -> SourceItem:
 
 def decode_row(source_id: str, text: str) -> tuple[SourceItem, tuple[str, ...] | None]:
     """The item ``encode`` wrote and its album ids (None: a row of an older
-    format, which kept none, and whose album paths may be fullnames). Raises
-    ValueError or TypeError for a row it cannot read."""
+    format, which kept none, whose album paths may be fullnames, or whose
+    file names an older ``NAMING`` made). Raises ValueError or TypeError
+    for a row it cannot read."""
     row = json.loads(text)
     key, version, captured_at, files, meta = row[:5]
-    if len(row) > 6:
+    if len(row) > 7:
         raise ValueError(f"a listing row of {len(row)} fields")
-    album_ids = tuple(str(i) for i in row[5]) if len(row) == 6 else None
+    current = len(row) == 7 and row[6] == NAMING
+    album_ids = tuple(str(i) for i in row[5]) if current else None
     item = SourceItem(
         source_id=source_id,
         key=key,

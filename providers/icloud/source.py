@@ -3,6 +3,10 @@
 Safety-relevant choices:
 
 - Items are keyed ``<asset id>:<master id>``, never by filename.
+- Every library read is listed whole: its "All Photos" and its Hidden
+  album (a Shared Library's too, which pyicloud does not offer). A page
+  that fails fails the listing: never a library listed in part, which the
+  plan would take for all of it.
 - An item is every file that cannot be re-derived (original, RAW
   alternative, Live Photo video, rendered edit, adjustment data; see
   ``assets``) plus its Photos metadata, which goes into its XMP sidecar.
@@ -56,6 +60,7 @@ from pyicloud.services.photos import (
     PhotoAlbum,
     PhotoAlbumFolder,
     PhotoAsset,
+    PhotoLibrary,
     SmartPhotoAlbum,
 )
 from pyicloud.services.photos_cloudkit.constants import SmartAlbumEnum
@@ -70,6 +75,7 @@ from providers.icloud.changes import (
     Located,
     Memberships,
     fresh_token,
+    shared_libraries,
 )
 from providers.icloud.errors import classify, http_status, release, server_error_codes
 from providers.icloud.listing import ALBUMS_UNREAD, decode_row, encode
@@ -181,20 +187,37 @@ class ICloudSource(ChangeFeed, Closing):
             return self._photos
 
     def _zones(self) -> list[tuple[Any, dict[str, str]]]:
-        """(album of every asset, zone id) per library to read."""
+        """(album, zone id) of the albums that together hold every asset of
+        every library read: each library's "All Photos" and its Hidden album
+        ("All Photos" leaves hidden assets out; they are the person's too,
+        in a Shared Library as in the personal one)."""
         photos = self._service()
-        zones: list[tuple[Any, dict[str, str]]] = [(photos.all, dict(PRIMARY_ZONE))]
-        # "All Photos" leaves hidden assets out; they are the person's too.
         hidden = photos.albums.find(SmartAlbumEnum.HIDDEN.value)
-        if hidden is not None:
-            zones.append((hidden, dict(PRIMARY_ZONE)))
+        if hidden is None:
+            # Never listed in part: a library without its hidden assets
+            # would look complete, and the plan would say it matches.
+            raise ProviderError(
+                "listing: pyicloud offers no Hidden album of the personal library, "
+                "so its hidden assets cannot be listed",
+                provider=self.id,
+            )
+        zones: list[tuple[Any, dict[str, str]]] = [
+            (photos.all, dict(PRIMARY_ZONE)),
+            (hidden, dict(PRIMARY_ZONE)),
+        ]
         if self.include_shared:
-            # Reading ``libraries`` discovers zones (two more requests), so
-            # only when Shared Library items are wanted.
-            for key, library in photos.libraries.items():
-                if key.startswith("shared:") and hasattr(library, "zone_id"):
-                    zones.append((library.all, dict(library.zone_id)))
+            for library in shared_libraries(photos):
+                zone_id = dict(library.zone_id)
+                zones += [(library.all, zone_id), (hidden_album(library), zone_id)]
         return zones
+
+    def _zone_ids(self) -> list[dict[str, str]]:
+        """The zone id of every library read, once each."""
+        out: list[dict[str, str]] = []
+        for _, zone_id in self._zones():
+            if zone_id not in out:
+                out.append(zone_id)
+        return out
 
     # ------------------------------------------------------------ listing
 
@@ -207,10 +230,12 @@ class ICloudSource(ChangeFeed, Closing):
             self._photos = None  # a fresh view of the library for this observation
 
     def list_items(self, hasher: Hasher) -> Iterator[SourceItem]:
-        """Every asset of the library, hidden ones included (and the Shared
-        Library, if asked), each with all its files and its metadata (albums
-        from one pass over the user albums). ``hasher`` is unused: remote
-        hashes are known only after a download."""
+        """Every asset of the library, hidden ones included (and of each
+        Shared Library, if asked, hidden ones too), each with all its files
+        and its metadata (albums from one pass over the user albums). A part
+        that cannot be read fails the listing: never a library listed in
+        part. ``hasher`` is unused: remote hashes are known only after a
+        download."""
         del hasher
         try:
             changed = self._list_changes() if self._memory is not None else None
@@ -263,7 +288,7 @@ class ICloudSource(ChangeFeed, Closing):
             album_ids.update({k: ids for k, (_, ids) in remembered.items()})
         rows: list[ListingRow] = []
         for album, zone_id in self._zones():
-            for asset in album:
+            for asset in self._assets_of(album, zone_id):
                 item = self._to_item(asset, albums)
                 if item is not None and item.metadata is not None and asset.id in unread:
                     meta = attrs.evolve(item.metadata, unremovable=ALBUMS_UNREAD)
@@ -286,6 +311,14 @@ class ICloudSource(ChangeFeed, Closing):
                 rows=rows,
                 replace=True,
             )
+
+    def _assets_of(self, album: Any, zone_id: dict[str, str]) -> Iterator[Any]:
+        """The album's assets. A page that fails fails the listing (never a
+        library listed in part), naming the album and the library."""
+        try:
+            yield from album
+        except (PyiCloudException, requests.RequestException) as e:
+            raise self._error(e, f"listing {album.name!r} of {zone_id['zoneName']}") from e
 
     def _remembered_albums(
         self, memory: StateDB, ids: set[str]
@@ -464,7 +497,7 @@ class ICloudSource(ChangeFeed, Closing):
         elif remembered is not None:
             zone_ids = [remembered]
         else:
-            zone_ids = [z for _, z in self._zones()]
+            zone_ids = self._zone_ids()
         for zone_id in zone_ids:
             try:
                 found = photos.private_client.lookup(
@@ -759,6 +792,24 @@ def _find_album(albums: Any, name: str) -> Any:
         ):
             return album
     return None
+
+
+def hidden_album(library: Any) -> Any:
+    """The Hidden album of a Shared Library zone (the assets this Apple ID
+    hid there). pyicloud offers only "All Photos" and "Favorites" there, but
+    Photos and iCloud.com show a Shared Library's hidden assets too, and
+    CloudKit answers the Hidden query in its zone as in the personal one.
+    Built as pyicloud builds the personal library's (``SMART_ALBUMS``)."""
+    spec = PhotoLibrary.SMART_ALBUMS[SmartAlbumEnum.HIDDEN]
+    return SmartPhotoAlbum(
+        library,
+        name=SmartAlbumEnum.HIDDEN,
+        obj_type=spec.obj_type,
+        list_type=spec.list_type,
+        direction=spec.direction,
+        client=getattr(library, "_client", None),
+        zone_id=dict(library.zone_id),
+    )
 
 
 def _album_paths(listed: Any, albums: list[Any]) -> dict[str, str]:

@@ -290,10 +290,20 @@ def test_an_empty_library_and_a_shared_library_zone(tmp_path: Path, db: StateDB)
         theirs = account.add_asset(b"ours" * 100, "OURS.JPG", asset_date=NOW, zone=shared)
         seen, how = observe(emu, sessions, db, include_shared=True)
         assert how == "changes" and len(seen) == 2
-        # Hidden in a Shared Library: a full listing ("All Photos") leaves it out.
+        # Hidden in a Shared Library: still listed (its Hidden album is read
+        # too), by changes as by a full listing.
         account.update_asset(theirs, {"isHidden": 1})
         seen, how = observe(emu, sessions, db, include_shared=True)
-        assert how == "changes" and len(seen) == 1
+        assert how == "changes" and len(seen) == 2
+        hidden = seen[f"{theirs.asset_id}:{theirs.master_id}"]
+        assert hidden.metadata is not None and hidden.metadata.hidden
+        with _source(emu, sessions, include_shared=True) as source:
+            assert seen == {i.key: i for i in source.list_items(None)}  # type: ignore[arg-type]
+        # A remembered listing without it (as an older version kept): iCloud's
+        # count of the zone's hidden assets disagrees, so everything is read.
+        db.db.conn.execute("delete from icloud_listing where asset_id = ?", [theirs.asset_id])
+        seen, how = observe(emu, sessions, db, include_shared=True)
+        assert how == "full" and f"{theirs.asset_id}:{theirs.master_id}" in seen
         # Asking for Shared Library zones later: their tokens are unknown.
         db.db.conn.execute("delete from icloud_cursor where zone != 'PrimarySync'")
         assert observe(emu, sessions, db, include_shared=True)[1] == "full"

@@ -170,3 +170,43 @@ def test_a_favourite_set_after_listing_stops_the_removal(
     with pytest.raises(ProviderError, match="metadata changed"):
         source.remove(by["IMG_0002.JPG"])
     assert not raw.deleted
+
+
+@pytest.mark.parametrize(
+    ("filename", "uti", "alternative_uti", "names"),
+    [
+        # A RAW type pyicloud's table lacks: named for it, not the JPEG.
+        ("SAM_0001.JPG", None, "com.samsung.raw-image", ("SAM_0001.JPG", "SAM_0001.SRW")),
+        # One its table gets wrong (".NRF"), as the alternative and as the original.
+        ("DSC_0001.JPG", None, "com.nikon.nrw-raw-image", ("DSC_0001.JPG", "DSC_0001.NRW")),
+        (
+            "DSC_0002.NRW",
+            "com.nikon.nrw-raw-image",
+            "public.jpeg",
+            ("DSC_0002.NRW", "DSC_0002.JPG"),
+        ),
+        # A type no table knows: an extension made from the type's name.
+        ("X_0001.JPG", None, "com.example.xyz-raw-image", ("X_0001.JPG", "X_0001.XYZ")),
+        ("X_0002.JPG", None, "com.example.raw-image", ("X_0002.JPG", "X_0002.RAW")),
+        ("X_0003.JPG", None, "public.jpeg", ("X_0003.JPG", "X_0003-alternative.JPG")),
+    ],
+)
+def test_each_file_is_named_for_its_own_type(
+    tmp_path: Path, filename: str, uti: str | None, alternative_uti: str, names: tuple[str, str]
+) -> None:
+    account = Account()
+    account.add_asset(
+        b"\xff\xd8one half" * 100,
+        filename,
+        asset_date=OLD,
+        uti=uti,
+        alternative=b"II*\x00the other half" * 100,
+        alternative_uti=alternative_uti,
+    )
+    with running_emulator(account) as emu:
+        seed_trusted_session(emu, tmp_path / "session")
+        with ICloudSource(
+            "icloud", username=emu.username, session_dir=tmp_path / "session", endpoint=emu.url
+        ) as source:
+            (item,) = source.list_items(_NoHasher())  # type: ignore[arg-type]
+    assert tuple(f.name for f in item.files) == names
