@@ -64,6 +64,9 @@ bench: apt $(STAMP)
 	$(BIN)/python bench/import_legacy.py --rows 1000
 	$(BIN)/python bench/report.py
 	$(BIN)/python bench/icloud_incremental.py
+	$(BIN)/python bench/removal_mounts.py
+	$(BIN)/python bench/census.py
+	$(BIN)/python bench/sidecar_plan.py
 
 clean:
 	rm -rf $(VENV) demo-run .pytest_cache .mypy_cache .ruff_cache

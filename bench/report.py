@@ -12,6 +12,7 @@ Usage: ``.venv/bin/python bench/report.py``
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,7 @@ def census(i: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__).parse_args()  # --help, nothing else
     start = datetime(2024, 1, 1, 3, tzinfo=UTC)
     runs = [
         {"id": n, "command": "apply", "started_at": start.isoformat(), "exit_code": 0}

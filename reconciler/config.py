@@ -18,7 +18,7 @@ import re
 import stat
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import attrs
 import cattrs
@@ -292,6 +292,11 @@ def _format_exception(exc: BaseException, type_: type | None) -> str:
         return str(exc)
     if isinstance(exc, KeyError):
         return "required field missing"
+    if get_origin(type_) is Literal:
+        # cattrs says "x not in literal typing.Literal[...]": the choices, plainly
+        choices = ", ".join(str(c) for c in get_args(type_))
+        got = str(exc).split(" not in literal", 1)[0]
+        return f"expected one of {choices}, got {got!r}"
     return default_format_exception(exc, type_)
 
 
@@ -514,6 +519,19 @@ def _check(d: DesiredState) -> list[str]:
     for where, amount, most, said in bounds:
         if most < amount < float("inf"):  # inf and nan: refused as not finite, below
             problems.append(f"{where}: at most {most} ({said})")
+    # ... and never below zero: a negative pause or backoff crashed the
+    # run in the middle of its removals (a sleep of -1 s), a negative
+    # timeout every request. A time to wait for an answer is more than 0.
+    waits = (".timeout_s", ".liveness_timeout_s")
+    if d.apply.retries < 0:
+        problems.append("apply.retries: must not be negative (0: no retry)")
+    for where, amount, _most, _said in bounds:
+        wait = where.endswith(waits)
+        if any(p.startswith(f"{where}:") for p in problems):
+            continue  # said already
+        if amount < 0 or (wait and amount == 0):
+            least = "be more than 0" if wait else "not be negative"
+            problems.append(f"{where}: must {least} (got {amount:g})")
     # Every number must be finite: nan passes every range check above (it
     # compares false), and nan or inf then crash the run that turns it into
     # an int, a timedelta or a sleep. Found wherever it is in the tree, so a

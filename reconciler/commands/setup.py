@@ -162,7 +162,15 @@ def init_target_command(args: argparse.Namespace, io: Out, now: datetime | None)
     # A folder marked as another store is refused by write_marker itself.
     marked = read_marker(path)
     if marked in (None, args.id):
-        clash = _marked_around(path) or _configured_clash(args, path) or _marked_below(path)
+        try:
+            clash = _marked_around(path) or _configured_clash(args, path) or _marked_below(path)
+        except ConfigError as e:
+            io.warn(
+                f"error: refusing to mark {path} as the store {args.id!r}: the configuration "
+                f"does not read, so {path} cannot be compared with its places; fix it first "
+                f"(reconcile validate):\n  " + "\n  ".join(e.problems)
+            )
+            return EXIT_ERROR
         if clash:
             io.warn(
                 f"error: refusing to mark {path} as the store {args.id!r}: {clash}; sources, "
@@ -267,13 +275,13 @@ def _marked_below(path: Path) -> str:
 def _configured_clash(args: argparse.Namespace, path: Path) -> str:
     """How ``path`` meets a configured place other than the store's own
     (``targets.<id>.path``, or the library for ``--id library``), or "".
-    With no configuration that reads, nothing to compare with (init-target
-    may come first)."""
-    try:
-        name = config.config_path(args.config)
-        desired = config.load(name)
-    except ConfigError:
+    With no configuration file yet, nothing to compare with (init-target
+    may come first); one that exists but does not read raises ConfigError:
+    its places are not known, so nothing may be marked unchecked."""
+    name = config.config_path(args.config)
+    if not os.path.lexists(name):
         return ""
+    desired = config.load(name)
     own = {f"targets.{args.id}.path"} | ({"library.path"} if args.id == "library" else set())
     met, how = places.meeting(desired, path, own)
     return f"{met} in {name}{how}" if met else ""

@@ -16,6 +16,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from reconciler import config, lock, render
@@ -50,7 +51,10 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
     and (for the phone) Syncthing are read: no source is listed."""
     desired = load(args)
     now = now or datetime.now(UTC)
-    db = StateDB.in_dir(desired.state_dir)
+    state_path = desired.state_dir / "state.db"
+    # Read only: with no database yet (no run made, or a state.dir spelled
+    # wrong) an empty one in memory is read, and nothing is made on disk.
+    db = StateDB(state_path if state_path.exists() else Path(":memory:"))
     try:
         runs = db.last_runs(5)
         # A run with no exit is alive only while it holds the lock: else it
@@ -68,7 +72,6 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
         waiting = _waiting(db, desired)
         worked = _last_success(db)
         refused = _last_refusal(db)
-        state_path = str(db.path)
         proven = proof(db, desired, counted)
         unproven = dict(proven.unproven)
         phones: list[str] = []
@@ -83,7 +86,7 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
     sessions = _sessions(desired, worked, refused, now)
     if args.json:
         doc = {
-            "state": state_path,
+            "state": str(state_path),
             "last_run": _run_json(headline) if headline else None,
             "census": counted.to_json(),
             # Targets whose copies the census counts as last recorded, and why
@@ -105,7 +108,7 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
         }
         io.say(json.dumps(doc, indent=2, default=str))
         return EXIT_OK
-    _show(io, f"state: {escape_controls(state_path)}")
+    _show(io, f"state: {escape_controls(str(state_path))}")
     if not runs:
         _show(io, "no runs yet")
     else:

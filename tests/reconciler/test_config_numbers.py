@@ -89,3 +89,39 @@ def test_an_empty_config_path_is_refused(tmp_path: Path, monkeypatch: pytest.Mon
             f'error: -c "{shown}": an empty configuration path; '
             "pass -c FILE (is a variable unset?)\n"
         )
+
+
+@pytest.mark.parametrize(
+    ("replace", "extra", "said"),
+    [
+        (
+            ("pace_seconds = 0", "pace_seconds = -1"),
+            "",
+            "policy.removal.pace_seconds: must not be negative (got -1)",
+        ),
+        (
+            ("", ""),
+            "[apply]\nbackoff_base_s = -0.5\n",
+            "apply.backoff_base_s: must not be negative (got -0.5)",
+        ),
+        (("", ""), "[apply]\nretries = -5\n", "apply.retries: must not be negative"),
+        (
+            ("", ""),
+            '[sources.ic]\nkind = "icloud"\nendpoint = "http://127.0.0.1:9"\ntimeout_s = 0\n',
+            "sources.ic.timeout_s: must be more than 0 (got 0)",
+        ),
+    ],
+)
+def test_a_negative_wait_is_refused_before_any_run(
+    tmp_path: Path, replace: tuple[str, str], extra: str, said: str
+) -> None:
+    """A pause of -1 s passed validate, then every apply removed one item and
+    died on the sleep ("internal error … sleep length must be non-negative")."""
+    assert said in _refused(tmp_path, replace=replace, extra=extra)
+
+
+def test_a_choice_key_names_its_choices(tmp_path: Path) -> None:
+    """Not cattrs' "unknown error (av1 not in literal typing.Literal[…])"."""
+    err = _refused(tmp_path, replace=("[policy]\n", '[policy]\nvideo_codec = "av1"\n'))
+    assert "policy.video_codec: expected one of libx264, libx265, got 'av1'" in err, err
+    assert "typing" not in err

@@ -75,3 +75,16 @@ def test_status_after_a_failed_run(tmp_path: Path) -> None:
     (ws.target("nas") / f"{YOUNG:%Y}").symlink_to(tmp_path / "elsewhere")
     assert ws.run("apply", "--yes", now=NOW).code == 1
     _check(ws, "status_failed")
+
+
+def test_status_makes_nothing_where_no_run_has_been(tmp_path: Path) -> None:
+    """status only reads: before any run (or with state.dir spelled wrong) it
+    made the directory and an empty database there."""
+    ws = _workspace(tmp_path)
+    state = tmp_path / "ws" / "state"
+    assert not state.exists()
+    for args in (("status",), ("status", "--json")):
+        r = ws.run(*args, now=NOW)
+        assert r.code == 0, r.out + r.err
+        assert "no runs yet" in r.out or '"last_run": null' in r.out, r.out
+    assert not state.exists()
