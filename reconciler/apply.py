@@ -80,6 +80,7 @@ from reconciler.model import (
     Plan,
     ReleaseFromPhone,
     RemoveFromSource,
+    SidecarOwner,
     SourceItem,
     World,
     WriteSidecar,
@@ -601,14 +602,36 @@ class Applier:
         raise last
 
     def _write_sidecar(self, a: WriteSidecar) -> tuple[str, str, _Effects]:
-        item = self.items[(a.source_id, a.item_key)]
-        shas = item_shas(a.source_id, item, self.known)
-        if shas is None:
-            raise _Skip("skipped", "a file of the item was not downloaded; the sidecar waits")
-        data = sidecar.render(item, shas)
+        item = self.items.get((a.source_id, a.item_key))
+        owner: SidecarOwner
+        if item is not None:
+            shas = item_shas(a.source_id, item, self.known)
+            if shas is None:
+                raise _Skip("skipped", "a file of the item was not downloaded; the sidecar waits")
+            data = sidecar.render(item, shas)
+            first = item.files[0]
+            owner = SidecarOwner(item.source_id, item.key, shas[first.ref], first.name)
+            captured_at = item.captured_at
+        else:
+            # An item that lives only in the library now: its sidecar there is
+            # the only record of its metadata, copied as it is to a target
+            # that lost its own (the planner's ``_library_sidecar``), once
+            # the bytes read are those planned and still say whose they are.
+            kept = self.library.get(a.sha256 or "") if a.store_id != LIBRARY else None
+            path = self.conn.library.local_path(kept.path) if kept is not None else None
+            if path is None:
+                raise _Skip("skipped", "the library no longer holds the item's sidecar")
+            data = read_file(path, sidecar.MAX_BYTES)
+            found = sidecar.parse(data) if hashlib.sha256(data).hexdigest() == a.sha256 else None
+            named = sidecar.owner_of(found) if found is not None else None
+            if named is None or (named.source_id, named.item_key) != (a.source_id, a.item_key):
+                raise _Skip("skipped", f"{path} changed since it was observed; next run")
+            owner = named
+            lib = self.library.get(owner.original_sha256)
+            captured_at = lib.captured_at if lib is not None else None
         digest = hashlib.sha256(data).hexdigest()
-        original = shas[item.files[0].ref]
-        fallback = dated_path(item.captured_at, item.files[0].name)
+        original = owner.original_sha256
+        fallback = dated_path(captured_at, owner.original_name)
         store: Store
         if a.store_id == LIBRARY:
             if digest in self.library:
@@ -630,10 +653,11 @@ class Applier:
                 if copy is not None
                 else self.delivered.get((a.store_id, original), fallback)
             )
-        mtime = rows.mtime_ns(item.captured_at)
+        mtime = rows.mtime_ns(captured_at)
+        cut = len(owner.original_name)
 
         def put(name: str) -> tuple[str, FileCopy]:
-            rel = base + name[len(item.files[0].name) :]  # ".xmp", or ".<item>.xmp"
+            rel = base + name[cut:]  # ".xmp", or ".<item>.xmp"
             return rel, self._retry(
                 f"write {a.subject}",
                 a.store_id,
@@ -647,8 +671,8 @@ class Applier:
         # this item's goes under its other name; the gate finds it by digest.
         # Where this item's sidecar already is, it is rewritten there: one
         # sidecar per item and store, never a stale second one.
-        names = sidecar.names_for(item, a.name)
-        if self._sidecar_of(store, base + names[1][len(item.files[0].name) :], item):
+        names = sidecar.owner_names(owner, a.name)
+        if self._sidecar_of(store, base + names[1][cut:], owner):
             names = names[::-1]
         try:
             rel, written = put(names[0])
@@ -658,12 +682,12 @@ class Applier:
             return (
                 "changed",
                 f"wrote {rel}",
-                _Effects(lineage=[rows.original_row(written, item.captured_at)]),
+                _Effects(lineage=[rows.original_row(written, captured_at)]),
             )
         return "changed", f"wrote {a.store_id}:{rel}", _Effects(target_copies=[written])
 
     @staticmethod
-    def _sidecar_of(store: Store, rel: str, item: SourceItem) -> bool:
+    def _sidecar_of(store: Store, rel: str, owner: SidecarOwner) -> bool:
         """Does ``rel`` on the store hold a sidecar of this very item? Read
         only when a sidecar is written, never on a converged run."""
         try:
@@ -671,7 +695,7 @@ class Applier:
             data = read_file(path, sidecar.MAX_BYTES) if path is not None else b""
         except (OSError, ProviderError):
             return False
-        return sidecar.owner(data) == (item.source_id, item.key)
+        return sidecar.owner(data) == (owner.source_id, owner.item_key)
 
     def _encode(self, a: EncodeForTier) -> tuple[str, str, _Effects]:
         sha = self._sha(a.sha256, a.origin)

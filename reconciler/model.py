@@ -13,6 +13,12 @@ from typing import ClassVar, NamedTuple
 import attrs
 
 ORIGINAL_TIER = "original"
+#: The role of an item's original file (``MediaFile.role``): the only one
+#: ever encoded for a tier.
+ORIGINAL_ROLE = "original"
+#: A library file's role when it is the item's XMP sidecar, written by this
+#: tool (``LibraryFile.role``; never a source file's role).
+SIDECAR_ROLE = "sidecar"
 
 
 class MediaFile(NamedTuple):
@@ -184,6 +190,22 @@ class LibraryFile(NamedTuple):
     #: The item's capture time as recorded at import (or read from the
     #: file's metadata after a lost state DB); None: not known.
     captured_at: datetime | None = None
+    #: What the file is in its item, remembered after the item left its
+    #: source: a ``MediaFile.role`` (``edited``, ``alternative``,
+    #: ``live_video``...), ``sidecar`` (the item's XMP, this tool's), or ""
+    #: when nothing ever said (taken as an original). Only an original is
+    #: ever encoded for a tier.
+    role: str = ""
+
+
+class SidecarOwner(NamedTuple):
+    """The item a sidecar of this tool describes, as the sidecar says: its
+    source and key, and its original's SHA-256 and file name."""
+
+    source_id: str
+    item_key: str
+    original_sha256: str
+    original_name: str
 
 
 @attrs.frozen(kw_only=True)
@@ -222,6 +244,11 @@ class World:
     #: copy made for a tier the item has since left. Only content that is no
     #: original in the library is looked up.
     renditions: Mapping[str, str] = attrs.field(factory=dict)
+    #: The library's sidecars some available target lacks, by SHA-256: the
+    #: item each describes (read from the file, only for these), so the
+    #: sidecar of an item that lives only in the library is kept on every
+    #: target as its files are.
+    library_sidecars: Mapping[str, SidecarOwner] = attrs.field(factory=dict)
 
 
 # ---------------------------------------------------------------- actions

@@ -60,10 +60,13 @@ from reconciler.hashing import HASH_CHUNK, read_file, sha256_file
 from reconciler.layout import date_from_path
 from reconciler.media.metadata import is_placeholder_timestamp
 from reconciler.model import (
+    ORIGINAL_ROLE,
+    SIDECAR_ROLE,
     Delivery,
     FileCopy,
     LibraryFile,
     LibraryState,
+    SidecarOwner,
     SourceState,
     TargetState,
     World,
@@ -407,7 +410,7 @@ def observe(
             _source(sid, src, hasher, db, desired.guards.max_shrink_fraction, accept_shrink)
             for sid, src in conn.sources.items()
         )
-        library = _library(conn, hasher, db)
+        library, parsed = _library(conn, hasher, db)
         disks = _disks(desired, conn)
         targets = tuple(
             _target(tid, store, hasher, db, desired.targets.get(tid), now, disks)
@@ -429,6 +432,7 @@ def observe(
         tombstones=db.tombstones(),
         removed_sha256=db.tombstoned_sha256(),
         renditions=db.renditions(_not_originals(sources, known, library)),
+        library_sidecars=_sidecars_missing(library, targets, conn, parsed),
     )
 
 
@@ -799,16 +803,23 @@ def _delivery(c: FileCopy, row: dict[str, Any] | None) -> Delivery:
     )
 
 
-def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> LibraryState:
+#: A library sidecar read this run, by its SHA-256 (None: not one of ours).
+Parsed = dict[str, sidecar.SidecarIdentity | None]
+
+
+def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> tuple[LibraryState, Parsed]:
+    """The library's files, each with its lineage row; and the sidecars
+    read on the way (each new one of the tool's, read once: what it says
+    every file of its item is becomes that file's role)."""
     store = conn.library
     avail = store.availability()
     if not avail.available:
-        return LibraryState(available=False, problem=avail.reason)
+        return LibraryState(available=False, problem=avail.reason), {}
     try:
         # in path order, as the rows are read (the walk's order is the disk's)
         copies = sorted(store.list_copies(hasher), key=itemgetter(1))
     except ProviderError as e:
-        return LibraryState(available=False, problem=f"listing failed: {e}")
+        return LibraryState(available=False, problem=f"listing failed: {e}"), {}
     # Each file's row, by merging the files in path order with one ordered
     # read of the rows: no dict of 100k rows at the run's peak of memory.
     rows = db.lineage_in_order()
@@ -828,10 +839,10 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> LibraryState
             row = row._replace(captured_at=_library_capture_ts(store.root / path, path))
             if row.captured_at is not None:
                 learned.append(row)
-        # (path, sha256, original_sha256, tier, size, captured_at); one
-        # string per content (the copies' are interned: a file at its
-        # original's tier takes its own) and per tier name: 100k library
-        # files would otherwise each hold their own.
+        # (path, sha256, original_sha256, tier, size, captured_at, role);
+        # one string per content (the copies' are interned: a file at its
+        # original's tier takes its own) and per tier name and role: 100k
+        # library files would otherwise each hold their own.
         original = row.original_sha256
         files.append(
             new(
@@ -843,12 +854,111 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> LibraryState
                     intern(row.tier),
                     c.size,
                     None if row.captured_at is None else fromtimestamp(row.captured_at, UTC),
+                    intern(row.role),
                 ),
             )
         )
     rows.close()
+    # A row learned now keeps the role its content had (a file hashed or
+    # placed again); a sidecar not read yet says what its item's files are.
+    roles = db.roles_of({r.original_sha256 for r in learned if not r.role})
     db.record_lineages(learned)  # after a lost state DB, every file's row
-    return LibraryState(available=True, files=tuple(files), device=disk_of(store))
+    parsed = _read_sidecars(store, files)
+    for sha, found in parsed.items():
+        if found is None:
+            roles[sha] = ORIGINAL_ROLE  # another program's .xmp: read once, never again
+        else:
+            roles[sha] = SIDECAR_ROLE
+            for content, role in sidecar.roles(found).items():
+                roles.setdefault(content, role)
+    db.record_roles(roles)
+    state = LibraryState(available=True, files=tuple(files), device=disk_of(store))
+    return _with_roles(state, roles), parsed
+
+
+def _read_sidecars(store: Store, files: Iterable[LibraryFile]) -> Parsed:
+    """The library's ``.xmp`` files not read yet (no role: written since
+    the last run, or every one after a lost state DB or an upgrade), read
+    and parsed; one that cannot be read now is read next run."""
+    parsed: Parsed = {}
+    for lf in files:
+        if not lf.role and sidecar.is_sidecar(lf.path):
+            _read_sidecar(store, lf, parsed)
+    return parsed
+
+
+def _read_sidecar(store: Store, lf: LibraryFile, parsed: Parsed) -> None:
+    path = store.local_path(lf.path)
+    try:
+        data = read_file(path, sidecar.MAX_BYTES) if path is not None else None
+    except OSError:
+        return
+    if data is not None:
+        parsed[lf.sha256] = sidecar.parse(data)
+
+
+def _with_roles(library: LibraryState, roles: Mapping[str, str]) -> LibraryState:
+    """``library`` with each file's role as just learned (by its original's
+    SHA-256), as ``StateDB.record_roles`` keeps it: a role other than an
+    original's is never taken back."""
+    if not roles:
+        return library
+    files = tuple(
+        lf._replace(role=roles[lf.original_sha256])
+        if lf.role in ("", ORIGINAL_ROLE) and roles.get(lf.original_sha256)
+        else lf
+        for lf in library.files
+    )
+    return attrs.evolve(library, files=files)
+
+
+def _sidecars_missing(
+    library: LibraryState, targets: tuple[TargetState, ...], conn: Connected, parsed: Parsed
+) -> dict[str, SidecarOwner]:
+    """The item each library sidecar of the tool describes, for those an
+    available archive target lacks (read from the file, only for these:
+    none on a converged run). The planner keeps them there, as every file
+    of an item that lives only in the library. A conduit (the phone) is no
+    archive: it holds a file only until Google Photos, which reads no XMP,
+    has it."""
+    ours = {lf.sha256: lf for lf in library.files if lf.role == SIDECAR_ROLE}
+    if not ours:
+        return {}
+    wanted = set(ours)
+    missing: set[str] = set()
+    for t in targets:
+        if t.available and t.role != "conduit":
+            held = wanted.intersection(map(itemgetter(4), t.copies))  # (FileCopy.sha256)
+            held.update(d.sha256 for d in t.pending if d.sha256 in wanted)
+            if len(held) < len(wanted):  # (every one, on a converged run)
+                missing.update(wanted - held)
+    found: dict[str, SidecarOwner] = {}
+    paths = {lf.path: lf for lf in ours.values()} if missing else {}
+    for sha in sorted(missing):
+        owner = _owner(conn.library, ours[sha], parsed)
+        if owner is None:
+            continue
+        # Of an item's two sidecars side by side in the library (its plain
+        # and its tagged name: put there by hand, or by an older version),
+        # the plain one is kept on the targets, whichever of them a target
+        # lacks: the two would take turns at the target's one for ever.
+        tag = sidecar.owner_names(owner, "")[1][len(owner.original_name) :]
+        path = ours[sha].path
+        if path.endswith(tag):
+            twin = paths.get(path[: -len(tag)] + sidecar.SUFFIX)
+            other = _owner(conn.library, twin, parsed) if twin is not None else None
+            if other is not None and other[:2] == owner[:2]:
+                continue  # (source id, item key): the same item
+        found[sha] = owner
+    return found
+
+
+def _owner(store: Store, lf: LibraryFile, parsed: Parsed) -> SidecarOwner | None:
+    """The item a library sidecar describes, read once a run."""
+    if lf.sha256 not in parsed:
+        _read_sidecar(store, lf, parsed)
+    identity = parsed.get(lf.sha256)
+    return sidecar.owner_of(identity) if identity is not None else None
 
 
 def _library_capture_ts(path: Path, rel: str) -> float | None:

@@ -35,7 +35,9 @@ from reconciler.media import is_archivable, media_kind
 from reconciler.media.kinds import STILL_EXTENSIONS, extension
 from reconciler.media.metadata import is_placeholder_date
 from reconciler.model import (
+    ORIGINAL_ROLE,
     ORIGINAL_TIER,
+    SIDECAR_ROLE,
     Action,
     CopyToLibrary,
     CopyToTarget,
@@ -199,6 +201,8 @@ class _Planner:
         self.renditions: dict[str, LibraryFile] | None = None
         #: (library clips removed with a still, library stills' stems), made on need
         self.live: tuple[set[str], set[str], set[str]] | None = None
+        #: (source id, item key) of every item planned from its source
+        self.listed: set[tuple[str, str]] = set()
 
     def run(self) -> Plan:
         for t in self.world.targets:
@@ -308,6 +312,7 @@ class _Planner:
     # ------------------------------------------------------------- per item
 
     def _item(self, source: SourceState, item: SourceItem) -> None:
+        self.listed.add((source.source_id, item.key))
         # A folder's relative path tells same-named files apart; a remote
         # source's key (asset ids) would tell a person nothing.
         label = item.files[0].name if source.remote or not item.files else item.key
@@ -494,17 +499,19 @@ class _Planner:
         # still); a rendered edit is what the person made, a RAW alternative
         # and an edit's adjustment data are not pictures to compress.
         role = f.role
-        # A source's clip alone whose library copy is a Live Photo's video
-        # (its still left the source first: a run killed between the two
-        # removals) is that video still: the library knows the pair.
-        if (
-            role == "original"
-            and sha in self.library
-            and media_kind(f.name) == "video"
-            and self._is_live_video(self.library[sha])
-        ):
-            role = "live_video"
-        want = encoding_for(tier if role == "original" else None, f.name)
+        if role == ORIGINAL_ROLE and sha in self.library:
+            # Content the library knows as something else of an item (another
+            # item's rendered edit: a duplicate) is kept as it is: encoding it
+            # would compress that item's edit too. A source's clip alone whose
+            # library copy is a Live Photo's video (its still left the source
+            # first: a run killed between the two removals) is that video
+            # still: the library knows the pair.
+            kept = self.library[sha]
+            if kept.role not in ("", ORIGINAL_ROLE, SIDECAR_ROLE):
+                role = kept.role
+            elif media_kind(f.name) == "video" and self._is_live_video(kept):
+                role = "live_video"
+        want = encoding_for(tier if role == ORIGINAL_ROLE else None, f.name)
         current = self.library[sha].tier if sha in self.library else ORIGINAL_TIER
         if want.tier == current:
             return
@@ -554,21 +561,29 @@ class _Planner:
 
     def _library_items(self) -> None:
         """Items that left their sources live on in the library: their copies
-        are still kept (and repaired) and they still age into heavier tiers."""
+        are still kept (and repaired) and they still age into heavier tiers.
+        Each file stays what it was in its item (the library remembers:
+        ``LibraryFile.role``), so only an original is ever encoded; and the
+        item's sidecar is kept on every target, as its files are."""
+        sidecars: list[LibraryFile] = []
         for lf in self.world.library.files:
             sha = lf.original_sha256
             if sha in self.handled or not is_archivable(lf.path):
                 continue  # planned with its source item, or junk (.DS_Store)
+            if lf.role == SIDECAR_ROLE:
+                sidecars.append(lf)  # once every file of its item is planned
+                continue
             if sidecar.is_sidecar(lf.path):
-                continue  # written with its item (WriteSidecar), never copied as a file
+                # Another program's .xmp (darktable's, beside a library file),
+                # never copied: on a target it would take the name of the
+                # item's own sidecar. Or one not read yet (it could not be).
+                continue
             self.handled.add(sha)
-            live = media_kind(lf.path) == "video" and self._is_live_video(lf)
+            role = lf.role or ORIGINAL_ROLE
+            if role == ORIGINAL_ROLE and media_kind(lf.path) == "video" and self._is_live_video(lf):
+                role = "live_video"
             f = MediaFile(
-                name=posixpath.basename(lf.path),
-                size=lf.size,
-                ref=lf.path,
-                role="live_video" if live else "original",
-                sha256=sha,
+                name=posixpath.basename(lf.path), size=lf.size, ref=lf.path, role=role, sha256=sha
             )
             # The recorded capture time, never the folder's midnight: an item a
             # second from a tier boundary must stay in the tier it was given.
@@ -580,6 +595,48 @@ class _Planner:
             self._targets(sha, None, sha, f, item, subject, ())
             self._unconfirmed(sha, subject)
             self._encode(sha, None, sha, f, item, subject, ())
+        for lf in sidecars:
+            self._library_sidecar(lf)
+
+    def _library_sidecar(self, lf: LibraryFile) -> None:
+        """The sidecar of an item that lives only in the library, on a target
+        that lacks it (deleted there, a disk replaced): written there again,
+        from the library's, beside the item's original. The applier writes it
+        where the item's sidecar is (one per item and store, an older one
+        rewritten in place), and never over another program's file or
+        another item's sidecar. A conduit is left out (observe's
+        ``_sidecars_missing``); an item still in a source has its sidecar
+        planned from there (``_sidecar``)."""
+        owner = self.world.library_sidecars.get(lf.sha256)
+        if owner is None:
+            return  # on every target (or it names no file of its item)
+        whose = (owner.source_id, owner.item_key)
+        if whose in self.listed:
+            return
+        self.listed.add(whose)  # a second sidecar of the item in the library is not copied
+        plain, tagged = sidecar.owner_names(owner, "")
+        name = tagged if lf.path.endswith(tagged[len(owner.original_name) :]) else plain
+        original = owner.original_sha256
+        for t in self.targets:
+            tid = t.target_id
+            if t.role == "conduit" or self._holds(tid, lf.sha256):
+                continue
+            placing = self.copy_actions.get(original, {}).get(tid)
+            if placing is None and not self._holds(tid, original):
+                continue  # nothing to sit beside there
+            self.actions.append(
+                WriteSidecar(
+                    id=f"sidecar:{tid}:{owner.source_id}:{owner.item_key}",
+                    subject=f"{tid}:{name}",
+                    reason="sidecar missing or out of date (its item lives only in the library)",
+                    depends_on=(placing,) if placing else (),
+                    store_id=tid,
+                    source_id=owner.source_id,
+                    item_key=owner.item_key,
+                    sha256=lf.sha256,
+                    name=name,
+                )
+            )
 
     def _unconfirmed(self, sha: str, subject: str) -> None:
         """Say so where a live phone does not hold an item that lives only in
@@ -806,6 +863,11 @@ class _Planner:
                 self._note("waiting", subject, f"{why}; kept in the source")
                 return
             deps.extend(sidecar.planned[tid] for tid in coming)
+            if LIBRARY in sidecar.planned:
+                # Not a backup, but the library's sidecar is the one its
+                # targets' copies are kept from once the item is gone: it
+                # must be the item's last word before the item leaves.
+                deps.append(sidecar.planned[LIBRARY])
         size = item.size
         if (
             self.removals + 1 > removal.max_items_per_run
@@ -1005,5 +1067,5 @@ def fingerprint(world: World) -> str:
             h.update((b"," if i else b"") + ",".join(held[i : i + 4096]).encode())
         h.update(b"\n")
     for f in sorted(world.library.files, key=operator.attrgetter("path")):
-        h.update(f"L{f.path}|{f.original_sha256}|{f.tier}|{f.sha256}\n".encode())
+        h.update(f"L{f.path}|{f.original_sha256}|{f.tier}|{f.sha256}|{f.role}\n".encode())
     return h.hexdigest()

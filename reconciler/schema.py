@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the database object is handed in; sqlite-utils is loaded by state
     import sqlite_utils
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -288,6 +288,18 @@ def _migrate_retry_wrong_verdicts(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migrate_library_roles(db: sqlite_utils.Database) -> None:
+    """Each library file remembers what it is in its item (its rendered
+    edit, RAW alternative, Live Photo video, its XMP sidecar...): once the
+    item has left its source nothing else says so, and only an original is
+    ever encoded. Rows start with none (""); observation then reads each
+    library sidecar of this tool once (its ``reconcile:Files`` names every
+    file's role and SHA-256) and fills them in: the backfill for a library
+    imported before, and for a lost state DB alike."""
+    if "role" not in db.table("library").columns_dict:
+        db.execute("alter table library add column role text not null default ''")
+
+
 #: A hash-cache row written or deleted under a tree makes the tree's listing
 #: stale (``tree_listing``): it is read only while exact.
 _LISTING_STALE = (
@@ -337,4 +349,5 @@ MIGRATIONS = {
     12: _migrate_source_fingerprint,
     13: _migrate_renditions,
     14: _migrate_retry_wrong_verdicts,
+    15: _migrate_library_roles,
 }

@@ -27,7 +27,7 @@ from xml.etree import ElementTree
 
 import attrs
 
-from reconciler.model import SourceItem
+from reconciler.model import ORIGINAL_ROLE, SidecarOwner, SourceItem
 
 SUFFIX = ".xmp"
 #: Our own namespace, for what no standard schema has a field for.
@@ -74,16 +74,43 @@ def name_for(item: SourceItem, *, unique: bool = False) -> str:
     file imported twice), or beside another program's ``.xmp``. The tag is a
     function of the item's identity alone, so an item's own name never
     changes, and no two items' sidecars ever take turns at one name."""
-    if not unique:
-        return item.files[0].name + SUFFIX
-    tag = hashlib.sha256(f"{item.source_id}:{item.key}".encode()).hexdigest()[:8]
-    return f"{item.files[0].name}.{tag}{SUFFIX}"
+    return _name(item.files[0].name, item.source_id, item.key, unique=unique)
 
 
 def names_for(item: SourceItem, planned: str) -> tuple[str, str]:
     """The item's two sidecar names, the ``planned`` one first."""
-    plain, tagged = name_for(item), name_for(item, unique=True)
+    return owner_names(SidecarOwner(item.source_id, item.key, "", item.files[0].name), planned)
+
+
+def owner_names(owner: SidecarOwner, planned: str) -> tuple[str, str]:
+    """The two sidecar names of the item ``owner`` names, ``planned`` first."""
+    plain = _name(owner.original_name, owner.source_id, owner.item_key, unique=False)
+    tagged = _name(owner.original_name, owner.source_id, owner.item_key, unique=True)
     return (tagged, plain) if planned == tagged else (plain, tagged)
+
+
+def _name(original: str, source_id: str, item_key: str, *, unique: bool) -> str:
+    if not unique:
+        return original + SUFFIX
+    tag = hashlib.sha256(f"{source_id}:{item_key}".encode()).hexdigest()[:8]
+    return f"{original}.{tag}{SUFFIX}"
+
+
+def owner_of(found: SidecarIdentity) -> SidecarOwner | None:
+    """The item a parsed sidecar describes, with its original (the first
+    file ``render`` lists); None: it lists no file."""
+    if not found.files:
+        return None
+    first = found.files[0]
+    return SidecarOwner(found.source_id, found.item_key, first.sha256, first.name)
+
+
+def roles(found: SidecarIdentity) -> dict[str, str]:
+    """What each file of the item is, by its SHA-256, as the sidecar
+    records it: the fact that outlives the item's presence in its source
+    (a rendered edit, a RAW alternative, a Live Photo video is never
+    encoded; only its original is). Originals are left out."""
+    return {f.sha256: f.role for f in found.files if f.role != ORIGINAL_ROLE and f.sha256}
 
 
 def owner(data: bytes) -> tuple[str, str] | None:

@@ -16,7 +16,7 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,6 +112,9 @@ class LineageRow(NamedTuple):
     mtime_ns: int
     #: The item's capture time (UTC epoch seconds), recorded at import.
     captured_at: float | None = None
+    #: What the file is in its item (``LibraryFile.role``); "" when not
+    #: known: a row written so keeps the role its content had.
+    role: str = ""
 
 
 def damaged(path: Path, e: Exception) -> str:
@@ -400,7 +403,7 @@ class StateDB:
         """Every library row in path order, streamed: one ordered read, for
         a merge with a walk put in the same order (as the hash cache's)."""
         sql = (
-            "select path, original_sha256, sha256, tier, size, mtime_ns, captured_at "
+            "select path, original_sha256, sha256, tier, size, mtime_ns, captured_at, role "
             "from library order by path"
         )
         new = tuple.__new__
@@ -417,12 +420,21 @@ class StateDB:
 
     def record_lineages(self, rows: Iterable[LineageRow]) -> None:
         """Many library rows in one statement (after a lost state DB, a
-        large library's every file): a row per path, the last one given."""
+        large library's every file): a row per path, the last one given.
+        A row that does not say what its file is (role "": a file placed,
+        encoded, or hashed again) keeps the role its content had: what a
+        file is in its item outlives the item's presence in a source."""
         latest = {
             row.path: row._replace(size=_clamped(row.size), mtime_ns=_clamped(row.mtime_ns))
             for row in rows
         }
         if latest:
+            roles = self.roles_of({row.original_sha256 for row in latest.values() if not row.role})
+            if roles:
+                latest = {
+                    path: row if row.role else row._replace(role=roles.get(row.original_sha256, ""))
+                    for path, row in latest.items()
+                }
             now = _now()
             made = [
                 (row.sha256, row.original_sha256, row.tier, now)
@@ -442,6 +454,36 @@ class StateDB:
                     "insert or ignore into renditions (sha256, original_sha256, tier, made_at) "
                     "values (?, ?, ?, ?)",
                     made,
+                )
+
+    def roles_of(self, shas: set[str]) -> dict[str, str]:
+        """The role recorded for each of these originals' library files
+        (those with one)."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(sorted(shas)):
+            marks = ", ".join("?" * len(chunk))
+            found.update(
+                self.db.conn.execute(
+                    "select original_sha256, role from library "
+                    f"where original_sha256 in ({marks}) and role != ''",
+                    chunk,
+                )
+            )
+        return found
+
+    def record_roles(self, roles: Mapping[str, str]) -> None:
+        """What each original's library file is in its item (original SHA-256
+        -> role), as the item's sidecar in the library says. A role other
+        than an original's is never taken back: content that was some item's
+        rendered edit is never encoded, even if it is another's original too
+        (a duplicate)."""
+        rows = [(role, sha) for sha, role in roles.items()]
+        if rows:
+            with self.transaction():
+                self.db.conn.executemany(
+                    "update library set role = ? "
+                    "where original_sha256 = ? and role in ('', 'original')",
+                    rows,
                 )
 
     def renditions(self, shas: Iterable[str] | None = None) -> dict[str, str]:

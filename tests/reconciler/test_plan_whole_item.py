@@ -43,7 +43,9 @@ def test_the_sidecar_is_written_everywhere_and_the_removal_waits_for_it() -> Non
     writes = ["sidecar:library:card:k", "sidecar:nas:card:k", "sidecar:usb:card:k"]
     assert ids(p) == [*writes, "remove:card:k"]
     assert {a.sha256 for a in p.actions[:3]} == {digest(item)}  # type: ignore[attr-defined]
-    assert p.actions[-1].depends_on == tuple(writes[1:])
+    # the targets' sidecars, then the library's: the one their copies are
+    # kept from once the item is gone
+    assert p.actions[-1].depends_on == (*writes[1:], writes[0])
 
 
 def test_a_current_sidecar_everywhere_plans_only_the_removal() -> None:
