@@ -86,7 +86,7 @@ from reconciler.model import (
     WriteSidecar,
 )
 from reconciler.originals import Originals
-from reconciler.plan import CANNOT_ENCODE, LIBRARY, lighter_tier
+from reconciler.plan import CANNOT_ENCODE, LIBRARY, budget_reason, lighter_tier, over_budget
 from reconciler.state import LineageRow, StateDB
 
 T = TypeVar("T")
@@ -820,11 +820,8 @@ class Applier:
         removal = self.desired.policy.removal
         if a.source_id in self.throttled:
             raise _Skip("skipped", f"{a.source_id} is throttling this run; next run")
-        if (
-            self.removed + 1 > removal.max_items_per_run
-            or self.removed_bytes + a.size > removal.max_bytes_per_run
-        ):
-            raise _Skip("waiting", "deletion budget for this run reached; next run")
+        if over_budget(removal, self.removed, self.removed_bytes, a.size):
+            raise _Skip("waiting", budget_reason(removal))
         if self.removed and removal.pace_seconds:
             # Before the gate, never between it and the removal: the copies
             # it reads must be there at the very moment of the removal (a

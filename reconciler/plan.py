@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from reconciler import sidecar
-from reconciler.config import DesiredState, Tier, same_disk_ok
+from reconciler.config import DesiredState, Removal, Tier, same_disk_ok
 from reconciler.independence import Groups, backup_groups, count_backups, disk_problems, group_of
 from reconciler.layout import date_from_path, dated_path
 from reconciler.media import is_archivable, media_kind
@@ -98,6 +98,25 @@ def tier_for(tiers: Iterable[Tier], captured_at: datetime | None, now: datetime)
         if tier.max_age_days is None or age_days < tier.max_age_days:
             return tier
     return None
+
+
+def over_budget(removal: Removal, removed: int, removed_bytes: int, size: int) -> bool:
+    """Would removing an item of ``size`` bytes, after ``removed`` items of
+    ``removed_bytes`` this run, pass the run's deletion budget? An item
+    larger than the whole byte budget goes alone, as a run's first removal:
+    it would otherwise wait for ever, each run promising the next (a 4K
+    clip under a "500 MiB" budget). A budget of 0 removes nothing."""
+    if removed + 1 > removal.max_items_per_run:
+        return True
+    alone = removed == 0 and removal.max_bytes_per_run > 0
+    return removed_bytes + size > removal.max_bytes_per_run and not alone
+
+
+def budget_reason(removal: Removal) -> str:
+    """Why a removal waits for the budget (``over_budget``)."""
+    if removal.max_items_per_run == 0 or removal.max_bytes_per_run == 0:
+        return "the deletion budget is 0; nothing is removed"
+    return "deletion budget for this run reached; next run"
 
 
 def lighter_tier(tiers: Iterable[Tier], tier: str, than: str) -> bool:
@@ -869,11 +888,8 @@ class _Planner:
                 # must be the item's last word before the item leaves.
                 deps.append(sidecar.planned[LIBRARY])
         size = item.size
-        if (
-            self.removals + 1 > removal.max_items_per_run
-            or self.removal_bytes + size > removal.max_bytes_per_run
-        ):
-            self._note("waiting", subject, "deletion budget for this run reached; next run")
+        if over_budget(removal, self.removals, self.removal_bytes, size):
+            self._note("waiting", subject, budget_reason(removal))
             return
         self.removals += 1
         self.removal_bytes += size

@@ -181,6 +181,24 @@ def test_deletion_budget_by_count_and_bytes() -> None:
     assert p.notes[0].reason == "deletion budget for this run reached; next run"
 
 
+def test_an_item_larger_than_the_byte_budget_goes_alone() -> None:
+    """It waited for ever, each run promising the next (a 4K clip under a
+    "500 MiB" budget); now it is a run's first removal, and alone."""
+    d = desired(removal={"enabled": True, "max_bytes_per_run": 50})
+    w = world((item("x", A), item("y", B)), nas=(A, B), usb=(A, B), library=(A, B))
+    p = plan(d, w, NOW)
+    assert ids(p) == ["remove:card:x"]
+    assert p.notes[0].reason == "deletion budget for this run reached; next run"
+
+
+def test_a_byte_budget_of_zero_removes_nothing() -> None:
+    d = desired(removal={"enabled": True, "max_bytes_per_run": 0})
+    w = world((item("x", A),), nas=(A,), usb=(A,), library=(A,))
+    p = plan(d, w, NOW)
+    assert ids(p) == []
+    assert p.notes[0].reason == "the deletion budget is 0; nothing is removed"
+
+
 def test_removal_disabled_plans_no_removal() -> None:
     d = desired(removal={"enabled": False})
     assert ids(plan(d, world((item("x", A),), nas=(A,), usb=(A,), library=(A,)), NOW)) == []
