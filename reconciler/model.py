@@ -274,8 +274,11 @@ class Action:
     id: str
     #: What it acts on, for people: "icloud:IMG_0001.HEIC".
     subject: str
+    #: Why, the same for every action of its kind and cause (the plan groups
+    #: by it); what is this item's own (its age) is in ``detail``.
     reason: str
     depends_on: tuple[str, ...] = ()
+    detail: str = ""
 
 
 @attrs.frozen(kw_only=True)

@@ -553,7 +553,7 @@ class _Planner:
             return
         if item.captured_at is not None:
             years = (self.now - item.captured_at) / timedelta(days=365.25)
-            age = f"captured {item.captured_at:%Y-%m-%d} ({years:.1f} years ago)"
+            age = f"captured {item.captured_at:%Y-%m-%d}, {years:.1f} years ago"
         else:
             age = "capture date unknown"
         setting = (
@@ -567,7 +567,8 @@ class _Planner:
             EncodeForTier(
                 id=f"encode:{ident}",
                 subject=subject,
-                reason=f"{age}: tier {want.tier} ({setting}), library has {current}",
+                reason=f"tier {want.tier} ({setting}), library has {current}",
+                detail=age,
                 depends_on=placed,
                 sha256=sha,
                 origin=origin,
@@ -902,9 +903,10 @@ class _Planner:
                 id=f"remove:{source.source_id}:{item.key}",
                 subject=subject,
                 reason=(
-                    f"archived ({need} verified copies), {days:.0f} days old "
-                    f"(keep_recent_days={removal.keep_recent_days})"
+                    f"archived ({need} verified copies), older than "
+                    f"keep_recent_days ({removal.keep_recent_days})"
                 ),
+                detail=f"{days:.0f} days old",
                 depends_on=tuple(deps),
                 source_id=source.source_id,
                 item_key=item.key,

@@ -40,7 +40,12 @@ _NOTE_SYMBOL = {
 
 def action_line(a: Action) -> str:
     kind = f"{a.kind}[{a.target_id}]" if isinstance(a, CopyToTarget) else a.kind
-    return escape_controls(f"  {a.symbol} {kind} {a.subject}: {a.reason}")
+    return escape_controls(f"  {a.symbol} {kind} {_named(a)}: {a.reason}")
+
+
+def _named(a: Action) -> str:
+    """The subject, with what is the item's own (``Action.detail``)."""
+    return f"{a.subject} ({a.detail})" if a.detail else a.subject
 
 
 def note_line(n: Note) -> str:
@@ -118,7 +123,7 @@ def _action_group(group: Sequence[Action], limit: int) -> list[str]:
     a = group[0]
     count = _count(len(group), [size_of(x) for x in group])
     head = escape_controls(f"  {a.symbol} {_kind(a)} ({count}): {a.reason}")
-    return [head, *_members([x.subject for x in group], limit)]
+    return [head, *_members([_named(x) for x in group], limit)]
 
 
 def _note_group(group: Sequence[Note], limit: int) -> list[str]:

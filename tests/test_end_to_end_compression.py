@@ -47,7 +47,7 @@ def test_aging_reencodes_from_the_original_never_from_the_compressed_file(
 
     p = ws.run("plan", now=T2)
     assert p.out.splitlines()[1] == (
-        "  ~ encode library:2021/06/01/IMG_1.JPG: captured 2021-06-01 (1.6 years ago): "
+        "  ~ encode library:2021/06/01/IMG_1.JPG (captured 2021-06-01, 1.6 years ago): "
         "tier older (quality 75), library has recent"
     )
     assert ws.run("apply", "--yes", now=T2).code == 0
@@ -137,7 +137,7 @@ def test_a_corrupt_input_is_reported_kept_as_is_and_the_run_continues(tmp_path: 
     # Aged into the next tier it is tried once more, and no longer fails the run.
     aged = ws.run("apply", "--yes", now=T2)
     assert aged.code == 0, aged.out + aged.err
-    assert "  ~ encode incoming:BROKEN.JPG: " in aged.out  # planned: a new tier
+    assert "  ~ encode incoming:BROKEN.JPG (" in aged.out  # planned: a new tier
     (line,) = [line for line in aged.out.splitlines() if line.startswith("  - skipped encode")]
     assert line.startswith("  - skipped encode incoming:BROKEN.JPG: cannot encode: ")
     assert line.endswith("; known bad input, the library keeps the file")

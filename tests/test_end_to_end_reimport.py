@@ -47,10 +47,11 @@ def test_brought_back_file_is_archived_as_it_is_and_its_original_encoded_once(
         "reconcile will perform these actions:",
         "  + copy-to-target[nas] incoming:again/IMG_1.JPG: no verified copy on nas",
         "  + copy-to-target[usb] incoming:again/IMG_1.JPG: no verified copy on usb",
-        "  ~ encode library:2021/06/01/IMG_1.JPG: captured 2021-06-01 (1.6 years ago): "
+        "  ~ encode library:2021/06/01/IMG_1.JPG (captured 2021-06-01, 1.6 years ago): "
         "tier older (quality 75), library has recent",
-        "  - remove-from-source incoming:again/IMG_1.JPG: archived (2 verified copies), "
-        "578 days old (keep_recent_days=30)",
+        "  - remove-from-source incoming:again/IMG_1.JPG (578 days old): archived (2 verified "
+        "copies), "
+        "older than keep_recent_days (30)",
         "",
         "Not done this run:",
         "  · skipped incoming:again/IMG_1.JPG: the library's own 2021/06/01/IMG_1.JPG "
@@ -102,7 +103,7 @@ def test_brought_back_file_leaves_the_library_file_its_originals(tmp_path: Path)
 
     p = ws.run("plan", now=T2)
     assert p.out.splitlines()[1:2] == [
-        "  ~ encode library:2021/06/01/IMG_1.JPG: captured 2021-06-01 (1.6 years ago): "
+        "  ~ encode library:2021/06/01/IMG_1.JPG (captured 2021-06-01, 1.6 years ago): "
         "tier older (quality 75), library has recent",
     ]
     assert ws.run("apply", "--yes", now=T2).code == 0

@@ -53,8 +53,8 @@ def test_an_earlier_tiers_copy_brought_back_is_archived_as_it_is_and_never_encod
         "reconcile will perform these actions:",
         "  + copy-to-target[nas] incoming:IMG_1.JPG: no verified copy on nas",
         "  + copy-to-target[usb] incoming:IMG_1.JPG: no verified copy on usb",
-        "  - remove-from-source incoming:IMG_1.JPG: archived (2 verified copies), "
-        "578 days old (keep_recent_days=30)",
+        "  - remove-from-source incoming:IMG_1.JPG (578 days old): archived (2 verified copies), "
+        "older than keep_recent_days (30)",
         "",
         "Not done this run:",
         "  · skipped incoming:IMG_1.JPG: an earlier encoding of the library's own "

@@ -61,7 +61,8 @@ def test_removal_waits_for_the_phone_then_the_staging_copy_is_freed(
     assert list(files_under(ws.incoming)) == ["IMG_1.JPG"]  # not removed yet
 
     r = until(ws, "- remove-from-source incoming:IMG_1.JPG")
-    assert "- remove-from-source incoming:IMG_1.JPG: archived (2 verified copies)" in r.out
+    assert "- remove-from-source incoming:IMG_1.JPG (" in r.out
+    assert "): archived (2 verified copies)" in r.out
     assert "- free-staging-copy phone:2022/03/04/IMG_1.JPG" in r.out
 
     second = ws.run("apply", "--yes", now=NOW)

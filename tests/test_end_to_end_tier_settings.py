@@ -43,7 +43,7 @@ def test_new_settings_apply_under_a_new_tier_name(tmp_path: Path) -> None:
     set_tier(ws, "recent-q50", 50)
     p = ws.run("plan", now=T1)
     assert p.out.splitlines()[1] == (
-        "  ~ encode incoming:IMG_1.JPG: captured 2021-06-01 (0.5 years ago): "
+        "  ~ encode incoming:IMG_1.JPG (captured 2021-06-01, 0.5 years ago): "
         "tier recent-q50 (quality 50), library has original"
     )
     assert ws.run("apply", "--yes", now=T1).code == 0

@@ -12,12 +12,17 @@ import attrs
 from reconciler.model import ACTION_TYPES, MediaFile
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-COMMON = {"id", "subject", "reason", "depends_on"}
+COMMON = {"id", "subject", "reason", "depends_on", "detail"}
 
 
 def _format_section() -> str:
     text = README.read_text()
     return text.split("### `--json` plan format", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_names_every_field_every_action_has() -> None:
+    every = _format_section().split("plus its own fields:", 1)[0]
+    assert [f for f in sorted(COMMON) if f"`{f}`" not in every] == []
 
 
 def test_readme_names_every_action_kind_with_its_own_fields() -> None:

@@ -309,8 +309,8 @@ def _intersect(
 
 
 def _same_but_dependencies(was: Action, now: Action) -> bool:
-    return attrs.evolve(was, reason="", depends_on=()) == attrs.evolve(
-        now, reason="", depends_on=()
+    return attrs.evolve(was, reason="", detail="", depends_on=()) == attrs.evolve(
+        now, reason="", detail="", depends_on=()
     )
 
 
