@@ -238,15 +238,17 @@ def parse(data: bytes) -> SidecarIdentity | None:
         root = ElementTree.fromstring(data)
     except ElementTree.ParseError:
         return None
-    d = root.find(f"{_q('rdf', 'RDF')}/{_q('rdf', 'Description')}")
-    if d is None:
-        return None
-    source = d.findtext(_q("reconcile", "Source"))
-    key = d.findtext(_q("reconcile", "ItemKey"))
+    # As XMP is, not as ``render`` lays it out: a program that edits the
+    # sidecar (exiftool writes one rdf:Description per namespace; Exiv2,
+    # digiKam's, writes simple properties as attributes) keeps it ours.
+    descriptions = list(root.iter(_q("rdf", "Description")))
+    source = _property(descriptions, "Source")
+    key = _property(descriptions, "ItemKey")
     if not source or not key:
         return None
     files: list[SidecarFile] = []
-    for li in d.iterfind(f"{_q('reconcile', 'Files')}/{_q('rdf', 'Seq')}/{_q('rdf', 'li')}"):
+    seq = f"{_q('reconcile', 'Files')}/{_q('rdf', 'Seq')}/{_q('rdf', 'li')}"
+    for li in (li for d in descriptions for li in d.iterfind(seq)):
         parts = [unquote(p) for p in (li.text or "").split("|")]
         if len(parts) != 6 or not parts[2].isdigit():
             return None
@@ -257,6 +259,17 @@ def parse(data: bytes) -> SidecarIdentity | None:
             )
         )
     return SidecarIdentity(source_id=source, item_key=key, files=tuple(files))
+
+
+def _property(descriptions: list[ElementTree.Element], name: str) -> str | None:
+    """A simple ``reconcile:`` property, as an element or an attribute of
+    any rdf:Description."""
+    tag = _q("reconcile", name)
+    for d in descriptions:
+        found = d.get(tag) or d.findtext(tag)
+        if found:
+            return found
+    return None
 
 
 def _q(prefix: str, local: str) -> str:
