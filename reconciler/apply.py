@@ -876,7 +876,10 @@ class Applier:
         try:
             proof = store.free_local(a.path)  # ignored here first: the phone keeps its copy
         except ProviderError as e:
-            raise _Skip("refused", str(e)) from e
+            # Not a safety gate: nothing leaves a source, and the staging
+            # copy stays. Syncthing not answering is the next run's matter;
+            # anything else (a name no ignore line can hold) is said as is.
+            raise _Skip("waiting" if e.transient else "skipped", f"{e}; kept") from e
         self.db.record_freed(a.target_id, a.path, proof.evidence)
         return "changed", "freed on this machine; the phone keeps its copy", _Effects()
 

@@ -3,7 +3,8 @@
 ``reconcile status``, the metrics textfile and the run history (one census
 per run, for the report's plots) all count the same way, here. No provider
 is asked: only SQLite and a stat of each store's root (which disk it is on,
-so two targets on one disk count once, as the removal gate counts them).
+so two targets on one disk count once, as the removal gate counts them; two
+folders of one phone count once too).
 
 An *item* is what the planner treats as one: an iCloud asset (every file
 of it: the still, its Live Photo video, the edit, the RAW), a folder
@@ -52,7 +53,7 @@ from reconciler.config import (
     SyncthingTarget,
     same_disk_ok,
 )
-from reconciler.independence import backup_groups, count_backups
+from reconciler.independence import backup_groups, count_backups, phones_of
 from reconciler.media import kinds
 from reconciler.media.kinds import is_archivable
 from reconciler.schema import SCHEMA_VERSION
@@ -256,7 +257,12 @@ def census(db: StateDB, desired: DesiredState) -> Census:
     library_dev = _device(desired.library.path)
     unplugged = {tid for tid, dev in devices.items() if dev == UNPLUGGED}
     known = {tid: None if dev == UNPLUGGED else dev for tid, dev in devices.items()}
-    groups = backup_groups(known, library=library_dev, same_disk_ok=same_disk_ok(desired))
+    groups = backup_groups(
+        known,
+        library=library_dev,
+        same_disk_ok=same_disk_ok(desired),
+        phones=phones_of(desired.targets),  # one phone is one backup, whatever its folders
+    )
     for tid in unplugged - same_disk_ok(desired):
         # Which disk a target not mounted now is on cannot be told: its
         # copies count as last recorded, but never as more backups than
@@ -444,7 +450,7 @@ def _targets(
         figures[tid] = (files, size)
         if counts:
             holdings[tid] = held
-            devices[tid] = None  # a phone is always a disk of its own
+            devices[tid] = None  # on the phone: grouped by the phone (``phones_of``)
     return holdings, figures, waiting, since, devices, sizes
 
 

@@ -30,7 +30,7 @@ a trusted conduit's recorded deliveries) and forgets a copy found wrong.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -43,7 +43,7 @@ from reconciler.config import SyncthingTarget as SyncthingTargetConfig
 from reconciler.connect import Connected
 from reconciler.disks import Disks, disks_now
 from reconciler.errors import ProviderError, SafetyError
-from reconciler.independence import Groups, backup_groups, count_backups, group_of
+from reconciler.independence import Groups, backup_groups, count_backups, group_of, phones_of
 from reconciler.layout import name_key
 from reconciler.model import FileCopy, RemoveFromSource, SourceItem
 from reconciler.state import StateDB
@@ -84,14 +84,19 @@ def check_removal(
     on_mismatch: Mismatch | None = None,
     groups: Groups | None = None,
     disks: Disks | None = None,
+    trusted: Mapping[str, Collection[str]] | None = None,
 ) -> list[str]:
     """``files`` are (name, sha256 or None if never verified). Return the
     SHA-256s when every file has ``need`` verified copies on independent
     disks (``groups``, from ``reconciler.independence``, by each target's
-    root; with ``disks``, a copy on this machine goes by its own file's
-    disk instead, and one lying in the library or a source is none); else
-    raise."""
+    root, and each phone's by the phone; with ``disks``, a copy on this
+    machine goes by its own file's disk instead, and one lying in the
+    library or a source is none); else raise. ``trusted``: store id -> the
+    SHA-256s it counts for unread (a conduit's confirmed deliveries, where
+    the person trusts Google Photos): grouped like any copy, so one phone
+    is one backup whatever its folders."""
     groups = groups or {}
+    trusted = trusted or {}
     available: dict[str, bool] = {}
     own = _identities(source.files)
     root = os.path.realpath(source.root) if source.root is not None else None
@@ -130,7 +135,11 @@ def check_removal(
             if not available[store_id]:
                 away.append(store_id)
                 continue
-            if not _verified(store, copy):
+            verdict = _verified(store, copy)
+            if verdict is None:  # cannot be asked now (the phone went offline): not wrong
+                away.append(store_id)
+                continue
+            if not verdict:
                 if on_mismatch is not None:
                     on_mismatch(store, copy)
                 continue
@@ -151,11 +160,13 @@ def check_removal(
                 )
             good.append(store_id)
         count = count_backups(good, mine)
+        vouched = [store_id for store_id, shas in trusted.items() if sha in shas]
+        count = count_backups(good + vouched, mine)
         if count < need:
-            have = ", ".join(good) or "none"
+            have = ", ".join(good + [f"{v} (trusted delivery)" for v in vouched]) or "none"
             why = f"{name}: {count} of {need} verified copies now ({have})"
-            if count < len(good):
-                why += "; copies on one disk count once"
+            if count < len(good + vouched):
+                why += f"; {_counted_once(good + vouched, mine)}"
             if inside:
                 why += f"; not counted: {', '.join(inside)} (inside the source itself)"
             if linked:
@@ -164,9 +175,26 @@ def check_removal(
                 why += f"; not counted: {', '.join(aliased)}"
             if away:
                 why += f"; unavailable now: {', '.join(away)}"
-            raise GateRefused(f"{why}; kept", unavailable=count_backups(good + away, mine) >= need)
+            raise GateRefused(
+                f"{why}; kept", unavailable=count_backups(good + vouched + away, mine) >= need
+            )
         shas.append(sha)
     return shas
+
+
+def _counted_once(stores: list[str], groups: Groups) -> str:
+    """Why ``stores`` make fewer backups than copies: two on one disk (or
+    on the library's), or two folders of one phone."""
+    seen: set[str | None] = set()
+    shared: set[str] = set()
+    for store_id in stores:
+        group = groups.get(store_id, f"store:{store_id}")
+        if group is None:  # on the library's own disk
+            shared.add("disk")
+        elif group in seen:
+            shared.add("phone" if group.startswith("phone:") else "disk")
+        seen.add(group)
+    return " and ".join(f"copies on one {what} count once" for what in sorted(shared))
 
 
 def _root(store: Store) -> Path | None:
@@ -209,18 +237,23 @@ def _is_source_side(
 
 
 def _usable(store: Store) -> bool:
-    """Available now; a phone also proved alive this run (its canary arrived):
+    """Available now; a phone also proved alive lately (its canary arrived:
+    the store makes its proof again once it is older than it trusts one):
     without that, its per-file answers prove nothing."""
     if not store.availability().available:
         return False
     return not isinstance(store, ConfirmingStore) or store.prove_alive().alive
 
 
-def _verified(store: Store, copy: FileCopy) -> bool:
+def _verified(store: Store, copy: FileCopy) -> bool | None:
+    """True: the copy holds its bytes now. False: it does not, or cannot
+    be read (an unreadable copy is not a copy). None: the store cannot be
+    asked now (a transient error: the phone went offline since it proved
+    alive, Syncthing stopped answering): unavailable, never a wrong copy."""
     try:
         return store.verify(copy)
-    except ProviderError:
-        return False  # an unreadable copy is not a copy
+    except ProviderError as e:
+        return None if e.transient else False
 
 
 def item_shas(
@@ -307,18 +340,23 @@ class RemovalGate:
     ) -> list[str]:
         # A conduit's copy is never verified by bytes; where the person trusts
         # Google Photos (count_as_copy), its recorded delivery counts instead.
+        # Counted by phone like every copy: two trusted conduits on one
+        # phone are one Google Photos, and count once.
         conduits = self._conduits()
         stores = {tid: s for tid, s in self.conn.targets.items() if tid not in conduits}
-        trusted = sum(1 for tid, ok in conduits.items() if ok and self._delivered(tid, sha))
+        trusted = {
+            tid: {sha} for tid, ok in conduits.items() if ok and sha and self._delivered(tid, sha)
+        }
         return check_removal(
             [(name, sha)],
-            need=max(self.desired.policy.copies - trusted, 0),
+            need=self.desired.policy.copies,
             stores=stores,
             copies=self.copies,
             source=side,
             on_mismatch=on_mismatch or self.forget_copy,
             groups=groups,
             disks=disks,
+            trusted=trusted,
         )
 
     def _delivered(self, target_id: str, sha: str | None) -> bool:
@@ -356,6 +394,7 @@ class RemovalGate:
             {tid: root.device if root is not None else None for tid, root in roots.items()},
             library=library_root.device if library_root is not None else None,
             same_disk_ok=ok,
+            phones=phones_of(self.desired.targets),
         )
         return groups, disks_now(self.desired, table, roots)
 

@@ -5,9 +5,12 @@ filesystem (``providers.base.disk_at``: the filesystem itself, which for a
 btrfs is one for all its subvolumes, though each has an ``st_dev`` of its
 own) count once, and a target on the library's own
 filesystem does not count at all (the library is the working copy, never a
-backup). A phone (a confirming store) holds its copies on another device and
-is always its own backup. A target may opt out with ``same_disk_ok = true``
-(tests, the demo, setups that know better).
+backup). A phone (a confirming store) holds its copies on another device:
+one phone is one backup, however many of its folders are targets (two
+folders shared with one phone, archive or conduit, are lost together with
+it), so phone targets group by the phone's device id (``phones``). A
+filesystem target may opt out with ``same_disk_ok = true`` (tests, the
+demo, setups that know better); a phone never does.
 
 Pure: the devices are observed elsewhere (observation, and the removal gate
 again at the moment of removal); the planner and the gate group them here,
@@ -21,22 +24,56 @@ from collections.abc import Collection, Iterable, Mapping
 #: store id -> the backup its copies belong to; None: its copies do not count.
 Groups = Mapping[str, str | None]
 
+_NO_PHONES: Mapping[str, str] = {}
+
+
+def phones_of(targets: Mapping[str, object]) -> dict[str, str]:
+    """target id -> the phone its copies are on (its Syncthing device id,
+    written as Syncthing compares it), for every phone target of the
+    configuration's ``targets``: the ``phones`` of ``backup_groups``."""
+    return {
+        tid: phone_key(device_id)
+        for tid, cfg in targets.items()
+        if isinstance(device_id := getattr(cfg, "device_id", None), str)
+    }
+
+
+def phone_key(device_id: str) -> str:
+    """One spelling of a device id: Syncthing reads it in any case, with or
+    without its dashes (a person may write one folder's either way)."""
+    return "".join(c for c in device_id.upper() if c.isalnum())
+
 
 def backup_groups(
-    devices: Mapping[str, int | None], *, library: int | None, same_disk_ok: Collection[str]
+    devices: Mapping[str, int | None],
+    *,
+    library: int | None,
+    same_disk_ok: Collection[str],
+    phones: Mapping[str, str] = _NO_PHONES,
 ) -> dict[str, str | None]:
-    """Group stores by the disk their copies live on (``None``: another device)."""
+    """Group stores by the disk their copies live on (``None``: another
+    device), and phone targets by their phone (``phones``: ``phones_of``)."""
     return {
-        store_id: group_of(store_id, device, library=library, same_disk_ok=same_disk_ok)
+        store_id: group_of(
+            store_id, device, library=library, same_disk_ok=same_disk_ok, phones=phones
+        )
         for store_id, device in devices.items()
     }
 
 
 def group_of(
-    store_id: str, device: int | None, *, library: int | None, same_disk_ok: Collection[str]
+    store_id: str,
+    device: int | None,
+    *,
+    library: int | None,
+    same_disk_ok: Collection[str],
+    phones: Mapping[str, str] = _NO_PHONES,
 ) -> str | None:
     """The backup a copy of ``store_id`` on the disk ``device`` belongs to
     (``backup_groups``); the gate asks it of each copy's own file."""
+    phone = phones.get(store_id)
+    if phone is not None:
+        return f"phone:{phone}"  # whatever its folder here is on
     if device is None or store_id in same_disk_ok:
         return f"store:{store_id}"
     if device == library:
@@ -61,6 +98,12 @@ def disk_problems(groups: Groups) -> dict[str, str]:
             out[store_id] = (
                 "on the library's own disk: its copies are written but are not a backup "
                 "(put it on another disk, or set same_disk_ok = true)"
+            )
+        elif len(by_group[group]) > 1 and group.startswith("phone:"):
+            others = ", ".join(s for s in by_group[group] if s != store_id)
+            out[store_id] = (
+                f"on the same phone as {others}: together they count as one backup "
+                "(a lost or reset phone loses every folder on it)"
             )
         elif len(by_group[group]) > 1:
             others = ", ".join(s for s in by_group[group] if s != store_id)

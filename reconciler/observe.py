@@ -618,6 +618,9 @@ def _confirming(
     about now: a record of an earlier confirmation alone never counts. A
     freed copy counts while the device still announces the version recorded
     when it was confirmed, by the same device and folder (``identity``).
+    A delivery this machine's Syncthing ignores (a pattern of the person's,
+    ``/2022``) never reaches the phone: it is remarked on, with the pattern,
+    rather than left waiting in silence.
     """
     live = store.prove_alive()
     identity = store.identity
@@ -625,6 +628,7 @@ def _confirming(
     seen = {c.path for c in copies}
     confirmed: list[FileCopy] = []
     pending: list[Delivery] = []
+    remarks: list[tuple[str, str]] = []
     freed: dict[str, dict[str, Any]] = {}
     with db.transaction():
         db.record_liveness(tid, live.alive, live.reason, live.round_trip_s)
@@ -651,6 +655,8 @@ def _confirming(
                     )
                 confirmed.append(c)
             else:
+                if store.ignored_here(c.path):
+                    remarks.append((f"{tid}:{c.path}", f"{answer.reason}; it does not count"))
                 pending.append(_delivery(c, row if ours else None))
         # Freed staging copies are gone from here; the device holds them.
         for path, row in known.items():
@@ -689,6 +695,7 @@ def _confirming(
         freed=frozenset(freed),
         alive=live.alive,
         liveness=how,
+        remarks=tuple(remarks),
     )
 
 

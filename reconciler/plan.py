@@ -29,7 +29,14 @@ import attrs
 
 from reconciler import sidecar
 from reconciler.config import DesiredState, Removal, Tier, same_disk_ok
-from reconciler.independence import Groups, backup_groups, count_backups, disk_problems, group_of
+from reconciler.independence import (
+    Groups,
+    backup_groups,
+    count_backups,
+    disk_problems,
+    group_of,
+    phones_of,
+)
 from reconciler.layout import date_from_path, dated_path
 from reconciler.media import is_archivable, media_kind
 from reconciler.media.kinds import STILL_EXTENSIONS, extension
@@ -181,10 +188,13 @@ class _Planner:
         self.copies = {t.target_id: set(map(_SHA256, t.copies)) for t in self.targets}
         self.pending = {t.target_id: {d.sha256 for d in t.pending} for t in self.targets}
         self.same_disk_ok = same_disk_ok(desired)
+        #: target -> its phone: folders of one phone are one backup
+        self.phones = phones_of(desired.targets)
         self.groups = backup_groups(
             {t.target_id: t.device for t in self.targets},
             library=world.library.device,
             same_disk_ok=self.same_disk_ok,
+            phones=self.phones,
         )
         #: target -> its copies reached through a mount below its root, each
         #: judged on its own file's disk (``TargetState.elsewhere``)
@@ -934,7 +944,11 @@ class _Planner:
                 None
                 if why
                 else group_of(
-                    tid, device, library=self.world.library.device, same_disk_ok=self.same_disk_ok
+                    tid,
+                    device,
+                    library=self.world.library.device,
+                    same_disk_ok=self.same_disk_ok,
+                    phones=self.phones,
                 )
             )
         reasons = {tid: why or ON_THE_LIBRARYS_DISK for tid, (_, why) in found}
@@ -1016,10 +1030,10 @@ class _Planner:
         """A conduit's files leave the phone once settled, and what it remarked
         on (or held back) is said."""
         for t in self.targets:
+            for subject, reason in t.remarks:  # any phone's (an ignore pattern)
+                self._note("waiting", subject, reason)
             if t.role != "conduit":
                 continue
-            for subject, reason in t.remarks:
-                self._note("waiting", subject, reason)
             if t.target_id in self.held_back:
                 files, nbytes = self.held_back[t.target_id]
                 budget = getattr(self.desired.targets.get(t.target_id), "max_bytes_on_phone", 0)

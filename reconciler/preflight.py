@@ -30,7 +30,7 @@ from providers.filesystem import not_a_marker, read_marker
 from reconciler import config, places
 from reconciler.connect import MISSING_API_KEY, icloud_session_dir
 from reconciler.errors import ConfigError, LoginRequiredError, ProviderError
-from reconciler.independence import backup_groups, disk_problems
+from reconciler.independence import backup_groups, disk_problems, phones_of
 from reconciler.state import unusable
 
 if TYPE_CHECKING:  # imported when used: an offline validate never loads requests
@@ -170,10 +170,12 @@ def _held(desired: config.DesiredState) -> list[Check]:
 
 
 def _disks(desired: config.DesiredState) -> list[Check]:
-    """A filesystem target whose copies are not a backup (on the library's
-    disk, or on one disk with another target), as the plan would say
-    (``shared-disk``): with none that counts, every item waits in its
-    source for ever, while everything else here looked fine."""
+    """A target whose copies are not a backup of their own (on the
+    library's disk, on one disk with another target, or two folders of
+    one phone), as the plan would say (``shared-disk``): with none that
+    counts, every item waits in its source for ever, while everything else
+    here looked fine; with two folders of one phone counted as one, a
+    removal waits on a second backup the person thought they had."""
     devices: dict[str, int | None] = {}
     for tid, tgt in desired.targets.items():
         if isinstance(tgt, config.FilesystemTarget):
@@ -181,11 +183,19 @@ def _disks(desired: config.DesiredState) -> list[Check]:
             if found is None:
                 continue  # not there: its own line says so
             devices[tid] = found
+        else:
+            devices[tid] = None  # on the phone: grouped by its device id
     # the filesystem itself: one for all the subvolumes of a btrfs
     library = disk_at(desired.library_path)
     if library is None:
-        return []
-    groups = backup_groups(devices, library=library, same_disk_ok=config.same_disk_ok(desired))
+        # not there (its own line says so): the phones can still be told apart
+        devices = {tid: None for tid, dev in devices.items() if dev is None}
+    groups = backup_groups(
+        devices,
+        library=library,
+        same_disk_ok=config.same_disk_ok(desired),
+        phones=phones_of(desired.targets),
+    )
     return [
         Check("warn", f"targets.{tid}", f"not a backup: {why}")
         for tid, why in disk_problems(groups).items()

@@ -49,6 +49,8 @@ class FileVersion:
     deleted: bool
     invalid: bool
     version: tuple[str, ...]
+    #: Ignored here by a pattern (1.19 marks such a record ``invalid`` too).
+    ignored: bool = False
     modified: str
 
 
@@ -113,6 +115,7 @@ def _file_version(raw: Mapping[str, Any]) -> FileVersion:
         size=int(raw.get("size", 0)),
         deleted=bool(raw.get("deleted", False)),
         invalid=bool(raw.get("invalid", False)),
+        ignored=bool(raw.get("ignored", False)),
         # 1.19 sends the version vector as ["SHORTID:counter", ...]; kept as
         # strings because only equality matters to us.
         version=tuple(str(v) for v in raw.get("version") or ()),
@@ -369,6 +372,25 @@ class SyncthingClient(Closing):
                 for a in raw.get("availability") or ()
             ),
         )
+
+    def ignores(self, folder: str) -> list[str]:
+        """The folder's ignore patterns as Syncthing read them
+        (``GET /rest/db/ignores``: its ``ignore`` lines, includes not
+        expanded); ProviderError when Syncthing could not read them."""
+        raw = self._json(
+            self._request(
+                "GET",
+                "/rest/db/ignores",
+                params={"folder": folder},
+                on_missing=self._unknown_folder(folder),
+            )
+        )
+        if raw.get("error"):
+            raise ProviderError(
+                f"Syncthing cannot read the ignore patterns of folder {folder!r}: {raw['error']}",
+                provider=PROVIDER,
+            )
+        return [str(x) for x in raw.get("ignore") or ()]
 
     def names_in(self, folder: str, parent: str) -> list[str]:
         """The names the index holds directly in folder ``parent`` ("" for

@@ -31,6 +31,10 @@ from reconciler.errors import ProviderError
 
 CANARY = ".reconcile-canary"
 DEFAULT_LIVENESS_TIMEOUT = 30.0
+#: The oldest proof a removal is made on (seconds): an older one is made
+#: again first. A run of hours (a first import, paced removals) must not
+#: count a phone shown alive at its start: its folder may be gone since.
+MAX_PROOF_AGE_S = 300.0
 
 
 def format_time(when: datetime | None) -> str:

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import shutil
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -42,7 +44,7 @@ from providers.filesystem import (
     linked_folder,
     replace_sidecar,
 )
-from providers.syncthing import ignores
+from providers.syncthing import ignores, liveness
 from providers.syncthing.client import (
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
@@ -60,7 +62,7 @@ from providers.syncthing.liveness import (
 )
 from reconciler.errors import ProviderError, SourceChangedError
 from reconciler.hashing import discard, fsync_dir, open_to_read, sha256_file
-from reconciler.layout import collision_path, name_key
+from reconciler.layout import MAX_NAME_BYTES, collision_path, name_key
 from reconciler.model import FileCopy
 
 STIGNORE_LINE = ignores.TMP_LINE
@@ -113,11 +115,26 @@ def _check_rel(rel_path: str) -> str:
 
 def _collision_names(rel: str, sha256: str) -> Iterator[str]:
     """``rel`` itself, then the library's and the NAS's collision-proof name,
-    then one carrying the whole hash."""
+    then one carrying the whole hash, then numbered ones without end: each
+    time the phone deletes a freed copy (Google Photos' "Free up space")
+    the same bytes are sent again, and the names used before stay known to
+    Syncthing (and ignored here), so no fixed set of names lasts."""
     yield rel
     yield collision_path(rel, sha256)
     p = PurePosixPath(rel)
     yield p.with_name(f"{p.stem}~{sha256}{p.suffix}").as_posix()
+    for n in itertools.count(2):
+        yield _numbered(p, sha256, n)
+
+
+def _numbered(p: PurePosixPath, sha256: str, n: int) -> str:
+    """``IMG_1~<hash>-<n>.JPG``, its stem cut to fit a file name (never
+    the tag, so each ``n`` is a name of its own)."""
+    tag = f"~{sha256[:10]}-{n}"
+    stem = p.stem
+    while stem and len((stem + tag + p.suffix).encode()) > MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return p.with_name(f"{stem}{tag}{p.suffix}").as_posix()
 
 
 def evidence_of(version: FileVersion) -> str:
@@ -145,6 +162,8 @@ class SyncthingTarget(Closing):
     liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT
     _client: SyncthingClient = attrs.field(init=False, repr=False)
     _liveness: Liveness | None = attrs.field(init=False, default=None, repr=False)
+    #: When (``time.monotonic``) ``_liveness`` was made.
+    _proved_at: float = attrs.field(init=False, default=0.0, repr=False)
     #: path -> evidence of freed copies confirmed this run (for ``verify``).
     _freed: dict[str, str] = attrs.field(init=False, factory=dict, repr=False)
     #: Paths ignored here, read once per run (see ``_keep_ignored``).
@@ -215,8 +234,13 @@ class SyncthingTarget(Closing):
         return Availability(available=True)
 
     def prove_alive(self) -> Liveness:
-        """This run's canary round trip (made once; later calls return it)."""
-        if self._liveness is None:
+        """This run's canary round trip: made once, and again when the last
+        one is older than ``liveness.MAX_PROOF_AGE_S``. The removal gate asks
+        it right before each removal, so the phone it counts was shown alive
+        minutes ago at most, not at the start of a run of hours."""
+        age = time.monotonic() - self._proved_at
+        if self._liveness is None or age > liveness.MAX_PROOF_AGE_S:
+            self._proved_at = time.monotonic()
             self._liveness = prove_alive(
                 self._client,
                 folder_path=self.folder_path,
@@ -325,11 +349,7 @@ class SyncthingTarget(Closing):
                 continue
             if self._client.file(self.folder_id, name) is None:
                 return name
-        raise ProviderError(
-            f"{rel}: every collision-proof name is taken here or known to Syncthing "
-            "(the phone may hold other content there)",
-            provider=PROVIDER,
-        )
+        raise AssertionError("_collision_names never ends")
 
     def _names_beside(self, rel: str) -> dict[str, str]:
         """The names in ``rel``'s folder, here and in Syncthing's index, by
@@ -457,7 +477,12 @@ class SyncthingTarget(Closing):
             self._client.scan(self.folder_id, rel)
             record = self._client.file(self.folder_id, rel)
             if record is None or not record.local.name:
-                return Confirmation(False, "Syncthing has not indexed it yet")
+                # Scanned and still not indexed: ignored here, when a
+                # pattern of the person's says so (Syncthing indexes no
+                # ignored file), else not yet indexed.
+                return Confirmation(
+                    False, self._ignored_reason(rel) or "Syncthing has not indexed it yet"
+                )
         glob, local = record.global_, record.local
         if glob.deleted:
             return Confirmation(
@@ -465,8 +490,11 @@ class SyncthingTarget(Closing):
                 "its latest version in Syncthing is a deletion; "
                 "the phone can no longer be proven to hold it",
             )
-        if local.invalid:
-            return Confirmation(False, f"{rel} is ignored here (freed, or by .stignore)")
+        if local.invalid or local.ignored:
+            return Confirmation(
+                False,
+                self._ignored_reason(rel) or f"{rel} is ignored here (freed, or by .stignore)",
+            )
         if local.deleted or local.version != glob.version or local.size != glob.size:
             return Confirmation(
                 False, "another device has a different version of this file; ours is not held"
@@ -510,27 +538,52 @@ class SyncthingTarget(Closing):
         return Confirmation(True, "the phone still holds the freed copy", evidence)
 
     def verify(self, copy: FileCopy) -> bool:
-        """Counts now: the phone proved alive this run, AND either the local
-        copy still hashes right and the phone holds it, or (a freed copy
-        confirmed this run) the phone still announces the same version."""
+        """Counts now: the phone proved alive (lately, ``prove_alive``), AND
+        either the local copy still hashes right and the phone holds it, or
+        (a freed copy confirmed this run) the phone still announces the same
+        version.
+
+        Not proven alive: False (nothing of it counts; the removal gate
+        asks ``prove_alive`` first and counts such a phone unavailable). A
+        phone proven alive that cannot be asked now (offline since, Syncthing
+        not answering) raises a transient ProviderError: that is
+        "unavailable", never "the copy is wrong", and the caller forgets no
+        copy for it."""
         if not self.prove_alive().alive:
             return False
         rel = _check_rel(copy.path)
         try:
-            held = self._open(rel)
+            fd = self._open(rel)
         except FileNotFoundError:
-            held = None  # freed here (or gone): the phone's copy is what counts
+            fd = None  # freed here (or gone): the phone's copy is what counts
         except OSError:
             return False  # a link, on the way or at the name: nothing behind it counts
-        if held is not None:
+        if fd is not None:
             try:
-                if sha256_file(held) != copy.sha256:
+                if sha256_file(fd) != copy.sha256:
                     return False
             except OSError:
                 return False
-            return self.confirm(rel).held
-        evidence = self._freed.get(rel)
-        return evidence is not None and self.confirm_freed(rel, evidence).held
+            held = self.confirm(rel).held
+        else:
+            evidence = self._freed.get(rel)
+            held = evidence is not None and self.confirm_freed(rel, evidence).held
+        if not held:
+            self._reachable_now()  # the bytes here are right: is the phone there to ask?
+        return held
+
+    def _reachable_now(self) -> None:
+        """Raise a transient ProviderError when the phone is not connected
+        now: its copy was not shown held because it cannot be asked, not
+        because it is wrong."""
+        conn = self._client.connections().get(self.device_id)
+        if conn is None or not conn.connected or conn.paused:
+            since = format_time(self._client.last_seen(self.device_id))
+            raise ProviderError(
+                f"phone offline since {since}; its copy cannot be asked about now",
+                provider=PROVIDER,
+                transient=True,
+            )
 
     def local_path(self, rel_path: str) -> Path | None:
         return self.folder_path / _check_rel(rel_path)
@@ -660,14 +713,32 @@ class SyncthingTarget(Closing):
     def ignored_here(self, rel_path: str) -> bool:
         """Does this machine's Syncthing ignore ``rel_path``? A line naming
         it exactly, or, asked of Syncthing after a rescan of the path (which
-        reloads ``.stignore``), its record here marked invalid: any pattern
-        of the person's, however written, without matching patterns here."""
+        reloads ``.stignore``): its record here marked invalid (indexed
+        before it was ignored), or, the file here, no record at all while a
+        pattern of the person's (as Syncthing read them) names it: Syncthing
+        never indexes an ignored file."""
         rel = _check_rel(rel_path)
         if rel in ignores.ignored_paths(self.folder_path):
             return True
         self._client.scan(self.folder_id, rel)
         record = self._client.file(self.folder_id, rel)
-        return record is not None and bool(record.local.name) and record.local.invalid
+        if record is not None and record.local.name:
+            return record.local.invalid or record.local.ignored
+        return (self.folder_path / rel).is_file() and bool(self._ignored_reason(rel))
+
+    def _ignored_reason(self, rel: str) -> str:
+        """Why ``rel`` is ignored here, for a person: the pattern that does
+        (the first of Syncthing's own reading of ``.stignore`` to match it),
+        ours for a freed copy; "" when no pattern ignores it."""
+        found = ignores.pattern_for(self._client.ignores(self.folder_id), rel)
+        if found is None or found.startswith("!"):
+            return ""
+        if found == ignores.exact_line(rel) and rel in ignores.decisive(self.folder_path):
+            return f"{rel} is ignored here: freed (its line in .stignore is reconcile's)"
+        return (
+            f"{rel} is ignored by this machine's .stignore (your pattern {found!r}): "
+            "Syncthing never sends it to the phone; remove or narrow that pattern"
+        )
 
     def _still_held(self, rel: str, evidence: str, *, local_invalid: bool = False) -> Confirmation:
         record = self._client.file(self.folder_id, rel)
@@ -693,13 +764,18 @@ class SyncthingTarget(Closing):
 
     def _keep_ignored(self, rel: str) -> None:
         """Put a freed path's ignore line back if it went (.stignore edited or
-        lost): un-ignored, its absence here would be announced as a deletion."""
+        lost), or back up into our block when a line of the person's came
+        above it (a negation there un-ignores it): un-ignored, its absence
+        here would be announced as a deletion."""
         if self._ignored is None:
-            self._ignored = set(ignores.ignored_paths(self.folder_path))
+            # only ours at the top hold against a pattern of the person's
+            # put above them (a negation would un-ignore the path)
+            self._ignored = set(ignores.decisive(self.folder_path))
         line = ignores.exact_line(rel)
         if rel not in self._ignored and line is not None:
             ignores.ensure(self.folder_path, line, ignores.FREED_COMMENT)
-            self._ignored.add(rel)
+            # (every line of ours moved up with it)
+            self._ignored = set(ignores.decisive(self.folder_path)) | {rel}
 
     def _phone_holds(self, availability: tuple[Holder, ...]) -> bool:
         return any(h.device_id == self.device_id and not h.from_temporary for h in availability)
