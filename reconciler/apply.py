@@ -787,7 +787,7 @@ class Applier:
                 when = int(lib.captured_at.timestamp()) * 10**9
                 with contextlib.suppress(OverflowError, OSError):  # a date no mtime holds
                     os.utime(tmp, ns=(when, when))
-            copy = store.replace(tmp, lib.path, replaces=lib.sha256)
+            copy = store.replace(tmp, lib.path)
         except media.EncodeTimeout as e:
             # The machine, not the file, may be at fault: not settled, so
             # the next run tries again.

@@ -835,7 +835,6 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> tuple[Librar
     files: list[LibraryFile] = []
     learned: list[LineageRow] = []
     intern, new, fromtimestamp = sys.intern, tuple.__new__, datetime.fromtimestamp
-    recorded = db.made_any()
     at = next(rows, None)
     for c in copies:
         path, sha = c.path, c.sha256
@@ -843,7 +842,7 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> tuple[Librar
             at = next(rows, None)  # a row of a file no longer there
         row = at if at is not None and at[0] == path else None
         if row is None or row.sha256 != sha:
-            row = _made_here(store.root / path, c, db, recorded) or original_row(c, None)
+            row = _embedded_lineage(store.root / path, c) or original_row(c, None)
             learned.append(row)
         if row.captured_at is None:
             row = row._replace(captured_at=_library_capture_ts(store.root / path, path))
@@ -1097,22 +1096,6 @@ def _known_from_sidecars(
     with db.transaction():
         for (sid, item_key, ref), f in learned:
             db.record_source_file(sid, item_key, ref, f.sha256, f.size, f.fingerprint)
-
-
-def _made_here(path: Path, c: FileCopy, db: StateDB, recorded: bool) -> LineageRow | None:
-    """The row of a library file the tool made by encoding, from the lineage
-    it carries; None for any other content. The lineage is a label copied
-    with the file's metadata: a copy the person saved from it (a black and
-    white version, a crop, a tag edited with exiftool) carries it too, and
-    taken for the tool's it was never archived and was replaced by the next
-    tier's encode. So it is believed only of content the tool recorded
-    making from that original (``renditions``), or where nothing was ever
-    recorded (a new or lost state database: the label is all there is)."""
-    found = _embedded_lineage(path, c)
-    if found is None or not recorded:
-        return found
-    made = db.renditions([c.sha256]).get(c.sha256)
-    return found if made == found.original_sha256 else None
 
 
 def _embedded_lineage(path: Path, c: FileCopy) -> LineageRow | None:

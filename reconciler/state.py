@@ -486,12 +486,6 @@ class StateDB:
                     rows,
                 )
 
-    def made_any(self) -> bool:
-        """Has the tool ever recorded a file it made by encoding? (No: a new
-        or lost state database, which knows its renditions only from the
-        lineage the files carry.)"""
-        return self.db.conn.execute("select 1 from renditions limit 1").fetchone() is not None
-
     def renditions(self, shas: Iterable[str] | None = None) -> dict[str, str]:
         """Files the tool made by encoding, now or earlier: their SHA-256 ->
         the original's. Only those of ``shas`` (None: every one): a large
