@@ -314,14 +314,7 @@ def scan_tree(
                         st = entry.stat(follow_symlinks=False)
                         yield new(
                             ScanEntry,
-                            (
-                                folder + name,
-                                prefix + name,
-                                st.st_size,
-                                st.st_mtime_ns,
-                                st.st_ino,
-                                st.st_ctime_ns,
-                            ),
+                            (folder + name, prefix + name, st.st_size, st.st_mtime_ns, st.st_ino),
                         )
         finally:
             os.close(fd)
