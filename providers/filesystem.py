@@ -314,7 +314,14 @@ def scan_tree(
                         st = entry.stat(follow_symlinks=False)
                         yield new(
                             ScanEntry,
-                            (folder + name, prefix + name, st.st_size, st.st_mtime_ns, st.st_ino),
+                            (
+                                folder + name,
+                                prefix + name,
+                                st.st_size,
+                                st.st_mtime_ns,
+                                st.st_ino,
+                                st.st_ctime_ns,
+                            ),
                         )
         finally:
             os.close(fd)

@@ -88,7 +88,7 @@ class FolderSource:
         # paths and all) are let go before grouping, as a large card's
         # listing is otherwise held twice at its peak.
         files: dict[str, tuple[int, MediaFile, float | None]] = {}
-        for (_, rel, size, mtime_ns, _), (sha, captured_at_ts, error) in zip(
+        for (_, rel, size, mtime_ns, _, _), (sha, captured_at_ts, error) in zip(
             entries, hashed, strict=True
         ):
             problem = f"cannot read {self.root / rel}: {error}" if error else ""

@@ -278,7 +278,7 @@ class CachedHasher:
         gone: list[str] = []
         c = next(rows, None)
         for i in order:
-            path, _, size, mtime_ns, inode = entries[i]
+            path, _, size, mtime_ns, inode, ctime_ns = entries[i]
             while c is not None and c[0] < path:
                 gone.append(c[0])  # cached, not walked: the file is gone
                 c = next(rows, None)
@@ -289,6 +289,7 @@ class CachedHasher:
                 c[1] == size
                 and c[2] == mtime_ns
                 and c[3] == inode
+                and (c[8] == ctime_ns or c[8] is None)  # rewritten in place: read
                 and (c[5] or not dates)
                 and (
                     not window
@@ -331,6 +332,7 @@ class CachedHasher:
                 dated=dates,
                 captured_at=when,
                 hashed_at=self.now,
+                ctime_ns=e.ctime_ns,
             )
 
         # Large files on the pool, one thread per core (hashlib lets go of

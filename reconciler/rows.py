@@ -46,6 +46,7 @@ def cache_row(store: Store, copy: FileCopy) -> tuple[str, CachedHash] | None:
         dated=False,
         captured_at=None,
         hashed_at=time.time(),
+        ctime_ns=st.st_ctime_ns,
     )
 
 

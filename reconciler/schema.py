@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the database object is handed in; sqlite-utils is loaded by state
     import sqlite_utils
 
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 16
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -300,6 +300,15 @@ def _migrate_library_roles(db: sqlite_utils.Database) -> None:
         db.execute("alter table library add column role text not null default ''")
 
 
+def _migrate_hash_ctime(db: sqlite_utils.Database) -> None:
+    """Each cached hash keeps its file's ctime, which no program sets: a
+    file rewritten in place with its size, mtime and inode kept (``exiftool
+    -P``) is read again. Rows from before stay without one (not read again
+    for it; they gain one when next read)."""
+    if "ctime_ns" not in db["hash_cache"].columns_dict:
+        db.execute("alter table hash_cache add column ctime_ns integer")
+
+
 #: A hash-cache row written or deleted under a tree makes the tree's listing
 #: stale (``tree_listing``): it is read only while exact.
 _LISTING_STALE = (
@@ -350,4 +359,5 @@ MIGRATIONS = {
     13: _migrate_renditions,
     14: _migrate_retry_wrong_verdicts,
     15: _migrate_library_roles,
+    16: _migrate_hash_ctime,
 }

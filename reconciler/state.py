@@ -78,11 +78,17 @@ class CachedHash(NamedTuple):
     captured_at: float | None
     #: When the bytes were last read (epoch seconds): old entries are re-read.
     hashed_at: float
+    #: The file's ctime when it was read (None: a row from before it was
+    #: kept); another ctime since means the file was rewritten, even with
+    #: its size, mtime and inode kept, and it is read again.
+    ctime_ns: int | None = None
 
 
 #: A raw hash cache row: (path, size, mtime_ns, inode, sha256, dated,
-#: captured_at, hashed_at), the columns of CachedHash after the path.
-HashRow = tuple[str, int, int, int, str, int, float | None, float]
+#: captured_at, hashed_at, ctime_ns), the columns of CachedHash after the path.
+HashRow = tuple[str, int, int, int, str, int, float | None, float, int | None]
+#: CachedHash's columns of the hash cache, in its order.
+_HASH_COLUMNS = "size, mtime_ns, inode, sha256, dated, captured_at, hashed_at, ctime_ns"
 
 
 class DownloadedFile(NamedTuple):
@@ -247,20 +253,14 @@ class StateDB:
             # A whole tree: one scan of the primary key's range, kept where
             # wanted, is far cheaper than binding every path in IN chunks.
             wanted = frozenset(paths)
-            sql = (
-                "select path, size, mtime_ns, inode, sha256, dated, captured_at, hashed_at "
-                "from hash_cache where path between ? and ?"
-            )
+            sql = f"select path, {_HASH_COLUMNS} from hash_cache where path between ? and ?"
             for row in conn.execute(sql, (min(paths), max(paths))):
                 if row[0] in wanted:
                     out[row[0]] = CachedHash._make(row[1:])
             return out
         for chunk in _chunks(paths):
             marks = ",".join("?" * len(chunk))
-            sql = (
-                "select path, size, mtime_ns, inode, sha256, dated, captured_at, hashed_at "
-                f"from hash_cache where path in ({marks})"
-            )
+            sql = f"select path, {_HASH_COLUMNS} from hash_cache where path in ({marks})"
             for row in conn.execute(sql, chunk):
                 out[row[0]] = CachedHash._make(row[1:])
         return out
@@ -272,8 +272,8 @@ class StateDB:
         library reads one per file, and a NamedTuple each costs more than
         the comparison it serves."""
         sql = (
-            "select path, size, mtime_ns, inode, sha256, dated, captured_at, hashed_at "
-            f"from hash_cache where path >= ? and path {'<=' if last_included else '<'} ? "
+            f"select path, {_HASH_COLUMNS} from hash_cache "
+            f"where path >= ? and path {'<=' if last_included else '<'} ? "
             "order by path"
         )
         return iter(self.db.conn.execute(sql, (first, last)))
@@ -331,7 +331,7 @@ class StateDB:
             with self.transaction():
                 self.db.conn.executemany(
                     "insert or replace into hash_cache (path, size, mtime_ns, inode, sha256, "
-                    "dated, captured_at, hashed_at) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "dated, captured_at, hashed_at, ctime_ns) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     records,
                 )
 

@@ -44,14 +44,17 @@ class TreeListing(NamedTuple):
     dated: bool
 
 
-def walk_digest(entries: Sequence[tuple[str, str, int, int, int]]) -> bytes | None:
-    """The digest of a walk: its files' paths, sizes, mtimes and inodes, in
-    order (None: a value no column can hold, so no listing is kept)."""
+def walk_digest(entries: Sequence[tuple[str, str, int, int, int, int]]) -> bytes | None:
+    """The digest of a walk: its files' paths, sizes, mtimes, inodes and
+    ctimes, in order (None: a value no column can hold, so no listing is
+    kept). A ctime changed makes another walk: its files are matched row by
+    row, where a row whose file changed since it was hashed is read again."""
     try:
         columns = (
             array("q", [e[2] for e in entries]),
             array("q", [e[3] for e in entries]),
             array("Q", [e[4] for e in entries]),
+            array("q", [e[5] for e in entries]),
         )
     except OverflowError:  # an mtime past 2262, say
         return None
@@ -59,18 +62,24 @@ def walk_digest(entries: Sequence[tuple[str, str, int, int, int]]) -> bytes | No
 
 
 def columns_digest(
-    top: str, rels: Sequence[str], sizes: array[int], mtimes: array[int], inodes: array[int]
+    top: str,
+    rels: Sequence[str],
+    sizes: array[int],
+    mtimes: array[int],
+    inodes: array[int],
+    ctimes: array[int],
 ) -> bytes:
     """``walk_digest`` of a walk held in columns (the walk ahead's): the
-    files ``top + rel``, sizes and mtimes as arrays of "q", inodes of "Q"."""
+    files ``top + rel``, sizes, mtimes and ctimes as arrays of "q", inodes
+    of "Q"."""
     paths = top + ("\0" + top).join(rels) if rels else ""
-    return _digest(len(rels), paths, sizes, mtimes, inodes)
+    return _digest(len(rels), paths, sizes, mtimes, inodes, ctimes)
 
 
-def _digest(n: int, paths: str, sizes: array[int], mtimes: array[int], inodes: array[int]) -> bytes:
+def _digest(n: int, paths: str, *columns: array[int]) -> bytes:
     h = hashlib.sha256(n.to_bytes(8, "little"))
     h.update(paths.encode("utf-8", "surrogateescape"))
-    for column in (sizes, mtimes, inodes):
+    for column in columns:
         h.update(column)
     return h.digest()
 

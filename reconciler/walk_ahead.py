@@ -50,7 +50,7 @@ MIN_STATE_BYTES = 16 << 20
 #: ``scan_tree`` sets aside (undecodable names and folders too deep to
 #: read, links), and the walk's digest (``tree_listing.walk_digest``,
 #: taken there); or the error that ended the walk.
-Columns = tuple[tuple[int, int], str, bytes, bytes, bytes, list[str], list[str], bytes]
+Columns = tuple[tuple[int, int], str, bytes, bytes, bytes, bytes, list[str], list[str], bytes]
 
 #: What ``take`` hands over: the walk (read-only columns: nothing can
 #: reorder it under its digest), the undecodable names, the links, the digest.
@@ -63,15 +63,16 @@ def _walk(
     """In the helper: one tree, walked as the observer would, in columns."""
     odd: list[str] = []
     links: list[str] = []
-    sizes, mtimes, inodes = array("q"), array("q"), array("Q")
+    sizes, mtimes, inodes, ctimes = array("q"), array("q"), array("Q"), array("q")
     rels: list[str] = []
     try:
         st = os.stat(root)
-        for _, rel, size, mtime_ns, inode in scan_tree(root, skip, odd, links, fences):
+        for _, rel, size, mtime_ns, inode, ctime_ns in scan_tree(root, skip, odd, links, fences):
             rels.append(rel)
             sizes.append(size)
             mtimes.append(mtime_ns)
             inodes.append(inode)
+            ctimes.append(ctime_ns)
     except OSError as e:
         return e
     top = root if root.endswith("/") else root + "/"
@@ -81,20 +82,22 @@ def _walk(
         sizes.tobytes(),
         mtimes.tobytes(),
         inodes.tobytes(),
+        ctimes.tobytes(),
         odd,
         links,
-        tree_listing.columns_digest(top, rels, sizes, mtimes, inodes),
+        tree_listing.columns_digest(top, rels, sizes, mtimes, inodes, ctimes),
     )
 
 
 def _entries(root: str, columns: Columns) -> Walked:
-    _, text, sizes_b, mtimes_b, inodes_b, odd, links, digest = columns
-    sizes, mtimes, inodes = array("q"), array("q"), array("Q")
+    _, text, sizes_b, mtimes_b, inodes_b, ctimes_b, odd, links, digest = columns
+    sizes, mtimes, inodes, ctimes = array("q"), array("q"), array("Q"), array("q")
     sizes.frombytes(sizes_b)
     mtimes.frombytes(mtimes_b)
     inodes.frombytes(inodes_b)
+    ctimes.frombytes(ctimes_b)
     rels = text.split("\0") if sizes else []
-    return ColumnWalk(root, rels, sizes, mtimes, inodes), odd, links, digest
+    return ColumnWalk(root, rels, sizes, mtimes, inodes, ctimes), odd, links, digest
 
 
 class WalkAhead:

@@ -61,4 +61,39 @@ def test_a_rotten_library_original_is_not_copied_and_the_source_is_read(tmp_path
     r = ws.run("apply", "--yes", now=NOW)
     assert r.code == 0, r.out + r.err
     for target in ("nas", "usb"):
-        assert list(media_under(ws.target(target)).values()) == [good], r.out
+        # the source's good bytes are archived; the library file, whose
+        # ctime shows it changed, is read again as content of its own
+        assert good in media_under(ws.target(target)).values(), r.out
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
+
+
+def test_a_source_rewritten_in_place_after_it_was_archived_is_archived_again(
+    tmp_path: Path,
+) -> None:
+    """Removal off: the photo archived, then edited in place (same size and
+    mtime kept). Its cached hash named the old bytes, so the plan said the
+    library matched while the targets held only the old photo. The file's
+    ctime, which no program sets, now shows the change."""
+    ws = make_workspace(tmp_path, removal=False, extra=KEEP_ORIGINALS)
+    photo = make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    new = _flip(photo.read_bytes())
+    _rewrite_in_place(photo, new)
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 2
+    r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 0, r.out + r.err
+    for target in ("nas", "usb"):
+        assert new in media_under(ws.target(target)).values(), r.out
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
+
+
+def test_a_file_whose_mode_changed_is_read_again_and_nothing_else_happens(
+    tmp_path: Path,
+) -> None:
+    """A chmod changes the ctime too: the file is read again, found the same,
+    and the plan still matches."""
+    ws = make_workspace(tmp_path, removal=False, extra=KEEP_ORIGINALS)
+    photo = make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    photo.chmod(0o600)
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0

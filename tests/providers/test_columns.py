@@ -46,6 +46,7 @@ def _columns(root: Path, entries: list[ScanEntry]) -> ColumnWalk:
         array("q", [e.size for e in entries]),
         array("q", [e.mtime_ns for e in entries]),
         array("Q", [e.inode for e in entries]),
+        array("q", [e.ctime_ns for e in entries]),
     )
 
 
@@ -62,7 +63,7 @@ def test_a_walk_in_columns_reads_as_the_walk_itself(tmp_path: Path) -> None:
         walk[5]
     bad = array("q", [e.size for e in entries[:-1]])  # one size short
     with pytest.raises(ValueError):
-        ColumnWalk(str(tmp_path), walk.rels, bad, walk.mtimes, walk.inodes)
+        ColumnWalk(str(tmp_path), walk.rels, bad, walk.mtimes, walk.inodes, walk.ctimes)
 
 
 def _listed(root: Path, db: StateDB, *, ahead: bool) -> tuple[list[FileCopy], type, int]:

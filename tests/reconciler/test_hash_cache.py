@@ -132,7 +132,8 @@ def test_the_hash_cache_migrates_to_a_path_ordered_table_keeping_its_rows(
     try:
         sql = db.db.execute("select sql from sqlite_master where name = 'hash_cache'").fetchone()
         assert "without rowid" in sql[0].lower()
-        assert list(db.hash_rows("/a/", "/a0")) == [("/a/b.jpg", 3, 4, 5, "ab", 1, 6.5, 7.5)]
+        # (a row from before ctimes were kept has none)
+        assert list(db.hash_rows("/a/", "/a0")) == [("/a/b.jpg", 3, 4, 5, "ab", 1, 6.5, 7.5, None)]
     finally:
         db.close()
 
@@ -155,7 +156,7 @@ def test_hidden_files_and_folders_and_os_caches_are_not_archived() -> None:
 
 def test_the_walk_sees_what_a_plain_lstat_walk_sees(tmp_path: Path) -> None:
     """The descriptor-relative walk against os.walk + os.lstat: every regular
-    file once, with its own size, mtime and inode; no symlink (to a file or a
+    file once, with its own size, mtime, inode and ctime; no symlink (to a file or a
     folder), no dot-folder, no marker or temporary; the same paths whether
     the root is named with a trailing slash or not."""
     from providers.filesystem import MARKER, TMP_PREFIX
@@ -186,7 +187,7 @@ def test_the_walk_sees_what_a_plain_lstat_walk_sees(tmp_path: Path) -> None:
             if name == MARKER or name.startswith(TMP_PREFIX):
                 continue
             rel = os.path.relpath(path, root)
-            want.add((path, rel, st.st_size, st.st_mtime_ns, st.st_ino))
+            want.add((path, rel, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
     assert len(want) == 8
     for named in (str(root), f"{root}/"):
         got = [tuple(e) for e in scan_tree(named)]
