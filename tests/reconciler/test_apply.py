@@ -269,16 +269,43 @@ def test_every_action_is_journaled_before_and_after(tmp_path: Path) -> None:
         assert len(statuses) == 2
 
 
+def _rot(copy: Path) -> None:
+    """Other bytes in place: same inode, same size, the old mtime."""
+    st = copy.stat()
+    with open(copy, "r+b") as f:
+        f.seek(st.st_size // 2)
+        f.write(b"\x00\x01\x02")
+    os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_a_copy_rewritten_in_place_is_found_by_its_ctime_at_once(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, removal=False)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    (copy,) = list(ws.target("nas").rglob("*.JPG"))
+    _rot(copy)  # a write: the kernel's ctime moves, whatever the mtime says
+    p = ws.run("plan", "--detailed-exitcode", now=NOW)
+    assert p.code == 2
+    assert "+ copy-to-target[nas] incoming:IMG_1.JPG: no verified copy on nas" in p.out
+
+
 def test_bit_rot_that_keeps_size_and_mtime_is_found_by_reverification(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path, removal=False)
     make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
     assert ws.run("apply", "--yes", now=NOW).code == 0
     (copy,) = list(ws.target("nas").rglob("*.JPG"))
-    st = copy.stat()
-    with open(copy, "r+b") as f:  # in place: same inode, same size…
-        f.seek(st.st_size // 2)
-        f.write(b"\x00\x01\x02")
-    os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))  # …and the old mtime
+    _rot(copy)
+    # Rot on the disk moves no ctime either: the cache is told the new one,
+    # as if nothing had written the file.
+    db = StateDB.in_dir(tmp_path / "state")
+    try:
+        db.db.execute(
+            "update hash_cache set ctime_ns = ? where path = ?",
+            [copy.stat().st_ctime_ns, str(copy)],
+        )
+        db.db.conn.commit()
+    finally:
+        db.close()
 
     # Within the window the cache is trusted (the removal gate would still re-read).
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
