@@ -18,7 +18,7 @@ from reconciler.media import encode_file, read_lineage
 from reconciler.model import EncodeForTier
 from reconciler.observe import observe
 from reconciler.state import StateDB
-from tests.helpers import FILESYSTEM_TARGETS, files_under, make_workspace
+from tests.helpers import FILESYSTEM_TARGETS, files_under, make_workspace, rot_unseen
 from tests.media.conftest import make_clip, make_heic
 from tests.media.conftest import make_jpeg as make_camera_jpeg
 
@@ -193,11 +193,9 @@ def test_the_library_keeps_its_original_until_the_targets_hold_it_now(tmp_path: 
     assert lib.read_bytes() == original and files_under(ws.incoming) == {}
     for target in ("nas", "usb"):
         (copy,) = ws.target(target).rglob("IMG_1.JPG")
-        st = copy.stat()
         rotten = bytearray(original)
         rotten[len(rotten) // 2] ^= 0x40
-        copy.write_bytes(bytes(rotten))
-        os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
+        rot_unseen(copy, bytes(rotten), ws.root / "state")
 
     first = ws.run("apply", "--yes", now=T2)
     assert "encode library:2021/06/01/IMG_1.JPG" in first.out
@@ -254,11 +252,9 @@ def test_a_copy_found_wrong_before_an_encode_is_forgotten_even_when_enough_are_r
     assert ws.run("apply", "--yes", now=T1).code == 0
     assert files_under(ws.incoming) == {}
     (copy,) = ws.target("usb2").rglob("IMG_1.JPG")
-    st = copy.stat()
     rotten = bytearray(original)
     rotten[len(rotten) // 2] ^= 0x40
-    copy.write_bytes(bytes(rotten))
-    os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
+    rot_unseen(copy, bytes(rotten), ws.root / "state")
 
     assert ws.run("apply", "--yes", now=T2).code == 0  # encoded: nas and usb are right
     (lib,) = ws.library.rglob("IMG_1.JPG")

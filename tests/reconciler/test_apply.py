@@ -13,7 +13,7 @@ from reconciler.connect import connect
 from reconciler.observe import observe
 from reconciler.plan import plan
 from reconciler.state import StateDB
-from tests.helpers import files_under, make_jpeg, make_workspace
+from tests.helpers import files_under, make_jpeg, make_workspace, rot_unseen
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=800)
@@ -294,18 +294,9 @@ def test_bit_rot_that_keeps_size_and_mtime_is_found_by_reverification(tmp_path: 
     make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
     assert ws.run("apply", "--yes", now=NOW).code == 0
     (copy,) = list(ws.target("nas").rglob("*.JPG"))
-    _rot(copy)
-    # Rot on the disk moves no ctime either: the cache is told the new one,
-    # as if nothing had written the file.
-    db = StateDB.in_dir(tmp_path / "state")
-    try:
-        db.db.execute(
-            "update hash_cache set ctime_ns = ? where path = ?",
-            [copy.stat().st_ctime_ns, str(copy)],
-        )
-        db.db.conn.commit()
-    finally:
-        db.close()
+    rotten = bytearray(copy.read_bytes())
+    rotten[len(rotten) // 2 : len(rotten) // 2 + 3] = b"\x00\x01\x02"
+    rot_unseen(copy, bytes(rotten), tmp_path / "state")  # no ctime moved
 
     # Within the window the cache is trusted (the removal gate would still re-read).
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0

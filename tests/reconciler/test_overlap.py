@@ -18,7 +18,7 @@ from providers.filesystem import FilesystemStore, write_marker
 from reconciler.gate import GateRefused, SourceSide, check_removal
 from reconciler.hashing import sha256_file
 from reconciler.model import FileCopy
-from tests.helpers import files_under, make_jpeg, make_workspace
+from tests.helpers import files_under, make_jpeg, make_workspace, rot_unseen
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=800)
@@ -205,11 +205,9 @@ def test_a_corrupt_copy_found_by_the_gate_is_repaired_by_the_next_run(tmp_path: 
     photo = make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=4).read_bytes()
     assert ws.run("apply", "--yes", now=NOW).code == 0
     (nas_copy,) = ws.target("nas").rglob("IMG_1.JPG")
-    st = nas_copy.stat()
     damaged = bytearray(photo)
     damaged[100] ^= 0xFF
-    nas_copy.write_bytes(bytes(damaged))
-    os.utime(nas_copy, ns=(st.st_atime_ns, st.st_mtime_ns))
+    rot_unseen(nas_copy, bytes(damaged), ws.root / "state")
     ws.config.write_text(ws.config.read_text().replace("enabled = false", "enabled = true"))
 
     first = ws.run("apply", "--yes", now=NOW)
