@@ -661,10 +661,28 @@ class FilesystemStore:
             ) from e
         return dest.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}{dest.suffix}"
 
-    def replace(self, tmp: Path, rel_path: str) -> FileCopy:
+    def replace(self, tmp: Path, rel_path: str, *, replaces: str) -> FileCopy:
         """Library only: atomically replace ``rel_path`` with ``tmp`` (an
-        encoded file). Backup targets are never written through this."""
+        encoded file), only while it still holds the bytes ``replaces`` (the
+        SHA-256 the tool recorded there): a file the person changed or put
+        there since (an edit saved over it, a copy of theirs) is theirs, and
+        stays (SourceChangedError). Backup targets are never written
+        through this."""
         dest = self._path(rel_path)
+        try:
+            now = sha256_file(open_to_read(dest, follow=False))
+        except OSError as e:
+            raise ProviderError(
+                f"reading {rel_path} before replacing it failed: {self._plain(e)}",
+                provider=self.id,
+            ) from e
+        if now != replaces:
+            raise SourceChangedError(
+                f"{rel_path} is not the file the tool recorded there (sha256 {now[:12]}, "
+                f"recorded {replaces[:12]}): it changed since; it is kept as it is",
+                provider=self.id,
+                path=str(self.root / rel_path),
+            )
         try:
             os.replace(tmp, dest)
             fsync_dir(dest.parent)
