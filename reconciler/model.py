@@ -212,6 +212,8 @@ class SidecarOwner(NamedTuple):
 class LibraryState:
     available: bool
     files: tuple[LibraryFile, ...] = ()
+    #: files on record that are gone, their content nowhere else in the library
+    lost: tuple[LibraryFile, ...] = ()
     problem: str = ""
     device: int | None = None
 

@@ -836,12 +836,16 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> tuple[Librar
     learned: list[LineageRow] = []
     intern, new, fromtimestamp = sys.intern, tuple.__new__, datetime.fromtimestamp
     recorded, under_way = db.made_any(), db.encoding_at()
+    gone: list[LineageRow] = []  # rows of files no longer there
     at = next(rows, None)
     for c in copies:
         path, sha = c.path, c.sha256
         while at is not None and at[0] < path:
-            at = next(rows, None)  # a row of a file no longer there
-        row = at if at is not None and at[0] == path else None
+            gone.append(at)
+            at = next(rows, None)
+        row = None
+        if at is not None and at[0] == path:
+            row, at = at, next(rows, None)
         if row is None or row.sha256 != sha:
             row = _made_here(store.root / path, c, db, recorded, under_way) or original_row(c, None)
             learned.append(row)
@@ -868,6 +872,9 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> tuple[Librar
                 ),
             )
         )
+    while at is not None:
+        gone.append(at)
+        at = next(rows, None)
     rows.close()
     # A row learned now keeps the role its content had (a file hashed or
     # placed again); a sidecar not read yet says what its item's files are.
@@ -875,6 +882,7 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> tuple[Librar
     db.record_lineages(learned)  # after a lost state DB, every file's row
     # An encode under way that left its rendition is known by it now.
     db.end_encodes(r.path for r in learned if under_way.get(r.path) == r.original_sha256)
+    lost = _lost(gone, files, db)  # after the rows learned took the roles of those gone
     parsed = _read_sidecars(store, files)
     for sha, found in parsed.items():
         if found is None:
@@ -884,8 +892,44 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> tuple[Librar
             for content, role in sidecar.roles(found).items():
                 roles.setdefault(content, role)
     db.record_roles(roles)
-    state = LibraryState(available=True, files=tuple(files), device=disk_of(store))
+    state = LibraryState(available=True, files=tuple(files), lost=lost, device=disk_of(store))
     return _with_roles(state, roles), parsed
+
+
+def _lost(gone: list[LineageRow], files: list[LibraryFile], db: StateDB) -> tuple[LibraryFile, ...]:
+    """The library's media files gone whose content the library holds
+    nowhere else (deleted, a disk replaced, an item off-loaded while the
+    library was away): the planner puts them back from a target. The rows
+    of the others are forgotten: a file moved or renamed within the library
+    (its content found at another path) is known by its new path, and an
+    item's sidecar or junk is not put back (the targets hold the sidecar)."""
+    if not gone:
+        return ()
+    present = {lf.original_sha256 for lf in files} | {lf.sha256 for lf in files}
+    lost = [
+        r
+        for r in gone
+        if r.original_sha256 not in present
+        and r.role != SIDECAR_ROLE
+        and media.is_archivable(r.path)
+        and not sidecar.is_sidecar(r.path)
+    ]
+    kept = {r.path for r in lost}
+    db.forget_lineage(r.path for r in gone if r.path not in kept)
+    return tuple(
+        LibraryFile(
+            path=r.path,
+            sha256=r.sha256,
+            original_sha256=r.original_sha256,
+            tier=r.tier,
+            size=r.size,
+            captured_at=None
+            if r.captured_at is None
+            else datetime.fromtimestamp(r.captured_at, UTC),
+            role=r.role,
+        )
+        for r in lost
+    )
 
 
 def _read_sidecars(store: Store, files: Iterable[LibraryFile]) -> Parsed:

@@ -609,24 +609,66 @@ class _Planner:
                 # item's own sidecar. Or one not read yet (it could not be).
                 continue
             self.handled.add(sha)
-            role = lf.role or ORIGINAL_ROLE
-            if role == ORIGINAL_ROLE and media_kind(lf.path) == "video" and self._is_live_video(lf):
-                role = "live_video"
-            f = MediaFile(
-                name=posixpath.basename(lf.path), size=lf.size, ref=lf.path, role=role, sha256=sha
-            )
-            # The recorded capture time, never the folder's midnight: an item a
-            # second from a tier boundary must stay in the tier it was given.
-            when = lf.captured_at or date_from_path(lf.path)
-            if when is not None and is_placeholder_date(when):
-                when = None  # recorded by an older version, which took 1970 as a date
-            item = SourceItem(source_id=LIBRARY, key=lf.path, files=(f,), captured_at=when)
+            f, item = self._library_item(lf, lf.size)
             subject = f"{LIBRARY}:{lf.path}"
             self._targets(sha, None, sha, f, item, subject, ())
             self._unconfirmed(sha, subject)
             self._encode(sha, None, sha, f, item, subject, ())
         for lf in sidecars:
             self._library_sidecar(lf)
+        self._lost_library_files()
+
+    def _library_item(self, lf: LibraryFile, size: int) -> tuple[MediaFile, SourceItem]:
+        """A library file as the one file of an item of its own, ``size``
+        bytes (its original's, when it is put back)."""
+        role = lf.role or ORIGINAL_ROLE
+        if role == ORIGINAL_ROLE and media_kind(lf.path) == "video" and self._is_live_video(lf):
+            role = "live_video"
+        sha = lf.original_sha256
+        f = MediaFile(
+            name=posixpath.basename(lf.path), size=size, ref=lf.path, role=role, sha256=sha
+        )
+        # The recorded capture time, never the folder's midnight: an item a
+        # second from a tier boundary must stay in the tier it was given.
+        when = lf.captured_at or date_from_path(lf.path)
+        if when is not None and is_placeholder_date(when):
+            when = None  # recorded by an older version, which took 1970 as a date
+        return f, SourceItem(source_id=LIBRARY, key=lf.path, files=(f,), captured_at=when)
+
+    def _lost_library_files(self) -> None:
+        """Library files gone (deleted, a disk replaced) whose items live
+        only in the library: the library holds every item (its promise), so
+        each is put back where it was from a target's verified copy of its
+        original, then encoded for its tier as any placed original. An item
+        still in a source is placed from there (``_item``)."""
+        lost = [lf for lf in self.world.library.lost if lf.original_sha256 not in self.handled]
+        if not lost:
+            return
+        wanted = {lf.original_sha256 for lf in lost}
+        sizes = {c.sha256: c.size for t in self.targets for c in t.copies if c.sha256 in wanted}
+        for lf in lost:
+            sha = lf.original_sha256
+            subject = f"{LIBRARY}:{lf.path}"
+            if sha in self.handled:
+                continue  # two rows of one original
+            self.handled.add(sha)
+            if sha not in sizes:
+                why = "gone from the library; put back once a target holding it is available"
+                self._note("waiting", subject, why)
+                continue
+            f, item = self._library_item(lf, sizes[sha])
+            put = CopyToLibrary(
+                id=f"library:{sha}",
+                subject=subject,
+                reason="gone from the library; put back from a target's copy",
+                sha256=sha,
+                name=f.name,
+                size=f.size,
+                captured_at=item.captured_at,
+            )
+            self.actions.append(put)
+            self._targets(sha, None, sha, f, item, subject, ())
+            self._encode(sha, None, sha, f, item, subject, (put.id,))
 
     def _library_sidecar(self, lf: LibraryFile) -> None:
         """The sidecar of an item that lives only in the library, on a target

@@ -415,6 +415,14 @@ class StateDB:
         instead: ``lineage_in_order``)."""
         return {row.path: row for row in self.lineage_in_order()}
 
+    def forget_lineage(self, paths: Iterable[str]) -> None:
+        """Library rows of files no longer at these paths (moved within the
+        library: their content is known at its new path)."""
+        rows = [(p,) for p in paths]
+        if rows:
+            with self.transaction():
+                self.db.conn.executemany("delete from library where path = ?", rows)
+
     def record_lineage(self, row: LineageRow) -> None:
         self.record_lineages([row])
 
