@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import attrs
+
 from reconciler.model import (
+    CopyToLibrary,
     CopyToTarget,
     EncodeForTier,
     FileCopy,
@@ -119,3 +122,47 @@ def test_without_a_record_a_still_of_its_name_says_it_collision_tags_aside() -> 
     everything = tuple(f.sha256 for f in files)
     p = plan(desired(tiers=TIERS), world(files, archived=everything), NOW)
     assert ids(p) == [f"encode:{STILL}", f"encode:{VIDEO}"]
+
+
+def _lost(w: World, *gone: LibraryFile) -> World:
+    return attrs.evolve(w, library=attrs.evolve(w.library, lost=gone))
+
+
+def test_a_library_file_gone_is_put_back_from_a_target_then_encoded() -> None:
+    """Its row says it was X's file for "older"; nothing in the library
+    holds X now, and the targets do: X is placed again, then encoded."""
+    w = _lost(world((), archived=(X,)), lib("2021/01/02/IMG_1.JPG", Y, X, "older"))
+    p = plan(desired(tiers=TIERS), w, NOW)
+    assert ids(p) == [f"library:{X}", f"encode:{X}"]
+    put, enc = p.actions
+    assert isinstance(put, CopyToLibrary) and isinstance(enc, EncodeForTier)
+    assert (put.name, put.size, put.captured_at) == ("IMG_1.JPG", 9, WHEN)
+    assert put.reason == "gone from the library; put back from a target's copy"
+    assert (enc.tier, enc.depends_on) == ("older", (put.id,))
+    assert p.notes == ()
+
+
+def test_a_library_file_gone_and_on_no_target_is_a_note() -> None:
+    w = _lost(world(()), lib("2021/01/02/IMG_1.JPG", Y, X, "older"))
+    p = plan(desired(tiers=TIERS), w, NOW)
+    assert p.actions == ()
+    assert [(n.status, n.subject, n.reason) for n in p.notes] == [
+        (
+            "waiting",
+            "library:2021/01/02/IMG_1.JPG",
+            "gone from the library; put back once a target holding it is available",
+        )
+    ]
+
+
+def test_a_library_file_gone_while_its_source_holds_it_is_placed_from_there_once() -> None:
+    card = SourceItem(
+        source_id="card",
+        key="DCIM/IMG_1.JPG",
+        files=(MediaFile(name="IMG_1.JPG", size=9, ref="DCIM/IMG_1.JPG", sha256=X),),
+        captured_at=WHEN,
+    )
+    w = _lost(world((), items=(card,), archived=(X,)), lib("2021/01/02/IMG_1.JPG", Y, X))
+    p = plan(desired(tiers=TIERS), w, NOW)
+    placing = [a for a in p.actions if isinstance(a, CopyToLibrary)]
+    assert [a.subject for a in placing] == ["card:DCIM/IMG_1.JPG"]
