@@ -661,13 +661,13 @@ class FilesystemStore:
             ) from e
         return dest.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}{dest.suffix}"
 
-    def replace(self, tmp: Path, rel_path: str, *, replaces: str) -> FileCopy:
+    def replace(self, tmp: Path, rel_path: str, *, replaces: str, sha256: str) -> FileCopy:
         """Library only: atomically replace ``rel_path`` with ``tmp`` (an
-        encoded file), only while it still holds the bytes ``replaces`` (the
-        SHA-256 the tool recorded there): a file the person changed or put
-        there since (an edit saved over it, a copy of theirs) is theirs, and
-        stays (SourceChangedError). Backup targets are never written
-        through this."""
+        encoded file, whose SHA-256 is ``sha256``), only while it still
+        holds the bytes ``replaces`` (the SHA-256 the tool recorded there): a
+        file the person changed or put there since (an edit saved over it, a
+        copy of theirs) is theirs, and stays (SourceChangedError). Backup
+        targets are never written through this."""
         dest = self._path(rel_path)
         try:
             now = sha256_file(open_to_read(dest, follow=False))
@@ -690,7 +690,7 @@ class FilesystemStore:
             raise ProviderError(
                 f"replacing {rel_path} failed: {self._plain(e)}", provider=self.id
             ) from e
-        return self._copy_at(rel_path, sha256_file(dest))
+        return self._copy_at(rel_path, sha256)  # the very file, renamed
 
     def put_sidecar(self, rel_path: str, data: bytes, *, mtime_ns: int | None = None) -> FileCopy:
         """Write an XMP sidecar, replacing an older one atomically: the only

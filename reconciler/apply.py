@@ -222,8 +222,6 @@ class Applier:
             copies=self.copies,
         )
         self.throttled: dict[str, str] = {}
-        #: encode action id -> the library path it may replace (``_encodes_of``)
-        self._encoding: dict[str, str] = {}
         self.gate = RemovalGate(
             desired=desired,
             db=db,
@@ -332,7 +330,6 @@ class Applier:
             with self.db.transaction():  # journaled before anything runs
                 for a in runnable:
                     self.db.journal(self.run_id, a.id, a.kind, "started")
-                self.db.begin_encodes(self.run_id, self._encodes_of(runnable))
             crashpoint.reached("started", actions[0].kind)
             futures = {pool.submit(self._run, a): a for a in runnable}
             try:
@@ -342,24 +339,6 @@ class Applier:
                 for f in futures:
                     f.cancel()
                 raise
-
-    def _encodes_of(self, actions: list[Action]) -> list[tuple[str, str]]:
-        """The library files these actions may replace by an encode, with
-        the original each is made from: recorded before they start, and
-        kept in ``_encoding`` until each action's end is recorded."""
-        found: list[tuple[str, str]] = []
-        for a in actions:
-            if not isinstance(a, EncodeForTier):
-                continue
-            try:
-                sha = self._sha(a.sha256, a.origin)
-            except _Skip:
-                continue  # not downloaded: it will not start
-            lib = self.library.get(sha)
-            if lib is not None:
-                self._encoding[a.id] = lib.path
-                found.append((lib.path, sha))
-        return found
 
     def _blocked_by(self, a: Action, outcomes: dict[str, Outcome]) -> str:
         for dep in a.depends_on:
@@ -420,8 +399,6 @@ class Applier:
         crashpoint.reached("finish-before", a.kind)
         with self.db.transaction():  # what it did and its journal row, together
             self._record(fx)
-            if a.id in self._encoding:
-                self.db.end_encodes([self._encoding.pop(a.id)])
             self.db.journal(self.run_id, a.id, a.kind, status, detail, subject=a.subject)
         crashpoint.reached("finish-after", a.kind)
         outcome = Outcome(
@@ -810,7 +787,13 @@ class Applier:
                 when = int(lib.captured_at.timestamp()) * 10**9
                 with contextlib.suppress(OverflowError, OSError):  # a date no mtime holds
                     os.utime(tmp, ns=(when, when))
-            copy = store.replace(tmp, lib.path, replaces=lib.sha256)
+            # Recorded as the tool's before it lands: a run killed between
+            # the replace and its record would leave a file that carries the
+            # original's lineage and that no record vouches for.
+            made = sha256_file(tmp)
+            if tier != ORIGINAL_TIER:
+                self.db.record_made(made, sha, tier)
+            copy = store.replace(tmp, lib.path, replaces=lib.sha256, sha256=made)
         except media.EncodeTimeout as e:
             # The machine, not the file, may be at fault: not settled, so
             # the next run tries again.

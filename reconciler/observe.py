@@ -835,7 +835,7 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> tuple[Librar
     files: list[LibraryFile] = []
     learned: list[LineageRow] = []
     intern, new, fromtimestamp = sys.intern, tuple.__new__, datetime.fromtimestamp
-    recorded, under_way = db.made_any(), db.encoding_at()
+    recorded = db.made_any()
     gone: list[LineageRow] = []  # rows of files no longer there
     at = next(rows, None)
     for c in copies:
@@ -847,7 +847,7 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> tuple[Librar
         if at is not None and at[0] == path:
             row, at = at, next(rows, None)
         if row is None or row.sha256 != sha:
-            row = _made_here(store.root / path, c, db, recorded, under_way) or original_row(c, None)
+            row = _made_here(store.root / path, c, db, recorded) or original_row(c, None)
             learned.append(row)
         if row.captured_at is None:
             row = row._replace(captured_at=_library_capture_ts(store.root / path, path))
@@ -880,8 +880,6 @@ def _library(conn: Connected, hasher: CachedHasher, db: StateDB) -> tuple[Librar
     # placed again); a sidecar not read yet says what its item's files are.
     roles = db.roles_of({r.original_sha256 for r in learned if not r.role})
     db.record_lineages(learned)  # after a lost state DB, every file's row
-    # An encode under way that left its rendition is known by it now.
-    db.end_encodes(r.path for r in learned if under_way.get(r.path) == r.original_sha256)
     lost = _lost(gone, files, db)  # after the rows learned took the roles of those gone
     parsed = _read_sidecars(store, files)
     for sha, found in parsed.items():
@@ -1145,21 +1143,18 @@ def _known_from_sidecars(
             db.record_source_file(sid, item_key, ref, f.sha256, f.size, f.fingerprint)
 
 
-def _made_here(
-    path: Path, c: FileCopy, db: StateDB, recorded: bool, under_way: dict[str, str]
-) -> LineageRow | None:
+def _made_here(path: Path, c: FileCopy, db: StateDB, recorded: bool) -> LineageRow | None:
     """The row of a library file the tool made by encoding, from the lineage
     it carries; None for any other content. The lineage is a label copied
     with the file's metadata: a copy the person saved from it (a black and
     white version, a crop, a tag edited with exiftool) carries it too, and
     taken for the tool's it was never archived and was replaced by the next
     tier's encode. So it is believed only of content the tool recorded
-    making from that original (``renditions``); of the file at a path where
-    an encode of that original began and never ended (a run killed between
-    the replace and its record: ``encoding``); or where nothing was ever
-    recorded (a new or lost state database: the label is all there is)."""
+    making from that original (``renditions``: recorded before the encode
+    replaced its file), or where nothing was ever recorded (a new or lost
+    state database: the label is all there is)."""
     found = _embedded_lineage(path, c)
-    if found is None or not recorded or under_way.get(c.path) == found.original_sha256:
+    if found is None or not recorded:
         return found
     made = db.renditions([c.sha256]).get(c.sha256)
     return found if made == found.original_sha256 else None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the database object is handed in; sqlite-utils is loaded by state
     import sqlite_utils
 
-SCHEMA_VERSION = 17
+SCHEMA_VERSION = 16
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -309,18 +309,6 @@ def _migrate_hash_ctime(db: sqlite_utils.Database) -> None:
         db.execute("alter table hash_cache add column ctime_ns integer")
 
 
-def _migrate_encodes_under_way(db: sqlite_utils.Database) -> None:
-    """Each encode under way, recorded before it starts (``encoding``): a
-    run killed after an encode replaced its library file and before it
-    recorded the rendition leaves a file the renditions do not know, whose
-    lineage is then believed because an encode of that original, to that
-    path, was under way. Rows go when the encode ends or its file is seen."""
-    db.execute(
-        "create table if not exists encoding (path text primary key, "
-        "original_sha256 text not null, run_id integer, started_at text) without rowid"
-    )
-
-
 #: A hash-cache row written or deleted under a tree makes the tree's listing
 #: stale (``tree_listing``): it is read only while exact.
 _LISTING_STALE = (
@@ -372,5 +360,4 @@ MIGRATIONS = {
     14: _migrate_retry_wrong_verdicts,
     15: _migrate_library_roles,
     16: _migrate_hash_ctime,
-    17: _migrate_encodes_under_way,
 }

@@ -500,26 +500,21 @@ class StateDB:
         lineage the files carry.)"""
         return self.db.conn.execute("select 1 from renditions limit 1").fetchone() is not None
 
-    def begin_encodes(self, run_id: int, encodes: Iterable[tuple[str, str]]) -> None:
-        """Encodes about to start, (library path, original SHA-256) each:
-        recorded before the file is replaced, so a run killed between the
-        replace and its record leaves a rendition still known for the tool's
-        (``encoding_at``)."""
-        now = _now()
-        self.db.conn.executemany(
-            "insert or replace into encoding (path, original_sha256, run_id, started_at) "
-            "values (?, ?, ?, ?)",
-            [(path, sha, run_id, now) for path, sha in encodes],
-        )
-
-    def end_encodes(self, paths: Iterable[str]) -> None:
-        """These encodes ended (done, failed, or their file seen since)."""
-        self.db.conn.executemany("delete from encoding where path = ?", [(p,) for p in paths])
-
-    def encoding_at(self) -> dict[str, str]:
-        """Encodes that began and never ended: library path -> the original
-        the file there was being made from."""
-        return dict(self.db.conn.execute("select path, original_sha256 from encoding"))
+    def record_made(self, sha256: str, original_sha256: str, tier: str) -> None:
+        """A file the tool made by encoding, recorded before it replaces its
+        library file, from the encode's own thread, on a connection of its
+        own, committed at once: a run killed between the replace and its
+        record leaves a file still known for the tool's. Bytes recorded and
+        never placed (the replace refused) are the tool's all the same."""
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+        try:
+            conn.execute(
+                "insert or ignore into renditions (sha256, original_sha256, tier, made_at) "
+                "values (?, ?, ?, ?)",
+                (sha256, original_sha256, tier, _now()),
+            )
+        finally:
+            conn.close()
 
     def renditions(self, shas: Iterable[str] | None = None) -> dict[str, str]:
         """Files the tool made by encoding, now or earlier: their SHA-256 ->

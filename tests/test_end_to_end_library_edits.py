@@ -145,9 +145,8 @@ def test_an_encode_killed_after_its_replace_leaves_the_tool_s_rendition(tmp_path
     """SIGKILL after an encode replaced its library file and before the run
     recorded it: the file there is the tool's rendition, which the records
     do not know. Believed only of what was recorded, it was taken for a new
-    photo of the person's and archived beside its original. The encode was
-    recorded as under way before it began (``encoding``), so its file is
-    known for the tool's."""
+    photo of the person's and archived beside its original. An encode's
+    bytes are recorded (``renditions``) before they replace the file."""
     ws = make_workspace(tmp_path / "ws")
     make_camera_jpeg(ws.incoming / "IMG_1.JPG", size=(640, 480))
     # a rendition on record, at the tier of today: the next run encodes IMG_2 alone
@@ -168,3 +167,26 @@ def test_an_encode_killed_after_its_replace_leaves_the_tool_s_rendition(tmp_path
     assert held.count(second) == 2, again.out  # the original, twice
     assert rendition not in held, again.out  # never archived as a photo of its own
     assert ws.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_an_edit_made_after_a_run_killed_before_its_encode_is_the_person_s(
+    tmp_path: Path,
+) -> None:
+    """The run is killed as its encodes start (their journal rows written,
+    nothing encoded); the person then tags the library's photo. Nothing the
+    killed run left may vouch for the edit as the tool's."""
+    ws = make_workspace(tmp_path / "ws")
+    lib, _original = _offloaded(ws)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILE_TEST_")}
+    env["RECONCILE_TEST_KILL_AT"] = "started:encode:1"
+    cmd = [sys.executable, "-m", "reconciler.cli", "-c", str(ws.config), "apply", "--yes"]
+    killed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    exif(lib, "-Artist=Grandma")
+    edited = lib.read_bytes()
+    r = ws.run("apply", "--yes")
+    assert r.code == 0, r.out + r.err
+    on_targets = [v for t in ("nas", "usb") for v in media_under(ws.target(t)).values()]
+    assert edited in on_targets, r.out
+    names = [tag(p, "Artist") for p in ws.library.rglob("*.JPG")]
+    assert "Grandma" in names, (r.out, names)
