@@ -506,15 +506,18 @@ class StateDB:
         own, committed at once: a run killed between the replace and its
         record leaves a file still known for the tool's. Bytes recorded and
         never placed (the replace refused) are the tool's all the same."""
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
         try:
-            conn.execute(
-                "insert or ignore into renditions (sha256, original_sha256, tier, made_at) "
-                "values (?, ?, ?, ?)",
-                (sha256, original_sha256, tier, _now()),
-            )
-        finally:
-            conn.close()
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+            try:
+                conn.execute(
+                    "insert or ignore into renditions (sha256, original_sha256, tier, made_at) "
+                    "values (?, ?, ?, ?)",
+                    (sha256, original_sha256, tier, _now()),
+                )
+            finally:
+                conn.close()
+        except sqlite3.Error as e:
+            raise unusable(self.path, e) from e
 
     def renditions(self, shas: Iterable[str] | None = None) -> dict[str, str]:
         """Files the tool made by encoding, now or earlier: their SHA-256 ->
