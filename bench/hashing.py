@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from providers.filesystem import scan_tree
-from reconciler.observe import CachedHasher
+from reconciler.observe.hasher import CachedHasher
 from reconciler.state import StateDB
 
 MIB = 1 << 20

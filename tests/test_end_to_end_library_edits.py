@@ -3,7 +3,7 @@ version saved from a library photo by an editor that keeps its XMP, a tag
 edited with exiftool) is the person's, not the tool's: it was never
 archived ("No changes") and the next tier's encode replaced it, so the
 person's photo was lost everywhere. Lineage is believed only of content the
-tool recorded making (``observe._made_here``), and a library file is
+tool recorded making (``observe.library._made_here``), and a library file is
 replaced only while it holds the bytes the tool recorded there
 (``FilesystemStore.replace``). Real exiftool and Pillow."""
 

@@ -15,7 +15,8 @@ from reconciler.config import DesiredState
 from reconciler.connect import connect
 from reconciler.errors import ConfigError
 from reconciler.model import Action, Plan, World
-from reconciler.observe import Progress, observe, paused_gc
+from reconciler.observe import observe, paused_gc
+from reconciler.observe.hasher import Progress
 from reconciler.plan import plan as make_plan
 from reconciler.state import StateDB
 

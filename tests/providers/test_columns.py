@@ -22,7 +22,7 @@ from providers.base import ColumnWalk, Hashed, HashedColumns, LocalTree, ScanEnt
 from providers.filesystem import hashed_tree, scan_tree
 from reconciler.hashing import sha256_file
 from reconciler.model import FileCopy
-from reconciler.observe import CachedHasher
+from reconciler.observe.hasher import CachedHasher
 from reconciler.state import StateDB
 from reconciler.walk_ahead import WalkAhead
 
@@ -131,7 +131,7 @@ def test_a_store_lists_the_same_copies_from_columns_as_from_entries(
                 raise PermissionError(13, "Permission denied", str(path))
             return sha256_file(path)
 
-        monkeypatch.setattr("reconciler.observe.sha256_file", locked)
+        monkeypatch.setattr("reconciler.observe.hasher.sha256_file", locked)
         unreadable, listed = both()
         assert listed == 0
         assert unreadable == [c for c in first if c.path != "2021/b/IMG_2.JPG"]
@@ -183,7 +183,7 @@ def test_a_listed_tree_with_a_file_due_and_unreadable_lists_every_other_copy(
                 raise PermissionError(13, "Permission denied", str(path))
             return sha256_file(path)
 
-        monkeypatch.setattr("reconciler.observe.sha256_file", unreadable)
+        monkeypatch.setattr("reconciler.observe.hasher.sha256_file", unreadable)
         late = CachedHasher(db, now=2_000_000_000.0 + 40 * day, reverify_after_s=10 * day)
         entries = list(scan_tree(root))
         hashed = late.hash_entries(entries, tree=os.path.join(root, ""))

@@ -135,7 +135,7 @@ def test_a_store_swapped_after_its_marker_was_read_is_not_listed_as_empty(
     its path (unmounted: the bare mount point; or another disk mounted). A
     walk of that folder is not this store's listing: it fails, and the hash
     cache keeps every row of the store (or the next run would read it all)."""
-    from reconciler.observe import CachedHasher
+    from reconciler.observe.hasher import CachedHasher
     from reconciler.state import StateDB
 
     store = _store(tmp_path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from providers.folder import FolderSource
-from reconciler.observe import CachedHasher
+from reconciler.observe.hasher import CachedHasher
 from reconciler.state import StateDB
 
 

@@ -170,7 +170,7 @@ def test_hash_cache_means_unchanged_files_are_not_reread(tmp_path: Path) -> None
     assert ws.run("apply", "--yes", now=NOW).code == 0
     desired = config.load(ws.config)
     db = StateDB.in_dir(desired.state_dir)
-    from reconciler.observe import CachedHasher
+    from reconciler.observe.hasher import CachedHasher
 
     hasher = CachedHasher(db)
     conn = connect(desired)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from providers.filesystem import scan_tree
-from reconciler.observe import CachedHasher
+from reconciler.observe.hasher import CachedHasher
 from reconciler.state import StateDB
 
 DAY = 86400.0

@@ -17,7 +17,7 @@ import pytest
 
 from providers.filesystem import scan_tree
 from reconciler.media.kinds import extension, is_archivable
-from reconciler.observe import CachedHasher
+from reconciler.observe.hasher import CachedHasher
 from reconciler.schema import MIGRATIONS, _migrate_hash_cache_clustered
 from reconciler.state import StateDB
 
@@ -202,8 +202,8 @@ def test_small_files_are_hashed_here_and_large_ones_on_the_pool_with_the_same_re
     gain from every core. Whichever way a file goes, its result is its own,
     in its place, an unreadable file of either size is that file's error,
     and the progress counts every file once."""
-    from reconciler import observe
     from reconciler.hashing import HASH_CHUNK
+    from reconciler.observe import hasher as cached_hasher
 
     root = tmp_path / "store"
     sizes = [10, HASH_CHUNK - 1, HASH_CHUNK, 3 * HASH_CHUNK + 5, 0, 700, HASH_CHUNK + 1]
@@ -219,13 +219,13 @@ def test_small_files_are_hashed_here_and_large_ones_on_the_pool_with_the_same_re
     for path in gone:
         os.unlink(path)  # vanished between the walk and the read
     where: dict[str, str] = {}
-    real = observe.sha256_file
+    real = cached_hasher.sha256_file
 
     def spy(path: str | Path) -> str:
         where[str(path)] = threading.current_thread().name
         return real(path)
 
-    monkeypatch.setattr(observe, "sha256_file", spy)
+    monkeypatch.setattr(cached_hasher, "sha256_file", spy)
     seen: list[tuple[int, int]] = []
     db = StateDB.in_dir(tmp_path / "state")
     try:

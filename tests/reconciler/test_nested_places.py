@@ -27,7 +27,7 @@ import pytest
 from providers.base import LocalTree
 from providers.filesystem import NestedPlaceError, hashed_tree, scan_tree
 from reconciler.errors import ProviderError
-from reconciler.observe import CachedHasher
+from reconciler.observe.hasher import CachedHasher
 from reconciler.state import StateDB
 from reconciler.walk_ahead import WalkAhead
 from tests.helpers import KEEP_ORIGINALS, make_jpeg, make_workspace

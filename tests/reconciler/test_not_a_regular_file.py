@@ -19,7 +19,7 @@ from providers.folder import FolderSource
 from reconciler import media
 from reconciler.errors import MediaError, ProviderError
 from reconciler.hashing import copy_file_hashing, sha256_file
-from reconciler.observe import CachedHasher
+from reconciler.observe.hasher import CachedHasher
 from reconciler.state import StateDB
 from tests.helpers import fifo_at, promptly
 

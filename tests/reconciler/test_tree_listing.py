@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from providers.filesystem import scan_tree
-from reconciler.observe import CachedHasher
+from reconciler.observe.hasher import CachedHasher
 from reconciler.state import CachedHash, StateDB
 from tests.helpers import make_jpeg
 

@@ -24,7 +24,7 @@ from providers.filesystem import TMP_PREFIX, scan_tree
 from providers.icloud.emulator import Account
 from providers.syncthing.target import _is_syncthing_own
 from reconciler import lifeline, tree_listing, walk_ahead
-from reconciler.observe import CachedHasher
+from reconciler.observe.hasher import CachedHasher
 from reconciler.state import StateDB
 from reconciler.walk_ahead import WalkAhead
 from tests.helpers import (

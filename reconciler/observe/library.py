@@ -1,0 +1,302 @@
+"""Observing the library: each file with its lineage row (the original it
+was made from, its tier, its role in its item), learned from the file
+itself where the state DB has none (after a lost database, a run killed
+mid-encode); the library's sidecars read once each; the files on record
+that are gone, for the planner to put back."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from operator import itemgetter
+from pathlib import Path
+
+import attrs
+
+from providers.base import (
+    Store,
+    disk_of,
+)
+from reconciler import media, sidecar
+from reconciler.connect import Connected
+from reconciler.errors import MediaError, ProviderError
+from reconciler.hashing import read_file
+from reconciler.layout import date_from_path
+from reconciler.media.metadata import is_placeholder_timestamp
+from reconciler.model import (
+    ORIGINAL_ROLE,
+    SIDECAR_ROLE,
+    FileCopy,
+    LibraryFile,
+    LibraryState,
+    SidecarOwner,
+    TargetState,
+)
+from reconciler.observe.hasher import CachedHasher
+from reconciler.rows import original_row
+from reconciler.state import LineageRow, StateDB
+
+#: A library sidecar read this run, by its SHA-256 (None: not one of ours).
+Parsed = dict[str, sidecar.SidecarIdentity | None]
+
+
+def library_state(
+    conn: Connected, hasher: CachedHasher, db: StateDB
+) -> tuple[LibraryState, Parsed]:
+    """The library's files, each with its lineage row; and the sidecars
+    read on the way (each new one of the tool's, read once: what it says
+    every file of its item is becomes that file's role)."""
+    store = conn.library
+    avail = store.availability()
+    if not avail.available:
+        return LibraryState(available=False, problem=avail.reason), {}
+    try:
+        # in path order, as the rows are read (the walk's order is the disk's)
+        copies = sorted(store.list_copies(hasher), key=itemgetter(1))
+    except ProviderError as e:
+        return LibraryState(available=False, problem=f"listing failed: {e}"), {}
+    # Each file's row, by merging the files in path order with one ordered
+    # read of the rows: no dict of 100k rows at the run's peak of memory.
+    rows = db.lineage_in_order()
+    files: list[LibraryFile] = []
+    learned: list[LineageRow] = []
+    intern, new, fromtimestamp = sys.intern, tuple.__new__, datetime.fromtimestamp
+    recorded = db.made_any()
+    gone: list[LineageRow] = []  # rows of files no longer there
+    at = next(rows, None)
+    for c in copies:
+        path, sha = c.path, c.sha256
+        while at is not None and at[0] < path:
+            gone.append(at)
+            at = next(rows, None)
+        row = None
+        if at is not None and at[0] == path:
+            row, at = at, next(rows, None)
+        if row is None or row.sha256 != sha:
+            row = _made_here(store.root / path, c, db, recorded) or original_row(c, None)
+            learned.append(row)
+        if row.captured_at is None:
+            row = row._replace(captured_at=_library_capture_ts(store.root / path, path))
+            if row.captured_at is not None:
+                learned.append(row)
+        # (path, sha256, original_sha256, tier, size, captured_at, role);
+        # one string per content (the copies' are interned: a file at its
+        # original's tier takes its own) and per tier name and role: 100k
+        # library files would otherwise each hold their own.
+        original = row.original_sha256
+        files.append(
+            new(
+                LibraryFile,
+                (
+                    path,
+                    sha,
+                    sha if original == sha else intern(original),
+                    intern(row.tier),
+                    c.size,
+                    None if row.captured_at is None else fromtimestamp(row.captured_at, UTC),
+                    intern(row.role),
+                ),
+            )
+        )
+    while at is not None:
+        gone.append(at)
+        at = next(rows, None)
+    rows.close()
+    # A row learned now keeps the role its content had (a file hashed or
+    # placed again); a sidecar not read yet says what its item's files are.
+    roles = db.roles_of({r.original_sha256 for r in learned if not r.role})
+    db.record_lineages(learned)  # after a lost state DB, every file's row
+    lost = _lost(gone, files, db)  # after the rows learned took the roles of those gone
+    parsed = _read_sidecars(store, files)
+    for sha, found in parsed.items():
+        if found is None:
+            roles[sha] = ORIGINAL_ROLE  # another program's .xmp: read once, never again
+        else:
+            roles[sha] = SIDECAR_ROLE
+            for content, role in sidecar.roles(found).items():
+                roles.setdefault(content, role)
+    db.record_roles(roles)
+    state = LibraryState(available=True, files=tuple(files), lost=lost, device=disk_of(store))
+    return _with_roles(state, roles), parsed
+
+
+def _lost(gone: list[LineageRow], files: list[LibraryFile], db: StateDB) -> tuple[LibraryFile, ...]:
+    """The library's media files gone whose content the library holds
+    nowhere else (deleted, a disk replaced, an item off-loaded while the
+    library was away): the planner puts them back from a target. The rows
+    of the others are forgotten: a file moved or renamed within the library
+    (its content found at another path) is known by its new path, and an
+    item's sidecar or junk is not put back (the targets hold the sidecar)."""
+    if not gone:
+        return ()
+    present = {lf.original_sha256 for lf in files} | {lf.sha256 for lf in files}
+    lost = [
+        r
+        for r in gone
+        if r.original_sha256 not in present
+        and r.role != SIDECAR_ROLE
+        and media.is_archivable(r.path)
+        and not sidecar.is_sidecar(r.path)
+    ]
+    kept = {r.path for r in lost}
+    db.forget_lineage(r.path for r in gone if r.path not in kept)
+    return tuple(
+        LibraryFile(
+            path=r.path,
+            sha256=r.sha256,
+            original_sha256=r.original_sha256,
+            tier=r.tier,
+            size=r.size,
+            captured_at=None
+            if r.captured_at is None
+            else datetime.fromtimestamp(r.captured_at, UTC),
+            role=r.role,
+        )
+        for r in lost
+    )
+
+
+def _read_sidecars(store: Store, files: Iterable[LibraryFile]) -> Parsed:
+    """The library's ``.xmp`` files not read yet (no role: written since
+    the last run, or every one after a lost state DB or an upgrade), read
+    and parsed; one that cannot be read now is read next run."""
+    parsed: Parsed = {}
+    for lf in files:
+        if not lf.role and sidecar.is_sidecar(lf.path):
+            _read_sidecar(store, lf, parsed)
+    return parsed
+
+
+def _read_sidecar(store: Store, lf: LibraryFile, parsed: Parsed) -> None:
+    path = store.local_path(lf.path)
+    try:
+        data = read_file(path, sidecar.MAX_BYTES) if path is not None else None
+    except OSError:
+        return
+    if data is not None:
+        parsed[lf.sha256] = sidecar.parse(data)
+
+
+def _with_roles(library: LibraryState, roles: Mapping[str, str]) -> LibraryState:
+    """``library`` with each file's role as just learned (by its original's
+    SHA-256), as ``StateDB.record_roles`` keeps it: a role other than an
+    original's is never taken back."""
+    if not roles:
+        return library
+    files = tuple(
+        lf._replace(role=roles[lf.original_sha256])
+        if lf.role in ("", ORIGINAL_ROLE) and roles.get(lf.original_sha256)
+        else lf
+        for lf in library.files
+    )
+    return attrs.evolve(library, files=files)
+
+
+def sidecars_missing(
+    library: LibraryState, targets: tuple[TargetState, ...], conn: Connected, parsed: Parsed
+) -> dict[str, SidecarOwner]:
+    """The item each library sidecar of the tool describes, for those an
+    available archive target lacks (read from the file, only for these:
+    none on a converged run). The planner keeps them there, as every file
+    of an item that lives only in the library. A conduit (the phone) is no
+    archive: it holds a file only until Google Photos, which reads no XMP,
+    has it."""
+    ours = {lf.sha256: lf for lf in library.files if lf.role == SIDECAR_ROLE}
+    if not ours:
+        return {}
+    wanted = set(ours)
+    missing: set[str] = set()
+    for t in targets:
+        if t.available and t.role != "conduit":
+            held = wanted.intersection(map(itemgetter(4), t.copies))  # (FileCopy.sha256)
+            held.update(d.sha256 for d in t.pending if d.sha256 in wanted)
+            if len(held) < len(wanted):  # (every one, on a converged run)
+                missing.update(wanted - held)
+    found: dict[str, SidecarOwner] = {}
+    paths = {lf.path: lf for lf in ours.values()} if missing else {}
+    for sha in sorted(missing):
+        owner = _owner(conn.library, ours[sha], parsed)
+        if owner is None:
+            continue
+        # Of an item's two sidecars side by side in the library (its plain
+        # and its tagged name: put there by hand, or by an older version),
+        # the plain one is kept on the targets, whichever of them a target
+        # lacks: the two would take turns at the target's one for ever.
+        tag = sidecar.owner_names(owner, "")[1][len(owner.original_name) :]
+        path = ours[sha].path
+        if path.endswith(tag):
+            twin = paths.get(path[: -len(tag)] + sidecar.SUFFIX)
+            other = _owner(conn.library, twin, parsed) if twin is not None else None
+            if other is not None and other[:2] == owner[:2]:
+                continue  # (source id, item key): the same item
+        found[sha] = owner
+    return found
+
+
+def _owner(store: Store, lf: LibraryFile, parsed: Parsed) -> SidecarOwner | None:
+    """The item a library sidecar describes, read once a run."""
+    if lf.sha256 not in parsed:
+        _read_sidecar(store, lf, parsed)
+    identity = parsed.get(lf.sha256)
+    return sidecar.owner_of(identity) if identity is not None else None
+
+
+def _library_capture_ts(path: Path, rel: str) -> float | None:
+    """A library file's capture time when the state DB does not have it (a
+    lost DB, an older schema): its own metadata, else its mtime when that
+    falls on the day of its folder (a file dated by its mtime was placed
+    with that mtime, to the second), else that day's start. Recorded once,
+    so it is looked for once."""
+    ts = media.capture_timestamp(path) if media.is_media(rel) else None
+    if ts is None:
+        day = date_from_path(rel)
+        if day is None:
+            return None
+        ts = day.timestamp()
+        with contextlib.suppress(OSError):
+            mtime = os.stat(path).st_mtime
+            if ts <= mtime < ts + 86400:
+                ts = mtime
+    # A folder 1970/01/01 (placed by an older version) says "no date" too.
+    return None if ts is None or is_placeholder_timestamp(ts) else ts
+
+
+def _made_here(path: Path, c: FileCopy, db: StateDB, recorded: bool) -> LineageRow | None:
+    """The row of a library file the tool made by encoding, from the lineage
+    it carries; None for any other content. The lineage is a label copied
+    with the file's metadata: a copy the person saved from it (a black and
+    white version, a crop, a tag edited with exiftool) carries it too, and
+    taken for the tool's it was never archived and was replaced by the next
+    tier's encode. So it is believed only of content the tool recorded
+    making from that original (``renditions``: recorded before the encode
+    replaced its file), or where nothing was ever recorded (a new or lost
+    state database: the label is all there is)."""
+    found = _embedded_lineage(path, c)
+    if found is None or not recorded:
+        return found
+    made = db.renditions([c.sha256]).get(c.sha256)
+    return found if made == found.original_sha256 else None
+
+
+def _embedded_lineage(path: Path, c: FileCopy) -> LineageRow | None:
+    """Lineage written into an encoded file survives a lost state DB."""
+    if media.media_kind(c.path) == "other":
+        return None
+    try:
+        found = media.read_lineage(path)
+    except (MediaError, OSError):
+        return None
+    if found is None:
+        return None
+    original, tier = found
+    return LineageRow(
+        path=c.path,
+        original_sha256=original,
+        sha256=c.sha256,
+        tier=tier,
+        size=c.size,
+        mtime_ns=c.mtime_ns,
+    )
