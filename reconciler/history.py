@@ -72,7 +72,7 @@ def record(
     try:
         if command == "apply":  # apart: its failure says nothing of the rows
             backup.back_up(
-                db.db.conn,
+                db.conn,
                 desired.state_dir / backup.FOLDER,
                 keep=desired.state.backup_count,
                 interval_hours=desired.state.backup_interval_hours,
