@@ -223,6 +223,7 @@ def main(
     _fill_closed_descriptors()
     # A stream the caller closed is None here: Out makes it /dev/null.
     io = Out(stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin)
+    io.ends_process = argv is None  # the console script: the process ends with the command
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # usage, --help, --version: said, nothing to record

@@ -4,6 +4,7 @@ and planning, and the exit code for what a plan could not look at."""
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 from datetime import datetime
@@ -40,6 +41,9 @@ class Out:
         #: The state directory's log (plan, apply); -q keeps stdout quiet.
         self.log: logging.Logger | None = None
         self.quiet = False
+        #: This command is the whole process (the console script): what it
+        #: holds at its end may be left for the process's exit (``let_go``).
+        self.ends_process = False
 
     def say(self, text: str = "") -> None:
         if self.log is not None and text:
@@ -53,6 +57,22 @@ class Out:
         if self.log is not None:
             self.log.warning(text)
         self.err = print_to(text, self.err)
+
+
+def let_go(io: Out, value: object) -> None:
+    """Done with ``value`` (the observed world: millions of small objects at
+    100k items). In a test, or any caller that goes on, the caller's ``del``
+    frees it. When the command is the whole process, freeing it object by
+    object (0.1 s at 100k items, a twentieth of a no-op plan) would only
+    hand memory back that the process's exit hands back at once: it is held
+    in a cycle moved, with everything made so far, to the collector's
+    permanent generation (``gc.freeze``), which neither a collection nor the
+    interpreter's teardown visits. Nothing else is skipped: the log, the
+    state DB and the helper are closed, and the interpreter exits as usual."""
+    if io.ends_process:
+        kept: list[object] = [value]
+        kept.append(kept)
+        gc.freeze()
 
 
 def print_to(text: str, stream: TextIO) -> TextIO:

@@ -653,3 +653,38 @@ def test_tab_completion_still_answers_the_shell(tmp_path: Path) -> None:
         check=True,
     )
     assert plain.stdout.strip() == "False"
+
+
+_LET_GO = """
+import gc, sys, weakref
+from reconciler.commands.common import Out, let_go
+
+class Held:
+    def __del__(self):
+        print("freed", flush=True)
+
+io = Out(sys.stdout, sys.stderr, sys.stdin)
+io.ends_process = sys.argv[1] == "process"
+value = Held()
+alive = weakref.ref(value)
+let_go(io, value)
+del value
+gc.collect()
+print("kept" if alive() is not None else "gone", flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "said"), [("process", "kept\n"), ("caller goes on", "freed\ngone\n")]
+)
+def test_what_a_command_lets_go_is_freed_unless_the_process_ends_with_it(
+    mode: str, said: str
+) -> None:
+    """The console script's plan leaves its world for the exit to reclaim:
+    neither a collection nor the interpreter's teardown frees it (no
+    ``freed`` after ``kept``); called from code that goes on, it is freed."""
+    done = subprocess.run(
+        [sys.executable, "-c", _LET_GO, mode], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == said
