@@ -27,6 +27,7 @@ RANKS = {
     "reconciler.config": 2,
     "reconciler.metrics": 2,
     "reconciler.schema": 0,
+    "reconciler.leftover": 0,
     "reconciler.tree_listing": 0,
     "reconciler.state": 1,
     "reconciler.lock": 1,
