@@ -36,7 +36,10 @@ def plan_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int
         db.close()
     if args.out or args.json:
         plan = attrs.evolve(plan, basis=fingerprint(world))
-    let_go(io, world)
+    if not plan.actions:
+        # Converged (cron's nightly plan): what follows is a few lines of
+        # text. A plan with work to show renders it after the world is freed.
+        let_go(io, world)
     del world
     held: tuple[Action, ...] = ()
     if args.only or args.target:

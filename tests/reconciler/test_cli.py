@@ -695,13 +695,14 @@ def test_what_a_command_lets_go_is_freed_unless_the_process_ends_with_it(
     assert done.stdout == said
 
 
-def test_a_plan_as_the_program_leaves_its_world_unless_the_census_is_counted_anew(
+def test_a_converged_plan_as_the_program_leaves_its_world_unless_the_census_is_counted(
     tmp_path: Path,
 ) -> None:
     """The world stays to the exit only while nothing else needs its memory:
     a plan whose census must be counted again (the configuration changed
     since the last run) frees it first, so the run's peak is not the two
-    together; the next plan, its census reused, leaves it."""
+    together; the next plan, its census reused, leaves it; a plan with work
+    frees it before showing that work."""
     ws = make_workspace(tmp_path)
     make_jpeg(ws.incoming / "IMG_1.JPG", datetime(2020, 5, 1, tzinfo=UTC))
     assert ws.run("apply", "--yes").code == 0
@@ -718,10 +719,14 @@ def test_a_plan_as_the_program_leaves_its_world_unless_the_census_is_counted_ane
         "print('kept' if leftover._LEFT else 'freed')\n"
     )
     said = []
-    for _ in range(2):
+    # Then a photo to copy: its first plan hashes it (the census is counted
+    # anew), the second reuses that census; neither leaves a world.
+    for photo in (None, None, "IMG_2.JPG", None):
+        if photo:
+            make_jpeg(ws.incoming / photo, datetime(2020, 5, 2, tzinfo=UTC), seed=2)
         done = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=False
         )
         assert done.returncode == 0, done.stderr
         said.append(done.stdout)
-    assert said == ["freed\n", "kept\n"]
+    assert said == ["freed\n", "kept\n", "freed\n", "freed\n"]
