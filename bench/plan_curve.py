@@ -35,11 +35,14 @@ from noop_plan import build, rsync  # bench/ is on the path: run as a script
 
 
 def child(config: str) -> None:
-    """Run inside the measured process: one plan, then its own figures."""
+    """Run inside the measured process: one plan, then its own figures. The
+    plan reads its arguments from sys.argv, as the console script's does
+    (the command is then the whole process, as under cron)."""
     from reconciler.cli import main
 
     out = io.StringIO()
-    code = main(["-c", config, "plan", "--detailed-exitcode"], stdout=out, stderr=out)
+    sys.argv = ["reconcile", "-c", config, "plan", "--detailed-exitcode"]
+    code = main(stdout=out, stderr=out)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(
         json.dumps(

@@ -36,7 +36,6 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +193,7 @@ def _counted(rel: str) -> bool:
 
 def census(db: StateDB, desired: DesiredState) -> Census:
     """Count every item the database knows by its best state (module docstring)."""
-    conn = db.db.conn
+    conn = db.conn
     items: dict[str, _Item] = {}
     by_sha: dict[str, str] = {}  # original SHA-256 -> item key
 
@@ -375,6 +374,10 @@ def _counting_code() -> str:
 
 
 def _version() -> str:
+    # Loaded here, seldom: importlib.metadata (with email's parser) is a
+    # tenth of what a plan imports, and only a copy without its source asks.
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("reconcile")
     except PackageNotFoundError:
@@ -436,7 +439,7 @@ def _targets(
             "where store_id = ?"
         )
         counts = not conduit or cfg.count_as_copy
-        for sha, n, delivered, confirmed, freed in db.db.conn.execute(sql, (tid,)):
+        for sha, n, delivered, confirmed, freed in db.conn.execute(sql, (tid,)):
             if not confirmed:
                 if counts:  # a conduit's confirmation is no copy: nothing waits on it
                     waiting.add(sha)
@@ -458,7 +461,7 @@ def _under(db: StateDB, root: str, columns: str) -> Iterator[tuple[Any, ...]]:
     """Hash cache rows of the files under ``root`` (ending in "/"): a range of
     its primary key, since "0" is the character after "/"."""
     sql = f"select {columns} from hash_cache where path >= ? and path < ?"
-    return db.db.conn.execute(sql, (root, root[:-1] + "0"))
+    return db.conn.execute(sql, (root, root[:-1] + "0"))
 
 
 #: The device of a filesystem target not mounted now (no marker of it).
@@ -475,7 +478,7 @@ def _device(path: str) -> int | None:
 def _failures(db: StateDB) -> tuple[list[tuple[Failure, str]], int | None]:
     """The failed actions of the last apply that acted (the journal's newest
     run), each with its action id, oldest first."""
-    row = db.db.conn.execute("select max(run_id) from journal").fetchone()
+    row = db.conn.execute("select max(run_id) from journal").fetchone()
     if row is None or row[0] is None:
         return [], None
     run_id = int(row[0])
@@ -485,7 +488,7 @@ def _failures(db: StateDB) -> tuple[list[tuple[Failure, str]], int | None]:
     )
     out = [
         (Failure(subject=subject or action_id, kind=kind, error=detail or "", at=at), action_id)
-        for action_id, kind, detail, at, subject in db.db.conn.execute(sql, (run_id,))
+        for action_id, kind, detail, at, subject in db.conn.execute(sql, (run_id,))
     ]
     return out, run_id
 
@@ -586,7 +589,7 @@ def _last_observing_run(db: StateDB) -> tuple[int, datetime | None] | None:
     started after. A plan's row starts before it observes; an apply's own
     row starts after (when it begins to act), so for an apply the end of the
     run before it is taken instead (None: no run before it)."""
-    rows = db.db.conn.execute(
+    rows = db.conn.execute(
         "select id, command, started_at from runs where command in ('plan', 'apply') "
         "and finished_at is not null and coalesce(exit_code, -1) != 4 "
         "order by id desc limit 1"
@@ -596,7 +599,7 @@ def _last_observing_run(db: StateDB) -> tuple[int, datetime | None] | None:
     run_id, command, started_at = rows[0]
     if command == "plan":
         return int(run_id), _utc(started_at)
-    before = db.db.conn.execute(
+    before = db.conn.execute(
         "select max(finished_at) from runs where id < ? and finished_at is not null", (run_id,)
     ).fetchone()[0]
     return int(run_id), _utc(before) if before else None

@@ -55,6 +55,25 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+class _VersionAction(argparse.Action):
+    """``--version``, the package's version looked up only when asked:
+    importlib.metadata (with email's parser) would otherwise load, and scan
+    the installed packages, at every command's start."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(
+            option_strings,
+            dest=argparse.SUPPRESS,
+            default=argparse.SUPPRESS,
+            nargs=0,
+            help="show program's version number and exit",
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        parser._print_message(f"reconcile {_version()}\n", sys.stdout)
+        parser.exit()
+
+
 def _stages(text: str) -> frozenset[str]:
     try:
         return selection.parse_stages(text)
@@ -101,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Declarative, idempotent reconciler for a photo and video library.",
     )
     p.add_argument("-c", "--config", metavar="FILE", default=None, help=config_help)
-    p.add_argument("--version", action="version", version=f"reconcile {_version()}")
+    p.add_argument("--version", action=_VersionAction)
     for parser, default in ((p, False), (common, argparse.SUPPRESS)):
         parser.add_argument(
             "-v",
@@ -204,6 +223,7 @@ def main(
     _fill_closed_descriptors()
     # A stream the caller closed is None here: Out makes it /dev/null.
     io = Out(stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin)
+    io.ends_process = argv is None  # the console script: the process ends with the command
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # usage, --help, --version: said, nothing to record

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from reconciler import backup, metrics
+from reconciler import backup, leftover, metrics
 from reconciler.census import census, census_key
 from reconciler.config import DesiredState
 from reconciler.errors import ReconcileError
@@ -72,7 +72,7 @@ def record(
     try:
         if command == "apply":  # apart: its failure says nothing of the rows
             backup.back_up(
-                db.db.conn,
+                db.conn,
                 desired.state_dir / backup.FOLDER,
                 keep=desired.state.backup_count,
                 interval_hours=desired.state.backup_interval_hours,
@@ -93,7 +93,10 @@ def _census(db: StateDB, desired: DesiredState, run_id: int) -> dict[str, Any] |
     (``census_key``): the same count, done again, gives the same figures."""
     try:
         key = census_key(db, desired)
-        counted = db.census_at(key) or census(db, desired).to_json()
+        counted = db.census_at(key)
+        if not counted:
+            leftover.reclaim()  # counting needs the memory the plan's world holds
+            counted = census(db, desired).to_json()
         db.record_census(run_id, counted, key)
     except Exception:  # recording never raises (module docstring)
         return None

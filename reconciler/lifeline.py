@@ -14,6 +14,10 @@ nothing may keep running and writing into the library afterwards:
   gone, even when the main process died first;
 - workers ignore SIGINT and lead their own process group, so a Ctrl-C on
   the terminal reaches only the main process, which decides what stops.
+
+The helper that walks a large library's trees ahead (``reconciler.walk_ahead``)
+is the run's own child, not the forkserver's: it asks for SIGKILL when the
+run dies, ignores SIGINT and leads its own process group, the same way.
 """
 
 from __future__ import annotations

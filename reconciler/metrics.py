@@ -108,9 +108,9 @@ def _last_exited(db: StateDB, command: str) -> tuple[dict[str, Any] | None, int]
         "select * from runs where command = ? and exit_code is not null "
         "and finished_at is not null order by id desc limit 1"
     )
-    rows = [dict(r) for r in db.db.query(sql, [command])]
+    rows = [dict(r) for r in db.query(sql, [command])]
     last = rows[0] if rows else None
-    after = db.db.conn.execute(
+    after = db.conn.execute(
         "select count(*) from runs where command = ? and id > ? and exit_code is null",
         (command, last["id"] if last else -1),
     ).fetchone()[0]

@@ -1,4 +1,4 @@
-"""The state database: SQLite through sqlite-utils, in WAL mode.
+"""The state database: SQLite in WAL mode, through sqlite-utils where it helps.
 
 It remembers what is expensive to learn again (file hashes, which download
 gave which SHA-256, which library file came from which original, which
@@ -20,24 +20,37 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Se
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from reconciler import tree_listing
 from reconciler.errors import LockHeldError, ReconcileError, StateError
 from reconciler.schema import MIGRATIONS, SCHEMA_VERSION, install_triggers
 
-# sqlite-utils imports numpy when it is installed (matplotlib, for the
-# report, brings it), for numpy column types this tool never stores: every
-# command would start 0.15 s slower and 11 MiB larger. numpy is hidden
-# while sqlite-utils loads, and importable as usual afterwards.
-_HIDE_NUMPY = "numpy" not in sys.modules
-if _HIDE_NUMPY:
-    sys.modules["numpy"] = None  # type: ignore[assignment]  # "import numpy" fails
-try:
+if TYPE_CHECKING:
     import sqlite_utils
-finally:
-    if _HIDE_NUMPY:
-        del sys.modules["numpy"]
+
+
+def _sqlite_utils() -> ModuleType:
+    """sqlite-utils, loaded on first use: a no-op plan reads and writes its
+    rows through the plain connection and never needs it, and loading it
+    (with click, pluggy and dateutil's parser, which it imports at its top)
+    was a tenth of such a run's start.
+
+    It imports numpy when that is installed (matplotlib, for the report,
+    brings it), for numpy column types this tool never stores: 0.15 s and
+    11 MiB more. numpy is hidden while sqlite-utils loads, and importable
+    as usual afterwards."""
+    hide = "numpy" not in sys.modules
+    if hide:
+        sys.modules["numpy"] = None  # type: ignore[assignment]  # "import numpy" fails
+    try:
+        import sqlite_utils
+    finally:
+        if hide:
+            del sys.modules["numpy"]
+    return sqlite_utils
+
 
 _CHUNK = 900  # below SQLite's default limit of host parameters
 
@@ -195,9 +208,12 @@ class StateDB:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
-            self.db = sqlite_utils.Database(conn)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            #: The connection itself, for every read and write of a run's
+            #: hot path; ``db`` wraps it in sqlite-utils where that helps.
+            self.conn = conn
+            self._db: sqlite_utils.Database | None = None
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
         except sqlite3.DatabaseError as e:
             raise unusable(path, e) from e
@@ -205,15 +221,23 @@ class StateDB:
             raise StateError(f"state database {path}: {e.strerror}") from e
         self.path = path
 
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The connection through sqlite-utils (loaded on first use)."""
+        if self._db is None:
+            self._db = _sqlite_utils().Database(self.conn)
+        return self._db
+
     @classmethod
     def in_dir(cls, state_dir: Path) -> StateDB:
         return cls(state_dir / "state.db")
 
     def close(self) -> None:
-        self.db.conn.close()
+        self.conn.close()
 
     def _migrate(self) -> None:
-        if "meta" not in self.db.table_names():
+        sql = "select name from sqlite_master where type = 'table'"
+        if "meta" not in {r[0] for r in self.conn.execute(sql)}:
             self.db.table("meta").create({"key": str, "value": str}, pk="key")
         row = self._meta("schema_version")
         try:
@@ -230,15 +254,22 @@ class StateDB:
                 MIGRATIONS[v](self.db)
                 self._set_meta("schema_version", str(v))
         with self.transaction():
-            install_triggers(self.db.conn)
+            install_triggers(self.conn)
 
     def changes(self) -> int:
         """How many rows were ever written to the census's tables (CENSUS_TABLES)."""
-        return int(self.db.conn.execute("select n from change_counter").fetchone()[0])
+        return int(self.conn.execute("select n from change_counter").fetchone()[0])
 
     def _meta(self, key: str) -> str | None:
-        rows = list(self.db.query("select value from meta where key = ?", [key]))
+        rows = list(self.query("select value from meta where key = ?", [key]))
         return str(rows[0]["value"]) if rows else None
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+        """Rows as dicts, as sqlite-utils' ``Database.query`` gives them."""
+        cursor = self.conn.execute(sql, params)
+        keys = [d[0] for d in cursor.description]
+        for row in cursor:
+            yield dict(zip(keys, row, strict=True))
 
     def _set_meta(self, key: str, value: str) -> None:
         self.db.table("meta").upsert({"key": key, "value": value}, pk="key")
@@ -248,7 +279,7 @@ class StateDB:
     def cached_hashes(self, paths: Sequence[str]) -> dict[str, CachedHash]:
         # The hot path of a no-op run: plain sqlite3 rows, no dict per row.
         out: dict[str, CachedHash] = {}
-        conn = self.db.conn
+        conn = self.conn
         if len(paths) > _CHUNK:
             # A whole tree: one scan of the primary key's range, kept where
             # wanted, is far cheaper than binding every path in IN chunks.
@@ -276,15 +307,15 @@ class StateDB:
             f"where path >= ? and path {'<=' if last_included else '<'} ? "
             "order by path"
         )
-        return iter(self.db.conn.execute(sql, (first, last)))
+        return iter(self.conn.execute(sql, (first, last)))
 
     def tree_listing(self, tree: str) -> tree_listing.TreeListing | None:
         """``tree``'s last listing, if it is still exact (``tree_listing``)."""
-        return tree_listing.read(self.db.conn, tree)
+        return tree_listing.read(self.conn, tree)
 
     def forget_other_tree_listings(self, trees: Sequence[str]) -> int:
         """Drop the listings of trees not in ``trees`` (``tree_listing``)."""
-        return tree_listing.forget_others(self.db.conn, trees)
+        return tree_listing.forget_others(self.conn, trees)
 
     def keep_tree_listing(
         self,
@@ -301,12 +332,12 @@ class StateDB:
         apply beside this plan) changed a row in the meantime. Inside a
         transaction of the caller's, nothing is kept (its writes are not
         settled yet)."""
-        if self.db.conn.in_transaction:
+        if self.conn.in_transaction:
             return False
         with self.transaction(immediate=True):  # the count read and the write, one
             same = self.changes() == changes
             if same:
-                tree_listing.keep(self.db.conn, tree, walk, results, stamps, dated=dated)
+                tree_listing.keep(self.conn, tree, walk, results, stamps, dated=dated)
         return same
 
     def counted(self, write: Callable[[], object]) -> int:
@@ -315,7 +346,7 @@ class StateDB:
         writer could meanwhile). Inside a transaction of the caller's it
         just writes, and says 0: no listing is kept there anyway, and a
         count too low can only keep a listing from being kept."""
-        if self.db.conn.in_transaction:
+        if self.conn.in_transaction:
             write()
             return 0
         with self.transaction(immediate=True):
@@ -329,7 +360,7 @@ class StateDB:
         records = [(p, *h) for p, h in rows if storable(h.size, h.mtime_ns, h.inode)]
         if records:
             with self.transaction():
-                self.db.conn.executemany(
+                self.conn.executemany(
                     "insert or replace into hash_cache (path, size, mtime_ns, inode, sha256, "
                     "dated, captured_at, hashed_at, ctime_ns) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     records,
@@ -339,27 +370,27 @@ class StateDB:
     def transaction(self, *, immediate: bool = False) -> Iterator[None]:
         """One commit for many writes. The connection is in autocommit mode,
         so without this every row would be a transaction of its own."""
-        if self.db.conn.in_transaction:  # nested: the outer one commits
+        if self.conn.in_transaction:  # nested: the outer one commits
             if immediate:
                 raise RuntimeError("an immediate transaction cannot be nested")
             yield
             return
         # immediate: the write lock from the start, so what is read in it
         # stays true until it commits
-        self.db.conn.execute("begin immediate" if immediate else "begin")
+        self.conn.execute("begin immediate" if immediate else "begin")
         try:
             yield
         except BaseException:
-            self.db.conn.execute("rollback")
+            self.conn.execute("rollback")
             raise
-        self.db.conn.execute("commit")
+        self.conn.execute("commit")
 
     def _put(self, table: str, row: dict[str, Any]) -> None:
         """Insert or replace one whole row. Plain SQL: the applier writes a few
         rows per action, and sqlite-utils' insert re-reads the schema each time."""
         cols = ", ".join(row)
         marks = ", ".join("?" * len(row))
-        self.db.conn.execute(
+        self.conn.execute(
             f"insert or replace into {table} ({cols}) values ({marks})", list(row.values())
         )
 
@@ -368,7 +399,7 @@ class StateDB:
     def known_sha256(self) -> dict[tuple[str, str, str], str]:
         """Every row's SHA-256, whatever the file is now (``source_files``
         says whether it still counts)."""
-        rows = self.db.query("select source_id, item_key, ref, sha256 from source_files")
+        rows = self.query("select source_id, item_key, ref, sha256 from source_files")
         return {(r["source_id"], r["item_key"], r["ref"]): r["sha256"] for r in rows}
 
     def source_files(self) -> dict[tuple[str, str, str], DownloadedFile]:
@@ -377,7 +408,7 @@ class StateDB:
         sql = "select source_id, item_key, ref, sha256, size, fingerprint from source_files"
         return {
             (r[0], r[1], r[2]): DownloadedFile(r[3], r[4], r[5] or "")
-            for r in self.db.conn.execute(sql)
+            for r in self.conn.execute(sql)
         }
 
     def record_source_file(
@@ -407,7 +438,7 @@ class StateDB:
             "from library order by path"
         )
         new = tuple.__new__
-        for row in self.db.conn.execute(sql):
+        for row in self.conn.execute(sql):
             yield new(LineageRow, row)
 
     def lineage(self) -> dict[str, LineageRow]:
@@ -450,7 +481,7 @@ class StateDB:
                 if row.sha256 != row.original_sha256
             ]
             with self.transaction():
-                self.db.conn.executemany(
+                self.conn.executemany(
                     f"insert or replace into library ({', '.join(LineageRow._fields)}) "
                     f"values ({', '.join('?' * len(LineageRow._fields))})",
                     latest.values(),
@@ -458,7 +489,7 @@ class StateDB:
                 # A file made by encoding stays known by its bytes after the
                 # library file is encoded again (``renditions``); the first
                 # record of those bytes is kept.
-                self.db.conn.executemany(
+                self.conn.executemany(
                     "insert or ignore into renditions (sha256, original_sha256, tier, made_at) "
                     "values (?, ?, ?, ?)",
                     made,
@@ -471,7 +502,7 @@ class StateDB:
         for chunk in _chunks(sorted(shas)):
             marks = ", ".join("?" * len(chunk))
             found.update(
-                self.db.conn.execute(
+                self.conn.execute(
                     "select original_sha256, role from library "
                     f"where original_sha256 in ({marks}) and role != ''",
                     chunk,
@@ -488,7 +519,7 @@ class StateDB:
         rows = [(role, sha) for sha, role in roles.items()]
         if rows:
             with self.transaction():
-                self.db.conn.executemany(
+                self.conn.executemany(
                     "update library set role = ? "
                     "where original_sha256 = ? and role in ('', 'original')",
                     rows,
@@ -525,15 +556,15 @@ class StateDB:
         library's history is never read whole on a run that needs none of it."""
         sql = "select sha256, original_sha256 from renditions"
         if shas is None:
-            return dict(self.db.conn.execute(sql))
+            return dict(self.conn.execute(sql))
         found: dict[str, str] = {}
         for chunk in _chunks(sorted(set(shas))):
             marks = ", ".join("?" * len(chunk))
-            found.update(self.db.conn.execute(f"{sql} where sha256 in ({marks})", chunk))
+            found.update(self.conn.execute(f"{sql} where sha256 in ({marks})", chunk))
         return found
 
     def settled(self) -> dict[tuple[str, str], str]:
-        rows = self.db.query("select original_sha256, tier, reason from settled")
+        rows = self.query("select original_sha256, tier, reason from settled")
         return {(r["original_sha256"], r["tier"]): r["reason"] for r in rows}
 
     def record_settled(self, original_sha256: str, tier: str, reason: str) -> None:
@@ -542,7 +573,7 @@ class StateDB:
     # ---------------------------------------------------------- deliveries
 
     def deliveries(self, store_id: str) -> dict[str, dict[str, Any]]:
-        rows = self.db.query("select * from deliveries where store_id = ?", [store_id])
+        rows = self.query("select * from deliveries where store_id = ?", [store_id])
         return {r["path"]: dict(r) for r in rows}
 
     def record_delivery(self, store_id: str, path: str, sha256: str, size: int) -> None:
@@ -565,7 +596,7 @@ class StateDB:
     def record_freed(self, store_id: str, path: str, evidence: str = "") -> None:
         """The local staging copy is gone; the phone's copy counts while the
         phone still announces the version recorded here (``evidence``)."""
-        self.db.conn.execute(
+        self.conn.execute(
             "update deliveries set freed_at = ?, evidence = coalesce(nullif(?, ''), evidence) "
             "where store_id = ? and path = ?",
             (_now(), evidence, store_id, path),
@@ -573,9 +604,7 @@ class StateDB:
 
     def deliveries_for(self, store_id: str, path: str) -> dict[str, Any] | None:
         rows = list(
-            self.db.query(
-                "select * from deliveries where store_id = ? and path = ?", [store_id, path]
-            )
+            self.query("select * from deliveries where store_id = ? and path = ?", [store_id, path])
         )
         return dict(rows[0]) if rows else None
 
@@ -592,7 +621,7 @@ class StateDB:
     ) -> None:
         # Keeps delivered_at when the row exists (a delivery this tool made).
         when = at.isoformat() if at is not None else _now()
-        self.db.conn.execute(
+        self.conn.execute(
             "insert into deliveries (store_id, path, sha256, size, confirmed_at, identity, "
             "evidence) values (?, ?, ?, ?, ?, ?, ?) on conflict (store_id, path) do update set "
             "sha256 = excluded.sha256, size = excluded.size, confirmed_at = "
@@ -604,7 +633,7 @@ class StateDB:
         """The confirmation of a delivery counts from ``at``: its recorded
         time is later than now (a clock that ran ahead), so the settle
         period starts again rather than lasting until that time comes."""
-        self.db.conn.execute(
+        self.conn.execute(
             "update deliveries set confirmed_at = ? "
             "where store_id = ? and path = ? and confirmed_at is not null",
             (at.isoformat(), store_id, path),
@@ -614,7 +643,7 @@ class StateDB:
         """The device was asked and no longer holds this copy (changed or
         lost there, or confirmed by another phone or folder): it is a
         delivery again, waiting, and no census counts it as a copy."""
-        self.db.conn.execute(
+        self.conn.execute(
             "update deliveries set confirmed_at = null, evidence = null "
             "where store_id = ? and path = ? and confirmed_at is not null",
             (store_id, path),
@@ -623,7 +652,7 @@ class StateDB:
     def forget_delivery(self, store_id: str, path: str) -> None:
         """A freed copy the phone no longer holds, or a staging copy gone from
         here without being freed: nothing of it is left to count."""
-        self.db.conn.execute(
+        self.conn.execute(
             "delete from deliveries where store_id = ? and path = ?", (store_id, path)
         )
 
@@ -642,22 +671,20 @@ class StateDB:
         )
 
     def liveness(self, store_id: str) -> dict[str, Any] | None:
-        rows = list(self.db.query("select * from liveness where store_id = ?", [store_id]))
+        rows = list(self.query("select * from liveness where store_id = ?", [store_id]))
         return dict(rows[0]) if rows else None
 
     def size_bytes(self) -> int:
         """The database's size (pages in use and free), read from its header:
         how large a library it records, known without counting any table."""
-        (pages,) = self.db.conn.execute("pragma page_count").fetchone()
-        (size,) = self.db.conn.execute("pragma page_size").fetchone()
+        (pages,) = self.conn.execute("pragma page_count").fetchone()
+        (size,) = self.conn.execute("pragma page_size").fetchone()
         return int(pages) * int(size)
 
     # --------------------------------------------------------- listing guard
 
     def listing_count(self, store_id: str) -> int | None:
-        rows = list(
-            self.db.query("select count from listing_counts where store_id = ?", [store_id])
-        )
+        rows = list(self.query("select count from listing_counts where store_id = ?", [store_id]))
         return int(rows[0]["count"]) if rows else None
 
     def record_listing_count(self, store_id: str, count: int) -> None:
@@ -678,7 +705,7 @@ class StateDB:
 
     def unfinished_runs(self) -> list[int]:
         """Runs still ``running``: under the run lock, killed ones."""
-        rows = self.db.conn.execute("select id from runs where status = ?", ["running"])
+        rows = self.conn.execute("select id from runs where status = ?", ["running"])
         return [int(r[0]) for r in rows]
 
     def mark_crashed(self) -> list[int]:
@@ -686,14 +713,14 @@ class StateDB:
         (it would hold the lock), so it was killed; say so, once."""
         ids = self.unfinished_runs()
         if ids:
-            self.db.conn.execute(
+            self.conn.execute(
                 "update runs set status = 'crashed', finished_at = ? where status = 'running'",
                 [_now()],
             )
         return ids
 
     def last_run_status(self) -> str | None:
-        rows = list(self.db.conn.execute("select status from runs order by id desc limit 1"))
+        rows = list(self.conn.execute("select status from runs order by id desc limit 1"))
         return str(rows[0][0]) if rows else None
 
     def journal(
@@ -706,7 +733,7 @@ class StateDB:
         *,
         subject: str = "",
     ) -> None:
-        self.db.conn.execute(
+        self.conn.execute(
             "insert into journal (run_id, action_id, kind, status, detail, at, subject) "
             "values (?, ?, ?, ?, ?, ?, ?)",
             (run_id, action_id, kind, status, detail, _now(), subject or None),
@@ -714,9 +741,9 @@ class StateDB:
 
     def journal_rows(self, run_id: int | None = None) -> list[dict[str, Any]]:
         if run_id is None:
-            return [dict(r) for r in self.db.query("select * from journal order by id")]
+            return [dict(r) for r in self.query("select * from journal order by id")]
         sql = "select * from journal where run_id = ? order by id"
-        return [dict(r) for r in self.db.query(sql, [run_id])]
+        return [dict(r) for r in self.query(sql, [run_id])]
 
     def record_exit(
         self,
@@ -739,20 +766,14 @@ class StateDB:
                 run_id, {"exit_code": exit_code, "reason": reason, "summary": json.dumps(merged)}
             )
             return run_id
-        table = self.db.table("runs")
-        table.insert(
-            {
-                "command": command,
-                "started_at": started_at,
-                "finished_at": _now(),
-                "status": status,
-                "summary": json.dumps(summary or {}),
-                "exit_code": exit_code,
-                "reason": reason,
-            }
+        # Plain SQL: every plan ends here, and sqlite-utils is not loaded for it.
+        cur = self.conn.execute(
+            "insert into runs (command, started_at, finished_at, status, summary, exit_code, "
+            "reason) values (?, ?, ?, ?, ?, ?, ?)",
+            (command, started_at, _now(), status, json.dumps(summary or {}), exit_code, reason),
         )
-        assert table.last_pk is not None
-        return int(table.last_pk)
+        assert cur.lastrowid is not None
+        return int(cur.lastrowid)
 
     def figures(self, *, compression: bool = True) -> dict[str, Any]:
         """What ``status`` and the metrics tell beyond the runs, from this
@@ -763,7 +784,7 @@ class StateDB:
         per source."""
         tiers = {
             str(r["tier"]): int(r["n"])
-            for r in self.db.query("select tier, count(*) as n from library group by tier")
+            for r in self.query("select tier, count(*) as n from library group by tier")
         }
         saved_sql = (
             "select coalesce(sum(o.size - l.size), 0) from library l join "
@@ -775,16 +796,16 @@ class StateDB:
             "on o.sha256 = l.original_sha256 "
             "where l.sha256 != l.original_sha256 and o.size > l.size"
         )
-        saved = int(self.db.conn.execute(saved_sql).fetchone()[0]) if compression else 0
+        saved = int(self.conn.execute(saved_sql).fetchone()[0]) if compression else 0
         removed = {
             str(r["source_id"]): {"items": int(r["n"]), "bytes": int(r["b"] or 0)}
-            for r in self.db.query(
+            for r in self.query(
                 "select source_id, count(*) as n, sum(size) as b from tombstones "
                 "group by source_id order by source_id"
             )
         }
         good = list(
-            self.db.query(
+            self.query(
                 "select finished_at from runs where command = 'apply' and exit_code = 0 "
                 "order by id desc limit 1"
             )
@@ -798,7 +819,7 @@ class StateDB:
 
     def last_run_of(self, command: str) -> dict[str, Any] | None:
         sql = "select * from runs where command = ? order by id desc limit 1"
-        rows = [dict(r) for r in self.db.query(sql, [command])]
+        rows = [dict(r) for r in self.query(sql, [command])]
         return rows[0] if rows else None
 
     def unconfirmed_counts(self) -> dict[str, int]:
@@ -807,12 +828,12 @@ class StateDB:
             "select store_id, count(*) as n from deliveries "
             "where confirmed_at is null group by store_id"
         )
-        return {r["store_id"]: int(r["n"]) for r in self.db.query(sql)}
+        return {r["store_id"]: int(r["n"]) for r in self.query(sql)}
 
     def record_census(self, run_id: int, census: dict[str, Any], key: str | None = None) -> None:
         """Keep the census taken at the end of run ``run_id`` (runs.census),
         with what it was taken at (``key``: see ``census_at``)."""
-        self.db.conn.execute(
+        self.conn.execute(
             "update runs set census = ?, census_key = ? where id = ?",
             (json.dumps(census), key, run_id),
         )
@@ -820,7 +841,7 @@ class StateDB:
     def census_at(self, key: str) -> dict[str, Any] | None:
         """The newest stored census taken at ``key``, if any."""
         sql = "select census from runs where census_key = ? and census is not null "
-        row = self.db.conn.execute(sql + "order by id desc limit 1", (key,)).fetchone()
+        row = self.conn.execute(sql + "order by id desc limit 1", (key,)).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
     def census_history(self, limit: int = 1000) -> list[tuple[str, dict[str, Any]]]:
@@ -828,12 +849,12 @@ class StateDB:
         sql = (
             "select finished_at, census from runs where census is not null order by id desc limit ?"
         )
-        rows = self.db.conn.execute(sql, (limit,)).fetchall()
+        rows = self.conn.execute(sql, (limit,)).fetchall()
         return [(str(at), json.loads(text)) for at, text in reversed(rows)]
 
     def last_runs(self, limit: int = 5) -> list[dict[str, Any]]:
         sql = "select * from runs order by id desc limit ?"
-        return [dict(r) for r in self.db.query(sql, [limit])]
+        return [dict(r) for r in self.query(sql, [limit])]
 
     # ----------------------------------------------------------- tombstones
 
@@ -856,13 +877,13 @@ class StateDB:
         """(source, item key) -> the SHA-256s of the content removed there.
         A key alone never says an item is done: a folder path the tool emptied
         may hold a new photo tomorrow (a camera counter reset)."""
-        rows = self.db.query("select source_id, item_key, sha256s from tombstones")
+        rows = self.query("select source_id, item_key, sha256s from tombstones")
         return {(r["source_id"], r["item_key"]): frozenset(json.loads(r["sha256s"])) for r in rows}
 
     def tombstoned_sha256(self) -> frozenset[str]:
         """Every original whose item this tool removed from a source."""
         out: set[str] = set()
-        for r in self.db.query("select sha256s from tombstones"):
+        for r in self.query("select sha256s from tombstones"):
             out.update(json.loads(r["sha256s"]))
         return frozenset(out)
 
@@ -872,7 +893,7 @@ class StateDB:
         rows = [(p,) for p in paths]
         if rows:
             with self.transaction():
-                self.db.conn.executemany("delete from hash_cache where path = ?", rows)
+                self.conn.executemany("delete from hash_cache where path = ?", rows)
 
     # -------------------------------------------------- seed pipeline import
 
@@ -880,7 +901,7 @@ class StateDB:
         """Store imported seed rows: a re-import replaces them whole (rows
         the new media.db lacks are gone too)."""
         with self.transaction():
-            self.db.conn.execute("delete from legacy_media")
+            self.conn.execute("delete from legacy_media")
             for row in rows:
                 self._put("legacy_media", row | {"imported_at": _now()})
 
@@ -889,17 +910,17 @@ class StateDB:
         sql = (
             "select count(*), count(sha256), coalesce(sum(deleted_icloud = 1), 0) from legacy_media"
         )
-        rows, adopted, deleted = self.db.conn.execute(sql).fetchone()
+        rows, adopted, deleted = self.conn.execute(sql).fetchone()
         return {"rows": int(rows), "adopted": int(adopted), "deleted_from_icloud": int(deleted)}
 
     def tombstone_count(self) -> int:
-        return int(self.db.table("tombstones").count)
+        return int(self.conn.execute("select count(*) from tombstones").fetchone()[0])
 
     # ------------------------------------------- remembered iCloud listing
 
     def icloud_cursor(self, source_id: str) -> Cursor | None:
         rows = list(
-            self.db.conn.execute(
+            self.conn.execute(
                 "select zone, account, token, full_at from icloud_cursor where source_id = ?",
                 [source_id],
             )
@@ -917,7 +938,7 @@ class StateDB:
             "select asset_id, master_id, zone, pos, item from icloud_listing "
             "where source_id = ? order by pos"
         )
-        return [ListingRow._make(r) for r in self.db.conn.execute(sql, [source_id])]
+        return [ListingRow._make(r) for r in self.conn.execute(sql, [source_id])]
 
     def save_icloud_listing(
         self,
@@ -933,7 +954,7 @@ class StateDB:
         """Record a listing (``replace``: a whole one) or the rows a run of
         changes touched, with the tokens to read changes from next time."""
         with self.transaction():
-            conn = self.db.conn
+            conn = self.conn
             if replace:
                 conn.execute("delete from icloud_listing where source_id = ?", [source_id])
             conn.execute("delete from icloud_cursor where source_id = ?", [source_id])

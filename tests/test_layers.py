@@ -27,6 +27,7 @@ RANKS = {
     "reconciler.config": 2,
     "reconciler.metrics": 2,
     "reconciler.schema": 0,
+    "reconciler.leftover": 0,
     "reconciler.tree_listing": 0,
     "reconciler.state": 1,
     "reconciler.lock": 1,
@@ -139,6 +140,8 @@ def test_a_command_starts_without_numpy_and_the_report_still_gets_it() -> None:
     importing it afterwards (the report's plots) works as usual."""
     code = (
         "import sys, reconciler.cli, reconciler.state\n"
+        "reconciler.state._sqlite_utils()  # as a command that needs it loads it\n"
+        "assert 'sqlite_utils' in sys.modules\n"
         "assert 'numpy' not in sys.modules, 'numpy loaded at start-up'\n"
         "import numpy, matplotlib\n"
         "assert numpy.arange(3).sum() == 3\n"
@@ -187,6 +190,28 @@ def test_a_plan_runs_without_loading_the_applier(tmp_path: Path) -> None:
         "assert not loaded, f'loaded by a plan: {loaded}'\n"
         f"assert main(['-c', {str(ws.config)!r}, 'apply', '--yes'], stdout=io.StringIO()) == 0\n"
         "assert 'reconciler.apply' in sys.modules\n"
+        "print('ok')\n"
+    )
+    _prints_ok(code)
+
+
+def test_a_no_op_plan_loads_neither_sqlite_utils_nor_package_metadata(tmp_path: Path) -> None:
+    """A converged plan (what cron runs every night) reads and writes the
+    state DB through the plain connection: sqlite-utils (with click, pluggy
+    and dateutil's parser) and importlib.metadata (with email's parser)
+    stay unloaded, a tenth of its start. The first plan made the DB, and
+    its migrations use sqlite-utils: that one is run in this process."""
+    from tests.helpers import KEEP_ORIGINALS, make_workspace
+
+    ws = make_workspace(tmp_path / "ws", extra=KEEP_ORIGINALS)
+    assert ws.run("plan").code == 0
+    code = (
+        "import sys, io\n"
+        "from reconciler.cli import main\n"
+        f"assert main(['-c', {str(ws.config)!r}, 'plan'], stdout=io.StringIO()) == 0\n"
+        "unwanted = ('sqlite_utils', 'click', 'dateutil', 'importlib.metadata')\n"
+        "loaded = [m for m in unwanted if m in sys.modules]\n"
+        "assert not loaded, f'loaded by a plan: {loaded}'\n"
         "print('ok')\n"
     )
     _prints_ok(code)

@@ -10,7 +10,7 @@ from datetime import datetime
 from io import StringIO, UnsupportedOperation
 from typing import TextIO
 
-from reconciler import config, selection
+from reconciler import config, leftover, selection
 from reconciler.config import DesiredState
 from reconciler.connect import connect
 from reconciler.errors import ConfigError
@@ -41,6 +41,9 @@ class Out:
         #: The state directory's log (plan, apply); -q keeps stdout quiet.
         self.log: logging.Logger | None = None
         self.quiet = False
+        #: This command is the whole process (the console script): what it
+        #: holds at its end may be left for the process's exit (``let_go``).
+        self.ends_process = False
 
     def say(self, text: str = "") -> None:
         if self.log is not None and text:
@@ -54,6 +57,14 @@ class Out:
         if self.log is not None:
             self.log.warning(text)
         self.err = print_to(text, self.err)
+
+
+def let_go(io: Out, value: object) -> None:
+    """Done with ``value`` (the observed world). The caller's ``del`` frees
+    it, unless the command is the whole process: then it is left to the
+    process's exit (``reconciler.leftover``)."""
+    if io.ends_process:
+        leftover.leave(value)
 
 
 def print_to(text: str, stream: TextIO) -> TextIO:

@@ -14,6 +14,7 @@ from reconciler.commands.common import (
     EXIT_CHANGES,
     EXIT_OK,
     Out,
+    let_go,
     load,
     notes_exit,
     observe_and_plan,
@@ -35,6 +36,10 @@ def plan_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int
         db.close()
     if args.out or args.json:
         plan = attrs.evolve(plan, basis=fingerprint(world))
+    if not plan.actions:
+        # Converged (cron's nightly plan): what follows is a few lines of
+        # text. A plan with work to show renders it after the world is freed.
+        let_go(io, world)
     del world
     held: tuple[Action, ...] = ()
     if args.only or args.target:

@@ -243,7 +243,7 @@ def _last_success(db: StateDB) -> dict[str, Any] | None:
     """The last run that read every source and worked (exit 0 or 2): with an
     iCloud source configured, its last successful use."""
     sql = "select * from runs where exit_code in (?, ?) order by id desc limit 1"
-    rows = [dict(r) for r in db.db.query(sql, [EXIT_OK, EXIT_CHANGES])]
+    rows = [dict(r) for r in db.query(sql, [EXIT_OK, EXIT_CHANGES])]
     return rows[0] if rows else None
 
 
@@ -251,7 +251,7 @@ def _last_refusal(db: StateDB) -> dict[str, Any] | None:
     from providers.icloud.errors import LOGIN_HINT
 
     sql = "select * from runs where exit_code = ? and reason like ? order by id desc limit 1"
-    rows = [dict(r) for r in db.db.query(sql, [EXIT_PERSON, f"%{LOGIN_HINT}%"])]
+    rows = [dict(r) for r in db.query(sql, [EXIT_PERSON, f"%{LOGIN_HINT}%"])]
     return rows[0] if rows else None
 
 

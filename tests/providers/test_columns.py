@@ -73,6 +73,7 @@ def _listed(root: Path, db: StateDB, *, ahead: bool) -> tuple[list[FileCopy], ty
     walked: list[type] = []
     if ahead:
         hasher.ahead = WalkAhead([LocalTree(root)])
+        hasher.ahead._hear(until=0)  # walked there (one not begun yet is walked here)
     walk = hasher.walk
 
     def spy(root: Path, **kw: Callable[[str], bool] | None) -> object:

@@ -653,3 +653,80 @@ def test_tab_completion_still_answers_the_shell(tmp_path: Path) -> None:
         check=True,
     )
     assert plain.stdout.strip() == "False"
+
+
+_LET_GO = """
+import gc, sys, weakref
+from reconciler import leftover
+from reconciler.commands.common import Out, let_go
+
+class Held:
+    def __del__(self):
+        print("freed", flush=True)
+
+io = Out(sys.stdout, sys.stderr, sys.stdin)
+io.ends_process = sys.argv[1] != "caller goes on"
+value = Held()
+alive = weakref.ref(value)
+let_go(io, value)
+del value
+gc.collect()
+if sys.argv[1] == "reclaimed":  # a census counted anew needs the memory
+    leftover.reclaim()
+print("kept" if alive() is not None else "gone", flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "said"),
+    [("process", "kept\n"), ("caller goes on", "freed\ngone\n"), ("reclaimed", "freed\ngone\n")],
+)
+def test_what_a_command_lets_go_is_freed_unless_the_process_ends_with_it(
+    mode: str, said: str
+) -> None:
+    """The console script's plan leaves its world for the exit to reclaim:
+    neither a collection nor the interpreter's teardown frees it (no
+    ``freed`` after ``kept``); called from code that goes on, it is freed,
+    and so it is when work that needs the memory reclaims it."""
+    done = subprocess.run(
+        [sys.executable, "-c", _LET_GO, mode], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == said
+
+
+def test_a_converged_plan_as_the_program_leaves_its_world_unless_the_census_is_counted(
+    tmp_path: Path,
+) -> None:
+    """The world stays to the exit only while nothing else needs its memory:
+    a plan whose census must be counted again (the configuration changed
+    since the last run) frees it first, so the run's peak is not the two
+    together; the next plan, its census reused, leaves it; a plan with work
+    frees it before showing that work."""
+    ws = make_workspace(tmp_path)
+    make_jpeg(ws.incoming / "IMG_1.JPG", datetime(2020, 5, 1, tzinfo=UTC))
+    assert ws.run("apply", "--yes").code == 0
+    for _ in range(2):  # settled: the census of the last run is this one's
+        assert ws.run("plan").code == 0
+    # Another configuration, the same plan: another census key.
+    ws.config.write_text(ws.config.read_text() + "\n[log]\nbackup_count = 4\n")
+    code = (
+        "import sys\n"
+        "from reconciler import leftover\n"
+        "from reconciler.cli import main\n"
+        f"sys.argv = ['reconcile', '-c', {str(ws.config)!r}, 'plan', '-q']\n"
+        "assert main() == 0\n"
+        "print('kept' if leftover._LEFT else 'freed')\n"
+    )
+    said = []
+    # Then a photo to copy: its first plan hashes it (the census is counted
+    # anew), the second reuses that census; neither leaves a world.
+    for photo in (None, None, "IMG_2.JPG", None):
+        if photo:
+            make_jpeg(ws.incoming / photo, datetime(2020, 5, 2, tzinfo=UTC), seed=2)
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        said.append(done.stdout)
+    assert said == ["freed\n", "kept\n", "freed\n", "freed\n"]

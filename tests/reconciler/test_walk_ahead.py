@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -74,6 +75,7 @@ def test_the_helper_hands_over_exactly_the_walk_made_here(tmp_path: Path) -> Non
     ahead = WalkAhead([LocalTree(a), LocalTree(b, skip=_is_syncthing_own), LocalTree(empty)])
     try:
         for root, skip in ((a, None), (b, _is_syncthing_own), (empty, None)):
+            _walked_there(ahead, root)  # not taken back as not begun yet: walked there
             got = ahead.take(root, skip)
             assert got is not None, f"{root} was not walked ahead"
             entries, odd, links, digest = got
@@ -100,7 +102,9 @@ def test_a_tree_asked_with_other_rules_or_never_announced_is_walked_here(
 
 def _walked_there(ahead: WalkAhead, root: Path) -> None:
     """Wait until the helper has finished walking ``root`` (not taken yet)."""
-    ahead._pending[os.fspath(root)][1].result(timeout=30)
+    index, _ = ahead._pending[os.fspath(root)]
+    ahead._hear(until=index)
+    assert index in ahead._done
 
 
 def test_a_walk_that_failed_there_is_made_again_here_with_the_errors_of_now(
@@ -181,26 +185,22 @@ def test_closing_waits_for_no_walk_under_way(tmp_path: Path) -> None:
 
 
 def _helper_pids(ahead: WalkAhead) -> list[int]:
-    pool: Any = ahead._pool
-    deadline = time.monotonic() + 10
-    while not pool._processes and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return list(pool._processes)
+    return [ahead._proc.pid] if ahead._proc is not None else []
 
 
 def _settled(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each WalkAhead returns once the helper holds its first tree (the pool
-    hands work over from a thread of its own): what these tests check is the
-    walk handed over, not the race to the first one."""
+    """Each WalkAhead returns once the helper has begun its first tree (it
+    starts as a process of its own): what these tests check is the walk
+    handed over, not the race to the first one."""
     start = WalkAhead.__init__
 
     def init(self: WalkAhead, trees: Any, fences: Any = None) -> None:
         start(self, trees, fences)
-        if self._pending:
-            _, first = next(iter(self._pending.values()))
-            deadline = time.monotonic() + 10
-            while not (first.running() or first.done()) and time.monotonic() < deadline:
-                time.sleep(0.005)
+        deadline = time.monotonic() + 10
+        while self._proc is not None and 0 not in self._begun and not self._ended:
+            assert time.monotonic() < deadline, "the helper never began"
+            self._hear()
+            time.sleep(0.005)
 
     monkeypatch.setattr(WalkAhead, "__init__", init)
 
@@ -242,7 +242,7 @@ def test_a_large_library_plans_the_same_with_the_helper_and_it_does_not_outlive_
         return got
 
     def spy_close(self: WalkAhead) -> None:
-        helpers.extend(_helper_pids(self) if self._pool is not None else [])
+        helpers.extend(_helper_pids(self))
         close(self)
 
     monkeypatch.setattr(WalkAhead, "take", spy_take)
@@ -305,13 +305,13 @@ def test_the_helper_dies_with_a_killed_run(tmp_path: Path) -> None:
 def test_no_helper_to_be_had_means_every_tree_is_walked_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No /dev/shm for multiprocessing's locks, a process limit reached: the
-    run goes on, walking in turn, as on a small library."""
+    """No memory files (memfd), a process limit reached: the run goes on,
+    walking in turn, as on a small library."""
 
     def refused(*args: object, **kwargs: object) -> None:
         raise OSError(38, "Function not implemented")
 
-    monkeypatch.setattr(walk_ahead, "ProcessPoolExecutor", refused)
+    monkeypatch.setattr(walk_ahead, "_spawn", refused)
     _awkward_tree(tmp_path / "a")
     ahead = WalkAhead([LocalTree(tmp_path / "a")])
     assert ahead.take(tmp_path / "a", None) is None
@@ -358,7 +358,7 @@ def test_behind_a_remote_source_the_first_tree_is_walked_ahead_too(
 
 
 def test_a_file_dated_past_2262_is_walked_here_and_keeps_its_tree_from_a_listing(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An mtime no 64-bit column holds (year 2300, which ext4 stores): the
     helper cannot send that tree, the observer walks it itself, the trees
@@ -373,9 +373,10 @@ def test_a_file_dated_past_2262_is_walked_here_and_keeps_its_tree_from_a_listing
     ahead = WalkAhead([LocalTree(far), LocalTree(after)])
     db = StateDB(tmp_path / "state.db")
     try:
-        with pytest.raises(OverflowError):
-            _walked_there(ahead, far)
-        assert ahead.take(far, None) is None  # walked here instead
+        _walked_there(ahead, far)
+        with caplog.at_level(logging.INFO, logger="reconcile"):
+            assert ahead.take(far, None) is None  # walked here instead
+        assert "could not walk" in caplog.text and "OverflowError" in caplog.text
         _walked_there(ahead, after)
         assert ahead.take(after, None) is not None  # the helper lived on
         entries = list(scan_tree(far))
@@ -388,4 +389,55 @@ def test_a_file_dated_past_2262_is_walked_here_and_keeps_its_tree_from_a_listing
         assert db.tree_listing(os.path.join(far, "")) is None
     finally:
         db.close()
+        ahead.close()
+
+
+def test_the_helper_never_runs_the_programs_main_module_again(tmp_path: Path) -> None:
+    """A script that calls the tool without a main guard: its top-level code
+    runs once, in the run. (A helper started by multiprocessing runs the
+    main module again in the child: the whole application, or whatever such
+    a script does, e.g. write into the very trees being walked.)"""
+    _awkward_tree(tmp_path / "a")
+    ran = tmp_path / "ran"
+    script = tmp_path / "script.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from providers.base import LocalTree\n"
+        "from reconciler.walk_ahead import WalkAhead\n"
+        f"with open({str(ran)!r}, 'a') as f:\n"
+        "    f.write('ran\\n')\n"
+        f"ahead = WalkAhead([LocalTree(Path({str(tmp_path / 'a')!r}))])\n"
+        "ahead._hear(until=0)\n"
+        f"got = ahead.take(Path({str(tmp_path / 'a')!r}), None)\n"
+        "ahead.close()\n"
+        "print('walked there' if got is not None else 'walked here')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=Path(__file__).parents[2],
+        env=os.environ | {"PYTHONPATH": str(Path(__file__).parents[2])},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "walked there\n"
+    assert ran.read_text() == "ran\n"
+
+
+def test_a_tree_not_begun_there_is_walked_here_and_never_there(tmp_path: Path) -> None:
+    """Asked for before the helper began it (an empty import folder, done at
+    once): walked here, waiting for nothing, and the helper passes it over
+    instead of walking it for nothing; the trees after it are still its."""
+    for name in ("a", "b", "c"):
+        _awkward_tree(tmp_path / name)
+    ahead = WalkAhead([LocalTree(tmp_path / name) for name in ("a", "b", "c")])
+    try:
+        assert ahead.take(tmp_path / "b", None) is None  # the helper is still starting
+        _walked_there(ahead, tmp_path / "c")
+        assert 1 not in ahead._begun
+        got = ahead.take(tmp_path / "c", None)
+        assert got is not None and [tuple(e) for e in got[0]] == _here(tmp_path / "c")[0]
+        assert ahead.take(tmp_path / "a", None) is not None
+    finally:
         ahead.close()
