@@ -452,7 +452,7 @@ class StateDB:
         rows = [(p,) for p in paths]
         if rows:
             with self.transaction():
-                self.db.conn.executemany("delete from library where path = ?", rows)
+                self.conn.executemany("delete from library where path = ?", rows)
 
     def record_lineage(self, row: LineageRow) -> None:
         self.record_lineages([row])
@@ -529,7 +529,7 @@ class StateDB:
         """Has the tool ever recorded a file it made by encoding? (No: a new
         or lost state database, which knows its renditions only from the
         lineage the files carry.)"""
-        return self.db.conn.execute("select 1 from renditions limit 1").fetchone() is not None
+        return self.conn.execute("select 1 from renditions limit 1").fetchone() is not None
 
     def record_made(self, sha256: str, original_sha256: str, tier: str) -> None:
         """A file the tool made by encoding, recorded before it replaces its
