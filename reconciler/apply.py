@@ -532,7 +532,7 @@ class Applier:
             what = "the library's own" if kept.sha256 == sha else "an earlier encoding of"
             return "changed", f"downloaded; {what} {kept.path}, kept as it is", fx
         copy = lib.adopt(tmp, rel, sha)
-        fx.lineage.append(rows.original_row(copy, a.captured_at))
+        fx.lineage.append(rows.original_row(copy, a.captured_at, file.role))
         return "changed", f"downloaded to {copy.path}", fx
 
     def _rendition(self, sha: str) -> LibraryFile | None:
@@ -546,7 +546,7 @@ class Applier:
     def _copy_to_library(self, a: CopyToLibrary) -> tuple[str, str, _Effects]:
         if a.sha256 in self.library:
             return "ok", "already in the library", _Effects()
-        rel = dated_path(a.captured_at, a.name)
+        rel = a.path or dated_path(a.captured_at, a.name)
         mtime = rows.mtime_ns(a.captured_at)
         copy = self._from_original(
             a.sha256,
@@ -559,7 +559,7 @@ class Applier:
         return (
             "changed",
             f"copied to {copy.path}",
-            _Effects(lineage=[rows.original_row(copy, a.captured_at)]),
+            _Effects(lineage=[rows.original_row(copy, a.captured_at, a.role)]),
         )
 
     def _copy_to_target(self, a: CopyToTarget) -> tuple[str, str, _Effects]:

@@ -305,6 +305,10 @@ class CopyToLibrary(Action):
     name: str
     size: int
     captured_at: datetime | None
+    #: What the file is in its item (its role), recorded with it.
+    role: str = ""
+    #: Where in the library (a file put back where it was); "": dated.
+    path: str = ""
 
 
 @attrs.frozen(kw_only=True)

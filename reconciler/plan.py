@@ -419,6 +419,7 @@ class _Planner:
                 name=f.name,
                 size=f.size,
                 captured_at=item.captured_at,
+                role=f.role,
             )
             self.actions.append(lib)
             placed = (lib.id,)
@@ -638,23 +639,29 @@ class _Planner:
     def _lost_library_files(self) -> None:
         """Library files gone (deleted, a disk replaced) whose items live
         only in the library: the library holds every item (its promise), so
-        each is put back where it was from a target's verified copy of its
-        original, then encoded for its tier as any placed original. An item
-        still in a source is placed from there (``_item``)."""
+        each is put back where it was from a target's verified copy, as what
+        it was in its item, then encoded for its tier as any placed
+        original; and the item's sidecar with it. An item still in a source
+        is placed from there (``_item``), its sidecar written from it."""
         lost = [lf for lf in self.world.library.lost if lf.original_sha256 not in self.handled]
         if not lost:
             return
         wanted = {lf.original_sha256 for lf in lost}
         sizes = {c.sha256: c.size for t in self.targets for c in t.copies if c.sha256 in wanted}
+        written = {
+            a.sha256 for a in self.actions if isinstance(a, WriteSidecar) and a.store_id == LIBRARY
+        }
         for lf in lost:
             sha = lf.original_sha256
-            subject = f"{LIBRARY}:{lf.path}"
-            if sha in self.handled:
-                continue  # two rows of one original
+            if sha in self.handled or sha in written:
+                continue  # two rows of one content; a sidecar written anew
             self.handled.add(sha)
+            subject = f"{LIBRARY}:{lf.path}"
+            is_sidecar = lf.role == SIDECAR_ROLE
             if sha not in sizes:
-                why = "gone from the library; put back once a target holding it is available"
-                self._note("waiting", subject, why)
+                if not is_sidecar:  # (a sidecar rewritten since is on no target as it was)
+                    why = "gone from the library; put back once a target holding it is available"
+                    self._note("waiting", subject, why)
                 continue
             f, item = self._library_item(lf, sizes[sha])
             put = CopyToLibrary(
@@ -665,10 +672,13 @@ class _Planner:
                 name=f.name,
                 size=f.size,
                 captured_at=item.captured_at,
+                role=f.role,
+                path=lf.path,
             )
             self.actions.append(put)
-            self._targets(sha, None, sha, f, item, subject, ())
-            self._encode(sha, None, sha, f, item, subject, (put.id,))
+            if not is_sidecar:
+                self._targets(sha, None, sha, f, item, subject, ())
+                self._encode(sha, None, sha, f, item, subject, (put.id,))
 
     def _library_sidecar(self, lf: LibraryFile) -> None:
         """The sidecar of an item that lives only in the library, on a target
@@ -754,7 +764,7 @@ class _Planner:
         stills: set[str] = set()
         still_stems: set[str] = set()
         unrecorded: set[str] = set()
-        for lf in self.world.library.files:
+        for lf in (*self.world.library.files, *self.world.library.lost):
             kind = media_kind(lf.path)
             if kind == "video":
                 clips.add(lf.original_sha256)

@@ -50,7 +50,9 @@ def cache_row(store: Store, copy: FileCopy) -> tuple[str, CachedHash] | None:
     )
 
 
-def original_row(copy: FileCopy, captured_at: datetime | None) -> LineageRow:
+def original_row(copy: FileCopy, captured_at: datetime | None, role: str = "") -> LineageRow:
+    """The row of a file placed as it is; ``role``: what it is in its item,
+    known when it was written ("": learned later, from its item's sidecar)."""
     return LineageRow(
         path=copy.path,
         original_sha256=copy.sha256,
@@ -59,6 +61,7 @@ def original_row(copy: FileCopy, captured_at: datetime | None) -> LineageRow:
         size=copy.size,
         mtime_ns=copy.mtime_ns,
         captured_at=ts(captured_at),
+        role=role,
     )
 
 

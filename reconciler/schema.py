@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the database object is handed in; sqlite-utils is loaded by state
     import sqlite_utils
 
-SCHEMA_VERSION = 16
+SCHEMA_VERSION = 17
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -309,6 +309,18 @@ def _migrate_hash_ctime(db: sqlite_utils.Database) -> None:
         db.execute("alter table hash_cache add column ctime_ns integer")
 
 
+def _migrate_library_gone(db: sqlite_utils.Database) -> None:
+    """The rows of library files gone whose content the library holds
+    nowhere else, set aside from ``library`` until each is put back from a
+    target: counted by no census (the library no longer holds them), and
+    still known for what they were (path, original, role)."""
+    db.execute(
+        "create table if not exists library_gone (path text primary key, "
+        "original_sha256 text, sha256 text, tier text, size integer, mtime_ns integer, "
+        "captured_at real, role text not null default '') without rowid"
+    )
+
+
 #: A hash-cache row written or deleted under a tree makes the tree's listing
 #: stale (``tree_listing``): it is read only while exact.
 _LISTING_STALE = (
@@ -360,4 +372,5 @@ MIGRATIONS = {
     14: _migrate_retry_wrong_verdicts,
     15: _migrate_library_roles,
     16: _migrate_hash_ctime,
+    17: _migrate_library_gone,
 }

@@ -16,6 +16,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -239,6 +240,7 @@ class StateDB:
         sql = "select name from sqlite_master where type = 'table'"
         if "meta" not in {r[0] for r in self.conn.execute(sql)}:
             self.db.table("meta").create({"key": str, "value": str}, pk="key")
+            self._set_meta("created_at", str(time.time()))
         row = self._meta("schema_version")
         try:
             version = int(row) if row else 0
@@ -446,13 +448,37 @@ class StateDB:
         instead: ``lineage_in_order``)."""
         return {row.path: row for row in self.lineage_in_order()}
 
-    def forget_lineage(self, paths: Iterable[str]) -> None:
+    def forget_lineage(self, paths: Iterable[str], *, gone: bool = False) -> None:
         """Library rows of files no longer at these paths (moved within the
-        library: their content is known at its new path)."""
+        library: their content is known at its new path); ``gone``: rows set
+        aside (``set_aside_lineage``) whose content is back."""
         rows = [(p,) for p in paths]
         if rows:
+            table = "library_gone" if gone else "library"
             with self.transaction():
-                self.conn.executemany("delete from library where path = ?", rows)
+                self.conn.executemany(f"delete from {table} where path = ?", rows)
+
+    def set_aside_lineage(self, rows: Sequence[LineageRow], *, move: bool = True) -> None:
+        """Rows of library files gone, their content nowhere else in the
+        library, kept in ``library_gone`` until put back; ``move``: taken
+        out of ``library`` too (their path holds nothing now)."""
+        if rows:
+            cols = ", ".join(LineageRow._fields)
+            with self.transaction():
+                self.conn.executemany(
+                    f"insert or replace into library_gone ({cols}) "
+                    f"values ({', '.join('?' * len(LineageRow._fields))})",
+                    rows,
+                )
+                if move:
+                    self.conn.executemany(
+                        "delete from library where path = ?", [(r.path,) for r in rows]
+                    )
+
+    def gone_lineage(self) -> list[LineageRow]:
+        """The rows set aside (``set_aside_lineage``), in path order."""
+        sql = f"select {', '.join(LineageRow._fields)} from library_gone order by path"
+        return [LineageRow(*r) for r in self.conn.execute(sql)]
 
     def record_lineage(self, row: LineageRow) -> None:
         self.record_lineages([row])
@@ -524,6 +550,16 @@ class StateDB:
                     "where original_sha256 = ? and role in ('', 'original')",
                     rows,
                 )
+
+    def born_at(self) -> float:
+        """When this database began (epoch seconds): what is older than it
+        was never recorded in it. Databases made before this was kept: when
+        their first run started."""
+        found = self._meta("created_at")
+        if found is None:
+            first = self.conn.execute("select min(started_at) from runs").fetchone()[0]
+            return datetime.fromisoformat(first).timestamp() if first else time.time()
+        return float(found)
 
     def made_any(self) -> bool:
         """Has the tool ever recorded a file it made by encoding? (No: a new

@@ -8,15 +8,18 @@ tier; a file moved within the library is known at its new path."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.media import read_lineage
 from reconciler.state import StateDB
-from tests.helpers import files_under, make_workspace, media_under
+from tests.helpers import Workspace, files_under, make_workspace, media_under
+from tests.media.conftest import make_clip
 from tests.media.conftest import make_jpeg as make_camera_jpeg
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)  # the sample photos were taken 2021-06-01
+T1 = datetime(2021, 12, 1, tzinfo=UTC)  # tier recent
 
 
 def sha(data: bytes) -> str:
@@ -64,10 +67,7 @@ def test_a_whole_library_lost_is_rebuilt(tmp_path: Path) -> None:
     """A disk replaced: every folder gone, the store marked again."""
     ws = make_workspace(tmp_path / "ws")
     lib, original = _offloaded(ws)
-    for folder in [p for p in ws.library.iterdir() if p.is_dir()]:
-        for f in sorted(folder.rglob("*"), reverse=True):
-            f.unlink() if f.is_file() else f.rmdir()
-        folder.rmdir()
+    _wipe_library(ws)
     r = ws.run("apply", "--yes", now=NOW)
     assert r.code == 0, r.out + r.err
     assert read_lineage(lib) == (sha(original), "archive")
@@ -111,3 +111,117 @@ def test_an_item_still_in_its_source_is_placed_from_there_once(tmp_path: Path) -
     assert ws.run("apply", "--yes", now=NOW).code == 0
     assert [p.name for p in ws.library.rglob("*.JPG")] == ["IMG_1.JPG"]
     assert read_lineage(lib) == (sha(original), "archive")
+
+
+def _wipe_library(ws: Workspace) -> None:
+    """A disk replaced: every folder gone, the store marked again."""
+    for folder in [p for p in ws.library.iterdir() if p.is_dir()]:
+        shutil.rmtree(folder)
+
+
+def _live_pair(ws: Workspace) -> tuple[bytes, bytes]:
+    still = make_camera_jpeg(ws.incoming / "IMG_1.JPG", size=(480, 320)).read_bytes()
+    video = make_clip(ws.incoming / "IMG_1.MOV").read_bytes()
+    r = ws.run("apply", "--yes", now=T1)
+    assert r.code == 0, r.out + r.err
+    assert files_under(ws.incoming) == {}
+    return still, video
+
+
+def test_a_live_photo_put_back_after_a_whole_library_lost_keeps_its_video(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    _still, video = _live_pair(ws)
+    assert [v for k, v in files_under(ws.library).items() if k.endswith(".MOV")] == [video]
+    _wipe_library(ws)
+    r = ws.run("apply", "--yes", now=T1)
+    assert r.code == 0, r.out + r.err
+    movs = {k: v for k, v in files_under(ws.library).items() if k.endswith(".MOV")}
+    # a Live Photo's video is kept as it is (README "Encoding")
+    assert list(movs.values()) == [video], (r.out, list(movs))
+    assert ws.run("plan", "--detailed-exitcode", now=T1).code == 0
+
+
+def test_a_live_photo_video_alone_lost_is_put_back_as_it_is(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    _still, video = _live_pair(ws)
+    (mov,) = list(ws.library.rglob("IMG_1.MOV"))
+    mov.unlink()
+    r = ws.run("apply", "--yes", now=T1)
+    assert r.code == 0, r.out + r.err
+    assert mov.read_bytes() == video, r.out
+    assert ws.run("plan", "--detailed-exitcode", now=T1).code == 0
+
+
+def _two_offloaded(ws: Workspace) -> tuple[Path, bytes, Path, bytes]:
+    one = make_camera_jpeg(ws.incoming / "IMG_1.JPG", size=(640, 480)).read_bytes()
+    two = make_camera_jpeg(ws.incoming / "IMG_2.JPG", size=(480, 320)).read_bytes()
+    r = ws.run("apply", "--yes", now=T1)
+    assert r.code == 0, r.out + r.err
+    assert files_under(ws.incoming) == {}
+    (lib1,) = list(ws.library.rglob("IMG_1.JPG"))
+    (lib2,) = list(ws.library.rglob("IMG_2.JPG"))
+    return lib1, one, lib2, two
+
+
+def test_a_library_file_overwritten_by_a_copy_of_another_is_put_back(tmp_path: Path) -> None:
+    """The person copies IMG_1.JPG over IMG_2.JPG by mistake (a file
+    manager's "replace"): IMG_2's item is no longer in the library, as if
+    deleted. A deleted file is put back; this one is not, and the plan says
+    the library matches."""
+    ws = make_workspace(tmp_path / "ws")
+    lib1, _one, lib2, two = _two_offloaded(ws)
+    shutil.copyfile(lib1, lib2)
+    p = ws.run("plan", "--detailed-exitcode", now=T1)
+    r = ws.run("apply", "--yes", now=T1)
+    assert r.code == 0, r.out + r.err
+    originals = {read_lineage(p)[0] for p in ws.library.rglob("*.JPG") if read_lineage(p)}  # type: ignore[index]
+    assert sha(two) in originals, ("IMG_2's item is gone from the library", p.code, p.out)
+
+
+def test_status_does_not_count_a_library_file_gone(tmp_path: Path) -> None:
+    """The targets are away: the file gone waits to be put back. Status
+    counts it as in the library, by tier, with its bytes."""
+    ws = make_workspace(tmp_path / "ws")
+    lib1, _one, _lib2, _two = _two_offloaded(ws)
+    before = ws.run("status", now=T1).out
+    assert "files by tier: recent 2" in before, before
+    lib1.unlink()
+    away = [ws.target(t).rename(ws.root / f"{t}-away") for t in ("nas", "usb")]
+    p = ws.run("plan", now=T1)
+    assert "gone from the library; put back once" in p.out, p.out
+    ws.run("apply", "--yes", now=T1)
+    s = ws.run("status", now=T1)
+    assert "files by tier: recent 1" in s.out, s.out
+    for t, moved in zip(("nas", "usb"), away, strict=True):
+        moved.rename(ws.target(t))
+
+
+def test_a_file_gone_is_put_back_where_it_was(tmp_path: Path) -> None:
+    """README: "put back where it was". The person keeps it in an album
+    folder of their own (known there: a move within the library)."""
+    ws = make_workspace(tmp_path / "ws")
+    lib1, _one, _lib2, _two = _two_offloaded(ws)
+    moved = ws.library / "Trips" / "Rome" / "IMG_1.JPG"
+    moved.parent.mkdir(parents=True)
+    lib1.rename(moved)
+    assert ws.run("plan", "--detailed-exitcode", now=T1).code == 0
+    moved.unlink()
+    r = ws.run("apply", "--yes", now=T1)
+    assert r.code == 0, r.out + r.err
+    assert "library:Trips/Rome/IMG_1.JPG" in r.out, r.out
+    assert moved.exists(), (r.out, sorted(files_under(ws.library)))
+
+
+def test_a_live_photo_still_lost_leaves_its_video_as_it_is(tmp_path: Path) -> None:
+    """The still is deleted from the library, the video kept: the still is
+    put back; the video, a Live Photo's all along, must not be encoded."""
+    ws = make_workspace(tmp_path / "ws")
+    still, video = _live_pair(ws)
+    (jpg,) = list(ws.library.rglob("IMG_1.JPG"))
+    (mov,) = list(ws.library.rglob("IMG_1.MOV"))
+    assert mov.read_bytes() == video
+    jpg.unlink()
+    r = ws.run("apply", "--yes", now=T1)
+    assert r.code == 0, r.out + r.err
+    assert read_lineage(jpg)[0] == sha(still)  # type: ignore[index]
+    assert mov.read_bytes() == video, r.out

@@ -7,8 +7,10 @@ that are gone, for the planner to put back."""
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -64,8 +66,11 @@ def library_state(
     files: list[LibraryFile] = []
     learned: list[LineageRow] = []
     intern, new, fromtimestamp = sys.intern, tuple.__new__, datetime.fromtimestamp
-    recorded = db.made_any()
+    # Lineage is the only word on files older than the record: all of them
+    # when it has no rendition at all (a new or lost state database).
+    before = db.born_at() if db.made_any() else math.inf
     gone: list[LineageRow] = []  # rows of files no longer there
+    displaced: list[LineageRow] = []  # rows of paths holding other content now
     at = next(rows, None)
     for c in copies:
         path, sha = c.path, c.sha256
@@ -76,7 +81,9 @@ def library_state(
         if at is not None and at[0] == path:
             row, at = at, next(rows, None)
         if row is None or row.sha256 != sha:
-            row = _made_here(store.root / path, c, db, recorded) or original_row(c, None)
+            if row is not None:
+                displaced.append(row)
+            row = _made_here(store.root / path, c, db, before, row) or original_row(c, None)
             learned.append(row)
         if row.captured_at is None:
             row = row._replace(captured_at=_library_capture_ts(store.root / path, path))
@@ -109,7 +116,7 @@ def library_state(
     # placed again); a sidecar not read yet says what its item's files are.
     roles = db.roles_of({r.original_sha256 for r in learned if not r.role})
     db.record_lineages(learned)  # after a lost state DB, every file's row
-    lost = _lost(gone, files, db)  # after the rows learned took the roles of those gone
+    lost = _lost(gone, _overwritten(displaced, files), files, db)
     parsed = _read_sidecars(store, files)
     for sha, found in parsed.items():
         if found is None:
@@ -123,26 +130,47 @@ def library_state(
     return _with_roles(state, roles), parsed
 
 
-def _lost(gone: list[LineageRow], files: list[LibraryFile], db: StateDB) -> tuple[LibraryFile, ...]:
-    """The library's media files gone whose content the library holds
-    nowhere else (deleted, a disk replaced, an item off-loaded while the
-    library was away): the planner puts them back from a target. The rows
-    of the others are forgotten: a file moved or renamed within the library
-    (its content found at another path) is known by its new path, and an
-    item's sidecar or junk is not put back (the targets hold the sidecar)."""
-    if not gone:
+def _overwritten(displaced: list[LineageRow], files: list[LibraryFile]) -> list[LineageRow]:
+    """Of the rows whose path holds other content now, those of a file
+    overwritten by a copy of another library file (a file manager's
+    "replace"): its item is gone from the library as if deleted. Other
+    content there (an edit saved over the file) is the person's version."""
+    if not displaced:
+        return []
+    now = {lf.path: lf.original_sha256 for lf in files}
+    held = Counter(lf.original_sha256 for lf in files)
+    return [r for r in displaced if held[now[r.path]] > 1]
+
+
+def _lost(
+    gone: list[LineageRow],
+    overwritten: list[LineageRow],
+    files: list[LibraryFile],
+    db: StateDB,
+) -> tuple[LibraryFile, ...]:
+    """The library's files gone whose content the library holds nowhere
+    else (deleted, a disk replaced, an item off-loaded while the library was
+    away), and the item sidecars of the tool's among them: the planner puts
+    them back from a target. Their rows are set aside from the library's
+    until then (no census counts a file that is not there), and forgotten
+    once their content is back. The rows of the others are forgotten: a file
+    moved or renamed within the library (its content found at another path)
+    is known by its new path; junk, another program's .xmp, is not put back."""
+    aside = db.gone_lineage()
+    if not gone and not aside and not overwritten:
         return ()
     present = {lf.original_sha256 for lf in files} | {lf.sha256 for lf in files}
     lost = [
         r
-        for r in gone
-        if r.original_sha256 not in present
-        and r.role != SIDECAR_ROLE
-        and media.is_archivable(r.path)
-        and not sidecar.is_sidecar(r.path)
+        for r in {r.path: r for r in (*aside, *overwritten, *gone)}.values()
+        if r.original_sha256 not in present and _restorable(r)
     ]
     kept = {r.path for r in lost}
-    db.forget_lineage(r.path for r in gone if r.path not in kept)
+    db.forget_lineage([r.path for r in gone if r.path not in kept])
+    db.set_aside_lineage([r for r in gone if r.path in kept])
+    # (an overwritten file's path has its new row already: only set aside)
+    db.set_aside_lineage([r for r in overwritten if r.path in kept], move=False)
+    db.forget_lineage([r.path for r in aside if r.path not in kept], gone=True)
     return tuple(
         LibraryFile(
             path=r.path,
@@ -155,8 +183,16 @@ def _lost(gone: list[LineageRow], files: list[LibraryFile], db: StateDB) -> tupl
             else datetime.fromtimestamp(r.captured_at, UTC),
             role=r.role,
         )
-        for r in lost
+        for r in sorted(lost)
     )
+
+
+def _restorable(row: LineageRow) -> bool:
+    """A file the library must hold: a media file of an item, or an item's
+    sidecar of the tool's (read as one: its role says so)."""
+    if row.role == SIDECAR_ROLE:
+        return True
+    return media.is_archivable(row.path) and not sidecar.is_sidecar(row.path)
 
 
 def _read_sidecars(store: Store, files: Iterable[LibraryFile]) -> Parsed:
@@ -264,21 +300,38 @@ def _library_capture_ts(path: Path, rel: str) -> float | None:
     return None if ts is None or is_placeholder_timestamp(ts) else ts
 
 
-def _made_here(path: Path, c: FileCopy, db: StateDB, recorded: bool) -> LineageRow | None:
+def _made_here(
+    path: Path, c: FileCopy, db: StateDB, before: float, was: LineageRow | None
+) -> LineageRow | None:
     """The row of a library file the tool made by encoding, from the lineage
     it carries; None for any other content. The lineage is a label copied
     with the file's metadata: a copy the person saved from it (a black and
     white version, a crop, a tag edited with exiftool) carries it too, and
     taken for the tool's it was never archived and was replaced by the next
-    tier's encode. So it is believed only of content the tool recorded
-    making from that original (``renditions``: recorded before the encode
-    replaced its file), or where nothing was ever recorded (a new or lost
-    state database: the label is all there is)."""
+    tier's encode. So it is believed only:
+    - of content the tool recorded making from that original
+      (``renditions``: recorded before the encode replaced its file);
+    - of a file older than the record (its ctime, which no program sets,
+      before ``before``: the state database's birth, or never when it has
+      no rendition at all): a database lost and made anew never knew it, as
+      a library folder away on the first run after the loss;
+    - of a file where the tool's record (``was``, this path's row) says that
+      original's file lay at another tier: only an encode moves a file
+      between tiers (an editor copies the label it found), and a record that
+      does not know the encode is an older one (a state database put back
+      from a backup)."""
     found = _embedded_lineage(path, c)
-    if found is None or not recorded:
+    if found is None:
+        return None
+    if was is not None and was.original_sha256 == found.original_sha256 and was.tier != found.tier:
         return found
     made = db.renditions([c.sha256]).get(c.sha256)
-    return found if made == found.original_sha256 else None
+    if made == found.original_sha256:
+        return found
+    try:
+        return found if os.lstat(path).st_ctime < before else None
+    except OSError:
+        return None
 
 
 def _embedded_lineage(path: Path, c: FileCopy) -> LineageRow | None:
