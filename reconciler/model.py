@@ -63,12 +63,35 @@ class ItemMetadata:
     latitude: float | None = None
     longitude: float | None = None
     altitude: float | None = None
+    #: Where the capture time was on the person's clock: seconds east of UTC
+    #: (iCloud's ``timeZoneOffset``: the zone the photo was taken in, or the
+    #: one "Adjust Date & Time" set). 0 also for a source that holds none,
+    #: so such an item's sidecar reads as it always did (``+00:00``).
+    #: ``captured_at`` stays the moment, in UTC.
+    utc_offset: int = attrs.field(default=0)
     record_ids: tuple[tuple[str, str], ...] = ()
     #: Not the person's: why the source can never remove the item ("": it
     #: can), e.g. an iCloud Shared Library item when a staging album is
     #: configured. The plan says so in a note instead of planning a removal
     #: that could only fail. Never written to the sidecar.
     unremovable: str = ""
+
+    #: Widest offset a zone has (-12:00 to +14:00), with room to spare.
+    MAX_UTC_OFFSET: ClassVar[int] = 18 * 3600
+
+    @staticmethod
+    def is_utc_offset(value: object) -> bool:
+        """Whether ``value`` can be a ``utc_offset``: an int of whole
+        minutes (a sidecar writes it ``±HH:MM``), within ``MAX_UTC_OFFSET``."""
+        return type(value) is int and value % 60 == 0 and abs(value) <= ItemMetadata.MAX_UTC_OFFSET
+
+    @utc_offset.validator
+    def _check_utc_offset(self, _: attrs.Attribute[int], value: int) -> None:
+        # Checked, so every one can be written; and a remembered listing row
+        # of an older layout fails to decode (a full listing then), never
+        # putting another field's value here.
+        if not ItemMetadata.is_utc_offset(value):
+            raise ValueError(f"utc_offset: not a whole-minute offset from UTC: {value!r}")
 
 
 class SourceItem(NamedTuple):

@@ -2,7 +2,8 @@
 
 A sidecar (``IMG_0001.JPG.xmp``) keeps what the person set in Photos and
 what the tool knows about the item, in a form digiKam, darktable, Lightroom
-and exiftool read: capture date, GPS, title, description, keywords,
+and exiftool read: capture date (on the person's clock, with the offset
+of the zone it was taken in), GPS, title, description, keywords,
 favourite (``xmp:Rating`` 5), albums as hierarchical keywords
 (``Albums|Trip 2023``, ``Albums|Trips|Chile`` for an album in a folder; see
 ``album_path``), plus the source's record ids and every file of the
@@ -21,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote, unquote
 from xml.etree import ElementTree
 
@@ -176,7 +177,7 @@ def render(item: SourceItem, shas: Mapping[str, str]) -> bytes:
         raise ValueError(f"{item.source_id}:{item.key} has no metadata to write a sidecar of")
     out = [_HEAD]
     if item.captured_at is not None:
-        stamp = item.captured_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+        stamp = capture_stamp(item.captured_at, meta.utc_offset)
         out += [
             _text("xmp:CreateDate", stamp),
             _text("photoshop:DateCreated", stamp),
@@ -226,6 +227,19 @@ def render(item: SourceItem, shas: Mapping[str, str]) -> bytes:
     ]
     out += [_list("reconcile:Files", "Seq", files), _TAIL]
     return "".join(out).encode()
+
+
+def capture_stamp(captured_at: datetime, utc_offset: int) -> str:
+    """The capture time as XMP dates hold it: on the person's clock, with
+    its offset (``2021-06-01T23:30:00-04:00``), so a reader gets both the
+    moment and the zone. Offset 0 (no zone known) is written ``+00:00``, as
+    every sidecar was before the zone was kept: those stay current."""
+    if not utc_offset:
+        return captured_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    local = captured_at.astimezone(timezone(timedelta(seconds=utc_offset)))
+    sign = "-" if utc_offset < 0 else "+"
+    hours, minutes = divmod(abs(utc_offset) // 60, 60)
+    return f"{local.strftime('%Y-%m-%dT%H:%M:%S')}{sign}{hours:02d}:{minutes:02d}"
 
 
 def digest(item: SourceItem, shas: Mapping[str, str]) -> str:

@@ -5,8 +5,8 @@ pyicloud's ``resources`` are read from the master record only, so the
 rendered edit (``resJPEGFull`` / ``resVidFull`` on the *asset* record) and,
 for videos, the adjustment data (``resSidecar``) are read here from the
 records themselves. Captions, keywords and the location are decoded by
-pyicloud's own ``build_xmp_metadata``; favourite, hidden, albums and the
-record ids are added to it.
+pyicloud's own ``build_xmp_metadata``; favourite, hidden, the capture
+time zone, albums and the record ids are added to it.
 """
 
 from __future__ import annotations
@@ -155,7 +155,8 @@ def _file(name: str, size: int, ref: str, role: str, fingerprint: object) -> Med
 def metadata_of(asset: Any, albums: tuple[str, ...]) -> ItemMetadata:
     """What the person set in Photos, as pyicloud reads it from the record
     (``build_xmp_metadata`` decodes captions, keywords and the location),
-    plus what it leaves out: favourite and hidden as flags, albums, ids."""
+    plus what it leaves out: favourite and hidden as flags, the capture
+    time zone, albums, ids."""
     record = asset.asset_record
     xmp = build_xmp_metadata(record)
     return ItemMetadata(
@@ -168,5 +169,16 @@ def metadata_of(asset: Any, albums: tuple[str, ...]) -> ItemMetadata:
         latitude=xmp.gps_latitude if xmp is not None else None,
         longitude=xmp.gps_longitude if xmp is not None else None,
         altitude=xmp.gps_altitude if xmp is not None else None,
+        utc_offset=utc_offset_of(record),
         record_ids=(("AssetId", asset.id), ("MasterId", asset.master_id)),
     )
+
+
+def utc_offset_of(record: Any) -> int:
+    """The zone of the asset's capture time, in seconds east of UTC: the
+    record's ``timeZoneOffset``, as pyicloud's ``build_xmp_metadata`` reads
+    it (which, given a typed record's ``assetDate``, never applies it).
+    0 when absent, as Apple sends for an asset without one, and for a value
+    no zone has: the capture moment is kept whatever the zone."""
+    value = record_field_value(record, "timeZoneOffset")
+    return value if ItemMetadata.is_utc_offset(value) else 0

@@ -45,6 +45,8 @@ ALBUM_TYPES = frozenset({"CPLAlbum", "CPLContainerRelation"})
 #: decodes every remembered row, and field names would double the work).
 #: Not ``unremovable``: it follows the configuration, and is set afresh;
 #: except ``ALBUMS_UNREAD``, kept (after the rest) so a later run reads again.
+#: A field added to ItemMetadata changes a row's length: rows of the older
+#: layout fail to decode (strictly), and a full listing reads them afresh.
 _META = tuple(f.name for f in attrs.fields(ItemMetadata) if f.name != "unremovable")
 _TUPLES = ("keywords", "albums")
 #: How ``assets.files_of`` names files (2: each resource by its own type).

@@ -679,7 +679,8 @@ class ICloudSource(ChangeFeed, Closing):
             # adding an asset to an album leaves its record (and change tag)
             # as it was, so a membership made after the listing would
             # otherwise leave with the asset, in no sidecar. The capture date
-            # too ("Adjust Date & Time"): the sidecar is where it survives.
+            # too ("Adjust Date & Time"): the sidecar is where it survives;
+            # its zone (``utc_offset``) is a field, compared with the rest.
             with self._lock:
                 albums = self._albums_now(item, asset.id)
             meta = metadata_of(asset, albums)

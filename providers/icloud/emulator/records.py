@@ -194,7 +194,6 @@ def asset_record(zone: Zone, asset: EmulatedAsset, generation: int) -> JSON:
         },
         "assetDate": {"type": "TIMESTAMP", "value": asset.asset_date_ms},
         "addedDate": {"type": "TIMESTAMP", "value": asset.added_date_ms},
-        "timeZoneOffset": {"type": "INT64", "value": 0},
         "isDeleted": {"type": "INT64", "value": int(asset.deleted)},
         "isExpunged": {"type": "INT64", "value": 0},
         "isHidden": {"type": "INT64", "value": int(asset.hidden)},
@@ -202,6 +201,8 @@ def asset_record(zone: Zone, asset: EmulatedAsset, generation: int) -> JSON:
         "orientation": {"type": "INT64", "value": 1},
         "assetSubtypeV2": {"type": "INT64", "value": 2 if asset.is_live else 0},
     }
+    if asset.time_zone_offset is not None:
+        fields["timeZoneOffset"] = {"type": "INT64", "value": asset.time_zone_offset}
     if asset.deleted:
         fields["dateExpunged"] = {"type": "TIMESTAMP", "value": asset.deleted_at_ms}
     fields.update(_described(asset))

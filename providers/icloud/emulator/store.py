@@ -109,6 +109,10 @@ class EmulatedAsset:
     #: Apple reports it, and as pyicloud shows it: 1970-01-01).
     asset_date_ms: int
     added_date_ms: int
+    #: The capture time's zone, seconds east of UTC (``timeZoneOffset``:
+    #: where it was taken, or what "Adjust Date & Time" set); None: the
+    #: record has no such field, as Apple sends some assets.
+    time_zone_offset: int | None = 0
     deleted: bool = False
     deleted_at_ms: int = 0
     hidden: bool = False
@@ -300,12 +304,15 @@ class Account:
         description: str | None = None,
         keywords: tuple[str, ...] = (),
         location: tuple[float, float, float] | None = None,
+        time_zone_offset: int | None = 0,
     ) -> EmulatedAsset:
         """Add a photo or video (with its Live Photo video, or the RAW of a
         RAW+JPEG pair) to a zone, with what a person set on it in Photos.
 
         ``asset_date`` None means the capture date is unknown: Apple then
-        reports epoch 0.
+        reports epoch 0. ``time_zone_offset`` is the zone it was taken in,
+        seconds east of UTC (None: the record has none); the zone of
+        ``asset_date`` itself is not read, as Apple keeps the two apart.
         """
         ext = Path(filename).suffix.lower()
         kind = uti or UTI_BY_EXTENSION.get(ext, "public.data")
@@ -328,6 +335,7 @@ class Account:
             asset.description = description
             asset.keywords = tuple(keywords)
             asset.location = location
+            asset.time_zone_offset = time_zone_offset
             return asset
 
     def edit_asset(
@@ -367,6 +375,23 @@ class Account:
                 asset.keywords = tuple(keywords)
             if location is not None:
                 asset.location = location
+            self.touch(asset)
+
+    def adjust_date(
+        self,
+        asset: EmulatedAsset,
+        when: datetime | None = None,
+        *,
+        time_zone_offset: int | None,
+    ) -> None:
+        """Photos' "Adjust Date & Time": a new capture moment (``when``;
+        None keeps it) and the zone, which that dialog always sets (seconds
+        east of UTC; None: no zone field); a new change tag, re-sorted."""
+        with self.lock:
+            if when is not None:
+                asset.asset_date_ms = _to_ms(when)
+            asset.time_zone_offset = time_zone_offset
+            self.zones[asset.zone].invalidate()
             self.touch(asset)
 
     def add_duplicate(self, asset: EmulatedAsset) -> EmulatedAsset:
@@ -505,6 +530,9 @@ class Account:
                 asset.hidden = bool(fields["isHidden"])
             if "isFavorite" in fields:
                 asset.favorite = bool(fields["isFavorite"])
+            if "timeZoneOffset" in fields:
+                offset = fields["timeZoneOffset"]
+                asset.time_zone_offset = offset if isinstance(offset, int) else None
             asset.change_tag = self.next_change_tag()
             zone.invalidate()
             self.record_change(zone, asset.asset_id)
