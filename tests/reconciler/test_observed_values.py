@@ -94,6 +94,8 @@ def test_each_observed_value_is_the_one_made_by_keyword(tmp_path: Path) -> None:
             tier="original",
             size=on_disk.stat().st_size,
             captured_at=f.captured_at,
+            # recorded when the file was placed: what it is in its item
+            role="live_video" if f.path.endswith(".MOV") else "original",
         )
         assert isinstance(f.captured_at, datetime) and f.captured_at.tzinfo is not None
     (single_lib,) = (f for f in lib.values() if f.path.endswith("IMG_0002.JPG"))
