@@ -10,7 +10,11 @@ An *item* is what the planner treats as one: an iCloud asset (every file
 of it: the still, its Live Photo video, the edit, the RAW), a folder
 source's files sharing a stem (a Live Photo pair), and what a tombstone
 names as removed together; a library file no source speaks for is grouped
-with those sharing its stem. Each is counted once, by its best state:
+with those sharing its stem. Every asset of an iCloud source's last
+listing (kept between runs, ``icloud_listing``) is an item, downloaded or
+not: one with a file no download stands for (its download failing on every
+run, a plan no apply followed yet, an edit made again) is in a source only
+until that file is fetched. Each is counted once, by its best state:
 
     removed > archived_2plus > waiting_phone > archived_1 > library_only > source_only
 
@@ -32,12 +36,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -197,12 +202,13 @@ def census(db: StateDB, desired: DesiredState) -> Census:
     items: dict[str, _Item] = {}
     by_sha: dict[str, str] = {}  # original SHA-256 -> item key
 
-    def add(key: str, name: str, sha: str, captured_at: float | None, library: bool) -> None:
+    def add(key: str, name: str, sha: str, captured_at: float | None, library: bool) -> _Item:
         item = items.get(key)
         if item is None:
             item = items[key] = _Item(name, library)
         item.add(sha, captured_at)
         by_sha.setdefault(sha, key)
+        return item
 
     # Which item each original belongs to, where a source said so: items
     # removed (their tombstones) and iCloud assets (an edit, a RAW or a
@@ -243,13 +249,7 @@ def census(db: StateDB, desired: DesiredState) -> Census:
                 if sha not in by_sha and _counted(rel):
                     add(f"{sid}:{_stem(rel)}", f"{sid}:{rel}", sha, captured, False)
         elif isinstance(src, ICloudSource):
-            sql = "select item_key, ref, sha256, size from source_files where source_id = ?"
-            for key, _ref, sha, size in conn.execute(sql, (sid,)):
-                if sha in tombstones.get((sid, key), ()):
-                    continue  # removed; what its tombstone does not name is live again
-                icloud_bytes += size or 0
-                if sha not in by_sha:
-                    add(f"{sid}:{key}", f"{sid}:{key}", sha, None, False)
+            icloud_bytes += _icloud(db, sid, src, tombstones, by_sha, add)
 
     wanted = {original for original, _, _ in encoded}
     holdings, targets, waiting, waiting_since, devices, sizes = _targets(db, desired, wanted)
@@ -386,19 +386,45 @@ def _version() -> str:
 
 def census_key(db: StateDB, desired: DesiredState) -> str:
     """What a census is a function of, as one string: the rows written to
-    the tables it counts (the state DB's change counter), the configuration,
-    the disk each store is on, the schema and the counting rules' code. Two
-    runs with the same key have the same census, so the second reuses the
-    first's (a no-op plan of 100k items otherwise counts them all again)."""
+    the tables it counts (the state DB's change counter), each iCloud
+    source's remembered listing (``_listings``), the configuration, the disk
+    each store is on, the schema and the counting rules' code. Two runs with
+    the same key have the same census, so the second reuses the first's (a
+    no-op plan of 100k items otherwise counts them all again)."""
     paths = [desired.library.path, *(t.path for t in desired.targets.values())]
     parts = [
         str(SCHEMA_VERSION),
         str(db.changes()),
+        _listings(db, desired),
         hashlib.sha256(repr(desired).encode()).hexdigest(),
         ",".join(str(_device(p)) for p in paths),
         _counting_code(),
     ]
     return ":".join(parts)
+
+
+def _listings(db: StateDB, desired: DesiredState) -> str:
+    """A stamp of each iCloud source's remembered listing, which the census
+    reads (``_unfetched``) but no trigger counts (``icloud_listing`` is not
+    one of ``schema.CENSUS_TABLES``). Every write of the listing rewrites its
+    cursor in the same transaction: the sync token of each zone, read before
+    the listing (a new one whenever the library changed), and when the last
+    full listing was made. With the listing's row count and its highest row
+    id (a row replaced or added takes a new one), a listing written since
+    the census was taken gives another stamp; read from the cursor and an
+    index, a few milliseconds at 50k assets. (Were the table counted by the
+    change counter, this would say nothing more.)"""
+    h = hashlib.sha256()
+    conn = db.conn
+    for sid, src in desired.sources.items():
+        if not isinstance(src, ICloudSource):
+            continue
+        sql = "select zone, token, full_at from icloud_cursor where source_id = ? order by zone"
+        cursor = conn.execute(sql, (sid,)).fetchall()
+        sql = "select count(*), max(rowid) from icloud_listing where source_id = ?"
+        rows = conn.execute(sql, (sid,)).fetchone()
+        h.update(repr((sid, cursor, tuple(rows))).encode())
+    return h.hexdigest()[:16]
 
 
 def _targets(
@@ -464,6 +490,129 @@ def _under(db: StateDB, root: str, columns: str) -> Iterator[tuple[Any, ...]]:
     return db.conn.execute(sql, (root, root[:-1] + "0"))
 
 
+def _icloud(
+    db: StateDB,
+    sid: str,
+    src: ICloudSource,
+    tombstones: Mapping[tuple[str, str], frozenset[str]],
+    by_sha: Mapping[str, str],
+    add: Callable[[str, str, str, float | None, bool], _Item],
+) -> int:
+    """Count an iCloud source's items with ``add`` (item key, name, content,
+    capture time, in the library): each file downloaded, by its SHA-256, and
+    each file its last listing holds that no download stands for
+    (``_unfetched``). Returns the bytes of them left in iCloud."""
+    sql = "select item_key, ref, sha256, size, fingerprint from source_files where source_id = ?"
+    rows = db.conn.execute(sql, (sid,)).fetchall()
+    fetched = {(key, ref): (n, fp or "") for key, ref, _, n, fp in rows}
+    unfetched = _unfetched(db, sid, src, fetched)
+    superseded = {(u.key, u.ref) for u in unfetched}
+    left = 0
+    for key, ref, sha, size, _ in rows:
+        if sha in tombstones.get((sid, key), ()):
+            continue  # removed; what its tombstone does not name is live again
+        if (key, ref) not in superseded:  # else its version listed now counts, below
+            left += size or 0
+        if sha not in by_sha:
+            add(f"{sid}:{key}", f"{sid}:{key}", sha, None, False)
+    for u in unfetched:
+        left += u.size
+        # A file no download stands for is held by no store, and part of its
+        # item is in the source alone: the item is archived nowhere and
+        # counts as in a source only (whatever of it the library holds)
+        # until that file is fetched. Never "every item is archived" then.
+        item = add(
+            f"{sid}:{u.key}", f"{sid}:{u.name}", f"unfetched:{u.key}:{u.ref}", u.captured_at, False
+        )
+        item.in_library = False
+    return left
+
+
+class _Unfetched(NamedTuple):
+    """A file of an item the iCloud source listed that no download stands for."""
+
+    key: str
+    ref: str
+    name: str
+    size: int
+    captured_at: float | None
+
+
+#: Roles whose bytes an edit made again in Photos may change at the same
+#: length: a download recorded before fingerprints were kept cannot stand
+#: for them.
+_CHANGEABLE = frozenset({"edited", "edit_sidecar"})
+
+
+def _unfetched(
+    db: StateDB,
+    sid: str,
+    src: ICloudSource,
+    fetched: Mapping[tuple[str, str], tuple[int | None, str]],
+) -> list[_Unfetched]:
+    """The files of the items the source listed last (its remembered
+    listing: the last observation of it) that no download stands for:
+    never downloaded (a download that fails on every run, an item a plan
+    listed and no apply fetched yet), or listed now as another version than
+    the one downloaded (an edit made again). ``fetched``: item key, ref ->
+    the size and fingerprint each was downloaded with. Without these, such
+    an item is in no state at all and the census calls everything archived.
+    Items older than ``max_age_days`` are not the tool's to handle (the
+    planner passes them over): not counted."""
+    cutoff = _oldest_handled(db, sid, src.max_age_days)
+    # The rows as providers.icloud.listing.encode writes them: [key, version,
+    # captured_at, [[name, size, ref, role, fingerprint], ...], ...]. SQLite
+    # picks out the files (parsing a row once for all three; decoding whole
+    # rows in Python would take twice as long as the rest of a census), in a
+    # scan of the table ("+": not by the index, one lookup per row).
+    sql = (
+        "select item ->> 0, item ->> 2, item -> 3 from icloud_listing "
+        "where +source_id = ? and json_valid(item)"
+    )
+    out: list[_Unfetched] = []
+    get = fetched.get
+    for key, captured, files in db.conn.execute(sql, (sid,)):
+        try:
+            missing = [
+                (name, size, ref)
+                for name, size, ref, role, fp in json.loads(files)
+                if not _stands_for(get((key, ref)), size, fp, role)
+            ]
+            if not missing:
+                continue  # most rows: read no further
+            when = _utc(captured).timestamp() if captured else None
+        except (ValueError, TypeError):
+            continue  # not a row this tool wrote: the next full listing rewrites it
+        if cutoff is None or when is None or when >= cutoff:
+            out.extend(_Unfetched(key, ref, name, size, when) for name, size, ref in missing)
+    return out
+
+
+def _stands_for(download: tuple[int | None, str] | None, size: int, fp: str, role: str) -> bool:
+    """Whether a download (its size and fingerprint) is still the file listed
+    now with ``size`` and ``fp``, as observation decides (``observe``:
+    ``_still_known``; ``DownloadedFile.still``): a row without a fingerprint
+    compares by size alone, and cannot vouch for an edit (``_CHANGEABLE``)."""
+    if download is None or download[0] != size:
+        return False
+    return download[1] == fp if download[1] else role not in _CHANGEABLE
+
+
+def _oldest_handled(db: StateDB, sid: str, max_age_days: int) -> float | None:
+    """The earliest capture time (epoch seconds) the source's
+    ``max_age_days`` admitted at its last full listing (None: any), as the
+    planner reckons it from its own run's time. The census knows no run's
+    time but that one: an item that aged out since (a few days at most,
+    ``full_listing_every_days``) is still counted until the next."""
+    if not max_age_days:
+        return None
+    sql = "select min(full_at) from icloud_cursor where source_id = ?"
+    full_at = db.conn.execute(sql, (sid,)).fetchone()[0]
+    if full_at is None:
+        return None
+    return (_utc(full_at) - timedelta(days=max_age_days)).timestamp()
+
+
 #: The device of a filesystem target not mounted now (no marker of it).
 UNPLUGGED = -1
 
@@ -517,8 +666,9 @@ _PROVEN = {"archived_1": 1, "archived_2plus": 2}
 @attrs.frozen(kw_only=True)
 class Proof:
     """What may be said of a census now: whether every item counted shows
-    ``copies`` copies, and which targets holding copies are not proven now
-    (target id -> why: their copies count as last recorded)."""
+    ``copies`` copies with no action of the last apply failed, and which
+    targets holding copies are not proven now (target id -> why: their
+    copies count as last recorded)."""
 
     copies: int
     all_archived: bool
@@ -532,9 +682,16 @@ class Proof:
 
 def proof(db: StateDB, desired: DesiredState, c: Census) -> Proof:
     copies = desired.policy.copies
+    # An action that failed in the last apply is work left undone (a file
+    # not fetched, a copy or a sidecar not written): whatever the states
+    # say, "every item is archived" is not said beside it.
     return Proof(
         copies=copies,
-        all_archived=c.oldest_unarchived is None and all_archived(c.items, copies),
+        all_archived=(
+            c.oldest_unarchived is None
+            and not c.items.get("failed")
+            and all_archived(c.items, copies)
+        ),
         unproven=unproven(db, desired, c),
     )
 
