@@ -690,10 +690,21 @@ def proof(db: StateDB, desired: DesiredState, c: Census) -> Proof:
         all_archived=(
             c.oldest_unarchived is None
             and not c.items.get("failed")
+            and _last_run_saw_everything(db)
             and all_archived(c.items, copies)
         ),
         unproven=unproven(db, desired, c),
     )
+
+
+def _last_run_saw_everything(db: StateDB) -> bool:
+    """Did the last plan or apply read every source file? One it could not
+    read (mode 000, an I/O error) is in no state of the census (never
+    hashed, never copied), and "every item is archived" is not said beside
+    it. (A store that could not be read is judged now: ``unproven``.)"""
+    sql = "select summary from runs where summary is not null order by id desc limit 1"
+    last = db.conn.execute(sql).fetchone()
+    return last is None or not json.loads(last[0] or "{}").get("unreadable")
 
 
 def all_archived(items: Mapping[str, int], copies: int) -> bool:

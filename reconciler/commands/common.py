@@ -127,6 +127,10 @@ def observe_and_plan(
         return world, make_plan(desired, world, now or world.observed_at)
 
 
+#: The run summary's count of source files that could not be read.
+UNREADABLE = "unreadable"
+
+
 def notes_exit(plan: Plan, io: Out) -> int:
     """Exit code and stderr line for what the plan could not look at:
     a guard that wants a person (3) before a store or source that could not
@@ -146,6 +150,9 @@ def notes_exit(plan: Plan, io: Out) -> int:
         )
         return EXIT_ERROR
     if unreadable:
+        # Kept with the run: the census knows nothing of a file never read,
+        # and says no "every item is archived" beside it (census.proof).
+        io.summary[UNREADABLE] = len(unreadable)
         io.warn(
             f"error: {len(unreadable)} source file(s) could not be read (see 'x' above); "
             "the rest was done; fix them and the next run picks them up"

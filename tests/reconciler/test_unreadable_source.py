@@ -66,3 +66,22 @@ def test_a_mode_000_source_file_waits_and_the_rest_is_archived(tmp_path: Path) -
     for target in ("nas", "usb"):
         assert sorted(files_under(ws.target(target)).values()) == sorted(photos.values())
     assert files_under(ws.incoming) == {}
+
+
+def test_status_says_no_every_item_is_archived_beside_a_file_never_read(tmp_path: Path) -> None:
+    """The census knows nothing of a source file never read (never hashed,
+    never copied): beside it, status said "every item is archived"."""
+    headline = "every item is archived (2 copies required) or off-loaded"
+    ws = make_workspace(tmp_path, extra=KEEP_ORIGINALS, removal=False)
+    make_jpeg(ws.incoming / "IMG_0.JPG", OLD, seed=0)
+    assert ws.run("apply", "--yes").code == 0
+    assert headline in ws.run("status").out
+    locked = make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
+    locked.chmod(0)
+    assert _apply_without_root_overrides(ws.config).returncode == 1
+    s = ws.run("status")
+    assert headline not in s.out, s.out
+    assert "unreadable 1" in s.out  # the run's line says what it could not read
+    locked.chmod(0o644)
+    assert ws.run("apply", "--yes").code == 0
+    assert headline in ws.run("status").out
