@@ -86,7 +86,9 @@ from reconciler.model import (
     WriteSidecar,
 )
 from reconciler.originals import Originals
-from reconciler.plan import CANNOT_ENCODE, LIBRARY, budget_reason, lighter_tier, over_budget
+from reconciler.plan import CANNOT_ENCODE, LIBRARY
+from reconciler.plan.budget import budget_reason, over_budget
+from reconciler.plan.tiers import lighter_tier
 from reconciler.state import LineageRow, StateDB
 
 T = TypeVar("T")

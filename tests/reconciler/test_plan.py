@@ -21,7 +21,8 @@ from reconciler.model import (
     TargetState,
     World,
 )
-from reconciler.plan import plan, tier_for
+from reconciler.plan import plan
+from reconciler.plan.tiers import tier_for
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=400)

@@ -18,7 +18,6 @@ the SHA-256 of the original; the same content seen twice is handled once.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import operator
 import posixpath
@@ -28,7 +27,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from reconciler import sidecar
-from reconciler.config import DesiredState, Removal, Tier, same_disk_ok
+from reconciler.config import DesiredState, same_disk_ok
 from reconciler.independence import (
     Groups,
     backup_groups,
@@ -64,6 +63,8 @@ from reconciler.model import (
     World,
     WriteSidecar,
 )
+from reconciler.plan.budget import budget_reason, over_budget
+from reconciler.plan.tiers import encoding_for, lighter_tier, tier_for
 
 LIBRARY = "library"
 #: How a settled encoding that failed on bad input starts its reason.
@@ -92,85 +93,7 @@ class _Sidecar:
     planned: dict[str, str] = attrs.field(factory=dict)
 
 
-_DAY = timedelta(days=1)
 _SHA256 = operator.attrgetter("sha256")
-
-
-def tier_for(tiers: Iterable[Tier], captured_at: datetime | None, now: datetime) -> Tier | None:
-    """The tier an item of this capture date belongs to now; None: keep original."""
-    if captured_at is None:
-        return None
-    age_days = (now - captured_at) / _DAY
-    for tier in tiers:
-        if tier.max_age_days is None or age_days < tier.max_age_days:
-            return tier
-    return None
-
-
-def over_budget(removal: Removal, removed: int, removed_bytes: int, size: int) -> bool:
-    """Would removing an item of ``size`` bytes, after ``removed`` items of
-    ``removed_bytes`` this run, pass the run's deletion budget? An item
-    larger than the whole byte budget goes alone, as a run's first removal:
-    it would otherwise wait for ever, each run promising the next (a 4K
-    clip under a "500 MiB" budget). A budget of 0 removes nothing."""
-    if removed + 1 > removal.max_items_per_run:
-        return True
-    alone = removed == 0 and removal.max_bytes_per_run > 0
-    return removed_bytes + size > removal.max_bytes_per_run and not alone
-
-
-def budget_reason(removal: Removal) -> str:
-    """Why a removal waits for the budget (``over_budget``)."""
-    if removal.max_items_per_run == 0 or removal.max_bytes_per_run == 0:
-        return "the deletion budget is 0; nothing is removed"
-    return "deletion budget for this run reached; next run"
-
-
-def lighter_tier(tiers: Iterable[Tier], tier: str, than: str) -> bool:
-    """Is ``tier`` lighter (less compressed: a younger tier) than ``than``?
-    The original is the lightest of all. A tier no longer configured
-    (renamed, removed) is taken as heavier than any, so that a file it
-    compressed is never the measure an encode from the original must beat."""
-    if than == ORIGINAL_TIER:
-        return False
-    if tier == ORIGINAL_TIER:
-        return True
-    order = [t.name for t in tiers]
-    if than not in order:
-        return True
-    return tier in order and order.index(tier) < order.index(than)
-
-
-@attrs.frozen(kw_only=True)
-class Encoding:
-    """What a file should look like in the library: a tier name and a setting."""
-
-    tier: str
-    quality: int | None = None
-    crf: int | None = None
-
-
-#: The file kept as it is (one value shared: asked once per library file).
-_KEPT = Encoding(tier=ORIGINAL_TIER)
-
-
-def encoding_for(tier: Tier | None, name: str) -> Encoding:
-    if tier is None or tier.keep == "original":
-        return _KEPT
-    kind = media_kind(name)
-    return _KEPT if kind == "other" else _encoding(tier, kind)
-
-
-@functools.lru_cache(maxsize=256)
-def _encoding(tier: Tier, kind: str) -> Encoding:
-    """A tier's setting for one kind of file: a few values, each made once."""
-    if kind == "jpeg":
-        return Encoding(tier=tier.name, quality=tier.jpeg_quality)
-    if kind == "heic":
-        if tier.heic_quality is None:
-            return _KEPT  # HEICs stay as they are in this tier
-        return Encoding(tier=tier.name, quality=tier.heic_quality)
-    return Encoding(tier=tier.name, crf=tier.video_crf)
 
 
 def plan(desired: DesiredState, world: World, now: datetime) -> Plan:
