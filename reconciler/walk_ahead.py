@@ -140,6 +140,16 @@ def _read_exactly(fd: int, n: int) -> bytes:
     return b"".join(parts)
 
 
+def _readable(fd: int) -> bool:
+    """Can ``fd`` be read now without waiting? ``poll``, not ``select``:
+    select refuses a descriptor numbered 1024 or more, which a process that
+    holds many files open (a long test session, a program embedding this
+    one) hands out."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 def _serve() -> None:
     """The helper's program: read the request (the run's pid, the trees with
     their ``skip`` rules, the fences, a memory file per tree) from stdin,
@@ -157,7 +167,7 @@ def _serve() -> None:
         taken_back: set[int] = set()
         pending = b""
         for i, (root, skip) in enumerate(trees):
-            while select.select([0], [], [], 0)[0]:
+            while _readable(0):
                 got = os.read(0, 4096)
                 if not got:
                     return  # the run is done with this helper
@@ -253,7 +263,7 @@ class WalkAhead:
         fd = proc.stdout.fileno()
         while not self._ended:
             if until is None:
-                if not select.select([fd], [], [], 0)[0]:
+                if not _readable(fd):
                     return  # nothing more said yet
             elif until in self._done:
                 return

@@ -441,3 +441,25 @@ def test_a_tree_not_begun_there_is_walked_here_and_never_there(tmp_path: Path) -
         assert ahead.take(tmp_path / "a", None) is not None
     finally:
         ahead.close()
+
+
+def test_a_process_holding_many_files_open_still_walks_ahead(tmp_path: Path) -> None:
+    """With a thousand files open (a long test session, a program that
+    embeds this one), the helper's pipe is numbered past 1023, which
+    ``select`` refuses: every take raised ValueError."""
+    _awkward_tree(tmp_path / "a")
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        ahead = WalkAhead([LocalTree(tmp_path / "a")])
+        try:
+            assert ahead._proc is not None and ahead._proc.stdout is not None
+            assert ahead._proc.stdout.fileno() >= 1024
+            _walked_there(ahead, tmp_path / "a")
+            got = ahead.take(tmp_path / "a", None)
+            assert got is not None
+            assert [tuple(e) for e in got[0]] == _here(tmp_path / "a")[0]
+        finally:
+            ahead.close()
+    finally:
+        for fd in held:
+            os.close(fd)
