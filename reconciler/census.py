@@ -10,11 +10,16 @@ An *item* is what the planner treats as one: an iCloud asset (every file
 of it: the still, its Live Photo video, the edit, the RAW), a folder
 source's files sharing a stem (a Live Photo pair), and what a tombstone
 names as removed together; a library file no source speaks for is grouped
-with those sharing its stem. Every asset of an iCloud source's last
-listing (kept between runs, ``icloud_listing``) is an item, downloaded or
-not: one with a file no download stands for (its download failing on every
-run, a plan no apply followed yet, an edit made again) is in a source only
-until that file is fetched. Each is counted once, by its best state:
+with those sharing its stem. A library file gone (deleted, a disk
+replaced; its row set aside in ``library_gone`` until the planner puts it
+back from a target) still stands for its item: one off-loaded from its
+source is counted by the copies the targets hold, and one with none, in
+no source either, as in the library only (never archived). Every asset
+of an iCloud source's last listing (kept between runs,
+``icloud_listing``) is an item, downloaded or not: one with a file no
+download stands for (its download failing on every run, a plan no apply
+followed yet, an edit made again) is in a source only until that file is
+fetched. Each is counted once, by its best state:
 
     removed > archived_2plus > waiting_phone > archived_1 > library_only > source_only
 
@@ -250,6 +255,7 @@ def census(db: StateDB, desired: DesiredState) -> Census:
                     add(f"{sid}:{_stem(rel)}", f"{sid}:{rel}", sha, captured, False)
         elif isinstance(src, ICloudSource):
             icloud_bytes += _icloud(db, sid, src, tombstones, by_sha, add)
+    _gone_from_library(db, item_of, by_sha, add)
 
     wanted = {original for original, _, _ in encoded}
     holdings, targets, waiting, waiting_since, devices, sizes = _targets(db, desired, wanted)
@@ -387,10 +393,10 @@ def _version() -> str:
 def census_key(db: StateDB, desired: DesiredState) -> str:
     """What a census is a function of, as one string: the rows written to
     the tables it counts (the state DB's change counter), each iCloud
-    source's remembered listing (``_listings``), the configuration, the disk
-    each store is on, the schema and the counting rules' code. Two runs with
-    the same key have the same census, so the second reuses the first's (a
-    no-op plan of 100k items otherwise counts them all again)."""
+    source's remembered listing (``_listings``), the configuration, the disk each store is on, the
+    schema and the counting rules' code. Two runs with the same key have the
+    same census, so the second reuses the first's (a no-op plan of 100k
+    items otherwise counts them all again)."""
     paths = [desired.library.path, *(t.path for t in desired.targets.values())]
     parts = [
         str(SCHEMA_VERSION),
@@ -481,6 +487,29 @@ def _targets(
             holdings[tid] = held
             devices[tid] = None  # on the phone: grouped by the phone (``phones_of``)
     return holdings, figures, waiting, since, devices, sizes
+
+
+def _gone_from_library(
+    db: StateDB,
+    item_of: Mapping[str, str],
+    by_sha: Mapping[str, str],
+    add: Callable[[str, str, str, float | None, bool], _Item],
+) -> None:
+    """Count the items of library files gone (deleted, a disk replaced), set
+    aside in ``library_gone`` until put back from a target: still the tool's
+    items, counted by the copies they have, or an item off-loaded from its
+    source that lost a copy too would drop out of every state and leave
+    "every item is archived" said of the rest. Keyed as the library keyed
+    them, so a Live Photo's still gone joins its video still there. One a
+    source still holds is counted from there already (the planner places it
+    from the source). One held nowhere, no target, no source, is counted as
+    in the library only: its library row is the tool's only record of it,
+    the library is where the planner puts it back, and like any item there
+    on no target it shows no copy (never archived, never "removed")."""
+    sql = "select path, original_sha256, captured_at from library_gone"
+    for path, original, captured in db.conn.execute(sql):
+        if original not in by_sha and _counted(path):
+            add(item_of.get(original) or "library:" + _stem(path), path, original, captured, True)
 
 
 def _under(db: StateDB, root: str, columns: str) -> Iterator[tuple[Any, ...]]:

@@ -231,7 +231,15 @@ def _migrate_source_fingerprint(db: sqlite_utils.Database) -> None:
 #: The tables the census counts from (reconciler.census); every row
 #: written to one of them moves the change counter, so a census taken at
 #: the same count (and configuration) is still the census of now.
-CENSUS_TABLES = ("hash_cache", "library", "source_files", "tombstones", "deliveries", "journal")
+CENSUS_TABLES = (
+    "hash_cache",
+    "library",
+    "library_gone",
+    "source_files",
+    "tombstones",
+    "deliveries",
+    "journal",
+)
 
 
 def _migrate_change_counter(db: sqlite_utils.Database) -> None:
@@ -312,8 +320,9 @@ def _migrate_hash_ctime(db: sqlite_utils.Database) -> None:
 def _migrate_library_gone(db: sqlite_utils.Database) -> None:
     """The rows of library files gone whose content the library holds
     nowhere else, set aside from ``library`` until each is put back from a
-    target: counted by no census (the library no longer holds them), and
-    still known for what they were (path, original, role)."""
+    target (the library no longer holds them: no library byte counts them), and
+    still known for what they were (path, original, role); the census
+    counts them as their items' files until then."""
     db.execute(
         "create table if not exists library_gone (path text primary key, "
         "original_sha256 text, sha256 text, tier text, size integer, mtime_ns integer, "
