@@ -525,13 +525,17 @@ class StateDB:
         """The role recorded for each of these originals' library files
         (those with one)."""
         found: dict[str, str] = {}
-        for chunk in _chunks(sorted(shas)):
+        for chunk in _chunks(sorted(shas), _CHUNK // 2):  # each bound twice
             marks = ", ".join("?" * len(chunk))
+            # (and of rows set aside: a file gone that comes back by other
+            # hands than the tool's, from the trash, is what it was)
             found.update(
                 self.conn.execute(
-                    "select original_sha256, role from library "
+                    "select original_sha256, role from library_gone "
+                    f"where original_sha256 in ({marks}) and role != '' "
+                    "union all select original_sha256, role from library "
                     f"where original_sha256 in ({marks}) and role != ''",
-                    chunk,
+                    [*chunk, *chunk],
                 )
             )
         return found
@@ -1010,6 +1014,6 @@ class StateDB:
             )
 
 
-def _chunks(seq: Sequence[str]) -> Iterator[Sequence[str]]:
-    for i in range(0, len(seq), _CHUNK):
-        yield seq[i : i + _CHUNK]
+def _chunks(seq: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]

@@ -5,7 +5,10 @@ from a sidecar that may be gone), its sidecar with it."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -88,3 +91,48 @@ def test_the_item_s_sidecar_is_put_back_with_its_files(
     assert r.code == 0, r.out + r.err
     after = files_under(ws.library)
     assert sorted(k for k in after if k.endswith(".xmp")) == xmps, (r.out, sorted(after))
+
+
+# A library file gone, its row set aside (library_gone), then back at its
+# path by other hands than the tool's put-back (the person restores it from
+# the trash; or the run putting it back is killed before its outcome is
+# recorded): what the file is in its item must not be forgotten, or the
+# person's edit is re-encoded for a tier.
+
+
+def _the_edit(ws: Workspace, edit: bytes) -> Path:
+    (path,) = [ws.library / rel for rel, data in files_under(ws.library).items() if data == edit]
+    return path
+
+
+def test_an_edit_restored_from_the_trash_is_never_encoded(
+    tiered: Workspace, account: Account, tmp_path: Path
+) -> None:
+    ws = tiered
+    edit, _ = _offloaded_edited(ws, account, tmp_path)
+    path = _the_edit(ws, edit)
+    path.unlink()  # deleted by mistake (into the trash)
+    p = ws.run("plan", "--detailed-exitcode", now=NOW)  # the night's cron check
+    assert p.code == 2 and "gone from the library" in p.out, p.out + p.err
+    path.write_bytes(edit)  # restored from the trash, the next morning
+    r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 0, r.out + r.err
+    assert path.read_bytes() == edit, ("the person's rendered edit was encoded", r.out)
+
+
+def test_an_edit_put_back_by_a_run_killed_before_recording_is_never_encoded(
+    tiered: Workspace, account: Account, tmp_path: Path
+) -> None:
+    ws = tiered
+    edit, _ = _offloaded_edited(ws, account, tmp_path)
+    path = _the_edit(ws, edit)
+    path.unlink()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILE_TEST_")}
+    env["RECONCILE_TEST_KILL_AT"] = "finish-before:copy-to-library:1"
+    cmd = [sys.executable, "-m", "reconciler.cli", "-c", str(ws.config), "apply", "--yes"]
+    killed = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
+    assert killed.returncode == -9, killed.stdout.decode() + killed.stderr.decode()
+    assert path.read_bytes() == edit  # put back, its outcome not recorded
+    r = ws.run("apply", "--yes", now=NOW)
+    assert r.code == 0, r.out + r.err
+    assert path.read_bytes() == edit, ("the person's rendered edit was encoded", r.out)
