@@ -440,6 +440,8 @@ class Note:
     - ``error``: one item's input is bad (cannot be decoded); reported, kept;
     - ``unreadable``: a source file could not be read: that item waits (exit
       1 until someone fixes it), the rest of the run goes on;
+    - ``lost``: a library file gone that no target holds any more, every
+      target read: nothing the tool can do brings it back (exit 1);
     - ``skipped``: left out on purpose, said so that nothing is left out
       silently (a symbolic link in a folder source); no effect on the exit.
     """

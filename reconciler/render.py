@@ -33,6 +33,7 @@ _NOTE_SYMBOL = {
     "blocked": "!",
     "error": "x",
     "unreadable": "x",
+    "lost": "x",
     "shared-disk": "!",
     "skipped": "·",
 }
@@ -74,6 +75,8 @@ def summary(plan: Plan, *, pending: int = 0) -> str:
         )
     elif incomplete:
         head = "No changes for what could be read; the rest is not known to match."
+    elif notes.get("lost"):
+        head = "Nothing to run, but the library does not match desired_state.toml: files are lost."
     else:
         head = NO_CHANGES
     return f"{head} ({tail})" if tail and parts else head + (f" ({tail})" if tail else "")

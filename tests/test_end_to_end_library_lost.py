@@ -225,3 +225,28 @@ def test_a_live_photo_still_lost_leaves_its_video_as_it_is(tmp_path: Path) -> No
     assert r.code == 0, r.out + r.err
     assert read_lineage(jpg)[0] == sha(still)  # type: ignore[index]
     assert mov.read_bytes() == video, r.out
+
+
+def test_a_file_gone_that_no_target_holds_is_lost_and_said_as_an_error(tmp_path: Path) -> None:
+    """Gone from the library and from both targets, every target read: no
+    run can put it back. It was "waiting" with exit 0 and "No changes. The
+    library matches", for ever."""
+    ws = make_workspace(tmp_path / "ws")
+    _offloaded(ws)
+    for root in (ws.library, ws.target("nas"), ws.target("usb")):
+        (f,) = root.rglob("IMG_1.JPG")
+        f.unlink()
+    p = ws.run("plan", "--detailed-exitcode", now=NOW)
+    assert p.code == 1, p.out
+    assert p.out == (
+        "Not done this run:\n"
+        "  x lost library:2021/06/01/IMG_1.JPG: gone from the library, and no target holds it "
+        "any more; nothing here can put it back\n\n"
+        "Nothing to run, but the library does not match desired_state.toml: files are lost. "
+        "(1 lost)\n"
+    )
+    assert p.err == (
+        "error: 1 library file(s) gone are held by no target any more (see 'x' above); "
+        "put them back from a backup of your own\n"
+    )
+    assert "every item is archived" not in ws.run("status").out

@@ -138,6 +138,7 @@ def notes_exit(plan: Plan, io: Out) -> int:
     blocked = [n.subject for n in plan.notes if n.status == "blocked"]
     unavailable = [n.subject for n in plan.notes if n.status == "unavailable"]
     unreadable = [n.subject for n in plan.notes if n.status == "unreadable"]
+    lost = [n.subject for n in plan.notes if n.status == "lost"]
     if blocked:
         io.warn(
             f"error: a guard held back {', '.join(blocked)} (see '!' above); "
@@ -147,6 +148,12 @@ def notes_exit(plan: Plan, io: Out) -> int:
     if unavailable:
         io.warn(
             f"error: {', '.join(unavailable)} could not be read (see '!' above); the rest was done"
+        )
+        return EXIT_ERROR
+    if lost:
+        io.warn(
+            f"error: {len(lost)} library file(s) gone are held by no target any more "
+            "(see 'x' above); put them back from a backup of your own"
         )
         return EXIT_ERROR
     if unreadable:

@@ -583,8 +583,7 @@ class _Planner:
             is_sidecar = lf.role == SIDECAR_ROLE
             if sha not in sizes:
                 if not is_sidecar:  # (a sidecar rewritten since is on no target as it was)
-                    why = "gone from the library; put back once a target holding it is available"
-                    self._note("waiting", subject, why)
+                    self._gone_nowhere(subject)
                 continue
             f, item = self._library_item(lf, sizes[sha])
             put = CopyToLibrary(
@@ -602,6 +601,23 @@ class _Planner:
             if not is_sidecar:
                 self._targets(sha, None, sha, f, item, subject, ())
                 self._encode(sha, None, sha, f, item, subject, (put.id,))
+
+    def _gone_nowhere(self, subject: str) -> None:
+        """A library file gone that no target read this run holds: waiting
+        while some target was not read (unplugged) or is a phone (whose copy
+        may be there with none left here); else lost, which only a person
+        can mend (a backup of their own), and said as an error."""
+        if self.world.targets and all(
+            t.available and t.kind == "filesystem" for t in self.world.targets
+        ):
+            why = (
+                "gone from the library, and no target holds it any more; "
+                "nothing here can put it back"
+            )
+            self._note("lost", subject, why)
+        else:
+            why = "gone from the library; put back once a target holding it is available"
+            self._note("waiting", subject, why)
 
     def _library_sidecar(self, lf: LibraryFile) -> None:
         """The sidecar of an item that lives only in the library, on a target

@@ -142,16 +142,27 @@ def test_a_library_file_gone_is_put_back_from_a_target_then_encoded() -> None:
     assert p.notes == ()
 
 
-def test_a_library_file_gone_and_on_no_target_is_a_note() -> None:
-    w = _lost(world(()), lib("2021/01/02/IMG_1.JPG", Y, X, "older"))
-    p = plan(desired(tiers=TIERS), w, NOW)
-    assert p.actions == ()
-    assert [(n.status, n.subject, n.reason) for n in p.notes] == [
-        (
-            "waiting",
-            "library:2021/01/02/IMG_1.JPG",
-            "gone from the library; put back once a target holding it is available",
-        )
+def test_a_library_file_gone_and_on_no_target_waits_for_one_not_read_else_is_lost() -> None:
+    gone = lib("2021/01/02/IMG_1.JPG", Y, X, "older")
+    read = world(())
+    unplugged = attrs.evolve(read, targets=(attrs.evolve(read.targets[0], available=False),))
+    notes = [
+        [
+            (n.status, n.reason)
+            for n in plan(desired(tiers=TIERS), _lost(w, gone), NOW).notes
+            if n.status != "unavailable"  # (the unplugged target's own note)
+        ]
+        for w in (unplugged, read)
+    ]
+    assert notes == [
+        [("waiting", "gone from the library; put back once a target holding it is available")],
+        [
+            (
+                "lost",
+                "gone from the library, and no target holds it any more; "
+                "nothing here can put it back",
+            )
+        ],
     ]
 
 
