@@ -159,3 +159,22 @@ def test_the_tools_lines_go_first_and_leave_nothing_behind(tmp_path: Path) -> No
 )
 def test_the_pattern_that_ignores_a_path_is_named(patterns: list[str], named: str | None) -> None:
     assert ignores.pattern_for(patterns, REL) == named
+
+
+def test_a_pattern_of_the_person_s_that_ignores_the_canary_is_named(
+    tmp_path: Path, pair: SyncthingPair
+) -> None:
+    """ ".*" (no hidden files) in this machine's .stignore ignores the
+    liveness canary too: the phone could never be proven alive, and every
+    run waited its whole timeout and blamed the phone's folder."""
+    (pair.local_folder / ".stignore").write_text(".*\n")
+    ws = phone_workspace(
+        tmp_path / "ws", pair, removal=True, phone_options="liveness_timeout_s = 3\n"
+    )
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
+    p = ws.run("plan", now=NOW)
+    assert (
+        "this machine's .stignore ignores the test file .reconcile-canary (your pattern '.*'): "
+        "the phone can never be proven alive; add the line !/.reconcile-canary above that "
+        "pattern"
+    ) in p.out + p.err, p.out + p.err

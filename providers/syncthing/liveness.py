@@ -26,7 +26,7 @@ from pathlib import Path
 
 from providers.base import Liveness
 from providers.syncthing.client import SyncthingClient
-from providers.syncthing.ignores import TMP_DIR
+from providers.syncthing.ignores import TMP_DIR, pattern_for
 from reconciler.errors import ProviderError
 
 CANARY = ".reconcile-canary"
@@ -85,6 +85,9 @@ def _round_trip(
     start = time.monotonic()
     try:
         client.scan(folder_id, CANARY)
+        blocked = _ignored(client, folder_id)
+        if blocked:
+            return Liveness(alive=False, reason=blocked)
         delay = 0.02
         while True:
             record = client.file(folder_id, CANARY)
@@ -115,3 +118,16 @@ def _round_trip(
             canary.unlink()
         with contextlib.suppress(ProviderError):
             client.scan(folder_id, CANARY)
+
+
+def _ignored(client: SyncthingClient, folder_id: str) -> str:
+    """Why the canary can never reach the phone, when a pattern of the
+    person's in this machine's ``.stignore`` ignores it (``.*``: "no hidden
+    files"): said as that, not as a phone that did not answer; "" else."""
+    found = pattern_for(client.ignores(folder_id), CANARY)
+    if found is None or found.startswith("!"):
+        return ""
+    return (
+        f"this machine's .stignore ignores the test file {CANARY} (your pattern {found!r}): "
+        f"the phone can never be proven alive; add the line !/{CANARY} above that pattern"
+    )

@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import itertools
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -320,7 +321,11 @@ class SyncthingTarget(Closing):
             dest = self.folder_path / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = tmp_dir / f"sidecar-{os.urandom(8).hex()}.xmp"
-            sha = replace_sidecar(dest, tmp, data, mtime_ns, shown=f"{self.id}:{rel}")
+            # Dated now, not at the capture time: Syncthing tells a changed
+            # file by its size and mtime alone, and a sidecar rewritten with
+            # both kept (a favourite set: Rating 0 -> 5) would never reach
+            # the phone while its old version there counted as the new.
+            sha = replace_sidecar(dest, tmp, data, None, shown=f"{self.id}:{rel}")
         except OSError as e:
             raise ProviderError(
                 f"delivering {rel} into {self.folder_path} failed: {e}", provider=PROVIDER
@@ -458,6 +463,18 @@ class SyncthingTarget(Closing):
 
     # ------------------------------------------------------------ confirm
 
+    def _index_behind(self, rel: str, local: FileVersion) -> bool:
+        """Does Syncthing's record of ``rel`` here describe other bytes than
+        the file there now (another size or mtime)? Its index, and every
+        device's answer about the file, follow the last scan that saw it."""
+        if local.deleted or local.invalid or local.ignored:
+            return False  # judged below: no file of ours is announced
+        try:
+            st = (self.folder_path / rel).lstat()
+        except OSError:
+            return False  # not here (freed): the phone's copy is what counts
+        return st.st_size != local.size or st.st_mtime_ns != _modified_ns(local.modified)
+
     def confirm(self, rel_path: str) -> Confirmation:
         """Is the phone proven to hold this exact file? Per file, from the index.
 
@@ -482,6 +499,18 @@ class SyncthingTarget(Closing):
                 # ignored file), else not yet indexed.
                 return Confirmation(
                     False, self._ignored_reason(rel) or "Syncthing has not indexed it yet"
+                )
+        if self._index_behind(rel, record.local):
+            # The file here changed since Syncthing indexed it (a sidecar
+            # rewritten, a scan lost): its record, and so the phone's
+            # answer, is of the bytes before. Scanned again; until the
+            # index says the file as it is now, nothing is proven.
+            with contextlib.suppress(ProviderError):
+                self._client.scan(self.folder_id, rel)
+            record = self._client.file(self.folder_id, rel)
+            if record is None or self._index_behind(rel, record.local):
+                return Confirmation(
+                    False, "Syncthing has not indexed the file as it is now (changed here); waiting"
                 )
         glob, local = record.global_, record.local
         if glob.deleted:
@@ -821,3 +850,17 @@ def _is_file(name: str, folder: int) -> bool:
         return stat.S_ISREG(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
     except OSError:
         return False
+
+
+def _modified_ns(text: str) -> int | None:
+    """Syncthing's ``modified`` (RFC 3339 with up to nanoseconds, in the
+    time zone of the machine it runs on) as epoch nanoseconds; None when it
+    is not one."""
+    m = re.fullmatch(r"(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text)
+    if m is None:
+        return None
+    try:
+        base = datetime.fromisoformat(m[1] + ("+00:00" if m[3] == "Z" else m[3]))
+    except ValueError:
+        return None
+    return int(base.timestamp()) * 10**9 + int((m[2] or "").ljust(9, "0")[:9])
