@@ -213,6 +213,7 @@ def _cached(path: str, st: os.stat_result, sha: str, now: float) -> CachedHash:
         dated=True,
         captured_at=when,
         hashed_at=now,
+        ctime_ns=st.st_ctime_ns,
     )
 
 

@@ -368,6 +368,16 @@ class StateDB:
                     records,
                 )
 
+    def set_ctimes(self, rows: Sequence[tuple[int, str]]) -> None:
+        """Give cache rows kept by an older version, without a ctime, the
+        ctime their file has now ((ctime_ns, path) each): trusted as they
+        were, from now on a rewrite in place is seen."""
+        if rows:
+            with self.transaction():
+                self.conn.executemany(
+                    "update hash_cache set ctime_ns = ? where path = ? and ctime_ns is null", rows
+                )
+
     @contextmanager
     def transaction(self, *, immediate: bool = False) -> Iterator[None]:
         """One commit for many writes. The connection is in autocommit mode,

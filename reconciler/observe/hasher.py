@@ -207,6 +207,7 @@ class CachedHasher:
         results: list[Hashed | None] = [None] * len(entries)
         misses: list[int] = []
         gone: list[str] = []
+        aged: list[tuple[int, str]] = []  # rows without a ctime, trusted: (ctime, path)
         c = next(rows, None)
         for i in order:
             path, _, size, mtime_ns, inode, ctime_ns = entries[i]
@@ -219,8 +220,12 @@ class CachedHasher:
             if (
                 c[1] == size
                 and c[2] == mtime_ns
-                and c[3] == inode
-                and (c[8] == ctime_ns or c[8] is None)  # rewritten in place: read
+                # The ctime, which no program sets, says a file rewritten in
+                # place or replaced; the inode adds nothing to it, and some
+                # disks number files anew at each mount (exFAT through FUSE):
+                # it is asked only of a row an older version kept, without
+                # a ctime, which takes the walk's now (``aged``).
+                and (c[8] == ctime_ns if c[8] is not None else c[3] == inode)
                 and (c[5] or not dates)
                 and (
                     not window
@@ -230,6 +235,8 @@ class CachedHasher:
             ):
                 results[i] = new(Hashed, (intern(c[4]), c[6], ""))
                 stamps[i] = c[7]
+                if c[8] is None:
+                    aged.append((ctime_ns, path))
             else:
                 misses.append(i)
             c = next(rows, None)
@@ -237,6 +244,7 @@ class CachedHasher:
             gone.append(c[0])
             c = next(rows, None)
         del order
+        self.db.set_ctimes(aged)  # once per row: a change from now on is seen
         return results, misses, gone
 
     def _hash(
