@@ -110,6 +110,7 @@ class EncoderPool:
             ctx.set_forkserver_preload(["reconciler.forkserver_lifeline"])
             from multiprocessing import forkserver
 
+            os.environ[lifeline.RUN_PID_ENV] = str(os.getpid())  # (forkserver_lifeline)
             forkserver.ensure_running()
             lock = None if self.lock_fd is None else lifeline.InheritedFd(self.lock_fd)
             self._pool = _Pool(

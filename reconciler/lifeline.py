@@ -35,6 +35,11 @@ _PR_SET_PDEATHSIG = 1
 _libc: Any = None
 
 
+#: The run's pid, in the environment the forkserver starts with
+#: (``reconciler.forkserver_lifeline``).
+RUN_PID_ENV = "RECONCILE_FORKSERVER_PARENT"
+
+
 def die_with_parent(sig: int = signal.SIGKILL) -> bool:
     """Ask the kernel to send ``sig`` to this process when its parent dies.
 
