@@ -746,6 +746,7 @@ class Applier:
         # file it would be "not worth it", settled for good, and the photo
         # kept at the heavier quality.
         lighter = lighter_tier(self.desired.policy.tiers, a.tier, lib.tier)
+        got = ""  # the SHA-256 of the original copied back, when it is
         try:
             with self.originals.readable(sha) as src:
                 if a.tier != ORIGINAL_TIER:
@@ -792,7 +793,7 @@ class Applier:
             # Recorded as the tool's before it lands: a run killed between
             # the replace and its record would leave a file that carries the
             # original's lineage and that no record vouches for.
-            made = sha256_file(tmp)
+            made = got if tier == ORIGINAL_TIER else sha256_file(tmp)  # (read once)
             if tier != ORIGINAL_TIER:
                 self.db.record_made(made, sha, tier)
             copy = store.replace(tmp, lib.path, replaces=lib.sha256, sha256=made)

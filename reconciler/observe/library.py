@@ -321,8 +321,8 @@ def _made_here(
       does not know the encode is an older one (a state database put back
       from a backup)."""
     found = _embedded_lineage(path, c)
-    if found is None:
-        return None
+    if found is None or before == math.inf:  # no record at all: one query less per file
+        return found
     if was is not None and was.original_sha256 == found.original_sha256 and was.tier != found.tier:
         return found
     made = db.renditions([c.sha256]).get(c.sha256)
