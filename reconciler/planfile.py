@@ -58,8 +58,16 @@ MAX_BYTES = 1 << 30
 
 def load(path: Path) -> Plan:
     try:
-        raw = json.loads(read_named(path, MAX_BYTES))
-    except (OSError, ValueError) as e:
+        return loads(read_named(path, MAX_BYTES), str(path))
+    except OSError as e:
+        raise StalePlanError(f"{path}: not a readable plan file: {e}") from e
+
+
+def loads(text: str | bytes, path: str = "the plan") -> Plan:
+    """A plan from its JSON (``dumps``); StalePlanError when it is none."""
+    try:
+        raw = json.loads(text)
+    except ValueError as e:
         raise StalePlanError(f"{path}: not a readable plan file: {e}") from e
     except RecursionError as e:  # '[' nested deeper than Python's stack: no plan is
         raise StalePlanError(

@@ -1,6 +1,6 @@
 """The state database's schema: its version, each migration that brought
-it there, and its triggers: the census's change counter, and the
-staleness of tree listings.
+it there, and its triggers: the census's change counter, the world
+counter (converged plans), and the staleness of tree listings.
 
 A migration runs once, inside one transaction with the version it sets
 (``StateDB._migrate``), and is written to be safe to run again. Never edit
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the database object is handed in; sqlite-utils is loaded by state
     import sqlite_utils
 
-SCHEMA_VERSION = 17
+SCHEMA_VERSION = 18
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -330,6 +330,31 @@ def _migrate_library_gone(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migrate_converged_plan(db: sqlite_utils.Database) -> None:
+    """A counter of rows written to every table a plan reads (by triggers:
+    ``install_triggers``), and the last converged plan, kept with the count
+    and the walks it was made from (``reconciler.converged``)."""
+    db.execute(
+        "create table if not exists world_counter (id integer primary key check (id = 0), "
+        "n integer not null)"
+    )
+    db.execute("insert or ignore into world_counter (id, n) values (0, 0)")
+    db.execute(
+        "create table if not exists converged_plan (id integer primary key check (id = 0), "
+        "key blob not null, counter integer not null, walks blob not null, "
+        "valid_from real not null, valid_until real not null, plan text not null)"
+    )
+
+
+#: Tables no plan reads (the run history and the counters), that a plan
+#: writes (the kept converged plan), or that are derived exactly from
+#: another (tree listings, of ``hash_cache``): their writes do not move the
+#: world counter. Every other table does, including any added later.
+NOT_WORLD = frozenset(
+    {"runs", "change_counter", "world_counter", "converged_plan", "tree_listings"}
+)
+
+
 #: A hash-cache row written or deleted under a tree makes the tree's listing
 #: stale (``tree_listing``): it is read only while exact.
 _LISTING_STALE = (
@@ -341,7 +366,7 @@ _LISTING_STALE = (
 def install_triggers(conn: sqlite3.Connection) -> None:
     """Put back any trigger missing (a migration that rebuilt a table drops
     its triggers with it): one look at the schema per open. The census's
-    change counter, and the staleness of tree listings."""
+    change counter, the world counter, and the staleness of tree listings."""
     names = {r[0] for r in conn.execute("select name from sqlite_master where type = 'trigger'")}
     for op, rows in (("insert", ("new",)), ("update", ("old", "new")), ("delete", ("old",))):
         name = f"listing_stale_{op}"
@@ -351,6 +376,23 @@ def install_triggers(conn: sqlite3.Connection) -> None:
                 f"create trigger if not exists {name} after {op} on hash_cache begin {body} end"
             )
     _count_changes(conn, names)
+    _count_world(conn, names)
+
+
+def _count_world(conn: sqlite3.Connection, names: set[str]) -> None:
+    tables = {r[0] for r in conn.execute("select name from sqlite_master where type = 'table'")}
+    if "world_counter" not in tables:
+        return  # before the migration that makes it
+    for table in sorted(tables - NOT_WORLD):
+        if table.startswith("sqlite_"):
+            continue  # SQLite's own (sequences, statistics): no trigger can be put there
+        for op in ("insert", "update", "delete"):
+            name = f"world_{table}_{op}"
+            if name not in names:
+                conn.execute(
+                    f'create trigger if not exists "{name}" after {op} on "{table}" '
+                    "begin update world_counter set n = n + 1 where id = 0; end"
+                )
 
 
 def _count_changes(conn: sqlite3.Connection, names: set[str]) -> None:
@@ -382,4 +424,5 @@ MIGRATIONS = {
     15: _migrate_library_roles,
     16: _migrate_hash_ctime,
     17: _migrate_library_gone,
+    18: _migrate_converged_plan,
 }

@@ -262,6 +262,42 @@ class StateDB:
         """How many rows were ever written to the census's tables (CENSUS_TABLES)."""
         return int(self.conn.execute("select n from change_counter").fetchone()[0])
 
+    def world_count(self) -> int:
+        """How many rows were ever written to the tables a plan reads
+        (``schema.NOT_WORLD`` are not): the same count, the same state."""
+        return int(self.conn.execute("select n from world_counter").fetchone()[0])
+
+    def converged_plan(self) -> tuple[Any, ...] | None:
+        """The kept converged plan: (key, counter, walks, valid_from,
+        valid_until, plan text), or None (``reconciler.converged``)."""
+        row = self.conn.execute(
+            "select key, counter, walks, valid_from, valid_until, plan from converged_plan"
+        ).fetchone()
+        return tuple(row) if row is not None else None
+
+    def keep_converged_plan(
+        self, key: bytes, counter: int, walks: bytes, valid: tuple[float, float], plan: str
+    ) -> bool:
+        """Keep a converged plan made at world count ``counter``, if the
+        count is still that (no writer changed what it was made from)."""
+        if self.conn.in_transaction:
+            return False
+        with self.transaction(immediate=True):  # the count read and the write, one
+            same = self.world_count() == counter
+            if same:
+                self.conn.execute(
+                    "insert or replace into converged_plan (id, key, counter, walks, "
+                    "valid_from, valid_until, plan) values (0, ?, ?, ?, ?, ?, ?)",
+                    (key, counter, walks, valid[0], valid[1], plan),
+                )
+        return same
+
+    def forget_converged_plan(self) -> None:
+        if self.conn.in_transaction:
+            return
+        with self.transaction():
+            self.conn.execute("delete from converged_plan")
+
     def _meta(self, key: str) -> str | None:
         rows = list(self.query("select value from meta where key = ?", [key]))
         return str(rows[0]["value"]) if rows else None
@@ -738,7 +774,14 @@ class StateDB:
         return int(rows[0]["count"]) if rows else None
 
     def record_listing_count(self, store_id: str, count: int) -> None:
-        self._put("listing_counts", {"store_id": store_id, "count": count, "observed_at": _now()})
+        # Rewritten only when it moved: an unchanged world leaves the state
+        # database unchanged (a converged plan is kept only then).
+        self.conn.execute(
+            "insert into listing_counts (store_id, count, observed_at) values (?, ?, ?) "
+            "on conflict (store_id) do update set count = excluded.count, "
+            "observed_at = excluded.observed_at where count != excluded.count",
+            (store_id, count, _now()),
+        )
 
     # --------------------------------------------------------- runs, journal
 

@@ -49,7 +49,7 @@ from array import array
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from providers.base import ColumnWalk, LocalTree
+from providers.base import ColumnWalk, LocalTree, ScanEntry
 from providers.filesystem import scan_tree
 from reconciler import lifeline, tree_listing
 
@@ -74,6 +74,10 @@ Columns = tuple[tuple[int, int], str, bytes, bytes, bytes, bytes, list[str], lis
 #: What ``take`` hands over: the walk (read-only columns: nothing can
 #: reorder it under its digest), the undecodable names, the links, the digest.
 Walked = tuple[ColumnWalk, list[str], list[str], bytes]
+
+#: A walk taken before observing began (``reconciler.converged``): the
+#: helper's, or one made here (a list).
+AnyWalk = tuple[Sequence[ScanEntry], list[str], list[str], bytes]
 
 #: The helper's whole program: this process's import path (argv[1], so that
 #: it finds the very modules this one runs), then ``_serve``. ``-P``: no
@@ -127,6 +131,16 @@ def _entries(root: str, columns: Columns) -> Walked:
     ctimes.frombytes(ctimes_b)
     rels = text.split("\0") if sizes else []
     return ColumnWalk(root, rels, sizes, mtimes, inodes, ctimes), odd, links, digest
+
+
+def walk_here(
+    root: str, skip: Callable[[str], bool] | None, fences: Mapping[tuple[int, int], str]
+) -> Walked:
+    """A tree walked in this process, held as the helper would send it."""
+    columns = _walk(root, skip, fences)
+    if isinstance(columns, OSError):
+        raise columns
+    return _entries(root, columns)
 
 
 def _read_exactly(fd: int, n: int) -> bytes:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 from io import StringIO, UnsupportedOperation
 from typing import TextIO
 
-from reconciler import config, leftover, selection
+from reconciler import config, converged, leftover, selection
 from reconciler.config import DesiredState
 from reconciler.connect import connect
 from reconciler.errors import ConfigError
@@ -109,11 +109,24 @@ def observe_progress(io: Out) -> Progress:
 
 
 def observe_and_plan(
-    desired: DesiredState, db: StateDB, io: Out, now: datetime | None, accept_shrink: bool
-) -> tuple[World, Plan]:
+    desired: DesiredState,
+    db: StateDB,
+    io: Out,
+    now: datetime | None,
+    accept_shrink: bool,
+    *,
+    kept: bool = False,
+) -> tuple[World | None, Plan]:
+    """Observe and plan. With ``kept`` (``reconcile plan``), a converged plan
+    kept by an earlier run is given again while nothing it was made from
+    changed (``reconciler.converged``): then there is no world (None)."""
     conn = connect(desired)
+    now = now or datetime.now(UTC)
     with paused_gc():
         try:
+            found = converged.check(desired, db, conn, now, accept_shrink) if kept else None
+            if found is not None and found.kept is not None:
+                return None, found.kept
             world = observe(
                 desired,
                 db,
@@ -121,10 +134,14 @@ def observe_and_plan(
                 now=now,
                 progress=observe_progress(io),
                 accept_shrink=accept_shrink,
+                walked=found.walks if found is not None else None,
             )
         finally:
             conn.close()
-        return world, make_plan(desired, world, now or world.observed_at)
+        plan = make_plan(desired, world, now)
+        if found is not None:
+            converged.keep(found, desired, db, world, plan, now)
+        return world, plan
 
 
 #: The run summary's count of source files that could not be read.

@@ -31,10 +31,10 @@ def plan_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int
         places.refuse_output(desired, Path(args.out), "--out")
     db = StateDB.in_dir(desired.state_dir)
     try:
-        world, plan = observe_and_plan(desired, db, io, now, args.accept_shrink)
+        world, plan = observe_and_plan(desired, db, io, now, args.accept_shrink, kept=True)
     finally:
         db.close()
-    if args.out or args.json:
+    if (args.out or args.json) and world is not None:  # (a plan kept has its basis)
         plan = attrs.evolve(plan, basis=fingerprint(world))
     if not plan.actions:
         # Converged (cron's nightly plan): what follows is a few lines of

@@ -54,7 +54,7 @@ from reconciler.model import (
 from reconciler.observe.hasher import CachedHasher, Progress, _quiet
 from reconciler.observe.library import library_state, sidecars_missing
 from reconciler.state import DownloadedFile, StateDB
-from reconciler.walk_ahead import WalkAhead
+from reconciler.walk_ahead import AnyWalk, WalkAhead
 
 
 @contextmanager
@@ -88,7 +88,10 @@ def observe(
     now: datetime | None = None,
     progress: Progress = _quiet,
     accept_shrink: bool = False,
+    walked: Mapping[str, tuple[Any, AnyWalk]] | None = None,
 ) -> World:
+    """``walked``: trees already walked this run (``converged.Check``), by
+    root, each with the ``skip`` rule it was walked with."""
     now = now or datetime.now(UTC)
     days = desired.guards.reverify_after_days
     hasher = CachedHasher(
@@ -110,6 +113,9 @@ def observe(
     db.forget_other_tree_listings([os.path.join(t.root, "") for t in trees])
     ahead = trees[1:] if isinstance(order[0], WalksLocally) else trees
     hasher.fences = places.fences(desired)
+    if walked:
+        hasher.prewalked = dict(walked)
+        ahead = [t for t in ahead if os.fspath(t.root) not in walked]
     if ahead and db.size_bytes() >= walk_ahead.MIN_STATE_BYTES:
         hasher.ahead = WalkAhead(ahead, hasher.fences)
     try:
@@ -118,7 +124,7 @@ def observe(
             for sid, src in conn.sources.items()
         )
         library, parsed = library_state(conn, hasher, db)
-        disks = _disks(desired, conn)
+        disks = judged_disks(desired, conn)
         targets = tuple(
             _target(tid, store, hasher, db, desired.targets.get(tid), now, disks)
             for tid, store in conn.targets.items()
@@ -233,7 +239,7 @@ def _target(
         )
 
 
-def _disks(desired: DesiredState, conn: Connected) -> Disks:
+def judged_disks(desired: DesiredState, conn: Connected) -> Disks:
     """The disks each target's copies are judged by, as the removal gate
     judges them (``reconciler.disks``), from one reading of the mount table."""
     table = mount_table()

@@ -27,7 +27,7 @@ from providers.filesystem import scan_tree
 from reconciler import media, tree_listing
 from reconciler.hashing import HASH_CHUNK, sha256_file
 from reconciler.state import CachedHash, StateDB, storable
-from reconciler.walk_ahead import WalkAhead
+from reconciler.walk_ahead import AnyWalk, WalkAhead
 
 #: Files smaller than this are hashed on the observer's own thread, larger
 #: ones on its pool (``CachedHasher._hash``): one read's worth.
@@ -75,6 +75,9 @@ class CachedHasher:
         self.fences: Mapping[tuple[int, int], str] = {}
         #: the last walk handed over by the helper, with its digest taken there
         self._walked: tuple[Sequence[ScanEntry], bytes] | None = None
+        #: trees walked before observing began (``reconciler.converged``), by
+        #: root, with the ``skip`` rule each was walked with: each taken once
+        self.prewalked: dict[str, tuple[Callable[[str], bool] | None, AnyWalk]] = {}
 
     def walk(
         self,
@@ -84,7 +87,9 @@ class CachedHasher:
         undecodable: list[str] | None = None,
         links: list[str] | None = None,
     ) -> Sequence[ScanEntry]:
-        walked = self.ahead.take(root, skip) if self.ahead is not None else None
+        walked = self._prewalked(root, skip)
+        if walked is None and self.ahead is not None:
+            walked = self.ahead.take(root, skip)
         if walked is None:
             return list(scan_tree(root, skip, undecodable, links, self.fences))
         entries, odd, linked, digest = walked
@@ -96,6 +101,12 @@ class CachedHasher:
         # their own, for ``hash_entries`` to take when handed this very walk.
         self._walked = (entries, digest)
         return entries
+
+    def _prewalked(self, root: Path, skip: Callable[[str], bool] | None) -> AnyWalk | None:
+        found = self.prewalked.pop(os.fspath(root), None)
+        if found is None or found[0] is not skip:
+            return None
+        return found[1]
 
     def _due(self, path: str, hashed_at: float) -> bool:
         """Time to read an unchanged file again (bit rot keeps size and mtime).

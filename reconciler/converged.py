@@ -1,0 +1,283 @@
+"""A converged plan, kept: cron's nightly ``reconcile plan`` of a library
+where nothing changed is answered by walking the trees, not by observing
+and planning again.
+
+The planner is a pure function of the configuration, the observed world
+and the clock (``plan(desired, world, now)``), and for a library whose
+every store and source is a folder on this machine the world is a function
+of the files under those folders and of the state database. So a plan
+with nothing to do (its notes are the world's, and said again) is kept
+with what it was made from, and given again while all of it is the same:
+
+- the trees, walked again (every file's path, size, mtime, inode and
+  ctime, in order: ``tree_listing.walk_digest``); a file rewritten in place
+  moves its ctime whatever its size and mtime say;
+- each store's root and marker as ``lstat`` sees them (a disk swapped or
+  unmounted, a marker rewritten: the walk skips the marker);
+- the state database: the world counter (``StateDB.world_count``) moves
+  with every row written to any table a plan reads, by triggers, by any
+  writer; a plan is kept only if it did not move while the plan was made;
+- the configuration as resolved, the mount table and the disks the copies
+  are judged by, this program's own code (its files' sizes and mtimes),
+  and the machine's time zone;
+- the clock: until the first moment an item's age reaches a span the
+  planner measures (``plan.bounds``) or a file is due to be read again
+  (``guards.reverify_after_days``), never past a week, never before it was
+  made (a clock set back).
+
+The walks are taken before anything is observed, so what the plan saw is
+no older than the walks it is kept with: a file changed after its walk
+moves its ctime, and the next walk differs. A tree with a file changed
+within ``RACY_S`` of its walk is not kept (a change inside one tick of a
+coarse clock, or of FAT's 2-second mtimes, can leave the times as they
+were). When the kept plan does not hold, the walks are handed to the
+observer: nothing is walked twice. (exFAT and FAT keep no ctime: there, as
+for the hash cache, a file rewritten in place with its size and mtime put
+back is found only when it is due to be read again.)
+
+Walking every tree first costs the observer its walks ahead (done while it
+works), about a third of a plan's time at 100k items. So a run walks first
+only where the kept plan may hold: the last plan was converged, and the
+state database and the rest are as they were then. A converged plan made
+without walking first keeps only a mark, so the next run walks first and
+keeps what it makes; the one after that is answered.
+
+Only for libraries large enough to walk ahead (``walk_ahead``); never for
+``apply``, which always observes (and whose removal gate re-checks every
+copy anyway), nor for a phone (Syncthing's answers are not files here) or
+iCloud.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+import attrs
+
+import providers
+import reconciler
+from providers.base import ConfirmingStore, LocalTree, RemembersListing, WalksLocally
+from providers.filesystem import MARKER
+from reconciler import places, planfile, walk_ahead
+from reconciler.config import DesiredState
+from reconciler.connect import Connected
+from reconciler.errors import StalePlanError
+from reconciler.model import Plan, World
+from reconciler.plan import bounds
+from reconciler.state import StateDB
+from reconciler.walk_ahead import AnyWalk
+
+log = logging.getLogger("reconcile")
+
+#: A file changed less than this before its tree was walked could change
+#: again without moving its times (FAT keeps mtimes to 2 s; the kernel's
+#: clock for file times ticks every few ms).
+RACY_S = 2.0
+#: The longest a kept plan is given again, whatever else holds.
+LONGEST = timedelta(days=7)
+
+Skip = Callable[[str], bool] | None
+
+
+@attrs.define
+class Check:
+    """What was found before observing: the plan kept, if it still holds;
+    else the walks (for the observer) and what keeping this run's plan needs."""
+
+    kept: Plan | None
+    walks: dict[str, tuple[Skip, AnyWalk]]
+    key: bytes
+    digests: bytes
+    counter: int
+    #: the newest file time the walks met (ns), and when they began (s)
+    newest_ns: int
+    began: float
+
+
+def check(
+    desired: DesiredState, db: StateDB, conn: Connected, now: datetime, accept_shrink: bool
+) -> Check | None:
+    """The kept plan if it holds now (``Check.kept``), or the trees walked
+    for this run's observation; None when no plan of this library is kept
+    (a phone or iCloud, a small library, ``--accept-shrink``)."""
+    if accept_shrink or not _all_local(conn) or db.size_bytes() < walk_ahead.MIN_STATE_BYTES:
+        return None
+    counter = db.world_count()  # before the walks: a write after them shows at keeping
+    began = time.time()
+    key = _key(desired, conn)
+    found = Check(None, {}, key, b"", counter, 0, began)
+    row = db.converged_plan()
+    at = now.timestamp()
+    if row is None or row[:2] != (key, counter) or not row[3] <= at < row[4]:
+        # No kept plan can hold: observe as usual (walking first would only
+        # cost the observer its walks ahead).
+        return found
+    got = _walk_all([p.local_tree for p in _order(conn)], places.fences(desired))
+    if got is None:
+        return found
+    found.walks, found.digests, found.newest_ns = got
+    if row[2] == found.digests and row[5]:
+        try:
+            found.kept = attrs.evolve(planfile.loads(row[5]), created_at=now)
+        except StalePlanError:  # not what this program wrote there: plan again
+            return found
+        log.info("nothing changed since the converged plan of %s", _when(row[3]))
+    return found
+
+
+def keep(
+    found: Check, desired: DesiredState, db: StateDB, world: World, plan: Plan, now: datetime
+) -> bool:
+    """Keep ``plan`` for the runs after this one, if it is converged and
+    nothing it was made from changed while it was made. A run that did not
+    walk first keeps only a mark: the next run walks first (if nothing
+    changed in the state database meanwhile), and keeps the plan it makes."""
+    if plan.actions:
+        if found.walks:  # walked first for nothing: the next run observes as usual
+            db.forget_converged_plan()
+        return False
+    if not found.digests:
+        mark = (now.timestamp(), float("inf"))
+        return db.keep_converged_plan(found.key, found.counter, b"", mark, "")
+    if found.newest_ns >= (found.began - RACY_S) * 1e9:
+        return False  # a file changed just before its walk
+    until = min(bounds.stable_until(desired, world, now), now + LONGEST)
+    due = _first_due(desired, db, now)
+    if due is not None:
+        until = min(until, due)
+    if until <= now:
+        return False
+    from reconciler.plan import fingerprint  # the basis of a plan given again with --out
+
+    return db.keep_converged_plan(
+        found.key,
+        found.counter,
+        found.digests,
+        (now.timestamp(), until.timestamp()),
+        planfile.dumps(attrs.evolve(plan, basis=fingerprint(world))),
+    )
+
+
+def _first_due(desired: DesiredState, db: StateDB, now: datetime) -> datetime | None:
+    """When the first file in the hash cache is due to be read again (or
+    now, when one was hashed "later than now": such a file is due at once)."""
+    days = desired.guards.reverify_after_days
+    sql = "select min(hashed_at), max(hashed_at) from hash_cache"
+    oldest, latest = db.conn.execute(sql).fetchone()
+    if latest is not None and latest > max(now.timestamp(), time.time()):
+        return now
+    if not days or oldest is None:
+        return None
+    return now + timedelta(seconds=oldest + days * 86400 - now.timestamp())
+
+
+def _order(conn: Connected) -> list[WalksLocally]:
+    found = [*conn.sources.values(), conn.library, *conn.targets.values()]
+    return [p for p in found if isinstance(p, WalksLocally)]
+
+
+def _all_local(conn: Connected) -> bool:
+    """Every source and store a folder here: what they hold is their files."""
+    found = [*conn.sources.values(), conn.library, *conn.targets.values()]
+    return all(
+        isinstance(p, WalksLocally) and not isinstance(p, ConfirmingStore | RemembersListing)
+        for p in found
+    )
+
+
+def _key(desired: DesiredState, conn: Connected) -> bytes:
+    """Everything but the trees, the state and the clock a plan is made from."""
+    from reconciler.observe import judged_disks
+
+    h = hashlib.sha256()
+    h.update(repr(desired).encode("utf-8", "surrogateescape"))
+    h.update(repr(judged_disks(desired, conn)).encode("utf-8", "surrogateescape"))
+    for p in _order(conn):
+        root = os.fspath(p.local_tree.root)
+        for path in (root, os.path.join(root, MARKER)):
+            h.update(path.encode("utf-8", "surrogateescape") + b"\0")
+            try:
+                st = os.lstat(path)
+            except OSError as e:
+                h.update(f"{e.errno}\n".encode())
+                continue
+            h.update(
+                f"{st.st_mode} {st.st_dev} {st.st_ino} {st.st_size} "
+                f"{st.st_mtime_ns} {st.st_ctime_ns}\n".encode()
+            )
+    h.update(_code())
+    # capture times without a zone are read in the machine's
+    h.update(f"{time.timezone} {time.altzone} {time.tzname}".encode())
+    return h.digest()
+
+
+def _code() -> bytes:
+    """This program's own files, as they are (an upgrade plans anew)."""
+    h = hashlib.sha256()
+    for package in (reconciler, providers):
+        top = os.path.dirname(os.fspath(package.__file__ or ""))
+        for folder, dirs, files in os.walk(top):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for name in sorted(files):
+                if name.endswith(".py"):
+                    st = os.stat(os.path.join(folder, name))
+                    h.update(f"{folder}/{name} {st.st_size} {st.st_mtime_ns}\n".encode())
+    return h.digest()
+
+
+def _walk_all(
+    trees: Sequence[LocalTree], fences: Mapping[tuple[int, int], str]
+) -> tuple[dict[str, tuple[Skip, AnyWalk]], bytes, int] | None:
+    """Every tree walked, the first here and the rest by the helper, except
+    those it has not begun when this process is done with the first: taken
+    from the last, so the two share the trees. None: a tree could not be
+    walked (the observer meets that error itself) or holds a value no
+    digest can (an mtime past 2262)."""
+    walks: dict[str, tuple[Skip, AnyWalk]] = {}
+    ahead = walk_ahead.WalkAhead(trees[1:], fences) if len(trees) > 1 else None
+    try:
+        for tree in (*trees[:1], *reversed(trees[1:])):
+            key = os.fspath(tree.root)
+            if key in walks:
+                continue
+            taken = ahead.take(tree.root, tree.skip) if ahead and tree is not trees[0] else None
+            got: AnyWalk
+            if taken is not None:
+                got = taken
+            else:
+                try:  # in columns, as the helper's: every tree is held at once
+                    got = walk_ahead.walk_here(os.fspath(tree.root), tree.skip, fences)
+                except Exception:  # (a nested place too) the observer meets it, and says it
+                    return None
+            walks[key] = (tree.skip, got)
+    finally:
+        if ahead is not None:
+            ahead.close()
+    h = hashlib.sha256()
+    newest = 0
+    for tree in trees:
+        key = os.fspath(tree.root)
+        entries, odd_names, linked, digest = walks[key][1]
+        h.update(key.encode("utf-8", "surrogateescape") + b"\0" + digest)
+        h.update(pickle.dumps((sorted(odd_names), sorted(linked))))
+        newest = max(newest, _newest(entries))
+    return walks, h.digest(), newest
+
+
+def _newest(entries: Sequence[tuple[str, str, int, int, int, int]]) -> int:
+    """The latest mtime or ctime (ns) among a walk's files."""
+    mtimes = getattr(entries, "mtimes", None)
+    ctimes = getattr(entries, "ctimes", None)
+    if mtimes is not None and ctimes is not None:  # a walk in columns
+        return max(max(mtimes, default=0), max(ctimes, default=0))
+    return max((max(e[3], e[5]) for e in entries), default=0)
+
+
+def _when(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")

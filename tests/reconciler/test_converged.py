@@ -1,0 +1,357 @@
+"""A converged plan, kept (``reconciler.converged``): a no-op ``plan`` is
+answered from the last converged plan only while nothing it was made from
+changed. Each test changes one thing the plan depends on, and checks that
+the next plan is made afresh and says what a plan made with no kept plan
+says; the first checks that an unchanged library is answered without
+observing at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from providers.filesystem import MARKER
+from reconciler import converged, walk_ahead
+from reconciler.commands import common
+from tests.helpers import KEEP_ORIGINALS, Run, Workspace, make_jpeg, make_workspace
+
+OLD = datetime.now(UTC) - timedelta(days=800)
+
+#: Two tiers: originals until 900 days of age, then quality 60.
+TIERS = """
+[[policy.tiers]]
+name = "young"
+max_age_days = 900
+keep = "original"
+[[policy.tiers]]
+name = "old"
+jpeg_quality = 60
+"""
+
+
+class Observed:
+    """Counts the observations made (a plan given again makes none)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = common.observe
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(common, "observe", counting)
+
+    def since(self, before: int) -> int:
+        return self.count - before
+
+
+@pytest.fixture
+def kept(monkeypatch: pytest.MonkeyPatch) -> Observed:
+    """Plans kept for a library of any size, and for files changed just now
+    (the tests' files are seconds old; ``RACY_S`` has its own test)."""
+    monkeypatch.setattr(walk_ahead, "MIN_STATE_BYTES", 0)
+    monkeypatch.setattr(converged, "RACY_S", -3600.0)
+    return Observed(monkeypatch)
+
+
+def _library(tmp_path: Path, extra: str = KEEP_ORIGINALS, n: int = 3) -> Workspace:
+    ws = make_workspace(tmp_path / "ws", removal=False, extra=extra)
+    for i in range(n):
+        make_jpeg(ws.incoming / f"IMG_{i}.JPG", OLD, seed=i)
+    assert ws.run("apply", "--yes").code == 0
+    # converged, and nothing kept yet but a mark: the next plan walks first
+    assert ws.run("plan").code == 0
+    return ws
+
+
+def _fresh(ws: Workspace, monkeypatch: pytest.MonkeyPatch, *args: str, **kw: Any) -> Run:
+    """The plan made with no kept plan in reach (the library counted small)."""
+    with monkeypatch.context() as m:
+        m.setattr(walk_ahead, "MIN_STATE_BYTES", 1 << 60)
+        return ws.run("plan", *args, **kw)
+
+
+def _same(a: Run, b: Run) -> None:
+    assert (a.code, a.out, a.err) == (b.code, b.out, b.err)
+
+
+def _json(run: Run) -> dict[str, Any]:
+    got: dict[str, Any] = json.loads(run.out)
+    got.pop("created_at")
+    return got
+
+
+def test_an_unchanged_library_is_answered_without_observing(
+    tmp_path: Path, kept: Observed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = _library(tmp_path)
+    fresh = _json(_fresh(ws, monkeypatch, "--json"))
+    first = ws.run("plan", "--detailed-exitcode")  # made, and kept
+    assert first.code == 0 and "No changes" in first.out
+    before = kept.count
+    again = ws.run("plan", "--detailed-exitcode")
+    assert kept.since(before) == 0, "the kept plan was not given again"
+    _same(again, first)
+    # --json and --out: the same plan, its basis that of the world it holds,
+    # so a saved plan applies
+    given = ws.run("plan", "--json")
+    assert kept.since(before) == 0
+    assert _json(given) == fresh
+    assert json.loads(given.out)["basis"]
+    out = tmp_path / "saved.json"
+    assert ws.run("plan", "--out", str(out)).code == 0
+    assert kept.since(before) == 0
+    applied = ws.run("apply", str(out), "--yes")
+    assert applied.code == 0, applied.err
+
+
+def _rewrite_in_place(path: Path) -> None:
+    """New bytes, the same size and mtime: only the ctime tells."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _one(root: Path, pattern: str = "*.JPG") -> Path:
+    return sorted(root.rglob(pattern))[0]
+
+
+def _db(ws: Workspace) -> sqlite3.Connection:
+    return sqlite3.connect(ws.root / "state" / "state.db")
+
+
+CHANGES: dict[str, Callable[[Workspace], None]] = {
+    "a new photo to import": lambda ws: make_jpeg(ws.incoming / "IMG_new.JPG", OLD, seed=9),
+    "a library file rewritten in place": lambda ws: _rewrite_in_place(_one(ws.library)),
+    "a target's copy rewritten in place": lambda ws: _rewrite_in_place(_one(ws.target("nas"))),
+    "a target's copy deleted": lambda ws: _one(ws.target("usb")).unlink(),
+    "a library file renamed": lambda ws: _one(ws.library).rename(
+        _one(ws.library).with_name("moved.JPG")
+    ),
+    "a target's marker gone": lambda ws: (ws.target("nas") / MARKER).unlink(),
+    "a target's marker rewritten": lambda ws: (ws.target("usb") / MARKER).write_text(
+        '{"id": "nas"}'
+    ),
+    "a folder the walk skips holds new debris": lambda ws: (
+        ws.library / ".reconcile-tmp-x"
+    ).write_bytes(b"half"),
+    "the configuration": lambda ws: ws.config.write_text(
+        ws.config.read_text().replace(KEEP_ORIGINALS, TIERS.replace("900", "30"))
+    ),
+    "a row of the state database": lambda ws: (
+        _db(ws)
+        .execute("insert into settled values ('x' || hex(randomblob(8)), 'old', 'not worth it')")
+        .connection.commit()
+    ),
+    "a file gone from the state's library table": lambda ws: (
+        _db(ws)
+        .execute("delete from library where path = (select min(path) from library)")
+        .connection.commit()
+    ),
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_any_change_plans_afresh(
+    tmp_path: Path, kept: Observed, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    ws = _library(tmp_path)
+    assert ws.run("plan").code == 0  # kept
+    before = kept.count
+    assert ws.run("plan").code == 0
+    assert kept.since(before) == 0
+    CHANGES[change](ws)
+    after = ws.run("plan", "--json")
+    assert kept.since(before) == 1, f"{change}: the kept plan was given again"
+    assert _json(after) == _json(_fresh(ws, monkeypatch, "--json"))
+
+
+def test_a_plan_with_work_to_do_is_not_kept(
+    tmp_path: Path, kept: Observed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = _library(tmp_path)
+    (_one(ws.target("usb"))).unlink()
+    before = kept.count
+    runs = [ws.run("plan", "--detailed-exitcode") for _ in range(3)]
+    assert kept.since(before) == 3  # every plan observed
+    assert runs[0].code == runs[1].code == 2
+    _same(runs[0], runs[1])
+
+
+def test_the_clock_past_a_tier_boundary_plans_afresh(
+    tmp_path: Path, kept: Observed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The items are 895 days old; the tier turns at 900: a plan "as of"
+    6 days later must encode them, one 4 days later need not."""
+    ws = make_workspace(tmp_path / "ws", removal=False, extra=TIERS)
+    now = datetime.now(UTC)
+    for i in range(3):
+        make_jpeg(ws.incoming / f"IMG_{i}.JPG", now - timedelta(days=895), seed=i)
+    assert ws.run("apply", "--yes", now=now).code == 0
+    assert ws.run("plan", now=now).code == 0  # the mark
+    assert ws.run("plan", "--detailed-exitcode", now=now).code == 0
+    before = kept.count
+    early = ws.run("plan", "--detailed-exitcode", now=now + timedelta(days=4))
+    assert early.code == 0 and kept.since(before) == 0
+    late = ws.run("plan", "--json", now=now + timedelta(days=6))
+    assert kept.since(before) == 1
+    assert {a["type"] for a in json.loads(late.out)["actions"]} == {"encode"}
+    assert _json(late) == _json(_fresh(ws, monkeypatch, "--json", now=now + timedelta(days=6)))
+
+
+def test_a_clock_set_back_plans_afresh(tmp_path: Path, kept: Observed) -> None:
+    ws = _library(tmp_path)
+    now = datetime.now(UTC)
+    assert ws.run("plan", now=now).code == 0
+    before = kept.count
+    assert ws.run("plan", now=now - timedelta(minutes=5)).code == 0
+    assert kept.since(before) == 1
+
+
+def test_a_file_due_to_be_read_again_plans_afresh(tmp_path: Path, kept: Observed) -> None:
+    """``guards.reverify_after_days``: bit rot keeps size and times, so a
+    file due is read, and a kept plan must not stand in for that."""
+    ws = _library(tmp_path, extra=KEEP_ORIGINALS + "[guards]\nreverify_after_days = 3\n")
+    now = datetime.now(UTC)
+    assert ws.run("plan", now=now).code == 0
+    before = kept.count
+    assert ws.run("plan", now=now + timedelta(days=2)).code == 0
+    assert kept.since(before) == 0
+    assert ws.run("plan", now=now + timedelta(days=3, hours=1)).code == 0
+    assert kept.since(before) == 1
+
+
+def test_never_longer_than_a_week(tmp_path: Path, kept: Observed) -> None:
+    ws = _library(tmp_path)
+    now = datetime.now(UTC)
+    assert ws.run("plan", now=now).code == 0
+    before = kept.count
+    assert ws.run("plan", now=now + timedelta(days=6)).code == 0
+    assert kept.since(before) == 0
+    assert ws.run("plan", now=now + timedelta(days=7, seconds=1)).code == 0
+    assert kept.since(before) == 1
+
+
+def test_a_file_changed_while_the_plan_was_made_is_seen_by_the_next(
+    tmp_path: Path, kept: Observed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Changed after the walks, before the observer read it: the plan kept
+    may have read either version, so the next must not take it."""
+    ws = _library(tmp_path)
+    real = common.observe
+    victim = _one(ws.target("nas"))
+
+    def meanwhile(*args: Any, **kwargs: Any) -> Any:
+        _rewrite_in_place(victim)
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(common, "observe", meanwhile)
+        assert ws.run("plan").code == 0
+    before = kept.count
+    after = ws.run("plan", "--json")
+    assert kept.since(before) == 1
+    assert _json(after) == _json(_fresh(ws, monkeypatch, "--json"))
+
+
+def test_a_state_database_written_while_the_plan_was_made_keeps_nothing(
+    tmp_path: Path, kept: Observed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = _library(tmp_path)
+    real = common.observe
+
+    def meanwhile(*args: Any, **kwargs: Any) -> Any:
+        with _db(ws) as other:  # another run, say
+            other.execute("insert into settled values ('y', 'old', 'not worth it')")
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(common, "observe", meanwhile)
+        assert ws.run("plan").code == 0
+    before = kept.count
+    assert ws.run("plan").code == 0
+    assert kept.since(before) == 1
+
+
+def test_files_changed_just_before_the_walk_keep_nothing(
+    tmp_path: Path, kept: Observed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within ``RACY_S`` of the walk a file could change again unseen (a
+    coarse clock's tick, FAT's 2-second mtimes): no plan is kept then."""
+    monkeypatch.setattr(converged, "RACY_S", 3600.0)  # every test file is that young
+    ws = _library(tmp_path)
+    assert ws.run("plan").code == 0
+    before = kept.count
+    assert ws.run("plan").code == 0
+    assert kept.since(before) == 1
+
+
+def test_another_version_of_the_program_plans_afresh(
+    tmp_path: Path, kept: Observed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = _library(tmp_path)
+    assert ws.run("plan").code == 0
+    before = kept.count
+    monkeypatch.setattr(converged, "_code", lambda: b"an upgrade")
+    assert ws.run("plan").code == 0
+    assert kept.since(before) == 1
+
+
+def test_apply_always_observes(tmp_path: Path, kept: Observed) -> None:
+    ws = _library(tmp_path)
+    assert ws.run("plan").code == 0
+    _one(ws.target("usb")).unlink()
+    # the plan kept is not what apply goes by: the copy is made again
+    assert ws.run("apply", "--yes").code == 0
+    assert ws.run("plan", "--detailed-exitcode").code == 0
+    assert len(list(ws.target("usb").rglob("*.JPG"))) == 3
+
+
+def test_accept_shrink_is_never_answered_from_a_kept_plan(tmp_path: Path, kept: Observed) -> None:
+    ws = _library(tmp_path)
+    assert ws.run("plan").code == 0
+    before = kept.count
+    assert ws.run("plan", "--accept-shrink").code == 0
+    assert kept.since(before) == 1
+
+
+def test_only_a_run_after_a_converged_one_walks_first(
+    tmp_path: Path, kept: Observed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Walking every tree before observing costs the observer its walks
+    ahead: it is done only where a kept plan may hold (the last plan was
+    converged, and the state database has not changed since)."""
+    walked_first: list[int] = []
+    walk_all = converged._walk_all
+
+    def counting(*args: Any) -> Any:
+        walked_first.append(1)
+        return walk_all(*args)
+
+    monkeypatch.setattr(converged, "_walk_all", counting)
+    ws = _library(tmp_path)  # apply, then a converged plan: a mark
+    assert walked_first == []
+    assert ws.run("plan").code == 0  # walks first, keeps the plan
+    assert ws.run("plan").code == 0  # walks first, answered
+    assert len(walked_first) == 2
+    _one(ws.target("usb")).unlink()
+    assert ws.run("plan").code == 0  # walks first, for nothing: work to do
+    # (and the copy's row in the hash cache forgotten): this one does not
+    assert ws.run("plan").code == 0
+    assert len(walked_first) == 3
+    assert ws.run("apply", "--yes").code == 0
+    assert ws.run("plan").code == 0  # the state changed: no walk first, a mark
+    assert len(walked_first) == 3
+    assert ws.run("plan").code == 0
+    assert len(walked_first) == 4
