@@ -265,7 +265,8 @@ class StateDB:
     def world_count(self) -> int:
         """How many rows were ever written to the tables a plan reads
         (``schema.NOT_WORLD`` are not): the same count, the same state."""
-        return int(self.conn.execute("select n from world_counter").fetchone()[0])
+        sql = "select (select n from world_counter) + (select n from change_counter)"
+        return int(self.conn.execute(sql).fetchone()[0])
 
     def converged_plan(self) -> tuple[Any, ...] | None:
         """The kept converged plan: (key, counter, walks, valid_from,

@@ -355,3 +355,28 @@ def test_only_a_run_after_a_converged_one_walks_first(
     assert len(walked_first) == 3
     assert ws.run("plan").code == 0
     assert len(walked_first) == 4
+
+
+def test_every_table_a_plan_reads_moves_the_world_count(tmp_path: Path) -> None:
+    """A table added later is counted too: only ``NOT_WORLD`` is not."""
+    from reconciler.schema import NOT_WORLD
+    from reconciler.state import StateDB
+
+    db = StateDB(tmp_path / "state.db")
+    sql = "select name from sqlite_master where type = ?"
+    tables = {r[0] for r in db.conn.execute(sql, ["table"])} - NOT_WORLD
+    triggers = {r[0] for r in db.conn.execute(sql, ["trigger"])}
+    for table in sorted(tables):
+        for op in ("insert", "update", "delete"):
+            assert {f"world_{table}_{op}", f"counted_{table}_{op}"} & triggers, (table, op)
+    before = db.world_count()
+    with db.conn:
+        db.conn.execute("insert into settled values ('a', 'old', 'not worth it')")
+    assert db.world_count() == before + 1
+    with db.conn:  # a census table, through the census's counter
+        db.conn.execute(
+            "insert into tombstones (source_id, item_key, sha256s) values ('s', 'k', 'x')"
+        )
+    assert db.world_count() == before + 2
+    db.start_run("plan")  # the history is no input of a plan
+    assert db.world_count() == before + 2
