@@ -7,7 +7,10 @@ already hold them (hard links, so the trees cost no extra disk), runs one
 - `reconcile plan` again (nothing to do: the cost of checking), and
 - `rsync -a --dry-run` from the import folder to each of the three stores,
 
-in the same run, on the same trees. Prints figures; asserts nothing.
+in the same run, on the same trees. From the third no-op plan on, a plan
+is answered from the converged plan the one before kept
+(``reconciler.converged``); each run's kind is printed. Prints figures;
+asserts nothing.
 
     .venv/bin/python bench/noop_plan.py --items 100000
 """
@@ -26,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from providers.filesystem import write_marker
+from reconciler import converged
 from reconciler.cli import main
 from reconciler.layout import dated_path
 
@@ -76,6 +80,25 @@ def timed(fn: object) -> float:
     return time.perf_counter() - start
 
 
+#: Each plan's kind, in order: "made" (observed and planned), "walked first"
+#: (made after walking every tree first, and kept), or "kept" (answered
+#: from the converged plan the one before kept: ``reconciler.converged``).
+KINDS: list[str] = []
+
+
+def _spy_on_kept_plans() -> None:
+    check = converged.check
+
+    def spy(*args: object, **kwargs: object) -> converged.Check | None:
+        found = check(*args, **kwargs)  # type: ignore[arg-type]
+        kept = found is not None and found.kept is not None
+        walked = found is not None and bool(found.walks)
+        KINDS.append("kept" if kept else "walked first" if walked else "made")
+        return found
+
+    converged.check = spy  # type: ignore[assignment]
+
+
 def plan(config: Path) -> int:
     out = io.StringIO()
     code = main(["-c", str(config), "plan", "--detailed-exitcode"], stdout=out, stderr=out)
@@ -93,14 +116,16 @@ def rsync(root: Path) -> None:
         )
 
 
-def _runs(times: list[float]) -> str:
-    return ", ".join(f"{x:.2f}" for x in times)
+def _runs(times: list[float], kinds: list[str] | None = None) -> str:
+    if kinds is None:
+        return ", ".join(f"{x:.2f}" for x in times)
+    return ", ".join(f"{x:.2f} ({k})" for x, k in zip(times, kinds, strict=True))
 
 
 def main_bench() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--items", type=int, default=100_000)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     if not shutil.which("rsync"):
         raise SystemExit("rsync is not installed (make apt)")
@@ -109,16 +134,20 @@ def main_bench() -> None:
         t = timed(lambda: build(root, args.items))
         config = root / "desired_state.toml"
         print(f"built {args.items} items x 4 trees in {t:.1f} s")
+        _spy_on_kept_plans()
         first = timed(lambda: plan(config))
         print(f"first plan (hashes every file once): {first:.2f} s")
+        KINDS.clear()
         ours = [timed(lambda: plan(config)) for _ in range(args.repeat)]
         theirs = [timed(lambda: rsync(root)) for _ in range(args.repeat)]
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"no-op reconcile plan: best {min(ours):.2f} s  (runs: {_runs(ours)})")
+        print(f"no-op reconcile plan: runs {_runs(ours, KINDS)}")
         print(f"rsync -a --dry-run x3 trees: best {min(theirs):.2f} s  (runs: {_runs(theirs)})")
-        print(
-            f"ratio: {min(ours) / min(theirs):.2f}x rsync; peak RSS of this process {rss:.0f} MiB"
-        )
+        for kind in ("made", "kept"):
+            times = [x for x, k in zip(ours, KINDS, strict=True) if k == kind]
+            if times:
+                print(f"{kind}: best {min(times):.2f} s, {min(times) / min(theirs):.2f}x rsync")
+        print(f"peak RSS of this process {rss:.0f} MiB")
 
 
 if __name__ == "__main__":
