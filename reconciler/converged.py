@@ -7,7 +7,9 @@ and the clock (``plan(desired, world, now)``), and for a library whose
 every store and source is a folder on this machine the world is a function
 of the files under those folders and of the state database. So a plan
 with nothing to do (its notes are the world's, and said again) is kept
-with what it was made from, and given again while all of it is the same:
+with what it was made from, and given again while all of it is the same
+(none is kept when a file, a listing or a store could not be read: that
+may pass with nothing on disk changed):
 
 - the trees, walked again (every file's path, size, mtime, inode and
   ctime, in order: ``tree_listing.walk_digest``); a file rewritten in place
@@ -82,6 +84,11 @@ RACY_S = 2.0
 #: The longest a kept plan is given again, whatever else holds.
 LONGEST = timedelta(days=7)
 
+#: Notes of what could not be read this run (a disk's error, a listing
+#: that failed, a file held by another program): it may be read on the
+#: next, with nothing on disk changed, so a plan saying one is not kept.
+PASSING = frozenset({"unavailable", "unreadable"})
+
 Skip = Callable[[str], bool] | None
 
 
@@ -142,6 +149,8 @@ def keep(
         if found.walks:  # walked first for nothing: the next run observes as usual
             db.forget_converged_plan()
         return False
+    if world.unread or any(n.status in PASSING for n in plan.notes):
+        return False  # what could not be read may be read tomorrow, its times unchanged
     if not found.digests:
         mark = (now.timestamp(), float("inf"))
         return db.keep_converged_plan(found.key, found.counter, b"", mark, "")

@@ -274,6 +274,9 @@ class World:
     #: sidecar of an item that lives only in the library is kept on every
     #: target as its files are.
     library_sidecars: Mapping[str, SidecarOwner] = attrs.field(factory=dict)
+    #: How many files could not be read this observation (an I/O error, a
+    #: file another program holds): what was seen of them may not last.
+    unread: int = 0
 
 
 # ---------------------------------------------------------------- actions

@@ -146,6 +146,7 @@ def observe(
         removed_sha256=db.tombstoned_sha256(),
         renditions=db.renditions(_not_originals(sources, known, library)),
         library_sidecars=sidecars_missing(library, targets, conn, parsed),
+        unread=hasher.unread,
     )
 
 

@@ -68,6 +68,9 @@ class CachedHasher:
         self.workers = workers or min(4, (os.cpu_count() or 2))
         self.progress = progress
         self.hashed_files = 0  # misses hashed this run, for tests and figures
+        #: files that could not be read this run (a disk's error, a file
+        #: locked): what this observation saw of them may not last
+        self.unread = 0
         self.listed_trees = 0  # trees matched from their listing, ditto
         #: the trees a helper process walks ahead this run (``observe``)
         self.ahead: WalkAhead | None = None
@@ -302,6 +305,7 @@ class CachedHasher:
                 self.progress("hashing", done, len(misses))
             if isinstance(h, str):
                 out[i] = Hashed(sha256=None, error=h)
+                self.unread += 1
                 return
             out[i] = Hashed(sha256=sys.intern(h.sha256), captured_at_ts=h.captured_at)
             rows.append((entries[i].path, h))

@@ -380,3 +380,35 @@ def test_every_table_a_plan_reads_moves_the_world_count(tmp_path: Path) -> None:
     assert db.world_count() == before + 2
     db.start_run("plan")  # the history is no input of a plan
     assert db.world_count() == before + 2
+
+
+def test_a_file_that_could_not_be_read_keeps_nothing(
+    tmp_path: Path, kept: Observed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read error (a disk's, a file another program holds) may pass with
+    nothing on disk changed: the plan that met it is not given again."""
+    import errno
+
+    from reconciler.observe import hasher
+
+    ws = _library(tmp_path)
+    new = make_jpeg(ws.incoming / "IMG_new.JPG", OLD, seed=9)
+    real = hasher.sha256_file
+
+    def failing(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if os.fspath(path) == os.fspath(new):
+            raise OSError(errno.EIO, "Input/output error", os.fspath(path))
+        return real(path, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(hasher, "sha256_file", failing)
+        # (the first writes the new listing count; the next would leave a
+        # mark and walk first, were they kept)
+        for _ in range(3):
+            unread = ws.run("plan", "--json")
+            assert unread.code == 1 and not json.loads(unread.out)["actions"], unread.out
+    before = kept.count
+    after = ws.run("plan", "--json")  # the disk is well again
+    assert kept.since(before) == 1
+    assert json.loads(after.out)["actions"], "the photo read now is not imported"
+    assert _json(after) == _json(_fresh(ws, monkeypatch, "--json"))
