@@ -30,10 +30,11 @@ may pass with nothing on disk changed):
 The walks are taken before anything is observed, so what the plan saw is
 no older than the walks it is kept with: a file changed after its walk
 moves its ctime, and the next walk differs. A tree with a file changed
-within ``RACY_S`` of its walk is not kept (a change inside one tick of a
-coarse clock, or of FAT's 2-second mtimes, can leave the times as they
-were). When the kept plan does not hold, the walks are handed to the
-observer: nothing is walked twice. (exFAT and FAT keep no ctime: there, as
+within ``RACY_S`` of its walk (by its ctime: an mtime is whatever its
+writer set) is not kept: a change inside one tick of a coarse clock, or of
+FAT's 2-second times, can leave the times as they were. When the kept plan
+does not hold, the walks are handed to the observer: nothing is walked
+twice. (exFAT and FAT keep no ctime: there, as
 for the hash cache, a file rewritten in place with its size and mtime put
 back is found only when it is due to be read again.)
 
@@ -102,7 +103,7 @@ class Check:
     key: bytes
     digests: bytes
     counter: int
-    #: the newest file time the walks met (ns), and when they began (s)
+    #: the newest ctime the walks met (ns), and when they began (s)
     newest_ns: int
     began: float
 
@@ -280,12 +281,13 @@ def _walk_all(
 
 
 def _newest(entries: Sequence[tuple[str, str, int, int, int, int]]) -> int:
-    """The latest mtime or ctime (ns) among a walk's files."""
-    mtimes = getattr(entries, "mtimes", None)
+    """The latest ctime (ns) among a walk's files: set by the kernel's clock
+    at every change (an mtime is whatever the writer set: a copy tool's
+    from the camera, in the future as often as not)."""
     ctimes = getattr(entries, "ctimes", None)
-    if mtimes is not None and ctimes is not None:  # a walk in columns
-        return max(max(mtimes, default=0), max(ctimes, default=0))
-    return max((max(e[3], e[5]) for e in entries), default=0)
+    if ctimes is not None:  # a walk in columns
+        return max(ctimes, default=0)
+    return max((e[5] for e in entries), default=0)
 
 
 def _when(stamp: float) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -412,3 +413,21 @@ def test_a_file_that_could_not_be_read_keeps_nothing(
     assert kept.since(before) == 1
     assert json.loads(after.out)["actions"], "the photo read now is not imported"
     assert _json(after) == _json(_fresh(ws, monkeypatch, "--json"))
+
+
+def test_files_dated_in_the_future_still_keep_the_plan(
+    tmp_path: Path, kept: Observed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The racy check goes by ctimes (the kernel's clock): an mtime a copy
+    tool set from a camera's clock, years ahead, is no change just made."""
+    monkeypatch.setattr(converged, "RACY_S", 1.0)
+    ws = _library(tmp_path)
+    ahead = (datetime.now(UTC) + timedelta(days=800)).timestamp()
+    os.utime(_one(ws.target("nas")), (ahead, ahead))
+    assert ws.run("plan").code == 0  # the hash cache learns the new mtime
+    time.sleep(1.1)  # every ctime older than RACY_S
+    assert ws.run("plan").code == 0  # a mark
+    assert ws.run("plan").code == 0  # walks first, keeps
+    before = kept.count
+    assert ws.run("plan").code == 0
+    assert kept.since(before) == 0
