@@ -72,7 +72,8 @@ from reconciler.config import DesiredState
 from reconciler.connect import Connected
 from reconciler.errors import StalePlanError
 from reconciler.model import Plan, World
-from reconciler.plan import bounds
+from reconciler.observe import judged_disks
+from reconciler.plan import bounds, fingerprint
 from reconciler.state import StateDB
 from reconciler.walk_ahead import AnyWalk
 
@@ -163,13 +164,12 @@ def keep(
         until = min(until, due)
     if until <= now:
         return False
-    from reconciler.plan import fingerprint  # the basis of a plan given again with --out
-
     return db.keep_converged_plan(
         found.key,
         found.counter,
         found.digests,
         (now.timestamp(), until.timestamp()),
+        # with its basis, for a plan given again with --json or --out
         planfile.dumps(attrs.evolve(plan, basis=fingerprint(world))),
     )
 
@@ -203,8 +203,6 @@ def _all_local(conn: Connected) -> bool:
 
 def _key(desired: DesiredState, conn: Connected) -> bytes:
     """Everything but the trees, the state and the clock a plan is made from."""
-    from reconciler.observe import judged_disks
-
     h = hashlib.sha256()
     h.update(repr(desired).encode("utf-8", "surrogateescape"))
     h.update(repr(judged_disks(desired, conn)).encode("utf-8", "surrogateescape"))
