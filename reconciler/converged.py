@@ -60,6 +60,7 @@ import pickle
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import attrs
 
@@ -121,7 +122,7 @@ def check(
     began = time.time()
     key = _key(desired, conn)
     found = Check(None, {}, key, b"", counter, 0, began)
-    row = db.converged_plan()
+    row = _kept_row(db)
     at = now.timestamp()
     if row is None or row[:2] != (key, counter) or not row[3] <= at < row[4]:
         # No kept plan can hold: observe as usual (walking first would only
@@ -149,13 +150,13 @@ def keep(
     changed in the state database meanwhile), and keeps the plan it makes."""
     if plan.actions:
         if found.walks:  # walked first for nothing: the next run observes as usual
-            db.forget_converged_plan()
+            _forget(db)
         return False
     if world.unread or any(n.status in PASSING for n in plan.notes):
         return False  # what could not be read may be read tomorrow, its times unchanged
     if not found.digests:
         mark = (now.timestamp(), float("inf"))
-        return db.keep_converged_plan(found.key, found.counter, b"", mark, "")
+        return _write(db, found.key, found.counter, b"", mark, "")
     if found.newest_ns >= (found.began - RACY_S) * 1e9:
         return False  # a file changed just before its walk
     until = min(bounds.stable_until(desired, world, now), now + LONGEST)
@@ -164,7 +165,8 @@ def keep(
         until = min(until, due)
     if until <= now:
         return False
-    return db.keep_converged_plan(
+    return _write(
+        db,
         found.key,
         found.counter,
         found.digests,
@@ -172,6 +174,39 @@ def keep(
         # with its basis, for a plan given again with --json or --out
         planfile.dumps(attrs.evolve(plan, basis=fingerprint(world))),
     )
+
+
+def _kept_row(db: StateDB) -> tuple[Any, ...] | None:
+    """The kept plan's row: (key, counter, walks, valid_from, valid_until,
+    plan text; "" for a mark), or None."""
+    row = db.conn.execute(
+        "select key, counter, walks, valid_from, valid_until, plan from converged_plan"
+    ).fetchone()
+    return tuple(row) if row is not None else None
+
+
+def _write(
+    db: StateDB, key: bytes, counter: int, walks: bytes, valid: tuple[float, float], plan: str
+) -> bool:
+    """Keep a plan made at world count ``counter``, if the count is still
+    that (no writer changed what it was made from meanwhile)."""
+    if db.conn.in_transaction:
+        return False
+    with db.transaction(immediate=True):  # the count read and the write, one
+        same = db.world_count() == counter
+        if same:
+            db.conn.execute(
+                "insert or replace into converged_plan (id, key, counter, walks, "
+                "valid_from, valid_until, plan) values (0, ?, ?, ?, ?, ?, ?)",
+                (key, counter, walks, valid[0], valid[1], plan),
+            )
+    return same
+
+
+def _forget(db: StateDB) -> None:
+    if not db.conn.in_transaction:
+        with db.transaction():
+            db.conn.execute("delete from converged_plan")
 
 
 def _first_due(desired: DesiredState, db: StateDB, now: datetime) -> datetime | None:

@@ -268,37 +268,6 @@ class StateDB:
         sql = "select (select n from world_counter) + (select n from change_counter)"
         return int(self.conn.execute(sql).fetchone()[0])
 
-    def converged_plan(self) -> tuple[Any, ...] | None:
-        """The kept converged plan: (key, counter, walks, valid_from,
-        valid_until, plan text), or None (``reconciler.converged``)."""
-        row = self.conn.execute(
-            "select key, counter, walks, valid_from, valid_until, plan from converged_plan"
-        ).fetchone()
-        return tuple(row) if row is not None else None
-
-    def keep_converged_plan(
-        self, key: bytes, counter: int, walks: bytes, valid: tuple[float, float], plan: str
-    ) -> bool:
-        """Keep a converged plan made at world count ``counter``, if the
-        count is still that (no writer changed what it was made from)."""
-        if self.conn.in_transaction:
-            return False
-        with self.transaction(immediate=True):  # the count read and the write, one
-            same = self.world_count() == counter
-            if same:
-                self.conn.execute(
-                    "insert or replace into converged_plan (id, key, counter, walks, "
-                    "valid_from, valid_until, plan) values (0, ?, ?, ?, ?, ?, ?)",
-                    (key, counter, walks, valid[0], valid[1], plan),
-                )
-        return same
-
-    def forget_converged_plan(self) -> None:
-        if self.conn.in_transaction:
-            return
-        with self.transaction():
-            self.conn.execute("delete from converged_plan")
-
     def _meta(self, key: str) -> str | None:
         rows = list(self.query("select value from meta where key = ?", [key]))
         return str(rows[0]["value"]) if rows else None
