@@ -14,8 +14,9 @@ may pass with nothing on disk changed):
 - the trees, walked again (every file's path, size, mtime, inode and
   ctime, in order: ``tree_listing.walk_digest``); a file rewritten in place
   moves its ctime whatever its size and mtime say;
-- each store's root and marker as ``lstat`` sees them (a disk swapped or
-  unmounted, a marker rewritten: the walk skips the marker);
+- each store's root and marker as ``lstat`` and ``stat`` see them, and
+  the marker's bytes (a disk swapped or unmounted, a marker rewritten, or
+  the file a marker's link leads to: the walk skips the marker);
 - the state database: the world counter (``StateDB.world_count``) moves
   with every row written to any table a plan reads, by triggers, by any
   writer; a plan is kept only if it did not move while the plan was made;
@@ -67,11 +68,12 @@ import attrs
 import providers
 import reconciler
 from providers.base import ConfirmingStore, LocalTree, RemembersListing, WalksLocally
-from providers.filesystem import MARKER
+from providers.filesystem import MARKER, MARKER_LIMIT
 from reconciler import places, planfile, walk_ahead
 from reconciler.config import DesiredState
 from reconciler.connect import Connected
 from reconciler.errors import StalePlanError
+from reconciler.hashing import read_file
 from reconciler.model import Plan, World
 from reconciler.observe import judged_disks
 from reconciler.plan import bounds, fingerprint
@@ -243,10 +245,18 @@ def _key(desired: DesiredState, conn: Connected) -> bytes:
     h.update(repr(judged_disks(desired, conn)).encode("utf-8", "surrogateescape"))
     for p in _order(conn):
         root = os.fspath(p.local_tree.root)
-        for path in (root, os.path.join(root, MARKER)):
-            h.update(path.encode("utf-8", "surrogateescape") + b"\0")
+        marker = os.path.join(root, MARKER)
+        # Each as it is, and where it leads (the walk and the marker's
+        # reader follow a link there); the marker's words too.
+        for path, look in (
+            (root, os.lstat),
+            (root, os.stat),
+            (marker, os.lstat),
+            (marker, os.stat),
+        ):
+            h.update(f"{look.__name__} ".encode() + path.encode("utf-8", "surrogateescape") + b"\0")
             try:
-                st = os.lstat(path)
+                st = look(path)
             except OSError as e:
                 h.update(f"{e.errno}\n".encode())
                 continue
@@ -254,6 +264,10 @@ def _key(desired: DesiredState, conn: Connected) -> bytes:
                 f"{st.st_mode} {st.st_dev} {st.st_ino} {st.st_size} "
                 f"{st.st_mtime_ns} {st.st_ctime_ns}\n".encode()
             )
+        try:
+            h.update(read_file(marker, MARKER_LIMIT))
+        except OSError as e:
+            h.update(f"{e.errno}\n".encode())
     h.update(_code())
     # capture times without a zone are read in the machine's
     h.update(f"{time.timezone} {time.altzone} {time.tzname}".encode())

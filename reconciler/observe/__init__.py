@@ -134,7 +134,7 @@ def observe(
             hasher.ahead.close()
             hasher.ahead = None
     known, superseded, wanted = _still_known(sources, db.source_files())
-    _known_from_sidecars(wanted, superseded, library, targets, conn, known, db)
+    _known_from_sidecars(wanted, superseded, library, targets, conn, known, db, hasher)
     return World(
         observed_at=now,
         sources=sources,
@@ -145,7 +145,7 @@ def observe(
         tombstones=db.tombstones(),
         removed_sha256=db.tombstoned_sha256(),
         renditions=db.renditions(_not_originals(sources, known, library)),
-        library_sidecars=sidecars_missing(library, targets, conn, parsed),
+        library_sidecars=sidecars_missing(library, targets, conn, parsed, hasher),
         unread=hasher.unread,
     )
 
@@ -577,6 +577,7 @@ def _known_from_sidecars(
     conn: Connected,
     known: dict[Key, str],
     db: StateDB,
+    hasher: CachedHasher,
 ) -> None:
     """Learn the SHA-256 of remote files from the sidecars archived beside
     them, so a lost state DB (or a fresh machine) downloads nothing the
@@ -613,6 +614,7 @@ def _known_from_sidecars(
                 data = read_file(path, sidecar.MAX_BYTES) if path is not None else b""
                 found = sidecar.parse(data) if data else None
             except OSError:
+                hasher.unread += 1  # read again next run
                 continue
             if found is None:
                 continue

@@ -68,8 +68,9 @@ class CachedHasher:
         self.workers = workers or min(4, (os.cpu_count() or 2))
         self.progress = progress
         self.hashed_files = 0  # misses hashed this run, for tests and figures
-        #: files that could not be read this run (a disk's error, a file
-        #: locked): what this observation saw of them may not last
+        #: files (or their metadata, a sidecar) that could not be read this
+        #: run (a disk's error, a file locked): what this observation saw of
+        #: them may not last (the observer's other readers count here too)
         self.unread = 0
         self.listed_trees = 0  # trees matched from their listing, ditto
         #: the trees a helper process walks ahead this run (``observe``)

@@ -83,10 +83,11 @@ def library_state(
         if row is None or row.sha256 != sha:
             if row is not None:
                 displaced.append(row)
-            row = _made_here(store.root / path, c, db, before, row) or original_row(c, None)
+            made = _made_here(store.root / path, c, db, before, row, hasher)
+            row = made or original_row(c, None)
             learned.append(row)
         if row.captured_at is None:
-            row = row._replace(captured_at=_library_capture_ts(store.root / path, path))
+            row = row._replace(captured_at=_library_capture_ts(store.root / path, path, hasher))
             if row.captured_at is not None:
                 learned.append(row)
         # (path, sha256, original_sha256, tier, size, captured_at, role);
@@ -117,7 +118,7 @@ def library_state(
     roles = db.roles_of({r.original_sha256 for r in learned if not r.role})
     db.record_lineages(learned)  # after a lost state DB, every file's row
     lost = _lost(gone, _overwritten(displaced, files), files, db)
-    parsed = _read_sidecars(store, files)
+    parsed = _read_sidecars(store, files, hasher)
     for sha, found in parsed.items():
         if found is None:
             roles[sha] = ORIGINAL_ROLE  # another program's .xmp: read once, never again
@@ -195,22 +196,23 @@ def _restorable(row: LineageRow) -> bool:
     return media.is_archivable(row.path) and not sidecar.is_sidecar(row.path)
 
 
-def _read_sidecars(store: Store, files: Iterable[LibraryFile]) -> Parsed:
+def _read_sidecars(store: Store, files: Iterable[LibraryFile], hasher: CachedHasher) -> Parsed:
     """The library's ``.xmp`` files not read yet (no role: written since
     the last run, or every one after a lost state DB or an upgrade), read
     and parsed; one that cannot be read now is read next run."""
     parsed: Parsed = {}
     for lf in files:
         if not lf.role and sidecar.is_sidecar(lf.path):
-            _read_sidecar(store, lf, parsed)
+            _read_sidecar(store, lf, parsed, hasher)
     return parsed
 
 
-def _read_sidecar(store: Store, lf: LibraryFile, parsed: Parsed) -> None:
+def _read_sidecar(store: Store, lf: LibraryFile, parsed: Parsed, hasher: CachedHasher) -> None:
     path = store.local_path(lf.path)
     try:
         data = read_file(path, sidecar.MAX_BYTES) if path is not None else None
     except OSError:
+        hasher.unread += 1  # read next run
         return
     if data is not None:
         parsed[lf.sha256] = sidecar.parse(data)
@@ -232,7 +234,11 @@ def _with_roles(library: LibraryState, roles: Mapping[str, str]) -> LibraryState
 
 
 def sidecars_missing(
-    library: LibraryState, targets: tuple[TargetState, ...], conn: Connected, parsed: Parsed
+    library: LibraryState,
+    targets: tuple[TargetState, ...],
+    conn: Connected,
+    parsed: Parsed,
+    hasher: CachedHasher,
 ) -> dict[str, SidecarOwner]:
     """The item each library sidecar of the tool describes, for those an
     available archive target lacks (read from the file, only for these:
@@ -254,7 +260,7 @@ def sidecars_missing(
     found: dict[str, SidecarOwner] = {}
     paths = {lf.path: lf for lf in ours.values()} if missing else {}
     for sha in sorted(missing):
-        owner = _owner(conn.library, ours[sha], parsed)
+        owner = _owner(conn.library, ours[sha], parsed, hasher)
         if owner is None:
             continue
         # Of an item's two sidecars side by side in the library (its plain
@@ -265,28 +271,40 @@ def sidecars_missing(
         path = ours[sha].path
         if path.endswith(tag):
             twin = paths.get(path[: -len(tag)] + sidecar.SUFFIX)
-            other = _owner(conn.library, twin, parsed) if twin is not None else None
+            other = _owner(conn.library, twin, parsed, hasher) if twin is not None else None
             if other is not None and other[:2] == owner[:2]:
                 continue  # (source id, item key): the same item
         found[sha] = owner
     return found
 
 
-def _owner(store: Store, lf: LibraryFile, parsed: Parsed) -> SidecarOwner | None:
+def _owner(
+    store: Store, lf: LibraryFile, parsed: Parsed, hasher: CachedHasher
+) -> SidecarOwner | None:
     """The item a library sidecar describes, read once a run."""
     if lf.sha256 not in parsed:
-        _read_sidecar(store, lf, parsed)
+        _read_sidecar(store, lf, parsed, hasher)
     identity = parsed.get(lf.sha256)
     return sidecar.owner_of(identity) if identity is not None else None
 
 
-def _library_capture_ts(path: Path, rel: str) -> float | None:
+def _library_capture_ts(path: Path, rel: str, hasher: CachedHasher) -> float | None:
     """A library file's capture time when the state DB does not have it (a
     lost DB, an older schema): its own metadata, else its mtime when that
     falls on the day of its folder (a file dated by its mtime was placed
     with that mtime, to the second), else that day's start. Recorded once,
     so it is looked for once."""
-    ts = media.capture_timestamp(path) if media.is_media(rel) else None
+    ts = None
+    if media.is_media(rel):
+        try:
+            when = media.read_capture_date(path)
+            ts = when.timestamp() if when is not None else None
+        except MediaError:
+            pass  # the file says nothing that can be read as a date
+        except OSError:
+            # (a disk's error): nothing recorded, it is read again next run
+            hasher.unread += 1
+            return None
     if ts is None:
         day = date_from_path(rel)
         if day is None:
@@ -301,7 +319,12 @@ def _library_capture_ts(path: Path, rel: str) -> float | None:
 
 
 def _made_here(
-    path: Path, c: FileCopy, db: StateDB, before: float, was: LineageRow | None
+    path: Path,
+    c: FileCopy,
+    db: StateDB,
+    before: float,
+    was: LineageRow | None,
+    hasher: CachedHasher,
 ) -> LineageRow | None:
     """The row of a library file the tool made by encoding, from the lineage
     it carries; None for any other content. The lineage is a label copied
@@ -320,7 +343,7 @@ def _made_here(
       between tiers (an editor copies the label it found), and a record that
       does not know the encode is an older one (a state database put back
       from a backup)."""
-    found = _embedded_lineage(path, c)
+    found = _embedded_lineage(path, c, hasher)
     if found is None or before == math.inf:  # no record at all: one query less per file
         return found
     if was is not None and was.original_sha256 == found.original_sha256 and was.tier != found.tier:
@@ -334,13 +357,16 @@ def _made_here(
         return None
 
 
-def _embedded_lineage(path: Path, c: FileCopy) -> LineageRow | None:
+def _embedded_lineage(path: Path, c: FileCopy, hasher: CachedHasher) -> LineageRow | None:
     """Lineage written into an encoded file survives a lost state DB."""
     if media.media_kind(c.path) == "other":
         return None
     try:
         found = media.read_lineage(path)
-    except (MediaError, OSError):
+    except MediaError:
+        return None
+    except OSError:
+        hasher.unread += 1  # (a disk's error): read next run
         return None
     if found is None:
         return None

@@ -431,3 +431,101 @@ def test_files_dated_in_the_future_still_keep_the_plan(
     before = kept.count
     assert ws.run("plan").code == 0
     assert kept.since(before) == 0
+
+
+def _answered(ws: Workspace, kept: Observed, **kw: Any) -> None:
+    """Plan until a plan is answered from the kept plan."""
+    for _ in range(4):
+        before = kept.count
+        ws.run("plan", **kw)
+        if kept.since(before) == 0:
+            return
+    raise AssertionError("no plan was answered")
+
+
+def test_a_marker_whose_link_leads_elsewhere_now_plans_afresh(
+    tmp_path: Path, kept: Observed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The marker's reader follows a link at its name: the file behind it
+    rewritten (another store's id) moves nothing the link itself shows."""
+    ws = _library(tmp_path)
+    marker = ws.target("nas") / MARKER
+    outside = tmp_path / "nas-marker.json"
+    outside.write_bytes(marker.read_bytes())
+    marker.unlink()
+    marker.symlink_to(outside)
+    _answered(ws, kept)
+    outside.write_text('{"id": "usb"}')
+    after = ws.run("plan", "--json")
+    want = _fresh(ws, monkeypatch, "--json")
+    assert want.code == 1
+    assert (after.code, _json(after)) == (want.code, _json(want))
+
+
+def test_a_capture_date_that_could_not_be_read_keeps_nothing(
+    tmp_path: Path, kept: Observed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A library file with no capture time on record has its metadata read
+    every run: a read error there (a disk's) may pass, and the plan that
+    met it must not be given again once the photo reads, 800 days old."""
+    import errno
+
+    from reconciler import media
+
+    ws = make_workspace(tmp_path / "ws", removal=False, extra=TIERS.replace("900", "30"))
+    photo = make_jpeg(ws.library / "undated" / "HAND.JPG", OLD)
+    real = media.read_capture_date
+
+    def failing(path: Any) -> Any:
+        if os.fspath(path) == os.fspath(photo):
+            raise OSError(errno.EIO, "Input/output error", os.fspath(path))
+        return real(path)
+
+    with monkeypatch.context() as m:
+        m.setattr(media, "read_capture_date", failing)
+        assert ws.run("apply", "--yes").code == 0  # copied; no tier known
+        for _ in range(3):  # were they kept: a mark, walked first, answered
+            run = ws.run("plan", "--json")
+            assert run.code == 0 and not json.loads(run.out)["actions"], run.out
+    before = kept.count
+    after = ws.run("plan", "--json")  # the disk is well again
+    assert kept.since(before) == 1
+    assert {a["type"] for a in json.loads(after.out)["actions"]} == {"encode"}
+    assert _json(after) == _json(_fresh(ws, monkeypatch, "--json"))
+
+
+def test_answered_plans_match_fresh_ones_around_every_boundary(
+    tmp_path: Path, kept: Observed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tier turning at 31 days, removal at 30, an item captured in the
+    future: at each moment one turns (and a microsecond either side, and a
+    second after), the plan given is the one made afresh."""
+    import shutil
+
+    tiers = TIERS.replace("900", "31")
+    ws = make_workspace(tmp_path / "ws", removal=True, extra=tiers)
+    now = datetime.now(UTC).replace(microsecond=0)
+    captures = {
+        "IMG_0.JPG": now - timedelta(days=30) + timedelta(hours=1),  # removal, +1 h
+        "IMG_1.JPG": now + timedelta(hours=3),  # in the future until +3 h
+        "IMG_OLD.JPG": now - timedelta(days=31) + timedelta(hours=2),  # tier, +2 h
+    }
+    for i, (name, when) in enumerate(captures.items()):
+        make_jpeg(ws.incoming / name, when.replace(tzinfo=None), seed=i)
+    assert ws.run("apply", "--yes", now=now).code == 0
+    assert not json.loads(ws.run("plan", "--json", now=now).out)["actions"]
+    _answered(ws, kept, now=now)
+    db = ws.root / "state" / "state.db"
+    snapshot = tmp_path / "snapshot.db"
+    shutil.copy(db, snapshot)
+    wrong = []
+    for hours in (1, 2, 3):
+        turn = now + timedelta(hours=hours)
+        for d in (timedelta(microseconds=-1), timedelta(0), timedelta(microseconds=1)):
+            at = turn + d
+            shutil.copy(snapshot, db)  # the kept plan, as it was
+            got = ws.run("plan", "--json", now=at)
+            want = _fresh(ws, monkeypatch, "--json", now=at)
+            if (got.code, _json(got)) != (want.code, _json(want)):
+                wrong.append((at - now, got.code, want.code))
+    assert not wrong
