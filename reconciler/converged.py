@@ -59,7 +59,7 @@ import logging
 import os
 import pickle
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -78,7 +78,7 @@ from reconciler.model import Plan, World
 from reconciler.observe import judged_disks
 from reconciler.plan import bounds, fingerprint
 from reconciler.state import StateDB
-from reconciler.walk_ahead import AnyWalk
+from reconciler.walk_ahead import Prewalked
 
 log = logging.getLogger("reconcile")
 
@@ -94,8 +94,6 @@ LONGEST = timedelta(days=7)
 #: next, with nothing on disk changed, so a plan saying one is not kept.
 PASSING = frozenset({"unavailable", "unreadable"})
 
-Skip = Callable[[str], bool] | None
-
 
 @attrs.define
 class Check:
@@ -103,7 +101,7 @@ class Check:
     else the walks (for the observer) and what keeping this run's plan needs."""
 
     kept: Plan | None
-    walks: dict[str, tuple[Skip, AnyWalk]]
+    walks: dict[str, Prewalked]
     key: bytes
     digests: bytes
     counter: int
@@ -241,8 +239,8 @@ def _all_local(conn: Connected) -> bool:
 def _key(desired: DesiredState, conn: Connected) -> bytes:
     """Everything but the trees, the state and the clock a plan is made from."""
     h = hashlib.sha256()
-    h.update(repr(desired).encode("utf-8", "surrogateescape"))
-    h.update(repr(judged_disks(desired, conn)).encode("utf-8", "surrogateescape"))
+    for value in (desired, judged_disks(desired, conn)):
+        h.update(repr(_canonical(value)).encode("utf-8", "surrogateescape"))
     for p in _order(conn):
         root = os.fspath(p.local_tree.root)
         marker = os.path.join(root, MARKER)
@@ -274,45 +272,78 @@ def _key(desired: DesiredState, conn: Connected) -> bytes:
     return h.digest()
 
 
+def _canonical(value: object) -> object:
+    """``value`` as plain tuples and strings, the same in every process: a
+    set's order (and so its ``repr``) follows the process's hash seed."""
+    if attrs.has(type(value)):
+        fields = attrs.fields(type(value))  # type: ignore[arg-type]
+        return (
+            type(value).__name__,
+            *((f.name, _canonical(getattr(value, f.name))) for f in fields),
+        )
+    if isinstance(value, set | frozenset):
+        return ("set", *sorted(repr(_canonical(v)) for v in value))
+    if isinstance(value, Mapping):
+        items = ((repr(_canonical(k)), _canonical(v)) for k, v in value.items())
+        return ("map", *sorted(items, key=lambda kv: kv[0]))
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, *(_canonical(v) for v in value))
+    return repr(value)
+
+
 def _code() -> bytes:
-    """This program's own files, as they are (an upgrade plans anew)."""
+    """This program's own files, as they are (an upgrade plans anew): every
+    module under its packages' folders (sources, compiled modules without
+    their source, extensions), or, run from an archive (a zipapp), the
+    archive's own file."""
     h = hashlib.sha256()
     for package in (reconciler, providers):
-        top = os.path.dirname(os.fspath(package.__file__ or ""))
-        for folder, dirs, files in os.walk(top):
-            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-            for name in sorted(files):
-                if name.endswith(".py"):
-                    st = os.stat(os.path.join(folder, name))
-                    h.update(f"{folder}/{name} {st.st_size} {st.st_mtime_ns}\n".encode())
+        where = os.path.dirname(os.fspath(package.__file__ or ""))
+        if os.path.isdir(where):
+            for folder, dirs, files in os.walk(where):
+                dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+                for name in sorted(files):
+                    if name.endswith((".py", ".pyc", ".so")):
+                        st = os.stat(os.path.join(folder, name))
+                        h.update(f"{folder}/{name} {st.st_size} {st.st_mtime_ns}\n".encode())
+            continue
+        while where and not os.path.exists(where) and os.path.dirname(where) != where:
+            where = os.path.dirname(where)  # up to the archive that holds the package
+        st = os.stat(where or ".")
+        h.update(f"{where} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}\n".encode())
     return h.digest()
 
 
 def _walk_all(
     trees: Sequence[LocalTree], fences: Mapping[tuple[int, int], str]
-) -> tuple[dict[str, tuple[Skip, AnyWalk]], bytes, int] | None:
+) -> tuple[dict[str, Prewalked], bytes, int] | None:
     """Every tree walked, the first here and the rest by the helper, except
     those it has not begun when this process is done with the first: taken
-    from the last, so the two share the trees. None: a tree could not be
-    walked (the observer meets that error itself) or holds a value no
-    digest can (an mtime past 2262)."""
-    walks: dict[str, tuple[Skip, AnyWalk]] = {}
+    from the last, so the two share the trees. Each with the folder it is
+    of (device, inode): the observer takes a walk only of the folder there
+    when it looks (a card swapped at its mount point meanwhile is walked
+    again), and the digest holds it. None: a tree could not be walked (the
+    observer meets that error itself), its root changed while it was
+    walked, or it holds a value no digest can (an mtime past 2262)."""
+    walks: dict[str, Prewalked] = {}
     ahead = walk_ahead.WalkAhead(trees[1:], fences) if len(trees) > 1 else None
     try:
         for tree in (*trees[:1], *reversed(trees[1:])):
             key = os.fspath(tree.root)
             if key in walks:
                 continue
-            taken = ahead.take(tree.root, tree.skip) if ahead and tree is not trees[0] else None
-            got: AnyWalk
-            if taken is not None:
-                got = taken
-            else:
-                try:  # in columns, as the helper's: every tree is held at once
-                    got = walk_ahead.walk_here(os.fspath(tree.root), tree.skip, fences)
-                except Exception:  # (a nested place too) the observer meets it, and says it
-                    return None
-            walks[key] = (tree.skip, got)
+            try:
+                before = os.stat(key)
+                taken = ahead.take(tree.root, tree.skip) if ahead and tree is not trees[0] else None
+                # in columns, as the helper's: every tree is held at once
+                got = taken or walk_ahead.walk_here(key, tree.skip, fences)
+                after = os.stat(key)
+            except Exception:  # (a nested place too) the observer meets it, and says it
+                return None
+            folder = (after.st_dev, after.st_ino)
+            if (before.st_dev, before.st_ino) != folder:
+                return None  # (the helper's walk is of the folder there at ``take``)
+            walks[key] = (tree.skip, folder, got)
     finally:
         if ahead is not None:
             ahead.close()
@@ -320,9 +351,9 @@ def _walk_all(
     newest = 0
     for tree in trees:
         key = os.fspath(tree.root)
-        entries, odd_names, linked, digest = walks[key][1]
+        _, folder, (entries, odd_names, linked, digest) = walks[key]
         h.update(key.encode("utf-8", "surrogateescape") + b"\0" + digest)
-        h.update(pickle.dumps((sorted(odd_names), sorted(linked))))
+        h.update(pickle.dumps((folder, sorted(odd_names), sorted(linked))))
         newest = max(newest, _newest(entries))
     return walks, h.digest(), newest
 

@@ -79,6 +79,10 @@ Walked = tuple[ColumnWalk, list[str], list[str], bytes]
 #: helper's, or one made here (a list).
 AnyWalk = tuple[Sequence[ScanEntry], list[str], list[str], bytes]
 
+#: Such a walk as the observer is handed it: the ``skip`` rule it was made
+#: with, the folder it is of (device, inode), the walk.
+Prewalked = tuple[Callable[[str], bool] | None, tuple[int, int], AnyWalk]
+
 #: The helper's whole program: this process's import path (argv[1], so that
 #: it finds the very modules this one runs), then ``_serve``. ``-P``: no
 #: folder of the caller's is put before that path.

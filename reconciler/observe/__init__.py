@@ -54,7 +54,7 @@ from reconciler.model import (
 from reconciler.observe.hasher import CachedHasher, Progress, _quiet
 from reconciler.observe.library import library_state, sidecars_missing
 from reconciler.state import DownloadedFile, StateDB
-from reconciler.walk_ahead import AnyWalk, WalkAhead
+from reconciler.walk_ahead import Prewalked, WalkAhead
 
 
 @contextmanager
@@ -88,10 +88,10 @@ def observe(
     now: datetime | None = None,
     progress: Progress = _quiet,
     accept_shrink: bool = False,
-    walked: Mapping[str, tuple[Any, AnyWalk]] | None = None,
+    walked: Mapping[str, Prewalked] | None = None,
 ) -> World:
     """``walked``: trees already walked this run (``converged.Check``), by
-    root, each with the ``skip`` rule it was walked with."""
+    root, each with the ``skip`` rule and folder it was walked with."""
     now = now or datetime.now(UTC)
     days = desired.guards.reverify_after_days
     hasher = CachedHasher(

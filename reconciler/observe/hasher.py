@@ -27,7 +27,7 @@ from providers.filesystem import scan_tree
 from reconciler import media, tree_listing
 from reconciler.hashing import HASH_CHUNK, sha256_file
 from reconciler.state import CachedHash, StateDB, storable
-from reconciler.walk_ahead import AnyWalk, WalkAhead
+from reconciler.walk_ahead import AnyWalk, Prewalked, WalkAhead
 
 #: Files smaller than this are hashed on the observer's own thread, larger
 #: ones on its pool (``CachedHasher._hash``): one read's worth.
@@ -80,8 +80,9 @@ class CachedHasher:
         #: the last walk handed over by the helper, with its digest taken there
         self._walked: tuple[Sequence[ScanEntry], bytes] | None = None
         #: trees walked before observing began (``reconciler.converged``), by
-        #: root, with the ``skip`` rule each was walked with: each taken once
-        self.prewalked: dict[str, tuple[Callable[[str], bool] | None, AnyWalk]] = {}
+        #: root, with the ``skip`` rule and folder each was walked with: each
+        #: taken once
+        self.prewalked: dict[str, Prewalked] = {}
 
     def walk(
         self,
@@ -107,10 +108,16 @@ class CachedHasher:
         return entries
 
     def _prewalked(self, root: Path, skip: Callable[[str], bool] | None) -> AnyWalk | None:
+        """A walk made before observing, if it is of the folder at ``root``
+        now (a card swapped at its mount point since is walked again)."""
         found = self.prewalked.pop(os.fspath(root), None)
         if found is None or found[0] is not skip:
             return None
-        return found[1]
+        try:
+            st = os.stat(root)
+        except OSError:
+            return None  # walked here, the error met and said
+        return found[2] if (st.st_dev, st.st_ino) == found[1] else None
 
     def _due(self, path: str, hashed_at: float) -> bool:
         """Time to read an unchanged file again (bit rot keeps size and mtime).

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -529,3 +531,129 @@ def test_answered_plans_match_fresh_ones_around_every_boundary(
             if (got.code, _json(got)) != (want.code, _json(want)):
                 wrong.append((at - now, got.code, want.code))
     assert not wrong
+
+
+def _between_walk_and_observation(
+    monkeypatch: pytest.MonkeyPatch, change: Callable[[], None]
+) -> None:
+    real = common.observe
+
+    def meanwhile(*args: Any, **kwargs: Any) -> Any:
+        assert kwargs.get("walked"), "this run did not walk first"
+        change()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(common, "observe", meanwhile)
+
+
+def test_a_card_swapped_after_its_walk_is_walked_again(
+    tmp_path: Path, kept: Observed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another card at the source's mount point by the time the observer
+    looks, its photos named as a camera names them: the walk made before
+    is of the other card, and must not be taken (the hash cache would
+    answer its paths, sizes and times with the old card's hashes)."""
+    ws = _library(tmp_path)  # applied, a mark: the next plan walks first
+
+    def swap() -> None:
+        ws.incoming.rename(ws.root / "card1")
+        ws.incoming.mkdir()
+        for i in range(3):
+            make_jpeg(ws.incoming / f"IMG_{i}.JPG", OLD, seed=70 + i)
+
+    with monkeypatch.context() as m:
+        _between_walk_and_observation(m, swap)
+        got = ws.run("plan", "--json")
+    want = _fresh(ws, monkeypatch, "--json")
+    assert json.loads(want.out)["actions"]
+    assert (got.code, _json(got)) == (want.code, _json(want))
+
+
+def test_a_backup_disk_rotated_after_its_walk_is_walked_again(
+    tmp_path: Path, kept: Observed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two disks taking turns at one mount point, both marked usb: the empty
+    one is there when the observer looks, and must not pass for the full."""
+    ws = _library(tmp_path)
+
+    def rotate() -> None:
+        usb = ws.target("usb")
+        usb.rename(ws.root / "usb-disk-a")
+        usb.mkdir()
+        (usb / MARKER).write_bytes((ws.root / "usb-disk-a" / MARKER).read_bytes())
+
+    with monkeypatch.context() as m:
+        _between_walk_and_observation(m, rotate)
+        got = ws.run("plan", "--json")
+    want = _fresh(ws, monkeypatch, "--json")
+    assert json.loads(want.out)["actions"]
+    assert (got.code, _json(got)) == (want.code, _json(want))
+
+
+def test_the_next_process_finds_the_same_key(tmp_path: Path) -> None:
+    """Cron runs each plan in a process of its own, with its own string hash
+    seed: nothing in the key may follow a set's order (two targets with
+    ``same_disk_ok`` are a set of names)."""
+    runner = tmp_path / "runner.py"
+    runner.write_text(
+        "import sys\n"
+        "from reconciler import converged, walk_ahead\n"
+        "walk_ahead.MIN_STATE_BYTES = 0\n"
+        "converged.RACY_S = -3600.0\n"
+        "from reconciler.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    ws = make_workspace(tmp_path / "ws", removal=False, extra=KEEP_ORIGINALS)
+    for i in range(3):
+        make_jpeg(ws.incoming / f"IMG_{i}.JPG", OLD, seed=i)
+    root = Path(__file__).resolve().parents[2]
+
+    def run(seed: int, *args: str) -> None:
+        env = dict(os.environ, PYTHONHASHSEED=str(seed), PYTHONPATH=str(root))
+        done = subprocess.run(
+            [sys.executable, str(runner), "-c", str(ws.config), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+
+    def kept_plan() -> bool:
+        with _db(ws) as db:
+            return bool(db.execute("select plan from converged_plan").fetchone()[0])
+
+    run(0, "apply", "--yes")
+    run(0, "plan")  # a mark
+    run(0, "plan")  # walks first, keeps
+    assert kept_plan()
+    for seed in (1, 2, 3):  # each would observe again, and keep a mark only
+        run(seed, "plan")
+        assert kept_plan(), seed
+
+
+def test_a_program_run_from_an_archive_is_known_by_the_archive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from a zipapp, the packages have no folder of files to stat: the
+    archive itself tells one version from the next."""
+    import zipfile
+
+    import providers
+    import reconciler
+
+    app = tmp_path / "reconcile.pyz"
+
+    def build(text: str) -> bytes:
+        with zipfile.ZipFile(app, "w") as z:
+            z.writestr("reconciler/__init__.py", text)
+            z.writestr("providers/__init__.py", "")
+        monkeypatch.setattr(reconciler, "__file__", f"{app}/reconciler/__init__.py")
+        monkeypatch.setattr(providers, "__file__", f"{app}/providers/__init__.py")
+        return converged._code()
+
+    first = build("VERSION = 1\n")
+    os.utime(app, ns=(1, 1))
+    again = build("VERSION = 2  # a longer line\n")
+    assert first != again
