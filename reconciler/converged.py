@@ -58,6 +58,7 @@ import hashlib
 import logging
 import os
 import pickle
+import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -192,21 +193,34 @@ def _write(
     that (no writer changed what it was made from meanwhile)."""
     if db.conn.in_transaction:
         return False
-    with db.transaction(immediate=True):  # the count read and the write, one
-        same = db.world_count() == counter
-        if same:
-            db.conn.execute(
-                "insert or replace into converged_plan (id, key, counter, walks, "
-                "valid_from, valid_until, plan) values (0, ?, ?, ?, ?, ?, ?)",
-                (key, counter, walks, valid[0], valid[1], plan),
-            )
+    try:
+        with db.transaction(immediate=True):  # the count read and the write, one
+            same = db.world_count() == counter
+            if same:
+                db.conn.execute(
+                    "insert or replace into converged_plan (id, key, counter, walks, "
+                    "valid_from, valid_until, plan) values (0, ?, ?, ?, ?, ?, ?)",
+                    (key, counter, walks, valid[0], valid[1], plan),
+                )
+    except sqlite3.OperationalError as e:
+        _not_kept(e)
+        return False
     return same
 
 
 def _forget(db: StateDB) -> None:
     if not db.conn.in_transaction:
-        with db.transaction():
-            db.conn.execute("delete from converged_plan")
+        try:
+            with db.transaction():
+                db.conn.execute("delete from converged_plan")
+        except sqlite3.OperationalError as e:
+            _not_kept(e)  # (a row kept stays only as good as its digests)
+
+
+def _not_kept(e: sqlite3.OperationalError) -> None:
+    """What a plan keeps for the next is no part of its answer: a database
+    another program holds locked (past the busy timeout) costs only that."""
+    log.info("the converged plan was not kept (%s); the next plan is made as usual", e)
 
 
 def _first_due(desired: DesiredState, db: StateDB, now: datetime) -> datetime | None:

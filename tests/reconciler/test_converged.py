@@ -657,3 +657,32 @@ def test_a_program_run_from_an_archive_is_known_by_the_archive(
     os.utime(app, ns=(1, 1))
     again = build("VERSION = 2  # a longer line\n")
     assert first != again
+
+
+def test_a_state_database_locked_by_another_program_costs_only_the_keeping(
+    tmp_path: Path, kept: Observed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan is said and exits as ever; nothing is kept, so the next is
+    made as usual."""
+    from reconciler import state
+
+    ws = _library(tmp_path)  # the next plan walks first and would keep
+    monkeypatch.setattr(state, "BUSY_TIMEOUT_S", 0.2)
+    keep = converged.keep
+    holder = _db(ws)
+
+    def locked(*args: Any) -> bool:
+        holder.execute("begin immediate")
+        try:
+            return keep(*args)
+        finally:
+            holder.execute("rollback")
+
+    with monkeypatch.context() as m:
+        m.setattr(converged, "keep", locked)
+        run = ws.run("plan", "--detailed-exitcode")
+    assert (run.code, run.err) == (0, ""), run.err
+    assert "No changes" in run.out
+    before = kept.count
+    ws.run("plan")
+    assert kept.since(before) == 1
