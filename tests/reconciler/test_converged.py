@@ -686,3 +686,84 @@ def test_a_state_database_locked_by_another_program_costs_only_the_keeping(
     before = kept.count
     ws.run("plan")
     assert kept.since(before) == 1
+
+
+def _undecodable(ws: Workspace) -> None:
+    make_jpeg(ws.incoming / "x.JPG", OLD, seed=40)
+    os.rename(ws.incoming / "x.JPG", os.fsencode(ws.incoming) + b"/bad\xff.JPG")
+    os.mkdir(os.fsencode(ws.library) + b"/d\xfe")
+    make_jpeg(ws.root / "y.JPG", OLD, seed=41)
+    os.rename(ws.root / "y.JPG", os.fsencode(ws.library) + b"/d\xfe/in.JPG")
+
+
+def _links(ws: Workspace) -> None:
+    (ws.root / "elsewhere").mkdir()
+    make_jpeg(ws.root / "elsewhere" / "E.JPG", OLD, seed=42)
+    (ws.incoming / "link.JPG").symlink_to(_one(ws.incoming))
+    (ws.incoming / "folder link").symlink_to(ws.root / "elsewhere", target_is_directory=True)
+    (ws.target("nas") / "out.JPG").symlink_to(ws.root / "elsewhere" / "E.JPG")
+
+
+def _odd_files(ws: Workspace) -> None:
+    os.mkfifo(ws.incoming / "pipe.JPG")
+    (ws.incoming / ".DS_Store").write_bytes(b"junk")
+    (ws.library / ".hidden").mkdir()
+    make_jpeg(ws.library / ".hidden" / "H.JPG", OLD, seed=43)
+    os.link(_one(ws.library), ws.library / "hard.JPG")
+    make_jpeg(ws.incoming / "F.JPG", None, seed=44)
+    os.utime(ws.incoming / "F.JPG", ns=(4_000_000_000 * 10**9, 4_000_000_000 * 10**9))
+
+
+def _emptied(ws: Workspace) -> None:
+    for f in ws.incoming.iterdir():
+        f.unlink()
+
+
+@pytest.mark.parametrize("awkward", [_undecodable, _links, _odd_files, _emptied])
+def test_plans_walked_first_and_answered_match_fresh_ones_on_awkward_trees(
+    tmp_path: Path,
+    kept: Observed,
+    monkeypatch: pytest.MonkeyPatch,
+    awkward: Callable[[Workspace], None],
+) -> None:
+    """Undecodable names, links, a FIFO, junk and dot-folders, hard links, an
+    mtime past 2100, a source emptied (a guard): every plan, made after
+    walking first or answered, is the one made with nothing kept."""
+    ws = _library(tmp_path)
+    awkward(ws)
+    for _ in range(4):  # made, a mark, walked first and kept, answered
+        got = ws.run("plan", "--json")
+        want = _fresh(ws, monkeypatch, "--json")
+        assert (got.code, _json(got)) == (want.code, _json(want))
+
+
+def test_a_state_database_restored_from_a_backup_holding_a_kept_plan(
+    tmp_path: Path, kept: Observed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backup's kept plan is of the world as it was then: restored after
+    the world moved on, it is never given for the world of now."""
+    import shutil
+
+    from reconciler import backup
+
+    ws = _library(tmp_path)
+    ws.config.write_text(
+        ws.config.read_text().replace('dir = "state"', 'dir = "state"\nbackup_interval_hours = 0')
+    )
+    _answered(ws, kept)
+    assert ws.run("apply", "--yes").code == 0  # a no-op apply: its backup holds the kept plan
+    state = ws.root / "state"
+    saved = tmp_path / "saved.db"
+    shutil.copy(backup.backups(state / backup.FOLDER)[-1], saved)
+    with sqlite3.connect(saved) as db:
+        assert db.execute("select plan from converged_plan").fetchone()[0]
+    make_jpeg(ws.incoming / "NEW.JPG", OLD, seed=9)
+    assert ws.run("apply", "--yes").code == 0
+    _answered(ws, kept)
+    for path in state.glob("state.db*"):
+        path.unlink()
+    shutil.copy(saved, state / "state.db")
+    for _ in range(3):
+        got = ws.run("plan", "--json")
+        want = _fresh(ws, monkeypatch, "--json")
+        assert (got.code, _json(got)) == (want.code, _json(want))
