@@ -9,7 +9,7 @@ already hold them (hard links, so the trees cost no extra disk), runs one
 
 in the same run, on the same trees. From the third no-op plan on, a plan
 is answered from the converged plan the one before kept
-(``reconciler.converged``); each run's kind is printed. Prints figures;
+(``reconciler.kept_plan``); each run's kind is printed. Prints figures;
 asserts nothing.
 
     .venv/bin/python bench/noop_plan.py --items 100000
@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from providers.filesystem import write_marker
-from reconciler import converged
+from reconciler import kept_plan
 from reconciler.cli import main
 from reconciler.layout import dated_path
 
@@ -82,21 +82,21 @@ def timed(fn: object) -> float:
 
 #: Each plan's kind, in order: "made" (observed and planned), "walked first"
 #: (made after walking every tree first, and kept), or "kept" (answered
-#: from the converged plan the one before kept: ``reconciler.converged``).
+#: from the converged plan the one before kept: ``reconciler.kept_plan``).
 KINDS: list[str] = []
 
 
 def _spy_on_kept_plans() -> None:
-    check = converged.check
+    check = kept_plan.check
 
-    def spy(*args: object, **kwargs: object) -> converged.Check | None:
+    def spy(*args: object, **kwargs: object) -> kept_plan.Check | None:
         found = check(*args, **kwargs)  # type: ignore[arg-type]
         kept = found is not None and found.kept is not None
         walked = found is not None and bool(found.walks)
         KINDS.append("kept" if kept else "walked first" if walked else "made")
         return found
 
-    converged.check = spy  # type: ignore[assignment]
+    kept_plan.check = spy  # type: ignore[assignment]
 
 
 def plan(config: Path) -> int:

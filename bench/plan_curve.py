@@ -9,7 +9,7 @@ alternates, ``--repeat`` times, a no-op `reconcile plan` as a fresh process
 (what cron runs: interpreter start and imports included) with rsync over the
 three stores. A plan is either made (observed and planned) or, from the
 third no-op plan on a library above the walk-ahead threshold, answered from
-the converged plan the one before kept (``reconciler.converged``): each
+the converged plan the one before kept (``reconciler.kept_plan``): each
 kind's best is printed. Peak memory is the plan process's own maximum RSS, and beside
 it the peak of all its processes together, sampled every 0.1 s (on a large
 library a helper process walks trees ahead, from a forkserver). CPU is the
@@ -41,18 +41,18 @@ def child(config: str) -> None:
     """Run inside the measured process: one plan, then its own figures. The
     plan reads its arguments from sys.argv, as the console script's does
     (the command is then the whole process, as under cron)."""
-    from reconciler import converged
+    from reconciler import kept_plan
     from reconciler.cli import main
 
-    check = converged.check
+    check = kept_plan.check
     answered: list[bool] = []
 
-    def spy(*args: object, **kwargs: object) -> converged.Check | None:
+    def spy(*args: object, **kwargs: object) -> kept_plan.Check | None:
         found = check(*args, **kwargs)  # type: ignore[arg-type]
         answered.append(found is not None and found.kept is not None)
         return found
 
-    converged.check = spy  # type: ignore[assignment]
+    kept_plan.check = spy  # type: ignore[assignment]
     out = io.StringIO()
     sys.argv = ["reconcile", "-c", config, "plan", "--detailed-exitcode"]
     code = main(stdout=out, stderr=out)
@@ -159,7 +159,7 @@ def measure(n: int, repeat: int) -> dict[str, float]:
             ours.append(plan_process(config))
             theirs.append(rsync_timed(root))
     # Plans made (observed), and plans answered from the kept converged plan
-    # (reconciler.converged: from the third no-op plan on, above the
+    # (reconciler.kept_plan: from the third no-op plan on, above the
     # walk-ahead threshold); each kind's best.
     made = [r for r in ours if not r["kept"]]
     kept = [r for r in ours if r["kept"]]

@@ -334,7 +334,7 @@ def _migrate_converged_plan(db: sqlite_utils.Database) -> None:
     """A counter of rows written to the tables a plan reads that the
     census's counter does not count (by triggers: ``install_triggers``),
     and the last converged plan, kept with the count
-    and the walks it was made from (``reconciler.converged``)."""
+    and the walks it was made from (``reconciler.kept_plan``)."""
     db.execute(
         "create table if not exists world_counter (id integer primary key check (id = 0), "
         "n integer not null)"

@@ -75,7 +75,7 @@ Columns = tuple[tuple[int, int], str, bytes, bytes, bytes, bytes, list[str], lis
 #: reorder it under its digest), the undecodable names, the links, the digest.
 Walked = tuple[ColumnWalk, list[str], list[str], bytes]
 
-#: A walk taken before observing began (``reconciler.converged``): the
+#: A walk taken before observing began (``reconciler.kept_plan``): the
 #: helper's, or one made here (a list).
 AnyWalk = tuple[Sequence[ScanEntry], list[str], list[str], bytes]
 

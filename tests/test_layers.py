@@ -53,7 +53,7 @@ RANKS = {
     "reconciler.disks": 3,
     "reconciler.preflight": 4,
     "reconciler.apply": 5,
-    "reconciler.converged": 5,
+    "reconciler.kept_plan": 5,
     "reconciler.render": 6,
     "reconciler.progress": 7,
     "reconciler.report": 7,

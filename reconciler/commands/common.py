@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from io import StringIO, UnsupportedOperation
 from typing import TextIO
 
-from reconciler import config, converged, leftover, selection
+from reconciler import config, kept_plan, leftover, selection
 from reconciler.config import DesiredState
 from reconciler.connect import connect
 from reconciler.errors import ConfigError
@@ -119,12 +119,12 @@ def observe_and_plan(
 ) -> tuple[World | None, Plan]:
     """Observe and plan. With ``kept`` (``reconcile plan``), a converged plan
     kept by an earlier run is given again while nothing it was made from
-    changed (``reconciler.converged``): then there is no world (None)."""
+    changed (``reconciler.kept_plan``): then there is no world (None)."""
     conn = connect(desired)
     now = now or datetime.now(UTC)
     with paused_gc():
         try:
-            found = converged.check(desired, db, conn, now, accept_shrink) if kept else None
+            found = kept_plan.check(desired, db, conn, now, accept_shrink) if kept else None
             if found is not None and found.kept is not None:
                 return None, found.kept
             world = observe(
@@ -140,7 +140,7 @@ def observe_and_plan(
             conn.close()
         plan = make_plan(desired, world, now)
         if found is not None:
-            converged.keep(found, desired, db, world, plan, now)
+            kept_plan.keep(found, desired, db, world, plan, now)
         return world, plan
 
 

@@ -90,7 +90,7 @@ def observe(
     accept_shrink: bool = False,
     walked: Mapping[str, Prewalked] | None = None,
 ) -> World:
-    """``walked``: trees already walked this run (``converged.Check``), by
+    """``walked``: trees already walked this run (``kept_plan.Check``), by
     root, each with the ``skip`` rule and folder it was walked with."""
     now = now or datetime.now(UTC)
     days = desired.guards.reverify_after_days

@@ -79,7 +79,7 @@ class CachedHasher:
         self.fences: Mapping[tuple[int, int], str] = {}
         #: the last walk handed over by the helper, with its digest taken there
         self._walked: tuple[Sequence[ScanEntry], bytes] | None = None
-        #: trees walked before observing began (``reconciler.converged``), by
+        #: trees walked before observing began (``reconciler.kept_plan``), by
         #: root, with the ``skip`` rule and folder each was walked with: each
         #: taken once
         self.prewalked: dict[str, Prewalked] = {}

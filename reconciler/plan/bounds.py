@@ -6,7 +6,7 @@ time against ``now``, measured against a number of days from the
 configuration (a tier's ``max_age_days``, ``removal.keep_recent_days``, a
 source's ``max_age_days``), or against zero (an item captured "in the
 future"). (A conduit's ``settle_days`` runs from a delivery, not a
-capture: plans with a phone are never kept, ``reconciler.converged``.)
+capture: plans with a phone are never kept, ``reconciler.kept_plan``.)
 Each comparison turns at a capture time plus one of those spans, so the
 plan cannot change before the earliest such moment still ahead. Every
 span is tried against every capture time, which is more than the planner

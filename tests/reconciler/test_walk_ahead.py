@@ -24,7 +24,7 @@ from providers.base import LocalTree
 from providers.filesystem import TMP_PREFIX, scan_tree
 from providers.icloud.emulator import Account
 from providers.syncthing.target import _is_syncthing_own
-from reconciler import converged, lifeline, tree_listing, walk_ahead
+from reconciler import kept_plan, lifeline, tree_listing, walk_ahead
 from reconciler.observe.hasher import CachedHasher
 from reconciler.state import StateDB
 from reconciler.walk_ahead import WalkAhead
@@ -250,9 +250,9 @@ def test_a_large_library_plans_the_same_with_the_helper_and_it_does_not_outlive_
     _settled(monkeypatch)
     runs = {}
     # The observer's own walks ahead (as ``apply`` makes them); then every
-    # tree walked before observing, as ``plan`` does (``converged.check``).
-    check = converged.check
-    monkeypatch.setattr(converged, "check", lambda *a, **k: None)
+    # tree walked before observing, as ``plan`` does (``kept_plan.check``).
+    check = kept_plan.check
+    monkeypatch.setattr(kept_plan, "check", lambda *a, **k: None)
     for mode, least in (
         ("ahead", 0),
         ("in turn", 1 << 40),
@@ -261,7 +261,7 @@ def test_a_large_library_plans_the_same_with_the_helper_and_it_does_not_outlive_
     ):
         if mode == "all walked first":
             order = list(walked)
-            monkeypatch.setattr(converged, "check", check)
+            monkeypatch.setattr(kept_plan, "check", check)
         monkeypatch.setattr(walk_ahead, "MIN_STATE_BYTES", least)
         text = ws.run("plan")
         listed = json.loads(ws.run("plan", "--json").out)

@@ -96,7 +96,7 @@ LONGEST = timedelta(days=7)
 PASSING = frozenset({"unavailable", "unreadable"})
 
 
-@attrs.define
+@attrs.frozen(kw_only=True)
 class Check:
     """What was found before observing: the plan kept, if it still holds;
     else the walks (for the observer) and what keeping this run's plan needs."""
@@ -122,7 +122,9 @@ def check(
     counter = db.world_count()  # before the walks: a write after them shows at keeping
     began = time.time()
     key = _key(desired, conn)
-    found = Check(None, {}, key, b"", counter, 0, began)
+    found = Check(
+        kept=None, walks={}, key=key, digests=b"", counter=counter, newest_ns=0, began=began
+    )
     row = _kept_row(db)
     at = now.timestamp()
     if row is None or row[:2] != (key, counter) or not row[3] <= at < row[4]:
@@ -132,13 +134,15 @@ def check(
     got = _walk_all([p.local_tree for p in _order(conn)], places.fences(desired))
     if got is None:
         return found
-    found.walks, found.digests, found.newest_ns = got
+    walks, digests, newest_ns = got
+    found = attrs.evolve(found, walks=walks, digests=digests, newest_ns=newest_ns)
     if row[2] == found.digests and row[5]:
         try:
-            found.kept = attrs.evolve(planfile.loads(row[5]), created_at=now)
+            kept = attrs.evolve(planfile.loads(row[5]), created_at=now)
         except StalePlanError:  # not what this program wrote there: plan again
             return found
         log.info("nothing changed since the converged plan of %s", _when(row[3]))
+        return attrs.evolve(found, kept=kept)
     return found
 
 

@@ -1,4 +1,4 @@
-"""A converged plan, kept (``reconciler.converged``): a no-op ``plan`` is
+"""A converged plan, kept (``reconciler.kept_plan``): a no-op ``plan`` is
 answered from the last converged plan only while nothing it was made from
 changed. Each test changes one thing the plan depends on, and checks that
 the next plan is made afresh and says what a plan made with no kept plan
@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from providers.filesystem import MARKER
-from reconciler import converged, walk_ahead
+from reconciler import kept_plan, walk_ahead
 from reconciler.commands import common
 from tests.helpers import KEEP_ORIGINALS, Run, Workspace, make_jpeg, make_workspace
 
@@ -62,7 +62,7 @@ def kept(monkeypatch: pytest.MonkeyPatch) -> Observed:
     """Plans kept for a library of any size, and for files changed just now
     (the tests' files are seconds old; ``RACY_S`` has its own test)."""
     monkeypatch.setattr(walk_ahead, "MIN_STATE_BYTES", 0)
-    monkeypatch.setattr(converged, "RACY_S", -3600.0)
+    monkeypatch.setattr(kept_plan, "RACY_S", -3600.0)
     return Observed(monkeypatch)
 
 
@@ -292,7 +292,7 @@ def test_files_changed_just_before_the_walk_keep_nothing(
 ) -> None:
     """Within ``RACY_S`` of the walk a file could change again unseen (a
     coarse clock's tick, FAT's 2-second mtimes): no plan is kept then."""
-    monkeypatch.setattr(converged, "RACY_S", 3600.0)  # every test file is that young
+    monkeypatch.setattr(kept_plan, "RACY_S", 3600.0)  # every test file is that young
     ws = _library(tmp_path)
     assert ws.run("plan").code == 0
     before = kept.count
@@ -306,7 +306,7 @@ def test_another_version_of_the_program_plans_afresh(
     ws = _library(tmp_path)
     assert ws.run("plan").code == 0
     before = kept.count
-    monkeypatch.setattr(converged, "_code", lambda: b"an upgrade")
+    monkeypatch.setattr(kept_plan, "_code", lambda: b"an upgrade")
     assert ws.run("plan").code == 0
     assert kept.since(before) == 1
 
@@ -336,13 +336,13 @@ def test_only_a_run_after_a_converged_one_walks_first(
     ahead: it is done only where a kept plan may hold (the last plan was
     converged, and the state database has not changed since)."""
     walked_first: list[int] = []
-    walk_all = converged._walk_all
+    walk_all = kept_plan._walk_all
 
     def counting(*args: Any) -> Any:
         walked_first.append(1)
         return walk_all(*args)
 
-    monkeypatch.setattr(converged, "_walk_all", counting)
+    monkeypatch.setattr(kept_plan, "_walk_all", counting)
     ws = _library(tmp_path)  # apply, then a converged plan: a mark
     assert walked_first == []
     assert ws.run("plan").code == 0  # walks first, keeps the plan
@@ -422,7 +422,7 @@ def test_files_dated_in_the_future_still_keep_the_plan(
 ) -> None:
     """The racy check goes by ctimes (the kernel's clock): an mtime a copy
     tool set from a camera's clock, years ahead, is no change just made."""
-    monkeypatch.setattr(converged, "RACY_S", 1.0)
+    monkeypatch.setattr(kept_plan, "RACY_S", 1.0)
     ws = _library(tmp_path)
     ahead = (datetime.now(UTC) + timedelta(days=800)).timestamp()
     os.utime(_one(ws.target("nas")), (ahead, ahead))
@@ -597,9 +597,9 @@ def test_the_next_process_finds_the_same_key(tmp_path: Path) -> None:
     runner = tmp_path / "runner.py"
     runner.write_text(
         "import sys\n"
-        "from reconciler import converged, walk_ahead\n"
+        "from reconciler import kept_plan, walk_ahead\n"
         "walk_ahead.MIN_STATE_BYTES = 0\n"
-        "converged.RACY_S = -3600.0\n"
+        "kept_plan.RACY_S = -3600.0\n"
         "from reconciler.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
@@ -620,17 +620,17 @@ def test_the_next_process_finds_the_same_key(tmp_path: Path) -> None:
         )
         assert done.returncode == 0, done.stderr
 
-    def kept_plan() -> bool:
+    def plan_kept() -> bool:
         with _db(ws) as db:
             return bool(db.execute("select plan from converged_plan").fetchone()[0])
 
     run(0, "apply", "--yes")
     run(0, "plan")  # a mark
     run(0, "plan")  # walks first, keeps
-    assert kept_plan()
+    assert plan_kept()
     for seed in (1, 2, 3):  # each would observe again, and keep a mark only
         run(seed, "plan")
-        assert kept_plan(), seed
+        assert plan_kept(), seed
 
 
 def test_a_program_run_from_an_archive_is_known_by_the_archive(
@@ -651,7 +651,7 @@ def test_a_program_run_from_an_archive_is_known_by_the_archive(
             z.writestr("providers/__init__.py", "")
         monkeypatch.setattr(reconciler, "__file__", f"{app}/reconciler/__init__.py")
         monkeypatch.setattr(providers, "__file__", f"{app}/providers/__init__.py")
-        return converged._code()
+        return kept_plan._code()
 
     first = build("VERSION = 1\n")
     os.utime(app, ns=(1, 1))
@@ -668,7 +668,7 @@ def test_a_state_database_locked_by_another_program_costs_only_the_keeping(
 
     ws = _library(tmp_path)  # the next plan walks first and would keep
     monkeypatch.setattr(state, "BUSY_TIMEOUT_S", 0.2)
-    keep = converged.keep
+    keep = kept_plan.keep
     holder = _db(ws)
 
     def locked(*args: Any) -> bool:
@@ -679,7 +679,7 @@ def test_a_state_database_locked_by_another_program_costs_only_the_keeping(
             holder.execute("rollback")
 
     with monkeypatch.context() as m:
-        m.setattr(converged, "keep", locked)
+        m.setattr(kept_plan, "keep", locked)
         run = ws.run("plan", "--detailed-exitcode")
     assert (run.code, run.err) == (0, ""), run.err
     assert "No changes" in run.out
