@@ -31,6 +31,11 @@ class Connected:
     targets: dict[str, Store]
     library: FilesystemStore
 
+    def in_order(self) -> tuple[Source | Store | FilesystemStore, ...]:
+        """The sources, the library, then the targets: the order a run
+        observes them in (and walks their trees)."""
+        return (*self.sources.values(), self.library, *self.targets.values())
+
     def close(self) -> None:
         """Release sessions and connections (pyicloud's, Syncthing's)."""
         for provider in [*self.sources.values(), *self.targets.values(), self.library]:

@@ -68,7 +68,7 @@ import attrs
 
 import providers
 import reconciler
-from providers.base import ConfirmingStore, LocalTree, RemembersListing, WalksLocally
+from providers.base import ColumnWalk, ConfirmingStore, LocalTree, RemembersListing, WalksLocally
 from providers.filesystem import MARKER, MARKER_LIMIT
 from reconciler import places, planfile, walk_ahead
 from reconciler.config import DesiredState
@@ -228,29 +228,27 @@ def _not_kept(e: sqlite3.OperationalError) -> None:
 
 
 def _first_due(desired: DesiredState, db: StateDB, now: datetime) -> datetime | None:
-    """When the first file in the hash cache is due to be read again (or
-    now, when one was hashed "later than now": such a file is due at once)."""
+    """When the first file in the hash cache is due to be read again. (One
+    hashed "later than now" is read again this run, by the observer: its
+    row rewritten moves the world count, and nothing is kept.)"""
     days = desired.guards.reverify_after_days
-    sql = "select min(hashed_at), max(hashed_at) from hash_cache"
-    oldest, latest = db.conn.execute(sql).fetchone()
-    if latest is not None and latest > max(now.timestamp(), time.time()):
-        return now
-    if not days or oldest is None:
+    if not days:
+        return None
+    (oldest,) = db.conn.execute("select min(hashed_at) from hash_cache").fetchone()
+    if oldest is None:
         return None
     return now + timedelta(seconds=oldest + days * 86400 - now.timestamp())
 
 
 def _order(conn: Connected) -> list[WalksLocally]:
-    found = [*conn.sources.values(), conn.library, *conn.targets.values()]
-    return [p for p in found if isinstance(p, WalksLocally)]
+    return [p for p in conn.in_order() if isinstance(p, WalksLocally)]
 
 
 def _all_local(conn: Connected) -> bool:
     """Every source and store a folder here: what they hold is their files."""
-    found = [*conn.sources.values(), conn.library, *conn.targets.values()]
     return all(
         isinstance(p, WalksLocally) and not isinstance(p, ConfirmingStore | RemembersListing)
-        for p in found
+        for p in conn.in_order()
     )
 
 
@@ -376,14 +374,11 @@ def _walk_all(
     return walks, h.digest(), newest
 
 
-def _newest(entries: Sequence[tuple[str, str, int, int, int, int]]) -> int:
+def _newest(entries: ColumnWalk) -> int:
     """The latest ctime (ns) among a walk's files: set by the kernel's clock
     at every change (an mtime is whatever the writer set: a copy tool's
     from the camera, in the future as often as not)."""
-    ctimes = getattr(entries, "ctimes", None)
-    if ctimes is not None:  # a walk in columns
-        return max(ctimes, default=0)
-    return max((e[5] for e in entries), default=0)
+    return max(entries.ctimes, default=0)
 
 
 def _when(stamp: float) -> str:

@@ -49,7 +49,7 @@ from array import array
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from providers.base import ColumnWalk, LocalTree, ScanEntry
+from providers.base import ColumnWalk, LocalTree
 from providers.filesystem import scan_tree
 from reconciler import lifeline, tree_listing
 
@@ -75,13 +75,11 @@ Columns = tuple[tuple[int, int], str, bytes, bytes, bytes, bytes, list[str], lis
 #: reorder it under its digest), the undecodable names, the links, the digest.
 Walked = tuple[ColumnWalk, list[str], list[str], bytes]
 
-#: A walk taken before observing began (``reconciler.kept_plan``): the
-#: helper's, or one made here (a list).
-AnyWalk = tuple[Sequence[ScanEntry], list[str], list[str], bytes]
-
-#: Such a walk as the observer is handed it: the ``skip`` rule it was made
-#: with, the folder it is of (device, inode), the walk.
-Prewalked = tuple[Callable[[str], bool] | None, tuple[int, int], AnyWalk]
+#: A walk taken before observing began (``reconciler.kept_plan``: the
+#: helper's, or one made here in the same columns) as the observer is
+#: handed it: the ``skip`` rule it was made with, the folder it is of
+#: (device, inode), the walk.
+Prewalked = tuple[Callable[[str], bool] | None, tuple[int, int], Walked]
 
 #: The helper's whole program: this process's import path (argv[1], so that
 #: it finds the very modules this one runs), then ``_serve``. ``-P``: no

@@ -107,7 +107,7 @@ def observe(
     # The library comes before the targets: its work after the walk is the
     # longest (each file's lineage row and capture time), so its walk is the
     # one the helper should have ready first.
-    order = (*conn.sources.values(), conn.library, *conn.targets.values())
+    order = conn.in_order()
     trees = [p.local_tree for p in order if isinstance(p, WalksLocally)]
     # Listings are kept for the configured trees only, walked or not this run.
     db.forget_other_tree_listings([os.path.join(t.root, "") for t in trees])

@@ -27,7 +27,7 @@ from providers.filesystem import scan_tree
 from reconciler import media, tree_listing
 from reconciler.hashing import HASH_CHUNK, sha256_file
 from reconciler.state import CachedHash, StateDB, storable
-from reconciler.walk_ahead import AnyWalk, Prewalked, WalkAhead
+from reconciler.walk_ahead import Prewalked, WalkAhead, Walked
 
 #: Files smaller than this are hashed on the observer's own thread, larger
 #: ones on its pool (``CachedHasher._hash``): one read's worth.
@@ -107,7 +107,7 @@ class CachedHasher:
         self._walked = (entries, digest)
         return entries
 
-    def _prewalked(self, root: Path, skip: Callable[[str], bool] | None) -> AnyWalk | None:
+    def _prewalked(self, root: Path, skip: Callable[[str], bool] | None) -> Walked | None:
         """A walk made before observing, if it is of the folder at ``root``
         now (a card swapped at its mount point since is walked again)."""
         found = self.prewalked.pop(os.fspath(root), None)
