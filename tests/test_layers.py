@@ -144,7 +144,7 @@ def test_a_command_starts_without_numpy_and_the_report_still_gets_it() -> None:
     importing it afterwards (the report's plots) works as usual."""
     code = (
         "import sys, reconciler.cli, reconciler.state\n"
-        "reconciler.state._sqlite_utils()  # as a command that needs it loads it\n"
+        "reconciler.state.connection._sqlite_utils()  # as a command that needs it loads it\n"
         "assert 'sqlite_utils' in sys.modules\n"
         "assert 'numpy' not in sys.modules, 'numpy loaded at start-up'\n"
         "import numpy, matplotlib\n"
