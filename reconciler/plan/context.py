@@ -1,0 +1,177 @@
+"""What the planner reads and what it has planned so far (``Context``), with
+the look-ups every part of it shares: notes, which copies count together
+(one disk, one phone), which stores hold a file."""
+
+from __future__ import annotations
+
+import operator
+import posixpath
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+import attrs
+
+from reconciler.config import DesiredState, same_disk_ok
+from reconciler.independence import Groups, backup_groups, group_of, phones_of
+from reconciler.layout import dated_path
+from reconciler.model import Action, LibraryFile, MediaFile, Note, SourceItem, SourceState, World
+
+LIBRARY = "library"
+
+
+#: How a settled encoding that failed on bad input starts its reason.
+CANNOT_ENCODE = "cannot encode"
+
+
+#: Why a copy reached through a mount onto the library's disk is not counted.
+ON_THE_LIBRARYS_DISK = "its file is on the library's disk, reached through a mount"
+
+
+@attrs.define
+class PlannedSidecar:
+    """An item's sidecar as planned: its wanted digest (None until every
+    file's hash is known) and the WriteSidecar action id per store."""
+
+    digest: str | None
+    name: str
+    planned: dict[str, str] = attrs.field(factory=dict)
+
+
+SHA256 = operator.attrgetter("sha256")
+
+
+def pairing_stem(lf: LibraryFile) -> str:
+    """A library path without its extension and its collision tag (the
+    tag is made from the file's original, see ``layout.collision_path``)."""
+    stem = posixpath.splitext(lf.path)[0]
+    tag = f"~{lf.original_sha256[:10]}"
+    return stem[: -len(tag)] if stem.endswith(tag) else stem
+
+
+class Context:
+    """The planner's inputs, what it has planned so far, and shared look-ups."""
+
+    def __init__(self, desired: DesiredState, world: World, now: datetime) -> None:
+        self.desired = desired
+        self.world = world
+        self.now = now
+        self.library = world.library.index()
+        self.targets = [t for t in world.targets if t.available]
+        #: target -> the SHA-256s it holds (only asked whether it holds one)
+        self.copies = {t.target_id: set(map(SHA256, t.copies)) for t in self.targets}
+        self.pending = {t.target_id: {d.sha256 for d in t.pending} for t in self.targets}
+        self.same_disk_ok = same_disk_ok(desired)
+        #: target -> its phone: folders of one phone are one backup
+        self.phones = phones_of(desired.targets)
+        self.groups = backup_groups(
+            {t.target_id: t.device for t in self.targets},
+            library=world.library.device,
+            same_disk_ok=self.same_disk_ok,
+            phones=self.phones,
+        )
+        #: target -> its copies reached through a mount below its root, each
+        #: judged on its own file's disk (``TargetState.elsewhere``)
+        self.elsewhere = {t.target_id: t.elsewhere for t in self.targets if t.elsewhere}
+        #: Targets whose copies count for a removal: a phone counts only
+        #: after proving this run that it receives files.
+        self.counting = {t.target_id for t in self.targets if t.alive and t.role != "conduit"}
+        #: conduit target id -> bytes planned for it this run, and what the
+        #: byte budget held back (files, bytes)
+        self.conduit_bytes: dict[str, int] = {}
+        self.held_back: dict[str, tuple[int, int]] = {}
+        self.actions: list[Action] = []
+        self.notes: list[Note] = []
+        #: file identity (sha256, or the origin while unknown) -> ids of the
+        #: actions that produce its copies, per target
+        self.copy_actions: dict[str, dict[str, str]] = {}
+        self.handled: set[str] = set()
+        #: target -> path -> size, built when a remote file's hash is unknown
+        self.by_path: dict[str, dict[str, tuple[int, str]]] | None = None
+        self.accounted: set[str] = set()
+        #: an original's content (fingerprint, or SHA-256) -> the item whose
+        #: sidecar takes the plain name beside it
+        self.sidecar_claims: dict[str, str] = {}
+        #: file identity -> the action that puts it into the library
+        self.placing: dict[str, str] = {}
+        self.removals = 0
+        #: source id -> file names that more than one of its items carries
+        self.shared_names: dict[str, set[str]] = {}
+        self.removal_bytes = 0
+        #: original sha256 -> the RemoveFromSource planned for its item
+        self.removing: dict[str, str] = {}
+        #: an encoded library file's current sha256 -> the file (made on need)
+        self.renditions: dict[str, LibraryFile] | None = None
+        #: (library clips removed with a still, library stills' stems), made on need
+        self.live: tuple[set[str], set[str], set[str]] | None = None
+        #: (source id, item key) of every item planned from its source
+        self.listed: set[tuple[str, str]] = set()
+
+    def _note(self, status: str, subject: str, reason: str) -> None:
+        self.notes.append(Note(status=status, subject=subject, reason=reason))
+
+    def _oldest(self, source: SourceState) -> datetime | None:
+        """The earliest capture date the source's ``max_age_days`` admits."""
+        days = getattr(self.desired.sources.get(source.source_id), "max_age_days", 0)
+        return self.now - timedelta(days=days) if days else None
+
+    def _holds(self, store_id: str, sha: str) -> bool:
+        if store_id == LIBRARY:
+            return sha in self.library
+        return sha in self.copies[store_id] or sha in self.pending[store_id]
+
+    def _groups(self, sha: str | None, holding: Iterable[str] = ()) -> tuple[Groups, list[str]]:
+        """The backup each target's copy of ``sha`` makes: its target's, by
+        its root's disk; but a copy reached through a mount below the root
+        goes by its own file's disk, as the removal gate judges it. With why
+        those of ``holding`` that count for nothing do not (worded as the
+        gate's refusal). Without such a mount: the targets' groups, as is."""
+        found = [
+            (tid, judged)
+            for tid, held in self.elsewhere.items()
+            if sha and (judged := held.get(sha)) is not None
+        ]
+        if not found:
+            return self.groups, []
+        groups = dict(self.groups)
+        for tid, (device, why) in found:
+            groups[tid] = (
+                None
+                if why
+                else group_of(
+                    tid,
+                    device,
+                    library=self.world.library.device,
+                    same_disk_ok=self.same_disk_ok,
+                    phones=self.phones,
+                )
+            )
+        reasons = {tid: why or ON_THE_LIBRARYS_DISK for tid, (_, why) in found}
+        not_counted = [
+            f"{tid} ({reasons[tid]})" for tid in holding if tid in reasons and groups[tid] is None
+        ]
+        return groups, not_counted
+
+    def _named_like(self, target_id: str, item: SourceItem, f: MediaFile) -> bool:
+        """A file of this name, size and date is on the target, and its
+        content is no other file the tool knows (an archive made by another
+        tool, or by us before the state DB was lost)."""
+        if self.by_path is None:
+            self.by_path = {
+                t.target_id: {c.path: (c.size, c.sha256) for c in t.copies} for t in self.targets
+            }
+            self.accounted = set(self.world.known_sha256.values()) | self.world.removed_sha256
+        found = self.by_path[target_id].get(dated_path(item.captured_at, f.name))
+        return found is not None and found[0] == f.size and found[1] not in self.accounted
+
+    def _trusted(self, target_id: str) -> bool:
+        """A conduit whose deliveries count as copies (Google Photos, trusted
+        without verification, by the person's explicit choice)."""
+        cfg = self.desired.targets.get(target_id)
+        return bool(getattr(cfg, "role", "") == "conduit" and getattr(cfg, "count_as_copy", False))
+
+    def _removable(self, source: SourceState) -> bool:
+        cfg = self.desired.sources.get(source.source_id)
+        return bool(getattr(cfg, "remove_after_archive", True))
+
+    def _confirms_on_write(self, target_id: str) -> bool:
+        return next(t.kind for t in self.targets if t.target_id == target_id) != "syncthing"

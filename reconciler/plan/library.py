@@ -1,0 +1,187 @@
+"""The library's own items (files no source holds any more): backed up and
+encoded like any item; a library file gone is put back from a target's copy;
+the library's sidecars."""
+
+from __future__ import annotations
+
+import posixpath
+
+from reconciler import sidecar
+from reconciler.layout import date_from_path
+from reconciler.media import is_archivable, media_kind
+from reconciler.media.metadata import is_placeholder_date
+from reconciler.model import (
+    ORIGINAL_ROLE,
+    SIDECAR_ROLE,
+    CopyToLibrary,
+    LibraryFile,
+    MediaFile,
+    SourceItem,
+    WriteSidecar,
+)
+from reconciler.plan.context import LIBRARY
+from reconciler.plan.items import ItemPlanner
+
+
+class LibraryPlanner(ItemPlanner):
+    """The library's items, and its files gone."""
+
+    def _library_items(self) -> None:
+        """Items that left their sources live on in the library: their copies
+        are still kept (and repaired) and they still age into heavier tiers.
+        Each file stays what it was in its item (the library remembers:
+        ``LibraryFile.role``), so only an original is ever encoded; and the
+        item's sidecar is kept on every target, as its files are."""
+        sidecars: list[LibraryFile] = []
+        for lf in self.world.library.files:
+            sha = lf.original_sha256
+            if sha in self.handled or not is_archivable(lf.path):
+                continue  # planned with its source item, or junk (.DS_Store)
+            if lf.role == SIDECAR_ROLE:
+                sidecars.append(lf)  # once every file of its item is planned
+                continue
+            if sidecar.is_sidecar(lf.path):
+                # Another program's .xmp (darktable's, beside a library file),
+                # never copied: on a target it would take the name of the
+                # item's own sidecar. Or one not read yet (it could not be).
+                continue
+            self.handled.add(sha)
+            f, item = self._library_item(lf, lf.size)
+            subject = f"{LIBRARY}:{lf.path}"
+            self._targets(sha, None, sha, f, item, subject, ())
+            self._unconfirmed(sha, subject)
+            self._encode(sha, None, sha, f, item, subject, ())
+        for lf in sidecars:
+            self._library_sidecar(lf)
+        self._lost_library_files()
+
+    def _library_item(self, lf: LibraryFile, size: int) -> tuple[MediaFile, SourceItem]:
+        """A library file as the one file of an item of its own, ``size``
+        bytes (its original's, when it is put back)."""
+        role = lf.role or ORIGINAL_ROLE
+        if role == ORIGINAL_ROLE and media_kind(lf.path) == "video" and self._is_live_video(lf):
+            role = "live_video"
+        sha = lf.original_sha256
+        f = MediaFile(
+            name=posixpath.basename(lf.path), size=size, ref=lf.path, role=role, sha256=sha
+        )
+        # The recorded capture time, never the folder's midnight: an item a
+        # second from a tier boundary must stay in the tier it was given.
+        when = lf.captured_at or date_from_path(lf.path)
+        if when is not None and is_placeholder_date(when):
+            when = None  # recorded by an older version, which took 1970 as a date
+        return f, SourceItem(source_id=LIBRARY, key=lf.path, files=(f,), captured_at=when)
+
+    def _lost_library_files(self) -> None:
+        """Library files gone (deleted, a disk replaced) whose items live
+        only in the library: the library holds every item (its promise), so
+        each is put back where it was from a target's verified copy, as what
+        it was in its item, then encoded for its tier as any placed
+        original; and the item's sidecar with it. An item still in a source
+        is placed from there (``_item``), its sidecar written from it."""
+        lost = [lf for lf in self.world.library.lost if lf.original_sha256 not in self.handled]
+        if not lost:
+            return
+        wanted = {lf.original_sha256 for lf in lost}
+        sizes = {c.sha256: c.size for t in self.targets for c in t.copies if c.sha256 in wanted}
+        written = {
+            a.sha256 for a in self.actions if isinstance(a, WriteSidecar) and a.store_id == LIBRARY
+        }
+        for lf in lost:
+            sha = lf.original_sha256
+            if sha in self.handled or sha in written:
+                continue  # two rows of one content; a sidecar written anew
+            self.handled.add(sha)
+            subject = f"{LIBRARY}:{lf.path}"
+            is_sidecar = lf.role == SIDECAR_ROLE
+            if sha not in sizes:
+                if not is_sidecar:  # (a sidecar rewritten since is on no target as it was)
+                    self._gone_nowhere(subject)
+                continue
+            f, item = self._library_item(lf, sizes[sha])
+            put = CopyToLibrary(
+                id=f"library:{sha}",
+                subject=subject,
+                reason="gone from the library; put back from a target's copy",
+                sha256=sha,
+                name=f.name,
+                size=f.size,
+                captured_at=item.captured_at,
+                role=f.role,
+                path=lf.path,
+            )
+            self.actions.append(put)
+            if not is_sidecar:
+                self._targets(sha, None, sha, f, item, subject, ())
+                self._encode(sha, None, sha, f, item, subject, (put.id,))
+
+    def _gone_nowhere(self, subject: str) -> None:
+        """A library file gone that no target read this run holds: waiting
+        while some target was not read (unplugged) or is a phone (whose copy
+        may be there with none left here); else lost, which only a person
+        can mend (a backup of their own), and said as an error."""
+        if self.world.targets and all(
+            t.available and t.kind == "filesystem" for t in self.world.targets
+        ):
+            why = (
+                "gone from the library, and no target holds it any more; "
+                "nothing here can put it back"
+            )
+            self._note("lost", subject, why)
+        else:
+            why = "gone from the library; put back once a target holding it is available"
+            self._note("waiting", subject, why)
+
+    def _library_sidecar(self, lf: LibraryFile) -> None:
+        """The sidecar of an item that lives only in the library, on a target
+        that lacks it (deleted there, a disk replaced): written there again,
+        from the library's, beside the item's original. The applier writes it
+        where the item's sidecar is (one per item and store, an older one
+        rewritten in place), and never over another program's file or
+        another item's sidecar. A conduit is left out (observe's
+        ``_sidecars_missing``); an item still in a source has its sidecar
+        planned from there (``_sidecar``)."""
+        owner = self.world.library_sidecars.get(lf.sha256)
+        if owner is None:
+            return  # on every target (or it names no file of its item)
+        whose = (owner.source_id, owner.item_key)
+        if whose in self.listed:
+            return
+        self.listed.add(whose)  # a second sidecar of the item in the library is not copied
+        plain, tagged = sidecar.owner_names(owner, "")
+        name = tagged if lf.path.endswith(tagged[len(owner.original_name) :]) else plain
+        original = owner.original_sha256
+        for t in self.targets:
+            tid = t.target_id
+            if t.role == "conduit" or self._holds(tid, lf.sha256):
+                continue
+            placing = self.copy_actions.get(original, {}).get(tid)
+            if placing is None and not self._holds(tid, original):
+                continue  # nothing to sit beside there
+            self.actions.append(
+                WriteSidecar(
+                    id=f"sidecar:{tid}:{owner.source_id}:{owner.item_key}",
+                    subject=f"{tid}:{name}",
+                    reason="sidecar missing or out of date (its item lives only in the library)",
+                    depends_on=(placing,) if placing else (),
+                    store_id=tid,
+                    source_id=owner.source_id,
+                    item_key=owner.item_key,
+                    sha256=lf.sha256,
+                    name=name,
+                )
+            )
+
+    def _unconfirmed(self, sha: str, subject: str) -> None:
+        """Say so where a live phone does not hold an item that lives only in
+        the library now: its copy there is on its way, or was changed or lost
+        on the phone, and does not count (nothing else would speak of it: no
+        removal waits on it)."""
+        for t in self.targets:
+            if t.alive and sha in self.pending[t.target_id]:
+                self._note(
+                    "waiting",
+                    subject,
+                    f"{t.target_id} has not confirmed its copy this run (still on its way, "
+                    "or changed or lost on the device); it does not count",
+                )
