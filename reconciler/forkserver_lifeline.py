@@ -1,4 +1,4 @@
-"""Imported only by the forkserver process (a preload module, see apply.py):
+"""Imported only by the forkserver process (a preload module, see encoder_pool.py):
 the forkserver dies with the run that started it (``reconciler.lifeline``).
 
 The run names itself in ``RUN_PID_ENV`` before it starts the forkserver: a

@@ -1,0 +1,147 @@
+"""A library file encoded for its tier, always from the original, on the
+encoder processes, and put in place only once it decodes (EncodeForTier)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from reconciler import media, rows
+from reconciler.apply.outcomes import Effects, Skip
+from reconciler.apply.sidecars import SidecarWriter
+from reconciler.errors import MediaError
+from reconciler.gate import GateRefused
+from reconciler.hashing import copy_file_hashing, discard, sha256_file
+from reconciler.model import ORIGINAL_TIER, EncodeForTier, FileCopy, LibraryFile
+from reconciler.plan import CANNOT_ENCODE
+from reconciler.plan.tiers import lighter_tier
+from reconciler.state import LineageRow
+
+
+class Encoder(SidecarWriter):
+    """EncodeForTier."""
+
+    def _encode(self, a: EncodeForTier) -> tuple[str, str, Effects]:
+        sha = self._sha(a.sha256, a.origin)
+        lib = self.library.get(sha)
+        if lib is None:
+            raise Skip("skipped", "not in the library")
+        if lib.tier == a.tier:
+            return "ok", f"already at tier {a.tier}", Effects()
+        if lib.tier == ORIGINAL_TIER and not self.originals.elsewhere(sha):
+            raise Skip(
+                "waiting",
+                "the library holds the only copy of this original; encoded once it is archived",
+            )
+        if lib.tier == ORIGINAL_TIER and sha not in self.holders:
+            # The encode replaces the library's own original, and no source
+            # holds it any more: from then on the targets hold the only
+            # original bytes, so they must hold them now, each copy read, as
+            # for a removal. (While a source holds it, its removal is gated,
+            # so an import's first encode reads nothing more.) A copy found
+            # wrong is forgotten, and the next run copies the original again
+            # from the library before it is encoded. Read here, on the
+            # encode's own thread, so the reading overlaps other encodes.
+            wrong: list[FileCopy] = []
+            try:
+                self.gate.archived(a.name, sha, on_mismatch=lambda _, copy: wrong.append(copy))
+            except GateRefused as e:
+                why = f"{e}; the library keeps its original until then"
+                return "waiting", why, Effects(wrong_copies=wrong)
+            # Enough copies were right, and some may not have been: those are
+            # forgotten too, whatever the encode does.
+            status, detail, fx = self._encoded(a, sha, lib)
+            fx.wrong_copies.extend(wrong)
+            return status, detail, fx
+        return self._encoded(a, sha, lib)
+
+    def _encoded(self, a: EncodeForTier, sha: str, lib: LibraryFile) -> tuple[str, str, Effects]:
+        """The encode itself, once ``_encode`` found it may replace the file."""
+        store = self.conn.library
+        tmp = store.temp_path(lib.path)
+        src: Path | None = None
+        tier, detail = a.tier, ""
+        settle: list[tuple[str, str, str]] = []
+        # Back to a lighter tier from a heavier one's encode (the clock put
+        # right, the photo re-dated later in Photos): the encode is weighed
+        # against the original it stands for. Weighed against the compressed
+        # file it would be "not worth it", settled for good, and the photo
+        # kept at the heavier quality.
+        lighter = lighter_tier(self.desired.policy.tiers, a.tier, lib.tier)
+        got = ""  # the SHA-256 of the original copied back, when it is
+        try:
+            with self.originals.readable(sha) as src:
+                if a.tier != ORIGINAL_TIER:
+                    res = self.encoders.result(
+                        self.encoders.executor().submit(
+                            media.encode_file,
+                            src,
+                            tmp,
+                            quality=a.quality,
+                            crf=a.crf,
+                            original_sha256=sha,
+                            tier=a.tier,
+                            replaces_size=src.stat().st_size if lighter else lib.size,
+                            video_codec=self.desired.policy.video_codec,
+                            heic_preset=self.desired.policy.heic_preset,
+                            threads=self.encoders.threads,
+                        )
+                    )
+                    status, detail = res.status, res.reason
+                    if lighter and status != "encoded":
+                        # No encode beats the original: the original comes
+                        # back, and the verdict is kept (weighed against it).
+                        tier, settle = ORIGINAL_TIER, [(sha, a.tier, detail)]
+                if tier == ORIGINAL_TIER:
+                    # Streamed (a clip is never held in memory whole), read
+                    # as any file another program may have replaced, and
+                    # the bytes written are the original's or nothing is.
+                    got, _ = copy_file_hashing(src, tmp)
+                    if got != sha:
+                        why = "the original's bytes changed while they were read; next run"
+                        return "failed", self.originals.label(why, sha, src), Effects()
+                    status = "encoded"
+                    detail = f"original restored ({detail})" if detail else "original restored"
+            if status != "encoded":
+                # not worth it, or kept whole: said once here, then settled
+                return "ok", detail, Effects(settled=[(sha, a.tier, detail)])
+            if lib.captured_at is not None:
+                # Dated as every file placed in the library is: photo apps
+                # sort by it, and a lost state DB reads a capture time back
+                # from it (an encode's own time would make an old photo new).
+                when = int(lib.captured_at.timestamp()) * 10**9
+                with contextlib.suppress(OverflowError, OSError):  # a date no mtime holds
+                    os.utime(tmp, ns=(when, when))
+            # Recorded as the tool's before it lands: a run killed between
+            # the replace and its record would leave a file that carries the
+            # original's lineage and that no record vouches for.
+            made = got if tier == ORIGINAL_TIER else sha256_file(tmp)  # (read once)
+            if tier != ORIGINAL_TIER:
+                self.db.record_made(made, sha, tier)
+            copy = store.replace(tmp, lib.path, replaces=lib.sha256, sha256=made)
+        except media.EncodeTimeout as e:
+            # The machine, not the file, may be at fault: not settled, so
+            # the next run tries again.
+            return "failed", self.originals.label(str(e), sha, src), Effects()
+        except MediaError as e:
+            # Bad input stays bad: tried once per tier, reported as a failure
+            # the first time only; later plans list it as an error note.
+            # The original is untouched.
+            reason = f"{CANNOT_ENCODE}: {self.originals.label(str(e), sha, src)}"
+            fx = Effects(settled=[(sha, a.tier, reason)])
+            if sha in self._known_bad:
+                return "skipped", f"{reason}; known bad input, the library keeps the file", fx
+            return "failed", f"{reason}; not retried, the library keeps the file", fx
+        finally:
+            discard(tmp)
+        row = LineageRow(
+            path=copy.path,
+            original_sha256=sha,
+            sha256=copy.sha256,
+            tier=tier,
+            size=copy.size,
+            mtime_ns=copy.mtime_ns,
+            captured_at=rows.ts(lib.captured_at),
+        )
+        return "changed", detail, Effects(lineage=[row], settled=settle)
