@@ -35,7 +35,7 @@ from typing import TypeVar
 
 import attrs
 import pillow_heif
-from PIL import ExifTags, Image, ImageChops
+from PIL import ExifTags, Image, ImageChops, JpegImagePlugin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -203,7 +203,8 @@ def race_pipeline(work: Path, originals: list[Path], quality: int = 75, rounds: 
         for p in originals:
             dst = next(synced_out if sync else raw_out)
             with Image.open(p) as im:
-                im.save(dst, format="JPEG", quality=quality)
+                # The original's chroma subsampling, as the encoder keeps it
+                im.save(dst, format="JPEG", quality=quality, subsampling="keep")
             if sync:
                 fd = os.open(dst, os.O_RDONLY)
                 os.fsync(fd)
@@ -264,6 +265,7 @@ def breakdown(work: Path, originals: list[Path], quality: int = 75) -> None:
     datas = [p.read_bytes() for p in originals]
     structures = [jpeg.read_structure(d, "bench") for d in datas]
     decoded: list[Image.Image] = []
+    samplings: list[int] = []
     encoded: list[bytes] = []
     outputs: list[still.StillOutput] = []
 
@@ -274,16 +276,18 @@ def breakdown(work: Path, originals: list[Path], quality: int = 75) -> None:
 
     def decode() -> None:
         decoded.clear()
+        samplings.clear()
         for d, st in zip(datas, structures, strict=True):
             with Image.open(io.BytesIO(jpeg.pixels_only(d, st))) as im:
                 im.load()
                 decoded.append(im.copy())
+                samplings.append(JpegImagePlugin.get_sampling(im))
 
     def encode() -> None:
         encoded.clear()
-        for im in decoded:
+        for im, sampling in zip(decoded, samplings, strict=True):
             buf = io.BytesIO()
-            im.save(buf, format="JPEG", quality=quality)
+            im.save(buf, format="JPEG", quality=quality, subsampling=sampling)
             encoded.append(buf.getvalue())
 
     def metadata() -> None:

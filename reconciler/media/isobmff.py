@@ -147,6 +147,36 @@ def uncarried(data: bytes) -> str | None:
     return None
 
 
+def metadata_items(data: bytes, name: object) -> list[str]:
+    """The metadata items of a HEIF (``Exif``, and each ``mime`` item by its
+    content type: XMP is ``application/rdf+xml``), from its item info box
+    (ISO/IEC 14496-12 §8.11.6). libheif reports one item of each kind to
+    the encoder; the rest would be dropped without a word."""
+    top, _ = _top_level(data)
+    meta = next(((s, e) for k, s, e in top if k == b"meta"), None)
+    if meta is None:
+        return []
+    children = _boxes(data, meta[0] + 4, meta[1], name)
+    iinf = next(((s, e) for k, s, e in children if k == b"iinf"), None)
+    if iinf is None:
+        return []
+    count_size = 2 if data[iinf[0]] == 0 else 4  # iinf is a full box
+    found: list[str] = []
+    for kind, start, end in _boxes(data, iinf[0] + 4 + count_size, iinf[1], name):
+        if kind != b"infe" or start + 4 > end or data[start] < 2:
+            continue  # versions 0 and 1 name no item type
+        pos = start + 4 + (2 if data[start] == 2 else 4) + 2  # item id, protection index
+        item_type = bytes(data[pos : pos + 4])
+        if item_type == b"Exif":
+            found.append("Exif")
+        elif item_type == b"mime":
+            item_name_end = data.find(b"\x00", pos + 4, end)
+            type_end = data.find(b"\x00", item_name_end + 1, end) if item_name_end >= 0 else -1
+            content = data[item_name_end + 1 : type_end if type_end >= 0 else end]
+            found.append(bytes(content).decode("latin-1") or "mime")
+    return found
+
+
 def _iloc_past_end(data: bytes, pos: int, end: int, size: int) -> str | None:
     def take(n: int) -> int:
         nonlocal pos

@@ -15,6 +15,8 @@ are. A stream that ends before its end-of-image marker is truncated.
 
 from __future__ import annotations
 
+from typing import BinaryIO
+
 import attrs
 
 from reconciler.errors import MediaError
@@ -27,9 +29,25 @@ _APP0, _APP1, _APP2, _APP14, _APP15 = 0xE0, 0xE1, 0xE2, 0xEE, 0xEF
 _COM = 0xFE
 # Frame headers (SOF0-15, less DHT, JPG and DAC, which share the range).
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Frame headers the encoder's decoder (libjpeg, 8-bit) reads: baseline,
+# extended sequential, progressive, and their arithmetic-coded kin.
+_SOF_ENCODED = frozenset({0xC0, 0xC1, 0xC2, 0xC9, 0xCA})
+_SOF_NAMES = {
+    0xC3: "lossless",
+    0xC5: "hierarchical",
+    0xC6: "hierarchical",
+    0xC7: "hierarchical lossless",
+    0xCB: "lossless",
+    0xCD: "hierarchical",
+    0xCE: "hierarchical",
+    0xCF: "hierarchical lossless",
+}
 # Markers without a length field: TEM and the restart markers.
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
 XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
+_EXIF_HEADER = b"Exif\x00\x00"
+#: What a header read takes first: most photos' metadata fits.
+_HEADER_READ = 1 << 16
 _MPF_HEADER = b"MPF\x00"
 _ADOBE_HEADER = b"Adobe"
 # Offset of the colour transform byte in an Adobe segment's payload:
@@ -60,8 +78,36 @@ class Structure:
                 return width, height
         return None
 
+    def unencodable(self, data: bytes) -> str | None:
+        """Why this JPEG's coding is one the re-encode does not take (lossless,
+        hierarchical, more than 8 bits a sample: valid JPEGs Pillow cannot
+        decode), or None. Such a file is kept as it is, not called damaged."""
+        for marker, start, _ in self.segments:
+            if marker in _SOF:
+                precision = data[start + 4] if start + 4 < len(data) else 0
+                if marker not in _SOF_ENCODED:
+                    return (
+                        f"it is a {_SOF_NAMES.get(marker, 'rare')} JPEG (SOF{marker - 0xC0}); "
+                        "only baseline and progressive JPEGs are re-encoded"
+                    )
+                if precision != 8:
+                    return f"its samples are {precision}-bit; only 8-bit JPEGs are re-encoded"
+        return None
+
+    def exif(self, data: bytes) -> bytes | None:
+        """The first EXIF segment's payload (from its ``Exif`` header on, as
+        Pillow's ``info["exif"]`` holds it), or None."""
+        for seg in self.segments:
+            if seg[0] == _APP1:
+                body = self.payload(data, seg)
+                if body.startswith(_EXIF_HEADER):
+                    return body
+        return None
+
     def xmp(self, data: bytes) -> bytes | None:
-        """The main XMP packet (not Adobe's extended XMP chunks), or None."""
+        """The main XMP packet (not Adobe's extended XMP chunks), or None: the
+        first, which the encoder writes the lineage into and every reading of
+        the lineage takes (Pillow's ``info["xmp"]`` holds the last)."""
         for seg in self.segments:
             if seg[0] == _APP1:
                 body = self.payload(data, seg)
@@ -87,6 +133,39 @@ class Structure:
 
 def read_structure(data: bytes, name: object) -> Structure:
     """Segments, first scan and end of a JPEG; MediaError if it is not whole."""
+    segments, scan = _header(data, name)
+    # In entropy-coded data 0xFF is always followed by 0x00 or a restart
+    # marker, and the markers between progressive scans are not EOI: the
+    # first FFD9 after the first scan is the end of the image.
+    eoi = data.find(_EOI, scan)
+    if eoi < 0:
+        raise MediaError(f"{name}: truncated JPEG (no end-of-image marker)")
+    return Structure(segments=segments, scan=scan, end=eoi + 2)
+
+
+def read_header(f: BinaryIO, name: object) -> tuple[bytes, Structure]:
+    """The bytes of a JPEG file up to its first scan, with their segments
+    (``end`` is the scan's start): its metadata, read without its pixels, by
+    the same parse the encoder writes with."""
+    data = f.read(_HEADER_READ)
+    while True:
+        try:
+            segments, scan = _header(data, name)
+        except _CutShort:
+            more = f.read(max(len(data), _HEADER_READ))
+            if not more:
+                raise
+            data += more
+            continue
+        return data, Structure(segments=segments, scan=scan, end=scan)
+
+
+class _CutShort(MediaError):
+    """The bytes end before the first scan does."""
+
+
+def _header(data: bytes, name: object) -> tuple[tuple[tuple[int, int, int], ...], int]:
+    """The marker segments before the first scan, and where the scan starts."""
     if not data.startswith(SOI):
         raise MediaError(f"{name}: not a JPEG (no start-of-image marker)")
     segments: list[tuple[int, int, int]] = []
@@ -95,29 +174,34 @@ def read_structure(data: bytes, name: object) -> Structure:
     # small photos its loop costs as much as the metadata work, so it reads
     # bytes by index rather than by slice.
     while True:
-        if pos + 4 > size or data[pos] != 0xFF:
-            raise MediaError(f"{name}: truncated or corrupt JPEG (bad marker at byte {pos})")
+        if pos + 4 > size:
+            raise _CutShort(f"{name}: truncated or corrupt JPEG (bad marker at byte {pos})")
+        if data[pos] != 0xFF:
+            # Bytes that start no marker: libjpeg skips them with a warning
+            # ("extraneous bytes before marker"), and every viewer shows
+            # the photo whole; so does this parse (they are not carried).
+            found = data.find(b"\xff", pos)
+            if found < 0:
+                raise _CutShort(f"{name}: truncated or corrupt JPEG (no marker after byte {pos})")
+            pos = found
+            continue
         marker = data[pos + 1]
         if marker == 0xFF:
             pos += 1  # a fill byte before a marker
+            continue
+        if marker == 0x00:
+            pos += 2  # a stuffed zero outside any scan: skipped, as libjpeg does
             continue
         if marker in _STANDALONE:
             pos += 2
             continue
         end = pos + 2 + (data[pos + 2] << 8 | data[pos + 3])
         if end > size:
-            raise MediaError(f"{name}: truncated JPEG (segment at byte {pos} runs past the end)")
+            raise _CutShort(f"{name}: truncated JPEG (segment at byte {pos} runs past the end)")
         if marker == _SOS:
-            break
+            return tuple(segments), pos
         segments.append((marker, pos, end))
         pos = end
-    # In entropy-coded data 0xFF is always followed by 0x00 or a restart
-    # marker, and the markers between progressive scans are not EOI: the
-    # first FFD9 after the first scan is the end of the image.
-    eoi = data.find(_EOI, pos)
-    if eoi < 0:
-        raise MediaError(f"{name}: truncated JPEG (no end-of-image marker)")
-    return Structure(segments=tuple(segments), scan=pos, end=eoi + 2)
 
 
 def pixels_only(data: bytes, structure: Structure) -> bytes:

@@ -113,9 +113,9 @@ def encode_jpeg(
     if data is None:
         data = _read(src)
     structure = jpeg.read_structure(data, src)
-    uncarried = structure.uncarried(data)
-    if uncarried is not None:
-        raise KeepOriginal(uncarried)
+    kept = structure.uncarried(data) or structure.unencodable(data)
+    if kept is not None:
+        raise KeepOriginal(kept)
     _check_pixels(structure.dimensions(data))
     xmp = _lineage_xmp(structure.xmp(data), original_sha256, tier, _MAX_JPEG_XMP)
     try:
@@ -129,7 +129,11 @@ def encode_jpeg(
             im.load()
             buf = io.BytesIO()
             # Pixels only: the segments are carried from the original below.
-            im.save(buf, format="JPEG", quality=quality)
+            # The original's chroma subsampling (4:4:4, 4:2:2) is kept: a
+            # tier asks for a quality, not for half the colour resolution
+            # (-1, a sampling Pillow does not name: its default).
+            sampling = JpegImagePlugin.get_sampling(im)
+            im.save(buf, format="JPEG", quality=quality, subsampling=sampling)
             size = im.size
             components = len(im.getbands())
     except _DECODE_ERRORS as e:
@@ -194,6 +198,15 @@ def encode_heic(
             )
         primary = heif[heif.primary_index]
         info: dict[str, Any] = primary.info
+        held = isobmff.metadata_items(data, src)
+        carried_items = (
+            bool(info.get("exif")) + bool(info.get("xmp")) + len(info.get("metadata") or [])
+        )
+        if len(held) > carried_items:
+            raise KeepOriginal(
+                f"it holds {len(held)} metadata items ({', '.join(held)}), of which a "
+                f"re-encode carries {carried_items}"
+            )
         if marks_motion_photo(_as_bytes(info.get("xmp"))):
             # The video may live where no box says (Samsung's trailer, gone
             # from a copy that dropped it): the mark alone decides.
@@ -379,9 +392,11 @@ def read_still_metadata(path: Path, kind: str) -> tuple[bytes | None, bytes | No
                 heif = pillow_heif.open_heif(f)
                 info = heif[heif.primary_index].info
                 return _as_bytes(info.get("exif")), _as_bytes(info.get("xmp"))
-            # Headers only: a photo of any size is read, none is decoded.
-            with _open_jpeg(f) as im:
-                return _as_bytes(im.info.get("exif")), _as_bytes(im.info.get("xmp"))
+            # Headers only, by the parse the encoder writes with: a photo of
+            # any size is read, none is decoded, and of two XMP packets the
+            # one read is the one the lineage was written into.
+            data, structure = jpeg.read_header(f, path)
+            return structure.exif(data), structure.xmp(data)
     except _DECODE_ERRORS as e:
         raise MediaError(f"{path}: cannot read metadata: {e}") from e
 
