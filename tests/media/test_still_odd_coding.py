@@ -111,8 +111,10 @@ def test_a_lossless_jpeg_is_kept_not_called_undecodable(tmp_path: Path) -> None:
     than reported as damaged input."""
     src = tmp_path / "IMG_3.JPG"
     subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48"]
-        + ["-frames:v", "1", "-c:v", "ljpeg", "-strict", "-1", str(src)],
+        [
+            *("ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x48"),
+            *("-frames:v", "1", "-c:v", "ljpeg", "-strict", "-1", str(src)),
+        ],
         check=True,
     )
     assert "Lossless" in _exiftool("-s3", "-EncodingProcess", str(src))
