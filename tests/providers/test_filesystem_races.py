@@ -16,6 +16,7 @@ import pytest
 from providers import filesystem
 from providers.base import ScanEntry
 from providers.filesystem import FilesystemStore, write_marker
+from reconciler.errors import ProviderError
 
 
 def _store(tmp_path: Path) -> FilesystemStore:
@@ -32,7 +33,7 @@ def _no_hard_links(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_link(src: object, dst: object, **_: object) -> None:
         raise OSError(errno.EPERM, "no hard links on this filesystem")
 
-    monkeypatch.setattr(filesystem.os, "link", no_link)
+    monkeypatch.setattr(os, "link", no_link)
 
 
 def _temp(store: FilesystemStore, rel: str, data: bytes) -> tuple[Path, str]:
@@ -121,7 +122,7 @@ def test_a_failed_write_names_the_store_root_not_the_pinned_descriptor(
     folder = "x" * 300  # longer than a folder's name may be: the mkdir fails
     src = tmp_path / "photo.jpg"
     src.write_bytes(b"photo")
-    with pytest.raises(filesystem.ProviderError) as caught:
+    with pytest.raises(ProviderError) as caught:
         store.put(src, f"2024/{folder}/IMG_1234.JPG", hashlib.sha256(b"photo").hexdigest())
     said = str(caught.value)
     assert "/proc/" not in said, said
@@ -156,7 +157,7 @@ def test_a_store_swapped_after_its_marker_was_read_is_not_listed_as_empty(
                 store.root.mkdir()  # ...leaving the bare mount point
                 return super().walk(root, **how)
 
-        with pytest.raises(filesystem.ProviderError, match="another folder is there now"):
+        with pytest.raises(ProviderError, match="another folder is there now"):
             list(store.list_copies(Unmounting(db)))
         after = [row[0] for row in db.hash_rows(str(store.root), str(store.root) + "0")]
         assert after == before

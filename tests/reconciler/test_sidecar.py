@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from providers import filesystem
-from providers.filesystem import FilesystemStore, write_marker
+from providers.filesystem import FilesystemStore, files, write_marker
 from reconciler import sidecar
 from reconciler.errors import ForeignFileError, ProviderError
 from reconciler.hashing import sha256_file
@@ -149,13 +148,13 @@ def test_a_foreign_xmp_appearing_while_ours_is_written_is_kept(
     rel = "2021/06/01/IMG_0001.JPG.xmp"
     (store_root / rel).parent.mkdir(parents=True)
     theirs = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><darktable:history/></x:xmpmeta>'
-    read_back = filesystem.sha256_file
+    read_back = files.sha256_file
 
     def meanwhile(path: Path) -> str:
         (store_root / rel).write_bytes(theirs)  # darktable, between check and rename
         return read_back(path)
 
-    monkeypatch.setattr(filesystem, "sha256_file", meanwhile)
+    monkeypatch.setattr(files, "sha256_file", meanwhile)
     with pytest.raises(ForeignFileError) as caught:
         store.put_sidecar(rel, sidecar.render(_item(title="Dawn"), SHAS))
     assert str(caught.value).startswith(f"nas:{rel} holds an .xmp this tool did not write")

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from providers import filesystem
-from providers.filesystem import FilesystemStore, write_marker
+from providers.filesystem import FilesystemStore, files, write_marker
 from reconciler import sidecar
 from reconciler.errors import ForeignFileError
 from reconciler.hashing import sha256_file
@@ -91,13 +90,13 @@ def test_another_items_sidecar_appearing_while_ours_is_written_is_kept(
     """The name was free when checked; a parallel write of the other item
     took it before ours was moved there: ours does not replace it."""
     theirs = sidecar.render(_item("a1:m1", OLD, favorite=True), SHAS)
-    read_back = filesystem.sha256_file
+    read_back = files.sha256_file
 
     def meanwhile(path: Path) -> str:
         (store.root / REL).write_bytes(theirs)
         return read_back(path)
 
-    monkeypatch.setattr(filesystem, "sha256_file", meanwhile)
+    monkeypatch.setattr(files, "sha256_file", meanwhile)
     with pytest.raises(ForeignFileError, match="another item"):
         store.put_sidecar(REL, sidecar.render(_item("a2:m2", OLD), SHAS))
     assert (store.root / REL).read_bytes() == theirs

@@ -1,0 +1,382 @@
+"""Filesystem stores: a backup target on a mounted path (NAS, USB disk) and
+the local library.
+
+A store is identified by a marker file at its root (``reconcile init-target``
+writes it). Without the marker, the store is *unavailable*: an unmounted NAS
+looks like an empty folder, and nothing may be written into the bare mount
+point or concluded from its emptiness.
+
+Writes never overwrite: a file goes to a temporary name in the destination
+folder, is fsynced, then linked into place (failing if the name was taken
+meanwhile), read back and verified. A backup target never loses a file to
+this tool; the library's re-encoded files are the one place a media file
+is replaced (``replace``), and only by the library's own owner, the applier.
+An XMP sidecar (``*.xmp``, metadata) is rewritten atomically when the
+metadata it records changes (``put_sidecar``); nothing else is ever replaced.
+
+Writes go only through the directory whose marker was verified: the first
+successful ``availability()`` opens the root once (``O_DIRECTORY``) and every
+write afterwards resolves through that descriptor (``/proc/<pid>/fd/<n>/…``,
+which encoder processes can use too). A NAS unmounted or a folder moved away
+mid-run can therefore never receive a write in the bare mount point; each
+later ``availability()`` re-checks that the configured path still is that
+directory and still carries the marker. New folders are fsynced into their
+parents, so a power loss cannot drop the directory entry of a counted copy.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from providers.base import Availability, Hasher, LocalTree
+from providers.filesystem.files import (
+    LINKED,
+    TAKEN,
+    link_no_clobber,
+    linked_folder,
+    make_dirs_durable,
+    replace_sidecar,
+)
+from providers.filesystem.markers import MARKER, TMP_PREFIX, marker_at
+from providers.filesystem.walk import hashed_tree
+from reconciler.errors import ProviderError, SourceChangedError
+from reconciler.hashing import copy_file_hashing, discard, fsync_dir, open_to_read, sha256_file
+from reconciler.layout import collision_path, is_inside
+from reconciler.model import FileCopy
+
+
+class FilesystemStore:
+    """A folder tree holding media files, addressed by relative path."""
+
+    kind = "filesystem"
+
+    def __init__(self, store_id: str, root: Path) -> None:
+        self.id = store_id
+        self.root = root
+        #: The root's directory descriptor, once its marker was verified.
+        self._pin: int | None = None
+        self._pin_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"FilesystemStore({self.id!r}, {str(self.root)!r})"
+
+    def close(self) -> None:
+        with self._pin_lock:
+            if self._pin is not None:
+                os.close(self._pin)
+                self._pin = None
+
+    def availability(self) -> Availability:
+        with self._pin_lock:
+            if self._pin is not None:
+                return self._check(self._pin, pinned=True)
+            try:
+                fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                return Availability(
+                    available=False, reason=f"{self.root} does not exist or is not mounted"
+                )
+            found = self._check(fd, pinned=False)
+            if found.available:
+                self._pin = fd
+            else:
+                os.close(fd)
+            return found
+
+    def _check(self, fd: int, *, pinned: bool) -> Availability:
+        """The path still names the directory ``fd`` holds, and it carries our marker."""
+        try:
+            now, held = os.stat(self.root), os.fstat(fd)
+            same = (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+        except OSError:
+            same = False
+        if not same:
+            return Availability(
+                available=False,
+                reason=f"{self.root} was moved, replaced or unmounted during this run; "
+                "nothing more is written there",
+            )
+        marker = marker_at(fd)
+        if marker is None:
+            return Availability(
+                available=False,
+                reason=(
+                    f"{self.root} lost its {MARKER} during this run"
+                    if pinned
+                    else f"{self.root} has no {MARKER} (not mounted?); if this is the right "
+                    f"place, run: reconcile init-target {self.root} --id {self.id}"
+                ),
+            )
+        if marker != self.id:
+            return Availability(
+                available=False,
+                reason=f"{self.root} is marked as {marker!r}, not {self.id!r} (wrong disk?)",
+            )
+        return Availability(available=True)
+
+    def _path(self, rel: str) -> Path:
+        """Where ``rel`` is read and written: through the pinned root, and
+        never through a folder that is a symbolic link (``_no_link_to``)."""
+        if not is_inside(rel):
+            raise ProviderError(f"path {rel!r} escapes the store root", provider=self.id)
+        if self._pin is None:
+            found = self.availability()
+            if not found.available:
+                raise ProviderError(found.reason, provider=self.id)
+        assert self._pin is not None
+        self._no_link_to(rel, self._pin)
+        return Path(f"/proc/{os.getpid()}/fd/{self._pin}") / rel
+
+    def _no_link_to(self, rel: str, pin: int) -> None:
+        """Refuse ``rel`` if a folder on its way is a symbolic link. The walk
+        never follows one (so nothing behind it is a copy), and a write, an
+        encode's replace or a gate's read through one would reach outside
+        the store: a library folder linked into a target's would have an
+        encode replace the target's original. A folder not there yet is
+        made as a real one."""
+        link = linked_folder(pin, rel)
+        if link is not None:
+            raise ProviderError(
+                f"{self.root}/{link} {LINKED}: nothing is read or written through one",
+                provider=self.id,
+            )
+
+    def _plain(self, what: object) -> str:
+        """``what`` (an OSError, a path) as a person reads it: the store's own
+        root where the pinned descriptor's /proc path stands."""
+        text = str(what)
+        if self._pin is not None:
+            text = text.replace(f"/proc/{os.getpid()}/fd/{self._pin}", str(self.root))
+        return text
+
+    @property
+    def local_tree(self) -> LocalTree:
+        return LocalTree(self.root)
+
+    def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
+        tree = self.local_tree  # the walk ahead's tree is this very one
+        return hashed_tree(self.id, tree.root, hasher, tree.skip, verified=self._pin)
+
+    def put(
+        self, src: Path, rel_path: str, sha256: str, *, mtime_ns: int | None = None
+    ) -> FileCopy:
+        rel_path = self._around_obstacles(rel_path, sha256)
+        rel = rel_path
+        for _ in range(3):
+            dest = self._path(rel)
+            existing = self._existing(dest)
+            if existing == sha256:
+                return self._copy_at(rel, sha256)
+            if existing is None:
+                try:
+                    copy = self._write_new(src, rel, sha256)
+                except FileExistsError:
+                    continue  # someone took the name meanwhile: look again
+                if mtime_ns is None:
+                    return copy
+                # The capture date, as photo apps sort by it (set once placed:
+                # the write path itself stays as it is).
+                os.utime(self._path(rel), ns=(mtime_ns, mtime_ns))
+                return self._copy_at(rel, sha256)
+            rel = collision_path(rel_path, sha256)
+        raise ProviderError(f"could not find a free name for {rel_path}", provider=self.id)
+
+    def _around_obstacles(self, rel_path: str, sha256: str) -> str:
+        """``rel_path``, or, when a folder on its way is taken by something
+        else (a file named like the day folder ``2020/01/02``, another
+        tool's), the path with that folder tagged by the content
+        (``2020/01/02~<sha256[:10]>/IMG_1.JPG``), as a taken file name is:
+        the copy goes beside the obstacle instead of failing every run."""
+        parts = rel_path.split("/")
+        for depth in range(1, len(parts)):
+            try:
+                st = os.lstat(self._path("/".join(parts[:depth])))
+            except (OSError, ProviderError):
+                return rel_path  # not there (made when written), or the write says why
+            if not stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode):
+                parts[depth - 1] = collision_path(parts[depth - 1], sha256)
+                return "/".join(parts)
+        return rel_path
+
+    def _existing(self, dest: Path) -> str | None:
+        """What stands at ``dest``: None for nothing, the SHA-256 of a file
+        there, or ``TAKEN`` for anything else (a folder, a link, a pipe, a
+        file that cannot be read): the copy then goes to the next name. A
+        pipe is never opened (reading one waits for ever)."""
+        try:
+            st = os.lstat(dest)
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # nothing there (a file in a folder's place: the write says so)
+        except OSError as e:
+            raise ProviderError(
+                f"reading {self._plain(dest)} failed: {self._plain(e)}", provider=self.id
+            ) from e
+        if not stat.S_ISREG(st.st_mode):
+            return TAKEN
+        try:
+            return sha256_file(open_to_read(dest, follow=False))
+        except OSError:
+            return TAKEN
+
+    def _copy_at(self, rel: str, sha256: str) -> FileCopy:
+        st = self._path(rel).stat()
+        return FileCopy(
+            store_id=self.id, path=rel, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256
+        )
+
+    def _write_new(self, src: Path, rel: str, sha256: str) -> FileCopy:
+        tmp = self.temp_path(rel)
+        try:
+            got, _ = copy_file_hashing(src, tmp)
+        except OSError as e:
+            discard(tmp)
+            raise ProviderError(
+                f"writing {rel} failed: {self._plain(e)}", provider=self.id, transient=True
+            ) from e
+        if got != sha256:
+            discard(tmp)
+            raise SourceChangedError(
+                f"the original read for {rel} is not the one recorded (sha256 {got[:12]}, "
+                f"expected {sha256[:12]}): {src} changed since it was hashed",
+                provider=self.id,
+                path=str(src),
+            )
+        try:
+            return self._place(tmp, rel, sha256)
+        except FileExistsError:
+            # Another writer of this run took the name: ``put`` looks again
+            # and writes anew, so this temporary is nobody's (it was left
+            # behind, one whole copy per clash, until a killed run's sweep).
+            discard(tmp)
+            raise
+
+    def adopt(self, tmp: Path, rel_path: str, sha256: str) -> FileCopy:
+        """Move a verified temporary file (from ``temp_path``) into place under
+        ``rel_path`` or a collision-proof name; never overwrites."""
+        rel_path = self._around_obstacles(rel_path, sha256)
+        rel = rel_path
+        for _ in range(3):
+            existing = self._existing(self._path(rel))
+            if existing == sha256:
+                discard(tmp)
+                return self._copy_at(rel, sha256)
+            if existing is None:
+                try:
+                    return self._place(tmp, rel, sha256)
+                except FileExistsError:
+                    continue
+            rel = collision_path(rel_path, sha256)
+        discard(tmp)
+        raise ProviderError(f"could not find a free name for {rel_path}", provider=self.id)
+
+    def _place(self, tmp: Path, rel: str, sha256: str) -> FileCopy:
+        dest = self._path(rel)
+        try:
+            make_dirs_durable(dest.parent)
+            link_no_clobber(tmp, dest)
+            fsync_dir(dest.parent)
+        except FileExistsError:
+            # Another writer of this run (parallel downloads of two photos
+            # with one name) took the name first: the caller tries the next
+            # name with the same temporary file, so it must still exist.
+            raise
+        except OSError as e:
+            discard(tmp)
+            raise ProviderError(
+                f"writing {rel} failed: {self._plain(e)}", provider=self.id, transient=True
+            ) from e
+        discard(tmp)
+        copy = self._copy_at(rel, sha256)
+        if not self.verify(copy):
+            raise ProviderError(
+                f"read-back of {rel} does not match its sha256", provider=self.id, transient=True
+            )
+        return copy
+
+    def verify(self, copy: FileCopy) -> bool:
+        """The copy's bytes, read now, are its SHA-256's. A copy that is a
+        symbolic link now is none (the walk never counts one either), even
+        to the same bytes elsewhere."""
+        try:
+            return sha256_file(open_to_read(self._path(copy.path), follow=False)) == copy.sha256
+        except OSError:
+            return False
+
+    def local_path(self, rel_path: str) -> Path | None:
+        """The file by its configured path (the hash cache's key), for reading."""
+        if not is_inside(rel_path):
+            raise ProviderError(f"path {rel_path!r} escapes the store root", provider=self.id)
+        return self.root / rel_path
+
+    def read_to(self, copy: FileCopy, dest: Path) -> None:
+        try:
+            shutil.copyfile(self._path(copy.path), dest)
+        except OSError as e:
+            raise ProviderError(
+                f"reading {copy.path} failed: {self._plain(e)}", provider=self.id
+            ) from e
+
+    def temp_path(self, rel_path: str) -> Path:
+        """A temporary name beside ``rel_path`` (same filesystem, so rename is atomic)."""
+        dest = self._path(rel_path)
+        try:
+            make_dirs_durable(dest.parent)
+        except OSError as e:
+            # Named by the configured root: the pinned /proc/<pid>/fd/<n> path
+            # means nothing to the person who must fix the permission.
+            where = self.root / os.path.dirname(rel_path)
+            raise ProviderError(
+                f"creating {where} failed: {e.strerror or e}", provider=self.id
+            ) from e
+        return dest.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}{dest.suffix}"
+
+    def replace(self, tmp: Path, rel_path: str, *, replaces: str, sha256: str) -> FileCopy:
+        """Library only: atomically replace ``rel_path`` with ``tmp`` (an
+        encoded file, whose SHA-256 is ``sha256``), only while it still
+        holds the bytes ``replaces`` (the SHA-256 the tool recorded there): a
+        file the person changed or put there since (an edit saved over it, a
+        copy of theirs) is theirs, and stays (SourceChangedError). Backup
+        targets are never written through this."""
+        dest = self._path(rel_path)
+        try:
+            now = sha256_file(open_to_read(dest, follow=False))
+        except OSError as e:
+            raise ProviderError(
+                f"reading {rel_path} before replacing it failed: {self._plain(e)}",
+                provider=self.id,
+            ) from e
+        if now != replaces:
+            raise SourceChangedError(
+                f"{rel_path} is not the file the tool recorded there (sha256 {now[:12]}, "
+                f"recorded {replaces[:12]}): it changed since; it is kept as it is",
+                provider=self.id,
+                path=str(self.root / rel_path),
+            )
+        try:
+            os.replace(tmp, dest)
+            fsync_dir(dest.parent)
+        except OSError as e:
+            raise ProviderError(
+                f"replacing {rel_path} failed: {self._plain(e)}", provider=self.id
+            ) from e
+        return self._copy_at(rel_path, sha256)  # the very file, renamed
+
+    def put_sidecar(self, rel_path: str, data: bytes, *, mtime_ns: int | None = None) -> FileCopy:
+        """Write an XMP sidecar, replacing an older one atomically: the only
+        file a store ever overwrites (its metadata changed)."""
+        dest = self._path(rel_path)
+        try:
+            sha = replace_sidecar(
+                dest, self.temp_path(rel_path), data, mtime_ns, shown=f"{self.id}:{rel_path}"
+            )
+        except OSError as e:
+            raise ProviderError(
+                f"writing {rel_path} failed: {self._plain(e)}", provider=self.id, transient=True
+            ) from e
+        return self._copy_at(rel_path, sha)
