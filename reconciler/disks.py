@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from providers.base import Location, Mount, disk_image_of, locate
+from providers.base import Location, Mount, beneath, locate
 from reconciler.config import DesiredState, places, same_disk_ok
 
 #: How a copy met inside another place by its real location is named.
@@ -27,15 +27,18 @@ THROUGH_A_MOUNT = "reached through a mount"
 class Disks:
     """The disks and places, looked at now, that each copy is judged by on
     its own (its own file's disk, not its target's root's: ``judge``):
-    ``library``, the library's disk (a copy there is no backup, unless its
-    target says ``same_disk_ok``); ``places``, the library's and the folder
-    sources' folders by key, where no copy is a backup whatever its target
+    ``library``, the library's physical disk (``providers.base.beneath``:
+    a copy on any disk of the library's is no backup, unless its target
+    says ``same_disk_ok``), and ``library_unknown``, what of it sysfs would
+    not tell (then no copy is known to be off it); ``places``, the
+    library's and the folder sources' folders by key, where no copy is a backup whatever its target
     says (a bind mount shows their files inside a target); ``roots``, the
     mount each target's root is reached through (``Location.mount``);
     ``table``, the mount table they were located through
     (``providers.base.locate``)."""
 
     library: int | None
+    library_unknown: str = ""
     places: Mapping[str, Location] = attrs.field(factory=dict)
     same_disk_ok: frozenset[str] = frozenset()
     roots: Mapping[str, int | None] = attrs.field(factory=dict)
@@ -51,26 +54,28 @@ class Disks:
         """The disk a copy of ``store_id`` whose file is at ``where`` counts
         on, and "" ; or (None, why it is no backup at all).
 
-        Through an overlay (``Mount.layers``) the file may be any layer's:
-        none counts when a layer lies in, or holds, the library or a source
-        (their own files would pass for the target's copies), nor when the
-        layers are on several disks (which one holds it is not known).
-        Through a union whose layers the table does not name (a mergerfs or
-        bindfs mount), a copy counts as before on that mount's own number
-        only when the target's root itself lies on it (a pool the person
-        chose as the target); one mounted below the target's root could be
-        showing anything (the library's folder), and counts for nothing."""
+        The disk is the physical one (``_on``): two partitions of one disk,
+        an LVM volume and a partition beside it, are one. Through an overlay
+        (``Mount.layers``) the file may be any layer's: none counts when a
+        layer lies in, or holds, the library or a source (their own files
+        would pass for the target's copies), nor when the layers are on
+        several disks (which one holds it is not known). Through a union
+        whose layers the table does not name (a mergerfs or bindfs mount),
+        a copy counts as before on that mount's own number only when the
+        target's root itself lies on it (a pool the person chose as the
+        target); one mounted below the target's root could be showing
+        anything (the library's folder), and counts for nothing."""
         place = self.place_of(where)
         if place is not None:
             return None, f"its file is in {place}, {THROUGH_A_MOUNT}"
         mount = self.table.get(where.mount) if where.mount is not None else None
         shown = mount.layers() if mount is not None else ()
         if mount is None or shown == ():
-            return self._beneath(where.device)
+            return self._on(store_id, where)
         layers = self._located(mount, shown)
         if layers is None:
             if self.roots.get(store_id) == mount.id:
-                return where.device, ""
+                return self._on(store_id, where)
             return None, (
                 f"its file is reached through a {mount.fstype} mount at {mount.point}, "
                 "whose folders the mount table does not name"
@@ -82,7 +87,11 @@ class Disks:
                     f"its file may be in {place}: it is reached through an overlay at "
                     f"{mount.point} that shows {place}'s files"
                 )
-        devices = {layer.device for layer in layers}
+        judged = [self._on(store_id, layer) for layer in layers]
+        refused = next((found for found in judged if found[1]), None)
+        if refused is not None:
+            return refused
+        devices = {device for device, _ in judged}
         if len(devices) > 1:
             return None, (
                 f"its file is reached through an overlay at {mount.point} of folders on "
@@ -90,18 +99,26 @@ class Disks:
             )
         return devices.pop(), ""
 
-    def _beneath(self, device: int, depth: int = 0) -> tuple[int | None, str]:
-        """The disk a filesystem is on: its own device, or for a disk image
-        (a loop device) the disk its image file lies on, which fails with
-        it; none when that file is in the library or a source."""
-        image = disk_image_of(device) if depth < 8 else None
-        where = locate(image, self.table) if image is not None else None
-        if where is None:
-            return device, ""
-        place = self.place_of(where)
-        if place is not None:
-            return None, f"its disk is an image file kept in {place} ({image})"
-        return self._beneath(where.device, depth + 1)
+    def _on(self, store_id: str, where: Location) -> tuple[int | None, str]:
+        """The physical disk the filesystem of ``where`` lies on, which dies
+        with it: the disk of a partition, of an LVM, LUKS or RAID device,
+        and for a disk image (a loop device) the disk its file lies on
+        (none when that file is in the library or a source). A disk that
+        sysfs would not show, the copy's or the library's, is none either,
+        unless the target says ``same_disk_ok``: that it is off the
+        library's disk cannot be told."""
+        found = beneath(where, self.table)
+        for image, at in found.images:
+            place = self.place_of(at)
+            if place is not None:
+                return None, f"its disk is an image file kept in {place} ({image})"
+        if store_id in self.same_disk_ok:
+            return found.disk, ""
+        if found.unknown:
+            return None, f"which disk its file is on cannot be told: {found.unknown}"
+        if self.library_unknown:
+            return None, f"which disk the library is on cannot be told: {self.library_unknown}"
+        return found.disk, ""
 
     def _located(self, mount: Mount, shown: tuple[str, ...] | None) -> tuple[Location, ...] | None:
         """Where each of an overlay's layers is; None when one cannot be
@@ -127,8 +144,10 @@ def disks_now(
         if (where := locate(path, table)) is not None
     }
     library = found.get("library.path")
+    under = beneath(library, table) if library is not None else None
     return Disks(
-        library=library.device if library is not None else None,
+        library=under.disk if under is not None else None,
+        library_unknown=under.unknown if under is not None else "",
         places=found,
         same_disk_ok=same_disk_ok(desired),
         roots={tid: root.mount for tid, root in roots.items() if root is not None},

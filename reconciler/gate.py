@@ -35,7 +35,7 @@ from pathlib import Path
 
 import attrs
 
-from providers.base import ConfirmingStore, Store, locate, mount_table
+from providers.base import ConfirmingStore, Store, beneath, locate, mount_table
 from reconciler import sidecar
 from reconciler.config import DesiredState, same_disk_ok
 from reconciler.config import FolderSource as FolderSourceConfig
@@ -389,14 +389,19 @@ class RemovalGate:
             for tid, path in self._roots.items()
             if tid
         }
-        library_root = locate(path, table) if (path := self._roots[""]) is not None else None
+        disks = disks_now(self.desired, table, roots)
+        # by the physical disk each root lies on (two partitions of one disk
+        # are one), as the plan groups them
         groups = backup_groups(
-            {tid: root.device if root is not None else None for tid, root in roots.items()},
-            library=library_root.device if library_root is not None else None,
+            {
+                tid: beneath(root, table).disk if root is not None else None
+                for tid, root in roots.items()
+            },
+            library=disks.library,
             same_disk_ok=ok,
             phones=phones_of(self.desired.targets),
         )
-        return groups, disks_now(self.desired, table, roots)
+        return groups, disks
 
     def source_side(self, a: RemoveFromSource) -> SourceSide:
         """The item's own files and folder, which never count as its copies."""

@@ -1,11 +1,14 @@
 """Which copies are independent backups: two copies on one disk are one.
 
 A disk that dies takes every copy on it. So copies on targets that share a
-filesystem (``providers.base.disk_at``: the filesystem itself, which for a
-btrfs is one for all its subvolumes, though each has an ``st_dev`` of its
-own) count once, and a target on the library's own
-filesystem does not count at all (the library is the working copy, never a
-backup). A phone (a confirming store) holds its copies on another device:
+physical disk count once, and a target on the library's own disk does not
+count at all (the library is the working copy, never a backup). The
+device numbers grouped here stand for physical disks, not filesystems
+(``providers.base.beneath``): two partitions of one disk, an LVM volume
+and a partition beside it on one of its disks, a disk image and the disk
+its file lies on, all the subvolumes of a btrfs (though each has an
+``st_dev`` of its own), each give one number, so sharing any disk is
+sharing the number. A phone (a confirming store) holds its copies on another device:
 one phone is one backup, however many of its folders are targets (two
 folders shared with one phone, archive or conduit, are lost together with
 it), so phone targets group by the phone's device id (``phones``). A

@@ -180,6 +180,12 @@ class TargetState:
     #: file's (``reconciler.disks``), or (None, why it is no backup at all).
     #: Every other copy counts on ``device``.
     elsewhere: Mapping[str, tuple[int | None, str]] = attrs.field(factory=dict)
+    #: Why no copy here is a backup at all, judged at its root as the gate
+    #: judges each copy (its disk cannot be told, an overlay over the
+    #: library, an image file kept in a source); "" when its copies count.
+    #: The copies it holds now are in ``elsewhere`` too; those planned this
+    #: run count for nothing either.
+    not_a_backup: str = ""
     #: False when the device could not prove, this run, that it receives
     #: files (the phone's canary did not arrive): its copies are still
     #: known (not sent again) but none of them counts for a removal.

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from providers.base import disk_at
+from providers.base import beneath, locate
 from providers.filesystem import not_a_marker, read_marker
 from reconciler import config, places
 from reconciler.connect import MISSING_API_KEY, icloud_session_dir
@@ -175,31 +175,53 @@ def _disks(desired: config.DesiredState) -> list[Check]:
     one phone), as the plan would say (``shared-disk``): with none that
     counts, every item waits in its source for ever, while everything else
     here looked fine; with two folders of one phone counted as one, a
-    removal waits on a second backup the person thought they had."""
+    removal waits on a second backup the person thought they had. The
+    disk is the physical one (``providers.base.beneath``): two partitions
+    of one disk are one; where sysfs will not say which, the target's
+    copies do not count (as the plan and the gate judge them)."""
+    ok = config.same_disk_ok(desired)
     devices: dict[str, int | None] = {}
+    unknown: dict[str, str] = {}
     for tid, tgt in desired.targets.items():
         if isinstance(tgt, config.FilesystemTarget):
-            found = disk_at(tgt.path)
+            found = _disk(tgt.path)
             if found is None:
                 continue  # not there: its own line says so
-            devices[tid] = found
+            devices[tid], why = found
+            if why and tid not in ok:
+                unknown[tid] = f"which disk it is on cannot be told: {why}"
         else:
             devices[tid] = None  # on the phone: grouped by its device id
-    # the filesystem itself: one for all the subvolumes of a btrfs
-    library = disk_at(desired.library_path)
+    # its physical disk: one for all its partitions, all the subvolumes of a btrfs
+    library, why = _disk(desired.library_path) or (None, "")
     if library is None:
         # not there (its own line says so): the phones can still be told apart
         devices = {tid: None for tid, dev in devices.items() if dev is None}
+    if why:
+        why = f"which disk the library is on cannot be told: {why}"
+        unknown |= {tid: why for tid, dev in devices.items() if dev is not None and tid not in ok}
     groups = backup_groups(
         devices,
         library=library,
-        same_disk_ok=config.same_disk_ok(desired),
+        same_disk_ok=ok,
         phones=phones_of(desired.targets),
     )
+    problems = disk_problems(groups) | unknown
     return [
-        Check("warn", f"targets.{tid}", f"not a backup: {why}")
-        for tid, why in disk_problems(groups).items()
+        Check("warn", f"targets.{tid}", f"not a backup: {problems[tid]}")
+        for tid in desired.targets
+        if tid in problems
     ]
+
+
+def _disk(path: str | Path) -> tuple[int, str] | None:
+    """The physical disk ``path`` is on, and what sysfs would not tell of
+    it ("" when all); None when it cannot be looked at."""
+    where = locate(path)
+    if where is None:
+        return None
+    found = beneath(where)
+    return found.disk, found.unknown
 
 
 def _marked(subject: str, path: Path, store_id: str) -> Check:

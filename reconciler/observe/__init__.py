@@ -217,7 +217,7 @@ def _target(
             target_id=tid, kind=store.kind, available=False, problem=f"listing failed: {e}"
         )
     if not isinstance(store, ConfirmingStore):
-        device, elsewhere = _judged(tid, store, copies, disks)
+        device, elsewhere, why = _judged(tid, store, copies, disks)
         return TargetState(
             target_id=tid,
             kind=store.kind,
@@ -225,6 +225,7 @@ def _target(
             copies=copies,
             device=device,
             elsewhere=elsewhere,
+            not_a_backup=why,
         )
     try:
         if isinstance(cfg, SyncthingTarget) and cfg.role == "conduit":
@@ -250,24 +251,25 @@ def judged_disks(desired: DesiredState, conn: Connected) -> Disks:
 
 def _judged(
     tid: str, store: Store, copies: Sequence[FileCopy], disks: Disks
-) -> tuple[int | None, dict[str, tuple[int | None, str]]]:
+) -> tuple[int | None, dict[str, tuple[int | None, str]], str]:
     """The disk a target's copies count on (its root's, judged as the gate
-    judges a copy: through an overlay, its layers' disk), and the copies
-    that count otherwise (``TargetState.elsewhere``): those reached through
-    a mount below its root, each judged on its own file's location, or all
-    of them when its root is reached through a mount that makes none a
-    backup (an overlay over the library). Without such a mount (the common
-    case) it costs nothing per copy."""
+    judges a copy: through an overlay, its layers' disk), the copies that
+    count otherwise (``TargetState.elsewhere``): those reached through a
+    mount below its root, each judged on its own file's location, or all of
+    them when its root is judged no backup (an overlay over the library, a
+    disk that cannot be told); and then why (``TargetState.not_a_backup``:
+    the copies planned this run count for nothing either). Without such a
+    mount (the common case) it costs nothing per copy."""
     root = root_of(store, disks.table)
     if root is None:
-        return None, {}
+        return None, {}, ""
     device, why = disks.judge(tid, root)
     if why:
-        return root.device, {c.sha256: (None, why) for c in copies}
+        return root.device, {c.sha256: (None, why) for c in copies}, why
     top = os.path.realpath(store.local_path(".") or ".")
     below = _mounts_below(top, disks.table)
     if not below:
-        return device, {}
+        return device, {}, ""
     # deepest first: a mount below another shows its own files there
     mounts = sorted(below.items(), key=lambda found: len(found[0]), reverse=True)
     whole = {rel: _judged_whole(tid, top, mount, disks) for rel, mount in mounts}
@@ -284,7 +286,7 @@ def _judged(
             elsewhere[c.sha256] = own
         elif elsewhere:
             elsewhere.pop(c.sha256, None)
-    return device, elsewhere
+    return device, elsewhere, ""
 
 
 def _judged_whole(tid: str, top: str, mount: Mount, disks: Disks) -> tuple[int | None, str] | None:

@@ -81,11 +81,14 @@ class _Planner(LibraryPlanner):
             self._note(
                 "unavailable", "library", f"{self.world.library.problem}; nothing is imported"
             )
+        refused = {t.target_id: t.not_a_backup for t in self.targets if t.not_a_backup}
         for tid, why in disk_problems(self.groups).items():
+            if tid in refused:
+                why = f"not a backup: {refused[tid]}; its copies are written but count for nothing"
             self._note("shared-disk", f"target {tid}", why)
         for tid, held in self.elsewhere.items():
             lost = sum(1 for sha in held if self._groups(sha)[0].get(tid) is None)
-            if lost:
+            if lost and tid not in refused:
                 self._note(
                     "shared-disk",
                     f"target {tid}",

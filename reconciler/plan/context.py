@@ -69,6 +69,9 @@ class Context:
             same_disk_ok=self.same_disk_ok,
             phones=self.phones,
         )
+        for t in self.targets:
+            if t.not_a_backup:
+                self.groups[t.target_id] = None  # what it will hold counts for nothing too
         #: target -> its copies reached through a mount below its root, each
         #: judged on its own file's disk (``TargetState.elsewhere``)
         self.elsewhere = {t.target_id: t.elsewhere for t in self.targets if t.elsewhere}
