@@ -51,8 +51,8 @@ from typing import Any, NamedTuple
 
 import attrs
 
-from providers.base import disk_at
 from providers.filesystem import read_marker
+from providers.physical_disks import disk_at
 from reconciler import independence
 from reconciler.config import (
     DesiredState,

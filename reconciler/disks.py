@@ -16,7 +16,8 @@ from collections.abc import Mapping
 
 import attrs
 
-from providers.base import Location, Mount, beneath, locate
+from providers.mounts import Location, Mount, locate
+from providers.physical_disks import beneath
 from reconciler.config import DesiredState, places, same_disk_ok
 
 #: How a copy met inside another place by its real location is named.
@@ -27,7 +28,7 @@ THROUGH_A_MOUNT = "reached through a mount"
 class Disks:
     """The disks and places, looked at now, that each copy is judged by on
     its own (its own file's disk, not its target's root's: ``judge``):
-    ``library``, the library's physical disk (``providers.base.beneath``:
+    ``library``, the library's physical disk (``providers.physical_disks.beneath``:
     a copy on any disk of the library's is no backup, unless its target
     says ``same_disk_ok``), and ``library_unknown``, what of it sysfs would
     not tell (then no copy is known to be off it); ``places``, the
@@ -35,7 +36,7 @@ class Disks:
     says (a bind mount shows their files inside a target); ``roots``, the
     mount each target's root is reached through (``Location.mount``);
     ``table``, the mount table they were located through
-    (``providers.base.locate``)."""
+    (``providers.mounts.locate``)."""
 
     library: int | None
     library_unknown: str = ""

@@ -35,7 +35,9 @@ from pathlib import Path
 
 import attrs
 
-from providers.base import ConfirmingStore, Store, beneath, locate, mount_table
+from providers.base import ConfirmingStore, Store
+from providers.mounts import locate, mount_table
+from providers.physical_disks import beneath
 from reconciler import sidecar
 from reconciler.config import DesiredState, same_disk_ok
 from reconciler.config import FolderSource as FolderSourceConfig

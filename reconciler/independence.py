@@ -4,7 +4,7 @@ A disk that dies takes every copy on it. So copies on targets that share a
 physical disk count once, and a target on the library's own disk does not
 count at all (the library is the working copy, never a backup). The
 device numbers grouped here stand for physical disks, not filesystems
-(``providers.base.beneath``): two partitions of one disk, an LVM volume
+(``providers.physical_disks.beneath``): two partitions of one disk, an LVM volume
 and a partition beside it on one of its disks, a disk image and the disk
 its file lies on, all the subvolumes of a btrfs (though each has an
 ``st_dev`` of its own), each give one number, so sharing any disk is

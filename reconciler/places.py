@@ -17,7 +17,7 @@ A mount below a place may also show a *part* of another place (a NAS's
 year folder bind-mounted inside the import folder, a library folder inside
 a target): no place's folder is met, yet its files would be listed as this
 place's. ``shown_below`` finds those from the mount table, by where each
-mount's folder really is (``providers.base.locate``), and the walk stops at
+mount's folder really is (``providers.mounts.locate``), and the walk stops at
 them too (``Fences``).
 """
 
@@ -29,9 +29,9 @@ from pathlib import Path
 
 import attrs
 
-from providers import base
-from providers.base import Location, Mount, locate, mount_of, mount_table
+from providers import mounts
 from providers.filesystem import Fences
+from providers.mounts import Location, Mount, locate, mount_of, mount_table
 from reconciler import config
 from reconciler.errors import ConfigError
 
@@ -256,12 +256,12 @@ def meeting(desired: config.DesiredState, path: Path, own: set[str]) -> tuple[st
 #: The kernel's table of this process's mounts (Linux). Where it cannot be
 #: read (another OS), no mount below a folder is seen: paths, and the
 #: identities of the folders above, still are.
-MOUNTINFO = base.MOUNTINFO
+MOUNTINFO = mounts.MOUNTINFO
 
 
 def mount_points(mountinfo: str = MOUNTINFO) -> frozenset[Path]:
     """Every mount point of this process, from the kernel's table
-    (``providers.base.mount_table``): one read of a small file, no walk and
+    (``providers.mounts.mount_table``): one read of a small file, no walk and
     no stat (a dead share's is never touched)."""
     return frozenset(Path(m.point) for m in mount_table(mountinfo).values())
 

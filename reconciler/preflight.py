@@ -25,8 +25,9 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from providers.base import beneath, locate
 from providers.filesystem import not_a_marker, read_marker
+from providers.mounts import locate
+from providers.physical_disks import beneath
 from reconciler import config, places
 from reconciler.connect import MISSING_API_KEY, icloud_session_dir
 from reconciler.errors import ConfigError, LoginRequiredError, ProviderError
@@ -176,7 +177,7 @@ def _disks(desired: config.DesiredState) -> list[Check]:
     counts, every item waits in its source for ever, while everything else
     here looked fine; with two folders of one phone counted as one, a
     removal waits on a second backup the person thought they had. The
-    disk is the physical one (``providers.base.beneath``): two partitions
+    disk is the physical one (``providers.physical_disks.beneath``): two partitions
     of one disk are one; where sysfs will not say which, the target's
     copies do not count (as the plan and the gate judge them)."""
     ok = config.same_disk_ok(desired)

@@ -5,7 +5,7 @@ A disk that dies takes every copy on it. Two partitions of one USB disk
 disk, have device numbers of their own and passed for two disks: a photo
 was removed from its source with one real backup, and ``validate`` warned of
 nothing. So each filesystem is followed down, through sysfs, to the whole
-disks it lies on (``providers.base.beneath``): a partition to its disk, an
+disks it lies on (``providers.physical_disks.beneath``): a partition to its disk, an
 LVM, LUKS or RAID device to the devices under it, a disk image (a loop
 device, or a partition of one) to the disk its file is on.
 
@@ -27,8 +27,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from providers.base import Location, beneath, disk_at, locate
 from providers.filesystem import write_marker
+from providers.mounts import Location, locate
+from providers.physical_disks import beneath, disk_at
 from tests.helpers import (
     KEEP_ORIGINALS,
     NAS_AND_USB,
@@ -57,10 +58,12 @@ def _mbr_image(image: Path, mib: int) -> None:
 
 
 @contextmanager
-def one_disk_two_partitions(image: Path, first: Path, second: Path) -> Iterator[None]:
-    """One disk (the image file ``image``) of two partitions, each an ext4,
-    mounted at ``first`` and ``second`` for the block."""
-    _mbr_image(image, 64)
+def one_disk_two_partitions(
+    image: Path, first: Path, second: Path, first_fs: str = "ext4"
+) -> Iterator[None]:
+    """One disk (the image file ``image``) of two partitions, an ext4 each
+    (the first: ``first_fs``), mounted at ``first`` and ``second`` for the block."""
+    _mbr_image(image, 300 if first_fs == "btrfs" else 64)  # a btrfs needs 114 MiB at least
     loop = subprocess.run(
         ["losetup", "--find", "--show", "--partscan", str(image)],
         check=True,
@@ -74,8 +77,9 @@ def one_disk_two_partitions(image: Path, first: Path, second: Path) -> Iterator[
                 break
             subprocess.run(["partx", "-a", loop], capture_output=True)
             time.sleep(0.05)
-        for p in parts:
-            subprocess.run(["mkfs.ext4", "-q", "-F", p], check=True, capture_output=True)
+        for p, fs in zip(parts, (first_fs, "ext4"), strict=True):
+            force = "-f" if fs == "btrfs" else "-F"
+            subprocess.run([f"mkfs.{fs}", "-q", force, p], check=True, capture_output=True)
         with mounted(first, parts[0]), mounted(second, parts[1]):
             yield
     finally:
@@ -162,6 +166,28 @@ def test_a_target_on_another_partition_of_the_library_disk_is_not_a_backup(
         assert list(files_under(ws.incoming)) == ["IMG_1.JPG"], r.out + r.err
         v = ws.run("validate")
         assert "warn  targets.nas: not a backup: on the library's own disk" in v.out, v.out
+
+
+def test_a_btrfs_partition_beside_another_of_its_disk_is_one_backup(tmp_path: Path) -> None:
+    """A btrfs gives its files numbers of major 0, no block device's: the
+    mount table names the partition it was mounted from, and that
+    partition's disk is the one it dies with."""
+    root = tmp_path / "ws"
+    with (
+        mounted(tmp_path / "holder", "-t", "tmpfs", "-o", "size=320m", "tmpfs") as holder,
+        one_disk_two_partitions(holder / "disk.img", root / "nas", root / "usb", "btrfs"),
+    ):
+        write_marker(root / "nas", "nas")
+        write_marker(root / "usb", "usb")
+        assert os.major(os.stat(root / "nas").st_dev) == 0  # btrfs: no block device's number
+        assert disk_at(root / "nas") == disk_at(root / "usb") == disk_at(holder)
+        ws = make_workspace(
+            root, targets=_targets(root / "nas", root / "usb"), extra=KEEP_ORIGINALS
+        )
+        make_jpeg(ws.incoming / "IMG_1.JPG", OLD)
+        r = ws.run("apply", "--yes", now=NOW)
+        assert list(files_under(ws.incoming)) == ["IMG_1.JPG"], r.out + r.err
+        assert "on the same disk as" in r.out, r.out
 
 
 def test_partitions_of_two_disks_are_two_backups(tmp_path: Path) -> None:

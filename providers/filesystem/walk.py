@@ -13,8 +13,9 @@ from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 
-from providers.base import ColumnWalk, HashedColumns, Hasher, ScanEntry, mount_of
+from providers.base import ColumnWalk, HashedColumns, Hasher, ScanEntry
 from providers.filesystem.markers import MARKER, TMP_PREFIX
+from providers.mounts import mount_of
 from reconciler.errors import ProviderError
 from reconciler.model import FileCopy
 

@@ -26,17 +26,9 @@ from typing import Any
 
 import attrs
 
-from providers.base import (
-    ConfirmingStore,
-    Location,
-    Mount,
-    RemembersListing,
-    Source,
-    Store,
-    WalksLocally,
-    mount_table,
-    root_of,
-)
+from providers.base import ConfirmingStore, RemembersListing, Source, Store, WalksLocally
+from providers.mounts import Location, Mount, mount_table
+from providers.physical_disks import root_of
 from reconciler import places, sidecar, walk_ahead
 from reconciler.config import DesiredState, SyncthingTarget, TargetConfig
 from reconciler.connect import Connected

@@ -18,10 +18,8 @@ from pathlib import Path
 
 import attrs
 
-from providers.base import (
-    Store,
-    disk_of,
-)
+from providers.base import Store
+from providers.physical_disks import disk_of
 from reconciler import media, sidecar
 from reconciler.connect import Connected
 from reconciler.errors import MediaError, ProviderError

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from providers.base import disk_at
 from providers.filesystem import write_marker
+from providers.physical_disks import disk_at
 from tests.helpers import KEEP_ORIGINALS, files_under, make_jpeg, make_workspace, mounted
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)

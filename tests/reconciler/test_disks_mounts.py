@@ -28,8 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from providers.base import disk_at, locate, mount_table
 from providers.filesystem import FilesystemStore, NestedPlaceError, scan_tree, write_marker
+from providers.mounts import locate, mount_table
+from providers.physical_disks import disk_at
 from reconciler import places
 from reconciler.config import load
 from reconciler.gate import Disks, GateRefused, check_removal
@@ -284,17 +285,23 @@ def test_the_walk_stops_only_where_the_mount_shows_the_place(tmp_path: Path) -> 
 
 @pytest.fixture
 def one_btrfs_disk(tmp_path: Path) -> Iterator[Path]:
+    """A btrfs of its own disk: its image file on a tmpfs of its own (on the
+    test machine's disk, the disk every other folder here is on, it would
+    be on the library's disk)."""
     assert shutil.which("mkfs.btrfs"), "apt-get install btrfs-progs"
-    image = tmp_path / "disk.img"
-    with open(image, "wb") as f:
-        f.truncate(200 << 20)
-    subprocess.run(["mkfs.btrfs", "-q", "-f", str(image)], check=True, capture_output=True)
-    with mounted(tmp_path / "disk", "-o", "loop", str(image)) as disk:
-        for sub in ("nas", "usb", "library", "nas/inner"):
-            subprocess.run(
-                ["btrfs", "subvolume", "create", str(disk / sub)], check=True, capture_output=True
-            )
-        yield disk
+    with mounted(tmp_path / "holder", "-t", "tmpfs", "-o", "size=220m", "tmpfs") as holder:
+        image = holder / "disk.img"
+        with open(image, "wb") as f:
+            f.truncate(200 << 20)
+        subprocess.run(["mkfs.btrfs", "-q", "-f", str(image)], check=True, capture_output=True)
+        with mounted(tmp_path / "disk", "-o", "loop", str(image)) as disk:
+            for sub in ("nas", "usb", "library", "nas/inner"):
+                subprocess.run(
+                    ["btrfs", "subvolume", "create", str(disk / sub)],
+                    check=True,
+                    capture_output=True,
+                )
+            yield disk
 
 
 def _on(paths: dict[str, Path]) -> str:
@@ -335,7 +342,7 @@ def test_a_target_on_a_subvolume_mounted_apart_from_the_librarys_is_no_backup(
 ) -> None:
     """The library in one subvolume, a target in another mounted on its own
     (``-o subvol=``, Fedora's layout): one disk."""
-    image = tmp_path / "disk.img"
+    image = tmp_path / "holder" / "disk.img"
     with (
         mounted(tmp_path / "nas", "-o", "loop,subvol=nas", str(image)) as nas,
         mounted(tmp_path / "usb", "-t", "tmpfs", "tmpfs") as usb,

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from providers import base
-from providers.base import Location, Mount, locate, mount_table
+from providers import mounts
 from providers.filesystem import Fences, NestedPlaceError, scan_tree, write_marker
+from providers.mounts import Location, Mount, locate, mount_table
 from reconciler import gate, places
 from reconciler.config import load
 from reconciler.gate import Disks
@@ -309,7 +309,7 @@ def test_the_gate_reads_the_mount_table_once_per_check(
     after a mount or an unmount."""
     asked: list[int] = []
     parsed: list[int] = []
-    real_table, real_parse = base.mount_table, base._parse
+    real_table, real_parse = mounts.mount_table, mounts._parse
 
     def counted_table() -> dict[int, Mount]:
         asked.append(1)
@@ -320,8 +320,8 @@ def test_the_gate_reads_the_mount_table_once_per_check(
         return real_parse(raw)
 
     monkeypatch.setattr(gate, "mount_table", counted_table)
-    monkeypatch.setattr(base, "_parse", counted_parse)
-    monkeypatch.setattr(base, "_watched", {})
+    monkeypatch.setattr(mounts, "_parse", counted_parse)
+    monkeypatch.setattr(mounts, "_watched", {})
     root = tmp_path / "ws"
     with on_two_disks(root, removal=False) as ws:
         for i in range(3):
@@ -341,11 +341,11 @@ def test_the_gate_reads_the_mount_table_once_per_check(
         assert r.code == 0 and list(files_under(ws.incoming)) == [], r.out
         assert len(checks) == 3
         assert len(asked) == 3
-    base.mount_table()  # the unmounts above: read again
+    mounts.mount_table()  # the unmounts above: read again
     parsed.clear()
-    base.mount_table()
-    base.mount_table()
+    mounts.mount_table()
+    mounts.mount_table()
     assert parsed == []  # unchanged since the last read: not parsed again
     with mounted(tmp_path / "more", "-t", "tmpfs", "tmpfs") as more:
-        assert any(m.point == str(more) for m in base.mount_table().values())
+        assert any(m.point == str(more) for m in mounts.mount_table().values())
         assert parsed == [1]
