@@ -8,6 +8,8 @@ the configuration and a fingerprint of the world it was computed from, so
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,20 +38,25 @@ _conv.register_unstructure_hook(datetime, lambda d: d.isoformat())
 _conv.register_structure_hook(datetime, lambda v, _: datetime.fromisoformat(v))
 
 
-def to_dict(plan: Plan) -> dict[str, Any]:
+def to_dict(plan: Plan, left_out: Sequence[Action] = ()) -> dict[str, Any]:
+    """``left_out``: the actions ``--only``/``--target`` did not select. They
+    are still to do, so a plan of none but them is not a converged one: a
+    script reading only ``actions`` and ``notes`` could not tell the two
+    apart. Counted only: they are not this plan's to run."""
     return {
         "format_version": FORMAT_VERSION,
         "created_at": plan.created_at.isoformat(),
         "config_digest": plan.config_digest,
         "basis": plan.basis,
         "summary": plan.counts(),
+        "left_out": {"count": len(left_out), "summary": dict(Counter(a.kind for a in left_out))},
         "actions": [{"type": a.kind, **_conv.unstructure(a)} for a in plan.actions],
         "notes": [_conv.unstructure(n) for n in plan.notes],
     }
 
 
-def dumps(plan: Plan) -> str:
-    return json.dumps(to_dict(plan), indent=2, sort_keys=False) + "\n"
+def dumps(plan: Plan, left_out: Sequence[Action] = ()) -> str:
+    return json.dumps(to_dict(plan, left_out), indent=2, sort_keys=False) + "\n"
 
 
 #: Far more than a plan of a million actions takes: what is read at most.
@@ -64,7 +71,10 @@ def load(path: Path) -> Plan:
 
 
 def loads(text: str | bytes, path: str = "the plan") -> Plan:
-    """A plan from its JSON (``dumps``); StalePlanError when it is none."""
+    """A plan from its JSON (``dumps``); StalePlanError when it is none.
+    ``left_out`` is not read: what a saved plan left out is no action of
+    it, and ``apply`` counts what is still to do from its own fresh plan (a
+    plan saved before the field existed reads the same)."""
     try:
         raw = json.loads(text)
     except ValueError as e:

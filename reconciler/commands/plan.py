@@ -46,9 +46,9 @@ def plan_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int
         plan, held = selected(args, desired, plan)
     io.summary = dict(Counter(a.kind for a in plan.actions))
     if args.out:
-        Path(args.out).write_text(planfile.dumps(plan))
+        Path(args.out).write_text(planfile.dumps(plan, held))
     if args.json:
-        io.say(planfile.dumps(plan).rstrip("\n"))
+        io.say(planfile.dumps(plan, held).rstrip("\n"))
     else:
         # actions --only/--target left out are still to do: never "matches"
         io.say(render.plan_text(plan, detail=args.detail, pending=len(held)))
@@ -59,6 +59,8 @@ def plan_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int
     problem = notes_exit(plan, io)
     if problem:
         return problem
-    if args.detailed_exitcode and plan.actions:
+    # Changes pending whether or not --only/--target selected them: the
+    # library does not match until the actions left out are done too.
+    if args.detailed_exitcode and (plan.actions or held):
         return EXIT_CHANGES
     return EXIT_OK
