@@ -6,9 +6,11 @@ it deleted it from iCloud, and how it compressed it. A person who ran it keeps
 that history here:
 
 * each file it names that is still on a store this tool observes (the
-  library, a filesystem target, a folder source) is hashed now, into the hash
-  cache, so the next observation matches it by content instead of reading
-  every file again, and nothing is written or copied a second time;
+  library, a filesystem target, a folder source), and that the store's own
+  walk lists (not in a dot-folder such as a disk's trash, through a link,
+  or in another store inside it), is hashed now, into the hash cache, so
+  the next observation matches it by content instead of reading every file
+  again, and nothing is written or copied a second time;
 * the seed's word never tells what an iCloud asset holds: a file of the
   asset's name and size may be another photo (a reused ``IMG_`` number, a
   file rewritten in place). Each asset is read from iCloud once, as any
@@ -27,7 +29,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -105,17 +107,26 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         raise LegacyError(f"{path}: cannot read it as SQLite ({e})") from e
 
 
-def import_legacy(desired: DesiredState, db: StateDB, path: Path) -> ImportReport:
+def import_legacy(
+    desired: DesiredState,
+    db: StateDB,
+    path: Path,
+    *,
+    fences: Mapping[tuple[int, int], str] | None = None,
+) -> ImportReport:
+    """``fences``: the configured places' folders no walk enters
+    (``places.fences``), as observation walks with them."""
     rows = read_rows(path)
     roots = _roots(desired)
-    by_name = _by_name(roots)
+    listed = _listed(roots, fences)
+    by_name = _by_name(listed)
     cache: list[tuple[str, CachedHash]] = []
     records: list[dict[str, Any]] = []
     missing: list[str] = []
     originals = adopted = 0
     now = time.time()
     for row in rows:
-        found = _locate(row, roots, by_name)
+        found = _locate(row, roots, listed, by_name)
         record: dict[str, Any] = {c: row.get(c) for c in COLUMNS} | {
             "legacy_key": _key(row),
             "adopted_path": None,
@@ -155,34 +166,61 @@ def import_legacy(desired: DesiredState, db: StateDB, path: Path) -> ImportRepor
     )
 
 
-def _roots(desired: DesiredState) -> list[Path]:
-    """The folders observation walks: a file elsewhere would be hashed for nothing."""
-    roots = [desired.library_path]
-    roots += [Path(t.path) for t in desired.targets.values() if isinstance(t, FilesystemTarget)]
-    roots += [Path(s.path) for s in desired.sources.values() if isinstance(s, FolderSource)]
-    return [r for r in roots if r.is_dir()]
+def _roots(desired: DesiredState) -> dict[str, Path]:
+    """The folders observation walks, by store: a file elsewhere would be
+    hashed for nothing."""
+    roots = {"library": desired.library_path}
+    roots |= {
+        k: Path(t.path) for k, t in desired.targets.items() if isinstance(t, FilesystemTarget)
+    }
+    roots |= {k: Path(s.path) for k, s in desired.sources.items() if isinstance(s, FolderSource)}
+    return {k: r for k, r in roots.items() if r.is_dir()}
 
 
-def _by_name(roots: Iterable[Path]) -> dict[str, list[tuple[str, int]]]:
+def _listed(
+    roots: Mapping[str, Path], fences: Mapping[tuple[int, int], str] | None
+) -> dict[str, int]:
+    """Every file the stores' own walks list (path as the walk names it ->
+    size): only those are ever a copy or an item. A file the walk passes
+    over (in a dot-folder such as a disk's trash, through a symbolic link,
+    inside another store, the marker) is never looked at again, so hashed
+    now it would be taken for a copy that no observation can check. The
+    walk is observation's own (``scan_tree``), so its rules are one."""
+    listed: dict[str, int] = {}
+    for key, root in roots.items():
+        try:
+            listed |= {e.path: e.size for e in scan_tree(root, fences=fences)}
+        except OSError as e:
+            # A walk that stops lists nothing: plan finds the store
+            # unavailable too. Refused before anything is written.
+            raise LegacyError(
+                f"{key} ({root}) cannot be listed: {e}; fix that, then run import-legacy again"
+            ) from e
+    return listed
+
+
+def _by_name(listed: Mapping[str, int]) -> dict[str, list[tuple[str, int]]]:
     """File name -> (path as observation names it, size), on every store:
     the seed's NAS copies are found by name, wherever it put them."""
     out: dict[str, list[tuple[str, int]]] = {}
-    for root in roots:
-        for e in scan_tree(root):
-            out.setdefault(os.path.basename(e.rel), []).append((e.path, e.size))
+    for path, size in listed.items():
+        out.setdefault(os.path.basename(path), []).append((path, size))
     return out
 
 
 def _locate(
-    row: dict[str, Any], roots: list[Path], by_name: dict[str, list[tuple[str, int]]]
+    row: dict[str, Any],
+    roots: Mapping[str, Path],
+    listed: Mapping[str, int],
+    by_name: dict[str, list[tuple[str, int]]],
 ) -> list[str]:
-    """The row's files on the stores: its own local_path when that lies under
-    a store, and every file of its name and of a size the seed recorded."""
+    """The row's files on the stores: its own local_path when a store's walk
+    lists it, and every file of its name and of a size the seed recorded."""
     found: list[str] = []
     local = str(row.get("local_path") or "")
     if local and os.path.isfile(local):
-        named = _under(Path(local), roots)
-        if named is not None:
+        named = _under(Path(local), roots.values())
+        if named is not None and named in listed:
             found.append(named)
     sizes = {_int(row.get("current_size")), _int(row.get("initial_size"))} - {None}
     for path, size in by_name.get(str(row.get("filename") or ""), []):
@@ -191,8 +229,9 @@ def _locate(
     return found
 
 
-def _under(path: Path, roots: list[Path]) -> str | None:
-    """The path as a walk of its store spells it (the hash cache's key)."""
+def _under(path: Path, roots: Iterable[Path]) -> str | None:
+    """The path as a walk of its store would spell it (the hash cache's
+    key), if it lies in one; whether the walk lists it is ``_listed``'s."""
     real = path.resolve()
     for root in roots:
         try:

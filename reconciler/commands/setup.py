@@ -127,7 +127,7 @@ def import_legacy_command(args: argparse.Namespace, io: Out, now: datetime | Non
     with RunLock(desired.state_dir):
         db = StateDB.in_dir(desired.state_dir)
         try:
-            report = import_legacy(desired, db, Path(args.media_db))
+            report = import_legacy(desired, db, Path(args.media_db), fences=places.fences(desired))
         finally:
             db.close()
     io.say(
