@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-import providers.syncthing.target as target_module
+import providers.syncthing.folder as folder_module
 from providers.base import Liveness
 from providers.syncthing.pair import SyncthingPair
 from tests.helpers import files_under, make_jpeg, phone_workspace
@@ -34,14 +34,14 @@ def test_syncthing_failing_after_the_canary_leaves_the_rest_of_the_run(
     make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
     assert ws.run("apply", "--yes", now=NOW).code == 0  # delivered to the phone
     if how == "stopped":
-        real = getattr(target_module, "prove_alive")  # noqa: B009 (not exported)
+        real = getattr(folder_module, "prove_alive")  # noqa: B009 (not exported)
 
         def alive_then_gone(*args: Any, **kwargs: Any) -> Liveness:
             live: Liveness = real(*args, **kwargs)
             pair.local.stop()  # Syncthing stops right after the round trip
             return live
 
-        monkeypatch.setattr(target_module, "prove_alive", alive_then_gone)
+        monkeypatch.setattr(folder_module, "prove_alive", alive_then_gone)
     else:
 
         def slow(self: requests.Session, method: str, url: str, **kw: Any) -> Any:

@@ -23,7 +23,7 @@ import pytest
 from providers.base import LocalTree
 from providers.filesystem import TMP_PREFIX, scan_tree
 from providers.icloud.emulator import Account
-from providers.syncthing.target import _is_syncthing_own
+from providers.syncthing.folder import _is_syncthing_own
 from reconciler import kept_plan, lifeline, tree_listing, walk_ahead
 from reconciler.observe.hasher import CachedHasher
 from reconciler.state import StateDB

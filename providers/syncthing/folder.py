@@ -1,0 +1,401 @@
+"""The phone's shared folder as this machine sees it: its settings and
+fields, whether it is usable (``availability``), the liveness proof, the
+files it holds here, and what Syncthing says of them (confirmations of the
+phone, the ignore lines that keep a freed copy on it)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+import attrs
+
+from providers.base import Availability, Closing, Hasher, Liveness, LocalTree
+from providers.filesystem import LINKED, folder_of, hashed_tree, linked_folder
+from providers.syncthing import ignores, liveness
+from providers.syncthing.client import (
+    DEFAULT_TIMEOUT,
+    DEFAULT_URL,
+    PROVIDER,
+    FileVersion,
+    Holder,
+    SyncthingClient,
+)
+from providers.syncthing.ignores import TMP_DIR
+from providers.syncthing.liveness import (
+    CANARY,
+    DEFAULT_LIVENESS_TIMEOUT,
+    format_time,
+    prove_alive,
+)
+from reconciler.errors import ProviderError
+from reconciler.hashing import open_to_read
+from reconciler.layout import MAX_NAME_BYTES
+from reconciler.model import FileCopy
+
+STIGNORE_LINE = ignores.TMP_LINE
+
+
+# Syncthing's own files at the folder root (and our canary): never listed.
+_ROOT_SPECIALS = frozenset({".stfolder", ".stignore", ".stversions", TMP_DIR, CANARY})
+
+
+CHUNK = 1 << 20
+
+
+@attrs.frozen(kw_only=True)
+class SyncthingStatus:
+    """For ``reconcile status``. ``completion`` is a progress figure, never proof."""
+
+    reachable: bool
+    connected: bool
+    last_seen: datetime | None
+    completion: float | None
+    need_items: int | None
+    need_bytes: int | None
+    problem: str = ""
+    #: Deletions the phone has not applied (a folder that ignores deletes
+    #: never will: e.g. the last canary).
+    need_deletes: int = 0
+    #: Syncthing's folder state on this machine (idle, scanning, error…):
+    #: the phone's own folder state is not visible from here.
+    folder_state: str = ""
+
+
+def _is_syncthing_temp(name: str) -> bool:
+    return name.endswith(".tmp") and name.startswith((".syncthing.", "~syncthing~"))
+
+
+def _is_syncthing_own(name: str) -> bool:
+    """Syncthing's own files in a shared folder (its dot-folders are skipped anyway)."""
+    return name in _ROOT_SPECIALS or _is_syncthing_temp(name)
+
+
+def check_rel(rel_path: str) -> str:
+    """A relative POSIX path inside the folder, never into Syncthing's own files."""
+    p = PurePosixPath(rel_path)
+    if (
+        not rel_path
+        or p.is_absolute()
+        or any(part in ("..", ".", "") for part in rel_path.split("/"))
+        or p.parts[0] in _ROOT_SPECIALS
+        or _is_syncthing_temp(p.name)
+    ):
+        raise ProviderError(f"{rel_path!r}: not a usable path in the folder", provider=PROVIDER)
+    return p.as_posix()
+
+
+def numbered(p: PurePosixPath, sha256: str, n: int) -> str:
+    """``IMG_1~<hash>-<n>.JPG``, its stem cut to fit a file name (never
+    the tag, so each ``n`` is a name of its own)."""
+    tag = f"~{sha256[:10]}-{n}"
+    stem = p.stem
+    while stem and len((stem + tag + p.suffix).encode()) > MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return p.with_name(f"{stem}{tag}{p.suffix}").as_posix()
+
+
+def evidence_of(version: FileVersion) -> str:
+    """What a confirmation records: the version vector and size the phone announced."""
+    return f"{','.join(sorted(version.version))}/{version.size}"
+
+
+def _modified_ns(text: str) -> int | None:
+    """Syncthing's ``modified`` (RFC 3339 with up to nanoseconds, in the
+    time zone of the machine it runs on) as epoch nanoseconds; None when it
+    is not one."""
+    m = re.fullmatch(r"(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text)
+    if m is None:
+        return None
+    try:
+        base = datetime.fromisoformat(m[1] + ("+00:00" if m[3] == "Z" else m[3]))
+    except ValueError:
+        return None
+    return int(base.timestamp()) * 10**9 + int((m[2] or "").ljust(9, "0")[:9])
+
+
+@attrs.define(kw_only=True)
+class PhoneFolder(Closing):
+    """The shared folder and Syncthing's view of it (see ``target.SyncthingTarget``).
+
+    Holds an HTTP session: call ``close()`` (or use it as a context manager).
+    One instance serves one run: the liveness proof it makes is this run's.
+    """
+
+    id: str
+    folder_path: Path = attrs.field(converter=Path)
+    folder_id: str
+    device_id: str
+    url: str = DEFAULT_URL
+    api_key: str = attrs.field(repr=False)
+    timeout: float = DEFAULT_TIMEOUT
+    #: How long the canary may take to reach the phone before it counts as
+    #: not alive this run.
+    liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT
+    _client: SyncthingClient = attrs.field(init=False, repr=False)
+    _liveness: Liveness | None = attrs.field(init=False, default=None, repr=False)
+    #: When (``time.monotonic``) ``_liveness`` was made.
+    _proved_at: float = attrs.field(init=False, default=0.0, repr=False)
+    #: path -> evidence of freed copies confirmed this run (for ``verify``).
+    _freed: dict[str, str] = attrs.field(init=False, factory=dict, repr=False)
+    #: Paths ignored here, read once per run (see ``_keep_ignored``).
+    _ignored: set[str] | None = attrs.field(init=False, default=None, repr=False)
+    #: Held while a delivery chooses its name and takes it (see ``put``).
+    _naming: threading.Lock = attrs.field(init=False, factory=threading.Lock, repr=False)
+
+    kind = "syncthing"
+
+    def __attrs_post_init__(self) -> None:
+        self._client = SyncthingClient(url=self.url, api_key=self.api_key, timeout=self.timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+    @property
+    def identity(self) -> str:
+        """Which phone and folder a recorded confirmation was made by."""
+        return f"{self.device_id}/{self.folder_id}"
+
+    def availability(self) -> Availability:
+        """Usable only if Syncthing answers, knows the folder and the phone,
+        shares one with the other, and the folder is really here."""
+        try:
+            folder = self._client.folder(self.folder_id)
+            self._client.device(self.device_id)
+            own_id = self._client.my_id()
+        except ProviderError as e:
+            # Down, key rejected, unknown folder or device: each error's
+            # message already says which and what to do.
+            return Availability(available=False, reason=str(e))
+        where = f"Syncthing folder {self.folder_id!r}"
+        if self.device_id == own_id:
+            return Availability(
+                available=False,
+                reason=f"{self.device_id} is this machine's own device id; use the phone's",
+            )
+        if self.device_id not in folder.device_ids:
+            return Availability(
+                available=False,
+                reason=f"{where} is not shared with the phone ({self.device_id}); share it",
+            )
+        if folder.paused:
+            return Availability(
+                available=False, reason=f"{where} is paused in Syncthing; resume it"
+            )
+        if folder.type == "receiveonly":
+            return Availability(
+                available=False,
+                reason=f"{where} is receive-only here; it must be send-only or send-receive",
+            )
+        if not self.folder_path.is_dir():
+            return Availability(available=False, reason=f"{self.folder_path}: no such directory")
+        if os.path.realpath(os.path.expanduser(folder.path)) != os.path.realpath(self.folder_path):
+            return Availability(
+                available=False,
+                reason=f"{where} is at {folder.path}, not {self.folder_path}; fix the path",
+            )
+        # Syncthing's own marker: without it (an unmounted disk looks like an
+        # empty directory) Syncthing itself refuses to sync the folder.
+        if not (self.folder_path / ".stfolder").exists():
+            return Availability(
+                available=False,
+                reason=f"{self.folder_path}: Syncthing's .stfolder marker is missing",
+            )
+        return Availability(available=True)
+
+    def prove_alive(self) -> Liveness:
+        """This run's canary round trip: made once, and again when the last
+        one is older than ``liveness.MAX_PROOF_AGE_S``. The removal gate asks
+        it right before each removal, so the phone it counts was shown alive
+        minutes ago at most, not at the start of a run of hours."""
+        age = time.monotonic() - self._proved_at
+        if self._liveness is None or age > liveness.MAX_PROOF_AGE_S:
+            self._proved_at = time.monotonic()
+            self._liveness = prove_alive(
+                self._client,
+                folder_path=self.folder_path,
+                folder_id=self.folder_id,
+                device_id=self.device_id,
+                timeout=self.liveness_timeout,
+                ensure_tmp=self._ensure_ignored,
+            )
+        return self._liveness
+
+    @property
+    def local_tree(self) -> LocalTree:
+        return LocalTree(self.folder_path, skip=_is_syncthing_own)
+
+    def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
+        """Every delivered file, hashed. Delivered is not held: see ``confirm``."""
+        tree = self.local_tree  # the walk ahead's tree is this very one
+        return hashed_tree(self.id, tree.root, hasher, tree.skip)
+
+    def local_path(self, rel_path: str) -> Path | None:
+        return self.folder_path / check_rel(rel_path)
+
+    def read_to(self, copy: FileCopy, dest: Path) -> None:
+        """Copy the local staging file's bytes to ``dest``, checking its hash."""
+        h = hashlib.sha256()
+        try:
+            with open(self._open(check_rel(copy.path)), "rb") as f, open(dest, "wb") as out:
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+                    out.write(chunk)
+        except OSError as e:
+            raise ProviderError(f"reading {copy.path} failed: {e}", provider=PROVIDER) from e
+        if h.hexdigest() != copy.sha256:
+            raise ProviderError(
+                f"{copy.path} no longer hashes to {copy.sha256[:12]}…", provider=PROVIDER
+            )
+
+    def _open(self, rel: str) -> int:
+        """``rel`` opened for reading without following a symbolic link, on
+        the way or at its name (OSError then). The caller closes it."""
+        folder, name = folder_of(self.folder_path, rel)
+        try:
+            return open_to_read(name, dir_fd=folder, follow=False)
+        finally:
+            os.close(folder)
+
+    def _ensure_ignored(self) -> Path:
+        """Keep ``/.reconcile-tmp`` in .stignore (other lines are the user's);
+        return that folder (``ignores.staging``)."""
+        ignores.ensure(self.folder_path, STIGNORE_LINE, ignores.TMP_COMMENT)
+        return ignores.staging(self.folder_path)
+
+    def _delivered(self, rel: str, sha256: str) -> FileCopy:
+        # The scan makes Syncthing announce the file at once instead of at
+        # the next rescan interval; a retry of put repeats it harmlessly.
+        # It answers once the file is hashed: a large clip may take longer
+        # than the client waits, and the file is delivered all the same
+        # (Syncthing's own rescan finds it; the confirmation comes later).
+        with contextlib.suppress(ProviderError):
+            self._client.scan(self.folder_id, rel)
+        st = (self.folder_path / rel).stat()
+        return FileCopy(
+            store_id=self.id, path=rel, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256
+        )
+
+    def _index_behind(self, rel: str, local: FileVersion) -> bool:
+        """Does Syncthing's record of ``rel`` here describe other bytes than
+        the file there now (another size or mtime)? Its index, and every
+        device's answer about the file, follow the last scan that saw it."""
+        if local.deleted or local.invalid or local.ignored:
+            return False  # judged below: no file of ours is announced
+        try:
+            st = (self.folder_path / rel).lstat()
+        except OSError:
+            return False  # not here (freed): the phone's copy is what counts
+        return st.st_size != local.size or st.st_mtime_ns != _modified_ns(local.modified)
+
+    def _reachable_now(self) -> None:
+        """Raise a transient ProviderError when the phone is not connected
+        now: its copy was not shown held because it cannot be asked, not
+        because it is wrong."""
+        conn = self._client.connections().get(self.device_id)
+        if conn is None or not conn.connected or conn.paused:
+            since = format_time(self._client.last_seen(self.device_id))
+            raise ProviderError(
+                f"phone offline since {since}; its copy cannot be asked about now",
+                provider=PROVIDER,
+                transient=True,
+            )
+
+    def _link_on_the_way(self, rel: str) -> str | None:
+        """What refuses ``rel``: the first folder on its way that is a
+        symbolic link, said as a person reads it; None when there is none."""
+        try:
+            top = os.open(self.folder_path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return None  # the folder itself is gone: what is done there says so
+        try:
+            link = linked_folder(top, rel)
+        finally:
+            os.close(top)
+        if link is None:
+            return None
+        return f"{self.folder_path}/{link} {LINKED}: nothing is read or written through one"
+
+    def _linked(self, rel: str, error: OSError) -> str:
+        """Why ``rel`` cannot be reached without following a link."""
+        return self._link_on_the_way(rel) or f"{rel}: {error.strerror or error}"
+
+    def _no_link_to(self, rel: str) -> None:
+        """Refuse ``rel`` if a folder on its way is a symbolic link: Syncthing
+        never sends what is behind one, and a write, read or deletion through
+        it would reach outside the shared folder (a folder linked to the
+        NAS's would have a freed copy delete the NAS's file)."""
+        link = self._link_on_the_way(rel)
+        if link is not None:
+            raise ProviderError(link, provider=PROVIDER)
+
+    def _ignored_reason(self, rel: str) -> str:
+        """Why ``rel`` is ignored here, for a person: the pattern that does
+        (the first of Syncthing's own reading of ``.stignore`` to match it),
+        ours for a freed copy; "" when no pattern ignores it."""
+        found = ignores.pattern_for(self._client.ignores(self.folder_id), rel)
+        if found is None or found.startswith("!"):
+            return ""
+        if found == ignores.exact_line(rel) and rel in ignores.decisive(self.folder_path):
+            return f"{rel} is ignored here: freed (its line in .stignore is reconcile's)"
+        return (
+            f"{rel} is ignored by this machine's .stignore (your pattern {found!r}): "
+            "Syncthing never sends it to the phone; remove or narrow that pattern"
+        )
+
+    def _keep_ignored(self, rel: str) -> None:
+        """Put a freed path's ignore line back if it went (.stignore edited or
+        lost), or back up into our block when a line of the person's came
+        above it (a negation there un-ignores it): un-ignored, its absence
+        here would be announced as a deletion."""
+        if self._ignored is None:
+            # only ours at the top hold against a pattern of the person's
+            # put above them (a negation would un-ignore the path)
+            self._ignored = set(ignores.decisive(self.folder_path))
+        line = ignores.exact_line(rel)
+        if rel not in self._ignored and line is not None:
+            ignores.ensure(self.folder_path, line, ignores.FREED_COMMENT)
+            # (every line of ours moved up with it)
+            self._ignored = set(ignores.decisive(self.folder_path)) | {rel}
+
+    def _phone_holds(self, availability: tuple[Holder, ...]) -> bool:
+        return any(h.device_id == self.device_id and not h.from_temporary for h in availability)
+
+    def _reason(self) -> str:
+        return self._liveness.reason if self._liveness else "not checked"
+
+    def status_summary(self) -> SyncthingStatus:
+        """Connection, last seen and progress, for ``reconcile status``. Never raises
+        for Syncthing being down: the problem is in ``problem``."""
+        try:
+            conn = self._client.connections().get(self.device_id)
+            last_seen = self._client.last_seen(self.device_id)
+            completion = self._client.completion(self.folder_id, self.device_id)
+            state = self._client.folder_state(self.folder_id)
+        except ProviderError as e:
+            return SyncthingStatus(
+                reachable=False,
+                connected=False,
+                last_seen=None,
+                completion=None,
+                need_items=None,
+                need_bytes=None,
+                problem=str(e),
+            )
+        return SyncthingStatus(
+            reachable=True,
+            connected=conn is not None and conn.connected,
+            last_seen=last_seen,
+            completion=completion.completion,
+            need_items=completion.need_items,
+            need_bytes=completion.need_bytes,
+            folder_state=state,
+            need_deletes=completion.need_deletes,
+        )
