@@ -10,7 +10,10 @@ An *item* is what the planner treats as one: an iCloud asset (every file
 of it: the still, its Live Photo video, the edit, the RAW), a folder
 source's files sharing a stem (a Live Photo pair), and what a tombstone
 names as removed together; a library file no source speaks for is grouped
-with those sharing its stem. A library file gone (deleted, a disk
+with those sharing its stem. Its XMP sidecar in the library
+(``<original>.xmp``, read as ours or not read yet) is part of it, as the
+removal gate holds it: an item is on a target only while the target holds
+its sidecar too. A library file gone (deleted, a disk
 replaced; its row set aside in ``library_gone`` until the planner puts it
 back from a target) still stands for its item: one off-loaded from its
 source is counted by the copies the targets hold, and one with none, in
@@ -28,7 +31,10 @@ waiting on the phone: that is what a person with a NAS and a phone wants to
 see moving). ``removed`` also needs the copies the removal needed
 (``policy.copies``, counted as the gate counts them): an item off-loaded
 from its source that has fewer now is counted by the copies it has, so no
-state says "safe" of an item with too few copies. ``failed`` is counted
+state says "safe" of an item with too few copies. One its source holds
+again (taken back from Recently Deleted and listed since; the same bytes
+back in its folder) is counted where it is now: in its source, its bytes
+not off-loaded. ``failed`` is counted
 besides: items with an action that failed in the last apply that acted
 (they are also counted in their state).
 
@@ -65,6 +71,7 @@ from reconciler.config import (
 from reconciler.independence import backup_groups, count_backups, phones_of
 from reconciler.media import kinds
 from reconciler.media.kinds import is_archivable
+from reconciler.model import SIDECAR_ROLE
 from reconciler.schema import SCHEMA_VERSION
 from reconciler.state import StateDB
 
@@ -170,12 +177,15 @@ class Census:
 class _Item:
     """One item being counted (a plain class: a census makes 100k of these)."""
 
-    __slots__ = ("captured_at", "in_library", "name", "shas")
+    __slots__ = ("captured_at", "in_library", "name", "shas", "sidecars")
 
     def __init__(self, name: str, in_library: bool) -> None:
         self.name = name
         self.in_library = in_library
         self.shas: list[str] = []
+        #: Its XMP sidecar(s) in the library: part of the item, on the
+        #: targets as its files are, but no original (never "removed").
+        self.sidecars: tuple[str, ...] = ()
         self.captured_at: float | None = None
 
     def add(self, sha: str, captured_at: float | None) -> None:
@@ -199,6 +209,33 @@ def _counted(rel: str) -> bool:
     if rel[:1] == "." or "/." in rel or "\\" in rel or name[-1:] in _JUNK_ENDINGS:
         return is_archivable(rel)
     return bool(name)
+
+
+def _our_sidecar(rel: str, role: str) -> bool:
+    """Is this library row an item's own XMP sidecar, as far as the database
+    tells? One the library read as ours (role "sidecar"), or one not read
+    yet (no role: written by the run that just ended, which reads none it
+    writes): ours until read otherwise. Another program's .xmp (read, and
+    given its original's role) is no file of the item: never copied."""
+    name = rel[rel.rfind("/") + 1 :]
+    hidden = name[:1] == "." or rel[:1] == "." or "/." in rel
+    return name[-4:].lower() == ".xmp" and role in ("", SIDECAR_ROLE) and not hidden
+
+
+#: ``<original>.<item tag>.xmp``: the tag ``sidecar.name_for`` gives a
+#: second item's sidecar beside the same original.
+_TAGGED = re.compile(r"(.+)\.[0-9a-f]{8}")
+
+
+def _beside(path: str, item_at: Mapping[str, _Item]) -> _Item | None:
+    """The item whose library file a sidecar at ``path`` sits beside:
+    ``<original>.xmp`` or ``<original>.<item tag>.xmp``; None: no file of
+    an item counted is there."""
+    bare = path[:-4]
+    item = item_at.get(bare)
+    if item is None and (tagged := _TAGGED.fullmatch(bare)):
+        item = item_at.get(tagged[1])
+    return item
 
 
 def census(db: StateDB, desired: DesiredState) -> Census:
@@ -225,17 +262,21 @@ def census(db: StateDB, desired: DesiredState) -> Census:
             item_of.setdefault(sha, f"{sid}:{key}")
     for sid, key, sha in conn.execute("select source_id, item_key, sha256 from source_files"):
         item_of.setdefault(sha, f"{sid}:{key}")
-    removed_shas: frozenset[str] = frozenset().union(*tombstones.values())
+    tombstoned: frozenset[str] = frozenset().union(*tombstones.values())
 
     tiers: dict[str, int] = {}
     library_bytes = 0
     encoded: list[tuple[str, int, str]] = []  # (original, size, tier) of each re-encoded file
-    sql = "select path, original_sha256, sha256, tier, size, captured_at from library"
-    for path, original, sha, tier, size, captured in conn.execute(sql):
+    item_at: dict[str, _Item] = {}  # library path -> its item (for the sidecars beside)
+    sidecars: list[tuple[str, str]] = []  # (path, SHA-256) of the items' own, in the library
+    sql = "select path, original_sha256, sha256, tier, size, captured_at, role from library"
+    for path, original, sha, tier, size, captured, role in conn.execute(sql):
         library_bytes += size or 0
         if sha != original:
             encoded.append((original, size or 0, str(tier)))
         if not _counted(path):
+            if _our_sidecar(path, role or ""):
+                sidecars.append((path, sha))
             continue
         tiers[tier] = tiers.get(tier, 0) + 1
         key = item_of.get(original) or "library:" + _stem(path)
@@ -244,18 +285,43 @@ def census(db: StateDB, desired: DesiredState) -> Census:
             item = items[key] = _Item(path, True)
         item.add(original, captured)
         by_sha.setdefault(original, key)
+        item_at[path] = item
 
     icloud_bytes = 0
+    back: set[tuple[str, str]] = set()  # tombstones whose item its source holds again
     for sid, src in desired.sources.items():
         if isinstance(src, FolderSource):
             root = src.path.rstrip("/") + "/"
+            present: set[str] = set()  # (of the contents removed)
             for path, sha, captured in _under(db, root, "path, sha256, captured_at"):
                 rel = path[len(root) :]
+                if sha in tombstoned:
+                    present.add(sha)
                 if sha not in by_sha and _counted(rel):
                     add(f"{sid}:{_stem(rel)}", f"{sid}:{rel}", sha, captured, False)
+            # A folder path is no identity: the same bytes back in the folder
+            # (copied back, synced down again) are in their source again.
+            if present:
+                back.update(k for k, c in tombstones.items() if k[0] == sid and c & present)
         elif isinstance(src, ICloudSource):
-            icloud_bytes += _icloud(db, sid, src, tombstones, by_sha, add)
-    _gone_from_library(db, item_of, by_sha, add)
+            # The asset's record ids are: one listed again since its removal
+            # (taken back from Recently Deleted) is in iCloud again.
+            older = set(_listed_after(db, sid))
+            left, again = _icloud(db, sid, src, tombstones, older, by_sha, add)
+            icloud_bytes += left
+            back.update((sid, key) for key in again)
+    sidecars += _gone_from_library(db, item_of, by_sha, items, item_at, add)
+    for path, sha in sidecars:
+        # The item's sidecar is part of it (DESIGN: every file of the item,
+        # its XMP sidecar too, on ``copies`` targets), as the removal gate
+        # and the planner hold it: the library's is the one the targets'
+        # copies are kept from. One beside no file of an item is left out.
+        owner = _beside(path, item_at)
+        if owner is not None:
+            owner.sidecars += (sha,)
+    removed_shas: frozenset[str] = frozenset().union(
+        *(content for k, content in tombstones.items() if k not in back)
+    )
 
     wanted = {original for original, _, _ in encoded}
     holdings, targets, waiting, waiting_since, devices, sizes = _targets(db, desired, wanted)
@@ -275,28 +341,38 @@ def census(db: StateDB, desired: DesiredState) -> Census:
         # disk are not two backups; one unplugged disk is still one).
         groups[tid] = "disk:not mounted now"
     # Every target its own backup (the common case): a file's count is how
-    # many targets hold it, counted for all files at once.
+    # many targets hold it, counted for all files at once; an item's is the
+    # fewest of its files' where that is every target or none (most items:
+    # one file, or its sidecar held beside it everywhere), else looked at.
     separate = None not in groups.values() and len(set(groups.values())) == len(groups)
     per_sha: Counter[str] = Counter()
     if separate:
         for held in holdings.values():
             per_sha.update(held)
+    everywhere = len(holdings)
     held_by = list(holdings.items())
     counts = dict.fromkeys(STATES, 0)
     oldest: tuple[float, str] | None = None
     need = desired.policy.copies
     for item in items.values():
         shas = item.shas
-        if len(shas) == 1 and separate:  # most items: one file
+        if len(shas) == 1 and not item.sidecars:  # many items: one file
             sha = shas[0]
-            n = per_sha[sha]
+            n = (
+                per_sha[sha]
+                if separate
+                else count_backups([t for t, held in held_by if sha in held], groups)
+            )
             pending = sha in waiting
             removed = sha in removed_shas
         else:
-            on = [tid for tid, held in held_by if all(s in held for s in shas)]
-            n = count_backups(on, groups)
-            pending = any(s in waiting for s in shas)
-            removed = all(s in removed_shas for s in shas)
+            every = [*shas, *item.sidecars]
+            n = min(map(per_sha.__getitem__, every)) if separate else -1
+            if n not in (0, everywhere):
+                on = [t for t, held in held_by if held.issuperset(every)]
+                n = count_backups(on, groups)
+            pending = not waiting.isdisjoint(every)
+            removed = removed_shas.issuperset(shas)
         # Removed is the best state only while the copies it was removed
         # for are there: one that lost a copy (deleted on a target, the
         # requirement raised, two targets now found on one disk) is counted
@@ -322,7 +398,11 @@ def census(db: StateDB, desired: DesiredState) -> Census:
     failures, run_id = _failures(db)
     failed = {_failed_item(f, by_sha) for f in failures}
     counts["failed"] = len(failed)
-    offloaded = int(conn.execute("select coalesce(sum(size), 0) from tombstones").fetchone()[0])
+    offloaded = sum(
+        size or 0
+        for sid, key, size in conn.execute("select source_id, item_key, size from tombstones")
+        if (sid, key) not in back
+    )
     # Each encoded file against its original's size where a target holds
     # that original (every original does once archived).
     by_tier: dict[str, int] = {}
@@ -429,7 +509,10 @@ def _listings(db: StateDB, desired: DesiredState) -> str:
         cursor = conn.execute(sql, (sid,)).fetchall()
         sql = "select count(*), max(rowid) from icloud_listing where source_id = ?"
         rows = conn.execute(sql, (sid,)).fetchone()
-        h.update(repr((sid, cursor, tuple(rows))).encode())
+        # Its removals a listing since could speak of: the tombstones are
+        # counted, the runs that make more of them so are not.
+        (since,) = _listed_after(db, sid, "count(*)")
+        h.update(repr((sid, cursor, tuple(rows), since)).encode())
     return h.hexdigest()[:16]
 
 
@@ -493,8 +576,10 @@ def _gone_from_library(
     db: StateDB,
     item_of: Mapping[str, str],
     by_sha: Mapping[str, str],
+    items: Mapping[str, _Item],
+    item_at: dict[str, _Item],
     add: Callable[[str, str, str, float | None, bool], _Item],
-) -> None:
+) -> list[tuple[str, str]]:
     """Count the items of library files gone (deleted, a disk replaced), set
     aside in ``library_gone`` until put back from a target: still the tool's
     items, counted by the copies they have, or an item off-loaded from its
@@ -505,11 +590,21 @@ def _gone_from_library(
     from the source). One held nowhere, no target, no source, is counted as
     in the library only: its library row is the tool's only record of it,
     the library is where the planner puts it back, and like any item there
-    on no target it shows no copy (never archived, never "removed")."""
-    sql = "select path, original_sha256, captured_at from library_gone"
-    for path, original, captured in db.conn.execute(sql):
-        if original not in by_sha and _counted(path):
-            add(item_of.get(original) or "library:" + _stem(path), path, original, captured, True)
+    on no target it shows no copy (never archived, never "removed").
+    Each one's item is kept in ``item_at`` by its path; returns the items'
+    own sidecars gone (path, SHA-256): still part of their items."""
+    sidecars: list[tuple[str, str]] = []
+    sql = "select path, original_sha256, captured_at, role from library_gone"
+    for path, original, captured, role in db.conn.execute(sql):
+        if not _counted(path):
+            if _our_sidecar(path, role or ""):
+                sidecars.append((path, original))
+        elif original in by_sha:
+            item_at.setdefault(path, items[by_sha[original]])
+        else:
+            key = item_of.get(original) or "library:" + _stem(path)
+            item_at.setdefault(path, add(key, path, original, captured, True))
+    return sidecars
 
 
 def _under(db: StateDB, root: str, columns: str) -> Iterator[tuple[Any, ...]]:
@@ -524,21 +619,25 @@ def _icloud(
     sid: str,
     src: ICloudSource,
     tombstones: Mapping[tuple[str, str], frozenset[str]],
+    removed: set[str],
     by_sha: Mapping[str, str],
     add: Callable[[str, str, str, float | None, bool], _Item],
-) -> int:
+) -> tuple[int, set[str]]:
     """Count an iCloud source's items with ``add`` (item key, name, content,
     capture time, in the library): each file downloaded, by its SHA-256, and
     each file its last listing holds that no download stands for
-    (``_unfetched``). Returns the bytes of them left in iCloud."""
+    (``_unfetched``). Returns the bytes of them left in iCloud, and which of
+    the ``removed`` item keys (their tombstones older than the listing:
+    ``_listed_after``) the listing holds again: taken back from Recently
+    Deleted, they are in iCloud, every byte, whatever the tool did before."""
     sql = "select item_key, ref, sha256, size, fingerprint from source_files where source_id = ?"
     rows = db.conn.execute(sql, (sid,)).fetchall()
     fetched = {(key, ref): (n, fp or "") for key, ref, _, n, fp in rows}
-    unfetched = _unfetched(db, sid, src, fetched)
+    unfetched, again = _unfetched(db, sid, src, fetched, removed)
     superseded = {(u.key, u.ref) for u in unfetched}
     left = 0
     for key, ref, sha, size, _ in rows:
-        if sha in tombstones.get((sid, key), ()):
+        if key not in again and sha in tombstones.get((sid, key), ()):
             continue  # removed; what its tombstone does not name is live again
         if (key, ref) not in superseded:  # else its version listed now counts, below
             left += size or 0
@@ -554,7 +653,21 @@ def _icloud(
             f"{sid}:{u.key}", f"{sid}:{u.name}", f"unfetched:{u.key}:{u.ref}", u.captured_at, False
         )
         item.in_library = False
-    return left
+    return left, again
+
+
+def _listed_after(db: StateDB, sid: str, what: str = "item_key") -> list[Any]:
+    """The item keys (or ``what`` else) of the source's tombstones a listing
+    made since could speak of: one by a run that read every source (exit 0
+    or 2) after the removal's. The listing the apply that removed an item
+    had read still holds it, as does one a later run could not make: no
+    sign it came back. (Read from ``runs``, which no trigger counts:
+    ``_listings`` puts their number in the census key.)"""
+    sql = (
+        f"select {what} from tombstones where source_id = ? and coalesce(run_id, 0) < "
+        "(select max(id) from runs where command in ('plan', 'apply') and exit_code in (0, 2))"
+    )
+    return [row[0] for row in db.conn.execute(sql, (sid,))]
 
 
 class _Unfetched(NamedTuple):
@@ -578,7 +691,8 @@ def _unfetched(
     sid: str,
     src: ICloudSource,
     fetched: Mapping[tuple[str, str], tuple[int | None, str]],
-) -> list[_Unfetched]:
+    removed: set[str],
+) -> tuple[list[_Unfetched], set[str]]:
     """The files of the items the source listed last (its remembered
     listing: the last observation of it) that no download stands for:
     never downloaded (a download that fails on every run, an item a plan
@@ -587,7 +701,8 @@ def _unfetched(
     the size and fingerprint each was downloaded with. Without these, such
     an item is in no state at all and the census calls everything archived.
     Items older than ``max_age_days`` are not the tool's to handle (the
-    planner passes them over): not counted."""
+    planner passes them over): not counted. Also returns which keys of
+    ``removed`` the listing holds."""
     cutoff = _oldest_handled(db, sid, src.max_age_days)
     # The rows as providers.icloud.listing.encode writes them: [key, version,
     # captured_at, [[name, size, ref, role, fingerprint], ...], ...]. SQLite
@@ -599,8 +714,11 @@ def _unfetched(
         "where +source_id = ? and json_valid(item)"
     )
     out: list[_Unfetched] = []
+    again: set[str] = set()
     get = fetched.get
     for key, captured, files in db.conn.execute(sql, (sid,)):
+        if key in removed:
+            again.add(key)
         try:
             missing = [
                 (name, size, ref)
@@ -614,7 +732,7 @@ def _unfetched(
             continue  # not a row this tool wrote: the next full listing rewrites it
         if cutoff is None or when is None or when >= cutoff:
             out.extend(_Unfetched(key, ref, name, size, when) for name, size, ref in missing)
-    return out
+    return out, again
 
 
 def _stands_for(download: tuple[int | None, str] | None, size: int, fp: str, role: str) -> bool:
@@ -727,13 +845,55 @@ def proof(db: StateDB, desired: DesiredState, c: Census) -> Proof:
 
 
 def _last_run_saw_everything(db: StateDB) -> bool:
-    """Did the last plan or apply read every source file? One it could not
-    read (mode 000, an I/O error) is in no state of the census (never
-    hashed, never copied), and "every item is archived" is not said beside
-    it. (A store that could not be read is judged now: ``unproven``.)"""
-    sql = "select summary from runs where summary is not null order by id desc limit 1"
-    last = db.conn.execute(sql).fetchone()
-    return last is None or not json.loads(last[0] or "{}").get("unreadable")
+    """Did the last plan or apply that observed the world read every source
+    file (``_last_seen``)? One it could not read (mode 000, an I/O error)
+    is in no state of the census (never hashed, never copied), nor is what
+    a source or the library it could not read holds now, and "every item
+    is archived" is not said beside them. (A target that could not be read
+    is named instead: ``unproven``.) With no such run, nothing is said."""
+    seen = _last_seen(db)
+    return (
+        seen is not None
+        and not seen.unreadable
+        and all(store.startswith("target ") for store in seen.not_read)
+    )
+
+
+class _Seen(NamedTuple):
+    """What a run that observed the world said it could not read."""
+
+    run_id: int
+    #: Source files it could not read.
+    unreadable: int
+    #: Stores it could not read at all, as its error names them:
+    #: "target nas", "source incoming", "library".
+    not_read: frozenset[str]
+
+
+#: The error line of a run that could not read a store (``notes_exit`` of
+#: reconciler.commands.common; the run keeps it as its reason).
+_NOT_READ = re.compile(r"(.+) could not be read \(see '!' above\); the rest was done")
+
+
+def _last_seen(db: StateDB) -> _Seen | None:
+    """What the newest plan or apply whose record says what it observed
+    saw: one that read everything (exit 0 or 2), or said what it could not
+    read (source files: ``unreadable`` in its summary; stores: its error).
+    A run that observed nothing (locked out, exit 4; a usage error), or
+    whose record does not say (ended by a failed action, a guard, a signal,
+    a mistyped ``--target`` after observing) is passed over: what an older
+    run saw is not hidden by it. None: no run ever said."""
+    sql = (
+        "select id, exit_code, summary, reason from runs "
+        "where command in ('plan', 'apply') and exit_code is not null order by id desc"
+    )
+    for run_id, code, summary, reason in db.conn.execute(sql):
+        unreadable = int(json.loads(summary or "{}").get("unreadable") or 0)
+        stores = _NOT_READ.fullmatch(reason or "")
+        if code in (0, 2) or unreadable or stores:
+            not_read = frozenset(stores[1].split(", ")) if stores else frozenset()
+            return _Seen(int(run_id), unreadable, not_read)
+    return None
 
 
 def all_archived(items: Mapping[str, int], copies: int) -> bool:
@@ -750,14 +910,21 @@ def unproven(db: StateDB, desired: DesiredState, c: Census) -> dict[str, str]:
     disk without its marker (unplugged, not mounted), a phone whose last
     canary failed, or one the last run could not ask at all (Syncthing
     down: no canary is recorded then, so the last one is older than that
-    run). Their copies are a record, not a proof."""
+    run), and a disk the last run that observed could not read (a listing
+    that failed, a store nested in it: ``_last_seen``). Their copies are a
+    record, not a proof."""
     out = {}
+    seen = _last_seen(db)
     for tid, cfg in desired.targets.items():
         if not c.targets.get(tid, (0, 0))[0]:
             continue
         if isinstance(cfg, FilesystemTarget):
             if read_marker(Path(cfg.path)) != tid:
                 out[tid] = f"cannot be read ({cfg.path} has no marker of it: not mounted?)"
+            elif seen is not None and f"target {tid}" in seen.not_read:
+                out[tid] = (
+                    f"could not be read in run {seen.run_id} (the last that said what it read)"
+                )
         elif cfg.role != "conduit" or cfg.count_as_copy:
             why = _phone_unproven(db, tid)
             if why:

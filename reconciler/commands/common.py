@@ -156,6 +156,11 @@ def notes_exit(plan: Plan, io: Out) -> int:
     unavailable = [n.subject for n in plan.notes if n.status == "unavailable"]
     unreadable = [n.subject for n in plan.notes if n.status == "unreadable"]
     lost = [n.subject for n in plan.notes if n.status == "lost"]
+    if unreadable:
+        # Kept with the run, whatever else ends it: the census knows nothing
+        # of a file never read, and says no "every item is archived" beside
+        # it (census.proof).
+        io.summary[UNREADABLE] = len(unreadable)
     if blocked:
         io.warn(
             f"error: a guard held back {', '.join(blocked)} (see '!' above); "
@@ -174,9 +179,6 @@ def notes_exit(plan: Plan, io: Out) -> int:
         )
         return EXIT_ERROR
     if unreadable:
-        # Kept with the run: the census knows nothing of a file never read,
-        # and says no "every item is archived" beside it (census.proof).
-        io.summary[UNREADABLE] = len(unreadable)
         io.warn(
             f"error: {len(unreadable)} source file(s) could not be read (see 'x' above); "
             "the rest was done; fix them and the next run picks them up"

@@ -136,6 +136,9 @@ def test_a_target_not_mounted_now_proves_nothing(tmp_path: Path) -> None:
     )
     r = ws.run("init-target", str(ws.target("nas")), "--id", "nas")  # plugged in again
     assert r.code == 0, r.err
+    # not proven until a run reads it again (the last one could not)
+    assert HEADLINE not in ws.run("status", now=NOW).out
+    assert ws.run("plan", now=NOW).code == 0
     assert HEADLINE in ws.run("status", now=NOW).out
 
 
