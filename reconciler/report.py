@@ -1,6 +1,6 @@
 """The HTML report: one self-contained page with plots of the run history.
 
-``page()`` turns the census of each run (reconciler/census.py's
+``page()`` turns the census of each run (reconciler/census's
 ``Census.to_json()``, as ``StateDB.census_history`` returns them) and the
 last runs into one HTML document that needs nothing else: the plots are
 made by matplotlib's Agg renderer and inlined as base64 PNG, the style is
@@ -35,7 +35,7 @@ from reconciler.visible import escape_controls
 if TYPE_CHECKING:  # a name only: the page is a function of what it is given
     from reconciler.census import Proof
 
-#: A census as ``Census.to_json()`` gives it (reconciler/census.py).
+#: A census as ``Census.to_json()`` gives it (reconciler/census).
 CensusDoc = Mapping[str, Any]
 #: One point of the history: when the run finished, and its census.
 Point = tuple[str | datetime, CensusDoc]

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from reconciler import census as census_module
-from reconciler import config, history
+from reconciler import config, history, independence
 from reconciler.census import census, census_key
+from reconciler.census import key as census_key_module
 from reconciler.schema import CENSUS_TABLES
 from reconciler.state import StateDB
 from tests.helpers import KEEP_ORIGINALS, Workspace, make_jpeg, make_workspace
@@ -201,17 +202,15 @@ def test_a_change_to_the_counting_rules_makes_the_stored_census_stale(
         key = census_key(db, desired)
         rules = tmp_path / "independence.py"
         rules.write_text("# the disks' rule, as a new release has it\n")
-        census_module._counting_code.cache_clear()
+        census_key_module._counting_code.cache_clear()
+        real = census_key_module._counting_modules()
+        assert independence.__file__ in real
         monkeypatch.setattr(
-            census_module,
-            "_COUNTING_MODULES",
-            (
-                *census_module._COUNTING_MODULES[:1],
-                str(rules),
-                *census_module._COUNTING_MODULES[2:],
-            ),
+            census_key_module,
+            "_counting_modules",
+            lambda: [str(rules) if p == independence.__file__ else p for p in real],
         )
         assert census_key(db, desired) != key
     finally:
-        census_module._counting_code.cache_clear()
+        census_key_module._counting_code.cache_clear()
         db.close()

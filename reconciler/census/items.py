@@ -1,0 +1,124 @@
+"""Which files make one item: an iCloud asset's files, a folder source's files
+sharing a stem (a Live Photo pair), the item's sidecar in the library, and
+the library files gone that still stand for their item."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from reconciler.media.kinds import is_archivable
+from reconciler.model import SIDECAR_ROLE
+from reconciler.state import StateDB
+
+SHA = re.compile(r"[0-9a-f]{64}")
+
+
+_JUNK_ENDINGS = frozenset("bBiI\r")
+
+
+class Item:
+    """One item being counted (a plain class: a census makes 100k of these)."""
+
+    __slots__ = ("captured_at", "in_library", "name", "shas", "sidecars")
+
+    def __init__(self, name: str, in_library: bool) -> None:
+        self.name = name
+        self.in_library = in_library
+        self.shas: list[str] = []
+        #: Its XMP sidecar(s) in the library: part of the item, on the
+        #: targets as its files are, but no original (never "removed").
+        self.sidecars: tuple[str, ...] = ()
+        self.captured_at: float | None = None
+
+    def add(self, sha: str, captured_at: float | None) -> None:
+        self.shas.append(sha)
+        if captured_at is not None and (self.captured_at is None or captured_at < self.captured_at):
+            self.captured_at = captured_at
+
+
+def stem(path: str) -> str:
+    dot = path.rfind(".")
+    return path[:dot] if dot > path.rfind("/") else path
+
+
+def is_counted(rel: str) -> bool:
+    """A file of an item: not a sidecar (written with its item), not junk."""
+    name = rel[rel.rfind("/") + 1 :]
+    if name[-4:].lower() == ".xmp":
+        return False
+    # is_archivable refuses hidden files and a few junk names (Thumbs.db,
+    # desktop.ini, Icon\r): asked only for those, 100k photos cost nothing.
+    if rel[:1] == "." or "/." in rel or "\\" in rel or name[-1:] in _JUNK_ENDINGS:
+        return is_archivable(rel)
+    return bool(name)
+
+
+def our_sidecar(rel: str, role: str) -> bool:
+    """Is this library row an item's own XMP sidecar, as far as the database
+    tells? One the library read as ours (role "sidecar"), or one not read
+    yet (no role: written by the run that just ended, which reads none it
+    writes): ours until read otherwise. Another program's .xmp (read, and
+    given its original's role) is no file of the item: never copied."""
+    name = rel[rel.rfind("/") + 1 :]
+    hidden = name[:1] == "." or rel[:1] == "." or "/." in rel
+    return name[-4:].lower() == ".xmp" and role in ("", SIDECAR_ROLE) and not hidden
+
+
+#: ``<original>.<item tag>.xmp``: the tag ``sidecar.name_for`` gives a
+#: second item's sidecar beside the same original.
+_TAGGED = re.compile(r"(.+)\.[0-9a-f]{8}")
+
+
+def beside(path: str, item_at: Mapping[str, Item]) -> Item | None:
+    """The item whose library file a sidecar at ``path`` sits beside:
+    ``<original>.xmp`` or ``<original>.<item tag>.xmp``; None: no file of
+    an item counted is there."""
+    bare = path[:-4]
+    item = item_at.get(bare)
+    if item is None and (tagged := _TAGGED.fullmatch(bare)):
+        item = item_at.get(tagged[1])
+    return item
+
+
+def gone_from_library(
+    db: StateDB,
+    item_of: Mapping[str, str],
+    by_sha: Mapping[str, str],
+    items: Mapping[str, Item],
+    item_at: dict[str, Item],
+    add: Callable[[str, str, str, float | None, bool], Item],
+) -> list[tuple[str, str]]:
+    """Count the items of library files gone (deleted, a disk replaced), set
+    aside in ``library_gone`` until put back from a target: still the tool's
+    items, counted by the copies they have, or an item off-loaded from its
+    source that lost a copy too would drop out of every state and leave
+    "every item is archived" said of the rest. Keyed as the library keyed
+    them, so a Live Photo's still gone joins its video still there. One a
+    source still holds is counted from there already (the planner places it
+    from the source). One held nowhere, no target, no source, is counted as
+    in the library only: its library row is the tool's only record of it,
+    the library is where the planner puts it back, and like any item there
+    on no target it shows no copy (never archived, never "removed").
+    Each one's item is kept in ``item_at`` by its path; returns the items'
+    own sidecars gone (path, SHA-256): still part of their items."""
+    sidecars: list[tuple[str, str]] = []
+    sql = "select path, original_sha256, captured_at, role from library_gone"
+    for path, original, captured, role in db.conn.execute(sql):
+        if not is_counted(path):
+            if our_sidecar(path, role or ""):
+                sidecars.append((path, original))
+        elif original in by_sha:
+            item_at.setdefault(path, items[by_sha[original]])
+        else:
+            key = item_of.get(original) or "library:" + stem(path)
+            item_at.setdefault(path, add(key, path, original, captured, True))
+    return sidecars
+
+
+def under(db: StateDB, root: str, columns: str) -> Iterator[tuple[Any, ...]]:
+    """Hash cache rows of the files under ``root`` (ending in "/"): a range of
+    its primary key, since "0" is the character after "/"."""
+    sql = f"select {columns} from hash_cache where path >= ? and path < ?"
+    return db.conn.execute(sql, (root, root[:-1] + "0"))
