@@ -4,13 +4,22 @@ that cannot be re-derived, and what the person set on it in Photos.
 pyicloud's ``resources`` are read from the master record only, so the
 rendered edit (``resJPEGFull`` / ``resVidFull`` on the *asset* record) and,
 for videos, the adjustment data (``resSidecar``) are read here from the
-records themselves. Captions, keywords and the location are decoded by
-pyicloud's own ``build_xmp_metadata``; favourite, hidden, the capture
-time zone, albums and the record ids are added to it.
+records themselves. An edit's adjustment data may instead be held in the
+asset record itself (``adjustmentSimpleDataEnc``, Photos' "simple"
+adjustment data, for a small edit): it is archived as an ``.AAE`` file made
+from the record (``inline_recipe``), as Photos writes one.
+
+Captions, keywords and the location are decoded by pyicloud's own
+``build_xmp_metadata``; favourite, hidden, the capture time zone, albums
+and the record ids are added to it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import plistlib
 import posixpath
 from typing import Any
 
@@ -27,6 +36,16 @@ _RECORD_FIELDS = {
     "edited": ("asset", "resJPEGFull"),
     "edited_video": ("asset", "resVidFull"),
     "sidecar": ("master", "resSidecar"),
+}
+#: The ``ref`` of the adjustment data held in the asset record itself: a
+#: file made from the record (``inline_recipe``), never downloaded.
+INLINE_RECIPE = "adjustments"
+#: Asset record fields -> the key of Photos' ``.AAE`` property list (an
+#: "adjustment envelope") that carries each, as Photos writes one on export.
+_AAE_KEYS = {
+    "adjustmentType": "adjustmentFormatIdentifier",
+    "adjustmentCompoundVersion": "adjustmentFormatVersion",
+    "adjustmentCreatorCode": "adjustmentEditorBundleID",
 }
 #: Extensions of the camera RAW types Photos tags that pyicloud's table
 #: (``PhotoAsset.FILE_TYPE_EXTENSIONS``) lacks or gets wrong (it gives NRW
@@ -143,7 +162,56 @@ def files_of(asset: Any) -> list[MediaFile]:
     _, size, _, fingerprint = _record_resource(asset, "sidecar")
     if size is not None:
         files.append(_file(f"{stem}.AAE", size, "sidecar", "edit_sidecar", fingerprint))
+    recipe = inline_recipe(asset)
+    if recipe is not None:
+        # Named apart from a ``resSidecar`` one should a record hold both.
+        name = f"{stem}-adjustments.AAE" if size is not None else f"{stem}.AAE"
+        files.append(
+            _file(name, len(recipe), INLINE_RECIPE, "edit_sidecar", recipe_fingerprint(recipe))
+        )
     return files
+
+
+def recipe_fingerprint(recipe: bytes) -> str:
+    """The fingerprint listed for an ``inline_recipe`` (iCloud gives none)."""
+    return hashlib.sha256(recipe).hexdigest()[:28]
+
+
+def inline_recipe(asset: Any) -> bytes | None:
+    """The edit's adjustment data held in the asset record itself
+    (``adjustmentSimpleDataEnc``), as the bytes of an ``.AAE`` file: the
+    property list Photos writes for an edit, holding those bytes unchanged
+    (``adjustmentData``) with the format and editor the record names. None
+    when the record holds none. The same record always gives the same bytes
+    (its size is listed, and compared before a removal).
+
+    Photos keeps a small edit's recipe there rather than as a resource
+    (``resSidecar``): a crop, a rotation, one slider. It cannot be derived
+    from the original or the rendered edit, and without it the edit can no
+    longer be changed or reverted, so it is archived like the resource."""
+    record = asset.asset_record
+    data = _record_bytes(record_field_value(record, "adjustmentSimpleDataEnc"))
+    if not data:
+        return None
+    envelope: dict[str, Any] = {"adjustmentBaseVersion": 0, "adjustmentData": data}
+    for field, key in _AAE_KEYS.items():
+        value = record_field_value(record, field)
+        if isinstance(value, str) and value:
+            envelope[key] = value
+    return plistlib.dumps(envelope, fmt=plistlib.FMT_XML, sort_keys=True)
+
+
+def _record_bytes(value: object) -> bytes | None:
+    """An ENCRYPTED_BYTES field's bytes: pyicloud's typed record gives them
+    decoded; a plain one, as CloudKit's base64 text."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            return value.encode("utf-8")
+    return None
 
 
 def _file(name: str, size: int, ref: str, role: str, fingerprint: object) -> MediaFile:

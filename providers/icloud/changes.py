@@ -19,6 +19,8 @@ from typing import Any
 import attrs
 import requests
 from pyicloud.common.cloudkit import CKRecord, CKZoneIDReq
+from pyicloud.common.cloudkit.client import CloudKitApiError
+from pyicloud.common.cloudkit.models import CKErrorItem
 from pyicloud.exceptions import PyiCloudException
 from pyicloud.services.photos import PRIMARY_ZONE, PhotoAsset
 
@@ -33,6 +35,8 @@ from reconciler.state import Cursor, ListingRow, StateDB
 NOTE = logging.getLogger(f"{LOGGER}.icloud")
 #: Record names per lookup request.
 LOOKUP_BATCH = 200
+#: The one per-record answer of a lookup that says a record is not there.
+ABSENT_CODES = frozenset({"NOT_FOUND"})
 
 
 @attrs.frozen
@@ -299,14 +303,14 @@ class ChangeFeed:
         masters = {
             ref
             for n in names
-            if (ref := _master_of(records.get(n))) is not None and ref not in records
+            if (ref := master_of(records.get(n))) is not None and ref not in records
         }
         records.update(self._records(sorted(masters), zone_id))
         photos = self._service()
         out: dict[str, Located | None] = {}
         for name in names:
             asset = records.get(name)
-            master = records.get(_master_of(asset) or "")
+            master = records.get(master_of(asset) or "")
             if asset is None or master is None:
                 out[name] = None
                 continue
@@ -314,17 +318,8 @@ class ChangeFeed:
         return out
 
     def _records(self, names: list[str], zone_id: dict[str, str]) -> dict[str, CKRecord]:
-        """Records by name, looked up in batches (a name not found is left out)."""
-        client = self._service().private_client
-        found: dict[str, CKRecord] = {}
-        for i in range(0, len(names), LOOKUP_BATCH):
-            answer = client.lookup(
-                record_names=names[i : i + LOOKUP_BATCH], zone_id=CKZoneIDReq(**zone_id)
-            )
-            for record in answer.records:
-                if isinstance(record, CKRecord):
-                    found[record.recordName] = record
-        return found
+        """Records by name (a name not there is left out); ``look_up``."""
+        return look_up(self._service().private_client, names, zone_id)
 
     def _count_mismatch(self, rows: Iterable[ListingRow]) -> str:
         """Where iCloud's own counts disagree with the listing ("": nowhere)."""
@@ -341,6 +336,53 @@ class ChangeFeed:
                     f"with its changes {ours[zone]}"
                 )
         return ""
+
+
+def look_up(client: Any, names: Iterable[str], zone_id: dict[str, str]) -> dict[str, CKRecord]:
+    """The records named, by name, looked up in batches; a name CloudKit
+    says is not there (NOT_FOUND, or a tombstone) is left out. Every lookup
+    of the provider goes through here.
+
+    CloudKit answers a lookup record by record, in an HTTP 200: a record it
+    cannot serve now comes back as an error item (INTERNAL_ERROR,
+    TRY_AGAIN_LATER, ZONE_BUSY…) in its place, which pyicloud passes on as
+    it is. Such an item says nothing about the record, so it fails the
+    lookup exactly as a failed request would: raised as pyicloud's
+    ``CloudKitApiError`` carrying the error items, which ``errors.classify``
+    reads like any other. A name the answer leaves out is unknown too.
+    Taken for "not there", it would make an asset iCloud could not read
+    look removed, and an album membership look absent."""
+    wanted = list(dict.fromkeys(names))
+    found: dict[str, CKRecord] = {}
+    for i in range(0, len(wanted), LOOKUP_BATCH):
+        batch = wanted[i : i + LOOKUP_BATCH]
+        answer = client.lookup(record_names=batch, zone_id=CKZoneIDReq(**zone_id))
+        failed: list[dict[str, Any]] = []
+        answered: set[str] = set()
+        for record in answer.records:
+            name = getattr(record, "recordName", None)
+            if isinstance(record, CKErrorItem) and record.serverErrorCode not in ABSENT_CODES:
+                failed.append(record.model_dump(mode="json", exclude_none=True))
+            elif isinstance(record, CKRecord) and name is not None:
+                found[name] = record
+            if isinstance(name, str):
+                answered.add(name)
+        failed.extend(
+            {"recordName": name, "serverErrorCode": "MISSING", "reason": "not in the answer"}
+            for name in batch
+            if name not in answered
+        )
+        if failed:
+            detail = "; ".join(
+                f"{e.get('recordName')}: {e['serverErrorCode']}"
+                + (f" ({e['reason']})" if e.get("reason") else "")
+                for e in failed
+            )
+            raise CloudKitApiError(
+                f"CloudKit could not read {len(failed)} record(s) -- {detail}",
+                payload={"records": failed},
+            )
+    return found
 
 
 def shared_libraries(photos: Any) -> list[Any]:
@@ -375,7 +417,7 @@ def _hidden(item: SourceItem | None) -> bool:
     return bool(item is not None and item.metadata is not None and item.metadata.hidden)
 
 
-def _master_of(record: CKRecord | None) -> str | None:
+def master_of(record: CKRecord | None) -> str | None:
     """The master record name a CPLAsset points at (None: not an asset)."""
     if record is None or record.recordType != "CPLAsset":
         return None

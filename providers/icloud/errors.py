@@ -39,6 +39,9 @@ ACCESS_DENIED_HELP = (
     "Settings > Apple ID > iCloud > Access iCloud Data on the Web, then run again"
 )
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: CloudKit's codes for "not now": of a whole answer, or of one record in an
+#: HTTP 200 (INTERNAL_ERROR is what a 500 carries; per record, the same).
+TRANSIENT_CODES = frozenset({"THROTTLED", "TRY_AGAIN_LATER", "ZONE_BUSY", "INTERNAL_ERROR"})
 LOGIN_STATUSES = frozenset({401, 421})
 
 
@@ -186,11 +189,13 @@ def _transient(exc: BaseException, *, provider: str, subject: str) -> ProviderEr
     links = list(chain(exc))
     status = _transient_status(exc)
     codes = server_error_codes(exc)
-    if status in TRANSIENT_STATUSES or codes & {"THROTTLED", "TRY_AGAIN_LATER", "ZONE_BUSY"}:
+    if status in TRANSIENT_STATUSES or codes & TRANSIENT_CODES:
         wait = retry_after(exc)
         hint = f"; retry after {wait:g}s" if wait is not None else ""
+        # No status: a per-record failure in an HTTP 200 answer; its codes say it.
+        how = f"HTTP {status}" if status is not None else ", ".join(sorted(codes))
         return ProviderError(
-            f"{subject}: iCloud is busy or throttling (HTTP {status}){hint}",
+            f"{subject}: iCloud is busy or throttling ({how}){hint}",
             provider=provider,
             transient=True,
             retry_after=wait,

@@ -49,11 +49,12 @@ ALBUM_TYPES = frozenset({"CPLAlbum", "CPLContainerRelation"})
 #: layout fail to decode (strictly), and a full listing reads them afresh.
 _META = tuple(f.name for f in attrs.fields(ItemMetadata) if f.name != "unremovable")
 _TUPLES = ("keywords", "albums")
-#: How ``assets.files_of`` names files (2: each resource by its own type).
+#: How ``assets.files_of`` names files (2: each resource by its own type; 3:
+#: an edit's adjustment data held in its record too, ``assets.inline_recipe``).
 #: A row named otherwise is of an older format: a full listing reads it
 #: afresh, or an item would keep its old names until it changes, and
 #: ``remove`` (comparing them with the asset's) would refuse it meanwhile.
-NAMING = 2
+NAMING = 3
 #: ``unremovable`` of a hidden asset whose album relations could not be read.
 ALBUMS_UNREAD = (
     "hidden, and its albums could not be read (from its album relations); read again next run"

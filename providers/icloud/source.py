@@ -20,6 +20,12 @@ Safety-relevant choices:
   with the same files (no edit made since) and the same metadata. Its
   albums are read afresh too (the album list, then its relation records):
   joining an album leaves the asset's record and change tag as they were.
+- Records are looked up through ``changes.look_up``: CloudKit may answer a
+  record it cannot serve now with an error item in an HTTP 200; only
+  NOT_FOUND means "not there", any other fails the lookup like a failed
+  request (an asset is never taken for removed, nor a membership for
+  absent, on iCloud's "try later"). ``remove`` pairs the asset with the
+  master its record points at now, so a re-pointed asset is seen.
 - Album listings leave hidden assets out: their memberships are read from
   their relation records (``<asset id>-IN-<album id>``); by changes, only
   where something changed. A lookup that fails leaves those hidden assets
@@ -53,7 +59,7 @@ from typing import Any
 
 import attrs
 import requests
-from pyicloud.common.cloudkit import CKRecord, CKZoneIDReq
+from pyicloud.common.cloudkit import CKRecord
 from pyicloud.exceptions import PyiCloudException
 from pyicloud.services.photos import (
     PRIMARY_ZONE,
@@ -67,7 +73,14 @@ from pyicloud.services.photos_cloudkit.constants import SmartAlbumEnum
 
 from providers.base import Closing, Hasher
 from providers.icloud import session as icloud_session
-from providers.icloud.assets import files_of, metadata_of, resource_of
+from providers.icloud.assets import (
+    INLINE_RECIPE,
+    files_of,
+    inline_recipe,
+    metadata_of,
+    recipe_fingerprint,
+    resource_of,
+)
 from providers.icloud.changes import (
     LOOKUP_BATCH,
     ChangeFeed,
@@ -75,6 +88,8 @@ from providers.icloud.changes import (
     Located,
     Memberships,
     fresh_token,
+    look_up,
+    master_of,
     shared_libraries,
 )
 from providers.icloud.errors import classify, http_status, release, server_error_codes
@@ -449,7 +464,9 @@ class ICloudSource(ChangeFeed, Closing):
         for i in range(0, len(names), LOOKUP_BATCH):
             batch = names[i : i + LOOKUP_BATCH]
             try:
-                answer = client.lookup(record_names=batch, zone_id=CKZoneIDReq(**PRIMARY_ZONE))
+                # A relation iCloud could not serve fails the batch: unknown
+                # is not "in no album" (``look_up``).
+                records = look_up(client, batch, PRIMARY_ZONE)
             except (PyiCloudException, requests.RequestException) as e:
                 error = self._error(e, subject)
                 if strict or isinstance(error, LoginRequiredError):
@@ -458,9 +475,9 @@ class ICloudSource(ChangeFeed, Closing):
                 LOG.warning("%s", error)
                 unread.update(by_name[n][0] for n in batch)
                 continue
-            for record in answer.records:
-                if _live_relation(record) and record.recordName in by_name:
-                    asset_id, album_id = by_name[record.recordName]
+            for name, record in records.items():
+                if _live_relation(record) and name in by_name:
+                    asset_id, album_id = by_name[name]
                     found.setdefault(asset_id, []).append(album_id)
         # An asset some of whose relations were not read: none of its are known.
         return {k: v for k, v in found.items() if k not in unread}, unread
@@ -498,18 +515,31 @@ class ICloudSource(ChangeFeed, Closing):
             zone_ids = [remembered]
         else:
             zone_ids = self._zone_ids()
+        subject = f"re-reading {item.key}"
         for zone_id in zone_ids:
             try:
-                found = photos.private_client.lookup(
-                    record_names=[asset_id, master_id],
-                    zone_id=CKZoneIDReq(**zone_id),
-                )
+                found = look_up(photos.private_client, [asset_id, master_id], zone_id)
+                asset_record = found.get(asset_id)
+                if asset_record is None:
+                    continue  # not in this library (or expunged)
+                # Paired with the master its record points at now, never
+                # with the one the key names: an asset re-pointed since the
+                # listing is then seen to be another original (``_delete``).
+                points_at = master_of(asset_record) or master_id
+                if points_at not in found:
+                    found.update(look_up(photos.private_client, [points_at], zone_id))
             except (PyiCloudException, requests.RequestException) as e:
-                raise self._error(e, f"re-reading {item.key}") from e
-            by_name = {r.recordName: r for r in found.records if isinstance(r, CKRecord)}
-            asset_record, master_record = by_name.get(asset_id), by_name.get(master_id)
-            if asset_record is None or master_record is None:
-                continue
+                raise self._error(e, subject) from e
+            master_record = found.get(points_at)
+            if master_record is None:
+                if asset_record.fields.get_value("isDeleted"):
+                    return None  # in Recently Deleted, its original gone with it
+                # The asset is there: "gone" would be a false claim.
+                raise ProviderError(
+                    f"{subject}: the asset is there but iCloud has no record of its "
+                    f"original ({points_at})",
+                    provider=self.id,
+                )
             located = Located(PhotoAsset(photos, master_record, asset_record), zone_id)
             self._seen[item.key] = located
             return located
@@ -531,6 +561,8 @@ class ICloudSource(ChangeFeed, Closing):
         refreshes an expired URL once, accepts exactly ``file.size`` bytes.
         Safe to call from many threads at once: each call is one stream."""
         subject = f"fetch {item.key} ({file.name})"
+        if file.ref == INLINE_RECIPE:
+            return self._write_recipe(item, file, dest)
         url = self._download_url(item, file, fresh=False)
         refreshed = False
         written = 0
@@ -595,6 +627,26 @@ class ICloudSource(ChangeFeed, Closing):
             os.fsync(out.fileno())
         return digest.hexdigest()
 
+    def _write_recipe(self, item: SourceItem, file: MediaFile, dest: Path) -> str:
+        """Write the edit's adjustment data held in the asset record
+        (``assets.inline_recipe``) into ``dest``: from the record as listed,
+        or, when that no longer gives the listed bytes, as it is now."""
+        data = inline_recipe(self._current(item).asset)
+        if not _is_listed_recipe(data, file):
+            located = self._reread(item)
+            data = inline_recipe(located.asset) if located is not None else None
+        if data is None or not _is_listed_recipe(data, file):
+            raise ProviderError(
+                f"fetch {item.key} ({file.name}): its edit's adjustment data changed "
+                "since it was listed; plan again",
+                provider=self.id,
+            )
+        with open(dest, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        return hashlib.sha256(data).hexdigest()
+
     def _get(self, url: str, headers: dict[str, str]) -> requests.Response:
         """GET a download URL on pyicloud's session (its cookies, headers and
         connection pool) but past pyicloud's own ``request``: that rewrites
@@ -613,6 +665,11 @@ class ICloudSource(ChangeFeed, Closing):
         located = self._reread(item) if fresh else self._current(item)
         if located is None or _is_deleted(located.asset):
             raise ProviderError(f"fetch {item.key}: no longer in the library", provider=self.id)
+        if located.asset.master_id != _split_key(item.key)[1]:
+            raise ProviderError(
+                f"fetch {item.key}: the asset now points at another original; plan again",
+                provider=self.id,
+            )
         url, size = resource_of(located.asset, file.ref)
         if not url:
             raise ProviderError(
@@ -773,12 +830,10 @@ class ICloudSource(ChangeFeed, Closing):
         exists (it names it ``<asset id>-IN-<album id>``)."""
         relation = relation_name(asset.id, album.id)
         try:
-            found = self._service().private_client.lookup(
-                record_names=[relation], zone_id=CKZoneIDReq(**PRIMARY_ZONE)
-            )
+            found = look_up(self._service().private_client, [relation], PRIMARY_ZONE)
         except (PyiCloudException, requests.RequestException) as e:
             raise self._error(e, subject) from e
-        return any(_live_relation(r) and r.recordName == relation for r in found.records)
+        return _live_relation(found.get(relation))
 
 
 def _find_album(albums: Any, name: str) -> Any:
@@ -857,6 +912,13 @@ def _live_relation(record: Any) -> bool:
         isinstance(record, CKRecord)
         and not record.deleted
         and not record.fields.get_value("isDeleted")
+    )
+
+
+def _is_listed_recipe(data: bytes | None, file: MediaFile) -> bool:
+    """Whether ``data`` is the inline adjustment data ``file`` was listed with."""
+    return (
+        data is not None and len(data) == file.size and recipe_fingerprint(data) == file.fingerprint
     )
 
 

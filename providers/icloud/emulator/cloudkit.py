@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from providers.icloud.emulator import records
+from providers.icloud.emulator.faults import Fault
 from providers.icloud.emulator.store import Account, EmulatedAsset, Zone, relation_name
 
 JSON = dict[str, Any]
@@ -177,7 +178,9 @@ class CloudKitDatabase:
             return sum(a.asset_id in members for a in live)
         return 0
 
-    def _lookup(self, body: JSON) -> JSON | None:
+    def _lookup(self, body: JSON, fault: Fault | None = None) -> JSON | None:
+        """Each record named, or its error item: NOT_FOUND, or the fault's
+        code (``Fault.record_error``) for a record it names."""
         zone = self._zone(body)
         if zone is None:
             return None
@@ -185,6 +188,9 @@ class CloudKitDatabase:
         for wanted in body.get("records", []):
             name = str(wanted.get("recordName", ""))
             self.looked_up.append(name)
+            if fault is not None and fault.fails_record(name):
+                found.append(records.error_item(name, fault.record_error, "try again later"))
+                continue
             record = records.any_record(zone, name, self.url_generation)
             found.append(record or records.error_item(name, "NOT_FOUND", "Record not found"))
         return {"records": found, "syncToken": self._sync_token(zone)}

@@ -4,7 +4,9 @@ A ``Fault`` matches requests by route (``download``, ``query``, ``modify``,
 ``lookup``, ``count``, ``zones``, ``changes``, ``setup``, ``auth``, or the
 groups ``ckdatabase`` and ``any``) and, while it has ``times`` left, replaces
 or alters the answer: an HTTP status with Apple's body and ``Retry-After``, a
-delay, a truncated download body, or a CONFLICT for every record of a modify.
+delay, a truncated download body, a CONFLICT for every record of a modify, or
+(``record_error``) a lookup answered in an HTTP 200 with an error item in
+place of some records, as CloudKit answers a record it cannot serve now.
 With ``applied`` the request takes effect before the error is answered: the
 answer was lost on its way back, so a client cannot know whether it happened.
 ``path_contains`` and ``body_contains`` narrow a fault to some requests of its
@@ -14,6 +16,7 @@ route (``body_contains="-IN-"``: only lookups of album relation records).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import attrs
@@ -37,6 +40,11 @@ DEFAULT_BODIES: dict[int, dict[str, Any]] = {
 }
 
 
+def _names(names: Iterable[str]) -> tuple[str, ...]:
+    """Record names as a tuple (a JSON driver sends a list)."""
+    return tuple(names)
+
+
 @attrs.define(kw_only=True)
 class Fault:
     """One injected misbehaviour. ``times=None`` lasts until cleared."""
@@ -52,6 +60,11 @@ class Fault:
     truncate: float | None = None
     truncate_mode: Literal["cut", "lie"] = "cut"
     conflict: bool = False
+    #: Lookups: CloudKit's ``serverErrorCode`` (e.g. INTERNAL_ERROR) answered
+    #: in place of each record of ``record_names`` (every record: empty); a
+    #: fault with names matches only lookups that name one of them.
+    record_error: str = ""
+    record_names: tuple[str, ...] = attrs.field(default=(), converter=_names)
     #: Handle the request as usual, then answer ``status`` instead.
     applied: bool = False
     path_contains: str = ""
@@ -71,11 +84,17 @@ class Fault:
             return False
         if self.body_contains and self.body_contains.encode() not in body:
             return False
+        if self.record_names and not any(n.encode() in body for n in self.record_names):
+            return False
         if self.route == "any":
             return True
         if self.route == "ckdatabase":
             return route in CKDATABASE_ROUTES
         return self.route == route
+
+    def fails_record(self, name: str) -> bool:
+        """Whether a lookup answers ``name`` with this fault's error item."""
+        return bool(self.record_error) and (not self.record_names or name in self.record_names)
 
     def headers(self) -> dict[str, str]:
         if self.retry_after is None:

@@ -215,6 +215,14 @@ def asset_record(zone: Zone, asset: EmulatedAsset, generation: int) -> JSON:
         url = download_url(zone.name, asset.asset_id, "edit", generation, name)
         fields.update(_resource(prefix, uti, asset.edit, url))
         fields["adjustmentType"] = {"type": "STRING", "value": asset.adjustment_type}
+    if asset.edit is not None and asset.simple_adjustments is not None:
+        # A small edit's recipe, in the record: one layer of base64, as
+        # Apple sends it (icloudpd's recorded records; pyicloud reads the
+        # orientation out of it).
+        data = base64.b64encode(asset.simple_adjustments).decode("ascii")
+        fields["adjustmentSimpleDataEnc"] = {"type": "ENCRYPTED_BYTES", "value": data}
+        fields["adjustmentCompoundVersion"] = {"type": "STRING", "value": "1.9.1"}
+        fields["adjustmentCreatorCode"] = {"type": "STRING", "value": "com.apple.mobileslideshow"}
     return {
         "recordName": asset.asset_id,
         "recordType": "CPLAsset",

@@ -106,9 +106,10 @@ class EmulatorServer(CloudKitDatabase):
     """An iCloud emulator bound to 127.0.0.1 (``port=0``: any free port).
 
     Use as a context manager, or ``start()`` / ``stop()``. Tests drive
-    faults with ``inject(...)``, ``expire_download_urls()``, ``expire_sync_tokens()``,
-    ``expire_sessions()`` and ``revoke_trust()``; ``last_sms_code`` is the
-    code a person would have received.
+    faults with ``inject(...)``, ``inject_record_errors(...)``,
+    ``expire_download_urls()``, ``expire_sync_tokens()``, ``expire_sessions()``
+    and ``revoke_trust()``; ``last_sms_code`` is the code a person would have
+    received.
     """
 
     account: Account
@@ -209,6 +210,17 @@ class EmulatorServer(CloudKitDatabase):
                 body_contains=body_contains,
                 applied=applied,
             )
+        )
+
+    def inject_record_errors(
+        self, code: str, names: tuple[str, ...] = (), *, times: int | None = 1
+    ) -> Fault:
+        """Answer the next ``times`` lookups naming any of ``names`` (every
+        lookup: none given) in an HTTP 200 with an error item of ``code``
+        (INTERNAL_ERROR, TRY_AGAIN_LATER…) in place of each of those records:
+        CloudKit's answer for a record it cannot serve now."""
+        return self.faults.add(
+            Fault(route="lookup", record_error=code, record_names=names, times=times)
         )
 
     def inject_truncation(
@@ -462,7 +474,7 @@ class EmulatorServer(CloudKitDatabase):
             if route == "query":
                 payload = self._query(body)
             elif route == "lookup":
-                payload = self._lookup(body)
+                payload = self._lookup(body, fault)
             elif route == "modify":
                 payload = self._modify(body, conflict=fault is not None and fault.conflict)
             elif route == "count":

@@ -121,6 +121,9 @@ class EmulatedAsset:
     #: ``adjustmentType``; None while the asset is unedited.
     edit: Blob | None = None
     adjustment_type: str = "com.apple.photo"
+    #: A small edit's recipe held in the record itself
+    #: (``adjustmentSimpleDataEnc``) instead of a ``resSidecar`` resource.
+    simple_adjustments: bytes | None = None
     caption: str | None = None
     description: str | None = None
     keywords: tuple[str, ...] = ()
@@ -345,16 +348,48 @@ class Account:
         *,
         adjustments: bytes = b"<plist><dict><key>adjustmentFormatVersion</key></dict></plist>",
         adjustment_type: str = "com.apple.photo",
+        inline: bool = False,
     ) -> None:
         """An edit made in Photos: the rendered result on the asset, the
-        adjustment data (``resSidecar``) on its master, a new change tag."""
+        adjustment data (``resSidecar``) on its master, a new change tag.
+        ``inline``: a small edit, whose adjustment data (raw-deflated JSON,
+        as Photos writes a simple one) the asset record holds itself
+        (``adjustmentSimpleDataEnc``), with no ``resSidecar``."""
         with self.lock:
             asset.edit = Blob.of(rendered)
             asset.adjustment_type = adjustment_type
-            asset.master.sidecar = Blob.of(adjustments)
+            asset.simple_adjustments = adjustments if inline else None
+            asset.master.sidecar = None if inline else Blob.of(adjustments)
             asset.master.change_tag = self.next_change_tag()
             self.record_change(self.zones[asset.zone], asset.master_id)
             self.touch(asset)
+
+    def repoint(self, asset: EmulatedAsset, data: bytes | Path) -> EmulatedMaster:
+        """The asset's ``masterRef`` re-pointed at a new master holding
+        ``data`` (a field of its record, changed like any other: its change
+        tag too). The old master record stays while another asset (a
+        duplicate) points at it, and is deleted otherwise."""
+        with self.lock:
+            zone = self.zones[asset.zone]
+            old = asset.master
+            master = attrs.evolve(
+                old,
+                master_id=self._new_id("master"),
+                original=Blob.of(data),
+                live_video=None,
+                alternative=None,
+                sidecar=None,
+                change_tag=self.next_change_tag(),
+            )
+            zone.masters[master.master_id] = master
+            asset.master = master
+            if not any(a.master is old for a in zone.assets.values()):
+                del zone.masters[old.master_id]
+                self.record_change(zone, old.master_id)
+            zone.invalidate()
+            self.record_change(zone, master.master_id)
+            self.touch(asset)
+            return master
 
     def describe(
         self,
