@@ -12,6 +12,14 @@ from the record (``inline_recipe``), as Photos writes one.
 Captions, keywords and the location are decoded by pyicloud's own
 ``build_xmp_metadata``; favourite, hidden, the capture time zone, albums
 and the record ids are added to it.
+
+CloudKit answers a request that names fields (``desiredKeys``) with those
+fields alone: a field read here but not asked for reads as absent, silently
+(keywords gone from the sidecar), and the re-read before a removal, which
+asks for every field, then differs ("metadata changed") for good.
+``FIELDS_READ`` names every field this provider reads, made from the names
+the readers below use; ``ask_for_fields_read`` adds them to the list pyicloud
+asks for.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import posixpath
 from typing import Any
 
 from pyicloud.services.photos import PhotoAsset
+from pyicloud.services.photos_cloudkit import service as pyicloud_service
 from pyicloud.services.photos_cloudkit.mappers import record_field_value
 from pyicloud.services.photos_cloudkit.materialize import build_xmp_metadata
 
@@ -37,9 +46,13 @@ _RECORD_FIELDS = {
     "edited_video": ("asset", "resVidFull"),
     "sidecar": ("master", "resSidecar"),
 }
+#: What ``_record_resource`` reads of each: ``resJPEGFullRes``…
+_RESOURCE_PARTS = ("Res", "FileType", "Fingerprint")
 #: The ``ref`` of the adjustment data held in the asset record itself: a
 #: file made from the record (``inline_recipe``), never downloaded.
 INLINE_RECIPE = "adjustments"
+#: The asset record field holding that adjustment data.
+INLINE_DATA = "adjustmentSimpleDataEnc"
 #: Asset record fields -> the key of Photos' ``.AAE`` property list (an
 #: "adjustment envelope") that carries each, as Photos writes one on export.
 _AAE_KEYS = {
@@ -47,6 +60,33 @@ _AAE_KEYS = {
     "adjustmentCompoundVersion": "adjustmentFormatVersion",
     "adjustmentCreatorCode": "adjustmentEditorBundleID",
 }
+#: Asset record flags (``metadata_of``) and the capture time zone (``utc_offset_of``).
+FAVORITE, HIDDEN, TIME_ZONE = "isFavorite", "isHidden", "timeZoneOffset"
+#: What says which master an asset shows, and whether it is still there
+#: (``changes.master_of``, ``changes._listed``, the re-read of ``source``).
+MASTER_REF, DELETED, EXPUNGED = "masterRef", "isDeleted", "isExpunged"
+#: Asset record fields pyicloud's ``build_xmp_metadata`` reads (title,
+#: description, keywords, location, orientation, rating, create date), as
+#: pyicloud 2026.10.1 reads them: a pyicloud of another version may read
+#: more (``tests/test_end_to_end_icloud_desired_keys.py`` watches).
+_XMP_FIELDS = (
+    "captionEnc",
+    "extendedDescEnc",
+    "keywordsEnc",
+    "locationEnc",
+    INLINE_DATA,
+    "assetDate",
+    TIME_ZONE,
+    "assetSubtypeV2",
+    HIDDEN,
+    DELETED,
+    FAVORITE,
+)
+#: Record fields pyicloud's ``PhotoAsset`` reads besides its resources
+#: (name, type, dates).
+_PHOTO_ASSET_FIELDS = ("filenameEnc", "itemType", "assetDate", "addedDate")
+#: Resource parts pyicloud's ``PhotoAsset.resources`` reads of each.
+_PHOTO_ASSET_PARTS = (*_RESOURCE_PARTS, "Width", "Height")
 #: Extensions of the camera RAW types Photos tags that pyicloud's table
 #: (``PhotoAsset.FILE_TYPE_EXTENSIONS``) lacks or gets wrong (it gives NRW
 #: files ".NRF"). A type neither knows gets one made from the type itself
@@ -97,19 +137,74 @@ def extension_of(uti: str) -> str:
     return f".{made.upper()}" if made else ".BIN"
 
 
+def _fields_read() -> tuple[str, ...]:
+    """Every asset and master record field this provider reads, itself or
+    through pyicloud (``PhotoAsset``, ``build_xmp_metadata``), once each."""
+    lookups = (PhotoAsset.PHOTO_VERSION_LOOKUP, PhotoAsset.VIDEO_VERSION_LOOKUP)
+    resources = [
+        f"{prefix}{part}"
+        for prefix in dict.fromkeys(p for lookup in lookups for p in lookup.values())
+        for part in _PHOTO_ASSET_PARTS
+    ]
+    return tuple(
+        dict.fromkeys(
+            [
+                *(
+                    f"{prefix}{part}"
+                    for _, prefix in _RECORD_FIELDS.values()
+                    for part in _RESOURCE_PARTS
+                ),
+                INLINE_DATA,
+                *_AAE_KEYS,
+                FAVORITE,
+                HIDDEN,
+                TIME_ZONE,
+                MASTER_REF,
+                DELETED,
+                EXPUNGED,
+                *_XMP_FIELDS,
+                *_PHOTO_ASSET_FIELDS,
+                *resources,
+            ]
+        )
+    )
+
+
+#: Every record field read (``_fields_read``): what a request must ask for.
+FIELDS_READ = _fields_read()
+
+
+def ask_for_fields_read() -> None:
+    """Make the field list pyicloud sends (``PHOTO_DESIRED_KEYS``) name every
+    field in ``FIELDS_READ``; once is enough, more is harmless.
+
+    pyicloud 2026.10.1 names no fields on the requests this provider makes
+    (a listing, a lookup, a change feed: CloudKit then sends every field),
+    but sends that list on others (its raw listing, the lookup after an
+    upload), and it lacks fields read here (``keywordsEnc``,
+    ``extendedDescEnc``, ``adjustmentSimpleDataEnc``…). Should a pyicloud
+    send it on a listing, those would come back absent. pyicloud reads the
+    module's list at each request, so it is extended in place: the narrowest
+    change that reaches every request sending it, leaving pyicloud's own
+    fields as they are."""
+    desired = pyicloud_service.PHOTO_DESIRED_KEYS
+    desired.extend(f for f in FIELDS_READ if f not in desired)
+
+
 def _record_resource(asset: Any, ref: str) -> tuple[str, int | None, str, str]:
     """(URL, size, UTI, fingerprint) of a resource read from a record."""
     which, prefix = _RECORD_FIELDS[ref]
     record = asset.asset_record if which == "asset" else asset.master_record
-    token = record_field_value(record, f"{prefix}Res")
+    res, file_type, fingerprint = (f"{prefix}{part}" for part in _RESOURCE_PARTS)
+    token = record_field_value(record, res)
     if token is None:
         return "", None, "", ""
     size = getattr(token, "size", None)
     return (
         str(getattr(token, "downloadURL", None) or ""),
         int(size) if size is not None else None,
-        str(record_field_value(record, f"{prefix}FileType") or ""),
-        str(record_field_value(record, f"{prefix}Fingerprint") or ""),
+        str(record_field_value(record, file_type) or ""),
+        str(record_field_value(record, fingerprint) or ""),
     )
 
 
@@ -190,7 +285,7 @@ def inline_recipe(asset: Any) -> bytes | None:
     from the original or the rendered edit, and without it the edit can no
     longer be changed or reverted, so it is archived like the resource."""
     record = asset.asset_record
-    data = _record_bytes(record_field_value(record, "adjustmentSimpleDataEnc"))
+    data = _record_bytes(record_field_value(record, INLINE_DATA))
     if not data:
         return None
     envelope: dict[str, Any] = {"adjustmentBaseVersion": 0, "adjustmentData": data}
@@ -232,8 +327,8 @@ def metadata_of(asset: Any, albums: tuple[str, ...]) -> ItemMetadata:
         description=xmp.description if xmp is not None else None,
         keywords=tuple(xmp.keywords or ()) if xmp is not None else (),
         albums=albums,
-        favorite=record_field_value(record, "isFavorite") == 1,
-        hidden=record_field_value(record, "isHidden") == 1,
+        favorite=record_field_value(record, FAVORITE) == 1,
+        hidden=record_field_value(record, HIDDEN) == 1,
         latitude=xmp.gps_latitude if xmp is not None else None,
         longitude=xmp.gps_longitude if xmp is not None else None,
         altitude=xmp.gps_altitude if xmp is not None else None,
@@ -248,5 +343,5 @@ def utc_offset_of(record: Any) -> int:
     it (which, given a typed record's ``assetDate``, never applies it).
     0 when absent, as Apple sends for an asset without one, and for a value
     no zone has: the capture moment is kept whatever the zone."""
-    value = record_field_value(record, "timeZoneOffset")
+    value = record_field_value(record, TIME_ZONE)
     return value if ItemMetadata.is_utc_offset(value) else 0

@@ -24,6 +24,7 @@ from pyicloud.common.cloudkit.models import CKErrorItem
 from pyicloud.exceptions import PyiCloudException
 from pyicloud.services.photos import PRIMARY_ZONE, PhotoAsset
 
+from providers.icloud.assets import DELETED, EXPUNGED, MASTER_REF
 from providers.icloud.errors import server_error_codes
 from providers.icloud.listing import ALBUMS_UNREAD, Changes, decode_row, encode
 from reconciler.errors import LoginRequiredError, ProviderError
@@ -421,7 +422,7 @@ def master_of(record: CKRecord | None) -> str | None:
     """The master record name a CPLAsset points at (None: not an asset)."""
     if record is None or record.recordType != "CPLAsset":
         return None
-    ref = record.fields.get_value("masterRef")
+    ref = record.fields.get_value(MASTER_REF)
     name = getattr(ref, "recordName", None)
     if name is None and isinstance(ref, dict):
         name = ref.get("recordName")
@@ -432,4 +433,4 @@ def _listed(located: Located) -> bool:
     """Whether a full listing would list the asset: not deleted. Hidden
     assets are listed in every zone read (its Hidden album is read too)."""
     fields = located.asset.asset_record.fields
-    return not (fields.get_value("isDeleted") or fields.get_value("isExpunged"))
+    return not (fields.get_value(DELETED) or fields.get_value(EXPUNGED))

@@ -74,7 +74,9 @@ from pyicloud.services.photos_cloudkit.constants import SmartAlbumEnum
 from providers.base import Closing, Hasher
 from providers.icloud import session as icloud_session
 from providers.icloud.assets import (
+    DELETED,
     INLINE_RECIPE,
+    ask_for_fields_read,
     files_of,
     inline_recipe,
     metadata_of,
@@ -186,6 +188,9 @@ class ICloudSource(ChangeFeed, Closing):
         ``api.photos`` sends a request on every access."""
         with self._lock:
             if self._photos is None:
+                # Before pyicloud's first request: whichever sends its field
+                # list asks for every field read here (``assets.FIELDS_READ``).
+                ask_for_fields_read()
                 if self._api is None:
                     self._api = icloud_session.connect(
                         self.id,
@@ -532,7 +537,7 @@ class ICloudSource(ChangeFeed, Closing):
                 raise self._error(e, subject) from e
             master_record = found.get(points_at)
             if master_record is None:
-                if asset_record.fields.get_value("isDeleted"):
+                if asset_record.fields.get_value(DELETED):
                     return None  # in Recently Deleted, its original gone with it
                 # The asset is there: "gone" would be a false claim.
                 raise ProviderError(
@@ -935,7 +940,7 @@ def _split_key(key: str) -> tuple[str, str]:
 
 
 def _is_deleted(asset: Any) -> bool:
-    return bool(asset.asset_record.fields.get_value("isDeleted"))
+    return bool(asset.asset_record.fields.get_value(DELETED))
 
 
 def _captured_at(value: datetime | None) -> datetime | None:

@@ -10,6 +10,11 @@ horizon, or issued before ``expire_sync_tokens()``, is
 ``CHANGE_TOKEN_EXPIRED``: both as CloudKit reports a zone's failure, in place
 of that zone's results in a 200 answer.
 
+Every answer carrying records honours the request's ``desiredKeys`` (a
+``changes/zone`` request's, zone by zone) as CloudKit does: a record
+carries only the fields named, its envelope whole; no ``desiredKeys``, every
+field. Each request's list is kept (``desired_keys``) for tests to read.
+
 Pages follow Photos' indexes: ``startRank`` and ``direction`` select a window
 of assets ordered by capture date, each sent as a (CPLMaster, CPLAsset) pair.
 A modify updates CPLAsset records (checking ``recordChangeTag``: stale is
@@ -49,6 +54,16 @@ class CloudKitDatabase:
     changes_page_size: int
     #: Every record name looked up, in order (tests count what a run asks).
     looked_up: list[str]
+    #: (route, desiredKeys) of every request answered with records, in
+    #: order (None: the request named none, so it got every field).
+    desired_keys: list[tuple[str, list[str] | None]]
+
+    def _desired(self, route: str, body: JSON) -> list[str] | None:
+        """The fields a request (or a ``changes/zone`` zone entry) asks for."""
+        keys = body.get("desiredKeys")
+        wanted = [str(k) for k in keys] if isinstance(keys, list) else None
+        self.desired_keys.append((route, wanted))
+        return wanted
 
     def _zone(self, body: JSON) -> Zone | None:
         name = (body.get("zoneID") or {}).get("zoneName", "PrimarySync")
@@ -115,7 +130,11 @@ class CloudKitDatabase:
             found = records.pairs(zone, page, self.url_generation)
         else:
             found = []
-        return {"records": found, "syncToken": self._sync_token(zone)}
+        keys = self._desired("query", body)
+        return {
+            "records": [records.projected(r, keys) for r in found],
+            "syncToken": self._sync_token(zone),
+        }
 
     def _view(self, zone: Zone, record_type: str, filters: dict[str, Any]) -> list[EmulatedAsset]:
         everything = zone.by_date()
@@ -184,6 +203,7 @@ class CloudKitDatabase:
         zone = self._zone(body)
         if zone is None:
             return None
+        keys = self._desired("lookup", body)
         found: list[JSON] = []
         for wanted in body.get("records", []):
             name = str(wanted.get("recordName", ""))
@@ -192,7 +212,11 @@ class CloudKitDatabase:
                 found.append(records.error_item(name, fault.record_error, "try again later"))
                 continue
             record = records.any_record(zone, name, self.url_generation)
-            found.append(record or records.error_item(name, "NOT_FOUND", "Record not found"))
+            found.append(
+                records.projected(record, keys)
+                if record is not None
+                else records.error_item(name, "NOT_FOUND", "Record not found")
+            )
         return {"records": found, "syncToken": self._sync_token(zone)}
 
     def _modify(self, body: JSON, *, conflict: bool) -> JSON | None:
@@ -221,7 +245,11 @@ class CloudKitDatabase:
                 for i, op in enumerate(operations)
             ]
             return {"records": out, "syncToken": self._sync_token(zone)}
-        out = [errors[i] if i in errors else plans[i]() for i in range(len(operations))]
+        keys = self._desired("modify", body)
+        out = [
+            errors[i] if i in errors else records.projected(plans[i](), keys)
+            for i in range(len(operations))
+        ]
         return {"records": out, "syncToken": self._sync_token(zone)}
 
     def _plan(self, zone: Zone, op: JSON, *, conflict: bool, claimed: set[str]) -> JSON | Apply:
@@ -369,9 +397,11 @@ class CloudKitDatabase:
                 names[name] = None
                 last = serial
             more = bool(zone.changes) and last < zone.changes[-1][0]
+            keys = self._desired("changes", wanted)
             found = [
-                records.any_record(zone, name, self.url_generation)
-                or {"recordName": name, "deleted": True, "zoneID": zone.zone_id}
+                records.projected(record, keys)
+                if (record := records.any_record(zone, name, self.url_generation)) is not None
+                else {"recordName": name, "deleted": True, "zoneID": zone.zone_id}
                 for name in names
             ]
             out.append(

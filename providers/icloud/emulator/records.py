@@ -298,6 +298,18 @@ def pairs(zone: Zone, assets: list[EmulatedAsset], generation: int) -> list[JSON
     return out
 
 
+def projected(record: JSON, desired_keys: list[str] | None) -> JSON:
+    """``record`` as CloudKit answers a request naming ``desired_keys``: only
+    the fields named (None: every field; an empty list: none), its envelope
+    (``recordName``, ``recordType``, ``recordChangeTag``, ``zoneID``…) whole.
+    Error items and tombstones carry no fields and pass as they are."""
+    fields = record.get("fields")
+    if desired_keys is None or not isinstance(fields, dict):
+        return record
+    wanted = set(desired_keys)
+    return {**record, "fields": {k: v for k, v in fields.items() if k in wanted}}
+
+
 def error_item(record_name: str, code: str, reason: str) -> JSON:
     return {"recordName": record_name, "serverErrorCode": code, "reason": reason}
 

@@ -131,6 +131,7 @@ class EmulatorServer(CloudKitDatabase):
     changes_page_size: int = 200
     hits: Counter[str] = attrs.field(factory=Counter)
     looked_up: list[str] = attrs.field(factory=list)
+    desired_keys: list[tuple[str, list[str] | None]] = attrs.field(factory=list)
     range_requests: list[str] = attrs.field(factory=list)
     #: The most download requests seen being answered at once.
     peak_downloads: int = 0
