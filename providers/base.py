@@ -270,9 +270,13 @@ class Source(Protocol):
         None for a remote source. Callers verify its hash before trusting it."""
         ...
 
-    def remove(self, item: SourceItem) -> None:
+    def remove(self, item: SourceItem, proven: Callable[[], object]) -> None:
         """Remove the item from the source (soft delete where the source has one).
-        Only the applier calls this, and only after its own removal gate."""
+        Only the applier calls this. ``proven`` is its removal gate: called
+        last, after every slow step (a file moved aside and hashed, the
+        asset read again), just before the item's bytes are deleted, and on
+        every attempt; it raises to keep the item. An item already gone
+        from the source may return without calling it."""
         ...
 
 

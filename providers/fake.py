@@ -10,7 +10,7 @@ planner/applier properties can be explored quickly with Hypothesis.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -78,8 +78,9 @@ class FakeSource:
             )
         return sha256_bytes(data)
 
-    def remove(self, item: SourceItem) -> None:
+    def remove(self, item: SourceItem, proven: Callable[[], object]) -> None:
         if item.key in self.items:
+            proven()
             del self.items[item.key]
             self.removed.append(item.key)
 

@@ -24,7 +24,7 @@ import re
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
@@ -120,8 +120,10 @@ class FolderSource:
             )
         return sha
 
-    def remove(self, item: SourceItem) -> None:
-        """Delete the item's files, each proven now to be what was archived.
+    def remove(self, item: SourceItem, proven: Callable[[], object]) -> None:
+        """Delete the item's files, each proven now to be what was archived,
+        once every file is aside and hashed, and ``proven`` (the gate, which
+        reads the copies) passed at that moment.
 
         Each file is reached from the source's root folder by folder, never
         through a symbolic link (a folder swapped for a link to a target's
@@ -160,6 +162,10 @@ class FolderSource:
                     raise ProviderError(
                         f"{f.ref} changed since it was archived; not removing it", provider=self.id
                     )
+            # The copies are read now, after every file was hashed (a long
+            # clip takes minutes): what they prove holds at the deletion.
+            if aside:
+                proven()
             for folder, _, moved in aside:
                 os.unlink(moved, dir_fd=folder)
         except BaseException as e:  # a signal too: nothing stays aside

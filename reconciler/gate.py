@@ -66,10 +66,14 @@ class GateRefused(SafetyError):
 @attrs.frozen(kw_only=True)
 class SourceSide:
     """Where the item being removed lives on this machine (a folder source):
-    its files and the source's root. Empty for a remote source (iCloud)."""
+    its files and the source's root. Empty for a remote source (iCloud).
+    ``held``: its files by identity (device, inode), taken when it was made:
+    the source moves them aside (renamed, the same inodes) before the gate
+    reads the copies, so their paths alone would find nothing then."""
 
     files: Sequence[Path] = ()
     root: Path | None = None
+    held: frozenset[tuple[int, int]] | None = None
 
 
 #: on_mismatch(store, copy): a copy that no longer hashes to its sha256.
@@ -100,7 +104,7 @@ def check_removal(
     groups = groups or {}
     trusted = trusted or {}
     available: dict[str, bool] = {}
-    own = _identities(source.files)
+    own = set(source.held) if source.held is not None else _identities(source.files)
     root = os.path.realpath(source.root) if source.root is not None else None
     shas: list[str] = []
     for name, sha in files:
@@ -290,8 +294,11 @@ class RemovalGate:
     #: (key ""): the same paths all run, looked at anew by each check
     _roots: dict[str, Path | None] = attrs.field(factory=dict, init=False)
 
-    def check(self, a: RemoveFromSource) -> list[str]:
-        """The SHA-256s proven archived, or ``GateRefused``: the item stays."""
+    def check(self, a: RemoveFromSource, side: SourceSide | None = None) -> list[str]:
+        """The SHA-256s proven archived, or ``GateRefused``: the item stays.
+        ``side``: the item's own files, taken before the source moved any
+        aside (``source_side``); asked at the very moment of the removal
+        (``Source.remove`` calls it last)."""
         files = [
             (f.name, f.sha256 or self.known.get((a.source_id, a.item_key, f.ref))) for f in a.files
         ]
@@ -301,7 +308,7 @@ class RemovalGate:
             # Its metadata leaves with it: the current sidecar must be archived too.
             files.append((sidecar.name_for(item), sidecar.digest(item, shas)))
         # Looked at once per removal, now: the item's own files and the disks.
-        side, (groups, disks) = self.source_side(a), self._disks()
+        side, (groups, disks) = side or self.source_side(a), self._disks()
         proven: list[str] = []
         for name, sha in files:
             proven += self._proven(name, sha, side, groups, disks)
@@ -412,7 +419,7 @@ class RemovalGate:
         paths = [p for f in item.files if (p := source.local_path(item, f)) is not None]
         cfg = self.desired.sources.get(a.source_id)
         root = Path(cfg.path) if isinstance(cfg, FolderSourceConfig) else None
-        return SourceSide(files=paths, root=root)
+        return SourceSide(files=paths, root=root, held=frozenset(_identities(paths)))
 
     def forget_copy(self, store: Store, copy: FileCopy) -> None:
         """A copy proved wrong is no copy: drop it from this run, and from the

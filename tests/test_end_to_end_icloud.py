@@ -144,10 +144,10 @@ def test_removal_gate_with_a_copy_corrupt_at_apply_time(
 
     real_gate = gate_module.RemovalGate.check
 
-    def corrupting_gate(self: gate_module.RemovalGate, a: object) -> list[str]:
+    def corrupting_gate(self: gate_module.RemovalGate, a: object, side: object = None) -> list[str]:
         if victim.exists():
             victim.write_bytes(b"bit rot")
-        return real_gate(self, a)  # type: ignore[arg-type]
+        return real_gate(self, a, side)  # type: ignore[arg-type]
 
     gate_module.RemovalGate.check = corrupting_gate  # type: ignore[method-assign]
     try:

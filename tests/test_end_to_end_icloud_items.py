@@ -161,10 +161,10 @@ def test_no_removal_while_a_target_lacks_the_sidecar(
 
     real_gate = gate_module.RemovalGate.check
 
-    def losing_gate(self: gate_module.RemovalGate, a: Any) -> list[str]:
+    def losing_gate(self: gate_module.RemovalGate, a: Any, side: Any = None) -> list[str]:
         for xmp in ws.target("usb").rglob("IMG_0003.JPG.xmp"):
             xmp.unlink()
-        return real_gate(self, a)
+        return real_gate(self, a, side)
 
     monkeypatch.setattr(gate_module.RemovalGate, "check", losing_gate)
     r = ws.run("apply", "--yes", now=NOW)

@@ -53,10 +53,10 @@ def _during_removal(monkeypatch: pytest.MonkeyPatch, change: Callable[[], None])
     real = ICloudSource.remove
     pending = [change]
 
-    def remove(self: ICloudSource, item: SourceItem) -> None:
+    def remove(self: ICloudSource, item: SourceItem, proven: Callable[[], object]) -> None:
         while pending:
             pending.pop()()
-        real(self, item)
+        real(self, item, proven)
 
     monkeypatch.setattr(ICloudSource, "remove", remove)
 

@@ -59,10 +59,10 @@ def _during_removal(
     real = ICloudSource.remove
     pending = [change]
 
-    def remove(self: ICloudSource, item: SourceItem) -> None:
+    def remove(self: ICloudSource, item: SourceItem, proven: Callable[[], object]) -> None:
         while pending:
             pending.pop()()
-        real(self, item)
+        real(self, item, proven)
 
     monkeypatch.setattr(ICloudSource, "remove", remove)
     return pending

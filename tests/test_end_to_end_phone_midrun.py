@@ -37,11 +37,13 @@ def _at_gate(monkeypatch: pytest.MonkeyPatch, hook: Callable[[], None]) -> None:
     real = gate.RemovalGate.check
     done: list[int] = []
 
-    def check(self: gate.RemovalGate, a: RemoveFromSource) -> list[str]:
+    def check(
+        self: gate.RemovalGate, a: RemoveFromSource, side: gate.SourceSide | None = None
+    ) -> list[str]:
         if not done:
             done.append(1)
             hook()
-        return real(self, a)
+        return real(self, a, side)
 
     monkeypatch.setattr(gate.RemovalGate, "check", check)
 

@@ -52,7 +52,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -690,15 +690,16 @@ class ICloudSource(ChangeFeed, Closing):
 
     # ------------------------------------------------------------ remove
 
-    def remove(self, item: SourceItem) -> None:
+    def remove(self, item: SourceItem, proven: Callable[[], object]) -> None:
         """Soft delete: the asset moves to Recently Deleted. Idempotent.
         The asset is read again first, never taken from the listing: what
-        it is now is compared with what was archived."""
+        it is now is compared with what was archived; ``proven`` (the
+        removal gate) is asked last, just before the delete, each time."""
         located = self._reread(item)
         if located is None or _is_deleted(located.asset):
             return
         try:
-            self._delete(item, located)
+            self._delete(item, located, proven)
         except (PyiCloudException, requests.RequestException) as e:
             codes = server_error_codes(e)
             if "CONFLICT" not in codes and "NOT_FOUND" not in codes:
@@ -710,12 +711,12 @@ class ICloudSource(ChangeFeed, Closing):
             if fresh is None or _is_deleted(fresh.asset):
                 return
             try:
-                self._delete(item, fresh)
+                self._delete(item, fresh, proven)
             except (PyiCloudException, requests.RequestException) as e2:
                 raise self._error(e2, f"remove {item.key}") from e2
         self._seen.pop(item.key, None)
 
-    def _delete(self, item: SourceItem, located: Located) -> None:
+    def _delete(self, item: SourceItem, located: Located, proven: Callable[[], object]) -> None:
         asset = located.asset
         _, master_id = _split_key(item.key)
         if asset.master_id != master_id:
@@ -765,6 +766,7 @@ class ICloudSource(ChangeFeed, Closing):
         # Its failures are ProviderErrors already, so ``remove`` never takes a
         # CONFLICT of the album step for one of the delete.
         self._stage(item, located)
+        proven()  # the copies read now: nothing slow comes between them and the delete
         with self._lock:
             asset.delete()
 

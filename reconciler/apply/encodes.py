@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from reconciler import media, rows
@@ -41,23 +42,36 @@ class Encoder(SidecarWriter):
             # for a removal. (While a source holds it, its removal is gated,
             # so an import's first encode reads nothing more.) A copy found
             # wrong is forgotten, and the next run copies the original again
-            # from the library before it is encoded. Read here, on the
-            # encode's own thread, so the reading overlaps other encodes.
+            # from the library before it is encoded. Read on the encode's
+            # own thread (the reading overlaps other encodes), once the
+            # encode is done and just before the replace: an encode takes
+            # minutes, and the copies must be there when the original goes.
             wrong: list[FileCopy] = []
-            try:
+
+            def proven() -> None:
                 self.gate.archived(a.name, sha, on_mismatch=lambda _, copy: wrong.append(copy))
+
+            try:
+                status, detail, fx = self._encoded(a, sha, lib, proven)
             except GateRefused as e:
                 why = f"{e}; the library keeps its original until then"
                 return "waiting", why, Effects(wrong_copies=wrong)
             # Enough copies were right, and some may not have been: those are
-            # forgotten too, whatever the encode does.
-            status, detail, fx = self._encoded(a, sha, lib)
+            # forgotten too, whatever the encode did.
             fx.wrong_copies.extend(wrong)
             return status, detail, fx
         return self._encoded(a, sha, lib)
 
-    def _encoded(self, a: EncodeForTier, sha: str, lib: LibraryFile) -> tuple[str, str, Effects]:
-        """The encode itself, once ``_encode`` found it may replace the file."""
+    def _encoded(
+        self,
+        a: EncodeForTier,
+        sha: str,
+        lib: LibraryFile,
+        proven: Callable[[], object] | None = None,
+    ) -> tuple[str, str, Effects]:
+        """The encode itself, once ``_encode`` found it may replace the file;
+        ``proven``: asked just before the replace (the targets' copies read
+        then), raising to keep the library's original."""
         store = self.conn.library
         tmp = store.temp_path(lib.path)
         src: Path | None = None
@@ -113,6 +127,8 @@ class Encoder(SidecarWriter):
                 when = int(lib.captured_at.timestamp()) * 10**9
                 with contextlib.suppress(OverflowError, OSError):  # a date no mtime holds
                     os.utime(tmp, ns=(when, when))
+            if proven is not None:
+                proven()
             # Recorded as the tool's before it lands: a run killed between
             # the replace and its record would leave a file that carries the
             # original's lineage and that no record vouches for.

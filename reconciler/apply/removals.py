@@ -43,21 +43,32 @@ class Remover(Encoder):
             # it reads must be there at the very moment of the removal (a
             # target emptied during the pause would otherwise not be seen).
             self.sleep(removal.pace_seconds)
-        try:
-            shas = self.gate.check(a)
-        except GateRefused as e:
-            raise Skip("skipped" if e.unavailable else "refused", str(e)) from e
         source = self.conn.sources[a.source_id]
         item = self.items[(a.source_id, a.item_key)]
+        # The item's own files, by identity, before the source moves any aside.
+        side = self.gate.source_side(a)
+        shas: list[str] = []
+
+        def proven() -> None:
+            # The gate, asked by the source at the last moment before each
+            # deletion it tries: after its slow steps (a clip moved aside and
+            # hashed, the asset read again) and after every retry's wait,
+            # so the copies it reads are there when the bytes go.
+            shas[:] = self.gate.check(a, side)
+
         try:
-            self._retry(f"remove {a.subject}", a.source_id, lambda: source.remove(item))
+            self._retry(f"remove {a.subject}", a.source_id, lambda: source.remove(item, proven))
+            if not shas:  # gone from the source before: archived all the same?
+                proven()
+        except GateRefused as e:
+            raise Skip("skipped" if e.unavailable else "refused", str(e)) from e
         except InUseError as e:
             raise Skip("waiting", str(e)) from e
         finally:
             # The path is emptied (or held new content the source refused to
             # remove): whatever is there next is read afresh, never taken
             # from the cache by its size and mtime.
-            self.db.forget_hashes(str(p) for p in self.gate.source_side(a).files)
+            self.db.forget_hashes(str(p) for p in side.files)
         self.removed += 1
         self.removed_bytes += a.size
         self.removed_sha256.update(shas)

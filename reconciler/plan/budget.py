@@ -12,6 +12,8 @@ def over_budget(removal: Removal, removed: int, removed_bytes: int, size: int) -
     larger than the whole byte budget goes alone, as a run's first removal:
     it would otherwise wait for ever, each run promising the next (a 4K
     clip under a "500 MiB" budget). A budget of 0 removes nothing."""
+    if removal.max_items_per_run == 0 or removal.max_bytes_per_run == 0:
+        return True  # never, whatever the item weighs (an empty file too)
     if removed + 1 > removal.max_items_per_run:
         return True
     alone = removed == 0 and removal.max_bytes_per_run > 0

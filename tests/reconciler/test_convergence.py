@@ -4,6 +4,7 @@ source with fewer than ``copies`` verified copies at that moment."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,18 +37,22 @@ class WatchedSource(FakeSource):
         self.stores = stores
         self.violations: list[str] = []
 
-    def remove(self, item: SourceItem) -> None:
+    def remove(self, item: SourceItem, proven: Callable[[], object]) -> None:
         data = self.items[item.key][1]
-        for name, content in data.items():
-            sha = sha256_bytes(content)
-            holders = [
-                s.id
-                for s in self.stores
-                if s.available and any(sha256_bytes(v) == sha for v in s.files.values())
-            ]
-            if len(holders) < COPIES:
-                self.violations.append(f"{item.key}/{name} removed with copies on {holders}")
-        super().remove(item)
+
+        def at_the_deletion() -> None:
+            proven()  # the gate passed: the copies must be there now
+            for name, content in data.items():
+                sha = sha256_bytes(content)
+                holders = [
+                    s.id
+                    for s in self.stores
+                    if s.available and any(sha256_bytes(v) == sha for v in s.files.values())
+                ]
+                if len(holders) < COPIES:
+                    self.violations.append(f"{item.key}/{name} removed with copies on {holders}")
+
+        super().remove(item, at_the_deletion)
 
 
 items_strategy = st.lists(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -49,13 +50,18 @@ class WatchedFolder(FolderSource):
         self.outside = outside  # store roots that are not inside the card
         self.violations: list[str] = []
 
-    def remove(self, item: SourceItem) -> None:
-        for f in item.files:
-            data = (self.root / f.ref).read_bytes()
-            holders = [r for r in self.outside if data in files_under(r).values()]
-            if len(holders) < COPIES:
-                self.violations.append(f"{f.ref} removed with copies on {holders}")
-        super().remove(item)
+    def remove(self, item: SourceItem, proven: Callable[[], object]) -> None:
+        # read before the source moves them aside
+        contents = {f.ref: (self.root / f.ref).read_bytes() for f in item.files}
+
+        def at_the_deletion() -> None:
+            proven()  # the gate passed: the copies must be there now
+            for ref, data in contents.items():
+                holders = [r for r in self.outside if data in files_under(r).values()]
+                if len(holders) < COPIES:
+                    self.violations.append(f"{ref} removed with copies on {holders}")
+
+        super().remove(item, at_the_deletion)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

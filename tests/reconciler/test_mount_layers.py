@@ -331,9 +331,9 @@ def test_the_gate_reads_the_mount_table_once_per_check(
         checks: list[int] = []
         real_check = gate.RemovalGate.check
 
-        def counted_check(self: gate.RemovalGate, a: object) -> list[str]:
+        def counted_check(self: gate.RemovalGate, a: object, side: object = None) -> list[str]:
             checks.append(1)
-            return real_check(self, a)  # type: ignore[arg-type]
+            return real_check(self, a, side)  # type: ignore[arg-type]
 
         monkeypatch.setattr(gate.RemovalGate, "check", counted_check)
         asked.clear()

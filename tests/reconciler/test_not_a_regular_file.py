@@ -99,7 +99,7 @@ def test_a_source_photo_swapped_for_a_fifo_is_not_removed_and_stays(
         db.close()
     fifo = fifo_at(photo)
     with pytest.raises(ProviderError):
-        promptly(lambda: source.remove(item), fifo.parent)
+        promptly(lambda: source.remove(item, lambda: None), fifo.parent)
     assert fifo.is_fifo()  # put back where it was, untouched
     assert sorted(p.name for p in fifo.parent.iterdir()) == ["IMG_0001.JPG"]
 

@@ -68,6 +68,10 @@ class NoHasher:
         raise AssertionError("the iCloud source must not hash")
 
 
+def _gate_passes() -> None:
+    """The removal gate, passing: these tests are the source's own."""
+
+
 def items(source: ICloudSource) -> dict[str, SourceItem]:
     """Items by asset id."""
     return {item.key.split(":")[0]: item for item in source.list_items(NoHasher())}
@@ -130,7 +134,7 @@ def test_remove_stages_the_asset_then_soft_deletes_it(
     emulator: RunningEmulator, staged: ICloudSource, library: Library
 ) -> None:
     asset = library.live
-    staged.remove(items(staged)[asset.asset_id])
+    staged.remove(items(staged)[asset.asset_id], _gate_passes)
     assert asset.deleted
     assert emulator.account.deleted_assets() == [asset]
     album = only_album(emulator.account)
@@ -145,9 +149,9 @@ def test_album_is_created_once_across_two_removals(
     emulator: RunningEmulator, staged: ICloudSource, library: Library
 ) -> None:
     listed = items(staged)
-    staged.remove(listed[library.twin_a.asset_id])
+    staged.remove(listed[library.twin_a.asset_id], _gate_passes)
     queries = emulator.server.hits["query"]
-    staged.remove(listed[library.twin_b.asset_id])
+    staged.remove(listed[library.twin_b.asset_id], _gate_passes)
     # The album is remembered for the run: the one query is the album list,
     # read afresh by every removal to compare the asset's albums now.
     assert emulator.server.hits["query"] == queries + 1
@@ -169,14 +173,14 @@ def test_an_existing_album_is_reused_and_smart_albums_are_not(
         endpoint=emulator.url,
         staging_album="Favorites",
     ) as favorites:
-        favorites.remove(items(favorites)[library.jpeg.asset_id])
+        favorites.remove(items(favorites)[library.jpeg.asset_id], _gate_passes)
     # "Favorites" is a smart album, never a staging album: a user album of
     # that name was made for it.
     assert [a.asset_ids for a in emulator.account.albums_named("Favorites")] == [
         [library.jpeg.asset_id]
     ]
     with staged_source(emulator, session_dir) as source:
-        source.remove(items(source)[library.undated.asset_id])
+        source.remove(items(source)[library.undated.asset_id], _gate_passes)
     assert only_album(emulator.account) is existing
     assert existing.asset_ids == [library.video.asset_id, library.undated.asset_id]
     assert library.undated.deleted
@@ -187,7 +191,7 @@ def test_an_asset_already_in_the_album_is_still_removed(
 ) -> None:
     # Added by an earlier run whose delete did not happen: the relation exists.
     album = emulator.account.add_album(STAGING, [library.jpeg])
-    staged.remove(items(staged)[library.jpeg.asset_id])
+    staged.remove(items(staged)[library.jpeg.asset_id], _gate_passes)
     assert library.jpeg.deleted
     assert only_album(emulator.account) is album
     assert album.asset_ids == [library.jpeg.asset_id]
@@ -203,7 +207,7 @@ def test_failed_album_step_deletes_nothing(
     # The next modify is the album create, or (album found) the relation create.
     emulator.server.inject("modify", status=503, times=1)
     with pytest.raises(ProviderError, match="not removed") as caught:
-        staged.remove(item)
+        staged.remove(item, _gate_passes)
     assert caught.value.transient
     assert item.key in str(caught.value)
     assert not library.jpeg.deleted
@@ -212,7 +216,7 @@ def test_failed_album_step_deletes_nothing(
         [[]] if album_exists else []
     )
     # The next attempt goes through.
-    staged.remove(item)
+    staged.remove(item, _gate_passes)
     assert library.jpeg.deleted
     assert only_album(emulator.account).asset_ids == [library.jpeg.asset_id]
 
@@ -224,13 +228,13 @@ def test_album_created_despite_a_lost_answer_is_found_not_duplicated(
     # The album is created, but the client hears a 503.
     emulator.server.inject("modify", status=503, applied=True, times=1)
     with pytest.raises(ProviderError, match="creating the album") as caught:
-        staged.remove(item)
+        staged.remove(item, _gate_passes)
     assert caught.value.transient
     assert not library.jpeg.deleted
     created = only_album(emulator.account)
     assert created.asset_ids == []
     # The retry lists albums afresh and finds it: no second "DeletePending".
-    staged.remove(item)
+    staged.remove(item, _gate_passes)
     assert only_album(emulator.account) is created
     assert created.asset_ids == [library.jpeg.asset_id]
     assert library.jpeg.deleted
@@ -243,12 +247,12 @@ def test_relation_made_despite_a_lost_answer_counts_as_staged(
     item = items(staged)[library.jpeg.asset_id]
     emulator.server.inject("modify", status=503, applied=True, times=1)
     with pytest.raises(ProviderError, match="adding it to the album"):
-        staged.remove(item)
+        staged.remove(item, _gate_passes)
     assert album.asset_ids == [library.jpeg.asset_id]
     assert not library.jpeg.deleted
     # The retry's create is refused (EXISTS); the relation is looked up, found,
     # and the delete goes ahead.
-    staged.remove(item)
+    staged.remove(item, _gate_passes)
     assert library.jpeg.deleted
     assert emulator.server.hits["modify"] == 3
     # The asset re-read by each removal, and the relation looked up once.
@@ -264,7 +268,7 @@ def test_shared_library_assets_are_not_removed_unstaged(tmp_path: Path) -> None:
         with staged_source(emu, tmp_path, include_shared=True) as source:
             item = items(source)[shared.asset_id]
             with pytest.raises(ProviderError, match=r"Shared Library.*not removed"):
-                source.remove(item)
+                source.remove(item, _gate_passes)
     assert not shared.deleted
     assert account.albums_named(STAGING) == []
 

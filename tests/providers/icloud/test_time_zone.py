@@ -48,10 +48,10 @@ def test_a_zone_adjusted_since_the_listing_stops_the_removal(
     with pytest.raises(
         ProviderError, match=r"metadata changed since it was archived \(utc_offset;"
     ):
-        source.remove(item)
+        source.remove(item, lambda: None)
     assert not library.jpeg.deleted
     (relisted,) = items_by_name(source)["IMG_0001.JPG"]
-    source.remove(relisted)
+    source.remove(relisted, lambda: None)
     assert library.jpeg.deleted
 
 
@@ -61,5 +61,5 @@ def test_no_zone_and_zone_0_are_the_same(
     library.jpeg.time_zone_offset = None
     (item,) = items_by_name(source)["IMG_0001.JPG"]
     emulator.account.adjust_date(library.jpeg, time_zone_offset=0)
-    source.remove(item)
+    source.remove(item, lambda: None)
     assert library.jpeg.deleted

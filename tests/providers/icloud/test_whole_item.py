@@ -157,7 +157,7 @@ def test_an_edit_made_after_listing_stops_the_removal(
     raw = next(a for a in account.live_assets() if a.master.filename == "IMG_0002.JPG")
     account.edit_asset(raw, b"\xff\xd8late edit" * 100)
     with pytest.raises(ProviderError, match="changed since it was archived"):
-        source.remove(by["IMG_0002.JPG"])
+        source.remove(by["IMG_0002.JPG"], lambda: None)
     assert not raw.deleted
 
 
@@ -168,7 +168,7 @@ def test_a_favourite_set_after_listing_stops_the_removal(
     raw = next(a for a in account.live_assets() if a.master.filename == "IMG_0002.JPG")
     account.update_asset(raw, {"isFavorite": 1})
     with pytest.raises(ProviderError, match="metadata changed"):
-        source.remove(by["IMG_0002.JPG"])
+        source.remove(by["IMG_0002.JPG"], lambda: None)
     assert not raw.deleted
 
 
