@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -110,20 +111,35 @@ def _locked(folder: Path) -> AbstractContextManager[bool]:
 
 
 @contextmanager
-def locked_if_free(path: Path) -> Iterator[bool]:
-    """Hold the lock file ``path`` if no other process does: True when held.
-    For writers that run after the run lock is let go (a backup of the state
-    database, the metrics textfile): with it held, any temporary of theirs
-    is a killed writer's. The kernel releases a ``flock`` when its holder
-    dies, so a killed writer never leaves it locked."""
+def locked_if_free(path: Path, *, wait: float = 0.0) -> Iterator[bool]:
+    """Hold the lock file ``path`` if no other process does, or lets go of
+    it within ``wait`` seconds: True when held. For writers that run after
+    the run lock is let go (a backup of the state database, the metrics
+    textfile): with it held, any temporary of theirs is a killed writer's.
+    The kernel releases a ``flock`` when its holder dies, so a killed writer
+    never leaves it locked."""
     # O_NONBLOCK: a pipe at its name is never waited on.
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
+        yield _flock_within(fd, wait)
     finally:
         os.close(fd)
+
+
+#: How often a waiting writer tries the lock again.
+_RETRY_S = 0.05
+
+
+def _flock_within(fd: int, wait: float) -> bool:
+    """Take ``fd``'s ``flock``, trying again until ``wait`` seconds passed:
+    polled, never blocked on, so a holder stuck for good cannot hold this
+    run for ever (nor a signal find it in a call that cannot be left)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_RETRY_S)

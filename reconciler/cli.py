@@ -33,6 +33,7 @@ from reconciler.commands.common import (
     EXIT_PERSON,
     Out,
     load,
+    print_to,
 )
 from reconciler.errors import (
     ConfigError,
@@ -42,7 +43,7 @@ from reconciler.errors import (
     SafetyError,
     StateError,
 )
-from reconciler.interrupt import Interrupted
+from reconciler.interrupt import Interrupted, Interrupts
 from reconciler.state import unusable
 
 
@@ -231,30 +232,50 @@ def main(
             return EXIT_ERROR if e.code else EXIT_OK
     started = datetime.now(UTC)
     io.quiet = args.quiet
+    # One signal handling for the whole command (apply's included): a signal
+    # stops the work (exit 128 + N, one line on stderr) until the work is
+    # done and its exit chosen; from then on (the run being recorded, the
+    # interpreter's teardown) it is only noted, and neither loses the run's
+    # record nor turns that exit into death by a signal.
+    stop = io.stop = Interrupts(process=argv is None) if args.command in _STOPPABLE else None
+    code: int | None = None
     try:
-        try:
-            if args.command in ("plan", "apply"):
-                _open_log(args, io)
-            code = _dispatch(args, io, now)
-        except KeyboardInterrupt:  # before the command began, or as it returned
-            io.warn(f"error: {_INTERRUPTED}")
-            code = EXIT_SIGINT
-        # The work is done and its exit chosen: a signal from here on (a late
-        # Ctrl-C, cron's or systemd's stop) neither loses the run's record nor
-        # turns that exit into death by a signal. Called as the program (the
-        # console script passes no argv), it stays ignored through the
-        # interpreter's teardown, which takes a while after a run.
-        with _finishing(program=argv is None) as late:
+        with stop if stop is not None else contextlib.nullcontext():
+            try:
+                try:
+                    if args.command in ("plan", "apply"):
+                        _open_log(args, io)
+                    code = _dispatch(args, io, now)
+                finally:
+                    if stop is not None:
+                        stop.over()
+            except (KeyboardInterrupt, Interrupted) as e:  # before it began, or as it returned
+                code = _stopped_outside(io, code, e)
             if args.command in ("plan", "apply"):
                 _record_run(args, io, started, code)
                 if io.log is not None:
-                    for signum in late:
+                    for signum in stop.late if stop is not None else ():
                         name = signal.Signals(signum).name
                         io.log.info(f"{name} after the run was done; its exit stands")
                     io.log.info(f"{args.command} exited {code}")
     finally:
         logfile.close_log()
     return code
+
+
+#: The commands a signal stops cleanly (exit 128 + N, one stderr line); the
+#: others (login, emulator…) keep Python's own Ctrl-C.
+_STOPPABLE = frozenset({"plan", "apply", "status", "report"})
+
+
+def _stopped_outside(io: Out, code: int | None, e: BaseException) -> int:
+    """A signal that stopped the command outside its own handling: before it
+    began (opening the log), or once it had returned (``code``: chosen, it
+    stands)."""
+    if code is not None:
+        return code
+    io.warn(f"error: {_INTERRUPTED}")
+    return 128 + e.signum if isinstance(e, Interrupted) else EXIT_SIGINT
 
 
 def _fill_closed_descriptors() -> None:
@@ -319,6 +340,7 @@ def _open_log(args: argparse.Namespace, io: Out) -> None:
             max_bytes=max(1, int(desired.log.max_file_size_mb * 1_000_000)),
             backups=desired.log.backup_count,
             verbose=args.verbose,
+            failed=lambda text: _tell(io, text),
         )
     except ReconcileError:
         return
@@ -329,6 +351,11 @@ def _open_log(args: argparse.Namespace, io: Out) -> None:
         return
     shown = visible.escape_controls(str(config.config_path(args.config)))
     io.log.info(f"reconcile {args.command} (config {shown})")
+
+
+def _tell(io: Out, text: str) -> None:
+    """``text`` on stderr alone: what the log could not take."""
+    io.err = print_to(visible.escape_controls(text), io.err)
 
 
 #: command -> (module under reconciler.commands, function): a command's
@@ -378,7 +405,10 @@ def _dispatch(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
         io.warn(f"error: {visible.escape_controls(str(e))}")
         return EXIT_ERROR
     except Interrupted as e:
-        io.warn(f"error: {e} before anything was changed; run again to continue")
+        if command == "apply":  # stopped before the applier began
+            io.warn(f"error: {e} before anything was changed; run again to continue")
+        else:
+            io.warn(f"error: {_INTERRUPTED}")
         return 128 + e.signum
     except KeyboardInterrupt:  # Ctrl-C in a command without Interrupts (plan, status…)
         io.warn(f"error: {_INTERRUPTED}")

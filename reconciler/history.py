@@ -57,18 +57,16 @@ def record(
             reason=reason,
             summary=summary,
         )
-        counted = _census(db, desired, run_id)
-        text = metrics.render(db, counted)
+        _census(db, desired, run_id)
+        _write_metrics(desired, db, warn)
     except (sqlite3.Error, OSError):
-        text = None
+        pass
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         # A row that is not what this tool writes (a run's finished_at that is
         # no time, a summary that is no JSON object), read back for the
         # metrics: the file was damaged.
         db.close()
         return damaged(db.path, e)
-    if text is not None:
-        _write_metrics(desired, text, warn)
     try:
         if command == "apply":  # apart: its failure says nothing of the rows
             backup.back_up(
@@ -103,13 +101,19 @@ def _census(db: StateDB, desired: DesiredState, run_id: int) -> dict[str, Any] |
     return counted
 
 
-def _write_metrics(desired: DesiredState, text: str, warn: Callable[[str], None] | None) -> None:
-    """Rewrite the Prometheus textfile. A file that cannot be written does
-    not change the run's exit, but is never passed over in silence: a
+def _write_metrics(desired: DesiredState, db: StateDB, warn: Callable[[str], None] | None) -> None:
+    """Rewrite the Prometheus textfile from ``db`` (``metrics.rewrite``: read
+    with the textfile's lock held, so a plan ending beside an apply cannot
+    leave figures older than the apply's). A file that cannot be written
+    does not change the run's exit, but is never passed over in silence: a
     dashboard fed by it would show the last run that could, for ever."""
     path = metrics_path(desired)
     try:
-        metrics.write_textfile(path, text)
+        if not metrics.rewrite(path, db):
+            logging.getLogger(LOGGER).warning(
+                f"{path}: another run kept it locked for {metrics.WAIT_SECONDS:.0f} s; "
+                "not rewritten by this one"
+            )
     except OSError as e:
         key = "log.metrics_file" if desired.log.metrics_file else "the metrics file"
         why = e.strerror or str(e)

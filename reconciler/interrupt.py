@@ -15,6 +15,11 @@ still writing, and past the lock that keeps the next run out. Instead:
 
 The exit code is 128 + the signal number (130 for SIGINT, 143 for SIGTERM),
 as shells report a process a signal stopped.
+
+Once the applier has returned (every action finished, or stopped), or
+``over()`` says the command's work is done, a signal is late: it is noted
+in ``late`` and changes nothing. It stopped nothing, so it must not turn a
+finished run into an "interrupted" one (systemd's stop as the report prints).
 """
 
 from __future__ import annotations
@@ -60,12 +65,18 @@ def check_abandoned() -> None:
 class Interrupts:
     """Signal state for one command; a context manager that owns the handlers."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, process: bool = False) -> None:
+        #: The command is the whole process (the console script): once it is
+        #: over, signals stay ignored through the interpreter's teardown.
+        self.process = process
         self.signum: int | None = None
         self.stopping = threading.Event()
         self.abandoning = threading.Event()
         self._applying = False
         self._applied = False
+        self._over = False
+        #: Signals that came once the work was done (see the module's docstring).
+        self.late: list[int] = []
         self._on_abandon: list[Callable[[], None]] = []
         self._previous: dict[int, Any] = {}
 
@@ -90,7 +101,7 @@ class Interrupts:
         tb: TracebackType | None,
     ) -> None:
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if self.process else handler)
         self._previous.clear()
         ABANDON.clear()
 
@@ -105,18 +116,26 @@ class Interrupts:
         finally:
             self._applying = False
 
+    def over(self) -> None:
+        """The command's work is done and its exit chosen: a signal from
+        now on is late."""
+        self._over = True
+
     def on_abandon(self, fn: Callable[[], None]) -> None:
         """Call ``fn`` (from the signal handler) when a second signal arrives."""
         self._on_abandon.append(fn)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._over or (self._applied and not self._applying):
+            self.late.append(signum)  # reporting what was done: nothing to stop
+            return
         first = self.signum is None
         if first:
             self.signum = signum
         if not self._applying:
-            if first and not self._applied:
+            if first:
                 raise Interrupted(signum)
-            return  # unwinding, or reporting what was done: let it finish
+            return  # unwinding: let it finish
         if not self.stopping.is_set():
             self.stopping.set()
             return

@@ -14,10 +14,12 @@ import errno
 import logging
 import os
 import stat
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
+from typing import Any
 
 from reconciler.visible import escape_controls
 
@@ -59,12 +61,48 @@ class _UTC(logging.Formatter):
 class _SizeLimitedLog(RotatingFileHandler):
     """A rotating log that keeps its size with no old file too: given
     ``backupCount=0`` the library's handler only reopens the same file at
-    the limit, and the log grows for ever; here it starts again, empty."""
+    the limit, and the log grows for ever; here it starts again, empty.
+
+    A log that cannot be written (its disk full: README lets it be a link to
+    a file elsewhere, under /var/log say) is said once, to ``failed``, and
+    written no more this run: the library's way, a traceback on stderr for
+    every record, would bury cron's mail, and the run's work and exit do
+    not depend on its log."""
+
+    def __init__(self, *args: Any, failed: Callable[[str], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._failed = failed
+        self._broken = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self._broken:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._broke(sys.exc_info()[1])
+
+    def _broke(self, e: BaseException | None) -> None:
+        if self._broken:
+            return
+        self._broken = True  # first: what ``failed`` does must not come back here
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        self._failed(
+            f"warning: the log {self.baseFilename} cannot be written ({why}); "
+            "this run goes on without it"
+        )
 
     def doRollover(self) -> None:
         super().doRollover()
         if self.backupCount == 0 and self.stream is not None:
             self.stream.truncate(0)
+
+    def close(self) -> None:
+        """Closed whatever is left unwritten: what could not be written was
+        said already (``handleError``), or is said now, once."""
+        try:
+            super().close()
+        except OSError as e:  # the last of it, flushed as it closes
+            self._broke(e)
 
 
 def open_log(
@@ -74,8 +112,10 @@ def open_log(
     backups: int,
     verbose: bool = False,
     env: Mapping[str, str] | None = None,
+    failed: Callable[[str], None] | None = None,
 ) -> logging.Logger:
-    """Start writing to the state directory's log (again: idempotent)."""
+    """Start writing to the state directory's log (again: idempotent).
+    ``failed`` is told, once, if the log cannot be written (default: stderr)."""
     env = os.environ if env is None else env
     logger = logging.getLogger(LOGGER)
     close_log()
@@ -90,7 +130,11 @@ def open_log(
                 str(state_dir / LOG_NAME),
             )
     handler = _SizeLimitedLog(
-        state_dir / LOG_NAME, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+        state_dir / LOG_NAME,
+        maxBytes=max_bytes,
+        backupCount=backups,
+        encoding="utf-8",
+        failed=failed or _to_stderr,
     )
     handler.setFormatter(_UTC("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     redact = _Redact([v for k in SECRET_VARIABLES if (v := env.get(k, ""))])
@@ -124,3 +168,8 @@ def close_log() -> None:
 
 
 _saved_root_level: list[int] = []
+
+
+def _to_stderr(text: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        print(escape_controls(text), file=sys.stderr, flush=True)

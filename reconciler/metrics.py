@@ -21,7 +21,7 @@ import glob
 import json
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -141,18 +141,50 @@ def _census_families(census: Mapping[str, Any]) -> list[_Family]:
     return [items, files, size, total, tiers]
 
 
-def write_textfile(path: Path, text: str) -> None:
+#: How long a run waits for another writer of the textfile (a plan ending
+#: beside an apply): a write takes a moment; a writer stuck longer than this
+#: (a hung disk) is given up on, and this run's figures with it.
+WAIT_SECONDS = 30.0
+
+
+def rewrite(path: Path, db: StateDB, *, wait: float = WAIT_SECONDS) -> bool:
+    """Replace the textfile with what ``db`` holds once this writer has the
+    textfile's lock: read under it, so of two runs ending together (a plan
+    beside an apply) the one that writes last has read what both recorded,
+    and the newest figures win. False: another writer kept the lock all
+    ``wait`` long."""
+    return write_textfile(path, lambda: render(db, last_census(db)), wait=wait)
+
+
+def last_census(db: StateDB) -> dict[str, Any] | None:
+    """The census of the run that ended last (None: it has none, a census
+    that could not be taken). By when it ended, not by id: an apply's row
+    is made as it starts, so a plan ending during it has a newer one."""
+    row = db.conn.execute(
+        "select census from runs where finished_at is not null "
+        "order by finished_at desc, id desc limit 1"
+    ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    census: dict[str, Any] = json.loads(row[0])
+    return census
+
+
+def write_textfile(path: Path, text: str | Callable[[], str], *, wait: float = 0.0) -> bool:
     """Replace ``path`` whole: a reader never sees half a file. Written after
     the run lock is let go, so under a lock of its own beside it (node_exporter
     reads only ``*.prom``): with it held, a temporary of ours there is a killed
-    writer's, removed. Another writer at work (a plan beside an apply) has the
-    last word this time."""
+    writer's, removed. ``text`` may be a function, called with the lock held
+    (``rewrite``). Another writer holding the lock is waited for up to
+    ``wait`` seconds; False if it still held it then (nothing written)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with locked_if_free(path.parent / f".{path.name}.lock") as mine:
-        if mine:
-            for left in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-                left.unlink(missing_ok=True)
-            _replace(path, text)
+    with locked_if_free(path.parent / f".{path.name}.lock", wait=wait) as mine:
+        if not mine:
+            return False
+        for left in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            left.unlink(missing_ok=True)
+        _replace(path, text if isinstance(text, str) else text())
+        return True
 
 
 def _replace(path: Path, text: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Collection, Sequence
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,8 +49,10 @@ def apply_command(args: argparse.Namespace, io: Out, now: datetime | None) -> in
             "run reconcile plan --out again"
         )
     # Signals are handled before the lock is taken, so none can leave it
-    # released while a worker of this run is still alive.
-    with Interrupts() as stop, RunLock(desired.state_dir) as lock:
+    # released while a worker of this run is still alive. The CLI's own
+    # handling (``io.stop``) when it has one: it stays on after the return.
+    stopping = nullcontext(io.stop) if io.stop is not None else Interrupts()
+    with stopping as stop, RunLock(desired.state_dir) as lock:
         locked_at = time.time()
         db = StateDB.in_dir(desired.state_dir)
         try:
@@ -123,12 +126,12 @@ def _apply_locked(
         if not is_tty(io.stdin):
             io.warn("error: apply needs --yes when there is no terminal to ask (cron: add --yes)")
             return EXIT_ERROR
-        io.out.write(f"\nApply these {len(plan.actions)} actions? [y/N] ")
-        io.out.flush()
+        io.put(f"\nApply these {len(plan.actions)} actions? [y/N] ")
         if io.stdin.readline().strip().lower() not in {"y", "yes"}:
             io.say("Nothing done.")
             return EXIT_OK
     io.say("")
+    stopped = False
     with stop.applying():  # from here on a signal stops the run, never unwinds it
         run_id = io.run_id = db.start_run("apply")
         result = ApplyResult(outcomes=())
@@ -149,7 +152,10 @@ def _apply_locked(
             result = applier.apply(plan)
             status = "failed" if result.failed else "done"
         finally:
-            if stop.signum is not None:
+            # Only a signal that came while actions could still start or
+            # were running stopped anything; one after is late (``Interrupts``).
+            stopped = stop.signum is not None
+            if stopped:
                 status = "interrupted"
             if stop.abandoning.is_set():  # every worker is gone: what is left is debris
                 sweep_debris(desired, conn, before=time.time())
@@ -159,7 +165,7 @@ def _apply_locked(
     io.say("")
     io.say(render.apply_summary(result, stale))
     io.summary = _bytes_moved(plan, result)
-    if stop.signum is not None:
+    if stopped:
         io.warn(
             f"error: stopped by {stop.name}; what was done is kept and journaled, "
             "run apply again to continue"
@@ -224,7 +230,7 @@ def _stage_progress(io: Out) -> StageProgress:
     """On a terminal a live line per stage (stderr), its start and end lines
     only in the log; off one (cron) the start and end lines are output."""
     if is_tty(io.err) and not io.quiet:
-        return StageProgress(lambda text: io.log.info(text) if io.log else None, io.err)
+        return StageProgress(lambda text: io.log.info(text) if io.log else None, io.live())
     return StageProgress(io.say)
 
 

@@ -6,14 +6,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
-from io import StringIO, UnsupportedOperation
-from typing import TextIO
+from io import StringIO, TextIOBase, UnsupportedOperation
+from typing import TextIO, cast
 
 from reconciler import config, kept_plan, leftover, selection
 from reconciler.config import DesiredState
 from reconciler.connect import connect
 from reconciler.errors import ConfigError
+from reconciler.interrupt import Interrupts
 from reconciler.model import Action, Plan, World
 from reconciler.observe import observe, paused_gc
 from reconciler.observe.hasher import Progress
@@ -44,19 +46,64 @@ class Out:
         #: This command is the whole process (the console script): what it
         #: holds at its end may be left for the process's exit (``let_go``).
         self.ends_process = False
+        #: The CLI's signal handling for this command, when it installed one.
+        self.stop: Interrupts | None = None
 
     def say(self, text: str = "") -> None:
         if self.log is not None and text:
             self.log.info(text)
         if not self.quiet:
-            self.out = print_to(text, self.out)
+            self.out = print_to(text, self.out, lambda e: self._lost("stdout", e))
 
     def warn(self, text: str) -> None:
         if text.startswith("error: "):
             self.reason = text.removeprefix("error: ").splitlines()[0].strip()
         if self.log is not None:
             self.log.warning(text)
-        self.err = print_to(text, self.err)
+        self.err = print_to(text, self.err, lambda e: self._lost("stderr", e))
+
+    def put(self, text: str, *, err: bool = False) -> None:
+        """Write ``text`` as it is (a prompt, a live progress line) to stdout
+        or stderr, failing as ``say`` and ``warn`` do: never the run."""
+        if err:
+            self.err = print_to(text, self.err, lambda e: self._lost("stderr", e), end="")
+        else:
+            self.out = print_to(text, self.out, lambda e: self._lost("stdout", e), end="")
+
+    def live(self) -> TextIO:
+        """stderr for a live line another module draws (``StageProgress``),
+        written through ``put``."""
+        return cast(TextIO, _Live(self))
+
+    def _lost(self, which: str, e: OSError) -> None:
+        """``which`` could not be written (a full disk under cron's ``>>
+        file``, a quota, a terminal gone): said once, on stderr (unless it
+        is stderr that failed) and in the log. The run goes on, and its exit
+        is the work's (README: an apply under way is not abandoned because
+        nobody reads its report)."""
+        said = (
+            f"warning: {which} cannot be written ({e.strerror or e}); the rest of this "
+            "run's output there is dropped; the run goes on, its exit is the work's"
+        )
+        if self.log is not None:
+            self.log.warning(said)
+        if which != "stderr":
+            self.err = print_to(said, self.err, lambda e: self._lost("stderr", e))
+
+
+class _Live(TextIOBase):
+    """stderr, as a stream whose writes are ``Out.put``'s."""
+
+    def __init__(self, io: Out) -> None:
+        super().__init__()
+        self._io = io
+
+    def write(self, text: str) -> int:
+        self._io.put(text, err=True)
+        return len(text)
+
+    def isatty(self) -> bool:
+        return is_tty(self._io.err)
 
 
 def let_go(io: Out, value: object) -> None:
@@ -67,14 +114,18 @@ def let_go(io: Out, value: object) -> None:
         leftover.leave(value)
 
 
-def print_to(text: str, stream: TextIO) -> TextIO:
-    """Print to ``stream``; once its reader has gone (``reconcile plan |
-    head -1``) the rest of the output is dropped and the command ends as it
-    would have, quietly: a closed pipe is not an error, and an apply under
-    way is not abandoned because nobody reads its report."""
+def print_to(
+    text: str, stream: TextIO, failed: Callable[[OSError], None] | None = None, *, end: str = "\n"
+) -> TextIO:
+    """Print to ``stream``; once it cannot be written the rest of the output
+    is dropped and the command goes on: a reader gone (``reconcile plan |
+    head -1``) is no error and is not told; any other failure (a full disk,
+    a quota, EIO from a terminal that went away) is told to ``failed``,
+    once. An apply under way is not abandoned because nobody reads its
+    report."""
     try:
-        print(text, file=stream, flush=True)
-    except BrokenPipeError:
+        print(text, file=stream, end=end, flush=True)
+    except OSError as e:
         try:
             # The interpreter flushes sys.stdout once more at exit; point the
             # descriptor at /dev/null so that last flush cannot complain.
@@ -83,13 +134,23 @@ def print_to(text: str, stream: TextIO) -> TextIO:
             os.close(devnull)
         except (OSError, ValueError, UnsupportedOperation):
             pass
-        return open(os.devnull, "w")  # lives as long as the command
+        if failed is not None and not isinstance(e, BrokenPipeError):
+            failed(e)
+        return _nowhere()
     return stream
 
 
 def _nowhere() -> TextIO:
     """Where the text for a closed stream goes: dropped."""
-    return open(os.devnull, "w")  # lives as long as the command
+    return cast(TextIO, _Dropped())
+
+
+class _Dropped(TextIOBase):
+    """A stream that takes every write and keeps nothing (no descriptor to
+    leave open, as /dev/null opened for it would)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
 
 
 def load(args: argparse.Namespace) -> DesiredState:
@@ -101,9 +162,7 @@ def observe_progress(io: Out) -> Progress:
 
     def progress(label: str, done: int, total: int) -> None:
         if tty:
-            end = "\n" if done == total else ""
-            io.err.write(f"\r{label}: {done}/{total}{end}")
-            io.err.flush()
+            io.put(f"\r{label}: {done}/{total}" + ("\n" if done == total else ""), err=True)
 
     return progress
 

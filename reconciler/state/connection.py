@@ -70,7 +70,8 @@ def unusable(path: Path, e: sqlite3.Error) -> ReconcileError:
     """Why SQLite cannot use the state database at ``path``, as the error to
     show. Only damage is worth moving it aside for (the tombstones and the
     run history go with it): a lock another program holds passes (exit 4, as
-    a held run lock), a read-only file or folder is fixed where it is.
+    a held run lock), a read-only file or folder, a full disk or one that
+    fails to read or write is fixed where it is.
     Classified by SQLite's result code, never by the message."""
     code = getattr(e, "sqlite_errorcode", 0) & 0xFF  # the primary code
     if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
@@ -87,7 +88,35 @@ def unusable(path: Path, e: sqlite3.Error) -> ReconcileError:
                 "writable (its owner, its mode, chattr -i, or a disk mounted read-only), "
                 "then run again"
             )
+    if code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):
+        return StateError(_disk_problem(path, code, e))
     return StateError(damaged(path, e))
+
+
+def _disk_problem(path: Path, code: int, e: sqlite3.Error) -> str:
+    """A full disk (SQLite could not grow the database, its -wal or its
+    -shm: an I/O error of the -shm is that too, on a full tmpfs) or a disk
+    that failed a read or write. The file is not damaged by either: SQLite
+    rolls back what it could not write. Moving it aside would lose it."""
+    free = _free_bytes(path.parent)
+    if code == sqlite3.SQLITE_FULL or free == 0:
+        return (
+            f"state database {path}: its disk is full ({e}); free space on it (or raise the "
+            "quota), then run again: the database is kept as it is"
+        )
+    return (
+        f"state database {path}: the disk failed to read or write it ({e}); check the disk "
+        "(its free space, dmesg), then run again: do not move the database aside for this"
+    )
+
+
+def _free_bytes(folder: Path) -> int | None:
+    """Bytes this user may still write in ``folder``'s filesystem (None: unknown)."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
 
 
 def _read_only(path: Path) -> Path | None:
@@ -134,9 +163,13 @@ class Connection:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
-        except sqlite3.DatabaseError as e:
-            raise unusable(path, e) from e
-        except OSError as e:
+        except (sqlite3.DatabaseError, OSError) as e:
+            # Closed now, not when collected: an open database keeps its
+            # filesystem busy (a disk to be unmounted, a full one to clean).
+            if "conn" in locals():
+                conn.close()
+            if isinstance(e, sqlite3.DatabaseError):
+                raise unusable(path, e) from e
             raise StateError(f"state database {path}: {e.strerror}") from e
         self.path = path
 
