@@ -362,7 +362,10 @@ class ConfirmingStore(Store, Protocol):
     ``evidence``. ``free_local`` deletes this machine's staging copy so that
     the device keeps its own (only the applier calls it, only when configured).
     ``identity`` names the device and folder that confirmations were made by.
-    """
+
+    A device shown alive this run that cannot be asked now makes ``confirm``
+    and ``confirm_freed`` raise a transient ProviderError, never answer
+    "not held": being unreachable is no proof a copy is gone."""
 
     @property
     def identity(self) -> str: ...

@@ -465,6 +465,7 @@ def _phone(
     tid: str, tgt: config.SyncthingTarget, env: Mapping[str, str], now: datetime
 ) -> list[Check]:
     from providers.syncthing.client import SyncthingClient
+    from providers.syncthing.folder import share_problem
 
     where = f"targets.{tid}"
     key = env.get("SYNCTHING_API_KEY", "")
@@ -484,7 +485,7 @@ def _phone(
             folder = None
             checks.append(_fail(f"{where}.folder_id", _plain(e)))
         try:
-            client.device(tgt.device_id)
+            device = client.device(tgt.device_id)
         except ProviderError as e:
             checks.append(_fail(f"{where}.device_id", _plain(e)))
             return checks
@@ -496,6 +497,12 @@ def _phone(
             checks.append(
                 _fail(where, f"the folder {tgt.folder_id!r} is not shared with the phone; share it")
             )
+        elif folder is not None and (
+            problem := share_problem(folder, attrs.evolve(device, paused=False))
+        ):
+            # shared as an untrusted device (ciphertext only), the folder
+            # paused here… (a device paused here: the next line says so)
+            checks.append(_fail(where, problem))
         checks.append(_seen(where, client, tgt.device_id, now))
     return checks
 
@@ -506,6 +513,10 @@ def _seen(where: str, client: SyncthingClient, device_id: str, now: datetime) ->
         last = client.last_seen(device_id)
     except ProviderError as e:
         return _fail(where, _plain(e))
+    if connection is not None and connection.paused:
+        from providers.syncthing.liveness import PAUSED_HERE
+
+        return _fail(where, PAUSED_HERE)  # shown as not connected too: not the phone's doing
     if connection is not None and connection.connected:
         return _ok(where, "the phone is connected now")
     if last is None:

@@ -99,6 +99,9 @@ class FolderConfig:
     device_ids: tuple[str, ...]
     paused: bool
     ignore_delete: bool
+    #: The devices it is shared with as untrusted ones (an encryption
+    #: password set): they receive only ciphertext.
+    encrypted_for: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -107,6 +110,8 @@ class DeviceConfig:
     name: str
     addresses: tuple[str, ...]
     paused: bool
+    #: Every folder shared with it must be encrypted for it (ciphertext only).
+    untrusted: bool = False
 
 
 def _file_version(raw: Mapping[str, Any]) -> FileVersion:
@@ -276,6 +281,9 @@ class SyncthingClient(Closing):
             device_ids=tuple(str(d["deviceID"]) for d in raw.get("devices") or ()),
             paused=bool(raw.get("paused", False)),
             ignore_delete=bool(raw.get("ignoreDelete", False)),
+            encrypted_for=tuple(
+                str(d["deviceID"]) for d in raw.get("devices") or () if d.get("encryptionPassword")
+            ),
         )
 
     def device(self, device: str) -> DeviceConfig:
@@ -292,6 +300,7 @@ class SyncthingClient(Closing):
             name=str(raw.get("name", "")),
             addresses=tuple(str(a) for a in raw.get("addresses") or ()),
             paused=bool(raw.get("paused", False)),
+            untrusted=bool(raw.get("untrusted", False)),
         )
 
     def add_device(self, *, device_id: str, name: str, address: str) -> None:

@@ -9,9 +9,10 @@ import contextlib
 import attrs
 
 from providers.base import Confirmation
+from providers.syncthing.client import DbFile
 from providers.syncthing.deliveries import Deliverer
 from providers.syncthing.folder import check_rel, evidence_of
-from providers.syncthing.liveness import format_time
+from providers.syncthing.liveness import unreachable
 from reconciler.errors import ProviderError
 from reconciler.hashing import sha256_file
 from reconciler.model import FileCopy
@@ -30,6 +31,11 @@ class Confirmer(Deliverer):
         *waiting* (held False, with the reason), not an error. Syncthing
         itself unreachable raises ProviderError. (Whether the phone's folder
         works at all is ``prove_alive``'s question, not this one's.)
+
+        A phone proven alive this run that cannot be asked now (gone offline
+        since, paused here) raises a transient ProviderError instead of a
+        "no" about its copy, as ``verify`` does: it is unavailable, and no
+        caller may take its silence for a copy removed or lost there.
         """
         rel = check_rel(rel_path)
         record = self._client.file(self.folder_id, rel)
@@ -58,6 +64,14 @@ class Confirmer(Deliverer):
                 return Confirmation(
                     False, "Syncthing has not indexed the file as it is now (changed here); waiting"
                 )
+        answer = self._phone_answer(rel, record)
+        ignored = record.local.invalid or record.local.ignored  # a fact of this machine's
+        if not answer.held and not ignored and self._liveness is not None and self._liveness.alive:
+            self._reachable_now()
+        return answer
+
+    def _phone_answer(self, rel: str, record: DbFile) -> Confirmation:
+        """What the index, as it stands, says of the phone's copy of ``rel``."""
         glob, local = record.global_, record.local
         if glob.deleted:
             return Confirmation(
@@ -79,10 +93,9 @@ class Confirmer(Deliverer):
             return Confirmation(True, "the phone holds this version", evidence_of(glob))
         if holder is not None:
             return Confirmation(False, "the phone is still receiving it")
-        conn = self._client.connections().get(self.device_id)
-        if conn is None or not conn.connected:
-            since = format_time(self._client.last_seen(self.device_id))
-            return Confirmation(False, f"phone offline since {since}; waiting")
+        away = unreachable(self._client, self.device_id)
+        if away:
+            return Confirmation(False, f"{away}; waiting")
         # Not received yet, or the phone's copy was changed there (a receive-only
         # folder then holds a "locally changed" version): either way, not ours.
         return Confirmation(
@@ -96,9 +109,21 @@ class Confirmer(Deliverer):
         A deletion or a change made on the phone shows here once the phone
         has rescanned: the global record then stops being that valid version
         held by the phone.
+
+        A "no" is given only while the phone is connected: one that cannot
+        be asked now (offline, paused here) raises a transient
+        ProviderError, as it leaves Syncthing's availability the moment it
+        goes. The caller forgets the freed copy on a "no" and sends the file
+        again: that must never happen for a phone that merely went away.
         """
         rel = check_rel(rel_path)
         self._keep_ignored(rel)
+        answer = self._freed_answer(rel, evidence)
+        if not answer.held:
+            self._reachable_now()
+        return answer
+
+    def _freed_answer(self, rel: str, evidence: str) -> Confirmation:
         record = self._client.file(self.folder_id, rel)
         if record is None:
             return Confirmation(False, f"Syncthing no longer knows {rel}")

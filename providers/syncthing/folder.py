@@ -6,13 +6,15 @@ phone, the ignore lines that keep a freed copy on it)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
 import threading
 import time
+import zoneinfo
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 import attrs
@@ -24,7 +26,9 @@ from providers.syncthing.client import (
     DEFAULT_TIMEOUT,
     DEFAULT_URL,
     PROVIDER,
+    DeviceConfig,
     FileVersion,
+    FolderConfig,
     Holder,
     SyncthingClient,
 )
@@ -32,8 +36,9 @@ from providers.syncthing.ignores import TMP_DIR
 from providers.syncthing.liveness import (
     CANARY,
     DEFAULT_LIVENESS_TIMEOUT,
-    format_time,
+    PAUSED_HERE,
     prove_alive,
+    unreachable,
 )
 from reconciler.errors import ProviderError
 from reconciler.hashing import open_to_read
@@ -67,6 +72,9 @@ class SyncthingStatus:
     #: Syncthing's folder state on this machine (idle, scanning, error…):
     #: the phone's own folder state is not visible from here.
     folder_state: str = ""
+    #: What is paused in this machine's Syncthing ("device", or the folder
+    #: as ``folder 'id'``); "" when nothing is. Resumed here, not on the phone.
+    paused_here: str = ""
 
 
 def _is_syncthing_temp(name: str) -> bool:
@@ -107,10 +115,10 @@ def evidence_of(version: FileVersion) -> str:
     return f"{','.join(sorted(version.version))}/{version.size}"
 
 
-def _modified_ns(text: str) -> int | None:
+def _modified(text: str) -> tuple[int, int] | None:
     """Syncthing's ``modified`` (RFC 3339 with up to nanoseconds, in the
-    time zone of the machine it runs on) as epoch nanoseconds; None when it
-    is not one."""
+    time zone of the machine it runs on) as epoch nanoseconds, with the
+    offset it was written with (seconds); None when it is not one."""
     m = re.fullmatch(r"(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text)
     if m is None:
         return None
@@ -118,7 +126,118 @@ def _modified_ns(text: str) -> int | None:
         base = datetime.fromisoformat(m[1] + ("+00:00" if m[3] == "Z" else m[3]))
     except ValueError:
         return None
-    return int(base.timestamp()) * 10**9 + int((m[2] or "").ljust(9, "0")[:9])
+    offset = base.utcoffset()
+    seconds = int(offset.total_seconds()) if offset is not None else 0
+    return int(base.timestamp()) * 10**9 + int((m[2] or "").ljust(9, "0")[:9]), seconds
+
+
+def same_mtime(text: str, mtime_ns: int) -> bool:
+    """Is Syncthing's ``modified`` text the time ``mtime_ns``, exactly?
+
+    Its REST API gives a file's time only as that text, in its local time
+    with the offset cut to whole minutes (Go's RFC 3339). An offset with
+    seconds (local mean time, before a zone took a standard offset: Europe/
+    Amsterdam until 1937 was +00:19:32) so reads up to a minute off, for
+    ever. Only that loss is forgiven, and only where a zone really had such
+    an offset then: this machine's (Syncthing's, as a rule), whose offset's
+    seconds are put back and the time must then match to the nanosecond;
+    else, Syncthing running in another zone, some zone of the tz database
+    whose offset at ``mtime_ns``, cut to minutes, is the one written, and
+    that explains the difference to the second. Never a time otherwise
+    apart, nor one apart by seconds no zone's offset had."""
+    parsed = _modified(text)
+    if parsed is None:
+        return False
+    at, written = parsed
+    offset = _local_offset(mtime_ns)
+    if offset % 60 and written == _cut(offset):
+        return at - (offset - written) * 10**9 == mtime_ns
+    if at == mtime_ns:
+        return True
+    lost, nanos = divmod(at - mtime_ns, 10**9)
+    return (
+        not nanos
+        and 0 < abs(lost) < 60
+        and _cut(written + lost) == written
+        and written + lost in _zone_offsets(mtime_ns // 10**9)
+    )
+
+
+def _cut(offset: int) -> int:
+    """An offset (seconds) cut to whole minutes toward zero, as Go writes it."""
+    return int(offset / 60) * 60
+
+
+def _local_offset(mtime_ns: int) -> int:
+    """This machine's UTC offset (seconds) at ``mtime_ns``; 0 when unknown."""
+    try:
+        return time.localtime(mtime_ns // 10**9).tm_gmtoff
+    except (OverflowError, OSError, ValueError):
+        return 0
+
+
+def _zone_offsets(second: int) -> frozenset[int]:
+    """Every zone's UTC offset (seconds) at that epoch second, with seconds
+    (the others are written exactly). Asked only where a time is off by
+    whole seconds under a minute: rare, and a few milliseconds each."""
+    try:
+        at = datetime.fromtimestamp(second, UTC)
+    except (OverflowError, OSError, ValueError):
+        return frozenset()
+    found = set()
+    for zone in _zones():
+        offset = at.astimezone(zone).utcoffset()
+        if offset is not None and offset.total_seconds() % 60:
+            found.add(int(offset.total_seconds()))
+    return frozenset(found)
+
+
+@functools.cache
+def _zones() -> tuple[zoneinfo.ZoneInfo, ...]:
+    zones = []
+    for name in sorted(zoneinfo.available_timezones()):
+        with contextlib.suppress(zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            zones.append(zoneinfo.ZoneInfo(name))
+    return tuple(zones)
+
+
+def share_problem(folder: FolderConfig, device: DeviceConfig) -> str:
+    """Why this machine's Syncthing does not give the phone the very bytes
+    of the folder's files now, said as a person fixes it; "" when it does.
+
+    A phone the folder is shared with as an untrusted device (an encryption
+    password set, or the device marked untrusted) receives only ciphertext:
+    this machine decrypts the phone's index, so Syncthing still lists the
+    phone as holding every file, yet no photo is there to restore (nor for
+    Google Photos to back up)."""
+    where = f"Syncthing folder {folder.id!r}"
+    phone = device.device_id
+    if phone not in folder.device_ids:
+        return f"{where} is not shared with the phone ({phone}); share it"
+    if phone in folder.encrypted_for or device.untrusted:
+        return (
+            f"{where} is shared with the phone as an untrusted device (encrypted): the phone "
+            "holds only ciphertext, no copy of the photos; share it without an encryption "
+            "password"
+        )
+    if folder.paused:
+        return f"{where} is paused here (in this machine's Syncthing); resume it"
+    if device.paused:
+        return PAUSED_HERE
+    if folder.type == "receiveonly":
+        return f"{where} is receive-only here; it must be send-only or send-receive"
+    if folder.type == "receiveencrypted":
+        return (
+            f"{where} is receive-encrypted here: this machine holds only ciphertext; it must "
+            "be send-only or send-receive"
+        )
+    return ""
+
+
+def identity_of(device_id: str, folder_id: str) -> str:
+    """Which phone and folder a recorded confirmation was made by: a row of
+    another counts for nothing here (a reset phone, a new folder)."""
+    return f"{device_id}/{folder_id}"
 
 
 @attrs.define(kw_only=True)
@@ -161,39 +280,29 @@ class PhoneFolder(Closing):
     @property
     def identity(self) -> str:
         """Which phone and folder a recorded confirmation was made by."""
-        return f"{self.device_id}/{self.folder_id}"
+        return identity_of(self.device_id, self.folder_id)
 
     def availability(self) -> Availability:
         """Usable only if Syncthing answers, knows the folder and the phone,
-        shares one with the other, and the folder is really here."""
+        shares one with the other so that the phone gets the very bytes,
+        neither is paused here, and the folder is really here."""
         try:
             folder = self._client.folder(self.folder_id)
-            self._client.device(self.device_id)
+            device = self._client.device(self.device_id)
             own_id = self._client.my_id()
         except ProviderError as e:
             # Down, key rejected, unknown folder or device: each error's
             # message already says which and what to do.
             return Availability(available=False, reason=str(e))
-        where = f"Syncthing folder {self.folder_id!r}"
         if self.device_id == own_id:
             return Availability(
                 available=False,
                 reason=f"{self.device_id} is this machine's own device id; use the phone's",
             )
-        if self.device_id not in folder.device_ids:
-            return Availability(
-                available=False,
-                reason=f"{where} is not shared with the phone ({self.device_id}); share it",
-            )
-        if folder.paused:
-            return Availability(
-                available=False, reason=f"{where} is paused in Syncthing; resume it"
-            )
-        if folder.type == "receiveonly":
-            return Availability(
-                available=False,
-                reason=f"{where} is receive-only here; it must be send-only or send-receive",
-            )
+        problem = share_problem(folder, device)
+        if problem:
+            return Availability(available=False, reason=problem)
+        where = f"Syncthing folder {self.folder_id!r}"
         if not self.folder_path.is_dir():
             return Availability(available=False, reason=f"{self.folder_path}: no such directory")
         if os.path.realpath(os.path.expanduser(folder.path)) != os.path.realpath(self.folder_path):
@@ -293,20 +402,29 @@ class PhoneFolder(Closing):
             st = (self.folder_path / rel).lstat()
         except OSError:
             return False  # not here (freed): the phone's copy is what counts
-        return st.st_size != local.size or st.st_mtime_ns != _modified_ns(local.modified)
+        return st.st_size != local.size or not same_mtime(local.modified, st.st_mtime_ns)
 
     def _reachable_now(self) -> None:
         """Raise a transient ProviderError when the phone is not connected
         now: its copy was not shown held because it cannot be asked, not
-        because it is wrong."""
-        conn = self._client.connections().get(self.device_id)
-        if conn is None or not conn.connected or conn.paused:
-            since = format_time(self._client.last_seen(self.device_id))
+        because it is wrong. (Asked after a "no": a phone that went away
+        meanwhile drops out of Syncthing's availability before this says so.)"""
+        away = unreachable(self._client, self.device_id)
+        if away:
+            self._went_away(away)
             raise ProviderError(
-                f"phone offline since {since}; its copy cannot be asked about now",
+                f"{away}; its copy cannot be asked about now (the next run asks again)",
                 provider=PROVIDER,
                 transient=True,
             )
+
+    def _went_away(self, away: str) -> None:
+        """The phone shown alive this run is away now: this run's proof no
+        longer holds (``prove_alive`` says so until it is made again), so
+        nothing of it counts and the caller treats it as a phone not alive,
+        waiting, rather than one that lost its copies."""
+        if self._liveness is not None and self._liveness.alive:
+            self._liveness = Liveness(alive=False, reason=f"{away} (went away during this run)")
 
     def _link_on_the_way(self, rel: str) -> str | None:
         """What refuses ``rel``: the first folder on its way that is a
@@ -377,6 +495,17 @@ class PhoneFolder(Closing):
         try:
             conn = self._client.connections().get(self.device_id)
             last_seen = self._client.last_seen(self.device_id)
+            folder = self._client.folder(self.folder_id)
+            if folder.paused:  # Syncthing answers "no such folder" for its progress then
+                return SyncthingStatus(
+                    reachable=True,
+                    connected=False,
+                    last_seen=last_seen,
+                    completion=None,
+                    need_items=None,
+                    need_bytes=None,
+                    paused_here=f"folder {self.folder_id!r}",
+                )
             completion = self._client.completion(self.folder_id, self.device_id)
             state = self._client.folder_state(self.folder_id)
         except ProviderError as e:
@@ -398,4 +527,5 @@ class PhoneFolder(Closing):
             need_bytes=completion.need_bytes,
             folder_state=state,
             need_deletes=completion.need_deletes,
+            paused_here="device" if conn is not None and conn.paused else "",
         )

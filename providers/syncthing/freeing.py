@@ -16,6 +16,7 @@ from providers.syncthing import ignores
 from providers.syncthing.client import PROVIDER
 from providers.syncthing.confirmations import Confirmer
 from providers.syncthing.folder import check_rel, evidence_of
+from providers.syncthing.liveness import unreachable
 from reconciler.errors import ProviderError
 
 
@@ -41,8 +42,15 @@ class Freer(Confirmer):
         deletes keeps its copy: seen against the real pair). Only when the
         index shows that (this machine's record invalid, the phone holding
         the same valid version) is the file removed; otherwise the ignore line
-        is taken back and ProviderError says why. A path that no plain
-        ``.stignore`` line can name exactly is never freed.
+        is taken back and ProviderError says why (transient when the phone
+        cannot be asked now). A path that no plain ``.stignore`` line can
+        name exactly is never freed.
+
+        Once the file is removed this never raises: it is freed, and the
+        caller must record it so. The phone's hold, asked once more after
+        the removal, comes back held, or not held with why it could not be
+        shown (the phone went offline meanwhile), carrying the evidence
+        confirmed just before, which the next run asks about again.
         """
         rel = check_rel(rel_path)
         if not self.prove_alive().alive:
@@ -75,25 +83,66 @@ class Freer(Confirmer):
         if folder is None or not _is_file(name, folder):
             if rel not in ignores.ignored_paths(self.folder_path):
                 raise ProviderError(f"not freed: {rel} is not here", provider=PROVIDER)
-            return self._still_held(rel, "")  # freed before: check the phone's hold
+            # freed before: check the phone's hold
+            return self._held_after(rel, "", "freed here before", local_invalid=False)
         before = self.confirm(rel)
         if not before.held:
             raise ProviderError(f"not freed: {before.reason}", provider=PROVIDER)
         ignores.ensure(self.folder_path, line, ignores.FREED_COMMENT)
+        transient = False
         try:
             self._client.scan(self.folder_id, rel)
-            self._still_held(rel, before.evidence, local_invalid=True)
-        except ProviderError:
+            ready = self._still_held(rel, before.evidence, local_invalid=True)
+        except ProviderError as e:
+            ready, transient = Confirmation(False, str(e)), e.transient
+        if not ready.held:
             ignores.remove(self.folder_path, line)
             with contextlib.suppress(ProviderError):
                 self._client.scan(self.folder_id, rel)
-            raise
+            raise ProviderError(
+                f"not freed: {ready.reason}; the staging copy is kept",
+                provider=PROVIDER,
+                transient=transient or bool(self._away()),  # gone away: the next run's matter
+            )
         try:
             os.unlink(name, dir_fd=folder)
         except OSError as e:
             raise ProviderError(f"freeing {rel} failed: {e}", provider=PROVIDER) from e
-        self._client.scan(self.folder_id, rel)
-        return self._still_held(rel, before.evidence, local_invalid=True)
+        # From here the copy is freed whatever the phone answers: nothing
+        # may raise, or the caller would not record it freed, and the next
+        # run, finding neither the file nor a freed row, would send it again.
+        return self._held_after(rel, before.evidence, "freed here")
+
+    def _held_after(
+        self, rel: str, evidence: str, done: str, *, local_invalid: bool = True
+    ) -> Confirmation:
+        """The phone's hold on a copy no longer here, asked after a rescan:
+        held, or why it could not be shown this time (the next run's
+        ``confirm_freed`` asks again, with ``evidence``). Never raises."""
+        try:
+            self._client.scan(self.folder_id, rel)
+            answer = self._still_held(rel, evidence, local_invalid=local_invalid)
+        except ProviderError as e:
+            answer = Confirmation(False, str(e))
+        if answer.held:
+            return answer
+        return Confirmation(
+            False,
+            f"{done}; the phone's hold on it was not shown afterwards ({answer.reason}); "
+            "the next run asks again",
+            evidence,
+        )
+
+    def _away(self) -> str:
+        """Why the phone cannot be asked now ("" if it can); "" too when
+        Syncthing does not answer (said by the error that follows)."""
+        try:
+            away = unreachable(self._client, self.device_id)
+        except ProviderError:
+            return ""
+        if away:
+            self._went_away(away)
+        return away
 
     def release(self, rel_path: str) -> None:
         """Delete a conduit's settled file here; Syncthing announces the
@@ -155,6 +204,10 @@ class Freer(Confirmer):
         return (self.folder_path / rel).is_file() and bool(self._ignored_reason(rel))
 
     def _still_held(self, rel: str, evidence: str, *, local_invalid: bool = False) -> Confirmation:
+        """Does Syncthing show ``rel`` held by the phone, the global version
+        valid and (given ``evidence``) the one confirmed, and (given
+        ``local_invalid``) this machine's record ignored, so that no deletion
+        is announced? Held False says why not."""
         record = self._client.file(self.folder_id, rel)
         glob = record.global_ if record else None
         ok = (
@@ -167,10 +220,11 @@ class Freer(Confirmer):
             and self._phone_holds(record.availability)
         )
         if not ok or glob is None:
-            raise ProviderError(
-                f"not freed: Syncthing does not show {rel} ignored here and held unchanged "
-                "by the phone; the staging copy is kept",
-                provider=PROVIDER,
+            away = self._away()
+            return Confirmation(
+                False,
+                away
+                or f"Syncthing does not show {rel} ignored here and held unchanged by the phone",
             )
         evidence = evidence_of(glob)
         self._freed[rel] = evidence

@@ -56,16 +56,29 @@ def prove_alive(
         folder = client.folder(folder_id)
         if folder.paused:
             return Liveness(alive=False, reason=f"Syncthing folder {folder_id!r} is paused here")
-        conn = client.connections().get(device_id)
-        if conn is None or not conn.connected:
-            since = format_time(client.last_seen(device_id))
-            return Liveness(alive=False, reason=f"phone offline since {since}")
-        if conn.paused:
-            return Liveness(alive=False, reason="the phone is paused in Syncthing here")
+        away = unreachable(client, device_id)
+        if away:
+            return Liveness(alive=False, reason=away)
         ensure_tmp()
         return _round_trip(client, folder_path, folder_id, device_id, timeout)
     except ProviderError as e:
         return Liveness(alive=False, reason=str(e))
+
+
+def unreachable(client: SyncthingClient, device_id: str) -> str:
+    """Why the phone cannot be asked anything now ("" when it is connected):
+    paused here (Syncthing shows a paused device as not connected too, and
+    the fix is on this machine, not on the phone), or offline."""
+    conn = client.connections().get(device_id)
+    if conn is not None and conn.paused:
+        return PAUSED_HERE
+    if conn is None or not conn.connected:
+        return f"phone offline since {format_time(client.last_seen(device_id))}"
+    return ""
+
+
+#: A phone's device paused in this machine's Syncthing, as said everywhere.
+PAUSED_HERE = "the phone is paused here (in this machine's Syncthing); resume it here"
 
 
 def _round_trip(

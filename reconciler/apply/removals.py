@@ -97,10 +97,13 @@ class Remover(Encoder):
             raise Skip("waiting", f"{a.target_id} not proven alive this run: {live.reason}")
         if not holds_bytes(store, a.path, a.sha256):
             raise Skip("refused", "its bytes here are not the ones the phone confirmed; kept")
-        held = store.confirm(a.path)
-        if not held.held:
-            raise Skip("refused", f"the phone's copy is not confirmed now ({held.reason}); kept")
         try:
+            # A phone gone away since its canary cannot be asked: that is
+            # the next run's matter (raised, transient), never a "no".
+            held = store.confirm(a.path)
+            if not held.held:
+                why = f"the phone's copy is not confirmed now ({held.reason}); kept"
+                raise Skip("refused", why)
             proof = store.free_local(a.path)  # ignored here first: the phone keeps its copy
         except ProviderError as e:
             # Not a safety gate: nothing leaves a source, and the staging
@@ -108,7 +111,9 @@ class Remover(Encoder):
             # anything else (a name no ignore line can hold) is said as is.
             raise Skip("waiting" if e.transient else "skipped", f"{e}; kept") from e
         self.db.record_freed(a.target_id, a.path, proof.evidence)
-        return "changed", "freed on this machine; the phone keeps its copy", Effects()
+        if proof.held:
+            return "changed", "freed on this machine; the phone keeps its copy", Effects()
+        return "changed", f"freed on this machine ({proof.reason})", Effects()
 
     def _release(self, a: ReleaseFromPhone) -> tuple[str, str, Effects]:
         """A conduit's settled file leaves the shared folder, and so the phone:

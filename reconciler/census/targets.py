@@ -46,11 +46,20 @@ def held_by_targets(
         conduit = cfg.role == "conduit"
         held, files, size = set(), 0, 0
         sql = (
-            "select sha256, size, delivered_at, confirmed_at, freed_at from deliveries "
-            "where store_id = ?"
+            "select sha256, size, delivered_at, confirmed_at, freed_at, identity "
+            "from deliveries where store_id = ?"
         )
         counts = not conduit or cfg.count_as_copy
-        for sha, n, delivered, confirmed, freed in db.conn.execute(sql, (tid,)):
+        # A confirmation made by another phone or folder (a reset phone, a
+        # new folder id) is nothing on this one, as observe and the gate
+        # count it: a freed copy of it is gone from here and no copy there;
+        # a staging copy still here waits for the phone now configured.
+        identity = phone_identity(cfg)
+        for sha, n, delivered, confirmed, freed, made_by in db.conn.execute(sql, (tid,)):
+            if confirmed and made_by != identity:
+                if freed:
+                    continue
+                confirmed = None
             if not confirmed:
                 if counts:  # a conduit's confirmation is no copy: nothing waits on it
                     waiting.add(sha)
@@ -66,6 +75,13 @@ def held_by_targets(
             holdings[tid] = held
             devices[tid] = None  # on the phone: grouped by the phone (``phones_of``)
     return holdings, figures, waiting, since, devices, sizes
+
+
+def phone_identity(cfg: SyncthingTarget) -> str:
+    """The phone and folder its confirmations are recorded by: the form of
+    ``PhoneFolder.identity`` (providers.syncthing.folder), written here so
+    that the census loads no HTTP client (a test holds the two together)."""
+    return f"{cfg.device_id}/{cfg.folder_id}"
 
 
 #: The device of a filesystem target not mounted now (no marker of it).

@@ -60,7 +60,7 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
         # A run with no exit is alive only while it holds the lock: else it
         # was killed (cron's timeout, the OOM killer) or crashed.
         live = lock.held_now(desired.state_dir)
-        newest = max((r["id"] for r in runs), default=None)
+        newest = _newest_unfinished(db)
         runs = [_unfinished(r, live if r["id"] == newest else False) for r in runs]
         # The headline is about the work: the last apply (cron's), else the last run.
         headline = db.last_run_of("apply") or (runs[0] if runs else None)
@@ -202,6 +202,15 @@ def _waiting(db: StateDB, desired: DesiredState) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _newest_unfinished(db: StateDB) -> int | None:
+    """The run the lock's holder can be: the newest with no exit yet. Only
+    an apply makes its row as it starts (a plan's is made at its end, so a
+    plan beside a running apply is newer, and finished); an older row with
+    no exit is one the next apply marks crashed."""
+    row = db.conn.execute("select max(id) from runs where status = 'running'").fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 def _unfinished(r: Mapping[str, Any], live: bool | None) -> dict[str, Any]:
     """``r``, and for a run with no exit: ``running_now``, whether it is
     alive (None: cannot tell), and its status as a person reads it."""
@@ -329,6 +338,14 @@ def _phone_line(tid: str, cfg: config.SyncthingTarget) -> str:
     if not st.reachable:
         return f"{tid}: Syncthing unreachable: {st.problem}"
     seen = f"last seen {st.last_seen:%Y-%m-%d %H:%M} UTC" if st.last_seen else "never seen"
+    if st.paused_here:
+        # Not the phone's doing: this machine's Syncthing holds it back, and
+        # is where it is resumed.
+        what = "phone" if st.paused_here == "device" else st.paused_here
+        return (
+            f"{tid}: {what} paused here (in this machine's Syncthing), {seen}; resume it "
+            "here; its progress is unknown"
+        )
     folder = f"folder here {st.folder_state}" if st.folder_state else "folder state unknown"
     if not st.connected:
         # Completion is this machine's guess of what the phone has: while it

@@ -26,7 +26,14 @@ from typing import Any
 
 import attrs
 
-from providers.base import ConfirmingStore, RemembersListing, Source, Store, WalksLocally
+from providers.base import (
+    ConfirmingStore,
+    Liveness,
+    RemembersListing,
+    Source,
+    Store,
+    WalksLocally,
+)
 from providers.mounts import Location, Mount, mount_table
 from providers.physical_disks import root_of
 from reconciler import places, sidecar, walk_ahead
@@ -327,8 +334,39 @@ def _confirming(
     A delivery this machine's Syncthing ignores (a pattern of the person's,
     ``/2022``) never reaches the phone: it is remarked on, with the pattern,
     rather than left waiting in silence.
+
+    A device that goes away during the run is not asked further: its store
+    raises a transient ProviderError rather than answer "not held", and the
+    device is observed as one not alive this run (``_gone_away``): waiting,
+    nothing recorded forgotten, nothing sent again.
     """
     live = store.prove_alive()
+    try:
+        return _confirming_as(tid, store, copies, db, live)
+    except ProviderError as e:
+        gone = _gone_away(store, live, e)
+        if gone is None:
+            raise
+        return _confirming_as(tid, store, copies, db, gone)
+
+
+def _gone_away(store: ConfirmingStore, live: Liveness, error: ProviderError) -> Liveness | None:
+    """How to observe a device again after ``error`` was raised while asking
+    about its copies (what was recorded meanwhile was rolled back): one
+    shown alive this run that has gone away since (the error is transient
+    and its store no longer holds it alive) is observed as a device not
+    alive this run, like one offline from the start. None: the error stands
+    (Syncthing itself not answering: the target is unavailable)."""
+    if not (error.transient and live.alive):
+        return None
+    now = store.prove_alive()
+    return now if not now.alive else None
+
+
+def _confirming_as(
+    tid: str, store: ConfirmingStore, copies: tuple[FileCopy, ...], db: StateDB, live: Liveness
+) -> TargetState:
+    """``_confirming`` with the device's liveness as ``live``."""
     identity = store.identity
     known = db.deliveries(tid)
     seen = {c.path for c in copies}
@@ -370,6 +408,9 @@ def _confirming(
                 continue
             if row["identity"] != identity:
                 continue  # confirmed by another phone or folder: not a copy here
+            # A "no" comes only from a device that can be asked now: one gone
+            # away meanwhile raises (see ``_gone_away``), as forgetting the
+            # copy would send the file to it a second time.
             if live.alive and not store.confirm_freed(path, row["evidence"] or "").held:
                 db.forget_delivery(tid, path)  # lost on the phone: sent again
                 continue
@@ -422,9 +463,30 @@ def _conduit(
     still here are settling (``copies``: what may be released); one the
     phone no longer holds is remarked on, not resent; one this machine's
     Syncthing ignores (the person's own ``.stignore`` pattern) is remarked
-    on and kept, as a release would never reach the phone.
+    on and kept, as a release would never reach the phone. Only a phone
+    that answers now says it removed a file: one gone away during the run
+    makes ``confirm`` raise, and is observed as not alive this run
+    (``_gone_away``).
     """
     live = store.prove_alive()
+    try:
+        return _conduit_as(tid, store, copies, db, now, live)
+    except ProviderError as e:
+        gone = _gone_away(store, live, e)
+        if gone is None:
+            raise
+        return _conduit_as(tid, store, copies, db, now, gone)
+
+
+def _conduit_as(
+    tid: str,
+    store: ConfirmingStore,
+    copies: tuple[FileCopy, ...],
+    db: StateDB,
+    now: datetime,
+    live: Liveness,
+) -> TargetState:
+    """``_conduit`` with the device's liveness as ``live``."""
     identity = store.identity
     known = db.deliveries(tid)
     delivered: dict[str, datetime] = {}

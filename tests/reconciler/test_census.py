@@ -142,7 +142,10 @@ url = "http://127.0.0.1:9"
         assert got["waiting_since"] == {"phone": since["delivered_at"]}
         nas = {"files": 1, "bytes": row.size}
         assert got["targets"] == {"nas": nas, "phone": {"files": 0, "bytes": 0}}
-        db.record_confirmation("phone", "x/IMG_1.JPG", row.original_sha256, row.size)
+        phone = "AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA-AAAAAAA/photos"
+        db.record_confirmation(
+            "phone", "x/IMG_1.JPG", row.original_sha256, row.size, identity=phone
+        )
         got = _census(ws)
         assert got["items"] == _items(archived_2plus=1)  # a phone is a disk of its own
         assert got["targets"] == {"nas": nas, "phone": {"files": 1, "bytes": row.size}}
