@@ -1,0 +1,204 @@
+"""An asset removed from iCloud (soft delete, to Recently Deleted): read
+again and compared with what was archived, staged in the staging album if
+one is configured, then deleted once the removal gate passes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import requests
+from pyicloud.exceptions import PyiCloudException
+from pyicloud.services.photos import PRIMARY_ZONE
+
+from providers.icloud.access import is_deleted, split_key
+from providers.icloud.albums import LOG, AlbumReader, find_album, live_relation, relation_name
+from providers.icloud.assets import files_of, metadata_of
+from providers.icloud.changes import Located, look_up
+from providers.icloud.errors import release, server_error_codes
+from reconciler.errors import ProviderError
+from reconciler.media.metadata import is_placeholder_date
+from reconciler.model import ItemMetadata, MediaFile, SourceItem
+
+#: What CloudKit may answer a create of a relation that already exists.
+ALREADY_THERE_CODES = frozenset({"EXISTS", "CONFLICT"})
+
+
+def unstageable(album: str) -> str:
+    return (
+        f"in a Shared Library, which the staging album {album!r} cannot hold "
+        "(only the personal library has albums)"
+    )
+
+
+def _as_archived(file: MediaFile) -> tuple[str, str, str, int, str]:
+    """What the sidecar records of a file, but for its SHA-256."""
+    return (file.ref, file.role, file.name, file.size, file.fingerprint)
+
+
+def captured_at(value: datetime | None) -> datetime | None:
+    """UTC, or None for Apple's "unknown" (epoch 0, shown by pyicloud as 1970) and
+    any other placeholder date (``metadata.is_placeholder_date``)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    if is_placeholder_date(value):
+        return None
+    return value.astimezone(UTC)
+
+
+class Remover(AlbumReader):
+    """An asset removed from iCloud (soft delete, to Recently Deleted): read"""
+
+    def remove(self, item: SourceItem, proven: Callable[[], object]) -> None:
+        """Soft delete: the asset moves to Recently Deleted. Idempotent.
+        The asset is read again first, never taken from the listing: what
+        it is now is compared with what was archived; ``proven`` (the
+        removal gate) is asked last, just before the delete, each time."""
+        located = self._reread(item)
+        if located is None or is_deleted(located.asset):
+            return
+        try:
+            self._delete(item, located, proven)
+        except (PyiCloudException, requests.RequestException) as e:
+            codes = server_error_codes(e)
+            if "CONFLICT" not in codes and "NOT_FOUND" not in codes:
+                raise self._error(e, f"remove {item.key}") from e
+            # Changed elsewhere since we read it: re-read, and retry once
+            # with the fresh change tag if it is still there.
+            LOG.info("%s: remove %s: %s; re-reading", self.id, item.key, ", ".join(sorted(codes)))
+            fresh = self._reread(item)
+            if fresh is None or is_deleted(fresh.asset):
+                return
+            try:
+                self._delete(item, fresh, proven)
+            except (PyiCloudException, requests.RequestException) as e2:
+                raise self._error(e2, f"remove {item.key}") from e2
+        self._seen.pop(item.key, None)
+
+    def _delete(self, item: SourceItem, located: Located, proven: Callable[[], object]) -> None:
+        asset = located.asset
+        _, master_id = split_key(item.key)
+        if asset.master_id != master_id:
+            raise ProviderError(
+                f"remove {item.key}: the asset now points at another original; not removed",
+                provider=self.id,
+            )
+        # Every field of every file the sidecar lists (its name too), not the
+        # SHA-256: that one is ours, known once a download is verified.
+        now = {_as_archived(f) for f in files_of(asset)}
+        archived = {_as_archived(f) for f in item.files}
+        if now != archived:
+            # An edit made (or undone) since the listing: its files are not
+            # all archived. The next run archives them, then removes.
+            changed = sorted({ref for ref, *_ in now ^ archived})
+            raise ProviderError(
+                f"remove {item.key}: {', '.join(changed)} changed since it was archived; "
+                "not removed",
+                provider=self.id,
+            )
+        if item.metadata is not None:
+            # Everything else the sidecar records, read now, albums too:
+            # adding an asset to an album leaves its record (and change tag)
+            # as it was, so a membership made after the listing would
+            # otherwise leave with the asset, in no sidecar. The capture date
+            # too ("Adjust Date & Time"): the sidecar is where it survives;
+            # its zone (``utc_offset``) is a field, compared with the rest.
+            with self._lock:
+                albums = self._albums_now(item, asset.id)
+            meta = metadata_of(asset, albums)
+            in_sidecar = attrs.evolve(item.metadata, unremovable="")
+            changed = [
+                f.name
+                for f in attrs.fields(ItemMetadata)
+                if getattr(meta, f.name) != getattr(in_sidecar, f.name)
+            ]
+            if captured_at(asset.asset_date) != item.captured_at:
+                changed.append("capture date")
+            if changed:
+                raise ProviderError(
+                    f"remove {item.key}: its metadata changed since it was archived "
+                    f"({', '.join(sorted(changed))}; the sidecar would miss it); not removed: "
+                    "the next run rewrites the sidecar, then removes it",
+                    provider=self.id,
+                )
+        # Staged only once the checks passed: the album lists what was removed.
+        # Its failures are ProviderErrors already, so ``remove`` never takes a
+        # CONFLICT of the album step for one of the delete.
+        self._stage(item, located)
+        proven()  # the copies read now: nothing slow comes between them and the delete
+        with self._lock:
+            asset.delete()
+
+    def _stage(self, item: SourceItem, located: Located) -> None:
+        """Add the asset to the staging album (if one is configured); raises
+        when it is not there afterwards, so the caller deletes nothing."""
+        name = self.staging_album
+        asset = located.asset
+        if name is None or asset.id in self._staged:
+            return
+        if located.zone_id.get("zoneName") != PRIMARY_ZONE["zoneName"]:
+            # Albums live in the personal library; pyicloud offers none for a
+            # Shared Library zone. Deleting unstaged would break the promise.
+            raise ProviderError(
+                f"remove {item.key}: {unstageable(name)}; not removed", provider=self.id
+            )
+        subject = f"remove {item.key}: not removed, adding it to the album {name!r} failed"
+        with self._lock:
+            album = self._staging_album(name, f"remove {item.key}: not removed")
+            try:
+                album.add_photo(asset)
+            except (PyiCloudException, requests.RequestException) as e:
+                # Added before (an earlier run, or a retry whose answer was
+                # lost): CloudKit refuses the create. Accept that only once
+                # the relation is seen to exist.
+                if not server_error_codes(e) & ALREADY_THERE_CODES:
+                    raise self._error(e, subject) from e
+                if not self._in_album(album, asset, subject):
+                    raise self._error(e, subject) from e
+                release(e)
+                LOG.debug("%s: %s was already in the album %r", self.id, item.key, name)
+            self._staged.add(asset.id)
+
+    def _staging_album(self, name: str, why: str) -> Any:
+        """The user album called ``name`` in the personal library, created if
+        there is none; looked up once per run. Callers hold ``self._lock``."""
+        if self._album is not None:
+            return self._album
+        photos = self._service()
+        try:
+            if self._album_uncertain:
+                albums = photos.libraries["root"].refresh_albums()
+            else:
+                albums = photos.albums
+            album = find_album(albums, name)
+        except (PyiCloudException, requests.RequestException) as e:
+            raise self._error(e, f"{why}, looking for the album {name!r} failed") from e
+        if album is None:
+            LOG.info("%s: creating the album %r for items before removal", self.id, name)
+            self._album_uncertain = True
+            try:
+                album = photos.create_album(name)
+            except (PyiCloudException, requests.RequestException) as e:
+                raise self._error(e, f"{why}, creating the album {name!r} failed") from e
+            if album is None:
+                raise ProviderError(
+                    f"{why}, creating the album {name!r} failed: iCloud answered without it",
+                    provider=self.id,
+                )
+        self._album = album
+        self._album_uncertain = False
+        return album
+
+    def _in_album(self, album: Any, asset: Any, subject: str) -> bool:
+        """Whether the relation pyicloud's ``add_photo`` would have created
+        exists (it names it ``<asset id>-IN-<album id>``)."""
+        relation = relation_name(asset.id, album.id)
+        try:
+            found = look_up(self._service().private_client, [relation], PRIMARY_ZONE)
+        except (PyiCloudException, requests.RequestException) as e:
+            raise self._error(e, subject) from e
+        return live_relation(found.get(relation))
