@@ -124,7 +124,6 @@ def test_a_store_inside_a_target_is_refused_before_anything_is_written(tmp_path:
     assert _rows_in(ws, "hash_cache") == _rows_in(ws, "legacy_media") == []
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="makes a bind mount (CI runs as root)")
 def test_a_library_folder_mounted_inside_a_target_is_no_copy_on_it(tmp_path: Path) -> None:
     """The library's year folder bind-mounted inside the NAS (no marker
     there): the walk with the places' fences stops, as observation's does."""
