@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import TypeVar
 
 import attrs
+import pytest
 from PIL import Image
 
 from providers.filesystem import write_marker
+from providers.icloud.source import ICloudSource
 from providers.syncthing.pair import SyncthingPair
 from reconciler.cli import main
+from reconciler.model import SourceItem
 
 
 def make_jpeg(path: Path, captured: datetime | None, seed: int = 0, size: int = 64) -> Path:
@@ -360,3 +363,21 @@ def on_two_disks(root: Path, *, removal: bool = False) -> Iterator[Workspace]:
         yield make_workspace(
             root, removal=removal, targets=NAS_AND_USB, extra=KEEP_ORIGINALS, stores=("library",)
         )
+
+
+def during_icloud_removal(
+    monkeypatch: pytest.MonkeyPatch, change: Callable[[], object]
+) -> list[Callable[[], object]]:
+    """``change`` is made in iCloud once, after the listing, just before the
+    first removal (a person on a phone, mid-run); the list it returns is
+    empty once it was made."""
+    real = ICloudSource.remove
+    pending = [change]
+
+    def remove(self: ICloudSource, item: SourceItem, proven: Callable[[], object]) -> None:
+        while pending:
+            pending.pop()()
+        real(self, item, proven)
+
+    monkeypatch.setattr(ICloudSource, "remove", remove)
+    return pending

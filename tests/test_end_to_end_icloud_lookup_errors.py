@@ -10,7 +10,6 @@ its album in no sidecar)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,9 +17,8 @@ import pytest
 
 from providers.icloud.emulator import Account, EmulatedAsset
 from providers.icloud.emulator.testing import RunningEmulator
-from providers.icloud.source import ICloudSource, relation_name
-from reconciler.model import SourceItem
-from tests.helpers import Workspace, make_jpeg
+from providers.icloud.source import relation_name
+from tests.helpers import Workspace, during_icloud_removal, make_jpeg
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 OLD = datetime(2021, 6, 1, 9, 30, tzinfo=UTC)
@@ -46,19 +44,6 @@ def _archived(ws: Workspace) -> None:
     r = ws.run("apply", "--yes", now=NOW)
     assert r.code == 0, r.out + r.err
     ws.removal(on=True)
-
-
-def _during_removal(monkeypatch: pytest.MonkeyPatch, change: Callable[[], None]) -> None:
-    """Run ``change`` once, after the listing, just before the first removal."""
-    real = ICloudSource.remove
-    pending = [change]
-
-    def remove(self: ICloudSource, item: SourceItem, proven: Callable[[], object]) -> None:
-        while pending:
-            pending.pop()()
-        real(self, item, proven)
-
-    monkeypatch.setattr(ICloudSource, "remove", remove)
 
 
 # ---------------------------------------------------------------- the asset
@@ -155,7 +140,7 @@ def test_at_removal_an_album_relation_iCloud_could_not_serve_keeps_the_asset(
         relation = relation_name(photo.asset_id, album.album_id)
         emu.server.inject_record_errors("INTERNAL_ERROR", (relation,), times=None)
 
-    _during_removal(monkeypatch, join_album)
+    during_icloud_removal(monkeypatch, join_album)
     r1 = ws.run("apply", "--yes", now=NOW)
 
     assert not photo.deleted, r1.out

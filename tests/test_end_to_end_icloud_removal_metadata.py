@@ -5,16 +5,13 @@ and the emulator; sidecars read back from every store."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from providers.icloud.emulator import Account, EmulatedAsset
-from providers.icloud.source import ICloudSource
-from reconciler.model import SourceItem
-from tests.helpers import Workspace, make_jpeg
+from tests.helpers import Workspace, during_icloud_removal, make_jpeg
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 OLD = datetime(2021, 6, 1, 9, 30, tzinfo=UTC)
@@ -50,24 +47,6 @@ def _asset(account: Account, name: str) -> EmulatedAsset:
     return next(a for a in zone.assets.values() if a.master.filename == name)
 
 
-def _during_removal(
-    monkeypatch: pytest.MonkeyPatch, change: Callable[[], object]
-) -> list[Callable[[], object]]:
-    """``change`` is made in iCloud once, after the listing, just before the
-    first removal (as a person on a phone would, mid-run); the list it
-    returns is empty once it was made."""
-    real = ICloudSource.remove
-    pending = [change]
-
-    def remove(self: ICloudSource, item: SourceItem, proven: Callable[[], object]) -> None:
-        while pending:
-            pending.pop()()
-        real(self, item, proven)
-
-    monkeypatch.setattr(ICloudSource, "remove", remove)
-    return pending
-
-
 @pytest.mark.parametrize("how", ["a new album", "an existing album", "left its album"])
 def test_an_album_change_during_the_run_waits_for_the_sidecar(
     ws: Workspace, account: Account, monkeypatch: pytest.MonkeyPatch, how: str
@@ -77,14 +56,16 @@ def test_an_album_change_during_the_run_waits_for_the_sidecar(
     gone: list[str] = []
     if how == "a new album":
         wanted = ["Albums|Trip", "Albums|Wedding"]
-        pending = _during_removal(monkeypatch, lambda: account.add_album("Wedding", [photo]))
+        pending = during_icloud_removal(monkeypatch, lambda: account.add_album("Wedding", [photo]))
     elif how == "an existing album":
         other = account.add_album("Best of", [])
         wanted = ["Albums|Best of", "Albums|Trip"]
-        pending = _during_removal(monkeypatch, lambda: account.add_to_album(other, photo.asset_id))
+        pending = during_icloud_removal(
+            monkeypatch, lambda: account.add_to_album(other, photo.asset_id)
+        )
     else:
         wanted, gone = [], ["Albums|Trip"]
-        pending = _during_removal(
+        pending = during_icloud_removal(
             monkeypatch, lambda: account.remove_from_album(trip, photo.asset_id)
         )
     r = ws.run("apply", "--yes", now=NOW)

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from providers.icloud.emulator import Account, EmulatedAsset
-from providers.icloud.source import ICloudSource
-from reconciler.model import SourceItem
-from tests.helpers import Workspace, make_jpeg
+from tests.helpers import Workspace, during_icloud_removal, make_jpeg
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 OLD = datetime(2021, 6, 1, 9, 30, tzinfo=UTC)
@@ -36,23 +33,6 @@ def account(tmp_path: Path) -> Account:
 def _photo(account: Account) -> EmulatedAsset:
     (asset,) = account.zones["PrimarySync"].assets.values()
     return asset
-
-
-def _during_removal(
-    monkeypatch: pytest.MonkeyPatch, change: Callable[[], None]
-) -> list[Callable[[], None]]:
-    """``change`` is made in iCloud after the listing, just before the first
-    removal (a person on a phone, mid-run); the list is empty once it was."""
-    real = ICloudSource.remove
-    pending = [change]
-
-    def remove(self: ICloudSource, item: SourceItem, proven: Callable[[], object]) -> None:
-        while pending:
-            pending.pop()()
-        real(self, item, proven)
-
-    monkeypatch.setattr(ICloudSource, "remove", remove)
-    return pending
 
 
 def _sidecar_dates(ws: Workspace) -> dict[str, str]:
@@ -81,7 +61,7 @@ def test_a_capture_date_adjusted_during_the_run_waits_for_the_sidecar(
             account.zones["PrimarySync"].invalidate()
             account.touch(photo)
 
-    pending = _during_removal(monkeypatch, adjust_date)
+    pending = during_icloud_removal(monkeypatch, adjust_date)
     r = ws.run("apply", "--yes", now=NOW)
     assert pending == [], "the change was not made"
     assert not photo.deleted, r.out
@@ -107,7 +87,7 @@ def test_an_original_renamed_during_the_run_waits_for_the_sidecar(
             account.record_change(account.zones["PrimarySync"], photo.master_id)
             account.touch(photo)
 
-    pending = _during_removal(monkeypatch, rename)
+    pending = during_icloud_removal(monkeypatch, rename)
     r = ws.run("apply", "--yes", now=NOW)
     assert pending == [], "the change was not made"
     assert not photo.deleted, r.out

@@ -7,32 +7,16 @@ points at another original" is seen, whether the old master still exists
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from providers.icloud.emulator import Account, EmulatedAsset
-from providers.icloud.source import ICloudSource
-from reconciler.model import SourceItem
-from tests.helpers import Workspace, make_jpeg, media_under
+from tests.helpers import Workspace, during_icloud_removal, make_jpeg, media_under
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 OLD = datetime(2021, 6, 1, 9, 30, tzinfo=UTC)
-
-
-def _during_removal(monkeypatch: pytest.MonkeyPatch, change: Callable[[], None]) -> None:
-    """Run ``change`` once, after the listing, just before the first removal."""
-    real = ICloudSource.remove
-    pending = [change]
-
-    def remove(self: ICloudSource, item: SourceItem, proven: Callable[[], object]) -> None:
-        while pending:
-            pending.pop()()
-        real(self, item, proven)
-
-    monkeypatch.setattr(ICloudSource, "remove", remove)
 
 
 @pytest.fixture(params=["duplicate keeps the old master", "old master gone"])
@@ -56,7 +40,7 @@ def test_an_asset_pointing_at_another_original_since_the_listing_is_not_removed(
 ) -> None:
     photo = _first(account)
     new_bytes = make_jpeg(tmp_path / "b.jpg", OLD, seed=7).read_bytes()
-    _during_removal(monkeypatch, lambda: account.repoint(photo, new_bytes))
+    during_icloud_removal(monkeypatch, lambda: account.repoint(photo, new_bytes))
 
     r = ws.run("apply", "--yes", now=NOW)
 
