@@ -30,6 +30,14 @@ Groups = Mapping[str, str | None]
 _NO_PHONES: Mapping[str, str] = {}
 
 
+def confirmed_by(device_id: str, folder_id: str) -> str:
+    """Which phone and folder a recorded confirmation was made by (the
+    ``identity`` column of a delivery): a row of another phone or folder (a
+    reset phone, a new folder) counts for nothing, for observe, the gate and
+    the census alike."""
+    return f"{device_id}/{folder_id}"
+
+
 def phones_of(targets: Mapping[str, object]) -> dict[str, str]:
     """target id -> the phone its copies are on (its Syncthing device id,
     written as Syncthing compares it), for every phone target of the

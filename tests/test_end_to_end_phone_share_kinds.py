@@ -18,7 +18,7 @@ import requests
 from providers.syncthing.folder import PhoneFolder
 from providers.syncthing.pair import SyncthingInstance, SyncthingPair
 from reconciler import config
-from reconciler.census.targets import phone_identity
+from reconciler.independence import confirmed_by
 from tests.helpers import Workspace, files_under, make_jpeg, phone_files, phone_workspace
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -101,7 +101,7 @@ def test_identity_is_the_phones_own(tmp_path: Path) -> None:
     with PhoneFolder(
         id="phone", folder_path=tmp_path, folder_id="photos", device_id=NEW_PHONE, api_key="k"
     ) as phone:
-        assert phone_identity(cfg) == phone.identity
+        assert confirmed_by(cfg.device_id, cfg.folder_id) == phone.identity
 
 
 def _encrypted(pair: SyncthingPair) -> None:

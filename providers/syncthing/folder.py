@@ -42,6 +42,7 @@ from providers.syncthing.liveness import (
 )
 from reconciler.errors import ProviderError
 from reconciler.hashing import open_to_read
+from reconciler.independence import confirmed_by
 from reconciler.layout import MAX_NAME_BYTES
 from reconciler.model import FileCopy
 
@@ -234,12 +235,6 @@ def share_problem(folder: FolderConfig, device: DeviceConfig) -> str:
     return ""
 
 
-def identity_of(device_id: str, folder_id: str) -> str:
-    """Which phone and folder a recorded confirmation was made by: a row of
-    another counts for nothing here (a reset phone, a new folder)."""
-    return f"{device_id}/{folder_id}"
-
-
 @attrs.define(kw_only=True)
 class PhoneFolder(Closing):
     """The shared folder and Syncthing's view of it (see ``target.SyncthingTarget``).
@@ -280,7 +275,7 @@ class PhoneFolder(Closing):
     @property
     def identity(self) -> str:
         """Which phone and folder a recorded confirmation was made by."""
-        return identity_of(self.device_id, self.folder_id)
+        return confirmed_by(self.device_id, self.folder_id)
 
     def availability(self) -> Availability:
         """Usable only if Syncthing answers, knows the folder and the phone,

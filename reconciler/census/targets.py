@@ -9,6 +9,7 @@ from providers.filesystem import read_marker
 from providers.physical_disks import disk_at
 from reconciler.census.items import under
 from reconciler.config import DesiredState, FilesystemTarget, SyncthingTarget
+from reconciler.independence import confirmed_by
 from reconciler.state import StateDB
 
 
@@ -54,7 +55,7 @@ def held_by_targets(
         # new folder id) is nothing on this one, as observe and the gate
         # count it: a freed copy of it is gone from here and no copy there;
         # a staging copy still here waits for the phone now configured.
-        identity = phone_identity(cfg)
+        identity = confirmed_by(cfg.device_id, cfg.folder_id)
         for sha, n, delivered, confirmed, freed, made_by in db.conn.execute(sql, (tid,)):
             if confirmed and made_by != identity:
                 if freed:
@@ -75,13 +76,6 @@ def held_by_targets(
             holdings[tid] = held
             devices[tid] = None  # on the phone: grouped by the phone (``phones_of``)
     return holdings, figures, waiting, since, devices, sizes
-
-
-def phone_identity(cfg: SyncthingTarget) -> str:
-    """The phone and folder its confirmations are recorded by: the form of
-    ``PhoneFolder.identity`` (providers.syncthing.folder), written here so
-    that the census loads no HTTP client (a test holds the two together)."""
-    return f"{cfg.device_id}/{cfg.folder_id}"
 
 
 #: The device of a filesystem target not mounted now (no marker of it).
