@@ -8,8 +8,9 @@ from pathlib import Path
 from providers.filesystem import read_marker
 from providers.physical_disks import disk_at
 from reconciler.census.items import under
-from reconciler.config import DesiredState, FilesystemTarget, SyncthingTarget
+from reconciler.config import DesiredState, FilesystemTarget, SyncthingTarget, same_disk_ok
 from reconciler.independence import confirmed_by
+from reconciler.links import one_file_twice
 from reconciler.state import StateDB
 
 
@@ -75,6 +76,15 @@ def held_by_targets(
         if counts:
             holdings[tid] = held
             devices[tid] = None  # on the phone: grouped by the phone (``phones_of``)
+    # Two targets' copies that are one file (hard-linked) are one copy, as the
+    # gate counts them: the later target holds it only by a file of its own.
+    mounted = {
+        tid: cfg.path
+        for tid, cfg in desired.targets.items()
+        if isinstance(cfg, FilesystemTarget) and devices.get(tid) != UNPLUGGED
+    }
+    for tid, linked in one_file_twice(db, mounted, same_disk_ok(desired)).items():
+        holdings[tid].difference_update(linked)
     return holdings, figures, waiting, since, devices, sizes
 
 

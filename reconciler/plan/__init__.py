@@ -28,6 +28,7 @@ from datetime import datetime
 
 from reconciler.config import DesiredState
 from reconciler.independence import disk_problems
+from reconciler.links import SAME_FILE
 from reconciler.model import (
     CopyToLibrary,
     CopyToTarget,
@@ -87,7 +88,17 @@ class _Planner(LibraryPlanner):
                 why = f"not a backup: {refused[tid]}; its copies are written but count for nothing"
             self._note("shared-disk", f"target {tid}", why)
         for tid, held in self.elsewhere.items():
-            lost = sum(1 for sha in held if self._groups(sha)[0].get(tid) is None)
+            linked = sum(1 for _, why in held.values() if why.startswith(SAME_FILE))
+            if linked:
+                self._note(
+                    "shared-disk",
+                    f"target {tid}",
+                    f"its copies of {linked} {'file are' if linked == 1 else 'files are'} "
+                    "the same file as another's (hard links, as a deduplicating tool makes "
+                    "them) and count for nothing; a copy of its own in place "
+                    "of each link counts",
+                )
+            lost = sum(1 for sha in held if self._groups(sha)[0].get(tid) is None) - linked
             if lost and tid not in refused:
                 self._note(
                     "shared-disk",

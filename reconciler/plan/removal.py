@@ -94,7 +94,7 @@ class RemovalPlanner(ConduitPlanner):
                     t.target_id for t in self.targets if sha and sha in self.pending[t.target_id]
                 ]
                 why = f"{count_backups(verified, groups)} of {need} verified copies"
-                if count_backups(verified, groups) < len(verified):
+                if count_backups(verified, groups) < len(verified) - len(not_counted):
                     why += " (copies on one disk count once)"
                 if not_counted:
                     why += f"; not counted: {', '.join(not_counted)}"

@@ -79,6 +79,16 @@ class HashCache(Connection):
         )
         return iter(self.conn.execute(sql, (first, last)))
 
+    def inodes_under(self, folder: str) -> Iterator[tuple[str, int]]:
+        """(sha256, inode) of each file hashed under ``folder`` (ending in
+        "/"), as its walk found it: a range of the primary key ("0" is the
+        character after "/")."""
+        sql = (
+            "select sha256, inode from hash_cache "
+            "where path >= ? and path < ? and sha256 is not null"
+        )
+        return iter(self.conn.execute(sql, (folder, folder[:-1] + "0")))
+
     def tree_listing(self, tree: str) -> tree_listing.TreeListing | None:
         """``tree``'s last listing, if it is still exact (``tree_listing``)."""
         return tree_listing.read(self.conn, tree)

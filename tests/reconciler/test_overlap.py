@@ -8,6 +8,7 @@ symlinks are resolved; the removal gate refuses to count such a copy anyway.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -258,10 +259,53 @@ def test_targets_hard_linked_after_archiving_keep_the_photo(tmp_path: Path) -> N
     usb_copy.unlink()
     os.link(nas_copy, usb_copy)  # as `rdfind -makehardlinks true` would
     ws.config.write_text(ws.config.read_text().replace("enabled = false", "enabled = true"))
+    # The plan counts the copies as the gate will: no removal planned (the
+    # gate refusing it on every run, exit 3, was the plan's miscount).
+    plan = ws.run("plan", now=NOW)
+    assert "remove-from-source" not in plan.out, plan.out
+    assert (
+        "1 of 2 verified copies; not counted: usb (the same file as nas's copy (a hard link))"
+        in plan.out
+    ), plan.out
+    assert "target usb: its copies of 1 file are the same file as another's" in plan.out, plan.out
     run = ws.run("apply", "--yes", now=NOW)
-    assert run.code == 3, run.out + run.err
-    assert "not counted: usb (the same file as nas's copy)" in run.out
+    assert run.code == 0, run.out + run.err
+    assert "refused" not in run.out
     assert files_under(ws.incoming) == {"IMG_1.JPG": photo}
+    # A real copy in place of the link counts again: the photo leaves.
+    usb_copy.unlink()
+    usb_copy.write_bytes(photo)
+    run = ws.run("apply", "--yes", now=NOW)
+    assert run.code == 0, run.out + run.err
+    assert "+ changed remove-from-source incoming:IMG_1.JPG" in run.out
+    assert files_under(ws.incoming) == {}
+
+
+def test_a_copy_hard_linked_to_the_source_file_is_not_planned_as_one(tmp_path: Path) -> None:
+    """A deduplicating tool run over one disk holding the card folder and a
+    target links the target's copy to the source's own file: the gate never
+    counts it, and the plan does not either (it planned the removal, and the
+    gate refused it on every run)."""
+    ws = make_workspace(tmp_path, removal=False)
+    photo = make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=9).read_bytes()
+    other = make_jpeg(ws.incoming / "IMG_2.JPG", OLD, seed=10).read_bytes()
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    (nas_copy,) = ws.target("nas").rglob("IMG_1.JPG")
+    nas_copy.unlink()
+    os.link(ws.incoming / "IMG_1.JPG", nas_copy)
+    ws.config.write_text(ws.config.read_text().replace("enabled = false", "enabled = true"))
+    plan = ws.run("plan", "--json", now=NOW)
+    actions = json.loads(plan.out)["actions"]
+    removals = [a["subject"] for a in actions if a["type"] == "remove-from-source"]
+    assert removals == ["incoming:IMG_2.JPG"], plan.out
+    human = ws.run("plan", now=NOW).out
+    assert "not counted: nas (the same file as the source's own (a hard link))" in human, human
+    run = ws.run("apply", "--yes", now=NOW)
+    assert run.code == 0, run.out + run.err
+    assert "refused" not in run.out
+    assert files_under(ws.incoming) == {"IMG_1.JPG": photo}
+    assert other in files_under(ws.target("nas")).values()
+    assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
 
 
 def test_nothing_is_written_through_a_library_folder_linked_into_a_target(

@@ -48,7 +48,7 @@ def test_a_copy_reached_through_a_mount_onto_the_librarys_disk_is_not_counted(
             assert "remove-from-source" not in p.out, p.out
             assert "copy-to-target" not in p.out, p.out  # left there, not copied again
             assert (
-                "1 of 2 verified copies (copies on one disk count once); not counted: nas "
+                "1 of 2 verified copies; not counted: nas "
                 "(its file is on the library's disk, reached through a mount); kept in the source"
             ) in p.out, p.out
             assert (

@@ -6,6 +6,7 @@ disk, a target not mounted now, a phone that failed its canary)."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -161,3 +162,30 @@ def test_a_phone_that_failed_its_canary_proves_nothing(tmp_path: Path, pair: Syn
         "not proven now: phone failed its last canary; the counts above take the copies "
         "there as last recorded" in lines
     )
+
+
+def test_two_targets_copies_made_one_file_count_once(tmp_path: Path) -> None:
+    """A deduplicating tool hard-links the two targets' copies on the disk
+    they share (``same_disk_ok``): one file is one copy, as the gate counts
+    it. Off-loaded, the item is archived on one target, not removed; the
+    plan says why and copies nothing again; a copy of its own counts again."""
+    ws = make_workspace(tmp_path, extra=KEEP_ORIGINALS)
+    _archived(ws, "IMG_1.JPG", "IMG_2.JPG")
+    nas_copy = next(ws.target("nas").rglob("IMG_1.JPG"))
+    usb_copy = next(ws.target("usb").rglob("IMG_1.JPG"))
+    photo = usb_copy.read_bytes()
+    usb_copy.unlink()
+    os.link(nas_copy, usb_copy)  # as `jdupes -L` would
+    plan = ws.run("plan", now=NOW)
+    assert plan.code == 0, plan.err
+    assert "copy-to-target" not in plan.out, plan.out
+    assert (
+        "target usb: its copies of 1 file are the same file as another's (hard links" in plan.out
+    ), plan.out
+    assert _items(ws) == {"archived_1": 1, "removed": 1}
+    assert HEADLINE not in ws.run("status", now=NOW).out
+    usb_copy.unlink()
+    usb_copy.write_bytes(photo)
+    assert ws.run("plan", now=NOW).code == 0
+    assert _items(ws) == {"removed": 2}
+    assert HEADLINE in ws.run("status", now=NOW).out
