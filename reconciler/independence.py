@@ -29,6 +29,16 @@ Groups = Mapping[str, str | None]
 
 _NO_PHONES: Mapping[str, str] = {}
 
+#: A copy that is another's file (a hard link, as deduplicating tools make
+#: them) is no copy of its own: the gate, the plan and status word it alike.
+SAME_FILE = "the same file as"
+THE_SOURCES_OWN = f"{SAME_FILE} the source's own (a hard link)"
+
+
+def linked_to(first: str) -> str:
+    """Why a copy counts for nothing: it is ``first``'s copy, one file."""
+    return f"{SAME_FILE} {first}'s copy (a hard link)"
+
 
 def confirmed_by(device_id: str, folder_id: str) -> str:
     """Which phone and folder a recorded confirmation was made by (the

@@ -12,33 +12,19 @@ status calls an item archived twice that is one file.
   file, from the inodes the hash cache recorded when their trees were walked
   (no file is looked at again); it costs nothing unless two targets share a
   filesystem.
-- ``the_sources_own``: target copies that are a source's own file. Only the
-  files a source holds now are asked (a removal is weighed on nothing else),
-  and only while removal is on: a converged library's sources hold what is
-  recent, so a no-op plan stats next to nothing more.
+- the copies that are a source's own file are found by observation
+  (``reconciler.observe.hard_links``), which has the source's files.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Collection, Mapping
 
-from providers.base import ConfirmingStore, Source, Store
-from reconciler.model import SourceState, TargetState
 from reconciler.state import StateDB
 
-#: How a copy that is another's file is named (the gate words it alike).
-SAME_FILE = "the same file as"
-THE_SOURCES_OWN = f"{SAME_FILE} the source's own (a hard link)"
-
 Identity = tuple[int, int]
-
-
-def linked_to(first: str) -> str:
-    """Why a copy counts for nothing: it is ``first``'s copy."""
-    return f"{SAME_FILE} {first}'s copy (a hard link)"
 
 
 def one_file_twice(
@@ -79,72 +65,3 @@ def one_file_twice(
         if linked:
             found[tid] = linked
     return found
-
-
-def the_sources_own(
-    sources: Sequence[SourceState],
-    source_of: Mapping[str, Source],
-    known: Mapping[tuple[str, str, str], str],
-    targets: Iterable[tuple[TargetState, Store]],
-) -> dict[str, set[str]]:
-    """Target -> the SHA-256s whose copy there is a file of a source's own
-    (the same inode), of the files the trusted sources list now."""
-    own = _held_by_sources(sources, source_of, known)
-    found: dict[str, set[str]] = {}
-    if not own:
-        return found
-    for t, store in targets:
-        if not t.available or isinstance(store, ConfirmingStore):
-            continue
-        # the copy the gate reads of a SHA-256 held twice: the last listed
-        last = {c.sha256: c.path for c in t.copies if c.sha256 in own}
-        for sha, rel in last.items():
-            path = store.local_path(rel)
-            held = _identity(path) if path is not None else None
-            if held is not None and held in own[sha]():
-                found.setdefault(t.target_id, set()).add(sha)
-    return found
-
-
-class _Files:
-    """The identities of the source files of one SHA-256, stat'ed on first
-    need (only a SHA-256 a target holds too is ever asked)."""
-
-    def __init__(self) -> None:
-        self.paths: list[Path] = []
-        self._found: set[Identity] | None = None
-
-    def __call__(self) -> set[Identity]:
-        if self._found is None:
-            self._found = {held for p in self.paths if (held := _identity(p)) is not None}
-        return self._found
-
-
-def _held_by_sources(
-    sources: Sequence[SourceState],
-    source_of: Mapping[str, Source],
-    known: Mapping[tuple[str, str, str], str],
-) -> dict[str, _Files]:
-    """SHA-256 -> the files on this machine holding it, of every file a
-    trusted folder source lists."""
-    own: dict[str, _Files] = {}
-    for source in sources:
-        src = source_of.get(source.source_id)
-        if not source.trusted or source.remote or src is None:
-            continue
-        sid = source.source_id
-        for item in source.items:
-            for f in item.files:
-                sha = f.sha256 or known.get((sid, item.key, f.ref))
-                path = src.local_path(item, f) if sha is not None else None
-                if sha is not None and path is not None:
-                    own.setdefault(sha, _Files()).paths.append(path)
-    return own
-
-
-def _identity(path: Path) -> Identity | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino

@@ -18,6 +18,7 @@ RANKS = {
     "reconciler.visible": 0,
     "reconciler.hashing": 0,
     "reconciler.independence": 0,
+    "reconciler.links": 2,
     "reconciler.sidecar": 1,
     # below even layer 0: hashing checks them between chunks
     "reconciler.interrupt": -1,

@@ -36,13 +36,11 @@ from providers.base import (
 )
 from providers.mounts import Location, Mount, mount_table
 from providers.physical_disks import root_of
-from reconciler import links, places, sidecar, walk_ahead
+from reconciler import places, sidecar, walk_ahead
 from reconciler.config import (
     DesiredState,
-    FilesystemTarget,
     SyncthingTarget,
     TargetConfig,
-    same_disk_ok,
 )
 from reconciler.connect import Connected
 from reconciler.disks import Disks, disks_now
@@ -56,6 +54,7 @@ from reconciler.model import (
     TargetState,
     World,
 )
+from reconciler.observe import hard_links
 from reconciler.observe.hasher import CachedHasher, Progress, _quiet
 from reconciler.observe.library import library_state, sidecars_missing
 from reconciler.state import DownloadedFile, StateDB
@@ -140,7 +139,7 @@ def observe(
             hasher.ahead = None
     known, superseded, wanted = _still_known(sources, db.source_files())
     _known_from_sidecars(wanted, superseded, library, targets, conn, known, db, hasher)
-    targets = _hard_linked(desired, db, conn, sources, targets, known)
+    targets = hard_links.judged(desired, db, conn, sources, targets, known)
     return World(
         observed_at=now,
         sources=sources,
@@ -245,46 +244,6 @@ def _target(
         return TargetState(
             target_id=tid, kind=store.kind, available=False, problem=f"confirming failed: {e}"
         )
-
-
-def _hard_linked(
-    desired: DesiredState,
-    db: StateDB,
-    conn: Connected,
-    sources: Sequence[SourceState],
-    targets: tuple[TargetState, ...],
-    known: Mapping[tuple[str, str, str], str],
-) -> tuple[TargetState, ...]:
-    """``targets`` with each copy that is another's file (``reconciler.links``:
-    the same file as an earlier target's copy, or a source's own) judged no
-    backup, as the removal gate judges it (``TargetState.elsewhere``)."""
-    roots = {
-        t.target_id: cfg.path
-        for t in targets
-        if t.available and isinstance(cfg := desired.targets.get(t.target_id), FilesystemTarget)
-    }
-    twice = links.one_file_twice(db, roots, same_disk_ok(desired))
-    own = (
-        links.the_sources_own(
-            sources, conn.sources, known, ((t, conn.targets[t.target_id]) for t in targets)
-        )
-        if desired.policy.removal.enabled
-        else {}
-    )
-    if not twice and not own:
-        return targets
-    judged = []
-    for t in targets:
-        tid = t.target_id
-        # (a copy reached through a mount below the target is judged on its own already)
-        lost = {
-            sha: (None, links.linked_to(first))
-            for sha, first in twice.get(tid, {}).items()
-            if sha not in t.elsewhere
-        }
-        lost.update((sha, (None, links.THE_SOURCES_OWN)) for sha in own.get(tid, ()))
-        judged.append(attrs.evolve(t, elsewhere={**t.elsewhere, **lost}) if lost else t)
-    return tuple(judged)
 
 
 def judged_disks(desired: DesiredState, conn: Connected) -> Disks:

@@ -27,8 +27,7 @@ import operator
 from datetime import datetime
 
 from reconciler.config import DesiredState
-from reconciler.independence import disk_problems
-from reconciler.links import SAME_FILE
+from reconciler.independence import SAME_FILE, disk_problems
 from reconciler.model import (
     CopyToLibrary,
     CopyToTarget,
