@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.state.connection import BUSY_TIMEOUT_S, damaged, storable, unusable
+from reconciler.state.connection import damaged, storable, unusable
 from reconciler.state.deliveries import Deliveries
 from reconciler.state.hash_cache import CachedHash, HashCache
 from reconciler.state.library import Library, LineageRow
@@ -25,7 +25,6 @@ from reconciler.state.runs import Runs
 from reconciler.state.sources import Cursor, DownloadedFile, ListingRow, Sources
 
 __all__ = [
-    "BUSY_TIMEOUT_S",
     "CachedHash",
     "Cursor",
     "DownloadedFile",

@@ -10,8 +10,8 @@ from collections.abc import Generator, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
+from reconciler.state import connection
 from reconciler.state.connection import (
-    BUSY_TIMEOUT_S,
     CHUNK,
     Connection,
     chunks,
@@ -186,7 +186,9 @@ class Library(Connection):
         record leaves a file still known for the tool's. Bytes recorded and
         never placed (the replace refused) are the tool's all the same."""
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=connection.BUSY_TIMEOUT_S
+            )
             try:
                 conn.execute(
                     "insert or ignore into renditions (sha256, original_sha256, tier, made_at) "

@@ -667,7 +667,7 @@ def test_a_state_database_locked_by_another_program_costs_only_the_keeping(
     from reconciler import state
 
     ws = _library(tmp_path)  # the next plan walks first and would keep
-    monkeypatch.setattr(state, "BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(state.connection, "BUSY_TIMEOUT_S", 0.2)
     keep = kept_plan.keep
     holder = _db(ws)
 

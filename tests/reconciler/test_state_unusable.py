@@ -38,7 +38,7 @@ def test_a_database_locked_by_another_program_exits_4(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ws = _applied(tmp_path)
-    monkeypatch.setattr(state, "BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(state.connection, "BUSY_TIMEOUT_S", 0.2)
     other = sqlite3.connect(_db(ws), isolation_level=None)  # an sqlite3 shell, say
     other.execute("BEGIN EXCLUSIVE")
     try:
