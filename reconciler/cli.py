@@ -3,7 +3,7 @@
 With reconciler/commands/, the only code that prints, prompts or picks exit codes (DESIGN.md):
 0 converged / success; 1 error; 2 changes pending (plan --detailed-exitcode);
 3 a person is needed (login expired, a safety gate refused a removal);
-4 another run holds the lock; 128 + N stopped by signal N (130 SIGINT,
+4 another run holds the lock; 128 + N stopped by signal N (130 SIGINT, 129 SIGHUP,
 143 SIGTERM: ``apply`` stops cleanly, see reconciler/interrupt.py).
 """
 
@@ -43,7 +43,7 @@ from reconciler.errors import (
     SafetyError,
     StateError,
 )
-from reconciler.interrupt import Interrupted, Interrupts
+from reconciler.interrupt import Interrupted, Interrupts, stops_on
 from reconciler.state import unusable
 
 
@@ -312,22 +312,21 @@ EXIT_SIGINT = 128 + signal.SIGINT
 
 @contextlib.contextmanager
 def _finishing(*, program: bool) -> Iterator[list[int]]:
-    """SIGINT and SIGTERM only noted (in the list given) while the run is
+    """SIGINT, SIGTERM and SIGHUP only noted (in the list given) while the run is
     recorded; handlers restored afterwards, or, for the program, ignored
     from then on: nothing is left to stop."""
     late: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield late
         return
-    previous = {sig: signal.signal(sig, lambda signum, _: late.append(signum)) for sig in _STOPS}
+    previous = {
+        sig: signal.signal(sig, lambda signum, _: late.append(signum)) for sig in stops_on()
+    }
     try:
         yield late
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, signal.SIG_IGN if program else handler)
-
-
-_STOPS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _open_log(args: argparse.Namespace, io: Out) -> None:

@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM during a run: stop cleanly, never half-way.
+"""SIGINT, SIGTERM and SIGHUP during a run: stop cleanly, never half-way.
 
 ``Interrupts`` installs handlers for the length of a command (main thread
 only, restored afterwards). Before the applier starts, nothing has changed
@@ -13,7 +13,8 @@ still writing, and past the lock that keeps the next run out. Instead:
   next safe point (a chunk of a copy, an encoder process killed), its
   temporaries are removed, and the run ends as soon as every worker is gone.
 
-The exit code is 128 + the signal number (130 for SIGINT, 143 for SIGTERM),
+The exit code is 128 + the signal number (130 for SIGINT, 143 for SIGTERM,
+129 for SIGHUP),
 as shells report a process a signal stopped.
 
 Once the applier has returned (every action finished, or stopped), or
@@ -31,8 +32,21 @@ from contextlib import contextmanager
 from types import FrameType, TracebackType
 from typing import Any
 
-#: The signals a run stops on: Ctrl-C, and what cron, systemd and kill send.
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: The signals a run stops on: Ctrl-C, what cron, systemd and kill send,
+#: and a hangup (the terminal closed, an ssh session dropped), which would
+#: otherwise kill the run as SIGKILL does, unrecorded. A signal the command
+#: was started with ignored (``nohup``, ``cmd &`` in a script) stays ignored.
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: Those the process was started with ignored, as it found them on import
+#: (before any handler of ours).
+_IGNORED = frozenset(sig for sig in SIGNALS if signal.getsignal(sig) is signal.SIG_IGN)
+
+
+def stops_on() -> tuple[signal.Signals, ...]:
+    """The signals a command handles: ``SIGNALS`` but those it was started
+    with ignored (``nohup`` ignores SIGHUP so that the run outlives the
+    terminal; a handler of ours would undo that)."""
+    return tuple(sig for sig in SIGNALS if sig not in _IGNORED)
 
 
 class Interrupted(BaseException):
@@ -90,7 +104,7 @@ class Interrupts:
 
     def __enter__(self) -> Interrupts:
         if threading.current_thread() is threading.main_thread():
-            for sig in SIGNALS:
+            for sig in stops_on():
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self
 

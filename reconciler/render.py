@@ -240,6 +240,7 @@ def status_headline(
         4: "did not run (another run held the lock)",
         130: "was interrupted (Ctrl-C); what was done is kept",
         143: "was interrupted (SIGTERM); what was done is kept",
+        129: "was interrupted (SIGHUP: the terminal closed); what was done is kept",
     }.get(code if isinstance(code, int) else -1, "failed" if code is not None else "")
     verdict = verdict or UNFINISHED[running]
     line = f"last run: {run['command']} {verdict}, finished {utc_text(run['finished_at'])}"

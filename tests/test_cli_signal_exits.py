@@ -98,3 +98,54 @@ def test_sigterm_during_status_exits_143_with_its_line(tmp_path: Path) -> None:
     ws = _ws(tmp_path)
     p = _stopped(ws, "reconciler.lock held_now", "status", "SIGTERM")
     assert (p.returncode, p.stderr) == (143, INTERRUPTED)
+
+
+def test_a_hangup_during_a_plan_stops_it_as_sigterm_does(tmp_path: Path) -> None:
+    """The terminal closed (an ssh session dropped): 128 + 1, the line, the
+    record; not a kill that leaves the run unrecorded."""
+    ws = _ws(tmp_path)
+    p = _stopped(ws, "reconciler.commands.plan observe_and_plan", "plan", "SIGHUP")
+    assert (p.returncode, p.stdout, p.stderr) == (129, "", INTERRUPTED)
+    assert _runs(ws) == [("plan", "interrupted", 129)]
+    assert "last run: plan was interrupted (SIGHUP: the terminal closed)" in ws.run("status").out
+
+
+# A hangup sent to a command started with it ignored (nohup) is ignored.
+_NOHUP = """
+import os, signal, sys
+signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup starts it
+from reconciler.cli import main
+module, name = sys.argv.pop(1), sys.argv.pop(1)
+found = __import__(module, fromlist=[name])
+real = getattr(found, name)
+
+def hung_up_here(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGHUP)
+    return real(*args, **kwargs)
+
+setattr(found, name, hung_up_here)
+sys.exit(main())
+"""
+
+
+def test_a_hangup_under_nohup_changes_nothing(tmp_path: Path) -> None:
+    ws = _ws(tmp_path)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _NOHUP,
+            "reconciler.commands.apply",
+            "observe",
+            "-c",
+            str(ws.config),
+            "apply",
+            "--yes",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert (p.returncode, p.stderr) == (0, ""), p.stdout + p.stderr
+    assert _runs(ws) == [("apply", "done", 0)]
