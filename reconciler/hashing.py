@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import os
@@ -124,12 +123,30 @@ def copy_file_hashing(src: Path, dest: Path) -> tuple[str, int]:
         return copy_hashing(f, dest)
 
 
+#: Temporaries ``discard`` could not remove, until ``left_behind`` takes them.
+_LEFT: set[str] = set()
+
+
 def discard(path: Path) -> None:
     """Remove one of our own temporaries if it is there. A failure to (a
     disk gone read-only, a folder turned into a file) never replaces the
-    error being reported: the debris sweep takes the file later."""
-    with contextlib.suppress(OSError):
+    error being reported: the file is noted (``left_behind``), and the next
+    apply sweeps for debris as after a crash (``reconciler.sweep``)."""
+    try:
         path.unlink(missing_ok=True)
+    except OSError:
+        # (a read-only disk refuses to unlink even a name that is not there)
+        if os.path.lexists(path):
+            # (a name through a folder descriptor, /proc/self/fd/N/..., is
+            # named by its real path while that descriptor is open: now)
+            _LEFT.add(os.path.realpath(path))
+
+
+def left_behind() -> list[str]:
+    """The temporaries ``discard`` could not remove since the last call."""
+    taken = sorted(_LEFT)
+    _LEFT.difference_update(taken)
+    return taken
 
 
 def fsync_dir(path: Path) -> None:

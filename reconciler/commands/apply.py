@@ -4,6 +4,7 @@ plan afresh (a saved plan only narrows what runs), ask, apply, report."""
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import time
 from collections.abc import Collection, Sequence
 from contextlib import nullcontext
@@ -29,6 +30,7 @@ from reconciler.commands.common import (
 from reconciler.config import DesiredState
 from reconciler.connect import Connected, connect
 from reconciler.errors import StalePlanError
+from reconciler.hashing import left_behind
 from reconciler.interrupt import Interrupts
 from reconciler.lock import RunLock
 from reconciler.model import Action, Plan
@@ -61,6 +63,7 @@ def apply_command(args: argparse.Namespace, io: Out, now: datetime | None) -> in
                 _sweep_crashed(io, desired, db, conn, locked_at)
                 return _apply_locked(args, io, now, desired, db, conn, saved, stop, lock.fileno())
             finally:
+                _left_behind(io, db)
                 conn.close()
         finally:
             db.close()
@@ -73,17 +76,38 @@ def _sweep_crashed(
     mark it. Marked only once swept: a sweep cut short (a Ctrl-C) leaves the
     run unmarked, and the next run sweeps again. The sweep walks every tree
     holding no lock on the state DB (a plan beside it would wait on one)."""
-    if not db.unfinished_runs():
+    killed = bool(db.unfinished_runs())
+    if not killed and not db.sweep_wanted():
         return
     removed = sweep_debris(desired, conn, before=locked_at)
-    restored = restore_aside(desired)
+    restored = restore_aside(desired) if killed else []
     crashed = db.mark_crashed()
+    db.swept()
+    if not crashed:
+        io.say(f"Removed {len(removed)} temporary file(s) an earlier run could not remove.")
+        return
     runs = ", ".join(str(r) for r in crashed)
     io.say(
         f"Run {runs} never finished (killed?): marked crashed; "
         f"removed {len(removed)} temporary file(s) it left"
         + (f"; put back {len(restored)} source file(s) it was removing." if restored else ".")
     )
+
+
+def _left_behind(io: Out, db: StateDB) -> None:
+    """Temporaries this run could not remove (``hashing.discard``: a disk
+    gone read-only) are swept by the next apply, as a crashed run's are."""
+    left = left_behind()
+    if not left:
+        return
+    io.say(
+        f"{len(left)} temporary file(s) could not be removed now (such as {left[0]}); "
+        "the next apply removes them."
+    )
+    try:
+        db.want_sweep(len(left) + db.sweep_wanted())
+    except (sqlite3.Error, OSError) as e:  # the state disk failing too: said, not raised
+        io.warn(f"warning: could not note them in the state database ({e})")
 
 
 def _apply_locked(

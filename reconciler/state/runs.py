@@ -11,6 +11,9 @@ from reconciler.state.connection import (
     now_text,
 )
 
+#: The meta row saying an earlier run left temporaries it could not remove.
+_SWEEP_WANTED = "sweep_wanted"
+
 
 class Runs(Connection):
     """The runs, the journal, and the figures read from them."""
@@ -41,6 +44,18 @@ class Runs(Connection):
                 [now_text()],
             )
         return ids
+
+    def want_sweep(self, count: int) -> None:
+        """A run left ``count`` temporaries it could not remove (a disk gone
+        read-only): the next apply sweeps for debris as after a crash."""
+        self._set_meta(_SWEEP_WANTED, str(count))
+
+    def sweep_wanted(self) -> int:
+        """How many temporaries an earlier run left, until ``swept``."""
+        return int(self._meta(_SWEEP_WANTED) or 0)
+
+    def swept(self) -> None:
+        self.conn.execute("delete from meta where key = ?", [_SWEEP_WANTED])
 
     def last_run_status(self) -> str | None:
         rows = list(self.conn.execute("select status from runs order by id desc limit 1"))
