@@ -88,6 +88,11 @@ class Context:
         #: actions that produce its copies, per target
         self.copy_actions: dict[str, dict[str, str]] = {}
         self.handled: set[str] = set()
+        #: SHA-256 -> the first source file holding that content as something
+        #: never encoded (a Live Photo's video, an edit, a RAW alternative),
+        #: with its source and item: the content is planned as that, whichever
+        #: item lists it first (made on first need, ``_protector``)
+        self.protectors: dict[str, tuple[SourceState, SourceItem, MediaFile]] | None = None
         #: target -> path -> size, built when a remote file's hash is unknown
         self.by_path: dict[str, dict[str, tuple[int, str]]] | None = None
         self.accounted: set[str] = set()

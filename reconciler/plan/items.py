@@ -5,7 +5,7 @@ written beside each copy; then its removal (``removal``)."""
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from reconciler import sidecar
 from reconciler.media import media_kind
@@ -35,12 +35,7 @@ class ItemPlanner(RemovalPlanner):
 
     def _item(self, source: SourceState, item: SourceItem) -> None:
         self.listed.add((source.source_id, item.key))
-        # A folder's relative path tells same-named files apart; a remote
-        # source's key (asset ids) would tell a person nothing.
-        label = item.files[0].name if source.remote or not item.files else item.key
-        if source.remote and item.files:
-            label = self._named(source, item, label)
-        subject = f"{source.source_id}:{label}"
+        subject = self._subject(source, item)
         unreadable = [f for f in item.files if f.problem]
         for f in unreadable:
             self._note("unreadable", subject, f"{f.problem}; the item stays; the next run retries")
@@ -50,6 +45,15 @@ class ItemPlanner(RemovalPlanner):
         sidecar = self._sidecar(source, item, shas, subject)
         if not unreadable:
             self._removal(source, item, shas, subject, sidecar)
+
+    def _subject(self, source: SourceState, item: SourceItem) -> str:
+        """How the item is named in the plan. A folder's relative path tells
+        same-named files apart; a remote source's key (asset ids) would tell
+        a person nothing."""
+        label = item.files[0].name if source.remote or not item.files else item.key
+        if source.remote and item.files:
+            label = self._named(source, item, label)
+        return f"{source.source_id}:{label}"
 
     def _named(self, source: SourceState, item: SourceItem, name: str) -> str:
         """A remote item's file name, made unmistakable where another item of
@@ -79,6 +83,14 @@ class ItemPlanner(RemovalPlanner):
         if ident in self.handled:
             return sha  # the same content again (a duplicate): already planned
         self.handled.add(ident)
+        protector = self._protector(sha, f)
+        if protector is not None:
+            # These bytes are also another file never to be encoded (a Live
+            # Photo's video, an edit): planned once, as that file, whichever
+            # item is listed first, so the library keeps them as they are,
+            # placed where that item's other files are (beside its still).
+            source, item, f = protector
+            subject = self._subject(source, item)
         flabel = self._named(source, item, f.name) if source.remote else f.ref
         fsubject = f"{source.source_id}:{flabel}" if len(item.files) > 1 else subject
         if sha is not None and sha not in self.library:
@@ -122,6 +134,50 @@ class ItemPlanner(RemovalPlanner):
         if self.world.library.available:
             self._encode(sha, origin, ident, f, item, fsubject, placed)
         return sha
+
+    def _protector(
+        self, sha: str | None, f: MediaFile
+    ) -> tuple[SourceState, SourceItem, MediaFile] | None:
+        """The file that decides how this original's content is planned,
+        when another item holds the same bytes as something never encoded:
+        a Live Photo's video also copied out alone as a clip, an edit saved
+        again as a photo of its own. Planned as an original (whichever item
+        is listed first decides), its encode would drop what pairs the video
+        with its still, or compress what the person made. None: planned as
+        it is (the usual case: the index is one look-up)."""
+        if sha is None or f.role != ORIGINAL_ROLE:
+            return None  # never encoded itself; or content not known yet (no other holder)
+        if self.protectors is None:
+            self.protectors = self._protectors()
+        return self.protectors.get(sha)
+
+    def _protectors(self) -> dict[str, tuple[SourceState, SourceItem, MediaFile]]:
+        """Every source file of known content held as something never
+        encoded, the first listed per SHA-256, of the items this run plans.
+        One pass over the files, keeping only those (an original is skipped
+        at the first test). Content not known yet needs no entry: its
+        identity is its own file's, which no other file shares."""
+        found: dict[str, tuple[SourceState, SourceItem, MediaFile]] = {}
+        known = self.world.known_sha256
+        for source in self.world.sources:
+            oldest = self._oldest(source)
+            for item in source.items:
+                for f in item.files:
+                    if f.role == ORIGINAL_ROLE or f.problem:
+                        continue
+                    sha = f.sha256 or known.get((source.source_id, item.key, f.ref))
+                    if sha is None or sha in found or not self._planned(source, item, oldest):
+                        continue
+                    found[sha] = (source, item, f)
+        return found
+
+    def _planned(self, source: SourceState, item: SourceItem, oldest: datetime | None) -> bool:
+        """Is this item planned from its source this run (as ``plan``'s
+        ``run`` decides): within the source's ``max_age_days`` (``oldest``),
+        and not an item the tool already removed, listed again?"""
+        if oldest is not None and item.captured_at is not None and item.captured_at < oldest:
+            return False  # older than the source's max_age_days: not ours to handle
+        return not self._removed_before(source, item)
 
     def _rendition(self, sha: str) -> LibraryFile | None:
         """The library file these bytes were made for by encoding: its
