@@ -6,10 +6,12 @@ the only record of what the tool did. A copy is made with SQLite's online
 backup API, so it is consistent even while another connection writes, at the
 end of an apply, at most once per ``backup_interval_hours``.
 
-A copy is written under a temporary name (``.state-<time>.db.tmp``), then
-renamed. A run killed in between (cron's timeout, a reboot) leaves that
-whole copy of the database behind; the next backup, or the sweep after a
-killed run, removes it. Both hold the backups folder's own lock
+A copy is written under a temporary name (``.state-<time>.db.tmp``, with
+SQLite's ``-journal`` beside it while it is written), then renamed. A backup
+that fails (its disk full, most often) removes its own at once, and raises
+for the caller to say why. A run killed in between (cron's timeout, a reboot)
+leaves that whole copy of the database behind; the next backup, or the sweep
+after a killed run, removes it. Both hold the backups folder's own lock
 (``.lock``) meanwhile, as every backup does while it writes: the backup is
 made once the run lock is released, so the run lock alone would not keep
 them from removing the copy another process is still writing.
@@ -30,6 +32,9 @@ FOLDER = "backups"
 _PREFIX, _SUFFIX = "state-", ".db"
 _STAMP = "%Y%m%dT%H%M%S.%fZ"
 _UNFINISHED_PREFIX, _UNFINISHED_SUFFIX = f".{_PREFIX}", f"{_SUFFIX}.tmp"
+#: What SQLite keeps beside a copy while it writes it (the copy's rollback
+#: journal): left too by a backup killed, or failed, mid-copy.
+_JOURNAL = "-journal"
 _LOCK = ".lock"
 
 
@@ -69,17 +74,41 @@ def back_up(
         _remove_unfinished(folder)
         path = folder / f"{_PREFIX}{now.astimezone(UTC).strftime(_STAMP)}{_SUFFIX}"
         tmp = folder / f".{path.name}.tmp"
-        dest = sqlite3.connect(tmp)
         try:
-            conn.backup(dest)
-        finally:
-            dest.close()
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # a copy under its final name is always whole
+            _write_copy(conn, tmp)
+            os.replace(tmp, path)  # a copy under its final name is always whole
+        except BaseException:
+            # Most often its disk filled: the half-made copy would hold the
+            # last of the space the database itself needs until the next
+            # backup. The caller says why no copy was made.
+            _remove_half_copy(tmp)
+            raise
         for old in backups(folder)[:-keep]:
             old.unlink()
         return path
+
+
+def _write_copy(conn: sqlite3.Connection, tmp: Path) -> None:
+    """The database behind ``conn``, whole and on the disk, at ``tmp``."""
+    dest = sqlite3.connect(tmp)
+    try:
+        conn.backup(dest)
+    finally:
+        dest.close()
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _remove_half_copy(tmp: Path) -> None:
+    """Remove the copy at ``tmp`` a backup failed to finish, with the rollback
+    journal SQLite leaves beside it. One that cannot be removed now is the
+    next backup's to remove, as a killed backup's is: the failure that
+    stopped this one is what the caller says."""
+    for path in (tmp, tmp.with_name(f"{tmp.name}{_JOURNAL}")):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            continue
 
 
 def remove_unfinished(folder: Path) -> list[Path]:
@@ -96,7 +125,8 @@ def _remove_unfinished(folder: Path) -> list[Path]:
     killed backup's."""
     removed = []
     for p in folder.iterdir():
-        if p.name.startswith(_UNFINISHED_PREFIX) and p.name.endswith(_UNFINISHED_SUFFIX):
+        name = p.name.removesuffix(_JOURNAL)
+        if name.startswith(_UNFINISHED_PREFIX) and name.endswith(_UNFINISHED_SUFFIX):
             try:
                 p.unlink()
             except OSError:
