@@ -31,6 +31,7 @@ from pathlib import Path
 
 from providers.base import Hasher, LocalTree
 from providers.filesystem import folder_of, link_no_clobber
+from providers.filesystem.walk import shortened, too_deep_problem, unnamed_problem
 from reconciler import crashpoint
 from reconciler.errors import InUseError, ProviderError
 from reconciler.hashing import copy_file_hashing, open_to_read, sha256_file
@@ -227,7 +228,8 @@ def _in_use(held: int) -> str:
 #: own folder: a name no camera or sync tool writes, and one every listing
 #: still shows (not hidden), so a file left aside is never lost from sight.
 ASIDE_MARK = ".reconcile-removing-"
-_ASIDE = re.compile(r"(.+)" + re.escape(ASIDE_MARK) + r"[0-9a-f]{12}")
+#: DOTALL: a name may hold any character but "/" and NUL, a newline too.
+_ASIDE = re.compile(r"(.+)" + re.escape(ASIDE_MARK) + r"[0-9a-f]{12}", re.DOTALL)
 
 
 def aside_name(name: str) -> str:
@@ -357,10 +359,7 @@ def _unnamed(source_id: str, root: Path, rel: str) -> SourceItem:
     """A file whose name is not UTF-8, as an item that cannot be read: it
     stays where it is, the run says which file and what to do, and a rename
     makes it an item like any other."""
-    problem = (
-        f"cannot read {root}/{rel}: its name is not valid UTF-8 (shown with \\x escapes); "
-        "rename it (e.g. convmv -f latin1 -t utf8) and the next run archives it"
-    )
+    problem = unnamed_problem(root, rel)
     name = rel.rpartition("/")[2]
     media = MediaFile(name=name, size=0, ref=rel, problem=problem)
     return SourceItem(source_id=source_id, key=rel, files=(media,), captured_at=None)
@@ -374,26 +373,11 @@ def _too_deep(source_id: str, root: Path, folders: list[str]) -> Iterator[Source
     Folders whose paths shorten alike are one item."""
     items: dict[str, list[MediaFile]] = {}
     for rel in folders:
-        short = _shortened(rel)
-        problem = (
-            f"cannot read {root}/{short}: paths in it pass the system's limit (4096 "
-            "bytes), and what they lead to is not archived; move the folder up and the "
-            "next run archives it"
-        )
+        short = shortened(rel)
+        problem = too_deep_problem(root, short)
         items.setdefault(short, []).append(MediaFile(name=short, size=0, ref=rel, problem=problem))
     for short, files in items.items():
         yield SourceItem(source_id=source_id, key=short, files=tuple(files), captured_at=None)
-
-
-def _shortened(rel: str) -> str:
-    """A long folder path as its first and last folders (each cut to its
-    ends) and how many lie between."""
-    if len(rel) <= 100:
-        return rel
-    parts = rel.rstrip("/").split("/")
-    first, last = (p if len(p) <= 24 else f"{p[:10]}…{p[-10:]}" for p in (parts[0], parts[-1]))
-    between = f"…{len(parts) - 2} folders…/" if len(parts) > 2 else ""
-    return f"{first}/{between}{last}/" if len(parts) > 1 else f"{first}/"
 
 
 def _as_live_video(f: MediaFile) -> MediaFile:

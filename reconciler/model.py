@@ -245,6 +245,10 @@ class LibraryState:
     lost: tuple[LibraryFile, ...] = ()
     problem: str = ""
     device: int | None = None
+    #: The person's files its listing left out, (subject, reason): a name
+    #: not UTF-8, a folder too deep to be read. Never archived until fixed,
+    #: and said so (``unreadable``), never passed over in silence.
+    left_out: tuple[tuple[str, str], ...] = ()
 
     def index(self) -> dict[str, LibraryFile]:
         return {f.original_sha256: f for f in self.files}

@@ -6,12 +6,13 @@ See the package's docstring for the whole of it."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import stat
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from providers.base import Availability, Hasher, LocalTree
@@ -28,7 +29,10 @@ from providers.filesystem.walk import hashed_tree
 from reconciler.errors import ProviderError, SourceChangedError
 from reconciler.hashing import copy_file_hashing, discard, fsync_dir, open_to_read, sha256_file
 from reconciler.layout import collision_path, is_inside
+from reconciler.logfile import LOGGER
 from reconciler.model import FileCopy
+
+LOG = logging.getLogger(f"{LOGGER}.filesystem")
 
 
 class FilesystemStore:
@@ -42,6 +46,11 @@ class FilesystemStore:
         #: The root's directory descriptor, once its marker was verified.
         self._pin: int | None = None
         self._pin_lock = threading.Lock()
+        #: What the last listing (``list_copies``) left out, as ``scan_tree``'s
+        #: ``undecodable`` names it: files whose name is not UTF-8, folders
+        #: too deep to be read (ending in "/"). In the library these are the
+        #: person's photos, never archived: the observer says so.
+        self.unlisted: Sequence[str] = ()
 
     def __repr__(self) -> str:
         return f"FilesystemStore({self.id!r}, {str(self.root)!r})"
@@ -141,7 +150,22 @@ class FilesystemStore:
 
     def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
         tree = self.local_tree  # the walk ahead's tree is this very one
-        return hashed_tree(self.id, tree.root, hasher, tree.skip, verified=self._pin)
+        unlisted: list[str] = []
+        self.unlisted = unlisted  # filled by the walk
+        yield from hashed_tree(
+            self.id, tree.root, hasher, tree.skip, verified=self._pin, undecodable=unlisted
+        )
+        if unlisted:
+            # Said in the log of every run, whoever reads ``unlisted`` (the
+            # observer notes the library's: a target's are no one's items).
+            more = f" and {len(unlisted) - 20} more" if len(unlisted) > 20 else ""
+            LOG.info(
+                "%s: left out of its listing (a name not UTF-8, or a folder past the 4096-byte "
+                "path limit): %s%s",
+                self.id,
+                ", ".join(unlisted[:20]),
+                more,
+            )
 
     def put(
         self, src: Path, rel_path: str, sha256: str, *, mtime_ns: int | None = None
@@ -152,18 +176,14 @@ class FilesystemStore:
             dest = self._path(rel)
             existing = self._existing(dest)
             if existing == sha256:
-                return self._copy_at(rel, sha256)
+                # Placed before (a run killed, or an older version, between
+                # placing it and dating it): dated now, as if written now.
+                return self._dated(self._copy_at(rel, sha256), mtime_ns)
             if existing is None:
                 try:
-                    copy = self._write_new(src, rel, sha256)
+                    return self._write_new(src, rel, sha256, mtime_ns)
                 except FileExistsError:
                     continue  # someone took the name meanwhile: look again
-                if mtime_ns is None:
-                    return copy
-                # The capture date, as photo apps sort by it (set once placed:
-                # the write path itself stays as it is).
-                os.utime(self._path(rel), ns=(mtime_ns, mtime_ns))
-                return self._copy_at(rel, sha256)
             rel = collision_path(rel_path, sha256)
         raise ProviderError(f"could not find a free name for {rel_path}", provider=self.id)
 
@@ -205,12 +225,50 @@ class FilesystemStore:
             return TAKEN
 
     def _copy_at(self, rel: str, sha256: str) -> FileCopy:
-        st = self._path(rel).stat()
+        try:
+            st = self._path(rel).stat()
+        except OSError as e:
+            raise ProviderError(
+                f"reading {rel} failed: {self._plain(e)}", provider=self.id, transient=True
+            ) from e
         return FileCopy(
             store_id=self.id, path=rel, size=st.st_size, mtime_ns=st.st_mtime_ns, sha256=sha256
         )
 
-    def _write_new(self, src: Path, rel: str, sha256: str) -> FileCopy:
+    def _dated(self, copy: FileCopy, mtime_ns: int | None) -> FileCopy:
+        """``copy`` with the capture date ``mtime_ns`` as its mtime (photo
+        apps sort by it), set now if it has another; not on a file with
+        other names (a hard link of a source's file: its mtime may be that
+        file's only date)."""
+        if mtime_ns is None or copy.mtime_ns == mtime_ns:
+            return copy
+        path = self._path(copy.path)
+        try:
+            alone = os.lstat(path).st_nlink == 1
+        except OSError:
+            alone = False  # gone meanwhile: nothing to date
+        if not alone:
+            return copy
+        self._date(path, copy.path, mtime_ns)
+        return self._copy_at(copy.path, copy.sha256)
+
+    def _date(self, path: Path, rel: str, mtime_ns: int) -> None:
+        """Set ``path``'s mtime (the file of ``rel``). The OSError os.utime
+        raises names no file (": Read-only file system"): it is named here."""
+        try:
+            os.utime(path, ns=(mtime_ns, mtime_ns))
+        except OSError as e:
+            raise ProviderError(
+                f"setting the capture date of {rel} failed: {e.strerror or self._plain(e)}",
+                provider=self.id,
+                transient=True,
+            ) from e
+
+    def _write_new(self, src: Path, rel: str, sha256: str, mtime_ns: int | None) -> FileCopy:
+        """Write ``src`` to a temporary beside ``rel``, dated ``mtime_ns``
+        (the capture date) before it is put in place: a copy in place
+        always has its date, whatever fails after (a disk turned read-only),
+        as the next run counts it as it finds it."""
         tmp = self.temp_path(rel)
         try:
             got, _ = copy_file_hashing(src, tmp)
@@ -227,6 +285,12 @@ class FilesystemStore:
                 provider=self.id,
                 path=str(src),
             )
+        if mtime_ns is not None:
+            try:
+                self._date(tmp, rel, mtime_ns)
+            except ProviderError:
+                discard(tmp)
+                raise
         try:
             return self._place(tmp, rel, sha256)
         except FileExistsError:

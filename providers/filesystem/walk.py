@@ -27,6 +27,36 @@ def shown(rel: str) -> str:
     return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def unnamed_problem(root: Path, rel: str) -> str:
+    """Why a file whose name is not UTF-8 (``scan_tree``'s ``undecodable``)
+    is not archived, and what to do."""
+    return (
+        f"cannot read {root}/{rel}: its name is not valid UTF-8 (shown with \\x escapes); "
+        "rename it (e.g. convmv -f latin1 -t utf8) and the next run archives it"
+    )
+
+
+def too_deep_problem(root: Path, short: str) -> str:
+    """Why what lies in a folder too deep to be read (``scan_tree``; its
+    path ``shortened``) is not archived, and what to do."""
+    return (
+        f"cannot read {root}/{short}: paths in it pass the system's limit (4096 "
+        "bytes), and what they lead to is not archived; move the folder up and the "
+        "next run archives it"
+    )
+
+
+def shortened(rel: str) -> str:
+    """A long folder path as its first and last folders (each cut to its
+    ends) and how many lie between: a deep one's is thousands of characters."""
+    if len(rel) <= 100:
+        return rel
+    parts = rel.rstrip("/").split("/")
+    first, last = (p if len(p) <= 24 else f"{p[:10]}…{p[-10:]}" for p in (parts[0], parts[-1]))
+    between = f"…{len(parts) - 2} folders…/" if len(parts) > 2 else ""
+    return f"{first}/{between}{last}/" if len(parts) > 1 else f"{first}/"
+
+
 def _undecodable(name: str) -> bool:
     try:
         name.encode("utf-8")
@@ -250,16 +280,18 @@ def hashed_tree(
     skip: Callable[[str], bool] | None = None,
     *,
     verified: int | None = None,
+    undecodable: list[str] | None = None,
 ) -> Iterator[FileCopy]:
     """Every file under ``root`` as a FileCopy of ``store_id``: one walk, then
-    one batch through the (cached) hasher.
+    one batch through the (cached) hasher. ``undecodable``: as
+    ``scan_tree``'s, filled by the walk (once the first copy is asked for).
 
     ``verified``: a descriptor of the root as it was verified (its marker
     read). If another folder stands at ``root`` once walked (a disk mounted
     or unmounted meanwhile), the walk is of the wrong tree: the listing
     fails, before the hash cache could take the store's files for gone."""
     try:
-        entries = hasher.walk(root, skip=skip)
+        entries = hasher.walk(root, skip=skip, undecodable=undecodable)
         if verified is not None and not os.path.samestat(os.fstat(verified), os.stat(root)):
             raise ProviderError(
                 f"listing {root} failed: another folder is there now than the one "

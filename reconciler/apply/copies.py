@@ -48,7 +48,13 @@ class Copier(Runner):
             sha = self._retry(f"download {a.subject}", source.id, fetch)
             mtime = rows.mtime_ns(a.captured_at)
             if mtime is not None:  # photo apps sort by it: the capture date
-                os.utime(tmp, ns=(mtime, mtime))
+                try:
+                    os.utime(tmp, ns=(mtime, mtime))
+                except OSError as e:  # (its error names no file)
+                    raise ProviderError(
+                        f"setting the capture date of {rel} failed: {e.strerror or e}",
+                        provider=lib.id,
+                    ) from e
         except BaseException:
             discard(tmp)
             raise

@@ -29,6 +29,7 @@ from reconciler.gate import RemovalGate
 from reconciler.interrupt import Abandoned, Interrupts
 from reconciler.model import (
     Action,
+    CopyToLibrary,
     DownloadAsset,
     EncodeForTier,
     FileCopy,
@@ -162,9 +163,15 @@ class Runner:
             return "skipped", blocked, Effects()
         self.db.journal(self.run_id, a.id, a.kind, "started")
         crashpoint.reached("started", a.kind)
-        return self._catching(fn)
+        return self._catching(fn, a)
 
-    def _catching(self, fn: Callable[[], tuple[str, str, Effects]]) -> tuple[str, str, Effects]:
+    def _catching(
+        self, fn: Callable[[], tuple[str, str, Effects]], a: Action | None = None
+    ) -> tuple[str, str, Effects]:
+        """``fn``'s result, or what it raised as an outcome. ``a``: the
+        action it runs, named in an error that names nothing (by default
+        the one ``fn`` is a handler bound to with ``functools.partial``,
+        as the applier's workers call it)."""
         try:
             return fn()
         except Skip as s:
@@ -180,7 +187,7 @@ class Runner:
         except (ProviderError, MediaError) as e:
             return "failed", str(e), Effects()
         except OSError as e:
-            return "failed", f"{e.filename or ''}: {e.strerror or e}", Effects()
+            return "failed", _unwrapped(e, a or _bound(fn)), Effects()
 
     def _finish(
         self,
@@ -273,3 +280,32 @@ class Runner:
         item = self.items[(origin.source_id, origin.item_key)]
         file = next(f for f in item.files if f.ref == origin.ref)
         return source, item, file
+
+
+def _unwrapped(e: OSError, a: Action | None) -> str:
+    """An OSError no provider wrapped, as a person reads it: with the file
+    it names, else where the action ``a`` works (many calls, os.utime among
+    them, name no file: a bare ": Read-only file system" says nothing of
+    where)."""
+    what = e.strerror or str(e) or type(e).__name__
+    where = e.filename if e.filename else _place_of(a)
+    return f"{where}: {what}" if where else what
+
+
+def _place_of(a: Action | None) -> str:
+    """The store (and file, where the action names one) an action writes or
+    removes in: ``nas``, ``library``, ``phone:2022/01/01/IMG_1.JPG``."""
+    store = (
+        getattr(a, "target_id", None)
+        or getattr(a, "store_id", None)
+        or getattr(a, "source_id", None)
+        or ("library" if isinstance(a, (DownloadAsset, CopyToLibrary, EncodeForTier)) else "")
+    )
+    path = getattr(a, "path", "")
+    return f"{store}:{path}" if store and path else store
+
+
+def _bound(fn: Callable[..., object]) -> Action | None:
+    """The action ``fn`` is bound to (``partial(handler, action)``), if any."""
+    args = getattr(fn, "args", ())
+    return args[0] if args and isinstance(args[0], Action) else None

@@ -19,6 +19,8 @@ from pathlib import Path
 import attrs
 
 from providers.base import Store
+from providers.filesystem import FilesystemStore
+from providers.filesystem.walk import shortened, too_deep_problem, unnamed_problem
 from providers.physical_disks import disk_of
 from reconciler import media, sidecar
 from reconciler.connect import Connected
@@ -58,6 +60,7 @@ def library_state(
         copies = sorted(store.list_copies(hasher), key=itemgetter(1))
     except ProviderError as e:
         return LibraryState(available=False, problem=f"listing failed: {e}"), {}
+    left_out = _left_out(store)
     # Each file's row, by merging the files in path order with one ordered
     # read of the rows: no dict of 100k rows at the run's peak of memory.
     rows = db.lineage_in_order()
@@ -125,8 +128,26 @@ def library_state(
             for content, role in sidecar.roles(found).items():
                 roles.setdefault(content, role)
     db.record_roles(roles)
-    state = LibraryState(available=True, files=tuple(files), lost=lost, device=disk_of(store))
+    state = LibraryState(
+        available=True, files=tuple(files), lost=lost, device=disk_of(store), left_out=left_out
+    )
     return _with_roles(state, roles), parsed
+
+
+def _left_out(store: FilesystemStore) -> tuple[tuple[str, str], ...]:
+    """What the library's listing just left out (``FilesystemStore.unlisted``),
+    as (subject, reason): each file whose name is not UTF-8, each folder too
+    deep to be read (shortened: folders that shorten alike, once). They are
+    the person's photos, never archived while so: said as a source's are,
+    not passed over as if the library matched."""
+    found: dict[str, str] = {}
+    for rel in store.unlisted:
+        if rel.endswith("/"):
+            short = shortened(rel)
+            found[short] = too_deep_problem(store.root, short)
+        elif media.is_archivable(rel):
+            found[rel] = unnamed_problem(store.root, rel)
+    return tuple((f"{store.id}:{rel}", why) for rel, why in sorted(found.items()))
 
 
 def _overwritten(displaced: list[LineageRow], files: list[LibraryFile]) -> list[LineageRow]:

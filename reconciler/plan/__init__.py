@@ -81,6 +81,8 @@ class _Planner(LibraryPlanner):
             self._note(
                 "unavailable", "library", f"{self.world.library.problem}; nothing is imported"
             )
+        for subject, reason in self.world.library.left_out:
+            self._note("unreadable", subject, reason)  # the person's files, as a source's
         refused = {t.target_id: t.not_a_backup for t in self.targets if t.not_a_backup}
         for tid, why in disk_problems(self.groups).items():
             if tid in refused:

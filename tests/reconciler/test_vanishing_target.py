@@ -50,10 +50,12 @@ def test_a_target_unmounted_during_the_copy_stage(
     moved: list[Path] = []
     real_write = FilesystemStore._write_new
 
-    def unmount_mid_write(self: FilesystemStore, src: Path, rel: str, sha: str) -> Any:
+    def unmount_mid_write(
+        self: FilesystemStore, src: Path, rel: str, sha: str, mtime_ns: int | None
+    ) -> Any:
         if self.id == "nas" and not moved:
             moved.append(_unmount(ws.target("nas")))  # this write is already in flight
-        return real_write(self, src, rel, sha)
+        return real_write(self, src, rel, sha, mtime_ns)
 
     monkeypatch.setattr(FilesystemStore, "_write_new", unmount_mid_write)
     r = ws.run("apply", "--yes", now=NOW)
