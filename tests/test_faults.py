@@ -145,7 +145,7 @@ def test_a_source_file_that_cannot_be_read(tmp_path: Path) -> None:
         "stays; the next run retries\n"
     ) in r.out
     assert r.err == (
-        "error: 1 source file(s) could not be read (see 'x' above); the rest was done; fix them "
+        "error: 1 file(s) could not be read (see 'x' above); the rest was done; fix them "
         "and the next run picks them up\n"
     )
     assert files_under(ws.incoming) == {"IMG_1.JPG": originals["IMG_1.JPG"]}  # the rest went on

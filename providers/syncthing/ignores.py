@@ -194,7 +194,8 @@ def _matches(pattern: str, rel: str) -> bool:
     glob = _glob_re(body.lstrip("/").rstrip("/"))
     where = "" if rooted else "(?:.*/)?"
     try:
-        return re.fullmatch(f"{where}{glob}(?:/.*)?", rel, flags) is not None
+        # DOTALL: a name may hold a newline, which Syncthing's globs match
+        return re.fullmatch(f"{where}{glob}(?:/.*)?", rel, flags | re.DOTALL) is not None
     except re.error:
         return False  # a pattern not understood here: it is not named
 

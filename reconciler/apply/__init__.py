@@ -147,4 +147,4 @@ class Applier(Remover):
         }
         if self._stopping():  # queued when the signal came: never starts
             return self._not_started()
-        return self._catching(partial(handlers[type(a)], a))
+        return self._catching(partial(handlers[type(a)], a), a)

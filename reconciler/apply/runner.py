@@ -169,9 +169,7 @@ class Runner:
         self, fn: Callable[[], tuple[str, str, Effects]], a: Action | None = None
     ) -> tuple[str, str, Effects]:
         """``fn``'s result, or what it raised as an outcome. ``a``: the
-        action it runs, named in an error that names nothing (by default
-        the one ``fn`` is a handler bound to with ``functools.partial``,
-        as the applier's workers call it)."""
+        action it runs, named in an error that names nothing."""
         try:
             return fn()
         except Skip as s:
@@ -187,7 +185,7 @@ class Runner:
         except (ProviderError, MediaError) as e:
             return "failed", str(e), Effects()
         except OSError as e:
-            return "failed", _unwrapped(e, a or _bound(fn)), Effects()
+            return "failed", _unwrapped(e, a), Effects()
 
     def _finish(
         self,
@@ -303,9 +301,3 @@ def _place_of(a: Action | None) -> str:
     )
     path = getattr(a, "path", "")
     return f"{store}:{path}" if store and path else store
-
-
-def _bound(fn: Callable[..., object]) -> Action | None:
-    """The action ``fn`` is bound to (``partial(handler, action)``), if any."""
-    args = getattr(fn, "args", ())
-    return args[0] if args and isinstance(args[0], Action) else None

@@ -68,7 +68,7 @@ def our_sidecar(rel: str, role: str) -> bool:
 
 #: ``<original>.<item tag>.xmp``: the tag ``sidecar.name_for`` gives a
 #: second item's sidecar beside the same original.
-_TAGGED = re.compile(r"(.+)\.[0-9a-f]{8}")
+_TAGGED = re.compile(r"(.+)\.[0-9a-f]{8}", re.DOTALL)  # a name may hold a newline
 
 
 def beside(path: str, item_at: Mapping[str, Item]) -> Item | None:

@@ -239,7 +239,7 @@ def notes_exit(plan: Plan, io: Out) -> int:
         return EXIT_ERROR
     if unreadable:
         io.warn(
-            f"error: {len(unreadable)} source file(s) could not be read (see 'x' above); "
+            f"error: {len(unreadable)} file(s) could not be read (see 'x' above); "
             "the rest was done; fix them and the next run picks them up"
         )
         return EXIT_ERROR

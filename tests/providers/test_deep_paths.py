@@ -137,7 +137,7 @@ def test_a_source_archives_all_but_what_is_out_of_reach_and_names_that(tmp_path:
 
     applied = ws.run("apply", "--yes")
     assert applied.code == 1, applied.err  # as for any source file that cannot be read
-    assert "source file(s) could not be read" in applied.err
+    assert "file(s) could not be read" in applied.err
     said = [line for line in applied.out.splitlines() if line.startswith("  x unreadable")]
     assert len(said) == 3, applied.out  # each folder once: edge, its sub-folder, far
     assert all(len(line) < 500 for line in said)  # each path shortened

@@ -175,3 +175,14 @@ def test_bytes_saved_by_compression_are_broken_down_by_tier(tmp_path: Path) -> N
     bytes_ = got["bytes"]
     assert isinstance(bytes_, dict) and bytes_["saved_by_compression"] == sum(want.values())
     assert _history(ws)[-1]["saved_by_tier"] == want  # and the run stored it for the report
+
+
+def test_a_second_items_sidecar_is_found_beside_a_name_holding_a_newline() -> None:
+    """``<original>.<item tag>.xmp`` beside an original whose name holds a
+    newline (any character but "/" and NUL may be in a name)."""
+    from reconciler.census.items import Item, beside
+
+    item = Item("trip\nday/IMG_1.JPG", in_library=True)
+    at = {"2021/06/01/trip\nday.JPG": item}
+    assert beside("2021/06/01/trip\nday.JPG.xmp", at) is item
+    assert beside("2021/06/01/trip\nday.JPG.0123abcd.xmp", at) is item

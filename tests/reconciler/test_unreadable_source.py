@@ -52,7 +52,7 @@ def test_a_mode_000_source_file_waits_and_the_rest_is_archived(tmp_path: Path) -
         "the item stays; the next run retries\n"
     ) in r.stdout
     assert r.stderr == (
-        "error: 1 source file(s) could not be read (see 'x' above); the rest was done; "
+        "error: 1 file(s) could not be read (see 'x' above); the rest was done; "
         "fix them and the next run picks them up\n"
     )
     assert "internal error" not in r.stdout + r.stderr

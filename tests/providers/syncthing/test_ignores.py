@@ -34,3 +34,10 @@ def test_lines_written_on_windows_are_read_without_their_cr(tmp_path: Path) -> N
     (tmp_path / ".stignore").write_bytes(b"/a.jpg\r\n// a comment\r\n")
     assert ignores.lines(tmp_path) == ["/a.jpg", "// a comment"]
     assert ignores.ignored_paths(tmp_path) == frozenset({"a.jpg"})
+
+
+def test_a_pattern_is_named_for_a_path_whose_names_hold_a_newline() -> None:
+    """A name may hold any character but "/" and NUL; Syncthing's globs
+    match a newline like any other, and so must the pattern named."""
+    assert ignores.pattern_for(["*.JPG"], "trip\nday/IMG_1.JPG") == "*.JPG"
+    assert ignores.pattern_for(["/trip**"], "trip\nday/IMG_1.JPG") == "/trip**"
