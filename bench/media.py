@@ -17,6 +17,7 @@ Usage: ``.venv/bin/python bench/media.py [--quick | --jpeg-only | --small-only] 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import itertools
 import multiprocessing
@@ -210,6 +211,10 @@ def race_pipeline(work: Path, originals: list[Path], quality: int = 75, rounds: 
                 os.fsync(fd)
                 os.close(fd)
 
+    # The applier proves each original by its SHA-256 and the encoder checks
+    # what it read against it (``source_sha256``): part of the pipeline.
+    proven = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in originals}
+
     def ours(out: Iterator[Path] = ours_out) -> None:
         for p in originals:
             encode_file(
@@ -220,6 +225,7 @@ def race_pipeline(work: Path, originals: list[Path], quality: int = 75, rounds: 
                 original_sha256=SHA,
                 tier="t",
                 replaces_size=p.stat().st_size,
+                source_sha256=proven[p],
             )
 
     def unsynced() -> None:

@@ -70,6 +70,11 @@ class Originals:
         else one fetched to a temporary file (iCloud, a store elsewhere),
         named as the original is (``original.MOV``).
 
+        It is a name, proven when this hands it over: another file may take
+        it before the caller reads (a camera's counter reset, a sync). A
+        reader that must have the original's bytes checks what it read (the
+        encoder does, by ``encode_file``'s ``source_sha256``).
+
         The caller's own errors (a full or read-only library while the
         encode is written) pass through as they are: no ``yield`` here
         stands inside a ``try`` that would take them for this search's."""

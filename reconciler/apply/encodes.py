@@ -1,5 +1,11 @@
 """A library file encoded for its tier, always from the original, on the
-encoder processes, and put in place only once it decodes (EncodeForTier)."""
+encoder processes, and put in place only once it decodes (EncodeForTier).
+
+The encoder is handed the original by its name, and proves what it read
+against the original's SHA-256 (``media.files``): a new photo that took the
+name meanwhile fails the action, to be tried again next run, and is never
+encoded in the original's place nor judged as it.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,17 @@ import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from reconciler import media, rows
 from reconciler.apply.outcomes import Effects, Skip
 from reconciler.apply.sidecars import SidecarWriter
 from reconciler.errors import MediaError
 from reconciler.gate import GateRefused
-from reconciler.hashing import copy_file_hashing, discard, sha256_file
+from reconciler.hashing import copy_hashing, discard, open_to_read, sha256_file
+from reconciler.media.files import OriginalChanged
 from reconciler.model import ORIGINAL_TIER, EncodeForTier, FileCopy, LibraryFile
-from reconciler.plan import CANNOT_ENCODE
+from reconciler.plan import CANNOT_ENCODE, LIBRARY
 from reconciler.plan.tiers import lighter_tier
 from reconciler.state import LineageRow
 
@@ -100,6 +108,7 @@ class Encoder(SidecarWriter):
                             video_codec=self.desired.policy.video_codec,
                             heic_preset=self.desired.policy.heic_preset,
                             threads=self.encoders.threads,
+                            source_sha256=sha,
                         )
                     )
                     status, detail = res.status, res.reason
@@ -111,7 +120,7 @@ class Encoder(SidecarWriter):
                     # Streamed (a clip is never held in memory whole), read
                     # as any file another program may have replaced, and
                     # the bytes written are the original's or nothing is.
-                    got, _ = copy_file_hashing(src, tmp)
+                    got = _copied(src, tmp)
                     if got != sha:
                         why = "the original's bytes changed while they were read; next run"
                         return "failed", self.originals.label(why, sha, src), Effects()
@@ -136,19 +145,33 @@ class Encoder(SidecarWriter):
             if tier != ORIGINAL_TIER:
                 self.db.record_made(made, sha, tier)
             copy = store.replace(tmp, lib.path, replaces=lib.sha256, sha256=made)
+        except OriginalChanged as e:
+            # Another file took the original's name since it was proven (a
+            # camera's counter reset, a sync), or it changed: no verdict on
+            # the original, its hash there is forgotten, the next run tries.
+            if src is not None:
+                self.originals.distrust(src)
+            return "failed", self.originals.label(str(e), sha, src), Effects()
         except media.EncodeTimeout as e:
             # The machine, not the file, may be at fault: not settled, so
             # the next run tries again.
-            return "failed", self.originals.label(str(e), sha, src), Effects()
+            return "failed", self._told(str(e), sha, src, tmp, lib), Effects()
         except MediaError as e:
             # Bad input stays bad: tried once per tier, reported as a failure
             # the first time only; later plans list it as an error note.
             # The original is untouched.
-            reason = f"{CANNOT_ENCODE}: {self.originals.label(str(e), sha, src)}"
+            reason = f"{CANNOT_ENCODE}: {self._told(str(e), sha, src, tmp, lib)}"
             fx = Effects(settled=[(sha, a.tier, reason)])
             if sha in self._known_bad:
                 return "skipped", f"{reason}; known bad input, the library keeps the file", fx
             return "failed", f"{reason}; not retried, the library keeps the file", fx
+        except OSError as e:
+            if e.filename != str(tmp):
+                raise
+            # The encoded file could not be written (the library's disk
+            # full or read-only): named as the person knows the file, not
+            # by the temporary's pinned /proc path; tried again next run.
+            return "failed", _unwritten(lib, e), Effects()
         finally:
             discard(tmp)
         row = LineageRow(
@@ -161,3 +184,43 @@ class Encoder(SidecarWriter):
             captured_at=rows.ts(lib.captured_at),
         )
         return "changed", detail, Effects(lineage=[row], settled=settle)
+
+    def _told(self, message: str, sha: str, src: Path | None, tmp: Path, lib: LibraryFile) -> str:
+        """An encoder's ``message`` as a person reads it: the original by
+        where it lives, the output by the library file it was to become."""
+        told = message.replace(str(tmp), f"{LIBRARY}:{lib.path} (its encoded copy)")
+        return self.originals.label(told, sha, src)
+
+
+def _unwritten(lib: LibraryFile, e: OSError) -> str:
+    return (
+        f"{LIBRARY}:{lib.path}: writing its encoded copy failed: {e.strerror or e}; "
+        "the library keeps the file, and the next run encodes it again"
+    )
+
+
+class _NamedReads:
+    """A file read whose failures name it (a file object's ``read`` names
+    none), so that they are not taken for the output's."""
+
+    def __init__(self, f: BinaryIO, name: Path) -> None:
+        self._f, self._name = f, name
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._f.read(size)
+        except OSError as e:
+            raise OSError(e.errno, e.strerror or str(e), str(self._name)) from e
+
+
+def _copied(src: Path, tmp: Path) -> str:
+    """The original ``src`` streamed into ``tmp`` (a clip is never held in
+    memory whole); the SHA-256 of what was read. An OSError names the file
+    it is of: ``src`` read, or ``tmp`` written (a full library disk)."""
+    with open(open_to_read(src), "rb") as f:
+        try:
+            return copy_hashing(_NamedReads(f, src), tmp)[0]  # type: ignore[arg-type]
+        except OSError as e:
+            if e.filename is not None:
+                raise
+            raise OSError(e.errno, e.strerror or str(e), str(tmp)) from e

@@ -5,7 +5,8 @@ the applier can run it in a ProcessPoolExecutor (encoding is CPU-bound). It
 reads the original, never writes to it, and writes the result to ``dst`` (a
 temporary path the caller owns and renames) only when the result is worth
 keeping: it decodes, has the original's dimensions, and is smaller than the
-file it would replace.
+file it would replace. It reads the original through one descriptor, and
+checks what it read against the SHA-256 the caller proved (``files``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from pathlib import Path
 
 import attrs
 
+from reconciler.errors import MediaError
+from reconciler.hashing import discard
+from reconciler.media.files import HeldOriginal, held, synced, write_synced
 from reconciler.media.kinds import (
+    HEAD_BYTES,
     HEIC,
     JPEG,
     OTHER,
@@ -23,13 +28,12 @@ from reconciler.media.kinds import (
     KeepOriginal,
     content_name,
     media_kind,
-    read_start,
     sniff_kind,
 )
 from reconciler.media.lineage import check_lineage
 from reconciler.media.presets import HEIC_PRESETS
 from reconciler.media.still import StillOutput, check_heic, check_jpeg, encode_heic, encode_jpeg
-from reconciler.media.video import check_video, encode_video
+from reconciler.media.video import EncodeTimeout, check_video, encode_video
 
 ENCODED = "encoded"
 NOT_WORTH = "not_worth"
@@ -61,6 +65,7 @@ def encode_file(
     video_codec: str = "libx264",
     heic_preset: str = "fast",
     threads: int = 0,
+    source_sha256: str | None = None,
 ) -> EncodeResult:
     """Re-encode the original ``src`` into ``dst`` for ``tier``.
 
@@ -77,7 +82,12 @@ def encode_file(
     own choice) bounds the threads one encode uses, so that a pool of
     encoders does not ask for more than the machine's cores. Raises
     MediaError for an empty, corrupt or truncated original; ValueError for
-    bad arguments.
+    bad arguments; OSError naming ``dst`` when it cannot be written.
+
+    ``source_sha256``: the SHA-256 the caller proved ``src`` to hold. What
+    the encoder read is checked against it before any result or MediaError
+    is returned, and bytes of another file (a new photo that took the name
+    since) raise OriginalChanged instead: nothing is said of the original.
     """
     check_lineage(original_sha256, tier)
     if os.path.abspath(src) == os.path.abspath(dst) or (
@@ -90,47 +100,79 @@ def encode_file(
         raise ValueError(f"{src}: a video needs crf 0..51, got {crf!r}")
     if heic_preset not in HEIC_PRESETS:
         raise ValueError(f"heic_preset must be one of {HEIC_PRESETS}, got {heic_preset!r}")
+    settings = _Settings(
+        quality=quality,
+        crf=crf,
+        video_codec=video_codec,
+        heic_preset=heic_preset,
+        original_sha256=original_sha256,
+        tier=tier,
+        replaces_size=replaces_size,
+        threads=threads,
+    )
     try:
-        head, whole = read_start(src, JPEG)  # a video or a HEIC is read by its encoder
-        kind = sniff_kind(head)
-        # The planner chose the setting by the name's kind (a HEIC named
-        # .jpg was given the tier's JPEG quality, which is not the HEIC's):
-        # content of another kind than its name says is kept as it is.
-        named = _named_kind(src, dst)
+        with held(src, source_sha256) as original:
+            try:
+                result = _encode_held(original, dst, settings)
+            except EncodeTimeout:
+                raise  # the machine's fault: nothing is said of the original
+            except MediaError:
+                original.prove()  # "cannot decode" is said of its bytes only
+                raise
+            original.prove()  # as is any result
+            return result
+    except BaseException:
+        # Whatever went wrong (bad input, interrupt, another file read), a
+        # half-written dst must not be mistaken for a result by the caller.
+        discard(dst)
+        raise
+
+
+@attrs.frozen(kw_only=True)
+class _Settings:
+    """``encode_file``'s arguments, for the encoder of the content's kind."""
+
+    quality: int | None
+    crf: int | None
+    video_codec: str
+    heic_preset: str
+    original_sha256: str
+    tier: str
+    replaces_size: int
+    threads: int
+
+
+def _encode_held(original: HeldOriginal, dst: Path, s: _Settings) -> EncodeResult:
+    """The encode of the open ``original``, by the kind its content is."""
+    head = original.head(HEAD_BYTES)
+    if not head:
+        raise MediaError(f"{original.name}: empty file")
+    kind = sniff_kind(head)
+    # The planner chose the setting by the name's kind (a HEIC named
+    # .jpg was given the tier's JPEG quality, which is not the HEIC's):
+    # content of another kind than its name says is kept as it is.
+    named = _named_kind(original.name, dst)
+    try:
         if kind in (JPEG, HEIC, VIDEO) and named not in (OTHER, kind):
             return _kept(
                 f"its content is {_KIND_NAMES[kind]}, but its name says {_KIND_NAMES[named]} "
                 "(the tier's setting was chosen for that); rename it to encode it"
             )
         if kind in (JPEG, HEIC):
-            if quality is None:
+            if s.quality is None:
                 return _kept(f"its content is {kind.upper()}, but it was planned as a video")
-            return _encode_still(
-                src,
-                dst,
-                kind,
-                quality,
-                heic_preset,
-                original_sha256,
-                tier,
-                replaces_size,
-                threads,
-                whole,
-            )
+            # Read whole, and proven before the encode: the encoder reads
+            # these bytes only, so nothing of another file can slip in.
+            data = original.whole()
+            original.prove(data)
+            return _encode_still(original.name, dst, kind, s.quality, s, data)
         if kind == VIDEO:
-            if crf is None:
+            if s.crf is None:
                 return _kept("its content is a video, but it was planned as a still")
-            return _encode_video(
-                src, dst, crf, video_codec, original_sha256, tier, replaces_size, threads
-            )
+            return _encode_video(original, dst, s.crf, s)
     except KeepOriginal as keep:
-        dst.unlink(missing_ok=True)
+        discard(dst)
         return _kept(keep.reason)
-    except BaseException:
-        # Whatever went wrong (bad input, interrupt), a half-written dst must
-        # not be mistaken for a result by the caller.
-        dst.unlink(missing_ok=True)
-        raise
     return _kept(f"its content is {content_name(head)}; only JPEG, HEIC and video are re-encoded")
 
 
@@ -147,94 +189,77 @@ def _named_kind(src: Path, dst: Path) -> str:
 
 
 def _encode_still(
-    src: Path,
-    dst: Path,
-    kind: str,
-    quality: int,
-    preset: str,
-    original_sha256: str,
-    tier: str,
-    replaces_size: int,
-    threads: int,
-    whole: bytes | None,
+    name: Path, dst: Path, kind: str, quality: int, s: _Settings, data: bytes
 ) -> EncodeResult:
+    """The still ``data`` (the file ``name``, read) encoded into ``dst``."""
     label = f"q{quality}"
     out: StillOutput
     if kind == JPEG:
         out = encode_jpeg(
-            src, quality=quality, original_sha256=original_sha256, tier=tier, data=whole
+            name, quality=quality, original_sha256=s.original_sha256, tier=s.tier, data=data
         )
     else:
         out = encode_heic(
-            src,
+            name,
             quality=quality,
-            preset=preset,
-            original_sha256=original_sha256,
-            tier=tier,
-            threads=threads,
+            preset=s.heic_preset,
+            original_sha256=s.original_sha256,
+            tier=s.tier,
+            threads=s.threads,
+            data=data,
         )
-        label = f"q{quality}, {preset}" + (f", {out.bit_depth}-bit" if out.bit_depth > 8 else "")
+        label = f"q{quality}, {s.heic_preset}" + (
+            f", {out.bit_depth}-bit" if out.bit_depth > 8 else ""
+        )
     size = len(out.data)
-    if size >= replaces_size:
-        dst.unlink(missing_ok=True)
-        return _not_worth(size, replaces_size, label)
+    if size >= s.replaces_size:
+        discard(dst)
+        return _not_worth(size, s.replaces_size, label)
     check = check_jpeg if kind == JPEG else check_heic
     problem = check(out.data, out)
     if problem is not None:
-        dst.unlink(missing_ok=True)
+        discard(dst)
         return EncodeResult(status=NOT_WORTH, size=0, reason=f"{problem} ({label})")
-    _write_synced(dst, out.data)
-    return _encoded(size, replaces_size, label)
+    write_synced(dst, out.data)
+    return _encoded(size, s.replaces_size, label)
 
 
-def _write_synced(dst: Path, data: bytes) -> None:
-    """``data`` in ``dst``, on the disk before this returns (DESIGN: written,
-    fsynced, then renamed over the file it replaces)."""
-    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+def _encode_video(original: HeldOriginal, dst: Path, crf: int, s: _Settings) -> EncodeResult:
+    """The clip ``original`` encoded into ``dst``: ffmpeg and ffprobe read
+    it through its descriptor, and what they say names the file."""
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        result = _encode_clip(original.path, dst, crf, s, original.name)
+    except KeepOriginal as e:
+        raise KeepOriginal(original.named(e.reason)) from e
+    except MediaError as e:
+        e.args = (original.named(str(e)),)
+        raise
+    return attrs.evolve(result, reason=original.named(result.reason))
 
 
-def _encode_video(
-    src: Path,
-    dst: Path,
-    crf: int,
-    codec: str,
-    original_sha256: str,
-    tier: str,
-    replaces_size: int,
-    threads: int,
-) -> EncodeResult:
+def _encode_clip(src: Path, dst: Path, crf: int, s: _Settings, name: Path) -> EncodeResult:
     made = encode_video(
         src,
         dst,
         crf=crf,
-        codec=codec,
-        original_sha256=original_sha256,
-        tier=tier,
-        threads=threads,
+        codec=s.video_codec,
+        original_sha256=s.original_sha256,
+        tier=s.tier,
+        threads=s.threads,
+        name=name,
     )
     original = made.original
     label = f"crf {crf}, {made.codec}"
     size = dst.stat().st_size
-    if size >= replaces_size:
+    if size >= s.replaces_size:
         dst.unlink()
-        return _not_worth(size, replaces_size, label)
+        return _not_worth(size, s.replaces_size, label)
     problem = check_video(dst, original, src)
     if problem is not None:
         dst.unlink()
         return EncodeResult(status=NOT_WORTH, size=0, reason=f"{problem} ({label})")
-    fd = os.open(dst, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    result = _encoded(size, replaces_size, label)
+    synced(dst)
+    result = _encoded(size, s.replaces_size, label)
     if made.dropped:
         # Said in the run's output too, not only inside the file: a drone's
         # flight log left out is the person's to know of now.

@@ -39,7 +39,8 @@ _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 # Top-level boxes that open old QuickTime files written before ftyp existed.
 _QUICKTIME_BOXES = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
 
-_HEAD_BYTES = 64
+#: Enough of a file to tell its kind (``sniff_kind``).
+HEAD_BYTES = 64
 
 # XMP properties by which Google and Samsung mark a photo with a video inside
 # (Motion Photo 1.0, and the older MicroVideo), and the one way a photo says
@@ -144,25 +145,17 @@ def marks_motion_photo(xmp: bytes | None) -> bool:
 
 
 def read_head(path: Path) -> bytes:
-    """The first bytes of a file; MediaError for a missing or empty one."""
-    return read_start(path)[0]
-
-
-def read_start(path: Path, whole: str | None = None) -> tuple[bytes, bytes | None]:
-    """The first bytes of a file, and all of it when its content is of kind
-    ``whole`` (one open, not two: on a small photo a second open and read
-    was a tenth of what an encode adds to Pillow). MediaError for a missing
-    or empty file, or one that is not a regular file (a FIFO put in its
-    place would hold the read for ever)."""
+    """The first bytes of a file; MediaError for a missing or empty one, or
+    one that is not a regular file (a FIFO put in its place would hold the
+    read for ever)."""
     try:
         with open(open_to_read(path), "rb") as f:
-            head = f.read(_HEAD_BYTES)
-            rest = f.read() if whole is not None and sniff_kind(head) == whole else None
+            head = f.read(HEAD_BYTES)
     except OSError as e:
         raise MediaError(f"{path}: cannot read: {e.strerror or e}") from e
     if not head:
         raise MediaError(f"{path}: empty file")
-    return head, None if rest is None else head + rest
+    return head
 
 
 def sniff_path(path: Path) -> str:

@@ -170,12 +170,21 @@ def check_jpeg(data: bytes, expected: StillOutput) -> str | None:
 
 
 def encode_heic(
-    src: Path, *, quality: int, preset: str, original_sha256: str, tier: str, threads: int = 0
+    src: Path,
+    *,
+    quality: int,
+    preset: str,
+    original_sha256: str,
+    tier: str,
+    threads: int = 0,
+    data: bytes | None = None,
 ) -> StillOutput:
     """Re-encode the primary image of a HEIC/HEIF at ``quality`` with the x265 ``preset``,
     at the original's bit depth. Raises KeepOriginal when the file holds more than
-    that one image (a burst, a stereo pair, a depth or gain map)."""
-    data = _read(src)
+    that one image (a burst, a stereo pair, a depth or gain map). ``data``,
+    when given, is ``src``'s content, already read."""
+    if data is None:
+        data = _read(src)
     cut = isobmff.truncation(data, src)
     if cut is not None:
         raise MediaError(f"{src}: truncated or corrupt HEIF: {cut}")

@@ -58,6 +58,7 @@ import attrs
 from reconciler.errors import MediaError
 from reconciler.hashing import open_to_read
 from reconciler.media import isobmff
+from reconciler.media.files import writing
 from reconciler.media.kinds import KeepOriginal
 from reconciler.media.lineage import VIDEO_DROPPED_KEY, parse_video_lineage, video_lineage_tags
 from reconciler.media.metadata import is_placeholder_date
@@ -131,11 +132,12 @@ class EncodedVideo:
     dropped: str = ""
 
 
-def container_for(src: Path, dst: Path) -> str:
-    """The ffmpeg muxer for a clip: by the original's extension, else by the
-    output's (an original fetched to a temporary file has none; the output
-    is named as the library file), else by the content."""
-    for path in (src, dst):
+def container_for(src: Path, dst: Path, name: Path | None = None) -> str:
+    """The ffmpeg muxer for a clip: by the original's extension (its
+    ``name``'s, when ``src`` is a path that reads it by its descriptor),
+    else by the output's (an original fetched to a temporary file has none;
+    the output is named as the library file), else by the content."""
+    for path in (name or src, dst):
         container = _CONTAINERS.get(path.suffix.lower())
         if container is not None:
             return container
@@ -240,9 +242,11 @@ def encode_video(
     original_sha256: str,
     tier: str,
     threads: int = 0,
+    name: Path | None = None,
 ) -> EncodedVideo:
     """Encode ``src`` into ``dst``; return the original's probe, the codec
-    used and what the output lacks.
+    used and what the output lacks. ``name``: the original's own name, when
+    ``src`` is a path that reads it by its descriptor.
 
     Raises MediaError when the original cannot be read or decoded to its end
     (EncodeTimeout when ffmpeg overran or is missing), KeepOriginal when a
@@ -251,7 +255,7 @@ def encode_video(
     if codec not in _CODECS:
         raise ValueError(f"video_codec must be one of {_CODECS}, got {codec!r}")
     info = probe(src)
-    container = container_for(src, dst)
+    container = container_for(src, dst, name)
     _check_has_video(info, src)
     stream = video_stream(info, src)
     container = _muxer_for(container, info)
@@ -322,7 +326,8 @@ def encode_video(
         raise MediaError(f"{src}: decoding reported errors: {_summary(done.stderr, src)}")
     dropped = _listed([*_left_out_tracks(info, stream, dst), *extras.uncarried])
     try:
-        isobmff.write_movie_extras(dst, extras, {VIDEO_DROPPED_KEY: dropped} if dropped else {})
+        with writing(dst):  # a full disk names the output, not nothing
+            isobmff.write_movie_extras(dst, extras, {VIDEO_DROPPED_KEY: dropped} if dropped else {})
     except MediaError as e:
         # The output, not the original, is at fault: keep the original whole.
         raise KeepOriginal(f"its XMP and user data cannot be written back ({e})") from e
