@@ -70,9 +70,11 @@ import providers
 import reconciler
 from providers.base import ColumnWalk, ConfirmingStore, LocalTree, RemembersListing, WalksLocally
 from providers.filesystem import MARKER, MARKER_LIMIT
+from providers.physical_disks import root_of
 from reconciler import places, planfile, walk_ahead
 from reconciler.config import DesiredState
 from reconciler.connect import Connected
+from reconciler.disks import Disks
 from reconciler.errors import StalePlanError
 from reconciler.hashing import read_file
 from reconciler.model import Plan, World
@@ -255,7 +257,9 @@ def _all_local(conn: Connected) -> bool:
 def _key(desired: DesiredState, conn: Connected) -> bytes:
     """Everything but the trees, the state and the clock a plan is made from."""
     h = hashlib.sha256()
-    for value in (desired, judged_disks(desired, conn)):
+    disks = judged_disks(desired, conn)
+    # (the disks as read, before judging fills their caches)
+    for value in (desired, disks, _judged_roots(disks, conn)):
         h.update(repr(_canonical(value)).encode("utf-8", "surrogateescape"))
     for p in _order(conn):
         root = os.fspath(p.local_tree.root)
@@ -286,6 +290,17 @@ def _key(desired: DesiredState, conn: Connected) -> bytes:
     # capture times without a zone are read in the machine's
     h.update(f"{time.timezone} {time.altzone} {time.tzname}".encode())
     return h.digest()
+
+
+def _judged_roots(disks: Disks, conn: Connected) -> dict[str, tuple[int | None, str] | None]:
+    """Each target's disk as the observer judges it (``Disks.judge``): read
+    from sysfs, which the mount table does not show (a disk image's file
+    moved into the library or out of it, or deleted; a volume moved to
+    another disk), so a plan kept on the old judgement is not given again."""
+    return {
+        tid: disks.judge(tid, where) if (where := root_of(store, disks.table)) else None
+        for tid, store in conn.targets.items()
+    }
 
 
 def _canonical(value: object) -> object:

@@ -338,6 +338,30 @@ def exfat_disk(at: Path, *, mib: int = 32) -> Iterator[Path]:
             subprocess.run(["losetup", "--detach", loop], check=False, capture_output=True)
 
 
+@contextmanager
+def ext4_image(image: Path, at: Path, *, mib: int = 16) -> Iterator[Path]:
+    """An ext4 disk image at ``image`` (a file: where it lies is the disk
+    its copies count on), attached to a loop device and mounted at ``at``
+    for the block. Root needed (CI runs as root)."""
+    assert os.geteuid() == 0, "these tests make mounts: run them as root (CI does)"
+    image.parent.mkdir(parents=True, exist_ok=True)
+    with open(image, "wb") as f:
+        f.truncate(mib << 20)
+    subprocess.run(["mkfs.ext4", "-q", str(image)], check=True, capture_output=True)
+    loop = subprocess.run(
+        ["losetup", "--find", "--show", str(image)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    try:
+        at.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", loop, str(at)], check=True)
+        try:
+            yield at
+        finally:
+            subprocess.run(["umount", str(at)], check=False, capture_output=True)
+    finally:
+        subprocess.run(["losetup", "--detach", loop], check=False, capture_output=True)
+
+
 #: Two filesystem targets, ``nas`` and ``usb``, at those folders of a workspace.
 NAS_AND_USB = """
 [targets.nas]
