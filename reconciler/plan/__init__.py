@@ -119,13 +119,7 @@ class _Planner(LibraryPlanner):
                 self._note("skipped", subject, reason)
             oldest = self._oldest(source)
             for item in source.items:
-                if (
-                    oldest is not None
-                    and item.captured_at is not None
-                    and item.captured_at < oldest
-                ):
-                    continue  # older than the source's max_age_days: not ours to handle
-                if not self._removed_before(source, item):
+                if self._planned(source, item, oldest):
                     self._item(source, item)
         self._library_items()
         self._free_staging()
