@@ -17,8 +17,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +27,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from reconciler import metrics
 from reconciler.render import size_text
 from reconciler.visible import escape_controls
 
@@ -116,19 +115,13 @@ def page(
     return "\n".join(parts)
 
 
-def write(path: Path, text: str) -> None:
+def write(path: Path, text: str) -> bool:
     """Replace ``path`` whole (temporary name in its folder, fsync, rename): a
-    browser or a sync client never picks up half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    browser or a sync client never picks up half a report. As the metrics
+    textfile is (``metrics.write_textfile``): under a lock beside it, so the
+    temporary a killed writer left there is removed by the next. False when
+    another writer held that lock all the while (nothing written)."""
+    return metrics.write_textfile(path, text, wait=metrics.WAIT_SECONDS)
 
 
 # ------------------------------------------------------------------ plots

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from reconciler import places
 from reconciler.census import counted_now, proof
-from reconciler.commands.common import EXIT_OK, Out, load
+from reconciler.commands.common import EXIT_ERROR, EXIT_OK, Out, load
 from reconciler.state import StateDB
 
 #: Runs plotted: years of nightly plan and apply, few enough to draw in a second.
@@ -47,6 +47,8 @@ def report_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
         proof=proven,
     )
     path = Path(args.html)
-    report.write(path, text)
+    if not report.write(path, text):
+        io.warn(f"error: {path} is being written by another report; run again once it is done")
+        return EXIT_ERROR
     io.say(f"report written to {path} ({len(history)} run(s) with figures, {len(runs)} listed)")
     return EXIT_OK

@@ -92,7 +92,8 @@ def _parse(path: Path) -> _Page:
 
 def test_the_report_of_real_runs_plots_them_and_lists_the_runs(report: Path) -> None:
     out = report
-    assert sorted(p.name for p in out.parent.iterdir()) == ["report.html"]  # no temporary left
+    # no temporary left; the lock beside it (as the metrics textfile's)
+    assert sorted(p.name for p in out.parent.iterdir()) == [".report.html.lock", "report.html"]
     page = _parse(out)
     text = " ".join(" ".join(page.text).split())
     # Self-contained: four inline PNG plots, no script, no stylesheet or frame
@@ -291,3 +292,20 @@ def test_the_recorder_does_see_a_page_that_asks(tmp_path: Path, recorder: _Recor
     page.write_text('<html><body><img src="http://report.invalid/x.png"></body></html>')
     _screenshot(page, tmp_path / "shot.png", recorder.port)
     assert "GET http://report.invalid/x.png HTTP/1.1" in recorder.requests
+
+
+def test_the_temporary_a_killed_report_left_is_removed_by_the_next(tmp_path: Path) -> None:
+    """A report killed between its temporary and the rename (cron's
+    timeout) leaves a hidden copy beside the page; the next removes it,
+    under the page's lock, as the metrics textfile's writer does."""
+    ws = make_workspace(tmp_path / "ws")
+    out = tmp_path / "site" / "report.html"
+    out.parent.mkdir()
+    left = out.parent / f".report.html.{'ab' * 16}.tmp"
+    left.write_text("<html>half a page")
+    mine = out.parent / "notes.tmp"  # the person's own: left alone
+    mine.write_text("mine")
+    assert ws.run("report", str(out), now=NOW).code == 0
+    assert not left.exists()
+    assert mine.read_text() == "mine"
+    assert "No runs yet" in out.read_text()
