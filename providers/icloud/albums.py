@@ -5,6 +5,7 @@ batches; read afresh at a removal (``_albums_now``)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import requests
@@ -57,6 +58,27 @@ def _album_paths(listed: Any, albums: list[Any]) -> dict[str, str]:
             parent = listed.get(parent._parent_id) if parent._parent_id else None
         paths[album.id] = album_path(reversed(levels))
     return paths
+
+
+def _left_listings(
+    shown: Mapping[str, tuple[str, ...]],
+    found: Mapping[str, set[str]],
+    paths: Mapping[str, str],
+) -> list[tuple[str, str]]:
+    """(asset id, album id) of each album a shown asset was remembered in
+    whose listing no longer holds it: left, or hidden meanwhile (album
+    listings leave hidden assets out; its relation remains). Looked up by
+    relation rather than taken for left. An album gone from the list is
+    gone: not looked up."""
+    by_path: dict[str, list[str]] = {}
+    for album_id, path in paths.items():
+        by_path.setdefault(path, []).append(album_id)
+    pairs: list[tuple[str, str]] = []
+    for asset_id, remembered in shown.items():
+        now = {paths[i] for i in found.get(asset_id, ()) if i in paths}
+        for path in sorted(set(remembered) - now):
+            pairs.extend((asset_id, album_id) for album_id in by_path.get(path, ()))
+    return pairs
 
 
 def relation_name(asset_id: str, album_id: str) -> str:
@@ -141,6 +163,9 @@ class AlbumReader(LibraryAccess):
                 if kept:
                     found.setdefault(asset_id, set()).update(kept)
                 pairs.extend((asset_id, album_id) for album_id in sorted(redo))
+        paths = _album_paths(listed, albums)
+        if hidden is not None:
+            pairs.extend(_left_listings(hidden.shown, found, paths))
         relations, unread = self._relations(pairs, "reading the albums of hidden assets")
         for asset_id, ids_of in relations.items():
             found.setdefault(asset_id, set()).update(ids_of)
@@ -149,9 +174,24 @@ class AlbumReader(LibraryAccess):
             found[asset_id] = set(remembered or ())
         return Memberships(
             of_asset={k: frozenset(v) for k, v in found.items()},
-            paths=_album_paths(listed, albums),
+            paths=paths,
             unread=unread,
         )
+
+    def _regrouped(self, read: Memberships, asset_ids: Iterable[str]) -> Memberships:
+        """``read`` with the albums of ``asset_ids`` read again from their
+        relation records, against every album: for assets hidden or shown
+        while the album listings were read (which leave hidden assets out),
+        so in none of them though still in their albums. A lookup that
+        fails leaves them ``unread``."""
+        pairs = [(asset_id, album_id) for asset_id in asset_ids for album_id in read.paths]
+        if not pairs:
+            return read
+        relations, unread = self._relations(pairs, "reading the albums of assets changed meanwhile")
+        of_asset = dict(read.of_asset)
+        for asset_id in {a for a, _ in pairs} - unread:
+            of_asset[asset_id] = frozenset(relations.get(asset_id, ()))
+        return Memberships(of_asset=of_asset, paths=read.paths, unread=read.unread | unread)
 
     def _hidden_regrouped(self, hidden: HiddenKnown, listed: Any, albums: list[Any]) -> bool:
         """Whether a changed album record is one that may rename user albums

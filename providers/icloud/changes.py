@@ -61,6 +61,11 @@ class HiddenKnown:
     album_ids: frozenset[str]
     #: (asset id, album id) of the relations changed since the token.
     relations: frozenset[tuple[str, str]]
+    #: Shown asset id -> the album paths remembered for it (only those in
+    #: some album). One hidden while the albums are read drops out of their
+    #: listings though its relations remain: an album it leaves so is looked
+    #: up by relation, not taken for left.
+    shown: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -206,7 +211,8 @@ class ChangeFeed:
         reread: set[str] = set()
         for zone, found in changes.items():
             reread.update(found.assets)
-            looked = self._look_up(sorted(found.assets), rows, zone_ids[zone])
+            masters = {n: rows[n].master_id for n in found.assets if n in rows}
+            looked = self._look_up(sorted(found.assets), masters, zone_ids[zone])
             for name, located in looked.items():
                 old = rows.pop(name, None)
                 before = kept.pop(name, None)
@@ -233,22 +239,7 @@ class ChangeFeed:
         wanted = regroup or retry or any(c.albums for c in changes.values())
         read: Memberships | None = None
         if wanted:
-            hidden = HiddenKnown(
-                albums={
-                    name: None
-                    if name in reread or item.metadata.unremovable == ALBUMS_UNREAD
-                    else album_ids.get(name, ())
-                    for name, item in kept.items()
-                    # Albums live in the personal library alone: a Shared
-                    # Library's hidden assets are in none.
-                    if item.metadata is not None
-                    and item.metadata.hidden
-                    and rows[name].zone == PRIMARY_ZONE["zoneName"]
-                },
-                album_ids=frozenset(i for c in changes.values() for i in c.album_ids),
-                relations=frozenset(p for c in changes.values() for p in c.relations),
-            )
-            read = self._memberships(hidden)
+            read = self._memberships(_hidden_known(kept, rows, album_ids, reread, changes))
         items: list[SourceItem] = []
         for r in sorted(rows.values(), key=lambda r: r.pos):
             item = kept.get(r.asset_id)
@@ -271,7 +262,7 @@ class ChangeFeed:
                     touched.append(r._replace(item=encode(item, ids)))
             items.append(item)
             self._zone_of[item.key] = zone_ids[r.zone]
-        mismatch = self._count_mismatch(rows.values())
+        mismatch = self._count_mismatch(r.zone for r in rows.values())
         if mismatch:
             NOTE.info("%s: full listing: %s", self.id, mismatch)
             return None
@@ -296,17 +287,62 @@ class ChangeFeed:
         )
         return items
 
+    def _read_through(
+        self, libraries: Mapping[str, Any], tokens: Mapping[str, str], listed: dict[str, Located]
+    ) -> set[str]:
+        """Bring a full listing (``listed``: asset id -> the asset as read)
+        up to date with what changed while it ran: a listing of many
+        requests is no snapshot. Each library's change feed since the
+        ``tokens`` read before it names every asset changed since; each is
+        looked up as it is now and replaces what was read (added, if it was
+        read nowhere: one shown between the read of the Hidden album and
+        of "All Photos"; dropped, if deleted). Returns the ids looked up.
+        A feed that cannot be read fails the listing."""
+        changed: set[str] = set()
+        for zone, library in libraries.items():
+            try:
+                events = list(library.iter_changes(since=tokens[zone]))
+            except (PyiCloudException, requests.RequestException) as e:
+                subject = f"reading what changed in {zone} while it was listed"
+                raise self._error(e, subject) from e
+            if not events:
+                continue
+            known = {i: a for i, a in listed.items() if a.zone_id["zoneName"] == zone}
+            of_master: dict[str, list[str]] = defaultdict(list)
+            for asset_id, read in known.items():
+                of_master[read.asset.master_id].append(asset_id)
+            found = Changes()
+            for event in events:
+                found.add(
+                    name=event.record_name,
+                    record_type=event.record_type,
+                    tombstone=event.kind == "deleted",
+                    known_assets=known,
+                    assets_of_master=of_master,
+                )
+            names = sorted(found.assets)
+            masters = {n: known[n].asset.master_id for n in names if n in known}
+            for name, now in self._look_up(names, masters, dict(library.zone_id)).items():
+                if now is not None and _listed(now):
+                    listed[name] = now
+                elif name in known:
+                    del listed[name]
+            changed.update(names)
+        return changed
+
     def _look_up(
-        self, names: list[str], rows: Mapping[str, ListingRow], zone_id: dict[str, str]
+        self, names: list[str], masters: Mapping[str, str], zone_id: dict[str, str]
     ) -> dict[str, Located | None]:
-        """Each asset named, as it is now (None: no longer there)."""
-        records = self._records([*names, *(rows[n].master_id for n in names if n in rows)], zone_id)
-        masters = {
+        """Each asset named, as it is now (None: no longer there);
+        ``masters``: the master each pointed at when last read, looked up
+        with it (one round trip fewer)."""
+        records = self._records([*names, *(masters[n] for n in names if n in masters)], zone_id)
+        repointed = {
             ref
             for n in names
             if (ref := master_of(records.get(n))) is not None and ref not in records
         }
-        records.update(self._records(sorted(masters), zone_id))
+        records.update(self._records(sorted(repointed), zone_id))
         photos = self._service()
         out: dict[str, Located | None] = {}
         for name in names:
@@ -322,13 +358,18 @@ class ChangeFeed:
         """Records by name (a name not there is left out); ``look_up``."""
         return look_up(self._service().private_client, names, zone_id)
 
-    def _count_mismatch(self, rows: Iterable[ListingRow]) -> str:
-        """Where iCloud's own counts disagree with the listing ("": nowhere)."""
+    def _count_mismatch(self, zones: Iterable[str]) -> str:
+        """Where iCloud's own counts disagree with the listing ("": nowhere);
+        ``zones``: the zone name of each asset listed."""
         ours: dict[str, int] = defaultdict(int)
-        for r in rows:
-            ours[r.zone] += 1
+        for zone in zones:
+            ours[zone] += 1
         theirs: dict[str, int] = defaultdict(int)
         for album, zone_id in self._zones():
+            # Counted now: pyicloud keeps the count an album's listing read
+            # (``_len``, before its first page), which the library changing
+            # since would make disagree with the listing for nothing.
+            album._len = None
             theirs[zone_id["zoneName"]] += len(album)
         for zone in sorted(set(ours) | set(theirs)):
             if ours[zone] != theirs[zone]:
@@ -337,6 +378,36 @@ class ChangeFeed:
                     f"with its changes {ours[zone]}"
                 )
         return ""
+
+
+def _hidden_known(
+    kept: Mapping[str, SourceItem],
+    rows: Mapping[str, ListingRow],
+    album_ids: Mapping[str, tuple[str, ...]],
+    reread: set[str],
+    changes: Mapping[str, Changes],
+) -> HiddenKnown:
+    """What the listing with its changes knows of its assets' albums, for
+    ``_memberships`` to look up only what may have changed. Albums live in
+    the personal library alone: a Shared Library's assets are in none."""
+    hidden: dict[str, tuple[str, ...] | None] = {}
+    shown: dict[str, tuple[str, ...]] = {}
+    primary = PRIMARY_ZONE["zoneName"]
+    for name, item in kept.items():
+        meta = item.metadata
+        if meta is None or rows[name].zone != primary:
+            continue
+        if meta.hidden:
+            redo = name in reread or meta.unremovable == ALBUMS_UNREAD
+            hidden[name] = None if redo else album_ids.get(name, ())
+        elif meta.albums:
+            shown[name] = meta.albums
+    return HiddenKnown(
+        albums=hidden,
+        album_ids=frozenset(i for c in changes.values() for i in c.album_ids),
+        relations=frozenset(p for c in changes.values() for p in c.relations),
+        shown=shown,
+    )
 
 
 def look_up(client: Any, names: Iterable[str], zone_id: dict[str, str]) -> dict[str, CKRecord]:

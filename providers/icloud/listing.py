@@ -19,7 +19,9 @@ What a change means:
   listings leave hidden assets out: their memberships are looked up by
   relation name, only where something changed (the albums named, the pairs a
   relation's name ``<asset id>-IN-<album id>`` gives, every album for a
-  hidden asset re-read), the rest kept from the remembered listing;
+  hidden asset re-read), the rest kept from the remembered listing; a shown
+  asset an album's listing no longer holds (it may have been hidden as the
+  albums were read) has that relation looked up too, never taken for gone;
 - a tombstone of a remembered asset or master: those assets are re-read (and
   found gone); a tombstone of anything else may have been a relation, so
   memberships are read again too;

@@ -7,6 +7,14 @@ Safety-relevant choices:
   album (a Shared Library's too, which pyicloud does not offer). A page
   that fails fails the listing: never a library listed in part, which the
   plan would take for all of it.
+- A full listing is made of many requests, and is no snapshot: an asset
+  hidden between the read of "All Photos" and of the Hidden album is in
+  both, one shown then in neither. Each asset is listed once, as the later
+  read has it; the change feed since the sync token read first names what
+  changed meanwhile, each looked up again as it is now (with its albums,
+  from its relation records); a change that moved assets between pages,
+  leaving one read in no page, makes iCloud's counts disagree, and the
+  listing is made again.
 - An item is every file that cannot be re-derived (original, RAW
   alternative, Live Photo video, rendered edit, adjustment data; see
   ``assets``) plus its Photos metadata, which goes into its XMP sidecar.
@@ -71,7 +79,7 @@ from providers.icloud.assets import (
     recipe_fingerprint,
     resource_of,
 )
-from providers.icloud.changes import Located, fresh_token
+from providers.icloud.changes import NOTE, Located, Memberships, fresh_token
 from providers.icloud.errors import http_status, release, server_error_codes
 from providers.icloud.listing import ALBUMS_UNREAD, encode
 from providers.icloud.removal import Remover, captured_at, unstageable
@@ -87,6 +95,10 @@ __all__ = ["ICloudSource", "relation_name"]
 # partial chunk it was reading when the body ends short.
 CHUNK = 1 << 16
 
+
+#: Full listings a run makes before it keeps one iCloud's counts disagree
+#: with (the library changing meanwhile); the next run's counts check again.
+LISTING_ATTEMPTS = 2
 
 #: Statuses a stale download URL answers with; refreshed once by a re-read.
 EXPIRED_URL_STATUSES = frozenset({403, 410})
@@ -158,14 +170,7 @@ class ICloudSource(Remover):
 
     def _list_all(self) -> Iterator[SourceItem]:
         memory = self._memory
-        # The tokens are read before anything is listed: a change made while
-        # the listing runs is then read again next time, never missed.
-        tokens = (
-            {zone: fresh_token(lib) for zone, lib in self._libraries().items()}
-            if memory is not None
-            else {}
-        )
-        found = self._memberships()
+        tokens, found, listed = self._snapshot()
         albums = {asset_id: found.albums(asset_id) for asset_id in found.of_asset}
         album_ids = {asset_id: found.ids(asset_id) for asset_id in found.of_asset}
         unread = found.unread
@@ -176,21 +181,21 @@ class ICloudSource(Remover):
             albums.update({k: names for k, (names, _) in remembered.items()})
             album_ids.update({k: ids for k, (_, ids) in remembered.items()})
         rows: list[ListingRow] = []
-        for album, zone_id in self._zones():
-            for asset in self._assets_of(album, zone_id):
-                item = self._to_item(asset, albums)
-                if item is not None and item.metadata is not None and asset.id in unread:
-                    meta = attrs.evolve(item.metadata, unremovable=ALBUMS_UNREAD)
-                    item = item._replace(metadata=meta)
-                if memory is not None:
-                    ids = album_ids.get(asset.id, ()) if _is_hidden(item) else ()
-                    text = encode(item, ids) if item is not None else None
-                    row = (asset.id, asset.master_id, zone_id["zoneName"], len(rows), text)
-                    rows.append(ListingRow(*row))
-                if item is None:
-                    continue
-                self._seen[item.key] = Located(asset, zone_id)
-                yield item
+        for asset_id, located in listed.items():
+            asset, zone_id = located.asset, located.zone_id
+            item = self._to_item(asset, albums)
+            if item is not None and item.metadata is not None and asset_id in unread:
+                meta = attrs.evolve(item.metadata, unremovable=ALBUMS_UNREAD)
+                item = item._replace(metadata=meta)
+            if memory is not None:
+                ids = album_ids.get(asset_id, ()) if _is_hidden(item) else ()
+                text = encode(item, ids) if item is not None else None
+                row = (asset_id, asset.master_id, zone_id["zoneName"], len(rows), text)
+                rows.append(ListingRow(*row))
+            if item is None:
+                continue
+            self._seen[item.key] = located
+            yield item
         if memory is not None:
             memory.save_icloud_listing(
                 self.id,
@@ -200,6 +205,58 @@ class ICloudSource(Remover):
                 rows=rows,
                 replace=True,
             )
+
+    def _snapshot(self) -> tuple[dict[str, str], Memberships, dict[str, Located]]:
+        """Every library's sync token (read first), album memberships and
+        assets (asset id -> the asset), as at one moment. A listing of many
+        requests is no snapshot: what changed while it ran is read through
+        (``_read_through``), and an asset changed meanwhile has its albums
+        looked up by relation (one hidden or shown while the album listings
+        ran may have been left out of some). A change that moved assets
+        between pages may have left one unread: iCloud's counts then
+        disagree, and the listing is made again (once; a run by changes
+        checks the counts again)."""
+        libraries = self._libraries()
+        primary = PRIMARY_ZONE["zoneName"]
+        for attempt in range(LISTING_ATTEMPTS):
+            # Read before anything is listed: a change made while the listing
+            # runs is then read through now, and read again next time.
+            tokens = {zone: fresh_token(lib) for zone, lib in libraries.items()}
+            found = self._memberships()
+            listed = self._read_zones()
+            changed = self._read_through(libraries, tokens, listed)
+            found = self._regrouped(
+                found,
+                [
+                    i
+                    for i in sorted(changed)
+                    if i in listed and listed[i].zone_id["zoneName"] == primary
+                ],
+            )
+            if not changed:
+                break
+            mismatch = self._count_mismatch(a.zone_id["zoneName"] for a in listed.values())
+            if not mismatch:
+                break
+            again = attempt + 1 < LISTING_ATTEMPTS
+            NOTE.info(
+                "%s: the library changed while it was listed: %s%s",
+                self.id,
+                mismatch,
+                "; listing it again" if again else "; kept, the next run checks the counts again",
+            )
+        return tokens, found, listed
+
+    def _read_zones(self) -> dict[str, Located]:
+        """Asset id -> the asset, from each library's "All Photos" and Hidden
+        album. Read one after the other, they are no snapshot: an asset
+        hidden between the two reads is in both, and is listed once, as the
+        later read has it (as it is now)."""
+        listed: dict[str, Located] = {}
+        for album, zone_id in self._zones():
+            for asset in self._assets_of(album, zone_id):
+                listed[asset.id] = Located(asset, zone_id)
+        return listed
 
     def _assets_of(self, album: Any, zone_id: dict[str, str]) -> Iterator[Any]:
         """The album's assets. A page that fails fails the listing (never a

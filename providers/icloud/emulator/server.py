@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -108,7 +108,8 @@ class EmulatorServer(CloudKitDatabase):
     Use as a context manager, or ``start()`` / ``stop()``. Tests drive
     faults with ``inject(...)``, ``inject_record_errors(...)``,
     ``expire_download_urls()``, ``expire_sync_tokens()``, ``expire_sessions()``
-    and ``revoke_trust()``; ``last_sms_code`` is the code a person would have
+    and ``revoke_trust()``, and change the library between two requests with
+    ``before_query(...)``; ``last_sms_code`` is the code a person would have
     received.
     """
 
@@ -133,6 +134,9 @@ class EmulatorServer(CloudKitDatabase):
     looked_up: list[str] = attrs.field(factory=list)
     desired_keys: list[tuple[str, list[str] | None]] = attrs.field(factory=list)
     range_requests: list[str] = attrs.field(factory=list)
+    #: (record type prefix, action) run once, before the first query of
+    #: that record type is answered (``before_query``).
+    query_hooks: list[tuple[str, Callable[[], None]]] = attrs.field(factory=list)
     #: The most download requests seen being answered at once.
     peak_downloads: int = 0
     _downloads: int = 0
@@ -236,6 +240,13 @@ class EmulatorServer(CloudKitDatabase):
         """Answer the next ``times`` modifies with a CONFLICT for every record,
         as if each record had changed on another device meanwhile."""
         return self.faults.add(Fault(route="modify", conflict=True, times=times))
+
+    def before_query(self, record_type: str, action: Callable[[], None]) -> None:
+        """Run ``action`` once, as the first query whose record type starts
+        with ``record_type`` arrives, before it is answered: a person
+        changing the library (on a phone) between two requests of a listing."""
+        with self.account.lock:
+            self.query_hooks.append((record_type, action))
 
     def clear_faults(self) -> None:
         self.faults.clear()
@@ -473,6 +484,7 @@ class EmulatorServer(CloudKitDatabase):
         body = req.json() or {}
         with self.account.lock:
             if route == "query":
+                self._run_query_hooks(body)
                 payload = self._query(body)
             elif route == "lookup":
                 payload = self._lookup(body, fault)
@@ -491,6 +503,15 @@ class EmulatorServer(CloudKitDatabase):
                 400, {"serverErrorCode": "ZONE_NOT_FOUND", "reason": "Zone does not exist"}
             )
         return json_response(200, payload)
+
+    def _run_query_hooks(self, body: dict[str, Any]) -> None:
+        """Run (and forget) the ``before_query`` actions this query matches.
+        Callers hold ``account.lock``."""
+        record_type = str((body.get("query") or {}).get("recordType", ""))
+        due = [hook for hook in self.query_hooks if record_type.startswith(hook[0])]
+        for hook in due:
+            self.query_hooks.remove(hook)
+            hook[1]()
 
     # ------------------------------------------------------------ downloads
 
