@@ -32,6 +32,7 @@ RANKS = {
     "reconciler.tree_listing": 0,
     "reconciler.state": 1,
     "reconciler.lock": 1,
+    "reconciler.renditions_journal": 1,
     "reconciler.backup": 1,
     "reconciler.logfile": 1,
     "reconciler.media": 1,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from reconciler import media, rows
+from reconciler import media, renditions_journal, rows
 from reconciler.apply.outcomes import Effects, Skip
 from reconciler.apply.sidecars import SidecarWriter
 from reconciler.errors import MediaError
@@ -143,6 +143,12 @@ class Encoder(SidecarWriter):
             # original's lineage and that no record vouches for.
             made = got if tier == ORIGINAL_TIER else sha256_file(tmp)  # (read once)
             if tier != ORIGINAL_TIER:
+                # And in the library's own journal, first: a state database
+                # put back from a backup, or another configuration's, knows
+                # the encode from there (``renditions_journal``).
+                unjournaled = self._journaled(made, sha, tier, lib)
+                if unjournaled is not None:
+                    return "failed", unjournaled, Effects()
                 self.db.record_made(made, sha, tier)
             copy = store.replace(tmp, lib.path, replaces=lib.sha256, sha256=made)
         except OriginalChanged as e:
@@ -184,6 +190,23 @@ class Encoder(SidecarWriter):
             captured_at=rows.ts(lib.captured_at),
         )
         return "changed", detail, Effects(lineage=[row], settled=settle)
+
+    def _journaled(self, made: str, sha: str, tier: str, lib: LibraryFile) -> str | None:
+        """Append the encode about to land to the library's journal (begun,
+        if none is there, with every encode the state database recorded);
+        None when done, else why not: the encode waits for it, as an encode
+        the library's disk cannot take does."""
+        root = self.conn.library.root
+        try:
+            renditions_journal.append(root, (made, sha, tier), self.db.every_made)
+        except OSError as e:
+            where = renditions_journal.journal_path(root)
+            return (
+                f"{LIBRARY}:{lib.path}: recording its encode in {where} failed: "
+                f"{e.strerror or e}; the library keeps the file, and the next run encodes "
+                "it again"
+            )
+        return None
 
     def _told(self, message: str, sha: str, src: Path | None, tmp: Path, lib: LibraryFile) -> str:
         """An encoder's ``message`` as a person reads it: the original by

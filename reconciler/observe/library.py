@@ -38,6 +38,7 @@ from reconciler.model import (
     TargetState,
 )
 from reconciler.observe.hasher import CachedHasher
+from reconciler.renditions_journal import Journal
 from reconciler.rows import original_row
 from reconciler.state import LineageRow, StateDB
 
@@ -70,6 +71,10 @@ def library_state(
     # Lineage is the only word on files older than the record: all of them
     # when it has no rendition at all (a new or lost state database).
     before = db.born_at() if db.made_any() else math.inf
+    # The library's own record of the encodes (read only if a file's
+    # lineage is believed by nothing the database knows, then once): only
+    # of the content the library holds now.
+    journal = Journal(store.root, lambda: {c.sha256 for c in copies})
     gone: list[LineageRow] = []  # rows of files no longer there
     displaced: list[LineageRow] = []  # rows of paths holding other content now
     at = next(rows, None)
@@ -84,7 +89,7 @@ def library_state(
         if row is None or row.sha256 != sha:
             if row is not None:
                 displaced.append(row)
-            made = _made_here(store.root / path, c, db, before, row, hasher)
+            made = _made_here(store.root / path, c, db, before, row, hasher, journal)
             row = made or original_row(c, None)
             learned.append(row)
         if row.captured_at is None:
@@ -114,6 +119,8 @@ def library_state(
         gone.append(at)
         at = next(rows, None)
     rows.close()
+    if journal.unreadable:
+        hasher.unread += 1  # (a disk's error): read next run
     # A row learned now keeps the role its content had (a file hashed or
     # placed again); a sidecar not read yet says what its item's files are.
     roles = db.roles_of({r.original_sha256 for r in learned if not r.role})
@@ -344,6 +351,7 @@ def _made_here(
     before: float,
     was: LineageRow | None,
     hasher: CachedHasher,
+    journal: Journal,
 ) -> LineageRow | None:
     """The row of a library file the tool made by encoding, from the lineage
     it carries; None for any other content. The lineage is a label copied
@@ -361,7 +369,12 @@ def _made_here(
       original's file lay at another tier: only an encode moves a file
       between tiers (an editor copies the label it found), and a record that
       does not know the encode is an older one (a state database put back
-      from a backup)."""
+      from a backup);
+    - of content the library's own journal lists as made from that
+      original (``renditions_journal``, appended before each encode lands):
+      a state database put back from a backup, or another configuration's
+      on the same library, knows neither the rendition nor its path. A
+      person's copy is new content, listed nowhere."""
     found = _embedded_lineage(path, c, hasher)
     if found is None or before == math.inf:  # no record at all: one query less per file
         return found
@@ -371,9 +384,11 @@ def _made_here(
     if made == found.original_sha256:
         return found
     try:
-        return found if os.lstat(path).st_ctime < before else None
+        if os.lstat(path).st_ctime < before:
+            return found
     except OSError:
         return None
+    return found if journal.original_of(c.sha256) == found.original_sha256 else None
 
 
 def _embedded_lineage(path: Path, c: FileCopy, hasher: CachedHasher) -> LineageRow | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Generator, Iterable, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
@@ -195,6 +195,24 @@ class Library(Connection):
                     "values (?, ?, ?, ?)",
                     (sha256, original_sha256, tier, now_text()),
                 )
+            finally:
+                conn.close()
+        except sqlite3.Error as e:
+            raise unusable(self.path, e) from e
+
+    def every_made(self) -> Iterator[tuple[str, str, str]]:
+        """Every file the tool recorded making by encoding, as (SHA-256,
+        the original's, tier), oldest first, streamed: the library's own
+        journal of them is begun with these (``renditions_journal``). On a
+        connection of its own, as ``record_made``: read from an encode's
+        thread."""
+        try:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=connection.BUSY_TIMEOUT_S
+            )
+            try:
+                sql = "select sha256, original_sha256, tier from renditions order by made_at"
+                yield from conn.execute(sql)
             finally:
                 conn.close()
         except sqlite3.Error as e:
