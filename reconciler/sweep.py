@@ -25,8 +25,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from providers import folder as folder_source
 from providers.filesystem import TMP_PREFIX, FilesystemStore
@@ -61,25 +62,60 @@ def sweep_debris(desired: config.DesiredState, conn: Connected, *, before: float
     return removed
 
 
-def restore_aside(desired: config.DesiredState) -> list[Path]:
-    """Put back the files a killed run left aside while removing them from a
-    folder source (``providers.folder.FolderSource.remove``): each goes back
-    to its name, unless another file took the name since (then it stays
-    aside, a file every listing shows). Returns the names put back. Walks
-    the folder sources, so only after a run that was killed."""
+class Restoring(NamedTuple):
+    """What ``restore_aside`` did: the files put back, and the folder
+    sources where files may still be aside (not reachable now)."""
+
+    restored: list[Path]
+    unreached: frozenset[str]
+
+
+def restore_aside(
+    desired: config.DesiredState,
+    sources: Collection[str] | None = None,
+    *,
+    listed: Collection[str] = (),
+) -> Restoring:
+    """Put back the files left aside while removing them from a folder
+    source (``providers.folder.FolderSource.remove``) by a run killed or
+    one that could not put them back then: each goes back to its whole
+    name, unless another file took the name since (then it stays aside, a
+    file every listing shows). Walks the folder sources (``sources``, by
+    id; every one when None), so only when a file may be aside there.
+
+    A source whose folder holds nothing though its last listing held items
+    (``listed``: their ids), as the listing guard judges an empty listing
+    (a card's bare mount point), or where a file could not be put back now
+    (a card still read-only), is unreached: looked at again."""
     restored: list[Path] = []
+    unreached: set[str] = set()
     fenced = _fences(desired)
-    for cfg in desired.sources.values():
-        if not isinstance(cfg, config.FolderSource):
+    for sid, cfg in desired.sources.items():
+        if not isinstance(cfg, config.FolderSource) or (sources is not None and sid not in sources):
             continue
-        for entry in _files_under(Path(cfg.path), fenced):
-            original = folder_source.original_name(entry.name)
-            if original is None:
-                continue
-            path = Path(entry.path).with_name(original)
-            if folder_source.put_back(Path(entry.path), path) == path:
-                restored.append(path)
-    return restored
+        root = Path(cfg.path)
+        if not _holds_anything(root):
+            if sid in listed or not root.is_dir():
+                unreached.add(sid)
+            continue
+        aside: dict[str, list[str]] = {}  # folder -> the names aside in it (and records)
+        for entry in _files_under(root, fenced):
+            if folder_source.ASIDE_MARK in entry.name:
+                aside.setdefault(os.path.dirname(entry.path), []).append(entry.name)
+        for folder, names in aside.items():
+            done = folder_source.restore(Path(folder), names)
+            restored += (Path(folder, name) for name in done.back)
+            if done.stuck:
+                unreached.add(sid)
+    return Restoring(restored, frozenset(unreached))
+
+
+def _holds_anything(root: Path) -> bool:
+    try:
+        with os.scandir(root) as it:
+            return next(it, None) is not None
+    except OSError:
+        return False
 
 
 def _fences(desired: config.DesiredState) -> set[tuple[int, int]]:

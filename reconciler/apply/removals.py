@@ -4,9 +4,12 @@ settled file released from the phone (ReleaseFromPhone)."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from datetime import datetime, timedelta
 
 from providers.base import ConfirmingStore, Store
+from providers.folder import SetAsideError
 from reconciler.apply.encodes import Encoder
 from reconciler.apply.outcomes import Effects, Skip
 from reconciler.config import SyncthingTarget as SyncthingTargetConfig
@@ -64,6 +67,14 @@ class Remover(Encoder):
             raise Skip("skipped" if e.unavailable else "refused", str(e)) from e
         except InUseError as e:
             raise Skip("waiting", str(e)) from e
+        except BaseException as e:
+            # A file could not be put back under its name (the card turned
+            # read-only), or may not have been (the run abandoned in the
+            # middle): every apply looks for it until it is back.
+            if isinstance(e, SetAsideError) or not isinstance(e, Exception):
+                with contextlib.suppress(sqlite3.Error, OSError):  # the message says where
+                    self.db.want_restore(a.source_id)
+            raise
         finally:
             # The path is emptied (or held new content the source refused to
             # remove): whatever is there next is read afresh, never taken

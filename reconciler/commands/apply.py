@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from providers.folder import ASIDE_MARK
 from reconciler import config, planfile, render, visible
 from reconciler.apply import Applier, ApplyResult, Outcome
 from reconciler.commands.common import (
@@ -39,7 +40,7 @@ from reconciler.plan import CANNOT_ENCODE
 from reconciler.plan import plan as make_plan
 from reconciler.progress import StageProgress
 from reconciler.state import StateDB
-from reconciler.sweep import restore_aside, sweep_debris
+from reconciler.sweep import Restoring, restore_aside, sweep_debris
 
 
 def apply_command(args: argparse.Namespace, io: Out, now: datetime | None) -> int:
@@ -72,26 +73,56 @@ def apply_command(args: argparse.Namespace, io: Out, now: datetime | None) -> in
 def _sweep_crashed(
     io: Out, desired: DesiredState, db: StateDB, conn: Connected, locked_at: float
 ) -> None:
-    """A run that never finished was killed: remove its temporaries, then
-    mark it. Marked only once swept: a sweep cut short (a Ctrl-C) leaves the
-    run unmarked, and the next run sweeps again. The sweep walks every tree
-    holding no lock on the state DB (a plan beside it would wait on one)."""
+    """A run that never finished was killed: remove its temporaries, put
+    back the source files it was removing, then mark it. Marked only once
+    swept: a sweep cut short (a Ctrl-C) leaves the run unmarked, and the
+    next run sweeps again. The sweep walks every tree holding no lock on
+    the state DB (a plan beside it would wait on one).
+
+    Files set aside are looked for wherever one may be (``restore_wanted``:
+    a removal that could not put them back, a killed run's source that was
+    out then), by every apply until its source is reachable: never only
+    once, after the kill."""
     killed = bool(db.unfinished_runs())
-    if not killed and not db.sweep_wanted():
+    debris = killed or bool(db.sweep_wanted())
+    wanted = db.restore_wanted()
+    if not debris and not wanted:
         return
-    removed = sweep_debris(desired, conn, before=locked_at)
-    restored = restore_aside(desired) if killed else []
+    removed = sweep_debris(desired, conn, before=locked_at) if debris else []
+    if killed or wanted:
+        listed = {sid for sid in desired.sources if db.listing_count(sid)}
+        found = restore_aside(desired, None if killed else wanted, listed=listed)
+        # before the killed run is marked: a source out now is looked at again
+        db.restored(found.unreached)
+    else:
+        found = Restoring([], frozenset())
     crashed = db.mark_crashed()
     db.swept()
-    if not crashed:
-        io.say(f"Removed {len(removed)} temporary file(s) an earlier run could not remove.")
-        return
-    runs = ", ".join(str(r) for r in crashed)
-    io.say(
-        f"Run {runs} never finished (killed?): marked crashed; "
-        f"removed {len(removed)} temporary file(s) it left"
-        + (f"; put back {len(restored)} source file(s) it was removing." if restored else ".")
-    )
+    _say_swept(io, crashed, removed if debris else None, found)
+
+
+def _say_swept(io: Out, crashed: list[int], removed: list[Path] | None, found: Restoring) -> None:
+    """What ``_sweep_crashed`` did: ``removed`` None when it did not look
+    for temporaries."""
+    back = len(found.restored)
+    if crashed:
+        runs = ", ".join(str(r) for r in crashed)
+        io.say(
+            f"Run {runs} never finished (killed?): marked crashed; "
+            f"removed {len(removed or [])} temporary file(s) it left"
+            + (f"; put back {back} source file(s) it was removing." if back else ".")
+        )
+    else:
+        if removed is not None:
+            io.say(f"Removed {len(removed)} temporary file(s) an earlier run could not remove.")
+        if back:
+            io.say(f"Put back {back} source file(s) an earlier run could not put back.")
+    if found.unreached:
+        io.say(
+            f"{', '.join(sorted(found.unreached))}: a file an earlier run was removing may "
+            f"still be set aside there (its name ending in {ASIDE_MARK}<token>) and cannot be "
+            "put back now (not mounted, or read-only?); the next apply puts it back."
+        )
 
 
 def _left_behind(io: Out, db: StateDB) -> None:

@@ -4,6 +4,7 @@ and the census taken at its end (what ``status`` and the report read)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from reconciler.state.connection import (
@@ -13,6 +14,10 @@ from reconciler.state.connection import (
 
 #: The meta row saying an earlier run left temporaries it could not remove.
 _SWEEP_WANTED = "sweep_wanted"
+#: The meta rows (this and a folder source's id) saying files may be left
+#: aside in that source: a removal could not put them back, or a killed
+#: run's could not be looked for (the card was out).
+_RESTORE_WANTED = "restore_wanted:"
 
 
 class Runs(Connection):
@@ -56,6 +61,32 @@ class Runs(Connection):
 
     def swept(self) -> None:
         self.conn.execute("delete from meta where key = ?", [_SWEEP_WANTED])
+
+    def want_restore(self, source_id: str) -> None:
+        """Files may be left aside in ``source_id``: the next apply looks
+        for them there (one row per source: parallel removals never lose
+        another's)."""
+        self.conn.execute(
+            "insert or replace into meta (key, value) values (?, '1')",
+            [_RESTORE_WANTED + source_id],
+        )
+
+    def restore_wanted(self) -> frozenset[str]:
+        """The sources where files may be left aside, until ``restored``."""
+        rows = self.conn.execute(
+            "select key from meta where substr(key, 1, ?) = ?",
+            [len(_RESTORE_WANTED), _RESTORE_WANTED],
+        )
+        return frozenset(str(r[0])[len(_RESTORE_WANTED) :] for r in rows)
+
+    def restored(self, unreached: Collection[str]) -> None:
+        """Files aside were looked for: only ``unreached``'s sources are
+        still to look at."""
+        with self.transaction():
+            for source_id in self.restore_wanted() - set(unreached):
+                self.conn.execute("delete from meta where key = ?", [_RESTORE_WANTED + source_id])
+            for source_id in unreached:
+                self.want_restore(source_id)
 
     def last_run_status(self) -> str | None:
         rows = list(self.conn.execute("select status from runs order by id desc limit 1"))
