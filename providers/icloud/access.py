@@ -184,17 +184,24 @@ class LibraryAccess(ChangeFeed, Closing):
             return self._reread_locked(item)
 
     def _reread_locked(self, item: SourceItem) -> Located | None:
-        asset_id, master_id = split_key(item.key)
+        return self._reread_key(item.key)
+
+    def _reread_key(self, key: str, zone: dict[str, str] | None = None) -> Located | None:
+        """``_reread`` of the item ``key``, in the library ``zone`` (a zone
+        id) if given. Callers hold ``self._lock``."""
+        asset_id, master_id = split_key(key)
         photos = self._service()
-        known = self._seen.get(item.key)
-        remembered = self._zone_of.get(item.key)
-        if known is not None:
+        known = self._seen.get(key)
+        remembered = self._zone_of.get(key)
+        if zone is not None:
+            zone_ids = [zone]
+        elif known is not None:
             zone_ids = [known.zone_id]
         elif remembered is not None:
             zone_ids = [remembered]
         else:
             zone_ids = self._zone_ids()
-        subject = f"re-reading {item.key}"
+        subject = f"re-reading {key}"
         for zone_id in zone_ids:
             try:
                 found = look_up(photos.private_client, [asset_id, master_id], zone_id)
@@ -220,7 +227,7 @@ class LibraryAccess(ChangeFeed, Closing):
                     provider=self.id,
                 )
             located = Located(PhotoAsset(photos, master_record, asset_record), zone_id)
-            self._seen[item.key] = located
+            self._seen[key] = located
             return located
         return None
 

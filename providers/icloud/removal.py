@@ -18,9 +18,14 @@ from providers.icloud.albums import LOG, AlbumReader, find_album, live_relation,
 from providers.icloud.assets import files_of, metadata_of
 from providers.icloud.changes import Located, look_up
 from providers.icloud.errors import release, server_error_codes
-from reconciler.errors import ProviderError
+from reconciler import sidecar
+from reconciler.errors import LoginRequiredError, ProviderError
 from reconciler.media.metadata import is_placeholder_date
 from reconciler.model import ItemMetadata, MediaFile, SourceItem
+
+#: What CloudKit answers a delete whose change tag is stale (the record
+#: changed since it was read) or whose record is not there.
+REFUSED_CODES = frozenset({"CONFLICT", "NOT_FOUND"})
 
 #: What CloudKit may answer a create of a relation that already exists.
 ALREADY_THERE_CODES = frozenset({"EXISTS", "CONFLICT"})
@@ -65,7 +70,11 @@ class Remover(AlbumReader):
             self._delete(item, located, proven)
         except (PyiCloudException, requests.RequestException) as e:
             codes = server_error_codes(e)
-            if "CONFLICT" not in codes and "NOT_FOUND" not in codes:
+            if not codes & REFUSED_CODES:
+                # Any other failure may have come after iCloud carried the
+                # delete out (a 503 for a lost answer, a dropped connection):
+                # its note (``_note_unheard``) stays, for the next listing
+                # to settle.
                 raise self._error(e, f"remove {item.key}") from e
             # Changed elsewhere since we read it: re-read, and retry once
             # with the fresh change tag if it is still there.
@@ -73,6 +82,9 @@ class Remover(AlbumReader):
             fresh = self._reread(item)
             if fresh is None or is_deleted(fresh.asset):
                 return
+            # Read still there: that delete did not happen (the retry, if
+            # the checks pass, notes its own).
+            self._forget_unheard(item)
             try:
                 self._delete(item, fresh, proven)
             except (PyiCloudException, requests.RequestException) as e2:
@@ -107,31 +119,114 @@ class Remover(AlbumReader):
             # otherwise leave with the asset, in no sidecar. The capture date
             # too ("Adjust Date & Time"): the sidecar is where it survives;
             # its zone (``utc_offset``) is a field, compared with the rest.
-            with self._lock:
-                albums = self._albums_now(item, asset.id)
-            meta = metadata_of(asset, albums)
-            in_sidecar = attrs.evolve(item.metadata, unremovable="")
-            changed = [
-                f.name
-                for f in attrs.fields(ItemMetadata)
-                if getattr(meta, f.name) != getattr(in_sidecar, f.name)
-            ]
-            if captured_at(asset.asset_date) != item.captured_at:
-                changed.append("capture date")
-            if changed:
-                raise ProviderError(
-                    f"remove {item.key}: its metadata changed since it was archived "
-                    f"({', '.join(sorted(changed))}; the sidecar would miss it); not removed: "
-                    "the next run rewrites the sidecar, then removes it",
-                    provider=self.id,
-                )
+            self._check_metadata(item, asset, self._albums_read(item, asset))
         # Staged only once the checks passed: the album lists what was removed.
         # Its failures are ProviderErrors already, so ``remove`` never takes a
         # CONFLICT of the album step for one of the delete.
         self._stage(item, located)
         proven()  # the copies read now: nothing slow comes between them and the delete
+        if item.metadata is not None:
+            # The gate may have taken minutes (a large video re-read on a
+            # NAS). The delete is guarded by the asset's change tag, which
+            # every field the sidecar records moves (title, description,
+            # keywords, location, favourite, hidden, capture date and zone,
+            # an edit) but the albums: joining one creates a relation record,
+            # renaming one changes the album's. Those are read again here,
+            # last, so a membership made while the gate read the copies
+            # keeps the item (the next run rewrites its sidecar first).
+            self._check_albums(item, self._albums_read(item, asset))
+        self._note_unheard(item, located)
         with self._lock:
             asset.delete()
+
+    def _note_unheard(self, item: SourceItem, located: Located) -> None:
+        """Note in the state DB (given one: ``remember_listing``) that the
+        delete is being sent: should its answer be lost, whether it happened
+        is unknown, never "it did not". The next listing settles it
+        (``_settle_unheard``). The tombstone it would make holds what the
+        gate proved archived: every file's SHA-256 and the sidecar's."""
+        memory = self._memory
+        if memory is None:
+            return
+        downloaded = memory.downloaded(self.id, item.key)
+        shas = {f.ref: downloaded[f.ref] for f in item.files if f.ref in downloaded}
+        proven = list(shas.values())
+        if item.metadata is not None and len(shas) == len(item.files):
+            proven.append(sidecar.digest(item, shas))
+        memory.record_unheard_removal(
+            self.id, item.key, sha256s=proven, size=item.size, place=dict(located.zone_id)
+        )
+
+    def _forget_unheard(self, item: SourceItem) -> None:
+        if self._memory is not None:
+            self._memory.forget_unheard_removal(self.id, item.key)
+
+    def _settle_unheard(self) -> None:
+        """Settle the removals whose answer was never heard (``_note_unheard``)
+        by reading each asset now: in Recently Deleted, or gone, it was
+        removed (its tombstone is written, the listing count lowered, as
+        had the answer come); still there, it was not (the note goes). One
+        that cannot be read stays unknown until the next listing; the shrink
+        guard meanwhile counts it as the tool's own (``observe``)."""
+        memory = self._memory
+        if memory is None:
+            return
+        for key, note in memory.unheard_removals(self.id).items():
+            try:
+                with self._lock:
+                    located = self._reread_key(key, note.place or None)
+            except LoginRequiredError:
+                raise
+            except ProviderError as e:
+                LOG.warning(
+                    "%s: whether removing %s reached iCloud is still unknown (%s); "
+                    "read again next run",
+                    self.id,
+                    key,
+                    e,
+                )
+                continue
+            if located is None or is_deleted(located.asset):
+                LOG.info("%s: remove %s: its answer was lost, but it was removed", self.id, key)
+                memory.settle_unheard_removal(self.id, key)
+            else:
+                LOG.info("%s: remove %s: its answer was lost; it was not removed", self.id, key)
+                memory.forget_unheard_removal(self.id, key)
+
+    def _albums_read(self, item: SourceItem, asset: Any) -> tuple[str, ...]:
+        with self._lock:
+            return self._albums_now(item, asset.id)
+
+    def _check_metadata(self, item: SourceItem, asset: Any, albums: tuple[str, ...]) -> None:
+        """Raise unless the asset's metadata, read now, is what its sidecar holds."""
+        assert item.metadata is not None
+        meta = metadata_of(asset, albums)
+        in_sidecar = attrs.evolve(item.metadata, unremovable="")
+        changed = [
+            f.name
+            for f in attrs.fields(ItemMetadata)
+            if getattr(meta, f.name) != getattr(in_sidecar, f.name)
+        ]
+        if captured_at(asset.asset_date) != item.captured_at:
+            changed.append("capture date")
+        if changed:
+            raise ProviderError(
+                f"remove {item.key}: its metadata changed since it was archived "
+                f"({', '.join(sorted(changed))}; the sidecar would miss it); not removed: "
+                "the next run rewrites the sidecar, then removes it",
+                provider=self.id,
+            )
+
+    def _check_albums(self, item: SourceItem, albums: tuple[str, ...]) -> None:
+        """Raise unless the albums read after the gate are the sidecar's."""
+        assert item.metadata is not None
+        if albums != item.metadata.albums:
+            raise ProviderError(
+                f"remove {item.key}: its albums changed while its copies were checked "
+                "(the sidecar would miss them); not removed: the next run rewrites the "
+                "sidecar, then removes it",
+                provider=self.id,
+            )
 
     def _stage(self, item: SourceItem, located: Located) -> None:
         """Add the asset to the staging album (if one is configured); raises

@@ -19,15 +19,27 @@ Safety-relevant choices:
   alternative, Live Photo video, rendered edit, adjustment data; see
   ``assets``) plus its Photos metadata, which goes into its XMP sidecar.
 - A download is streamed to the caller's file, resumed with ``Range`` after
-  a short read, and only accepted when its byte count equals the resource's
-  size (pyicloud's own ``download()`` returns truncated bodies as success).
+  a short read of an answer that showed it is the file (``download``: a 200
+  of the whole size, a 206 of the range asked), and only accepted when its
+  byte count equals the resource's size (pyicloud's own ``download()``
+  returns truncated bodies as success) and it is no page in a photo's
+  place. Any other answer (an error page in an HTTP 200) is discarded
+  whole: bytes of two answers are never joined without that proof.
 - An expired download URL is refreshed by re-reading the asset record.
 - ``remove`` is Photos' soft delete (to Recently Deleted) with the record's
   change tag; a CONFLICT re-reads the record and retries once, after checking
   it is still the same master (the same original bytes that were archived),
   with the same files (no edit made since) and the same metadata. Its
   albums are read afresh too (the album list, then its relation records):
-  joining an album leaves the asset's record and change tag as they were.
+  joining an album leaves the asset's record and change tag as they were,
+  so they are read once more after the removal gate (which may take
+  minutes), right before the delete: the change tag guards the rest.
+- A delete whose answer never came (a 503 after the commit, a dropped
+  connection) may have happened: it is noted in the state DB before it is
+  sent, and the next listing settles it by reading the asset (in Recently
+  Deleted or gone: its tombstone is written, as had the answer come; still
+  there: the note goes). Until then the shrink guard counts it as the
+  tool's own removal.
 - Records are looked up through ``changes.look_up``: CloudKit may answer a
   record it cannot serve now with an error item in an HTTP 200; only
   NOT_FOUND means "not there", any other fails the lookup like a failed
@@ -61,7 +73,7 @@ import os
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import attrs
 import requests
@@ -80,6 +92,7 @@ from providers.icloud.assets import (
     resource_of,
 )
 from providers.icloud.changes import NOTE, Located, Memberships, fresh_token
+from providers.icloud.download import HEAD_BYTES, answer_problem, content_problem, kind_mismatch
 from providers.icloud.errors import http_status, release, server_error_codes
 from providers.icloud.listing import ALBUMS_UNREAD, encode
 from providers.icloud.removal import Remover, captured_at, unstageable
@@ -115,6 +128,33 @@ def _is_listed_recipe(data: bytes | None, file: MediaFile) -> bool:
     )
 
 
+class _Stream:
+    """The file being downloaded: its bytes so far, hashed as they are
+    written (a video is read once), and its first bytes (to tell a page
+    from a photo)."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.written = 0
+        self.digest = hashlib.sha256()
+        self.head = b""
+
+    def write(self, chunk: bytes) -> None:
+        if len(self.head) < HEAD_BYTES:
+            self.head += chunk[: HEAD_BYTES - len(self.head)]
+        self.out.write(chunk)
+        self.digest.update(chunk)
+        self.written += len(chunk)
+
+    def restart(self) -> None:
+        """Nothing kept: the next answer is read from byte 0."""
+        self.out.seek(0)
+        self.out.truncate()
+        self.written = 0
+        self.digest = hashlib.sha256()
+        self.head = b""
+
+
 class ICloudSource(Remover):
     """``providers.base.Source`` for an iCloud Photos library.
 
@@ -139,6 +179,7 @@ class ICloudSource(Remover):
         download."""
         del hasher
         try:
+            self._settle_unheard()  # before the listing: it may explain its shrinking
             changed = self._list_changes() if self._memory is not None else None
             if changed is not None:
                 self.last_listing = "changes"
@@ -282,20 +323,23 @@ class ICloudSource(Remover):
         )
 
     def fetch(self, item: SourceItem, file: MediaFile, dest: Path) -> str:
-        """Stream ``file`` of ``item`` into ``dest``; resumes short reads,
-        refreshes an expired URL once, accepts exactly ``file.size`` bytes.
-        Safe to call from many threads at once: each call is one stream."""
+        """Stream ``file`` of ``item`` into ``dest``; resumes short reads of
+        an answer that showed it is the file (``download``), refreshes an
+        expired URL once, accepts exactly ``file.size`` bytes that are no
+        page in a photo's place. Safe to call from many threads at once:
+        each call is one stream."""
         subject = f"fetch {item.key} ({file.name})"
         if file.ref == INLINE_RECIPE:
             return self._write_recipe(item, file, dest)
         url = self._download_url(item, file, fresh=False)
-        refreshed = False
-        written = 0
-        attempts = 0
-        digest = hashlib.sha256()  # hashed while writing: a video is read once
         with open(dest, "wb") as out:
+            stream = _Stream(out)
+            refreshed = False
+            attempts = 0
+            why = ""
             while True:
-                headers = {"Range": f"bytes={written}-"} if written else {}
+                start = stream.written
+                headers = {"Range": f"bytes={start}-"} if start else {}
                 try:
                     response = self._get(url, headers)
                 except requests.HTTPError as e:
@@ -316,41 +360,69 @@ class ICloudSource(Remover):
                 except requests.RequestException as e:
                     raise self._error(e, subject) from e
                 with response:
-                    if written and response.status_code != 206:
-                        # The server ignored Range: start over rather than
-                        # append a second copy of the first bytes.
-                        out.seek(0)
-                        out.truncate()
-                        written = 0
-                        digest = hashlib.sha256()
-                    try:
-                        for chunk in response.iter_content(CHUNK):
-                            check_abandoned()  # a second signal: stop mid-download
-                            written += len(chunk)
-                            if written > file.size:
-                                raise ProviderError(
-                                    f"{subject}: more bytes than the {file.size} expected",
-                                    provider=self.id,
-                                )
-                            out.write(chunk)
-                            digest.update(chunk)
-                    except requests.RequestException as e:
-                        LOG.info(
-                            "%s: %s: short read at %d bytes (%s)", self.id, subject, written, e
-                        )
-                if written == file.size:
-                    break
+                    why = self._take(response, stream, file, subject)
+                if stream.written == file.size:
+                    why = content_problem(file.name, stream.head)
+                    if not why:
+                        break
+                    stream.restart()
+                if why:
+                    LOG.info("%s: %s: %s; discarded, downloading again", self.id, subject, why)
                 attempts += 1
                 if attempts > self.max_resumes:
+                    last = f" (last answer: {why})" if why else ""
                     raise ProviderError(
-                        f"{subject}: download stopped at {written} of {file.size} bytes "
-                        f"after {attempts} attempts",
+                        f"{subject}: download stopped at {stream.written} of {file.size} bytes "
+                        f"after {attempts} attempts{last}",
                         provider=self.id,
                         transient=True,
                     )
             out.flush()
             os.fsync(out.fileno())
-        return digest.hexdigest()
+        mismatch = kind_mismatch(file.name, stream.head)
+        if mismatch:
+            LOG.warning(
+                "%s: %s: its bytes are %s, not what its name says; archived as iCloud holds them",
+                self.id,
+                subject,
+                mismatch,
+            )
+        return stream.digest.hexdigest()
+
+    def _take(
+        self, response: requests.Response, stream: _Stream, file: MediaFile, subject: str
+    ) -> str:
+        """Add what ``response`` holds of the file to ``stream``; why it was
+        not the file ("" if it was). An answer that showed it is (part of)
+        the file and ended short is kept to resume from; any other is
+        discarded whole, and the download starts again from byte 0."""
+        start = stream.written
+        why, resumable = answer_problem(
+            response.status_code, response.headers, name=file.name, size=file.size, start=start
+        )
+        if why:
+            stream.restart()
+            return why
+        if start and response.status_code != 206:
+            # The server ignored Range: start over rather than append a
+            # second copy of the first bytes.
+            stream.restart()
+        try:
+            for chunk in response.iter_content(CHUNK):
+                check_abandoned()  # a second signal: stop mid-download
+                if stream.written + len(chunk) > file.size:
+                    raise ProviderError(
+                        f"{subject}: more bytes than the {file.size} expected",
+                        provider=self.id,
+                    )
+                stream.write(chunk)
+        except requests.RequestException as e:
+            LOG.info("%s: %s: short read at %d bytes (%s)", self.id, subject, stream.written, e)
+        if stream.written != file.size and not resumable:
+            # Ended short with nothing to say it was the file: bytes of
+            # another answer are never joined to it.
+            stream.restart()
+        return ""
 
     def _write_recipe(self, item: SourceItem, file: MediaFile, dest: Path) -> str:
         """Write the edit's adjustment data held in the asset record

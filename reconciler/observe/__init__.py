@@ -50,6 +50,7 @@ from reconciler.model import (
     Delivery,
     FileCopy,
     LibraryState,
+    SourceItem,
     SourceState,
     TargetState,
     World,
@@ -186,10 +187,11 @@ def _source(
         return attrs.evolve(base, trusted=False, reachable=False, problem=f"listing failed: {e}")
     base = attrs.evolve(base, remarks=tuple(src.remarks))  # left out on purpose
     before = db.listing_count(sid)
+    expected = _expected_count(sid, before, items, db)
     problem = ""
-    if before and not items:
+    if expected and not items:
         problem = f"listing came back empty (last run: {before} items)"
-    elif before and len(items) < before * (1 - max_shrink):
+    elif expected and len(items) < expected * (1 - max_shrink):
         problem = (
             f"listing shrank from {before} to {len(items)} items since the last run "
             f"(guards.max_shrink_fraction={max_shrink}); if that is right, run once "
@@ -199,6 +201,23 @@ def _source(
         return attrs.evolve(base, items=items, trusted=False, problem=problem)
     db.record_listing_count(sid, len(items))
     return attrs.evolve(base, items=items)
+
+
+def _expected_count(
+    sid: str, before: int | None, items: Sequence[SourceItem], db: StateDB
+) -> int | None:
+    """How many items the listing should hold at least as the tool knows
+    it: the last count, less the tool's own removals whose answer was lost
+    and which the source could not read back yet (``unheard_removals``):
+    each one not listed now is a shrink the tool itself made. Nothing else
+    lowers it: the guard stays as strict for every other item."""
+    if not before:
+        return before
+    unheard = db.unheard_removals(sid)
+    if not unheard:
+        return before
+    listed = {item.key for item in items}
+    return max(0, before - sum(1 for key in unheard if key not in listed))
 
 
 def _target(

@@ -1,7 +1,7 @@
 """What the sources left: which download gave which SHA-256, the remembered
 iCloud listing and its sync tokens, each listing's count (the shrink
-guard), the tombstones of what the tool removed, and the seed pipeline's
-imported history."""
+guard), the tombstones of what the tool removed, the removals whose answer
+was never heard, and the seed pipeline's imported history."""
 
 from __future__ import annotations
 
@@ -50,6 +50,32 @@ class Cursor(NamedTuple):
     account: str
     tokens: dict[str, str]
     full_at: datetime
+
+
+class UnheardRemoval(NamedTuple):
+    """A removal sent to a source whose answer never came back (a 503 after
+    the commit, a connection dropped): it may have happened. Noted before
+    the request is sent; settled by the next listing of the source, which
+    reads the item (``Sources.settle_unheard_removal``)."""
+
+    item_key: str
+    #: What its tombstone holds, should it prove removed (as the gate proved it).
+    sha256s: tuple[str, ...]
+    size: int
+    #: Where the source keeps the item (iCloud: the zone id), to read it there.
+    place: dict[str, str]
+    #: The source's listing count when it was sent (None: none yet).
+    count_then: int | None
+
+
+#: The meta rows of unheard removals: this, then [source id, item key] as
+#: JSON; the value is the note (``UnheardRemoval``) as JSON. Few, and short
+#: lived: rows of ``meta``, as ``restore_wanted``, not a table of their own.
+_UNHEARD = "removal_unheard:"
+
+
+def _unheard_key(source_id: str, item_key: str) -> str:
+    return _UNHEARD + json.dumps([source_id, item_key])
 
 
 class Sources(Connection):
@@ -102,19 +128,90 @@ class Sources(Connection):
         )
 
     def record_tombstone(
-        self, source_id: str, item_key: str, sha256s: Sequence[str], size: int, run_id: int
+        self, source_id: str, item_key: str, sha256s: Sequence[str], size: int, run_id: int | None
     ) -> None:
-        self._put(
-            "tombstones",
-            {
-                "source_id": source_id,
-                "item_key": item_key,
-                "sha256s": json.dumps(list(sha256s)),
-                "size": size,
-                "removed_at": now_text(),
-                "run_id": run_id,
-            },
+        """The item left its source: an unheard removal of it is settled."""
+        with self.transaction():
+            self._put(
+                "tombstones",
+                {
+                    "source_id": source_id,
+                    "item_key": item_key,
+                    "sha256s": json.dumps(list(sha256s)),
+                    "size": size,
+                    "removed_at": now_text(),
+                    "run_id": run_id,
+                },
+            )
+            self.forget_unheard_removal(source_id, item_key)
+
+    def downloaded(self, source_id: str, item_key: str) -> dict[str, str]:
+        """Ref -> the SHA-256 of each file of one item downloaded and verified."""
+        sql = "select ref, sha256 from source_files where source_id = ? and item_key = ?"
+        return {r[0]: r[1] for r in self.conn.execute(sql, (source_id, item_key))}
+
+    def record_unheard_removal(
+        self,
+        source_id: str,
+        item_key: str,
+        *,
+        sha256s: Sequence[str],
+        size: int,
+        place: dict[str, str],
+    ) -> None:
+        """Note, before it is sent, a removal whose answer may never be
+        heard: until settled, it is neither done nor undone."""
+        note = {
+            "item_key": item_key,
+            "sha256s": list(sha256s),
+            "size": size,
+            "place": place,
+            "count": self.listing_count(source_id),
+        }
+        self._set_meta(_unheard_key(source_id, item_key), json.dumps(note))
+
+    def unheard_removals(self, source_id: str) -> dict[str, UnheardRemoval]:
+        """Item key -> the source's removals not settled yet."""
+        prefix = _unheard_key(source_id, "")[: -len('""]')]
+        rows = self.conn.execute(
+            "select value from meta where substr(key, 1, ?) = ?", [len(prefix), prefix]
         )
+        out: dict[str, UnheardRemoval] = {}
+        for (value,) in rows:
+            try:
+                note = json.loads(value)
+                unheard = UnheardRemoval(
+                    item_key=str(note["item_key"]),
+                    sha256s=tuple(map(str, note["sha256s"])),
+                    size=int(note["size"]),
+                    place={str(k): str(v) for k, v in note["place"].items()},
+                    count_then=None if note["count"] is None else int(note["count"]),
+                )
+            except (ValueError, TypeError, KeyError, AttributeError):
+                continue  # not a row this tool wrote
+            out[unheard.item_key] = unheard
+        return out
+
+    def forget_unheard_removal(self, source_id: str, item_key: str) -> None:
+        """Settled: heard, refused, or the item read still there."""
+        self.conn.execute("delete from meta where key = ?", [_unheard_key(source_id, item_key)])
+
+    def settle_unheard_removal(self, source_id: str, item_key: str) -> None:
+        """The item was read gone from its source (in Recently Deleted, or
+        no more): the removal did happen. Its tombstone is written as the
+        applier would have, dated after every run so far (no listing made
+        before now speaks of it being back); the listing count is lowered
+        as the applier lowers it, unless a listing since rewrote it (and so
+        counted without the item already)."""
+        note = self.unheard_removals(source_id).get(item_key)
+        if note is None:
+            return
+        with self.transaction():
+            (last_run,) = self.conn.execute("select max(id) from runs").fetchone()
+            count = self.listing_count(source_id)
+            self.record_tombstone(source_id, item_key, note.sha256s, note.size, last_run)
+            if count and count == note.count_then:
+                self.record_listing_count(source_id, count - 1)
 
     def tombstones(self) -> dict[tuple[str, str], frozenset[str]]:
         """(source, item key) -> the SHA-256s of the content removed there.

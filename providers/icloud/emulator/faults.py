@@ -70,6 +70,9 @@ class Fault:
     path_contains: str = ""
     #: Only requests whose body holds this text (e.g. a record name's part).
     body_contains: str = ""
+    #: Headers the answer carries besides (a ``Content-Type``, a
+    #: ``Content-Range``): a proxy's page in an HTTP 200 says ``text/html``.
+    extra_headers: dict[str, str] = attrs.field(factory=dict)
     times: int | None = 1
     hits: int = 0
 
@@ -97,9 +100,10 @@ class Fault:
         return bool(self.record_error) and (not self.record_names or name in self.record_names)
 
     def headers(self) -> dict[str, str]:
-        if self.retry_after is None:
-            return {}
-        return {"Retry-After": f"{self.retry_after:g}"}
+        out = dict(self.extra_headers)
+        if self.retry_after is not None:
+            out["Retry-After"] = f"{self.retry_after:g}"
+        return out
 
     def error_body(self) -> dict[str, Any] | bytes:
         if self.body is not None:

@@ -198,11 +198,13 @@ class EmulatorServer(CloudKitDatabase):
         path_contains: str = "",
         body_contains: str = "",
         applied: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> Fault:
         """Answer the next ``times`` requests on ``route`` with ``status``
         (Apple's body for it, and ``Retry-After``), after ``delay`` seconds;
         ``applied``: only after the request took effect (a lost answer);
-        ``path_contains``/``body_contains``: only requests holding that text."""
+        ``path_contains``/``body_contains``: only requests holding that text;
+        ``headers``: sent besides (``Content-Type`` of a ``bytes`` body)."""
         return self.faults.add(
             Fault(
                 route=route,
@@ -214,6 +216,7 @@ class EmulatorServer(CloudKitDatabase):
                 path_contains=path_contains,
                 body_contains=body_contains,
                 applied=applied,
+                extra_headers=dict(headers or {}),
             )
         )
 
@@ -585,7 +588,7 @@ _PHONE = {
 def _fault_response(fault: Fault, status: int) -> Response:
     body = fault.error_body()
     if isinstance(body, bytes):
-        headers = {"Content-Type": "text/plain", **fault.headers()}
+        headers = {"Content-Type": "text/plain", **fault.headers()}  # a Content-Type asked wins
         return Response(status, headers, body)
     return json_response(status, body, fault.headers())
 
