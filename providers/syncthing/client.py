@@ -52,6 +52,8 @@ class FileVersion:
     #: Ignored here by a pattern (1.19 marks such a record ``invalid`` too).
     ignored: bool = False
     modified: str
+    #: The short id of the device that made this version (``modifiedBy``).
+    modified_by: str = ""
 
 
 @attrs.frozen(kw_only=True)
@@ -125,6 +127,7 @@ def _file_version(raw: Mapping[str, Any]) -> FileVersion:
         # strings because only equality matters to us.
         version=tuple(str(v) for v in raw.get("version") or ()),
         modified=str(raw.get("modified", "")),
+        modified_by=str(raw.get("modifiedBy", "")),
     )
 
 

@@ -137,6 +137,62 @@ class Confirmer(Deliverer):
         self._freed[rel] = evidence
         return Confirmation(True, "the phone still holds the freed copy", evidence)
 
+    def freed_here(self, rel_path: str) -> bool:
+        """Is ``rel_path`` one of the tool's freed paths: a line of ours in
+        ``.stignore`` (under the freed comment, at the top) names it? Those
+        lines are never removed, so they outlive a lost or restored state
+        database: the tool freed a copy there, and the phone may hold it."""
+        return check_rel(rel_path) in self._freed_paths()
+
+    def recognise_freed(self, rel_path: str, size: int, evidence: str) -> Confirmation:
+        """Does the phone hold the tool's freed copy at ``rel_path``, of
+        ``size`` bytes, where no record of its freeing is left (the state
+        database lost, or restored from a backup older than the freeing)?
+
+        Proof, as ``confirm_freed``'s: the path is one of the tool's freed
+        lines (``freed_here``), the global version is valid and the phone
+        holds it (not from a temporary), with ``evidence`` (a confirmation
+        recorded before) that very version and size; without it, a version
+        of ``size`` bytes made by this machine (``_made_here``). Once the
+        path was ignored here nothing more is announced from here for it,
+        and a deletion or change on the phone makes the phone's version the
+        global one: so the version made here is the delivery the tool freed
+        there, whose content the caller's record names. Held carries the
+        evidence, recorded as a new confirmation.
+
+        A "no" is given only while the phone is connected, as
+        ``confirm_freed``'s: one that cannot be asked now raises a transient
+        ProviderError, never a "no" the caller would send the file again on.
+        """
+        rel = check_rel(rel_path)
+        if not self.freed_here(rel):
+            return Confirmation(False, f"{rel} is not freed here (no line of reconcile's names it)")
+        answer = self._unrecorded_answer(rel, size, evidence)
+        if not answer.held:
+            self._reachable_now()
+        return answer
+
+    def _unrecorded_answer(self, rel: str, size: int, evidence: str) -> Confirmation:
+        record = self._client.file(self.folder_id, rel)
+        if record is None:
+            return Confirmation(False, f"Syncthing no longer knows {rel}")
+        glob = record.global_
+        if glob.deleted or glob.invalid:
+            return Confirmation(False, "the phone deleted or changed its copy")
+        if glob.size != size:
+            return Confirmation(False, "the phone announces another size than the one delivered")
+        if evidence and evidence_of(glob) != evidence:
+            return Confirmation(False, "the phone announces another version than the one confirmed")
+        if not evidence and not self._made_here(glob):
+            return Confirmation(
+                False, "the phone announces a version not made here (changed there)"
+            )
+        if not self._phone_holds(record.availability):
+            return Confirmation(False, "the phone no longer announces this version")
+        found = evidence_of(glob)
+        self._freed[rel] = found
+        return Confirmation(True, "the phone holds the copy freed here", found)
+
     def verify(self, copy: FileCopy) -> bool:
         """Counts now: the phone proved alive (lately, ``prove_alive``), AND
         either the local copy still hashes right and the phone holds it, or

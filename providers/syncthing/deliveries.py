@@ -17,7 +17,8 @@ import attrs
 from providers.filesystem import link_no_clobber, replace_sidecar
 from providers.syncthing import ignores
 from providers.syncthing.client import PROVIDER
-from providers.syncthing.folder import CHUNK, PhoneFolder, check_rel, numbered
+from providers.syncthing.folder import CHUNK, PhoneFolder, check_rel, numbered, same_mtime
+from providers.syncthing.liveness import unreachable
 from reconciler.errors import ProviderError, SourceChangedError
 from reconciler.hashing import discard, fsync_dir, open_to_read, sha256_file
 from reconciler.layout import collision_path, name_key
@@ -53,19 +54,27 @@ class Deliverer(PhoneFolder):
         knows at all (the phone may hold, or have held, other content there,
         e.g. a freed copy) is never written: the copy lands at the library's
         collision-proof name instead. The same content already here is reused
-        without writing. Retrying is safe.
+        without writing, and so is the tool's freed copy of it on the phone
+        (a path of its freed lines whose record shows this content: a state
+        database lost or restored from before the freeing), which counts
+        once the phone is proven to hold it. Retrying is safe.
         """
         rel = check_rel(rel_path)
         self._no_link_to(rel)
         tmp: Path | None = None
         try:
+            # What the phone's record shows of a delivery of it: its size and
+            # its capture time (see ``_freed_there``); none without one.
+            shown = None if mtime_ns is None else (os.stat(src).st_size, mtime_ns)
             for _attempt in range(4):
                 # A name is chosen and taken by one delivery at a time: two
                 # of this run's, named alike but for case, must not both
                 # find the folder free of the other.
                 with self._naming:
-                    dest_rel = self._free_name(rel, sha256)
+                    dest_rel, freed = self._free_name(rel, sha256, src, shown)
                     dest = self.folder_path / dest_rel
+                    if freed and shown is not None:
+                        return self._taken_back(dest_rel, sha256, shown)
                     if dest.is_file():  # the same content is already there
                         return self._delivered(dest_rel, sha256)
                     if tmp is not None:
@@ -111,13 +120,18 @@ class Deliverer(PhoneFolder):
             ) from e
         return self._delivered(rel, sha)
 
-    def _free_name(self, rel: str, sha256: str) -> str:
+    def _free_name(
+        self, rel: str, sha256: str, src: Path, shown: tuple[int, int] | None
+    ) -> tuple[str, bool]:
         """The first candidate name that is unknown everywhere, or already
-        holds this content here. A phone's storage tells names apart by
-        neither case nor Unicode form, so a name that is another one there
-        (``IMG_1.JPG`` beside ``img_1.jpg``) is taken too: the phone's
-        Syncthing would refuse it for ever as a case conflict."""
+        holds this content here, or is the tool's freed copy of it there
+        (``_freed_there``: True with the name then). A phone's storage
+        tells names apart by neither case nor Unicode form, so a name that
+        is another one there (``IMG_1.JPG`` beside ``img_1.jpg``) is taken
+        too: the phone's Syncthing would refuse it for ever as a case
+        conflict."""
         ignored = ignores.ignored_paths(self.folder_path)
+        freed = ignores.decisive(self.folder_path)
         others = self._names_beside(rel)
         for name in _collision_names(rel, sha256):
             base = PurePosixPath(name).name
@@ -127,13 +141,69 @@ class Deliverer(PhoneFolder):
             if path.is_file() and not path.is_symlink():
                 with contextlib.suppress(OSError):  # unreadable: taken
                     if name not in ignored and sha256_file(path) == sha256:
-                        return name
+                        return name, False
                 continue
-            if path.exists() or path.is_symlink() or name in ignored:
+            here = path.exists() or path.is_symlink()
+            if (
+                shown is not None
+                and name in freed
+                and not here
+                and self._freed_there(name, sha256, src, shown)
+            ):
+                return name, True
+            if here or name in ignored:
                 continue
             if self._client.file(self.folder_id, name) is None:
-                return name
+                return name, False
         raise AssertionError("_collision_names never ends")
+
+    def _freed_there(self, name: str, sha256: str, src: Path, shown: tuple[int, int]) -> bool:
+        """Is the copy the tool freed at ``name`` (one of its freed lines)
+        this very content? Asked where no record says so: the state
+        database was lost, or restored from a backup older than the
+        freeing; sending the bytes again would put a second copy on the
+        phone, for every freed file.
+
+        The global version there must be valid and made by this machine
+        (nothing else is announced from here once the path is ignored; a
+        change made on the phone is the phone's version), and show what a
+        delivery of this content shows (``shown``): its size, and the
+        capture time every delivery of it is dated at (the very test that
+        ties Syncthing's record to the file it scanned, ``_index_behind``),
+        the name being this content's own. Without a capture time a
+        delivery keeps the time of whichever copy it was read from, which
+        ties the record to nothing: never taken back then. ``src`` is read
+        to be sure it is this content. The phone must hold that version, or
+        be away (it cannot say now; the delivery then waits for it, rather
+        than putting a second copy on it): a phone that is there and holds
+        no such copy lost or changed it, and is sent the bytes anew. Only a
+        delivery is taken back so (``_taken_back``): it counts once
+        ``recognise_freed`` proves, in a later observation, that the phone
+        holds it."""
+        record = self._client.file(self.folder_id, name)
+        if record is None:
+            return False
+        glob = record.global_
+        if glob.deleted or glob.invalid or glob.size != shown[0]:
+            return False
+        if not same_mtime(glob.modified, shown[1]) or not self._made_here(glob):
+            return False
+        if not self._phone_holds(record.availability) and not unreachable(
+            self._client, self.device_id
+        ):
+            return False  # asked now, it holds no such copy (lost or changed there): sent anew
+        try:
+            return sha256_file(src) == sha256
+        except OSError:
+            return False  # delivered as ever, and the write says why
+
+    def _taken_back(self, rel: str, sha256: str, shown: tuple[int, int]) -> FileCopy:
+        """The tool's freed copy at ``rel`` taken back as this delivery:
+        nothing is written (the path stays ignored here, and the phone
+        keeps its copy), and the delivery counts only once the phone is
+        proven to hold it (``recognise_freed``)."""
+        size, mtime_ns = shown
+        return FileCopy(store_id=self.id, path=rel, size=size, mtime_ns=mtime_ns, sha256=sha256)
 
     def _names_beside(self, rel: str) -> dict[str, str]:
         """The names in ``rel``'s folder, here and in Syncthing's index, by

@@ -259,10 +259,12 @@ class PhoneFolder(Closing):
     _proved_at: float = attrs.field(init=False, default=0.0, repr=False)
     #: path -> evidence of freed copies confirmed this run (for ``verify``).
     _freed: dict[str, str] = attrs.field(init=False, factory=dict, repr=False)
-    #: Paths ignored here, read once per run (see ``_keep_ignored``).
+    #: The tool's freed paths, read once per run (see ``_freed_paths``).
     _ignored: set[str] | None = attrs.field(init=False, default=None, repr=False)
     #: Held while a delivery chooses its name and takes it (see ``put``).
     _naming: threading.Lock = attrs.field(init=False, factory=threading.Lock, repr=False)
+    #: This machine's short device id, asked once (see ``_made_here``).
+    _own_short_id: str = attrs.field(init=False, default="", repr=False)
 
     kind = "syncthing"
 
@@ -468,15 +470,29 @@ class PhoneFolder(Closing):
         lost), or back up into our block when a line of the person's came
         above it (a negation there un-ignores it): un-ignored, its absence
         here would be announced as a deletion."""
-        if self._ignored is None:
-            # only ours at the top hold against a pattern of the person's
-            # put above them (a negation would un-ignore the path)
-            self._ignored = set(ignores.decisive(self.folder_path))
         line = ignores.exact_line(rel)
-        if rel not in self._ignored and line is not None:
+        if rel not in self._freed_paths() and line is not None:
             ignores.ensure(self.folder_path, line, ignores.FREED_COMMENT)
             # (every line of ours moved up with it)
             self._ignored = set(ignores.decisive(self.folder_path)) | {rel}
+
+    def _freed_paths(self) -> set[str]:
+        """The paths the tool's own lines ignore (``ignores.decisive``): read
+        once per run, and kept so by every such line this run writes or
+        takes back. Only ours at the top hold against a pattern of the
+        person's put above them (a negation would un-ignore the path)."""
+        if self._ignored is None:
+            self._ignored = set(ignores.decisive(self.folder_path))
+        return self._ignored
+
+    def _made_here(self, version: FileVersion) -> bool:
+        """Was ``version`` made by this machine (its ``modifiedBy``: the short
+        id, a device id's first group)? A freed path's version made here is
+        the tool's delivery: nothing else is announced from here for it once
+        its line ignores it, and a change made on the phone is the phone's."""
+        if not self._own_short_id:
+            self._own_short_id = self._client.my_id().split("-", 1)[0]
+        return bool(version.modified_by) and version.modified_by == self._own_short_id
 
     def _phone_holds(self, availability: tuple[Holder, ...]) -> bool:
         return any(h.device_id == self.device_id and not h.from_temporary for h in availability)

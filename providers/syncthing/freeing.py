@@ -89,6 +89,7 @@ class Freer(Confirmer):
         if not before.held:
             raise ProviderError(f"not freed: {before.reason}", provider=PROVIDER)
         ignores.ensure(self.folder_path, line, ignores.FREED_COMMENT)
+        self._freed_paths().add(rel)
         transient = False
         try:
             self._client.scan(self.folder_id, rel)
@@ -97,6 +98,7 @@ class Freer(Confirmer):
             ready, transient = Confirmation(False, str(e)), e.transient
         if not ready.held:
             ignores.remove(self.folder_path, line)
+            self._freed_paths().discard(rel)
             with contextlib.suppress(ProviderError):
                 self._client.scan(self.folder_id, rel)
             raise ProviderError(

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from providers.base import ConfirmingStore
 from reconciler import rows
 from reconciler.apply.outcomes import Effects
 from reconciler.apply.runner import Runner, T
@@ -127,6 +128,16 @@ class Copier(Runner):
                 f"copy {a.subject}", a.target_id, lambda: store.put(src, rel, sha, mtime_ns=mtime)
             ),
         )
+        local = store.local_path(copy.path)
+        if isinstance(store, ConfirmingStore) and local is not None and not local.exists():
+            # A copy this machine freed before (its record lost with the
+            # state database) and the phone holds: taken back, not sent.
+            return (
+                "changed",
+                f"taken back: {a.target_id}:{copy.path} (freed here before; the phone holds "
+                "it; nothing sent)",
+                Effects(target_copies=[copy]),
+            )
         return "changed", f"copied to {a.target_id}:{copy.path}", Effects(target_copies=[copy])
 
     def _from_original(self, sha: str, use: Callable[[Path], T]) -> T:

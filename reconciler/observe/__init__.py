@@ -22,11 +22,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
 from providers.base import (
+    Confirmation,
     ConfirmingStore,
     Liveness,
     RemembersListing,
@@ -440,17 +441,21 @@ def _confirming_as(
                 db.forget_delivery(tid, path)  # lost on the phone: sent again
                 continue
             freed[path] = row
+        waiting = _freed_unrecorded(tid, store, db, known, seen, live, freed)
+        pending.extend(waiting)
         # A confirmation stands only while this run saw the copy held (or, the
         # phone away, recorded by this phone and folder): one the device no
         # longer holds is a waiting delivery again, and one whose staging file
-        # is gone here (not freed by us) is no delivery at all. The census
-        # counts these rows, so they must say what the phone holds now.
-        held_now = {c.path for c in confirmed}  # (a row rewritten above included)
+        # is gone here (not freed by us) is no delivery at all, confirmed or
+        # not. The census counts these rows, so they must say what the phone
+        # holds now.
+        kept = {c.path for c in confirmed} | set(freed) | {d.path for d in waiting}
         for path, row in known.items():
-            if not row["confirmed_at"] or row["freed_at"] or path in held_now:
-                continue
-            if path in seen:
-                db.unconfirm_delivery(tid, path)
+            if path in kept or (row["freed_at"] and row["confirmed_at"]):
+                continue  # (a freed row: judged above)
+            if path in seen or not _gone_here(store, path):
+                if row["confirmed_at"]:  # (unlisted, but there: unreadable this run)
+                    db.unconfirm_delivery(tid, path)
             else:
                 db.forget_delivery(tid, path)
     confirmed.extend(
@@ -469,6 +474,71 @@ def _confirming_as(
         liveness=how,
         remarks=tuple(remarks),
     )
+
+
+@runtime_checkable
+class _RecognisesFreed(Protocol):
+    """A confirming store that can tell its own freed paths and prove, with
+    no record of the freeing left, that the device holds what was freed
+    there (``providers.syncthing``: ``freed_here``, ``recognise_freed``)."""
+
+    def freed_here(self, rel_path: str) -> bool: ...
+
+    def recognise_freed(self, rel_path: str, size: int, evidence: str) -> Confirmation: ...
+
+
+def _freed_unrecorded(
+    tid: str,
+    store: ConfirmingStore,
+    db: StateDB,
+    known: Mapping[str, dict[str, Any]],
+    seen: set[str],
+    live: Liveness,
+    freed: dict[str, dict[str, Any]],
+) -> list[Delivery]:
+    """Deliveries gone from here that no row records freed, at one of the
+    tool's freed paths: the state DB restored from a backup older than the
+    freeing (or lost, and the delivery taken back by ``put``). The tool
+    freed them all the same, and the phone may hold them: sending them
+    again would put a second copy there, for every freed file. Each is
+    recorded confirmed and freed again once the device proves, this run,
+    that it holds that very copy (added to ``freed``: it counts); the
+    device not alive, it waits (returned: pending, not sent again); the
+    device's "no" forgets it, as a freed copy lost there (sent again)."""
+    if not isinstance(store, _RecognisesFreed):
+        return []
+    identity = store.identity
+    waiting: list[Delivery] = []
+    for path, row in known.items():
+        if path in seen or (row["freed_at"] and row["confirmed_at"]):
+            continue
+        mine = bool(row["confirmed_at"]) and row["identity"] == identity
+        if (row["confirmed_at"] and not mine) or not store.freed_here(path):
+            continue  # another phone's confirmation, or deleted here: no delivery
+        if not _gone_here(store, path):
+            continue  # something at its path after all: not the freed copy
+        size = row["size"] or 0
+        if not live.alive:
+            copy = FileCopy(store_id=tid, path=path, size=size, mtime_ns=0, sha256=row["sha256"])
+            waiting.append(_delivery(copy, row))
+            continue
+        answer = store.recognise_freed(path, size, (row["evidence"] or "") if mine else "")
+        if not answer.held:
+            db.forget_delivery(tid, path)  # not on the phone (any more): sent again
+            continue
+        db.record_confirmation(
+            tid, path, row["sha256"], size, identity=identity, evidence=answer.evidence
+        )
+        db.record_freed(tid, path, answer.evidence)
+        freed[path] = row
+    return waiting
+
+
+def _gone_here(store: Store, path: str) -> bool:
+    """Nothing at ``path`` in the store's folder now. A file there that the
+    listing left out (unreadable this run: read again next run) is not gone."""
+    local = store.local_path(path)
+    return local is not None and not os.path.lexists(local)
 
 
 def _conduit(
@@ -566,6 +636,7 @@ def _conduit_as(
                 held.append(c)
             else:
                 pending.append(_delivery(c, row))
+        _retire_gone(tid, store, copies, db, known, now)
         latest = max(now, datetime.now(UTC))  # as ``CachedHasher.latest``
         for path, row in known.items():
             if row["confirmed_at"] and row["identity"] == identity:
@@ -594,6 +665,38 @@ def _conduit_as(
         on_phone_bytes=unsettled,
         remarks=tuple(remarks),
     )
+
+
+def _retire_gone(
+    tid: str,
+    store: ConfirmingStore,
+    copies: tuple[FileCopy, ...],
+    db: StateDB,
+    known: dict[str, dict[str, Any]],
+    now: datetime,
+) -> None:
+    """A conduit's delivery whose bytes are no longer at its path here
+    (deleted or changed here before its release, or released by a run the
+    state DB, restored from a backup, does not remember) has left the
+    phone with them: Syncthing announces the deletion or the change. A
+    confirmed one is delivered still (never sent again) and no longer
+    settling: recorded released, so that the census and ``status`` do not
+    count it on the phone, with a release due, for ever. Nothing is
+    released for it: a release is only ever of a file here (``copies``).
+    One never confirmed is no delivery at all (as an archive's). A file
+    there that the listing left out (unreadable this run) is not gone."""
+    here = {c.path: c.sha256 for c in copies}
+    for path, row in list(known.items()):
+        if row["freed_at"] or here.get(path) == row["sha256"]:
+            continue
+        if path not in here and not _gone_here(store, path):
+            continue
+        if row["confirmed_at"]:
+            db.record_freed(tid, path)
+            known[path] = {**row, "freed_at": now.isoformat()}
+        else:
+            db.forget_delivery(tid, path)
+            del known[path]
 
 
 def _delivery(c: FileCopy, row: dict[str, Any] | None) -> Delivery:
