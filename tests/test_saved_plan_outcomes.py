@@ -116,7 +116,7 @@ def test_the_same_plan_applied_twice_says_already_done(tmp_path: Path) -> None:
     assert (again.code, again.err) == (0, ""), again.out
     assert "stale" not in again.out and "plan again" not in again.out, again.out
     assert "  = ok copy-to-target (2)\n" in again.out
-    assert "already done by an earlier apply of this plan" in again.out
+    assert "already done by an apply since this plan was made" in again.out
     assert f"No changes. {MATCHES}." in again.out  # true now
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -34,7 +35,15 @@ from reconciler.errors import StalePlanError
 from reconciler.hashing import left_behind
 from reconciler.interrupt import Interrupts
 from reconciler.lock import RunLock
-from reconciler.model import Action, Plan
+from reconciler.model import (
+    Action,
+    CopyToTarget,
+    DownloadAsset,
+    EncodeForTier,
+    FileOrigin,
+    Plan,
+    WriteSidecar,
+)
 from reconciler.observe import observe, paused_gc
 from reconciler.plan import CANNOT_ENCODE
 from reconciler.plan import plan as make_plan
@@ -164,8 +173,12 @@ def _apply_locked(
         fresh = make_plan(desired, world, now or world.observed_at)
     plan, stale = fresh, list[Outcome]()
     if saved is not None:
-        done = _done_since(db, saved.created_at, {a.id for a in saved.actions})
-        plan, stale = _intersect(saved, fresh, done)
+        known = world.known_sha256
+        # Journaled under the ids they had then, or (a plain apply since a
+        # download learned their file) under the ids they have now.
+        ids = {a.id for a in saved.actions} | _Learned.of(saved, known).ids()
+        done = _done_since(db, saved.created_at, ids)
+        plan, stale = _intersect(saved, fresh, done, known)
     held: tuple[Action, ...] = ()
     if args.only or args.target:
         plan, held = selected(args, desired, plan)
@@ -328,8 +341,16 @@ def _bytes_moved(plan: Plan, result: ApplyResult) -> dict[str, int]:
     return moved
 
 
+#: (source id, item key, file ref): a remote file, as ``World.known_sha256`` keys it.
+_FileKey = tuple[str, str, str]
+_NOTHING_KNOWN: Mapping[_FileKey, str] = MappingProxyType({})
+
+
 def _intersect(
-    saved: Plan, fresh: Plan, done: Collection[str] = frozenset()
+    saved: Plan,
+    fresh: Plan,
+    done: Collection[str] = frozenset(),
+    known: Mapping[_FileKey, str] = _NOTHING_KNOWN,
 ) -> tuple[Plan, list[Outcome]]:
     """Run only what the saved plan promised *and* still holds now: an action
     of the fresh plan runs if the saved plan has the very same action and
@@ -339,34 +360,47 @@ def _intersect(
     (``remove:card:IMG_1.JPG``), not what is there: other bytes at that name,
     or a tier crossed since, are not what the person approved.
 
+    The saved plan is read with what is known now (``known``: the world's
+    ``known_sha256``): an action on a file its download has since learned
+    is named by that file's content, as the fresh plan names it (``_Learned``).
+
     Its dependencies may have shrunk: the fresh plan leaves out those an
-    earlier apply of this plan did (``--only``, a run stopped half-way);
+    apply since the plan was saved did (``--only``, a run stopped half-way);
     every one left must be a saved one, and run now. A removal's copies are
     read again by the gate whatever this says.
 
     The saved actions not run are outcomes: ``ok`` when an apply since the
-    plan was saved did them (``done``: their ids), else ``stale``."""
-    promised = {a.id: a for a in saved.actions}
+    plan was saved did them (``done``: their ids, as saved or as named now),
+    else ``stale``."""
+    learned = _Learned.of(saved, known)
+    promised: dict[str, list[Action]] = {}
+    for was in saved.actions:
+        promised.setdefault(learned.id(was.id), []).append(was)
     keep: list[Action] = []
     kept: set[str] = set()
     for a in fresh.actions:  # dependencies come first in a plan
-        was = promised.get(a.id)
-        if (
-            was is not None
-            and _same_but_dependencies(was, a)
-            and set(a.depends_on) <= set(was.depends_on)
-            and all(d in kept for d in a.depends_on)
-        ):
+        if any(_holds(learned.action(was, a), a, kept) for was in promised.get(a.id, ())):
             keep.append(a)
             kept.add(a.id)
     to_do = {a.id for a in fresh.actions}
-    outcomes = [
-        _not_run(a, done=a.id in done and a.id not in to_do)
-        for a in saved.actions
-        if a.id not in kept
-    ]
+    outcomes = []
+    for was in saved.actions:
+        now_id = learned.id(was.id)
+        if now_id not in kept:
+            finished = (was.id in done or now_id in done) and now_id not in to_do
+            outcomes.append(_not_run(was, done=finished))
     plan = attrs.evolve(fresh, actions=tuple(keep))
     return plan, outcomes
+
+
+def _holds(was: Action, now: Action, kept: Collection[str]) -> bool:
+    """Is ``now`` the saved action ``was`` (as named now), with every
+    dependency one the saved plan had, and running now?"""
+    return (
+        _same_but_dependencies(was, now)
+        and set(now.depends_on) <= set(was.depends_on)
+        and all(d in kept for d in now.depends_on)
+    )
 
 
 def _same_but_dependencies(was: Action, now: Action) -> bool:
@@ -375,9 +409,89 @@ def _same_but_dependencies(was: Action, now: Action) -> bool:
     )
 
 
+@attrs.frozen
+class _Learned:
+    """What downloads since a plan was saved learned of its files.
+
+    Until a remote file is downloaded, the plan names what is done with it
+    by where it comes from (``copy:nas:icloud:<asset>:original``, with its
+    ``origin`` and no ``sha256``); once its SHA-256 is known (the state DB's
+    record of the download, ``World.known_sha256``), by its content
+    (``copy:nas:<sha256>``, the planner's ``ident``), and an item's sidecar,
+    whose content needed every file's hash, by its digest. The action is the
+    same: that is the work half done, not the world moved. Only this is read
+    anew; anything else that differs still makes an action stale.
+
+    ``renamed``: saved id -> (its id now, the file's SHA-256), for each copy
+    and encode of a file whose content is known now. ``downloads``: the
+    saved plan's downloads; ``downloaded``: those whose file is known now.
+    Built from the saved actions' own fields and what the state DB says:
+    nothing a plan file says is taken for what is known."""
+
+    renamed: Mapping[str, tuple[str, str]]
+    downloads: frozenset[str]
+    downloaded: frozenset[str]
+
+    @classmethod
+    def of(cls, saved: Plan, known: Mapping[_FileKey, str]) -> _Learned:
+        renamed: dict[str, tuple[str, str]] = {}
+        downloads: set[str] = set()
+        downloaded: set[str] = set()
+        for a in saved.actions:
+            if isinstance(a, DownloadAsset):
+                downloads.add(a.id)
+                if _origin_key(a.origin) in known:
+                    downloaded.add(a.id)
+            elif isinstance(a, CopyToTarget | EncodeForTier) and a.sha256 is None and a.origin:
+                sha = known.get(_origin_key(a.origin))
+                ident = ":".join(_origin_key(a.origin))  # as the planner names it
+                if sha is not None and a.id.endswith(f":{ident}"):
+                    renamed[a.id] = (a.id[: -len(ident)] + sha, sha)
+        return cls(renamed, frozenset(downloads), frozenset(downloaded))
+
+    def id(self, saved_id: str) -> str:
+        """A saved action's id as the planner names it now."""
+        now = self.renamed.get(saved_id)
+        return saved_id if now is None else now[0]
+
+    def action(self, was: Action, now: Action) -> Action:
+        """The saved action ``was`` as the planner writes it now, to be
+        compared with the fresh action ``now`` of the same id."""
+        changes: dict[str, Any] = {"depends_on": tuple(self.id(d) for d in was.depends_on)}
+        if was.id in self.renamed:
+            new_id, sha = self.renamed[was.id]
+            changes |= {"id": new_id, "sha256": sha, "origin": None}
+        elif (
+            isinstance(was, WriteSidecar)
+            and isinstance(now, WriteSidecar)
+            and was.sha256 is None
+            and self._content_learned(was.depends_on)
+        ):
+            # Left to the applier to render from the item once its files'
+            # hashes were learned: that digest is what it would render.
+            changes["sha256"] = now.sha256
+        return attrs.evolve(was, **changes)
+
+    def _content_learned(self, depends_on: Sequence[str]) -> bool:
+        """Did the saved plan leave this content to downloads (some of
+        ``depends_on``), every one of whose files is known now?"""
+        waited = self.downloads.intersection(depends_on)
+        return bool(waited) and waited <= self.downloaded
+
+    def ids(self) -> set[str]:
+        """The ids the saved actions have now where not the saved ones."""
+        return {now for now, _ in self.renamed.values()}
+
+
+def _origin_key(origin: FileOrigin) -> _FileKey:
+    return (origin.source_id, origin.item_key, origin.ref)
+
+
 def _not_run(a: Action, *, done: bool) -> Outcome:
     if done:
-        status, detail = "ok", "already done by an earlier apply of this plan"
+        # The journal says which apply did an action, not which plan it
+        # ran: a plain apply (cron) since may have done it.
+        status, detail = "ok", "already done by an apply since this plan was made"
     else:
         status, detail = (
             "stale",
