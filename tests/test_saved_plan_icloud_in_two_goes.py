@@ -20,7 +20,7 @@ import pytest
 
 from providers.icloud.emulator import Account
 from providers.icloud.emulator.testing import RunningEmulator
-from reconciler.commands.apply import _intersect
+from reconciler.commands.saved_plan import intersect as _intersect
 from reconciler.model import CopyToTarget, DownloadAsset, FileOrigin, Plan, WriteSidecar
 from tests.helpers import Workspace, make_jpeg, media_under
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import attrs
 
-from reconciler.commands.apply import _intersect
+from reconciler.commands.saved_plan import intersect as _intersect
 from reconciler.model import CopyToLibrary, CopyToTarget, EncodeForTier, Plan, RemoveFromSource
 from tests.helpers import make_jpeg, make_workspace
 
