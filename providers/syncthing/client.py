@@ -208,7 +208,7 @@ class SyncthingClient(Closing):
             raise on_missing(resp.text.strip())
         if resp.status_code >= 400:
             raise ProviderError(
-                f"{where} failed: HTTP {resp.status_code}: {resp.text.strip()[:200]}",
+                f"{where} failed: HTTP {resp.status_code}: {_said(resp.text)}",
                 provider=PROVIDER,
                 transient=resp.status_code >= 500,
             )
@@ -451,6 +451,23 @@ class SyncthingClient(Closing):
             need_deletes=int(raw.get("needDeletes", 0)),
             global_items=int(raw.get("globalItems", 0)),
         )
+
+
+#: The longest error text of Syncthing's repeated in a message: its own
+#: (``loading ignores: parse error: failed to load include file …: open
+#: /a/long/path: no such file or directory``) fit whole; a page of HTML
+#: from something else at the URL does not.
+MAX_SAID = 600
+
+
+def _said(text: str) -> str:
+    """Syncthing's error text on one line, whole up to ``MAX_SAID``
+    characters, else cut at a word's end and marked so."""
+    one = " ".join(text.split())
+    if len(one) <= MAX_SAID:
+        return one
+    cut = one[:MAX_SAID].rsplit(" ", 1)[0]
+    return f"{cut} …"
 
 
 class _NotIndexed(ProviderError):

@@ -5,13 +5,14 @@ removal gate's re-check of a copy at the moment of a removal (``verify``)."""
 from __future__ import annotations
 
 import contextlib
+import time
 
 import attrs
 
 from providers.base import Confirmation
 from providers.syncthing.client import DbFile
 from providers.syncthing.deliveries import Deliverer
-from providers.syncthing.folder import check_rel, evidence_of
+from providers.syncthing.folder import RECHECK_S, check_rel, evidence_of
 from providers.syncthing.liveness import unreachable
 from reconciler.errors import ProviderError
 from reconciler.hashing import sha256_file
@@ -67,7 +68,9 @@ class Confirmer(Deliverer):
         answer = self._phone_answer(rel, record)
         ignored = record.local.invalid or record.local.ignored  # a fact of this machine's
         if not answer.held and not ignored and self._liveness is not None and self._liveness.alive:
-            self._reachable_now()
+            # (a delivery's "no" unconfirms at most: a canary made for
+            # another "no" a moment ago covers it, see ``_folder_stopped``)
+            self._reachable_now(since=time.monotonic() - RECHECK_S)
         return answer
 
     def _phone_answer(self, rel: str, record: DbFile) -> Confirmation:
@@ -90,6 +93,7 @@ class Confirmer(Deliverer):
             )
         holder = next((h for h in record.availability if h.device_id == self.device_id), None)
         if holder is not None and not holder.from_temporary:
+            self._shown_holding(rel, evidence_of(glob))
             return Confirmation(True, "the phone holds this version", evidence_of(glob))
         if holder is not None:
             return Confirmation(False, "the phone is still receiving it")
@@ -135,6 +139,7 @@ class Confirmer(Deliverer):
         if not self._phone_holds(record.availability):
             return Confirmation(False, "the phone no longer announces this version")
         self._freed[rel] = evidence
+        self._shown_holding(rel, evidence)
         return Confirmation(True, "the phone still holds the freed copy", evidence)
 
     def freed_here(self, rel_path: str) -> bool:
@@ -191,6 +196,7 @@ class Confirmer(Deliverer):
             return Confirmation(False, "the phone no longer announces this version")
         found = evidence_of(glob)
         self._freed[rel] = found
+        self._shown_holding(rel, found)
         return Confirmation(True, "the phone holds the copy freed here", found)
 
     def verify(self, copy: FileCopy) -> bool:
@@ -207,6 +213,7 @@ class Confirmer(Deliverer):
         copy for it."""
         if not self.prove_alive().alive:
             return False
+        asked = time.monotonic()
         rel = check_rel(copy.path)
         try:
             fd = self._open(rel)
@@ -225,5 +232,7 @@ class Confirmer(Deliverer):
             evidence = self._freed.get(rel)
             held = evidence is not None and self.confirm_freed(rel, evidence).held
         if not held:
-            self._reachable_now()  # the bytes here are right: is the phone there to ask?
+            # the bytes here are right: is the phone there to ask? (a canary
+            # made for this very "no", by ``confirm``, answers it)
+            self._reachable_now(since=asked)
         return held

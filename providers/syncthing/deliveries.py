@@ -18,7 +18,6 @@ from providers.filesystem import link_no_clobber, replace_sidecar
 from providers.syncthing import ignores
 from providers.syncthing.client import PROVIDER
 from providers.syncthing.folder import CHUNK, PhoneFolder, check_rel, numbered, same_mtime
-from providers.syncthing.liveness import unreachable
 from reconciler.errors import ProviderError, SourceChangedError
 from reconciler.hashing import discard, fsync_dir, open_to_read, sha256_file
 from reconciler.layout import collision_path, name_key
@@ -188,9 +187,7 @@ class Deliverer(PhoneFolder):
             return False
         if not same_mtime(glob.modified, shown[1]) or not self._made_here(glob):
             return False
-        if not self._phone_holds(record.availability) and not unreachable(
-            self._client, self.device_id
-        ):
+        if not self._phone_holds(record.availability) and not self._gone_now():
             return False  # asked now, it holds no such copy (lost or changed there): sent anew
         try:
             return sha256_file(src) == sha256

@@ -37,6 +37,7 @@ from providers.syncthing.liveness import (
     CANARY,
     DEFAULT_LIVENESS_TIMEOUT,
     PAUSED_HERE,
+    LocalFault,
     prove_alive,
     unreachable,
 )
@@ -54,6 +55,11 @@ _ROOT_SPECIALS = frozenset({".stfolder", ".stignore", ".stversions", TMP_DIR, CA
 
 
 CHUNK = 1 << 20
+
+#: How long (seconds) a fresh canary made to test a phone's "no" covers the
+#: "no"s of deliveries not received yet after it: a run asking about many
+#: makes one such canary a second at most, not one per file.
+RECHECK_S = 1.0
 
 
 @attrs.frozen(kw_only=True)
@@ -265,6 +271,14 @@ class PhoneFolder(Closing):
     _naming: threading.Lock = attrs.field(init=False, factory=threading.Lock, repr=False)
     #: This machine's short device id, asked once (see ``_made_here``).
     _own_short_id: str = attrs.field(init=False, default="", repr=False)
+    #: Why the last proof failed on this machine's side (``LocalFault``):
+    #: the target is unavailable then (``availability``); "" when it did not.
+    _local_fault: str = attrs.field(init=False, default="", repr=False)
+    #: A path and evidence the phone was last shown holding this run: its
+    #: folder works while it still does (see ``_folder_stopped``).
+    _holding: tuple[str, str] | None = attrs.field(init=False, default=None, repr=False)
+    #: When (``time.monotonic``) a canary was last made to test a "no".
+    _rechecked_at: float | None = attrs.field(init=False, default=None, repr=False)
 
     kind = "syncthing"
 
@@ -282,7 +296,13 @@ class PhoneFolder(Closing):
     def availability(self) -> Availability:
         """Usable only if Syncthing answers, knows the folder and the phone,
         shares one with the other so that the phone gets the very bytes,
-        neither is paused here, and the folder is really here."""
+        neither is paused here, the folder is really here, and nothing on
+        this machine keeps it from working: Syncthing here has it in no
+        error (an ``.stignore`` it cannot load stops every scan), and this
+        run's liveness proof met no fault here (a full disk: ``LocalFault``).
+        Such a fault is a person's to fix here, never a phone to wait for."""
+        if self._local_fault:
+            return Availability(available=False, reason=self._local_fault)
         try:
             folder = self._client.folder(self.folder_id)
             device = self._client.device(self.device_id)
@@ -314,6 +334,22 @@ class PhoneFolder(Closing):
                 available=False,
                 reason=f"{self.folder_path}: Syncthing's .stfolder marker is missing",
             )
+        return self._working_here(where)
+
+    def _working_here(self, where: str) -> Availability:
+        """Does this machine's Syncthing run the folder? Its ignore patterns
+        are loaded afresh (a hand-edited ``.stignore`` it cannot parse stops
+        every scan, the canary's too), and its state here is no error."""
+        try:
+            self._client.ignores(self.folder_id)
+            state = self._client.folder_state(self.folder_id)
+        except ProviderError as e:
+            return Availability(available=False, reason=f"{e}; fix it on this machine")
+        if state.startswith("error"):
+            return Availability(
+                available=False,
+                reason=f"{where} is in error in this machine's Syncthing ({state}); fix it here",
+            )
         return Availability(available=True)
 
     def prove_alive(self) -> Liveness:
@@ -324,7 +360,14 @@ class PhoneFolder(Closing):
         age = time.monotonic() - self._proved_at
         if self._liveness is None or age > liveness.MAX_PROOF_AGE_S:
             self._proved_at = time.monotonic()
-            self._liveness = prove_alive(
+            self._liveness = self._round_trip()
+        return self._liveness
+
+    def _round_trip(self) -> Liveness:
+        """A canary round trip now; a fault of this machine's (``LocalFault``)
+        is kept in ``_local_fault``, which makes the target unavailable."""
+        try:
+            live = prove_alive(
                 self._client,
                 folder_path=self.folder_path,
                 folder_id=self.folder_id,
@@ -332,7 +375,11 @@ class PhoneFolder(Closing):
                 timeout=self.liveness_timeout,
                 ensure_tmp=self._ensure_ignored,
             )
-        return self._liveness
+        except LocalFault as e:
+            self._local_fault = str(e)
+            return Liveness(alive=False, reason=str(e))
+        self._local_fault = ""
+        return live
 
     @property
     def local_tree(self) -> LocalTree:
@@ -401,12 +448,13 @@ class PhoneFolder(Closing):
             return False  # not here (freed): the phone's copy is what counts
         return st.st_size != local.size or not same_mtime(local.modified, st.st_mtime_ns)
 
-    def _reachable_now(self) -> None:
-        """Raise a transient ProviderError when the phone is not connected
-        now: its copy was not shown held because it cannot be asked, not
-        because it is wrong. (Asked after a "no": a phone that went away
-        meanwhile drops out of Syncthing's availability before this says so.)"""
-        away = unreachable(self._client, self.device_id)
+    def _reachable_now(self, *, since: float | None = None) -> None:
+        """Raise a transient ProviderError when the phone cannot be asked
+        now (``_gone_now``): its copy was not shown held because it cannot
+        be asked, not because it is wrong. (Asked after a "no": a phone that
+        went away meanwhile drops out of Syncthing's availability before
+        this says so.)"""
+        away = self._gone_now(since=since)
         if away:
             self._went_away(away)
             raise ProviderError(
@@ -414,6 +462,50 @@ class PhoneFolder(Closing):
                 provider=PROVIDER,
                 transient=True,
             )
+
+    def _gone_now(self, *, since: float | None = None) -> str:
+        """Why the phone proven alive this run cannot be asked now ("" when
+        it can): not connected, or connected with its folder no longer
+        working there (``_folder_stopped``)."""
+        return unreachable(self._client, self.device_id) or self._folder_stopped(since)
+
+    def _folder_stopped(self, since: float | None) -> str:
+        """Why the phone's folder no longer works there ("" when it does).
+
+        The connection says nothing of it: a folder paused on the phone, or
+        no longer shared there, drops the phone from every file's
+        availability here while the connection stays up (seen against the
+        real pair; this machine's API shows no remote folder state). So a
+        "no" is believed only while the phone still holds a file it was
+        shown holding this run, or else once a fresh canary reached it
+        (since ``since``, a ``time.monotonic`` time: now when None); one
+        that does not arrive makes the phone unavailable, not its copy
+        wrong. A caller whose "no" changes nothing recorded (a delivery not
+        received yet) gives an earlier ``since``: a run asking about many
+        makes one canary per ``RECHECK_S`` at most, not one per file."""
+        if self._liveness is None:
+            return ""  # never asked to prove it: the caller's "no" is the index's
+        if not self._liveness.alive:
+            return self._liveness.reason  # not shown alive now: its "no" proves nothing
+        if self._holding is not None and self._still_holding(*self._holding):
+            return ""
+        if since is not None and self._rechecked_at is not None and self._rechecked_at >= since:
+            return ""
+        self._proved_at = self._rechecked_at = time.monotonic()
+        self._liveness = self._round_trip()
+        return "" if self._liveness.alive else self._liveness.reason
+
+    def _still_holding(self, rel: str, evidence: str) -> bool:
+        record = self._client.file(self.folder_id, rel)
+        return (
+            record is not None
+            and evidence_of(record.global_) == evidence
+            and self._phone_holds(record.availability)
+        )
+
+    def _shown_holding(self, rel: str, evidence: str) -> None:
+        """The phone was shown holding ``rel`` at ``evidence`` just now."""
+        self._holding = (rel, evidence)
 
     def _went_away(self, away: str) -> None:
         """The phone shown alive this run is away now: this run's proof no

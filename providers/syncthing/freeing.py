@@ -16,7 +16,6 @@ from providers.syncthing import ignores
 from providers.syncthing.client import PROVIDER
 from providers.syncthing.confirmations import Confirmer
 from providers.syncthing.folder import check_rel, evidence_of
-from providers.syncthing.liveness import unreachable
 from reconciler.errors import ProviderError
 
 
@@ -115,6 +114,32 @@ class Freer(Confirmer):
         # run, finding neither the file nor a freed row, would send it again.
         return self._held_after(rel, before.evidence, "freed here")
 
+    def take_back(self, rel_path: str) -> Confirmation:
+        """Undo a freeing that stopped half-way, and ask ``confirm`` afresh.
+
+        ``free_local`` writes the path's ignore line, rescans, and only then
+        deletes the staging copy: a run killed between the two (or whose
+        take-back of the line failed, or a rescan of Syncthing's own in
+        between) leaves the staging copy here under a line of ours, ignored,
+        so the phone's copy of it could never be shown held again. That is
+        a freeing that did not go through: the line is taken back and the
+        path rescanned, which makes this machine's record of the file valid
+        again at the very version it had (seen against the real pair), and
+        the freeing is planned again on this run's proof of the phone.
+
+        Only for a path that is one of the tool's freed lines with a file
+        here, and only by a caller that has checked the file's bytes are
+        the delivery's (a file of other content, un-ignored, would be sent
+        over the phone's copy); anything else is ``confirm``'s answer as is.
+        """
+        rel = check_rel(rel_path)
+        line = ignores.exact_line(rel)
+        if line is not None and self.freed_here(rel) and (self.folder_path / rel).is_file():
+            ignores.remove(self.folder_path, line)
+            self._freed_paths().discard(rel)
+            self._client.scan(self.folder_id, rel)
+        return self.confirm(rel)
+
     def _held_after(
         self, rel: str, evidence: str, done: str, *, local_invalid: bool = True
     ) -> Confirmation:
@@ -136,10 +161,11 @@ class Freer(Confirmer):
         )
 
     def _away(self) -> str:
-        """Why the phone cannot be asked now ("" if it can); "" too when
-        Syncthing does not answer (said by the error that follows)."""
+        """Why the phone cannot be asked now (``_gone_now``: not connected,
+        or its folder stopped there); "" if it can, and "" too when Syncthing
+        does not answer (said by the error that follows)."""
         try:
-            away = unreachable(self._client, self.device_id)
+            away = self._gone_now()
         except ProviderError:
             return ""
         if away:
@@ -230,4 +256,5 @@ class Freer(Confirmer):
             )
         evidence = evidence_of(glob)
         self._freed[rel] = evidence
+        self._shown_holding(rel, evidence)
         return Confirmation(True, "freed here; the phone holds its copy", evidence)

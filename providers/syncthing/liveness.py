@@ -11,11 +11,18 @@ content is written at ``/.reconcile-canary``, scanned, and must appear with
 the phone in its availability within a bounded time. The canary is deleted
 afterwards (the deletion reaches the phone unless its folder ignores deletes;
 then one small file stays there and is overwritten by the next run's).
+
+A failure on this machine (the canary cannot be written: its disk is full;
+this machine's Syncthing refuses the scan: a ``.stignore`` it cannot load;
+a pattern of the person's ignores the canary) is no phone running late: it
+raises ``LocalFault``, and the target is unavailable until a person fixes
+it here, rather than "waiting" on the phone for ever.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import tempfile
@@ -25,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from providers.base import Liveness
-from providers.syncthing.client import SyncthingClient
+from providers.syncthing.client import PROVIDER, SyncthingClient
 from providers.syncthing.ignores import TMP_DIR, pattern_for
 from reconciler.errors import ProviderError
 
@@ -35,6 +42,11 @@ DEFAULT_LIVENESS_TIMEOUT = 30.0
 #: again first. A run of hours (a first import, paced removals) must not
 #: count a phone shown alive at its start: its folder may be gone since.
 MAX_PROOF_AGE_S = 300.0
+
+
+class LocalFault(ProviderError):
+    """The phone cannot be proven alive because of a fault on this machine
+    (its disk, its Syncthing, its ``.stignore``): a person must fix it here."""
 
 
 def format_time(when: datetime | None) -> str:
@@ -51,7 +63,10 @@ def prove_alive(
     ensure_tmp: Callable[[], object],
 ) -> Liveness:
     """Deliver a fresh canary and wait (at most ``timeout`` s) for the phone
-    to announce it. Never raises: a failure is a reason."""
+    to announce it. The phone away or late is a reason (alive False); a
+    fault of this machine's raises ``LocalFault``: every error of this
+    machine's Syncthing or disk met on the way is one, as the phone's
+    absence never shows as an error here (only as the canary not arriving)."""
     try:
         folder = client.folder(folder_id)
         if folder.paused:
@@ -61,8 +76,12 @@ def prove_alive(
             return Liveness(alive=False, reason=away)
         ensure_tmp()
         return _round_trip(client, folder_path, folder_id, device_id, timeout)
+    except LocalFault:
+        raise
     except ProviderError as e:
-        return Liveness(alive=False, reason=str(e))
+        raise LocalFault(
+            f"this machine cannot prove the phone alive: {e}", provider=PROVIDER
+        ) from e
 
 
 def unreachable(client: SyncthingClient, device_id: str) -> str:
@@ -94,13 +113,13 @@ def _round_trip(
             os.fsync(f.fileno())
         os.replace(name, canary)  # our own file: replacing it is fine
     except OSError as e:
-        return Liveness(alive=False, reason=f"cannot write the canary {canary}: {e}")
+        raise LocalFault(_unwritable(canary, e), provider=PROVIDER) from e
     start = time.monotonic()
     try:
         client.scan(folder_id, CANARY)
         blocked = _ignored(client, folder_id)
         if blocked:
-            return Liveness(alive=False, reason=blocked)
+            raise LocalFault(blocked, provider=PROVIDER)
         delay = 0.02
         while True:
             record = client.file(folder_id, CANARY)
@@ -131,6 +150,20 @@ def _round_trip(
             canary.unlink()
         with contextlib.suppress(ProviderError):
             client.scan(folder_id, CANARY)
+
+
+def _unwritable(canary: Path, error: OSError) -> str:
+    """Why the canary cannot be written, said as a person fixes it: a full
+    disk blocks freeing too (a staging copy is freed only once the phone is
+    proven alive this run, by this very file), so space must be made."""
+    why = f"cannot write the canary {canary}: {error}"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"{why}: this machine's disk holding the shared folder is full; free space on it "
+            "(staging copies are freed only once the phone is proven alive, which needs this "
+            "small test file written there)"
+        )
+    return why
 
 
 def _ignored(client: SyncthingClient, folder_id: str) -> str:

@@ -113,8 +113,11 @@ class Remover(Encoder):
             # the next run's matter (raised, transient), never a "no".
             held = store.confirm(a.path)
             if not held.held:
+                # Not a safety gate either: the item left its source, and the
+                # staging copy stays; the next run's observation says whether
+                # the phone lost it (and it is sent again) or holds it.
                 why = f"the phone's copy is not confirmed now ({held.reason}); kept"
-                raise Skip("refused", why)
+                raise Skip("waiting", why)
             proof = store.free_local(a.path)  # ignored here first: the phone keeps its copy
         except ProviderError as e:
             # Not a safety gate: nothing leaves a source, and the staging

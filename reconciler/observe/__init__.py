@@ -367,6 +367,15 @@ def _confirming(
     nothing recorded forgotten, nothing sent again.
     """
     live = store.prove_alive()
+    if not live.alive:
+        # A fault of this machine's met on the way (its disk full, its
+        # Syncthing refusing the folder) makes the store unavailable: a
+        # person must act here, no phone is to be waited for.
+        avail = store.availability()
+        if not avail.available:
+            return TargetState(
+                target_id=tid, kind=store.kind, available=False, problem=avail.reason
+            )
     try:
         return _confirming_as(tid, store, copies, db, live)
     except ProviderError as e:
@@ -413,6 +422,8 @@ def _confirming_as(
                     pending.append(_delivery(c, row if ours else None))
                 continue
             answer = store.confirm(c.path)
+            if not answer.held and ours and row is not None and not row["freed_at"]:
+                answer = _unfinished_freeing(store, c.path, answer)
             if answer.held:
                 if not (
                     recorded
@@ -474,6 +485,29 @@ def _confirming_as(
         liveness=how,
         remarks=tuple(remarks),
     )
+
+
+@runtime_checkable
+class _TakesBack(Protocol):
+    """A confirming store whose freeing of a staging copy can stop half-way
+    (``providers.syncthing``: ``freed_here``, ``take_back``)."""
+
+    def freed_here(self, rel_path: str) -> bool: ...
+
+    def take_back(self, rel_path: str) -> Confirmation: ...
+
+
+def _unfinished_freeing(store: ConfirmingStore, path: str, answer: Confirmation) -> Confirmation:
+    """A delivery whose staging copy (these very bytes: the caller checked)
+    is still here, under one of the tool's freed paths, while no row records
+    it freed: a freeing stopped between its ignore line and the deletion (a
+    run killed there). Ignored here, the phone's copy could never be shown
+    held again, and the delivery would wait for ever: the freeing is taken
+    back (the store un-ignores the path) and the phone asked afresh, so it
+    counts again on this run's proof and the freeing is planned anew."""
+    if not isinstance(store, _TakesBack) or not store.freed_here(path):
+        return answer
+    return store.take_back(path)
 
 
 @runtime_checkable
