@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 import subprocess
+import sys
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
@@ -348,6 +349,14 @@ def ext4_image(image: Path, at: Path, *, mib: int = 16) -> Iterator[Path]:
     with open(image, "wb") as f:
         f.truncate(mib << 20)
     subprocess.run(["mkfs.ext4", "-q", str(image)], check=True, capture_output=True)
+    with image_mounted(image, at):
+        yield at
+
+
+@contextmanager
+def image_mounted(image: Path, at: Path) -> Iterator[Path]:
+    """The disk image ``image`` (its files kept: a card put back) attached to
+    a loop device and mounted at ``at`` for the block."""
     loop = subprocess.run(
         ["losetup", "--find", "--show", str(image)], check=True, capture_output=True, text=True
     ).stdout.strip()
@@ -360,6 +369,22 @@ def ext4_image(image: Path, at: Path, *, mib: int = 16) -> Iterator[Path]:
             subprocess.run(["umount", str(at)], check=False, capture_output=True)
     finally:
         subprocess.run(["losetup", "--detach", loop], check=False, capture_output=True)
+
+
+def apply_killed_at(ws: Workspace, point: str) -> subprocess.CompletedProcess[str]:
+    """``reconcile apply --yes`` in a process of its own, SIGKILLed at the
+    crash point ``point`` (``reconciler.crashpoint``: ``RECONCILE_TEST_KILL_AT``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILE_TEST_")}
+    killed = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", "-c", str(ws.config), "apply", "--yes"],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**env, "RECONCILE_TEST_KILL_AT": point},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    return killed
 
 
 #: Two filesystem targets, ``nas`` and ``usb``, at those folders of a workspace.

@@ -10,9 +10,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,29 +22,21 @@ from reconciler.state import StateDB
 from tests.helpers import (
     KEEP_ORIGINALS,
     Workspace,
+    apply_killed_at,
     ext4_image,
     files_under,
+    image_mounted,
     make_jpeg,
     make_workspace,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=800)
 
 
 def _killed_aside(ws: Workspace) -> None:
     """An apply killed once it set the first file aside."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILE_TEST_")}
-    killed = subprocess.run(
-        [sys.executable, "-m", "reconciler.cli", "-c", str(ws.config), "apply", "--yes"],
-        cwd=ROOT,
-        env={**env, "RECONCILE_TEST_KILL_AT": "aside:1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert killed.returncode == -9, killed.stdout + killed.stderr
+    apply_killed_at(ws, "aside:1")
 
 
 def _restore_wanted(ws: Workspace) -> frozenset[str]:
@@ -56,22 +45,6 @@ def _restore_wanted(ws: Workspace) -> frozenset[str]:
         return db.restore_wanted()
     finally:
         db.close()
-
-
-@contextmanager
-def _mounted_again(image: Path, at: Path) -> Iterator[Path]:
-    """The card put back: its image (files kept) mounted at ``at`` again."""
-    loop = subprocess.run(
-        ["losetup", "--find", "--show", str(image)], check=True, capture_output=True, text=True
-    ).stdout.strip()
-    try:
-        subprocess.run(["mount", loop, str(at)], check=True)
-        try:
-            yield at
-        finally:
-            subprocess.run(["umount", str(at)], check=False)
-    finally:
-        subprocess.run(["losetup", "--detach", loop], check=False)
 
 
 def test_a_file_a_killed_run_left_aside_is_put_back_when_its_card_comes_back(
@@ -94,7 +67,7 @@ def test_a_file_a_killed_run_left_aside_is_put_back_when_its_card_comes_back(
     assert also_away.code == 3 and _restore_wanted(ws) == {"incoming"}
 
     ws.removal(False)  # the person looks into it before removing more
-    with _mounted_again(image, card):
+    with image_mounted(image, card):
         run = ws.run("apply", "--yes", now=NOW)
         assert run.code == 0, run.out + run.err
         assert "Put back 1 source file(s) an earlier run could not put back." in run.out

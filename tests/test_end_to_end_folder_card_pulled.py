@@ -6,8 +6,7 @@ is still on the card when it comes back, and the next run removes it, once."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +15,14 @@ import pytest
 from providers.folder import FolderSource
 from reconciler.model import SourceItem
 from reconciler.state import StateDB
-from tests.helpers import KEEP_ORIGINALS, ext4_image, files_under, make_jpeg, make_workspace
+from tests.helpers import (
+    KEEP_ORIGINALS,
+    ext4_image,
+    files_under,
+    image_mounted,
+    make_jpeg,
+    make_workspace,
+)
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=800)
@@ -49,7 +55,7 @@ def test_a_card_unplugged_before_its_removal_is_not_said_removed(
     finally:
         db.close()
 
-    with _mounted_again(image, card):
+    with image_mounted(image, card):
         assert files_under(card) == {"DCIM/100CANON/IMG_0001.JPG": photo}
         again = ws.run("apply", "--yes", now=NOW)
         assert again.code == 0, again.out + again.err
@@ -88,26 +94,10 @@ def test_another_card_in_its_place_with_the_file_missing_is_not_said_removed(
         assert "removed from incoming" not in run.out
         assert "the source is unavailable now" in run.out
         assert files_under(card) == {}  # the card listed is not mounted any more
-    with _mounted_again(tmp_path / "images/card.img", card):
+    with image_mounted(tmp_path / "images/card.img", card):
         assert files_under(card) == {"DCIM/100CANON/IMG_0001.JPG": photo}
     db = StateDB.in_dir(tmp_path / "state")
     try:
         assert db.tombstones() == {}
     finally:
         db.close()
-
-
-@contextmanager
-def _mounted_again(image: Path, at: Path) -> Iterator[Path]:
-    """The card put back: its image (files kept) mounted at ``at`` again."""
-    loop = subprocess.run(
-        ["losetup", "--find", "--show", str(image)], check=True, capture_output=True, text=True
-    ).stdout.strip()
-    try:
-        subprocess.run(["mount", loop, str(at)], check=True)
-        try:
-            yield at
-        finally:
-            subprocess.run(["umount", str(at)], check=False)
-    finally:
-        subprocess.run(["losetup", "--detach", loop], check=False)

@@ -5,18 +5,15 @@ file saved by a script, a name pasted with one)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from providers.folder import aside_name, original_name
-from tests.helpers import KEEP_ORIGINALS, files_under, make_jpeg, make_workspace
+from tests.helpers import KEEP_ORIGINALS, apply_killed_at, files_under, make_jpeg, make_workspace
 
 OLD = datetime(2022, 3, 4, 5, 6, tzinfo=UTC)
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name", ["new\nline.jpg", "\n.jpg", "tab\there\r.jpg", "end.jpg\n"])
@@ -28,16 +25,7 @@ def test_a_photo_with_a_newline_left_aside_by_a_killed_run_is_put_back(tmp_path:
     ws = make_workspace(tmp_path, extra=KEEP_ORIGINALS)
     name = "trip\nday 1.jpg"
     photo = make_jpeg(ws.incoming / name, OLD, seed=1).read_bytes()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILE_TEST_")}
-    killed = subprocess.run(
-        [sys.executable, "-m", "reconciler.cli", "-c", str(ws.config), "apply", "--yes"],
-        cwd=ROOT,
-        env={**env, "RECONCILE_TEST_KILL_AT": "aside:1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert killed.returncode == -9, killed.stdout + killed.stderr
+    apply_killed_at(ws, "aside:1")
     (aside,) = os.listdir(ws.incoming)
     assert aside != name and original_name(aside) == name
 
