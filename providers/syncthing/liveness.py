@@ -79,9 +79,9 @@ def prove_alive(
     except LocalFault:
         raise
     except ProviderError as e:
-        raise LocalFault(
-            f"this machine cannot prove the phone alive: {e}", provider=PROVIDER
-        ) from e
+        # said as it was (it names this machine's file or Syncthing), once
+        said = str(e).removeprefix(f"{e.provider}: ") if e.provider else str(e)
+        raise LocalFault(said, provider=e.provider or PROVIDER) from e
 
 
 def unreachable(client: SyncthingClient, device_id: str) -> str:
