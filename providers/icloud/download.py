@@ -32,7 +32,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from reconciler.media.kinds import HEAD_BYTES, content_name, is_media, media_kind, sniff_kind
+from reconciler.media.kinds import (
+    HEAD_BYTES,
+    OTHER,
+    content_name,
+    is_media,
+    media_kind,
+    sniff_kind,
+)
 
 __all__ = ["HEAD_BYTES", "answer_problem", "content_problem", "kind_mismatch"]
 
@@ -108,8 +115,9 @@ def answer_problem(
 def content_problem(name: str, head: bytes) -> str:
     """Why bytes beginning with ``head``, downloaded as ``name``, are no
     photo or video ("" if they may be): a page or a message in its place."""
-    if not is_media(name):
-        return ""
+    if not is_media(name) or sniff_kind(head) != OTHER:
+        return ""  # (bytes that announce a photo or video are one: a movie's
+        # first atom may be sized 0x093C…, a tab then "<")
     if head.lstrip()[:1] in (b"<", b"{"):
         return "its first bytes are a page or a message, not a photo or video"
     return ""

@@ -240,6 +240,11 @@ def test_which_answers_are_the_file(
             "its first bytes are a page or a message, not a photo or video",
         ),
         ("IMG.AAE", b"<?xml version='1.0'?><plist>", ""),  # adjustment data is XML
+        # A QuickTime movie whose first atom is its media data: the atom's
+        # size (0x093C0000, 0x207B0000 bytes) begins with a tab or a space
+        # and then "<" or "{", yet its bytes say what they are.
+        ("MVI_1.MOV", b"\x09<\x00\x00mdat" + bytes(8), ""),
+        ("MVI_2.MOV", b" {\x00\x00mdat" + bytes(8), ""),
     ],
 )
 def test_which_bytes_are_no_photo(name: str, head: bytes, problem: str) -> None:
