@@ -299,7 +299,7 @@ def breakdown(work: Path, originals: list[Path], quality: int = 75) -> None:
     def metadata() -> None:
         for d, st, px in zip(datas, structures, encoded, strict=True):
             xmp = with_lineage(st.xmp(d), SHA, "t")
-            made = jpeg.read_structure(px, "out")
+            made = jpeg.read_written(px, "out")
             jpeg.carry_segments(d, st, px, made, xmp, components=3)
             jpeg.coded_image(px, made)
 

@@ -143,6 +143,22 @@ def read_structure(data: bytes, name: object) -> Structure:
     return Structure(segments=segments, scan=scan, end=eoi + 2)
 
 
+def read_written(data: bytes, name: object) -> Structure:
+    """Segments and first scan of a JPEG libjpeg just wrote (or that with
+    segments carried in front): one whose image ends where its bytes end;
+    MediaError for any other. No search of the scans for their end, which
+    on small photos cost as much as the metadata work: the encoder's
+    entropy-coded data holds no marker (0xFF is always stuffed), so the
+    only FFD9 is the last two bytes; bytes after it would be refused."""
+    segments, scan = _header(data, name)
+    if not data.endswith(_EOI):
+        raise MediaError(
+            f"{name}: truncated, or bytes after the image (it does not end with its "
+            "end-of-image marker)"
+        )
+    return Structure(segments=segments, scan=scan, end=len(data))
+
+
 def read_header(f: BinaryIO, name: object) -> tuple[bytes, Structure]:
     """The bytes of a JPEG file up to its first scan, with their segments
     (``end`` is the scan's start): its metadata, read without its pixels, by

@@ -139,7 +139,7 @@ def encode_jpeg(
     except _DECODE_ERRORS as e:
         raise MediaError(f"{src}: cannot decode JPEG: {e}") from e
     pixels = buf.getvalue()
-    made = jpeg.read_structure(pixels, "encoder output")
+    made = jpeg.read_written(pixels, "encoder output")
     out = jpeg.carry_segments(data, structure, pixels, made, xmp, components=components)
     return StillOutput(
         data=out,
@@ -158,7 +158,7 @@ def check_jpeg(data: bytes, expected: StillOutput) -> str | None:
     output cost more than the encode itself on small photos.
     """
     try:
-        structure = jpeg.read_structure(data, "output")
+        structure = jpeg.read_written(data, "output")
         size = structure.dimensions(data)
         if size != expected.expected_size:
             return f"output is {_dims(size or (0, 0))}, original is {_dims(expected.expected_size)}"

@@ -271,8 +271,16 @@ def test_jpeg_output_check_refuses_what_is_not_the_encoders_image(
     assert check_jpeg(out.data, out) is None
     damaged = out.data[:-600] + bytes(598) + out.data[-2:]
     assert check_jpeg(damaged, out) == "output's coded image differs from what the encoder wrote"
-    assert check_jpeg(out.data[:-2], out) == (
-        "output is not a whole JPEG: output: truncated JPEG (no end-of-image marker)"
+    not_ended = (
+        "output is not a whole JPEG: output: truncated, or bytes after the image "
+        "(it does not end with its end-of-image marker)"
+    )
+    assert check_jpeg(out.data[:-2], out) == not_ended
+    # The check reads no scan for its end: the encoder's image must end
+    # where the bytes do, not be followed by anything (a second image).
+    assert check_jpeg(out.data + b"\xff\xd8junk", out) == not_ended
+    assert check_jpeg(out.data + out.data, out) == (
+        "output's coded image differs from what the encoder wrote"
     )
     wrong = attrs.evolve(out, expected_size=(10, 10))
     assert check_jpeg(out.data, wrong) == "output is 480x320, original is 10x10"
