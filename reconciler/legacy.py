@@ -41,6 +41,7 @@ from reconciler.config import DesiredState, FilesystemTarget, FolderSource
 from reconciler.errors import ReconcileError
 from reconciler.hashing import sha256_file
 from reconciler.state import CachedHash, StateDB
+from reconciler.state.sources import seed_flag
 
 #: The seed's ``media`` columns, as it created them.
 COLUMNS = (
@@ -72,39 +73,106 @@ class ImportReport:
     rows: int
     #: Rows whose file was found on a store and hashed (adopted).
     adopted: int
-    #: Files hashed for them (the seed's download and its NAS copies).
+    #: Files hashed for them (the seed's download and its NAS copies), each
+    #: once however many rows name it.
     files: int
+    #: Of ``files``, those the hash cache already knew as they are now (an
+    #: import run again after a stop): not read again.
+    known: int
     #: Adopted files still the size the seed downloaded (a record: no proof of bytes).
     originals: int
     deleted_from_icloud: int
     #: Rows the seed downloaded or off-loaded whose file is on no store
     #: this tool observes.
     missing: tuple[str, ...]
+    #: Files on a store that could not be read (path, why): left out, the
+    #: rest imported; the next import reads them again.
+    unreadable: tuple[tuple[str, str], ...]
+
+
+#: What SQLite keeps beside a database while a program has it open (WAL's
+#: log and shared memory) or after one crashed mid-write (a hot journal).
+_BESIDE = ("-wal", "-shm", "-journal")
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """The seed's rows, read-only (its database is never written)."""
+    """The seed's rows, read-only: its database is never written, and no
+    file is made beside it. Each row has its ``legacy_key``."""
     if not path.is_file():
         what = "not a file (a folder, a pipe or a device)" if path.exists() else "no such file"
         raise LegacyError(f"{path}: {what}; give the seed pipeline's media.db")
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            conn.row_factory = sqlite3.Row
-            have = {r[1] for r in conn.execute("pragma table_info(media)")}
-            if not have:
-                raise LegacyError(
-                    f"{path}: no table 'media'; is this the seed pipeline's media.db?"
-                )
-            lacking = [c for c in ("filename", "local_path") if c not in have]
-            if lacking:
-                raise LegacyError(f"{path}: table media lacks {', '.join(lacking)}")
-            cols = ", ".join(c for c in COLUMNS if c in have)
-            return [dict(r) for r in conn.execute(f"select {cols} from media")]
-        finally:
-            conn.close()
+        before = _quiet(path)
+        rows = _read_untouched(path, before) if before is not None else None
+        return rows if rows is not None else _read(path, immutable=False)
     except sqlite3.DatabaseError as e:
         raise LegacyError(f"{path}: cannot read it as SQLite ({e})") from e
+    except OSError as e:
+        raise LegacyError(f"{path}: cannot read it: {e.strerror or e}") from e
+
+
+def _quiet(path: Path) -> tuple[int, ...] | None:
+    """The file's size, times and inode when nothing is beside it (no program
+    has it open in WAL mode, none crashed mid-write), else None."""
+    if any(os.path.lexists(f"{path}{end}") for end in _BESIDE):
+        return None
+    st = os.stat(path)
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+def _read_untouched(path: Path, before: tuple[int, ...]) -> list[dict[str, Any]] | None:
+    """The rows read with ``immutable=1``, or None when that read cannot be
+    trusted. A read-only open of a WAL database makes its -wal and -shm
+    files beside it and cannot remove them (on the seed's side, maybe a
+    disk of someone else's); an immutable one makes nothing, but takes no
+    lock and ignores a write-ahead log. So it is trusted only when nothing
+    was beside the file before and nothing is after, and the file is the
+    same (size, times, inode): no writer began, wrote or checkpointed
+    meanwhile. Otherwise the locking read-only open (``_read``) reads it as
+    any reader, with the files the writer itself keeps there."""
+    try:
+        rows = _read(path, immutable=True)
+    except (sqlite3.DatabaseError, LegacyError):
+        if _quiet(path) == before:
+            raise  # the file as it is: its error stands
+        return None
+    return rows if _quiet(path) == before else None
+
+
+def _read(path: Path, *, immutable: bool) -> list[dict[str, Any]]:
+    # A file: URI, percent-encoded: a raw '?' or '#' in the path ends the
+    # path there (another file opened, read-write: ``mode=ro`` cut off) and
+    # '%41' is read as 'A' (another database).
+    uri = Path(os.path.abspath(path)).as_uri() + "?mode=ro" + ("&immutable=1" if immutable else "")
+    conn = sqlite3.connect(uri, uri=True)
+    try:
+        # Column names as SQLite takes them: in any case ("FileName").
+        have = {str(r[1]).lower(): str(r[1]) for r in conn.execute("pragma table_info(media)")}
+        if not have:
+            raise LegacyError(f"{path}: no table 'media'; is this the seed pipeline's media.db?")
+        lacking = [c for c in ("filename", "local_path") if c not in have]
+        if lacking:
+            raise LegacyError(f"{path}: table media lacks {', '.join(lacking)}")
+        names = [c for c in COLUMNS if c in have]
+        cols = ", ".join(f"{_quoted(have[c])} as {c}" for c in names)
+        try:  # the seed's row id names each row, as its own ``id`` does
+            found = conn.execute(f"select rowid, {cols} from media order by rowid").fetchall()
+            ids = [str(r[0]) for r in found]
+        except sqlite3.OperationalError:  # no rowid (a view, WITHOUT ROWID)
+            found = conn.execute(f"select null, {cols} from media").fetchall()
+            ids = []
+        if len(set(ids)) != len(found):  # a column named "rowid" hides it
+            ids = [f"#{n}" for n in range(1, len(found) + 1)]
+        return [
+            dict(zip(names, r[1:], strict=True)) | {"legacy_key": f"row:{i}"}
+            for i, r in zip(ids, found, strict=True)
+        ]
+    finally:
+        conn.close()
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def import_legacy(
@@ -120,49 +188,118 @@ def import_legacy(
     roots = _roots(desired)
     listed = _listed(roots, fences)
     by_name = _by_name(listed)
-    cache: list[tuple[str, CachedHash]] = []
+    hashes = _Hashes(db)
     records: list[dict[str, Any]] = []
     missing: list[str] = []
     originals = adopted = 0
-    now = time.time()
     for row in rows:
         found = _locate(row, roots, listed, by_name)
         record: dict[str, Any] = {c: row.get(c) for c in COLUMNS} | {
-            "legacy_key": _key(row),
+            "legacy_key": row["legacy_key"],
             "adopted_path": None,
             "sha256": None,
             "size": None,
             "unmodified": 0,
         }
         if not found:
-            if row.get("local_path") or _truthy(row.get("deleted_icloud")):
+            if row.get("local_path") or seed_flag(row.get("deleted_icloud")):
                 missing.append(str(row.get("local_path") or row.get("filename")))
             records.append(record)
             continue
         for file in found:  # the seed's download first, then its copies
-            st = os.stat(file)
-            sha = sha256_file(file)
-            cache.append((file, _cached(file, st, sha, now)))
-            unmodified = _int(row.get("initial_size")) == st.st_size
+            read = hashes.read(file)
+            if read is None:
+                continue  # unreadable: named in the report, read by the next import
+            size, sha = read
+            unmodified = _int(row.get("initial_size")) == size
             if record["sha256"] is None or (unmodified and not record["unmodified"]):
                 record |= {
                     "adopted_path": file,
                     "sha256": sha,
-                    "size": st.st_size,
+                    "size": size,
                     "unmodified": int(unmodified),
                 }
-        originals += int(record["unmodified"])
-        adopted += 1
+        if record["sha256"] is not None:
+            originals += int(record["unmodified"])
+            adopted += 1
         records.append(record)
-    db.store_hashes(cache)
+    hashes.flush()
     db.record_legacy(records)
     return ImportReport(
         rows=len(rows),
         adopted=adopted,
-        files=len(cache),
+        files=sum(r is not None for r in hashes.done.values()),
+        known=hashes.known,
         originals=originals,
-        deleted_from_icloud=sum(_truthy(r.get("deleted_icloud")) for r in rows),
+        deleted_from_icloud=sum(seed_flag(r.get("deleted_icloud")) for r in rows),
         missing=tuple(missing),
+        unreadable=tuple(hashes.failed.items()),
+    )
+
+
+#: Hashes are written to the cache at least this often (files, bytes read):
+#: an import of terabytes stopped half-way (Ctrl-C, a crash, a power cut)
+#: reads again only what its last batch had not written.
+BATCH_FILES = 200
+BATCH_BYTES = 2 << 30
+
+
+@attrs.define
+class _Hashes:
+    """Each file's (size, SHA-256), read once per import however many rows
+    name it; taken from the hash cache when its row still holds for the file
+    as it is now (as observation takes it: an import run again after a stop
+    reads only what it had not); a file that cannot be read is noted with
+    why, and skipped."""
+
+    db: StateDB
+    now: float = attrs.Factory(time.time)
+    done: dict[str, tuple[int, str] | None] = attrs.Factory(dict)
+    failed: dict[str, str] = attrs.Factory(dict)
+    known: int = 0
+    pending: list[tuple[str, CachedHash]] = attrs.Factory(list)
+    pending_bytes: int = 0
+
+    def read(self, file: str) -> tuple[int, str] | None:
+        if file not in self.done:
+            self.done[file] = self._read(file)
+        return self.done[file]
+
+    def _read(self, file: str) -> tuple[int, str] | None:
+        try:
+            st = os.stat(file)
+            cached = self.db.cached_hashes([file]).get(file)
+            if cached is not None and _still(cached, st, self.now):
+                self.known += 1
+                return st.st_size, cached.sha256
+            sha = sha256_file(file)
+        except OSError as e:  # a permission, a bad sector: this file only
+            self.failed[file] = e.strerror or str(e)
+            return None
+        self.pending.append((file, _cached(file, st, sha, self.now)))
+        self.pending_bytes += st.st_size
+        if len(self.pending) >= BATCH_FILES or self.pending_bytes >= BATCH_BYTES:
+            self.flush()
+        return st.st_size, sha
+
+    def flush(self) -> None:
+        self.db.store_hashes(self.pending)
+        self.pending, self.pending_bytes = [], 0
+
+
+def _still(cached: CachedHash, st: os.stat_result, now: float) -> bool:
+    """Whether a hash cache row still holds for the file, by observation's
+    own test: size, mtime and the ctime no program sets (the inode only for
+    a row kept without a ctime: some disks number files anew at each mount).
+    A row read at no time up to now (in the future: the clock was ahead; or
+    below zero: a reader found the file wrong) is read again, as
+    observation reads it again."""
+    same = cached.ctime_ns == st.st_ctime_ns if cached.ctime_ns is not None else None
+    return (
+        0 <= cached.hashed_at <= now
+        and cached.size == st.st_size
+        and cached.mtime_ns == st.st_mtime_ns
+        and (same if same is not None else cached.inode == st.st_ino)
     )
 
 
@@ -256,17 +393,19 @@ def _cached(path: str, st: os.stat_result, sha: str, now: float) -> CachedHash:
     )
 
 
-def _key(row: dict[str, Any]) -> str:
-    icloud = str(row.get("icloud_id") or "")
-    return f"icloud:{icloud}" if icloud else f"file:{row.get('local_path') or row.get('filename')}"
-
-
 def _int(value: object) -> int | None:
-    try:
-        return int(value)  # type: ignore[call-overload, no-any-return]
-    except (TypeError, ValueError):
+    """A size from the seed's row, or None for anything that is not a whole
+    number: text that is no integer, a REAL with a fraction, NaN or Inf,
+    a blob. Foreign data: never an exception."""
+    if isinstance(value, bool):
         return None
-
-
-def _truthy(value: object) -> bool:
-    return str(value).strip().lower() in {"1", "true", "yes"}
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None  # False for NaN, Inf
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:  # also text of more digits than int() reads
+            return None
+    return None

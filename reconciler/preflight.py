@@ -295,7 +295,10 @@ def _state_db_problem(db: Path) -> str:
     write (nothing is migrated, nothing locked): damage, a lock another
     program holds, a read-only file (``state.unusable``); "" when it reads."""
     try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1.0)
+        # Percent-encoded: a raw '?' or '#' in the path would end it there
+        # (another file opened, and made, read-write), '%41' read as 'A'.
+        uri = Path(os.path.abspath(db)).as_uri() + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=1.0)
     except sqlite3.Error as e:
         return str(unusable(db, e))
     try:

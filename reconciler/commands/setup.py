@@ -9,7 +9,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler import config, places, preflight
+from reconciler import config, places, preflight, visible
 from reconciler.commands.common import EXIT_ERROR, EXIT_OK, Out, is_tty, load
 from reconciler.config import DesiredState
 from reconciler.connect import icloud_session_dir
@@ -130,17 +130,31 @@ def import_legacy_command(args: argparse.Namespace, io: Out, now: datetime | Non
             report = import_legacy(desired, db, Path(args.media_db), fences=places.fences(desired))
         finally:
             db.close()
+    shown = visible.escape_controls  # every name from the seed's rows or a store, as it is seen
+    known = f", {report.known} of them known from an earlier read" if report.known else ""
     io.say(
-        f"imported {report.rows} row(s) from {args.media_db}: {report.adopted} item(s) adopted "
-        f"({report.files} file(s) hashed where they are; {report.originals} item(s) still the "
-        "size the seed downloaded), "
+        f"imported {report.rows} row(s) from {shown(args.media_db)}: {report.adopted} item(s) "
+        f"adopted ({report.files} file(s) hashed where they are{known}; {report.originals} "
+        "item(s) still the size the seed downloaded), "
         f"{report.deleted_from_icloud} recorded as deleted from iCloud by the seed pipeline"
     )
     for name in report.missing[:10]:
-        io.say(f"  not on any store: {name}")
+        io.say(f"  not on any store: {shown(name)}")
     if len(report.missing) > 10:
         io.say(f"  … and {len(report.missing) - 10} more not on any store")
+    for name, why in report.unreadable[:10]:
+        io.say(f"  x unreadable: {shown(name)}: {shown(why)}")
+    if len(report.unreadable) > 10:
+        io.say(f"  … and {len(report.unreadable) - 10} more unreadable")
     io.say("Nothing imported counts as a copy until reconcile reads it; run: reconcile plan")
+    if report.unreadable:
+        # As an unreadable source file in a run: the rest is done, exit 1.
+        io.warn(
+            f"error: {len(report.unreadable)} file(s) could not be read (x unreadable above) and "
+            "were left out; everything else was imported. Fix them (permissions, a failing "
+            "disk), then run reconcile import-legacy again: what was read is not read again"
+        )
+        return EXIT_ERROR
     return EXIT_OK
 
 

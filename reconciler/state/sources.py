@@ -232,19 +232,27 @@ class Sources(Connection):
 
     def record_legacy(self, rows: Iterable[dict[str, Any]]) -> None:
         """Store imported seed rows: a re-import replaces them whole (rows
-        the new media.db lacks are gone too)."""
+        the new media.db lacks are gone too). Each row has a key of its own
+        (the seed's row id): a plain insert, so two rows of one key are an
+        error, never one silently replacing the other."""
         with self.transaction():
             self.conn.execute("delete from legacy_media")
             for row in rows:
-                self._put("legacy_media", row | {"imported_at": now_text()})
+                values = row | {"imported_at": now_text()}
+                cols, marks = ", ".join(values), ", ".join("?" * len(values))
+                self.conn.execute(
+                    f"insert into legacy_media ({cols}) values ({marks})", list(values.values())
+                )
 
     def legacy_counts(self) -> dict[str, int]:
-        """How many seed rows were imported, adopted, and deleted from iCloud by it."""
-        sql = (
-            "select count(*), count(sha256), coalesce(sum(deleted_icloud = 1), 0) from legacy_media"
-        )
-        rows, adopted, deleted = self.conn.execute(sql).fetchone()
-        return {"rows": int(rows), "adopted": int(adopted), "deleted_from_icloud": int(deleted)}
+        """How many seed rows were imported, adopted, and deleted from iCloud
+        by it (by ``seed_flag``, as the import's report counts them)."""
+        rows, adopted = self.conn.execute(
+            "select count(*), count(sha256) from legacy_media"
+        ).fetchone()
+        flags = self.conn.execute("select deleted_icloud from legacy_media")
+        deleted = sum(seed_flag(value) for (value,) in flags)
+        return {"rows": int(rows), "adopted": int(adopted), "deleted_from_icloud": deleted}
 
     def icloud_cursor(self, source_id: str) -> Cursor | None:
         rows = list(
@@ -300,3 +308,15 @@ class Sources(Connection):
                 "values (?, ?, ?, ?, ?)",
                 [(source_id, z, account, t, full_at.isoformat()) for z, t in tokens.items()],
             )
+
+
+def seed_flag(value: object) -> bool:
+    """Whether one of the seed's yes/no columns (``deleted_icloud``) says
+    yes: 1 as the seed wrote it, or the text a hand edit may leave ('1',
+    'true', 'yes', any case). Kept as the seed wrote it, counted by this one
+    rule: the import's report and ``legacy_counts`` agree."""
+    if isinstance(value, int | float):
+        return value == 1
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return isinstance(value, str) and value.strip().lower() in {"1", "true", "yes"}
