@@ -38,13 +38,8 @@ from providers.filesystem.walk import shortened, too_deep_problem, unnamed_probl
 from reconciler import crashpoint
 from reconciler.errors import InUseError, ProviderError
 from reconciler.hashing import copy_file_hashing, open_to_read, sha256_file
-from reconciler.layout import is_inside
-from reconciler.media.kinds import (
-    STILL_EXTENSIONS,
-    VIDEO_EXTENSIONS,
-    extension,
-    is_archivable,
-)
+from reconciler.layout import extension, is_inside, pairing_stem
+from reconciler.media.kinds import STILL_EXTENSIONS, VIDEO_EXTENSIONS, is_archivable
 from reconciler.media.metadata import is_placeholder_timestamp
 from reconciler.model import MediaFile, SourceItem
 
@@ -541,14 +536,14 @@ def _group(
     source_id: str,
     files: dict[str, tuple[int, MediaFile, float | None]],
 ) -> Iterator[SourceItem]:
-    """Pair a still with a same-stem video (Live Photos); everything else alone."""
+    """Pair a still with a same-stem video (Live Photos; ``pairing_stem``, as
+    the library pairs them); everything else alone."""
     # Once per file: most stems are one file's, so the first file of each
     # stem is kept alone and only a stem met again gets a list.
     first: dict[str, str] = {}
     shared: dict[str, list[str]] = {}
     for rel in files:
-        ext = extension(rel)  # posixpath.splitext's, without its machinery
-        stem = rel[: len(rel) - len(ext)].lower()
+        stem = pairing_stem(rel)
         if stem not in first:
             first[stem] = rel
         elif stem in shared:
@@ -570,8 +565,11 @@ def _group(
 
 
 # The still a Live Photo's video belongs with when a stem has two (an export
-# of the original HEIC and a JPEG made from it): the phone's own first.
+# of the original HEIC and a JPEG made from it): the phone's own first. Of
+# two alike (IMG_1.JPG and IMG_1.jpeg), the first by name.
 _LIVE_STILL_RANK = {".heic": 0, ".heif": 0, ".jpg": 1, ".jpeg": 1}
+#: The rank of a still no phone writes beside its Live Photo's video.
+_OTHER_STILL = max(_LIVE_STILL_RANK.values()) + 1
 
 
 def _live_pair(members: list[str]) -> tuple[str, str] | None:
@@ -580,21 +578,22 @@ def _live_pair(members: list[str]) -> tuple[str, str] | None:
     A Live Photo is one video and a still; files beside them that are no
     photo or video (an edited Live Photo's ``.AAE``, an ``.XMP`` sidecar) do
     not unpair them and stay items of their own. With two stills the video
-    goes with the phone's (HEIC, then JPEG): left alone it would be
-    re-encoded as an ordinary clip, dropping the track that pairs it. Two
-    videos, or two stills alike, are ambiguous: all stay alone."""
+    goes with the phone's (the HEIC, else the first JPEG by name; ``members``
+    are in name order). Two videos, or two stills no phone writes (a DNG
+    and a TIFF), are ambiguous: all stay alone, and the planner keeps such
+    a video as it is all the same (a still of its name goes beside it)."""
     stills = [rel for rel in members if extension(rel).lower() in STILL_EXTENSIONS]
     videos = [rel for rel in members if extension(rel).lower() in VIDEO_EXTENSIONS]
     if len(videos) != 1 or not 1 <= len(stills) <= 2:
         return None
-    ranked = sorted(stills, key=_rank)
-    if len(ranked) == 2 and _rank(ranked[0]) == _rank(ranked[1]):
+    ranked = sorted(stills, key=_rank)  # stable: of two alike, the first by name
+    if len(ranked) == 2 and _rank(ranked[0]) == _rank(ranked[1]) == _OTHER_STILL:
         return None  # two stills alike (a DNG and a TIFF): which one is unknown
     return ranked[0], videos[0]
 
 
 def _rank(rel: str) -> int:
-    return _LIVE_STILL_RANK.get(extension(rel).lower(), 2)
+    return _LIVE_STILL_RANK.get(extension(rel).lower(), _OTHER_STILL)
 
 
 def _item(

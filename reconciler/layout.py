@@ -52,6 +52,31 @@ def name_key(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
+def extension(name: str) -> str:
+    """``os.path.splitext(name)[1]`` for a ``/``-separated name, without its
+    general machinery: the planner asks this for every file of the library.
+    As there, a name of only leading dots (``.DS_Store``) has no extension."""
+    dot = name.rfind(".")
+    start = name.rfind("/") + 1
+    if dot > start and (name[start] != "." or name[start:dot].strip(".")):
+        return name[dot:]
+    return ""
+
+
+def pairing_stem(path: str, original_sha256: str = "") -> str:
+    """What makes a still and a video one Live Photo, by name: the path
+    without its extension and, given the file's original, its collision tag
+    (``collision_path``), compared as a disk that ignores case compares
+    names (``name_key``): ``IMG_1.JPG`` pairs with ``img_1.MOV``. The one
+    rule of the folder source's pairs, the planner's Live videos in the
+    library and the census's items."""
+    stem = path[: len(path) - len(extension(path))]
+    tag = f"~{original_sha256[:10]}"
+    if original_sha256 and stem.endswith(tag):
+        stem = stem[: -len(tag)]
+    return name_key(stem)
+
+
 def dated_path(captured_at: datetime | None, name: str) -> str:
     """The relative path an item's file should have."""
     if captured_at is None:

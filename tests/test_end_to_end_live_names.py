@@ -110,3 +110,21 @@ def test_a_live_video_left_alone_by_a_killed_removal_stays_as_it_is(tmp_path: Pa
     p = ws.run("plan", "--detail", now=T2)  # aging: the still only
     assert p.out.splitlines()[-1] == "Plan: 1 to encode.", p.out
     assert ".MOV" not in p.out
+
+
+def test_a_live_video_named_unlike_its_still_but_for_case_stays_as_it_is(tmp_path: Path) -> None:
+    """``IMG_1.JPG`` + ``img_1.MOV``: the import folder pairs them whatever
+    the case, and so does the library without a record of their removal
+    (a lost state DB), as the census does in counting them one item."""
+    ws = make_workspace(tmp_path / "ws")
+    make_camera_jpeg(ws.incoming / "IMG_1.JPG", size=(480, 320))
+    mov = make_clip(ws.incoming / "img_1.MOV", rotate=90).read_bytes()
+    # A young photo stays in the source, so that its listing is not empty.
+    make_jpeg(ws.incoming / "young.jpg", datetime(2021, 11, 20, tzinfo=UTC))
+    assert ws.run("apply", "--yes", now=T1).code == 0
+    assert list(files_under(ws.incoming)) == ["young.jpg"]
+    assert ws.run("plan", now=T1).out == NO_CHANGES  # with its record
+    shutil.rmtree(ws.root / "state")
+    assert ws.run("plan", now=T1).out == NO_CHANGES
+    assert ws.run("apply", "--yes", now=T2).code == 0
+    assert library_videos(ws) == {"2021/06/01/img_1.MOV": mov}

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from reconciler.layout import pairing_stem
 from reconciler.media.kinds import is_archivable
 from reconciler.model import SIDECAR_ROLE
 from reconciler.state import StateDB
@@ -39,8 +40,10 @@ class Item:
 
 
 def stem(path: str) -> str:
-    dot = path.rfind(".")
-    return path[:dot] if dot > path.rfind("/") else path
+    """The key of the item a file is counted in: its path without its
+    extension, as Live Photos pair (``layout.pairing_stem``: case aside),
+    so that ``IMG_1.JPG`` and ``img_1.MOV`` are one item."""
+    return pairing_stem(path)
 
 
 def is_counted(rel: str) -> bool:

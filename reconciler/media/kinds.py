@@ -15,6 +15,7 @@ from pathlib import Path
 
 from reconciler.errors import MediaError
 from reconciler.hashing import open_to_read
+from reconciler.layout import extension
 
 JPEG = "jpeg"
 HEIC = "heic"
@@ -82,17 +83,6 @@ def is_archivable(name: str) -> bool:
 def media_kind(name: str) -> str:
     """``jpeg``, ``heic``, ``video`` or ``other``, from the file name's extension."""
     return _BY_EXTENSION.get(extension(name).lower(), OTHER)
-
-
-def extension(name: str) -> str:
-    """``os.path.splitext(name)[1]`` for a ``/``-separated name, without its
-    general machinery: the planner asks this for every file of the library.
-    As there, a name of only leading dots (``.DS_Store``) has no extension."""
-    dot = name.rfind(".")
-    start = name.rfind("/") + 1
-    if dot > start and (name[start] != "." or name[start:dot].strip(".")):
-        return name[dot:]
-    return ""
 
 
 def sniff_kind(head: bytes) -> str:

@@ -5,7 +5,6 @@ the look-ups every part of it shares: notes, which copies count together
 from __future__ import annotations
 
 import operator
-import posixpath
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -38,14 +37,6 @@ class PlannedSidecar:
 
 
 SHA256 = operator.attrgetter("sha256")
-
-
-def pairing_stem(lf: LibraryFile) -> str:
-    """A library path without its extension and its collision tag (the
-    tag is made from the file's original, see ``layout.collision_path``)."""
-    stem = posixpath.splitext(lf.path)[0]
-    tag = f"~{lf.original_sha256[:10]}"
-    return stem[: -len(tag)] if stem.endswith(tag) else stem
 
 
 class Context:
@@ -109,8 +100,9 @@ class Context:
         self.removing: dict[str, str] = {}
         #: an encoded library file's current sha256 -> the file (made on need)
         self.renditions: dict[str, LibraryFile] | None = None
-        #: (library clips removed with a still, library stills' stems), made on need
-        self.live: tuple[set[str], set[str], set[str]] | None = None
+        #: (library clips removed with a still, the pairing stems of the stills
+        #: the library holds or this run places there), made on need
+        self.live: tuple[set[str], set[str]] | None = None
         #: (source id, item key) of every item planned from its source
         self.listed: set[tuple[str, str]] = set()
 

@@ -8,8 +8,9 @@ import hashlib
 from datetime import datetime, timedelta
 
 from reconciler import sidecar
+from reconciler.layout import dated_path, extension, pairing_stem
 from reconciler.media import media_kind
-from reconciler.media.kinds import STILL_EXTENSIONS, extension
+from reconciler.media.kinds import STILL_EXTENSIONS
 from reconciler.model import (
     ORIGINAL_ROLE,
     ORIGINAL_TIER,
@@ -25,7 +26,7 @@ from reconciler.model import (
     SourceState,
     WriteSidecar,
 )
-from reconciler.plan.context import CANNOT_ENCODE, LIBRARY, PlannedSidecar, pairing_stem
+from reconciler.plan.context import CANNOT_ENCODE, LIBRARY, PlannedSidecar
 from reconciler.plan.removal import RemovalPlanner
 from reconciler.plan.tiers import encoding_for, lighter_tier, tier_for
 
@@ -93,6 +94,7 @@ class ItemPlanner(RemovalPlanner):
             subject = self._subject(source, item)
         flabel = self._named(source, item, f.name) if source.remote else f.ref
         fsubject = f"{source.source_id}:{flabel}" if len(item.files) > 1 else subject
+        f = self._kept_as(sha, f, item)
         if sha is not None and sha not in self.library:
             kept = self._rendition(sha)
             if kept is not None:
@@ -273,24 +275,14 @@ class ItemPlanner(RemovalPlanner):
         placed: tuple[str, ...],
     ) -> None:
         tier = tier_for(self.desired.policy.tiers, item.captured_at, self.now)
-        # Only originals are encoded. A Live Photo's video stays as it is
+        # Only originals are encoded (``_kept_as`` says what a source's file
+        # is to the library). A Live Photo's video stays as it is
         # (re-encoding drops the timed metadata track that pairs it with its
         # still); a rendered edit is what the person made, a RAW alternative
-        # and an edit's adjustment data are not pictures to compress.
-        role = f.role
-        if role == ORIGINAL_ROLE and sha in self.library:
-            # Content the library knows as something else of an item (another
-            # item's rendered edit: a duplicate) is kept as it is: encoding it
-            # would compress that item's edit too. A source's clip alone whose
-            # library copy is a Live Photo's video (its still left the source
-            # first: a run killed between the two removals) is that video
-            # still: the library knows the pair.
-            kept = self.library[sha]
-            if kept.role not in ("", ORIGINAL_ROLE, SIDECAR_ROLE):
-                role = kept.role
-            elif media_kind(f.name) == "video" and self._is_live_video(kept):
-                role = "live_video"
-        want = encoding_for(tier if role == ORIGINAL_ROLE else None, f.name)
+        # and an edit's adjustment data are not pictures to compress. One
+        # the library holds encoded (a video taken for a clip before its
+        # still came) is put back as its original.
+        want = encoding_for(tier if f.role == ORIGINAL_ROLE else None, f.name)
         current = self.library[sha].tier if sha in self.library else ORIGINAL_TIER
         if want.tier == current:
             return
@@ -338,6 +330,27 @@ class ItemPlanner(RemovalPlanner):
                 crf=want.crf,
             )
         )
+
+    def _kept_as(self, sha: str | None, f: MediaFile, item: SourceItem) -> MediaFile:
+        """A source's original as the library keeps it: content the library
+        knows as something else of an item (another item's rendered edit: a
+        duplicate) is kept as that, as it is (encoding it would compress
+        that item's edit too); a video alone that is a Live Photo's
+        (``_live_at``: its still came in another run, or the folder could
+        not tell which of its stills it goes with) is placed and kept as
+        one, never encoded. Asked where the library has or will have it."""
+        if f.role != ORIGINAL_ROLE:
+            return f
+        kept = self.library.get(sha) if sha is not None else None
+        if kept is not None and kept.role not in ("", ORIGINAL_ROLE, SIDECAR_ROLE):
+            return f._replace(role=kept.role)
+        if media_kind(f.name) != "video" or not self.world.library.available:
+            return f  # (nothing placed nor encoded this run)
+        if kept is not None:
+            live = self._live_at(kept.path, kept.original_sha256)
+        else:
+            live = self._live_at(dated_path(item.captured_at, f.name), sha or "")
+        return f._replace(role="live_video") if live else f
 
     def _sidecar(
         self, source: SourceState, item: SourceItem, shas: list[str | None], subject: str
@@ -406,47 +419,55 @@ class ItemPlanner(RemovalPlanner):
         return out
 
     def _is_live_video(self, lf: LibraryFile) -> bool:
-        """Is this library video a Live Photo's video? It is never encoded:
-        that drops the timed metadata track pairing it with its still. While
-        its item was in a source, the source said so; once the item left, the
-        tool's record of removing it does: a video removed with a still in
-        one item. That record is missing when the item left the source on
-        its own, or with a lost state DB: then a still of the same name in
-        the same folder says so. Names are compared without the collision
-        tag (``IMG_1~<sha>.MOV``): the second of two same-named pairs of a
-        day is placed as ``IMG_1~<sha of the still>.JPG`` and
-        ``IMG_1~<sha of the video>.MOV``."""
+        """Is this library video a Live Photo's video? (``_live_at``)"""
+        return self._live_at(lf.path, lf.original_sha256)
+
+    def _live_at(self, path: str, sha: str) -> bool:
+        """Is the video of original ``sha`` at library ``path`` (where it is,
+        or where it goes) a Live Photo's? It is never encoded: that drops the
+        timed metadata track pairing it with its still. While its item is in
+        a source, the source says so; once the item left, the tool's record
+        of removing it does (a video removed with a still in one item,
+        whatever its name), and otherwise a still of the same name
+        (``pairing_stem``: case and collision tags aside) in the same
+        library folder, there already or placed there this run. A video
+        removed alone is no clip for that: a phone syncing the video a day
+        after its still, or before it, a lost state DB, a run killed between
+        the two removals, all leave the pair apart in the sources and
+        together in the library."""
         if self.live is None:
             self.live = self._live_index()
-        removed_with_still, stems, unrecorded = self.live
-        sha = lf.original_sha256
-        if sha in self.world.removed_sha256:
-            # Removed alone: an ordinary clip, unless its still left the
-            # source with no record of it (a run killed between the two
-            # removals, the next one taking the clip alone).
-            return sha in removed_with_still or pairing_stem(lf) in unrecorded
-        return pairing_stem(lf) in stems
+        removed_with_still, stems = self.live
+        return sha in removed_with_still or pairing_stem(path, sha) in stems
 
-    def _live_index(self) -> tuple[set[str], set[str], set[str]]:
-        """Made on first need (most runs have no library video to ask about):
-        the clips a removal took out with a still, the stills' stems, and the
-        stems of stills no removal of the tool's names."""
+    def _live_index(self) -> tuple[set[str], set[str]]:
+        """Made on first need (most runs have no video to ask about): the
+        clips a removal took out with a still, and the pairing stems of the
+        stills the library holds (gone ones too: put back where they were)
+        and of those this run places there, where ``dated_path`` puts them
+        (a collision's tag is set aside anyway)."""
         clips: set[str] = set()
         stills: set[str] = set()
-        still_stems: set[str] = set()
-        unrecorded: set[str] = set()
+        stems: set[str] = set()
         for lf in (*self.world.library.files, *self.world.library.lost):
-            kind = media_kind(lf.path)
-            if kind == "video":
+            if media_kind(lf.path) == "video":
                 clips.add(lf.original_sha256)
             elif extension(lf.path).lower() in STILL_EXTENSIONS:
                 stills.add(lf.original_sha256)
-                still_stems.add(pairing_stem(lf))
-                if lf.original_sha256 not in self.world.removed_sha256:
-                    unrecorded.add(pairing_stem(lf))
+                stems.add(pairing_stem(lf.path, lf.original_sha256))
+        known = self.world.known_sha256
+        for source in self.world.sources:
+            oldest = self._oldest(source)
+            for item in source.items:
+                if not self._planned(source, item, oldest):
+                    continue  # not placed this run
+                for f in item.files:
+                    sha = f.sha256 or known.get((source.source_id, item.key, f.ref))
+                    if sha not in stills and extension(f.name).lower() in STILL_EXTENSIONS:
+                        stems.add(pairing_stem(dated_path(item.captured_at, f.name)))
         removed_with_still: set[str] = set()
         for shas in self.world.tombstones.values():
             # (an item's tombstone also holds its sidecar's digest: not a still)
             if len(shas) > 1 and not shas.isdisjoint(stills):
                 removed_with_still |= shas & clips
-        return removed_with_still, still_stems, unrecorded
+        return removed_with_still, stems

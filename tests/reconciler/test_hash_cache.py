@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from providers.filesystem import scan_tree
-from reconciler.media.kinds import extension, is_archivable
+from reconciler.layout import extension
+from reconciler.media.kinds import is_archivable
 from reconciler.observe.hasher import CachedHasher
 from reconciler.schema import MIGRATIONS, _migrate_hash_cache_clustered
 from reconciler.state import StateDB

@@ -96,7 +96,8 @@ def test_a_library_file_brought_back_is_archived_as_it_is_and_encoded_never() ->
 
 def test_a_live_video_is_known_by_its_removal_whatever_its_name() -> None:
     """A video removed with a still is a Live Photo's video, under any name;
-    one removed alone is not, even beside a still of its name."""
+    one removed alone is one only beside a still of its name (a collision tag
+    not its own is part of the name)."""
     files = (
         lib("2021/01/02/IMG_1.JPG", STILL),
         lib(f"2021/01/02/IMG_1~{LIVE[:10]}.MOV", LIVE),
