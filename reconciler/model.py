@@ -19,6 +19,11 @@ ORIGINAL_ROLE = "original"
 #: A library file's role when it is the item's XMP sidecar, written by this
 #: tool (``LibraryFile.role``; never a source file's role).
 SIDECAR_ROLE = "sidecar"
+#: A library file's role when it was damaged in place (bit rot: its bytes
+#: changed while its size, mtime, ctime and inode did not): recorded as its
+#: own content, never archived, encoded or put back; its item's good
+#: version is put back beside it (``LibraryFile.role``).
+DAMAGED_ROLE = "damaged"
 
 
 class MediaFile(NamedTuple):

@@ -18,7 +18,7 @@ from typing import BinaryIO
 from reconciler import media, renditions_journal, rows
 from reconciler.apply.outcomes import Effects, Skip
 from reconciler.apply.sidecars import SidecarWriter
-from reconciler.errors import MediaError
+from reconciler.errors import MediaError, SourceChangedError
 from reconciler.gate import GateRefused
 from reconciler.hashing import copy_hashing, discard, open_to_read, sha256_file
 from reconciler.media.files import OriginalChanged
@@ -150,7 +150,10 @@ class Encoder(SidecarWriter):
                 if unjournaled is not None:
                     return "failed", unjournaled, Effects()
                 self.db.record_made(made, sha, tier)
-            copy = store.replace(tmp, lib.path, replaces=lib.sha256, sha256=made)
+            try:
+                copy = store.replace(tmp, lib.path, replaces=lib.sha256, sha256=made)
+            except SourceChangedError as e:
+                return "failed", self._not_replaced(e, lib), Effects()
         except OriginalChanged as e:
             # Another file took the original's name since it was proven (a
             # camera's counter reset, a sync), or it changed: no verdict on
@@ -190,6 +193,20 @@ class Encoder(SidecarWriter):
             captured_at=rows.ts(lib.captured_at),
         )
         return "changed", detail, Effects(lineage=[row], settled=settle)
+
+    def _not_replaced(self, e: SourceChangedError, lib: LibraryFile) -> str:
+        """The library file the encode was to replace is not the one
+        recorded: its cached hash is wrong. Trusted, it would plan this
+        very encode, and fail it, every run until the file is due to be
+        verified (never, with ``reverify_after_days = 0``). It is read
+        again next run, where the observer tells an edit saved over it
+        (the person's version, archived) from damage in place (its good
+        version put back from a target). The bytes just recorded as made
+        are the tool's all the same (``record_made``): the record vouches
+        for those bytes only, which no other file holds."""
+        store = self.conn.library
+        self.db.suspect_hash(e.path or str(store.root / lib.path), lib.sha256)
+        return f"{e}; it is read again next run"
 
     def _journaled(self, made: str, sha: str, tier: str, lib: LibraryFile) -> str | None:
         """Append the encode about to land to the library's journal (begun,

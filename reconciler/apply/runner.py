@@ -210,7 +210,7 @@ class Runner:
         for copy in fx.wrong_copies:
             self.gate.forget_copy(self.conn.targets[copy.store_id], copy)
         # originals found changed since hashed, by any action's thread
-        self.db.forget_hashes(self.originals.to_forget())
+        self.db.suspect_hashes(self.originals.to_forget())
         written = [(self.conn.targets[c.store_id], c) for c in fx.target_copies]
         written += [(self.conn.library, rows.as_copy(row)) for row in fx.lineage]
         self.db.store_hashes(filter(None, (rows.cache_row(store, c) for store, c in written)))

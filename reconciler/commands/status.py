@@ -73,6 +73,7 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
         worked = _last_success(db)
         refused = _last_refusal(db)
         proven = proof(db, desired, counted)
+        damaged = db.damaged_files()
         unproven = dict(proven.unproven)
         phones: list[str] = []
         for tid, cfg in desired.targets.items():
@@ -105,6 +106,9 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
             "waiting": waiting,
             "sessions": [line for _, line in sessions.values()],
             "phones": phones,
+            # library files damaged in place (bit rot): kept, never archived;
+            # said only when there are some
+            **({"damaged_in_library": damaged} if damaged else {}),
         }
         io.say(json.dumps(doc, indent=2, default=str))
         return EXIT_OK
@@ -115,7 +119,7 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
         shown = headline or runs[0]
         running = shown.get("running_now") if shown["status"] == "running" else None
         _show(io, render.status_headline(shown, figures["last_good_apply"], running=running))
-    for line in _census_lines(counted, figures, proven):
+    for line in [*_census_lines(counted, figures, proven), *_damaged_lines(damaged)]:
         _show(io, line)
     for _, line in sessions.values():
         _show(io, line)
@@ -189,6 +193,25 @@ def _census_lines(c: Census, figures: Mapping[str, Any], proven: Proof) -> list[
         if len(c.failures) > SHOWN_FAILURES:
             more = len(c.failures) - SHOWN_FAILURES
             lines.append(f"  … and {more} more (reconcile status --json lists them all)")
+    return lines
+
+
+def _damaged_lines(paths: list[str]) -> list[str]:
+    """The library's files damaged in place, said beside the census:
+    its items' good versions are back and counted, but the person's
+    disk is failing them, and each such file stays until they delete it."""
+    if not paths:
+        return []
+    lines = [
+        f"damaged in the library: {len(paths)} file(s) whose bytes changed with no write "
+        "to them (bit rot, a failing disk); each is kept as it is and never archived, "
+        "its good version put back beside it from a target's copy; delete each once "
+        "you have looked"
+    ]
+    lines += [escape_controls(f"  x library:{p}") for p in paths[:SHOWN_FAILURES]]
+    if len(paths) > SHOWN_FAILURES:
+        more = len(paths) - SHOWN_FAILURES
+        lines.append(f"  … and {more} more (reconcile status --json lists them all)")
     return lines
 
 

@@ -26,7 +26,7 @@ from providers.base import (
 from providers.filesystem import scan_tree
 from reconciler import media, tree_listing
 from reconciler.hashing import HASH_CHUNK, sha256_file
-from reconciler.state import CachedHash, StateDB, storable
+from reconciler.state import SUSPECT, CachedHash, StateDB, storable
 from reconciler.walk_ahead import Prewalked, WalkAhead, Walked
 
 #: Files smaller than this are hashed on the observer's own thread, larger
@@ -73,6 +73,13 @@ class CachedHasher:
         #: them may not last (the observer's other readers count here too)
         self.unread = 0
         self.listed_trees = 0  # trees matched from their listing, ditto
+        #: Files read again with their size, mtime, ctime and inode as they
+        #: were when their cached hash was taken (due to be verified, or a
+        #: reader found other bytes: ``StateDB.suspect_hash``), whose bytes
+        #: are not those any more: path -> the SHA-256 recorded. No write
+        #: moved their ctime: on a disk that keeps one, that is damage (bit
+        #: rot), not a new version (the library's observer judges).
+        self.changed_unseen: dict[str, str] = {}
         #: the trees a helper process walks ahead this run (``observe``)
         self.ahead: WalkAhead | None = None
         #: the configured places' folders, which no walk enters (``places.fences``)
@@ -159,15 +166,17 @@ class CachedHasher:
         if listing is not None and listing.walk == walk and (listing.dated or not dates):
             results, misses = self._listed(entries, listing, stamps)
             self.listed_trees += 1
+            # (the walk is the listing's: each file due is as it was then)
+            reread = {i: sha for i in misses if (sha := results.shas[i]) is not None}
         else:
             listing = None
             if isinstance(entries, ColumnWalk):
                 entries = list(entries)  # matched entry by entry: made once each
-            results, misses, gone = self._matched(entries, dates, tree, stamps)
+            results, misses, gone, reread = self._matched(entries, dates, tree, stamps)
             if gone and tree is not None:
                 ours += self.db.counted(lambda: self.db.forget_hashes(gone))
         if misses:
-            ours += self._hash(entries, misses, results, dates)
+            ours += self._hash(entries, misses, results, dates, reread)
             for i in misses:
                 stamps[i] = self.now
         # every file has its result (one that could not be read says so)
@@ -206,7 +215,7 @@ class CachedHasher:
 
     def _matched(
         self, entries: Sequence[ScanEntry], dates: bool, tree: str | None, stamps: list[float]
-    ) -> tuple[list[Hashed | None], list[int], list[str]]:
+    ) -> tuple[list[Hashed | None], list[int], list[str], dict[int, str]]:
         # The hot loop of a changed tree, once per file: the walk, put in
         # path order, is merged with one streamed range read of the
         # path-ordered cache table (no dict of rows, no lookup by hash); rows
@@ -229,6 +238,9 @@ class CachedHasher:
         results: list[Hashed | None] = [None] * len(entries)
         misses: list[int] = []
         gone: list[str] = []
+        #: misses whose whole stat is the row's (read again only as due, or
+        #: suspect): index -> the SHA-256 recorded
+        reread: dict[int, str] = {}
         aged: list[tuple[int, str]] = []  # rows without a ctime, trusted: (ctime, path)
         c = next(rows, None)
         for i in order:
@@ -239,7 +251,7 @@ class CachedHasher:
             if c is None or c[0] != path:
                 misses.append(i)  # walked, never cached: a new file
                 continue
-            if (
+            same = (
                 c[1] == size
                 and c[2] == mtime_ns
                 # The ctime, which no program sets, says a file rewritten in
@@ -248,7 +260,11 @@ class CachedHasher:
                 # it is asked only of a row an older version kept, without
                 # a ctime, which takes the walk's now (``aged``).
                 and (c[8] == ctime_ns if c[8] is not None else c[3] == inode)
+            )
+            if (
+                same
                 and (c[5] or not dates)
+                and c[7] != SUSPECT  # a reader found other bytes there
                 and (
                     not window
                     or (c[7] <= latest and now - c[7] <= window)
@@ -261,13 +277,15 @@ class CachedHasher:
                     aged.append((ctime_ns, path))
             else:
                 misses.append(i)
+                if same and c[8] is not None and c[3] == inode:
+                    reread[i] = c[4]  # (size, mtime, ctime, inode: all as hashed)
             c = next(rows, None)
         while c is not None:  # past the last walked file
             gone.append(c[0])
             c = next(rows, None)
         del order
         self.db.set_ctimes(aged)  # once per row: a change from now on is seen
-        return results, misses, gone
+        return results, misses, gone, reread
 
     def _hash(
         self,
@@ -275,8 +293,11 @@ class CachedHasher:
         misses: list[int],
         out: HashedColumns | list[Hashed | None],
         dates: bool,
+        reread: Mapping[int, str],
     ) -> int:
-        """Read ``misses`` into ``out``; return how many cache rows were written."""
+        """Read ``misses`` into ``out``; return how many cache rows were
+        written. ``reread``: the misses whose stat is as when they were
+        hashed, by the SHA-256 recorded then (``changed_unseen``)."""
 
         def work(i: int) -> tuple[int, CachedHash | str]:
             e = entries[i]
@@ -316,6 +337,9 @@ class CachedHasher:
                 self.unread += 1
                 return
             out[i] = Hashed(sha256=sys.intern(h.sha256), captured_at_ts=h.captured_at)
+            was = reread.get(i)
+            if was is not None and was != h.sha256:
+                self.changed_unseen[entries[i].path] = was
             rows.append((entries[i].path, h))
             if len(rows) >= 5000:
                 written += self.db.counted(partial(self.db.store_hashes, rows))

@@ -21,6 +21,7 @@ import attrs
 from providers.base import Store
 from providers.filesystem import FilesystemStore
 from providers.filesystem.walk import shortened, too_deep_problem, unnamed_problem
+from providers.mounts import mount_of, mount_table
 from providers.physical_disks import disk_of
 from reconciler import media, sidecar
 from reconciler.connect import Connected
@@ -29,6 +30,7 @@ from reconciler.hashing import read_file
 from reconciler.layout import date_from_path
 from reconciler.media.metadata import is_placeholder_timestamp
 from reconciler.model import (
+    DAMAGED_ROLE,
     ORIGINAL_ROLE,
     SIDECAR_ROLE,
     FileCopy,
@@ -77,6 +79,8 @@ def library_state(
     journal = Journal(store.root, lambda: {c.sha256 for c in copies})
     gone: list[LineageRow] = []  # rows of files no longer there
     displaced: list[LineageRow] = []  # rows of paths holding other content now
+    damaged: list[LineageRow] = []  # rows of files damaged in place since
+    rotted = _damaged_in_place(store, hasher)
     at = next(rows, None)
     for c in copies:
         path, sha = c.path, c.sha256
@@ -86,7 +90,11 @@ def library_state(
         row = None
         if at is not None and at[0] == path:
             row, at = at, next(rows, None)
-        if row is None or row.sha256 != sha:
+        if row is not None and row.sha256 != sha and rotted.get(path) == row.sha256:
+            damaged.append(row)
+            row = _damaged_row(c, row)
+            learned.append(row)
+        elif row is None or row.sha256 != sha:
             if row is not None:
                 displaced.append(row)
             made = _made_here(store.root / path, c, db, before, row, hasher, journal)
@@ -125,7 +133,7 @@ def library_state(
     # placed again); a sidecar not read yet says what its item's files are.
     roles = db.roles_of({r.original_sha256 for r in learned if not r.role})
     db.record_lineages(learned)  # after a lost state DB, every file's row
-    lost = _lost(gone, _overwritten(displaced, files), files, db)
+    lost = _lost(gone, [*_overwritten(displaced, files), *damaged], files, db)
     parsed = _read_sidecars(store, files, hasher)
     for sha, found in parsed.items():
         if found is None:
@@ -157,11 +165,69 @@ def _left_out(store: FilesystemStore) -> tuple[tuple[str, str], ...]:
     return tuple((f"{store.id}:{rel}", why) for rel, why in sorted(found.items()))
 
 
+#: Filesystems whose ctime is the kernel's own, moved by every write and
+#: kept on disk. FAT and exFAT keep none (the kernel shows the mtime, which
+#: a writer may put back), and a share's or a FUSE filesystem's is its
+#: server's word: there a file rewritten in place may look untouched, and
+#: other bytes under an unchanged stat are taken for the person's version.
+_REAL_CTIME = frozenset(
+    {"ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "bcachefs", "tmpfs", "overlay"}
+)
+
+
+def _damaged_in_place(store: FilesystemStore, hasher: CachedHasher) -> dict[str, str]:
+    """The library's files whose bytes, read again this run, are not those
+    recorded while nothing of their stat moved (``changed_unseen``), by
+    path, with the SHA-256 recorded: no program wrote them (a write moves
+    the ctime, which none can set back), so the disk damaged them (bit
+    rot). Only on a filesystem that keeps a real ctime (``_REAL_CTIME``);
+    elsewhere none is."""
+    if not hasher.changed_unseen or not _keeps_ctime(store.root):
+        return {}
+    top = os.path.join(os.fspath(store.root), "")
+    return {
+        path[len(top) :]: sha for path, sha in hasher.changed_unseen.items() if path.startswith(top)
+    }
+
+
+def _keeps_ctime(root: Path) -> bool:
+    """Is ``root`` on a filesystem of ``_REAL_CTIME`` (the mount table's
+    word)? Not when it cannot be told."""
+    try:
+        fd = os.open(root, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        mount = mount_of(fd)
+    finally:
+        os.close(fd)
+    found = mount_table().get(mount) if mount is not None else None
+    return found is not None and found.fstype in _REAL_CTIME
+
+
+def _damaged_row(c: FileCopy, was: LineageRow) -> LineageRow:
+    """The row of a library file damaged in place, as its own content
+    (``DAMAGED_ROLE``): never an item's file (never archived, encoded or put
+    back), kept so on every later run, when its stat matches the cache
+    again. The row it had is set aside, so its item is put back."""
+    return LineageRow(
+        path=c.path,
+        original_sha256=c.sha256,
+        sha256=c.sha256,
+        tier=was.tier,
+        size=c.size,
+        mtime_ns=c.mtime_ns,
+        captured_at=was.captured_at,
+        role=DAMAGED_ROLE,
+    )
+
+
 def _overwritten(displaced: list[LineageRow], files: list[LibraryFile]) -> list[LineageRow]:
     """Of the rows whose path holds other content now, those of a file
     overwritten by a copy of another library file (a file manager's
     "replace"): its item is gone from the library as if deleted. Other
-    content there (an edit saved over the file) is the person's version."""
+    content there (an edit saved over the file) is the person's version,
+    unless no write made it (``_damaged_in_place``)."""
     if not displaced:
         return []
     now = {lf.path: lf.original_sha256 for lf in files}
@@ -216,7 +282,10 @@ def _lost(
 
 def _restorable(row: LineageRow) -> bool:
     """A file the library must hold: a media file of an item, or an item's
-    sidecar of the tool's (read as one: its role says so)."""
+    sidecar of the tool's (read as one: its role says so); never a file
+    damaged in place (its item's good version is put back instead)."""
+    if row.role == DAMAGED_ROLE:
+        return False
     if row.role == SIDECAR_ROLE:
         return True
     return media.is_archivable(row.path) and not sidecar.is_sidecar(row.path)

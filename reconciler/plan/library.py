@@ -11,6 +11,7 @@ from reconciler.layout import date_from_path
 from reconciler.media import is_archivable, media_kind
 from reconciler.media.metadata import is_placeholder_date
 from reconciler.model import (
+    DAMAGED_ROLE,
     ORIGINAL_ROLE,
     SIDECAR_ROLE,
     CopyToLibrary,
@@ -21,6 +22,9 @@ from reconciler.model import (
 )
 from reconciler.plan.context import LIBRARY
 from reconciler.plan.items import ItemPlanner
+
+#: How a file damaged in place is said, and the good version put back.
+DAMAGED = "damaged in place (its bytes changed with no write to it: bit rot, a failing disk)"
 
 
 class LibraryPlanner(ItemPlanner):
@@ -35,6 +39,9 @@ class LibraryPlanner(ItemPlanner):
         sidecars: list[LibraryFile] = []
         for lf in self.world.library.files:
             sha = lf.original_sha256
+            if lf.role == DAMAGED_ROLE:
+                self._damaged(lf)
+                continue
             if sha in self.handled or not is_archivable(lf.path):
                 continue  # planned with its source item, or junk (.DS_Store)
             if lf.role == SIDECAR_ROLE:
@@ -82,6 +89,7 @@ class LibraryPlanner(ItemPlanner):
         lost = [lf for lf in self.world.library.lost if lf.original_sha256 not in self.handled]
         if not lost:
             return
+        damaged = {lf.path for lf in self.world.library.files if lf.role == DAMAGED_ROLE}
         wanted = {lf.original_sha256 for lf in lost}
         sizes = {c.sha256: c.size for t in self.targets for c in t.copies if c.sha256 in wanted}
         written = {
@@ -102,7 +110,9 @@ class LibraryPlanner(ItemPlanner):
             put = CopyToLibrary(
                 id=f"library:{sha}",
                 subject=subject,
-                reason="gone from the library; put back from a target's copy",
+                reason=f"{DAMAGED}; its good version put back beside it from a target's copy"
+                if lf.path in damaged
+                else "gone from the library; put back from a target's copy",
                 sha256=sha,
                 name=f.name,
                 size=f.size,
@@ -114,6 +124,19 @@ class LibraryPlanner(ItemPlanner):
             if not is_sidecar:
                 self._targets(sha, None, sha, f, item, subject, ())
                 self._encode(sha, None, sha, f, item, subject, (put.id,))
+
+    def _damaged(self, lf: LibraryFile) -> None:
+        """Say a library file damaged in place, on every run while it is
+        there: kept as it is (the tool destroys no bytes, and the person
+        may want to look), never archived as a photo of theirs; its item's
+        good version is put back beside it (``_lost_library_files``), or is
+        said lost if no target holds it."""
+        self._note(
+            "skipped",
+            f"{LIBRARY}:{lf.path}",
+            f"{DAMAGED}: kept as it is, never archived; its item's good version, from a "
+            "target's copy, is kept beside it; delete this file once you have looked",
+        )
 
     def _gone_nowhere(self, subject: str) -> None:
         """A library file gone that no target read this run holds: waiting

@@ -10,6 +10,7 @@ from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
+from reconciler.model import DAMAGED_ROLE
 from reconciler.state import connection
 from reconciler.state.connection import (
     CHUNK,
@@ -128,6 +129,11 @@ class Library(Connection):
                     "values (?, ?, ?, ?)",
                     made,
                 )
+
+    def damaged_files(self) -> list[str]:
+        """The library's files damaged in place (``DAMAGED_ROLE``), by path."""
+        sql = "select path from library where role = ? order by path"
+        return [r[0] for r in self.conn.execute(sql, (DAMAGED_ROLE,))]
 
     def roles_of(self, shas: set[str]) -> dict[str, str]:
         """The role recorded for each of these originals' library files

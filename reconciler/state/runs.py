@@ -7,6 +7,7 @@ import json
 from collections.abc import Collection
 from typing import Any
 
+from reconciler.model import DAMAGED_ROLE
 from reconciler.state.connection import (
     Connection,
     now_text,
@@ -153,7 +154,10 @@ class Runs(Connection):
         per source."""
         tiers = {
             str(r["tier"]): int(r["n"])
-            for r in self.query("select tier, count(*) as n from library group by tier")
+            for r in self.query(
+                "select tier, count(*) as n from library where role != ? group by tier",
+                [DAMAGED_ROLE],
+            )
         }
         saved_sql = (
             "select coalesce(sum(o.size - l.size), 0) from library l join "
