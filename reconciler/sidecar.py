@@ -275,6 +275,103 @@ def parse(data: bytes) -> SidecarIdentity | None:
     return SidecarIdentity(source_id=source, item_key=key, files=tuple(files))
 
 
+def is_rendering(data: bytes) -> bool:
+    """Is ``data`` a sidecar exactly as ``render`` lays one out (of whatever
+    metadata), byte for byte? A sidecar the tool wrote is; one a person
+    edited since is not: every program that edits XMP (exiftool, digiKam's
+    Exiv2, darktable, Lightroom) writes it anew in its own layout, under
+    its own toolkit name, and a text editor's change that breaks the
+    layout shows too. Only such a file of ours may be replaced by a newer
+    rendering (``providers.filesystem.replace_sidecar``): the person's
+    edit is theirs. Read only when a sidecar is replaced."""
+    try:
+        text = data.decode()
+        root = ElementTree.fromstring(data)
+    except (UnicodeDecodeError, ElementTree.ParseError):
+        return False
+    head, opened, rest = text.partition(_OPEN)
+    if not opened or not _HEAD_SHAPE.fullmatch(head) or not rest.endswith(_TAIL):
+        return False
+    descriptions = list(root.iter(_q("rdf", "Description")))
+    if len(descriptions) != 1 or set(descriptions[0].attrib) != {_q("rdf", "about")}:
+        return False
+    laid: list[str] = []
+    for prop in descriptions[0]:
+        part = _laid_out(prop)
+        if part is None:
+            return False
+        laid.append(part)
+    # (an XML reader reads a line break as "\n" however it was written)
+    body = rest[: -len(_TAIL)].replace("\r\n", "\n").replace("\r", "\n")
+    return body == "".join(laid) and _consistent(descriptions[0])
+
+
+def _consistent(description: ElementTree.Element) -> bool:
+    """Does the description hold only what ``render`` writes, its keyword
+    hierarchy made from its albums and keywords as ``render`` makes it? (A
+    keyword added by hand to one list only, a property of another schema.)"""
+    lists: dict[str, list[str]] = {}
+    for prop in description:
+        tag = _prefixed(prop.tag) or ""
+        if tag not in _RENDERED and not tag.startswith("reconcile:"):
+            return False
+        lists[tag] = [li.text or "" for li in prop.iter(_q("rdf", "li"))]
+    hierarchy = [_hierarchical(a) for a in lists.get("reconcile:Albums", [])]
+    hierarchy += [k.replace("|", "/") for k in lists.get("dc:subject", [])]
+    return hierarchy == lists.get("lr:hierarchicalSubject", [])
+
+
+#: The properties of standard schemas ``render`` writes.
+_RENDERED = frozenset(
+    {
+        "xmp:CreateDate",
+        "photoshop:DateCreated",
+        "exif:DateTimeOriginal",
+        "exif:GPSLatitude",
+        "exif:GPSLongitude",
+        "exif:GPSAltitudeRef",
+        "exif:GPSAltitude",
+        "dc:title",
+        "dc:description",
+        "dc:subject",
+        "lr:hierarchicalSubject",
+        "xmp:Rating",
+    }
+)
+
+
+def _laid_out(prop: ElementTree.Element) -> str | None:
+    """One property as ``render`` writes it (``_text``, ``_alt``, ``_list``);
+    None: no property ``render`` writes looks like it."""
+    tag = _prefixed(prop.tag)
+    if tag is None or prop.attrib:
+        return None
+    children = list(prop)
+    if not children:
+        return _text(tag, prop.text or "")
+    if len(children) != 1:
+        return None
+    kind = _prefixed(children[0].tag)
+    items = list(children[0])
+    if children[0].attrib or any(list(li) or li.tag != _q("rdf", "li") for li in items):
+        return None
+    if kind == "rdf:Alt":
+        lang = {"{http://www.w3.org/XML/1998/namespace}lang": "x-default"}
+        if len(items) != 1 or items[0].attrib != lang:
+            return None
+        return _alt(tag, items[0].text or "")
+    if kind in ("rdf:Bag", "rdf:Seq") and items and not any(li.attrib for li in items):
+        return _list(tag, kind[4:], [li.text or "" for li in items])
+    return None
+
+
+def _prefixed(tag: str) -> str | None:
+    """``{uri}local`` as ``prefix:local`` in ``render``'s prefixes."""
+    uri, _, local = tag[1:].partition("}")
+    prefix = _PREFIXES.get(uri)
+    return None if prefix is None else f"{prefix}:{local}"
+
+
 def _property(descriptions: list[ElementTree.Element], name: str) -> str | None:
     """A simple ``reconcile:`` property, as an element or an attribute of
     any rdf:Description."""
@@ -296,13 +393,22 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 #: Text that needs no escaping at all (most of it: names, ids, hashes).
 _PLAIN = re.compile(r"[^&<>\x00-\x1f\ufffe\uffff]*")
 _INDENT = "      "
+_OPEN = '    <rdf:Description rdf:about="">\n'
 _HEAD = (
     '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n<x:xmpmeta'
     + "".join(f' xmlns:{p}="{uri}"' for p, uri in _NS.items() if p != "x")
     + f' xmlns:x="{_NS["x"]}" x:xmptk="{TOOLKIT}">\n'
-    + '  <rdf:RDF>\n    <rdf:Description rdf:about="">\n'
+    + "  <rdf:RDF>\n"
+    + _OPEN
 )
 _TAIL = '    </rdf:Description>\n  </rdf:RDF>\n</x:xmpmeta>\n<?xpacket end="w"?>\n'
+#: ``_HEAD`` up to ``_OPEN`` as any version of ``render`` wrote it (the
+#: namespaces it declares have grown): the toolkit is ours.
+_HEAD_SHAPE = re.compile(
+    r'<\?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"\?>\n<x:xmpmeta'
+    r'(?: xmlns:[a-z]+="[^"]*")* x:xmptk="' + TOOLKIT + r'">\n  <rdf:RDF>\n'
+)
+_PREFIXES = {uri: prefix for prefix, uri in _NS.items()}
 
 
 def _field(value: str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from reconciler.errors import ForeignFileError, ProviderError
 from reconciler.hashing import discard, fsync_dir, read_file, sha256_file
-from reconciler.sidecar import MAX_BYTES, RECONCILE_NS, owner
+from reconciler.sidecar import MAX_BYTES, RECONCILE_NS, is_rendering, owner
 
 SIDECAR_SUFFIX = ".xmp"
 
@@ -24,22 +24,25 @@ def replace_sidecar(
 ) -> str:
     """Write ``data`` to ``tmp``, fsync, then rename it over ``dest`` (a
     reader sees the old sidecar or the new one, never half of one). Only
-    sidecars, and only one of the very item ``data`` describes: a media file
-    is never replaced, nor a sidecar another program wrote, nor this tool's
-    sidecar of another item (``ForeignFileError``), even one that appears
-    while this one is written. ``shown`` names ``dest`` in errors. Returns
-    the SHA-256 read back."""
+    sidecars, and only one of the very item ``data`` describes as the tool
+    wrote it: a media file is never replaced, nor a sidecar another program
+    wrote, nor this tool's sidecar of another item, nor one of this item
+    edited since it was written (``ForeignFileError``), even one that
+    appears while this one is written. ``shown`` names ``dest`` in errors.
+    Returns the SHA-256 read back."""
     shown = shown or str(dest)
     if not dest.name.lower().endswith(SIDECAR_SUFFIX):
         raise ProviderError(f"{shown}: only {SIDECAR_SUFFIX} sidecars are ever replaced")
     # Two items may share one original (the same file imported twice, a
     # duplicate re-dated in Photos): each keeps its own sidecar, for ever.
     item = owner(data)
+    rendered = is_rendering(data)
 
     def check() -> None:
         # Another program's sidecar (darktable and Lightroom write exactly
         # IMG_0001.JPG.xmp), archived from a source: a backup, never replaced.
-        there = _sidecar_owner(dest)
+        found = _read(dest)
+        there = _sidecar_owner(found)
         if there is None:
             raise ForeignFileError(
                 f"{shown} holds an .xmp this tool did not write (another program's, or an "
@@ -50,6 +53,17 @@ def replace_sidecar(
             raise ForeignFileError(
                 f"{shown} holds the sidecar of another item ({there[0]}:{there[1]}): "
                 "it is kept as it is"
+            )
+        if rendered and not is_rendering(found or b""):
+            # This item's sidecar, changed since the tool wrote it: a
+            # keyword the person added with digiKam or exiftool on this
+            # very store, in no other file. A rendering replaces only a
+            # rendering (a sidecar of ours, out of date). What is not one
+            # (the library's sidecar of an item that lives only there, as
+            # the person edited it) is copied over the targets' copy of it.
+            raise ForeignFileError(
+                f"{shown} holds this item's sidecar as changed since the tool wrote it (by a "
+                "person or another program): it is kept as it is"
             )
 
     there = os.path.lexists(dest)
@@ -79,16 +93,20 @@ def replace_sidecar(
     return got
 
 
-def _sidecar_owner(path: Path) -> tuple[str, str] | None:
-    """The item whose sidecar, written by this tool, is at ``path``; a
+def _read(path: Path) -> bytes | None:
+    """The file at ``path`` (None: unreadable, or gone)."""
+    try:
+        return read_file(path, MAX_BYTES)
+    except OSError:
+        return None
+
+
+def _sidecar_owner(data: bytes | None) -> tuple[str, str] | None:
+    """The item whose sidecar, written by this tool, ``data`` is; a
     sidecar of ours without an item it names (never written so) is owned
     by ``("", "")``, which no item is; None: not ours (another program's,
     unreadable, or gone)."""
-    try:
-        data = read_file(path, MAX_BYTES)
-    except OSError:
-        return None
-    if RECONCILE_NS.encode() not in data[: 1 << 16]:
+    if data is None or RECONCILE_NS.encode() not in data[: 1 << 16]:
         return None
     return owner(data) or ("", "")
 

@@ -12,7 +12,7 @@ from reconciler.errors import ForeignFileError, ProviderError
 from reconciler.gate import item_shas
 from reconciler.hashing import read_file
 from reconciler.layout import dated_path
-from reconciler.model import FileCopy, SidecarOwner, WriteSidecar
+from reconciler.model import SIDECAR_ROLE, FileCopy, SidecarOwner, WriteSidecar
 from reconciler.plan import LIBRARY
 
 
@@ -83,10 +83,12 @@ class SidecarWriter(Copier):
             )
 
         # The planned name first, then the item's other one: another
-        # program's .xmp (darktable's, archived from a folder), or another
+        # program's .xmp (darktable's, archived from a folder), another
         # item's sidecar beside the same original (a duplicate, the same file
-        # imported twice, perhaps already removed), stays where it is, and
-        # this item's goes under its other name; the gate finds it by digest.
+        # imported twice, perhaps already removed), or this item's as the
+        # person edited it there (a keyword added with digiKam on the NAS),
+        # stays where it is, and this item's goes under its other name; the
+        # gate finds it by digest.
         # Where this item's sidecar already is, it is rewritten there: one
         # sidecar per item and store, never a stale second one.
         names = sidecar.owner_names(owner, a.name)
@@ -97,11 +99,12 @@ class SidecarWriter(Copier):
         except ForeignFileError:
             rel, written = put(names[1])
         if a.store_id == LIBRARY:
-            return (
-                "changed",
-                f"wrote {rel}",
-                Effects(lineage=[rows.original_row(written, captured_at)]),
-            )
+            # Recorded as the item's sidecar now, not learned by the next
+            # run's read of it: lost before then (deleted, its day folder
+            # with it), a row without a role would be taken for another
+            # program's .xmp, forgotten, and the sidecar never put back.
+            row = rows.original_row(written, captured_at, role=SIDECAR_ROLE)
+            return "changed", f"wrote {rel}", Effects(lineage=[row])
         return "changed", f"wrote {a.store_id}:{rel}", Effects(target_copies=[written])
 
     @staticmethod

@@ -252,6 +252,7 @@ def _lost(
     aside = db.gone_lineage()
     if not gone and not aside and not overwritten:
         return ()
+    gone = [_as_sidecar(r) for r in gone]
     present = {lf.original_sha256 for lf in files} | {lf.sha256 for lf in files}
     lost = [
         r
@@ -278,6 +279,17 @@ def _lost(
         )
         for r in sorted(lost)
     )
+
+
+def _as_sidecar(row: LineageRow) -> LineageRow:
+    """A gone ``.xmp`` whose row has no role was never read by a run (each
+    run reads the ``.xmp`` files it lists and records what they are): the
+    tool's own sidecar, written by an apply of a version that recorded no
+    role for it, and lost before the next run. It is put back as the item's
+    sidecar, from a target holding it; another program's is on none."""
+    if not row.role and sidecar.is_sidecar(row.path):
+        return row._replace(role=SIDECAR_ROLE)
+    return row
 
 
 def _restorable(row: LineageRow) -> bool:
