@@ -316,9 +316,15 @@ def _consistent(description: ElementTree.Element) -> bool:
         if tag not in _RENDERED and not tag.startswith("reconcile:"):
             return False
         lists[tag] = [li.text or "" for li in prop.iter(_q("rdf", "li"))]
-    hierarchy = [_hierarchical(a) for a in lists.get("reconcile:Albums", [])]
-    hierarchy += [k.replace("|", "/") for k in lists.get("dc:subject", [])]
-    return hierarchy == lists.get("lr:hierarchicalSubject", [])
+    albums, keywords = lists.get("reconcile:Albums", []), lists.get("dc:subject", [])
+    written = lists.get("lr:hierarchicalSubject", [])
+    hierarchy = [_hierarchical(a) for a in albums]
+    hierarchy += [k.replace("|", "/") for k in keywords]
+    # As releases before 2026-12-01 made it: a keyword's "|" kept, an
+    # album's "/" taken for a folder level. Their sidecars are the tool's
+    # too, replaced by a newer rendering like any.
+    before = [f"{ALBUMS_ROOT}|{a.replace('/', '|')}" for a in albums] + keywords
+    return written in (hierarchy, before)
 
 
 #: The properties of standard schemas ``render`` writes.

@@ -144,3 +144,32 @@ def test_only_a_rendering_is_replaced_by_a_rendering(tmp_path: Path) -> None:
         with pytest.raises(ForeignFileError, match="kept as it is"):
             store.put_sidecar(rel, old)
         assert (tmp_path / rel).read_bytes() == theirs
+
+
+@pytest.mark.parametrize(
+    "meta,now,then",
+    [
+        ({"keywords": ("Family|Kids",)}, "Family/Kids", "Family|Kids"),
+        ({"albums": ("Trips|Chile",)}, "Albums|Trips/Chile", "Albums|Trips|Chile"),
+    ],
+    ids=["pipe-keyword", "pipe-album"],
+)
+def test_a_sidecar_laid_out_by_an_older_release_is_the_tools(
+    tmp_path: Path, meta: dict[str, object], now: str, then: str
+) -> None:
+    """Before 2026-12-01 a "|" in a keyword or an album's name was kept in
+    lr:hierarchicalSubject: such a sidecar, untouched since, is the tool's
+    and is replaced by a newer rendering, not kept as the person's edit with
+    a second, tagged sidecar beside it on every store."""
+    write_marker(tmp_path, "nas")
+    store = FilesystemStore("nas", tmp_path)
+    rel = "2021/06/01/IMG_0001.JPG.xmp"
+    current = sidecar.render(_item(title="Dawn", **meta), SHAS)
+    older = current.replace(f"<rdf:li>{now}</rdf:li>".encode(), f"<rdf:li>{then}</rdf:li>".encode())
+    assert older != current
+    (tmp_path / rel).parent.mkdir(parents=True)
+    (tmp_path / rel).write_bytes(older)
+    new = sidecar.render(_item(title="Dusk", **meta), SHAS)
+    store.put_sidecar(rel, new)
+    assert (tmp_path / rel).read_bytes() == new
+    assert [p for p in files_under(tmp_path) if p.endswith(".xmp")] == [rel]
