@@ -14,7 +14,9 @@ so a phone's portrait clip is not turned twice.
 
 Frame timing is kept: ``-fps_mode passthrough`` with the input's time base
 passes every frame with its own timestamp, so a variable-frame-rate clip is
-not padded to a constant rate with duplicated frames. The colour tags
+not padded to a constant rate with duplicated frames; the decode checks of
+an original and of an output hear only the decoders, so two frames closer
+than the nominal rate are no decode error (``_decode_only``). The colour tags
 (primaries, transfer, matrix, range) are copied. A clip deeper than 8 bits
 or in HDR (HLG, PQ) is encoded with x265 at 10 or 12 bits whatever the
 configured codec, with HDR10's mastering display and light levels passed to
@@ -375,13 +377,30 @@ def _muxer_for(container: str, info: dict[str, Any]) -> str:
 
 def _decodes_cleanly(src: Path, stream: dict[str, Any], limit: float) -> bool:
     """Whether ffmpeg decodes the original's video and audio to the end without a complaint."""
-    args = [FFMPEG, "-nostdin", "-v", "error", "-i", str(src)]
-    args += ["-map", f"0:{stream.get('index', 'v:0')}", "-map", "0:a?", "-f", "null", "-"]
+    args = _decode_only(src, f"0:{stream.get('index', 'v:0')}", "0:a?")
     try:
         done = subprocess.run(args, capture_output=True, check=False, timeout=limit)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0 and not done.stderr.strip()
+
+
+def _decode_only(src: Path, *maps: str) -> list[str]:
+    """ffmpeg decoding the streams ``maps`` of ``src`` to nothing, so that
+    what it says at ``-v error`` is what the demuxer and decoders found.
+
+    The null sink is a muxer like any other and checks the timestamps it
+    gets, rounded to one tick per frame at the clip's nominal rate: two
+    frames of a phone's variable-frame-rate clip (~30 fps, a few ms of
+    jitter) can round to one tick, and it complains ("non monotonically
+    increasing dts") of a clip that decodes whole. So the video's
+    timestamps are dropped and the audio's counted afresh from its samples:
+    the sink has nothing to check, and a truncated or corrupt stream is
+    still named by its decoder."""
+    args = [FFMPEG, "-nostdin", "-v", "error", "-i", str(src)]
+    for stream in maps:
+        args += ["-map", stream]
+    return [*args, "-fps_mode", "drop", "-af", "asetpts=N/SR/TB", "-f", "null", "-"]
 
 
 def timeout_for(info: dict[str, Any], stream: dict[str, Any]) -> float:
@@ -557,8 +576,7 @@ def check_video(dst: Path, original: dict[str, Any], src: Path) -> str | None:
             return f"output has {frames[1]} frames, original {said}"
     # Decoding the new file end to end is a fraction of the encode's cost and
     # is the only proof that the copy about to replace the library file plays.
-    decode = [FFMPEG, "-nostdin", "-v", "error", "-i", str(dst), "-map", "0:v:0", "-f", "null", "-"]
-    done = _run(decode, timeout_for(original, in_stream), dst, "ffmpeg")
+    done = _run(_decode_only(dst, "0:v:0"), timeout_for(original, in_stream), dst, "ffmpeg")
     if done.returncode != 0 or done.stderr.strip():
         return f"output does not decode: {_summary(done.stderr, dst)}"
     return None
