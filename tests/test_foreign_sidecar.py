@@ -72,6 +72,9 @@ def test_a_foreign_xmp_at_the_sidecar_name_does_not_block_the_item(
         assert _title(root / tagged) == "Dawn"  # read by exiftool
         parsed = sidecar.parse(ours)
         assert parsed is not None and parsed.source_id == "icloud"
+    if "library" in roots:  # the person's file, archived as any: on every target
+        for target in ("nas", "usb"):
+            assert _sidecars(ws.target(target))[rel] == THEIRS
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
     # And again: nothing is rewritten, the foreign file still stands.
     assert ws.run("apply", "--yes", now=NOW).code == 0
@@ -102,9 +105,11 @@ def test_the_tagged_sidecar_follows_later_metadata_changes(
     assert found.pop(rel) == THEIRS
     [tagged] = found
     assert _title(ws.library / tagged) == "Dusk"
-    for target in ("nas", "usb"):  # no foreign file there: the plain name
-        assert list(_sidecars(ws.target(target))) == [rel]
-        assert _title(ws.target(target) / rel) == "Dusk"
+    for target in ("nas", "usb"):  # the foreign file archived there too, as it is
+        held = _sidecars(ws.target(target))
+        assert held.pop(rel) == THEIRS
+        assert list(held) == [tagged]
+        assert _title(ws.target(target) / tagged) == "Dusk"
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
 
 
@@ -113,8 +118,9 @@ def test_foreign_files_at_both_names_are_kept_and_the_write_fails_named(
 ) -> None:
     """Another program took the tagged name too (it rewrote our sidecar in its
     own format): there is no third name to try. Nothing of theirs is
-    replaced; the write fails every run, naming the file, and the copies on
-    the targets are untouched."""
+    replaced; the write fails every run, naming the file. Both of theirs
+    are archived as they are, and on the targets, where the tool's
+    sidecar keeps its tagged name, only that sidecar is rewritten."""
     recent = datetime(2026, 11, 20, 9, tzinfo=UTC)
     photo = make_jpeg(tmp_path / "a.jpg", recent, seed=5).read_bytes()
     asset = account.add_asset(photo, "IMG_0003.JPG", asset_date=recent, caption="Dawn")
@@ -134,8 +140,12 @@ def test_foreign_files_at_both_names_are_kept_and_the_write_fails_named(
     assert _sidecars(ws.library) == {rel: THEIRS, tagged: rewritten}
     for target in ("nas", "usb"):  # rewritten there, nothing else touched
         now_there = files_under(ws.target(target))
-        assert _title(ws.target(target) / rel) == "Dusk"
-        assert {k: v for k, v in now_there.items() if k != rel} == {
-            k: v for k, v in targets[target].items() if k != rel
+        assert now_there[rel] == THEIRS
+        assert _title(ws.target(target) / tagged) == "Dusk"
+        # Their rewrite is archived too, beside the tool's sidecar, never over it.
+        [kept] = [k for k, v in now_there.items() if v == rewritten]
+        assert kept not in (rel, tagged) and kept.endswith(".xmp")
+        assert {k: v for k, v in now_there.items() if k not in (tagged, kept)} == {
+            k: v for k, v in targets[target].items() if k != tagged
         }
     assert len(account.live_assets()) == 1

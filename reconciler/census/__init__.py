@@ -108,7 +108,7 @@ def census(db: StateDB, desired: DesiredState) -> Census:
             continue  # no item's file (its item's good version is put back beside it)
         if sha != original:
             encoded.append((original, size or 0, str(tier)))
-        if not is_counted(path):
+        if not is_counted(path, role or ""):
             if our_sidecar(path, role or ""):
                 sidecars.append((path, sha))
             continue
@@ -149,10 +149,15 @@ def census(db: StateDB, desired: DesiredState) -> Census:
         # The item's sidecar is part of it (DESIGN: every file of the item,
         # its XMP sidecar too, on ``copies`` targets), as the removal gate
         # and the planner hold it: the library's is the one the targets'
-        # copies are kept from. One beside no file of an item is left out.
+        # copies are kept from. One beside no file of an item (the item's
+        # sidecar as the person copied it under another name, kept on the
+        # targets as a file of theirs: the planner's ``_library_sidecar``)
+        # is counted as a file of its own.
         owner = beside(path, item_at)
         if owner is not None:
             owner.sidecars += (sha,)
+        else:
+            add("library:" + stem(path), path, sha, None, True)
     removed_shas: frozenset[str] = frozenset().union(
         *(content for k, content in tombstones.items() if k not in back)
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 from reconciler.layout import pairing_stem
 from reconciler.media.kinds import is_archivable
-from reconciler.model import SIDECAR_ROLE
+from reconciler.model import ORIGINAL_ROLE, SIDECAR_ROLE
 from reconciler.state import StateDB
 
 SHA = re.compile(r"[0-9a-f]{64}")
@@ -46,10 +46,16 @@ def stem(path: str) -> str:
     return pairing_stem(path)
 
 
-def is_counted(rel: str) -> bool:
-    """A file of an item: not a sidecar (written with its item), not junk."""
+def is_counted(rel: str, role: str = ORIGINAL_ROLE) -> bool:
+    """A file of an item: any file of the person's, not junk, and not an
+    item's own sidecar (written with its item and counted with it:
+    ``our_sidecar``). Which .xmp is whose is told by its content, never
+    by its name: ``role`` is the library's word on the file (as its row
+    holds it), and another program's .xmp (darktable's, Lightroom's; the
+    library read it as not the tool's, an original's role) is the person's
+    file, as every file of a folder source is (the default)."""
     name = rel[rel.rfind("/") + 1 :]
-    if name[-4:].lower() == ".xmp":
+    if name[-4:].lower() == ".xmp" and role in ("", SIDECAR_ROLE):
         return False
     # is_archivable refuses hidden files and a few junk names (Thumbs.db,
     # desktop.ini, Icon\r): asked only for those, 100k photos cost nothing.
@@ -63,7 +69,8 @@ def our_sidecar(rel: str, role: str) -> bool:
     tells? One the library read as ours (role "sidecar"), or one not read
     yet (no role: written by the run that just ended, which reads none it
     writes): ours until read otherwise. Another program's .xmp (read, and
-    given its original's role) is no file of the item: never copied."""
+    given an original's role) is no sidecar of an item: a file of its own
+    (``is_counted``), archived as any."""
     name = rel[rel.rfind("/") + 1 :]
     hidden = name[:1] == "." or rel[:1] == "." or "/." in rel
     return name[-4:].lower() == ".xmp" and role in ("", SIDECAR_ROLE) and not hidden
@@ -109,7 +116,7 @@ def gone_from_library(
     sidecars: list[tuple[str, str]] = []
     sql = "select path, original_sha256, captured_at, role from library_gone"
     for path, original, captured, role in db.conn.execute(sql):
-        if not is_counted(path):
+        if not is_counted(path, role or ""):
             if our_sidecar(path, role or ""):
                 sidecars.append((path, original))
         elif original in by_sha:

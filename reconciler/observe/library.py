@@ -248,7 +248,7 @@ def _lost(
     until then (no census counts a file that is not there), and forgotten
     once their content is back. The rows of the others are forgotten: a file
     moved or renamed within the library (its content found at another path)
-    is known by its new path; junk, another program's .xmp, is not put back."""
+    is known by its new path; junk (.DS_Store) is not put back."""
     aside = db.gone_lineage()
     if not gone and not aside and not overwritten:
         return ()
@@ -293,14 +293,15 @@ def _as_sidecar(row: LineageRow) -> LineageRow:
 
 
 def _restorable(row: LineageRow) -> bool:
-    """A file the library must hold: a media file of an item, or an item's
-    sidecar of the tool's (read as one: its role says so); never a file
-    damaged in place (its item's good version is put back instead)."""
+    """A file the library must hold: any file of the person's (a photo, a
+    PDF, another program's .xmp: read as not the tool's, it has an
+    original's role, and is archived as any file), or an item's sidecar of
+    the tool's (read as one: its role says so; ``_as_sidecar``); never junk
+    (.DS_Store) nor a file damaged in place (its item's good version is put
+    back instead)."""
     if row.role == DAMAGED_ROLE:
         return False
-    if row.role == SIDECAR_ROLE:
-        return True
-    return media.is_archivable(row.path) and not sidecar.is_sidecar(row.path)
+    return row.role == SIDECAR_ROLE or media.is_archivable(row.path)
 
 
 def _read_sidecars(store: Store, files: Iterable[LibraryFile], hasher: CachedHasher) -> Parsed:

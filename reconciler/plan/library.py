@@ -17,6 +17,7 @@ from reconciler.model import (
     CopyToLibrary,
     LibraryFile,
     MediaFile,
+    SidecarOwner,
     SourceItem,
     WriteSidecar,
 )
@@ -47,20 +48,33 @@ class LibraryPlanner(ItemPlanner):
             if lf.role == SIDECAR_ROLE:
                 sidecars.append(lf)  # once every file of its item is planned
                 continue
-            if sidecar.is_sidecar(lf.path):
-                # Another program's .xmp (darktable's, beside a library file),
-                # never copied: on a target it would take the name of the
-                # item's own sidecar. Or one not read yet (it could not be).
+            if not lf.role and sidecar.is_sidecar(lf.path):
+                # An .xmp not read yet (it could not be, this run): whether it
+                # is an item's sidecar of the tool's or the person's file is
+                # told by its content (observe's ``_read_sidecars``), next run.
                 continue
-            self.handled.add(sha)
-            f, item = self._library_item(lf, lf.size)
-            subject = f"{LIBRARY}:{lf.path}"
-            self._targets(sha, None, sha, f, item, subject, ())
-            self._unconfirmed(sha, subject)
-            self._encode(sha, None, sha, f, item, subject, ())
+            # Any other file is the person's, archived and repaired as any:
+            # another program's .xmp too (darktable's IMG_0001.JPG.xmp or
+            # its duplicate's IMG_0001.JPG_01.xmp, Lightroom's IMG_0001.xmp),
+            # read as not the tool's and so given an original's role. Its
+            # copy never takes the place of an item's sidecar on a target,
+            # nor the reverse: neither a copy nor a sidecar write replaces
+            # a file there (the sidecar goes under its tagged name).
+            self._library_file(lf)
         for lf in sidecars:
             self._library_sidecar(lf)
         self._lost_library_files()
+
+    def _library_file(self, lf: LibraryFile) -> None:
+        """A library file no source holds: copied to every target that
+        lacks it, encoded for its tier if it is an original."""
+        sha = lf.original_sha256
+        self.handled.add(sha)
+        f, item = self._library_item(lf, lf.size)
+        subject = f"{LIBRARY}:{lf.path}"
+        self._targets(sha, None, sha, f, item, subject, ())
+        self._unconfirmed(sha, subject)
+        self._encode(sha, None, sha, f, item, subject, ())
 
     def _library_item(self, lf: LibraryFile, size: int) -> tuple[MediaFile, SourceItem]:
         """A library file as the one file of an item of its own, ``size``
@@ -167,6 +181,14 @@ class LibraryPlanner(ItemPlanner):
         owner = self.world.library_sidecars.get(lf.sha256)
         if owner is None:
             return  # on every target (or it names no file of its item)
+        if not self._named_as_sidecar(lf, owner):
+            # The item's sidecar as copied by the person under a name the
+            # tool never writes (darktable's duplicate IMG_0001.JPG_01.xmp,
+            # a copy edited to try a caption): their file, archived as any,
+            # under its own name. Written as the item's sidecar, it would
+            # take turns with the item's own on every target, for ever.
+            self._library_file(lf)
+            return
         whose = (owner.source_id, owner.item_key)
         if whose in self.listed:
             return
@@ -194,6 +216,18 @@ class LibraryPlanner(ItemPlanner):
                     name=name,
                 )
             )
+
+    def _named_as_sidecar(self, lf: LibraryFile, owner: SidecarOwner) -> bool:
+        """Is the library file ``lf``, which reads as the item's sidecar, at
+        a name the tool gives that sidecar (plain or tagged): beside its
+        original as the item names it, or as the library names it now (the
+        two renamed by the person's program)?"""
+        names = set(sidecar.owner_names(owner, ""))
+        kept = self.library.get(owner.original_sha256)
+        if kept is not None:
+            now = owner._replace(original_name=posixpath.basename(kept.path))
+            names.update(sidecar.owner_names(now, ""))
+        return posixpath.basename(lf.path) in names
 
     def _unconfirmed(self, sha: str, subject: str) -> None:
         """Say so where a live phone does not hold an item that lives only in

@@ -132,11 +132,13 @@ def test_a_sidecar_under_the_items_tag_keeps_that_name() -> None:
 
 
 def test_one_sidecar_per_item_however_many_the_library_holds() -> None:
-    """Two versions of one item's sidecar in the library (left by an older
-    version): one is written, never both in turn onto the target's one."""
+    """Two versions of one item's sidecar in the library: the one at the
+    item's own name is written; the other, at a name the tool never writes,
+    is copied as a file under that name, never both in turn onto the
+    target's one."""
     both = (_sidecar(), _sidecar("IMG_1.JPG.older.xmp", OLDER))
     p = plan(desired(), _sidecar_world(*both, usb=(ORIG,)), NOW)
-    assert ids(p) == ["sidecar:usb:icloud:A1"]
+    assert ids(p) == [f"copy:usb:{OLDER}", "sidecar:usb:icloud:A1"]
 
 
 def test_an_item_still_in_its_source_has_its_sidecar_planned_from_there() -> None:
