@@ -97,7 +97,7 @@ def library_state(
         elif row is None or row.sha256 != sha:
             if row is not None:
                 displaced.append(row)
-            made = _made_here(store.root / path, c, db, before, row, hasher, journal)
+            made = _made_here(store.root / path, c, db, before, hasher, journal)
             row = made or original_row(c, None)
             learned.append(row)
         if row.captured_at is None:
@@ -431,7 +431,6 @@ def _made_here(
     c: FileCopy,
     db: StateDB,
     before: float,
-    was: LineageRow | None,
     hasher: CachedHasher,
     journal: Journal,
 ) -> LineageRow | None:
@@ -447,20 +446,16 @@ def _made_here(
       before ``before``: the state database's birth, or never when it has
       no rendition at all): a database lost and made anew never knew it, as
       a library folder away on the first run after the loss;
-    - of a file where the tool's record (``was``, this path's row) says that
-      original's file lay at another tier: only an encode moves a file
-      between tiers (an editor copies the label it found), and a record that
-      does not know the encode is an older one (a state database put back
-      from a backup);
     - of content the library's own journal lists as made from that
       original (``renditions_journal``, appended before each encode lands):
       a state database put back from a backup, or another configuration's
       on the same library, knows neither the rendition nor its path. A
-      person's copy is new content, listed nowhere."""
+      person's copy is new content, listed nowhere.
+    Never because the label names another tier than the record: an editor
+    that opened the file before a run moved it to the next tier saves the
+    label it found (``recent`` over an ``older`` encode)."""
     found = _embedded_lineage(path, c, hasher)
     if found is None or before == math.inf:  # no record at all: one query less per file
-        return found
-    if was is not None and was.original_sha256 == found.original_sha256 and was.tier != found.tier:
         return found
     made = db.renditions([c.sha256]).get(c.sha256)
     if made == found.original_sha256:
