@@ -15,8 +15,11 @@ Points: ``started`` (a stage's "started" journal rows are committed),
 ``finish-before`` (an action is done, its outcome not yet recorded),
 ``finish-after`` (its outcome and journal row are committed), and
 ``write`` (a file copy has written its first chunk, not yet fsynced or
-renamed into place), and ``aside`` (a folder source's file being removed
-was moved aside, not yet hashed nor deleted).
+renamed into place), ``aside`` (a folder source's file being removed
+was moved aside, not yet hashed nor deleted), and, when the library's
+observation finds a file changed with no write seen, ``changed-found``
+(nothing recorded yet), ``changed-aside`` (its row from before set aside)
+and ``changed-recorded`` (its new row recorded, the hash cache not yet).
 
 A test hook, not a feature: nothing else may set these variables.
 """

@@ -371,12 +371,23 @@ def image_mounted(image: Path, at: Path) -> Iterator[Path]:
         subprocess.run(["losetup", "--detach", loop], check=False, capture_output=True)
 
 
-def apply_killed_at(ws: Workspace, point: str) -> subprocess.CompletedProcess[str]:
+#: ``reconcile ARGS`` as ``python -c`` runs it, its clock at ARGV[1] (ISO).
+_AT = (
+    "import sys; from datetime import datetime; from reconciler.cli import main; "
+    "sys.exit(main(sys.argv[2:], now=datetime.fromisoformat(sys.argv[1])))"
+)
+
+
+def apply_killed_at(
+    ws: Workspace, point: str, *, now: datetime | None = None
+) -> subprocess.CompletedProcess[str]:
     """``reconcile apply --yes`` in a process of its own, SIGKILLed at the
-    crash point ``point`` (``reconciler.crashpoint``: ``RECONCILE_TEST_KILL_AT``)."""
+    crash point ``point`` (``reconciler.crashpoint``: ``RECONCILE_TEST_KILL_AT``),
+    its clock at ``now`` when given."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILE_TEST_")}
+    cli = ["-m", "reconciler.cli"] if now is None else ["-c", _AT, now.isoformat()]
     killed = subprocess.run(
-        [sys.executable, "-m", "reconciler.cli", "-c", str(ws.config), "apply", "--yes"],
+        [sys.executable, *cli, "-c", str(ws.config), "apply", "--yes"],
         cwd=Path(__file__).resolve().parents[1],
         env={**env, "RECONCILE_TEST_KILL_AT": point},
         capture_output=True,

@@ -1,9 +1,10 @@
 """The library's own file goes bad behind the tool's back, as a disk's bit
 rot leaves it: same size, mtime, inode and ctime (``tests.helpers.rot_unseen``).
 Re-verification, or an encode's read, finds its bytes are not the ones
-recorded. No program wrote it, so it is damage, not the person's edit: the
-damaged file is kept as it is and never archived, and its item's good
-version is put back beside it from a target's copy."""
+recorded. Most likely damage, though an edit made through a memory mapping
+moves no time stamp either: the changed file is kept and archived as it is
+(never encoded), and its item's version from before is put back beside it
+from a target's copy."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from reconciler.observe import library as observe_library
 from tests.helpers import (
     KEEP_ORIGINALS,
     Workspace,
+    apply_killed_at,
     files_under,
     make_jpeg,
     make_workspace,
@@ -33,7 +35,10 @@ OLD = datetime(2024, 9, 16, 8, 30, tzinfo=UTC)
 LATER = NOW + timedelta(days=1000)
 T1 = datetime(2021, 12, 1, tzinfo=UTC)  # camera samples are of 2021-06-01: tier recent
 T2 = datetime(2023, 1, 1, tzinfo=UTC)  # tier older
-DAMAGED = "damaged in place (its bytes changed with no write to it: bit rot, a failing disk)"
+DAMAGED = (
+    "changed with no write seen (its bytes, not its size, times or inode: bit rot, "
+    "a failing disk, or an edit made through a memory mapping)"
+)
 
 
 def _sha(data: bytes) -> str:
@@ -57,15 +62,28 @@ def _offloaded_original(tmp_path: Path) -> tuple[Workspace, Path, bytes]:
     return ws, lib, good
 
 
-def test_a_rotten_library_original_is_put_back_beside_it_and_never_archived(
+def _both_kept(ws: Workspace, good: bytes, changed: bytes) -> None:
+    """The bytes from before back in the library beside the changed ones,
+    and both on every target."""
+    back = f"2024/09/16/IMG_1~{_sha(good)[:10]}.JPG"
+    assert media_under(ws.library) == {"2024/09/16/IMG_1.JPG": changed, back: good}
+    for t in ("nas", "usb"):
+        assert sorted(media_under(ws.target(t)).values()) == sorted([good, changed]), t
+
+
+def test_bytes_changed_with_no_write_seen_are_kept_and_the_version_before_put_back(
     tmp_path: Path,
 ) -> None:
-    """Re-verification reads the rotten file. Taken for the person's edit
-    saved over the file, it was archived twice as a new photo and the good
-    bytes were never put back (the library held only the rot, and status
-    said every item is archived)."""
+    """Re-verification reads a file whose bytes changed while nothing of
+    its stat did. Taken for the person's edit saved over the file, it was
+    archived and the version before was never put back (the library lost
+    it, and status said every item is archived). It is most likely rot;
+    but an edit made through a memory mapping moves no time stamp either,
+    so the tool keeps both: these bytes archived as they are (never
+    encoded), the version before put back beside them, and says so."""
     ws, lib, good = _offloaded_original(tmp_path)
-    rot_unseen(lib, _rotten(good), ws.root / "state")
+    changed = _rotten(good)
+    rot_unseen(lib, changed, ws.root / "state")
 
     plan = ws.run("plan", now=LATER)
     assert plan.code == 0, plan.out + plan.err
@@ -75,43 +93,34 @@ def test_a_rotten_library_original_is_put_back_beside_it_and_never_archived(
         "from a target's copy\n"
     ) in plan.out
     note = (
-        f"  · skipped {subject}: {DAMAGED}: kept as it is, never archived; its item's good "
-        "version, from a target's copy, is kept beside it; delete this file once you have "
-        "looked\n"
+        f"  · skipped {subject}: {DAMAGED}: kept as it is and archived, never encoded; the "
+        "version from before is put back beside it from a target's copy; delete the one you "
+        "do not want\n"
     )
     assert note in plan.out
-    assert "copy-to-target" not in plan.out
+    assert f"copy-to-target[nas] {subject}" in plan.out
 
     applied = ws.run("apply", "--yes", now=LATER)
     assert applied.code == 0, applied.out + applied.err
-    back = f"2024/09/16/IMG_1~{_sha(good)[:10]}.JPG"
-    assert f"copied to {back}\n" in applied.out
-    # the damaged file is kept as it is; the good bytes are back beside it
-    assert media_under(ws.library) == {"2024/09/16/IMG_1.JPG": _rotten(good), back: good}
-    for t in ("nas", "usb"):
-        assert media_under(ws.target(t)) == {"2024/09/16/IMG_1.JPG": good}
+    _both_kept(ws, good, changed)
 
-    # Converged, and stays so, the damage still said (and never archived)
-    # however often the files are read again.
+    # Converged, and stays so however often the files are read again, the
+    # change still said.
     for when in (LATER, LATER + timedelta(days=1000)):
         again = ws.run("plan", "--detailed-exitcode", now=when)
         assert again.code == 0, again.out + again.err
         assert note in again.out
     applied = ws.run("apply", "--yes", now=LATER + timedelta(days=1000))
     assert applied.code == 0 and "copy-to" not in applied.out, applied.out
-    for t in ("nas", "usb"):
-        assert _rotten(good) not in media_under(ws.target(t)).values()
+    _both_kept(ws, good, changed)
 
     status = ws.run("status", now=LATER).out
+    assert "every item is archived (2 copies required) or off-loaded\n" in status, status
     assert (
-        "items: 0 in a source only, 0 in the library only, 0 archived on 1 target, "
-        "0 on 2+ targets, 0 waiting on the phone, 1 removed from their source, 0 failed\n"
-    ) in status
-    assert (
-        "every item is archived (2 copies required) or off-loaded\n"
-        "damaged in the library: 1 file(s) whose bytes changed with no write to them "
-        "(bit rot, a failing disk); each is kept as it is and never archived, its good "
-        "version put back beside it from a target's copy; delete each once you have looked\n"
+        "changed in the library with no write seen: 1 file(s) whose bytes changed while "
+        "their size, times and inode did not (bit rot, a failing disk, or an edit made "
+        "through a memory mapping); each is kept and archived as it is, the version from "
+        "before put back beside it from a target's copy; delete the one you do not want\n"
         f"  x {subject}\n"
     ) in status
 
@@ -122,8 +131,32 @@ def test_a_rotten_library_original_is_put_back_beside_it_and_never_archived(
     lib.unlink()
     done = ws.run("plan", "--detailed-exitcode", now=LATER)
     assert done.code == 0 and done.out.startswith("No changes."), done.out
-    assert "damaged in the library" not in ws.run("status", now=LATER).out
+    assert "with no write seen" not in ws.run("status", now=LATER).out
     assert "damaged_in_library" not in json.loads(ws.run("status", "--json", now=LATER).out)
+
+
+@pytest.mark.parametrize("point", ["changed-found", "changed-aside", "changed-recorded"])
+def test_a_run_killed_as_it_records_a_change_with_no_write_seen_loses_nothing(
+    tmp_path: Path, point: str
+) -> None:
+    """The run that found the change is killed (a power cut, the OOM
+    killer) before, while or after it records it. The new hash was written
+    to the cache as the file was read, the change kept in memory only: the
+    next run trusted the changed bytes as read, took them for the person's
+    edit, and the version before never came back; or the changed file's
+    row replaced the good one before that was set aside (in neither table).
+    The cache row is now written only once the change is recorded, and the
+    row from before set aside before it is replaced."""
+    ws, lib, good = _offloaded_original(tmp_path)
+    changed = _rotten(good)
+    rot_unseen(lib, changed, ws.root / "state")
+    apply_killed_at(ws, f"{point}:1", now=LATER)
+    for _ in range(2):
+        r = ws.run("apply", "--yes", now=LATER + timedelta(hours=1))
+        assert r.code == 0, r.out + r.err
+    _both_kept(ws, good, changed)
+    done = ws.run("plan", "--detailed-exitcode", now=LATER + timedelta(hours=1))
+    assert done.code == 0, done.out + done.err
 
 
 def test_other_bytes_with_no_real_ctime_stay_the_persons_version(
@@ -173,9 +206,9 @@ def test_a_rotten_library_rendition_fails_its_encode_once_then_is_put_back(
     assert "it is kept as it is; it is read again next run\n" in first.out
     back = f"2021/06/01/IMG_1~{_sha(original)[:10]}.JPG"
     assert f"copied to {back}\n" in second.out
-    assert lib.read_bytes() == rot  # kept as it is
+    assert lib.read_bytes() == rot  # kept as it is, and archived as it is
     assert read_lineage(ws.library / back) == (_sha(original), "older")
     for t in ("nas", "usb"):
-        assert media_under(ws.target(t)) == {"2021/06/01/IMG_1.JPG": original}
+        assert sorted(media_under(ws.target(t)).values()) == sorted([original, rot])
     third = ws.run("plan", "--detailed-exitcode", now=T2)
     assert third.code == 0, third.out + third.err

@@ -64,7 +64,6 @@ from reconciler.census.targets import UNPLUGGED, device_of, held_by_targets
 from reconciler.census.verdict import Proof, failed_item, last_failures, proof
 from reconciler.config import DesiredState, FolderSource, ICloudSource, same_disk_ok
 from reconciler.independence import backup_groups, count_backups, phones_of
-from reconciler.model import DAMAGED_ROLE
 from reconciler.state import StateDB
 
 __all__ = ["STATES", "Census", "Proof", "census", "census_key", "counted_now", "proof"]
@@ -104,8 +103,6 @@ def census(db: StateDB, desired: DesiredState) -> Census:
     sql = "select path, original_sha256, sha256, tier, size, captured_at, role from library"
     for path, original, sha, tier, size, captured, role in conn.execute(sql):
         library_bytes += size or 0
-        if role == DAMAGED_ROLE:
-            continue  # no item's file (its item's good version is put back beside it)
         if sha != original:
             encoded.append((original, size or 0, str(tier)))
         if not is_counted(path, role or ""):

@@ -203,10 +203,11 @@ def _damaged_lines(paths: list[str]) -> list[str]:
     if not paths:
         return []
     lines = [
-        f"damaged in the library: {len(paths)} file(s) whose bytes changed with no write "
-        "to them (bit rot, a failing disk); each is kept as it is and never archived, "
-        "its good version put back beside it from a target's copy; delete each once "
-        "you have looked"
+        f"changed in the library with no write seen: {len(paths)} file(s) whose bytes "
+        "changed while their size, times and inode did not (bit rot, a failing disk, or "
+        "an edit made through a memory mapping); each is kept and archived as it is, the "
+        "version from before put back beside it from a target's copy; delete the one you "
+        "do not want"
     ]
     lines += [escape_controls(f"  x library:{p}") for p in paths[:SHOWN_FAILURES]]
     if len(paths) > SHOWN_FAILURES:

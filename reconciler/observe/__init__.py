@@ -135,6 +135,7 @@ def observe(
         if hasher.ahead is not None:
             hasher.ahead.close()
             hasher.ahead = None
+    hasher.settle_changed()  # a target's or a source's: nothing more to record
     known, superseded, wanted = _still_known(sources, db.source_files())
     _known_from_sidecars(wanted, superseded, library, targets, conn, known, db, hasher)
     targets = hard_links.judged(desired, db, conn, sources, targets, known)

@@ -80,6 +80,10 @@ class CachedHasher:
         #: moved their ctime: on a disk that keeps one, that is damage (bit
         #: rot), not a new version (the library's observer judges).
         self.changed_unseen: dict[str, str] = {}
+        #: Their new cache rows, not written yet (``settle_changed``): until
+        #: the observer has recorded what it made of the change, the old row
+        #: stays, so a run stopped before then finds the change again.
+        self._withheld: dict[str, CachedHash] = {}
         #: the trees a helper process walks ahead this run (``observe``)
         self.ahead: WalkAhead | None = None
         #: the configured places' folders, which no walk enters (``places.fences``)
@@ -143,6 +147,15 @@ class CachedHasher:
         spread = 1 + (zlib.crc32(path.encode()) % 1000) / 1000
         return self.now - hashed_at > self.reverify_after_s * spread
 
+    def settle_changed(self, under: str | None = None) -> None:
+        """Write the cache rows of the files ``changed_unseen`` (under the
+        folder ``under``, or all), once what the change means is recorded
+        (the library's observer: damage set aside, the new bytes' row)."""
+        taken = [(p, h) for p, h in self._withheld.items() if under is None or p.startswith(under)]
+        for p, _ in taken:
+            del self._withheld[p]
+        self.db.store_hashes(taken)
+
     def hash_entries(
         self, entries: Iterable[ScanEntry], *, dates: bool = False, tree: str | None = None
     ) -> Sequence[Hashed]:
@@ -175,6 +188,7 @@ class CachedHasher:
             results, misses, gone, reread = self._matched(entries, dates, tree, stamps)
             if gone and tree is not None:
                 ours += self.db.counted(lambda: self.db.forget_hashes(gone))
+        withheld = len(self._withheld)
         if misses:
             ours += self._hash(entries, misses, results, dates, reread)
             for i in misses:
@@ -188,6 +202,9 @@ class CachedHasher:
             and tree
             and len(hashed) == len(entries)
             and (listing is None or misses)
+            # a change seen with no write (``changed_unseen``) is in no row
+            # yet: listed, a run stopped now would take its bytes as read
+            and len(self._withheld) == withheld
             # a file the cache cannot hold (``storable``) has no row to list
             and all(storable(entries[i][2], entries[i][3], entries[i][4]) for i in misses)
         ):
@@ -340,6 +357,8 @@ class CachedHasher:
             was = reread.get(i)
             if was is not None and was != h.sha256:
                 self.changed_unseen[entries[i].path] = was
+                self._withheld[entries[i].path] = h
+                return
             rows.append((entries[i].path, h))
             if len(rows) >= 5000:
                 written += self.db.counted(partial(self.db.store_hashes, rows))

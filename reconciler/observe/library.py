@@ -23,7 +23,7 @@ from providers.filesystem import FilesystemStore
 from providers.filesystem.walk import shortened, too_deep_problem, unnamed_problem
 from providers.mounts import mount_of, mount_table
 from providers.physical_disks import disk_of
-from reconciler import media, sidecar
+from reconciler import crashpoint, media, sidecar
 from reconciler.connect import Connected
 from reconciler.errors import MediaError, ProviderError
 from reconciler.hashing import read_file
@@ -32,6 +32,7 @@ from reconciler.media.metadata import is_placeholder_timestamp
 from reconciler.model import (
     DAMAGED_ROLE,
     ORIGINAL_ROLE,
+    ORIGINAL_TIER,
     SIDECAR_ROLE,
     FileCopy,
     LibraryFile,
@@ -81,6 +82,8 @@ def library_state(
     displaced: list[LineageRow] = []  # rows of paths holding other content now
     damaged: list[LineageRow] = []  # rows of files damaged in place since
     rotted = _damaged_in_place(store, hasher)
+    if rotted:
+        crashpoint.reached("changed-found")
     at = next(rows, None)
     for c in copies:
         path, sha = c.path, c.sha256
@@ -132,8 +135,17 @@ def library_state(
     # A row learned now keeps the role its content had (a file hashed or
     # placed again); a sidecar not read yet says what its item's files are.
     roles = db.roles_of({r.original_sha256 for r in learned if not r.role})
+    # A damaged file's good row set aside before its path's row is replaced:
+    # a run stopped in between keeps it (and, its cache row not settled yet,
+    # finds the damage again).
+    db.set_aside_lineage(damaged, move=False)
+    if damaged:
+        crashpoint.reached("changed-aside")
     db.record_lineages(learned)  # after a lost state DB, every file's row
     lost = _lost(gone, [*_overwritten(displaced, files), *damaged], files, db)
+    if damaged:
+        crashpoint.reached("changed-recorded")
+    hasher.settle_changed(os.path.join(os.fspath(store.root), ""))
     parsed = _read_sidecars(store, files, hasher)
     for sha, found in parsed.items():
         if found is None:
@@ -214,7 +226,7 @@ def _damaged_row(c: FileCopy, was: LineageRow) -> LineageRow:
         path=c.path,
         original_sha256=c.sha256,
         sha256=c.sha256,
-        tier=was.tier,
+        tier=ORIGINAL_TIER,  # its own content, as found: at no tier of anything
         size=c.size,
         mtime_ns=c.mtime_ns,
         captured_at=was.captured_at,

@@ -25,7 +25,10 @@ from reconciler.plan.context import LIBRARY
 from reconciler.plan.items import ItemPlanner
 
 #: How a file damaged in place is said, and the good version put back.
-DAMAGED = "damaged in place (its bytes changed with no write to it: bit rot, a failing disk)"
+DAMAGED = (
+    "changed with no write seen (its bytes, not its size, times or inode: bit rot, "
+    "a failing disk, or an edit made through a memory mapping)"
+)
 
 
 class LibraryPlanner(ItemPlanner):
@@ -140,16 +143,21 @@ class LibraryPlanner(ItemPlanner):
                 self._encode(sha, None, sha, f, item, subject, (put.id,))
 
     def _damaged(self, lf: LibraryFile) -> None:
-        """Say a library file damaged in place, on every run while it is
-        there: kept as it is (the tool destroys no bytes, and the person
-        may want to look), never archived as a photo of theirs; its item's
-        good version is put back beside it (``_lost_library_files``), or is
-        said lost if no target holds it."""
+        """A library file whose bytes changed with nothing of its stat moved:
+        most likely damaged in place, but an edit made through a memory
+        mapping moves no time stamp either (a page written again while still
+        dirty). The tool cannot tell, and destroys no bytes: these are kept
+        and archived as a file of their own (never encoded), and the
+        version from before is put back beside them (``_lost_library_files``,
+        or said lost if no target holds it). Said on every run while the
+        file is there, for the person to keep the one they want."""
+        if lf.original_sha256 not in self.handled:
+            self._library_file(lf)
         self._note(
             "skipped",
             f"{LIBRARY}:{lf.path}",
-            f"{DAMAGED}: kept as it is, never archived; its item's good version, from a "
-            "target's copy, is kept beside it; delete this file once you have looked",
+            f"{DAMAGED}: kept as it is and archived, never encoded; the version from before "
+            "is put back beside it from a target's copy; delete the one you do not want",
         )
 
     def _gone_nowhere(self, subject: str) -> None:
