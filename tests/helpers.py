@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -441,3 +442,13 @@ def during_icloud_removal(
 
     monkeypatch.setattr(ICloudSource, "remove", remove)
     return pending
+
+
+def exiftool_tags(path: Path) -> dict[str, object]:
+    """Every tag exiftool (an outside reader) reads in ``path``, by group
+    and name (``XMP-dc:Title``)."""
+    out = subprocess.run(
+        ["exiftool", "-j", "-G1", str(path)], capture_output=True, text=True, check=True
+    )
+    found: dict[str, object] = json.loads(out.stdout)[0]
+    return found

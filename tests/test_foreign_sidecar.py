@@ -9,9 +9,6 @@ stays byte for byte.
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +17,7 @@ import pytest
 from providers.icloud.emulator import Account
 from reconciler import sidecar
 from reconciler.layout import dated_path
-from tests.helpers import Workspace, files_under, make_jpeg
+from tests.helpers import Workspace, exiftool_tags, files_under, make_jpeg
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 OLD = datetime(2021, 6, 1, 9, tzinfo=UTC)
@@ -33,12 +30,7 @@ def account() -> Account:
 
 
 def _title(path: Path) -> str:
-    exiftool = shutil.which("exiftool")
-    assert exiftool, "exiftool is needed (make apt)"
-    out = subprocess.run(
-        [exiftool, "-j", "-G1", str(path)], capture_output=True, text=True, check=True
-    )
-    return str(json.loads(out.stdout)[0]["XMP-dc:Title"])
+    return str(exiftool_tags(path)["XMP-dc:Title"])
 
 
 def _sidecars(root: Path) -> dict[str, bytes]:

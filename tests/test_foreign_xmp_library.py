@@ -7,9 +7,6 @@ tool's own sidecar is never confused with it: neither replaces the other."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +14,7 @@ import pytest
 
 from providers.icloud.emulator import Account
 from reconciler import sidecar
-from tests.helpers import Workspace, files_under, make_jpeg
+from tests.helpers import Workspace, exiftool_tags, files_under, make_jpeg
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 OLD = datetime(2021, 6, 1, 9, 30, tzinfo=UTC)
@@ -40,12 +37,7 @@ def account(tmp_path: Path) -> Account:
 
 
 def _title(path: Path) -> str:
-    exiftool = shutil.which("exiftool")
-    assert exiftool, "exiftool is needed (make apt)"
-    out = subprocess.run(
-        [exiftool, "-j", "-G1", str(path)], capture_output=True, text=True, check=True
-    )
-    return str(json.loads(out.stdout)[0]["XMP-dc:Title"])
+    return str(exiftool_tags(path)["XMP-dc:Title"])
 
 
 @pytest.mark.parametrize("name", ["IMG_0001.xmp", "IMG_0001.JPG_01.xmp"])

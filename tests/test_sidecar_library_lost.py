@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from providers.icloud.emulator import Account
-from tests.helpers import Workspace, files_under, make_jpeg
+from tests.helpers import Workspace, exiftool_tags, files_under, make_jpeg
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 OLD = datetime(2021, 6, 1, 9, 30, tzinfo=UTC)
@@ -34,14 +33,6 @@ def account(tmp_path: Path) -> Account:
     asset = account.add_asset(data, "IMG_0001.JPG", asset_date=OLD, caption="Dawn", favorite=True)
     account.add_album("Trip", [asset])
     return account
-
-
-def _read(path: Path) -> dict[str, object]:
-    out = subprocess.run(
-        ["exiftool", "-j", "-G1", str(path)], capture_output=True, text=True, check=True
-    )
-    found: dict[str, object] = json.loads(out.stdout)[0]
-    return found
 
 
 def _offloaded(ws: Workspace, account: Account) -> None:
@@ -63,7 +54,7 @@ def test_the_librarys_sidecar_lost_before_the_next_run_comes_back(
     assert r.code == 0, r.out + r.err
     assert (ws.library / f"{DAY}/IMG_0001.JPG").exists()
     assert (ws.library / SIDECAR).exists(), r.out
-    back = _read(ws.library / SIDECAR)
+    back = exiftool_tags(ws.library / SIDECAR)
     assert back["XMP-xmp:Rating"] == 5
     assert back["XMP-dc:Title"] == "Dawn"
     assert back["XMP-lr:HierarchicalSubject"] == "Albums|Trip"
@@ -82,7 +73,7 @@ def test_a_target_that_loses_it_next_gets_it_back(ws: Workspace, account: Accoun
     r = ws.run("apply", "--yes", now=NOW)
     assert r.code == 0, r.out + r.err
     for store in ("library", "usb"):
-        assert _read(ws.target(store) / SIDECAR)["XMP-dc:Title"] == "Dawn", store
+        assert exiftool_tags(ws.target(store) / SIDECAR)["XMP-dc:Title"] == "Dawn", store
     assert [p for p in files_under(ws.target("usb")) if p.endswith(".xmp")] == [SIDECAR]
     census = json.loads(ws.run("status", "--json", now=NOW).out)["census"]["items"]
     assert census["removed"] == 1, census
@@ -104,5 +95,5 @@ def test_a_row_an_older_version_wrote_without_a_role_is_mended(
     (ws.library / SIDECAR).unlink()
     r = ws.run("apply", "--yes", now=NOW)
     assert r.code == 0, r.out + r.err
-    assert _read(ws.library / SIDECAR)["XMP-dc:Title"] == "Dawn", r.out
+    assert exiftool_tags(ws.library / SIDECAR)["XMP-dc:Title"] == "Dawn", r.out
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0

@@ -9,7 +9,6 @@ emulator."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +19,7 @@ from providers.filesystem import FilesystemStore, write_marker
 from providers.icloud.emulator import Account
 from reconciler import sidecar
 from reconciler.errors import ForeignFileError
-from tests.helpers import Workspace, files_under, make_jpeg
+from tests.helpers import Workspace, exiftool_tags, files_under, make_jpeg
 from tests.reconciler.test_sidecar import SHAS, _item
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -34,14 +33,6 @@ def account(tmp_path: Path) -> Account:
     data = make_jpeg(tmp_path / "s1.jpg", OLD, seed=1).read_bytes()
     account.add_asset(data, "IMG_0001.JPG", asset_date=OLD, caption="Dawn")
     return account
-
-
-def _read(path: Path) -> dict[str, object]:
-    out = subprocess.run(
-        ["exiftool", "-j", "-G1", str(path)], capture_output=True, text=True, check=True
-    )
-    found: dict[str, object] = json.loads(out.stdout)[0]
-    return found
 
 
 def _keyword(path: Path, word: str) -> None:
@@ -71,10 +62,10 @@ def test_the_persons_keyword_on_the_nas_is_kept_beside_the_tools_sidecar(
     assert r.code == 0, r.out + r.err
     found = _xmps(ws.target("nas"))
     assert found.pop(SIDECAR) == edited  # the person's, as they left it
-    assert _read(ws.target("nas") / SIDECAR)["XMP-dc:Subject"] == "Grandma"
+    assert exiftool_tags(ws.target("nas") / SIDECAR)["XMP-dc:Subject"] == "Grandma"
     [tagged] = found  # the tool's, under the item's tagged name
     assert tagged.startswith(SIDECAR[: -len(".xmp")] + ".")
-    ours = _read(ws.target("nas") / tagged)
+    ours = exiftool_tags(ws.target("nas") / tagged)
     assert ours["XMP-dc:Title"] == "Dawn" and "XMP-dc:Subject" not in ours
     assert found[tagged] == (ws.library / SIDECAR).read_bytes()
     # converged: nothing to do, nothing rewritten by the next apply
@@ -101,8 +92,8 @@ def test_a_later_metadata_change_rewrites_the_tools_sidecar_not_the_persons(
     found = _xmps(ws.target("nas"))
     assert found.pop(SIDECAR) == edited
     [tagged] = found
-    assert _read(ws.target("nas") / tagged)["XMP-dc:Title"] == "Dusk"
-    assert _read(ws.target("usb") / SIDECAR)["XMP-dc:Title"] == "Dusk"
+    assert exiftool_tags(ws.target("nas") / tagged)["XMP-dc:Title"] == "Dusk"
+    assert exiftool_tags(ws.target("usb") / SIDECAR)["XMP-dc:Title"] == "Dusk"
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
 
 
@@ -119,7 +110,7 @@ def test_the_librarys_edits_still_reach_the_targets_in_place(
         assert r.code == 0, r.out + r.err
         for target in ("nas", "usb"):
             assert _xmps(ws.target(target)) == {SIDECAR: (ws.library / SIDECAR).read_bytes()}
-    assert _read(ws.target("nas") / SIDECAR)["XMP-dc:Subject"] == ["Grandma", "Beach"]
+    assert exiftool_tags(ws.target("nas") / SIDECAR)["XMP-dc:Subject"] == ["Grandma", "Beach"]
     assert ws.run("plan", "--detailed-exitcode", now=NOW).code == 0
 
 
