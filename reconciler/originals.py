@@ -43,6 +43,8 @@ class Originals:
     #: those of them whose cached hash is still to be forgotten.
     _distrusted: set[str] = attrs.field(factory=set, init=False)
     _to_forget: list[str] = attrs.field(factory=list, init=False)
+    #: The library's files by their bytes now (an encode too), made on need.
+    _by_content: dict[str, LibraryFile] | None = attrs.field(default=None, init=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
 
     def distrust(self, path: Path | str) -> None:
@@ -66,8 +68,9 @@ class Originals:
     @contextmanager
     def readable(self, sha: str) -> Iterator[Path]:
         """A readable path holding the original bytes of ``sha``: the library's
-        original, a source or target file on this machine (read in place), or
-        else one fetched to a temporary file (iCloud, a store elsewhere),
+        original, a source or target file on this machine (read in place),
+        the library's file of those very bytes (an encode archived as itself),
+        or else one fetched to a temporary file (iCloud, a store elsewhere),
         named as the original is (``original.MOV``).
 
         It is a name, proven when this hands it over: another file may take
@@ -85,11 +88,31 @@ class Originals:
                 yield path
                 return
         found = next((p for p in self._local_originals(sha) if self._holds(p, sha)), None)
+        if found is None:
+            found = self._library_bytes(sha)
         if found is not None:
             yield found
             return
         with tempfile.TemporaryDirectory(dir=self.state_dir, prefix="fetch-") as tmp:
             yield self._fetched(sha, Path(tmp))
+
+    def _library_bytes(self, sha: str) -> Path | None:
+        """The library file holding the very bytes of ``sha`` whatever it is
+        in its item: the encode archived in place of an original that is
+        lost (the planner's ``_in_place_of_original``). Asked only when no
+        original of ``sha`` is found elsewhere: an encode is never read for
+        an original, as its bytes are not the original's."""
+        with self._lock:
+            if self._by_content is None:
+                # (the run's own index, as observed: a file encoded since is
+                # re-hashed below and found not to hold those bytes)
+                self._by_content = {lf.sha256: lf for lf in list(self.library.values())}
+            kept = self._by_content.get(sha)
+        if kept is None:
+            return None
+        path = self.conn.library.root / kept.path
+        # Not distrusted when it differs: it may have been encoded since.
+        return path if str(path) not in self._distrusted and _holds(path, sha) else None
 
     def _fetched(self, sha: str, folder: Path) -> Path:
         """The original fetched into ``folder`` from the first place that

@@ -13,13 +13,27 @@ import attrs
 from reconciler.config import DesiredState, same_disk_ok
 from reconciler.independence import Groups, backup_groups, group_of, phones_of
 from reconciler.layout import dated_path
-from reconciler.model import Action, LibraryFile, MediaFile, Note, SourceItem, SourceState, World
+from reconciler.model import (
+    ORIGINAL_TIER,
+    Action,
+    LibraryFile,
+    MediaFile,
+    Note,
+    SourceItem,
+    SourceState,
+    World,
+)
 
 LIBRARY = "library"
 
 
 #: How a settled encoding that failed on bad input starts its reason.
 CANNOT_ENCODE = "cannot encode"
+
+
+#: What marks, in its name, a copy of the library's encoded file archived in
+#: place of an original that is lost (``IMG_1.JPG`` -> ``IMG_1.encoded.JPG``).
+ENCODED_TAG = ".encoded"
 
 
 #: Why a copy reached through a mount onto the library's disk is not counted.
@@ -105,9 +119,85 @@ class Context:
         self.live: tuple[set[str], set[str]] | None = None
         #: (source id, item key) of every item planned from its source
         self.listed: set[tuple[str, str]] = set()
+        #: the content this run can read outside the library's originals
+        #: (``_readable``), made on first need
+        self.readable: set[str] | None = None
+        #: originals nothing here holds this run -> lost (every target read),
+        #: each said once (``_original_missing``)
+        self.missing: dict[str, bool] = {}
 
     def _note(self, status: str, subject: str, reason: str) -> None:
         self.notes.append(Note(status=status, subject=subject, reason=reason))
+
+    def _every_target_read(self) -> bool:
+        """Was every target read this run, none of them a phone? Then what no
+        target holds is nowhere: a phone may hold a file with no copy of it
+        left on this machine, and an unplugged disk was not looked at."""
+        return bool(self.world.targets) and all(
+            t.available and t.kind == "filesystem" for t in self.world.targets
+        )
+
+    def _original_here(self, sha: str) -> bool:
+        """Can this run read the bytes of ``sha``, as the applier looks for
+        them (``Originals``): the library's file while it is still the
+        original, a source's file, a target's copy on this machine (not a
+        phone's freed one), or a library file holding those very bytes (an
+        encode, archived as itself). Asked only of what is about to be
+        planned, so a converged run builds nothing."""
+        kept = self.library.get(sha)
+        if kept is not None and kept.sha256 == sha and kept.tier == ORIGINAL_TIER:
+            return True
+        if self.readable is None:
+            self.readable = self._readable()
+        return sha in self.readable
+
+    def _readable(self) -> set[str]:
+        """Every content this run can read besides the library's originals."""
+        found = {lf.sha256 for lf in self.world.library.files}
+        known = self.world.known_sha256
+        for source in self.world.sources:
+            for item in source.items:
+                for f in item.files:
+                    sha = f.sha256 or known.get((source.source_id, item.key, f.ref))
+                    if sha and not f.problem:
+                        found.add(sha)
+        for t in self.targets:
+            found.update(c.sha256 for c in t.copies if c.path not in t.freed)
+        return found
+
+    def _original_missing(self, sha: str, subject: str) -> bool:
+        """Say, once for the original ``sha`` that nothing read this run
+        holds, why what needs its bytes (a copy to a target, an encode for a
+        tier, a Live Photo's video put back as it was) is not planned: it
+        waits while a target that may hold it was not read (unplugged) or is
+        a phone, or a source could not be listed; with every store read it is
+        lost, which only a person can mend (a backup of their own), as a
+        library file gone is (``_gone_nowhere``). Planned, it would fail on
+        every run. True when lost: the library's encoded file is then
+        archived in its place."""
+        lost = self.missing.get(sha)
+        if lost is not None:
+            return lost
+        # A source whose listing failed or was held back may hold it too (an
+        # item encoded while only iCloud held its original).
+        lost = self._every_target_read() and all(s.trusted for s in self.world.sources)
+        self.missing[sha] = lost
+        if lost:
+            self._note(
+                "lost",
+                subject,
+                "its original is on no store any more, every target read; nothing here "
+                "can bring it back: the library's encoded file is archived in its place, "
+                f"its name tagged {ENCODED_TAG}, and never encoded again",
+            )
+        else:
+            self._note(
+                "waiting",
+                subject,
+                "its original is on no store read this run; what needs it (a copy to a "
+                "target, an encode) waits until a target holding it is available",
+            )
+        return lost
 
     def _oldest(self, source: SourceState) -> datetime | None:
         """The earliest capture date the source's ``max_age_days`` admits."""

@@ -245,6 +245,9 @@ class ItemPlanner(RemovalPlanner):
                 continue
             if sha is None and not placed:
                 continue  # cannot be fetched this run (library unavailable)
+            if sha is not None and not placed and not self._original_here(sha):
+                self._original_missing(sha, subject)
+                return  # (no other target either: nothing reads those bytes)
             if t.role == "conduit" and not self._conduit_takes(t, sha, f.size):
                 continue
             action = CopyToTarget(
@@ -308,6 +311,13 @@ class ItemPlanner(RemovalPlanner):
             age = f"captured {item.captured_at:%Y-%m-%d}, {years:.1f} years ago"
         else:
             age = "capture date unknown"
+        if sha is not None and not placed and not self._original_here(sha):
+            # Any encode, to a lighter tier or back to a heavier one (a Live
+            # Photo's video put back as it was, a tier now kept "original",
+            # its quality raised), is made from the original, never from the
+            # library's compressed file.
+            self._original_missing(sha, subject)
+            return
         setting = (
             f"quality {want.quality}"
             if want.quality

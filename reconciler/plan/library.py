@@ -21,8 +21,16 @@ from reconciler.model import (
     SourceItem,
     WriteSidecar,
 )
-from reconciler.plan.context import LIBRARY
+from reconciler.plan.context import ENCODED_TAG, LIBRARY
 from reconciler.plan.items import ItemPlanner
+
+
+def encoded_name(name: str) -> str:
+    """The name a copy of the library's encoded file takes on a target when
+    its original is lost: tagged, so it is never taken for the original."""
+    stem, dot, ext = name.rpartition(".")
+    return f"{stem}{ENCODED_TAG}.{ext}" if dot and stem else f"{name}{ENCODED_TAG}"
+
 
 #: How a file damaged in place is said, and the good version put back.
 DAMAGED = (
@@ -78,6 +86,25 @@ class LibraryPlanner(ItemPlanner):
         self._targets(sha, None, sha, f, item, subject, ())
         self._unconfirmed(sha, subject)
         self._encode(sha, None, sha, f, item, subject, ())
+        if self.missing.get(sha):
+            self._in_place_of_original(lf, f, item, subject)
+
+    def _in_place_of_original(
+        self, lf: LibraryFile, f: MediaFile, item: SourceItem, subject: str
+    ) -> None:
+        """The original of ``lf`` is lost (every target read, none holds it):
+        the library's encoded file is the best of the photo left, and may be
+        its only copy. It is archived on every target as what it is, its own
+        bytes under its own SHA-256, its name tagged (``IMG_1.encoded.JPG``)
+        so no one takes it for the original, and the original's name stays
+        free should the person bring that back. It is never encoded again
+        (only an original is)."""
+        if lf.sha256 == lf.original_sha256 or lf.sha256 in self.handled:
+            return  # (the library's own bytes brought back by a source: planned there)
+        self.handled.add(lf.sha256)
+        name = encoded_name(f.name)
+        copy = f._replace(name=name, size=lf.size, sha256=lf.sha256)
+        self._targets(lf.sha256, None, lf.sha256, copy, item, subject, ())
 
     def _library_item(self, lf: LibraryFile, size: int) -> tuple[MediaFile, SourceItem]:
         """A library file as the one file of an item of its own, ``size``
@@ -165,9 +192,7 @@ class LibraryPlanner(ItemPlanner):
         while some target was not read (unplugged) or is a phone (whose copy
         may be there with none left here); else lost, which only a person
         can mend (a backup of their own), and said as an error."""
-        if self.world.targets and all(
-            t.available and t.kind == "filesystem" for t in self.world.targets
-        ):
+        if self._every_target_read():
             why = (
                 "gone from the library, and no target holds it any more; "
                 "nothing here can put it back"

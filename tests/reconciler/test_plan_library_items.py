@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import attrs
+import pytest
 
 from reconciler.model import (
     CopyToLibrary,
@@ -178,3 +179,51 @@ def test_a_library_file_gone_while_its_source_holds_it_is_placed_from_there_once
     p = plan(desired(tiers=TIERS), w, NOW)
     placing = [a for a in p.actions if isinstance(a, CopyToLibrary)]
     assert [a.subject for a in placing] == ["card:DCIM/IMG_1.JPG"]
+
+
+KEEP_ORIGINAL = [{"name": "all", "keep": "original"}]
+
+
+@pytest.mark.parametrize("tiers", [KEEP_ORIGINAL, TIERS], ids=["heavier", "lighter"])
+def test_an_encode_whose_original_no_store_holds_waits_or_is_lost(tiers: list[dict]) -> None:
+    """Y is X's encode for "recent"; the tier wants another encode (the
+    original back for a tier now kept "original", or "older"), made only
+    from X, which no store read holds. A target unread (or a source not
+    listed): it waits for one. Every store read: X is lost, said once; Y,
+    the best left, is archived in its place under a tagged name; nothing
+    is encoded."""
+    encoded = lib("2021/01/02/IMG_1.JPG", Y, X, "recent")
+    read = world((encoded,))
+    unplugged = attrs.evolve(read, targets=(attrs.evolve(read.targets[0], available=False),))
+    card = read.sources[0]
+    unlisted = attrs.evolve(read, sources=(attrs.evolve(card, trusted=False, reachable=False),))
+    for w in (unplugged, unlisted):
+        waiting = plan(desired(tiers=tiers), w, NOW)
+        assert ids(waiting) == []
+        assert [(n.status, n.subject) for n in waiting.notes if n.status != "unavailable"] == [
+            ("waiting", "library:2021/01/02/IMG_1.JPG")
+        ]
+    lost = plan(desired(tiers=tiers), read, NOW)
+    assert ids(lost) == [f"copy:nas:{Y}", f"copy:usb:{Y}"]
+    assert {(a.name, a.size) for a in lost.actions if isinstance(a, CopyToTarget)} == {
+        ("IMG_1.encoded.JPG", 9)
+    }
+    assert [(n.status, n.subject) for n in lost.notes] == [("lost", "library:2021/01/02/IMG_1.JPG")]
+    converged = plan(desired(tiers=tiers), world((encoded,), archived=(Y,)), NOW)
+    assert ids(converged) == [] and [n.status for n in converged.notes] == ["lost"]
+
+
+def test_an_original_a_phone_may_hold_waits_for_it() -> None:
+    """A phone may hold the original with none of it left on this machine
+    (its staging copy freed): that is no reason to say it lost."""
+    encoded = lib("2021/01/02/IMG_1.JPG", Y, X, "recent")
+    w = world((encoded,))
+    phone = attrs.evolve(
+        w.targets[1],
+        kind="syncthing",
+        copies=(FileCopy(store_id="usb", path="p/x", size=9, mtime_ns=1, sha256=X),),
+        freed=frozenset({"p/x"}),
+    )
+    p = plan(desired(tiers=TIERS), attrs.evolve(w, targets=(w.targets[0], phone)), NOW)
+    assert ids(p) == []
+    assert [n.status for n in p.notes] == ["waiting"]
