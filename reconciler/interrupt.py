@@ -13,6 +13,12 @@ still writing, and past the lock that keeps the next run out. Instead:
   next safe point (a chunk of a copy, an encoder process killed), its
   temporaries are removed, and the run ends as soon as every worker is gone.
 
+Some work runs C code that calls back into Python (matplotlib's renderer
+drawing the report's plots): raised inside such a callback, ``Interrupted``
+would become that code's own error, or be dropped. Within ``deferred()``
+the first signal only sets a flag; ``check()``, called between plots and
+as the block ends, raises it there.
+
 The exit code is 128 + the signal number (130 for SIGINT, 143 for SIGTERM,
 129 for SIGHUP),
 as shells report a process a signal stopped.
@@ -89,6 +95,9 @@ class Interrupts:
         self._applying = False
         self._applied = False
         self._over = False
+        self._deferring = False
+        #: A signal that came while raising was deferred (``deferred``).
+        self._deferred: int | None = None
         #: Signals that came once the work was done (see the module's docstring).
         self.late: list[int] = []
         self._on_abandon: list[Callable[[], None]] = []
@@ -130,6 +139,27 @@ class Interrupts:
         finally:
             self._applying = False
 
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """While C code that calls back into Python runs (matplotlib's Agg
+        renderer drawing the report's plots): a signal only sets a flag,
+        raised as ``Interrupted`` by ``check`` at the next safe point, and
+        at the latest as this block ends. Raised at any bytecode, it would
+        surface inside such a callback, where the C code turns it into
+        another error ("Invalid bounding box") or drops it."""
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+        self.check()
+
+    def check(self) -> None:
+        """A safe point of deferred work: stop here if a signal came."""
+        signum, self._deferred = self._deferred, None
+        if signum is not None:
+            raise Interrupted(signum)
+
     def over(self) -> None:
         """The command's work is done and its exit chosen: a signal from
         now on is late."""
@@ -147,7 +177,9 @@ class Interrupts:
         if first:
             self.signum = signum
         if not self._applying:
-            if first:
+            if first and self._deferring:
+                self._deferred = signum  # raised at the next safe point (``check``)
+            elif first:
                 raise Interrupted(signum)
             return  # unwinding: let it finish
         if not self.stopping.is_set():

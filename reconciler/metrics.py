@@ -157,17 +157,41 @@ def rewrite(path: Path, db: StateDB, *, wait: float = WAIT_SECONDS) -> bool:
 
 
 def last_census(db: StateDB) -> dict[str, Any] | None:
-    """The census of the run that ended last (None: it has none, a census
-    that could not be taken). By when it ended, not by id: an apply's row
-    is made as it starts, so a plan ending during it has a newer one."""
-    row = db.conn.execute(
-        "select census from runs where finished_at is not null "
-        "order by finished_at desc, id desc limit 1"
-    ).fetchone()
-    if row is None or row[0] is None:
+    """The census of the state the runs left last (None: the newest run has
+    none, a census that could not be taken). Not by id alone: an apply's
+    row is made as it starts, so a plan ending during it has a newer one;
+    nor by the times recorded, which go back when the clock does (a run
+    made while it was a day ahead would freeze the figures for a day). By
+    the state database's change counter each census was taken at (part of
+    its ``census_key``): it only grows, so the census taken at the highest
+    count saw every write the others saw; of equal counts (the same rows)
+    the newest row."""
+    rows = db.conn.execute(
+        "select id, census_key from runs where census is not null and finished_at is not null"
+    ).fetchall()
+    if not rows:
         return None
+    best = max(rows, key=lambda r: (_changes(r[1]), int(r[0])))[0]
+    newest = db.conn.execute("select max(id) from runs where finished_at is not null").fetchone()
+    if newest[0] is not None and int(newest[0]) > best and _without_census(db, int(newest[0])):
+        return None
+    row = db.conn.execute("select census from runs where id = ?", (best,)).fetchone()
     census: dict[str, Any] = json.loads(row[0])
     return census
+
+
+def _changes(key: str | None) -> int:
+    """The change counter a census was taken at, from its key
+    (``census.census_key``: ``schema:changes:…``); -1 when it has none (a
+    row from before keys were kept)."""
+    parts = (key or "").split(":")
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1
+
+
+def _without_census(db: StateDB, run_id: int) -> bool:
+    """The run ``run_id`` ended with no census (one could not be taken)."""
+    row = db.conn.execute("select census from runs where id = ?", (run_id,)).fetchone()
+    return row is not None and row[0] is None
 
 
 def write_textfile(path: Path, text: str | Callable[[], str], *, wait: float = 0.0) -> bool:

@@ -75,12 +75,20 @@ def page(
     generated_at: datetime,
     state_path: str,
     proof: Proof | None = None,
+    checkpoint: Callable[[], None] | None = None,
 ) -> str:
     """The whole HTML document. ``history`` is oldest first; ``runs`` newest
     first (as ``StateDB.last_runs`` gives them). ``proof``: what may be said
     of the census now (``census.proof``, as ``status`` says it); without it
-    the page says nothing of whether every item is archived."""
+    the page says nothing of whether every item is archived. ``checkpoint``
+    is called before each plot is drawn (a safe point to stop at: the
+    CLI's signal handling, ``Interrupts.check``)."""
     points = [(_when(at), doc) for at, doc in history]
+    # Plotted by the time each run finished, in that order: in the order
+    # of the runs, a clock that went back (NTP stepping it, a reset at
+    # boot) would draw the lines and areas folded back over themselves.
+    # The census of now is still the last run's.
+    plotted = sorted(points, key=lambda p: p[0])
     parts = [
         _HEAD,
         "<h1>reconcile report</h1>",
@@ -101,7 +109,9 @@ def page(
             ("Library size and iCloud usage", _plot_sizes),
             ("Library files by tier", _plot_tiers),
         ):
-            parts.append(_figure(title, plot, points))
+            if checkpoint is not None:
+                checkpoint()
+            parts.append(_figure(title, plot, plotted))
     parts.append("<h2>Now</h2>")
     if points:
         at, doc = points[-1]
@@ -259,7 +269,10 @@ def _headline(runs: Sequence[Mapping[str, Any]]) -> str:
         return '<p class="headline">No runs yet: nothing has been recorded here.</p>'
     r = runs[0]
     code = r.get("exit_code")
-    why = f": {_esc(r['reason'])}" if r.get("reason") else ""
+    # The line that chose the exit code (a run with several problems said
+    # each, that one first: ``commands.common.finish``).
+    first = str(r.get("reason") or "").split("\n")[0]
+    why = f": {_esc(first)}" if first else ""
     return (
         f'<p class="headline {_exit_class(code)}">Last run: {_esc(r["command"])} '
         f"#{r['id']}, finished {_esc(_utc(r.get('finished_at')))}, "
@@ -345,12 +358,14 @@ def _runs_table(runs: Sequence[Mapping[str, Any]]) -> str:
     for r in runs:
         code = r.get("exit_code")
         why = r.get("reason") or ("" if code in (0, 2) else r.get("status") or "")
+        # one line per problem the run said (``commands.common.finish``)
+        said = "<br>".join(_esc(line) for line in str(why).split("\n"))
         body.append(
             f'<tr class="{_exit_class(code)}"><td>{r["id"]}</td><td>{_esc(r["command"])}</td>'
             f"<td>{_esc(_utc(r.get('started_at')))}</td>"
             f"<td>{_esc(_utc(r.get('finished_at')))}</td>"
             f"<td>{'-' if code is None else code} {_esc(r.get('status') or '')}</td>"
-            f"<td>{_esc(why)}</td></tr>"
+            f"<td>{said}</td></tr>"
         )
     return f'<table class="runs"><tr>{head}</tr>{"".join(body)}</table>'
 

@@ -246,7 +246,7 @@ def test_a_file_gone_that_no_target_holds_is_lost_and_said_as_an_error(tmp_path:
         "(1 lost)\n"
     )
     assert p.err == (
-        "error: 1 library file(s) gone are held by no target any more (see 'x' above); "
-        "put them back from a backup of your own\n"
+        "error: 1 file(s) lost: held by no store any more (a library file gone, an "
+        "encoded file's original) (see 'x' above); put them back from a backup of your own\n"
     )
     assert "every item is archived" not in ws.run("status").out

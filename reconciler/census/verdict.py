@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
 import attrs
 
 from providers.filesystem import read_marker
-from reconciler.census.counts import STATES, Census, Failure, utc
+from reconciler.census.counts import STATES, Census, Failure
 from reconciler.census.items import SHA
 from reconciler.config import DesiredState, FilesystemTarget
 from reconciler.state import StateDB
@@ -122,21 +121,28 @@ _NOT_READ = re.compile(r"(.+) could not be read \(see '!' above\); the rest was 
 def _last_seen(db: StateDB) -> _Seen | None:
     """What the newest plan or apply whose record says what it observed
     saw: one that read everything (exit 0 or 2), or said what it could not
-    read (source files: ``unreadable`` in its summary; stores: its error).
-    A run that observed nothing (locked out, exit 4; a usage error), or
-    whose record does not say (ended by a failed action, a guard, a signal,
-    a mistyped ``--target`` after observing) is passed over: what an older
-    run saw is not hidden by it. None: no run ever said."""
+    read (source files: ``unreadable`` in its summary; stores: a line of
+    its reason), however it ended (a guard, a failed action, a signal
+    beside them). A run that observed nothing (locked out, exit 4; a usage
+    error), or whose record does not say (ended by a failed action, a
+    guard, a signal, a mistyped ``--target`` after observing, and nothing
+    unread besides) is passed over: what an older run saw is not hidden by
+    it. None: no run ever said.
+
+    Newest by id, never by the times recorded (a clock reset at boot, NTP
+    stepping it back): a plan's row is made as it ends, an apply's as it
+    begins to act, once it has observed; so of a plan and an apply side by
+    side, the one that finished observing last counts."""
     sql = (
         "select id, exit_code, summary, reason from runs "
         "where command in ('plan', 'apply') and exit_code is not null order by id desc"
     )
     for run_id, code, summary, reason in db.conn.execute(sql):
         unreadable = int(json.loads(summary or "{}").get("unreadable") or 0)
-        stores = _NOT_READ.fullmatch(reason or "")
+        lines = [_NOT_READ.fullmatch(line) for line in (reason or "").splitlines()]
+        stores = frozenset(s for m in lines if m for s in m[1].split(", "))
         if code in (0, 2) or unreadable or stores:
-            not_read = frozenset(stores[1].split(", ")) if stores else frozenset()
-            return _Seen(int(run_id), unreadable, not_read)
+            return _Seen(int(run_id), unreadable, stores)
     return None
 
 
@@ -152,62 +158,45 @@ def all_archived(items: Mapping[str, int], copies: int) -> bool:
 def unproven(db: StateDB, desired: DesiredState, c: Census) -> dict[str, str]:
     """Targets holding copies the census counts that are not proven now: a
     disk without its marker (unplugged, not mounted), a phone whose last
-    canary failed, or one the last run could not ask at all (Syncthing
-    down: no canary is recorded then, so the last one is older than that
-    run), and a disk the last run that observed could not read (a listing
-    that failed, a store nested in it: ``_last_seen``). Their copies are a
+    canary failed, and a disk or phone the last run that said what it read
+    could not read (a listing that failed, a store nested in it; Syncthing
+    down: the phone could not be asked, ``_last_seen``). Their copies are a
     record, not a proof."""
     out = {}
     seen = _last_seen(db)
     for tid, cfg in desired.targets.items():
         if not c.targets.get(tid, (0, 0))[0]:
             continue
+        not_read = seen is not None and f"target {tid}" in seen.not_read
         if isinstance(cfg, FilesystemTarget):
             if read_marker(Path(cfg.path)) != tid:
                 out[tid] = f"cannot be read ({cfg.path} has no marker of it: not mounted?)"
-            elif seen is not None and f"target {tid}" in seen.not_read:
+            elif seen is not None and not_read:
                 out[tid] = (
                     f"could not be read in run {seen.run_id} (the last that said what it read)"
                 )
         elif cfg.role != "conduit" or cfg.count_as_copy:
-            why = _phone_unproven(db, tid)
+            why = _phone_unproven(db, tid, seen if not_read else None)
             if why:
                 out[tid] = why
     return out
 
 
-def _phone_unproven(db: StateDB, tid: str) -> str | None:
+def _phone_unproven(db: StateDB, tid: str, not_reached: _Seen | None) -> str | None:
+    """Why phone ``tid`` is not proven now, if it is not: no canary ever,
+    its last one failed, or ``not_reached``: the last run that said what it
+    read could not ask it at all (no canary recorded then, so the last is
+    older). Told by the runs' order, never by comparing the canary's time
+    with the runs' (a plan recorded while the clock was behind would hide
+    it)."""
     alive = db.liveness(tid)
     if alive is None:
         return "has no canary recorded: never proven alive"
     if not alive["alive"]:
         return "failed its last canary"
-    last = _last_observing_run(db)
-    if last is None or last[1] is None or utc(alive["at"]) >= last[1]:
+    if not_reached is None:
         return None
     return (
-        f"was not reached in the last run (run {last[0]}; Syncthing unreachable?): "
+        f"was not reached in the last run (run {not_reached.run_id}; Syncthing unreachable?): "
         f"its last canary is older"
     )
-
-
-def _last_observing_run(db: StateDB) -> tuple[int, datetime | None] | None:
-    """The newest plan or apply that finished and observed the world (a run
-    locked out, exit 4, observed nothing), and a time its observation
-    started after. A plan's row starts before it observes; an apply's own
-    row starts after (when it begins to act), so for an apply the end of the
-    run before it is taken instead (None: no run before it)."""
-    rows = db.conn.execute(
-        "select id, command, started_at from runs where command in ('plan', 'apply') "
-        "and finished_at is not null and coalesce(exit_code, -1) != 4 "
-        "order by id desc limit 1"
-    ).fetchall()
-    if not rows:
-        return None
-    run_id, command, started_at = rows[0]
-    if command == "plan":
-        return int(run_id), utc(started_at)
-    before = db.conn.execute(
-        "select max(finished_at) from runs where id < ? and finished_at is not null", (run_id,)
-    ).fetchone()[0]
-    return int(run_id), utc(before) if before else None

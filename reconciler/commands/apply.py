@@ -15,13 +15,15 @@ from providers.folder import ASIDE_MARK
 from reconciler import config, planfile, render, visible
 from reconciler.apply import Applier, ApplyResult, Outcome
 from reconciler.commands.common import (
+    DECLINED,
     EXIT_ERROR,
-    EXIT_OK,
     EXIT_PERSON,
     Out,
+    Problem,
+    finish,
     is_tty,
     load,
-    notes_exit,
+    note_problems,
     observe_progress,
     selected,
 )
@@ -180,16 +182,22 @@ def _apply_locked(
     io.say(render.plan_text(plan, detail=args.detail, pending=pending))
     if stale:
         io.say(_outcomes_text(stale, {}, args.detail))
+    # Every way out from here says the plan's notes and records them
+    # (``finish``): whatever else ends the run, what it could not read is
+    # said on stderr and kept with the run (census.verdict reads it).
     if not plan.actions:
-        return notes_exit(plan, io) or _nothing_run(args, io, saved, stale, held, pending)
+        return finish(io, note_problems(plan, io) + _nothing_run(args, saved, stale, held, pending))
     if not args.yes:
         if not is_tty(io.stdin):
-            io.warn("error: apply needs --yes when there is no terminal to ask (cron: add --yes)")
-            return EXIT_ERROR
+            problem = "apply needs --yes when there is no terminal to ask (cron: add --yes)"
+            return finish(io, [(EXIT_ERROR, problem), *note_problems(plan, io)])
         io.put(f"\nApply these {len(plan.actions)} actions? [y/N] ")
         if io.stdin.readline().strip().lower() not in {"y", "yes"}:
             io.say("Nothing done.")
-            return EXIT_OK
+            # Exits as the plan shown would; the record says nothing was
+            # done (status never takes it for an apply that worked).
+            io.summary[DECLINED] = len(plan.actions)
+            return finish(io, note_problems(plan, io))
     io.say("")
     stopped = False
     with stop.applying():  # from here on a signal stops the run, never unwinds it
@@ -225,46 +233,60 @@ def _apply_locked(
     io.say("")
     io.say(render.apply_summary(result, stale))
     io.summary = _bytes_moved(plan, result)
-    if stopped:
-        io.warn(
-            f"error: stopped by {stop.name}; what was done is kept and journaled, "
-            "run apply again to continue"
+    return finish(
+        io, _outcome_problems(result, stop if stopped else None) + note_problems(plan, io)
+    )
+
+
+def _outcome_problems(result: ApplyResult, stopped: Interrupts | None) -> list[Problem]:
+    """What ended the applier's work badly: a signal (``stopped``), a
+    safety gate, failed actions."""
+    out: list[Problem] = []
+    if stopped is not None:
+        out.append(
+            (
+                stopped.exit_code,
+                f"stopped by {stopped.name}; what was done is kept and journaled, "
+                "run apply again to continue",
+            )
         )
-        return stop.exit_code
     if result.refused:
-        io.warn(
-            "error: a safety gate kept some items in their source (see 'refused' above); "
-            "check the targets, then run apply again"
+        out.append(
+            (
+                EXIT_PERSON,
+                "a safety gate kept some items in their source (see 'refused' above); "
+                "check the targets, then run apply again",
+            )
         )
-        return EXIT_PERSON
     if result.failed:
         retried = any(
             o.status == "failed" and not o.detail.startswith(CANNOT_ENCODE) for o in result.outcomes
         )
-        io.warn(
-            "error: some actions failed (see 'failed' above); run apply again to retry them"
-            if retried
-            else "error: some originals cannot be decoded (see 'failed' above); the library "
-            "keeps them as they are and they are not retried"
+        out.append(
+            (
+                EXIT_ERROR,
+                "some actions failed (see 'failed' above); run apply again to retry them"
+                if retried
+                else "some originals cannot be decoded (see 'failed' above); the library "
+                "keeps them as they are and they are not retried",
+            )
         )
-        return EXIT_ERROR
-    return notes_exit(plan, io)
+    return out
 
 
 def _nothing_run(
     args: argparse.Namespace,
-    io: Out,
     saved: Plan | None,
     stale: Sequence[Outcome],
     held: Sequence[Action],
     pending: int,
-) -> int:
+) -> list[Problem]:
     """Nothing of a saved plan runs now while ``pending`` actions are still
     to do: the plan no longer holds (or never held anything) and must be
     made again, or --only/--target left out all of it. A saved plan whose
     every action an earlier apply already did is done: no error."""
     if saved is None or not pending:
-        return EXIT_OK
+        return []
     if held:
         problem = (
             f"--only/--target selects none of the {len(held)} action(s) of {args.planfile} "
@@ -281,9 +303,8 @@ def _nothing_run(
             f"{pending} action(s) are to do; run reconcile plan --out again"
         )
     else:
-        return EXIT_OK
-    io.warn(f"error: {visible.escape_controls(problem)}")
-    return EXIT_ERROR
+        return []
+    return [(EXIT_ERROR, visible.escape_controls(problem))]
 
 
 def _stage_progress(io: Out) -> StageProgress:

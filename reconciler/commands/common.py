@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from io import StringIO, TextIOBase, UnsupportedOperation
 from typing import TextIO, cast
@@ -35,10 +35,10 @@ class Out:
         self.out = out if out is not None else _nowhere()
         self.err = err if err is not None else _nowhere()
         self.stdin = stdin if stdin is not None else StringIO()  # at its end, no terminal
-        #: For the run's record: its own row (an apply that acted), the last
-        #: "error:" line said, and what the plan held.
+        #: For the run's record: its own row (an apply that acted), every
+        #: "error:" line said (``reason``), and what the plan held.
         self.run_id: int | None = None
-        self.reason = ""
+        self.reasons: list[str] = []
         self.summary: dict[str, int] = {}
         #: The state directory's log (plan, apply); -q keeps stdout quiet.
         self.log: logging.Logger | None = None
@@ -49,6 +49,13 @@ class Out:
         #: The CLI's signal handling for this command, when it installed one.
         self.stop: Interrupts | None = None
 
+    @property
+    def reason(self) -> str:
+        """Why the run ended as it did, for its record: each "error:" line
+        said, in the order said (``finish`` says the one that chose the
+        exit code first), one per line."""
+        return "\n".join(self.reasons)
+
     def say(self, text: str = "") -> None:
         if self.log is not None and text:
             self.log.info(text)
@@ -57,7 +64,7 @@ class Out:
 
     def warn(self, text: str) -> None:
         if text.startswith("error: "):
-            self.reason = text.removeprefix("error: ").splitlines()[0].strip()
+            self.reasons.append(text.removeprefix("error: ").splitlines()[0].strip())
         if self.log is not None:
             self.log.warning(text)
         self.err = print_to(text, self.err, lambda e: self._lost("stderr", e))
@@ -205,12 +212,29 @@ def observe_and_plan(
 
 #: The run summary's count of source files that could not be read.
 UNREADABLE = "unreadable"
+#: The run summary's count of actions an apply showed and did not do: the
+#: person answered N at its prompt (``status``: no apply that worked).
+DECLINED = "declined"
+
+
+#: A problem that ends a run: its exit code and its "error:" line.
+Problem = tuple[int, str]
 
 
 def notes_exit(plan: Plan, io: Out) -> int:
-    """Exit code and stderr line for what the plan could not look at:
-    a guard that wants a person (3) before a store or source that could not
-    be read (1). Waiting items and per-item errors are not run failures."""
+    """Exit code and stderr lines for what the plan could not look at
+    (``note_problems``), said and recorded."""
+    return finish(io, note_problems(plan, io))
+
+
+def note_problems(plan: Plan, io: Out) -> list[Problem]:
+    """What the plan could not look at, one problem per kind: a guard that
+    wants a person (3), a store or source that could not be read, a
+    library file no target holds, a source file not read (1). Waiting
+    items and per-item errors are not run failures. Every kind present is
+    said, whatever else ends the run: a guard beside an unreadable store
+    names both (cron's ``-q`` hides the '!' notes on stdout), and the run's
+    record names what it did not read (``census.verdict``)."""
     blocked = [n.subject for n in plan.notes if n.status == "blocked"]
     unavailable = [n.subject for n in plan.notes if n.status == "unavailable"]
     unreadable = [n.subject for n in plan.notes if n.status == "unreadable"]
@@ -220,30 +244,56 @@ def notes_exit(plan: Plan, io: Out) -> int:
         # of a file never read, and says no "every item is archived" beside
         # it (census.proof).
         io.summary[UNREADABLE] = len(unreadable)
+    out: list[Problem] = []
     if blocked:
-        io.warn(
-            f"error: a guard held back {', '.join(blocked)} (see '!' above); "
-            "check it, then run again (with --accept-shrink if the shrink is real)"
+        out.append(
+            (
+                EXIT_PERSON,
+                f"a guard held back {', '.join(blocked)} (see '!' above); "
+                "check it, then run again (with --accept-shrink if the shrink is real)",
+            )
         )
-        return EXIT_PERSON
     if unavailable:
-        io.warn(
-            f"error: {', '.join(unavailable)} could not be read (see '!' above); the rest was done"
+        out.append(
+            (
+                EXIT_ERROR,
+                f"{', '.join(unavailable)} could not be read (see '!' above); the rest was done",
+            )
         )
-        return EXIT_ERROR
     if lost:
-        io.warn(
-            f"error: {len(lost)} library file(s) gone are held by no target any more "
-            "(see 'x' above); put them back from a backup of your own"
+        out.append(
+            (
+                EXIT_ERROR,
+                f"{len(lost)} file(s) lost: held by no store any more (a library file "
+                "gone, an encoded file's original) (see 'x' above); put them back from a "
+                "backup of your own",
+            )
         )
-        return EXIT_ERROR
     if unreadable:
-        io.warn(
-            f"error: {len(unreadable)} file(s) could not be read (see 'x' above); "
-            "the rest was done; fix them and the next run picks them up"
+        out.append(
+            (
+                EXIT_ERROR,
+                f"{len(unreadable)} file(s) could not be read (see 'x' above); "
+                "the rest was done; fix them and the next run picks them up",
+            )
         )
-        return EXIT_ERROR
-    return EXIT_OK
+    return out
+
+
+def finish(io: Out, problems: Sequence[Problem]) -> int:
+    """Say every problem on stderr, one "error:" line each, the one that
+    decides the exit code first, and return that code (README, Exit codes):
+    a signal's 128 + N before a person needed (3) before an error (1);
+    among equals, the first given. No problem: 0."""
+    ranked = sorted(problems, key=lambda p: _RANK.get(p[0], 0 if p[0] >= 128 else 3))
+    for _, text in ranked:
+        io.warn(f"error: {text}")
+    return ranked[0][0] if ranked else EXIT_OK
+
+
+#: Which exit code wins when one run has several problems (lower first); a
+#: signal's (128 + N) comes before them all.
+_RANK = {EXIT_PERSON: 1, EXIT_ERROR: 2}
 
 
 def selected(

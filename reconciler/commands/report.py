@@ -9,6 +9,7 @@ made while a run holds the lock, and from a copy of the database.
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,13 +40,18 @@ def report_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
         proven = proof(db, desired, counted_now(db, desired))
     finally:
         db.close()
-    text = report.page(
-        history=history,
-        runs=runs,
-        generated_at=now or datetime.now(UTC),
-        state_path=state_path,
-        proof=proven,
-    )
+    # The plots are drawn by C++ that calls back into Python: a signal then
+    # stops the report between plots, never inside a callback (``deferred``).
+    stop = io.stop
+    with stop.deferred() if stop is not None else nullcontext():
+        text = report.page(
+            history=history,
+            runs=runs,
+            generated_at=now or datetime.now(UTC),
+            state_path=state_path,
+            proof=proven,
+            checkpoint=stop.check if stop is not None else None,
+        )
     path = Path(args.html)
     if not report.write(path, text):
         io.warn(f"error: {path} is being written by another report; run again once it is done")

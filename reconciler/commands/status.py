@@ -21,7 +21,14 @@ from typing import Any
 
 from reconciler import config, lock, render
 from reconciler.census import Census, Proof, counted_now, proof
-from reconciler.commands.common import EXIT_CHANGES, EXIT_OK, EXIT_PERSON, Out, load
+from reconciler.commands.common import (
+    DECLINED,
+    EXIT_CHANGES,
+    EXIT_OK,
+    EXIT_PERSON,
+    Out,
+    load,
+)
 from reconciler.config import DesiredState
 from reconciler.connect import UnavailableStore, connect_target, icloud_session_dir
 from reconciler.render import utc_text
@@ -62,13 +69,15 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
         live = lock.held_now(desired.state_dir)
         newest = _newest_unfinished(db)
         runs = [_unfinished(r, live if r["id"] == newest else False) for r in runs]
-        # The headline is about the work: the last apply (cron's), else the last run.
-        headline = db.last_run_of("apply") or (runs[0] if runs else None)
+        # The headline is about the work: the last apply (cron's) that was not
+        # declined at its prompt (it did nothing), else the last run.
+        headline = _last_apply(db) or (runs[0] if runs else None)
         if headline is not None:
             headline = _unfinished(headline, live if headline["id"] == newest else False)
         counted = counted_now(db, desired)
         figures = db.figures(compression=False)
         figures["bytes_saved_by_compression"] = counted.saved_by_compression
+        figures["last_good_apply"] = _last_good_apply(db)
         waiting = _waiting(db, desired)
         worked = _last_success(db)
         refused = _last_refusal(db)
@@ -90,6 +99,10 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
             "state": str(state_path),
             "last_run": _run_json(headline) if headline else None,
             "census": counted.to_json(),
+            # Whether "every item is archived (N copies required) or
+            # off-loaded" is said (census.proof), and N.
+            "every_item_archived": proven.archived and counted.oldest_unarchived is None,
+            "copies_required": proven.copies,
             # Targets whose copies the census counts as last recorded, and why
             # they are not proven now (unmounted, a failed canary).
             "not_proven_now": unproven,
@@ -118,7 +131,7 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
     else:
         shown = headline or runs[0]
         running = shown.get("running_now") if shown["status"] == "running" else None
-        _show(io, render.status_headline(shown, figures["last_good_apply"], running=running))
+        _show(io, _headline(shown, figures["last_good_apply"], running))
     for line in [*_census_lines(counted, figures, proven), *_damaged_lines(damaged)]:
         _show(io, line)
     for _, line in sessions.values():
@@ -134,6 +147,50 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
     for r in runs:
         _show(io, _run_line(r))
     return EXIT_OK
+
+
+def _last_apply(db: StateDB) -> dict[str, Any] | None:
+    """The last apply but one declined at its prompt (``declined`` in its
+    summary: it did nothing, whatever its exit)."""
+    sql = f"select * from runs where command = 'apply' and {_NOT_DECLINED} order by id desc limit 1"
+    rows = [dict(r) for r in db.query(sql)]
+    return rows[0] if rows else None
+
+
+def _last_good_apply(db: StateDB) -> str | None:
+    """When the last apply that worked (exit 0) finished: one declined at
+    its prompt did nothing, and never counts as one that worked."""
+    sql = (
+        f"select finished_at from runs where command = 'apply' and exit_code = 0 "
+        f"and {_NOT_DECLINED} order by id desc limit 1"
+    )
+    row = db.conn.execute(sql).fetchone()
+    return None if row is None else str(row[0])
+
+
+#: A run not declined at apply's prompt (``DECLINED`` in its summary).
+_NOT_DECLINED = (
+    "coalesce(case when json_valid(summary) then json_extract(summary, '$.declined') end, 0) = 0"
+)
+
+
+def _headline(run: Mapping[str, Any], last_good: str | None, running: bool | None) -> str:
+    """The headline for ``run``: by its exit code (``render.status_headline``)
+    with the first line of its reason (the one that chose the exit code);
+    an apply declined at its prompt (shown only when no other run is) is
+    said as such, never as one that worked."""
+    first = (run.get("reason") or "").split("\n")[0]
+    line = render.status_headline(dict(run, reason=first), last_good, running=running)
+    if _declined(run):
+        line = line.replace(" worked,", " declined at its prompt (nothing done),", 1)
+    return line
+
+
+def _declined(run: Mapping[str, Any]) -> bool:
+    try:
+        return bool(json.loads(run.get("summary") or "{}").get(DECLINED))
+    except (ValueError, AttributeError):
+        return False
 
 
 def _show(io: Out, text: str) -> None:
@@ -271,7 +328,10 @@ def _run_line(r: Mapping[str, Any]) -> str:
         state = render.UNFINISHED[r.get("running_now")]
     line = f"  run {r['id']}: {r['command']} {state}, exit {code}, {utc_text(r['finished_at'])}"
     line += took + (f": {', '.join(did)}" if did else "")
-    return line + (f"\n    {escape_controls(r['reason'])}" if r.get("reason") else "")
+    # Each line of its reason on a line of its own (a run with several
+    # problems said each: ``commands.common.finish``).
+    why = "".join(f"\n    {escape_controls(w)}" for w in (r.get("reason") or "").split("\n"))
+    return line + (why if r.get("reason") else "")
 
 
 def _last_success(db: StateDB) -> dict[str, Any] | None:
