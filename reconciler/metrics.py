@@ -17,9 +17,12 @@ apply takes (a run under way counts too), on
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import glob
 import json
 import os
+import stat
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -212,6 +215,12 @@ def write_textfile(path: Path, text: str | Callable[[], str], *, wait: float = 0
 
 
 def _replace(path: Path, text: str) -> None:
+    # Only a regular file (or nothing) is replaced: a device, a FIFO or a
+    # folder at ``path`` (``metrics_file = "/dev/null"`` to switch metrics
+    # off, run as root) would be renamed over and gone.
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise OSError(errno.EEXIST, "not a regular file; it is never replaced", str(path))
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
         with open(tmp, "w", encoding="utf-8") as f:
