@@ -23,6 +23,7 @@ from typing import Any, Literal, get_args, get_origin
 import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, IterableValidationError
+from cattrs.gen import make_dict_structure_fn
 from cattrs.v import format_exception as default_format_exception
 
 from reconciler.errors import ConfigError
@@ -286,12 +287,35 @@ def _strict_float(value: Any, _: type) -> float:
     return float(value)
 
 
+def _shape(value: object) -> str:
+    """What a TOML value is, in a person's words (never a Python class)."""
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an empty list" if not value else "a list"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str) and len(value) > 40:
+        return f"{value[:20]!r}…"
+    if isinstance(value, int | float | str):
+        return repr(value)
+    return "a date or time" if hasattr(value, "isoformat") else "another kind of value"
+
+
 def _format_exception(exc: BaseException, type_: type | None) -> str:
     # Our own hooks raise ValueError with a message meant for a person.
     if isinstance(exc, ValueError) and str(exc).startswith(("expected", "kind:")):
         return str(exc)
     if isinstance(exc, KeyError):
         return "required field missing"
+    # cattrs' own words for a value of the wrong shape name Python types
+    # ("expected a mapping", "'list' object has no attribute 'keys'"): the
+    # shapes a TOML file has instead. (Tables and tier lists are checked by
+    # their hooks first; these are what is left.)
+    if get_origin(type_) is dict or attrs.has(type_ or object):
+        return "expected a table"
+    if get_origin(type_) is tuple:
+        return "expected a list"
     if get_origin(type_) is Literal:
         # cattrs says "x not in literal typing.Literal[...]": the choices, plainly
         choices = ", ".join(str(c) for c in get_args(type_))
@@ -302,6 +326,31 @@ def _format_exception(exc: BaseException, type_: type | None) -> str:
 
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+
+    # Every section is a table: anything else is said so, with what it is
+    # (``guards = []``, ``policy.removal = true``), before cattrs would
+    # answer with its own internals.
+    def table(cl: type[Any]) -> Any:
+        structure = make_dict_structure_fn(cl, conv)
+
+        def hook(value: Any, _: type) -> Any:
+            if not isinstance(value, dict):
+                raise ValueError(f"expected a table, got {_shape(value)}")
+            return structure(value, cl)
+
+        return hook
+
+    conv.register_structure_hook_factory(attrs.has, table)
+    # ``[policy.tiers]`` (one pair of brackets, the commonest slip) is one
+    # table, which cattrs would walk as a list of its keys.
+    tiers = conv.get_structure_hook(tuple[Tier, ...])
+
+    def tier_list(value: Any, type_: type) -> Any:
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list of tables, got {_shape(value)}{_TIERS_HINT}")
+        return tiers(value, type_)
+
+    conv.register_structure_hook_func(lambda t: t == tuple[Tier, ...], tier_list)
     conv.register_structure_hook(ByteSize, _parse_size)
     # TOML already has types: take them as they are instead of coercing
     # (cattrs would turn 3 into "3" and "no" into True).
@@ -326,6 +375,8 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(TargetConfig, tagged(_TARGET_KINDS, "target"))
     return conv
 
+
+_TIERS_HINT = "; write each tier as [[policy.tiers]] (two pairs of brackets) with its keys below"
 
 converter = _make_converter()
 
@@ -356,6 +407,9 @@ def _structure_errors(exc: BaseException) -> list[str]:
         if extra:
             for key in extra.group(1).split(", "):
                 out.append(f"{path + '.' if path else ''}{key}: unknown key")
+        elif msg.startswith("expected a table") and path and not path.endswith("]"):
+            # how to write one, for a key given a value where a section goes
+            out.append(f"{path}: {msg}; write [{path}] on a line of its own, its keys below")
         elif msg.startswith("kind: "):
             out.append(f"{path}.kind: {msg.removeprefix('kind: ')}")
         else:
@@ -391,7 +445,10 @@ def load(path: Path) -> DesiredState:
     except OSError as e:
         raise ConfigError([f"{name}: cannot read: {e.strerror}"]) from e
     try:
-        raw = tomllib.loads(raw_bytes.decode("utf-8"))
+        # "utf-8-sig": a file saved as "UTF-8 with BOM" (Notepad) starts
+        # with an invisible mark tomllib refuses at line 1, column 1, where
+        # the person's editor shows nothing wrong. It is no part of the text.
+        raw = tomllib.loads(raw_bytes.decode("utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError([f"{name}: not valid TOML: {e}"]) from e
     # The file's own name goes into the log and the run's messages; it is
@@ -401,21 +458,28 @@ def load(path: Path) -> DesiredState:
         # Relative paths are taken from the file's folder; a pipe
         # (``-c <(...)``) has none to take them from.
         base = None if stat.S_ISFIFO(path.stat().st_mode) else path.resolve().parent
-        desired = parse(raw, name=name, base=base, digest=_digest(raw_bytes))
+        # Its real path (symlinks followed) before any check: the checks of
+        # what the tool writes compare each with it (``overwrites``).
+        file = "" if base is None else str(path.resolve())
+        desired = parse(raw, name=name, base=base, digest=_digest(raw_bytes), file=file)
     except ConfigError as e:
         raise ConfigError([*located, *e.problems]) from None
     if located:
         raise ConfigError(located)
-    return desired if base is None else attrs.evolve(desired, file=str(path.resolve()))
+    return desired
 
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def parse(raw: dict[str, Any], *, name: str, base: Path | None, digest: str = "") -> DesiredState:
+def parse(
+    raw: dict[str, Any], *, name: str, base: Path | None, digest: str = "", file: str = ""
+) -> DesiredState:
     """Structure a TOML document; relative paths are taken from ``base``
-    (None: refused, the document was read from a pipe)."""
+    (None: refused, the document was read from a pipe). ``file``: the
+    document's own real path, which nothing the tool reads from, removes
+    from or writes may hold or replace."""
     try:
         desired = converter.structure(raw, DesiredState)
     except (ClassValidationError, IterableValidationError) as e:
@@ -423,8 +487,9 @@ def parse(raw: dict[str, Any], *, name: str, base: Path | None, digest: str = ""
     problems = [f"{name}: {p}" for p in _check(desired)]
     if problems:
         raise ConfigError(problems)
-    resolved = _resolved(desired, base, digest, name)
+    resolved = attrs.evolve(_resolved(desired, base, digest, name), file=file)
     found = _check_utf8(resolved) + _check_overlaps(resolved) + _check_outputs(resolved)
+    found += _check_own_file(resolved)
     problems = [f"{name}: {p}" for p in found]
     if problems:
         raise ConfigError(problems)
@@ -687,17 +752,128 @@ def overwrites(d: DesiredState, path: Path) -> str:
     return ""
 
 
+def not_a_file(path: Path | str) -> str:
+    """What stands at ``path`` (symlinks followed) when it is neither a
+    regular file nor a folder nor nothing: "a character device"…; else "".
+
+    A file the tool writes is replaced whole (a temporary renamed over it):
+    over ``/dev/null`` (a likely way to say "no metrics file") that
+    replaces the device itself with a regular file, and as root breaks the
+    system. A folder is left out: no rename replaces one (``validate``
+    warns of it, and the run says it cannot write there)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return ""  # nothing there (or nothing to see): written, or said when written
+    kinds = (
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device (a disk)"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((what for test, what in kinds if test(mode)), "")
+
+
 def _check_outputs(d: DesiredState) -> list[str]:
-    """The metrics file, rewritten after every run, never lands in a place."""
+    """The metrics file, rewritten after every run, never lands in a place
+    nor on the configuration file, nor replaces what is no file."""
     if not d.log.metrics_file:
-        return []
+        return _check_default_metrics(d)
+    shown = _shown(d.log.metrics_file)
+    kind = not_a_file(d.log.metrics_file)
+    if kind:
+        return [
+            f"log.metrics_file ({shown}): that is {kind}, not a file; the metrics file is "
+            f"replaced whole after every run, so name a regular file (empty: "
+            f"state.dir/{DEFAULT_METRICS_NAME}; there is no setting that turns it off)"
+        ]
     inside = overwrites(d, Path(d.log.metrics_file))
+    if inside == OWN_FILE:
+        return [
+            f"log.metrics_file ({shown}): that is {OWN_FILE} itself, which it would replace "
+            "after every run; name another file (in node_exporter's folder)"
+        ]
     if not inside:
         return []
     return [
-        f"log.metrics_file ({_shown(d.log.metrics_file)}): inside {inside}, whose files "
+        f"log.metrics_file ({shown}): inside {inside}, whose files "
         "it would overwrite after every run; put it elsewhere (node_exporter's folder)"
     ]
+
+
+#: The metrics file's name in the state directory when ``log.metrics_file``
+#: is empty (``metrics.PROM_NAME``, a module config may not import).
+DEFAULT_METRICS_NAME = "reconcile.prom"
+
+
+def _check_default_metrics(d: DesiredState) -> list[str]:
+    """The default metrics file (in state.dir) replaces no device or pipe."""
+    path = d.state_dir / DEFAULT_METRICS_NAME
+    kind = not_a_file(path)
+    if not kind:
+        return []
+    return [
+        f"state.dir ({_shown(d.state_dir)}): {_shown(path)}, the metrics file, is {kind}; "
+        "move it away (the file is replaced whole after every run) or set log.metrics_file"
+    ]
+
+
+def _check_own_file(d: DesiredState) -> list[str]:
+    """The configuration file lies in no folder the tool imports from (a
+    folder source, the library), is no configured folder, and is none of
+    the state directory's own files. In an import folder it would be
+    imported as a photo, copied to every target and, once archived,
+    removed from there: every later run then stops with "not found"; in
+    the library it would be copied to every target as one of its photos.
+    Refused rather than skipped by the walk: a walk that missed it
+    (another spelling of its path, a hard link) would still take it, and
+    the folder it is in gets emptied by the tool, or by a person who
+    formats the card. (A target's walk only reads its files, and an
+    unknown one there is left alone.)
+
+    By path after symlinks; ``places.fences`` compares the identities of
+    the folders above it, at every run (a bind mount)."""
+    if not d.file:
+        return []  # read from a pipe: no file to lose
+    file = Path(d.file)
+    problems: list[str] = []
+    for key, place in places(d):
+        root = Path(os.path.realpath(place))
+        if root == file:
+            problems.append(f"{key} ({_shown(place)}): that is {OWN_FILE}; name a folder")
+        elif root not in file.parents:
+            continue
+        elif imports_from(key):
+            problems.append(own_file_inside(file, key, root))
+        elif key == "state.dir":
+            name = file.relative_to(root).parts[0]
+            default_metrics = name == DEFAULT_METRICS_NAME and not d.log.metrics_file
+            if name.startswith(STATE_OWN) or default_metrics:
+                problems.append(
+                    f"state.dir ({_shown(place)}): {OWN_FILE} ({_shown(file)}) is one of its "
+                    "own files, which the tool rewrites; rename the configuration file or move it"
+                )
+    return problems
+
+
+def imports_from(key: str) -> bool:
+    """The place ``key`` (``places``) is walked for photos to import and
+    copy on: a folder source or the library, never a target or the state."""
+    return key.startswith("sources.") or key == "library.path"
+
+
+def own_file_inside(file: Path | str, key: str, root: Path | str, how: str = "") -> str:
+    """The configuration file at ``file`` lies inside the place ``key``
+    (``how``: how it was met, when its path does not show it)."""
+    what = (
+        "imported as a photo, copied to every target and removed from there once archived"
+        if key.startswith("sources.")
+        else "copied to every target as one of its photos"
+    )
+    return (
+        f"{OWN_FILE} ({_shown(file)}) is inside {key} ({_shown(root)}){how}: it would be "
+        f"{what}; keep it outside the folders the tool imports from (e.g. beside state.dir)"
+    )
 
 
 def _check_overlaps(d: DesiredState) -> list[str]:

@@ -56,6 +56,7 @@ def fences(desired: config.DesiredState) -> Fences:
                 f"{seen[0]} ({seen[1]}) and {key} ({path}) are the same folder, reached "
                 "through a mount or another way in; give each its own"
             )
+    problems.extend(_own_file_held(desired, found))
     if problems:
         raise ConfigError(problems)
     mounts: dict[tuple[int, int], dict[int, str]] = {}
@@ -66,6 +67,23 @@ def fences(desired: config.DesiredState) -> Fences:
         elif (holder := identity(alias.at.parent)) is not None:
             files.setdefault(holder, {})[alias.at.name] = (alias.mount, alias.what)
     return Fences({identity: key for identity, (key, _) in found.items()}, mounts, files)
+
+
+def _own_file_held(
+    desired: config.DesiredState, found: dict[tuple[int, int], tuple[str, Path]]
+) -> list[str]:
+    """The configuration file inside a folder source or the library through
+    a mount (a card's folder bind-mounted around it): paths cannot show it
+    (the configuration refuses it by path: ``config._check_own_file``), the
+    identities of the folders above it do. Asked at every run, before any
+    walk could import it and a removal take it."""
+    if not desired.file:
+        return []
+    for above in Path(desired.file).parents:
+        key, path = found.get(identity(above) or (-1, -1), ("", Path()))
+        if config.imports_from(key):
+            return [config.own_file_inside(desired.file, key, path, f", {THROUGH_A_MOUNT}")]
+    return []
 
 
 @attrs.frozen(kw_only=True)
@@ -187,8 +205,8 @@ def refuse_output(desired: config.DesiredState, path: Path, what: str) -> None:
     """Refuse to write ``what`` (a file a person named: ``plan --out``, a
     report) at ``path`` inside a source, the library, a target or over the
     state directory's own files (``config.overwrites``): by its path, and
-    through a mount by the identity of each folder above it. ConfigError
-    says where."""
+    through a mount by the identity of each folder above it; nor over a
+    device, a pipe or a socket. ConfigError says where."""
     inside = config.overwrites(desired, path)
     if not inside:
         try:
@@ -202,6 +220,10 @@ def refuse_output(desired: config.DesiredState, path: Path, what: str) -> None:
             if key is not None and key != "state.dir":
                 inside = key
                 break
+    kind = config.not_a_file(path)
+    if kind:
+        # A report replaces its file whole: over a device, the device.
+        raise ConfigError([f"{what} {path}: that is {kind}, not a file; name a file"])
     if inside == config.OWN_FILE:
         raise ConfigError([f"{what} {path}: that is {inside}; write it elsewhere"])
     if inside:

@@ -31,7 +31,7 @@ from providers.physical_disks import beneath
 from reconciler import config, places
 from reconciler.connect import MISSING_API_KEY, icloud_session_dir
 from reconciler.errors import ConfigError, LoginRequiredError, ProviderError
-from reconciler.independence import backup_groups, disk_problems, phones_of
+from reconciler.independence import backup_groups, count_backups, disk_problems, phones_of
 from reconciler.state import unusable
 
 if TYPE_CHECKING:  # imported when used: an offline validate never loads requests
@@ -208,10 +208,56 @@ def _disks(desired: config.DesiredState) -> list[Check]:
         phones=phones_of(desired.targets),
     )
     problems = disk_problems(groups) | unknown
-    return [
+    checks = [
         Check("warn", f"targets.{tid}", f"not a backup: {problems[tid]}")
         for tid in desired.targets
         if tid in problems
+    ]
+    return checks + _reachable(desired, groups, set(unknown))
+
+
+def _reachable(
+    desired: config.DesiredState, groups: dict[str, str | None], uncounted: set[str]
+) -> list[Check]:
+    """With removal on, whether ``policy.copies`` can ever be met by the
+    targets' copies as the gate counts them: a conduit only with
+    ``count_as_copy``, the folders of one phone once, targets on one disk
+    once, one on the library's disk or an unknown one not at all. If not,
+    nothing ever leaves a source while every run looks fine (README:
+    a conduit "never enables a removal"). The configuration already refuses
+    more copies than targets; what only the machine shows (disks) is a
+    warning, as the disks' own lines are; what the file alone shows (a
+    conduit, one phone) fails."""
+    if not desired.policy.removal.enabled:
+        return []
+    need = desired.policy.copies
+    untrusted = {
+        tid
+        for tid, cfg in desired.targets.items()
+        if isinstance(cfg, config.SyncthingTarget)
+        and cfg.role == "conduit"
+        and not cfg.count_as_copy
+    }
+    counted = [tid for tid in desired.targets if tid not in untrusted]
+    phones = phones_of(desired.targets)
+    by_file = count_backups(counted, {tid: f"phone:{phones[tid]}" for tid in phones})
+    by_disk = count_backups([tid for tid in counted if tid not in uncounted], groups)
+    if need <= min(by_file, by_disk):
+        return []
+    why = [f"targets.{tid} is a conduit without count_as_copy = true" for tid in sorted(untrusted)]
+    if by_disk < by_file:
+        why.append("some are not a backup of their own: the lines above")
+    elif len(counted) > by_file:
+        why.append("the folders of one phone count once")
+    status: Literal["warn", "fail"] = "fail" if by_file < need else "warn"
+    return [
+        Check(
+            status,
+            "policy.copies",
+            f"{need} copies are required before removal, but the targets can make at most "
+            f"{min(by_file, by_disk)} ({'; '.join(why)}): nothing would ever be removed from "
+            "a source; lower policy.copies, add a target, or turn removal off",
+        )
     ]
 
 
