@@ -4,13 +4,16 @@
 per run, for the report's plots) all count the same way, here. No provider
 is asked: only SQLite and a stat of each store's root (which disk it is on,
 so two targets on one disk count once, as the removal gate counts them; two
-folders of one phone count once too).
+folders of one phone count once too), and the few library sidecars that
+alone say which item a file is part of (``items_by_sidecar``).
 
 An *item* is what the planner treats as one: an iCloud asset (every file
 of it: the still, its Live Photo video, the edit, the RAW), a folder
 source's files sharing a stem (a Live Photo pair), and what a tombstone
 names as removed together; a library file no source speaks for is grouped
-with those sharing its stem. Its XMP sidecar in the library
+as the item's sidecar in the library lists its files (read from the
+library only then: a state DB lost, a library put back, an edit named
+unlike its still), else with those sharing its stem. Its XMP sidecar in the library
 (``<original>.xmp``, read as ours or not read yet) is part of it, as the
 removal gate holds it: an item is on a target only while the target holds
 its sidecar too. A library file gone (deleted, a disk
@@ -54,6 +57,7 @@ from reconciler.census.items import (
     beside,
     gone_from_library,
     is_counted,
+    items_by_sidecar,
     our_sidecar,
     stem,
     under,
@@ -93,6 +97,9 @@ def census(db: StateDB, desired: DesiredState) -> Census:
             item_of.setdefault(sha, f"{sid}:{key}")
     for sid, key, sha in conn.execute("select source_id, item_key, sha256 from source_files"):
         item_of.setdefault(sha, f"{sid}:{key}")
+    # Where no source says so (the records lost with the state DB), the
+    # item's sidecar in the library does: never a file's name.
+    items_by_sidecar(db, desired.library.path, item_of)
     tombstoned: frozenset[str] = frozenset().union(*tombstones.values())
 
     tiers: dict[str, int] = {}

@@ -1,16 +1,20 @@
 """Which files make one item: an iCloud asset's files, a folder source's files
-sharing a stem (a Live Photo pair), the item's sidecar in the library, and
-the library files gone that still stand for their item."""
+sharing a stem (a Live Photo pair), the item's sidecar in the library (and,
+where no source speaks for an item, the files its sidecar lists), and the
+library files gone that still stand for their item."""
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
+from reconciler import sidecar
+from reconciler.hashing import read_file
 from reconciler.layout import pairing_stem
 from reconciler.media.kinds import is_archivable
-from reconciler.model import ORIGINAL_ROLE, SIDECAR_ROLE
+from reconciler.model import DAMAGED_ROLE, ORIGINAL_ROLE, SIDECAR_ROLE
 from reconciler.state import StateDB
 
 SHA = re.compile(r"[0-9a-f]{64}")
@@ -90,6 +94,61 @@ def beside(path: str, item_at: Mapping[str, Item]) -> Item | None:
     if item is None and (tagged := _TAGGED.fullmatch(bare)):
         item = item_at.get(tagged[1])
     return item
+
+
+#: The library's word on a file that is an item's but not its original (a
+#: rendered edit, its edit sidecar, a RAW, a Live Photo's video), learned
+#: from the item's sidecar: any role but these.
+_NOT_PART = (ORIGINAL_ROLE, SIDECAR_ROLE, DAMAGED_ROLE)
+
+
+def items_by_sidecar(db: StateDB, library: str, item_of: MutableMapping[str, str]) -> None:
+    """Add to ``item_of`` (original SHA-256 -> item key) the files of each
+    item no source record speaks for (state DB lost, the library rsynced
+    back), as its sidecar in the library lists them: a rendered edit is
+    named unlike its still (``IMG_1-edited.JPG``), and only the sidecar
+    ties it to its item. Keyed as the source keys the item, so a file of
+    it a source lists again joins it.
+
+    Read only while some library file has a role of an item's other file
+    and no source record (nothing is read otherwise: a census of a state
+    DB that kept its records reads no file), and only the sidecars in its
+    folder: an item's files are laid out in one folder (by its capture
+    date, ``layout.dated_path``) and its sidecar is beside its original.
+    One that cannot be read (the library not mounted now) groups nothing:
+    its files are counted by their stems, as before it was read."""
+    sql = (
+        "select path, original_sha256 from library where role not in (?, ?, ?, '') "
+        "union all select path, original_sha256 from library_gone "
+        "where role not in (?, ?, ?, '')"
+    )
+    folders = {
+        path[: path.rfind("/") + 1]
+        for path, original in db.conn.execute(sql, _NOT_PART * 2)
+        if original not in item_of
+    }
+    for folder in sorted(folders):
+        for path, role in under_library(db, folder):
+            if "/" in path[len(folder) :] or not our_sidecar(path, role or ""):
+                continue
+            try:
+                found = sidecar.parse(read_file(os.path.join(library, path), sidecar.MAX_BYTES))
+            except OSError:
+                continue
+            if found is not None:
+                key = f"{found.source_id}:{found.item_key}"
+                for f in found.files:
+                    if f.sha256:
+                        item_of.setdefault(f.sha256, key)
+
+
+def under_library(db: StateDB, folder: str) -> Iterator[tuple[str, str | None]]:
+    """(path, role) of the library's rows under ``folder`` (ending in "/",
+    "" for the root): a range of its primary key."""
+    if not folder:
+        return db.conn.execute("select path, role from library")
+    sql = "select path, role from library where path >= ? and path < ?"
+    return db.conn.execute(sql, (folder, folder[:-1] + "0"))
 
 
 def gone_from_library(

@@ -1,9 +1,11 @@
 """The hash cache in front of every walk: each file's SHA-256 taken from
-the state DB while its (path, size, mtime_ns, inode, ctime) are unchanged,
-else read (files of one read's worth on the observer's own thread, larger
-ones on a small pool: hashlib and file reads release the GIL); a tree whose
-walk is unchanged taken whole from its last listing. The Hasher handed to
-providers (``providers.base.Hasher``)."""
+the state DB while its (path, size, mtime_ns, ctime) are unchanged (the
+inode, where a row has no ctime), else read (files of one read's worth on
+the observer's own thread, larger ones on a small pool: hashlib and file
+reads release the GIL); a tree whose walk is unchanged taken whole from its
+last listing. A row trusted keeps the inode the walk found, so the cache
+says what the last walk saw (``reconciler.links`` reads it). The Hasher
+handed to providers (``providers.base.Hasher``)."""
 
 from __future__ import annotations
 
@@ -185,9 +187,11 @@ class CachedHasher:
             listing = None
             if isinstance(entries, ColumnWalk):
                 entries = list(entries)  # matched entry by entry: made once each
-            results, misses, gone, reread = self._matched(entries, dates, tree, stamps)
+            results, misses, gone, reread, moved = self._matched(entries, dates, tree, stamps)
             if gone and tree is not None:
                 ours += self.db.counted(lambda: self.db.forget_hashes(gone))
+            if moved:
+                ours += self.db.counted(lambda: self.db.set_inodes(moved))
         withheld = len(self._withheld)
         if misses:
             ours += self._hash(entries, misses, results, dates, reread)
@@ -232,7 +236,7 @@ class CachedHasher:
 
     def _matched(
         self, entries: Sequence[ScanEntry], dates: bool, tree: str | None, stamps: list[float]
-    ) -> tuple[list[Hashed | None], list[int], list[str], dict[int, str]]:
+    ) -> tuple[list[Hashed | None], list[int], list[str], dict[int, str], list[tuple[int, str]]]:
         # The hot loop of a changed tree, once per file: the walk, put in
         # path order, is merged with one streamed range read of the
         # path-ordered cache table (no dict of rows, no lookup by hash); rows
@@ -259,6 +263,7 @@ class CachedHasher:
         #: suspect): index -> the SHA-256 recorded
         reread: dict[int, str] = {}
         aged: list[tuple[int, str]] = []  # rows without a ctime, trusted: (ctime, path)
+        moved: list[tuple[int, str]] = []  # trusted, another inode walked: (inode, path)
         c = next(rows, None)
         for i in order:
             path, _, size, mtime_ns, inode, ctime_ns = entries[i]
@@ -292,6 +297,13 @@ class CachedHasher:
                 stamps[i] = c[7]
                 if c[8] is None:
                     aged.append((ctime_ns, path))
+                elif c[3] != inode:
+                    # Trusted by its ctime (a disk that numbers its files
+                    # anew at each mount keeps its hashes), but the row takes
+                    # the walk's inode: a folder swapped with another on its
+                    # disk, its files' ctimes unmoved, holds other files, and
+                    # the row must never name the one that was there.
+                    moved.append((inode, path))
             else:
                 misses.append(i)
                 if same and c[8] is not None and c[3] == inode:
@@ -302,7 +314,7 @@ class CachedHasher:
             c = next(rows, None)
         del order
         self.db.set_ctimes(aged)  # once per row: a change from now on is seen
-        return results, misses, gone, reread
+        return results, misses, gone, reread, moved
 
     def _hash(
         self,

@@ -87,12 +87,12 @@ class HashCache(Connection):
         )
         return iter(self.conn.execute(sql, (first, last)))
 
-    def inodes_under(self, folder: str) -> Iterator[tuple[str, int]]:
-        """(sha256, inode) of each file hashed under ``folder`` (ending in
-        "/"), as its walk found it: a range of the primary key ("0" is the
-        character after "/")."""
+    def inodes_under(self, folder: str) -> Iterator[tuple[str, str, int]]:
+        """(path, sha256, inode) of each file hashed under ``folder`` (ending
+        in "/"), as the last walk of it found it: a range of the primary key
+        ("0" is the character after "/")."""
         sql = (
-            "select sha256, inode from hash_cache "
+            "select path, sha256, inode from hash_cache "
             "where path >= ? and path < ? and sha256 is not null"
         )
         return iter(self.conn.execute(sql, (folder, folder[:-1] + "0")))
@@ -149,6 +149,19 @@ class HashCache(Connection):
                 self.conn.executemany(
                     "update hash_cache set ctime_ns = ? where path = ? and ctime_ns is null", rows
                 )
+
+    def set_inodes(self, rows: Sequence[tuple[int, str]]) -> None:
+        """Give cache rows trusted by this walk the inode their file has now
+        ((inode, path) each): a row says what the last walk saw of its
+        file, as a reader of its inode (``reconciler.links``) takes it. A
+        file whose inode no 64-bit integer holds loses its row, as
+        ``store_hashes`` gives it none."""
+        kept = [r for r in rows if storable(r[0])]
+        lost = [(p,) for i, p in rows if not storable(i)]
+        if rows:
+            with self.transaction():
+                self.conn.executemany("update hash_cache set inode = ? where path = ?", kept)
+                self.conn.executemany("delete from hash_cache where path = ?", lost)
 
     def suspect_hash(self, path: str, sha256: str) -> None:
         """A reader found ``path`` not to hold ``sha256``, the bytes its row
