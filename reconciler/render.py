@@ -5,9 +5,10 @@ Pure functions returning strings; cli.py and reconciler/commands/ are the only c
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from reconciler.model import Action, CopyToTarget, Note, Plan
 from reconciler.visible import escape_controls
@@ -224,6 +225,52 @@ def apply_summary(result: ApplyResult, extra: Iterable[Outcome] = ()) -> str:
 
 #: A run with no exit recorded, by whether a live run holds the lock now.
 UNFINISHED = {True: "is running now", False: "did not finish (killed or crashed)", None: "unknown"}
+#: A run's status until it records its exit (``Runs.start_run``).
+RUNNING = "running"
+#: The summary key of an apply declined at its prompt: it did nothing.
+DECLINED = "declined"
+
+
+def with_liveness(runs: Sequence[Mapping[str, Any]], live: bool | None) -> list[dict[str, Any]]:
+    """``runs`` (newest first, as ``StateDB.last_runs`` gives them), each
+    with no exit recorded given ``running_now``: whether it is alive. Only
+    the newest such run can hold the run lock (an apply makes its row as
+    it starts, a plan at its end: a plan beside a running apply is newer,
+    and finished), so it is alive as ``live`` says (``lock.held_now``; None:
+    cannot tell); an older one was killed, and the next apply marks it."""
+    out = [dict(r) for r in runs]
+    newest = True
+    for r in out:
+        if r.get("status") == RUNNING:
+            r["running_now"] = live if newest else False
+            newest = False
+    return out
+
+
+def run_state(run: Mapping[str, Any]) -> str:
+    """A run's status as a person reads it: one with no exit recorded is
+    running now or was killed (``running_now``: ``with_liveness``), never
+    simply "running", which the database says of both."""
+    state = str(run.get("status") or "")
+    return UNFINISHED[run.get("running_now")] if state == RUNNING else state
+
+
+def headline_run(runs: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The run a headline is about: the work, so the last apply not declined
+    at its prompt (cron's, under way or ended), else the last run. A plan
+    beside a running apply is newer than it, and says nothing of the work."""
+    for r in runs:
+        if r.get("command") == "apply" and not declined(r):
+            return r
+    return runs[0] if runs else None
+
+
+def declined(run: Mapping[str, Any]) -> bool:
+    """Was ``run`` an apply declined at its prompt (``DECLINED`` in its summary)?"""
+    try:
+        return bool(json.loads(run.get("summary") or "{}").get(DECLINED))
+    except (ValueError, TypeError, AttributeError):
+        return False
 
 
 def status_headline(

@@ -27,7 +27,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from reconciler import metrics
+from reconciler import metrics, render
 from reconciler.render import size_text
 from reconciler.visible import escape_controls
 
@@ -76,13 +76,18 @@ def page(
     state_path: str,
     proof: Proof | None = None,
     checkpoint: Callable[[], None] | None = None,
+    running: bool | None = None,
 ) -> str:
     """The whole HTML document. ``history`` is oldest first; ``runs`` newest
     first (as ``StateDB.last_runs`` gives them). ``proof``: what may be said
     of the census now (``census.proof``, as ``status`` says it); without it
     the page says nothing of whether every item is archived. ``checkpoint``
     is called before each plot is drawn (a safe point to stop at: the
-    CLI's signal handling, ``Interrupts.check``)."""
+    CLI's signal handling, ``Interrupts.check``). ``running``: whether a
+    live run holds the run lock now (``lock.held_now``; None: not known),
+    which alone tells a run with no exit recorded under way from one
+    killed, as ``status`` tells them (``render.with_liveness``)."""
+    runs = render.with_liveness(runs, running)
     points = [(_when(at), doc) for at, doc in history]
     # Plotted by the time each run finished, in that order: in the order
     # of the runs, a clock that went back (NTP stepping it, a reset at
@@ -265,16 +270,24 @@ def _bytes_axis(ax: Any) -> None:
 
 
 def _headline(runs: Sequence[Mapping[str, Any]]) -> str:
-    if not runs:
+    """What ``status`` says first: the last apply (the work), else the last
+    run (``render.headline_run``)."""
+    r = render.headline_run(runs)
+    if r is None:
         return '<p class="headline">No runs yet: nothing has been recorded here.</p>'
-    r = runs[0]
+    if r.get("status") == render.RUNNING:  # no exit yet: under way, or killed
+        return (
+            f'<p class="headline {_run_class(r)}">Last run: {_esc(r["command"])} '
+            f"#{r['id']} {_esc(render.run_state(r))}, started {_esc(_utc(r.get('started_at')))}"
+            "</p>"
+        )
     code = r.get("exit_code")
     # The line that chose the exit code (a run with several problems said
     # each, that one first: ``commands.common.finish``).
     first = str(r.get("reason") or "").split("\n")[0]
     why = f": {_esc(first)}" if first else ""
     return (
-        f'<p class="headline {_exit_class(code)}">Last run: {_esc(r["command"])} '
+        f'<p class="headline {_run_class(r)}">Last run: {_esc(r["command"])} '
         f"#{r['id']}, finished {_esc(_utc(r.get('finished_at')))}, "
         f"exit {'-' if code is None else code} ({_esc(r.get('status') or '?')}){why}</p>"
     )
@@ -357,14 +370,16 @@ def _runs_table(runs: Sequence[Mapping[str, Any]]) -> str:
     body = []
     for r in runs:
         code = r.get("exit_code")
-        why = r.get("reason") or ("" if code in (0, 2) else r.get("status") or "")
+        # A run with no exit says what became of it in the exit column.
+        quiet = code in (0, 2) or r.get("status") == render.RUNNING
+        why = r.get("reason") or ("" if quiet else r.get("status") or "")
         # one line per problem the run said (``commands.common.finish``)
         said = "<br>".join(_esc(line) for line in str(why).split("\n"))
         body.append(
-            f'<tr class="{_exit_class(code)}"><td>{r["id"]}</td><td>{_esc(r["command"])}</td>'
+            f'<tr class="{_run_class(r)}"><td>{r["id"]}</td><td>{_esc(r["command"])}</td>'
             f"<td>{_esc(_utc(r.get('started_at')))}</td>"
             f"<td>{_esc(_utc(r.get('finished_at')))}</td>"
-            f"<td>{'-' if code is None else code} {_esc(r.get('status') or '')}</td>"
+            f"<td>{'-' if code is None else code} {_esc(render.run_state(r))}</td>"
             f"<td>{said}</td></tr>"
         )
     return f'<table class="runs"><tr>{head}</tr>{"".join(body)}</table>'
@@ -407,6 +422,15 @@ def _were(n: int) -> str:
     return "is 1" if n == 1 else f"are {n}"
 
 
+def _run_class(run: Mapping[str, Any]) -> str:
+    """The style of a run: by its exit code; one with none recorded yet is
+    ``unfinished`` (neutral: under way, or not known) unless it is known
+    to be dead (killed: ``bad``)."""
+    if run.get("status") == render.RUNNING and run.get("running_now") is not False:
+        return "unfinished"
+    return _exit_class(run.get("exit_code"))
+
+
 def _exit_class(code: object) -> str:
     return "ok" if code == 0 else "changes" if code == 2 else "bad"
 
@@ -427,6 +451,7 @@ h2 { border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 32px; }
 .headline.ok { background: #e8f5e9; border-color: #2e7d32; }
 .headline.changes { background: #fff8e1; border-color: #ffb300; }
 .headline.bad { background: #ffebee; border-color: #d32f2f; }
+.headline.unfinished { background: #e3f2fd; border-color: #1565c0; }
 .empty { background: #f5f5f5; padding: 16px; border-radius: 6px; color: #444; }
 figure { margin: 0 0 18px 0; }
 figcaption { font-weight: bold; margin-bottom: 4px; }
@@ -439,4 +464,5 @@ th { background: #f5f5f5; }
 table.runs { width: 100%; }
 tr.ok td:nth-child(5) { color: #2e7d32; } tr.changes td:nth-child(5) { color: #b26a00; }
 tr.bad td:nth-child(5) { color: #c62828; font-weight: bold; }
+tr.unfinished td:nth-child(5) { color: #1565c0; }
 </style></head><body>"""

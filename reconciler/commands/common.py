@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from io import StringIO, TextIOBase, UnsupportedOperation
 from typing import TextIO, cast
 
-from reconciler import config, kept_plan, leftover, selection
+from reconciler import config, kept_plan, leftover, render, selection
 from reconciler.config import DesiredState
 from reconciler.connect import connect
 from reconciler.errors import ConfigError
@@ -214,7 +214,7 @@ def observe_and_plan(
 UNREADABLE = "unreadable"
 #: The run summary's count of actions an apply showed and did not do: the
 #: person answered N at its prompt (``status``: no apply that worked).
-DECLINED = "declined"
+DECLINED = render.DECLINED
 
 
 #: A problem that ends a run: its exit code and its "error:" line.

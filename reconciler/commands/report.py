@@ -13,7 +13,7 @@ from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler import places
+from reconciler import lock, places
 from reconciler.census import counted_now, proof
 from reconciler.commands.common import EXIT_ERROR, EXIT_OK, Out, load
 from reconciler.state import StateDB
@@ -51,6 +51,8 @@ def report_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
             state_path=state_path,
             proof=proven,
             checkpoint=stop.check if stop is not None else None,
+            # a run with no exit: alive while it holds the lock, as status says
+            running=lock.held_now(desired.state_dir),
         )
     path = Path(args.html)
     if not report.write(path, text):

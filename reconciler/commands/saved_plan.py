@@ -193,15 +193,26 @@ _DONE = frozenset({"changed", "ok"})
 
 
 def done_since(db: StateDB, since: datetime, ids: Collection[str]) -> set[str]:
-    """Which of ``ids`` the applies started since ``since`` (a saved plan's
-    creation) left done: their last journal row says changed or ok."""
+    """Which of ``ids`` applies left done since ``since`` (a saved plan's
+    creation): the last journal row each has, of those written since,
+    says changed or ok.
+
+    Decided by when the work was done, not when its run started: a plan
+    may be made while an apply is under way (it does not take the lock),
+    and what that apply does after the plan was made is done since it.
+    Its rows from before are not: the plan was made from a world that
+    had them."""
     if since.tzinfo is None:  # a plan file edited by hand
         since = since.replace(tzinfo=UTC)
     done: set[str] = set()
-    for run in _applies_since(db, since):
+    for run, started_since in _applies_since(db, since):
+        counting = started_since
         for row in db.journal_rows(run):
+            # Rows in the order they were written (their ids): once one was
+            # written since, every later one was, whatever the clock said.
+            counting = counting or _time(row.get("at")) >= since
             action_id = row["action_id"]
-            if action_id in ids and row["status"] != "started":
+            if counting and action_id in ids and row["status"] != "started":
                 if row["status"] in _DONE:
                     done.add(action_id)
                 else:
@@ -209,22 +220,39 @@ def done_since(db: StateDB, since: datetime, ids: Collection[str]) -> set[str]:
     return done
 
 
-def _applies_since(db: StateDB, since: datetime) -> list[int]:
-    """The ids of the apply runs started at or after ``since``, oldest first."""
+def _applies_since(db: StateDB, since: datetime) -> list[tuple[int, bool]]:
+    """The apply runs that may have acted since ``since``, oldest first,
+    each with whether it started since: those started at or after it,
+    and the last one started before it (under way then, or not: its
+    journal says). Only that one can have been under way: one apply at
+    a time holds the run lock. Found by the runs' order (their ids),
+    newest first, not by sorting their clocks."""
     limit = 16
     while True:
         runs = db.last_runs(limit)  # newest first
-        if len(runs) < limit or _started(runs[-1]) < since:
+        before = next((r for r in runs if _is_apply(r) and _time(r["started_at"]) < since), None)
+        if len(runs) < limit or before is not None:
             break
         limit *= 4
-    return [
-        int(r["id"]) for r in reversed(runs) if r["command"] == "apply" and _started(r) >= since
-    ]
+    out: list[tuple[int, bool]] = []
+    for r in runs:
+        if r is before:
+            out.append((int(r["id"]), False))
+            break
+        if _is_apply(r):
+            out.append((int(r["id"]), True))
+    return out[::-1]
 
 
-def _started(run: dict[str, Any]) -> datetime:
+def _is_apply(run: dict[str, Any]) -> bool:
+    return bool(run["command"] == "apply")
+
+
+def _time(value: object) -> datetime:
+    """A recorded ISO time (a run's start, a journal row's); an unreadable
+    one is taken for long ago."""
     try:
-        at = datetime.fromisoformat(str(run["started_at"]))
+        at = datetime.fromisoformat(str(value))
     except ValueError:
         return datetime.min.replace(tzinfo=UTC)
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

@@ -22,7 +22,6 @@ from typing import Any
 from reconciler import config, lock, render
 from reconciler.census import Census, Proof, counted_now, proof
 from reconciler.commands.common import (
-    DECLINED,
     EXIT_CHANGES,
     EXIT_OK,
     EXIT_PERSON,
@@ -186,11 +185,7 @@ def _headline(run: Mapping[str, Any], last_good: str | None, running: bool | Non
     return line
 
 
-def _declined(run: Mapping[str, Any]) -> bool:
-    try:
-        return bool(json.loads(run.get("summary") or "{}").get(DECLINED))
-    except (ValueError, AttributeError):
-        return False
+_declined = render.declined
 
 
 def _show(io: Out, text: str) -> None:
