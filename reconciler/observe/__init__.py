@@ -54,7 +54,7 @@ from reconciler.model import (
 )
 from reconciler.observe import hard_links, phone
 from reconciler.observe.hasher import CachedHasher, Progress, _quiet
-from reconciler.observe.library import library_state, sidecars_missing
+from reconciler.observe.library import library_state, rebuilt_from_targets, sidecars_missing
 from reconciler.state import DownloadedFile, StateDB
 from reconciler.walk_ahead import Prewalked, WalkAhead
 
@@ -139,6 +139,10 @@ def observe(
     known, superseded, wanted = _still_known(sources, db.source_files())
     _known_from_sidecars(wanted, superseded, library, targets, conn, known, db, hasher)
     targets = hard_links.judged(desired, db, conn, sources, targets, known)
+    in_sources = _in_sources(sources, known)
+    library = rebuilt_from_targets(
+        library, targets, in_sources, lambda: _listed(sources), conn, db, hasher
+    )
     return World(
         observed_at=now,
         sources=sources,
@@ -148,18 +152,14 @@ def observe(
         settled=db.settled(),
         tombstones=db.tombstones(),
         removed_sha256=db.tombstoned_sha256(),
-        renditions=db.renditions(_not_originals(sources, known, library)),
+        renditions=db.renditions(_not_originals(in_sources, library)),
         library_sidecars=sidecars_missing(library, targets, conn, parsed, hasher),
         unread=hasher.unread,
     )
 
 
-def _not_originals(
-    sources: tuple[SourceState, ...], known: Mapping[Key, str], library: LibraryState
-) -> set[str]:
-    """The SHA-256s sources hold that are no original in the library: only
-    these can be a file the tool made by encoding, come back (the planner's
-    ``_rendition``). A converged run has none, and reads no rendition."""
+def _in_sources(sources: tuple[SourceState, ...], known: Mapping[Key, str]) -> set[str]:
+    """The SHA-256s the sources hold now (those known): built once a run."""
     found: set[str] = set()
     for source in sources:
         sid = source.source_id
@@ -168,9 +168,21 @@ def _not_originals(
                 sha = f.sha256 or known.get((sid, item.key, f.ref))
                 if sha is not None:
                     found.add(sha)
-    if found:  # (an emptied source asks nothing of the library)
-        found.difference_update(map(itemgetter(2), library.files))  # original_sha256
     return found
+
+
+def _listed(sources: tuple[SourceState, ...]) -> set[tuple[str, str]]:
+    """The items the sources list, as (source id, item key)."""
+    return {(s.source_id, item.key) for s in sources for item in s.items}
+
+
+def _not_originals(in_sources: set[str], library: LibraryState) -> set[str]:
+    """The SHA-256s sources hold that are no original in the library: only
+    these can be a file the tool made by encoding, come back (the planner's
+    ``_rendition``). A converged run has none, and reads no rendition."""
+    if not in_sources:  # (an emptied source asks nothing of the library)
+        return set()
+    return in_sources.difference(map(itemgetter(2), library.files))  # original_sha256
 
 
 def _source(

@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import posixpath
 import sys
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
@@ -41,6 +42,7 @@ from reconciler.model import (
     TargetState,
 )
 from reconciler.observe.hasher import CachedHasher
+from reconciler.plan.context import ENCODED_TAG
 from reconciler.renditions_journal import Journal
 from reconciler.rows import original_row
 from reconciler.state import LineageRow, StateDB
@@ -264,6 +266,7 @@ def _lost(
     aside = db.gone_lineage()
     if not gone and not aside and not overwritten:
         return ()
+    _put_back_as_made(aside, files, db)
     gone = [_as_sidecar(r) for r in gone]
     present = {lf.original_sha256 for lf in files} | {lf.sha256 for lf in files}
     lost = [
@@ -277,20 +280,237 @@ def _lost(
     # (an overwritten file's path has its new row already: only set aside)
     db.set_aside_lineage([r for r in overwritten if r.path in kept], move=False)
     db.forget_lineage([r.path for r in aside if r.path not in kept], gone=True)
-    return tuple(
-        LibraryFile(
-            path=r.path,
-            sha256=r.sha256,
-            original_sha256=r.original_sha256,
-            tier=r.tier,
-            size=r.size,
-            captured_at=None
-            if r.captured_at is None
-            else datetime.fromtimestamp(r.captured_at, UTC),
-            role=r.role,
-        )
-        for r in sorted(lost)
+    return tuple(map(_as_library_file, sorted(lost)))
+
+
+def _put_back_as_made(aside: list[LineageRow], files: list[LibraryFile], db: StateDB) -> None:
+    """The library's encode of an original lost everywhere, put back from a
+    target (``plan.library``: its target copy tagged ``.encoded``), is
+    recorded by the put back as an original of its own; its row set aside
+    says what it was made from. Its file takes that row back (in ``files``
+    and the state DB): it is never encoded again, and its row aside is
+    forgotten now its content is back."""
+    made = {r.path: r for r in aside if r.sha256 != r.original_sha256}
+    if not made:
+        return
+    fixed: list[LineageRow] = []
+    for i, lf in enumerate(files):
+        r = made.get(lf.path)
+        if r is not None and lf.sha256 == r.sha256 and lf.original_sha256 == lf.sha256:
+            files[i] = lf._replace(original_sha256=r.original_sha256, tier=r.tier)
+            fixed.append(r._replace(size=lf.size))
+    db.record_lineages(fixed)
+
+
+def _as_library_file(r: LineageRow) -> LibraryFile:
+    return LibraryFile(
+        path=r.path,
+        sha256=r.sha256,
+        original_sha256=r.original_sha256,
+        tier=r.tier,
+        size=r.size,
+        captured_at=None if r.captured_at is None else datetime.fromtimestamp(r.captured_at, UTC),
+        role=r.role,
     )
+
+
+def rebuilt_from_targets(
+    library: LibraryState,
+    targets: tuple[TargetState, ...],
+    in_sources: set[str],
+    listed: Callable[[], set[tuple[str, str]]],
+    conn: Connected,
+    db: StateDB,
+    hasher: CachedHasher,
+) -> LibraryState:
+    """``library``, found holding nothing (a new disk), with the items the
+    targets archive and the state has no record of among its files gone (a
+    new machine: the state directory and the library disk both lost; a
+    state database put back from an older backup, the library lost): the
+    targets are the archive of the library's items, so each comes back as a
+    library file lost does (``_lost``: its row set aside until the planner
+    puts it back from a target's verified copy, counted by the census
+    meanwhile). ``in_sources``: the content the sources hold now (placed
+    from there, as ever); ``listed``: the items they list, (source id,
+    key), asked only once a sidecar is read.
+
+    Only while the library holds no file: once it does, what its targets
+    hold beyond it is known to be no loss (a version from before an edit
+    saved over a file, a damaged file the person deleted, a library folder
+    away for a while), and a converged run costs nothing here. Only what a
+    target read this run holds is looked at: nothing is concluded from what
+    a target not read lacks; one plugged in before the library is refilled
+    is read for it on its run."""
+    if not library.available or any(media.is_archivable(lf.path) for lf in library.files):
+        return library
+    found, known = _unknown_on_targets(library, targets, in_sources)
+    if found:
+        # An encode the tool made (an earlier tier's, brought back into a
+        # source and archived as it was): its original is the library's.
+        for sha in db.renditions(found):
+            del found[sha]
+    if not found:
+        return library
+    rows = _rows_from_targets(found, known, library, listed, conn, hasher)
+    if not rows:
+        return library
+    # Recorded as a lost file's row (``library_gone``): the next run finds it
+    # there, and a status meanwhile counts its item by its targets' copies.
+    db.set_aside_lineage(rows, move=False)
+    lost = [*library.lost, *map(_as_library_file, rows)]
+    return attrs.evolve(library, lost=tuple(sorted(lost, key=itemgetter(0))))
+
+
+#: Content found on targets: each of its copies there laid out as an item's.
+Found = dict[str, list[FileCopy]]
+
+
+def _unknown_on_targets(
+    library: LibraryState, targets: tuple[TargetState, ...], in_sources: set[str]
+) -> tuple[Found, set[str]]:
+    """The content archive targets read this run hold that is none of the
+    library's files (originals, encodes, sidecars), none of its files gone,
+    and in no source, by SHA-256; each copy of it laid out as the tool lays
+    out an item's file (``_in_layout``); and the content that is (built
+    once, for the first target read). A conduit (the phone) holds a file
+    only on its way to Google Photos: no archive."""
+    known: set[str] = set()
+    found: Found = {}
+    for t in targets:
+        if not t.available or t.role == "conduit" or not t.copies:
+            continue
+        if not known:
+            known.update(map(itemgetter(2), library.files))  # (LibraryFile.original_sha256)
+            known.update(map(itemgetter(1), library.files))  # (LibraryFile.sha256)
+            known.update(lf.original_sha256 for lf in library.lost)
+            known.update(lf.sha256 for lf in library.lost)
+            known.update(in_sources)
+        unknown = set(map(itemgetter(4), t.copies))  # (FileCopy.sha256)
+        unknown.difference_update(known)
+        if not unknown:
+            continue  # (every target, on a converged run)
+        for c in t.copies:
+            if c.sha256 in unknown and _in_layout(c.path):
+                found.setdefault(c.sha256, []).append(c)
+    return found, known
+
+
+def _in_layout(rel: str) -> bool:
+    """Is ``rel`` where the tool puts an item's file on a target
+    (``layout.dated_path``: ``YYYY/MM/DD/<name>``, ``undated/<name>``), and
+    a file a person keeps? Anything else on a target is the person's own (a
+    folder they keep there, files there before the marker was written),
+    never an item of the library's."""
+    head, _, name = rel.rpartition("/")
+    if not name or not media.is_archivable(rel):
+        return False
+    return head == "undated" or (head.count("/") == 2 and date_from_path(rel) is not None)
+
+
+def _rows_from_targets(
+    found: Found,
+    known: set[str],
+    library: LibraryState,
+    listed: Callable[[], set[tuple[str, str]]],
+    conn: Connected,
+    hasher: CachedHasher,
+) -> list[LineageRow]:
+    """The lost-file rows of the content ``found`` on targets (``known``:
+    the content held elsewhere), each at the path its target copy has (the
+    library's own layout), as what it is in its item: the tool's sidecars
+    among them say what each file of their item is (a rendered edit, a Live
+    Photo's video, an AAE: never encoded). The content of an item a source
+    still lists is left to its source (its files placed from there, its
+    sidecar written from it). None while some sidecar among them cannot be
+    read: its item's files would come back as originals, to be encoded."""
+    roles: dict[str, str] = {}
+    skip: set[str] = set()
+    items: set[tuple[str, str]] | None = None
+    for sha, copies in found.items():
+        c = copies[0]
+        if not sidecar.is_sidecar(c.path):
+            continue
+        try:
+            identity = _target_sidecar(conn, c)
+        except OSError:
+            hasher.unread += 1  # (a disk's error): read next run
+            return []
+        if identity is None:
+            roles[sha] = ORIGINAL_ROLE  # another program's .xmp: the person's file
+            continue
+        roles[sha] = SIDECAR_ROLE
+        items = listed() if items is None else items
+        if (identity.source_id, identity.item_key) in items:
+            skip.add(sha)
+            skip.update(f.sha256 for f in identity.files if f.sha256)
+            continue
+        for content, role in sidecar.roles(identity).items():
+            roles.setdefault(content, role)
+    taken = {lf.path for lf in library.files}
+    taken.update(lf.path for lf in library.lost)
+    rows: list[LineageRow] = []
+    for sha, copies in found.items():
+        if sha in skip:
+            continue
+        row = _row_from_target(sha, copies, roles.get(sha, ORIGINAL_ROLE), conn, hasher)
+        if row is None or row.path in taken:
+            continue
+        if row.original_sha256 != sha and (
+            row.original_sha256 in known or row.original_sha256 in found
+        ):
+            continue  # an encode of an original held: the library's is made from that
+        taken.add(row.path)
+        rows.append(row)
+    return rows
+
+
+def _target_sidecar(conn: Connected, c: FileCopy) -> sidecar.SidecarIdentity | None:
+    """What a target's ``.xmp`` says, if it is one of the tool's."""
+    path = conn.targets[c.store_id].local_path(c.path)
+    data = read_file(path, sidecar.MAX_BYTES) if path is not None else None
+    return sidecar.parse(data) if data else None
+
+
+def _row_from_target(
+    sha: str, copies: list[FileCopy], role: str, conn: Connected, hasher: CachedHasher
+) -> LineageRow | None:
+    """The row of one content found on targets, at the path of its first
+    copy there (None: none is a local file). A file the tool made by
+    encoding (the lineage it carries) is made from its original: the
+    library's encode of an original lost everywhere, archived in its place
+    (``IMG_1.encoded.JPG``: ``plan.library``'s ``_in_place_of_original``),
+    goes back at its original's path and is never encoded again."""
+    for c in sorted(copies, key=itemgetter(1, 0)):  # (path, store id)
+        local = conn.targets[c.store_id].local_path(c.path)
+        if local is None:
+            continue
+        original, tier, path = sha, ORIGINAL_TIER, c.path
+        made = _embedded_lineage(local, c, hasher)
+        if made is not None and made.original_sha256 != sha:
+            original, tier = made.original_sha256, made.tier
+            path = _untagged(path) if _is_encoded(path) else path
+        return LineageRow(
+            path=path,
+            original_sha256=original,
+            sha256=sha,
+            tier=tier,
+            size=c.size,
+            mtime_ns=c.mtime_ns,
+            captured_at=_library_capture_ts(local, c.path, hasher),
+            role=role,
+        )
+    return None
+
+
+def _is_encoded(rel: str) -> bool:
+    """Is ``rel`` named as a target's copy of the library's encode
+    (``plan.library.encoded_name``)?"""
+    return posixpath.splitext(rel)[0].endswith(ENCODED_TAG)
+
+
+def _untagged(rel: str) -> str:
+    stem, ext = posixpath.splitext(rel)
+    return stem[: -len(ENCODED_TAG)] + ext
 
 
 def _as_sidecar(row: LineageRow) -> LineageRow:

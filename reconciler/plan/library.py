@@ -135,6 +135,7 @@ class LibraryPlanner(ItemPlanner):
             return
         damaged = {lf.path for lf in self.world.library.files if lf.role == DAMAGED_ROLE}
         wanted = {lf.original_sha256 for lf in lost}
+        wanted.update(lf.sha256 for lf in lost)  # (an encode: ``_put_back_encode``)
         sizes = {c.sha256: c.size for t in self.targets for c in t.copies if c.sha256 in wanted}
         written = {
             a.sha256 for a in self.actions if isinstance(a, WriteSidecar) and a.store_id == LIBRARY
@@ -146,6 +147,9 @@ class LibraryPlanner(ItemPlanner):
             self.handled.add(sha)
             subject = f"{LIBRARY}:{lf.path}"
             is_sidecar = lf.role == SIDECAR_ROLE
+            if sha not in sizes and lf.sha256 in sizes:
+                self._put_back_encode(lf, sizes[lf.sha256])
+                continue
             if sha not in sizes:
                 if not is_sidecar:  # (a sidecar rewritten since is on no target as it was)
                     self._gone_nowhere(subject)
@@ -168,6 +172,29 @@ class LibraryPlanner(ItemPlanner):
             if not is_sidecar:
                 self._targets(sha, None, sha, f, item, subject, ())
                 self._encode(sha, None, sha, f, item, subject, (put.id,))
+
+    def _put_back_encode(self, lf: LibraryFile, size: int) -> None:
+        """The library's encode of an original no target holds, gone from
+        the library: its copy archived in the original's place (tagged
+        ``.encoded`` on the targets: ``_in_place_of_original``) is put back
+        where it was, the best of the photo left. It is never encoded again
+        (observe gives it back its row, made from that original); its
+        original stays ``x lost`` (``_encode``: ``missing``) once back."""
+        f, item = self._library_item(lf, size)
+        self.actions.append(
+            CopyToLibrary(
+                id=f"library:{lf.sha256}",
+                subject=f"{LIBRARY}:{lf.path}",
+                reason="gone from the library, its original on no store; its encode put back "
+                "from a target's copy",
+                sha256=lf.sha256,
+                name=f.name,
+                size=size,
+                captured_at=item.captured_at,
+                role=f.role,
+                path=lf.path,
+            )
+        )
 
     def _damaged(self, lf: LibraryFile) -> None:
         """A library file whose bytes changed with nothing of its stat moved:
