@@ -364,9 +364,11 @@ def _make_converter() -> cattrs.Converter:
             if not isinstance(value, dict):
                 raise ValueError(f"expected a table for the {what}")
             kind = value.get("kind")
-            if kind not in kinds:
+            # (a list or a table is no key: looked up, it would raise TypeError)
+            if not isinstance(kind, str) or kind not in kinds:
                 choices = ", ".join(sorted(kinds))
-                raise ValueError(f"kind: expected one of {choices}, got {kind!r}")
+                got = "nothing" if kind is None else _shape(kind)
+                raise ValueError(f"kind: expected one of {choices}, got {got}")
             return conv.structure(value, kinds[kind])
 
         return hook

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.backup import locked_if_free
-from reconciler.state import StateDB
+from reconciler.state import NOT_DECLINED, StateDB
 
 PROM_NAME = "reconcile.prom"
 
@@ -104,12 +104,13 @@ def render(db: StateDB, census: Mapping[str, Any] | None = None) -> str:
 
 
 def _last_exited(db: StateDB, command: str) -> tuple[dict[str, Any] | None, int]:
-    """The last run of ``command`` that ended with an exit code, and how
-    many runs of it came after without one (still ``running``, or marked
-    ``crashed`` by the next apply)."""
+    """The last run of ``command`` that ended with an exit code (an apply
+    declined at its prompt did nothing and is none), and how many runs of
+    it came after without one (still ``running``, or marked ``crashed`` by
+    the next apply)."""
     sql = (
         "select * from runs where command = ? and exit_code is not null "
-        "and finished_at is not null order by id desc limit 1"
+        f"and finished_at is not null and {NOT_DECLINED} order by id desc limit 1"
     )
     rows = [dict(r) for r in db.query(sql, [command])]
     last = rows[0] if rows else None

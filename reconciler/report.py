@@ -77,6 +77,7 @@ def page(
     proof: Proof | None = None,
     checkpoint: Callable[[], None] | None = None,
     running: bool | None = None,
+    last_apply: Mapping[str, Any] | None = None,
 ) -> str:
     """The whole HTML document. ``history`` is oldest first; ``runs`` newest
     first (as ``StateDB.last_runs`` gives them). ``proof``: what may be said
@@ -86,7 +87,10 @@ def page(
     CLI's signal handling, ``Interrupts.check``). ``running``: whether a
     live run holds the run lock now (``lock.held_now``; None: not known),
     which alone tells a run with no exit recorded under way from one
-    killed, as ``status`` tells them (``render.with_liveness``)."""
+    killed, as ``status`` tells them (``render.with_liveness``).
+    ``last_apply``: the database's last apply not declined
+    (``StateDB.last_apply``), the headline's run as status's, also when more
+    than the runs listed came after it."""
     runs = render.with_liveness(runs, running)
     points = [(_when(at), doc) for at, doc in history]
     # Plotted by the time each run finished, in that order: in the order
@@ -98,7 +102,7 @@ def page(
         _HEAD,
         "<h1>reconcile report</h1>",
         f'<p class="meta">made {_esc(_utc(generated_at))} from {_esc(state_path)}</p>',
-        _headline(runs),
+        _headline(runs, last_apply),
     ]
     parts.append("<h2>Over time</h2>")
     if len(points) < MIN_POINTS:
@@ -269,10 +273,13 @@ def _bytes_axis(ax: Any) -> None:
 # ----------------------------------------------------------------- tables
 
 
-def _headline(runs: Sequence[Mapping[str, Any]]) -> str:
+def _headline(runs: Sequence[Mapping[str, Any]], last_apply: Mapping[str, Any] | None) -> str:
     """What ``status`` says first: the last apply (the work), else the last
-    run (``render.headline_run``)."""
+    run (``render.headline_run``); listed, as the runs table has it (with
+    whether it is alive)."""
     r = render.headline_run(runs)
+    if last_apply is not None and (r is None or r.get("command") != "apply"):
+        r = next((x for x in runs if x["id"] == last_apply["id"]), last_apply)
     if r is None:
         return '<p class="headline">No runs yet: nothing has been recorded here.</p>'
     if r.get("status") == render.RUNNING:  # no exit yet: under way, or killed

@@ -73,11 +73,11 @@ def test_a_declined_apply_exits_and_is_recorded_as_the_plan_it_showed(tmp_path: 
     assert "Nothing done." in r.out and "! unavailable source card" in r.out, r.out
     assert (r.code, r.err) == (
         1,
-        "error: source card could not be read (see '!' above); the rest was done\n",
+        "error: source card could not be read (see '!' above); nothing was done\n",
     )
     last = _last_run(ws)
     assert (last["command"], last["exit_code"]) == ("apply", 1)
-    assert last["reason"] == "source card could not be read (see '!' above); the rest was done"
+    assert last["reason"] == "source card could not be read (see '!' above); nothing was done"
     assert last["summary"] == {"declined": 1}
 
 
@@ -143,3 +143,36 @@ def test_a_guard_holding_a_source_back_is_said_beside_a_failed_action(tmp_path: 
     text = ws.run("status").out
     assert f"(exit 3): {guard}; last apply that worked" in text, text
     assert f"\n    {guard}\n    {failed}\n" in text, text
+
+
+def _gauge(ws: Workspace, name: str) -> list[str]:
+    text = (ws.root / "state" / "reconcile.prom").read_text()
+    return [line for line in text.splitlines() if line.startswith(name)]
+
+
+def test_a_declined_apply_leaves_the_metrics_of_the_last_apply_that_ran(
+    tmp_path: Path,
+) -> None:
+    """Cron's apply failed (exit 1); a person then answers N at a terminal:
+    nothing was done, so reconcile_last_exit_code{command="apply"} stays 1
+    (it said 0, clearing the alert README suggests)."""
+    ws = make_workspace(tmp_path / "ws", removal=False)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
+    (ws.incoming / "bad.JPG").write_bytes(b"\xff\xd8\xff\xe0" + b"garbage" * 50)
+    assert ws.run("-q", "apply", "--yes", now=NOW).code == 1
+    failed = _gauge(ws, "reconcile_last")
+    make_jpeg(ws.incoming / "IMG_2.JPG", OLD, seed=2)  # something for the prompt to ask
+    assert "Nothing done." in _answer(ws, "n\n").out
+    assert _gauge(ws, "reconcile_last") == failed
+    assert 'reconcile_last_exit_code{command="apply"} 1' in failed
+
+
+def test_an_apply_that_did_nothing_never_says_the_rest_was_done(tmp_path: Path) -> None:
+    """Refused for want of --yes (cron), or answered N: the lines of what
+    the plan could not read say nothing was done."""
+    ws = _card_unreadable(tmp_path)
+    refused = ws.run("apply", now=NOW)
+    assert refused.code == 1
+    assert "the rest was done" not in refused.err, refused.err
+    assert "source card could not be read (see '!' above); nothing was done" in refused.err
+    assert "the rest was done" not in _answer(ws, "n\n").err

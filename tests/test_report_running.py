@@ -128,3 +128,20 @@ def test_the_headline_beside_a_running_apply_is_that_apply(tmp_path: Path) -> No
     # The command's page names the apply too, and never as one that worked.
     style, headline = _headline(out.read_text())
     assert style != "ok" and headline.startswith("Last run: apply #1 "), headline
+
+
+def test_the_headline_is_the_last_apply_past_the_runs_listed(tmp_path: Path) -> None:
+    """An apply that failed, then 16 plans: status heads with the apply;
+    so does the page, though only the last 15 runs are listed (it headlined
+    a plan as 'ok', in green)."""
+    ws = make_workspace(tmp_path / "ws", removal=False)
+    make_jpeg(ws.incoming / "IMG_1.JPG", OLD, seed=1)
+    (ws.incoming / "bad.JPG").write_bytes(b"\xff\xd8\xff\xe0" + b"garbage" * 50)
+    assert ws.run("apply", "--yes").code == 1
+    for _ in range(16):
+        assert ws.run("plan").code == 0
+    assert "last run: apply failed" in ws.run("status").out
+    page = tmp_path / "report.html"
+    assert ws.run("report", str(page)).code == 0
+    style, text = _headline(page.read_text())
+    assert "apply #1" in text and style == "bad", (style, text)

@@ -115,7 +115,7 @@ class _Seen(NamedTuple):
 
 #: The error line of a run that could not read a store (``notes_exit`` of
 #: reconciler.commands.common; the run keeps it as its reason).
-_NOT_READ = re.compile(r"(.+) could not be read \(see '!' above\); the rest was done")
+_NOT_READ = re.compile(r"(.+) could not be read \(see '!' above\); (?:the rest|nothing) was done")
 
 
 def _last_seen(db: StateDB) -> _Seen | None:

@@ -190,14 +190,14 @@ def _apply_locked(
     if not args.yes:
         if not is_tty(io.stdin):
             problem = "apply needs --yes when there is no terminal to ask (cron: add --yes)"
-            return finish(io, [(EXIT_ERROR, problem), *note_problems(plan, io)])
+            return finish(io, [(EXIT_ERROR, problem), *note_problems(plan, io, done=False)])
         io.put(f"\nApply these {len(plan.actions)} actions? [y/N] ")
         if io.stdin.readline().strip().lower() not in {"y", "yes"}:
             io.say("Nothing done.")
             # Exits as the plan shown would; the record says nothing was
             # done (status never takes it for an apply that worked).
             io.summary[DECLINED] = len(plan.actions)
-            return finish(io, note_problems(plan, io))
+            return finish(io, note_problems(plan, io, done=False))
     io.say("")
     stopped = False
     with stop.applying():  # from here on a signal stops the run, never unwinds it

@@ -227,14 +227,17 @@ def notes_exit(plan: Plan, io: Out) -> int:
     return finish(io, note_problems(plan, io))
 
 
-def note_problems(plan: Plan, io: Out) -> list[Problem]:
+def note_problems(plan: Plan, io: Out, *, done: bool = True) -> list[Problem]:
     """What the plan could not look at, one problem per kind: a guard that
     wants a person (3), a store or source that could not be read, a
     library file no target holds, a source file not read (1). Waiting
     items and per-item errors are not run failures. Every kind present is
     said, whatever else ends the run: a guard beside an unreadable store
     names both (cron's ``-q`` hides the '!' notes on stdout), and the run's
-    record names what it did not read (``census.verdict``)."""
+    record names what it did not read (``census.verdict``). ``done``:
+    False when the run did nothing (answered N, no ``--yes``): no line then
+    says "the rest was done"."""
+    rest = "the rest was done" if done else "nothing was done"
     blocked = [n.subject for n in plan.notes if n.status == "blocked"]
     unavailable = [n.subject for n in plan.notes if n.status == "unavailable"]
     unreadable = [n.subject for n in plan.notes if n.status == "unreadable"]
@@ -257,7 +260,7 @@ def note_problems(plan: Plan, io: Out) -> list[Problem]:
         out.append(
             (
                 EXIT_ERROR,
-                f"{', '.join(unavailable)} could not be read (see '!' above); the rest was done",
+                f"{', '.join(unavailable)} could not be read (see '!' above); {rest}",
             )
         )
     if lost:
@@ -274,7 +277,7 @@ def note_problems(plan: Plan, io: Out) -> list[Problem]:
             (
                 EXIT_ERROR,
                 f"{len(unreadable)} file(s) could not be read (see 'x' above); "
-                "the rest was done; fix them and the next run picks them up",
+                f"{rest}; fix them and the next run picks them up",
             )
         )
     return out

@@ -35,6 +35,7 @@ def report_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
     try:
         history = db.census_history(RUNS_PLOTTED)
         runs = db.last_runs(RUNS_LISTED)
+        last_apply = db.last_apply()
         state_path = str(db.path)
         # What may be said of the census now, by status's own rules.
         proven = proof(db, desired, counted_now(db, desired))
@@ -53,6 +54,7 @@ def report_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
             checkpoint=stop.check if stop is not None else None,
             # a run with no exit: alive while it holds the lock, as status says
             running=lock.held_now(desired.state_dir),
+            last_apply=last_apply,
         )
     path = Path(args.html)
     if not report.write(path, text):

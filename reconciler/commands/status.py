@@ -31,7 +31,7 @@ from reconciler.commands.common import (
 from reconciler.config import DesiredState
 from reconciler.connect import UnavailableStore, connect_target, icloud_session_dir
 from reconciler.render import utc_text
-from reconciler.state import StateDB
+from reconciler.state import NOT_DECLINED, StateDB
 from reconciler.visible import escape_controls
 
 #: How long Apple trusts a browser after a 2FA login before asking again.
@@ -70,7 +70,7 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
         runs = [_unfinished(r, live if r["id"] == newest else False) for r in runs]
         # The headline is about the work: the last apply (cron's) that was not
         # declined at its prompt (it did nothing), else the last run.
-        headline = _last_apply(db) or (runs[0] if runs else None)
+        headline = db.last_apply() or (runs[0] if runs else None)
         if headline is not None:
             headline = _unfinished(headline, live if headline["id"] == newest else False)
         counted = counted_now(db, desired)
@@ -148,29 +148,15 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
     return EXIT_OK
 
 
-def _last_apply(db: StateDB) -> dict[str, Any] | None:
-    """The last apply but one declined at its prompt (``declined`` in its
-    summary: it did nothing, whatever its exit)."""
-    sql = f"select * from runs where command = 'apply' and {_NOT_DECLINED} order by id desc limit 1"
-    rows = [dict(r) for r in db.query(sql)]
-    return rows[0] if rows else None
-
-
 def _last_good_apply(db: StateDB) -> str | None:
     """When the last apply that worked (exit 0) finished: one declined at
     its prompt did nothing, and never counts as one that worked."""
     sql = (
         f"select finished_at from runs where command = 'apply' and exit_code = 0 "
-        f"and {_NOT_DECLINED} order by id desc limit 1"
+        f"and {NOT_DECLINED} order by id desc limit 1"
     )
     row = db.conn.execute(sql).fetchone()
     return None if row is None else str(row[0])
-
-
-#: A run not declined at apply's prompt (``DECLINED`` in its summary).
-_NOT_DECLINED = (
-    "coalesce(case when json_valid(summary) then json_extract(summary, '$.declined') end, 0) = 0"
-)
 
 
 def _headline(run: Mapping[str, Any], last_good: str | None, running: bool | None) -> str:

@@ -21,10 +21,11 @@ from reconciler.state.connection import damaged, storable, unusable
 from reconciler.state.deliveries import Deliveries
 from reconciler.state.hash_cache import SUSPECT, CachedHash, HashCache
 from reconciler.state.library import Library, LineageRow
-from reconciler.state.runs import Runs
+from reconciler.state.runs import NOT_DECLINED, Runs
 from reconciler.state.sources import Cursor, DownloadedFile, ListingRow, Sources
 
 __all__ = [
+    "NOT_DECLINED",
     "SUSPECT",
     "CachedHash",
     "Cursor",

@@ -21,6 +21,12 @@ _SWEEP_WANTED = "sweep_wanted"
 _RESTORE_WANTED = "restore_wanted:"
 
 
+#: SQL: a run not declined at apply's prompt (``declined`` in its summary).
+NOT_DECLINED = (
+    "coalesce(case when json_valid(summary) then json_extract(summary, '$.declined') end, 0) = 0"
+)
+
+
 class Runs(Connection):
     """The runs, the journal, and the figures read from them."""
 
@@ -228,3 +234,14 @@ class Runs(Connection):
     def last_runs(self, limit: int = 5) -> list[dict[str, Any]]:
         sql = "select * from runs order by id desc limit ?"
         return [dict(r) for r in self.query(sql, [limit])]
+
+    def last_apply(self) -> dict[str, Any] | None:
+        """The last apply but one declined at its prompt (it did nothing,
+        whatever its exit): what status, the report and the metrics say of
+        "the last apply"."""
+        sql = (
+            f"select * from runs where command = 'apply' and {NOT_DECLINED} "
+            "order by id desc limit 1"
+        )
+        rows = [dict(r) for r in self.query(sql)]
+        return rows[0] if rows else None

@@ -76,3 +76,18 @@ def test_a_byte_order_mark_is_no_part_of_the_text(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as e:
         config.load(path)
     assert e.value.problems[0].startswith(f"{path}: not valid TOML:")
+
+
+@pytest.mark.parametrize(
+    ("kind", "got"), [("[]", "an empty list"), ("{}", "a table"), ('["folder"]', "a list")]
+)
+def test_a_kind_of_another_shape_is_named_plainly(tmp_path: Path, kind: str, got: str) -> None:
+    """A list or a table is no kind: it gave 'sources.card: expected
+    reconciler' (a Python type's name cut short)."""
+    path = tmp_path / "d.toml"
+    path.write_text(HEAD + f'[sources.card]\nkind = {kind}\npath = "card"\n')
+    with pytest.raises(ConfigError) as e:
+        config.load(path)
+    assert e.value.problems == (
+        f"{path}: sources.card.kind: expected one of folder, icloud, got {got}",
+    )
