@@ -15,6 +15,7 @@ from reconciler.config import DesiredState
 from reconciler.connect import icloud_session_dir
 from reconciler.errors import ConfigError
 from reconciler.lock import RunLock
+from reconciler.media.kinds import is_housekeeping
 from reconciler.state import StateDB
 
 
@@ -212,22 +213,6 @@ def init_target_command(args: argparse.Namespace, io: Out, now: datetime | None)
     return EXIT_OK
 
 
-#: What a freshly made or long-used disk holds before anything is put on
-#: it: not "files already there".
-_HOUSEKEEPING = frozenset(
-    {
-        "lost+found",
-        "System Volume Information",
-        "$RECYCLE.BIN",
-        ".Trashes",
-        ".Spotlight-V100",
-        ".fseventsd",
-        ".TemporaryItems",
-        ".DS_Store",
-    }
-)
-
-
 def _a_file_in(path: Path) -> str | None:
     """One file below ``path`` (relative), or None: the first found, so a
     full disk is not walked to say so."""
@@ -235,12 +220,12 @@ def _a_file_in(path: Path) -> str | None:
 
     for folder, dirs, names in os.walk(path):
         top = folder == str(path)
-        if top:  # the store's own marker, and what the filesystem made
-            dirs[:] = [d for d in dirs if d not in _HOUSEKEEPING]
+        if top:  # the store's own marker, and what the filesystem made (never archived)
+            dirs[:] = [d for d in dirs if not is_housekeeping(d)]
         files = [
             f
             for f in names
-            if f not in _HOUSEKEEPING and not f.startswith(TMP_PREFIX) and not (top and f == MARKER)
+            if not is_housekeeping(f) and not f.startswith(TMP_PREFIX) and not (top and f == MARKER)
         ]
         if files:
             return os.path.relpath(os.path.join(folder, sorted(files)[0]), path)

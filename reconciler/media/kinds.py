@@ -66,15 +66,49 @@ def is_media(name: str) -> bool:
 #: Files operating systems leave beside photos; never a person's.
 _JUNK_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r"})
 
+#: What a disk holds at its top before anything is put on it, made by its
+#: filesystem or an operating system that saw it (Windows' volume records,
+#: its recycle bin, fsck's lost+found, macOS' indexes): a fresh disk holds
+#: nothing of the person's beside these (``init-target``), and none of it is
+#: ever archived as their photos (``is_archivable``). Compared as Windows
+#: compares names (``$Recycle.Bin``, ``$RECYCLE.BIN``).
+DISK_HOUSEKEEPING = frozenset(
+    {
+        "lost+found",
+        "system volume information",
+        "$recycle.bin",
+        ".trashes",
+        ".spotlight-v100",
+        ".fseventsd",
+        ".temporaryitems",
+        ".ds_store",
+    }
+)
+
+#: The first characters of the names above that are no hidden file (those
+#: are refused as such): the one test most paths pay.
+_HOUSEKEEPING_HEADS = frozenset("lLsS$")
+
+
+def is_housekeeping(name: str) -> bool:
+    """Is ``name``, found at the top of a store, the disk's own
+    (``DISK_HOUSEKEEPING``)?"""
+    return name.lower() in DISK_HOUSEKEEPING
+
 
 def is_archivable(name: str) -> bool:
     """Any file a person keeps, whatever its type (MPO, DNG, GIF, an unknown
     extension): everything but hidden files (``.DS_Store``, ``._*``
-    AppleDouble forks, anything under ``.Trashes/``) and Windows' caches."""
+    AppleDouble forks, anything under ``.Trashes/``), Windows' caches, and
+    what a disk holds at its top for itself (``DISK_HOUSEKEEPING``:
+    ``System Volume Information/``, ``$RECYCLE.BIN/``, ``lost+found/``),
+    ``name`` being relative to a store's root (a disk's, often)."""
     # Asked once per file of every store on every run: string methods, no split.
     if "\\" in name:
         name = name.replace("\\", "/")
     if name.startswith(".") or "/." in name:  # also .Trashes/, .Spotlight-V100/
+        return False
+    if name[:1] in _HOUSEKEEPING_HEADS and name.partition("/")[0].lower() in DISK_HOUSEKEEPING:
         return False
     base = name.rpartition("/")[2]
     return bool(base) and base.lower() not in _JUNK_NAMES

@@ -28,7 +28,7 @@ from reconciler import crashpoint, media, sidecar
 from reconciler.connect import Connected
 from reconciler.errors import MediaError, ProviderError
 from reconciler.hashing import read_file
-from reconciler.layout import date_from_path
+from reconciler.layout import collision_path, date_from_path, name_key
 from reconciler.media.metadata import is_placeholder_timestamp
 from reconciler.model import (
     DAMAGED_ROLE,
@@ -446,22 +446,42 @@ def _rows_from_targets(
             continue
         for content, role in sidecar.roles(identity).items():
             roles.setdefault(content, role)
-    taken = {lf.path for lf in library.files}
-    taken.update(lf.path for lf in library.lost)
+    taken = {name_key(lf.path) for lf in (*library.files, *library.lost)}
     rows: list[LineageRow] = []
     for sha, copies in found.items():
         if sha in skip:
             continue
-        row = _row_from_target(sha, copies, roles.get(sha, ORIGINAL_ROLE), conn, hasher)
-        if row is None or row.path in taken:
+        made = _row_from_target(sha, copies, roles.get(sha, ORIGINAL_ROLE), conn, hasher)
+        if made is None:
             continue
+        row, paths = made
         if row.original_sha256 != sha and (
             row.original_sha256 in known or row.original_sha256 in found
         ):
             continue  # an encode of an original held: the library's is made from that
-        taken.add(row.path)
-        rows.append(row)
+        path = _free_path(paths, row.original_sha256, taken)
+        if path is None:
+            continue  # (another row of this very original took it: one per original)
+        taken.add(name_key(path))
+        rows.append(row._replace(path=path))
     return rows
+
+
+def _free_path(paths: list[str], original: str, taken: set[str]) -> str | None:
+    """Where a content found on targets comes back in the library: the
+    first of its copies' paths (``paths``) no other row takes, as a disk
+    that ignores case compares names; else the first beside it tagged with
+    its original's hash (``collision_path``, as a store names a second
+    photo of one name). Two contents at one path on two targets (a photo
+    of the person's and the card's, named crosswise; an encode taken back
+    to its original's name, and a new photo of that name) must never leave
+    one of them out: the library would say "No changes" without it. None
+    only where that tagged path is taken too: by this very original's."""
+    for path in paths:
+        if name_key(path) not in taken:
+            return path
+    tagged = collision_path(paths[0], original)
+    return None if name_key(tagged) in taken else tagged
 
 
 def _target_sidecar(conn: Connected, c: FileCopy) -> sidecar.SidecarIdentity | None:
@@ -473,24 +493,28 @@ def _target_sidecar(conn: Connected, c: FileCopy) -> sidecar.SidecarIdentity | N
 
 def _row_from_target(
     sha: str, copies: list[FileCopy], role: str, conn: Connected, hasher: CachedHasher
-) -> LineageRow | None:
+) -> tuple[LineageRow, list[str]] | None:
     """The row of one content found on targets, at the path of its first
-    copy there (None: none is a local file). A file the tool made by
-    encoding (the lineage it carries) is made from its original: the
-    library's encode of an original lost everywhere, archived in its place
-    (``IMG_1.encoded.JPG``: ``plan.library``'s ``_in_place_of_original``),
-    goes back at its original's path and is never encoded again."""
-    for c in sorted(copies, key=itemgetter(1, 0)):  # (path, store id)
+    copy there, with every path its copies have (in that order: the
+    caller takes the first no other content takes); None: none is a local
+    file. A file the tool made by encoding (the lineage it carries) is made
+    from its original: the library's encode of an original lost
+    everywhere, archived in its place (``IMG_1.encoded.JPG``:
+    ``plan.library``'s ``_in_place_of_original``), goes back at its
+    original's path and is never encoded again."""
+    ordered = sorted(copies, key=itemgetter(1, 0))  # (path, store id)
+    for c in ordered:
         local = conn.targets[c.store_id].local_path(c.path)
         if local is None:
             continue
-        original, tier, path = sha, ORIGINAL_TIER, c.path
+        original, tier, untag = sha, ORIGINAL_TIER, False
         made = _embedded_lineage(local, c, hasher)
         if made is not None and made.original_sha256 != sha:
-            original, tier = made.original_sha256, made.tier
-            path = _untagged(path) if _is_encoded(path) else path
-        return LineageRow(
-            path=path,
+            original, tier, untag = made.original_sha256, made.tier, True
+        paths = [_untagged(o.path) if untag and _is_encoded(o.path) else o.path for o in ordered]
+        first = paths[ordered.index(c)]
+        row = LineageRow(
+            path=first,
             original_sha256=original,
             sha256=sha,
             tier=tier,
@@ -499,6 +523,7 @@ def _row_from_target(
             captured_at=_library_capture_ts(local, c.path, hasher),
             role=role,
         )
+        return row, [first, *(p for p in dict.fromkeys(paths) if p != first)]
     return None
 
 

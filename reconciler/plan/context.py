@@ -122,19 +122,58 @@ class Context:
         #: the content this run can read outside the library's originals
         #: (``_readable``), made on first need
         self.readable: set[str] | None = None
-        #: originals nothing here holds this run -> lost (every target read),
-        #: each said once (``_original_missing``)
+        #: originals nothing here holds this run -> lost (every store read,
+        #: ``_unsure``), each said once (``_original_missing``)
         self.missing: dict[str, bool] = {}
+        #: how many source files' content is unknown this run (``_unsure``),
+        #: counted on first need
+        self.unknown_content: int | None = None
 
     def _note(self, status: str, subject: str, reason: str) -> None:
         self.notes.append(Note(status=status, subject=subject, reason=reason))
 
-    def _every_target_read(self) -> bool:
-        """Was every target read this run, none of them a phone? Then what no
-        target holds is nowhere: a phone may hold a file with no copy of it
-        left on this machine, and an unplugged disk was not looked at."""
-        return bool(self.world.targets) and all(
-            t.available and t.kind == "filesystem" for t in self.world.targets
+    def _unsure(self, *shas: str) -> str:
+        """Why a content (any of ``shas``: an original, or its encode) that
+        nothing read this run can read here may still be held somewhere:
+        a target not read (unplugged, its listing failed), a target that
+        lists it but not on this machine (a phone's copy, a freed one, one
+        on its way), a source that could not be listed, a file that could
+        not be read, or a source file whose content is not known yet (an
+        iCloud asset not downloaded, a file not hashed: it may be that
+        very content). "" when every store was read and none holds it: it
+        is lost. Judged per content from what was read: a phone read this
+        run lists every copy it holds and every path freed here, so content
+        it lists neither way is not on it."""
+        if not self.world.targets:
+            return "no target is configured"
+        for t in self.world.targets:
+            if not t.available:
+                return f"target {t.target_id} was not read"
+            if any(s in self.copies[t.target_id] or s in self.pending[t.target_id] for s in shas):
+                return f"target {t.target_id} lists it, but not as a file this run can read"
+        for s in self.world.sources:
+            if not s.trusted:
+                return f"source {s.source_id} could not be listed"
+        if self.world.unread:
+            return f"{self.world.unread} file(s) could not be read"
+        if self.unknown_content is None:
+            self.unknown_content = self._unknown_content()
+        if self.unknown_content:
+            return (
+                f"{self.unknown_content} source file(s) not read yet (not downloaded, or "
+                "not hashed) may hold it"
+            )
+        return ""
+
+    def _unknown_content(self) -> int:
+        """How many source files this run does not know the content of."""
+        known = self.world.known_sha256
+        return sum(
+            1
+            for source in self.world.sources
+            for item in source.items
+            for f in item.files
+            if f.problem or not (f.sha256 or known.get((source.source_id, item.key, f.ref)))
         )
 
     def _original_here(self, sha: str) -> bool:
@@ -169,24 +208,25 @@ class Context:
         """Say, once for the original ``sha`` that nothing read this run
         holds, why what needs its bytes (a copy to a target, an encode for a
         tier, a Live Photo's video put back as it was) is not planned: it
-        waits while a target that may hold it was not read (unplugged) or is
-        a phone, or a source could not be listed; with every store read it is
-        lost, which only a person can mend (a backup of their own), as a
-        library file gone is (``_gone_nowhere``). Planned, it would fail on
-        every run. True when lost: the library's encoded file is then
-        archived in its place."""
+        waits while something may still hold it (``_unsure``: a target not
+        read, a phone's copy, a source not listed, a source file whose
+        content is not known yet); with every store read and every source
+        file's content known it is lost, which only a person can mend (a
+        backup of their own), as a library file gone is (``_gone_nowhere``).
+        Planned, it would fail on every run. True when lost: the library's
+        encoded file is then archived in its place, so said lost only when
+        it truly is (a download planned this run may bring it back)."""
         lost = self.missing.get(sha)
         if lost is not None:
             return lost
-        # A source whose listing failed or was held back may hold it too (an
-        # item encoded while only iCloud held its original).
-        lost = self._every_target_read() and all(s.trusted for s in self.world.sources)
+        why = self._unsure(sha)
+        lost = not why
         self.missing[sha] = lost
         if lost:
             self._note(
                 "lost",
                 subject,
-                "its original is on no store any more, every target read; nothing here "
+                "its original is on no store any more, every store read; nothing here "
                 "can bring it back: the library's encoded file is archived in its place, "
                 f"its name tagged {ENCODED_TAG}, and never encoded again",
             )
@@ -194,8 +234,8 @@ class Context:
             self._note(
                 "waiting",
                 subject,
-                "its original is on no store read this run; what needs it (a copy to a "
-                "target, an encode) waits until a target holding it is available",
+                f"its original is on no store read this run ({why}); what needs it (a copy "
+                "to a target, an encode) waits until it can be read",
             )
         return lost
 

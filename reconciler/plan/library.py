@@ -92,7 +92,7 @@ class LibraryPlanner(ItemPlanner):
     def _in_place_of_original(
         self, lf: LibraryFile, f: MediaFile, item: SourceItem, subject: str
     ) -> None:
-        """The original of ``lf`` is lost (every target read, none holds it):
+        """The original of ``lf`` is lost (every store read, none holds it):
         the library's encoded file is the best of the photo left, and may be
         its only copy. It is archived on every target as what it is, its own
         bytes under its own SHA-256, its name tagged (``IMG_1.encoded.JPG``)
@@ -152,7 +152,7 @@ class LibraryPlanner(ItemPlanner):
                 continue
             if sha not in sizes:
                 if not is_sidecar:  # (a sidecar rewritten since is on no target as it was)
-                    self._gone_nowhere(subject)
+                    self._gone_nowhere(subject, lf)
                 continue
             f, item = self._library_item(lf, sizes[sha])
             put = CopyToLibrary(
@@ -214,12 +214,13 @@ class LibraryPlanner(ItemPlanner):
             "is put back beside it from a target's copy; delete the one you do not want",
         )
 
-    def _gone_nowhere(self, subject: str) -> None:
+    def _gone_nowhere(self, subject: str, lf: LibraryFile) -> None:
         """A library file gone that no target read this run holds: waiting
-        while some target was not read (unplugged) or is a phone (whose copy
-        may be there with none left here); else lost, which only a person
-        can mend (a backup of their own), and said as an error."""
-        if self._every_target_read():
+        while something may still hold it (``_unsure``: a target not read, a
+        phone's copy with none left here, a source file not downloaded or
+        hashed yet, which would place it again); else lost, which only a
+        person can mend (a backup of their own), and said as an error."""
+        if not self._unsure(lf.original_sha256, lf.sha256):
             why = (
                 "gone from the library, and no target holds it any more; "
                 "nothing here can put it back"

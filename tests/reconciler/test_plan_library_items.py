@@ -11,6 +11,7 @@ import pytest
 from reconciler.model import (
     CopyToLibrary,
     CopyToTarget,
+    Delivery,
     EncodeForTier,
     FileCopy,
     LibraryFile,
@@ -227,3 +228,53 @@ def test_an_original_a_phone_may_hold_waits_for_it() -> None:
     p = plan(desired(tiers=TIERS), attrs.evolve(w, targets=(w.targets[0], phone)), NOW)
     assert ids(p) == []
     assert [n.status for n in p.notes] == ["waiting"]
+
+
+def _unfetched(**problem: str) -> SourceState:
+    """An iCloud source listing one asset not downloaded yet: its content
+    is not known this run (it may be any original)."""
+    asset = MediaFile(name="IMG_0001.JPG", size=9, ref="original", **problem)
+    item = SourceItem(source_id="icloud", key="A1", files=(asset,), captured_at=WHEN)
+    return SourceState(source_id="icloud", kind="icloud", remote=True, items=(item,))
+
+
+def test_an_original_is_not_lost_while_a_source_file_s_content_is_unknown() -> None:
+    """Every target read and none holds X, but a source file's content is
+    not known yet (an asset not downloaded: its download is planned this
+    run; one that could not be read; a file the walk could not read): it
+    may be X. X waits, and nothing is archived in its place."""
+    encoded = lib("2021/01/02/IMG_1.JPG", Y, X, "recent")
+    read = world((encoded,))
+    for w in (
+        attrs.evolve(read, sources=(*read.sources, _unfetched())),
+        attrs.evolve(read, sources=(*read.sources, _unfetched(problem="I/O error"))),
+        attrs.evolve(read, unread=1),
+    ):
+        p = plan(desired(tiers=KEEP_ORIGINAL), w, NOW)
+        assert not [a for a in p.actions if isinstance(a, CopyToTarget) and a.sha256 == Y]
+        notes = [(n.status, n.subject) for n in p.notes if n.status != "unreadable"]
+        assert notes == [("waiting", "library:2021/01/02/IMG_1.JPG")], p.notes
+    gone = _lost(attrs.evolve(read, sources=(*read.sources, _unfetched())), encoded)
+    assert [n.status for n in plan(desired(tiers=TIERS), gone, NOW).notes] == ["waiting"]
+
+
+def test_a_phone_read_that_lists_no_copy_of_an_original_does_not_hold_it() -> None:
+    """A phone target read this run lists every copy it holds (freed ones
+    too) and every delivery on its way: an original it lists neither way
+    is not on it, and with every other store read it is lost (its encode
+    archived in its place, the phone included). A phone not read, or one
+    listing it, may hold it: it waits."""
+    encoded = lib("2021/01/02/IMG_1.JPG", Y, X, "recent")
+    w = world((encoded,))
+    phone = TargetState(target_id="phone", kind="syncthing", available=True)
+    lost = plan(desired(tiers=TIERS), attrs.evolve(w, targets=(*w.targets, phone)), NOW)
+    assert ids(lost) == [f"copy:nas:{Y}", f"copy:usb:{Y}", f"copy:phone:{Y}"]
+    assert [n.status for n in lost.notes] == ["lost"]
+    on_its_way = attrs.evolve(phone, pending=(Delivery(sha256=X, path="p/x", delivered_at=NOW),))
+    for t in (attrs.evolve(phone, available=False), on_its_way):
+        p = plan(desired(tiers=TIERS), attrs.evolve(w, targets=(*w.targets, t)), NOW)
+        assert ids(p) == []
+        assert [n.reason for n in p.notes if n.status == "lost"] == []
+        assert [n.reason.split(" (")[0] for n in p.notes if "its original" in n.reason] == [
+            "its original is on no store read this run"
+        ]
