@@ -19,10 +19,10 @@ ORIGINAL_ROLE = "original"
 #: A library file's role when it is the item's XMP sidecar, written by this
 #: tool (``LibraryFile.role``; never a source file's role).
 SIDECAR_ROLE = "sidecar"
-#: A library file's role when it was damaged in place (bit rot: its bytes
-#: changed while its size, mtime, ctime and inode did not): recorded as its
-#: own content, never archived, encoded or put back; its item's good
-#: version is put back beside it (``LibraryFile.role``).
+#: A library file's role when its bytes changed while its size, mtime,
+#: ctime and inode did not (bit rot, or an edit through a memory mapping):
+#: recorded as its own content, archived as it is, never encoded or put
+#: back; the version before is put back beside it (``LibraryFile.role``).
 DAMAGED_ROLE = "damaged"
 
 

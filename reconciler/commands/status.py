@@ -118,8 +118,9 @@ def status_command(args: argparse.Namespace, io: Out, now: datetime | None) -> i
             "waiting": waiting,
             "sessions": [line for _, line in sessions.values()],
             "phones": phones,
-            # library files damaged in place (bit rot): kept, never archived;
-            # said only when there are some
+            # library files changed with no write seen (bit rot, or an edit
+            # through a memory mapping): kept and archived as they are, the
+            # version before put back beside them; said only when there are some
             **({"damaged_in_library": damaged} if damaged else {}),
         }
         io.say(json.dumps(doc, indent=2, default=str))
@@ -162,7 +163,7 @@ def _last_good_apply(db: StateDB) -> str | None:
 def _headline(run: Mapping[str, Any], last_good: str | None, running: bool | None) -> str:
     """The headline for ``run``: by its exit code (``render.status_headline``)
     with the first line of its reason (the one that chose the exit code);
-    an apply declined at its prompt (shown only when no other run is) is
+    an apply declined at its prompt (shown only when no apply was not) is
     said as such, never as one that worked."""
     first = (run.get("reason") or "").split("\n")[0]
     line = render.status_headline(dict(run, reason=first), last_good, running=running)
