@@ -15,7 +15,7 @@ from providers.filesystem import write_marker
 from providers.icloud.emulator import Account
 from providers.icloud.emulator.testing import RunningEmulator, seed_trusted_session
 from providers.syncthing.pair import SyncthingPair
-from tests.helpers import Workspace, files_under, make_jpeg, make_workspace
+from tests.helpers import FOLDER_SOURCE, Workspace, files_under, make_jpeg, make_workspace
 from tests.media.conftest import make_jpeg as make_camera_jpeg
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -101,5 +101,41 @@ def test_a_lost_original_s_encode_is_archived_with_a_phone_read_this_run(
     r = ws.run("apply", "--yes", now=WHEN)
     assert "x lost library:2021/06/01/IMG_1.JPG: its original is on no store any more" in r.out
     assert "waiting library:2021/06/01/IMG_1.JPG" not in r.out, r.out
+    for t in ("nas", "usb"):
+        assert "2021/06/01/IMG_1.encoded.JPG" in files_under(ws.target(t)), r.out
+
+
+def test_an_icloud_asset_older_than_max_age_days_keeps_no_lost_original_waiting(
+    tmp_path: Path, emu: RunningEmulator, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An iCloud source with max_age_days lists assets older than that which
+    the tool never downloads: their content is never known, and a lost
+    original 'waited' on them for ever, the only copy of the photo left (the
+    library's encode) never backed up. Only what a run will read may hold it."""
+    root = tmp_path / "ws"
+    icloud = (
+        f'[sources.icloud]\nkind = "icloud"\nendpoint = "{emu.url}"\ntimeout_s = 5\n'
+        "max_age_days = 30\n"
+    )
+    ws = make_workspace(
+        root,
+        removal=False,
+        sources=FOLDER_SOURCE + icloud,
+        extra="[apply]\nretries = 2\nbackoff_base_s = 0\n",
+    )
+    seed_trusted_session(emu, root / "state" / "icloud-session")
+    monkeypatch.setenv("ICLOUD_USERNAME", emu.username)
+    monkeypatch.delenv("ICLOUD_PASSWORD", raising=False)
+    old = WHEN - timedelta(days=2000)
+    account.add_asset(
+        make_jpeg(tmp_path / "old.jpg", old, seed=3).read_bytes(), "IMG_9.JPG", asset_date=old
+    )
+    make_camera_jpeg(ws.incoming / "IMG_1.JPG", size=(640, 480))
+    make_camera_jpeg(ws.incoming / "IMG_2.JPG", size=(480, 320))  # (no empty card: no guard)
+    assert ws.run("apply", "--yes", now=WHEN).code == 0
+    (ws.incoming / "IMG_1.JPG").unlink()  # gone from the card
+    _new_disks(ws)  # both disks replaced
+    for _ in range(2):
+        r = ws.run("apply", "--yes", now=WHEN)
     for t in ("nas", "usb"):
         assert "2021/06/01/IMG_1.encoded.JPG" in files_under(ws.target(t)), r.out

@@ -5,6 +5,7 @@ targets), and none of it is ever archived as a photo."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,3 +97,37 @@ def test_init_target_takes_windows_housekeeping_for_an_empty_disk(tmp_path: Path
     _windows_saw(disk)
     r = ws.run("init-target", str(disk), "--id", "usb2")
     assert (r.code, r.err) == (0, ""), r.out + r.err
+
+
+@pytest.mark.parametrize("where", ["$RECYCLE.BIN/S-1-5-21-1/$RABC123.JPG", "lost+found/#1234"])
+def test_a_copy_in_a_target_s_recycle_bin_is_no_backup(tmp_path: Path, where: str) -> None:
+    """The NAS's copy deleted in Explorer (moved into its recycle bin) is
+    no backup: counted, the card's photo was removed on the strength of a
+    copy the next 'Empty Recycle Bin' takes away. It is copied again."""
+    ws = make_workspace(tmp_path / "ws", removal=False, extra=KEEP_ORIGINALS)
+    make_camera_jpeg(ws.incoming / "IMG_1.JPG", size=(640, 480))
+    assert ws.run("apply", "--yes", now=WHEN).code == 0
+    nas = ws.target("nas")
+    (rel,) = [k for k in files_under(nas) if k.endswith(".JPG")]
+    (nas / where).parent.mkdir(parents=True)
+    (nas / rel).rename(nas / where)
+    ws.removal(True)
+    r = ws.run("apply", "--yes", now=WHEN)
+    assert r.code == 0, r.out + r.err
+    assert (nas / rel).exists(), r.out
+    assert (nas / where).exists()  # the bin is the disk's: left as it is
+
+
+def test_status_counts_no_disk_housekeeping_as_an_item(tmp_path: Path) -> None:
+    """A library disk Windows has seen: plan converged, and status must not
+    count its System Volume Information as items 'in the library only'."""
+    ws = make_workspace(tmp_path / "ws", removal=False, extra=KEEP_ORIGINALS)
+    make_camera_jpeg(ws.incoming / "IMG_1.JPG", size=(640, 480))
+    svi = ws.library / "System Volume Information"
+    svi.mkdir()
+    (svi / "IndexerVolumeGuid").write_bytes("{1B2C}".encode("utf-16"))
+    (svi / "WPSettings.dat").write_bytes(b"\x0c\x00\x00\x00\x01\x02\x03\x04")
+    assert ws.run("apply", "--yes", now=WHEN).code == 0
+    assert ws.run("plan", "--detailed-exitcode", now=WHEN).code == 0
+    items = json.loads(ws.run("status", "--json", now=WHEN).out)["census"]["items"]
+    assert (items["library_only"], items["archived_2plus"]) == (0, 1), items

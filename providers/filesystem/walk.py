@@ -17,6 +17,7 @@ from providers.base import ColumnWalk, HashedColumns, Hasher, ScanEntry
 from providers.filesystem.markers import MARKER, TMP_PREFIX
 from providers.mounts import mount_of
 from reconciler.errors import ProviderError
+from reconciler.media.kinds import is_housekeeping
 from reconciler.model import FileCopy
 
 
@@ -155,8 +156,11 @@ def scan_tree(
     links: list[str] | None = None,
     fences: Mapping[tuple[int, int], str] | None = None,
 ) -> Iterator[ScanEntry]:
-    """One os.scandir pass; skips our marker, temporaries, dot-folders, and
-    any file name ``skip`` rejects (another tool's own files).
+    """One os.scandir pass; skips our marker, temporaries, dot-folders, the
+    disk's own folders at the top (``$RECYCLE.BIN``, ``lost+found``,
+    ``System Volume Information``: a copy moved to a recycle bin is no
+    backup, and nothing there is a photo of anyone's), and any file name
+    ``skip`` rejects (another tool's own files).
 
     A file whose path is not valid UTF-8 (a card written by an old camera
     or another OS) is not yielded: no database, plan or terminal can carry
@@ -242,6 +246,8 @@ def scan_tree(
                         continue
                     bad = odd or (not name.isascii() and _undecodable(name))
                     if entry.is_dir(follow_symlinks=False):
+                        if not prefix and is_housekeeping(name):
+                            continue  # the disk's own (a recycle bin): nobody's photo, no copy
                         stack.append((f"{folder}{name}/", f"{prefix}{name}/", bad))
                     elif links is not None and entry.is_symlink():
                         links.append(shown(prefix + name))

@@ -13,7 +13,7 @@ from typing import Any
 from reconciler import sidecar
 from reconciler.hashing import read_file
 from reconciler.layout import pairing_stem
-from reconciler.media.kinds import is_archivable
+from reconciler.media.kinds import HOUSEKEEPING_HEADS, is_archivable
 from reconciler.model import DAMAGED_ROLE, ORIGINAL_ROLE, SIDECAR_ROLE
 from reconciler.state import StateDB
 
@@ -63,7 +63,13 @@ def is_counted(rel: str, role: str = ORIGINAL_ROLE) -> bool:
         return False
     # is_archivable refuses hidden files and a few junk names (Thumbs.db,
     # desktop.ini, Icon\r): asked only for those, 100k photos cost nothing.
-    if rel[:1] == "." or "/." in rel or "\\" in rel or name[-1:] in _JUNK_ENDINGS:
+    if (
+        rel[:1] == "."
+        or rel[:1] in HOUSEKEEPING_HEADS  # (the disk's own at the top: System Volume Information)
+        or "/." in rel
+        or "\\" in rel
+        or name[-1:] in _JUNK_ENDINGS
+    ):
         return is_archivable(rel)
     return bool(name)
 

@@ -87,7 +87,7 @@ DISK_HOUSEKEEPING = frozenset(
 
 #: The first characters of the names above that are no hidden file (those
 #: are refused as such): the one test most paths pay.
-_HOUSEKEEPING_HEADS = frozenset("lLsS$")
+HOUSEKEEPING_HEADS = frozenset("lLsS$")
 
 
 def is_housekeeping(name: str) -> bool:
@@ -108,7 +108,7 @@ def is_archivable(name: str) -> bool:
         name = name.replace("\\", "/")
     if name.startswith(".") or "/." in name:  # also .Trashes/, .Spotlight-V100/
         return False
-    if name[:1] in _HOUSEKEEPING_HEADS and name.partition("/")[0].lower() in DISK_HOUSEKEEPING:
+    if name[:1] in HOUSEKEEPING_HEADS and name.partition("/")[0].lower() in DISK_HOUSEKEEPING:
         return False
     base = name.rpartition("/")[2]
     return bool(base) and base.lower() not in _JUNK_NAMES

@@ -166,12 +166,17 @@ class Context:
         return ""
 
     def _unknown_content(self) -> int:
-        """How many source files this run does not know the content of."""
+        """How many source files this run does not know the content of, of
+        those a run will read: not an item older than its source's
+        ``max_age_days`` (never downloaded, never hashed: waiting on it, a
+        lost original's only copy would wait for ever)."""
         known = self.world.known_sha256
         return sum(
             1
             for source in self.world.sources
+            for oldest in (self._oldest(source),)
             for item in source.items
+            if oldest is None or item.captured_at is None or item.captured_at >= oldest
             for f in item.files
             if f.problem or not (f.sha256 or known.get((source.source_id, item.key, f.ref)))
         )
