@@ -5,7 +5,7 @@ the look-ups every part of it shares: notes, which copies count together
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 
 import attrs
@@ -16,11 +16,13 @@ from reconciler.layout import dated_path
 from reconciler.model import (
     ORIGINAL_TIER,
     Action,
+    FileCopy,
     LibraryFile,
     MediaFile,
     Note,
     SourceItem,
     SourceState,
+    TargetState,
     World,
 )
 
@@ -51,6 +53,13 @@ class PlannedSidecar:
 
 
 SHA256 = operator.attrgetter("sha256")
+
+
+def here(t: TargetState) -> Iterator[FileCopy]:
+    """The copies of ``t`` this run can read: not a phone's freed ones,
+    which are on the phone only (its staging copy here is gone). What a
+    copy or an encode reads bytes from is asked of these alone."""
+    return (c for c in t.copies if c.path not in t.freed)
 
 
 class Context:
@@ -206,7 +215,7 @@ class Context:
                     if sha and not f.problem:
                         found.add(sha)
         for t in self.targets:
-            found.update(c.sha256 for c in t.copies if c.path not in t.freed)
+            found.update(c.sha256 for c in here(t))
         return found
 
     def _original_missing(self, sha: str, subject: str) -> bool:

@@ -21,7 +21,7 @@ from reconciler.model import (
     SourceItem,
     WriteSidecar,
 )
-from reconciler.plan.context import ENCODED_TAG, LIBRARY
+from reconciler.plan.context import ENCODED_TAG, LIBRARY, here
 from reconciler.plan.items import ItemPlanner
 
 
@@ -136,7 +136,8 @@ class LibraryPlanner(ItemPlanner):
         damaged = {lf.path for lf in self.world.library.files if lf.role == DAMAGED_ROLE}
         wanted = {lf.original_sha256 for lf in lost}
         wanted.update(lf.sha256 for lf in lost)  # (an encode: ``_put_back_encode``)
-        sizes = {c.sha256: c.size for t in self.targets for c in t.copies if c.sha256 in wanted}
+        # (read from here: a phone's freed copy is on the phone only)
+        sizes = {c.sha256: c.size for t in self.targets for c in here(t) if c.sha256 in wanted}
         written = {
             a.sha256 for a in self.actions if isinstance(a, WriteSidecar) and a.store_id == LIBRARY
         }
