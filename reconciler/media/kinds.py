@@ -66,17 +66,25 @@ def is_media(name: str) -> bool:
 #: Files operating systems leave beside photos; never a person's.
 _JUNK_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r"})
 
-#: What a disk holds at its top before anything is put on it, made by its
-#: filesystem or an operating system that saw it (Windows' volume records,
-#: its recycle bin, fsck's lost+found, macOS' indexes): a fresh disk holds
-#: nothing of the person's beside these (``init-target``), and none of it is
-#: ever archived as their photos (``is_archivable``). Compared as Windows
-#: compares names (``$Recycle.Bin``, ``$RECYCLE.BIN``).
+#: What a disk holds at its top for itself, made by its filesystem, an
+#: operating system or a NAS that saw it (Windows' volume records and
+#: recycle bins, fsck's lost+found and chkdsk's FOUND.000, macOS' indexes,
+#: a Synology's or a QNAP's recycle bin and snapshots): a fresh disk holds
+#: nothing of the person's beside these (``init-target``), none of it is
+#: ever archived as their photos (``is_archivable``), and no walk lists it:
+#: a copy moved into a recycle bin is no backup (the bin is emptied on its
+#: own schedule). Compared as Windows compares names (``$Recycle.Bin``).
 DISK_HOUSEKEEPING = frozenset(
     {
         "lost+found",
         "system volume information",
         "$recycle.bin",
+        "recycler",
+        "recycled",
+        "#recycle",
+        "#snapshot",
+        "@recycle",
+        "@recently-snapshot",
         ".trashes",
         ".spotlight-v100",
         ".fseventsd",
@@ -84,16 +92,18 @@ DISK_HOUSEKEEPING = frozenset(
         ".ds_store",
     }
 )
+#: chkdsk's recovered files on FAT and exFAT: FOUND.000, FOUND.001, …
+_CHKDSK = re.compile(r"found\.\d{3}", re.IGNORECASE)
 
 #: The first characters of the names above that are no hidden file (those
 #: are refused as such): the one test most paths pay.
-HOUSEKEEPING_HEADS = frozenset("lLsS$")
+HOUSEKEEPING_HEADS = frozenset("lLsS$rR#@fF")
 
 
 def is_housekeeping(name: str) -> bool:
     """Is ``name``, found at the top of a store, the disk's own
     (``DISK_HOUSEKEEPING``)?"""
-    return name.lower() in DISK_HOUSEKEEPING
+    return name.lower() in DISK_HOUSEKEEPING or _CHKDSK.fullmatch(name) is not None
 
 
 def is_archivable(name: str) -> bool:
@@ -108,7 +118,7 @@ def is_archivable(name: str) -> bool:
         name = name.replace("\\", "/")
     if name.startswith(".") or "/." in name:  # also .Trashes/, .Spotlight-V100/
         return False
-    if name[:1] in HOUSEKEEPING_HEADS and name.partition("/")[0].lower() in DISK_HOUSEKEEPING:
+    if name[:1] in HOUSEKEEPING_HEADS and is_housekeeping(name.partition("/")[0]):
         return False
     base = name.rpartition("/")[2]
     return bool(base) and base.lower() not in _JUNK_NAMES

@@ -134,6 +134,8 @@ class Context:
         #: originals nothing here holds this run -> lost (every store read,
         #: ``_unsure``), each said once (``_original_missing``)
         self.missing: dict[str, bool] = {}
+        #: the contents of the library's sidecars of the tool's (made on need)
+        self.sidecar_contents: frozenset[str] | None = None
         #: how many source files' content is unknown this run (``_unsure``),
         #: counted on first need
         self.unknown_content: int | None = None

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from reconciler import sidecar
 from reconciler.independence import count_backups
-from reconciler.model import RemoveFromSource, SourceItem, SourceState
+from reconciler.model import SIDECAR_ROLE, RemoveFromSource, SourceItem, SourceState
 from reconciler.plan.budget import budget_reason, over_budget
 from reconciler.plan.conduit import ConduitPlanner
 from reconciler.plan.context import LIBRARY, PlannedSidecar
@@ -16,6 +16,18 @@ from reconciler.plan.context import LIBRARY, PlannedSidecar
 
 class RemovalPlanner(ConduitPlanner):
     """Removals from a source, and items already removed."""
+
+    def _a_sidecar_of_ours(self, shas: list[str | None]) -> bool:
+        """Is a file of the item one of the library's sidecars of the tool's
+        (a copy of one put in an import folder)? Its copies on the targets
+        are that item's sidecar, replaced in place when its metadata changes
+        (the one file ever replaced on a target): counted as backups of this
+        file, the file was removed and its bytes later rewritten everywhere."""
+        if self.sidecar_contents is None:
+            self.sidecar_contents = frozenset(
+                lf.sha256 for lf in self.world.library.files if lf.role == SIDECAR_ROLE
+            )
+        return any(sha in self.sidecar_contents for sha in shas if sha)
 
     def _removed_before(self, source: SourceState, item: SourceItem) -> bool:
         """Is this the very item the tool already removed (a listing that lags
@@ -70,6 +82,15 @@ class RemovalPlanner(ConduitPlanner):
             return
         if item.metadata is not None and item.metadata.unremovable:
             self._note("skipped", subject, f"{item.metadata.unremovable}; kept in the source")
+            return
+        if self._a_sidecar_of_ours(shas):
+            self._note(
+                "skipped",
+                subject,
+                "its bytes are a sidecar this tool writes for an item, whose copies on the "
+                "targets are rewritten whenever that item's metadata changes: no copy of it "
+                "lasts; kept in the source",
+            )
             return
         need = self.desired.policy.copies
         deps: list[str] = []
