@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -452,3 +453,35 @@ def exiftool_tags(path: Path) -> dict[str, object]:
     )
     found: dict[str, object] = json.loads(out.stdout)[0]
     return found
+
+
+@contextmanager
+def paused_apply(ws: Workspace, release: Path) -> Iterator[subprocess.Popen[str]]:
+    """``reconcile apply --yes`` in a process of its own, paused after its
+    first copy into the library (``RECONCILE_TEST_PAUSE_AT``) for the
+    block, so another command can run beside it; let go (``release``
+    touched) and waited for on the way out: it must end 0."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILE_TEST_")}
+    p = subprocess.Popen(
+        [sys.executable, "-m", "reconciler.cli", "-c", str(ws.config), "apply", "--yes"],
+        cwd=Path(__file__).resolve().parents[1],
+        env={
+            **clean,
+            "RECONCILE_TEST_PAUSE_AT": "finish-after:copy-to-library:1",
+            "RECONCILE_TEST_PAUSE_FILE": str(release),
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not Path(f"{release}.paused").exists():
+            assert p.poll() is None, p.communicate()[1]
+            assert time.monotonic() < deadline, "the apply never paused"
+            time.sleep(0.02)
+        yield p
+    finally:
+        release.touch()
+        _, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err

@@ -5,12 +5,8 @@ metrics textfile once a plan and the apply end together."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,9 +14,8 @@ import pytest
 
 from reconciler import lock, metrics
 from reconciler.backup import locked_if_free
-from tests.helpers import Workspace, make_jpeg, make_workspace, mounted
+from tests.helpers import Workspace, make_jpeg, make_workspace, mounted, paused_apply
 
-REPO = Path(__file__).resolve().parents[1]
 OLD = datetime(2021, 1, 1, tzinfo=UTC)
 
 
@@ -31,36 +26,6 @@ def _ws(tmp_path: Path) -> Workspace:
     return ws
 
 
-@contextmanager
-def _paused_apply(ws: Workspace, release: Path) -> Iterator[subprocess.Popen[str]]:
-    """An apply paused after its first copy into the library, for the
-    block; let go and waited for (it must end 0) on the way out."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILE_TEST_")}
-    p = subprocess.Popen(
-        [sys.executable, "-m", "reconciler.cli", "-c", str(ws.config), "apply", "--yes"],
-        env={
-            **clean,
-            "PYTHONPATH": str(REPO),
-            "RECONCILE_TEST_PAUSE_AT": "finish-after:copy-to-library:1",
-            "RECONCILE_TEST_PAUSE_FILE": str(release),
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not Path(f"{release}.paused").exists():
-            assert p.poll() is None, p.communicate()[1]
-            assert time.monotonic() < deadline, "the apply never paused"
-            time.sleep(0.02)
-        yield p
-    finally:
-        release.touch()
-        _, err = p.communicate(timeout=120)
-    assert p.returncode == 0, err
-
-
 def _running_now(ws: Workspace) -> tuple[dict[str, object], str]:
     doc = json.loads(ws.run("status", "--json").out)
     return doc["last_run"], ws.run("status").out.splitlines()[1]
@@ -68,7 +33,7 @@ def _running_now(ws: Workspace) -> tuple[dict[str, object], str]:
 
 def test_status_says_an_apply_is_running_after_a_plan_ran_beside_it(tmp_path: Path) -> None:
     ws = _ws(tmp_path)
-    with _paused_apply(ws, tmp_path / "release"):
+    with paused_apply(ws, tmp_path / "release"):
         # cron's hourly plan (or a person's) runs while the apply is under
         # way: its row is newer than the apply's, and finished
         assert ws.run("plan").code == 0
@@ -85,7 +50,7 @@ def test_status_says_an_apply_is_running_with_the_state_dir_on_btrfs(tmp_path: P
     subprocess.run(["mkfs.btrfs", "-q", str(image)], check=True, capture_output=True)
     ws = _ws(tmp_path)
     with mounted(tmp_path / "ws" / "state", "-o", "loop", str(image)):
-        with _paused_apply(ws, tmp_path / "release"):
+        with paused_apply(ws, tmp_path / "release"):
             assert lock.held_now(tmp_path / "ws" / "state") is True
             last, headline = _running_now(ws)
         assert lock.held_now(tmp_path / "ws" / "state") is False  # ended: let go
@@ -103,7 +68,7 @@ def test_the_metrics_of_an_apply_ending_beside_a_plan_are_the_last_word(
     until some later run."""
     ws = _ws(tmp_path)
     real = metrics._replace
-    with _paused_apply(ws, tmp_path / "release") as apply:
+    with paused_apply(ws, tmp_path / "release") as apply:
 
         def plan_writes_slowly(path: Path, text: str) -> None:
             (tmp_path / "release").touch()  # the apply goes on, ends, records…

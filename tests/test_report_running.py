@@ -6,21 +6,21 @@ same run in its headline, "is running now" or "did not finish"."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler import lock, report
 from reconciler.state import StateDB
-from tests.helpers import KEEP_ORIGINALS, Workspace, apply_killed_at, make_jpeg, make_workspace
+from tests.helpers import (
+    KEEP_ORIGINALS,
+    Workspace,
+    apply_killed_at,
+    make_jpeg,
+    make_workspace,
+    paused_apply,
+)
 
-REPO = Path(__file__).resolve().parents[1]
 OLD = datetime(2021, 1, 1, tzinfo=UTC)
 KILLED = "did not finish (killed or crashed)"
 
@@ -30,36 +30,6 @@ def _ws(tmp_path: Path) -> Workspace:
     for i in range(3):
         make_jpeg(ws.incoming / f"IMG_{i}.JPG", OLD.replace(day=1 + i), seed=i, size=256)
     return ws
-
-
-@contextmanager
-def _paused_apply(ws: Workspace, release: Path) -> Iterator[subprocess.Popen[str]]:
-    """An apply paused after its first copy into the library, for the
-    block; let go and waited for (it must end 0) on the way out."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILE_TEST_")}
-    p = subprocess.Popen(
-        [sys.executable, "-m", "reconciler.cli", "-c", str(ws.config), "apply", "--yes"],
-        env={
-            **clean,
-            "PYTHONPATH": str(REPO),
-            "RECONCILE_TEST_PAUSE_AT": "finish-after:copy-to-library:1",
-            "RECONCILE_TEST_PAUSE_FILE": str(release),
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not Path(f"{release}.paused").exists():
-            assert p.poll() is None, p.communicate()[1]
-            assert time.monotonic() < deadline, "the apply never paused"
-            time.sleep(0.02)
-        yield p
-    finally:
-        release.touch()
-        _, err = p.communicate(timeout=120)
-    assert p.returncode == 0, err
 
 
 def _page(ws: Workspace) -> str:
@@ -112,7 +82,7 @@ def test_a_killed_apply_is_said_killed_not_running(tmp_path: Path) -> None:
 def test_the_headline_beside_a_running_apply_is_that_apply(tmp_path: Path) -> None:
     ws = _ws(tmp_path)
     out = tmp_path / "r.html"
-    with _paused_apply(ws, tmp_path / "release"):
+    with paused_apply(ws, tmp_path / "release"):
         assert ws.run("plan").code == 0  # cron's hourly plan beside it: a newer run, ok
         said = ws.run("status").out.splitlines()[1]
         assert said.startswith("last run: apply is running now"), said

@@ -6,21 +6,14 @@ when the work was done, not when the run that did it started."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from reconciler.commands.saved_plan import done_since
 from reconciler.state import StateDB
-from tests.helpers import KEEP_ORIGINALS, Workspace, make_jpeg, make_workspace
+from tests.helpers import KEEP_ORIGINALS, Workspace, make_jpeg, make_workspace, paused_apply
 
-REPO = Path(__file__).resolve().parents[1]
 OLD = datetime(2021, 1, 1, tzinfo=UTC)
 
 
@@ -31,40 +24,10 @@ def _ws(tmp_path: Path) -> Workspace:
     return ws
 
 
-@contextmanager
-def _paused_apply(ws: Workspace, release: Path) -> Iterator[subprocess.Popen[str]]:
-    """An apply paused after its first copy into the library, for the
-    block; let go and waited for (it must end 0) on the way out."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RECONCILE_TEST_")}
-    p = subprocess.Popen(
-        [sys.executable, "-m", "reconciler.cli", "-c", str(ws.config), "apply", "--yes"],
-        env={
-            **clean,
-            "PYTHONPATH": str(REPO),
-            "RECONCILE_TEST_PAUSE_AT": "finish-after:copy-to-library:1",
-            "RECONCILE_TEST_PAUSE_FILE": str(release),
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not Path(f"{release}.paused").exists():
-            assert p.poll() is None, p.communicate()[1]
-            assert time.monotonic() < deadline, "the apply never paused"
-            time.sleep(0.02)
-        yield p
-    finally:
-        release.touch()
-        _, err = p.communicate(timeout=120)
-    assert p.returncode == 0, err
-
-
 def test_a_plan_saved_beside_an_apply_is_done_by_it_not_stale(tmp_path: Path) -> None:
     ws = _ws(tmp_path)
     saved = tmp_path / "p.json"
-    with _paused_apply(ws, tmp_path / "release"):
+    with paused_apply(ws, tmp_path / "release"):
         # cron's plan --out (or a person's) while the apply is under way: it
         # saves the copies to targets and the removals the apply is yet to do
         made = ws.run("plan", "--out", str(saved))
