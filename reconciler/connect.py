@@ -125,7 +125,7 @@ def icloud_session_dir(desired: config.DesiredState) -> Path:
 
 def connect_target(tid: str, cfg: config.TargetConfig, env: Mapping[str, str]) -> Store:
     if isinstance(cfg, config.FilesystemTarget):
-        return FilesystemStore(tid, Path(cfg.path))
+        return FilesystemStore(tid, Path(cfg.path), backup=True)
     from providers.syncthing.target import SyncthingTarget
 
     api_key = env.get("SYNCTHING_API_KEY", "")

@@ -37,7 +37,11 @@ def _windows_saw(disk: Path) -> None:
         ("System Volume Information/IndexerVolumeGuid", False),
         ("system volume information/WPSettings.dat", False),
         ("$RECYCLE.BIN/S-1-5-21-1/$RABC123.JPG", False),
-        ("lost+found/#1234", False),
+        # files found again or waiting in a bin may be the person's: archived
+        # from a source or the library (a target's listing leaves them out)
+        ("lost+found/#1234", True),
+        ("FOUND.000/FILE0001.CHK", True),
+        ("Recycled/IMG_7.JPG", True),
         ("2021/06/01/IMG_1.JPG", True),
         ("summer/lost+found/IMG_1.JPG", True),  # (only a disk's top is its own)
         ("lost+found.JPG", True),
@@ -131,3 +135,21 @@ def test_status_counts_no_disk_housekeeping_as_an_item(tmp_path: Path) -> None:
     assert ws.run("plan", "--detailed-exitcode", now=WHEN).code == 0
     items = json.loads(ws.run("status", "--json", now=WHEN).out)["census"]["items"]
     assert (items["library_only"], items["archived_2plus"]) == (0, 1), items
+
+
+@pytest.mark.parametrize("folder", ["Recycled", "FOUND.000", "lost+found"])
+def test_photos_in_a_source_or_library_folder_named_like_a_bin_are_archived(
+    tmp_path: Path, folder: str
+) -> None:
+    """A card's folder "Recycled", chkdsk's FOUND.000 holding the only copies
+    of recovered photos: the person's. Skipped by name, they were never
+    archived while the run said "No changes"."""
+    ws = make_workspace(tmp_path / "ws", removal=False, extra=KEEP_ORIGINALS)
+    (ws.incoming / folder).mkdir(parents=True)
+    (ws.library / folder).mkdir(parents=True)
+    make_camera_jpeg(ws.incoming / folder / "IMG_7.JPG", size=(640, 480))
+    make_camera_jpeg(ws.library / folder / "IMG_9.JPG", size=(480, 320))
+    r = ws.run("apply", "--yes", now=WHEN)
+    assert r.code == 0, r.out + r.err
+    held = [k.rpartition("/")[2] for k in files_under(ws.target("nas"))]
+    assert "IMG_7.JPG" in held and "IMG_9.JPG" in held, r.out

@@ -30,6 +30,7 @@ from reconciler.errors import ProviderError, SourceChangedError
 from reconciler.hashing import copy_file_hashing, discard, fsync_dir, open_to_read, sha256_file
 from reconciler.layout import collision_path, is_inside
 from reconciler.logfile import LOGGER
+from reconciler.media.kinds import is_trash
 from reconciler.model import FileCopy
 
 LOG = logging.getLogger(f"{LOGGER}.filesystem")
@@ -40,9 +41,14 @@ class FilesystemStore:
 
     kind = "filesystem"
 
-    def __init__(self, store_id: str, root: Path) -> None:
+    def __init__(self, store_id: str, root: Path, *, backup: bool = False) -> None:
         self.id = store_id
         self.root = root
+        #: A backup target: its listing leaves out what sits in a folder at
+        #: its top where files wait to be thrown away (a NAS's recycle bin,
+        #: lost+found: ``is_trash``). A copy there does not last, so it is
+        #: no copy, and one is made again where it belongs.
+        self.backup = backup
         #: The root's directory descriptor, once its marker was verified.
         self._pin: int | None = None
         self._pin_lock = threading.Lock()
@@ -152,9 +158,12 @@ class FilesystemStore:
         tree = self.local_tree  # the walk ahead's tree is this very one
         unlisted: list[str] = []
         self.unlisted = unlisted  # filled by the walk
-        yield from hashed_tree(
+        listed = hashed_tree(
             self.id, tree.root, hasher, tree.skip, verified=self._pin, undecodable=unlisted
         )
+        if self.backup:
+            listed = (c for c in listed if not is_trash(c.path.partition("/")[0]))
+        yield from listed
         if unlisted:
             # Said in the log of every run, whoever reads ``unlisted`` (the
             # observer notes the library's: a target's are no one's items).

@@ -15,7 +15,7 @@ from reconciler.config import DesiredState
 from reconciler.connect import icloud_session_dir
 from reconciler.errors import ConfigError
 from reconciler.lock import RunLock
-from reconciler.media.kinds import is_housekeeping
+from reconciler.media.kinds import is_housekeeping, is_trash
 from reconciler.state import StateDB
 
 
@@ -221,11 +221,13 @@ def _a_file_in(path: Path) -> str | None:
     for folder, dirs, names in os.walk(path):
         top = folder == str(path)
         if top:  # the store's own marker, and what the filesystem made (never archived)
-            dirs[:] = [d for d in dirs if not is_housekeeping(d)]
+            dirs[:] = [d for d in dirs if not (is_housekeeping(d) or is_trash(d))]
         files = [
             f
             for f in names
-            if not is_housekeeping(f) and not f.startswith(TMP_PREFIX) and not (top and f == MARKER)
+            if not (is_housekeeping(f) or is_trash(f))
+            and not f.startswith(TMP_PREFIX)
+            and not (top and f == MARKER)
         ]
         if files:
             return os.path.relpath(os.path.join(folder, sorted(files)[0]), path)

@@ -66,25 +66,15 @@ def is_media(name: str) -> bool:
 #: Files operating systems leave beside photos; never a person's.
 _JUNK_NAMES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r"})
 
-#: What a disk holds at its top for itself, made by its filesystem, an
-#: operating system or a NAS that saw it (Windows' volume records and
-#: recycle bins, fsck's lost+found and chkdsk's FOUND.000, macOS' indexes,
-#: a Synology's or a QNAP's recycle bin and snapshots): a fresh disk holds
-#: nothing of the person's beside these (``init-target``), none of it is
-#: ever archived as their photos (``is_archivable``), and no walk lists it:
-#: a copy moved into a recycle bin is no backup (the bin is emptied on its
-#: own schedule). Compared as Windows compares names (``$Recycle.Bin``).
+#: What a disk holds at its top for itself and never anyone's photo:
+#: Windows' volume records and its recycle bin, macOS' indexes. A fresh
+#: disk holds nothing of the person's beside these (``init-target``), none
+#: of it is archived (``is_archivable``), and no walk of any store lists it.
+#: Compared as Windows compares names (``$Recycle.Bin``).
 DISK_HOUSEKEEPING = frozenset(
     {
-        "lost+found",
         "system volume information",
         "$recycle.bin",
-        "recycler",
-        "recycled",
-        "#recycle",
-        "#snapshot",
-        "@recycle",
-        "@recently-snapshot",
         ".trashes",
         ".spotlight-v100",
         ".fseventsd",
@@ -92,18 +82,41 @@ DISK_HOUSEKEEPING = frozenset(
         ".ds_store",
     }
 )
+#: Folders at a disk's top where files wait to be thrown away or were
+#: found again (fsck's lost+found, chkdsk's FOUND.000, old Windows' and a
+#: NAS's recycle bins, a Synology's snapshots): a copy there is no lasting
+#: backup (a target's listing leaves them out: ``is_trash``), but a
+#: person's photos may be there (recovered from a card, a folder named
+#: "Recycled"): in a source or the library they are archived as any.
+TRASH_FOLDERS = frozenset(
+    {
+        "lost+found",
+        "recycler",
+        "recycled",
+        "#recycle",
+        "#snapshot",
+        "@recycle",
+        "@recently-snapshot",
+    }
+)
 #: chkdsk's recovered files on FAT and exFAT: FOUND.000, FOUND.001, …
 _CHKDSK = re.compile(r"found\.\d{3}", re.IGNORECASE)
 
-#: The first characters of the names above that are no hidden file (those
-#: are refused as such): the one test most paths pay.
-HOUSEKEEPING_HEADS = frozenset("lLsS$rR#@fF")
+#: The first characters of ``DISK_HOUSEKEEPING``'s names that are no hidden
+#: file (those are refused as such): the one test most paths pay.
+HOUSEKEEPING_HEADS = frozenset("sS$")
 
 
 def is_housekeeping(name: str) -> bool:
     """Is ``name``, found at the top of a store, the disk's own
     (``DISK_HOUSEKEEPING``)?"""
-    return name.lower() in DISK_HOUSEKEEPING or _CHKDSK.fullmatch(name) is not None
+    return name.lower() in DISK_HOUSEKEEPING
+
+
+def is_trash(name: str) -> bool:
+    """Is ``name``, found at the top of a disk, a folder whose files wait to
+    be thrown away or were found again (``TRASH_FOLDERS``, ``FOUND.000``)?"""
+    return name.lower() in TRASH_FOLDERS or _CHKDSK.fullmatch(name) is not None
 
 
 def is_archivable(name: str) -> bool:
