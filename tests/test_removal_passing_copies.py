@@ -13,6 +13,7 @@ their strength (each case removed the source's file before):
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 from datetime import UTC, datetime
@@ -76,3 +77,20 @@ def test_a_file_whose_only_copies_are_an_items_sidecar_stays(
     roots = (ws.target("nas"), ws.target("usb"), ws.library, ws.incoming)
     held = {hashlib.sha256(b).hexdigest() for r in roots for b in files_under(r).values()}
     assert hashlib.sha256(old).hexdigest() in held
+
+
+@pytest.mark.parametrize("bin_", ["Recycled", "#recycle"])
+def test_status_counts_no_copy_in_a_target_s_bin(tmp_path: Path, bin_: str) -> None:
+    """The NAS's dated folder deleted into its bin: plan plans a copy, and
+    status must not call the item archived twice meanwhile (it counted the
+    bin's file from the hash cache, which the walk had filled)."""
+    ws = make_workspace(tmp_path / "ws", removal=False, extra=KEEP_ORIGINALS)
+    make_camera_jpeg(ws.incoming / "IMG_1.JPG", size=(640, 480))
+    assert ws.run("apply", "--yes", now=WHEN).code == 0
+    nas = ws.target("nas")
+    (nas / bin_).mkdir()
+    (nas / "2021").rename(nas / bin_ / "2021")
+    p = ws.run("plan", "--detailed-exitcode", now=WHEN)
+    assert p.code == 2 and "copy-to-target[nas]" in p.out, p.out + p.err
+    items = json.loads(ws.run("status", "--json", now=WHEN).out)["census"]["items"]
+    assert (items["archived_2plus"], items["archived_1"]) == (0, 1), items

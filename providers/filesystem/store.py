@@ -44,10 +44,10 @@ class FilesystemStore:
     def __init__(self, store_id: str, root: Path, *, backup: bool = False) -> None:
         self.id = store_id
         self.root = root
-        #: A backup target: its listing leaves out what sits in a folder at
-        #: its top where files wait to be thrown away (a NAS's recycle bin,
-        #: lost+found: ``is_trash``). A copy there does not last, so it is
-        #: no copy, and one is made again where it belongs.
+        #: A backup target: its walk leaves out the folders where files wait
+        #: to be thrown away (a NAS's recycle bin, lost+found: ``is_trash``).
+        #: A copy there does not last, so it is no copy, and one is made
+        #: again where it belongs.
         self.backup = backup
         #: The root's directory descriptor, once its marker was verified.
         self._pin: int | None = None
@@ -152,18 +152,18 @@ class FilesystemStore:
 
     @property
     def local_tree(self) -> LocalTree:
-        return LocalTree(self.root)
+        # A backup's walk never enters a bin: not listed, not hashed, not in
+        # the hash cache any reader of a target's files (the census, the
+        # hard-link check) goes by. The tool writes no copy there.
+        return LocalTree(self.root, is_trash if self.backup else None)
 
     def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
         tree = self.local_tree  # the walk ahead's tree is this very one
         unlisted: list[str] = []
         self.unlisted = unlisted  # filled by the walk
-        listed = hashed_tree(
+        yield from hashed_tree(
             self.id, tree.root, hasher, tree.skip, verified=self._pin, undecodable=unlisted
         )
-        if self.backup:
-            listed = (c for c in listed if not is_trash(c.path.partition("/")[0]))
-        yield from listed
         if unlisted:
             # Said in the log of every run, whoever reads ``unlisted`` (the
             # observer notes the library's: a target's are no one's items).
