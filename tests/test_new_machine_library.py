@@ -192,3 +192,24 @@ def test_a_library_lost_gets_back_the_encode_of_an_original_lost(
         assert "Nothing to run, but the library does not match" in r.out, r.out
         assert r.out.count("x lost library:2021/06/01/IMG_1.JPG") == 1, r.out
     assert files_under(ws.library) == {"2021/06/01/IMG_1.JPG": encoded}
+
+
+def test_photos_deleted_the_night_the_state_was_lost_come_back_beside_their_sidecars(
+    tmp_path: Path, ws: Workspace, emu: RunningEmulator, account: Account
+) -> None:
+    """Off-loaded, then in one night the person deleted the library's photos
+    (their sidecars, the tool's, stayed) and the state directory was lost:
+    the sidecars made the library look in use, so nothing came back while
+    plan said the library matched."""
+    for i in (1, 2):
+        data = make_jpeg(tmp_path / f"{i}.jpg", OLD, seed=i, size=256).read_bytes()
+        account.add_asset(data, f"IMG_000{i}.JPG", asset_date=OLD, caption="Dawn")
+    assert ws.run("apply", "--yes", now=NOW).code == 0
+    assert len(account.deleted_assets()) == 2
+    before = media_under(ws.library)
+    for rel in before:
+        (ws.library / rel).unlink()
+    assert [p for p in files_under(ws.library) if p.endswith(".xmp")]  # the sidecars stay
+    shutil.rmtree(ws.root / "state")
+    seed_trusted_session(emu, ws.root / "state" / "icloud-session")
+    _rebuilt(ws, before)

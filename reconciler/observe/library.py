@@ -334,14 +334,19 @@ def rebuilt_from_targets(
     from there, as ever); ``listed``: the items they list, (source id,
     key), asked only once a sidecar is read.
 
-    Only while the library holds no file: once it does, what its targets
-    hold beyond it is known to be no loss (a version from before an edit
-    saved over a file, a damaged file the person deleted, a library folder
-    away for a while), and a converged run costs nothing here. Only what a
-    target read this run holds is looked at: nothing is concluded from what
+    Only while the library holds no file (but the tool's own sidecars):
+    once it does, what its targets hold beyond it is known to be no loss
+    (a version from before an edit saved over a file, a damaged file the
+    person deleted, a library folder away for a while), and a converged
+    run costs nothing here. Only what a target read this run holds is
+    looked at: nothing is concluded from what
     a target not read lacks; one plugged in before the library is refilled
     is read for it on its run."""
-    if not library.available or any(media.is_archivable(lf.path) for lf in library.files):
+    # (the tool's own sidecars left behind are no file of the person's: a
+    # library whose photos were deleted, its state lost, holds only those)
+    if not library.available or any(
+        media.is_archivable(lf.path) and lf.role != SIDECAR_ROLE for lf in library.files
+    ):
         return library
     found, known = _unknown_on_targets(library, targets, in_sources)
     if found:
