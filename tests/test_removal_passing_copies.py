@@ -94,3 +94,16 @@ def test_status_counts_no_copy_in_a_target_s_bin(tmp_path: Path, bin_: str) -> N
     assert p.code == 2 and "copy-to-target[nas]" in p.out, p.out + p.err
     items = json.loads(ws.run("status", "--json", now=WHEN).out)["census"]["items"]
     assert (items["archived_2plus"], items["archived_1"]) == (0, 1), items
+
+
+@pytest.mark.parametrize("name", ["Recycled", "FOUND.000"])
+def test_a_copy_named_like_a_bin_below_a_targets_top_is_listed(tmp_path: Path, name: str) -> None:
+    """A photo whose whole name is a bin's, placed at YYYY/MM/DD/<name>:
+    only a target's top folders are bins. Skipped at every depth, the copy
+    was never seen and made again every run, never converging."""
+    ws = make_workspace(tmp_path / "ws", removal=False, extra=KEEP_ORIGINALS)
+    make_jpeg(tmp_path / "x.jpg", OLD, seed=3).rename(ws.incoming / name)
+    assert ws.run("apply", "--yes", now=WHEN).code == 0
+    assert f"2021/06/01/{name}" in files_under(ws.target("nas"))
+    p = ws.run("plan", "--detailed-exitcode", now=WHEN)
+    assert p.code == 0, p.out + p.err

@@ -36,6 +36,25 @@ from reconciler.model import FileCopy
 LOG = logging.getLogger(f"{LOGGER}.filesystem")
 
 
+class _BinsAtTop:
+    """A backup's walk rule: no file passed over by its name, but the
+    folders at its top where files wait to be thrown away (``is_trash``:
+    ``top_folders``, which ``scan_tree`` asks of the top's folders only, so
+    a copy the tool placed at ``YYYY/MM/DD/Recycled`` is listed). One
+    object, sent by name to the process that walks ahead."""
+
+    top_folders = staticmethod(is_trash)
+
+    def __call__(self, name: str) -> bool:
+        return False
+
+    def __reduce__(self) -> str:
+        return "BINS_AT_TOP"
+
+
+BINS_AT_TOP = _BinsAtTop()
+
+
 class FilesystemStore:
     """A folder tree holding media files, addressed by relative path."""
 
@@ -155,7 +174,7 @@ class FilesystemStore:
         # A backup's walk never enters a bin: not listed, not hashed, not in
         # the hash cache any reader of a target's files (the census, the
         # hard-link check) goes by. The tool writes no copy there.
-        return LocalTree(self.root, is_trash if self.backup else None)
+        return LocalTree(self.root, BINS_AT_TOP if self.backup else None)
 
     def list_copies(self, hasher: Hasher) -> Iterator[FileCopy]:
         tree = self.local_tree  # the walk ahead's tree is this very one

@@ -192,6 +192,11 @@ def scan_tree(
     folder inside a place (``Fences``), and a sub-folder holding a store's
     marker, whatever its identity says (``_refuse_marked``)."""
     top = os.fspath(root)
+    # A rule for the top's folders only (a backup's bins: ``BINS_AT_TOP``),
+    # asked there alone: the names below are the tool's own (YYYY/MM/DD/…).
+    tops: Callable[[str], bool] | None = getattr(skip, "top_folders", None)
+    if tops is not None:
+        skip = None
     stack = [(top if top.endswith("/") else top + "/", "", False)]
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
     new = tuple.__new__
@@ -246,7 +251,7 @@ def scan_tree(
                         continue
                     bad = odd or (not name.isascii() and _undecodable(name))
                     if entry.is_dir(follow_symlinks=False):
-                        if not prefix and is_housekeeping(name):
+                        if not prefix and (is_housekeeping(name) or (tops and tops(name))):
                             continue  # the disk's own (a recycle bin): nobody's photo, no copy
                         stack.append((f"{folder}{name}/", f"{prefix}{name}/", bad))
                     elif links is not None and entry.is_symlink():
