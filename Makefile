@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 APT_NEEDS := syncthing:syncthing ffmpeg:ffmpeg ffprobe:ffmpeg rsync:rsync chromium:chromium \
 	exiftool:libimage-exiftool-perl setpriv:util-linux systemd-analyze:systemd \
 	unshare:util-linux ip:iproute2 openssl:openssl chattr:e2fsprogs mkfs.btrfs:btrfs-progs \
-	mkfs.exfat:exfatprogs mount.exfat-fuse:exfat-fuse
+	mkfs.exfat:exfatprogs mount.exfat-fuse:exfat-fuse capsh:libcap2-bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all test lint demo bench apt clean
