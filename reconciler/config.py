@@ -29,6 +29,7 @@ from cattrs.v import format_exception as default_format_exception
 from reconciler.errors import ConfigError
 from reconciler.hashing import read_named
 from reconciler.layout import name_key
+from reconciler.media.kinds import is_housekeeping, is_trash
 from reconciler.media.lineage import TIER_NAME
 from reconciler.media.presets import HEIC_PRESETS
 
@@ -520,6 +521,15 @@ def _check(d: DesiredState) -> list[str]:
             )
     if d.policy.copies < 1:
         problems.append("policy.copies: must be at least 1")
+    for key, t in d.targets.items():
+        if isinstance(t, FilesystemTarget):
+            bin_ = next((p for p in Path(t.path).parts if is_trash(p) or is_housekeeping(p)), None)
+            if bin_ is not None:
+                problems.append(
+                    f"targets.{key}.path: {t.path} lies inside {bin_!r}, where a disk or a NAS "
+                    "throws files away (a recycle bin, a snapshot, lost+found): copies there are "
+                    "no backup; name a folder outside it"
+                )
     for key, t in d.targets.items():
         if not isinstance(t, SyncthingTarget):
             continue

@@ -32,7 +32,16 @@ OLD = datetime(2021, 6, 1, 9, 30, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
-    "bin_", ["#recycle", "@Recycle", "RECYCLER", "FOUND.000", "#snapshot/GMT+00_2021.12.01-00.00"]
+    "bin_",
+    [
+        "#recycle",
+        "@Recycle",
+        "RECYCLER",
+        "FOUND.000",
+        "#snapshot/GMT+00_2021.12.01-00.00",
+        "trashbox",
+        "Network Trash Folder",
+    ],
 )
 def test_a_copy_in_a_nas_recycle_bin_is_no_backup(tmp_path: Path, bin_: str) -> None:
     ws = make_workspace(tmp_path / "ws", removal=False, extra=KEEP_ORIGINALS)
@@ -107,3 +116,19 @@ def test_a_copy_named_like_a_bin_below_a_targets_top_is_listed(tmp_path: Path, n
     assert f"2021/06/01/{name}" in files_under(ws.target("nas"))
     p = ws.run("plan", "--detailed-exitcode", now=WHEN)
     assert p.code == 0, p.out + p.err
+
+
+def test_a_target_inside_a_recycle_bin_is_refused(tmp_path: Path) -> None:
+    """A target's path inside a NAS's #recycle: every copy there is thrown
+    away on the NAS's schedule, after the card's photo was removed on it."""
+    targets = (
+        '[targets.nas]\nkind = "filesystem"\npath = "nas/#recycle/photos"\nsame_disk_ok = true\n'
+        '[targets.usb]\nkind = "filesystem"\npath = "usb"\nsame_disk_ok = true\n'
+    )
+    ws = make_workspace(
+        tmp_path / "ws", extra=KEEP_ORIGINALS, targets=targets, stores=("library", "usb")
+    )
+    make_camera_jpeg(ws.incoming / "IMG_1.JPG", size=(640, 480))
+    r = ws.run("apply", "--yes", now=WHEN)
+    assert r.code == 1 and "lies inside '#recycle'" in r.err, r.out + r.err
+    assert (ws.incoming / "IMG_1.JPG").exists()

@@ -97,6 +97,8 @@ TRASH_FOLDERS = frozenset(
         "#snapshot",
         "@recycle",
         "@recently-snapshot",
+        "trashbox",  # a Buffalo LinkStation's or TeraStation's
+        "network trash folder",  # an AFP (netatalk) share's
     }
 )
 #: chkdsk's recovered files on FAT and exFAT: FOUND.000, FOUND.001, …
