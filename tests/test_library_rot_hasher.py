@@ -1,7 +1,7 @@
 """The hash cache tells the library's observer which files, read again with
 their whole stat as when hashed, hold other bytes (``changed_unseen``):
 damage, where the ctime is real. A file a reader found wrong
-(``StateDB.suspect_hash``) is read again on the next walk whatever
+(``StateDB.suspect_hashes``) is read again on the next walk whatever
 ``reverify_after_days`` says."""
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def test_a_suspect_file_is_read_again_with_reverification_off(tmp_path: Path) ->
         out.write(b"y" * 100)
     h = CachedHasher(db, now=NOW)
     assert h.hash_entries(walk)[0].sha256 == _sha(b"x" * 100)  # trusted: not due
-    db.suspect_hash(str(f), _sha(b"x" * 100))
+    db.suspect_hashes([str(f)])
     h = CachedHasher(db, now=NOW)
     assert h.hash_entries(walk)[0].sha256 == _sha(b"y" * 100)
     assert h.changed_unseen == {str(f): _sha(b"x" * 100)}

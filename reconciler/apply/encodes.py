@@ -203,9 +203,9 @@ class Encoder(SidecarWriter):
         (the person's version, archived) from damage in place (its good
         version put back from a target). The bytes just recorded as made
         are the tool's all the same (``record_made``): the record vouches
-        for those bytes only, which no other file holds."""
-        store = self.conn.library
-        self.db.suspect_hash(e.path or str(store.root / lib.path), lib.sha256)
+        for those bytes only, which no other file holds. Distrusted as any
+        original found changed: its row is marked by the runner (``SUSPECT``)."""
+        self.originals.distrust(e.path or str(self.conn.library.root / lib.path))
         return f"{e}; it is read again next run"
 
     def _journaled(self, made: str, sha: str, tier: str, lib: LibraryFile) -> str | None:

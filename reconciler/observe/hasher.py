@@ -77,7 +77,7 @@ class CachedHasher:
         self.listed_trees = 0  # trees matched from their listing, ditto
         #: Files read again with their size, mtime, ctime and inode as they
         #: were when their cached hash was taken (due to be verified, or a
-        #: reader found other bytes: ``StateDB.suspect_hash``), whose bytes
+        #: reader found other bytes: ``StateDB.suspect_hashes``), whose bytes
         #: are not those any more: path -> the SHA-256 recorded. No write
         #: moved their ctime: on a disk that keeps one, that is damage (bit
         #: rot), not a new version (the library's observer judges).

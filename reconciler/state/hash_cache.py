@@ -4,21 +4,18 @@ last listings (``tree_listing``)."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from reconciler import tree_listing
 from reconciler.state.connection import (
-    BUSY_TIMEOUT_S,
     CHUNK,
     Connection,
     chunks,
     storable,
-    unusable,
 )
 
-#: The ``hashed_at`` of a row a reader found wrong (``suspect_hash``): its
+#: The ``hashed_at`` of a row a reader found wrong (``suspect_hashes``): its
 #: file is read on the next walk whatever ``reverify_after_days`` says, and
 #: compared as any file due to be verified is.
 SUSPECT = -1.0
@@ -162,27 +159,6 @@ class HashCache(Connection):
             with self.transaction():
                 self.conn.executemany("update hash_cache set inode = ? where path = ?", kept)
                 self.conn.executemany("delete from hash_cache where path = ?", lost)
-
-    def suspect_hash(self, path: str, sha256: str) -> None:
-        """A reader found ``path`` not to hold ``sha256``, the bytes its row
-        names (an encode about to replace a library file): the row is kept,
-        with its stat, but read again on the next walk (``SUSPECT``), which
-        then tells a file rewritten (its ctime moved) from one damaged in
-        place (bit rot: nothing moved). Forgotten, it would be read as a new
-        file, and rot taken for the person's version. From the reader's own
-        thread, on a connection of its own, committed at once (as
-        ``record_made``)."""
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
-            try:
-                conn.execute(
-                    "update hash_cache set hashed_at = ? where path = ? and sha256 = ?",
-                    (SUSPECT, path, sha256),
-                )
-            finally:
-                conn.close()
-        except sqlite3.Error as e:
-            raise unusable(self.path, e) from e
 
     def suspect_hashes(self, paths: Iterable[str]) -> None:
         """Files a reader found not to hold the bytes their rows name (a copy
