@@ -14,9 +14,12 @@ in the last run either."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from providers.syncthing.pair import SyncthingPair
 from tests.helpers import Workspace, make_jpeg, phone_workspace
@@ -33,9 +36,14 @@ def _items(ws: Workspace) -> dict[str, int]:
     return {state: n for state, n in items.items() if n}
 
 
+@pytest.mark.parametrize("clock_behind", [False, True])
 def test_status_does_not_call_items_archived_while_syncthing_is_down(
-    tmp_path: Path, pair: SyncthingPair
+    tmp_path: Path, pair: SyncthingPair, clock_behind: bool
 ) -> None:
+    """``clock_behind``: that plan was recorded while the clock was behind (a
+    machine booted with its RTC reset, before NTP set it; systemd's
+    Persistent timer runs at boot): which run is the last is told by the
+    runs' order, never by the times recorded."""
     ws = phone_workspace(
         tmp_path / "ws", pair, removal=True, phone_options="liveness_timeout_s = 5\n"
     )
@@ -49,7 +57,20 @@ def test_status_does_not_call_items_archived_while_syncthing_is_down(
     pair.local.stop()  # Syncthing on this machine is down: the phone cannot be asked
     plan = ws.run("plan", now=NOW)
     assert plan.code == 1 and "unavailable target phone" in plan.out, plan.out + plan.err
+    db = sqlite3.connect(ws.root / "state" / "state.db")
+    with db:
+        (last,) = db.execute("select max(id) from runs").fetchone()
+        if clock_behind:
+            db.execute(
+                "update runs set started_at = ?, finished_at = ? where id = ?",
+                ("2000-01-01T00:00:05+00:00", "2000-01-01T00:00:09+00:00", last),
+            )
+    db.close()
     st = ws.run("status", now=NOW)
     doc = json.loads(ws.run("status", "--json", now=NOW).out)
     assert HEADLINE not in st.out, st.out
-    assert "phone" in doc["not_proven_now"], doc["not_proven_now"]
+    assert doc["not_proven_now"] == {
+        "phone": f"was not reached in the last run (run {last}; Syncthing unreachable?): "
+        "its last canary is older"
+    }
+    assert doc["every_item_archived"] is False
